@@ -1,0 +1,22 @@
+// One function per `flow` command; each returns the process exit code.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace flow::cli {
+
+struct RunOptions {
+  std::string file;
+  std::vector<std::string> args;  // "k=v"
+  std::string store;
+  std::string run_id;
+  bool virtual_time = false;
+  std::string durability = "sync";
+};
+
+int RunCommand(const RunOptions& options);
+int CompileCommand(const std::string& file, std::string out);
+int CheckCommand(const std::string& file);
+int DisasmCommand(const std::string& file);
+
+}  // namespace flow::cli

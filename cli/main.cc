@@ -1,0 +1,49 @@
+// The `flow` command: argument parsing (CLI11, Debian's libcli11-dev: subcommands, --help
+// and validation without hand-written parsing) and dispatch to cli/commands.cc.
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+
+#include "cli/commands.h"
+#include "cli/program_file.h"
+
+int main(int argc, char** argv) {
+  using namespace flow::cli;
+  CLI::App app{"flow: durable workflows, compiled to bytecode and checkpointed after every effect"};
+  app.set_version_flag("--version", std::string("flow ") + FLOW_VERSION);
+  app.require_subcommand(1);
+
+  RunOptions run;
+  const char* env_store = std::getenv("FLOW_STORE");
+  run.store = env_store && *env_store ? env_store : ".flow";
+  auto* run_cmd = app.add_subcommand("run", "compile FILE if needed, run it, print its output");
+  run_cmd->add_option("FILE", run.file, "a .flow script or a .flowc bytecode file")->required();
+  run_cmd->add_option("--arg", run.args, "a program argument NAME=VALUE, read as args.NAME")->take_all();
+  run_cmd->add_option("--store", run.store, "the store folder (default ./.flow, or FLOW_STORE)");
+  run_cmd->add_option("--run-id", run.run_id, "the id of the new run (default: a fresh sortable id)");
+  run_cmd->add_flag("--virtual-time", run.virtual_time, "skip time: durable waits fire at once");
+  run_cmd->add_option("--durability", run.durability, "sync (default) or async")
+      ->check(CLI::IsMember({"sync", "async"}));
+
+  std::string file, out;
+  auto* compile_cmd = app.add_subcommand("compile", "compile FILE to bytecode");
+  compile_cmd->add_option("FILE", file, "a .flow script")->required();
+  compile_cmd->add_option("-o,--output", out, "the bytecode file to write (default FILE with .flowc)");
+
+  auto* check_cmd = app.add_subcommand("check", "report the errors in FILE, run nothing");
+  check_cmd->add_option("FILE", file, "a .flow script")->required();
+
+  auto* disasm_cmd = app.add_subcommand("disasm", "print FILE's bytecode in human-readable form");
+  disasm_cmd->add_option("FILE", file, "a .flow script or a .flowc bytecode file")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? kExitOk : kExitUsage;
+  }
+  if (run_cmd->parsed()) return RunCommand(run);
+  if (compile_cmd->parsed()) return CompileCommand(file, out);
+  if (check_cmd->parsed()) return CheckCommand(file);
+  if (disasm_cmd->parsed()) return DisasmCommand(file);
+  return kExitUsage;
+}

@@ -1,0 +1,53 @@
+#include "cli/program_file.h"
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "compiler/compiler.h"
+
+namespace flow::cli {
+
+bool ReadFile(const std::string& path, std::string* out, std::string* error) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    *error = fmt::format("cannot read {}: {}", path, std::strerror(errno));
+    return false;
+  }
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  if (in.bad()) {
+    *error = fmt::format("cannot read {}: {}", path, std::strerror(errno));
+    return false;
+  }
+  *out = buf.str();
+  return true;
+}
+
+int LoadProgram(const std::string& path, Module* module) {
+  std::string bytes, error;
+  if (!ReadFile(path, &bytes, &error)) {
+    fmt::print(stderr, "flow: {}\n", error);
+    return kExitUsage;
+  }
+  if (LooksLikeBytecode(bytes)) {
+    Result<Module> loaded = DeserializeModule(bytes);
+    if (!loaded.ok()) {
+      fmt::print(stderr, "flow: {}: {}\n", path, loaded.status().message());
+      return kExitCorrupt;
+    }
+    *module = std::move(loaded.value());
+    return kExitOk;
+  }
+  Diagnostics diags;
+  if (!CompileSource(path, bytes, module, &diags)) {
+    fmt::print(stderr, "{}", diags.Render(path, bytes));
+    return kExitUsage;
+  }
+  return kExitOk;
+}
+
+}  // namespace flow::cli

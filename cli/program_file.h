@@ -1,0 +1,20 @@
+// Loading the program a command names: Flow source (compiled on the fly) or a .flowc
+// bytecode file (checked and verified), told apart by the bytecode magic.
+#pragma once
+#include <string>
+
+#include "vm/bytecode/module.h"
+
+namespace flow::cli {
+
+// Exit codes of the brief.
+enum ExitCode { kExitOk = 0, kExitScriptFailed = 1, kExitUsage = 2, kExitCorrupt = 3, kExitSuspended = 75 };
+
+// Loads `path` into `module`, printing any error to stderr. Returns kExitOk, kExitUsage
+// (unreadable file, compile errors) or kExitCorrupt (damaged bytecode).
+int LoadProgram(const std::string& path, Module* module);
+
+// Reads a whole file; false (with *error) if it cannot.
+bool ReadFile(const std::string& path, std::string* out, std::string* error);
+
+}  // namespace flow::cli

@@ -1,0 +1,718 @@
+// Code generation: walks the AST once, resolving names as it goes (locals, captured
+// variables, globals, builtins), checking what can be checked before running, and
+// emitting bytecode directly, in the manner of Lua's and clox's compilers.
+//
+// Frame layout: slot 0 holds the callee, then the parameters, then locals in order of
+// declaration; temporaries sit above them. Variables declared at the top level of the
+// script are globals. Function declarations are hoisted to the start of their block, so
+// functions of one block may call each other in any order.
+#include <fmt/format.h>
+
+#include <map>
+#include <set>
+#include <unordered_map>
+
+#include "compiler/compiler.h"
+#include "compiler/parse.h"
+#include "vm/base/coding.h"
+#include "vm/bytecode/opcodes.h"
+
+namespace flow {
+
+namespace {
+
+using ast::Block;
+using ast::Expr;
+using ast::ExprKind;
+using ast::Loc;
+using ast::Stmt;
+using ast::StmtKind;
+
+struct Local {
+  std::string name;
+  int depth;
+  bool captured = false;
+  uint32_t start_pc = 0;
+};
+
+struct Loop {
+  size_t locals_at_body;        // locals live when an iteration starts (loop variables included)
+  int try_depth;                 // tries open outside the loop
+  std::vector<uint32_t> breaks;  // JUMP operands to patch to the exit
+  std::vector<uint32_t> continues;
+};
+
+class Codegen;
+
+constexpr const char* kArgsGlobal = "args";
+
+// Compiles one function; nested functions get a FunctionState of their own.
+struct FunctionState {
+  FunctionState* enclosing = nullptr;
+  Function fn;
+  std::vector<Local> locals;
+  std::vector<std::pair<bool, uint16_t>> upvalue_keys;  // (from_parent_local, index), deduplicated
+  int scope_depth = 0;
+  int stack_depth = 0;
+  int try_depth = 0;
+  std::vector<Loop> loops;
+  uint32_t last_line = 0;
+  bool is_script = false;
+};
+
+class Codegen {
+ public:
+  Codegen(Module* module, Diagnostics* diags) : m_(module), diags_(diags) {}
+
+  void CompileProgram(const ast::Program& program) {
+    m_->source_name = program.file;
+    m_->functions.emplace_back();  // reserve index 0 for the script
+    FunctionState script;
+    script.is_script = true;
+    script.fn.name = "<script>";
+    script.stack_depth = 1;
+    state_ = &script;
+    DeclareGlobal(kArgsGlobal);  // global 0: the program's arguments (flow run --arg k=v)
+    // Every top-level name is known up front, so that functions may refer to globals
+    // declared after them; top-level code itself may only use names already declared.
+    for (const auto& s : program.body.stmts) {
+      if (s->kind == StmtKind::kLet || s->kind == StmtKind::kFnDecl) pending_globals_.insert(s->name);
+    }
+    for (const auto& s : program.body.stmts) {
+      if (s->kind == StmtKind::kFnDecl) DeclareGlobal(s->name);
+    }
+    for (const auto& s : program.body.stmts) CompileStmt(*s);
+    Emit(Op::PUSH_NULL);
+    Emit(Op::RETURN);
+    Finish(&script, 0);
+  }
+
+ private:
+  // ---- emission ----
+  uint32_t pc() const { return static_cast<uint32_t>(state_->fn.code.size()); }
+
+  void MarkLine(Loc loc) {
+    if (loc.line != 0) line_ = loc.line;
+  }
+
+  // Emits an instruction; returns the offset of its last operand (for patching jumps).
+  uint32_t Emit(Op op, uint32_t a = 0, uint32_t b = 0, uint32_t c = 0) {
+    FunctionState& s = *state_;
+    if (line_ != s.last_line || s.fn.lines.empty()) {
+      s.fn.lines.push_back({pc(), line_});
+      s.last_line = line_;
+    }
+    const OpInfo& info = GetOpInfo(op);
+    s.fn.code.push_back(static_cast<char>(op));
+    uint32_t operands[3] = {a, b, c};
+    uint32_t last_at = pc();
+    for (size_t i = 0; i < info.operands.size(); ++i) {
+      int width = OperandWidth(info.operands[i]);
+      last_at = pc();
+      if (width == 1) PutFixed8(&s.fn.code, static_cast<uint8_t>(operands[i]));
+      else if (width == 2) PutFixed16(&s.fn.code, static_cast<uint16_t>(operands[i]));
+      else PutFixed32(&s.fn.code, operands[i]);
+    }
+    StackEffect e = GetStackEffect(op, operands);
+    s.stack_depth += e.pushes - e.pops;
+    s.fn.max_stack = std::max<uint32_t>(s.fn.max_stack, s.stack_depth + 1);
+    return last_at;
+  }
+
+  void PatchJump(uint32_t operand_at, uint32_t target) {
+    std::string& code = state_->fn.code;
+    for (int i = 0; i < 4; ++i) code[operand_at + i] = static_cast<char>(target >> (8 * i));
+  }
+
+  uint32_t AddConstant(const flow::Constant& c) {
+    using Kind = flow::Constant::Kind;
+    std::string key = std::to_string(static_cast<int>(c.kind)) + ":";
+    if (c.kind == Kind::kInt) key += std::to_string(c.i);
+    else if (c.kind == Kind::kFloat) key += fmt::format("{}", c.f) + (std::signbit(c.f) ? "-" : "");
+    else key += c.s;
+    auto [it, inserted] = constant_index_.try_emplace(key, static_cast<uint32_t>(m_->constants.size()));
+    if (inserted) m_->constants.push_back(c);
+    return it->second;
+  }
+  uint32_t StringConstant(const std::string& s) {
+    flow::Constant c;
+    c.kind = flow::Constant::Kind::kString;
+    c.s = s;
+    return AddConstant(c);
+  }
+  uint32_t IntConstant(int64_t i) {
+    flow::Constant c;
+    c.i = i;
+    return AddConstant(c);
+  }
+  uint32_t FloatConstant(double f) {
+    flow::Constant c;
+    c.kind = flow::Constant::Kind::kFloat;
+    c.f = f;
+    return AddConstant(c);
+  }
+
+  // ---- scopes and names ----
+  void BeginScope() { ++state_->scope_depth; }
+
+  void EndScope() {
+    FunctionState& s = *state_;
+    --s.scope_depth;
+    size_t keep = s.locals.size();
+    bool captured = false;
+    while (keep > 0 && s.locals[keep - 1].depth > s.scope_depth) {
+      captured |= s.locals[keep - 1].captured;
+      --keep;
+    }
+    size_t n = s.locals.size() - keep;
+    if (n == 0) return;
+    if (captured) Emit(Op::CLOSE_FROM, static_cast<uint32_t>(keep + 1));
+    Emit(Op::POPN, static_cast<uint32_t>(n));
+    for (size_t i = keep; i < s.locals.size(); ++i) RecordLocalName(s.locals[i], static_cast<uint16_t>(i + 1));
+    s.locals.resize(keep);
+  }
+
+  void RecordLocalName(const Local& l, uint16_t slot) {
+    if (l.name.empty() || l.name[0] == '(') return;
+    state_->fn.locals.push_back({l.name, slot, l.start_pc, pc()});
+  }
+
+  // Declares the value on top of the stack as a local named `name`.
+  uint16_t AddLocal(const std::string& name, Loc loc) {
+    FunctionState& s = *state_;
+    if (s.locals.size() >= 60000) {
+      diags_->Error(loc, "too many local variables in one function");
+      return 0;
+    }
+    s.locals.push_back({name, s.scope_depth, false, pc()});
+    return static_cast<uint16_t>(s.locals.size());  // slot 0 is the callee
+  }
+
+  bool AtGlobalScope() const { return state_->is_script && state_->scope_depth == 0; }
+
+  uint16_t DeclareGlobal(const std::string& name) {
+    auto [it, inserted] = globals_.try_emplace(name, static_cast<uint16_t>(m_->globals.size()));
+    if (inserted) m_->globals.push_back(name);
+    return it->second;
+  }
+
+  static int FindLocal(const FunctionState& s, const std::string& name) {
+    for (size_t i = s.locals.size(); i-- > 0;)
+      if (s.locals[i].name == name) return static_cast<int>(i);
+    return -1;
+  }
+
+  int AddUpvalue(FunctionState* s, bool from_local, uint16_t index) {
+    for (size_t i = 0; i < s->upvalue_keys.size(); ++i)
+      if (s->upvalue_keys[i] == std::make_pair(from_local, index)) return static_cast<int>(i);
+    s->upvalue_keys.emplace_back(from_local, index);
+    s->fn.upvalues.push_back({from_local, index});
+    return static_cast<int>(s->upvalue_keys.size() - 1);
+  }
+
+  int ResolveUpvalue(FunctionState* s, const std::string& name) {
+    if (!s->enclosing) return -1;
+    int local = FindLocal(*s->enclosing, name);
+    if (local >= 0) {
+      s->enclosing->locals[local].captured = true;
+      return AddUpvalue(s, true, static_cast<uint16_t>(local + 1));
+    }
+    int up = ResolveUpvalue(s->enclosing, name);
+    if (up >= 0) return AddUpvalue(s, false, static_cast<uint16_t>(up));
+    return -1;
+  }
+
+  struct Resolved {
+    enum Kind { kLocal, kUpvalue, kGlobal, kBuiltin, kModule, kNone } kind;
+    uint32_t index = 0;
+  };
+
+  Resolved Resolve(const std::string& name) {
+    int local = FindLocal(*state_, name);
+    if (local >= 0) return {Resolved::kLocal, static_cast<uint32_t>(local + 1)};
+    int up = ResolveUpvalue(state_, name);
+    if (up >= 0) return {Resolved::kUpvalue, static_cast<uint32_t>(up)};
+    auto g = globals_.find(name);
+    if (g != globals_.end()) return {Resolved::kGlobal, g->second};
+    if (!state_->is_script && pending_globals_.count(name)) return {Resolved::kGlobal, DeclareGlobal(name)};
+    int b = FindBuiltin(name);
+    if (b >= 0) return {Resolved::kBuiltin, static_cast<uint32_t>(b)};
+    if (IsBuiltinModule(name)) return {Resolved::kModule, 0};
+    return {Resolved::kNone, 0};
+  }
+
+  // ---- statements ----
+  void CompileBlock(const Block& block) {
+    BeginScope();
+    CompileStmts(block.stmts);
+    EndScope();
+  }
+
+  void CompileStmts(const std::vector<ast::StmtPtr>& stmts) {
+    // Hoist the block's function names so its functions can call each other in any order.
+    if (!AtGlobalScope()) {
+      for (const auto& s : stmts) {
+        if (s->kind == StmtKind::kFnDecl) {
+          MarkLine(s->loc);
+          Emit(Op::PUSH_NULL);
+          AddLocal(s->name, s->loc);
+        }
+      }
+    }
+    for (const auto& s : stmts) CompileStmt(*s);
+  }
+
+  void CompileStmt(const Stmt& s) {
+    MarkLine(s.loc);
+    switch (s.kind) {
+      case StmtKind::kLet:
+        CompileExpr(*s.expr);
+        if (AtGlobalScope()) {
+          Emit(Op::SET_GLOBAL, DeclareGlobal(s.name));
+        } else {
+          AddLocal(s.name, s.name_loc);
+        }
+        break;
+      case StmtKind::kFnDecl: {
+        CompileFunction(*s.fn);
+        if (AtGlobalScope()) {
+          Emit(Op::SET_GLOBAL, DeclareGlobal(s.name));
+        } else {
+          Emit(Op::SET_LOCAL, static_cast<uint32_t>(FindLocal(*state_, s.name) + 1));
+        }
+        break;
+      }
+      case StmtKind::kIf: {
+        CompileExpr(*s.expr);
+        uint32_t to_else = Emit(Op::JUMP_IF_FALSE, 0);
+        CompileBlock(*s.body);
+        if (s.else_body) {
+          uint32_t to_end = Emit(Op::JUMP, 0);
+          PatchJump(to_else, pc());
+          CompileBlock(*s.else_body);
+          PatchJump(to_end, pc());
+        } else {
+          PatchJump(to_else, pc());
+        }
+        break;
+      }
+      case StmtKind::kWhile: {
+        uint32_t top = pc();
+        CompileExpr(*s.expr);
+        uint32_t to_exit = Emit(Op::JUMP_IF_FALSE, 0);
+        state_->loops.push_back({state_->locals.size(), state_->try_depth, {}, {}});
+        CompileBlock(*s.body);
+        Loop loop = std::move(state_->loops.back());
+        state_->loops.pop_back();
+        for (uint32_t at : loop.continues) PatchJump(at, pc());
+        Emit(Op::LOOP, top);
+        PatchJump(to_exit, pc());
+        for (uint32_t at : loop.breaks) PatchJump(at, pc());
+        break;
+      }
+      case StmtKind::kFor: CompileFor(s); break;
+      case StmtKind::kBreak:
+      case StmtKind::kContinue: CompileJumpOut(s); break;
+      case StmtKind::kReturn: {
+        if (state_->is_script) {
+          diags_->Error(s.loc, "`return` outside a function");
+          break;
+        }
+        int depth = state_->stack_depth;
+        if (s.expr)
+          CompileExpr(*s.expr);
+        else
+          Emit(Op::PUSH_NULL);
+        Emit(Op::RETURN);
+        state_->stack_depth = depth;
+        break;
+      }
+      case StmtKind::kThrow: {
+        int depth = state_->stack_depth;
+        CompileExpr(*s.expr);
+        Emit(Op::THROW);
+        state_->stack_depth = depth;
+        break;
+      }
+      case StmtKind::kTry: {
+        uint32_t to_catch = Emit(Op::TRY_BEGIN, 0);
+        ++state_->try_depth;
+        CompileBlock(*s.body);
+        --state_->try_depth;
+        Emit(Op::TRY_END);
+        uint32_t to_end = Emit(Op::JUMP, 0);
+        PatchJump(to_catch, pc());
+        BeginScope();
+        ++state_->stack_depth;  // the VM pushes the error
+        state_->fn.max_stack = std::max<uint32_t>(state_->fn.max_stack, state_->stack_depth + 1);
+        AddLocal(s.name, s.name_loc);
+        CompileStmts(s.else_body->stmts);
+        EndScope();
+        PatchJump(to_end, pc());
+        break;
+      }
+      case StmtKind::kBlock: CompileBlock(*s.body); break;
+      case StmtKind::kAssign: CompileAssign(s); break;
+      case StmtKind::kExpr:
+        CompileExpr(*s.expr);
+        Emit(Op::POP);
+        break;
+    }
+  }
+
+  void CompileJumpOut(const Stmt& s) {
+    bool is_break = s.kind == StmtKind::kBreak;
+    FunctionState& st = *state_;
+    if (st.loops.empty()) {
+      diags_->Error(s.loc, fmt::format("`{}` outside a loop", is_break ? "break" : "continue"));
+      return;
+    }
+    Loop& loop = st.loops.back();
+    int depth = st.stack_depth;
+    for (int i = st.try_depth; i > loop.try_depth; --i) Emit(Op::TRY_END);
+    size_t n = st.locals.size() - loop.locals_at_body;
+    if (n > 0) {
+      Emit(Op::CLOSE_FROM, static_cast<uint32_t>(loop.locals_at_body + 1));
+      Emit(Op::POPN, static_cast<uint32_t>(n));
+    }
+    uint32_t at = Emit(Op::JUMP, 0);
+    (is_break ? loop.breaks : loop.continues).push_back(at);
+    st.stack_depth = depth;
+  }
+
+  bool IsRangeCall(const Expr& e) {
+    if (e.kind != ExprKind::kCall || e.object->kind != ExprKind::kName || e.object->text != "range") return false;
+    if (e.items.empty() || e.items.size() > 2) return false;
+    Resolved r = Resolve("range");
+    return r.kind == Resolved::kBuiltin;
+  }
+
+  void CompileFor(const Stmt& s) {
+    BeginScope();
+    FunctionState& st = *state_;
+    uint32_t exit_jump, top;
+    uint16_t var_slot;
+    bool is_range = s.name2.empty() && IsRangeCall(*s.expr);
+    uint16_t hidden;
+    if (is_range) {
+      // A numeric loop with no list: counter, limit, then the variable.
+      const Expr& call = *s.expr;
+      if (call.items.size() == 1) {
+        Emit(Op::CONST, IntConstant(0));
+        CompileExpr(*call.items[0]);
+      } else {
+        CompileExpr(*call.items[0]);
+        CompileExpr(*call.items[1]);
+      }
+      hidden = AddLocal("(counter)", s.loc);
+      AddLocal("(limit)", s.loc);
+      Emit(Op::PUSH_NULL);
+      var_slot = AddLocal(s.name, s.name_loc);
+      exit_jump = Emit(Op::RANGE_PREP, hidden, 0);
+      top = pc();
+    } else {
+      CompileExpr(*s.expr);
+      Emit(Op::ITER_PREP);
+      hidden = AddLocal("(sequence)", s.loc);
+      AddLocal("(index)", s.loc);
+      Emit(Op::PUSH_NULL);
+      var_slot = AddLocal(s.name, s.name_loc);
+      if (!s.name2.empty()) {
+        Emit(Op::PUSH_NULL);
+        AddLocal(s.name2, s.loc);
+      }
+      top = pc();
+      exit_jump = Emit(Op::FOR_ITER, hidden, s.name2.empty() ? 1 : 2, 0);
+    }
+    st.loops.push_back({st.locals.size(), st.try_depth, {}, {}});
+    CompileBlock(*s.body);
+    Loop loop = std::move(st.loops.back());
+    st.loops.pop_back();
+    for (uint32_t at : loop.continues) PatchJump(at, pc());
+    // Each iteration has variables of its own: close what closures captured of this one.
+    bool captured = false;
+    for (size_t i = var_slot - 1; i < st.locals.size(); ++i) captured |= st.locals[i].captured;
+    if (captured) Emit(Op::CLOSE_FROM, var_slot);
+    if (is_range) {
+      Emit(Op::RANGE_LOOP, hidden, top);
+    } else {
+      Emit(Op::LOOP, top);
+    }
+    PatchJump(exit_jump, pc());
+    for (uint32_t at : loop.breaks) PatchJump(at, pc());
+    EndScope();
+  }
+
+  void CompileAssign(const Stmt& s) {
+    const Expr& target = *s.target;
+    if (target.kind == ExprKind::kName) {
+      Resolved r = Resolve(target.text);
+      CompileExpr(*s.expr);
+      switch (r.kind) {
+        case Resolved::kLocal: Emit(Op::SET_LOCAL, r.index); return;
+        case Resolved::kUpvalue: Emit(Op::SET_UPVAL, r.index); return;
+        case Resolved::kGlobal: Emit(Op::SET_GLOBAL, r.index); return;
+        case Resolved::kBuiltin: case Resolved::kModule:
+          diags_->Error(target.loc, fmt::format("cannot assign to builtin `{}`", target.text));
+          break;
+        case Resolved::kNone:
+          diags_->Error(target.loc, fmt::format("assignment to undeclared name `{}` (declare it with `let {} = ...`)",
+                                                target.text, target.text));
+          break;
+      }
+      Emit(Op::POP);
+    } else if (target.kind == ExprKind::kField) {
+      CompileExpr(*target.object);
+      CompileExpr(*s.expr);
+      MarkLine(target.loc);
+      Emit(Op::SET_FIELD, StringConstant(target.text));
+    } else if (target.kind == ExprKind::kIndex) {
+      CompileExpr(*target.object);
+      CompileExpr(*target.items[0]);
+      CompileExpr(*s.expr);
+      MarkLine(target.loc);
+      Emit(Op::SET_INDEX);
+    }
+  }
+
+  // ---- functions ----
+  void CompileFunction(const ast::FnDef& def) {
+    FunctionState inner;
+    inner.enclosing = state_;
+    inner.fn.name = def.name.empty() ? fmt::format("<fn:{}>", def.loc.line) : def.name;
+    if (def.params.size() > 255) diags_->Error(def.loc, "a function takes at most 255 parameters");
+    inner.fn.arity = static_cast<uint8_t>(std::min<size_t>(def.params.size(), 255));
+    inner.stack_depth = 1 + inner.fn.arity;
+    inner.fn.max_stack = inner.stack_depth;
+    inner.scope_depth = 1;
+    uint32_t saved_line = line_;
+    state_ = &inner;
+    std::set<std::string> seen;
+    for (size_t i = 0; i < def.params.size(); ++i) {
+      if (!seen.insert(def.params[i]).second)
+        diags_->Error(def.param_locs[i], fmt::format("duplicate parameter `{}`", def.params[i]));
+      inner.locals.push_back({def.params[i], 1, false, 0});
+    }
+    MarkLine(def.body.loc);
+    CompileStmts(def.body.stmts);
+    Emit(Op::PUSH_NULL);
+    Emit(Op::RETURN);
+    state_ = inner.enclosing;
+    line_ = saved_line;
+    uint32_t index = static_cast<uint32_t>(m_->functions.size());
+    m_->functions.emplace_back();
+    Finish(&inner, index);
+    Emit(Op::CLOSURE, index);
+  }
+
+  void Finish(FunctionState* s, uint32_t index) {
+    for (size_t i = 0; i < s->locals.size(); ++i) {
+      const Local& l = s->locals[i];
+      if (!l.name.empty() && l.name[0] != '(') s->fn.locals.push_back({l.name, static_cast<uint16_t>(i + 1), l.start_pc, static_cast<uint32_t>(s->fn.code.size())});
+    }
+    m_->functions[index] = std::move(s->fn);
+  }
+
+  // ---- expressions ----
+  void CompileExprs(const std::vector<ast::ExprPtr>& items) {
+    for (const auto& e : items) CompileExpr(*e);
+  }
+
+  // `json.parse` written as `module.function`, or -1 (with an error if the module exists
+  // but the function does not).
+  int ModuleFunction(const Expr& object, const std::string& member, Loc loc) {
+    if (object.kind != ExprKind::kName) return -1;
+    Resolved r = Resolve(object.text);
+    if (r.kind != Resolved::kModule) return -1;
+    int id = FindBuiltin(object.text + "." + member);
+    if (id < 0) diags_->Error(loc, fmt::format("unknown function `{}.{}`", object.text, member));
+    return id < 0 ? -2 : id;
+  }
+
+  void CheckArity(int builtin, size_t argc, Loc loc) {
+    const BuiltinInfo& b = GetBuiltinInfo(static_cast<uint16_t>(builtin));
+    if (static_cast<int>(argc) < b.min_args || (b.max_args >= 0 && static_cast<int>(argc) > b.max_args)) {
+      std::string want = b.max_args < 0 ? fmt::format("at least {}", b.min_args)
+                         : b.min_args == b.max_args ? std::to_string(b.min_args)
+                                                     : fmt::format("{} to {}", b.min_args, b.max_args);
+      diags_->Error(loc, fmt::format("`{}` takes {} argument{}, got {}", b.name, want, want == "1" ? "" : "s", argc));
+    }
+  }
+
+  void CompileCallArgs(const std::vector<ast::ExprPtr>& args, Loc loc) {
+    if (args.size() > 255) diags_->Error(loc, "a call takes at most 255 arguments");
+    CompileExprs(args);
+  }
+
+  void CompileExpr(const Expr& e) {
+    MarkLine(e.loc);
+    switch (e.kind) {
+      case ExprKind::kInt: Emit(Op::CONST, IntConstant(e.int_value)); break;
+      case ExprKind::kFloat: Emit(Op::CONST, FloatConstant(e.float_value)); break;
+      case ExprKind::kString: Emit(Op::CONST, StringConstant(e.text)); break;
+      case ExprKind::kBool: Emit(e.bool_value ? Op::PUSH_TRUE : Op::PUSH_FALSE); break;
+      case ExprKind::kNull: Emit(Op::PUSH_NULL); break;
+      case ExprKind::kName: {
+        Resolved r = Resolve(e.text);
+        switch (r.kind) {
+          case Resolved::kLocal: Emit(Op::GET_LOCAL, r.index); break;
+          case Resolved::kUpvalue: Emit(Op::GET_UPVAL, r.index); break;
+          case Resolved::kGlobal: Emit(Op::GET_GLOBAL, r.index); break;
+          case Resolved::kBuiltin: Emit(Op::GET_BUILTIN, r.index); break;
+          case Resolved::kModule:
+            diags_->Error(e.loc, fmt::format("`{}` is a module: call its functions, like `{}.name(...)`", e.text, e.text));
+            Emit(Op::PUSH_NULL);
+            break;
+          case Resolved::kNone:
+            diags_->Error(e.loc, fmt::format("undefined name `{}`", e.text));
+            Emit(Op::PUSH_NULL);
+            break;
+        }
+        break;
+      }
+      case ExprKind::kInterpolation:
+        CompileExprs(e.items);
+        CheckCount(e.items.size(), e.loc);
+        Emit(Op::BUILD_STRING, static_cast<uint32_t>(e.items.size()));
+        break;
+      case ExprKind::kList:
+        CompileExprs(e.items);
+        CheckCount(e.items.size(), e.loc);
+        Emit(Op::BUILD_LIST, static_cast<uint32_t>(e.items.size()));
+        break;
+      case ExprKind::kMap:
+        for (size_t i = 0; i < e.items.size(); ++i) {
+          Emit(Op::CONST, StringConstant(e.keys[i]));
+          CompileExpr(*e.items[i]);
+        }
+        CheckCount(e.items.size(), e.loc);
+        Emit(Op::BUILD_MAP, static_cast<uint32_t>(e.items.size()));
+        break;
+      case ExprKind::kFunction: CompileFunction(*e.fn); break;
+      case ExprKind::kField: {
+        int id = ModuleFunction(*e.object, e.text, e.loc);
+        if (id >= 0) {
+          Emit(Op::GET_BUILTIN, static_cast<uint32_t>(id));
+        } else if (id == -2) {
+          Emit(Op::PUSH_NULL);
+        } else {
+          CompileExpr(*e.object);
+          MarkLine(e.loc);
+          Emit(Op::GET_FIELD, StringConstant(e.text));
+        }
+        break;
+      }
+      case ExprKind::kIndex:
+        CompileExpr(*e.object);
+        CompileExpr(*e.items[0]);
+        MarkLine(e.loc);
+        Emit(Op::GET_INDEX);
+        break;
+      case ExprKind::kCall: {
+        if (e.object->kind == ExprKind::kName) {
+          Resolved r = Resolve(e.object->text);
+          if (r.kind == Resolved::kBuiltin) {
+            CheckArity(static_cast<int>(r.index), e.items.size(), e.loc);
+            CompileCallArgs(e.items, e.loc);
+            MarkLine(e.loc);
+            Emit(Op::CALL_BUILTIN, r.index, static_cast<uint32_t>(e.items.size()));
+            break;
+          }
+        }
+        CompileExpr(*e.object);
+        CompileCallArgs(e.items, e.loc);
+        MarkLine(e.loc);
+        Emit(Op::CALL, static_cast<uint32_t>(e.items.size()));
+        break;
+      }
+      case ExprKind::kMethod: {
+        int id = ModuleFunction(*e.object, e.text, e.loc);
+        if (id >= 0) {
+          CheckArity(id, e.items.size(), e.loc);
+          CompileCallArgs(e.items, e.loc);
+          MarkLine(e.loc);
+          Emit(Op::CALL_BUILTIN, static_cast<uint32_t>(id), static_cast<uint32_t>(e.items.size()));
+        } else if (id == -2) {
+          CompileExprs(e.items);
+          if (!e.items.empty()) Emit(Op::POPN, static_cast<uint32_t>(e.items.size()));
+          Emit(Op::PUSH_NULL);
+        } else {
+          CompileExpr(*e.object);
+          CompileCallArgs(e.items, e.loc);
+          MarkLine(e.loc);
+          Emit(Op::INVOKE, StringConstant(e.text), static_cast<uint32_t>(e.items.size()));
+        }
+        break;
+      }
+      case ExprKind::kUnary:
+        if (e.text == "-" && e.object->kind == ExprKind::kInt) {
+          Emit(Op::CONST, IntConstant(-e.object->int_value));
+          break;
+        }
+        CompileExpr(*e.object);
+        MarkLine(e.loc);
+        Emit(e.text == "-" ? Op::NEG : Op::NOT);
+        break;
+      case ExprKind::kBinary: {
+        static const std::map<std::string, Op> kOps = {
+            {"+", Op::ADD}, {"-", Op::SUB}, {"*", Op::MUL}, {"/", Op::DIV}, {"//", Op::FLOORDIV},
+            {"%", Op::MOD}, {"==", Op::EQ}, {"!=", Op::NE}, {"<", Op::LT}, {"<=", Op::LE},
+            {">", Op::GT}, {">=", Op::GE}};
+        CompileExpr(*e.object);
+        CompileExpr(*e.items[0]);
+        MarkLine(e.loc);
+        Emit(kOps.at(e.text));
+        break;
+      }
+      case ExprKind::kAnd:
+      case ExprKind::kOr: {
+        CompileExpr(*e.object);
+        uint32_t to_end = Emit(e.kind == ExprKind::kAnd ? Op::AND_JUMP : Op::OR_JUMP, 0);
+        CompileExpr(*e.items[0]);
+        PatchJump(to_end, pc());
+        break;
+      }
+      case ExprKind::kStep:
+      case ExprKind::kRetry:
+      case ExprKind::kTimeout:
+      case ExprKind::kBreaker: {
+        static const char* kNames[] = {"step", "retry", "timeout", "breaker"};
+        int which = static_cast<int>(e.kind) - static_cast<int>(ExprKind::kStep);
+        diags_->Error(e.loc, fmt::format("`{}` blocks are not supported by this version of flow yet", kNames[which]));
+        Emit(Op::PUSH_NULL);
+        break;
+      }
+    }
+  }
+
+  void CheckCount(size_t n, Loc loc) {
+    if (n > 0xffff) diags_->Error(loc, "too many elements in one literal (at most 65535)");
+  }
+
+  Module* m_;
+  Diagnostics* diags_;
+  FunctionState* state_ = nullptr;
+  uint32_t line_ = 1;
+  std::unordered_map<std::string, uint32_t> constant_index_;
+  std::unordered_map<std::string, uint16_t> globals_;
+  std::set<std::string> pending_globals_;
+};
+
+}  // namespace
+
+bool CompileSource(const std::string& file, const std::string& source, Module* module, Diagnostics* diags) {
+  ast::Program program = ParseProgram(file, source, diags);
+  if (diags->HasErrors()) return false;
+  Codegen codegen(module, diags);
+  codegen.CompileProgram(program);
+  if (diags->HasErrors()) return false;
+  Status verified = VerifyModule(*module);
+  if (!verified.ok()) {
+    // A compiler bug, not the user's: say so plainly.
+    diags->Error({1, 1}, "internal compiler error: " + verified.message());
+    return false;
+  }
+  return true;
+}
+
+}  // namespace flow

@@ -1,0 +1,548 @@
+// Drives the generated ANTLR parser and turns its tree into the AST (compiler/ast.h).
+// ANTLR's exceptions and types stay in this file.
+#include "compiler/parse.h"
+
+#include <fmt/format.h>
+
+#include <cmath>
+#include <limits>
+#include <set>
+
+#include "Flow.h"
+#include "FlowLexer.h"
+#include "antlr4-runtime.h"
+
+namespace flow {
+
+namespace {
+
+using ast::Expr;
+using ast::ExprKind;
+using ast::ExprPtr;
+using ast::Loc;
+using ast::Stmt;
+using ast::StmtKind;
+using ast::StmtPtr;
+
+Loc LocOf(antlr4::Token* t) {
+  return {static_cast<uint32_t>(t->getLine()), static_cast<uint32_t>(t->getCharPositionInLine() + 1)};
+}
+Loc LocOf(antlr4::ParserRuleContext* ctx) { return LocOf(ctx->getStart()); }
+
+// Collects syntax errors, at most one per line so one mistake does not cascade.
+class ErrorCollector : public antlr4::BaseErrorListener {
+ public:
+  explicit ErrorCollector(Diagnostics* diags) : diags_(diags) {}
+
+  // ANTLR's messages list every token it could have taken; say what was found instead.
+  static std::string Reword(const std::string& msg, antlr4::Token* offending) {
+    std::string found;
+    if (offending) found = offending->getType() == antlr4::Token::EOF ? "end of file" : "`" + offending->getText() + "`";
+    if (msg.rfind("missing ", 0) == 0) {
+      size_t at = msg.find(" at ");
+      std::string what = msg.substr(8, at == std::string::npos ? std::string::npos : at - 8);
+      return fmt::format("missing {} before {}", what, found.empty() ? "this" : found);
+    }
+    if (found.empty()) return msg;
+    size_t expecting = msg.find("expecting ");
+    if (expecting != std::string::npos && msg.find('{', expecting) == std::string::npos)
+      return fmt::format("unexpected {}, expected {}", found, msg.substr(expecting + 10));
+    return fmt::format("unexpected {}", found);
+  }
+  void syntaxError(antlr4::Recognizer*, antlr4::Token* offending, size_t line, size_t col,
+                   const std::string& msg, std::exception_ptr) override {
+    if (!lines_.insert(line).second) return;
+    std::string message = Reword(msg, offending);
+    if (offending && offending->getType() == FlowLexer::BAD_CHAR)
+      message = fmt::format("unexpected character `{}`", offending->getText());
+    else if (offending && offending->getType() == FlowLexer::STR_NEWLINE)
+      message = "unterminated string (a string ends on its line; write \\n for a newline)";
+    else if (offending && offending->getType() == antlr4::Token::EOF && msg.find("'\"'") != std::string::npos)
+      message = "unterminated string";
+    diags_->Error({static_cast<uint32_t>(line), static_cast<uint32_t>(col + 1)}, message);
+  }
+
+ private:
+  Diagnostics* diags_;
+  std::set<size_t> lines_;
+};
+
+void AppendUtf8(std::string* out, uint32_t cp) {
+  if (cp < 0x80) {
+    out->push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+class AstBuilder {
+ public:
+  explicit AstBuilder(Diagnostics* diags) : diags_(diags) {}
+
+  void BuildBlockInto(std::vector<Flow::StmtContext*> stmts, ast::Block* block) {
+    for (auto* s : stmts) {
+      StmtPtr st = BuildStmt(s);
+      if (st) block->stmts.push_back(std::move(st));
+    }
+  }
+
+  std::unique_ptr<ast::Block> BuildBlock(Flow::BlockContext* ctx) {
+    auto block = std::make_unique<ast::Block>();
+    if (!ctx) return block;
+    block->loc = LocOf(ctx);
+    BuildBlockInto(ctx->stmt(), block.get());
+    return block;
+  }
+
+ private:
+  StmtPtr NewStmt(StmtKind kind, antlr4::ParserRuleContext* ctx) {
+    auto s = std::make_unique<Stmt>();
+    s->kind = kind;
+    s->loc = LocOf(ctx);
+    return s;
+  }
+  ExprPtr NewExpr(ExprKind kind, Loc loc) {
+    auto e = std::make_unique<Expr>();
+    e->kind = kind;
+    e->loc = loc;
+    return e;
+  }
+
+  std::shared_ptr<ast::FnDef> BuildFn(std::string name, Loc loc, Flow::ParamsContext* params, Flow::BlockContext* body) {
+    auto fn = std::make_shared<ast::FnDef>();
+    fn->name = std::move(name);
+    fn->loc = loc;
+    if (params) {
+      for (auto* id : params->IDENT()) {
+        fn->params.push_back(id->getText());
+        fn->param_locs.push_back(LocOf(id->getSymbol()));
+      }
+    }
+    if (body) {
+      fn->body.loc = LocOf(body);
+      BuildBlockInto(body->stmt(), &fn->body);
+    }
+    return fn;
+  }
+
+  StmtPtr BuildStmt(Flow::StmtContext* ctx) {
+    if (auto* c = dynamic_cast<Flow::LetStmtContext*>(ctx)) {
+      auto s = NewStmt(StmtKind::kLet, ctx);
+      s->name = c->IDENT()->getText();
+      s->name_loc = LocOf(c->IDENT()->getSymbol());
+      s->expr = BuildExpr(c->expr());
+      return s;
+    }
+    if (auto* c = dynamic_cast<Flow::FnDeclContext*>(ctx)) {
+      auto s = NewStmt(StmtKind::kFnDecl, ctx);
+      s->name = c->IDENT()->getText();
+      s->name_loc = LocOf(c->IDENT()->getSymbol());
+      s->fn = BuildFn(s->name, s->name_loc, c->params(), c->block());
+      return s;
+    }
+    if (auto* c = dynamic_cast<Flow::IfStatementContext*>(ctx)) return BuildIf(c->ifStmt());
+    if (auto* c = dynamic_cast<Flow::WhileStmtContext*>(ctx)) {
+      auto s = NewStmt(StmtKind::kWhile, ctx);
+      s->expr = BuildExpr(c->expr());
+      s->body = BuildBlock(c->block());
+      return s;
+    }
+    if (auto* c = dynamic_cast<Flow::ForStmtContext*>(ctx)) {
+      auto s = NewStmt(StmtKind::kFor, ctx);
+      auto ids = c->IDENT();
+      if (!ids.empty()) {
+        s->name = ids[0]->getText();
+        s->name_loc = LocOf(ids[0]->getSymbol());
+      }
+      if (ids.size() > 1) s->name2 = ids[1]->getText();
+      s->expr = BuildExpr(c->expr());
+      s->body = BuildBlock(c->block());
+      return s;
+    }
+    if (dynamic_cast<Flow::BreakStmtContext*>(ctx)) return NewStmt(StmtKind::kBreak, ctx);
+    if (dynamic_cast<Flow::ContinueStmtContext*>(ctx)) return NewStmt(StmtKind::kContinue, ctx);
+    if (auto* c = dynamic_cast<Flow::ReturnStmtContext*>(ctx)) {
+      auto s = NewStmt(StmtKind::kReturn, ctx);
+      if (c->expr()) s->expr = BuildExpr(c->expr());
+      return s;
+    }
+    if (auto* c = dynamic_cast<Flow::ThrowStmtContext*>(ctx)) {
+      auto s = NewStmt(StmtKind::kThrow, ctx);
+      s->expr = BuildExpr(c->expr());
+      return s;
+    }
+    if (auto* c = dynamic_cast<Flow::TryStmtContext*>(ctx)) {
+      auto s = NewStmt(StmtKind::kTry, ctx);
+      s->body = BuildBlock(c->block(0));
+      if (c->IDENT()) {
+        s->name = c->IDENT()->getText();
+        s->name_loc = LocOf(c->IDENT()->getSymbol());
+      }
+      s->else_body = BuildBlock(c->block(1));
+      return s;
+    }
+    if (auto* c = dynamic_cast<Flow::BlockStmtContext*>(ctx)) {
+      auto s = NewStmt(StmtKind::kBlock, ctx);
+      s->body = BuildBlock(c->block());
+      return s;
+    }
+    if (auto* c = dynamic_cast<Flow::AssignStmtContext*>(ctx)) {
+      auto s = NewStmt(StmtKind::kAssign, ctx);
+      s->target = BuildExpr(c->expr(0));
+      s->expr = BuildExpr(c->expr(1));
+      if (s->target && s->target->kind != ExprKind::kName && s->target->kind != ExprKind::kField &&
+          s->target->kind != ExprKind::kIndex) {
+        diags_->Error(s->target->loc, "cannot assign to this expression (only to a name, `a.field` or `a[index]`)");
+      }
+      return s;
+    }
+    if (auto* c = dynamic_cast<Flow::ExprStmtContext*>(ctx)) {
+      auto s = NewStmt(StmtKind::kExpr, ctx);
+      s->expr = BuildExpr(c->expr());
+      return s;
+    }
+    return nullptr;  // empty statement, or a piece the parser already reported
+  }
+
+  StmtPtr BuildIf(Flow::IfStmtContext* c) {
+    auto s = NewStmt(StmtKind::kIf, c);
+    s->expr = BuildExpr(c->expr());
+    s->body = BuildBlock(c->block(0));
+    if (c->ifStmt()) {
+      s->else_body = std::make_unique<ast::Block>();
+      s->else_body->loc = LocOf(c->ifStmt());
+      s->else_body->stmts.push_back(BuildIf(c->ifStmt()));
+    } else if (c->block().size() > 1) {
+      s->else_body = BuildBlock(c->block(1));
+    }
+    return s;
+  }
+
+  std::vector<ExprPtr> BuildArgs(Flow::ArgsContext* args) {
+    std::vector<ExprPtr> out;
+    if (args)
+      for (auto* e : args->expr()) out.push_back(BuildExpr(e));
+    return out;
+  }
+
+  ExprPtr BuildExpr(Flow::ExprContext* ctx) {
+    if (!ctx) return NewExpr(ExprKind::kNull, {});
+    Loc loc = LocOf(ctx);
+    if (auto* c = dynamic_cast<Flow::PrimaryExprContext*>(ctx)) return BuildPrimary(c->primary());
+    if (auto* c = dynamic_cast<Flow::MethodExprContext*>(ctx)) {
+      auto e = NewExpr(ExprKind::kMethod, LocOf(c->name()));
+      e->object = BuildExpr(c->expr());
+      e->text = c->name()->getText();
+      e->items = BuildArgs(c->args());
+      return e;
+    }
+    if (auto* c = dynamic_cast<Flow::FieldExprContext*>(ctx)) {
+      auto e = NewExpr(ExprKind::kField, LocOf(c->name()));
+      e->object = BuildExpr(c->expr());
+      e->text = c->name()->getText();
+      return e;
+    }
+    if (auto* c = dynamic_cast<Flow::IndexExprContext*>(ctx)) {
+      auto e = NewExpr(ExprKind::kIndex, LocOf(c->LBRACK()->getSymbol()));
+      e->object = BuildExpr(c->expr(0));
+      e->items.push_back(BuildExpr(c->expr(1)));
+      return e;
+    }
+    if (auto* c = dynamic_cast<Flow::CallExprContext*>(ctx)) {
+      auto e = NewExpr(ExprKind::kCall, loc);
+      e->object = BuildExpr(c->expr());
+      e->items = BuildArgs(c->args());
+      return e;
+    }
+    if (auto* c = dynamic_cast<Flow::UnaryExprContext*>(ctx)) {
+      // Fold `-literal` so that the most negative integer can be written.
+      auto operand = BuildExpr(c->expr());
+      if (c->op->getType() == FlowLexer::MINUS && operand->kind == ExprKind::kFloat) {
+        operand->float_value = -operand->float_value;
+        operand->loc = loc;
+        return operand;
+      }
+      auto e = NewExpr(ExprKind::kUnary, loc);
+      e->text = c->op->getText();
+      e->object = std::move(operand);
+      return e;
+    }
+    if (auto* c = dynamic_cast<Flow::BinaryExprContext*>(ctx)) {
+      auto e = NewExpr(ExprKind::kBinary, LocOf(c->op));
+      e->text = c->op->getText();
+      e->object = BuildExpr(c->expr(0));
+      e->items.push_back(BuildExpr(c->expr(1)));
+      return e;
+    }
+    if (auto* c = dynamic_cast<Flow::LogicalExprContext*>(ctx)) {
+      auto e = NewExpr(c->op->getType() == FlowLexer::AND ? ExprKind::kAnd : ExprKind::kOr, LocOf(c->op));
+      e->object = BuildExpr(c->expr(0));
+      e->items.push_back(BuildExpr(c->expr(1)));
+      return e;
+    }
+    return NewExpr(ExprKind::kNull, loc);
+  }
+
+  std::vector<ast::Option> BuildOptions(std::vector<Flow::OptionContext*> options) {
+    std::vector<ast::Option> out;
+    for (auto* o : options) {
+      ast::Option opt;
+      opt.name = o->name()->getText();
+      opt.loc = LocOf(o);
+      opt.value = BuildExpr(o->expr());
+      out.push_back(std::move(opt));
+    }
+    return out;
+  }
+
+  ExprPtr BuildPrimary(Flow::PrimaryContext* ctx) {
+    Loc loc = LocOf(ctx);
+    if (auto* c = dynamic_cast<Flow::IntLitContext*>(ctx)) {
+      auto e = NewExpr(ExprKind::kInt, loc);
+      e->int_value = ParseInt(c->getText(), loc, 1);
+      return e;
+    }
+    if (auto* c = dynamic_cast<Flow::FloatLitContext*>(ctx)) {
+      auto e = NewExpr(ExprKind::kFloat, loc);
+      std::string text;
+      for (char ch : c->getText())
+        if (ch != '_') text += ch;
+      e->float_value = std::strtod(text.c_str(), nullptr);
+      if (std::isinf(e->float_value)) diags_->Error(loc, "float literal is too large");
+      return e;
+    }
+    if (auto* c = dynamic_cast<Flow::DurationLitContext*>(ctx)) {
+      std::string text = c->getText();
+      int64_t unit = 1;
+      size_t digits = text.size();
+      if (text.size() >= 2 && text.compare(text.size() - 2, 2, "ms") == 0) {
+        digits -= 2;
+      } else {
+        char u = text.back();
+        digits -= 1;
+        unit = u == 's' ? 1000 : u == 'm' ? 60'000 : u == 'h' ? 3'600'000 : 86'400'000;
+      }
+      auto e = NewExpr(ExprKind::kInt, loc);
+      e->int_value = ParseInt(text.substr(0, digits), loc, unit);
+      return e;
+    }
+    if (auto* c = dynamic_cast<Flow::StringLitContext*>(ctx)) return BuildString(c->string());
+    if (dynamic_cast<Flow::TrueLitContext*>(ctx) || dynamic_cast<Flow::FalseLitContext*>(ctx)) {
+      auto e = NewExpr(ExprKind::kBool, loc);
+      e->bool_value = dynamic_cast<Flow::TrueLitContext*>(ctx) != nullptr;
+      return e;
+    }
+    if (dynamic_cast<Flow::NullLitContext*>(ctx)) return NewExpr(ExprKind::kNull, loc);
+    if (auto* c = dynamic_cast<Flow::NameRefContext*>(ctx)) {
+      auto e = NewExpr(ExprKind::kName, loc);
+      e->text = c->IDENT()->getText();
+      return e;
+    }
+    if (auto* c = dynamic_cast<Flow::ParenExprContext*>(ctx)) return BuildExpr(c->expr());
+    if (auto* c = dynamic_cast<Flow::ListLitContext*>(ctx)) {
+      auto e = NewExpr(ExprKind::kList, loc);
+      for (auto* item : c->expr()) e->items.push_back(BuildExpr(item));
+      return e;
+    }
+    if (auto* c = dynamic_cast<Flow::MapLitContext*>(ctx)) {
+      auto e = NewExpr(ExprKind::kMap, loc);
+      std::set<std::string> seen;
+      for (auto* entry : c->entry()) {
+        std::string key;
+        if (entry->name()) {
+          key = entry->name()->getText();
+        } else {
+          ExprPtr k = BuildString(entry->string());
+          if (k->kind != ExprKind::kString) {
+            diags_->Error(k->loc, "a map key in a literal cannot be interpolated; build the map with m[key] = v");
+          }
+          key = k->text;
+        }
+        if (!seen.insert(key).second) diags_->Error(LocOf(entry), fmt::format("duplicate key `{}` in map literal", key));
+        e->keys.push_back(key);
+        e->items.push_back(BuildExpr(entry->expr()));
+      }
+      return e;
+    }
+    if (auto* c = dynamic_cast<Flow::FnExprContext*>(ctx)) {
+      auto e = NewExpr(ExprKind::kFunction, loc);
+      e->fn = BuildFn("", loc, c->params(), c->block());
+      return e;
+    }
+    if (auto* c = dynamic_cast<Flow::StepExprContext*>(ctx)) {
+      auto e = NewExpr(ExprKind::kStep, loc);
+      e->object = BuildExpr(c->expr());
+      e->bool_value = c->ONCE() != nullptr;
+      e->block = BuildBlock(c->block());
+      return e;
+    }
+    if (auto* c = dynamic_cast<Flow::RetryOptsExprContext*>(ctx)) {
+      auto e = NewExpr(ExprKind::kRetry, loc);
+      e->options = BuildOptions(c->option());
+      e->block = BuildBlock(c->block());
+      return e;
+    }
+    if (auto* c = dynamic_cast<Flow::RetryExprContext*>(ctx)) {
+      auto e = NewExpr(ExprKind::kRetry, loc);
+      e->object = BuildExpr(c->expr());
+      e->block = BuildBlock(c->block());
+      return e;
+    }
+    if (auto* c = dynamic_cast<Flow::TimeoutExprContext*>(ctx)) {
+      auto e = NewExpr(ExprKind::kTimeout, loc);
+      e->object = BuildExpr(c->expr());
+      e->block = BuildBlock(c->block());
+      return e;
+    }
+    if (auto* c = dynamic_cast<Flow::BreakerExprContext*>(ctx)) {
+      auto e = NewExpr(ExprKind::kBreaker, loc);
+      e->object = BuildPrimary(c->primary());
+      e->options = BuildOptions(c->option());
+      e->block = BuildBlock(c->block());
+      return e;
+    }
+    return NewExpr(ExprKind::kNull, loc);
+  }
+
+  int64_t ParseInt(const std::string& text, Loc loc, int64_t unit) {
+    int64_t v = 0;
+    for (char ch : text) {
+      if (ch == '_') continue;
+      if (__builtin_mul_overflow(v, 10, &v) || __builtin_add_overflow(v, ch - '0', &v)) {
+        diags_->Error(loc, "integer literal is too large (the largest int is 9223372036854775807)");
+        return 0;
+      }
+    }
+    if (__builtin_mul_overflow(v, unit, &v)) {
+      diags_->Error(loc, "duration literal is too large");
+      return 0;
+    }
+    return v;
+  }
+
+  ExprPtr BuildString(Flow::StringContext* ctx) {
+    Loc loc = LocOf(ctx);
+    std::vector<ExprPtr> parts;
+    std::string pending;
+    bool interpolated = false;
+    for (auto* part : ctx->stringPart()) {
+      if (auto* t = dynamic_cast<Flow::TextPartContext*>(part)) {
+        pending += t->getText();
+      } else if (auto* esc = dynamic_cast<Flow::EscapePartContext*>(part)) {
+        DecodeEscape(esc->getText(), LocOf(esc), &pending);
+      } else if (auto* in = dynamic_cast<Flow::InterpPartContext*>(part)) {
+        interpolated = true;
+        if (!pending.empty()) {
+          auto s = NewExpr(ExprKind::kString, loc);
+          s->text = std::move(pending);
+          pending.clear();
+          parts.push_back(std::move(s));
+        }
+        parts.push_back(BuildExpr(in->expr()));
+      }
+    }
+    if (!interpolated) {
+      auto e = NewExpr(ExprKind::kString, loc);
+      e->text = std::move(pending);
+      return e;
+    }
+    if (!pending.empty()) {
+      auto s = NewExpr(ExprKind::kString, loc);
+      s->text = std::move(pending);
+      parts.push_back(std::move(s));
+    }
+    auto e = NewExpr(ExprKind::kInterpolation, loc);
+    e->items = std::move(parts);
+    return e;
+  }
+
+  void DecodeEscape(const std::string& text, Loc loc, std::string* out) {
+    if (text.size() < 2) {
+      diags_->Error(loc, "unfinished escape at the end of the line");
+      return;
+    }
+    char c = text[1];
+    switch (c) {
+      case 'n': out->push_back('\n'); return;
+      case 't': out->push_back('\t'); return;
+      case 'r': out->push_back('\r'); return;
+      case '0': out->push_back('\0'); return;
+      case '\\': case '"': case '$': case '\'': out->push_back(c); return;
+      case 'u': {
+        std::string hex = text.substr(2);
+        if (!hex.empty() && hex.front() == '{') hex = hex.substr(1, hex.size() - 2);
+        uint32_t cp = 0;
+        bool ok = !hex.empty() && hex.size() <= 6;
+        for (char h : hex) cp = cp * 16 + static_cast<uint32_t>(std::isdigit(static_cast<unsigned char>(h)) ? h - '0' : (std::tolower(h) - 'a' + 10));
+        if (!ok || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+          diags_->Error(loc, fmt::format("invalid unicode escape `{}`", text));
+          return;
+        }
+        AppendUtf8(out, cp);
+        return;
+      }
+      default:
+        diags_->Error(loc, fmt::format("unknown escape `{}`", text));
+    }
+  }
+
+  Diagnostics* diags_;
+};
+
+}  // namespace
+
+// Brackets nested deeper than this are refused before parsing, so that hostile input cannot
+// exhaust the C++ stack of the recursive-descent parser or of the passes after it.
+constexpr int kMaxNesting = 200;
+
+ast::Program ParseProgram(const std::string& file, const std::string& source, Diagnostics* diags) {
+  ast::Program program;
+  program.file = file;
+  try {
+    antlr4::ANTLRInputStream input(source);
+    FlowLexer lexer(&input);
+    ErrorCollector errors(diags);
+    lexer.removeErrorListeners();
+    lexer.addErrorListener(&errors);
+    antlr4::CommonTokenStream tokens(&lexer);
+    tokens.fill();
+    int depth = 0, unary_run = 0;
+    for (antlr4::Token* t : tokens.getTokens()) {
+      size_t type = t->getType();
+      if (type == FlowLexer::LPAREN || type == FlowLexer::LBRACK || type == FlowLexer::LBRACE ||
+          type == FlowLexer::INTERP_START || type == FlowLexer::DQUOTE) {
+        ++depth;
+      } else if (type == FlowLexer::RPAREN || type == FlowLexer::RBRACK || type == FlowLexer::RBRACE ||
+                 type == FlowLexer::STR_END) {
+        --depth;
+      }
+      unary_run = (type == FlowLexer::MINUS || type == FlowLexer::BANG) ? unary_run + 1 : 0;
+      if (depth > kMaxNesting || unary_run > kMaxNesting) {
+        diags->Error(LocOf(t), fmt::format("nesting deeper than {} levels", kMaxNesting));
+        return program;
+      }
+    }
+    Flow parser(&tokens);
+    parser.removeErrorListeners();
+    parser.addErrorListener(&errors);
+    Flow::ProgramContext* tree = parser.program();
+    if (diags->HasErrors()) return program;
+    AstBuilder builder(diags);
+    builder.BuildBlockInto(tree->stmt(), &program.body);
+  } catch (const std::exception& e) {
+    diags->Error({1, 1}, fmt::format("cannot parse: {}", e.what()));
+  }
+  return program;
+}
+
+}  // namespace flow

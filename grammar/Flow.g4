@@ -1,0 +1,87 @@
+// Flow.g4: the whole Flow language of docs/language.md.
+// The parser is generated at build time (never committed); compiler/parse.cc turns its
+// tree into the AST, and no other file sees an ANTLR type.
+parser grammar Flow;
+
+options { tokenVocab = FlowLexer; }
+
+program : stmt* EOF ;
+
+block : LBRACE stmt* RBRACE ;
+
+stmt
+  : LET IDENT ASSIGN expr SEMI?                                   # letStmt
+  | FN IDENT LPAREN params? RPAREN block                          # fnDecl
+  | ifStmt                                                        # ifStatement
+  | WHILE expr block                                              # whileStmt
+  | FOR IDENT (COMMA IDENT)? IN expr block                        # forStmt
+  | BREAK SEMI?                                                   # breakStmt
+  | CONTINUE SEMI?                                                # continueStmt
+  | RETURN expr? SEMI?                                            # returnStmt
+  | THROW expr SEMI?                                              # throwStmt
+  | TRY block CATCH IDENT block                                   # tryStmt
+  | block                                                         # blockStmt
+  | expr ASSIGN expr SEMI?                                        # assignStmt
+  | expr SEMI?                                                    # exprStmt
+  | SEMI                                                          # emptyStmt
+  ;
+
+ifStmt : IF expr block (ELSE (ifStmt | block))? ;
+
+params : IDENT (COMMA IDENT)* COMMA? ;
+
+expr
+  : primary                                                       # primaryExpr
+  | expr DOT name LPAREN args? RPAREN                             # methodExpr
+  | expr DOT name                                                 # fieldExpr
+  | expr LBRACK expr RBRACK                                       # indexExpr
+  | expr LPAREN args? RPAREN                                      # callExpr
+  | op=(MINUS | BANG) expr                                        # unaryExpr
+  | expr op=(STAR | SLASH | FLOORDIV | PERCENT) expr              # binaryExpr
+  | expr op=(PLUS | MINUS) expr                                   # binaryExpr
+  | expr op=(LT | LE | GT | GE) expr                              # binaryExpr
+  | expr op=(EQ | NE) expr                                        # binaryExpr
+  | expr op=AND expr                                              # logicalExpr
+  | expr op=OR expr                                               # logicalExpr
+  ;
+
+args : expr (COMMA expr)* COMMA? ;
+
+primary
+  : INT                                                           # intLit
+  | FLOAT                                                         # floatLit
+  | DURATION                                                      # durationLit
+  | string                                                        # stringLit
+  | TRUE                                                          # trueLit
+  | FALSE                                                         # falseLit
+  | NULL_                                                         # nullLit
+  | IDENT                                                         # nameRef
+  | LPAREN expr RPAREN                                            # parenExpr
+  | LBRACK (expr (COMMA expr)* COMMA?)? RBRACK                    # listLit
+  | LBRACE (entry (COMMA entry)* COMMA?)? RBRACE                  # mapLit
+  | FN LPAREN params? RPAREN block                                # fnExpr
+  | STEP expr ONCE? block                                         # stepExpr
+  | RETRY LPAREN option (COMMA option)* COMMA? RPAREN block       # retryOptsExpr
+  | RETRY expr block                                              # retryExpr
+  | TIMEOUT expr block                                            # timeoutExpr
+  | BREAKER primary (LPAREN option (COMMA option)* COMMA? RPAREN)? block  # breakerExpr
+  ;
+
+entry : (name | string) COLON expr ;
+
+option : name COLON expr ;
+
+// Keywords may be used as map keys, field and method names and option names.
+name
+  : IDENT | LET | FN | IF | ELSE | WHILE | FOR | IN | BREAK | CONTINUE | RETURN | THROW
+  | TRY | CATCH | TRUE | FALSE | NULL_ | STEP | ONCE | RETRY | TIMEOUT | BREAKER
+  ;
+
+string : DQUOTE stringPart* STR_END ;
+
+stringPart
+  : STR_TEXT                                                      # textPart
+  | STR_ESCAPE                                                    # escapePart
+  | INTERP_START expr RBRACE                                      # interpPart
+  ;
+

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs every Debian package that building, testing, fuzzing and benchmarking Flow needs.
+# Safe to run again: apt-get skips what is already installed.
+set -euo pipefail
+packages=(
+  cmake g++ make python3
+  antlr4 libantlr4-runtime-dev         # grammar tool 4.7.2 + C++ runtime 4.9 (see docs/building.md)
+  libleveldb-dev                       # the embedded store
+  libcurl4-openssl-dev                 # http effect
+  libfmt-dev                           # formatting
+  nlohmann-json3-dev                   # json.parse (SAX) front end
+  libcli11-dev                         # command-line parsing
+  libxxhash-dev                        # XXH3 checksums of persisted formats
+  libgtest-dev libgmock-dev            # unit tests
+  clang libclang-rt-14-dev             # libFuzzer + ASan/UBSan fuzz targets
+  lua5.4                               # benchmark baseline
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

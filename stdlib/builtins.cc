@@ -1,0 +1,226 @@
+// The core builtins of builtins.def: print, conversions, range, error, json, time, math.
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cmath>
+
+#include "stdlib/stdlib.h"
+#include "vm/bytecode/opcodes.h"
+#include "vm/value_ops.h"
+
+namespace flow::stdlib {
+
+namespace {
+
+bool Print(VM& vm, Value* args, int argc, Value* out) {
+  std::string line, error;
+  for (int i = 0; i < argc; ++i) {
+    if (i) line.push_back(' ');
+    if (!ToDisplayString(vm.heap(), args[i], &line, &error)) return vm.Raise("type", error);
+  }
+  line.push_back('\n');
+  vm.host().WriteOutput(line);
+  *out = Value::Null();
+  return true;
+}
+
+bool Len(VM& vm, Value* args, int, Value* out) {
+  Value v = args[0];
+  switch (v.tag) {
+    case Tag::kString: *out = Value::Int(Utf8Length(vm.heap().StringOf(v))); return true;
+    case Tag::kList: *out = Value::Int(static_cast<int64_t>(vm.heap().Get<ListObj>(v.ref)->items.size())); return true;
+    case Tag::kMap: *out = Value::Int(static_cast<int64_t>(vm.heap().Get<MapObj>(v.ref)->entries.size())); return true;
+    default: return vm.Raise("type", fmt::format("len() takes a string, list or map, not {}", TypeName(v.tag)));
+  }
+}
+
+bool Str(VM& vm, Value* args, int, Value* out) {
+  if (args[0].tag == Tag::kString) {
+    *out = args[0];
+    return true;
+  }
+  std::string text, error;
+  if (!ToDisplayString(vm.heap(), args[0], &text, &error)) return vm.Raise("type", error);
+  *out = vm.heap().NewString(std::move(text));
+  return true;
+}
+
+std::string Trimmed(const std::string& s) {
+  size_t b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return "";
+  size_t e = s.find_last_not_of(" \t\r\n");
+  return s.substr(b, e - b + 1);
+}
+
+bool Int(VM& vm, Value* args, int, Value* out) {
+  Value v = args[0];
+  switch (v.tag) {
+    case Tag::kInt: *out = v; return true;
+    case Tag::kBool: *out = Value::Int(v.b ? 1 : 0); return true;
+    case Tag::kFloat:
+      if (!std::isfinite(v.f) || v.f >= 9223372036854775808.0 || v.f < -9223372036854775808.0)
+        return vm.Raise("arith", fmt::format("{} does not fit in an int", FormatFloat(v.f)));
+      *out = Value::Int(static_cast<int64_t>(v.f));
+      return true;
+    case Tag::kString: {
+      std::string s = Trimmed(vm.heap().StringOf(v));
+      int64_t n = 0;
+      const char* begin = s.data() + (!s.empty() && s[0] == '+' ? 1 : 0);
+      auto [end, ec] = std::from_chars(begin, s.data() + s.size(), n);
+      if (ec == std::errc::result_out_of_range) return vm.Raise("arith", fmt::format("\"{}\" does not fit in an int", s));
+      if (ec != std::errc() || end != s.data() + s.size() || s.empty())
+        return vm.Raise("type", fmt::format("cannot convert \"{}\" to an int", s));
+      *out = Value::Int(n);
+      return true;
+    }
+    default: return vm.Raise("type", fmt::format("cannot convert {} to an int", TypeName(v.tag)));
+  }
+}
+
+bool Float(VM& vm, Value* args, int, Value* out) {
+  Value v = args[0];
+  switch (v.tag) {
+    case Tag::kInt: *out = Value::Float(static_cast<double>(v.i)); return true;
+    case Tag::kFloat: *out = v; return true;
+    case Tag::kString: {
+      std::string s = Trimmed(vm.heap().StringOf(v));
+      char* end = nullptr;
+      double d = s.empty() ? 0 : std::strtod(s.c_str(), &end);
+      if (s.empty() || end != s.c_str() + s.size())
+        return vm.Raise("type", fmt::format("cannot convert \"{}\" to a float", s));
+      *out = Value::Float(d);
+      return true;
+    }
+    default: return vm.Raise("type", fmt::format("cannot convert {} to a float", TypeName(v.tag)));
+  }
+}
+
+bool Type(VM& vm, Value* args, int, Value* out) {
+  *out = vm.heap().NewString(TypeName(args[0].tag));
+  return true;
+}
+
+bool Range(VM& vm, Value* args, int argc, Value* out) {
+  for (int i = 0; i < argc; ++i)
+    if (args[i].tag != Tag::kInt) return vm.Raise("type", fmt::format("range() takes ints, not {}", TypeName(args[i].tag)));
+  int64_t start = argc == 1 ? 0 : args[0].i;
+  int64_t end = argc == 1 ? args[0].i : args[1].i;
+  int64_t step = argc == 3 ? args[2].i : 1;
+  if (step == 0) return vm.Raise("arith", "range() step must not be zero");
+  std::vector<Value> items;
+  constexpr int64_t kMaxRangeList = 100'000'000;
+  for (int64_t i = start; step > 0 ? i < end : i > end; i += step) {
+    if (static_cast<int64_t>(items.size()) >= kMaxRangeList) return vm.Raise("index", "range() would build more than 100000000 items");
+    items.push_back(Value::Int(i));
+    if ((step > 0 && i > INT64_MAX - step) || (step < 0 && i < INT64_MIN - step)) break;
+  }
+  *out = vm.heap().NewList(std::move(items));
+  return true;
+}
+
+bool Error(VM& vm, Value* args, int argc, Value* out) {
+  if (args[0].tag != Tag::kString) return vm.Raise("type", "error() takes a kind string first");
+  std::string message;
+  if (argc >= 2) {
+    std::string err;
+    if (!ToDisplayString(vm.heap(), args[1], &message, &err)) return vm.Raise("type", err);
+  }
+  *out = vm.heap().NewError(vm.heap().StringOf(args[0]), message, argc >= 3 ? args[2] : Value::Null());
+  return true;
+}
+
+bool JsonEncode(VM& vm, Value* args, int, Value* out) {
+  std::string text, error;
+  if (!EncodeJson(vm.heap(), args[0], false, &text, &error)) return vm.Raise("type", error);
+  *out = vm.heap().NewString(std::move(text));
+  return true;
+}
+
+bool JsonParse(VM& vm, Value* args, int, Value* out) {
+  if (args[0].tag != Tag::kString) return vm.Raise("type", fmt::format("json.parse() takes a string, not {}", TypeName(args[0].tag)));
+  return ParseJson(vm, vm.heap().StringOf(args[0]), out);
+}
+
+bool TimeNow(VM& vm, Value*, int, Value* out) {
+  *out = Value::Int(vm.host().NowMs());
+  return true;
+}
+
+bool NeedNumber(VM& vm, Value v, const char* fn) {
+  if (v.IsNumber()) return true;
+  return vm.Raise("type", fmt::format("{}() takes numbers, not {}", fn, TypeName(v.tag)));
+}
+
+bool MathAbs(VM& vm, Value* args, int, Value* out) {
+  if (!NeedNumber(vm, args[0], "math.abs")) return false;
+  if (args[0].tag == Tag::kInt) {
+    if (args[0].i == INT64_MIN) return vm.Raise("arith", "integer overflow in math.abs");
+    *out = Value::Int(args[0].i < 0 ? -args[0].i : args[0].i);
+  } else {
+    *out = Value::Float(std::fabs(args[0].f));
+  }
+  return true;
+}
+
+bool MinMax(VM& vm, Value* args, int argc, Value* out, bool want_max, const char* name) {
+  // One list argument, or several numbers.
+  std::vector<Value> values;
+  if (argc == 1 && args[0].tag == Tag::kList)
+    values = vm.heap().Get<ListObj>(args[0].ref)->items;
+  else
+    values.assign(args, args + argc);
+  if (values.empty()) return vm.Raise("index", fmt::format("{}() of nothing", name));
+  Value best = values[0];
+  for (Value v : values) {
+    if (!NeedNumber(vm, v, name)) return false;
+    if (want_max ? v.AsDouble() > best.AsDouble() : v.AsDouble() < best.AsDouble()) best = v;
+  }
+  *out = best;
+  return true;
+}
+bool MathMin(VM& vm, Value* args, int argc, Value* out) { return MinMax(vm, args, argc, out, false, "math.min"); }
+bool MathMax(VM& vm, Value* args, int argc, Value* out) { return MinMax(vm, args, argc, out, true, "math.max"); }
+
+template <double (*Fn)(double)>
+bool Rounding(VM& vm, Value* args, int, Value* out) {
+  if (!NeedNumber(vm, args[0], "math rounding")) return false;
+  if (args[0].tag == Tag::kInt) {
+    *out = args[0];
+    return true;
+  }
+  double r = Fn(args[0].f);
+  if (!std::isfinite(r) || r >= 9223372036854775808.0 || r < -9223372036854775808.0)
+    return vm.Raise("arith", fmt::format("{} does not fit in an int", FormatFloat(r)));
+  *out = Value::Int(static_cast<int64_t>(r));
+  return true;
+}
+double Floor(double d) { return std::floor(d); }
+double Ceil(double d) { return std::ceil(d); }
+double Round(double d) { return std::round(d); }
+
+bool MathSqrt(VM& vm, Value* args, int, Value* out) {
+  if (!NeedNumber(vm, args[0], "math.sqrt")) return false;
+  *out = Value::Float(std::sqrt(args[0].AsDouble()));
+  return true;
+}
+
+bool MathPow(VM& vm, Value* args, int, Value* out) {
+  if (!NeedNumber(vm, args[0], "math.pow") || !NeedNumber(vm, args[1], "math.pow")) return false;
+  *out = Value::Float(std::pow(args[0].AsDouble(), args[1].AsDouble()));
+  return true;
+}
+
+constexpr BuiltinFn kBuiltins[] = {
+    Print, Len, Str, Int, Float, Type, Range, Error, JsonEncode, JsonParse, TimeNow,
+    MathAbs, MathMin, MathMax, Rounding<Floor>, Rounding<Ceil>, Rounding<Round>, MathSqrt, MathPow,
+};
+static_assert(sizeof(kBuiltins) / sizeof(kBuiltins[0]) == kBuiltinCount,
+              "every builtin of builtins.def needs an implementation here, in the same order");
+
+}  // namespace
+
+bool InvokeMethod(VM& vm, Value receiver, std::string_view name, Value* args, int argc, Value* out);
+
+Natives GetNatives() { return Natives{kBuiltins, InvokeMethod}; }
+
+}  // namespace flow::stdlib

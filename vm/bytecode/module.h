@@ -1,0 +1,73 @@
+// A compiled Flow program: constants, functions (code, upvalue descriptors, line and
+// local-name tables) and the names of its globals. Plain data: the compiler builds it, the
+// serializer writes and reads it (format in docs/bytecode.md), the verifier checks it, and
+// the VM runs it.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vm/base/status.h"
+
+namespace flow {
+
+struct Constant {
+  enum class Kind : uint8_t { kInt = 0, kFloat = 1, kString = 2 };
+  Kind kind = Kind::kInt;
+  int64_t i = 0;
+  double f = 0;
+  std::string s;
+};
+
+// Where a closure's captured variable comes from when the closure is created: a local slot
+// of the enclosing frame, or one of the enclosing closure's own upvalues.
+struct UpvalueDesc {
+  bool from_parent_local = false;
+  uint16_t index = 0;
+};
+
+struct LineEntry {
+  uint32_t pc;    // first instruction of the run of code on this line
+  uint32_t line;  // 1-based source line
+};
+
+struct LocalName {
+  std::string name;
+  uint16_t slot;
+  uint32_t start_pc;  // live in [start_pc, end_pc)
+  uint32_t end_pc;
+};
+
+struct Function {
+  std::string name;
+  uint8_t arity = 0;
+  uint32_t max_stack = 0;  // the most values the frame ever holds, slot 0 (the callee) included
+  std::vector<UpvalueDesc> upvalues;
+  std::string code;
+  std::vector<LineEntry> lines;
+  std::vector<LocalName> locals;
+
+  uint32_t LineAt(uint32_t pc) const;
+};
+
+struct Module {
+  std::string source_name;  // the .flow file it came from, for messages and traces
+  std::vector<Constant> constants;
+  std::vector<Function> functions;  // functions[0] is the top level of the script
+  std::vector<std::string> globals;
+};
+
+// The bytecode file format (docs/bytecode.md).
+std::string SerializeModule(const Module& module);
+Result<Module> DeserializeModule(std::string_view bytes);  // verifies it too
+bool LooksLikeBytecode(std::string_view bytes);
+
+// Checks every operand, jump, constant index and the stack depth of every function, so that
+// the VM can run the module without bounds checks of its own.
+Status VerifyModule(const Module& module);
+
+// Human-readable listing of every function.
+std::string Disassemble(const Module& module);
+
+}  // namespace flow

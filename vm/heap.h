@@ -1,0 +1,123 @@
+// The heap: objects addressed by 32-bit ids, reclaimed by a mark-and-sweep collector that
+// runs only at the VM's safe points (back edges and calls), where every live value is
+// reachable from the roots the VM hands it.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "vm/value.h"
+
+namespace flow {
+
+enum class ObjKind : uint8_t { kString, kList, kMap, kClosure, kUpvalue, kError };
+
+struct Object {
+  explicit Object(ObjKind k) : kind(k) {}
+  virtual ~Object() = default;
+  ObjKind kind;
+  bool marked = false;
+};
+
+struct StringObj : Object {
+  explicit StringObj(std::string s) : Object(ObjKind::kString), text(std::move(s)) {}
+  std::string text;  // UTF-8
+};
+
+struct ListObj : Object {
+  ListObj() : Object(ObjKind::kList) {}
+  std::vector<Value> items;
+};
+
+// String keys in insertion order, with a hash index for lookups.
+struct MapObj : Object {
+  MapObj() : Object(ObjKind::kMap) {}
+  std::vector<std::pair<std::string, Value>> entries;
+  std::unordered_map<std::string, uint32_t> index;
+
+  const Value* Find(std::string_view key) const {
+    auto it = index.find(std::string(key));
+    return it == index.end() ? nullptr : &entries[it->second].second;
+  }
+  void Set(std::string_view key, Value v) {
+    auto [it, inserted] = index.try_emplace(std::string(key), static_cast<uint32_t>(entries.size()));
+    if (inserted)
+      entries.emplace_back(std::string(key), v);
+    else
+      entries[it->second].second = v;
+  }
+};
+
+struct ClosureObj : Object {
+  ClosureObj(uint32_t fn) : Object(ObjKind::kClosure), function(fn) {}
+  uint32_t function;               // index into Module::functions
+  std::vector<uint32_t> upvalues;  // ids of UpvalueObj
+};
+
+// A captured variable: open while its slot is live on the stack, then closed over a copy.
+struct UpvalueObj : Object {
+  explicit UpvalueObj(uint32_t s) : Object(ObjKind::kUpvalue), slot(s) {}
+  bool open = true;
+  uint32_t slot;  // absolute stack index while open
+  Value closed = Value::Null();
+};
+
+struct ErrorObj : Object {
+  ErrorObj(std::string k, std::string m, Value d)
+      : Object(ObjKind::kError), kind(std::move(k)), message(std::move(m)), data(d) {}
+  std::string kind;
+  std::string message;
+  Value data;
+  std::vector<std::string> trace;  // "function (file:line)", innermost first
+};
+
+class Heap {
+ public:
+  Heap() = default;
+  Heap(const Heap&) = delete;
+  Heap& operator=(const Heap&) = delete;
+  ~Heap();
+
+  template <typename T, typename... Args>
+  uint32_t Make(Args&&... args) {
+    return Add(new T(std::forward<Args>(args)...));
+  }
+  template <typename T>
+  T* Get(uint32_t id) const {
+    return static_cast<T*>(objects_[id]);
+  }
+  Object* GetObject(uint32_t id) const { return objects_[id]; }
+
+  Value NewString(std::string s) { return Value::Ref(Tag::kString, Make<StringObj>(std::move(s))); }
+  Value NewList(std::vector<Value> items = {}) {
+    uint32_t id = Make<ListObj>();
+    Get<ListObj>(id)->items = std::move(items);
+    return Value::Ref(Tag::kList, id);
+  }
+  Value NewMap() { return Value::Ref(Tag::kMap, Make<MapObj>()); }
+  Value NewError(std::string kind, std::string message, Value data = Value::Null()) {
+    return Value::Ref(Tag::kError, Make<ErrorObj>(std::move(kind), std::move(message), data));
+  }
+
+  const std::string& StringOf(Value v) const { return Get<StringObj>(v.ref)->text; }
+
+  bool ShouldCollect() const { return allocated_since_gc_ >= next_gc_; }
+  // Frees every object not reachable from the values `mark_roots` passes to `mark`.
+  void Collect(const std::function<void(const std::function<void(Value)>&)>& mark_roots,
+               const std::vector<uint32_t>& extra_object_roots);
+  size_t live_objects() const { return live_; }
+
+ private:
+  uint32_t Add(Object* obj);
+  std::vector<Object*> objects_;
+  std::vector<uint32_t> free_ids_;
+  size_t live_ = 0;
+  size_t allocated_since_gc_ = 0;
+  size_t next_gc_ = 100'000;
+};
+
+}  // namespace flow

@@ -1,0 +1,40 @@
+// Values: 16 bytes, a tag and a payload. Heap values hold a handle (an id into the Heap),
+// never a pointer, so that the whole VM state can be written out and read back as data.
+#pragma once
+#include <cstdint>
+
+namespace flow {
+
+enum class Tag : uint8_t {
+  kNull, kBool, kInt, kFloat, kBuiltin,        // immediate
+  kString, kList, kMap, kFunction, kError,     // on the heap
+};
+
+struct Value {
+  Tag tag;
+  union {
+    bool b;
+    int64_t i;
+    double f;
+    uint32_t ref;  // heap id, or builtin id for kBuiltin
+  };
+
+  static Value Null() { Value v; v.tag = Tag::kNull; v.i = 0; return v; }
+  static Value Bool(bool b) { Value v; v.tag = Tag::kBool; v.i = 0; v.b = b; return v; }
+  static Value Int(int64_t i) { Value v; v.tag = Tag::kInt; v.i = i; return v; }
+  static Value Float(double f) { Value v; v.tag = Tag::kFloat; v.f = f; return v; }
+  static Value Builtin(uint32_t id) { Value v; v.tag = Tag::kBuiltin; v.i = 0; v.ref = id; return v; }
+  static Value Ref(Tag tag, uint32_t id) { Value v; v.tag = tag; v.i = 0; v.ref = id; return v; }
+
+  bool IsHeap() const { return tag >= Tag::kString; }
+  bool IsNumber() const { return tag == Tag::kInt || tag == Tag::kFloat; }
+  bool Truthy() const { return !(tag == Tag::kNull || (tag == Tag::kBool && !b)); }
+  double AsDouble() const { return tag == Tag::kInt ? static_cast<double>(i) : f; }
+};
+
+static_assert(sizeof(Value) == 16);
+
+// The name `type()` returns: int float string null bool list map function error.
+const char* TypeName(Tag tag);
+
+}  // namespace flow

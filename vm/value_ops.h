@@ -1,0 +1,30 @@
+// Operations on values that the VM and the standard library share: equality, ordering,
+// text and JSON forms.
+#pragma once
+#include <string>
+
+#include "vm/heap.h"
+#include "vm/value.h"
+
+namespace flow {
+
+// Structural equality (lists and maps by value, 1 == 1.0). False, with *too_deep set, if
+// the values nest deeper than kMaxValueDepth (or are cyclic).
+bool ValuesEqual(const Heap& heap, Value a, Value b, bool* too_deep);
+
+inline constexpr int kMaxValueDepth = 1000;
+
+// Shortest text that reads back as the same double, always with a `.` or an exponent.
+std::string FormatFloat(double f);
+
+// Compact JSON. False (with *error set) for values JSON cannot hold or nesting deeper than
+// kMaxValueDepth. Functions encode as "<fn>" when `lenient` (for print and str).
+bool EncodeJson(const Heap& heap, Value v, bool lenient, std::string* out, std::string* error);
+
+// What print and str show: strings raw, everything else as compact JSON.
+bool ToDisplayString(const Heap& heap, Value v, std::string* out, std::string* error);
+
+// Number of code points in UTF-8 text.
+int64_t Utf8Length(std::string_view s);
+
+}  // namespace flow

@@ -1,0 +1,102 @@
+// The Flow virtual machine: a stack machine whose whole state (value stack, frames,
+// handlers, globals, heap) is plain data addressed by indices and ids.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vm/bytecode/module.h"
+#include "vm/heap.h"
+#include "vm/value.h"
+
+namespace flow {
+
+class VM;
+
+// What the VM needs from the world around it; tests supply their own.
+class VmHost {
+ public:
+  virtual ~VmHost() = default;
+  virtual void WriteOutput(std::string_view text) = 0;
+  virtual int64_t NowMs() = 0;  // ms since the epoch
+};
+
+// A builtin: reads args[0..argc), writes *out and returns true, or calls vm.Raise(...) and
+// returns false.
+using BuiltinFn = bool (*)(VM& vm, Value* args, int argc, Value* out);
+// A method of a string, list or map value (xs.push(v), s.split(","), m.keys()).
+using MethodFn = bool (*)(VM& vm, Value receiver, std::string_view name, Value* args, int argc, Value* out);
+
+// The native half of the language, supplied by stdlib/ (the VM does not depend on it).
+struct Natives {
+  const BuiltinFn* builtins = nullptr;  // indexed by builtin id, kBuiltinCount entries
+  MethodFn invoke_method = nullptr;
+};
+
+struct Frame {
+  uint32_t function;  // index into Module::functions
+  uint32_t closure;   // heap id of the ClosureObj, or kNoClosure for the top level
+  uint32_t pc;        // saved when the frame is not running
+  uint32_t base;      // stack index of slot 0 (the callee)
+};
+inline constexpr uint32_t kNoClosure = UINT32_MAX;
+
+// An active `try`: where to resume, and what to cut the frames and stack back to.
+struct Handler {
+  uint32_t frame_depth;   // index of the frame that owns the try
+  uint32_t stack_height;
+  uint32_t catch_pc;
+};
+
+enum class RunOutcome { kCompleted, kFailed };
+
+class VM {
+ public:
+  VM(const Module* module, VmHost* host, Natives natives);
+  ~VM();
+
+  RunOutcome Run();
+
+  // Sets a global by name before Run() (the program's `args`); false if the program has none.
+  bool SetGlobal(std::string_view name, Value v);
+
+  // After kFailed: the uncaught error, rendered as `error: kind: message` and a trace.
+  std::string FormatUncaught() const;
+  Value uncaught_error() const { return uncaught_; }
+
+  // For builtins.
+  Heap& heap() { return heap_; }
+  VmHost& host() { return *host_; }
+  const Module& module() const { return *module_; }
+  bool Raise(std::string kind, std::string message, Value data = Value::Null());
+
+  static constexpr uint32_t kStackCapacity = 1u << 20;  // values; about 16 MiB reserved, touched as used
+  static constexpr uint32_t kMaxFrames = 100'000;
+
+ private:
+  bool CallValue(Value* callee_slot, int argc, uint32_t pc_after);
+  void CloseUpvalues(uint32_t from_slot);
+  uint32_t CaptureUpvalue(uint32_t slot);
+  void FillTrace(Value error, uint32_t pc);
+  void MaybeCollect();
+  Value& UpvalueRef(uint32_t id);
+
+  const Module* module_;
+  VmHost* host_;
+  Natives natives_;
+  Heap heap_;
+  std::vector<Value> constants_;  // module constants as values (strings on the heap)
+  std::vector<uint32_t> constant_roots_;
+  std::vector<Value> globals_;
+  std::unique_ptr<Value[]> stack_;
+  uint32_t sp_ = 0;  // next free stack index
+  std::vector<Frame> frames_;
+  std::vector<Handler> handlers_;
+  std::vector<uint32_t> open_upvalues_;  // ids, sorted by slot
+  Value pending_error_ = Value::Null();
+  Value uncaught_ = Value::Null();
+};
+
+}  // namespace flow
