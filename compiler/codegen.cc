@@ -58,6 +58,9 @@ struct FunctionState {
   std::vector<Loop> loops;
   uint32_t last_line = 0;
   bool is_script = false;
+  Op last_op = Op::NOP;     // the last instruction emitted, and where, for EmitBinary
+  uint32_t last_op_at = 0;
+  uint32_t label = UINT32_MAX;  // the last position taken as a jump target
 };
 
 class Codegen {
@@ -103,6 +106,8 @@ class Codegen {
       s.last_line = line_;
     }
     const OpInfo& info = GetOpInfo(op);
+    s.last_op = op;
+    s.last_op_at = pc();
     s.fn.code.push_back(static_cast<char>(op));
     uint32_t operands[3] = {a, b, c};
     uint32_t last_at = pc();
@@ -117,6 +122,36 @@ class Codegen {
     s.stack_depth += e.pushes - e.pops;
     s.fn.max_stack = std::max<uint32_t>(s.fn.max_stack, s.stack_depth + 1);
     return last_at;
+  }
+
+  // The current position as a jump target: no peephole rewrite may reach back across it.
+  uint32_t Label() {
+    state_->label = pc();
+    return pc();
+  }
+
+  // Emits a binary operator, folding a constant right operand that was just pushed into
+  // the operator's _K form (`n - 1` becomes SUB_K instead of CONST, SUB).
+  void EmitBinary(Op op) {
+    static const std::map<Op, Op> kConstantForms = {
+        {Op::ADD, Op::ADD_K}, {Op::SUB, Op::SUB_K}, {Op::MUL, Op::MUL_K}, {Op::MOD, Op::MOD_K},
+        {Op::EQ, Op::EQ_K},   {Op::NE, Op::NE_K},   {Op::LT, Op::LT_K},   {Op::LE, Op::LE_K},
+        {Op::GT, Op::GT_K},   {Op::GE, Op::GE_K}};
+    FunctionState& s = *state_;
+    auto form = kConstantForms.find(op);
+    uint32_t const_at = pc() - InstructionSize(Op::CONST);
+    if (form == kConstantForms.end() || s.last_op != Op::CONST || s.last_op_at != const_at || s.label == pc()) {
+      Emit(op);
+      return;
+    }
+    uint32_t k = DecodeFixed32(reinterpret_cast<const uint8_t*>(s.fn.code.data() + const_at + 1));
+    s.fn.code.resize(const_at);
+    s.stack_depth -= 1;
+    if (!s.fn.lines.empty() && s.fn.lines.back().pc == const_at) {
+      s.fn.lines.pop_back();
+      s.last_line = s.fn.lines.empty() ? 0 : s.fn.lines.back().line;
+    }
+    Emit(form->second, k);
   }
 
   void PatchJump(uint32_t operand_at, uint32_t target) {
@@ -288,26 +323,26 @@ class Codegen {
         CompileBlock(*s.body);
         if (s.else_body) {
           uint32_t to_end = Emit(Op::JUMP, 0);
-          PatchJump(to_else, pc());
+          PatchJump(to_else, Label());
           CompileBlock(*s.else_body);
-          PatchJump(to_end, pc());
+          PatchJump(to_end, Label());
         } else {
-          PatchJump(to_else, pc());
+          PatchJump(to_else, Label());
         }
         break;
       }
       case StmtKind::kWhile: {
-        uint32_t top = pc();
+        uint32_t top = Label();
         CompileExpr(*s.expr);
         uint32_t to_exit = Emit(Op::JUMP_IF_FALSE, 0);
         state_->loops.push_back({state_->locals.size(), state_->try_depth, {}, {}});
         CompileBlock(*s.body);
         Loop loop = std::move(state_->loops.back());
         state_->loops.pop_back();
-        for (uint32_t at : loop.continues) PatchJump(at, pc());
+        for (uint32_t at : loop.continues) PatchJump(at, Label());
         Emit(Op::LOOP, top);
-        PatchJump(to_exit, pc());
-        for (uint32_t at : loop.breaks) PatchJump(at, pc());
+        PatchJump(to_exit, Label());
+        for (uint32_t at : loop.breaks) PatchJump(at, Label());
         break;
       }
       case StmtKind::kFor: CompileFor(s); break;
@@ -341,14 +376,14 @@ class Codegen {
         --state_->try_depth;
         Emit(Op::TRY_END);
         uint32_t to_end = Emit(Op::JUMP, 0);
-        PatchJump(to_catch, pc());
+        PatchJump(to_catch, Label());
         BeginScope();
         ++state_->stack_depth;  // the VM pushes the error
         state_->fn.max_stack = std::max<uint32_t>(state_->fn.max_stack, state_->stack_depth + 1);
         AddLocal(s.name, s.name_loc);
         CompileStmts(s.else_body->stmts);
         EndScope();
-        PatchJump(to_end, pc());
+        PatchJump(to_end, Label());
         break;
       }
       case StmtKind::kBlock: CompileBlock(*s.body); break;
@@ -409,7 +444,7 @@ class Codegen {
       Emit(Op::PUSH_NULL);
       var_slot = AddLocal(s.name, s.name_loc);
       exit_jump = Emit(Op::RANGE_PREP, hidden, 0);
-      top = pc();
+      top = Label();
     } else {
       CompileExpr(*s.expr);
       Emit(Op::ITER_PREP);
@@ -421,14 +456,14 @@ class Codegen {
         Emit(Op::PUSH_NULL);
         AddLocal(s.name2, s.loc);
       }
-      top = pc();
+      top = Label();
       exit_jump = Emit(Op::FOR_ITER, hidden, s.name2.empty() ? 1 : 2, 0);
     }
     st.loops.push_back({st.locals.size(), st.try_depth, {}, {}});
     CompileBlock(*s.body);
     Loop loop = std::move(st.loops.back());
     st.loops.pop_back();
-    for (uint32_t at : loop.continues) PatchJump(at, pc());
+    for (uint32_t at : loop.continues) PatchJump(at, Label());
     // Each iteration has variables of its own: close what closures captured of this one.
     bool captured = false;
     for (size_t i = var_slot - 1; i < st.locals.size(); ++i) captured |= st.locals[i].captured;
@@ -438,8 +473,8 @@ class Codegen {
     } else {
       Emit(Op::LOOP, top);
     }
-    PatchJump(exit_jump, pc());
-    for (uint32_t at : loop.breaks) PatchJump(at, pc());
+    PatchJump(exit_jump, Label());
+    for (uint32_t at : loop.breaks) PatchJump(at, Label());
     EndScope();
   }
 
@@ -661,7 +696,7 @@ class Codegen {
         CompileExpr(*e.object);
         CompileExpr(*e.items[0]);
         MarkLine(e.loc);
-        Emit(kOps.at(e.text));
+        EmitBinary(kOps.at(e.text));
         break;
       }
       case ExprKind::kAnd:
@@ -669,7 +704,7 @@ class Codegen {
         CompileExpr(*e.object);
         uint32_t to_end = Emit(e.kind == ExprKind::kAnd ? Op::AND_JUMP : Op::OR_JUMP, 0);
         CompileExpr(*e.items[0]);
-        PatchJump(to_end, pc());
+        PatchJump(to_end, Label());
         break;
       }
       case ExprKind::kStep:

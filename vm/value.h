@@ -19,6 +19,16 @@ struct Value {
     uint32_t ref;  // heap id, or builtin id for kBuiltin
   };
 
+  Value() = default;
+  // Copy the tag and the payload as two moves, never as one 16-byte move: the VM writes
+  // them separately, and a wide load of two narrow stores stalls store forwarding.
+  Value(const Value& o) noexcept : tag(o.tag) { i = o.i; }
+  Value& operator=(const Value& o) noexcept {
+    tag = o.tag;
+    i = o.i;
+    return *this;
+  }
+
   static Value Null() { Value v; v.tag = Tag::kNull; v.i = 0; return v; }
   static Value Bool(bool b) { Value v; v.tag = Tag::kBool; v.i = 0; v.b = b; return v; }
   static Value Int(int64_t i) { Value v; v.tag = Tag::kInt; v.i = i; return v; }

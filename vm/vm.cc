@@ -119,36 +119,6 @@ std::string VM::FormatUncaught() const {
 
 namespace {
 
-// Floored integer division and remainder, as `//` and `%` define them.
-inline int64_t FloorDiv(int64_t a, int64_t b) {
-  int64_t q = a / b;
-  if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
-  return q;
-}
-inline int64_t FloorMod(int64_t a, int64_t b) {
-  if (b == -1) return 0;
-  int64_t r = a % b;
-  if (r != 0 && ((r < 0) != (b < 0))) r += b;
-  return r;
-}
-inline double FloatMod(double a, double b) {
-  double r = std::fmod(a, b);
-  if (r != 0 && ((r < 0) != (b < 0))) r += b;
-  return r;
-}
-
-// Splits UTF-8 text into one string per code point.
-std::vector<std::string> CodePoints(const std::string& s) {
-  std::vector<std::string> out;
-  for (size_t i = 0; i < s.size();) {
-    size_t j = i + 1;
-    while (j < s.size() && (static_cast<unsigned char>(s[j]) & 0xC0) == 0x80) ++j;
-    out.push_back(s.substr(i, j - i));
-    i = j;
-  }
-  return out;
-}
-
 }  // namespace
 
 RunOutcome VM::Run() {
@@ -159,6 +129,8 @@ RunOutcome VM::Run() {
   };
 
   Value* const stack = stack_.get();
+  Value* const globals = globals_.data();
+  const Value* const constants = constants_.data();
   stack[0] = Value::Null();
   sp_ = 1;
   frames_.push_back({0, kNoClosure, 0, 0});
@@ -188,13 +160,6 @@ RunOutcome VM::Run() {
 #define READ16() (ip += 2, DecodeFixed16(ip - 2))
 #define READ32() (ip += 4, DecodeFixed32(ip - 4))
 #define DISPATCH() goto* kLabels[*ip++]
-#define RAISE(kind, ...)                                                 \
-  do {                                                                   \
-    SAVE_STATE();                                                        \
-    pending_error_ = heap_.NewError(kind, fmt::format(__VA_ARGS__));     \
-    goto handle_error;                                                   \
-  } while (0)
-#define TYPE_ERROR_2(what, a, b) RAISE("type", "cannot {} {} and {}", what, TypeName((a).tag), TypeName((b).tag))
 
   LOAD_FRAME();
   DISPATCH();
@@ -202,7 +167,7 @@ RunOutcome VM::Run() {
 op_NOP:
   DISPATCH();
 op_CONST:
-  *sp++ = constants_[READ32()];
+  *sp++ = constants[READ32()];
   DISPATCH();
 op_PUSH_NULL:
   *sp++ = Value::Null();
@@ -226,10 +191,10 @@ op_SET_LOCAL:
   base[READ16()] = *--sp;
   DISPATCH();
 op_GET_GLOBAL:
-  *sp++ = globals_[READ16()];
+  *sp++ = globals[READ16()];
   DISPATCH();
 op_SET_GLOBAL:
-  globals_[READ16()] = *--sp;
+  globals[READ16()] = *--sp;
   DISPATCH();
 op_GET_UPVAL:
   *sp++ = UpvalueRef(closure->upvalues[READ16()]);
@@ -257,151 +222,80 @@ op_GET_BUILTIN:
   *sp++ = Value::Builtin(READ16());
   DISPATCH();
 
-op_ADD: {
-  Value b = sp[-1], a = sp[-2];
-  if (a.tag == Tag::kInt && b.tag == Tag::kInt) {
-    int64_t r;
-    if (__builtin_add_overflow(a.i, b.i, &r)) RAISE("arith", "integer overflow in {} + {}", a.i, b.i);
-    sp[-2] = Value::Int(r);
-  } else if (a.IsNumber() && b.IsNumber()) {
-    sp[-2] = Value::Float(a.AsDouble() + b.AsDouble());
-  } else if (a.tag == Tag::kString && b.tag == Tag::kString) {
-    sp[-2] = heap_.NewString(heap_.StringOf(a) + heap_.StringOf(b));
-  } else if (a.tag == Tag::kList && b.tag == Tag::kList) {
-    std::vector<Value> items = heap_.Get<ListObj>(a.ref)->items;
-    const auto& more = heap_.Get<ListObj>(b.ref)->items;
-    items.insert(items.end(), more.begin(), more.end());
-    sp[-2] = heap_.NewList(std::move(items));
-  } else {
-    TYPE_ERROR_2("add", a, b);
+// Binary operators: an inline fast path for two ints, BinaryOp() for the rest. The _K
+// forms take their right operand from the constant table (`n - 1`, `i % 7`).
+#define BINARY(name, a_expr, b_expr, kind, fast)                          \
+  {                                                                      \
+    Value b = (b_expr), a = (a_expr);                                    \
+    if (a.tag == Tag::kInt && b.tag == Tag::kInt) {                      \
+      fast                                                               \
+    }                                                                    \
+    SAVE_STATE();                                                        \
+    if (!BinaryOp(Op::name, a, b, &result_slot)) goto handle_error;      \
+    DISPATCH();                                                          \
   }
-  --sp;
-  DISPATCH();
-}
-op_SUB: {
-  Value b = sp[-1], a = sp[-2];
-  if (a.tag == Tag::kInt && b.tag == Tag::kInt) {
-    int64_t r;
-    if (__builtin_sub_overflow(a.i, b.i, &r)) RAISE("arith", "integer overflow in {} - {}", a.i, b.i);
-    sp[-2] = Value::Int(r);
-  } else if (a.IsNumber() && b.IsNumber()) {
-    sp[-2] = Value::Float(a.AsDouble() - b.AsDouble());
-  } else {
-    TYPE_ERROR_2("subtract", a, b);
+#define INT_ARITH(builtin)                                               \
+  int64_t r;                                                             \
+  if (!builtin(a.i, b.i, &r)) {                                          \
+    result_slot = Value::Int(r);                                         \
+    DISPATCH();                                                          \
   }
-  --sp;
+#define INT_COMPARE(cmp)                                                 \
+  result_slot = Value::Bool(a.i cmp b.i);                                \
   DISPATCH();
-}
-op_MUL: {
-  Value b = sp[-1], a = sp[-2];
-  if (a.tag == Tag::kInt && b.tag == Tag::kInt) {
-    int64_t r;
-    if (__builtin_mul_overflow(a.i, b.i, &r)) RAISE("arith", "integer overflow in {} * {}", a.i, b.i);
-    sp[-2] = Value::Int(r);
-  } else if (a.IsNumber() && b.IsNumber()) {
-    sp[-2] = Value::Float(a.AsDouble() * b.AsDouble());
-  } else {
-    TYPE_ERROR_2("multiply", a, b);
+#define INT_MOD                                                          \
+  if (b.i > 0) {                                                         \
+    int64_t r = a.i % b.i;                                               \
+    result_slot = Value::Int(r < 0 ? r + b.i : r);                       \
+    DISPATCH();                                                          \
   }
-  --sp;
-  DISPATCH();
-}
+#define STACK_FORM(name, fast)                                           \
+  op_##name : {                                                          \
+    --sp;                                                                \
+    Value& result_slot = sp[-1];                                         \
+    BINARY(name, sp[-1], sp[0], stack, fast)                             \
+  }                                                                      \
+  op_##name##_K : {                                                      \
+    Value& result_slot = sp[-1];                                         \
+    BINARY(name, sp[-1], constants[READ32()], konst, fast)               \
+  }
+
+STACK_FORM(ADD, INT_ARITH(__builtin_add_overflow))
+STACK_FORM(SUB, INT_ARITH(__builtin_sub_overflow))
+STACK_FORM(MUL, INT_ARITH(__builtin_mul_overflow))
+STACK_FORM(MOD, INT_MOD)
+STACK_FORM(LT, INT_COMPARE(<))
+STACK_FORM(LE, INT_COMPARE(<=))
+STACK_FORM(GT, INT_COMPARE(>))
+STACK_FORM(GE, INT_COMPARE(>=))
+STACK_FORM(EQ, INT_COMPARE(==))
+STACK_FORM(NE, INT_COMPARE(!=))
 op_DIV: {
-  Value b = sp[-1], a = sp[-2];
-  if (!a.IsNumber() || !b.IsNumber()) TYPE_ERROR_2("divide", a, b);
-  if (b.AsDouble() == 0) RAISE("arith", "division by zero");
-  sp[-2] = Value::Float(a.AsDouble() / b.AsDouble());
   --sp;
-  DISPATCH();
+  Value& result_slot = sp[-1];
+  BINARY(DIV, sp[-1], sp[0], stack, )
 }
 op_FLOORDIV: {
-  Value b = sp[-1], a = sp[-2];
-  if (a.tag == Tag::kInt && b.tag == Tag::kInt) {
-    if (b.i == 0) RAISE("arith", "division by zero");
-    if (b.i == -1 && a.i == INT64_MIN) RAISE("arith", "integer overflow in {} // -1", a.i);
-    sp[-2] = Value::Int(FloorDiv(a.i, b.i));
-  } else if (a.IsNumber() && b.IsNumber()) {
-    if (b.AsDouble() == 0) RAISE("arith", "division by zero");
-    sp[-2] = Value::Float(std::floor(a.AsDouble() / b.AsDouble()));
-  } else {
-    TYPE_ERROR_2("divide", a, b);
-  }
   --sp;
-  DISPATCH();
+  Value& result_slot = sp[-1];
+  BINARY(FLOORDIV, sp[-1], sp[0], stack, )
 }
-op_MOD: {
-  Value b = sp[-1], a = sp[-2];
-  if (a.tag == Tag::kInt && b.tag == Tag::kInt) {
-    if (b.i == 0) RAISE("arith", "modulo by zero");
-    sp[-2] = Value::Int(FloorMod(a.i, b.i));
-  } else if (a.IsNumber() && b.IsNumber()) {
-    if (b.AsDouble() == 0) RAISE("arith", "modulo by zero");
-    sp[-2] = Value::Float(FloatMod(a.AsDouble(), b.AsDouble()));
-  } else {
-    TYPE_ERROR_2("take the remainder of", a, b);
+#undef STACK_FORM
+#undef INT_MOD
+#undef INT_COMPARE
+#undef INT_ARITH
+#undef BINARY
+op_NEG:
+  if (sp[-1].tag == Tag::kInt && sp[-1].i != INT64_MIN) {
+    sp[-1].i = -sp[-1].i;
+    DISPATCH();
   }
-  --sp;
+  SAVE_STATE();
+  if (!Negate(sp[-1], &sp[-1])) goto handle_error;
   DISPATCH();
-}
-op_NEG: {
-  Value a = sp[-1];
-  if (a.tag == Tag::kInt) {
-    if (a.i == INT64_MIN) RAISE("arith", "integer overflow in -({})", a.i);
-    sp[-1] = Value::Int(-a.i);
-  } else if (a.tag == Tag::kFloat) {
-    sp[-1] = Value::Float(-a.f);
-  } else {
-    RAISE("type", "cannot negate {}", TypeName(a.tag));
-  }
-  DISPATCH();
-}
 op_NOT:
   sp[-1] = Value::Bool(!sp[-1].Truthy());
   DISPATCH();
-op_EQ:
-op_NE: {
-  bool negate = ip[-1] == static_cast<uint8_t>(Op::NE);
-  Value b = sp[-1], a = sp[-2];
-  bool equal;
-  if (a.tag == Tag::kInt && b.tag == Tag::kInt) {
-    equal = a.i == b.i;
-  } else {
-    bool too_deep;
-    equal = ValuesEqual(heap_, a, b, &too_deep);
-    if (too_deep) RAISE("type", "values nest too deeply to compare (or contain themselves)");
-  }
-  sp[-2] = Value::Bool(equal != negate);
-  --sp;
-  DISPATCH();
-}
-op_LT:
-op_LE:
-op_GT:
-op_GE: {
-  Op op = static_cast<Op>(ip[-1]);
-  Value b = sp[-1], a = sp[-2];
-  int cmp;
-  if (a.tag == Tag::kInt && b.tag == Tag::kInt) {
-    cmp = a.i < b.i ? -1 : a.i > b.i ? 1 : 0;
-  } else if (a.IsNumber() && b.IsNumber()) {
-    double x = a.AsDouble(), y = b.AsDouble();
-    if (std::isnan(x) || std::isnan(y)) {
-      sp[-2] = Value::Bool(false);
-      --sp;
-      DISPATCH();
-    }
-    cmp = x < y ? -1 : x > y ? 1 : 0;
-  } else if (a.tag == Tag::kString && b.tag == Tag::kString) {
-    int c = heap_.StringOf(a).compare(heap_.StringOf(b));
-    cmp = c < 0 ? -1 : c > 0 ? 1 : 0;
-  } else {
-    TYPE_ERROR_2("compare", a, b);
-  }
-  bool r = op == Op::LT ? cmp < 0 : op == Op::LE ? cmp <= 0 : op == Op::GT ? cmp > 0 : cmp >= 0;
-  sp[-2] = Value::Bool(r);
-  --sp;
-  DISPATCH();
-}
 op_JUMP:
   ip = code + DecodeFixed32(ip);
   DISPATCH();
@@ -497,165 +391,104 @@ op_BUILD_LIST: {
 }
 op_BUILD_MAP: {
   uint16_t n = READ16();
-  Value map = heap_.NewMap();
-  MapObj* m = heap_.Get<MapObj>(map.ref);
-  Value* first = sp - 2 * n;
-  for (uint16_t i = 0; i < n; ++i) {
-    if (first[2 * i].tag != Tag::kString) RAISE("type", "map keys must be strings, not {}", TypeName(first[2 * i].tag));
-    m->Set(heap_.StringOf(first[2 * i]), first[2 * i + 1]);
-  }
-  sp = first;
+  SAVE_STATE();
+  Value map;
+  if (!BuildMap(sp - 2 * n, n, &map)) goto handle_error;
+  sp -= 2 * n;
   *sp++ = map;
   DISPATCH();
 }
 op_BUILD_STRING: {
   uint16_t n = READ16();
-  std::string text, error;
-  for (Value* v = sp - n; v < sp; ++v) {
-    if (!ToDisplayString(heap_, *v, &text, &error)) RAISE("type", "{}", error);
-  }
+  SAVE_STATE();
+  Value text;
+  if (!BuildString(sp - n, n, &text)) goto handle_error;
   sp -= n;
-  *sp++ = heap_.NewString(std::move(text));
+  *sp++ = text;
   DISPATCH();
 }
 op_GET_INDEX: {
   Value index = sp[-1], container = sp[-2];
-  if (container.tag == Tag::kList) {
-    if (index.tag != Tag::kInt) RAISE("type", "list index must be an int, not {}", TypeName(index.tag));
+  if (container.tag == Tag::kList && index.tag == Tag::kInt) {
     const auto& items = heap_.Get<ListObj>(container.ref)->items;
-    int64_t i = index.i < 0 ? index.i + static_cast<int64_t>(items.size()) : index.i;
-    if (i < 0 || i >= static_cast<int64_t>(items.size()))
-      RAISE("index", "list index {} out of range (length {})", index.i, items.size());
-    sp[-2] = items[i];
-  } else if (container.tag == Tag::kMap) {
-    if (index.tag != Tag::kString) RAISE("type", "map key must be a string, not {}", TypeName(index.tag));
-    const Value* v = heap_.Get<MapObj>(container.ref)->Find(heap_.StringOf(index));
-    sp[-2] = v ? *v : Value::Null();
-  } else if (container.tag == Tag::kString) {
-    if (index.tag != Tag::kInt) RAISE("type", "string index must be an int, not {}", TypeName(index.tag));
-    std::vector<std::string> chars = CodePoints(heap_.StringOf(container));
-    int64_t i = index.i < 0 ? index.i + static_cast<int64_t>(chars.size()) : index.i;
-    if (i < 0 || i >= static_cast<int64_t>(chars.size()))
-      RAISE("index", "string index {} out of range (length {})", index.i, chars.size());
-    sp[-2] = heap_.NewString(chars[i]);
-  } else {
-    RAISE("type", "cannot index {}", TypeName(container.tag));
+    if (index.i >= 0 && index.i < static_cast<int64_t>(items.size())) {
+      sp[-2] = items[index.i];
+      --sp;
+      DISPATCH();
+    }
   }
+  SAVE_STATE();
+  if (!GetIndex(container, index, &sp[-2])) goto handle_error;
   --sp;
   DISPATCH();
 }
-op_SET_INDEX: {
-  Value value = sp[-1], index = sp[-2], container = sp[-3];
-  if (container.tag == Tag::kList) {
-    if (index.tag != Tag::kInt) RAISE("type", "list index must be an int, not {}", TypeName(index.tag));
-    auto& items = heap_.Get<ListObj>(container.ref)->items;
-    int64_t i = index.i < 0 ? index.i + static_cast<int64_t>(items.size()) : index.i;
-    if (i < 0 || i >= static_cast<int64_t>(items.size()))
-      RAISE("index", "list index {} out of range (length {})", index.i, items.size());
-    items[i] = value;
-  } else if (container.tag == Tag::kMap) {
-    if (index.tag != Tag::kString) RAISE("type", "map key must be a string, not {}", TypeName(index.tag));
-    heap_.Get<MapObj>(container.ref)->Set(heap_.StringOf(index), value);
-  } else {
-    RAISE("type", "cannot assign into an element of {}", TypeName(container.tag));
-  }
+op_SET_INDEX:
+  SAVE_STATE();
+  if (!SetIndex(sp[-3], sp[-2], sp[-1])) goto handle_error;
   sp -= 3;
   DISPATCH();
-}
-op_GET_FIELD: {
-  const std::string& name = heap_.StringOf(constants_[READ32()]);
-  Value object = sp[-1];
-  if (object.tag == Tag::kMap) {
-    const Value* v = heap_.Get<MapObj>(object.ref)->Find(name);
-    sp[-1] = v ? *v : Value::Null();
-  } else if (object.tag == Tag::kError) {
-    const ErrorObj* e = heap_.Get<ErrorObj>(object.ref);
-    if (name == "kind") {
-      sp[-1] = heap_.NewString(e->kind);
-    } else if (name == "message") {
-      sp[-1] = heap_.NewString(e->message);
-    } else if (name == "data") {
-      sp[-1] = e->data;
-    } else {
-      RAISE("type", "an error has no field `{}` (it has kind, message and data)", name);
-    }
-  } else {
-    RAISE("type", "cannot read field `{}` of {}", name, TypeName(object.tag));
-  }
+op_GET_FIELD:
+  SAVE_STATE();
+  if (!GetField(sp[-1], heap_.StringOf(constants[READ32()]), &sp[-1])) goto handle_error;
   DISPATCH();
-}
-op_SET_FIELD: {
-  const std::string& name = heap_.StringOf(constants_[READ32()]);
-  Value value = sp[-1], object = sp[-2];
-  if (object.tag != Tag::kMap) RAISE("type", "cannot set field `{}` of {}", name, TypeName(object.tag));
-  heap_.Get<MapObj>(object.ref)->Set(name, value);
+op_SET_FIELD:
+  SAVE_STATE();
+  if (!SetField(sp[-2], heap_.StringOf(constants[READ32()]), sp[-1])) goto handle_error;
   sp -= 2;
   DISPATCH();
-}
-op_THROW: {
-  Value v = sp[-1];
-  if (v.tag != Tag::kError) RAISE("type", "throw takes an error value (made by error(kind, message)), not {}", TypeName(v.tag));
+op_THROW:
   --sp;
   SAVE_STATE();
-  pending_error_ = v;
+  ThrowValue(*sp);
   goto handle_error;
-}
 op_TRY_BEGIN:
   handlers_.push_back({static_cast<uint32_t>(frames_.size() - 1), static_cast<uint32_t>(sp - stack), READ32()});
   DISPATCH();
 op_TRY_END:
-  if (handlers_.empty() || handlers_.back().frame_depth != frames_.size() - 1)
-    RAISE("fatal", "bytecode ends a try that it did not begin");
+  if (handlers_.empty() || handlers_.back().frame_depth != frames_.size() - 1) {
+    SAVE_STATE();
+    Raise("fatal", "bytecode ends a try that it did not begin");
+    goto handle_error;
+  }
   handlers_.pop_back();
   DISPATCH();
-op_ITER_PREP: {
-  Value seq = sp[-1];
-  if (seq.tag == Tag::kString) {
-    std::vector<Value> chars;
-    for (auto& c : CodePoints(heap_.StringOf(seq))) chars.push_back(heap_.NewString(std::move(c)));
-    sp[-1] = heap_.NewList(std::move(chars));
-  } else if (seq.tag != Tag::kList && seq.tag != Tag::kMap) {
-    RAISE("type", "cannot iterate over {}", TypeName(seq.tag));
-  }
+op_ITER_PREP:
+  SAVE_STATE();
+  if (!IterPrep(&sp[-1])) goto handle_error;
   *sp++ = Value::Int(0);
   DISPATCH();
-}
 op_FOR_ITER: {
   uint16_t slot = READ16();
   uint8_t vars = READ8();
   uint32_t exit = READ32();
-  Value seq = base[slot];
-  int64_t i = base[slot + 1].i;
-  if (seq.tag == Tag::kList) {
-    const auto& items = heap_.Get<ListObj>(seq.ref)->items;
+  Value* loop = base + slot;
+  if (loop[0].tag == Tag::kList) {
+    const auto& items = heap_.Get<ListObj>(loop[0].ref)->items;
+    int64_t i = loop[1].i;
     if (i >= static_cast<int64_t>(items.size())) {
       ip = code + exit;
       DISPATCH();
     }
     if (vars == 1) {
-      base[slot + 2] = items[i];
+      loop[2] = items[i];
     } else {
-      base[slot + 2] = Value::Int(i);
-      base[slot + 3] = items[i];
+      loop[2] = Value::Int(i);
+      loop[3] = items[i];
     }
-  } else {
-    const MapObj* m = heap_.Get<MapObj>(seq.ref);
-    if (i >= static_cast<int64_t>(m->entries.size())) {
-      ip = code + exit;
-      DISPATCH();
-    }
-    Value value = m->entries[i].second;
-    base[slot + 2] = heap_.NewString(m->entries[i].first);
-    if (vars == 2) base[slot + 3] = value;
+    loop[1].i = i + 1;
+  } else if (!MapIterNext(loop, vars)) {
+    ip = code + exit;
   }
-  base[slot + 1].i = i + 1;
   DISPATCH();
 }
 op_RANGE_PREP: {
   uint16_t slot = READ16();
   uint32_t exit = READ32();
-  if (base[slot].tag != Tag::kInt || base[slot + 1].tag != Tag::kInt)
-    RAISE("type", "range bounds must be ints, not {} and {}", TypeName(base[slot].tag), TypeName(base[slot + 1].tag));
+  if (base[slot].tag != Tag::kInt || base[slot + 1].tag != Tag::kInt) {
+    SAVE_STATE();
+    Raise("type", "range bounds must be ints");
+    goto handle_error;
+  }
   if (base[slot].i >= base[slot + 1].i)
     ip = code + exit;
   else
@@ -702,8 +535,6 @@ handle_error : {
 #undef READ16
 #undef READ32
 #undef DISPATCH
-#undef RAISE
-#undef TYPE_ERROR_2
 }
 
 // Calls the value at callee_slot with the argc values above it. On success a Flow function

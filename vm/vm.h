@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "vm/bytecode/module.h"
+#include "vm/bytecode/opcodes.h"
 #include "vm/heap.h"
 #include "vm/value.h"
 
@@ -76,6 +77,19 @@ class VM {
   static constexpr uint32_t kMaxFrames = 100'000;
 
  private:
+  // Out-of-line halves of instructions (vm_slow_paths.cc, binary_ops.cc). Each returns
+  // false with pending_error_ set when the operation raises.
+  bool BinaryOp(Op op, Value a, Value b, Value* out);
+  bool GetIndex(Value container, Value index, Value* out);
+  bool SetIndex(Value container, Value index, Value value);
+  bool GetField(Value object, const std::string& name, Value* out);
+  bool SetField(Value object, const std::string& name, Value value);
+  bool BuildMap(const Value* pairs, int n, Value* out);
+  bool BuildString(const Value* parts, int n, Value* out);
+  bool IterPrep(Value* sequence);
+  bool MapIterNext(Value* slots, int vars);
+  bool Negate(Value a, Value* out);
+  bool ThrowValue(Value v);
   bool CallValue(Value* callee_slot, int argc, uint32_t pc_after);
   void CloseUpvalues(uint32_t from_slot);
   uint32_t CaptureUpvalue(uint32_t slot);
