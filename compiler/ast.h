@@ -63,7 +63,7 @@ struct Expr {
   Loc loc;
   int64_t int_value = 0;
   double float_value = 0;
-  bool bool_value = false;  // kBool, and `once` of kStep
+  bool bool_value = false;  // kBool; `once` of kStep; for `a // name` ending a line: maybe a comment
   std::string text;         // string value, name, field/method name or operator
   ExprPtr object;
   std::vector<ExprPtr> items;

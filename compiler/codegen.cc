@@ -693,6 +693,12 @@ class Codegen {
             {"+", Op::ADD}, {"-", Op::SUB}, {"*", Op::MUL}, {"/", Op::DIV}, {"//", Op::FLOORDIV},
             {"%", Op::MOD}, {"==", Op::EQ}, {"!=", Op::NE}, {"<", Op::LT}, {"<=", Op::LE},
             {">", Op::GT}, {">=", Op::GE}};
+        // `print(x) // done`: a trailing comment the lexer could not tell from floor
+        // division, recognised here because `done` names nothing.
+        if (e.bool_value && e.items[0]->kind == ExprKind::kName && Resolve(e.items[0]->text).kind == Resolved::kNone) {
+          CompileExpr(*e.object);
+          break;
+        }
         CompileExpr(*e.object);
         CompileExpr(*e.items[0]);
         MarkLine(e.loc);

@@ -16,9 +16,22 @@ inline bool IsFlowKeyword(std::string_view w) {
   return false;
 }
 
-// True when `rest` holds two plain words separated only by blanks ("see the docs"): no
-// expression of Flow puts two names side by side.
+// True when `rest` reads as prose rather than as the right operand of `//`: two plain
+// words side by side ("see the docs"), a word and a colon outside braces ("TODO: x"), or a
+// character no Flow expression uses outside a string (' ? # @ ` ~ ^ ;).
 inline bool RestLooksLikeProse(const std::string& rest) {
+  int braces = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < rest.size(); ++i) {
+    char c = rest[i];
+    if (c == '"') in_string = !in_string;
+    if (in_string) continue;
+    if (std::string_view("'?#@`~^;").find(c) != std::string_view::npos) return true;
+    if (c == '{') ++braces;
+    if (c == '}') --braces;
+    if (c == ':' && braces <= 0 && i > 0 && (std::isalnum(static_cast<unsigned char>(rest[i - 1])) || rest[i - 1] == '_'))
+      return true;
+  }
   std::string previous;
   size_t i = 0;
   bool previous_adjacent = false;

@@ -87,7 +87,7 @@ void AppendUtf8(std::string* out, uint32_t cp) {
 
 class AstBuilder {
  public:
-  explicit AstBuilder(Diagnostics* diags) : diags_(diags) {}
+  AstBuilder(Diagnostics* diags, antlr4::TokenStream* tokens) : diags_(diags), tokens_(tokens) {}
 
   void BuildBlockInto(std::vector<Flow::StmtContext*> stmts, ast::Block* block) {
     for (auto* s : stmts) {
@@ -282,6 +282,13 @@ class AstBuilder {
       e->text = c->op->getText();
       e->object = BuildExpr(c->expr(0));
       e->items.push_back(BuildExpr(c->expr(1)));
+      // `code // word` at the end of a line may be a trailing comment: the code generator
+      // decides by whether `word` names anything (see docs/language.md, Comments).
+      if (c->op->getType() == FlowLexer::FLOORDIV && e->items[0]->kind == ExprKind::kName) {
+        antlr4::Token* last = c->expr(1)->getStop();
+        antlr4::Token* next = tokens_->get(last->getTokenIndex() + 1);
+        e->bool_value = next->getType() == antlr4::Token::EOF || next->getLine() > last->getLine();
+      }
       return e;
     }
     if (auto* c = dynamic_cast<Flow::LogicalExprContext*>(ctx)) {
@@ -497,7 +504,40 @@ class AstBuilder {
   }
 
   Diagnostics* diags_;
+  antlr4::TokenStream* tokens_;
 };
+
+// The line and column of the first byte that is not valid UTF-8, if any.
+bool FindInvalidUtf8(const std::string& s, Loc* where) {
+  uint32_t line = 1, col = 1;
+  for (size_t i = 0; i < s.size();) {
+    unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    bool ok = n > 0 && i + n <= s.size();
+    for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
+    if (ok && n == 2) ok = c >= 0xC2;
+    if (ok && n == 3) {
+      uint32_t cp = ((c & 0x0F) << 12) | ((s[i + 1] & 0x3F) << 6) | (s[i + 2] & 0x3F);
+      ok = cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF);
+    }
+    if (ok && n == 4) {
+      uint32_t cp = ((c & 0x07) << 18) | ((s[i + 1] & 0x3F) << 12) | ((s[i + 2] & 0x3F) << 6) | (s[i + 3] & 0x3F);
+      ok = cp >= 0x10000 && cp <= 0x10FFFF;
+    }
+    if (!ok) {
+      *where = {line, col};
+      return true;
+    }
+    if (c == '\n') {
+      ++line;
+      col = 1;
+    } else {
+      ++col;
+    }
+    i += n;
+  }
+  return false;
+}
 
 }  // namespace
 
@@ -508,6 +548,11 @@ constexpr int kMaxNesting = 200;
 ast::Program ParseProgram(const std::string& file, const std::string& source, Diagnostics* diags) {
   ast::Program program;
   program.file = file;
+  Loc bad;
+  if (FindInvalidUtf8(source, &bad)) {
+    diags->Error(bad, "invalid UTF-8 in the source file");
+    return program;
+  }
   try {
     antlr4::ANTLRInputStream input(source);
     FlowLexer lexer(&input);
@@ -537,7 +582,7 @@ ast::Program ParseProgram(const std::string& file, const std::string& source, Di
     parser.addErrorListener(&errors);
     Flow::ProgramContext* tree = parser.program();
     if (diags->HasErrors()) return program;
-    AstBuilder builder(diags);
+    AstBuilder builder(diags, &tokens);
     builder.BuildBlockInto(tree->stmt(), &program.body);
   } catch (const std::exception& e) {
     diags->Error({1, 1}, fmt::format("cannot parse: {}", e.what()));
