@@ -19,7 +19,16 @@ inline bool IsFlowKeyword(std::string_view w) {
 // True when `rest` reads as prose rather than as the right operand of `//`: two plain
 // words side by side ("see the docs"), a word and a colon outside braces ("TODO: x"), or a
 // character no Flow expression uses outside a string (' ? # @ ` ~ ^ ;).
-inline bool RestLooksLikeProse(const std::string& rest) {
+inline bool RestLooksLikeProse(const std::string& whole_rest) {
+  // Only the text up to the next `//` counts: a later comment decides for itself.
+  std::string rest = whole_rest;
+  for (size_t i = 0, quotes = 0; i + 1 < rest.size(); ++i) {
+    if (rest[i] == '"') ++quotes;
+    if (quotes % 2 == 0 && rest[i] == '/' && rest[i + 1] == '/') {
+      rest.resize(i);
+      break;
+    }
+  }
   int braces = 0;
   bool in_string = false;
   for (size_t i = 0; i < rest.size(); ++i) {
