@@ -133,6 +133,7 @@ RunOutcome VM::Run() {
   const Value* const constants = constants_.data();
   stack[0] = Value::Null();
   sp_ = 1;
+  frames_.reserve(256);
   frames_.push_back({0, kNoClosure, 0, 0});
 
   const Function* fn;
@@ -329,8 +330,29 @@ op_OR_JUMP: {
 }
 op_CALL: {
   int argc = READ8();
+  Value* callee = sp - argc - 1;
+  // Fast path: a Flow function called with the right number of arguments.
+  if (callee->tag == Tag::kFunction) {
+    ClosureObj* target = heap_.Get<ClosureObj>(callee->ref);
+    const Function* target_fn = &module_->functions[target->function];
+    uint32_t new_base = static_cast<uint32_t>(callee - stack);
+    if (argc == target_fn->arity && frames_.size() < kMaxFrames && new_base + target_fn->max_stack <= kStackCapacity) {
+      frames_.back().pc = static_cast<uint32_t>(ip - code);
+      frames_.push_back({target->function, callee->ref, 0, new_base});
+      fn = target_fn;
+      code = reinterpret_cast<const uint8_t*>(fn->code.data());
+      ip = code;
+      base = callee;
+      closure = target;
+      if (heap_.ShouldCollect()) {
+        SAVE_STATE();
+        MaybeCollect();
+      }
+      DISPATCH();
+    }
+  }
   SAVE_STATE();
-  if (!CallValue(sp - argc - 1, argc, static_cast<uint32_t>(ip - code))) goto handle_error;
+  if (!CallValue(callee, argc, static_cast<uint32_t>(ip - code))) goto handle_error;
   sp = stack + sp_;
   LOAD_FRAME();
   DISPATCH();
@@ -384,9 +406,9 @@ op_RETURN: {
 }
 op_BUILD_LIST: {
   uint16_t n = READ16();
-  std::vector<Value> items(sp - n, sp);
+  Value list = heap_.NewList(std::vector<Value>(sp - n, sp));
   sp -= n;
-  *sp++ = heap_.NewList(std::move(items));
+  *sp++ = list;
   DISPATCH();
 }
 op_BUILD_MAP: {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Runs one golden .flow program with `flow run` and compares what it prints.
 
-Usage: run_golden.py FLOW_BINARY FILE.flow
+Usage: run_golden.py FLOW_BINARY FILE.flow [EXPECTED_STDOUT_FILE [FLAGS...]]
 
 Directives, as comments in the program (the same as ../shared/conformance uses):
   // expect: TEXT          the next line printed on stdout (exact, in order)
@@ -28,6 +28,9 @@ def main():
             stderr_parts.append(val.strip())
         else:
             flags += shlex.split(val)
+    if len(sys.argv) > 3:  # expected output kept beside the program, as for examples/
+        expect = open(sys.argv[3], encoding="utf-8").read().splitlines()
+        flags += sys.argv[4:]
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [flow, "run", path, "--store", os.path.join(tmp, "store")] + flags
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=tmp)
