@@ -11,6 +11,7 @@
 #include "Flow.h"
 #include "FlowLexer.h"
 #include "antlr4-runtime.h"
+#include "vm/base/utf8.h"
 
 namespace flow {
 
@@ -66,24 +67,6 @@ class ErrorCollector : public antlr4::BaseErrorListener {
   Diagnostics* diags_;
   std::set<size_t> lines_;
 };
-
-void AppendUtf8(std::string* out, uint32_t cp) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
 
 class AstBuilder {
  public:
@@ -509,34 +492,19 @@ class AstBuilder {
 
 // The line and column of the first byte that is not valid UTF-8, if any.
 bool FindInvalidUtf8(const std::string& s, Loc* where) {
+  size_t at = flow::FindInvalidUtf8(s);
+  if (at == std::string_view::npos) return false;
   uint32_t line = 1, col = 1;
-  for (size_t i = 0; i < s.size();) {
-    unsigned char c = static_cast<unsigned char>(s[i]);
-    size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-    bool ok = n > 0 && i + n <= s.size();
-    for (size_t k = 1; ok && k < n; ++k) ok = (static_cast<unsigned char>(s[i + k]) & 0xC0) == 0x80;
-    if (ok && n == 2) ok = c >= 0xC2;
-    if (ok && n == 3) {
-      uint32_t cp = ((c & 0x0F) << 12) | ((s[i + 1] & 0x3F) << 6) | (s[i + 2] & 0x3F);
-      ok = cp >= 0x800 && (cp < 0xD800 || cp > 0xDFFF);
-    }
-    if (ok && n == 4) {
-      uint32_t cp = ((c & 0x07) << 18) | ((s[i + 1] & 0x3F) << 12) | ((s[i + 2] & 0x3F) << 6) | (s[i + 3] & 0x3F);
-      ok = cp >= 0x10000 && cp <= 0x10FFFF;
-    }
-    if (!ok) {
-      *where = {line, col};
-      return true;
-    }
-    if (c == '\n') {
+  for (size_t i = 0; i < at; ++i) {
+    if (s[i] == '\n') {
       ++line;
       col = 1;
-    } else {
+    } else if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) {
       ++col;
     }
-    i += n;
   }
-  return false;
+  *where = {line, col};
+  return true;
 }
 
 }  // namespace

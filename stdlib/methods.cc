@@ -39,12 +39,7 @@ bool StringMethod(VM& vm, const std::string& s, std::string_view name, Value* ar
     const std::string& sep = heap.StringOf(args[0]);
     std::vector<Value> parts;
     if (sep.empty()) {
-      for (size_t i = 0; i < s.size();) {
-        size_t j = i + 1;
-        while (j < s.size() && (static_cast<unsigned char>(s[j]) & 0xC0) == 0x80) ++j;
-        parts.push_back(heap.NewString(s.substr(i, j - i)));
-        i = j;
-      }
+      for (auto& c : SplitCodePoints(s)) parts.push_back(heap.NewString(std::move(c)));
     } else {
       size_t start = 0;
       for (size_t at; (at = s.find(sep, start)) != std::string::npos; start = at + sep.size())

@@ -3,6 +3,7 @@
 #pragma once
 #include <string>
 
+#include "vm/base/utf8.h"
 #include "vm/heap.h"
 #include "vm/value.h"
 
@@ -24,7 +25,5 @@ bool EncodeJson(const Heap& heap, Value v, bool lenient, std::string* out, std::
 // What print and str show: strings raw, everything else as compact JSON.
 bool ToDisplayString(const Heap& heap, Value v, std::string* out, std::string* error);
 
-// Number of code points in UTF-8 text.
-int64_t Utf8Length(std::string_view s);
 
 }  // namespace flow

@@ -3,24 +3,13 @@
 // that the loop stays small enough for the compiler to keep its state in registers.
 #include <fmt/format.h>
 
+#include "vm/base/utf8.h"
 #include "vm/value_ops.h"
 #include "vm/vm.h"
 
 namespace flow {
 
 namespace {
-
-// Splits UTF-8 text into one string per code point.
-std::vector<std::string> CodePoints(const std::string& s) {
-  std::vector<std::string> out;
-  for (size_t i = 0; i < s.size();) {
-    size_t j = i + 1;
-    while (j < s.size() && (static_cast<unsigned char>(s[j]) & 0xC0) == 0x80) ++j;
-    out.push_back(s.substr(i, j - i));
-    i = j;
-  }
-  return out;
-}
 
 bool ResolveIndex(int64_t index, size_t size, int64_t* out) {
   int64_t i = index < 0 ? index + static_cast<int64_t>(size) : index;
@@ -49,7 +38,7 @@ bool VM::GetIndex(Value container, Value index, Value* out) {
     }
     case Tag::kString: {
       if (index.tag != Tag::kInt) return Raise("type", fmt::format("string index must be an int, not {}", TypeName(index.tag)));
-      std::vector<std::string> chars = CodePoints(heap_.StringOf(container));
+      std::vector<std::string> chars = SplitCodePoints(heap_.StringOf(container));
       if (!ResolveIndex(index.i, chars.size(), &i))
         return Raise("index", fmt::format("string index {} out of range (length {})", index.i, chars.size()));
       *out = heap_.NewString(chars[i]);
@@ -123,7 +112,7 @@ bool VM::BuildString(const Value* parts, int n, Value* out) {
 bool VM::IterPrep(Value* sequence) {
   if (sequence->tag == Tag::kString) {
     std::vector<Value> chars;
-    for (auto& c : CodePoints(heap_.StringOf(*sequence))) chars.push_back(heap_.NewString(std::move(c)));
+    for (auto& c : SplitCodePoints(heap_.StringOf(*sequence))) chars.push_back(heap_.NewString(std::move(c)));
     *sequence = heap_.NewList(std::move(chars));
     return true;
   }

@@ -55,6 +55,12 @@ TEST(Diagnostics, UnterminatedStringDoesNotSwallowTheRest) {
   EXPECT_EQ(out.find("t.flow:2:"), std::string::npos) << out;
 }
 
+TEST(Diagnostics, InvalidUtf8IsReportedWhereItStands) {
+  std::string out = Errors("print(1)\nlet s = \"caf\xc3\xa9 \xff\"\n");
+  EXPECT_NE(out.find("t.flow:2:15: error: invalid UTF-8"), std::string::npos) << out;
+  EXPECT_NE(Errors("let s = \"\xed\xa0\x80\"").find("invalid UTF-8"), std::string::npos);  // a surrogate
+}
+
 TEST(Diagnostics, DeepNestingIsRefusedNotACrash) {
   std::string deep(100000, '(');
   std::string out = Errors("let x = " + deep + "1\n");
