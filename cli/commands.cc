@@ -39,7 +39,7 @@ int RunCommand(const RunOptions& options) {
       fmt::print(stderr, "flow run: --arg takes NAME=VALUE, got `{}`\n", kv);
       return kExitUsage;
     }
-    vm.heap().Get<MapObj>(args.ref)->Set(kv.substr(0, eq), vm.heap().NewString(kv.substr(eq + 1)));
+    vm.heap().Mutable<MapObj>(args.ref)->Set(kv.substr(0, eq), vm.heap().NewString(kv.substr(eq + 1)));
   }
   vm.SetGlobal("args", args);
   RunOutcome outcome = vm.Run();

@@ -55,9 +55,9 @@ class ValueBuilder : public nlohmann::json_sax<nlohmann::json> {
     }
     Value parent = stack_.back().container;
     if (parent.tag == Tag::kList)
-      heap_.Get<ListObj>(parent.ref)->items.push_back(v);
+      heap_.Mutable<ListObj>(parent.ref)->items.push_back(v);
     else
-      heap_.Get<MapObj>(parent.ref)->Set(key_, v);
+      heap_.Mutable<MapObj>(parent.ref)->Set(key_, v);
     return true;
   }
   bool Open(Value container) {

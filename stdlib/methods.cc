@@ -86,11 +86,11 @@ bool StringMethod(VM& vm, const std::string& s, std::string_view name, Value* ar
 
 bool ListMethod(VM& vm, Value list, std::string_view name, Value* args, int argc, Value* out) {
   Heap& heap = vm.heap();
-  auto& items = heap.Get<ListObj>(list.ref)->items;
+  const auto& items = heap.Get<ListObj>(list.ref)->items;
   auto arity = [&](int n) { return argc == n || WrongArgs(vm, "list", name, n, argc); };
   if (name == "push") {
     if (!arity(1)) return false;
-    items.push_back(args[0]);
+    heap.Mutable<ListObj>(list.ref)->items.push_back(args[0]);
     *out = Value::Null();
     return true;
   }
@@ -98,7 +98,7 @@ bool ListMethod(VM& vm, Value list, std::string_view name, Value* args, int argc
     if (!arity(0)) return false;
     if (items.empty()) return vm.Raise("index", "pop from an empty list");
     *out = items.back();
-    items.pop_back();
+    heap.Mutable<ListObj>(list.ref)->items.pop_back();
     return true;
   }
   if (name == "join") {
@@ -131,7 +131,7 @@ bool ListMethod(VM& vm, Value list, std::string_view name, Value* args, int argc
 
 bool MapMethod(VM& vm, Value map, std::string_view name, Value* args, int argc, Value* out) {
   Heap& heap = vm.heap();
-  MapObj* m = heap.Get<MapObj>(map.ref);
+  const MapObj* m = heap.Get<MapObj>(map.ref);
   auto arity = [&](int n) { return argc == n || WrongArgs(vm, "map", name, n, argc); };
   if (name == "keys" || name == "values") {
     if (!arity(0)) return false;

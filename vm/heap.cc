@@ -24,6 +24,15 @@ Heap::~Heap() {
 uint32_t Heap::Add(Object* obj) {
   ++live_;
   ++allocated_since_gc_;
+  uint32_t id = Insert(obj);
+  if (tracking_) {
+    obj->dirty = true;
+    dirty_ids_.push_back(id);
+  }
+  return id;
+}
+
+uint32_t Heap::Insert(Object* obj) {
   if (!free_ids_.empty()) {
     uint32_t id = free_ids_.back();
     free_ids_.pop_back();
@@ -74,14 +83,73 @@ void Heap::Collect(const std::function<void(const std::function<void(Value)>&)>&
     if (o->marked) {
       o->marked = false;
     } else {
+      if (o->persisted) freed_persisted_.push_back(id);
       delete o;
       objects_[id] = nullptr;
       free_ids_.push_back(id);
       --live_;
     }
   }
+  // Forget dirty entries of objects that no longer exist, so the list stays bounded.
+  size_t kept = 0;
+  for (uint32_t id : dirty_ids_)
+    if (objects_[id] && objects_[id]->dirty) dirty_ids_[kept++] = id;
+  dirty_ids_.resize(kept);
   allocated_since_gc_ = 0;
   next_gc_ = std::max<size_t>(100'000, live_);
+}
+
+}  // namespace flow
+
+namespace flow {
+
+void Heap::TakeChanges(std::vector<uint32_t>* changed, std::vector<uint32_t>* freed) {
+  changed->clear();
+  freed->clear();
+  for (uint32_t id : dirty_ids_) {
+    Object* o = objects_[id];
+    if (!o || !o->dirty) continue;
+    o->dirty = false;
+    o->persisted = true;
+    changed->push_back(id);
+  }
+  dirty_ids_.clear();
+  // An id freed and then reused is written again, not deleted.
+  for (uint32_t id : freed_persisted_)
+    if (!objects_[id] || !objects_[id]->persisted) freed->push_back(id);
+  freed_persisted_.clear();
+}
+
+std::vector<uint32_t> Heap::LiveIds() const {
+  std::vector<uint32_t> ids;
+  for (uint32_t id = 0; id < objects_.size(); ++id)
+    if (objects_[id]) ids.push_back(id);
+  return ids;
+}
+
+void Heap::ResetForRestore(size_t capacity) {
+  for (Object* o : objects_) delete o;
+  objects_.assign(capacity, nullptr);
+  free_ids_.clear();
+  dirty_ids_.clear();
+  freed_persisted_.clear();
+  live_ = 0;
+}
+
+void Heap::Place(uint32_t id, Object* obj) {
+  if (objects_[id]) {
+    delete objects_[id];
+    --live_;
+  }
+  obj->persisted = true;
+  objects_[id] = obj;
+  ++live_;
+}
+
+void Heap::FinishRestore() {
+  for (uint32_t id = static_cast<uint32_t>(objects_.size()); id-- > 0;)
+    if (!objects_[id]) free_ids_.push_back(id);
+  allocated_since_gc_ = 0;
 }
 
 }  // namespace flow

@@ -21,6 +21,8 @@ struct Object {
   virtual ~Object() = default;
   ObjKind kind;
   bool marked = false;
+  bool dirty = false;      // changed since the last checkpoint
+  bool persisted = false;  // written by some checkpoint (so freeing it must delete it)
 };
 
 struct StringObj : Object {
@@ -86,16 +88,30 @@ class Heap {
   uint32_t Make(Args&&... args) {
     return Add(new T(std::forward<Args>(args)...));
   }
+  // Read access. Every change goes through Mutable(), which marks the object dirty so that
+  // the next checkpoint writes it (and only it).
   template <typename T>
-  T* Get(uint32_t id) const {
+  const T* Get(uint32_t id) const {
+    return static_cast<const T*>(objects_[id]);
+  }
+  template <typename T>
+  T* Mutable(uint32_t id) {
+    Touch(id);
     return static_cast<T*>(objects_[id]);
   }
-  Object* GetObject(uint32_t id) const { return objects_[id]; }
+  const Object* GetObject(uint32_t id) const { return objects_[id]; }
+  void Touch(uint32_t id) {
+    Object* o = objects_[id];
+    if (tracking_ && !o->dirty) {
+      o->dirty = true;
+      dirty_ids_.push_back(id);
+    }
+  }
 
   Value NewString(std::string s) { return Value::Ref(Tag::kString, Make<StringObj>(std::move(s))); }
   Value NewList(std::vector<Value> items = {}) {
     uint32_t id = Make<ListObj>();
-    Get<ListObj>(id)->items = std::move(items);
+    Mutable<ListObj>(id)->items = std::move(items);
     return Value::Ref(Tag::kList, id);
   }
   Value NewMap() { return Value::Ref(Tag::kMap, Make<MapObj>()); }
@@ -111,8 +127,27 @@ class Heap {
                const std::vector<uint32_t>& extra_object_roots);
   size_t live_objects() const { return live_; }
 
+  // ---- checkpoint support ----
+  // Once tracking is on, new and changed objects are remembered until the next checkpoint.
+  void StartTracking() { tracking_ = true; }
+  bool tracking() const { return tracking_; }
+  // The ids changed since the last call (live ones only), and the ids of persisted objects
+  // freed since then; both lists are cleared, and the changed objects marked persisted.
+  void TakeChanges(std::vector<uint32_t>* changed, std::vector<uint32_t>* freed);
+  // Every live id, for a full snapshot.
+  std::vector<uint32_t> LiveIds() const;
+  size_t capacity() const { return objects_.size(); }
+  // Rebuilding a heap from a checkpoint: Reset to `capacity` free slots, then Place each object.
+  void ResetForRestore(size_t capacity);
+  void Place(uint32_t id, Object* obj);
+  void FinishRestore();
+
  private:
   uint32_t Add(Object* obj);
+  uint32_t Insert(Object* obj);
+  bool tracking_ = false;
+  std::vector<uint32_t> dirty_ids_;
+  std::vector<uint32_t> freed_persisted_;
   std::vector<Object*> objects_;
   std::vector<uint32_t> free_ids_;
   size_t live_ = 0;

@@ -47,9 +47,17 @@ bool VM::Raise(std::string kind, std::string message, Value data) {
   return false;
 }
 
-Value& VM::UpvalueRef(uint32_t id) {
-  UpvalueObj* up = heap_.Get<UpvalueObj>(id);
+Value VM::ReadUpvalue(uint32_t id) const {
+  const UpvalueObj* up = heap_.Get<UpvalueObj>(id);
   return up->open ? stack_[up->slot] : up->closed;
+}
+
+void VM::WriteUpvalue(uint32_t id, Value v) {
+  const UpvalueObj* up = heap_.Get<UpvalueObj>(id);
+  if (up->open)
+    stack_[up->slot] = v;
+  else
+    heap_.Mutable<UpvalueObj>(id)->closed = v;
 }
 
 uint32_t VM::CaptureUpvalue(uint32_t slot) {
@@ -68,7 +76,7 @@ uint32_t VM::CaptureUpvalue(uint32_t slot) {
 
 void VM::CloseUpvalues(uint32_t from_slot) {
   while (!open_upvalues_.empty()) {
-    UpvalueObj* up = heap_.Get<UpvalueObj>(open_upvalues_.back());
+    UpvalueObj* up = heap_.Mutable<UpvalueObj>(open_upvalues_.back());
     if (up->slot < from_slot) break;
     up->closed = stack_[up->slot];
     up->open = false;
@@ -78,8 +86,8 @@ void VM::CloseUpvalues(uint32_t from_slot) {
 
 void VM::FillTrace(Value error, uint32_t pc) {
   if (error.tag != Tag::kError) return;
-  ErrorObj* e = heap_.Get<ErrorObj>(error.ref);
-  if (!e->trace.empty()) return;
+  if (!heap_.Get<ErrorObj>(error.ref)->trace.empty()) return;
+  ErrorObj* e = heap_.Mutable<ErrorObj>(error.ref);
   for (size_t i = frames_.size(); i-- > 0;) {
     const Frame& fr = frames_[i];
     const Function& fn = module_->functions[fr.function];
@@ -141,7 +149,7 @@ RunOutcome VM::Run() {
   const uint8_t* ip;
   Value* base;
   Value* sp = stack + sp_;
-  ClosureObj* closure;
+  const ClosureObj* closure;
 
 #define LOAD_FRAME()                                                                    \
   do {                                                                                  \
@@ -198,10 +206,11 @@ op_SET_GLOBAL:
   globals[READ16()] = *--sp;
   DISPATCH();
 op_GET_UPVAL:
-  *sp++ = UpvalueRef(closure->upvalues[READ16()]);
+  *sp++ = ReadUpvalue(closure->upvalues[READ16()]);
   DISPATCH();
 op_SET_UPVAL:
-  UpvalueRef(closure->upvalues[READ16()]) = *--sp;
+  --sp;
+  WriteUpvalue(closure->upvalues[READ16()], *sp);
   DISPATCH();
 op_CLOSE_FROM:
   CloseUpvalues(static_cast<uint32_t>(base - stack) + READ16());
@@ -210,7 +219,7 @@ op_CLOSURE: {
   uint32_t index = READ32();
   const Function& inner = module_->functions[index];
   uint32_t id = heap_.Make<ClosureObj>(index);
-  ClosureObj* made = heap_.Get<ClosureObj>(id);
+  ClosureObj* made = heap_.Mutable<ClosureObj>(id);
   made->upvalues.reserve(inner.upvalues.size());
   for (const UpvalueDesc& u : inner.upvalues) {
     made->upvalues.push_back(u.from_parent_local ? CaptureUpvalue(static_cast<uint32_t>(base - stack) + u.index)
@@ -333,7 +342,7 @@ op_CALL: {
   Value* callee = sp - argc - 1;
   // Fast path: a Flow function called with the right number of arguments.
   if (callee->tag == Tag::kFunction) {
-    ClosureObj* target = heap_.Get<ClosureObj>(callee->ref);
+    const ClosureObj* target = heap_.Get<ClosureObj>(callee->ref);
     const Function* target_fn = &module_->functions[target->function];
     uint32_t new_base = static_cast<uint32_t>(callee - stack);
     if (argc == target_fn->arity && frames_.size() < kMaxFrames && new_base + target_fn->max_stack <= kStackCapacity) {

@@ -95,7 +95,8 @@ class VM {
   uint32_t CaptureUpvalue(uint32_t slot);
   void FillTrace(Value error, uint32_t pc);
   void MaybeCollect();
-  Value& UpvalueRef(uint32_t id);
+  Value ReadUpvalue(uint32_t id) const;
+  void WriteUpvalue(uint32_t id, Value v);
 
   const Module* module_;
   VmHost* host_;

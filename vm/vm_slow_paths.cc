@@ -51,7 +51,7 @@ bool VM::GetIndex(Value container, Value index, Value* out) {
 bool VM::SetIndex(Value container, Value index, Value value) {
   if (container.tag == Tag::kList) {
     if (index.tag != Tag::kInt) return Raise("type", fmt::format("list index must be an int, not {}", TypeName(index.tag)));
-    auto& items = heap_.Get<ListObj>(container.ref)->items;
+    auto& items = heap_.Mutable<ListObj>(container.ref)->items;
     int64_t i;
     if (!ResolveIndex(index.i, items.size(), &i))
       return Raise("index", fmt::format("list index {} out of range (length {})", index.i, items.size()));
@@ -60,7 +60,7 @@ bool VM::SetIndex(Value container, Value index, Value value) {
   }
   if (container.tag == Tag::kMap) {
     if (index.tag != Tag::kString) return Raise("type", fmt::format("map key must be a string, not {}", TypeName(index.tag)));
-    heap_.Get<MapObj>(container.ref)->Set(heap_.StringOf(index), value);
+    heap_.Mutable<MapObj>(container.ref)->Set(heap_.StringOf(index), value);
     return true;
   }
   return Raise("type", fmt::format("cannot assign into an element of {}", TypeName(container.tag)));
@@ -85,13 +85,13 @@ bool VM::GetField(Value object, const std::string& name, Value* out) {
 
 bool VM::SetField(Value object, const std::string& name, Value value) {
   if (object.tag != Tag::kMap) return Raise("type", fmt::format("cannot set field `{}` of {}", name, TypeName(object.tag)));
-  heap_.Get<MapObj>(object.ref)->Set(name, value);
+  heap_.Mutable<MapObj>(object.ref)->Set(name, value);
   return true;
 }
 
 bool VM::BuildMap(const Value* pairs, int n, Value* out) {
   Value map = heap_.NewMap();
-  MapObj* m = heap_.Get<MapObj>(map.ref);
+  MapObj* m = heap_.Mutable<MapObj>(map.ref);
   for (int i = 0; i < n; ++i) {
     if (pairs[2 * i].tag != Tag::kString)
       return Raise("type", fmt::format("map keys must be strings, not {}", TypeName(pairs[2 * i].tag)));
