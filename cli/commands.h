@@ -14,7 +14,12 @@ struct RunOptions {
   std::string durability = "sync";
 };
 
+// Durable runs (run_commands.cc).
 int RunCommand(const RunOptions& options);
+int ResumeCommand(const std::string& store, const std::string& run_id);
+int RunsCommand(const std::string& store, const std::string& status, bool json);
+int InspectCommand(const std::string& store, const std::string& run_id);
+int HistoryCommand(const std::string& store, const std::string& run_id, bool json);
 int CompileCommand(const std::string& file, std::string out);
 int CheckCommand(const std::string& file);
 int DisasmCommand(const std::string& file);

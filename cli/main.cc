@@ -35,6 +35,26 @@ int main(int argc, char** argv) {
   auto* disasm_cmd = app.add_subcommand("disasm", "print FILE's bytecode in human-readable form");
   disasm_cmd->add_option("FILE", file, "a .flow script or a .flowc bytecode file")->required();
 
+  std::string run_id, status;
+  bool json = false;
+  auto* resume_cmd = app.add_subcommand("resume", "continue a crashed or suspended run from its last checkpoint");
+  resume_cmd->add_option("RUN", run_id, "the run id")->required();
+  resume_cmd->add_option("--store", run.store, "the store folder (default ./.flow, or FLOW_STORE)");
+
+  auto* runs_cmd = app.add_subcommand("runs", "list the runs of the store: id, status, effects, program");
+  runs_cmd->add_option("--status", status, "only runs in this status (running, suspended, completed, failed, crashed)");
+  runs_cmd->add_flag("--json", json, "a JSON array of objects, for machines");
+  runs_cmd->add_option("--store", run.store, "the store folder (default ./.flow, or FLOW_STORE)");
+
+  auto* inspect_cmd = app.add_subcommand("inspect", "frames, locals, pc and source line at the last checkpoint");
+  inspect_cmd->add_option("RUN", run_id, "the run id")->required();
+  inspect_cmd->add_option("--store", run.store, "the store folder (default ./.flow, or FLOW_STORE)");
+
+  auto* history_cmd = app.add_subcommand("history", "the audit trail: each effect, its arguments, result, time");
+  history_cmd->add_option("RUN", run_id, "the run id")->required();
+  history_cmd->add_flag("--json", json, "a JSON array of objects, for machines");
+  history_cmd->add_option("--store", run.store, "the store folder (default ./.flow, or FLOW_STORE)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -45,5 +65,9 @@ int main(int argc, char** argv) {
   if (compile_cmd->parsed()) return CompileCommand(file, out);
   if (check_cmd->parsed()) return CheckCommand(file);
   if (disasm_cmd->parsed()) return DisasmCommand(file);
+  if (resume_cmd->parsed()) return ResumeCommand(run.store, run_id);
+  if (runs_cmd->parsed()) return RunsCommand(run.store, status, json);
+  if (inspect_cmd->parsed()) return InspectCommand(run.store, run_id);
+  if (history_cmd->parsed()) return HistoryCommand(run.store, run_id, json);
   return kExitUsage;
 }

@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   cmake g++ make python3
   antlr4 libantlr4-runtime-dev         # grammar tool 4.7.2 + C++ runtime 4.9 (see docs/building.md)
-  libleveldb-dev                       # the embedded store
+  libleveldb-dev libsnappy-dev         # the embedded store (its CMake config links snappy)
   libcurl4-openssl-dev                 # http effect
   libfmt-dev                           # formatting
   nlohmann-json3-dev                   # json.parse (SAX) front end

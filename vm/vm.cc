@@ -139,10 +139,12 @@ RunOutcome VM::Run() {
   Value* const stack = stack_.get();
   Value* const globals = globals_.data();
   const Value* const constants = constants_.data();
-  stack[0] = Value::Null();
-  sp_ = 1;
   frames_.reserve(256);
-  frames_.push_back({0, kNoClosure, 0, 0});
+  if (frames_.empty()) {  // a fresh run; otherwise a restored one continues
+    stack[0] = Value::Null();
+    sp_ = 1;
+    frames_.push_back({0, kNoClosure, 0, 0});
+  }
 
   const Function* fn;
   const uint8_t* code;
@@ -361,6 +363,18 @@ op_CALL: {
     }
   }
   SAVE_STATE();
+  if (journal_ && callee->tag == Tag::kBuiltin && GetBuiltinInfo(static_cast<uint16_t>(callee->ref)).effectful) {
+    const BuiltinInfo& info = GetBuiltinInfo(static_cast<uint16_t>(callee->ref));
+    if (argc < info.min_args || (info.max_args >= 0 && argc > info.max_args)) {
+      Raise("type", fmt::format("{}() does not take {} argument{}", info.name, argc, argc == 1 ? "" : "s"));
+      goto handle_error;
+    }
+    switch (RunEffect(static_cast<uint16_t>(callee->ref), callee + 1, argc, callee)) {
+      case EffectResult::kOk: sp = stack + sp_; DISPATCH();
+      case EffectResult::kRaised: goto handle_error;
+      case EffectResult::kAborted: return RunOutcome::kAborted;
+    }
+  }
   if (!CallValue(callee, argc, static_cast<uint32_t>(ip - code))) goto handle_error;
   sp = stack + sp_;
   LOAD_FRAME();
@@ -370,6 +384,13 @@ op_CALL_BUILTIN: {
   uint16_t id = READ16();
   int argc = READ8();
   SAVE_STATE();
+  if (journal_ && GetBuiltinInfo(id).effectful) {
+    switch (RunEffect(id, sp - argc, argc, sp - argc)) {
+      case EffectResult::kOk: sp = stack + sp_; DISPATCH();
+      case EffectResult::kRaised: goto handle_error;
+      case EffectResult::kAborted: return RunOutcome::kAborted;
+    }
+  }
   Value result;
   if (!natives_.builtins[id](*this, sp - argc, argc, &result)) goto handle_error;
   sp -= argc;
@@ -547,6 +568,14 @@ handle_error : {
   FillTrace(pending_error_, frames_.back().pc);
   if (handlers_.empty()) {
     uncaught_ = pending_error_;
+    if (effect_raised_) {
+      effect_raised_ = false;
+      Status s = journal_->AfterEffect(*this, effects_done_, raised_builtin_, uncaught_, true);
+      if (!s.ok()) {
+        abort_status_ = s;
+        return RunOutcome::kAborted;
+      }
+    }
     return RunOutcome::kFailed;
   }
   Handler h = handlers_.back();
@@ -555,9 +584,20 @@ handle_error : {
   CloseUpvalues(h.stack_height);
   sp = stack + h.stack_height;
   *sp++ = pending_error_;
+  Value landed = pending_error_;
   pending_error_ = Value::Null();
   LOAD_FRAME();
   ip = code + h.catch_pc;
+  if (effect_raised_) {
+    // The effect's error has reached its handler: that state is the checkpoint.
+    effect_raised_ = false;
+    SAVE_STATE();
+    Status s = journal_->AfterEffect(*this, effects_done_, raised_builtin_, landed, true);
+    if (!s.ok()) {
+      abort_status_ = s;
+      return RunOutcome::kAborted;
+    }
+  }
   DISPATCH();
 }
 #undef LOAD_FRAME
@@ -566,6 +606,36 @@ handle_error : {
 #undef READ16
 #undef READ32
 #undef DISPATCH
+}
+
+void VM::SetJournal(EffectJournal* journal) {
+  journal_ = journal;
+  heap_.StartTracking();
+}
+
+// Runs an effectful builtin between the journal's two records. The frame's pc is already
+// past the call; on success the result replaces args[-1] or the callee (result_slot).
+VM::EffectResult VM::RunEffect(uint16_t id, Value* args, int argc, Value* result_slot) {
+  uint64_t seq = effects_done_ + 1;
+  if (Status s = journal_->BeforeEffect(*this, seq, id, args, argc); !s.ok()) {
+    abort_status_ = s;
+    return EffectResult::kAborted;
+  }
+  Value result;
+  bool ok = natives_.builtins[id](*this, args, argc, &result);
+  effects_done_ = seq;
+  if (!ok) {
+    effect_raised_ = true;
+    raised_builtin_ = id;
+    return EffectResult::kRaised;
+  }
+  *result_slot = result;
+  sp_ = static_cast<uint32_t>(result_slot - stack_.get()) + 1;
+  if (Status s = journal_->AfterEffect(*this, seq, id, result, false); !s.ok()) {
+    abort_status_ = s;
+    return EffectResult::kAborted;
+  }
+  return EffectResult::kOk;
 }
 
 // Calls the value at callee_slot with the argc values above it. On success a Flow function

@@ -2,6 +2,7 @@
 // handlers, globals, heap) is plain data addressed by indices and ids.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -10,6 +11,7 @@
 #include "vm/bytecode/module.h"
 #include "vm/bytecode/opcodes.h"
 #include "vm/heap.h"
+#include "vm/journal.h"
 #include "vm/value.h"
 
 namespace flow {
@@ -51,14 +53,50 @@ struct Handler {
   uint32_t catch_pc;
 };
 
-enum class RunOutcome { kCompleted, kFailed };
+enum class RunOutcome {
+  kCompleted,  // the script returned
+  kFailed,     // an uncaught Flow error: uncaught_error()
+  kAborted,    // the journal could not record an effect (a store failure): abort_status()
+};
+
+// What changed since the previous checkpoint, encoded (format in docs/checkpoint.md).
+struct CheckpointDelta {
+  std::string header;  // stack, frames, handlers, globals, counters: always whole
+  std::vector<std::pair<uint32_t, std::string>> objects;  // changed heap objects by id
+  std::vector<uint32_t> freed;                            // ids of persisted objects now gone
+};
 
 class VM {
  public:
   VM(const Module* module, VmHost* host, Natives natives);
   ~VM();
 
+  // Runs from the start, or from where a restored checkpoint left off.
   RunOutcome Run();
+  const Status& abort_status() const { return abort_status_; }
+
+  // Durability: with a journal set, every effectful builtin call is reported to it.
+  void SetJournal(EffectJournal* journal);
+  uint64_t effects_done() const { return effects_done_; }
+
+  // Encodes the state for a checkpoint: everything when `full`, else only what changed
+  // since the previous call. Valid between instructions (from a journal callback, or
+  // before Run()).
+  void EncodeCheckpoint(bool full, CheckpointDelta* out);
+  // Rebuilds the whole VM state from a checkpoint header and its objects (fetched by id
+  // through `object`, which returns false for a missing one). Checks every reference and
+  // every frame against the module, so a damaged checkpoint is refused, never run.
+  Status RestoreCheckpoint(std::string_view header,
+                           const std::function<bool(uint32_t id, std::string* bytes)>& object);
+  // For `flow inspect`: frames from the innermost, with their function, pc, line and locals.
+  struct FrameView {
+    std::string function;
+    uint32_t pc;
+    uint32_t line;
+    std::vector<std::pair<std::string, Value>> locals;
+  };
+  std::vector<FrameView> InspectFrames() const;
+  std::vector<std::pair<std::string, Value>> InspectGlobals() const;
 
   // Sets a global by name before Run() (the program's `args`); false if the program has none.
   bool SetGlobal(std::string_view name, Value v);
@@ -91,6 +129,8 @@ class VM {
   bool Negate(Value a, Value* out);
   bool ThrowValue(Value v);
   bool CallValue(Value* callee_slot, int argc, uint32_t pc_after);
+  enum class EffectResult { kOk, kRaised, kAborted };
+  EffectResult RunEffect(uint16_t id, Value* args, int argc, Value* result_slot);
   void CloseUpvalues(uint32_t from_slot);
   uint32_t CaptureUpvalue(uint32_t slot);
   void FillTrace(Value error, uint32_t pc);
@@ -112,6 +152,11 @@ class VM {
   std::vector<uint32_t> open_upvalues_;  // ids, sorted by slot
   Value pending_error_ = Value::Null();
   Value uncaught_ = Value::Null();
+  EffectJournal* journal_ = nullptr;
+  uint64_t effects_done_ = 0;
+  bool effect_raised_ = false;  // an effect raised: checkpoint once the error has landed
+  uint16_t raised_builtin_ = 0;
+  Status abort_status_;
 };
 
 }  // namespace flow

@@ -67,6 +67,10 @@ bool LooksLikeBytecode(std::string_view bytes);
 // the VM can run the module without bounds checks of its own.
 Status VerifyModule(const Module& module);
 
+// The stack depth at the start of every instruction of a verified function (-1 where no
+// instruction starts or none is reachable): what a restored frame must agree with.
+Status ComputeStackDepths(const Module& module, uint32_t function, std::vector<int>* depths);
+
 // Human-readable listing of every function.
 std::string Disassemble(const Module& module);
 

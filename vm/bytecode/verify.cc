@@ -15,7 +15,7 @@ Status Fail(const Function& f, uint32_t pc, const std::string& what) {
   return Status::Corruption(fmt::format("invalid bytecode in function '{}' at pc {}: {}", f.name, pc, what));
 }
 
-Status VerifyFunction(const Module& m, const Function& f) {
+Status VerifyFunction(const Module& m, const Function& f, std::vector<int>* depths) {
   const std::string_view code = f.code;
   if (code.empty()) return Fail(f, 0, "empty code");
   // Pass 1: instruction boundaries.
@@ -27,7 +27,8 @@ Status VerifyFunction(const Module& m, const Function& f) {
     pc += ins.size;
   }
   // Pass 2: operands, and the stack depth along every path (it must agree where paths meet).
-  std::vector<int> depth_at(code.size(), -1);
+  std::vector<int>& depth_at = *depths;
+  depth_at.assign(code.size(), -1);
   std::vector<uint32_t> work;
   const int entry_depth = f.arity + 1;
   if (static_cast<uint32_t>(entry_depth) > f.max_stack) return Fail(f, 0, "max_stack below the arity");
@@ -135,10 +136,16 @@ Status VerifyModule(const Module& m) {
   if (m.functions[0].arity != 0 || !m.functions[0].upvalues.empty())
     return Status::Corruption("invalid bytecode: the top-level function takes arguments or captures variables");
   if (m.globals.size() > 0xffff) return Status::Corruption("invalid bytecode: too many globals");
+  std::vector<int> depths;
   for (const auto& f : m.functions) {
-    if (Status s = VerifyFunction(m, f); !s.ok()) return s;
+    if (Status s = VerifyFunction(m, f, &depths); !s.ok()) return s;
   }
   return Status::Ok();
+}
+
+Status ComputeStackDepths(const Module& m, uint32_t function, std::vector<int>* depths) {
+  if (function >= m.functions.size()) return Status::Corruption("no such function");
+  return VerifyFunction(m, m.functions[function], depths);
 }
 
 }  // namespace flow

@@ -1,0 +1,193 @@
+// The commands on durable runs: run, resume, runs, inspect, history.
+#include <fmt/format.h>
+
+#include <ctime>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "runtime/runtime.h"
+#include "vm/value_ops.h"
+
+namespace flow::cli {
+
+namespace {
+
+using runtime::kExitOk;
+using runtime::kExitUsage;
+
+std::string FormatTime(int64_t ms) {
+  if (ms <= 0) return "-";
+  std::time_t t = ms / 1000;
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  return fmt::format("{:04}-{:02}-{:02} {:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                     tm.tm_min, tm.tm_sec);
+}
+
+// Opens an existing store for a read-only command.
+Result<store::Store> OpenStore(const std::string& dir) { return store::Store::Open(dir, false); }
+
+// A record says "running", but no process holds its lock: the process died.
+store::RunStatus EffectiveStatus(const store::Store& st, const store::RunRecord& r, int64_t* live_pid) {
+  *live_pid = 0;
+  if (r.status != store::RunStatus::kRunning) return r.status;
+  return st.IsRunLive(r.id, live_pid) ? store::RunStatus::kRunning : store::RunStatus::kCrashed;
+}
+
+class NullHost : public VmHost {
+ public:
+  void WriteOutput(std::string_view) override {}
+  int64_t NowMs() override { return 0; }
+};
+
+}  // namespace
+
+int RunCommand(const RunOptions& options) {
+  runtime::StartOptions start;
+  start.file = options.file;
+  for (const std::string& kv : options.args) {
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      fmt::print(stderr, "flow run: --arg takes NAME=VALUE, got `{}`\n", kv);
+      return kExitUsage;
+    }
+    start.args.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  start.store_dir = options.store;
+  start.run_id = options.run_id;
+  start.sync = options.durability != "async";
+  start.virtual_time = options.virtual_time;
+  return runtime::StartRun(start);
+}
+
+int ResumeCommand(const std::string& store, const std::string& run_id) { return runtime::ResumeRun(store, run_id); }
+
+int RunsCommand(const std::string& store_dir, const std::string& status_filter, bool json) {
+  store::RunStatus wanted{};
+  if (!status_filter.empty() && !store::ParseRunStatus(status_filter, &wanted)) {
+    fmt::print(stderr, "flow runs: unknown status `{}` (running, suspended, completed, failed, crashed)\n", status_filter);
+    return kExitUsage;
+  }
+  Result<store::Store> st = OpenStore(store_dir);
+  if (!st.ok()) {
+    if (st.status().IsNotFound()) {  // no store yet: no runs
+      fmt::print("{}", json ? "[]\n" : "");
+      return kExitOk;
+    }
+    return runtime::Fail(st.status(), "");
+  }
+  int code = kExitOk;
+  std::vector<store::RunRecord> runs = st->ListRuns([&](const std::string& id, const Status& s) {
+    fmt::print(stderr, "flow: run {}: {}\n", id, s.message());
+    code = runtime::kExitCorrupt;
+  });
+  nlohmann::json out = nlohmann::json::array();
+  if (!json) fmt::print("{:<30} {:<10} {:>7} {:<21} {}\n", "ID", "STATUS", "EFFECTS", "UPDATED", "PROGRAM");
+  for (const auto& r : runs) {
+    int64_t pid;
+    store::RunStatus status = EffectiveStatus(*st, r, &pid);
+    if (!status_filter.empty() && status != wanted) continue;
+    if (json) {
+      out.push_back({{"id", r.id},
+                     {"program", r.program},
+                     {"status", store::RunStatusName(status)},
+                     {"effects", r.effects},
+                     {"created_ms", r.created_ms},
+                     {"updated_ms", r.updated_ms},
+                     {"pid", pid ? pid : r.pid},
+                     {"detail", r.detail}});
+    } else {
+      fmt::print("{:<30} {:<10} {:>7} {:<21} {}\n", r.id, store::RunStatusName(status), r.effects,
+                 FormatTime(r.updated_ms), r.program);
+    }
+  }
+  if (json) fmt::print("{}\n", out.dump(2));
+  return code;
+}
+
+int InspectCommand(const std::string& store_dir, const std::string& run_id) {
+  Result<store::Store> st = OpenStore(store_dir);
+  if (!st.ok()) return runtime::Fail(st.status(), "");
+  if (!store::IsValidRunId(run_id)) {
+    fmt::print(stderr, "flow: `{}` is not a run id\n", run_id);
+    return kExitUsage;
+  }
+  Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(run_id);
+  if (!lock.ok()) {
+    if (!st->RunExists(run_id)) return runtime::Fail(st->ReadRun(run_id).status(), "");
+    return runtime::Fail(lock.status(), "inspect");
+  }
+  NullHost host;
+  runtime::LoadedRun run;
+  if (Status s = runtime::LoadRun(*st, run_id, &host, &run); !s.ok()) return runtime::Fail(s, "run " + run_id);
+  int64_t pid;
+  fmt::print("run {}\n  program {}\n  status {}\n  checkpoint {} at {}, after {} effects\n", run_id, run.record.program,
+             store::RunStatusName(EffectiveStatus(*st, run.record, &pid)), run.checkpoint,
+             FormatTime(run.checkpoint_ms), run.vm->effects_done());
+  auto show = [&](Value v) {
+    std::string text, error;
+    if (!EncodeJson(run.vm->heap(), v, true, &text, &error)) text = "<" + error + ">";
+    return text.size() > 120 ? text.substr(0, 117) + "..." : text;
+  };
+  fmt::print("frames (innermost first):\n");
+  for (const auto& f : run.vm->InspectFrames()) {
+    fmt::print("  {} at pc {} ({}:{})\n", f.function, f.pc, run.record.program, f.line);
+    for (const auto& [name, value] : f.locals) fmt::print("    {} = {}\n", name, show(value));
+  }
+  fmt::print("globals:\n");
+  for (const auto& [name, value] : run.vm->InspectGlobals()) fmt::print("  {} = {}\n", name, show(value));
+  return kExitOk;
+}
+
+int HistoryCommand(const std::string& store_dir, const std::string& run_id, bool json) {
+  Result<store::Store> st = OpenStore(store_dir);
+  if (!st.ok()) return runtime::Fail(st.status(), "");
+  if (!store::IsValidRunId(run_id)) {
+    fmt::print(stderr, "flow: `{}` is not a run id\n", run_id);
+    return kExitUsage;
+  }
+  Result<store::RunRecord> record = st->ReadRun(run_id);
+  if (!record.ok()) return runtime::Fail(record.status(), "");
+  Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(run_id);
+  if (!lock.ok()) return runtime::Fail(lock.status(), "history");
+  Result<std::unique_ptr<store::RunDb>> db = store::RunDb::Open(st->RunDbDir(run_id), {.create = false});
+  if (!db.ok()) return runtime::Fail(db.status(), "run " + run_id);
+  std::vector<runtime::HistoryEntry> entries;
+  Status bad;
+  Status s = (*db)->Scan("h", [&](std::string_view, std::string_view value) {
+    runtime::HistoryEntry e;
+    bad = runtime::DecodeHistoryEntry(value, &e);
+    if (!bad.ok()) return false;
+    entries.push_back(std::move(e));
+    return true;
+  });
+  if (!bad.ok()) return runtime::Fail(Status::Corruption(bad.message()), "run " + run_id);
+  if (!s.ok()) return runtime::Fail(s, "run " + run_id);
+  static const char* kStates[] = {"?", "in-flight", "done", "raised"};
+  if (json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& e : entries)
+      out.push_back({{"seq", e.seq},
+                     {"effect", e.effect},
+                     {"state", kStates[static_cast<int>(e.state)]},
+                     {"idempotency_key", e.idempotency_key},
+                     {"args_digest", fmt::format("{:016x}", e.args_digest)},
+                     {"result_digest", fmt::format("{:016x}", e.result_digest)},
+                     {"started_ms", e.started_ms},
+                     {"duration_us", e.duration_us},
+                     {"args", e.args_preview},
+                     {"result", e.result_preview}});
+    fmt::print("{}\n", out.dump(2));
+    return kExitOk;
+  }
+  fmt::print("{:>5}  {:<12} {:<9} {:<21} {:>10}  {:<16} {:<16} {}\n", "SEQ", "EFFECT", "STATE", "STARTED", "DURATION",
+             "ARGS DIGEST", "RESULT DIGEST", "ARGS -> RESULT");
+  for (const auto& e : entries) {
+    fmt::print("{:>5}  {:<12} {:<9} {:<21} {:>8}us  {:016x} {:016x} {} -> {}\n", e.seq, e.effect,
+               kStates[static_cast<int>(e.state)], FormatTime(e.started_ms), e.duration_us, e.args_digest,
+               e.result_digest, e.args_preview, e.result_preview);
+  }
+  return kExitOk;
+}
+
+}  // namespace flow::cli

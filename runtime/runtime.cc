@@ -1,0 +1,434 @@
+// Durable runs. A run's database holds (keys in docs/checkpoint.md):
+//   "s"            the state record: checkpoint number, time, the VM header
+//   "o" + id(be32) one heap object
+//   "h" + seq(be64) one history entry, written as an intent, then rewritten with the outcome
+// Every effect: intent (unsynced: a process crash keeps it, and the effect's idempotency
+// key is derived from its sequence number, not from the record) -> the effect -> output
+// flushed -> one WriteBatch with the outcome, the VM header and the changed objects
+// (synced in sync mode).
+#include "runtime/runtime.h"
+
+#include <fmt/format.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <cstdlib>
+#include <optional>
+
+#include "compiler/compiler.h"
+#include "stdlib/stdlib.h"
+#include "vm/base/coding.h"
+#include "vm/base/record.h"
+#include "vm/value_ops.h"
+#include "vm/vm.h"
+
+namespace flow::runtime {
+
+namespace {
+
+constexpr uint8_t kRecordVersion = 1;
+
+int64_t WallMs() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+int64_t MonotonicUs() {
+  using namespace std::chrono;
+  return duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count();
+}
+
+void PutBigEndian(std::string* out, uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i) out->push_back(static_cast<char>(v >> (8 * i)));
+}
+
+// The process's stdout and clock. Output is buffered and flushed before each checkpoint.
+class ProcessHost : public VmHost {
+ public:
+  void WriteOutput(std::string_view text) override { std::fwrite(text.data(), 1, text.size(), stdout); }
+  int64_t NowMs() override { return WallMs(); }
+  void Flush() { std::fflush(stdout); }
+};
+
+// A test-only crash hook: FLOW_CRASH_AT=K:POINT kills the process with SIGKILL at POINT of
+// the K-th effect, POINT being before-intent, after-intent, after-effect or after-checkpoint.
+class CrashHook {
+ public:
+  CrashHook() {
+    const char* spec = std::getenv("FLOW_CRASH_AT");
+    if (!spec) return;
+    std::string s = spec;
+    size_t colon = s.find(':');
+    if (colon == std::string::npos) return;
+    seq_ = std::strtoull(s.substr(0, colon).c_str(), nullptr, 10);
+    point_ = s.substr(colon + 1);
+  }
+  void At(uint64_t seq, std::string_view point) const {
+    if (seq == seq_ && point == point_) {
+      std::fflush(stdout);
+      std::fflush(stderr);
+      kill(getpid(), SIGKILL);
+    }
+  }
+
+ private:
+  uint64_t seq_ = 0;
+  std::string point_;
+};
+
+std::string Preview(const Heap& heap, Value v) {
+  std::string text, error;
+  if (!EncodeJson(heap, v, true, &text, &error)) text = "<" + error + ">";
+  if (text.size() > 200) text = text.substr(0, 197) + "...";
+  return text;
+}
+
+uint64_t Digest(const Heap& heap, const Value* values, int n) {
+  std::string text, error;
+  for (int i = 0; i < n; ++i) {
+    if (!EncodeJson(heap, values[i], true, &text, &error)) text += "<unencodable>";
+    text.push_back('\n');
+  }
+  return Checksum(text);
+}
+
+class StoreJournal : public EffectJournal {
+ public:
+  StoreJournal(store::RunDb* db, ProcessHost* host, std::string run_id, bool sync, uint64_t checkpoint)
+      : db_(db), host_(host), run_id_(std::move(run_id)), sync_(sync), checkpoint_(checkpoint) {}
+
+  Status BeforeEffect(VM& vm, uint64_t seq, uint16_t builtin, const Value* args, int argc) override {
+    crash_.At(seq, "before-intent");
+    entry_ = HistoryEntry{};
+    entry_.seq = seq;
+    entry_.effect = std::string(GetBuiltinInfo(builtin).name);
+    entry_.idempotency_key = fmt::format("{}/{}", run_id_, seq);
+    entry_.args_digest = Digest(vm.heap(), args, argc);
+    // Preview the arguments as a JSON list without allocating on the VM's heap.
+    std::string preview = "[";
+    for (int i = 0; i < argc; ++i) preview += (i ? "," : "") + Preview(vm.heap(), args[i]);
+    entry_.args_preview = preview.size() > 200 ? preview.substr(0, 197) + "..." : preview + "]";
+    entry_.started_ms = WallMs();
+    started_us_ = MonotonicUs();
+    store::Batch batch;
+    batch.Put(HistoryKey(seq), EncodeHistoryEntry(entry_));
+    if (Status s = db_->Write(batch, false); !s.ok()) return s;
+    crash_.At(seq, "after-intent");
+    return Status::Ok();
+  }
+
+  Status AfterEffect(VM& vm, uint64_t seq, uint16_t builtin, Value outcome, bool raised) override {
+    host_->Flush();
+    crash_.At(seq, "after-effect");
+    entry_.duration_us = MonotonicUs() - started_us_;
+    entry_.state = raised ? HistoryEntry::State::kRaised : HistoryEntry::State::kDone;
+    entry_.result_digest = Digest(vm.heap(), &outcome, 1);
+    if (raised && outcome.tag == Tag::kError) {
+      const ErrorObj* e = vm.heap().Get<ErrorObj>(outcome.ref);
+      entry_.result_preview = e->kind + ": " + e->message;
+    } else {
+      entry_.result_preview = Preview(vm.heap(), outcome);
+    }
+    store::Batch batch;
+    batch.Put(HistoryKey(seq), EncodeHistoryEntry(entry_));
+    if (Status s = WriteCheckpoint(vm, false, &batch); !s.ok()) return s;
+    crash_.At(seq, "after-checkpoint");
+    return Status::Ok();
+  }
+
+  // Adds the VM's changes (or everything, when `full`) to `batch` and writes it.
+  Status WriteCheckpoint(VM& vm, bool full, store::Batch* batch) {
+    CheckpointDelta delta;
+    vm.EncodeCheckpoint(full, &delta);
+    for (uint32_t id : delta.freed) batch->Delete(ObjectKey(id));
+    for (const auto& [id, bytes] : delta.objects) batch->Put(ObjectKey(id), SealRecord(kRecordVersion, bytes));
+    StateRecord state{++checkpoint_, WallMs(), std::move(delta.header)};
+    batch->Put(kStateKey, EncodeStateRecord(state));
+    last_checkpoint_bytes_ = batch->bytes();
+    return db_->Write(*batch, sync_);
+  }
+
+  uint64_t checkpoint() const { return checkpoint_; }
+
+ private:
+  store::RunDb* db_;
+  ProcessHost* host_;
+  std::string run_id_;
+  bool sync_;
+  uint64_t checkpoint_;
+  HistoryEntry entry_;
+  int64_t started_us_ = 0;
+  size_t last_checkpoint_bytes_ = 0;
+  CrashHook crash_;
+};
+
+}  // namespace
+
+int Fail(const Status& s, const std::string& context) {
+  fmt::print(stderr, "flow: {}{}\n", context.empty() ? "" : context + ": ", s.message());
+  return s.IsCorruption() ? kExitCorrupt : s.code() == Status::Code::kNotSupported ? kExitCorrupt : kExitUsage;
+}
+
+namespace {
+
+// Runs the VM to its end and records how the run ended.
+int Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& host) {
+  RunOutcome outcome = vm.Run();
+  host.Flush();
+  record.updated_ms = WallMs();
+  record.effects = vm.effects_done();
+  int code = kExitOk;
+  switch (outcome) {
+    case RunOutcome::kCompleted:
+      record.status = store::RunStatus::kCompleted;
+      record.detail.clear();
+      break;
+    case RunOutcome::kFailed: {
+      std::string text = vm.FormatUncaught();
+      fmt::print(stderr, "{}", text);
+      record.status = store::RunStatus::kFailed;
+      record.detail = text.substr(0, text.find('\n'));
+      code = kExitScriptFailed;
+      break;
+    }
+    case RunOutcome::kAborted:
+      // The store failed under us: leave the record as it is (running, so it reads as
+      // crashed once this process is gone) and say why.
+      return Fail(vm.abort_status(), fmt::format("run {} stopped", record.id));
+  }
+  if (Status s = st.WriteRun(record); !s.ok()) return Fail(s, fmt::format("run {}", record.id));
+  fmt::print(stderr, "flow: run {} {}\n", record.id, store::RunStatusName(record.status));
+  return code;
+}
+
+}  // namespace
+
+std::string ObjectKey(uint32_t id) {
+  std::string k = "o";
+  PutBigEndian(&k, id, 4);
+  return k;
+}
+
+std::string HistoryKey(uint64_t seq) {
+  std::string k = "h";
+  PutBigEndian(&k, seq, 8);
+  return k;
+}
+
+std::string EncodeHistoryEntry(const HistoryEntry& e) {
+  std::string p;
+  PutVarint(&p, e.seq);
+  PutBytes(&p, e.effect);
+  PutFixed8(&p, static_cast<uint8_t>(e.state));
+  PutBytes(&p, e.idempotency_key);
+  PutFixed64(&p, e.args_digest);
+  PutFixed64(&p, e.result_digest);
+  PutFixed64(&p, static_cast<uint64_t>(e.started_ms));
+  PutFixed64(&p, static_cast<uint64_t>(e.duration_us));
+  PutBytes(&p, e.args_preview);
+  PutBytes(&p, e.result_preview);
+  return SealRecord(kRecordVersion, p);
+}
+
+Status DecodeHistoryEntry(std::string_view bytes, HistoryEntry* e) {
+  std::string_view p;
+  if (Status s = OpenRecord(bytes, kRecordVersion, "a history entry", &p); !s.ok()) return s;
+  Reader r(p);
+  e->seq = r.Varint();
+  e->effect = std::string(r.Bytes());
+  uint8_t state = r.U8();
+  e->idempotency_key = std::string(r.Bytes());
+  e->args_digest = r.U64();
+  e->result_digest = r.U64();
+  e->started_ms = static_cast<int64_t>(r.U64());
+  e->duration_us = static_cast<int64_t>(r.U64());
+  e->args_preview = std::string(r.Bytes());
+  e->result_preview = std::string(r.Bytes());
+  if (r.failed() || !r.at_end() || state < 1 || state > 3) return Status::Corruption("a history entry is malformed");
+  e->state = static_cast<HistoryEntry::State>(state);
+  return Status::Ok();
+}
+
+std::string EncodeStateRecord(const StateRecord& r) {
+  std::string p;
+  PutVarint(&p, r.checkpoint);
+  PutFixed64(&p, static_cast<uint64_t>(r.written_ms));
+  PutBytes(&p, r.vm_header);
+  return SealRecord(kRecordVersion, p);
+}
+
+Status DecodeStateRecord(std::string_view bytes, StateRecord* r) {
+  std::string_view p;
+  if (Status s = OpenRecord(bytes, kRecordVersion, "the checkpoint", &p); !s.ok()) return s;
+  Reader rd(p);
+  r->checkpoint = rd.Varint();
+  r->written_ms = static_cast<int64_t>(rd.U64());
+  r->vm_header = std::string(rd.Bytes());
+  if (rd.failed() || !rd.at_end()) return Status::Corruption("the checkpoint record is malformed");
+  return Status::Ok();
+}
+
+int StartRun(const StartOptions& options) {
+  // Compile (or load) first: a program with errors creates no run.
+  std::string bytes, error;
+  Module module;
+  {
+    FILE* f = std::fopen(options.file.c_str(), "rb");
+    if (!f) {
+      fmt::print(stderr, "flow: cannot read {}: {}\n", options.file, std::strerror(errno));
+      return kExitUsage;
+    }
+    char buf[65536];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) bytes.append(buf, n);
+    std::fclose(f);
+  }
+  if (LooksLikeBytecode(bytes)) {
+    Result<Module> loaded = DeserializeModule(bytes);
+    if (!loaded.ok()) {
+      fmt::print(stderr, "flow: {}: {}\n", options.file, loaded.status().message());
+      return kExitCorrupt;
+    }
+    module = std::move(loaded.value());
+  } else {
+    Diagnostics diags;
+    if (!CompileSource(options.file, bytes, &module, &diags)) {
+      fmt::print(stderr, "{}", diags.Render(options.file, bytes));
+      return kExitUsage;
+    }
+    bytes = SerializeModule(module);
+  }
+
+  std::string id = options.run_id.empty() ? store::NewRunId() : options.run_id;
+  if (!store::IsValidRunId(id)) {
+    fmt::print(stderr, "flow: `{}` is not a valid run id (letters, digits, . _ -; at most 64)\n", id);
+    return kExitUsage;
+  }
+  Result<store::Store> st = store::Store::Open(options.store_dir, true);
+  if (!st.ok()) return Fail(st.status(), "store " + options.store_dir);
+  Result<std::string> hash = st->PutCode(bytes);
+  if (!hash.ok()) return Fail(hash.status(), "");
+  if (Status s = st->CreateRunDir(id); !s.ok()) return Fail(s, "");
+  Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(id);
+  if (!lock.ok()) return Fail(lock.status(), "");
+
+  store::RunRecord record;
+  record.id = id;
+  record.program = options.file;
+  record.code_hash = *hash;
+  record.args = options.args;
+  record.durability = options.sync ? "sync" : "async";
+  record.created_ms = record.updated_ms = WallMs();
+  record.pid = getpid();
+  if (Status s = st->WriteRun(record); !s.ok()) return Fail(s, "");
+  fmt::print(stderr, "flow: run {}\n", id);
+
+  Result<std::unique_ptr<store::RunDb>> db = store::RunDb::Open(st->RunDbDir(id), {.create = true});
+  if (!db.ok()) return Fail(db.status(), "run " + id);
+
+  ProcessHost host;
+  VM vm(&module, &host, stdlib::GetNatives());
+  Value args = vm.heap().NewMap();
+  for (const auto& [k, v] : options.args) vm.heap().Mutable<MapObj>(args.ref)->Set(k, vm.heap().NewString(v));
+  vm.SetGlobal("args", args);
+  StoreJournal journal(db->get(), &host, id, options.sync, 0);
+  vm.SetJournal(&journal);
+  store::Batch first;
+  if (Status s = journal.WriteCheckpoint(vm, true, &first); !s.ok()) return Fail(s, "run " + id);
+  return Execute(*st, record, vm, host);
+}
+
+Status LoadRun(store::Store& st, const std::string& id, VmHost* host, LoadedRun* out) {
+  Result<store::RunRecord> record = st.ReadRun(id);
+  if (!record.ok()) return record.status();
+  out->record = std::move(record.value());
+  std::string bytes;
+  if (Status s = st.GetCode(out->record.code_hash, &bytes); !s.ok()) return s;
+  Result<Module> module = DeserializeModule(bytes);
+  if (!module.ok()) return Status::Corruption("its stored bytecode: " + module.status().message());
+  out->module = std::make_unique<Module>(std::move(module.value()));
+  Result<std::unique_ptr<store::RunDb>> db = store::RunDb::Open(st.RunDbDir(id), {.create = false});
+  if (!db.ok()) return db.status();
+  out->db = std::move(db.value());
+  out->vm = std::make_unique<VM>(out->module.get(), host, stdlib::GetNatives());
+  std::string state_bytes;
+  Status s = out->db->Get(kStateKey, &state_bytes);
+  if (s.IsNotFound()) {
+    // Crashed before its first checkpoint: it starts again from the beginning.
+    Heap& heap = out->vm->heap();
+    Value args = heap.NewMap();
+    for (const auto& [k, v] : out->record.args) heap.Mutable<MapObj>(args.ref)->Set(k, heap.NewString(v));
+    out->vm->SetGlobal("args", args);
+    out->checkpoint = 0;
+    return Status::Ok();
+  }
+  if (!s.ok()) return s;
+  StateRecord state;
+  if (s = DecodeStateRecord(state_bytes, &state); !s.ok()) return s;
+  Status object_error;
+  s = out->vm->RestoreCheckpoint(state.vm_header, [&](uint32_t oid, std::string* bytes_out) {
+    std::string raw;
+    Status g = out->db->Get(ObjectKey(oid), &raw);
+    std::string_view payload;
+    if (g.ok()) g = OpenRecord(raw, kRecordVersion, fmt::format("heap object {}", oid), &payload);
+    if (!g.ok()) {
+      if (object_error.ok())
+        object_error = g.IsNotFound() ? Status::Corruption(fmt::format("heap object {} is missing", oid)) : g;
+      return false;
+    }
+    *bytes_out = std::string(payload);
+    return true;
+  });
+  if (!object_error.ok()) return Status::Corruption(object_error.message());
+  if (!s.ok()) return s;
+  out->checkpoint = state.checkpoint;
+  out->checkpoint_ms = state.written_ms;
+  return Status::Ok();
+}
+
+int ResumeRun(const std::string& store_dir, const std::string& id) {
+  Result<store::Store> st = store::Store::Open(store_dir, false);
+  if (!st.ok()) return Fail(st.status(), "");
+  if (!store::IsValidRunId(id)) {
+    fmt::print(stderr, "flow: `{}` is not a run id\n", id);
+    return kExitUsage;
+  }
+  Result<store::RunRecord> peek = st->ReadRun(id);
+  if (!peek.ok()) return Fail(peek.status(), "");
+  if (peek->status == store::RunStatus::kCompleted || peek->status == store::RunStatus::kFailed) {
+    fmt::print(stderr, "flow: run {} has already {}; there is nothing to resume\n", id,
+               peek->status == store::RunStatus::kCompleted ? "completed" : "failed");
+    return kExitUsage;
+  }
+  Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(id);
+  if (!lock.ok()) return Fail(lock.status(), "");
+  ProcessHost host;
+  LoadedRun run;
+  if (Status s = LoadRun(*st, id, &host, &run); !s.ok()) return Fail(s, "run " + id);
+  VM& vm = *run.vm;
+  std::string in_doubt;
+  {
+    std::string raw;
+    HistoryEntry next;
+    if (run.db->Get(HistoryKey(vm.effects_done() + 1), &raw).ok() && DecodeHistoryEntry(raw, &next).ok())
+      in_doubt = fmt::format(" (effect {} `{}` was in flight: it runs again with idempotency key {})", next.seq,
+                             next.effect, next.idempotency_key);
+  }
+  run.record.status = store::RunStatus::kRunning;
+  run.record.pid = getpid();
+  run.record.updated_ms = WallMs();
+  if (Status w = st->WriteRun(run.record); !w.ok()) return Fail(w, "run " + id);
+  fmt::print(stderr, "flow: resuming run {} from checkpoint {}{}\n", id, run.checkpoint, in_doubt);
+  StoreJournal journal(run.db.get(), &host, id, run.record.durability != "async", run.checkpoint);
+  vm.SetJournal(&journal);
+  if (run.checkpoint == 0) {
+    store::Batch first;
+    if (Status w = journal.WriteCheckpoint(vm, true, &first); !w.ok()) return Fail(w, "run " + id);
+  }
+  return Execute(*st, run.record, vm, host);
+}
+
+}  // namespace flow::runtime

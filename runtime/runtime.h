@@ -1,0 +1,80 @@
+// Durable execution: runs a program in the VM with every effect journaled to the run's
+// database in the store, and resumes a run from its last checkpoint.
+#pragma once
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <memory>
+
+#include "store/store.h"
+#include "vm/base/status.h"
+#include "vm/bytecode/module.h"
+#include "vm/vm.h"
+
+namespace flow::runtime {
+
+struct StartOptions {
+  std::string file;
+  std::vector<std::pair<std::string, std::string>> args;
+  std::string store_dir;
+  std::string run_id;  // empty: a new sortable id
+  bool sync = true;    // --durability sync (default) or async
+  bool virtual_time = false;
+};
+
+// Exit codes of the brief.
+enum ExitCode { kExitOk = 0, kExitScriptFailed = 1, kExitUsage = 2, kExitCorrupt = 3, kExitSuspended = 75 };
+
+// `flow run`: creates the run, runs it, prints its output; returns the exit code.
+int StartRun(const StartOptions& options);
+// `flow resume`: continues a run from its last checkpoint; returns the exit code.
+int ResumeRun(const std::string& store_dir, const std::string& run_id);
+
+// A run opened from the store: its record, code, database and VM as of its last
+// checkpoint (or fresh, if it crashed before the first). The caller holds the run's lock.
+struct LoadedRun {
+  store::RunRecord record;
+  std::unique_ptr<Module> module;
+  std::unique_ptr<store::RunDb> db;
+  std::unique_ptr<VM> vm;
+  uint64_t checkpoint = 0;
+  int64_t checkpoint_ms = 0;
+};
+Status LoadRun(store::Store& st, const std::string& id, VmHost* host, LoadedRun* out);
+
+// Prints `flow: CONTEXT: message` and returns the exit code for the Status (3 for damage).
+int Fail(const Status& s, const std::string& context);
+
+// Keys of a run's database (docs/checkpoint.md).
+std::string ObjectKey(uint32_t id);
+std::string HistoryKey(uint64_t seq);
+inline constexpr char kStateKey[] = "s";
+
+// One entry of a run's history: an effect, from intent to outcome.
+struct HistoryEntry {
+  enum class State : uint8_t { kIntent = 1, kDone = 2, kRaised = 3 };
+  uint64_t seq = 0;
+  std::string effect;  // builtin name
+  State state = State::kIntent;
+  std::string idempotency_key;
+  uint64_t args_digest = 0;
+  uint64_t result_digest = 0;
+  int64_t started_ms = 0;
+  int64_t duration_us = 0;
+  std::string args_preview;    // compact JSON, cut at 200 bytes
+  std::string result_preview;  // the result, or `kind: message` of a raised error
+};
+std::string EncodeHistoryEntry(const HistoryEntry& e);
+Status DecodeHistoryEntry(std::string_view bytes, HistoryEntry* e);
+
+// The state record: which checkpoint, when, and the VM's header (vm/checkpoint.cc).
+struct StateRecord {
+  uint64_t checkpoint = 0;
+  int64_t written_ms = 0;
+  std::string vm_header;
+};
+std::string EncodeStateRecord(const StateRecord& r);
+Status DecodeStateRecord(std::string_view bytes, StateRecord* r);
+
+}  // namespace flow::runtime

@@ -1,0 +1,293 @@
+// The store folder: content-addressed code, run records, run locks.
+//
+// A run record file is a sealed record (vm/base/record.h, version 1) whose payload is
+//   id:bytes program:bytes code_hash:bytes n:varint (key:bytes value:bytes){n}
+//   status:u8 durability:bytes created_ms:u64 updated_ms:u64 effects:varint pid:u64 detail:bytes
+#include <dirent.h>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "store/store.h"
+#include "vm/base/record.h"
+
+namespace flow::store {
+
+namespace {
+
+constexpr uint8_t kRunRecordVersion = 1;
+
+std::string Errno() { return std::strerror(errno); }
+
+Status MakeDir(const std::string& path) {
+  if (mkdir(path.c_str(), 0755) == 0 || errno == EEXIST) return Status::Ok();
+  return Status::IOError(fmt::format("cannot create {}: {}", path, Errno()));
+}
+
+Status ReadWholeFile(const std::string& path, std::string* out) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return errno == ENOENT ? Status::NotFound(path) : Status::IOError(fmt::format("cannot read {}: {}", path, Errno()));
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  *out = buf.str();
+  return Status::Ok();
+}
+
+}  // namespace
+
+const char* RunStatusName(RunStatus s) {
+  switch (s) {
+    case RunStatus::kRunning: return "running";
+    case RunStatus::kSuspended: return "suspended";
+    case RunStatus::kCompleted: return "completed";
+    case RunStatus::kFailed: return "failed";
+    case RunStatus::kCrashed: return "crashed";
+  }
+  return "?";
+}
+
+bool ParseRunStatus(std::string_view name, RunStatus* out) {
+  for (RunStatus s : {RunStatus::kRunning, RunStatus::kSuspended, RunStatus::kCompleted, RunStatus::kFailed,
+                      RunStatus::kCrashed}) {
+    if (name == RunStatusName(s)) {
+      *out = s;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool IsValidRunId(std::string_view id) {
+  if (id.empty() || id.size() > 64 || id[0] == '.') return false;
+  for (char c : id)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-')) return false;
+  return true;
+}
+
+std::string NewRunId() {
+  using namespace std::chrono;
+  auto now = system_clock::now();
+  std::time_t t = system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  int ms = static_cast<int>(duration_cast<milliseconds>(now.time_since_epoch()).count() % 1000);
+  std::random_device rd;
+  return fmt::format("{:04}{:02}{:02}T{:02}{:02}{:02}.{:03}Z-{:04x}", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+                     tm.tm_hour, tm.tm_min, tm.tm_sec, ms, rd() & 0xffff);
+}
+
+Status WriteFileAtomically(const std::string& path, std::string_view bytes) {
+  std::string tmp = fmt::format("{}.tmp.{}", path, getpid());
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  if (fd < 0) return Status::IOError(fmt::format("cannot write {}: {}", tmp, Errno()));
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      close(fd);
+      unlink(tmp.c_str());
+      return Status::IOError(fmt::format("cannot write {}: {}", tmp, Errno()));
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (fsync(fd) != 0 || close(fd) != 0) {
+    unlink(tmp.c_str());
+    return Status::IOError(fmt::format("cannot sync {}: {}", tmp, Errno()));
+  }
+  if (rename(tmp.c_str(), path.c_str()) != 0) {
+    unlink(tmp.c_str());
+    return Status::IOError(fmt::format("cannot rename {}: {}", tmp, Errno()));
+  }
+  std::string folder = path.substr(0, path.rfind('/'));
+  int dfd = open(folder.empty() ? "." : folder.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    fsync(dfd);
+    close(dfd);
+  }
+  return Status::Ok();
+}
+
+Result<Store> Store::Open(const std::string& dir, bool create) {
+  struct stat st;
+  if (stat(dir.c_str(), &st) != 0) {
+    if (!create) return Status::NotFound(fmt::format("no store at {}", dir));
+    if (Status s = MakeDir(dir); !s.ok()) return s;
+  } else if (!S_ISDIR(st.st_mode)) {
+    return Status::InvalidArgument(fmt::format("the store {} is not a folder", dir));
+  }
+  for (const char* sub : {"/code", "/runs"}) {
+    if (stat((dir + sub).c_str(), &st) != 0) {
+      if (!create) return Status::Corruption(fmt::format("{} is not a Flow store (no {} folder)", dir, sub + 1));
+      if (Status s = MakeDir(dir + sub); !s.ok()) return s;
+    }
+  }
+  return Store(dir);
+}
+
+Result<std::string> Store::PutCode(std::string_view bytes) {
+  XXH128_hash_t h = XXH3_128bits(bytes.data(), bytes.size());
+  std::string hash = fmt::format("{:016x}{:016x}", h.high64, h.low64);
+  std::string path = dir_ + "/code/" + hash + ".flowc";
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0 && static_cast<size_t>(st.st_size) == bytes.size()) return hash;
+  if (Status s = WriteFileAtomically(path, bytes); !s.ok()) return s;
+  return hash;
+}
+
+Status Store::GetCode(const std::string& hash, std::string* bytes) const {
+  Status s = ReadWholeFile(dir_ + "/code/" + hash + ".flowc", bytes);
+  if (s.IsNotFound()) return Status::Corruption(fmt::format("the bytecode {} of this run is missing from the store", hash));
+  if (!s.ok()) return s;
+  XXH128_hash_t h = XXH3_128bits(bytes->data(), bytes->size());
+  if (fmt::format("{:016x}{:016x}", h.high64, h.low64) != hash)
+    return Status::Corruption(fmt::format("the stored bytecode {} is damaged (its content no longer matches its hash)", hash));
+  return Status::Ok();
+}
+
+Status Store::CreateRunDir(const std::string& id) {
+  std::string path = dir_ + "/runs/" + id;
+  if (mkdir(path.c_str(), 0755) != 0) {
+    if (errno == EEXIST) return Status::InvalidArgument(fmt::format("a run with id {} already exists", id));
+    return Status::IOError(fmt::format("cannot create {}: {}", path, Errno()));
+  }
+  return Status::Ok();
+}
+
+bool Store::RunExists(const std::string& id) const {
+  struct stat st;
+  return stat((dir_ + "/runs/" + id + "/run").c_str(), &st) == 0;
+}
+
+Status Store::WriteRun(const RunRecord& r) {
+  std::string p;
+  PutBytes(&p, r.id);
+  PutBytes(&p, r.program);
+  PutBytes(&p, r.code_hash);
+  PutVarint(&p, r.args.size());
+  for (const auto& [k, v] : r.args) {
+    PutBytes(&p, k);
+    PutBytes(&p, v);
+  }
+  PutFixed8(&p, static_cast<uint8_t>(r.status));
+  PutBytes(&p, r.durability);
+  PutFixed64(&p, static_cast<uint64_t>(r.created_ms));
+  PutFixed64(&p, static_cast<uint64_t>(r.updated_ms));
+  PutVarint(&p, r.effects);
+  PutFixed64(&p, static_cast<uint64_t>(r.pid));
+  PutBytes(&p, r.detail);
+  return WriteFileAtomically(dir_ + "/runs/" + r.id + "/run", SealRecord(kRunRecordVersion, p));
+}
+
+Result<RunRecord> Store::ReadRun(const std::string& id) const {
+  if (!IsValidRunId(id)) return Status::InvalidArgument(fmt::format("`{}` is not a run id", id));
+  std::string bytes;
+  Status s = ReadWholeFile(dir_ + "/runs/" + id + "/run", &bytes);
+  if (s.IsNotFound()) return Status::NotFound(fmt::format("no run {} in the store {}", id, dir_));
+  if (!s.ok()) return s;
+  std::string_view payload;
+  s = OpenRecord(bytes, kRunRecordVersion, fmt::format("the record of run {}", id), &payload);
+  if (!s.ok()) return s;
+  Reader rd(payload);
+  RunRecord r;
+  r.id = std::string(rd.Bytes());
+  r.program = std::string(rd.Bytes());
+  r.code_hash = std::string(rd.Bytes());
+  uint64_t n = rd.Varint();
+  for (uint64_t i = 0; i < n && !rd.failed(); ++i) {
+    std::string k(rd.Bytes());
+    r.args.emplace_back(k, std::string(rd.Bytes()));
+  }
+  uint8_t status = rd.U8();
+  r.durability = std::string(rd.Bytes());
+  r.created_ms = static_cast<int64_t>(rd.U64());
+  r.updated_ms = static_cast<int64_t>(rd.U64());
+  r.effects = rd.Varint();
+  r.pid = static_cast<int64_t>(rd.U64());
+  r.detail = std::string(rd.Bytes());
+  if (rd.failed() || !rd.at_end() || status > static_cast<uint8_t>(RunStatus::kCrashed) || r.id != id)
+    return Status::Corruption(fmt::format("the record of run {} is malformed", id));
+  r.status = static_cast<RunStatus>(status);
+  return r;
+}
+
+std::vector<RunRecord> Store::ListRuns(const std::function<void(const std::string&, const Status&)>& unreadable) const {
+  std::vector<RunRecord> out;
+  DIR* d = opendir((dir_ + "/runs").c_str());
+  if (!d) return out;
+  std::vector<std::string> ids;
+  while (dirent* e = readdir(d)) {
+    std::string name = e->d_name;
+    if (IsValidRunId(name)) ids.push_back(name);
+  }
+  closedir(d);
+  std::sort(ids.begin(), ids.end());
+  for (const auto& id : ids) {
+    if (!RunExists(id)) continue;  // a run still being created
+    Result<RunRecord> r = ReadRun(id);
+    if (r.ok())
+      out.push_back(std::move(r.value()));
+    else
+      unreadable(id, r.status());
+  }
+  return out;
+}
+
+// Run locks are POSIX record locks (fcntl): the kernel drops them when the holder dies,
+// and F_GETLK names the holder's pid without taking the lock.
+RunLock::~RunLock() {
+  if (fd_ >= 0) close(fd_);  // closing the descriptor releases the lock
+}
+
+namespace {
+
+struct flock WholeFile(short type) {
+  struct flock fl{};
+  fl.l_type = type;
+  fl.l_whence = SEEK_SET;
+  fl.l_start = 0;
+  fl.l_len = 0;
+  return fl;
+}
+
+// The pid holding a lock on fd's file, or 0 if none.
+int64_t LockHolder(int fd) {
+  struct flock fl = WholeFile(F_WRLCK);
+  if (fcntl(fd, F_GETLK, &fl) != 0 || fl.l_type == F_UNLCK) return 0;
+  return fl.l_pid;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<RunLock>> Store::LockRun(const std::string& id) {
+  std::string path = dir_ + "/runs/" + id + "/lock";
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::IOError(fmt::format("cannot open {}: {}", path, Errno()));
+  struct flock fl = WholeFile(F_WRLCK);
+  if (fcntl(fd, F_SETLK, &fl) != 0) {
+    int64_t holder = LockHolder(fd);
+    close(fd);
+    return Status::InvalidArgument(fmt::format("run {} is being executed by another process (pid {})", id, holder));
+  }
+  return std::unique_ptr<RunLock>(new RunLock(fd));
+}
+
+bool Store::IsRunLive(const std::string& id, int64_t* pid) const {
+  int fd = open((dir_ + "/runs/" + id + "/lock").c_str(), O_RDWR | O_CLOEXEC);
+  if (fd < 0) return false;
+  *pid = LockHolder(fd);
+  close(fd);  // we held no lock, so closing releases nothing of ours
+  return *pid != 0;
+}
+
+}  // namespace flow::store

@@ -1,0 +1,143 @@
+// The store: where runs live. A folder (./.flow by default) holding
+//
+//   code/HASH.flowc      bytecode, content-addressed (XXH3-128 of the file)
+//   runs/ID/run          the run's record: program, arguments, status, times (replaced atomically)
+//   runs/ID/lock         held (flock) by the one process executing the run; holds its pid
+//   runs/ID/db/          the run's LevelDB: checkpoints and history
+//
+// One database per run, because LevelDB admits one process per database: any number of
+// processes can run different runs of one store at once, and `flow runs` reads only the
+// records. The store keeps bytes; it knows nothing of the VM.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "vm/base/status.h"
+
+namespace leveldb {
+class DB;
+class Env;
+}  // namespace leveldb
+
+namespace flow::store {
+
+// A set of puts and deletes applied atomically by RunDb::Write.
+class Batch {
+ public:
+  void Put(std::string_view key, std::string_view value);
+  void Delete(std::string_view key);
+  size_t bytes() const { return bytes_; }
+  bool empty() const { return ops_.empty(); }
+
+ private:
+  friend class RunDb;
+  struct Op {
+    bool is_delete;
+    std::string key;
+    std::string value;
+  };
+  std::vector<Op> ops_;
+  size_t bytes_ = 0;
+};
+
+// One run's database.
+class RunDb {
+ public:
+  struct Options {
+    bool create = false;
+    leveldb::Env* env = nullptr;  // tests inject faults here; null: the default Env
+  };
+  static Result<std::unique_ptr<RunDb>> Open(const std::string& dir, const Options& options);
+  ~RunDb();
+
+  // Applies the batch atomically; with `sync`, on disk before returning.
+  Status Write(const Batch& batch, bool sync);
+  // NotFound if the key is absent; reads verify checksums.
+  Status Get(std::string_view key, std::string* value);
+  // Calls `fn` for each key starting with `prefix`, in order, until it returns false.
+  Status Scan(std::string_view prefix, const std::function<bool(std::string_view key, std::string_view value)>& fn);
+  // Every key and value, for export.
+  Status ScanAll(const std::function<void(std::string_view key, std::string_view value)>& fn);
+
+ private:
+  explicit RunDb(leveldb::DB* db, std::string dir) : db_(db), dir_(std::move(dir)) {}
+  Status Convert(const void* leveldb_status) const;
+  leveldb::DB* db_;
+  std::string dir_;
+};
+
+enum class RunStatus { kRunning, kSuspended, kCompleted, kFailed, kCrashed };
+const char* RunStatusName(RunStatus s);
+bool ParseRunStatus(std::string_view name, RunStatus* out);
+
+struct RunRecord {
+  std::string id;
+  std::string program;    // the file it was started from
+  std::string code_hash;  // its bytecode in code/
+  std::vector<std::pair<std::string, std::string>> args;
+  RunStatus status = RunStatus::kRunning;
+  std::string durability = "sync";
+  int64_t created_ms = 0;
+  int64_t updated_ms = 0;
+  uint64_t effects = 0;   // effects completed when the record was last written
+  int64_t pid = 0;        // the last process that executed it
+  std::string detail;     // the error of a failed run, the reason of a suspended one
+};
+
+// Held while a process executes a run; released when destroyed or when the process dies.
+class RunLock {
+ public:
+  ~RunLock();
+  RunLock(const RunLock&) = delete;
+  RunLock& operator=(const RunLock&) = delete;
+
+ private:
+  friend class Store;
+  explicit RunLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+class Store {
+ public:
+  // Opens (with `create`, creates) the store folder.
+  static Result<Store> Open(const std::string& dir, bool create);
+  const std::string& dir() const { return dir_; }
+
+  // Stores bytecode under its content hash (once) and returns the hash.
+  Result<std::string> PutCode(std::string_view bytes);
+  Status GetCode(const std::string& hash, std::string* bytes) const;
+
+  Status CreateRunDir(const std::string& id);  // AlreadyExists-like InvalidArgument if taken
+  Status WriteRun(const RunRecord& record);    // atomic replace, synced
+  Result<RunRecord> ReadRun(const std::string& id) const;
+  // Every run record; ones that cannot be read are passed to `unreadable`.
+  std::vector<RunRecord> ListRuns(const std::function<void(const std::string& id, const Status&)>& unreadable) const;
+  bool RunExists(const std::string& id) const;
+
+  // Takes the run's lock, or says which pid holds it.
+  Result<std::unique_ptr<RunLock>> LockRun(const std::string& id);
+  // True, with the holder's pid, if a live process holds the run's lock.
+  bool IsRunLive(const std::string& id, int64_t* pid) const;
+
+  std::string RunDbDir(const std::string& id) const { return dir_ + "/runs/" + id + "/db"; }
+
+ private:
+  explicit Store(std::string dir) : dir_(std::move(dir)) {}
+  std::string dir_;
+};
+
+// Run ids name folders: letters, digits, `.`, `_`, `-`; 1 to 64 of them; not starting with `.`.
+bool IsValidRunId(std::string_view id);
+// A new sortable id: UTC time to the millisecond, then random hex.
+std::string NewRunId();
+
+// Writes a file so that a crash leaves either the old or the new content: temp, fsync,
+// rename, fsync of the folder.
+Status WriteFileAtomically(const std::string& path, std::string_view bytes);
+
+}  // namespace flow::store

@@ -1,0 +1,25 @@
+// The VM's side of durability: it reports every effectful builtin call to an EffectJournal
+// before and after it runs. The journal (runtime/) records the intent, then the result and
+// a checkpoint of the VM in one atomic write. The VM knows nothing of the store.
+#pragma once
+#include <cstdint>
+
+#include "vm/base/status.h"
+#include "vm/value.h"
+
+namespace flow {
+
+class VM;
+
+class EffectJournal {
+ public:
+  virtual ~EffectJournal() = default;
+  // The effect numbered `seq` (1-based, in order of execution) is about to run builtin
+  // `builtin` with these arguments. A non-ok Status stops the run before the effect.
+  virtual Status BeforeEffect(VM& vm, uint64_t seq, uint16_t builtin, const Value* args, int argc) = 0;
+  // It returned `outcome` (raised == false) or raised the error `outcome`; the VM is at
+  // the next instruction boundary, its state ready to be checkpointed.
+  virtual Status AfterEffect(VM& vm, uint64_t seq, uint16_t builtin, Value outcome, bool raised) = 0;
+};
+
+}  // namespace flow
