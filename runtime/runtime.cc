@@ -18,6 +18,7 @@
 #include <cstring>
 #include <cstdlib>
 #include <optional>
+#include <thread>
 
 #include "compiler/compiler.h"
 #include "stdlib/stdlib.h"
@@ -45,12 +46,33 @@ void PutBigEndian(std::string* out, uint64_t v, int bytes) {
   for (int i = bytes - 1; i >= 0; --i) out->push_back(static_cast<char>(v >> (8 * i)));
 }
 
-// The process's stdout and clock. Output is buffered and flushed before each checkpoint.
+// The process's stdout and the run's clock. Output is buffered and flushed before each
+// checkpoint. Under --virtual-time the clock starts at the wall clock and moves only by
+// what the run waits; its reading is part of every checkpoint.
 class ProcessHost : public VmHost {
  public:
+  explicit ProcessHost(bool virtual_time) : virtual_time_(virtual_time), virtual_now_ms_(WallMs()) {}
   void WriteOutput(std::string_view text) override { std::fwrite(text.data(), 1, text.size(), stdout); }
-  int64_t NowMs() override { return WallMs(); }
+  int64_t NowMs() override { return virtual_time_ ? virtual_now_ms_ : WallMs(); }
+  void SleepMs(int64_t ms) override {
+    if (virtual_time_) {
+      virtual_now_ms_ += ms;
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    }
+  }
+  std::string IdempotencyKey() override { return key_; }
   void Flush() { std::fflush(stdout); }
+  void set_key(std::string key) { key_ = std::move(key); }
+  int64_t virtual_now_ms() const { return virtual_time_ ? virtual_now_ms_ : 0; }
+  void set_virtual_now_ms(int64_t ms) {
+    if (virtual_time_ && ms > 0) virtual_now_ms_ = ms;
+  }
+
+ private:
+  bool virtual_time_;
+  int64_t virtual_now_ms_;
+  std::string key_;
 };
 
 // A test-only crash hook: FLOW_CRASH_AT=K:POINT kills the process with SIGKILL at POINT of
@@ -106,6 +128,7 @@ class StoreJournal : public EffectJournal {
     entry_.seq = seq;
     entry_.effect = std::string(GetBuiltinInfo(builtin).name);
     entry_.idempotency_key = fmt::format("{}/{}", run_id_, seq);
+    host_->set_key(entry_.idempotency_key);
     entry_.args_digest = Digest(vm.heap(), args, argc);
     // Preview the arguments as a JSON list without allocating on the VM's heap.
     std::string preview = "[";
@@ -145,7 +168,7 @@ class StoreJournal : public EffectJournal {
     vm.EncodeCheckpoint(full, &delta);
     for (uint32_t id : delta.freed) batch->Delete(ObjectKey(id));
     for (const auto& [id, bytes] : delta.objects) batch->Put(ObjectKey(id), SealRecord(kRecordVersion, bytes));
-    StateRecord state{++checkpoint_, WallMs(), std::move(delta.header)};
+    StateRecord state{++checkpoint_, WallMs(), host_->virtual_now_ms(), std::move(delta.header)};
     batch->Put(kStateKey, EncodeStateRecord(state));
     last_checkpoint_bytes_ = batch->bytes();
     return db_->Write(*batch, sync_);
@@ -256,6 +279,7 @@ std::string EncodeStateRecord(const StateRecord& r) {
   std::string p;
   PutVarint(&p, r.checkpoint);
   PutFixed64(&p, static_cast<uint64_t>(r.written_ms));
+  PutFixed64(&p, static_cast<uint64_t>(r.virtual_now_ms));
   PutBytes(&p, r.vm_header);
   return SealRecord(kRecordVersion, p);
 }
@@ -266,6 +290,7 @@ Status DecodeStateRecord(std::string_view bytes, StateRecord* r) {
   Reader rd(p);
   r->checkpoint = rd.Varint();
   r->written_ms = static_cast<int64_t>(rd.U64());
+  r->virtual_now_ms = static_cast<int64_t>(rd.U64());
   r->vm_header = std::string(rd.Bytes());
   if (rd.failed() || !rd.at_end()) return Status::Corruption("the checkpoint record is malformed");
   return Status::Ok();
@@ -321,6 +346,7 @@ int StartRun(const StartOptions& options) {
   record.code_hash = *hash;
   record.args = options.args;
   record.durability = options.sync ? "sync" : "async";
+  record.virtual_time = options.virtual_time;
   record.created_ms = record.updated_ms = WallMs();
   record.pid = getpid();
   if (Status s = st->WriteRun(record); !s.ok()) return Fail(s, "");
@@ -329,13 +355,14 @@ int StartRun(const StartOptions& options) {
   Result<std::unique_ptr<store::RunDb>> db = store::RunDb::Open(st->RunDbDir(id), {.create = true});
   if (!db.ok()) return Fail(db.status(), "run " + id);
 
-  ProcessHost host;
+  ProcessHost host(options.virtual_time);
   VM vm(&module, &host, stdlib::GetNatives());
   Value args = vm.heap().NewMap();
   for (const auto& [k, v] : options.args) vm.heap().Mutable<MapObj>(args.ref)->Set(k, vm.heap().NewString(v));
   vm.SetGlobal("args", args);
   StoreJournal journal(db->get(), &host, id, options.sync, 0);
   vm.SetJournal(&journal);
+  vm.PrepareToRun();
   store::Batch first;
   if (Status s = journal.WriteCheckpoint(vm, true, &first); !s.ok()) return Fail(s, "run " + id);
   return Execute(*st, record, vm, host);
@@ -386,6 +413,7 @@ Status LoadRun(store::Store& st, const std::string& id, VmHost* host, LoadedRun*
   if (!s.ok()) return s;
   out->checkpoint = state.checkpoint;
   out->checkpoint_ms = state.written_ms;
+  out->virtual_now_ms = state.virtual_now_ms;
   return Status::Ok();
 }
 
@@ -405,9 +433,10 @@ int ResumeRun(const std::string& store_dir, const std::string& id) {
   }
   Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(id);
   if (!lock.ok()) return Fail(lock.status(), "");
-  ProcessHost host;
+  ProcessHost host(peek->virtual_time);
   LoadedRun run;
   if (Status s = LoadRun(*st, id, &host, &run); !s.ok()) return Fail(s, "run " + id);
+  host.set_virtual_now_ms(run.virtual_now_ms);
   VM& vm = *run.vm;
   std::string in_doubt;
   {
@@ -425,6 +454,7 @@ int ResumeRun(const std::string& store_dir, const std::string& id) {
   StoreJournal journal(run.db.get(), &host, id, run.record.durability != "async", run.checkpoint);
   vm.SetJournal(&journal);
   if (run.checkpoint == 0) {
+    vm.PrepareToRun();
     store::Batch first;
     if (Status w = journal.WriteCheckpoint(vm, true, &first); !w.ok()) return Fail(w, "run " + id);
   }

@@ -40,6 +40,7 @@ struct LoadedRun {
   std::unique_ptr<VM> vm;
   uint64_t checkpoint = 0;
   int64_t checkpoint_ms = 0;
+  int64_t virtual_now_ms = 0;
 };
 Status LoadRun(store::Store& st, const std::string& id, VmHost* host, LoadedRun* out);
 
@@ -72,6 +73,7 @@ Status DecodeHistoryEntry(std::string_view bytes, HistoryEntry* e);
 struct StateRecord {
   uint64_t checkpoint = 0;
   int64_t written_ms = 0;
+  int64_t virtual_now_ms = 0;  // the run's clock under --virtual-time, else 0
   std::string vm_header;
 };
 std::string EncodeStateRecord(const StateRecord& r);

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 
+#include "stdlib/natives.h"
 #include "stdlib/stdlib.h"
 #include "vm/bytecode/opcodes.h"
 #include "vm/value_ops.h"
@@ -213,6 +214,7 @@ bool MathPow(VM& vm, Value* args, int, Value* out) {
 constexpr BuiltinFn kBuiltins[] = {
     Print, Len, Str, Int, Float, Type, Range, Error, JsonEncode, JsonParse, TimeNow,
     MathAbs, MathMin, MathMax, Rounding<Floor>, Rounding<Ceil>, Rounding<Round>, MathSqrt, MathPow,
+    RandomInt, EnvGet, Sleep, FsRead, FsWrite, FsAppend, HttpGet, HttpPost,
 };
 static_assert(sizeof(kBuiltins) / sizeof(kBuiltins[0]) == kBuiltinCount,
               "every builtin of builtins.def needs an implementation here, in the same order");

@@ -82,6 +82,7 @@ struct RunRecord {
   std::vector<std::pair<std::string, std::string>> args;
   RunStatus status = RunStatus::kRunning;
   std::string durability = "sync";
+  bool virtual_time = false;
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
   uint64_t effects = 0;   // effects completed when the record was last written

@@ -139,12 +139,7 @@ RunOutcome VM::Run() {
   Value* const stack = stack_.get();
   Value* const globals = globals_.data();
   const Value* const constants = constants_.data();
-  frames_.reserve(256);
-  if (frames_.empty()) {  // a fresh run; otherwise a restored one continues
-    stack[0] = Value::Null();
-    sp_ = 1;
-    frames_.push_back({0, kNoClosure, 0, 0});
-  }
+  PrepareToRun();
 
   const Function* fn;
   const uint8_t* code;
@@ -606,6 +601,14 @@ handle_error : {
 #undef READ16
 #undef READ32
 #undef DISPATCH
+}
+
+void VM::PrepareToRun() {
+  if (!frames_.empty()) return;  // restored, or already prepared
+  frames_.reserve(256);
+  stack_[0] = Value::Null();
+  sp_ = 1;
+  frames_.push_back({0, kNoClosure, 0, 0});
 }
 
 void VM::SetJournal(EffectJournal* journal) {

@@ -23,7 +23,11 @@ class VmHost {
  public:
   virtual ~VmHost() = default;
   virtual void WriteOutput(std::string_view text) = 0;
-  virtual int64_t NowMs() = 0;  // ms since the epoch
+  virtual int64_t NowMs() = 0;  // ms since the epoch, on the run's clock
+  // Waits `ms` on the run's clock (under --virtual-time the clock just moves on).
+  virtual void SleepMs(int64_t ms) {}
+  // The idempotency key of the effect being run (RUN/n), or "" outside a durable run.
+  virtual std::string IdempotencyKey() { return ""; }
 };
 
 // A builtin: reads args[0..argc), writes *out and returns true, or calls vm.Raise(...) and
@@ -73,6 +77,8 @@ class VM {
 
   // Runs from the start, or from where a restored checkpoint left off.
   RunOutcome Run();
+  // Sets up the top-level frame, so that a first checkpoint can be taken before Run().
+  void PrepareToRun();
   const Status& abort_status() const { return abort_status_; }
 
   // Durability: with a journal set, every effectful builtin call is reported to it.

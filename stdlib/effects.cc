@@ -1,0 +1,68 @@
+// Effects on the process's world: randomness, the environment, sleeping, files. Each is
+// marked effectful in builtins.def, so the VM checkpoints after it: a resumed run sees the
+// value it saw, and nothing done is done again.
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "stdlib/natives.h"
+
+namespace flow::stdlib {
+
+bool RandomInt(VM& vm, Value* args, int, Value* out) {
+  if (args[0].tag != Tag::kInt || args[1].tag != Tag::kInt)
+    return vm.Raise("type", "random.int(lo, hi) takes two ints");
+  if (args[0].i > args[1].i) return vm.Raise("arith", fmt::format("random.int: lo {} is above hi {}", args[0].i, args[1].i));
+  static std::mt19937_64 engine{std::random_device{}()};
+  std::uniform_int_distribution<int64_t> pick(args[0].i, args[1].i);  // both ends included
+  *out = Value::Int(pick(engine));
+  return true;
+}
+
+bool EnvGet(VM& vm, Value* args, int argc, Value* out) {
+  if (args[0].tag != Tag::kString) return vm.Raise("type", "env.get(name) takes a string");
+  const char* v = std::getenv(vm.heap().StringOf(args[0]).c_str());
+  *out = v ? vm.heap().NewString(v) : (argc == 2 ? args[1] : Value::Null());
+  return true;
+}
+
+bool Sleep(VM& vm, Value* args, int, Value* out) {
+  if (args[0].tag != Tag::kInt || args[0].i < 0) return vm.Raise("type", "sleep(ms) takes a non-negative int (a duration)");
+  vm.host().SleepMs(args[0].i);
+  *out = Value::Null();
+  return true;
+}
+
+bool FsRead(VM& vm, Value* args, int, Value* out) {
+  if (args[0].tag != Tag::kString) return vm.Raise("type", "fs.read(path) takes a string");
+  const std::string& path = vm.heap().StringOf(args[0]);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return vm.Raise("fs", fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  *out = vm.heap().NewString(buf.str());
+  return true;
+}
+
+bool WriteFile(VM& vm, Value* args, std::ios::openmode mode, const char* fn, Value* out) {
+  if (args[0].tag != Tag::kString || args[1].tag != Tag::kString)
+    return vm.Raise("type", fmt::format("{}(path, text) takes two strings", fn));
+  const std::string& path = vm.heap().StringOf(args[0]);
+  const std::string& text = vm.heap().StringOf(args[1]);
+  std::ofstream f(path, std::ios::binary | mode);
+  if (f) f.write(text.data(), static_cast<std::streamsize>(text.size()));
+  if (f) f.flush();
+  if (!f) return vm.Raise("fs", fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+  *out = Value::Null();
+  return true;
+}
+
+bool FsWrite(VM& vm, Value* args, int, Value* out) { return WriteFile(vm, args, std::ios::trunc, "fs.write", out); }
+bool FsAppend(VM& vm, Value* args, int, Value* out) { return WriteFile(vm, args, std::ios::app, "fs.append", out); }
+
+}  // namespace flow::stdlib

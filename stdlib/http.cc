@@ -1,0 +1,184 @@
+// http.get / http.post on libcurl. The response is {status, headers, body}. A non-2xx
+// status raises kind `http` (data: status, headers, body) unless {check: false}; a failed
+// connection raises `http` with data.reason (connect, dns, tls, reset, too_large); a
+// timeout raises `timeout`. The effect's idempotency key goes out as `Idempotency-Key`.
+// The body is capped in the write callback (default 16 MiB, option max_bytes), because
+// libcurl 7.88 does not stop a running transfer at CURLOPT_MAXFILESIZE.
+#include <curl/curl.h>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <memory>
+
+#include "stdlib/natives.h"
+#include "vm/value_ops.h"
+
+namespace flow::stdlib {
+
+namespace {
+
+constexpr int64_t kDefaultMaxBytes = 16 << 20;
+constexpr int64_t kDefaultTimeoutMs = 30'000;
+constexpr size_t kErrorBodyCap = 4096;
+
+struct Transfer {
+  std::string body;
+  int64_t max_bytes = kDefaultMaxBytes;
+  bool too_large = false;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+size_t OnBody(char* data, size_t size, size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  size_t bytes = size * n;
+  if (static_cast<int64_t>(t->body.size() + bytes) > t->max_bytes) {
+    t->too_large = true;
+    return 0;  // makes libcurl abort the transfer
+  }
+  t->body.append(data, bytes);
+  return bytes;
+}
+
+size_t OnHeader(char* data, size_t size, size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  std::string line(data, size * n);
+  if (line.rfind("HTTP/", 0) == 0) t->headers.clear();  // a new response (after a redirect)
+  size_t colon = line.find(':');
+  if (colon != std::string::npos) {
+    std::string name = line.substr(0, colon);
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+    std::string value = line.substr(colon + 1);
+    size_t b = value.find_first_not_of(" \t");
+    size_t e = value.find_last_not_of(" \t\r\n");
+    t->headers.emplace_back(name, b == std::string::npos ? "" : value.substr(b, e - b + 1));
+  }
+  return size * n;
+}
+
+const char* Reason(CURLcode code) {
+  switch (code) {
+    case CURLE_COULDNT_RESOLVE_HOST: case CURLE_COULDNT_RESOLVE_PROXY: return "dns";
+    case CURLE_COULDNT_CONNECT: return "connect";
+    case CURLE_SSL_CONNECT_ERROR: case CURLE_PEER_FAILED_VERIFICATION: case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER: case CURLE_SSL_CACERT_BADFILE: return "tls";
+    case CURLE_TOO_MANY_REDIRECTS: return "redirects";
+    default: return "reset";
+  }
+}
+
+Value Headers(Heap& heap, const std::vector<std::pair<std::string, std::string>>& headers) {
+  Value map = heap.NewMap();
+  for (const auto& [k, v] : headers) heap.Mutable<MapObj>(map.ref)->Set(k, heap.NewString(v));
+  return map;
+}
+
+bool Request(VM& vm, const char* method, Value* args, int argc, Value* out) {
+  Heap& heap = vm.heap();
+  if (args[0].tag != Tag::kString) return vm.Raise("type", fmt::format("http.{}(url, options) takes a url string", method));
+  const std::string url = heap.StringOf(args[0]);
+  const MapObj* options = nullptr;
+  if (argc == 2) {
+    if (args[1].tag != Tag::kMap) return vm.Raise("type", "http options must be a map");
+    options = heap.Get<MapObj>(args[1].ref);
+  }
+  auto option = [&](const char* name) -> const Value* { return options ? options->Find(name) : nullptr; };
+
+  static const bool initialized = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+  if (!initialized) return vm.Raise("http", "libcurl failed to initialize");
+  // One handle per thread, reset between requests: connections are kept alive and reused.
+  thread_local std::unique_ptr<CURL, void (*)(CURL*)> handle(curl_easy_init(), curl_easy_cleanup);
+  CURL* curl = handle.get();
+  curl_easy_reset(curl);
+
+  Transfer t;
+  int64_t timeout_ms = kDefaultTimeoutMs;
+  if (const Value* v = option("timeout")) {
+    if (v->tag != Tag::kInt || v->i <= 0) return vm.Raise("type", "http option timeout must be a positive duration");
+    timeout_ms = v->i;
+  }
+  if (const Value* v = option("max_bytes")) {
+    if (v->tag != Tag::kInt || v->i <= 0) return vm.Raise("type", "http option max_bytes must be a positive int");
+    t.max_bytes = v->i;
+  }
+  bool check = true;
+  if (const Value* v = option("check")) check = v->Truthy();
+
+  curl_slist* header_list = nullptr;
+  bool has_idempotency_key = false;
+  if (const Value* v = option("headers")) {
+    if (v->tag != Tag::kMap) return vm.Raise("type", "http option headers must be a map");
+    for (const auto& [k, hv] : heap.Get<MapObj>(v->ref)->entries) {
+      std::string text, error;
+      if (!ToDisplayString(heap, hv, &text, &error)) return vm.Raise("type", error);
+      if (k.find_first_of("\r\n:") != std::string::npos || text.find_first_of("\r\n") != std::string::npos)
+        return vm.Raise("type", fmt::format("http header `{}` contains a line break or colon", k));
+      header_list = curl_slist_append(header_list, (k + ": " + text).c_str());
+      std::string lower = k;
+      std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+      has_idempotency_key |= lower == "idempotency-key";
+    }
+  }
+  std::string key = vm.host().IdempotencyKey();
+  if (!key.empty() && !has_idempotency_key) header_list = curl_slist_append(header_list, ("Idempotency-Key: " + key).c_str());
+  std::string request_body;
+  if (const Value* v = option("json")) {
+    std::string error;
+    if (!EncodeJson(heap, *v, false, &request_body, &error)) return vm.Raise("type", error);
+    header_list = curl_slist_append(header_list, "Content-Type: application/json");
+  } else if (const Value* v = option("body")) {
+    if (v->tag != Tag::kString) return vm.Raise("type", "http option body must be a string");
+    request_body = heap.StringOf(*v);
+  }
+  std::unique_ptr<curl_slist, void (*)(curl_slist*)> headers_owner(header_list, curl_slist_free_all);
+
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms));
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");  // gzip/deflate; the cap applies after decoding
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnBody);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
+  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
+  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &t);
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, header_list);
+  if (std::string_view(method) == "post") {
+    curl_easy_setopt(curl, CURLOPT_POST, 1L);
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, request_body.data());
+    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request_body.size()));
+  }
+  CURLcode code = curl_easy_perform(curl);
+  if (t.too_large) {
+    Value data = heap.NewMap();
+    heap.Mutable<MapObj>(data.ref)->Set("reason", heap.NewString("too_large"));
+    return vm.Raise("http", fmt::format("response from {} is larger than {} bytes", url, t.max_bytes), data);
+  }
+  if (code == CURLE_OPERATION_TIMEDOUT) return vm.Raise("timeout", fmt::format("{} did not answer within {} ms", url, timeout_ms));
+  if (code != CURLE_OK) {
+    Value data = heap.NewMap();
+    heap.Mutable<MapObj>(data.ref)->Set("reason", heap.NewString(Reason(code)));
+    return vm.Raise("http", fmt::format("{} {}: {}", method, url, curl_easy_strerror(code)), data);
+  }
+  long status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  Value response = heap.NewMap();
+  heap.Mutable<MapObj>(response.ref)->Set("status", Value::Int(status));
+  heap.Mutable<MapObj>(response.ref)->Set("headers", Headers(heap, t.headers));
+  if (check && (status < 200 || status > 299)) {
+    std::string capped = t.body.size() > kErrorBodyCap ? t.body.substr(0, kErrorBodyCap) : t.body;
+    heap.Mutable<MapObj>(response.ref)->Set("body", heap.NewString(capped));
+    return vm.Raise("http", fmt::format("{} {} answered {}", method, url, status), response);
+  }
+  heap.Mutable<MapObj>(response.ref)->Set("body", heap.NewString(std::move(t.body)));
+  *out = response;
+  return true;
+}
+
+}  // namespace
+
+bool HttpGet(VM& vm, Value* args, int argc, Value* out) { return Request(vm, "get", args, argc, out); }
+bool HttpPost(VM& vm, Value* args, int argc, Value* out) { return Request(vm, "post", args, argc, out); }
+
+}  // namespace flow::stdlib

@@ -1,0 +1,18 @@
+// The native functions of builtins.def, by module; stdlib/builtins.cc puts them in the table.
+#pragma once
+#include "stdlib/stdlib.h"
+
+namespace flow::stdlib {
+
+#define FLOW_NATIVE(name) bool name(VM& vm, Value* args, int argc, Value* out);
+FLOW_NATIVE(RandomInt)
+FLOW_NATIVE(EnvGet)
+FLOW_NATIVE(Sleep)
+FLOW_NATIVE(FsRead)
+FLOW_NATIVE(FsWrite)
+FLOW_NATIVE(FsAppend)
+FLOW_NATIVE(HttpGet)
+FLOW_NATIVE(HttpPost)
+#undef FLOW_NATIVE
+
+}  // namespace flow::stdlib

@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""A local HTTP server for tests: binds 127.0.0.1 on a free port, prints `PORT n` on its
+first line, and serves until killed.
+
+  GET  /echo?x=1          200, JSON {method, path, headers, body}
+  POST /charge            applies a charge once per Idempotency-Key (a repeat returns
+                          the first answer without applying it again)
+  GET  /status/N          answers status N
+  GET  /stats             JSON {"requests": n, "applied": {key: times_applied}, "seen": {key: times_seen}}
+"""
+import json, sys, threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+lock = threading.Lock()
+stats = {"requests": 0, "applied": {}, "seen": {}, "answers": {}}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def reply(self, status, payload):
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n).decode("utf-8", "replace") if n else ""
+
+    def do_GET(self):
+        with lock:
+            stats["requests"] += 1
+        if self.path == "/stats":
+            with lock:
+                return self.reply(200, {k: v for k, v in stats.items() if k != "answers"})
+        if self.path.startswith("/status/"):
+            return self.reply(int(self.path.split("/")[2]), {"status": int(self.path.split("/")[2])})
+        return self.reply(200, {"method": "GET", "path": self.path, "headers": dict(self.headers), "body": ""})
+
+    def do_POST(self):
+        body = self.body()
+        key = self.headers.get("Idempotency-Key", "")
+        with lock:
+            stats["requests"] += 1
+            stats["seen"][key] = stats["seen"].get(key, 0) + 1
+            if self.path == "/charge":
+                if key and key in stats["answers"]:
+                    answer = stats["answers"][key]
+                else:
+                    stats["applied"][key] = stats["applied"].get(key, 0) + 1
+                    answer = {"charged": json.loads(body or "null"), "key": key, "n": len(stats["applied"])}
+                    if key:
+                        stats["answers"][key] = answer
+                return self.reply(200, answer)
+        return self.reply(200, {"method": "POST", "path": self.path, "headers": dict(self.headers), "body": body})
+
+
+def main():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    print(f"PORT {server.server_address[1]}", flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
