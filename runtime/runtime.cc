@@ -119,8 +119,9 @@ uint64_t Digest(const Heap& heap, const Value* values, int n) {
 
 class StoreJournal : public EffectJournal {
  public:
-  StoreJournal(store::RunDb* db, ProcessHost* host, std::string run_id, bool sync, uint64_t checkpoint)
-      : db_(db), host_(host), run_id_(std::move(run_id)), sync_(sync), checkpoint_(checkpoint) {}
+  StoreJournal(store::RunDb* db, store::CheckpointMark* mark, ProcessHost* host, std::string run_id, bool sync,
+               uint64_t checkpoint)
+      : db_(db), mark_(mark), host_(host), run_id_(std::move(run_id)), sync_(sync), checkpoint_(checkpoint) {}
 
   Status BeforeEffect(VM& vm, uint64_t seq, uint16_t builtin, const Value* args, int argc) override {
     crash_.At(seq, "before-intent");
@@ -171,13 +172,15 @@ class StoreJournal : public EffectJournal {
     StateRecord state{++checkpoint_, WallMs(), host_->virtual_now_ms(), std::move(delta.header)};
     batch->Put(kStateKey, EncodeStateRecord(state));
     last_checkpoint_bytes_ = batch->bytes();
-    return db_->Write(*batch, sync_);
+    if (Status s = db_->Write(*batch, sync_); !s.ok()) return s;
+    return mark_->Write(checkpoint_);
   }
 
   uint64_t checkpoint() const { return checkpoint_; }
 
  private:
   store::RunDb* db_;
+  store::CheckpointMark* mark_;
   ProcessHost* host_;
   std::string run_id_;
   bool sync_;
@@ -355,12 +358,14 @@ int StartRun(const StartOptions& options) {
   Result<std::unique_ptr<store::RunDb>> db = store::RunDb::Open(st->RunDbDir(id), {.create = true});
   if (!db.ok()) return Fail(db.status(), "run " + id);
 
+  Result<std::unique_ptr<store::CheckpointMark>> mark = st->OpenMark(id);
+  if (!mark.ok()) return Fail(mark.status(), "run " + id);
   ProcessHost host(options.virtual_time);
   VM vm(&module, &host, stdlib::GetNatives());
   Value args = vm.heap().NewMap();
   for (const auto& [k, v] : options.args) vm.heap().Mutable<MapObj>(args.ref)->Set(k, vm.heap().NewString(v));
   vm.SetGlobal("args", args);
-  StoreJournal journal(db->get(), &host, id, options.sync, 0);
+  StoreJournal journal(db->get(), mark->get(), &host, id, options.sync, 0);
   vm.SetJournal(&journal);
   vm.PrepareToRun();
   store::Batch first;
@@ -437,6 +442,18 @@ int ResumeRun(const std::string& store_dir, const std::string& id) {
   LoadedRun run;
   if (Status s = LoadRun(*st, id, &host, &run); !s.ok()) return Fail(s, "run " + id);
   host.set_virtual_now_ms(run.virtual_now_ms);
+  // A database behind its mark lost acknowledged checkpoints: refuse rather than resume
+  // from an older state. (Async runs may lose their last checkpoints in an OS crash, by
+  // design, so for them the mark is not binding.)
+  Result<uint64_t> marked = st->ReadMark(id);
+  if (!marked.ok()) return Fail(marked.status(), "run " + id);
+  if (run.record.durability != "async" && *marked > run.checkpoint)
+    return Fail(Status::Corruption(fmt::format("its database holds checkpoint {} but checkpoint {} was acknowledged: "
+                                               "the database log was truncated or rolled back",
+                                               run.checkpoint, *marked)),
+                "run " + id);
+  Result<std::unique_ptr<store::CheckpointMark>> mark = st->OpenMark(id);
+  if (!mark.ok()) return Fail(mark.status(), "run " + id);
   VM& vm = *run.vm;
   std::string in_doubt;
   {
@@ -451,7 +468,7 @@ int ResumeRun(const std::string& store_dir, const std::string& id) {
   run.record.updated_ms = WallMs();
   if (Status w = st->WriteRun(run.record); !w.ok()) return Fail(w, "run " + id);
   fmt::print(stderr, "flow: resuming run {} from checkpoint {}{}\n", id, run.checkpoint, in_doubt);
-  StoreJournal journal(run.db.get(), &host, id, run.record.durability != "async", run.checkpoint);
+  StoreJournal journal(run.db.get(), mark->get(), &host, id, run.record.durability != "async", run.checkpoint);
   vm.SetJournal(&journal);
   if (run.checkpoint == 0) {
     vm.PrepareToRun();

@@ -292,4 +292,36 @@ bool Store::IsRunLive(const std::string& id, int64_t* pid) const {
   return *pid != 0;
 }
 
+// mark := checkpoint:u64 checksum:u64 (XXH3-64 of the first 8 bytes)
+CheckpointMark::~CheckpointMark() {
+  if (fd_ >= 0) close(fd_);
+}
+
+Status CheckpointMark::Write(uint64_t checkpoint) {
+  std::string bytes;
+  PutFixed64(&bytes, checkpoint);
+  PutFixed64(&bytes, Checksum(bytes));
+  if (pwrite(fd_, bytes.data(), bytes.size(), 0) != static_cast<ssize_t>(bytes.size()))
+    return Status::IOError(fmt::format("cannot write the checkpoint mark: {}", Errno()));
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<CheckpointMark>> Store::OpenMark(const std::string& id) {
+  std::string path = dir_ + "/runs/" + id + "/mark";
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::IOError(fmt::format("cannot open {}: {}", path, Errno()));
+  return std::unique_ptr<CheckpointMark>(new CheckpointMark(fd));
+}
+
+Result<uint64_t> Store::ReadMark(const std::string& id) const {
+  std::string bytes;
+  Status s = ReadWholeFile(dir_ + "/runs/" + id + "/mark", &bytes);
+  if (s.IsNotFound() || (s.ok() && bytes.empty())) return uint64_t{0};
+  if (!s.ok()) return s;
+  const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
+  if (bytes.size() != 16 || Checksum(bytes.substr(0, 8)) != DecodeFixed64(p + 8))
+    return Status::Corruption(fmt::format("the checkpoint mark of run {} is damaged", id));
+  return DecodeFixed64(p);
+}
+
 }  // namespace flow::store

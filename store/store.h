@@ -103,6 +103,24 @@ class RunLock {
   int fd_;
 };
 
+// The number of the last checkpoint a run's database acknowledged, kept in runs/ID/mark
+// beside the database: a truncated or rolled-back database log (which LevelDB reads as
+// a clean end) shows as a database behind its mark. Written with pwrite after each
+// checkpoint, without fsync: in sync mode the checkpoint itself is already on disk, so the
+// mark is never ahead of it; a lost mark only weakens the check.
+class CheckpointMark {
+ public:
+  ~CheckpointMark();
+  CheckpointMark(const CheckpointMark&) = delete;
+  CheckpointMark& operator=(const CheckpointMark&) = delete;
+  Status Write(uint64_t checkpoint);
+
+ private:
+  friend class Store;
+  explicit CheckpointMark(int fd) : fd_(fd) {}
+  int fd_;
+};
+
 class Store {
  public:
   // Opens (with `create`, creates) the store folder.
@@ -126,6 +144,10 @@ class Store {
   bool IsRunLive(const std::string& id, int64_t* pid) const;
 
   std::string RunDbDir(const std::string& id) const { return dir_ + "/runs/" + id + "/db"; }
+
+  Result<std::unique_ptr<CheckpointMark>> OpenMark(const std::string& id);
+  // The run's mark: 0 if it has none; Corruption if it is damaged.
+  Result<uint64_t> ReadMark(const std::string& id) const;
 
  private:
   explicit Store(std::string dir) : dir_(std::move(dir)) {}
