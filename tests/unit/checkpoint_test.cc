@@ -1,0 +1,172 @@
+#include <gtest/gtest.h>
+
+#include <map>
+#include <random>
+
+#include "run_program.h"
+
+namespace flow {
+namespace {
+
+// Keeps checkpoints in memory, and can stop the run before a chosen effect (as a crash).
+class MemoryJournal : public EffectJournal {
+ public:
+  Status BeforeEffect(VM&, uint64_t seq, uint16_t, const Value*, int) override {
+    if (seq == stop_before) return Status::IOError("stopped for the test");
+    return Status::Ok();
+  }
+  Status AfterEffect(VM& vm, uint64_t, uint16_t, Value, bool) override {
+    Save(vm, false);
+    return Status::Ok();
+  }
+  void Save(VM& vm, bool full) {
+    CheckpointDelta d;
+    vm.EncodeCheckpoint(full, &d);
+    for (uint32_t id : d.freed) objects.erase(id);
+    for (auto& [id, bytes] : d.objects) objects[id] = bytes;
+    header = d.header;
+    objects_written.push_back(d.objects.size());
+    bytes_written.push_back(d.header.size() + [&] {
+      size_t n = 0;
+      for (auto& o : d.objects) n += o.second.size();
+      return n;
+    }());
+  }
+  Status Restore(VM& vm) {
+    return vm.RestoreCheckpoint(header, [&](uint32_t id, std::string* out) {
+      auto it = objects.find(id);
+      if (it == objects.end()) return false;
+      *out = it->second;
+      return true;
+    });
+  }
+  uint64_t stop_before = 0;
+  std::string header;
+  std::map<uint32_t, std::string> objects;
+  std::vector<size_t> objects_written;
+  std::vector<size_t> bytes_written;
+};
+
+Module Compile(const std::string& source) {
+  Module module;
+  Diagnostics diags;
+  EXPECT_TRUE(CompileSource("t.flow", source, &module, &diags)) << diags.Render("t.flow", source);
+  return module;
+}
+
+const char* kProgram = R"(
+fn make_counter() {
+  let n = 0
+  return fn(by) {
+    n = n + by
+    return n
+  }
+}
+let count = make_counter()
+let seen = {}
+let items = []
+for i in range(12) {
+  let v = count(i)
+  items.push({i: i, v: v, tag: "t${i % 3}"})
+  seen["k${i % 4}"] = v
+  try {
+    if i % 5 == 4 { throw error("five", "at ${i}", {i: i}) }
+    print("step", i, v)
+  } catch e {
+    print("caught", e.kind, e.data.i)
+  }
+}
+print(len(items), seen, items[-1])
+)";
+
+// Stops a run before effect k, restores a fresh VM from the checkpoint and finishes.
+std::string RunWithStopAt(const Module& m, uint64_t k) {
+  testing::CaptureHost host;
+  MemoryJournal journal;
+  journal.stop_before = k;
+  std::string output;
+  {
+    VM vm(&m, &host, stdlib::GetNatives());
+    vm.SetJournal(&journal);
+    vm.PrepareToRun();
+    journal.Save(vm, true);
+    RunOutcome outcome = vm.Run();
+    if (outcome == RunOutcome::kCompleted) return host.output;
+    EXPECT_EQ(outcome, RunOutcome::kAborted);
+  }
+  VM resumed(&m, &host, stdlib::GetNatives());
+  Status s = journal.Restore(resumed);
+  EXPECT_TRUE(s.ok()) << s.message();
+  journal.stop_before = 0;
+  resumed.SetJournal(&journal);
+  EXPECT_EQ(resumed.Run(), RunOutcome::kCompleted) << resumed.FormatUncaught();
+  return host.output;
+}
+
+TEST(Checkpoint, ResumingAfterAnyEffectGivesTheSameOutput) {
+  Module m = Compile(kProgram);
+  std::string expected = testing::RunProgram(kProgram).output;
+  ASSERT_FALSE(expected.empty());
+  for (uint64_t k = 1; k <= 13; ++k) EXPECT_EQ(RunWithStopAt(m, k), expected) << "stopped before effect " << k;
+}
+
+TEST(Checkpoint, WritesOnlyWhatChanged) {
+  // A large untouched map, then one variable changed per effect.
+  Module m = Compile(R"(
+let big = {}
+for i in range(20000) { big["key${i}"] = [i, "value ${i}"] }
+let n = 0
+for i in range(50) {
+  n = n + 1
+  print(n)
+}
+)");
+  testing::CaptureHost host;
+  MemoryJournal journal;
+  VM vm(&m, &host, stdlib::GetNatives());
+  vm.SetJournal(&journal);
+  vm.PrepareToRun();
+  journal.Save(vm, true);
+  ASSERT_EQ(vm.Run(), RunOutcome::kCompleted);
+  ASSERT_EQ(journal.objects_written.size(), 51u);
+  // The first print after building the map writes it; every later one writes a few objects.
+  EXPECT_GT(journal.objects_written[1], 20000u);
+  for (size_t i = 3; i < journal.objects_written.size(); ++i) {
+    EXPECT_LE(journal.objects_written[i], 4u) << "checkpoint " << i;
+    EXPECT_LE(journal.bytes_written[i], 4096u) << "checkpoint " << i;
+  }
+}
+
+TEST(Checkpoint, DamagedHeadersAreRefusedNotRun) {
+  Module m = Compile(kProgram);
+  testing::CaptureHost host;
+  MemoryJournal journal;
+  journal.stop_before = 7;
+  {
+    VM vm(&m, &host, stdlib::GetNatives());
+    vm.SetJournal(&journal);
+    vm.PrepareToRun();
+    journal.Save(vm, true);
+    ASSERT_EQ(vm.Run(), RunOutcome::kAborted);
+  }
+  std::string good = journal.header;
+  std::mt19937 rng(42);
+  int refused = 0;
+  for (int trial = 0; trial < 2000; ++trial) {
+    journal.header = good;
+    int flips = 1 + static_cast<int>(rng() % 3);
+    for (int f = 0; f < flips; ++f) journal.header[rng() % good.size()] ^= static_cast<char>(1 + rng() % 255);
+    if (trial % 7 == 0) journal.header.resize(rng() % good.size());
+    VM vm(&m, &host, stdlib::GetNatives());
+    if (!journal.Restore(vm).ok()) ++refused;
+  }
+  EXPECT_GT(refused, 1000);
+  // A missing object is refused too.
+  journal.header = good;
+  journal.objects.erase(journal.objects.begin());
+  VM vm(&m, &host, stdlib::GetNatives());
+  EXPECT_FALSE(journal.Restore(vm).ok());
+}
+
+}  // namespace
+}  // namespace flow
