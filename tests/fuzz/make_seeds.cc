@@ -4,7 +4,38 @@
 #include <iostream>
 #include <sstream>
 
+#include "checkpoint_input.h"
 #include "compiler/compiler.h"
+#include "stdlib/stdlib.h"
+#include "vm/vm.h"
+
+namespace {
+
+class NullHost : public flow::VmHost {
+ public:
+  void WriteOutput(std::string_view) override {}
+  int64_t NowMs() override { return 0; }
+};
+
+// Records the checkpoint taken after each effect of the fuzz program, as seeds.
+class SeedJournal : public flow::EffectJournal {
+ public:
+  explicit SeedJournal(std::string dir) : dir_(std::move(dir)) {}
+  flow::Status BeforeEffect(flow::VM&, uint64_t, uint16_t, const flow::Value*, int) override { return flow::Status::Ok(); }
+  flow::Status AfterEffect(flow::VM& vm, uint64_t seq, uint16_t, flow::Value, bool) override {
+    flow::CheckpointDelta d;
+    vm.EncodeCheckpoint(true, &d);
+    std::map<uint32_t, std::string> objects(d.objects.begin(), d.objects.end());
+    std::ofstream(dir_ + "/checkpoint/" + std::to_string(seq) + ".bin", std::ios::binary)
+        << flow::fuzz::EncodeInput(d.header, objects);
+    return flow::Status::Ok();
+  }
+
+ private:
+  std::string dir_;
+};
+
+}  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 3) {
@@ -23,5 +54,13 @@ int main(int argc, char** argv) {
     std::ofstream(out_dir + "/whole/" + std::to_string(i) + ".flowc", std::ios::binary) << bytes;
     std::ofstream(out_dir + "/payload/" + std::to_string(i) + ".bin", std::ios::binary) << bytes.substr(28);
   }
+  flow::Module module;
+  flow::Diagnostics diags;
+  if (!flow::CompileSource("fuzz.flow", flow::fuzz::kFuzzProgram, &module, &diags)) return 1;
+  NullHost host;
+  flow::VM vm(&module, &host, flow::stdlib::GetNatives());
+  SeedJournal journal(out_dir);
+  vm.SetJournal(&journal);
+  vm.Run();
   return 0;
 }

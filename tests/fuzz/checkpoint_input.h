@@ -1,0 +1,55 @@
+// The fuzz input format of fuzz_checkpoint, shared with the seed maker:
+//   header:bytes (id:varint object:bytes)*
+// against the program kFuzzProgram, so that a fuzzed checkpoint has real code to match.
+#pragma once
+#include <map>
+#include <string>
+
+#include "vm/base/coding.h"
+
+namespace flow::fuzz {
+
+inline constexpr const char* kFuzzProgram = R"(
+fn make(k) {
+  let seen = []
+  return fn(x) {
+    seen.push(x)
+    return {k: k, n: len(seen), last: x}
+  }
+}
+let f = make("a")
+let m = {list: [1, 2.5, "s", null, true]}
+for i in range(4) {
+  try {
+    let r = f(i)
+    if i == 2 { throw error("two", "i is two", r) }
+    print(r)
+  } catch e {
+    print(e.kind, e.data)
+  }
+}
+print(m)
+)";
+
+inline std::string EncodeInput(const std::string& header, const std::map<uint32_t, std::string>& objects) {
+  std::string out;
+  PutBytes(&out, header);
+  for (const auto& [id, bytes] : objects) {
+    PutVarint(&out, id);
+    PutBytes(&out, bytes);
+  }
+  return out;
+}
+
+inline bool DecodeInput(std::string_view input, std::string* header, std::map<uint32_t, std::string>* objects) {
+  Reader r(input);
+  *header = std::string(r.Bytes());
+  while (!r.failed() && !r.at_end()) {
+    uint64_t id = r.Varint();
+    std::string bytes(r.Bytes());
+    if (!r.failed()) (*objects)[static_cast<uint32_t>(id)] = std::move(bytes);
+  }
+  return !header->empty();
+}
+
+}  // namespace flow::fuzz

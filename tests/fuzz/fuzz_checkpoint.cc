@@ -1,0 +1,50 @@
+// libFuzzer target: arbitrary bytes as a checkpoint (header and heap objects) of a fixed
+// program. Restoring must refuse or accept without crashing; an accepted state must
+// encode again and show its frames.
+#include <cstdint>
+#include <memory>
+
+#include "checkpoint_input.h"
+#include "compiler/compiler.h"
+#include "stdlib/stdlib.h"
+#include "vm/vm.h"
+
+namespace {
+
+class NullHost : public flow::VmHost {
+ public:
+  void WriteOutput(std::string_view) override {}
+  int64_t NowMs() override { return 0; }
+};
+
+const flow::Module& Program() {
+  static const flow::Module* module = [] {
+    auto* m = new flow::Module;
+    flow::Diagnostics diags;
+    if (!flow::CompileSource("fuzz.flow", flow::fuzz::kFuzzProgram, m, &diags)) std::abort();
+    return m;
+  }();
+  return *module;
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string header;
+  std::map<uint32_t, std::string> objects;
+  if (!flow::fuzz::DecodeInput(std::string_view(reinterpret_cast<const char*>(data), size), &header, &objects)) return 0;
+  NullHost host;
+  flow::VM vm(&Program(), &host, flow::stdlib::GetNatives());
+  flow::Status s = vm.RestoreCheckpoint(header, [&](uint32_t id, std::string* out) {
+    auto it = objects.find(id);
+    if (it == objects.end()) return false;
+    *out = it->second;
+    return true;
+  });
+  if (s.ok()) {
+    flow::CheckpointDelta delta;
+    vm.EncodeCheckpoint(true, &delta);
+    (void)vm.InspectFrames();
+  }
+  return 0;
+}
