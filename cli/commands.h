@@ -20,6 +20,8 @@ int ResumeCommand(const std::string& store, const std::string& run_id);
 int RunsCommand(const std::string& store, const std::string& status, bool json);
 int InspectCommand(const std::string& store, const std::string& run_id);
 int HistoryCommand(const std::string& store, const std::string& run_id, bool json);
+int ExportCommand(const std::string& store, const std::string& run_id, const std::string& out);
+int ImportCommand(const std::string& store, const std::string& file);
 int CompileCommand(const std::string& file, std::string out);
 int CheckCommand(const std::string& file);
 int DisasmCommand(const std::string& file);

@@ -8,6 +8,8 @@
 
 int main(int argc, char** argv) {
   using namespace flow::cli;
+  using flow::kExitOk;
+  using flow::kExitUsage;
   CLI::App app{"flow: durable workflows, compiled to bytecode and checkpointed after every effect"};
   app.set_version_flag("--version", std::string("flow ") + FLOW_VERSION);
   app.require_subcommand(1);
@@ -55,6 +57,17 @@ int main(int argc, char** argv) {
   history_cmd->add_flag("--json", json, "a JSON array of objects, for machines");
   history_cmd->add_option("--store", run.store, "the store folder (default ./.flow, or FLOW_STORE)");
 
+  std::string image_out;
+  auto* export_cmd = app.add_subcommand("export", "write a run as a portable image (flow export RUN > run.fvm)");
+  export_cmd->add_option("RUN", run_id, "the run id")->required();
+  export_cmd->add_option("-o,--output", image_out, "write the image to this file instead of stdout");
+  export_cmd->add_option("--store", run.store, "the store folder (default ./.flow, or FLOW_STORE)");
+
+  std::string image_file;
+  auto* import_cmd = app.add_subcommand("import", "add the run of an image to the store; prints its id");
+  import_cmd->add_option("FILE", image_file, "a run image written by flow export")->required();
+  import_cmd->add_option("--store", run.store, "the store folder (default ./.flow, or FLOW_STORE)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -69,5 +82,7 @@ int main(int argc, char** argv) {
   if (runs_cmd->parsed()) return RunsCommand(run.store, status, json);
   if (inspect_cmd->parsed()) return InspectCommand(run.store, run_id);
   if (history_cmd->parsed()) return HistoryCommand(run.store, run_id, json);
+  if (export_cmd->parsed()) return ExportCommand(run.store, run_id, image_out);
+  if (import_cmd->parsed()) return ImportCommand(run.store, image_file);
   return kExitUsage;
 }

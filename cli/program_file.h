@@ -3,12 +3,10 @@
 #pragma once
 #include <string>
 
+#include "runtime/exit_codes.h"
 #include "vm/bytecode/module.h"
 
 namespace flow::cli {
-
-// Exit codes of the brief.
-enum ExitCode { kExitOk = 0, kExitScriptFailed = 1, kExitUsage = 2, kExitCorrupt = 3, kExitSuspended = 75 };
 
 // Loads `path` into `module`, printing any error to stderr. Returns kExitOk, kExitUsage
 // (unreadable file, compile errors) or kExitCorrupt (damaged bytecode).

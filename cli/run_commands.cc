@@ -1,19 +1,23 @@
 // The commands on durable runs: run, resume, runs, inspect, history.
 #include <fmt/format.h>
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <ctime>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/program_file.h"
+#include "runtime/image.h"
 #include "runtime/runtime.h"
+#include "store/store.h"
 #include "vm/value_ops.h"
 
 namespace flow::cli {
 
 namespace {
 
-using runtime::kExitOk;
-using runtime::kExitUsage;
 
 std::string FormatTime(int64_t ms) {
   if (ms <= 0) return "-";
@@ -79,7 +83,7 @@ int RunsCommand(const std::string& store_dir, const std::string& status_filter, 
   int code = kExitOk;
   std::vector<store::RunRecord> runs = st->ListRuns([&](const std::string& id, const Status& s) {
     fmt::print(stderr, "flow: run {}: {}\n", id, s.message());
-    code = runtime::kExitCorrupt;
+    code = kExitCorrupt;
   });
   nlohmann::json out = nlohmann::json::array();
   if (!json) fmt::print("{:<30} {:<10} {:>7} {:<21} {}\n", "ID", "STATUS", "EFFECTS", "UPDATED", "PROGRAM");
@@ -187,6 +191,42 @@ int HistoryCommand(const std::string& store_dir, const std::string& run_id, bool
                kStates[static_cast<int>(e.state)], FormatTime(e.started_ms), e.duration_us, e.args_digest,
                e.result_digest, e.args_preview, e.result_preview);
   }
+  return kExitOk;
+}
+
+int ExportCommand(const std::string& store_dir, const std::string& run_id, const std::string& out) {
+  Result<store::Store> st = OpenStore(store_dir);
+  if (!st.ok()) return runtime::Fail(st.status(), "");
+  if (!store::IsValidRunId(run_id)) {
+    fmt::print(stderr, "flow: `{}` is not a run id\n", run_id);
+    return kExitUsage;
+  }
+  if (out.empty() && isatty(STDOUT_FILENO)) {
+    fmt::print(stderr, "flow export: the image is binary; redirect it to a file (flow export RUN > run.fvm) or use -o\n");
+    return kExitUsage;
+  }
+  std::string image;
+  if (Status s = runtime::ExportRun(*st, run_id, &image); !s.ok()) return runtime::Fail(s, "run " + run_id);
+  if (out.empty()) {
+    std::fwrite(image.data(), 1, image.size(), stdout);
+    return std::fflush(stdout) == 0 ? kExitOk : kExitUsage;
+  }
+  if (Status s = store::WriteFileAtomically(out, image); !s.ok()) return runtime::Fail(s, "");
+  return kExitOk;
+}
+
+int ImportCommand(const std::string& store_dir, const std::string& file) {
+  std::string image, error;
+  if (!ReadFile(file, &image, &error)) {
+    fmt::print(stderr, "flow: {}\n", error);
+    return kExitUsage;
+  }
+  Result<store::Store> st = store::Store::Open(store_dir, true);
+  if (!st.ok()) return runtime::Fail(st.status(), "");
+  Result<std::string> id = runtime::ImportRun(*st, image);
+  if (!id.ok()) return runtime::Fail(id.status(), file);
+  fmt::print(stderr, "flow: imported run {} (flow resume {})\n", *id, *id);
+  fmt::print("{}\n", *id);
   return kExitOk;
 }
 

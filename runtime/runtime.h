@@ -7,6 +7,7 @@
 
 #include <memory>
 
+#include "runtime/exit_codes.h"
 #include "store/store.h"
 #include "vm/base/status.h"
 #include "vm/bytecode/module.h"
@@ -23,8 +24,6 @@ struct StartOptions {
   bool virtual_time = false;
 };
 
-// Exit codes of the brief.
-enum ExitCode { kExitOk = 0, kExitScriptFailed = 1, kExitUsage = 2, kExitCorrupt = 3, kExitSuspended = 75 };
 
 // `flow run`: creates the run, runs it, prints its output; returns the exit code.
 int StartRun(const StartOptions& options);

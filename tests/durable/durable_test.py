@@ -110,6 +110,28 @@ try:
     reference = flow("resume", "victim", "--store", store)
     check("the crashed run resumes", reference.returncode == 0 and reference.stdout.startswith("at 5\n"), reference.stderr)
 
+    # A portable image: export the crashed run, import it into another store, resume there.
+    image = os.path.join(tmp, "victim.fvm")
+    with open(image, "wb") as f:
+        e = subprocess.run([FLOW, "export", "victim", "--store", pristine], stdout=f, stderr=subprocess.PIPE)
+    check("export writes an image of a crashed run", e.returncode == 0 and os.path.getsize(image) > 28, e.stderr)
+    other_store = os.path.join(tmp, "elsewhere")
+    r = flow("import", image, "--store", other_store)
+    check("import adds the run to another store", r.returncode == 0 and r.stdout.strip() == "victim", r.stderr)
+    r = flow("resume", "victim", "--store", other_store)
+    check("the imported run resumes with the same output", r.returncode == 0 and r.stdout == reference.stdout,
+          r.stdout + r.stderr)
+    r = flow("import", image, "--store", other_store)
+    check("importing a run id that exists is refused", r.returncode == 2 and "already exists" in r.stderr, r.stderr)
+    data = open(image, "rb").read()
+    for label, bad in [("truncated", data[:-10]), ("flipped", data[:40] + bytes([data[40] ^ 1]) + data[41:]),
+                       ("not an image", b"hello")]:
+        path = os.path.join(tmp, "bad.fvm")
+        with open(path, "wb") as f:
+            f.write(bad)
+        r = flow("import", path, "--store", os.path.join(tmp, "third"))
+        check(f"a damaged image ({label}) is refused with exit 3", r.returncode == 3, f"exit {r.returncode} {r.stderr}")
+
     # Damage every file of the run's database, its record and its code, one at a time.
     db_dir = os.path.join(pristine, "runs", "victim", "db")
     targets = [os.path.join("runs", "victim", "db", f) for f in sorted(os.listdir(db_dir)) if f not in ("LOCK", "LOG", "LOG.old")]

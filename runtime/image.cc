@@ -1,0 +1,122 @@
+// Portable run images (`flow export` / `flow import`): one file holding everything a run
+// needs to resume elsewhere. Format (docs/checkpoint.md):
+//
+//   file    := magic "\x7f" "FLOWVM\n"  version:u32  payload_size:u64  checksum:u64 (XXH3-64)  payload
+//   payload := record:bytes (the sealed run record)  code:bytes (the .flowc)
+//              n:varint (key:bytes value:bytes){n} (every entry of the run's database)  mark:varint
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include "runtime/image.h"
+#include "vm/base/coding.h"
+#include "vm/base/record.h"
+
+namespace flow::runtime {
+
+namespace {
+
+constexpr std::string_view kImageMagic("\x7f" "FLOWVM\n", 8);
+constexpr uint32_t kImageVersion = 1;
+
+}  // namespace
+
+Status ExportRun(store::Store& st, const std::string& id, std::string* image) {
+  Result<store::RunRecord> record = st.ReadRun(id);
+  if (!record.ok()) return record.status();
+  Result<std::unique_ptr<store::RunLock>> lock = st.LockRun(id);
+  if (!lock.ok()) return lock.status();
+  std::string code;
+  if (Status s = st.GetCode(record->code_hash, &code); !s.ok()) return s;
+  Result<std::unique_ptr<store::RunDb>> db = store::RunDb::Open(st.RunDbDir(id), {.create = false});
+  if (!db.ok()) return db.status();
+  std::string entries;
+  uint64_t count = 0;
+  if (Status s = (*db)->ScanAll([&](std::string_view k, std::string_view v) {
+        PutBytes(&entries, k);
+        PutBytes(&entries, v);
+        ++count;
+      });
+      !s.ok())
+    return s;
+  Result<uint64_t> mark = st.ReadMark(id);
+  if (!mark.ok()) return mark.status();
+  std::string record_bytes;
+  {
+    // Re-seal the record as the store wrote it, by reading the file.
+    FILE* f = std::fopen((st.dir() + "/runs/" + id + "/run").c_str(), "rb");
+    if (!f) return Status::IOError("cannot read the record of run " + id);
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) record_bytes.append(buf, n);
+    std::fclose(f);
+  }
+  std::string payload;
+  PutBytes(&payload, record_bytes);
+  PutBytes(&payload, code);
+  PutVarint(&payload, count);
+  payload += entries;
+  PutVarint(&payload, *mark);
+  image->assign(kImageMagic);
+  PutFixed32(image, kImageVersion);
+  PutFixed64(image, payload.size());
+  PutFixed64(image, Checksum(payload));
+  *image += payload;
+  return Status::Ok();
+}
+
+Result<std::string> ImportRun(store::Store& st, std::string_view image) {
+  if (image.size() < 28 || image.substr(0, 8) != kImageMagic)
+    return Status::Corruption("not a Flow run image (bad magic or shorter than its header)");
+  Reader header(image.substr(8, 20));
+  uint32_t version = header.U32();
+  uint64_t size = header.U64();
+  uint64_t checksum = header.U64();
+  if (version != kImageVersion)
+    return Status::NotSupported(fmt::format("run image format version {} is not supported (this flow reads {})", version,
+                                            kImageVersion));
+  std::string_view payload = image.substr(28);
+  if (payload.size() != size) return Status::Corruption("run image is truncated or has trailing bytes");
+  if (Checksum(payload) != checksum) return Status::Corruption("run image checksum mismatch");
+  Reader r(payload);
+  std::string_view record_bytes = r.Bytes();
+  std::string_view code = r.Bytes();
+  uint64_t count = r.Varint();
+  if (r.failed() || count > r.remaining()) return Status::Corruption("run image is malformed");
+  std::vector<std::pair<std::string_view, std::string_view>> entries;
+  for (uint64_t i = 0; i < count && !r.failed(); ++i) {
+    std::string_view k = r.Bytes();
+    entries.emplace_back(k, r.Bytes());
+  }
+  uint64_t mark = r.Varint();
+  if (r.failed() || !r.at_end()) return Status::Corruption("run image is malformed");
+
+  // The record names the run: check it before touching the store.
+  std::string_view record_payload;
+  if (Status s = OpenRecord(record_bytes, 1, "the run record in the image", &record_payload); !s.ok()) return s;
+  Reader rr(record_payload);
+  std::string id(rr.Bytes());
+  if (rr.failed() || !store::IsValidRunId(id)) return Status::Corruption("the run image names no valid run");
+  Result<std::string> hash = st.PutCode(code);
+  if (!hash.ok()) return hash.status();
+  if (Status s = st.CreateRunDir(id); !s.ok()) return s;
+  Result<std::unique_ptr<store::RunLock>> lock = st.LockRun(id);
+  if (!lock.ok()) return lock.status();
+  {
+    Result<std::unique_ptr<store::RunDb>> db = store::RunDb::Open(st.RunDbDir(id), {.create = true});
+    if (!db.ok()) return db.status();
+    store::Batch batch;
+    for (const auto& [k, v] : entries) batch.Put(k, v);
+    if (Status s = (*db)->Write(batch, true); !s.ok()) return s;
+  }
+  Result<std::unique_ptr<store::CheckpointMark>> m = st.OpenMark(id);
+  if (!m.ok()) return m.status();
+  if (Status s = (*m)->Write(mark); !s.ok()) return s;
+  // Read the record back through the store's decoder: it must name the code just stored.
+  if (Status s = store::WriteFileAtomically(st.dir() + "/runs/" + id + "/run", record_bytes); !s.ok()) return s;
+  Result<store::RunRecord> record = st.ReadRun(id);
+  if (!record.ok()) return record.status();
+  if (record->code_hash != *hash) return Status::Corruption("the run image's code does not match its record");
+  return id;
+}
+
+}  // namespace flow::runtime
