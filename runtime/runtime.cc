@@ -195,7 +195,12 @@ class StoreJournal : public EffectJournal {
 
 int Fail(const Status& s, const std::string& context) {
   fmt::print(stderr, "flow: {}{}\n", context.empty() ? "" : context + ": ", s.message());
-  return s.IsCorruption() ? kExitCorrupt : s.code() == Status::Code::kNotSupported ? kExitCorrupt : kExitUsage;
+  // Damage, an unreadable store and a newer format are store problems (3); an unknown or
+  // finished run, a taken id or a bad argument are the caller's (2).
+  switch (s.code()) {
+    case Status::Code::kCorruption: case Status::Code::kIOError: case Status::Code::kNotSupported: return kExitCorrupt;
+    default: return kExitUsage;
+  }
 }
 
 namespace {
