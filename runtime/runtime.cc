@@ -8,6 +8,8 @@
 // (synced in sync mode).
 #include "runtime/runtime.h"
 
+#include "runtime/journal.h"
+
 #include <fmt/format.h>
 #include <signal.h>
 #include <unistd.h>
@@ -31,15 +33,10 @@ namespace flow::runtime {
 
 namespace {
 
-constexpr uint8_t kRecordVersion = 1;
 
 int64_t WallMs() {
   using namespace std::chrono;
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
-int64_t MonotonicUs() {
-  using namespace std::chrono;
-  return duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
 void PutBigEndian(std::string* out, uint64_t v, int bytes) {
@@ -49,7 +46,7 @@ void PutBigEndian(std::string* out, uint64_t v, int bytes) {
 // The process's stdout and the run's clock. Output is buffered and flushed before each
 // checkpoint. Under --virtual-time the clock starts at the wall clock and moves only by
 // what the run waits; its reading is part of every checkpoint.
-class ProcessHost : public VmHost {
+class ProcessHost : public RunHost {
  public:
   explicit ProcessHost(bool virtual_time) : virtual_time_(virtual_time), virtual_now_ms_(WallMs()) {}
   void WriteOutput(std::string_view text) override { std::fwrite(text.data(), 1, text.size(), stdout); }
@@ -62,9 +59,9 @@ class ProcessHost : public VmHost {
     }
   }
   std::string IdempotencyKey() override { return key_; }
-  void Flush() { std::fflush(stdout); }
-  void set_key(std::string key) { key_ = std::move(key); }
-  int64_t virtual_now_ms() const { return virtual_time_ ? virtual_now_ms_ : 0; }
+  void Flush() override { std::fflush(stdout); }
+  void set_key(std::string key) override { key_ = std::move(key); }
+  int64_t virtual_now_ms() const override { return virtual_time_ ? virtual_now_ms_ : 0; }
   void set_virtual_now_ms(int64_t ms) {
     if (virtual_time_ && ms > 0) virtual_now_ms_ = ms;
   }
@@ -73,122 +70,6 @@ class ProcessHost : public VmHost {
   bool virtual_time_;
   int64_t virtual_now_ms_;
   std::string key_;
-};
-
-// A test-only crash hook: FLOW_CRASH_AT=K:POINT kills the process with SIGKILL at POINT of
-// the K-th effect, POINT being before-intent, after-intent, after-effect or after-checkpoint.
-class CrashHook {
- public:
-  CrashHook() {
-    const char* spec = std::getenv("FLOW_CRASH_AT");
-    if (!spec) return;
-    std::string s = spec;
-    size_t colon = s.find(':');
-    if (colon == std::string::npos) return;
-    seq_ = std::strtoull(s.substr(0, colon).c_str(), nullptr, 10);
-    point_ = s.substr(colon + 1);
-  }
-  void At(uint64_t seq, std::string_view point) const {
-    if (seq == seq_ && point == point_) {
-      std::fflush(stdout);
-      std::fflush(stderr);
-      kill(getpid(), SIGKILL);
-    }
-  }
-
- private:
-  uint64_t seq_ = 0;
-  std::string point_;
-};
-
-std::string Preview(const Heap& heap, Value v) {
-  std::string text, error;
-  if (!EncodeJson(heap, v, true, &text, &error)) text = "<" + error + ">";
-  if (text.size() > 200) text = text.substr(0, 197) + "...";
-  return text;
-}
-
-uint64_t Digest(const Heap& heap, const Value* values, int n) {
-  std::string text, error;
-  for (int i = 0; i < n; ++i) {
-    if (!EncodeJson(heap, values[i], true, &text, &error)) text += "<unencodable>";
-    text.push_back('\n');
-  }
-  return Checksum(text);
-}
-
-class StoreJournal : public EffectJournal {
- public:
-  StoreJournal(store::RunDb* db, store::CheckpointMark* mark, ProcessHost* host, std::string run_id, bool sync,
-               uint64_t checkpoint)
-      : db_(db), mark_(mark), host_(host), run_id_(std::move(run_id)), sync_(sync), checkpoint_(checkpoint) {}
-
-  Status BeforeEffect(VM& vm, uint64_t seq, uint16_t builtin, const Value* args, int argc) override {
-    crash_.At(seq, "before-intent");
-    entry_ = HistoryEntry{};
-    entry_.seq = seq;
-    entry_.effect = std::string(GetBuiltinInfo(builtin).name);
-    entry_.idempotency_key = fmt::format("{}/{}", run_id_, seq);
-    host_->set_key(entry_.idempotency_key);
-    entry_.args_digest = Digest(vm.heap(), args, argc);
-    // Preview the arguments as a JSON list without allocating on the VM's heap.
-    std::string preview = "[";
-    for (int i = 0; i < argc; ++i) preview += (i ? "," : "") + Preview(vm.heap(), args[i]);
-    entry_.args_preview = preview.size() > 200 ? preview.substr(0, 197) + "..." : preview + "]";
-    entry_.started_ms = WallMs();
-    started_us_ = MonotonicUs();
-    store::Batch batch;
-    batch.Put(HistoryKey(seq), EncodeHistoryEntry(entry_));
-    if (Status s = db_->Write(batch, false); !s.ok()) return s;
-    crash_.At(seq, "after-intent");
-    return Status::Ok();
-  }
-
-  Status AfterEffect(VM& vm, uint64_t seq, uint16_t builtin, Value outcome, bool raised) override {
-    host_->Flush();
-    crash_.At(seq, "after-effect");
-    entry_.duration_us = MonotonicUs() - started_us_;
-    entry_.state = raised ? HistoryEntry::State::kRaised : HistoryEntry::State::kDone;
-    entry_.result_digest = Digest(vm.heap(), &outcome, 1);
-    if (raised && outcome.tag == Tag::kError) {
-      const ErrorObj* e = vm.heap().Get<ErrorObj>(outcome.ref);
-      entry_.result_preview = e->kind + ": " + e->message;
-    } else {
-      entry_.result_preview = Preview(vm.heap(), outcome);
-    }
-    store::Batch batch;
-    batch.Put(HistoryKey(seq), EncodeHistoryEntry(entry_));
-    if (Status s = WriteCheckpoint(vm, false, &batch); !s.ok()) return s;
-    crash_.At(seq, "after-checkpoint");
-    return Status::Ok();
-  }
-
-  // Adds the VM's changes (or everything, when `full`) to `batch` and writes it.
-  Status WriteCheckpoint(VM& vm, bool full, store::Batch* batch) {
-    CheckpointDelta delta;
-    vm.EncodeCheckpoint(full, &delta);
-    for (uint32_t id : delta.freed) batch->Delete(ObjectKey(id));
-    for (const auto& [id, bytes] : delta.objects) batch->Put(ObjectKey(id), SealRecord(kRecordVersion, bytes));
-    StateRecord state{++checkpoint_, WallMs(), host_->virtual_now_ms(), std::move(delta.header)};
-    batch->Put(kStateKey, EncodeStateRecord(state));
-    last_checkpoint_bytes_ = batch->bytes();
-    if (Status s = db_->Write(*batch, sync_); !s.ok()) return s;
-    return mark_->Write(checkpoint_);
-  }
-
-  uint64_t checkpoint() const { return checkpoint_; }
-
- private:
-  store::RunDb* db_;
-  store::CheckpointMark* mark_;
-  ProcessHost* host_;
-  std::string run_id_;
-  bool sync_;
-  uint64_t checkpoint_;
-  HistoryEntry entry_;
-  int64_t started_us_ = 0;
-  size_t last_checkpoint_bytes_ = 0;
-  CrashHook crash_;
 };
 
 }  // namespace
@@ -261,12 +142,12 @@ std::string EncodeHistoryEntry(const HistoryEntry& e) {
   PutFixed64(&p, static_cast<uint64_t>(e.duration_us));
   PutBytes(&p, e.args_preview);
   PutBytes(&p, e.result_preview);
-  return SealRecord(kRecordVersion, p);
+  return SealRecord(kRunDbRecordVersion, p);
 }
 
 Status DecodeHistoryEntry(std::string_view bytes, HistoryEntry* e) {
   std::string_view p;
-  if (Status s = OpenRecord(bytes, kRecordVersion, "a history entry", &p); !s.ok()) return s;
+  if (Status s = OpenRecord(bytes, kRunDbRecordVersion, "a history entry", &p); !s.ok()) return s;
   Reader r(p);
   e->seq = r.Varint();
   e->effect = std::string(r.Bytes());
@@ -289,12 +170,12 @@ std::string EncodeStateRecord(const StateRecord& r) {
   PutFixed64(&p, static_cast<uint64_t>(r.written_ms));
   PutFixed64(&p, static_cast<uint64_t>(r.virtual_now_ms));
   PutBytes(&p, r.vm_header);
-  return SealRecord(kRecordVersion, p);
+  return SealRecord(kRunDbRecordVersion, p);
 }
 
 Status DecodeStateRecord(std::string_view bytes, StateRecord* r) {
   std::string_view p;
-  if (Status s = OpenRecord(bytes, kRecordVersion, "the checkpoint", &p); !s.ok()) return s;
+  if (Status s = OpenRecord(bytes, kRunDbRecordVersion, "the checkpoint", &p); !s.ok()) return s;
   Reader rd(p);
   r->checkpoint = rd.Varint();
   r->written_ms = static_cast<int64_t>(rd.U64());
@@ -410,7 +291,7 @@ Status LoadRun(store::Store& st, const std::string& id, VmHost* host, LoadedRun*
     std::string raw;
     Status g = out->db->Get(ObjectKey(oid), &raw);
     std::string_view payload;
-    if (g.ok()) g = OpenRecord(raw, kRecordVersion, fmt::format("heap object {}", oid), &payload);
+    if (g.ok()) g = OpenRecord(raw, kRunDbRecordVersion, fmt::format("heap object {}", oid), &payload);
     if (!g.ok()) {
       if (object_error.ok())
         object_error = g.IsNotFound() ? Status::Corruption(fmt::format("heap object {} is missing", oid)) : g;

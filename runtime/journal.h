@@ -1,0 +1,53 @@
+// The EffectJournal that makes runs durable: it records each effect's intent and, after
+// it, one atomic write of its outcome and the VM's checkpoint (see journal.cc).
+#pragma once
+#include <string>
+
+#include "runtime/runtime.h"
+#include "store/store.h"
+#include "vm/journal.h"
+#include "vm/vm.h"
+
+namespace flow::runtime {
+
+inline constexpr uint8_t kRunDbRecordVersion = 1;
+
+// What the journal needs of the process around the VM, beyond a VmHost.
+class RunHost : public VmHost {
+ public:
+  virtual void Flush() = 0;                    // the program's output, before each checkpoint
+  virtual void set_key(std::string key) = 0;   // the idempotency key of the running effect
+  virtual int64_t virtual_now_ms() const = 0;  // the run's clock under --virtual-time, else 0
+};
+
+// The test-only crash hook: FLOW_CRASH_AT=K:POINT kills the process with SIGKILL at POINT
+// (before-intent, after-intent, after-effect, after-checkpoint) of the K-th effect.
+void CrashPoint(uint64_t seq, std::string_view point);
+
+class StoreJournal : public EffectJournal {
+ public:
+  StoreJournal(store::RunDb* db, store::CheckpointMark* mark, RunHost* host, std::string run_id, bool sync,
+               uint64_t checkpoint);
+
+  Status BeforeEffect(VM& vm, uint64_t seq, uint16_t builtin, const Value* args, int argc) override;
+  Status AfterEffect(VM& vm, uint64_t seq, uint16_t builtin, Value outcome, bool raised) override;
+
+  // Adds the VM's changes (or everything, when `full`) to `batch` and writes it.
+  Status WriteCheckpoint(VM& vm, bool full, store::Batch* batch);
+
+  uint64_t checkpoint() const { return checkpoint_; }
+  size_t last_checkpoint_bytes() const { return last_checkpoint_bytes_; }
+
+ private:
+  store::RunDb* db_;
+  store::CheckpointMark* mark_;
+  RunHost* host_;
+  std::string run_id_;
+  bool sync_;
+  uint64_t checkpoint_;
+  HistoryEntry entry_;
+  int64_t started_us_ = 0;
+  size_t last_checkpoint_bytes_ = 0;
+};
+
+}  // namespace flow::runtime
