@@ -31,22 +31,6 @@ int64_t MonotonicUs() {
 // A test-only crash hook: FLOW_CRASH_AT=K:POINT kills the process with SIGKILL at POINT of
 // the K-th effect, POINT being before-intent, after-intent, after-effect or after-checkpoint.
 
-std::string Preview(const Heap& heap, Value v) {
-  std::string text, error;
-  if (!EncodeJson(heap, v, true, &text, &error)) text = "<" + error + ">";
-  if (text.size() > 200) text = text.substr(0, 197) + "...";
-  return text;
-}
-
-uint64_t Digest(const Heap& heap, const Value* values, int n) {
-  std::string text, error;
-  for (int i = 0; i < n; ++i) {
-    if (!EncodeJson(heap, values[i], true, &text, &error)) text += "<unencodable>";
-    text.push_back('\n');
-  }
-  return Checksum(text);
-}
-
 }  // namespace
 
 void CrashPoint(uint64_t seq, std::string_view point) {
@@ -71,21 +55,36 @@ StoreJournal::StoreJournal(store::RunDb* db, store::CheckpointMark* mark, RunHos
 
 Status StoreJournal::BeforeEffect(VM& vm, uint64_t seq, uint16_t builtin, const Value* args, int argc) {
   CrashPoint(seq, "before-intent");
-  entry_ = HistoryEntry{};
   entry_.seq = seq;
-  entry_.effect = std::string(GetBuiltinInfo(builtin).name);
-  entry_.idempotency_key = fmt::format("{}/{}", run_id_, seq);
+  entry_.state = HistoryEntry::State::kIntent;
+  entry_.effect = GetBuiltinInfo(builtin).name;
+  entry_.idempotency_key = run_id_;
+  entry_.idempotency_key += '/';
+  entry_.idempotency_key += std::to_string(seq);
   host_->set_key(entry_.idempotency_key);
-  entry_.args_digest = Digest(vm.heap(), args, argc);
-  // Preview the arguments as a JSON list without allocating on the VM's heap.
-  std::string preview = "[";
-  for (int i = 0; i < argc; ++i) preview += (i ? "," : "") + Preview(vm.heap(), args[i]);
-  entry_.args_preview = preview.size() > 200 ? preview.substr(0, 197) + "..." : preview + "]";
-  entry_.started_ms = WallMs();
+  // The arguments as one JSON list: its hash is the digest, its head the preview.
+  scratch_.assign("[");
+  std::string error;
+  for (int i = 0; i < argc; ++i) {
+    if (i) scratch_.push_back(',');
+    if (!EncodeJson(vm.heap(), args[i], true, &scratch_, &error)) scratch_ += "\"<unencodable>\"";
+  }
+  scratch_.push_back(']');
+  entry_.args_digest = Checksum(scratch_);
+  entry_.args_preview.assign(scratch_, 0, std::min<size_t>(scratch_.size(), 200));
+  if (scratch_.size() > 200) entry_.args_preview.replace(197, 3, "...");
+  entry_.result_digest = 0;
+  entry_.duration_us = 0;
+  entry_.result_preview.clear();
+  entry_.started_ms = now_ms_ = WallMs();
   started_us_ = MonotonicUs();
-  store::Batch batch;
-  batch.Put(HistoryKey(seq), EncodeHistoryEntry(entry_));
-  if (Status s = db_->Write(batch, false); !s.ok()) return s;
+  // Only actions on the world need their intent on record: a read or an output in flight
+  // at a crash simply runs again, and nothing is lost by not knowing it was started.
+  if (GetBuiltinInfo(builtin).effect == EffectKind::kExternal) {
+    store::Batch batch;
+    batch.Put(HistoryKey(seq), EncodeHistoryEntry(entry_));
+    if (Status s = db_->Write(batch, false); !s.ok()) return s;
+  }
   CrashPoint(seq, "after-intent");
   return Status::Ok();
 }
@@ -95,16 +94,22 @@ Status StoreJournal::AfterEffect(VM& vm, uint64_t seq, uint16_t builtin, Value o
   CrashPoint(seq, "after-effect");
   entry_.duration_us = MonotonicUs() - started_us_;
   entry_.state = raised ? HistoryEntry::State::kRaised : HistoryEntry::State::kDone;
-  entry_.result_digest = Digest(vm.heap(), &outcome, 1);
+  scratch_.clear();
+  std::string error;
+  if (!EncodeJson(vm.heap(), outcome, true, &scratch_, &error)) scratch_ = "\"<unencodable>\"";
+  entry_.result_digest = Checksum(scratch_);
   if (raised && outcome.tag == Tag::kError) {
     const ErrorObj* e = vm.heap().Get<ErrorObj>(outcome.ref);
     entry_.result_preview = e->kind + ": " + e->message;
   } else {
-    entry_.result_preview = Preview(vm.heap(), outcome);
+    entry_.result_preview.assign(scratch_, 0, std::min<size_t>(scratch_.size(), 200));
+    if (scratch_.size() > 200) entry_.result_preview.replace(197, 3, "...");
   }
-  store::Batch batch;
-  batch.Put(HistoryKey(seq), EncodeHistoryEntry(entry_));
-  if (Status s = WriteCheckpoint(vm, false, &batch); !s.ok()) return s;
+  batch_.Clear();
+  std::string key = HistoryKey(seq), value = EncodeHistoryEntry(entry_);
+  batch_.Put(key, value);
+  if (keep_last_batch_) last_batch_.assign(1, {key, value});
+  if (Status s = WriteCheckpoint(vm, false, &batch_); !s.ok()) return s;
   CrashPoint(seq, "after-checkpoint");
   return Status::Ok();
 }
@@ -113,12 +118,20 @@ Status StoreJournal::WriteCheckpoint(VM& vm, bool full, store::Batch* batch) {
   CheckpointDelta delta;
   vm.EncodeCheckpoint(full, &delta);
   for (uint32_t id : delta.freed) batch->Delete(ObjectKey(id));
-  for (const auto& [id, bytes] : delta.objects) batch->Put(ObjectKey(id), SealRecord(kRunDbRecordVersion, bytes));
-  StateRecord state{++checkpoint_, WallMs(), host_->virtual_now_ms(), std::move(delta.header)};
-  batch->Put(kStateKey, EncodeStateRecord(state));
+  for (const auto& [id, bytes] : delta.objects) {
+    std::string sealed = SealRecord(kRunDbRecordVersion, bytes);
+    batch->Put(ObjectKey(id), sealed);
+    if (keep_last_batch_) last_batch_.emplace_back(ObjectKey(id), sealed);
+  }
+  // The time of the effect's start stands for the checkpoint's (one clock read per effect).
+  StateRecord state{++checkpoint_, full ? WallMs() : now_ms_, host_->virtual_now_ms(), std::move(delta.header)};
+  std::string state_bytes = EncodeStateRecord(state);
+  batch->Put(kStateKey, state_bytes);
+  if (keep_last_batch_) last_batch_.emplace_back(kStateKey, state_bytes);
   last_checkpoint_bytes_ = batch->bytes();
   if (Status s = db_->Write(*batch, sync_); !s.ok()) return s;
-  return mark_->Write(checkpoint_);
+  // The mark guards acknowledged (synced) checkpoints; async runs do not bind to it.
+  return sync_ ? mark_->Write(checkpoint_) : Status::Ok();
 }
 
 }  // namespace flow::runtime

@@ -37,6 +37,9 @@ class StoreJournal : public EffectJournal {
 
   uint64_t checkpoint() const { return checkpoint_; }
   size_t last_checkpoint_bytes() const { return last_checkpoint_bytes_; }
+  // For benchmarks: keep a copy of the puts of the last checkpoint's batch.
+  void set_keep_last_batch(bool keep) { keep_last_batch_ = keep; }
+  const std::vector<std::pair<std::string, std::string>>& last_batch() const { return last_batch_; }
 
  private:
   store::RunDb* db_;
@@ -47,7 +50,12 @@ class StoreJournal : public EffectJournal {
   uint64_t checkpoint_;
   HistoryEntry entry_;
   int64_t started_us_ = 0;
+  int64_t now_ms_ = 0;
+  std::string scratch_;
+  store::Batch batch_;  // reused by every checkpoint
   size_t last_checkpoint_bytes_ = 0;
+  bool keep_last_batch_ = false;
+  std::vector<std::pair<std::string, std::string>> last_batch_;
 };
 
 }  // namespace flow::runtime

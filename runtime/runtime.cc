@@ -131,7 +131,7 @@ std::string HistoryKey(uint64_t seq) {
 }
 
 std::string EncodeHistoryEntry(const HistoryEntry& e) {
-  std::string p;
+  std::string p = BeginRecord();
   PutVarint(&p, e.seq);
   PutBytes(&p, e.effect);
   PutFixed8(&p, static_cast<uint8_t>(e.state));
@@ -142,7 +142,8 @@ std::string EncodeHistoryEntry(const HistoryEntry& e) {
   PutFixed64(&p, static_cast<uint64_t>(e.duration_us));
   PutBytes(&p, e.args_preview);
   PutBytes(&p, e.result_preview);
-  return SealRecord(kRunDbRecordVersion, p);
+  FinishRecord(kRunDbRecordVersion, &p);
+  return p;
 }
 
 Status DecodeHistoryEntry(std::string_view bytes, HistoryEntry* e) {
@@ -165,12 +166,14 @@ Status DecodeHistoryEntry(std::string_view bytes, HistoryEntry* e) {
 }
 
 std::string EncodeStateRecord(const StateRecord& r) {
-  std::string p;
+  std::string p = BeginRecord();
+  p.reserve(9 + 24 + r.vm_header.size());
   PutVarint(&p, r.checkpoint);
   PutFixed64(&p, static_cast<uint64_t>(r.written_ms));
   PutFixed64(&p, static_cast<uint64_t>(r.virtual_now_ms));
   PutBytes(&p, r.vm_header);
-  return SealRecord(kRunDbRecordVersion, p);
+  FinishRecord(kRunDbRecordVersion, &p);
+  return p;
 }
 
 Status DecodeStateRecord(std::string_view bytes, StateRecord* r) {

@@ -7,13 +7,21 @@
 
 namespace flow::store {
 
+Batch::Batch() : batch_(new leveldb::WriteBatch) {}
+Batch::~Batch() = default;
+
 void Batch::Put(std::string_view key, std::string_view value) {
-  ops_.push_back({false, std::string(key), std::string(value)});
+  batch_->Put(leveldb::Slice(key.data(), key.size()), leveldb::Slice(value.data(), value.size()));
   bytes_ += key.size() + value.size();
 }
 
+void Batch::Clear() {
+  batch_->Clear();
+  bytes_ = 0;
+}
+
 void Batch::Delete(std::string_view key) {
-  ops_.push_back({true, std::string(key), {}});
+  batch_->Delete(leveldb::Slice(key.data(), key.size()));
   bytes_ += key.size();
 }
 
@@ -45,16 +53,9 @@ Result<std::unique_ptr<RunDb>> RunDb::Open(const std::string& dir, const Options
 RunDb::~RunDb() { delete db_; }
 
 Status RunDb::Write(const Batch& batch, bool sync) {
-  leveldb::WriteBatch wb;
-  for (const auto& op : batch.ops_) {
-    if (op.is_delete)
-      wb.Delete(op.key);
-    else
-      wb.Put(op.key, op.value);
-  }
   leveldb::WriteOptions wo;
   wo.sync = sync;
-  leveldb::Status s = db_->Write(wo, &wb);
+  leveldb::Status s = db_->Write(wo, batch.batch_.get());
   return Convert(&s);
 }
 

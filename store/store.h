@@ -22,6 +22,7 @@
 namespace leveldb {
 class DB;
 class Env;
+class WriteBatch;
 }  // namespace leveldb
 
 namespace flow::store {
@@ -29,19 +30,16 @@ namespace flow::store {
 // A set of puts and deletes applied atomically by RunDb::Write.
 class Batch {
  public:
+  Batch();
+  ~Batch();
   void Put(std::string_view key, std::string_view value);
   void Delete(std::string_view key);
+  void Clear();  // empty again, keeping its buffer
   size_t bytes() const { return bytes_; }
-  bool empty() const { return ops_.empty(); }
 
  private:
   friend class RunDb;
-  struct Op {
-    bool is_delete;
-    std::string key;
-    std::string value;
-  };
-  std::vector<Op> ops_;
+  std::unique_ptr<leveldb::WriteBatch> batch_;  // built in place: no copy at write time
   size_t bytes_ = 0;
 };
 

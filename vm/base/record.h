@@ -20,6 +20,15 @@ inline std::string SealRecord(uint8_t version, std::string_view payload) {
   return out;
 }
 
+// Building a record in place, without the copy SealRecord makes: start from BeginRecord(),
+// append the payload, then FinishRecord().
+inline std::string BeginRecord() { return std::string(9, '\0'); }
+inline void FinishRecord(uint8_t version, std::string* record) {
+  uint64_t sum = Checksum(std::string_view(*record).substr(9));
+  (*record)[0] = static_cast<char>(version);
+  for (int i = 0; i < 8; ++i) (*record)[1 + i] = static_cast<char>(sum >> (8 * i));
+}
+
 // Checks the envelope; on success *payload views the bytes inside `record`.
 inline Status OpenRecord(std::string_view record, uint8_t version, std::string_view what,
                          std::string_view* payload) {

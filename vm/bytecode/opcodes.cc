@@ -10,8 +10,9 @@ constexpr OpInfo kOpTable[] = {
 #undef OP
 };
 
+using enum EffectKind;
 constexpr BuiltinInfo kBuiltinTable[] = {
-#define BUILTIN(id, name, min_args, max_args, effectful) {name, min_args, max_args, effectful},
+#define BUILTIN(id, name, min_args, max_args, effect) {name, min_args, max_args, effect, effect != kPure},
 #include "vm/bytecode/builtins.def"
 #undef BUILTIN
 };

@@ -43,22 +43,25 @@ struct StackEffect {
 StackEffect GetStackEffect(Op op, const uint32_t* operands);
 
 enum class Builtin : uint16_t {
-#define BUILTIN(id, name, min_args, max_args, effectful) id,
+#define BUILTIN(id, name, min_args, max_args, effect) id,
 #include "vm/bytecode/builtins.def"
 #undef BUILTIN
 };
 
 inline constexpr int kBuiltinCount = 0
-#define BUILTIN(id, name, min_args, max_args, effectful) +1
+#define BUILTIN(id, name, min_args, max_args, effect) +1
 #include "vm/bytecode/builtins.def"
 #undef BUILTIN
     ;
+
+enum class EffectKind : uint8_t { kPure, kRead, kOutput, kExternal };
 
 struct BuiltinInfo {
   std::string_view name;
   int min_args;
   int max_args;  // -1: any number
-  bool effectful;
+  EffectKind effect;
+  bool effectful;  // effect != kPure: the VM checkpoints after each call
 };
 
 const BuiltinInfo& GetBuiltinInfo(uint16_t id);

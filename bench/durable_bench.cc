@@ -1,0 +1,236 @@
+// Durability benchmarks (issue 3), printed as tables:
+//  (a) one effectful step (a trivial effect plus its checkpoint), sync and async, against a
+//      raw LevelDB WriteBatch of the same bytes measured in the same run;
+//  (b) bytes written and time per checkpoint as the untouched heap grows, one variable
+//      changed per step;
+//  (c) durable steps per second for one run of 2,000 sequential effects;
+//  (d) from opening a run to its first resumed effect, for 1 KB and 10 MB of state.
+// Usage: durable_bench [--quick]
+#include <fmt/format.h>
+#include <leveldb/db.h>
+#include <leveldb/write_batch.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <vector>
+
+#include "compiler/compiler.h"
+#include "runtime/journal.h"
+#include "runtime/runtime.h"
+#include "stdlib/stdlib.h"
+#include "store/store.h"
+
+namespace {
+
+using namespace flow;
+using Clock = std::chrono::steady_clock;
+
+double Us(Clock::duration d) { return std::chrono::duration<double, std::micro>(d).count(); }
+
+class BenchHost : public runtime::RunHost {
+ public:
+  void WriteOutput(std::string_view) override {}
+  int64_t NowMs() override { return 1; }
+  void Flush() override {}
+  void set_key(std::string) override {}
+  int64_t virtual_now_ms() const override { return 0; }
+};
+
+// Wraps the real journal to time each step and count what each checkpoint wrote.
+class TimingJournal : public EffectJournal {
+ public:
+  explicit TimingJournal(runtime::StoreJournal* inner) : inner_(inner) {}
+  Status BeforeEffect(VM& vm, uint64_t seq, uint16_t b, const Value* args, int argc) override {
+    if (seq == stop_before) return Status::IOError("stop");
+    if (!first_effect_at) first_effect_at = Clock::now();
+    return inner_->BeforeEffect(vm, seq, b, args, argc);
+  }
+  Status AfterEffect(VM& vm, uint64_t seq, uint16_t b, Value outcome, bool raised) override {
+    Status s = inner_->AfterEffect(vm, seq, b, outcome, raised);
+    done_at.push_back(Clock::now());
+    bytes.push_back(inner_->last_checkpoint_bytes());
+    batches.push_back(inner_->last_batch());
+    return s;
+  }
+  runtime::StoreJournal* inner_;
+  uint64_t stop_before = 0;
+  std::optional<Clock::time_point> first_effect_at;
+  std::vector<Clock::time_point> done_at;
+  std::vector<size_t> bytes;
+  std::vector<std::vector<std::pair<std::string, std::string>>> batches;
+};
+
+std::string TempDir() {
+  char tmpl[] = "/tmp/flow-bench-XXXXXX";
+  return mkdtemp(tmpl);
+}
+
+Module Compile(const std::string& source) {
+  Module m;
+  Diagnostics d;
+  if (!CompileSource("bench.flow", source, &m, &d)) {
+    fmt::print(stderr, "{}", d.Render("bench.flow", source));
+    std::exit(1);
+  }
+  return m;
+}
+
+struct RunResult {
+  std::vector<double> step_us;  // time between consecutive checkpoints
+  std::vector<size_t> bytes;
+  std::vector<std::vector<std::pair<std::string, std::string>>> batches;
+  std::vector<std::vector<std::pair<size_t, size_t>>> shapes;
+  std::string store_dir;
+};
+
+// Runs `source` durably in a fresh store (stopping before effect `stop_before`, if set).
+RunResult RunDurably(const std::string& source, bool sync, uint64_t stop_before = 0, const std::string& id = "bench") {
+  Module m = Compile(source);
+  RunResult r;
+  r.store_dir = TempDir();
+  auto st = store::Store::Open(r.store_dir, true);
+  st->CreateRunDir(id);
+  store::RunRecord rec;
+  rec.id = id;
+  rec.program = "bench.flow";
+  rec.code_hash = *st->PutCode(SerializeModule(m));
+  rec.durability = sync ? "sync" : "async";
+  st->WriteRun(rec);
+  auto db = store::RunDb::Open(st->RunDbDir(id), {.create = true});
+  auto mark = st->OpenMark(id);
+  BenchHost host;
+  VM vm(&m, &host, stdlib::GetNatives());
+  runtime::StoreJournal journal(db->get(), mark->get(), &host, id, sync, 0);
+  journal.set_keep_last_batch(true);
+  TimingJournal timing(&journal);
+  timing.stop_before = stop_before;
+  vm.SetJournal(&timing);
+  vm.PrepareToRun();
+  store::Batch first;
+  journal.WriteCheckpoint(vm, true, &first);
+  vm.Run();
+  for (size_t i = 1; i < timing.done_at.size(); ++i) r.step_us.push_back(Us(timing.done_at[i] - timing.done_at[i - 1]));
+  r.bytes = timing.bytes;
+  r.batches = timing.batches;
+  return r;
+}
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+double Mean(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? 0 : s / v.size();
+}
+
+// Raw LevelDB writes of the very batches the checkpoints wrote (the same keys and bytes),
+// into a fresh database: the median microseconds per write.
+double RawWriteUs(const std::vector<std::vector<std::pair<std::string, std::string>>>& batches, bool sync) {
+  std::string dir = TempDir();
+  leveldb::DB* db;
+  leveldb::Options o;
+  o.create_if_missing = true;
+  leveldb::DB::Open(o, dir + "/db", &db);
+  leveldb::WriteOptions wo;
+  wo.sync = sync;
+  std::vector<double> times;
+  for (const auto& puts : batches) {
+    leveldb::WriteBatch b;
+    for (const auto& [key, value] : puts) b.Put(key, value);
+    auto t0 = Clock::now();
+    db->Write(wo, &b);
+    times.push_back(Us(Clock::now() - t0));
+  }
+  delete db;
+  std::filesystem::remove_all(dir);
+  return Median(times);
+}
+
+std::string Ballast(size_t bytes) {
+  // Distinct 1 KiB strings held in a global list, never touched again.
+  return fmt::format(R"(
+let chunk = "x"
+for i in range(10) {{ chunk = chunk + chunk }}
+let ballast = []
+for i in range({}) {{ ballast.push(chunk + str(i)) }}
+)",
+                     std::max<size_t>(1, bytes / 1024));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+  if (argc > 1 && std::string(argv[1]) == "--profile-async") {  // for perf: many async steps
+    RunDurably("for i in range(200000) { time.now() }", false);
+    return 0;
+  }
+  const int steps = quick ? 300 : 2000;
+  const std::string loop = fmt::format("let n = 0\nfor i in range({}) {{\n  n = n + 1\n  time.now()\n}}\n", steps);
+
+  fmt::print("(a) one effectful step (time.now + checkpoint) vs a raw LevelDB WriteBatch of the same bytes\n");
+  fmt::print("    (raw: the very batches the checkpoints wrote, replayed into a fresh database)\n");
+  fmt::print("{:<6} {:>14} {:>16} {:>14} {:>7}\n", "mode", "flow step us", "bytes/checkpoint", "raw write us", "ratio");
+  double steps_per_s[2];
+  for (bool sync : {true, false}) {
+    RunResult r = RunDurably(loop, sync);
+    double step = Median(r.step_us);
+    size_t bytes = r.bytes[r.bytes.size() / 2];
+    double raw = RawWriteUs(r.batches, sync);
+    fmt::print("{:<6} {:>14.1f} {:>16} {:>14.1f} {:>7.2f}\n", sync ? "sync" : "async", step, bytes, raw, step / raw);
+    steps_per_s[sync ? 0 : 1] = 1e6 / Mean(r.step_us);
+    std::filesystem::remove_all(r.store_dir);
+  }
+  fmt::print("target: ratio <= 1.5\n\n");
+
+  fmt::print("(b) per checkpoint as the untouched heap grows, one variable changed per step (sync)\n");
+  fmt::print("{:>10} {:>18} {:>16}\n", "heap", "bytes/checkpoint", "us/step");
+  std::vector<std::pair<const char*, size_t>> sizes = {
+      {"1 KB", 1 << 10}, {"100 KB", 100 << 10}, {"1 MB", 1 << 20}, {"10 MB", 10 << 20}, {"50 MB", 50 << 20}};
+  if (quick) sizes.resize(3);
+  for (auto [label, size] : sizes) {
+    RunResult r = RunDurably(Ballast(size) + "let n = 0\nfor i in range(200) {\n  n = n + 1\n  time.now()\n}\n", true);
+    std::vector<double> later(r.step_us.begin() + 5, r.step_us.end());
+    std::vector<size_t> later_bytes(r.bytes.begin() + 5, r.bytes.end());
+    size_t max_bytes = *std::max_element(later_bytes.begin(), later_bytes.end());
+    fmt::print("{:>10} {:>18} {:>16.1f}\n", label, max_bytes, Median(later));
+    std::filesystem::remove_all(r.store_dir);
+  }
+  fmt::print("target: flat, <= 4096 bytes per step (the largest checkpoint after the heap was built)\n\n");
+
+  fmt::print("(c) durable steps per second, one run of {} sequential effects\n", steps);
+  fmt::print("{:<6} {:>12}\n", "mode", "steps/s");
+  fmt::print("{:<6} {:>12.0f}\n{:<6} {:>12.0f}\n", "sync", steps_per_s[0], "async", steps_per_s[1]);
+  fmt::print("target: >= 2,000/s sync (DBOS on PostgreSQL: about 530/s here), >= 100,000/s async\n\n");
+
+  fmt::print("(d) from opening a run to its first resumed effect\n");
+  fmt::print("{:>8} {:>12}\n", "state", "ms");
+  for (auto [label, size] : std::vector<std::pair<const char*, size_t>>{{"1 KB", 1 << 10}, {"10 MB", 10 << 20}}) {
+    std::string program = Ballast(size) + "time.now()\ntime.now()\ntime.now()\n";
+    RunResult r = RunDurably(program, true, 2, "resume");  // stops before its 2nd effect
+    auto t0 = Clock::now();
+    auto st = store::Store::Open(r.store_dir, false);
+    auto lock = st->LockRun("resume");
+    BenchHost host;
+    runtime::LoadedRun run;
+    Status s = runtime::LoadRun(*st, "resume", &host, &run);
+    if (!s.ok()) {
+      fmt::print(stderr, "resume failed: {}\n", s.message());
+      return 1;
+    }
+    auto mark = st->OpenMark("resume");
+    runtime::StoreJournal journal(run.db.get(), mark->get(), &host, "resume", true, run.checkpoint);
+    TimingJournal timing(&journal);
+    run.vm->SetJournal(&timing);
+    run.vm->Run();
+    fmt::print("{:>8} {:>12.2f}\n", label, Us(*timing.first_effect_at - t0) / 1000.0);
+    std::filesystem::remove_all(r.store_dir);
+  }
+  fmt::print("target: <= 20 ms for 1 KB, <= 200 ms for 10 MB (add about 3 ms of process start for `flow resume`)\n");
+  return 0;
+}
