@@ -228,9 +228,15 @@ int StartRun(const StartOptions& options) {
   if (!st.ok()) return Fail(st.status(), "store " + options.store_dir);
   Result<std::string> hash = st->PutCode(bytes);
   if (!hash.ok()) return Fail(hash.status(), "");
-  if (Status s = st->CreateRunDir(id); !s.ok()) return Fail(s, "");
+  // A folder without a record is a start that died before writing it: take it over.
+  Status created = st->CreateRunDir(id);
+  if (!created.ok() && (st->RunExists(id) || !store::IsValidRunId(id))) return Fail(created, "");
   Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(id);
   if (!lock.ok()) return Fail(lock.status(), "");
+  if (!created.ok()) {
+    if (st->RunExists(id)) return Fail(created, "");  // another start won the race
+    if (Status s = st->ClearRunDir(id); !s.ok()) return Fail(s, "");
+  }
 
   store::RunRecord record;
   record.id = id;
@@ -241,12 +247,10 @@ int StartRun(const StartOptions& options) {
   record.virtual_time = options.virtual_time;
   record.created_ms = record.updated_ms = WallMs();
   record.pid = getpid();
-  if (Status s = st->WriteRun(record); !s.ok()) return Fail(s, "");
-  fmt::print(stderr, "flow: run {}\n", id);
-
+  // The database and its first checkpoint come before the record: a run that has a record
+  // always has its state (a start that dies sooner leaves only a folder, taken over above).
   Result<std::unique_ptr<store::RunDb>> db = store::RunDb::Open(st->RunDbDir(id), {.create = true});
   if (!db.ok()) return Fail(db.status(), "run " + id);
-
   Result<std::unique_ptr<store::CheckpointMark>> mark = st->OpenMark(id);
   if (!mark.ok()) return Fail(mark.status(), "run " + id);
   ProcessHost host(options.virtual_time);
@@ -259,6 +263,8 @@ int StartRun(const StartOptions& options) {
   vm.PrepareToRun();
   store::Batch first;
   if (Status s = journal.WriteCheckpoint(vm, true, &first); !s.ok()) return Fail(s, "run " + id);
+  if (Status s = st->WriteRun(record); !s.ok()) return Fail(s, "");
+  fmt::print(stderr, "flow: run {}\n", id);
   return Execute(*st, record, vm, host);
 }
 

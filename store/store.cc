@@ -14,6 +14,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -161,6 +162,13 @@ Status Store::CreateRunDir(const std::string& id) {
     if (errno == EEXIST) return Status::InvalidArgument(fmt::format("a run with id {} already exists", id));
     return Status::IOError(fmt::format("cannot create {}: {}", path, Errno()));
   }
+  return Status::Ok();
+}
+
+Status Store::ClearRunDir(const std::string& id) {
+  std::error_code ec;
+  for (const char* leftover : {"/db", "/mark"}) std::filesystem::remove_all(dir_ + "/runs/" + id + leftover, ec);
+  if (ec) return Status::IOError(fmt::format("cannot clear the run folder of {}: {}", id, ec.message()));
   return Status::Ok();
 }
 

@@ -130,6 +130,8 @@ class Store {
   Status GetCode(const std::string& hash, std::string* bytes) const;
 
   Status CreateRunDir(const std::string& id);  // AlreadyExists-like InvalidArgument if taken
+  // Empties the folder of a run that has no record (a start that died), keeping its lock.
+  Status ClearRunDir(const std::string& id);
   Status WriteRun(const RunRecord& record);    // atomic replace, synced
   Result<RunRecord> ReadRun(const std::string& id) const;
   // Every run record; ones that cannot be read are passed to `unreadable`.
