@@ -201,7 +201,12 @@ ObjKind KindFor(Tag tag) {
 
 }  // namespace
 
+// Past this many changed objects, collect before a checkpoint, so that garbage made since
+// the last one is not written only to be deleted by the next.
+constexpr size_t kCollectBeforeCheckpoint = 4096;
+
 void VM::EncodeCheckpoint(bool full, CheckpointDelta* out) {
+  if (heap_.changed_count() > kCollectBeforeCheckpoint) Collect();
   std::string& h = out->header;
   h.clear();
   PutVarint(&h, effects_done_);

@@ -122,6 +122,7 @@ class Heap {
   const std::string& StringOf(Value v) const { return Get<StringObj>(v.ref)->text; }
 
   bool ShouldCollect() const { return allocated_since_gc_ >= next_gc_; }
+  size_t changed_count() const { return dirty_ids_.size(); }
   // Frees every object not reachable from the values `mark_roots` passes to `mark`.
   void Collect(const std::function<void(const std::function<void(Value)>&)>& mark_roots,
                const std::vector<uint32_t>& extra_object_roots);

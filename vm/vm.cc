@@ -98,7 +98,10 @@ void VM::FillTrace(Value error, uint32_t pc) {
 }
 
 void VM::MaybeCollect() {
-  if (!heap_.ShouldCollect()) return;
+  if (heap_.ShouldCollect()) Collect();
+}
+
+void VM::Collect() {
   std::vector<uint32_t> extra = constant_roots_;
   for (uint32_t id : open_upvalues_) extra.push_back(id);
   for (const Frame& f : frames_)

@@ -141,6 +141,7 @@ class VM {
   uint32_t CaptureUpvalue(uint32_t slot);
   void FillTrace(Value error, uint32_t pc);
   void MaybeCollect();
+  void Collect();
   Value ReadUpvalue(uint32_t id) const;
   void WriteUpvalue(uint32_t id, Value v);
 

@@ -132,6 +132,17 @@ try:
         r = flow("import", path, "--store", os.path.join(tmp, "third"))
         check(f"a damaged image ({label}) is refused with exit 3", r.returncode == 3, f"exit {r.returncode} {r.stderr}")
 
+    # A store written by a newer flow: the record's format version is named, not misread.
+    newer = os.path.join(tmp, "newer")
+    shutil.copytree(pristine, newer)
+    record_path = os.path.join(newer, "runs", "victim", "run")
+    data = bytearray(open(record_path, "rb").read())
+    data[0] = 9
+    open(record_path, "wb").write(bytes(data))
+    r = flow("resume", "victim", "--store", newer)
+    check("a record of a newer format version is a clear error",
+          r.returncode == 3 and "format version 9" in r.stderr, f"exit {r.returncode} {r.stderr}")
+
     # Damage every file of the run's database, its record and its code, one at a time.
     db_dir = os.path.join(pristine, "runs", "victim", "db")
     targets = [os.path.join("runs", "victim", "db", f) for f in sorted(os.listdir(db_dir)) if f not in ("LOCK", "LOG", "LOG.old")]
