@@ -11,6 +11,7 @@ struct RunOptions {
   std::string store;
   std::string run_id;
   bool virtual_time = false;
+  bool ephemeral = false;
   std::string durability = "sync";
 };
 

@@ -25,6 +25,8 @@ int main(int argc, char** argv) {
   run_cmd->add_flag("--virtual-time", run.virtual_time, "skip time: durable waits fire at once");
   run_cmd->add_option("--durability", run.durability, "sync (default) or async")
       ->check(CLI::IsMember({"sync", "async"}));
+  run_cmd->add_flag("--ephemeral", run.ephemeral,
+                    "record nothing: no store, no checkpoints, no resume (quick scripts, benchmarks)");
 
   std::string file, out;
   auto* compile_cmd = app.add_subcommand("compile", "compile FILE to bytecode");

@@ -61,6 +61,7 @@ int RunCommand(const RunOptions& options) {
   start.run_id = options.run_id;
   start.sync = options.durability != "async";
   start.virtual_time = options.virtual_time;
+  start.ephemeral = options.ephemeral;
   return runtime::StartRun(start);
 }
 

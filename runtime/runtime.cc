@@ -219,6 +219,22 @@ int StartRun(const StartOptions& options) {
     bytes = SerializeModule(module);
   }
 
+  if (options.ephemeral) {
+    // Nothing is recorded: the VM runs as a plain interpreter.
+    ProcessHost host(options.virtual_time);
+    VM vm(&module, &host, stdlib::GetNatives());
+    Value args = vm.heap().NewMap();
+    for (const auto& [k, v] : options.args) vm.heap().Mutable<MapObj>(args.ref)->Set(k, vm.heap().NewString(v));
+    vm.SetGlobal("args", args);
+    RunOutcome outcome = vm.Run();
+    host.Flush();
+    if (outcome == RunOutcome::kFailed) {
+      fmt::print(stderr, "{}", vm.FormatUncaught());
+      return kExitScriptFailed;
+    }
+    return kExitOk;
+  }
+
   std::string id = options.run_id.empty() ? store::NewRunId() : options.run_id;
   if (!store::IsValidRunId(id)) {
     fmt::print(stderr, "flow: `{}` is not a valid run id (letters, digits, . _ -; at most 64)\n", id);

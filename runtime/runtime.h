@@ -22,6 +22,7 @@ struct StartOptions {
   std::string run_id;  // empty: a new sortable id
   bool sync = true;    // --durability sync (default) or async
   bool virtual_time = false;
+  bool ephemeral = false;  // --ephemeral: no store, no checkpoints, no resume
 };
 
 

@@ -5,6 +5,7 @@
 // The body is capped in the write callback (default 16 MiB, option max_bytes), because
 // libcurl 7.88 does not stop a running transfer at CURLOPT_MAXFILESIZE.
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -16,6 +17,56 @@
 namespace flow::stdlib {
 
 namespace {
+
+// libcurl is loaded on the first request, not at start-up: with its TLS and protocol
+// libraries it costs a few milliseconds of dynamic linking that every `flow` command
+// would otherwise pay. The headers still come from libcurl4-openssl-dev.
+struct CurlApi {
+  decltype(&curl_global_init) global_init;
+  decltype(&curl_easy_init) easy_init;
+  decltype(&curl_easy_cleanup) easy_cleanup;
+  decltype(&curl_easy_reset) easy_reset;
+  decltype(&curl_easy_setopt) easy_setopt;
+  decltype(&curl_easy_perform) easy_perform;
+  decltype(&curl_easy_getinfo) easy_getinfo;
+  decltype(&curl_easy_strerror) easy_strerror;
+  decltype(&curl_slist_append) slist_append;
+  decltype(&curl_slist_free_all) slist_free_all;
+};
+
+const CurlApi* Curl(std::string* error) {
+  static std::string load_error;
+  static const CurlApi* api = []() -> const CurlApi* {
+    void* lib = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+    if (!lib) {
+      load_error = std::string("cannot load libcurl: ") + dlerror();
+      return nullptr;
+    }
+    static CurlApi a;
+    bool ok = true;
+    auto bind = [&](auto& fn, const char* name) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(dlsym(lib, name));
+      ok = ok && fn != nullptr;
+    };
+    bind(a.global_init, "curl_global_init");
+    bind(a.easy_init, "curl_easy_init");
+    bind(a.easy_cleanup, "curl_easy_cleanup");
+    bind(a.easy_reset, "curl_easy_reset");
+    bind(a.easy_setopt, "curl_easy_setopt");
+    bind(a.easy_perform, "curl_easy_perform");
+    bind(a.easy_getinfo, "curl_easy_getinfo");
+    bind(a.easy_strerror, "curl_easy_strerror");
+    bind(a.slist_append, "curl_slist_append");
+    bind(a.slist_free_all, "curl_slist_free_all");
+    if (!ok || a.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+      load_error = "libcurl failed to initialize";
+      return nullptr;
+    }
+    return &a;
+  }();
+  if (!api) *error = load_error;
+  return api;
+}
 
 constexpr int64_t kDefaultMaxBytes = 16 << 20;
 constexpr int64_t kDefaultTimeoutMs = 30'000;
@@ -83,12 +134,13 @@ bool Request(VM& vm, const char* method, Value* args, int argc, Value* out) {
   }
   auto option = [&](const char* name) -> const Value* { return options ? options->Find(name) : nullptr; };
 
-  static const bool initialized = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
-  if (!initialized) return vm.Raise("http", "libcurl failed to initialize");
+  std::string load_error;
+  const CurlApi* api = Curl(&load_error);
+  if (!api) return vm.Raise("http", load_error);
   // One handle per thread, reset between requests: connections are kept alive and reused.
-  thread_local std::unique_ptr<CURL, void (*)(CURL*)> handle(curl_easy_init(), curl_easy_cleanup);
+  thread_local std::unique_ptr<CURL, void (*)(CURL*)> handle(api->easy_init(), api->easy_cleanup);
   CURL* curl = handle.get();
-  curl_easy_reset(curl);
+  api->easy_reset(curl);
 
   Transfer t;
   int64_t timeout_ms = kDefaultTimeoutMs;
@@ -112,44 +164,44 @@ bool Request(VM& vm, const char* method, Value* args, int argc, Value* out) {
       if (!ToDisplayString(heap, hv, &text, &error)) return vm.Raise("type", error);
       if (k.find_first_of("\r\n:") != std::string::npos || text.find_first_of("\r\n") != std::string::npos)
         return vm.Raise("type", fmt::format("http header `{}` contains a line break or colon", k));
-      header_list = curl_slist_append(header_list, (k + ": " + text).c_str());
+      header_list = api->slist_append(header_list, (k + ": " + text).c_str());
       std::string lower = k;
       std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
       has_idempotency_key |= lower == "idempotency-key";
     }
   }
   std::string key = vm.host().IdempotencyKey();
-  if (!key.empty() && !has_idempotency_key) header_list = curl_slist_append(header_list, ("Idempotency-Key: " + key).c_str());
+  if (!key.empty() && !has_idempotency_key) header_list = api->slist_append(header_list, ("Idempotency-Key: " + key).c_str());
   std::string request_body;
   if (const Value* v = option("json")) {
     std::string error;
     if (!EncodeJson(heap, *v, false, &request_body, &error)) return vm.Raise("type", error);
-    header_list = curl_slist_append(header_list, "Content-Type: application/json");
+    header_list = api->slist_append(header_list, "Content-Type: application/json");
   } else if (const Value* v = option("body")) {
     if (v->tag != Tag::kString) return vm.Raise("type", "http option body must be a string");
     request_body = heap.StringOf(*v);
   }
-  std::unique_ptr<curl_slist, void (*)(curl_slist*)> headers_owner(header_list, curl_slist_free_all);
+  std::unique_ptr<curl_slist, void (*)(curl_slist*)> headers_owner(header_list, api->slist_free_all);
 
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
-  curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms));
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");  // gzip/deflate; the cap applies after decoding
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnBody);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
-  curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
-  curl_easy_setopt(curl, CURLOPT_HEADERDATA, &t);
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, header_list);
+  api->easy_setopt(curl, CURLOPT_URL, url.c_str());
+  api->easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  api->easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  api->easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+  api->easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
+  api->easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms));
+  api->easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  api->easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");  // gzip/deflate; the cap applies after decoding
+  api->easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnBody);
+  api->easy_setopt(curl, CURLOPT_WRITEDATA, &t);
+  api->easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
+  api->easy_setopt(curl, CURLOPT_HEADERDATA, &t);
+  api->easy_setopt(curl, CURLOPT_HTTPHEADER, header_list);
   if (std::string_view(method) == "post") {
-    curl_easy_setopt(curl, CURLOPT_POST, 1L);
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDS, request_body.data());
-    curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request_body.size()));
+    api->easy_setopt(curl, CURLOPT_POST, 1L);
+    api->easy_setopt(curl, CURLOPT_POSTFIELDS, request_body.data());
+    api->easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request_body.size()));
   }
-  CURLcode code = curl_easy_perform(curl);
+  CURLcode code = api->easy_perform(curl);
   if (t.too_large) {
     Value data = heap.NewMap();
     heap.Mutable<MapObj>(data.ref)->Set("reason", heap.NewString("too_large"));
@@ -159,10 +211,10 @@ bool Request(VM& vm, const char* method, Value* args, int argc, Value* out) {
   if (code != CURLE_OK) {
     Value data = heap.NewMap();
     heap.Mutable<MapObj>(data.ref)->Set("reason", heap.NewString(Reason(code)));
-    return vm.Raise("http", fmt::format("{} {}: {}", method, url, curl_easy_strerror(code)), data);
+    return vm.Raise("http", fmt::format("{} {}: {}", method, url, api->easy_strerror(code)), data);
   }
   long status = 0;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  api->easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
   Value response = heap.NewMap();
   heap.Mutable<MapObj>(response.ref)->Set("status", Value::Int(status));
   heap.Mutable<MapObj>(response.ref)->Set("headers", Headers(heap, t.headers));
