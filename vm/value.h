@@ -1,6 +1,7 @@
 // Values: 16 bytes, a tag and a payload. Heap values hold a handle (an id into the Heap),
 // never a pointer, so that the whole VM state can be written out and read back as data.
 #pragma once
+#include <bit>
 #include <cstdint>
 
 namespace flow {
@@ -30,11 +31,13 @@ struct Value {
   }
 
   static Value Null() { Value v; v.tag = Tag::kNull; v.i = 0; return v; }
-  static Value Bool(bool b) { Value v; v.tag = Tag::kBool; v.i = 0; v.b = b; return v; }
+  // Narrow payloads are written as the whole 8-byte word (little-endian: b and ref are its
+  // low bytes): a byte store followed by a word load would stall store forwarding.
+  static Value Bool(bool b) { Value v; v.tag = Tag::kBool; v.i = b ? 1 : 0; return v; }
   static Value Int(int64_t i) { Value v; v.tag = Tag::kInt; v.i = i; return v; }
   static Value Float(double f) { Value v; v.tag = Tag::kFloat; v.f = f; return v; }
-  static Value Builtin(uint32_t id) { Value v; v.tag = Tag::kBuiltin; v.i = 0; v.ref = id; return v; }
-  static Value Ref(Tag tag, uint32_t id) { Value v; v.tag = tag; v.i = 0; v.ref = id; return v; }
+  static Value Builtin(uint32_t id) { Value v; v.tag = Tag::kBuiltin; v.i = id; return v; }
+  static Value Ref(Tag tag, uint32_t id) { Value v; v.tag = tag; v.i = id; return v; }
 
   bool IsHeap() const { return tag >= Tag::kString; }
   bool IsNumber() const { return tag == Tag::kInt || tag == Tag::kFloat; }
@@ -43,6 +46,7 @@ struct Value {
 };
 
 static_assert(sizeof(Value) == 16);
+static_assert(std::endian::native == std::endian::little, "Value packs narrow payloads in the low bytes");
 
 // The name `type()` returns: int float string null bool list map function error.
 const char* TypeName(Tag tag);

@@ -134,14 +134,14 @@ class VM {
   bool MapIterNext(Value* slots, int vars);
   bool Negate(Value a, Value* out);
   bool ThrowValue(Value v);
-  bool CallValue(Value* callee_slot, int argc, uint32_t pc_after);
+  [[gnu::noinline]] bool CallValue(Value* callee_slot, int argc, uint32_t pc_after);
   enum class EffectResult { kOk, kRaised, kAborted };
-  EffectResult RunEffect(uint16_t id, Value* args, int argc, Value* result_slot);
-  void CloseUpvalues(uint32_t from_slot);
-  uint32_t CaptureUpvalue(uint32_t slot);
-  void FillTrace(Value error, uint32_t pc);
-  void MaybeCollect();
-  void Collect();
+  [[gnu::noinline]] EffectResult RunEffect(uint16_t id, Value* args, int argc, Value* result_slot);
+  [[gnu::noinline]] void CloseUpvalues(uint32_t from_slot);
+  [[gnu::noinline]] uint32_t CaptureUpvalue(uint32_t slot);
+  [[gnu::noinline]] void FillTrace(Value error, uint32_t pc);
+  [[gnu::noinline]] void MaybeCollect();
+  [[gnu::noinline]] void Collect();
   Value ReadUpvalue(uint32_t id) const;
   void WriteUpvalue(uint32_t id, Value v);
 
