@@ -5,14 +5,14 @@
 #include <cstdio>
 #include <fstream>
 
-#include "cli/program_file.h"
+#include "runtime/program_file.h"
 #include "compiler/compiler.h"
 
 namespace flow::cli {
 
 int CompileCommand(const std::string& file, std::string out) {
   Module module;
-  if (int code = LoadProgram(file, &module); code != kExitOk) return code;
+  if (int code = runtime::LoadProgram(file, &module); code != kExitOk) return code;
   if (out.empty()) {
     size_t dot = file.rfind('.');
     size_t slash = file.rfind('/');
@@ -41,12 +41,12 @@ int CompileCommand(const std::string& file, std::string out) {
 
 int CheckCommand(const std::string& file) {
   Module module;
-  return LoadProgram(file, &module);
+  return runtime::LoadProgram(file, &module);
 }
 
 int DisasmCommand(const std::string& file) {
   Module module;
-  if (int code = LoadProgram(file, &module); code != kExitOk) return code;
+  if (int code = runtime::LoadProgram(file, &module); code != kExitOk) return code;
   std::string text = Disassemble(module);
   std::fwrite(text.data(), 1, text.size(), stdout);
   return kExitOk;

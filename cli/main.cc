@@ -4,7 +4,7 @@
 #include <cstdlib>
 
 #include "cli/commands.h"
-#include "cli/program_file.h"
+#include "runtime/program_file.h"
 
 int main(int argc, char** argv) {
   using namespace flow::cli;

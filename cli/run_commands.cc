@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
-#include "cli/program_file.h"
+#include "runtime/program_file.h"
 #include "runtime/image.h"
 #include "runtime/runtime.h"
 #include "store/store.h"
@@ -218,7 +218,7 @@ int ExportCommand(const std::string& store_dir, const std::string& run_id, const
 
 int ImportCommand(const std::string& store_dir, const std::string& file) {
   std::string image, error;
-  if (!ReadFile(file, &image, &error)) {
+  if (!runtime::ReadFile(file, &image, &error)) {
     fmt::print(stderr, "flow: {}\n", error);
     return kExitUsage;
   }

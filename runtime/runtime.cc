@@ -9,6 +9,7 @@
 #include "runtime/runtime.h"
 
 #include "runtime/journal.h"
+#include "runtime/program_file.h"
 
 #include <fmt/format.h>
 #include <signal.h>
@@ -85,6 +86,14 @@ int Fail(const Status& s, const std::string& context) {
 }
 
 namespace {
+
+// The program's `args`: a map of the --arg values, as strings.
+void SetProgramArgs(VM& vm, const std::vector<std::pair<std::string, std::string>>& args) {
+  Heap& heap = vm.heap();
+  Value map = heap.NewMap();
+  for (const auto& [k, v] : args) heap.Mutable<MapObj>(map.ref)->Set(k, heap.NewString(v));
+  vm.SetGlobal("args", map);
+}
 
 // Runs the VM to its end and records how the run ended.
 int Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& host) {
@@ -190,42 +199,15 @@ Status DecodeStateRecord(std::string_view bytes, StateRecord* r) {
 
 int StartRun(const StartOptions& options) {
   // Compile (or load) first: a program with errors creates no run.
-  std::string bytes, error;
   Module module;
-  {
-    FILE* f = std::fopen(options.file.c_str(), "rb");
-    if (!f) {
-      fmt::print(stderr, "flow: cannot read {}: {}\n", options.file, std::strerror(errno));
-      return kExitUsage;
-    }
-    char buf[65536];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) bytes.append(buf, n);
-    std::fclose(f);
-  }
-  if (LooksLikeBytecode(bytes)) {
-    Result<Module> loaded = DeserializeModule(bytes);
-    if (!loaded.ok()) {
-      fmt::print(stderr, "flow: {}: {}\n", options.file, loaded.status().message());
-      return kExitCorrupt;
-    }
-    module = std::move(loaded.value());
-  } else {
-    Diagnostics diags;
-    if (!CompileSource(options.file, bytes, &module, &diags)) {
-      fmt::print(stderr, "{}", diags.Render(options.file, bytes));
-      return kExitUsage;
-    }
-    bytes = SerializeModule(module);
-  }
+  if (int code = LoadProgram(options.file, &module); code != kExitOk) return code;
+  const std::string bytes = SerializeModule(module);
 
   if (options.ephemeral) {
     // Nothing is recorded: the VM runs as a plain interpreter.
     ProcessHost host(options.virtual_time);
     VM vm(&module, &host, stdlib::GetNatives());
-    Value args = vm.heap().NewMap();
-    for (const auto& [k, v] : options.args) vm.heap().Mutable<MapObj>(args.ref)->Set(k, vm.heap().NewString(v));
-    vm.SetGlobal("args", args);
+    SetProgramArgs(vm, options.args);
     RunOutcome outcome = vm.Run();
     host.Flush();
     if (outcome == RunOutcome::kFailed) {
@@ -271,9 +253,7 @@ int StartRun(const StartOptions& options) {
   if (!mark.ok()) return Fail(mark.status(), "run " + id);
   ProcessHost host(options.virtual_time);
   VM vm(&module, &host, stdlib::GetNatives());
-  Value args = vm.heap().NewMap();
-  for (const auto& [k, v] : options.args) vm.heap().Mutable<MapObj>(args.ref)->Set(k, vm.heap().NewString(v));
-  vm.SetGlobal("args", args);
+  SetProgramArgs(vm, options.args);
   StoreJournal journal(db->get(), mark->get(), &host, id, options.sync, 0);
   vm.SetJournal(&journal);
   vm.PrepareToRun();
@@ -301,10 +281,7 @@ Status LoadRun(store::Store& st, const std::string& id, VmHost* host, LoadedRun*
   Status s = out->db->Get(kStateKey, &state_bytes);
   if (s.IsNotFound()) {
     // Crashed before its first checkpoint: it starts again from the beginning.
-    Heap& heap = out->vm->heap();
-    Value args = heap.NewMap();
-    for (const auto& [k, v] : out->record.args) heap.Mutable<MapObj>(args.ref)->Set(k, heap.NewString(v));
-    out->vm->SetGlobal("args", args);
+    SetProgramArgs(*out->vm, out->record.args);
     out->checkpoint = 0;
     return Status::Ok();
   }

@@ -1,4 +1,4 @@
-#include "cli/program_file.h"
+#include "runtime/program_file.h"
 
 #include <fmt/format.h>
 
@@ -9,7 +9,7 @@
 
 #include "compiler/compiler.h"
 
-namespace flow::cli {
+namespace flow::runtime {
 
 bool ReadFile(const std::string& path, std::string* out, std::string* error) {
   std::ifstream in(path, std::ios::binary);
@@ -50,4 +50,4 @@ int LoadProgram(const std::string& path, Module* module) {
   return kExitOk;
 }
 
-}  // namespace flow::cli
+}  // namespace flow::runtime

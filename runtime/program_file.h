@@ -6,7 +6,7 @@
 #include "runtime/exit_codes.h"
 #include "vm/bytecode/module.h"
 
-namespace flow::cli {
+namespace flow::runtime {
 
 // Loads `path` into `module`, printing any error to stderr. Returns kExitOk, kExitUsage
 // (unreadable file, compile errors) or kExitCorrupt (damaged bytecode).
@@ -15,4 +15,4 @@ int LoadProgram(const std::string& path, Module* module);
 // Reads a whole file; false (with *error) if it cannot.
 bool ReadFile(const std::string& path, std::string* out, std::string* error);
 
-}  // namespace flow::cli
+}  // namespace flow::runtime
