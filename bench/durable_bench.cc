@@ -35,7 +35,7 @@ class BenchHost : public runtime::RunHost {
   void WriteOutput(std::string_view) override {}
   int64_t NowMs() override { return 1; }
   void Flush() override {}
-  void set_key(std::string) override {}
+  void set_key(const std::string&) override {}
   int64_t virtual_now_ms() const override { return 0; }
 };
 

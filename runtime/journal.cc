@@ -51,7 +51,13 @@ void CrashPoint(uint64_t seq, std::string_view point) {
 
 StoreJournal::StoreJournal(store::RunDb* db, store::CheckpointMark* mark, RunHost* host, std::string run_id, bool sync,
                            uint64_t checkpoint)
-    : db_(db), mark_(mark), host_(host), run_id_(std::move(run_id)), sync_(sync), checkpoint_(checkpoint) {}
+    : db_(db),
+      mark_(mark),
+      host_(host),
+      run_id_(std::move(run_id)),
+      sync_(sync),
+      checkpoint_(checkpoint),
+      wall_minus_steady_us_(WallMs() * 1000 - MonotonicUs()) {}
 
 Status StoreJournal::BeforeEffect(VM& vm, uint64_t seq, uint16_t builtin, const Value* args, int argc) {
   CrashPoint(seq, "before-intent");
@@ -76,8 +82,8 @@ Status StoreJournal::BeforeEffect(VM& vm, uint64_t seq, uint16_t builtin, const 
   entry_.result_digest = 0;
   entry_.duration_us = 0;
   entry_.result_preview.clear();
-  entry_.started_ms = now_ms_ = WallMs();
   started_us_ = MonotonicUs();
+  entry_.started_ms = now_ms_ = (started_us_ + wall_minus_steady_us_) / 1000;
   // Only actions on the world need their intent on record: a read or an output in flight
   // at a crash simply runs again, and nothing is lost by not knowing it was started.
   if (GetBuiltinInfo(builtin).effect == EffectKind::kExternal) {
@@ -106,16 +112,17 @@ Status StoreJournal::AfterEffect(VM& vm, uint64_t seq, uint16_t builtin, Value o
     if (scratch_.size() > 200) entry_.result_preview.replace(197, 3, "...");
   }
   batch_.Clear();
-  std::string key = HistoryKey(seq), value = EncodeHistoryEntry(entry_);
-  batch_.Put(key, value);
-  if (keep_last_batch_) last_batch_.assign(1, {key, value});
+  std::string key = HistoryKey(seq);
+  EncodeHistoryEntryInto(entry_, &record_buf_);
+  batch_.Put(key, record_buf_);
+  if (keep_last_batch_) last_batch_.assign(1, {key, record_buf_});
   if (Status s = WriteCheckpoint(vm, false, &batch_); !s.ok()) return s;
   CrashPoint(seq, "after-checkpoint");
   return Status::Ok();
 }
 
 Status StoreJournal::WriteCheckpoint(VM& vm, bool full, store::Batch* batch) {
-  CheckpointDelta delta;
+  CheckpointDelta& delta = delta_;  // reused: its buffers keep their capacity
   vm.EncodeCheckpoint(full, &delta);
   for (uint32_t id : delta.freed) batch->Delete(ObjectKey(id));
   for (const auto& [id, bytes] : delta.objects) {
@@ -124,10 +131,9 @@ Status StoreJournal::WriteCheckpoint(VM& vm, bool full, store::Batch* batch) {
     if (keep_last_batch_) last_batch_.emplace_back(ObjectKey(id), sealed);
   }
   // The time of the effect's start stands for the checkpoint's (one clock read per effect).
-  StateRecord state{++checkpoint_, full ? WallMs() : now_ms_, host_->virtual_now_ms(), std::move(delta.header)};
-  std::string state_bytes = EncodeStateRecord(state);
-  batch->Put(kStateKey, state_bytes);
-  if (keep_last_batch_) last_batch_.emplace_back(kStateKey, state_bytes);
+  EncodeStateRecordInto(++checkpoint_, full ? WallMs() : now_ms_, host_->virtual_now_ms(), delta.header, &record_buf_);
+  batch->Put(kStateKey, record_buf_);
+  if (keep_last_batch_) last_batch_.emplace_back(kStateKey, record_buf_);
   last_checkpoint_bytes_ = batch->bytes();
   if (Status s = db_->Write(*batch, sync_); !s.ok()) return s;
   // The mark guards acknowledged (synced) checkpoints; async runs do not bind to it.

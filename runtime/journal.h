@@ -16,7 +16,7 @@ inline constexpr uint8_t kRunDbRecordVersion = 1;
 class RunHost : public VmHost {
  public:
   virtual void Flush() = 0;                    // the program's output, before each checkpoint
-  virtual void set_key(std::string key) = 0;   // the idempotency key of the running effect
+  virtual void set_key(const std::string& key) = 0;  // the idempotency key of the running effect
   virtual int64_t virtual_now_ms() const = 0;  // the run's clock under --virtual-time, else 0
 };
 
@@ -51,8 +51,11 @@ class StoreJournal : public EffectJournal {
   HistoryEntry entry_;
   int64_t started_us_ = 0;
   int64_t now_ms_ = 0;
+  int64_t wall_minus_steady_us_;  // one wall-clock read at start; effects read the steady clock only
   std::string scratch_;
-  store::Batch batch_;  // reused by every checkpoint
+  store::Batch batch_;  // reused by every checkpoint, as are the buffers below
+  CheckpointDelta delta_;
+  std::string record_buf_;
   size_t last_checkpoint_bytes_ = 0;
   bool keep_last_batch_ = false;
   std::vector<std::pair<std::string, std::string>> last_batch_;

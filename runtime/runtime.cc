@@ -61,7 +61,7 @@ class ProcessHost : public RunHost {
   }
   std::string IdempotencyKey() override { return key_; }
   void Flush() override { std::fflush(stdout); }
-  void set_key(std::string key) override { key_ = std::move(key); }
+  void set_key(const std::string& key) override { key_ = key; }
   int64_t virtual_now_ms() const override { return virtual_time_ ? virtual_now_ms_ : 0; }
   void set_virtual_now_ms(int64_t ms) {
     if (virtual_time_ && ms > 0) virtual_now_ms_ = ms;
@@ -140,7 +140,14 @@ std::string HistoryKey(uint64_t seq) {
 }
 
 std::string EncodeHistoryEntry(const HistoryEntry& e) {
-  std::string p = BeginRecord();
+  std::string out;
+  EncodeHistoryEntryInto(e, &out);
+  return out;
+}
+
+void EncodeHistoryEntryInto(const HistoryEntry& e, std::string* out) {
+  std::string& p = *out;
+  p.assign(9, '\0');  // BeginRecord, reusing the buffer
   PutVarint(&p, e.seq);
   PutBytes(&p, e.effect);
   PutFixed8(&p, static_cast<uint8_t>(e.state));
@@ -152,7 +159,6 @@ std::string EncodeHistoryEntry(const HistoryEntry& e) {
   PutBytes(&p, e.args_preview);
   PutBytes(&p, e.result_preview);
   FinishRecord(kRunDbRecordVersion, &p);
-  return p;
 }
 
 Status DecodeHistoryEntry(std::string_view bytes, HistoryEntry* e) {
@@ -175,14 +181,20 @@ Status DecodeHistoryEntry(std::string_view bytes, HistoryEntry* e) {
 }
 
 std::string EncodeStateRecord(const StateRecord& r) {
-  std::string p = BeginRecord();
-  p.reserve(9 + 24 + r.vm_header.size());
-  PutVarint(&p, r.checkpoint);
-  PutFixed64(&p, static_cast<uint64_t>(r.written_ms));
-  PutFixed64(&p, static_cast<uint64_t>(r.virtual_now_ms));
-  PutBytes(&p, r.vm_header);
+  std::string out;
+  EncodeStateRecordInto(r.checkpoint, r.written_ms, r.virtual_now_ms, r.vm_header, &out);
+  return out;
+}
+
+void EncodeStateRecordInto(uint64_t checkpoint, int64_t written_ms, int64_t virtual_now_ms, std::string_view vm_header,
+                           std::string* out) {
+  std::string& p = *out;
+  p.assign(9, '\0');  // BeginRecord, reusing the buffer
+  PutVarint(&p, checkpoint);
+  PutFixed64(&p, static_cast<uint64_t>(written_ms));
+  PutFixed64(&p, static_cast<uint64_t>(virtual_now_ms));
+  PutBytes(&p, vm_header);
   FinishRecord(kRunDbRecordVersion, &p);
-  return p;
 }
 
 Status DecodeStateRecord(std::string_view bytes, StateRecord* r) {

@@ -67,6 +67,7 @@ struct HistoryEntry {
   std::string result_preview;  // the result, or `kind: message` of a raised error
 };
 std::string EncodeHistoryEntry(const HistoryEntry& e);
+void EncodeHistoryEntryInto(const HistoryEntry& e, std::string* out);  // reuses out's buffer
 Status DecodeHistoryEntry(std::string_view bytes, HistoryEntry* e);
 
 // The state record: which checkpoint, when, and the VM's header (vm/checkpoint.cc).
@@ -77,6 +78,8 @@ struct StateRecord {
   std::string vm_header;
 };
 std::string EncodeStateRecord(const StateRecord& r);
+void EncodeStateRecordInto(uint64_t checkpoint, int64_t written_ms, int64_t virtual_now_ms, std::string_view vm_header,
+                           std::string* out);
 Status DecodeStateRecord(std::string_view bytes, StateRecord* r);
 
 }  // namespace flow::runtime

@@ -7,7 +7,7 @@
 //               n:varint (frame_depth:varint stack_height:varint catch_pc:varint){n}
 //               n:varint value{n}                                     globals
 //               n:varint id:varint{n}                                 open upvalues, by slot
-//               n:varint id:varint{n}                                 string constants' objects
+//               n:varint                                              string constants (objects 0..n-1)
 //               heap_capacity:varint
 //   value    := tag:u8 (null | bool u8 | int u64 | float u64 | builtin varint | ref varint)
 //   object   := kind:u8 body
@@ -229,11 +229,10 @@ void VM::EncodeCheckpoint(bool full, CheckpointDelta* out) {
   for (const Value& g : globals_) PutValue(&h, g);
   PutVarint(&h, open_upvalues_.size());
   for (uint32_t id : open_upvalues_) PutVarint(&h, id);
-  PutVarint(&h, constant_roots_.size());
-  for (uint32_t id : constant_roots_) PutVarint(&h, id);
+  PutVarint(&h, constant_roots_.size());  // their objects are ids 0..n-1 (see the VM constructor)
   PutVarint(&h, heap_.capacity());
 
-  std::vector<uint32_t> changed;
+  std::vector<uint32_t>& changed = changed_ids_;  // reused between checkpoints
   heap_.TakeChanges(&changed, &out->freed);
   if (full) {
     changed = heap_.LiveIds();
@@ -285,7 +284,7 @@ Status VM::RestoreCheckpoint(std::string_view header,
   for (const auto& c : module_->constants) string_constants += c.kind == Constant::Kind::kString;
   if (r.failed() || nconst != string_constants) return bad("constants do not match the program");
   std::vector<uint32_t> const_ids(nconst);
-  for (auto& id : const_ids) id = static_cast<uint32_t>(r.Varint());
+  for (uint32_t i = 0; i < nconst; ++i) const_ids[i] = i;
   uint64_t capacity = r.Varint();
   if (r.failed() || !r.at_end() || capacity > (1ull << 31)) return bad("header trailer");
 
@@ -315,8 +314,15 @@ Status VM::RestoreCheckpoint(std::string_view header,
     if (!require_value(v)) return bad("a stack value refers to a missing or wrong object");
   for (const Value& v : globals)
     if (!require_value(v)) return bad("a global refers to a missing or wrong object");
-  for (uint32_t id : const_ids)
-    if (!require_kind(id, ObjKind::kString)) return bad("a constant refers to a missing or wrong object");
+  {
+    size_t next = 0;
+    for (const auto& c : module_->constants) {
+      if (c.kind != Constant::Kind::kString) continue;
+      uint32_t id = const_ids[next++];
+      if (!require_kind(id, ObjKind::kString) || heap_.Get<StringObj>(id)->text != c.s)
+        return bad("the program's string constants are missing or changed");
+    }
+  }
   for (uint32_t id : open)
     if (!require_kind(id, ObjKind::kUpvalue)) return bad("an open upvalue is missing");
   for (const Frame& f : frames)

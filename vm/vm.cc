@@ -15,6 +15,8 @@ namespace flow {
 
 VM::VM(const Module* module, VmHost* host, Natives natives)
     : module_(module), host_(host), natives_(natives), stack_(new Value[kStackCapacity]) {
+  // String constants are the first objects of a fresh heap, ids 0..n-1 in order: a
+  // checkpoint need not list them, and the collector never frees them (they are roots).
   for (const Constant& c : module->constants) {
     switch (c.kind) {
       case Constant::Kind::kInt: constants_.push_back(Value::Int(c.i)); break;

@@ -164,6 +164,7 @@ class VM {
   bool effect_raised_ = false;  // an effect raised: checkpoint once the error has landed
   uint16_t raised_builtin_ = 0;
   Status abort_status_;
+  std::vector<uint32_t> changed_ids_;  // scratch for EncodeCheckpoint
 };
 
 }  // namespace flow
