@@ -37,7 +37,7 @@ struct Local {
 
 struct Loop {
   size_t locals_at_body;        // locals live when an iteration starts (loop variables included)
-  int try_depth;                 // tries open outside the loop
+  int handler_depth;                 // tries open outside the loop
   std::vector<uint32_t> breaks;  // JUMP operands to patch to the exit
   std::vector<uint32_t> continues;
 };
@@ -54,7 +54,7 @@ struct FunctionState {
   std::vector<std::pair<bool, uint16_t>> upvalue_keys;  // (from_parent_local, index), deduplicated
   int scope_depth = 0;
   int stack_depth = 0;
-  int try_depth = 0;
+  int handler_depth = 0;
   std::vector<Loop> loops;
   uint32_t last_line = 0;
   bool is_script = false;
@@ -283,6 +283,65 @@ class Codegen {
     EndScope();
   }
 
+  // Compiles a block whose value is its last expression (null if it ends otherwise), for
+  // step, retry and timeout: the value is left on the stack, its locals gone.
+  void CompileBlockValue(const Block& block) {
+    BeginScope();
+    const auto& stmts = block.stmts;
+    bool last_is_expr = !stmts.empty() && stmts.back()->kind == StmtKind::kExpr;
+    for (const auto& st : stmts) {
+      if (st->kind == StmtKind::kFnDecl) {
+        MarkLine(st->loc);
+        Emit(Op::PUSH_NULL);
+        AddLocal(st->name, st->loc);
+      }
+    }
+    for (size_t i = 0; i < stmts.size(); ++i) {
+      if (i + 1 == stmts.size() && last_is_expr) {
+        MarkLine(stmts[i]->loc);
+        CompileExpr(*stmts[i]->expr);
+      } else {
+        CompileStmt(*stmts[i]);
+      }
+    }
+    if (!last_is_expr) Emit(Op::PUSH_NULL);
+    EndScopeKeepingTop();
+  }
+
+  // Ends a scope whose locals sit below one value: the value takes the first local's slot.
+  void EndScopeKeepingTop() {
+    FunctionState& s = *state_;
+    --s.scope_depth;
+    size_t keep = s.locals.size();
+    bool captured = false;
+    while (keep > 0 && s.locals[keep - 1].depth > s.scope_depth) {
+      captured |= s.locals[keep - 1].captured;
+      --keep;
+    }
+    size_t n = s.locals.size() - keep;
+    if (n == 0) return;
+    if (captured) Emit(Op::CLOSE_FROM, static_cast<uint32_t>(keep + 1));
+    Emit(Op::SET_LOCAL, static_cast<uint32_t>(keep + 1));
+    if (n > 1) Emit(Op::POPN, static_cast<uint32_t>(n - 1));
+    for (size_t i = keep; i < s.locals.size(); ++i) RecordLocalName(s.locals[i], static_cast<uint16_t>(i + 1));
+    s.locals.resize(keep);
+  }
+
+  // step / retry / timeout: the operand already on the stack becomes a hidden local, the
+  // handler opens, the body leaves its value, the END opcode folds value and operand.
+  void CompileGuardedBlock(const Expr& e, Op begin, Op end, uint32_t once = 0) {
+    AddLocal(begin == Op::STEP_BEGIN ? "(step)" : begin == Op::RETRY_BEGIN ? "(retry)" : "(timeout)", e.loc);
+    MarkLine(e.loc);
+    uint32_t skip = begin == Op::STEP_BEGIN ? Emit(Op::STEP_BEGIN, once, 0) : (Emit(begin), 0);
+    ++state_->handler_depth;
+    CompileBlockValue(*e.block);
+    --state_->handler_depth;
+    MarkLine(e.loc);
+    Emit(end);
+    state_->locals.pop_back();  // the END opcode consumed it
+    if (begin == Op::STEP_BEGIN) PatchJump(skip, Label());
+  }
+
   void CompileStmts(const std::vector<ast::StmtPtr>& stmts) {
     // Hoist the block's function names so its functions can call each other in any order.
     if (!AtGlobalScope()) {
@@ -335,7 +394,7 @@ class Codegen {
         uint32_t top = Label();
         CompileExpr(*s.expr);
         uint32_t to_exit = Emit(Op::JUMP_IF_FALSE, 0);
-        state_->loops.push_back({state_->locals.size(), state_->try_depth, {}, {}});
+        state_->loops.push_back({state_->locals.size(), state_->handler_depth, {}, {}});
         CompileBlock(*s.body);
         Loop loop = std::move(state_->loops.back());
         state_->loops.pop_back();
@@ -371,10 +430,10 @@ class Codegen {
       }
       case StmtKind::kTry: {
         uint32_t to_catch = Emit(Op::TRY_BEGIN, 0);
-        ++state_->try_depth;
+        ++state_->handler_depth;
         CompileBlock(*s.body);
-        --state_->try_depth;
-        Emit(Op::TRY_END);
+        --state_->handler_depth;
+        Emit(Op::POP_HANDLER);
         uint32_t to_end = Emit(Op::JUMP, 0);
         PatchJump(to_catch, Label());
         BeginScope();
@@ -404,7 +463,7 @@ class Codegen {
     }
     Loop& loop = st.loops.back();
     int depth = st.stack_depth;
-    for (int i = st.try_depth; i > loop.try_depth; --i) Emit(Op::TRY_END);
+    for (int i = st.handler_depth; i > loop.handler_depth; --i) Emit(Op::POP_HANDLER);
     size_t n = st.locals.size() - loop.locals_at_body;
     if (n > 0) {
       Emit(Op::CLOSE_FROM, static_cast<uint32_t>(loop.locals_at_body + 1));
@@ -459,7 +518,7 @@ class Codegen {
       top = Label();
       exit_jump = Emit(Op::FOR_ITER, hidden, s.name2.empty() ? 1 : 2, 0);
     }
-    st.loops.push_back({st.locals.size(), st.try_depth, {}, {}});
+    st.loops.push_back({st.locals.size(), st.handler_depth, {}, {}});
     CompileBlock(*s.body);
     Loop loop = std::move(st.loops.back());
     st.loops.pop_back();
@@ -714,15 +773,34 @@ class Codegen {
         break;
       }
       case ExprKind::kStep:
+        CompileExpr(*e.object);
+        CompileGuardedBlock(e, Op::STEP_BEGIN, Op::STEP_END, e.bool_value ? 1 : 0);
+        break;
       case ExprKind::kRetry:
+        if (e.object) {
+          CompileExpr(*e.object);
+        } else {
+          static const std::set<std::string> kRetryOptions = {"attempts", "backoff", "factor", "max_delay", "jitter", "on"};
+          std::set<std::string> seen;
+          for (const auto& o : e.options) {
+            if (!kRetryOptions.count(o.name))
+              diags_->Error(o.loc, fmt::format("unknown retry option `{}` (attempts, backoff, factor, max_delay, jitter, on)", o.name));
+            if (!seen.insert(o.name).second) diags_->Error(o.loc, fmt::format("retry option `{}` given twice", o.name));
+            Emit(Op::CONST, StringConstant(o.name));
+            CompileExpr(*o.value);
+          }
+          Emit(Op::BUILD_MAP, static_cast<uint32_t>(e.options.size()));
+        }
+        CompileGuardedBlock(e, Op::RETRY_BEGIN, Op::RETRY_END);
+        break;
       case ExprKind::kTimeout:
-      case ExprKind::kBreaker: {
-        static const char* kNames[] = {"step", "retry", "timeout", "breaker"};
-        int which = static_cast<int>(e.kind) - static_cast<int>(ExprKind::kStep);
-        diags_->Error(e.loc, fmt::format("`{}` blocks are not supported by this version of flow yet", kNames[which]));
+        CompileExpr(*e.object);
+        CompileGuardedBlock(e, Op::TIMEOUT_BEGIN, Op::TIMEOUT_END);
+        break;
+      case ExprKind::kBreaker:
+        diags_->Error(e.loc, "`breaker` blocks are not supported by this version of flow yet");
         Emit(Op::PUSH_NULL);
         break;
-      }
     }
   }
 

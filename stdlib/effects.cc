@@ -3,6 +3,7 @@
 // value it saw, and nothing done is done again.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -33,6 +34,12 @@ bool EnvGet(VM& vm, Value* args, int argc, Value* out) {
 
 bool Sleep(VM& vm, Value* args, int, Value* out) {
   if (args[0].tag != Tag::kInt || args[0].i < 0) return vm.Raise("type", "sleep(ms) takes a non-negative int (a duration)");
+  // Inside a timeout the wait ends at the deadline, which then raises `timeout`.
+  int64_t now = vm.host().NowMs();
+  if (vm.deadline() != INT64_MAX && now + args[0].i >= vm.deadline()) {
+    vm.host().SleepMs(std::max<int64_t>(0, vm.deadline() - now));
+    return vm.Raise("timeout", fmt::format("sleep({}) passed the deadline", args[0].i));
+  }
   vm.host().SleepMs(args[0].i);
   *out = Value::Null();
   return true;

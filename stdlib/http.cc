@@ -152,6 +152,12 @@ bool Request(VM& vm, const char* method, Value* args, int argc, Value* out) {
     if (v->tag != Tag::kInt || v->i <= 0) return vm.Raise("type", "http option max_bytes must be a positive int");
     t.max_bytes = v->i;
   }
+  // Inside a timeout the transfer gets at most the time that is left.
+  if (vm.deadline() != INT64_MAX) {
+    int64_t left = vm.deadline() - vm.host().NowMs();
+    if (left <= 0) return vm.Raise("timeout", fmt::format("the deadline passed before {} {}", method, url));
+    timeout_ms = std::min(timeout_ms, left);
+  }
   bool check = true;
   if (const Value* v = option("check")) check = v->Truthy();
 

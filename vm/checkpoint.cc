@@ -4,8 +4,10 @@
 //   header   := effects_done:varint
 //               sp:varint value{sp}                                   the value stack
 //               n:varint (function:varint closure+1:varint pc:varint base:varint){n}
-//               n:varint (frame_depth:varint stack_height:varint catch_pc:varint){n}
+//               n:varint (kind:u8 frame_depth:varint stack_height:varint pc:varint
+//                         count:varint deadline:u64){n}               try/retry/timeout/step
 //               n:varint value{n}                                     globals
+//               steps:value                                           null, or the map of done steps
 //               n:varint id:varint{n}                                 open upvalues, by slot
 //               n:varint                                              string constants (objects 0..n-1)
 //               heap_capacity:varint
@@ -221,12 +223,16 @@ void VM::EncodeCheckpoint(bool full, CheckpointDelta* out) {
   }
   PutVarint(&h, handlers_.size());
   for (const Handler& hd : handlers_) {
+    PutFixed8(&h, static_cast<uint8_t>(hd.kind));
     PutVarint(&h, hd.frame_depth);
     PutVarint(&h, hd.stack_height);
-    PutVarint(&h, hd.catch_pc);
+    PutVarint(&h, hd.pc);
+    PutVarint(&h, hd.count);
+    PutFixed64(&h, static_cast<uint64_t>(hd.deadline));
   }
   PutVarint(&h, globals_.size());
   for (const Value& g : globals_) PutValue(&h, g);
+  PutValue(&h, steps_);
   PutVarint(&h, open_upvalues_.size());
   for (uint32_t id : open_upvalues_) PutVarint(&h, id);
   PutVarint(&h, constant_roots_.size());  // their objects are ids 0..n-1 (see the VM constructor)
@@ -266,15 +272,22 @@ Status VM::RestoreCheckpoint(std::string_view header,
   if (r.failed() || nhandlers > r.remaining()) return bad("handler count");
   std::vector<Handler> handlers(nhandlers);
   for (auto& hd : handlers) {
-    uint64_t depth = r.Varint(), height = r.Varint(), pc = r.Varint();
-    if (r.failed() || depth >= nframes || height > sp || pc > UINT32_MAX) return bad("handler");
-    hd = {static_cast<uint32_t>(depth), static_cast<uint32_t>(height), static_cast<uint32_t>(pc)};
+    uint8_t kind = r.U8();
+    uint64_t depth = r.Varint(), height = r.Varint(), pc = r.Varint(), count = r.Varint();
+    int64_t deadline = static_cast<int64_t>(r.U64());
+    if (r.failed() || kind > static_cast<uint8_t>(HandlerKind::kStep) || depth >= nframes || height > sp ||
+        pc > UINT32_MAX || count > UINT32_MAX)
+      return bad("handler");
+    hd = {static_cast<HandlerKind>(kind), static_cast<uint32_t>(depth), static_cast<uint32_t>(height),
+          static_cast<uint32_t>(pc), static_cast<uint32_t>(count), deadline};
   }
   uint64_t nglobals = r.Varint();
   if (r.failed() || nglobals != module_->globals.size()) return bad("globals do not match the program");
   std::vector<Value> globals(nglobals);
   for (auto& g : globals)
     if (!GetValue(&r, &g)) return bad("global value");
+  Value steps;
+  if (!GetValue(&r, &steps) || (steps.tag != Tag::kNull && steps.tag != Tag::kMap)) return bad("steps");
   uint64_t nopen = r.Varint();
   if (r.failed() || nopen > r.remaining()) return bad("open upvalues");
   std::vector<uint32_t> open(nopen);
@@ -314,6 +327,7 @@ Status VM::RestoreCheckpoint(std::string_view header,
     if (!require_value(v)) return bad("a stack value refers to a missing or wrong object");
   for (const Value& v : globals)
     if (!require_value(v)) return bad("a global refers to a missing or wrong object");
+  if (!require_value(steps)) return bad("the steps table is missing");
   {
     size_t next = 0;
     for (const auto& c : module_->constants) {
@@ -381,11 +395,32 @@ Status VM::RestoreCheckpoint(std::string_view header,
       if (f.base + module_->functions[f.function].max_stack > kStackCapacity) return bad("frame base");
     }
   }
-  for (const Handler& hd : handlers) {
+  bool in_once_step = false;
+  for (size_t i = 0; i < handlers.size(); ++i) {
+    const Handler& hd = handlers[i];
+    if (i > 0 && hd.frame_depth < handlers[i - 1].frame_depth) return bad("handlers out of order");
     const Frame& f = frames[hd.frame_depth];
-    int depth = depth_at(f.function, hd.catch_pc);
-    if (depth < 1 || hd.stack_height < f.base || f.base + static_cast<uint32_t>(depth) != hd.stack_height + 1)
-      return bad("a try handler does not match its code");
+    uint32_t frame_top = hd.frame_depth + 1 < frames.size() ? frames[hd.frame_depth + 1].base + 1 : static_cast<uint32_t>(sp);
+    if (hd.stack_height <= f.base || hd.stack_height > frame_top) return bad("a handler's stack is outside its frame");
+    switch (hd.kind) {
+      case HandlerKind::kTry: {
+        int depth = depth_at(f.function, hd.pc);
+        if (depth < 1 || f.base + static_cast<uint32_t>(depth) != hd.stack_height + 1)
+          return bad("a try handler does not match its code");
+        break;
+      }
+      case HandlerKind::kRetry: {
+        int depth = depth_at(f.function, hd.pc);
+        if (depth < 1 || f.base + static_cast<uint32_t>(depth) != hd.stack_height || hd.count < 1)
+          return bad("a retry handler does not match its code");
+        break;
+      }
+      case HandlerKind::kStep:
+        if (stack[hd.stack_height - 1].tag != Tag::kString || hd.pc > 1) return bad("a step handler has no key");
+        in_once_step |= hd.pc == 1;
+        break;
+      case HandlerKind::kTimeout: break;
+    }
   }
 
   heap_.FinishRestore();
@@ -396,6 +431,9 @@ Status VM::RestoreCheckpoint(std::string_view header,
   frames_ = std::move(frames);
   handlers_ = std::move(handlers);
   globals_ = std::move(globals);
+  steps_ = steps;
+  RecomputeDeadline();
+  resume_in_doubt_ = in_once_step;
   open_upvalues_ = std::move(open);
   constant_roots_ = std::move(const_ids);
   size_t next_string = 0;

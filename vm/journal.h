@@ -20,6 +20,9 @@ class EffectJournal {
   // It returned `outcome` (raised == false) or raised the error `outcome`; the VM is at
   // the next instruction boundary, its state ready to be checkpointed.
   virtual Status AfterEffect(VM& vm, uint64_t seq, uint16_t builtin, Value outcome, bool raised) = 0;
+  // A `once` step is about to run its body: its start must be durable first, so that a
+  // crash inside it is known on resume (in doubt) rather than run again.
+  virtual Status OnceStepStarted(VM& vm) { return Status::Ok(); }
 };
 
 }  // namespace flow

@@ -114,6 +114,7 @@ void VM::Collect() {
         for (const Value& g : globals_) mark(g);
         mark(pending_error_);
         mark(uncaught_);
+        mark(steps_);
       },
       extra);
 }
@@ -171,8 +172,26 @@ RunOutcome VM::Run() {
 #define READ16() (ip += 2, DecodeFixed16(ip - 2))
 #define READ32() (ip += 4, DecodeFixed32(ip - 4))
 #define DISPATCH() goto* kLabels[*ip++]
+// Pure computation inside a timeout is interrupted: the clock is read every 1024 back
+// edges or calls while a deadline is open (nothing is read when none is).
+#define CHECK_DEADLINE()                                                              \
+  do {                                                                                \
+    if (deadline_ != INT64_MAX && ++deadline_ticks_ >= 1024) {                        \
+      deadline_ticks_ = 0;                                                            \
+      if (host_->NowMs() >= deadline_) {                                              \
+        SAVE_STATE();                                                                 \
+        Raise("timeout", "the deadline passed during computation");                   \
+        goto handle_error;                                                            \
+      }                                                                               \
+    }                                                                                 \
+  } while (0)
 
   LOAD_FRAME();
+  if (resume_in_doubt_) {
+    resume_in_doubt_ = false;
+    Raise("in_doubt", "a `once` step was running when the run stopped: it may have had its effect, so it is not run again");
+    goto handle_error;
+  }
   DISPATCH();
 
 op_NOP:
@@ -317,6 +336,7 @@ op_LOOP:
     SAVE_STATE();
     MaybeCollect();
   }
+  CHECK_DEADLINE();
   DISPATCH();
 op_JUMP_IF_FALSE: {
   uint32_t target = READ32();
@@ -359,6 +379,7 @@ op_CALL: {
         SAVE_STATE();
         MaybeCollect();
       }
+      CHECK_DEADLINE();
       DISPATCH();
     }
   }
@@ -494,15 +515,50 @@ op_THROW:
   ThrowValue(*sp);
   goto handle_error;
 op_TRY_BEGIN:
-  handlers_.push_back({static_cast<uint32_t>(frames_.size() - 1), static_cast<uint32_t>(sp - stack), READ32()});
+  handlers_.push_back({HandlerKind::kTry, static_cast<uint32_t>(frames_.size() - 1), static_cast<uint32_t>(sp - stack),
+                       READ32(), 0, 0});
   DISPATCH();
-op_TRY_END:
+op_POP_HANDLER:
   if (handlers_.empty() || handlers_.back().frame_depth != frames_.size() - 1) {
     SAVE_STATE();
     Raise("fatal", "bytecode ends a try that it did not begin");
     goto handle_error;
   }
   handlers_.pop_back();
+  RecomputeDeadline();
+  DISPATCH();
+op_STEP_BEGIN: {
+  uint8_t once = READ8();
+  uint32_t skip = READ32();
+  SAVE_STATE();
+  bool done = false;
+  if (!OpenStep(once, &done)) {
+    if (!abort_status_.ok()) return RunOutcome::kAborted;
+    goto handle_error;
+  }
+  if (done) ip = code + skip;  // the key on the stack was replaced by the step's value
+  DISPATCH();
+}
+op_STEP_END:
+  SAVE_STATE();
+  if (!CloseStep()) goto handle_error;
+  --sp;
+  DISPATCH();
+op_RETRY_BEGIN:
+  SAVE_STATE();
+  if (!OpenRetry(sp[-1])) goto handle_error;
+  DISPATCH();
+op_TIMEOUT_BEGIN:
+  SAVE_STATE();
+  if (!OpenTimeout(sp[-1])) goto handle_error;
+  DISPATCH();
+op_RETRY_END:
+op_TIMEOUT_END:
+  // The body's value takes the operand's slot; the handler closes.
+  handlers_.pop_back();
+  RecomputeDeadline();
+  sp[-2] = sp[-1];
+  --sp;
   DISPATCH();
 op_ITER_PREP:
   SAVE_STATE();
@@ -559,40 +615,60 @@ op_RANGE_LOOP: {
       SAVE_STATE();
       MaybeCollect();
     }
+    CHECK_DEADLINE();
   }
   DISPATCH();
 }
 
 handle_error : {
-  // Unwind to the innermost try; state was saved by whoever jumped here.
+  // Unwind to the innermost handler that takes the error; state was saved by whoever
+  // jumped here. Timeouts and steps are left; a retry may run its body again.
   FillTrace(pending_error_, frames_.back().pc);
-  if (handlers_.empty()) {
-    uncaught_ = pending_error_;
-    if (effect_raised_) {
-      effect_raised_ = false;
-      Status s = journal_->AfterEffect(*this, effects_done_, raised_builtin_, uncaught_, true);
-      if (!s.ok()) {
-        abort_status_ = s;
-        return RunOutcome::kAborted;
+  const Value raised = pending_error_;
+  for (;;) {
+    if (handlers_.empty()) {
+      uncaught_ = pending_error_;
+      if (effect_raised_) {
+        effect_raised_ = false;
+        Status s = journal_->AfterEffect(*this, effects_done_, raised_builtin_, uncaught_, true);
+        if (!s.ok()) {
+          abort_status_ = s;
+          return RunOutcome::kAborted;
+        }
       }
+      return RunOutcome::kFailed;
     }
-    return RunOutcome::kFailed;
+    Handler& h = handlers_.back();
+    if (h.kind == HandlerKind::kTry) break;
+    if (h.kind == HandlerKind::kRetry && RetryAfterError(h)) {
+      frames_.resize(h.frame_depth + 1);
+      CloseUpvalues(h.stack_height);
+      sp = stack + h.stack_height;
+      pending_error_ = Value::Null();
+      LOAD_FRAME();
+      ip = code + h.pc;
+      goto landed;
+    }
+    handlers_.pop_back();
+    RecomputeDeadline();
   }
-  Handler h = handlers_.back();
-  handlers_.pop_back();
-  frames_.resize(h.frame_depth + 1);
-  CloseUpvalues(h.stack_height);
-  sp = stack + h.stack_height;
-  *sp++ = pending_error_;
-  Value landed = pending_error_;
-  pending_error_ = Value::Null();
-  LOAD_FRAME();
-  ip = code + h.catch_pc;
+  {
+    Handler h = handlers_.back();
+    handlers_.pop_back();
+    frames_.resize(h.frame_depth + 1);
+    CloseUpvalues(h.stack_height);
+    sp = stack + h.stack_height;
+    *sp++ = pending_error_;
+    pending_error_ = Value::Null();
+    LOAD_FRAME();
+    ip = code + h.pc;
+  }
+landed:
   if (effect_raised_) {
     // The effect's error has reached its handler: that state is the checkpoint.
     effect_raised_ = false;
     SAVE_STATE();
-    Status s = journal_->AfterEffect(*this, effects_done_, raised_builtin_, landed, true);
+    Status s = journal_->AfterEffect(*this, effects_done_, raised_builtin_, raised, true);
     if (!s.ok()) {
       abort_status_ = s;
       return RunOutcome::kAborted;
@@ -606,6 +682,7 @@ handle_error : {
 #undef READ16
 #undef READ32
 #undef DISPATCH
+#undef CHECK_DEADLINE
 }
 
 void VM::PrepareToRun() {
@@ -625,6 +702,13 @@ void VM::SetJournal(EffectJournal* journal) {
 // past the call; on success the result replaces args[-1] or the callee (result_slot).
 VM::EffectResult VM::RunEffect(uint16_t id, Value* args, int argc, Value* result_slot) {
   uint64_t seq = effects_done_ + 1;
+  effect_scope_.clear();
+  for (size_t i = handlers_.size(); i-- > 0;) {
+    Handler& h = handlers_[i];
+    if (h.kind != HandlerKind::kStep) continue;
+    effect_scope_ = heap_.StringOf(stack_[h.stack_height - 1]) + "/" + std::to_string(++h.count);
+    break;
+  }
   if (Status s = journal_->BeforeEffect(*this, seq, id, args, argc); !s.ok()) {
     abort_status_ = s;
     return EffectResult::kAborted;

@@ -50,11 +50,17 @@ struct Frame {
 };
 inline constexpr uint32_t kNoClosure = UINT32_MAX;
 
-// An active `try`: where to resume, and what to cut the frames and stack back to.
+// An open try, retry, timeout or step, innermost last. Plain data, like everything the
+// VM holds: it is part of every checkpoint.
+enum class HandlerKind : uint8_t { kTry = 0, kRetry = 1, kTimeout = 2, kStep = 3 };
 struct Handler {
-  uint32_t frame_depth;   // index of the frame that owns the try
-  uint32_t stack_height;
-  uint32_t catch_pc;
+  HandlerKind kind;
+  uint32_t frame_depth;   // index of the frame that opened it
+  uint32_t stack_height;  // try: what an error cuts the stack to; retry: the body's start
+                          // height; step/timeout: the height with its operand (key, duration)
+  uint32_t pc;            // try: the catch; retry: the body's start; step: 1 if `once`
+  uint32_t count;         // retry: attempts begun; step: effects run inside it
+  int64_t deadline;       // timeout: absolute ms on the run's clock
 };
 
 enum class RunOutcome {
@@ -84,6 +90,12 @@ class VM {
   // Durability: with a journal set, every effectful builtin call is reported to it.
   void SetJournal(EffectJournal* journal);
   uint64_t effects_done() const { return effects_done_; }
+  // The scope of the effect being run inside a step: "KEY/n" (the n-th effect of step KEY
+  // in this execution of it), or "" outside steps. The journal builds idempotency keys
+  // RUN/KEY/n from it.
+  const std::string& effect_scope() const { return effect_scope_; }
+  // The earliest deadline of the open timeouts (ms on the run's clock), or INT64_MAX.
+  int64_t deadline() const { return deadline_; }
 
   // Encodes the state for a checkpoint: everything when `full`, else only what changed
   // since the previous call. Valid between instructions (from a journal callback, or
@@ -136,6 +148,14 @@ class VM {
   bool ThrowValue(Value v);
   [[gnu::noinline]] bool CallValue(Value* callee_slot, int argc, uint32_t pc_after);
   enum class EffectResult { kOk, kRaised, kAborted };
+  // On an error at a retry: waits and returns true to run the body again, or returns
+  // false having added data.attempts to the error (or replaced it by an outer timeout).
+  [[gnu::noinline]] bool RetryAfterError(Handler& h);
+  [[gnu::noinline]] bool OpenRetry(Value options);
+  [[gnu::noinline]] bool OpenStep(uint32_t once, bool* done);
+  [[gnu::noinline]] bool CloseStep();
+  [[gnu::noinline]] bool OpenTimeout(Value duration);
+  void RecomputeDeadline();
   [[gnu::noinline]] EffectResult RunEffect(uint16_t id, Value* args, int argc, Value* result_slot);
   [[gnu::noinline]] void CloseUpvalues(uint32_t from_slot);
   [[gnu::noinline]] uint32_t CaptureUpvalue(uint32_t slot);
@@ -165,6 +185,11 @@ class VM {
   uint16_t raised_builtin_ = 0;
   Status abort_status_;
   std::vector<uint32_t> changed_ids_;  // scratch for EncodeCheckpoint
+  Value steps_ = Value::Null();        // map: key of each completed step -> its value
+  int64_t deadline_ = INT64_MAX;       // derived from the open timeouts
+  uint32_t deadline_ticks_ = 0;        // back edges since the clock was last read
+  std::string effect_scope_;
+  bool resume_in_doubt_ = false;       // restored inside an open `once` step
 };
 
 }  // namespace flow

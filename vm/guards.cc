@@ -1,0 +1,186 @@
+// The resilience handlers of the VM: step (memoized, optionally at-most-once), retry
+// (backoff, jitter, retryable kinds) and timeout (deadlines on the run's clock). Their
+// state is Handler records and the steps_ map: plain data, checkpointed with the rest.
+#include <fmt/format.h>
+
+#include <cmath>
+
+#include "vm/base/coding.h"
+#include "vm/value_ops.h"
+#include "vm/vm.h"
+
+namespace flow {
+
+namespace {
+
+// Kinds a retry never retries unless its `on` names them.
+bool NeverRetriedByDefault(const std::string& kind) {
+  return kind == "fatal" || kind == "cancelled" || kind == "in_doubt" || kind == "budget";
+}
+
+struct RetryOptions {
+  int64_t attempts = 3;
+  int64_t backoff_ms = 1000;
+  double factor = 2.0;
+  int64_t max_delay_ms = INT64_MAX;
+  std::string jitter = "none";
+  Value on = Value::Null();  // a list of kinds, or null
+};
+
+}  // namespace
+
+void VM::RecomputeDeadline() {
+  deadline_ = INT64_MAX;
+  for (const Handler& h : handlers_)
+    if (h.kind == HandlerKind::kTimeout) deadline_ = std::min(deadline_, h.deadline);
+}
+
+bool VM::OpenTimeout(Value duration) {
+  if (duration.tag != Tag::kInt || duration.i < 0)
+    return Raise("type", fmt::format("timeout takes a duration (an int of ms), not {}", TypeName(duration.tag)));
+  int64_t now = host_->NowMs();
+  int64_t deadline = duration.i > INT64_MAX - now ? INT64_MAX - 1 : now + duration.i;
+  handlers_.push_back({HandlerKind::kTimeout, static_cast<uint32_t>(frames_.size() - 1), sp_, 0, 0, deadline});
+  RecomputeDeadline();
+  deadline_ticks_ = 1023;  // read the clock at the next back edge
+  return true;
+}
+
+// Parses the retry operand: an attempt count, or the options map.
+static bool ParseRetry(VM& vm, const Heap& heap, Value v, RetryOptions* o) {
+  if (v.tag == Tag::kInt) {
+    o->attempts = v.i;
+  } else if (v.tag == Tag::kMap) {
+    const MapObj* m = heap.Get<MapObj>(v.ref);
+    auto duration = [&](const char* name, int64_t* out) {
+      const Value* x = m->Find(name);
+      if (!x) return true;
+      if (x->tag != Tag::kInt || x->i < 0) return vm.Raise("type", fmt::format("retry option {} must be a duration", name));
+      *out = x->i;
+      return true;
+    };
+    if (const Value* x = m->Find("attempts")) {
+      if (x->tag != Tag::kInt) return vm.Raise("type", "retry option attempts must be an int");
+      o->attempts = x->i;
+    }
+    if (!duration("backoff", &o->backoff_ms) || !duration("max_delay", &o->max_delay_ms)) return false;
+    if (const Value* x = m->Find("factor")) {
+      if (!x->IsNumber() || x->AsDouble() < 1) return vm.Raise("type", "retry option factor must be a number >= 1");
+      o->factor = x->AsDouble();
+    }
+    if (const Value* x = m->Find("jitter")) {
+      if (x->tag != Tag::kString) return vm.Raise("type", "retry option jitter must be \"none\", \"full\" or \"equal\"");
+      o->jitter = heap.StringOf(*x);
+      if (o->jitter != "none" && o->jitter != "full" && o->jitter != "equal")
+        return vm.Raise("type", "retry option jitter must be \"none\", \"full\" or \"equal\"");
+    }
+    if (const Value* x = m->Find("on")) {
+      if (x->tag != Tag::kList) return vm.Raise("type", "retry option on must be a list of error kinds");
+      o->on = *x;
+    }
+  } else {
+    return vm.Raise("type", fmt::format("retry takes an attempt count or options, not {}", TypeName(v.tag)));
+  }
+  if (o->attempts < 1) return vm.Raise("type", "retry needs at least 1 attempt");
+  return true;
+}
+
+bool VM::OpenRetry(Value options) {
+  RetryOptions o;
+  if (!ParseRetry(*this, heap_, options, &o)) return false;
+  handlers_.push_back({HandlerKind::kRetry, static_cast<uint32_t>(frames_.size() - 1), sp_,
+                       frames_.back().pc, 1, 0});
+  return true;
+}
+
+bool VM::RetryAfterError(Handler& h) {
+  RetryOptions o;
+  Value error = pending_error_;
+  if (!ParseRetry(*this, heap_, stack_[h.stack_height - 1], &o)) return false;  // pending_error_ replaced
+  const std::string kind = error.tag == Tag::kError ? heap_.Get<ErrorObj>(error.ref)->kind : "type";
+  bool retryable;
+  if (o.on.tag == Tag::kList) {
+    retryable = false;
+    for (const Value& k : heap_.Get<ListObj>(o.on.ref)->items)
+      if (k.tag == Tag::kString && heap_.StringOf(k) == kind) retryable = true;
+  } else {
+    retryable = !NeverRetriedByDefault(kind);
+  }
+  if (retryable && h.count < static_cast<uint64_t>(o.attempts)) {
+    // Delay before attempt k+1 = min(max_delay, backoff * factor^(k-1)), then jitter. The
+    // jitter draw is a function of the run's durable state (effects done, attempt, where),
+    // so a resumed run that reaches this wait again draws the very same delay.
+    double raw = static_cast<double>(o.backoff_ms) * std::pow(o.factor, static_cast<double>(h.count - 1));
+    int64_t delay = raw >= static_cast<double>(o.max_delay_ms) ? o.max_delay_ms : static_cast<int64_t>(raw);
+    if (o.jitter != "none" && delay > 0) {
+      std::string seed;
+      PutFixed64(&seed, effects_done_);
+      PutFixed32(&seed, h.count);
+      PutFixed32(&seed, h.pc);
+      PutFixed32(&seed, h.frame_depth);
+      double u = static_cast<double>(Checksum(seed) >> 11) / static_cast<double>(1ull << 53);  // [0, 1)
+      delay = o.jitter == "full" ? static_cast<int64_t>(u * static_cast<double>(delay + 1))
+                                 : delay / 2 + static_cast<int64_t>(u * static_cast<double>(delay / 2 + 1));
+    }
+    // An enclosing deadline cuts the wait short, and then its timeout is what propagates.
+    int64_t outer = INT64_MAX;
+    for (const Handler& t : handlers_)
+      if (t.kind == HandlerKind::kTimeout && &t < &h) outer = std::min(outer, t.deadline);
+    int64_t now = host_->NowMs();
+    if (outer != INT64_MAX && now + delay >= outer) {
+      host_->SleepMs(std::max<int64_t>(0, outer - now));
+      Raise("timeout", "the deadline passed while waiting to retry");
+      FillTrace(pending_error_, frames_.back().pc);
+      return false;
+    }
+    host_->SleepMs(delay);
+    ++h.count;
+    return true;
+  }
+  // Giving up: the last error goes on, with the attempts made in its data.
+  if (error.tag == Tag::kError) {
+    const ErrorObj* e = heap_.Get<ErrorObj>(error.ref);
+    Value data = e->data;
+    if (data.tag != Tag::kMap) {
+      Value wrapped = heap_.NewMap();
+      if (data.tag != Tag::kNull) heap_.Mutable<MapObj>(wrapped.ref)->Set("value", data);
+      heap_.Mutable<ErrorObj>(error.ref)->data = wrapped;
+      data = wrapped;
+    }
+    heap_.Mutable<MapObj>(data.ref)->Set("attempts", Value::Int(h.count));
+  }
+  return false;
+}
+
+bool VM::OpenStep(uint32_t once, bool* done) {
+  Value key = stack_[sp_ - 1];
+  if (key.tag != Tag::kString) return Raise("type", fmt::format("a step key must be a string, not {}", TypeName(key.tag)));
+  if (steps_.tag == Tag::kMap) {
+    if (const Value* v = heap_.Get<MapObj>(steps_.ref)->Find(heap_.StringOf(key))) {
+      stack_[sp_ - 1] = *v;
+      *done = true;
+      return true;
+    }
+  }
+  handlers_.push_back({HandlerKind::kStep, static_cast<uint32_t>(frames_.size() - 1), sp_, once, 0, 0});
+  if (once && journal_) {
+    if (Status s = journal_->OnceStepStarted(*this); !s.ok()) {
+      abort_status_ = s;
+      return false;
+    }
+  }
+  return true;
+}
+
+bool VM::CloseStep() {
+  Handler h = handlers_.back();
+  Value key = stack_[h.stack_height - 1];
+  Value value = stack_[sp_ - 1];
+  if (steps_.tag != Tag::kMap) steps_ = heap_.NewMap();
+  heap_.Mutable<MapObj>(steps_.ref)->Set(heap_.StringOf(key), value);
+  handlers_.pop_back();
+  stack_[sp_ - 2] = value;
+  return true;
+}
+
+}  // namespace flow
