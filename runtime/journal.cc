@@ -64,9 +64,13 @@ Status StoreJournal::BeforeEffect(VM& vm, uint64_t seq, uint16_t builtin, const 
   entry_.seq = seq;
   entry_.state = HistoryEntry::State::kIntent;
   entry_.effect = GetBuiltinInfo(builtin).name;
+  // RUN/n, or RUN/KEY/n inside step KEY (its n-th effect): stable across resumes.
   entry_.idempotency_key = run_id_;
   entry_.idempotency_key += '/';
-  entry_.idempotency_key += std::to_string(seq);
+  if (vm.effect_scope().empty())
+    entry_.idempotency_key += std::to_string(seq);
+  else
+    entry_.idempotency_key += vm.effect_scope();
   host_->set_key(entry_.idempotency_key);
   // The arguments as one JSON list: its hash is the digest, its head the preview.
   scratch_.assign("[");
@@ -119,6 +123,17 @@ Status StoreJournal::AfterEffect(VM& vm, uint64_t seq, uint16_t builtin, Value o
   if (Status s = WriteCheckpoint(vm, false, &batch_); !s.ok()) return s;
   CrashPoint(seq, "after-checkpoint");
   return Status::Ok();
+}
+
+Status StoreJournal::OnceStepStarted(VM& vm) {
+  // Durable before the body runs, whatever the durability mode: resuming from here (or
+  // from any checkpoint inside the step) raises `in_doubt` instead of running it again.
+  batch_.Clear();
+  bool sync = sync_;
+  sync_ = true;
+  Status s = WriteCheckpoint(vm, false, &batch_);
+  sync_ = sync;
+  return s;
 }
 
 Status StoreJournal::WriteCheckpoint(VM& vm, bool full, store::Batch* batch) {

@@ -31,6 +31,7 @@ class StoreJournal : public EffectJournal {
 
   Status BeforeEffect(VM& vm, uint64_t seq, uint16_t builtin, const Value* args, int argc) override;
   Status AfterEffect(VM& vm, uint64_t seq, uint16_t builtin, Value outcome, bool raised) override;
+  Status OnceStepStarted(VM& vm) override;
 
   // Adds the VM's changes (or everything, when `full`) to `batch` and writes it.
   Status WriteCheckpoint(VM& vm, bool full, store::Batch* batch);
