@@ -88,6 +88,11 @@ Status StoreJournal::BeforeEffect(VM& vm, uint64_t seq, uint16_t builtin, const 
   entry_.result_preview.clear();
   started_us_ = MonotonicUs();
   entry_.started_ms = now_ms_ = (started_us_ + wall_minus_steady_us_) / 1000;
+  if (seq == in_flight_.seq && entry_.effect == in_flight_.effect && entry_.effect == "sleep") {
+    // The same wait, begun before the crash: it keeps its original start.
+    host_->SetWaitOrigin(in_flight_.started_ms);
+    entry_.started_ms = in_flight_.started_ms;
+  }
   // Only actions on the world need their intent on record: a read or an output in flight
   // at a crash simply runs again, and nothing is lost by not knowing it was started.
   if (GetBuiltinInfo(builtin).effect == EffectKind::kExternal) {

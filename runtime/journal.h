@@ -37,6 +37,9 @@ class StoreJournal : public EffectJournal {
   Status WriteCheckpoint(VM& vm, bool full, store::Batch* batch);
 
   uint64_t checkpoint() const { return checkpoint_; }
+  // The effect that was in flight when the run stopped: if it is a wait, running it again
+  // waits only what was left of it.
+  void SetResumedInFlight(const HistoryEntry& entry) { in_flight_ = entry; }
   size_t last_checkpoint_bytes() const { return last_checkpoint_bytes_; }
   // For benchmarks: keep a copy of the puts of the last checkpoint's batch.
   void set_keep_last_batch(bool keep) { keep_last_batch_ = keep; }
@@ -50,6 +53,7 @@ class StoreJournal : public EffectJournal {
   bool sync_;
   uint64_t checkpoint_;
   HistoryEntry entry_;
+  HistoryEntry in_flight_;
   int64_t started_us_ = 0;
   int64_t now_ms_ = 0;
   int64_t wall_minus_steady_us_;  // one wall-clock read at start; effects read the steady clock only

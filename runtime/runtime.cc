@@ -56,9 +56,13 @@ class ProcessHost : public RunHost {
     if (virtual_time_) {
       virtual_now_ms_ += ms;
     } else {
-      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+      // A wait begun before a crash ends when it would have: only the rest is waited.
+      int64_t wait = wait_origin_ms_ > 0 ? wait_origin_ms_ + ms - WallMs() : ms;
+      wait_origin_ms_ = 0;
+      if (wait > 0) std::this_thread::sleep_for(std::chrono::milliseconds(wait));
     }
   }
+  void SetWaitOrigin(int64_t wall_ms) override { wait_origin_ms_ = wall_ms; }
   std::string IdempotencyKey() override { return key_; }
   void Flush() override { std::fflush(stdout); }
   void set_key(const std::string& key) override { key_ = key; }
@@ -70,6 +74,7 @@ class ProcessHost : public RunHost {
  private:
   bool virtual_time_;
   int64_t virtual_now_ms_;
+  int64_t wait_origin_ms_ = 0;
   std::string key_;
 };
 
@@ -356,12 +361,19 @@ int ResumeRun(const std::string& store_dir, const std::string& id) {
   if (!mark.ok()) return Fail(mark.status(), "run " + id);
   VM& vm = *run.vm;
   std::string in_doubt;
+  HistoryEntry in_flight;
   {
     std::string raw;
-    HistoryEntry next;
-    if (run.db->Get(HistoryKey(vm.effects_done() + 1), &raw).ok() && DecodeHistoryEntry(raw, &next).ok())
-      in_doubt = fmt::format(" (effect {} `{}` was in flight: it runs again with idempotency key {})", next.seq,
-                             next.effect, next.idempotency_key);
+    if (run.db->Get(HistoryKey(vm.effects_done() + 1), &raw).ok() && DecodeHistoryEntry(raw, &in_flight).ok() &&
+        in_flight.state == HistoryEntry::State::kIntent) {
+      in_doubt = vm.resumes_in_doubt()
+                     ? fmt::format(" (effect {} `{}` was in flight inside a `once` step: the step raises in_doubt)",
+                                   in_flight.seq, in_flight.effect)
+                     : fmt::format(" (effect {} `{}` was in flight: it runs again with idempotency key {})",
+                                   in_flight.seq, in_flight.effect, in_flight.idempotency_key);
+    } else {
+      in_flight = HistoryEntry{};
+    }
   }
   run.record.status = store::RunStatus::kRunning;
   run.record.pid = getpid();
@@ -369,6 +381,7 @@ int ResumeRun(const std::string& store_dir, const std::string& id) {
   if (Status w = st->WriteRun(run.record); !w.ok()) return Fail(w, "run " + id);
   fmt::print(stderr, "flow: resuming run {} from checkpoint {}{}\n", id, run.checkpoint, in_doubt);
   StoreJournal journal(run.db.get(), mark->get(), &host, id, run.record.durability != "async", run.checkpoint);
+  if (in_flight.seq != 0) journal.SetResumedInFlight(in_flight);
   vm.SetJournal(&journal);
   if (run.checkpoint == 0) {
     vm.PrepareToRun();

@@ -133,7 +133,7 @@ bool VM::RetryAfterError(Handler& h) {
       FillTrace(pending_error_, frames_.back().pc);
       return false;
     }
-    host_->SleepMs(delay);
+    retry_wait_ms_ = delay;  // waited by the dispatch loop, at the body's start
     ++h.count;
     return true;
   }

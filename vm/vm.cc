@@ -625,6 +625,7 @@ handle_error : {
   // jumped here. Timeouts and steps are left; a retry may run its body again.
   FillTrace(pending_error_, frames_.back().pc);
   const Value raised = pending_error_;
+  bool retry_wait = false;
   for (;;) {
     if (handlers_.empty()) {
       uncaught_ = pending_error_;
@@ -641,12 +642,15 @@ handle_error : {
     Handler& h = handlers_.back();
     if (h.kind == HandlerKind::kTry) break;
     if (h.kind == HandlerKind::kRetry && RetryAfterError(h)) {
+      // Back to the start of the body; the wait happens there (below), as a durable
+      // effect whose checkpoint is that state.
       frames_.resize(h.frame_depth + 1);
       CloseUpvalues(h.stack_height);
       sp = stack + h.stack_height;
       pending_error_ = Value::Null();
       LOAD_FRAME();
       ip = code + h.pc;
+      retry_wait = true;
       goto landed;
     }
     handlers_.pop_back();
@@ -670,6 +674,13 @@ landed:
     SAVE_STATE();
     Status s = journal_->AfterEffect(*this, effects_done_, raised_builtin_, raised, true);
     if (!s.ok()) {
+      abort_status_ = s;
+      return RunOutcome::kAborted;
+    }
+  }
+  if (retry_wait) {
+    SAVE_STATE();
+    if (Status s = WaitDurably(retry_wait_ms_); !s.ok()) {
       abort_status_ = s;
       return RunOutcome::kAborted;
     }
@@ -702,13 +713,7 @@ void VM::SetJournal(EffectJournal* journal) {
 // past the call; on success the result replaces args[-1] or the callee (result_slot).
 VM::EffectResult VM::RunEffect(uint16_t id, Value* args, int argc, Value* result_slot) {
   uint64_t seq = effects_done_ + 1;
-  effect_scope_.clear();
-  for (size_t i = handlers_.size(); i-- > 0;) {
-    Handler& h = handlers_[i];
-    if (h.kind != HandlerKind::kStep) continue;
-    effect_scope_ = heap_.StringOf(stack_[h.stack_height - 1]) + "/" + std::to_string(++h.count);
-    break;
-  }
+  EnterEffectScope();
   if (Status s = journal_->BeforeEffect(*this, seq, id, args, argc); !s.ok()) {
     abort_status_ = s;
     return EffectResult::kAborted;
@@ -728,6 +733,34 @@ VM::EffectResult VM::RunEffect(uint16_t id, Value* args, int argc, Value* result
     return EffectResult::kAborted;
   }
   return EffectResult::kOk;
+}
+
+// The effect scope ("KEY/n") of an effect about to run inside a step, or "".
+void VM::EnterEffectScope() {
+  effect_scope_.clear();
+  for (size_t i = handlers_.size(); i-- > 0;) {
+    Handler& h = handlers_[i];
+    if (h.kind != HandlerKind::kStep) continue;
+    effect_scope_ = heap_.StringOf(stack_[h.stack_height - 1]) + "/" + std::to_string(++h.count);
+    break;
+  }
+}
+
+// A retry's backoff: a `sleep` effect of its own, so the wait is on record (a resumed run
+// that reaches it again waits only what is left) and its checkpoint is the body's start.
+Status VM::WaitDurably(int64_t ms) {
+  if (!journal_) {
+    host_->SleepMs(ms);
+    return Status::Ok();
+  }
+  uint64_t seq = effects_done_ + 1;
+  const uint16_t sleep_id = static_cast<uint16_t>(Builtin::SLEEP);
+  Value arg = Value::Int(ms);
+  EnterEffectScope();
+  if (Status s = journal_->BeforeEffect(*this, seq, sleep_id, &arg, 1); !s.ok()) return s;
+  host_->SleepMs(ms);
+  effects_done_ = seq;
+  return journal_->AfterEffect(*this, seq, sleep_id, Value::Null(), false);
 }
 
 // Calls the value at callee_slot with the argc values above it. On success a Flow function

@@ -26,6 +26,8 @@ class VmHost {
   virtual int64_t NowMs() = 0;  // ms since the epoch, on the run's clock
   // Waits `ms` on the run's clock (under --virtual-time the clock just moves on).
   virtual void SleepMs(int64_t ms) {}
+  // The next wait began before a crash at this wall time: wait only what is left of it.
+  virtual void SetWaitOrigin(int64_t wall_ms) {}
   // The idempotency key of the effect being run (RUN/n), or "" outside a durable run.
   virtual std::string IdempotencyKey() { return ""; }
 };
@@ -96,6 +98,8 @@ class VM {
   const std::string& effect_scope() const { return effect_scope_; }
   // The earliest deadline of the open timeouts (ms on the run's clock), or INT64_MAX.
   int64_t deadline() const { return deadline_; }
+  // True after restoring a checkpoint taken inside an open `once` step.
+  bool resumes_in_doubt() const { return resume_in_doubt_; }
 
   // Encodes the state for a checkpoint: everything when `full`, else only what changed
   // since the previous call. Valid between instructions (from a journal callback, or
@@ -156,6 +160,8 @@ class VM {
   [[gnu::noinline]] bool CloseStep();
   [[gnu::noinline]] bool OpenTimeout(Value duration);
   void RecomputeDeadline();
+  void EnterEffectScope();
+  [[gnu::noinline]] Status WaitDurably(int64_t ms);
   [[gnu::noinline]] EffectResult RunEffect(uint16_t id, Value* args, int argc, Value* result_slot);
   [[gnu::noinline]] void CloseUpvalues(uint32_t from_slot);
   [[gnu::noinline]] uint32_t CaptureUpvalue(uint32_t slot);
@@ -190,6 +196,7 @@ class VM {
   uint32_t deadline_ticks_ = 0;        // back edges since the clock was last read
   std::string effect_scope_;
   bool resume_in_doubt_ = false;       // restored inside an open `once` step
+  int64_t retry_wait_ms_ = 0;          // set by RetryAfterError
 };
 
 }  // namespace flow
