@@ -111,7 +111,8 @@ bool VM::RetryAfterError(Handler& h) {
     // jitter draw is a function of the run's durable state (effects done, attempt, where),
     // so a resumed run that reaches this wait again draws the very same delay.
     double raw = static_cast<double>(o.backoff_ms) * std::pow(o.factor, static_cast<double>(h.count - 1));
-    int64_t delay = raw >= static_cast<double>(o.max_delay_ms) ? o.max_delay_ms : static_cast<int64_t>(raw);
+    // Rounded to the millisecond, so that 100 * 1.7^2 is 289, not 288.99999999999994.
+    int64_t delay = raw >= static_cast<double>(o.max_delay_ms) ? o.max_delay_ms : std::llround(raw);
     if (o.jitter != "none" && delay > 0) {
       std::string seed;
       PutFixed64(&seed, effects_done_);
