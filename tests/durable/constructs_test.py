@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Crashes in the middle of each resilience construct, then resume: a `once` step in
+doubt, a completed step not run again, a retry's wait continued rather than restarted,
+a timeout's deadline kept absolute, idempotency keys RUN/KEY/n."""
+import json, os, subprocess, sys, tempfile, time, urllib.request
+
+FLOW = os.path.abspath(sys.argv[1])
+HERE = os.path.dirname(os.path.abspath(__file__))
+failures = []
+
+
+def check(name, ok, detail=""):
+    print(("ok   " if ok else "FAIL ") + name + ("" if ok else f": {detail}"))
+    if not ok:
+        failures.append(name)
+
+
+def flow(*args, env=None):
+    return subprocess.run([FLOW, *args], capture_output=True, text=True, timeout=60, env=env)
+
+
+server = subprocess.Popen([sys.executable, os.path.join(HERE, "..", "tools", "http_server.py")], stdout=subprocess.PIPE, text=True)
+base = "http://127.0.0.1:" + server.stdout.readline().split()[1]
+tmp = tempfile.mkdtemp()
+store = os.path.join(tmp, "store")
+
+
+def program(name, text):
+    path = os.path.join(tmp, name)
+    open(path, "w").write(text)
+    return path
+
+
+def crash_then_resume(path, run_id, crash, pause=0.0, args=()):
+    first = flow("run", path, "--store", store, "--run-id", run_id, *args, env=dict(os.environ, FLOW_CRASH_AT=crash))
+    time.sleep(pause)
+    second = flow("resume", run_id, "--store", store)
+    return first, second
+
+
+try:
+    charge = program("once.flow", f'''
+let receipt = null
+try {{
+  receipt = step "charge" once {{
+    let r = http.post("{base}/charge", {{json: {{amount: 5}}}})
+    r.status
+  }}
+}} catch e {{
+  print("in doubt:", e.kind)
+}}
+print("receipt", receipt)
+''')
+    for point in ["after-intent", "after-effect", "after-checkpoint"]:
+        first, second = crash_then_resume(charge, f"once-{point}", f"1:{point}")
+        if point == "after-checkpoint":
+            # The charge and its checkpoint are done, but the step has not finished.
+            want = "in doubt: in_doubt\nreceipt null\n"
+        else:
+            want = "in doubt: in_doubt\nreceipt null\n"
+        check(f"a once step stopped at {point} raises in_doubt on resume, not a second charge",
+              first.returncode == -9 and second.returncode == 0 and second.stdout == want, second.stdout + second.stderr)
+    r = flow("run", charge, "--store", store, "--run-id", "once-clean")
+    check("a once step that is not interrupted runs once", r.stdout == "receipt 200\n", r.stdout + r.stderr)
+
+    memo = program("memo.flow", f'''
+let a = step "pay" {{ http.post("{base}/charge", {{json: {{amount: 7}}}}).status }}
+let t = time.now()
+let b = step "pay" {{ http.post("{base}/charge", {{json: {{amount: 8}}}}).status }}
+print(a, b)
+''')
+    first, second = crash_then_resume(memo, "memo", "2:after-checkpoint")
+    stats = json.load(urllib.request.urlopen(base + "/stats"))
+    keys = sorted(k for k in stats["seen"] if k.startswith("memo/"))
+    check("a completed step is not run again after a crash, and its effect carried RUN/KEY/n",
+          second.returncode == 0 and second.stdout == "200 200\n" and keys == ["memo/pay/1"], f"{second.stdout} {keys}")
+
+    wait = program("wait.flow", '''
+let n = 0
+let v = retry (attempts: 2, backoff: 1500ms) {
+  n = n + 1
+  if n == 1 { throw error("flaky", "first") }
+  "ok"
+}
+print(v, n)
+''')
+    start = time.time()
+    first, second = crash_then_resume(wait, "wait", "1:after-intent", pause=0.6)
+    took = time.time() - start
+    check("a crash in a retry's backoff resumes with the rest of the wait",
+          second.stdout == "ok 2\n" and 1.4 <= took < 2.0, f"{took:.2f}s {second.stdout}{second.stderr}")
+
+    deadline = program("deadline.flow", '''
+let t0 = time.now()
+try {
+  timeout 1500ms {
+    sleep(300ms)
+    print("slept")
+    sleep(5s)
+  }
+} catch e {
+  print(e.kind)
+}
+''')
+    start = time.time()
+    first, second = crash_then_resume(deadline, "deadline", "3:after-checkpoint", pause=0.6)
+    took = time.time() - start
+    check("a resumed timeout gets only the time that was left",
+          first.stdout == "slept\n" and second.stdout == "timeout\n" and 1.4 <= took < 2.0,
+          f"{took:.2f}s {first.stdout!r} {second.stdout!r} {second.stderr}")
+
+    spin = program("spin.flow", '''
+let spins = 0
+try {
+  timeout 800ms {
+    print("start")
+    while true { spins = spins + 1 }
+  }
+} catch e {
+  print(e.kind, spins > 0)
+}
+''')
+    start = time.time()
+    first, second = crash_then_resume(spin, "spin", "1:after-checkpoint", pause=0.3)
+    took = time.time() - start
+    check("pure computation in a resumed timeout stops at the original deadline",
+          second.stdout == "timeout true\n" and took < 1.5, f"{took:.2f}s {second.stdout!r} {second.stderr}")
+finally:
+    server.kill()
+
+print(f"{'all passed' if not failures else str(len(failures)) + ' failed'}")
+sys.exit(1 if failures else 0)
