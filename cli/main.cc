@@ -25,6 +25,12 @@ int main(int argc, char** argv) {
   run_cmd->add_flag("--virtual-time", run.virtual_time, "skip time: durable waits fire at once");
   run_cmd->add_option("--durability", run.durability, "sync (default) or async")
       ->check(CLI::IsMember({"sync", "async"}));
+  auto add_budgets = [&run](CLI::App* cmd) {
+    cmd->add_option("--max-effects", run.max_effects, "raise kind budget once the run has done this many effects");
+    cmd->add_option("--max-instructions", run.max_instructions, "raise kind budget after this many VM instructions");
+    cmd->add_option("--deadline", run.deadline, "raise kind budget once this long has passed (30s, 10m, 2h)");
+  };
+  add_budgets(run_cmd);
   run_cmd->add_flag("--ephemeral", run.ephemeral,
                     "record nothing: no store, no checkpoints, no resume (quick scripts, benchmarks)");
 
@@ -44,6 +50,7 @@ int main(int argc, char** argv) {
   auto* resume_cmd = app.add_subcommand("resume", "continue a crashed or suspended run from its last checkpoint");
   resume_cmd->add_option("RUN", run_id, "the run id")->required();
   resume_cmd->add_option("--store", run.store, "the store folder (default ./.flow, or FLOW_STORE)");
+  add_budgets(resume_cmd);
 
   auto* runs_cmd = app.add_subcommand("runs", "list the runs of the store: id, status, effects, program");
   runs_cmd->add_option("--status", status, "only runs in this status (running, suspended, completed, failed, crashed)");
@@ -80,7 +87,7 @@ int main(int argc, char** argv) {
   if (compile_cmd->parsed()) return CompileCommand(file, out);
   if (check_cmd->parsed()) return CheckCommand(file);
   if (disasm_cmd->parsed()) return DisasmCommand(file);
-  if (resume_cmd->parsed()) return ResumeCommand(run.store, run_id);
+  if (resume_cmd->parsed()) return ResumeCommand(run.store, run_id, run);
   if (runs_cmd->parsed()) return RunsCommand(run.store, status, json);
   if (inspect_cmd->parsed()) return InspectCommand(run.store, run_id);
   if (history_cmd->parsed()) return HistoryCommand(run.store, run_id, json);

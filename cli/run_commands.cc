@@ -46,6 +46,19 @@ class NullHost : public VmHost {
 
 }  // namespace
 
+bool ParseDuration(const std::string& text, int64_t* ms) {
+  size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  if (digits == 0 || digits > 15) return false;
+  int64_t n = std::stoll(text.substr(0, digits));
+  std::string unit = text.substr(digits);
+  int64_t scale = unit.empty() || unit == "ms" ? 1 : unit == "s" ? 1000 : unit == "m" ? 60'000 : unit == "h" ? 3'600'000
+                : unit == "d" ? 86'400'000 : 0;
+  if (scale == 0) return false;
+  *ms = n * scale;
+  return true;
+}
+
 int RunCommand(const RunOptions& options) {
   runtime::StartOptions start;
   start.file = options.file;
@@ -62,10 +75,25 @@ int RunCommand(const RunOptions& options) {
   start.sync = options.durability != "async";
   start.virtual_time = options.virtual_time;
   start.ephemeral = options.ephemeral;
+  start.max_effects = options.max_effects;
+  start.max_instructions = options.max_instructions;
+  if (!options.deadline.empty() && !ParseDuration(options.deadline, &start.deadline_ms)) {
+    fmt::print(stderr, "flow run: --deadline takes a duration (500ms, 30s, 10m, 2h, 1d), got `{}`\n", options.deadline);
+    return kExitUsage;
+  }
   return runtime::StartRun(start);
 }
 
-int ResumeCommand(const std::string& store, const std::string& run_id) { return runtime::ResumeRun(store, run_id); }
+int ResumeCommand(const std::string& store, const std::string& run_id, const RunOptions& budgets) {
+  runtime::ResumeOptions options;
+  options.max_effects = budgets.max_effects;
+  options.max_instructions = budgets.max_instructions;
+  if (!budgets.deadline.empty() && !ParseDuration(budgets.deadline, &options.deadline_ms)) {
+    fmt::print(stderr, "flow resume: --deadline takes a duration (500ms, 30s, 10m, 2h, 1d), got `{}`\n", budgets.deadline);
+    return kExitUsage;
+  }
+  return runtime::ResumeRun(store, run_id, options);
+}
 
 int RunsCommand(const std::string& store_dir, const std::string& status_filter, bool json) {
   store::RunStatus wanted{};

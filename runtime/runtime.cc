@@ -225,6 +225,8 @@ int StartRun(const StartOptions& options) {
     ProcessHost host(options.virtual_time);
     VM vm(&module, &host, stdlib::GetNatives());
     SetProgramArgs(vm, options.args);
+    vm.SetBudget({options.max_effects, options.max_instructions,
+                  options.deadline_ms ? host.NowMs() + options.deadline_ms : INT64_MAX});
     RunOutcome outcome = vm.Run();
     host.Flush();
     if (outcome == RunOutcome::kFailed) {
@@ -260,6 +262,8 @@ int StartRun(const StartOptions& options) {
   record.args = options.args;
   record.durability = options.sync ? "sync" : "async";
   record.virtual_time = options.virtual_time;
+  record.max_effects = options.max_effects;
+  record.max_instructions = options.max_instructions;
   record.created_ms = record.updated_ms = WallMs();
   record.pid = getpid();
   // The database and its first checkpoint come before the record: a run that has a record
@@ -271,6 +275,8 @@ int StartRun(const StartOptions& options) {
   ProcessHost host(options.virtual_time);
   VM vm(&module, &host, stdlib::GetNatives());
   SetProgramArgs(vm, options.args);
+  if (options.deadline_ms) record.deadline_ms = host.NowMs() + options.deadline_ms;
+  vm.SetBudget({record.max_effects, record.max_instructions, record.deadline_ms});
   StoreJournal journal(db->get(), mark->get(), &host, id, options.sync, 0);
   vm.SetJournal(&journal);
   vm.PrepareToRun();
@@ -327,7 +333,7 @@ Status LoadRun(store::Store& st, const std::string& id, VmHost* host, LoadedRun*
   return Status::Ok();
 }
 
-int ResumeRun(const std::string& store_dir, const std::string& id) {
+int ResumeRun(const std::string& store_dir, const std::string& id, const ResumeOptions& options) {
   Result<store::Store> st = store::Store::Open(store_dir, false);
   if (!st.ok()) return Fail(st.status(), "");
   if (!store::IsValidRunId(id)) {
@@ -336,7 +342,9 @@ int ResumeRun(const std::string& store_dir, const std::string& id) {
   }
   Result<store::RunRecord> peek = st->ReadRun(id);
   if (!peek.ok()) return Fail(peek.status(), "");
-  if (peek->status == store::RunStatus::kCompleted || peek->status == store::RunStatus::kFailed) {
+  // A run stopped by a budget keeps its state: it may go on, with a new budget.
+  bool budget_stop = peek->status == store::RunStatus::kFailed && peek->detail.rfind("error: budget:", 0) == 0;
+  if (peek->status == store::RunStatus::kCompleted || (peek->status == store::RunStatus::kFailed && !budget_stop)) {
     fmt::print(stderr, "flow: run {} has already {}; there is nothing to resume\n", id,
                peek->status == store::RunStatus::kCompleted ? "completed" : "failed");
     return kExitUsage;
@@ -375,6 +383,10 @@ int ResumeRun(const std::string& store_dir, const std::string& id) {
       in_flight = HistoryEntry{};
     }
   }
+  if (options.max_effects) run.record.max_effects = options.max_effects;
+  if (options.max_instructions) run.record.max_instructions = options.max_instructions;
+  if (options.deadline_ms) run.record.deadline_ms = host.NowMs() + options.deadline_ms;
+  vm.SetBudget({run.record.max_effects, run.record.max_instructions, run.record.deadline_ms});
   run.record.status = store::RunStatus::kRunning;
   run.record.pid = getpid();
   run.record.updated_ms = WallMs();

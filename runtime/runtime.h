@@ -23,13 +23,25 @@ struct StartOptions {
   bool sync = true;    // --durability sync (default) or async
   bool virtual_time = false;
   bool ephemeral = false;  // --ephemeral: no store, no checkpoints, no resume
+  // Budgets: 0 means none. The deadline is a duration from the start, kept as an absolute
+  // time on the run's clock.
+  uint64_t max_effects = 0;
+  uint64_t max_instructions = 0;
+  int64_t deadline_ms = 0;
+};
+
+// What `flow resume` may change: budgets given again replace the run's.
+struct ResumeOptions {
+  uint64_t max_effects = 0;
+  uint64_t max_instructions = 0;
+  int64_t deadline_ms = 0;  // from now
 };
 
 
 // `flow run`: creates the run, runs it, prints its output; returns the exit code.
 int StartRun(const StartOptions& options);
 // `flow resume`: continues a run from its last checkpoint; returns the exit code.
-int ResumeRun(const std::string& store_dir, const std::string& run_id);
+int ResumeRun(const std::string& store_dir, const std::string& run_id, const ResumeOptions& options = {});
 
 // A run opened from the store: its record, code, database and VM as of its last
 // checkpoint (or fresh, if it crashed before the first). The caller holds the run's lock.

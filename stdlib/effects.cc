@@ -38,7 +38,7 @@ bool Sleep(VM& vm, Value* args, int, Value* out) {
   int64_t now = vm.host().NowMs();
   if (vm.deadline() != INT64_MAX && now + args[0].i >= vm.deadline()) {
     vm.host().SleepMs(std::max<int64_t>(0, vm.deadline() - now));
-    return vm.Raise("timeout", fmt::format("sleep({}) passed the deadline", args[0].i));
+    return vm.RaiseDeadline();
   }
   vm.host().SleepMs(args[0].i);
   *out = Value::Null();

@@ -2,7 +2,8 @@
 //
 // A run record file is a sealed record (vm/base/record.h, version 1) whose payload is
 //   id:bytes program:bytes code_hash:bytes n:varint (key:bytes value:bytes){n}
-//   status:u8 durability:bytes virtual_time:u8 created_ms:u64 updated_ms:u64 effects:varint pid:u64 detail:bytes
+//   status:u8 durability:bytes virtual_time:u8 max_effects:varint max_instructions:varint
+//   deadline_ms:u64 created_ms:u64 updated_ms:u64 effects:varint pid:u64 detail:bytes
 #include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -190,6 +191,9 @@ Status Store::WriteRun(const RunRecord& r) {
   PutFixed8(&p, static_cast<uint8_t>(r.status));
   PutBytes(&p, r.durability);
   PutFixed8(&p, r.virtual_time ? 1 : 0);
+  PutVarint(&p, r.max_effects);
+  PutVarint(&p, r.max_instructions);
+  PutFixed64(&p, static_cast<uint64_t>(r.deadline_ms));
   PutFixed64(&p, static_cast<uint64_t>(r.created_ms));
   PutFixed64(&p, static_cast<uint64_t>(r.updated_ms));
   PutVarint(&p, r.effects);
@@ -220,6 +224,9 @@ Result<RunRecord> Store::ReadRun(const std::string& id) const {
   uint8_t status = rd.U8();
   r.durability = std::string(rd.Bytes());
   r.virtual_time = rd.U8() != 0;
+  r.max_effects = rd.Varint();
+  r.max_instructions = rd.Varint();
+  r.deadline_ms = static_cast<int64_t>(rd.U64());
   r.created_ms = static_cast<int64_t>(rd.U64());
   r.updated_ms = static_cast<int64_t>(rd.U64());
   r.effects = rd.Varint();

@@ -1,7 +1,7 @@
 // Checkpoints of the VM: encoding its state, and rebuilding it with every reference checked.
 // The grammar (also in docs/checkpoint.md), little-endian, varint = LEB128:
 //
-//   header   := effects_done:varint
+//   header   := effects_done:varint instructions:varint
 //               sp:varint value{sp}                                   the value stack
 //               n:varint (function:varint closure+1:varint pc:varint base:varint){n}
 //               n:varint (kind:u8 frame_depth:varint stack_height:varint pc:varint
@@ -212,6 +212,7 @@ void VM::EncodeCheckpoint(bool full, CheckpointDelta* out) {
   std::string& h = out->header;
   h.clear();
   PutVarint(&h, effects_done_);
+  PutVarint(&h, instructions_);
   PutVarint(&h, sp_);
   for (uint32_t i = 0; i < sp_; ++i) PutValue(&h, stack_[i]);
   PutVarint(&h, frames_.size());
@@ -254,6 +255,7 @@ Status VM::RestoreCheckpoint(std::string_view header,
   auto bad = [](const std::string& what) { return Status::Corruption("checkpoint is inconsistent: " + what); };
   Reader r(header);
   uint64_t effects = r.Varint();
+  uint64_t instructions = r.Varint();
   uint64_t sp = r.Varint();
   if (r.failed() || sp > kStackCapacity || sp > r.remaining()) return bad("stack size");
   std::vector<Value> stack(sp);
@@ -426,6 +428,7 @@ Status VM::RestoreCheckpoint(std::string_view header,
   heap_.FinishRestore();
   heap_.StartTracking();
   effects_done_ = effects;
+  instructions_ = instructions;
   sp_ = static_cast<uint32_t>(sp);
   for (uint32_t i = 0; i < sp_; ++i) stack_[i] = stack[i];
   frames_ = std::move(frames);

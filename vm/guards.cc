@@ -30,9 +30,19 @@ struct RetryOptions {
 }  // namespace
 
 void VM::RecomputeDeadline() {
-  deadline_ = INT64_MAX;
+  deadline_ = budget_.deadline_ms;
   for (const Handler& h : handlers_)
     if (h.kind == HandlerKind::kTimeout) deadline_ = std::min(deadline_, h.deadline);
+}
+
+bool VM::RaiseDeadline() {
+  int64_t now = host_->NowMs();
+  if (now >= budget_.deadline_ms) {
+    budget_.deadline_ms = now + kBudgetGraceMs;  // for the handler to clean up
+    RecomputeDeadline();
+    return Raise("budget", "the run passed its deadline (--deadline)");
+  }
+  return Raise("timeout", "the deadline passed");
 }
 
 bool VM::OpenTimeout(Value duration) {

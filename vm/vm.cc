@@ -141,6 +141,14 @@ RunOutcome VM::Run() {
 #include "vm/bytecode/opcodes.def"
 #undef OP
   };
+  // With an instruction budget, every opcode goes through count_instruction first; without
+  // one the loop pays nothing for it.
+  static void* const kCountingLabels[] = {
+#define OP(name, operands, pops, pushes, flags, meaning) &&count_instruction,
+#include "vm/bytecode/opcodes.def"
+#undef OP
+  };
+  void* const* labels = budget_.max_instructions > 0 ? kCountingLabels : kLabels;
 
   Value* const stack = stack_.get();
   Value* const globals = globals_.data();
@@ -171,7 +179,7 @@ RunOutcome VM::Run() {
 #define READ8() (ip += 1, ip[-1])
 #define READ16() (ip += 2, DecodeFixed16(ip - 2))
 #define READ32() (ip += 4, DecodeFixed32(ip - 4))
-#define DISPATCH() goto* kLabels[*ip++]
+#define DISPATCH() goto* labels[*ip++]
 // Pure computation inside a timeout is interrupted: the clock is read every 1024 back
 // edges or calls while a deadline is open (nothing is read when none is).
 #define CHECK_DEADLINE()                                                              \
@@ -180,7 +188,7 @@ RunOutcome VM::Run() {
       deadline_ticks_ = 0;                                                            \
       if (host_->NowMs() >= deadline_) {                                              \
         SAVE_STATE();                                                                 \
-        Raise("timeout", "the deadline passed during computation");                   \
+        RaiseDeadline();                                                              \
         goto handle_error;                                                            \
       }                                                                               \
     }                                                                                 \
@@ -194,6 +202,16 @@ RunOutcome VM::Run() {
   }
   DISPATCH();
 
+count_instruction:
+  if (++instructions_ > budget_.max_instructions) {
+    --ip;
+    SAVE_STATE();
+    Raise("budget", fmt::format("the run used its budget of {} instructions", budget_.max_instructions));
+    // 10,000 more for the handler that catches it to clean up; past those, it raises again.
+    budget_.max_instructions = instructions_ + 10'000;
+    goto handle_error;
+  }
+  goto* kLabels[ip[-1]];
 op_NOP:
   DISPATCH();
 op_CONST:
@@ -712,6 +730,15 @@ void VM::SetJournal(EffectJournal* journal) {
 // Runs an effectful builtin between the journal's two records. The frame's pc is already
 // past the call; on success the result replaces args[-1] or the callee (result_slot).
 VM::EffectResult VM::RunEffect(uint16_t id, Value* args, int argc, Value* result_slot) {
+  if (budget_.max_effects > 0 && effects_done_ >= budget_.max_effects) {
+    Raise("budget", fmt::format("the run used its budget of {} effects", budget_.max_effects));
+    budget_.max_effects = effects_done_ + kBudgetGraceEffects;  // for the handler to clean up
+    return EffectResult::kRaised;
+  }
+  if (budget_.deadline_ms != INT64_MAX && host_->NowMs() >= budget_.deadline_ms) {
+    RaiseDeadline();
+    return EffectResult::kRaised;
+  }
   uint64_t seq = effects_done_ + 1;
   EnterEffectScope();
   if (Status s = journal_->BeforeEffect(*this, seq, id, args, argc); !s.ok()) {

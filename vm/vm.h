@@ -65,6 +65,17 @@ struct Handler {
   int64_t deadline;       // timeout: absolute ms on the run's clock
 };
 
+// Limits on a run, against runaway agents: exceeding one raises kind `budget`. The handler
+// that catches it gets a short grace to clean up (10 effects, 10,000 instructions, 1 s);
+// past that, `budget` is raised again.
+inline constexpr uint64_t kBudgetGraceEffects = 10;
+inline constexpr int64_t kBudgetGraceMs = 1000;
+struct Budget {
+  uint64_t max_effects = 0;       // 0: none
+  uint64_t max_instructions = 0;  // 0: none
+  int64_t deadline_ms = INT64_MAX;  // absolute, on the run's clock
+};
+
 enum class RunOutcome {
   kCompleted,  // the script returned
   kFailed,     // an uncaught Flow error: uncaught_error()
@@ -88,6 +99,15 @@ class VM {
   // Sets up the top-level frame, so that a first checkpoint can be taken before Run().
   void PrepareToRun();
   const Status& abort_status() const { return abort_status_; }
+
+  // Limits for this execution (the runtime keeps them with the run).
+  void SetBudget(const Budget& budget) {
+    budget_ = budget;
+    RecomputeDeadline();
+  }
+  uint64_t instructions() const { return instructions_; }
+  // Raises `budget` if the run's deadline passed, else `timeout` (for waits cut short).
+  bool RaiseDeadline();
 
   // Durability: with a journal set, every effectful builtin call is reported to it.
   void SetJournal(EffectJournal* journal);
@@ -160,6 +180,7 @@ class VM {
   [[gnu::noinline]] bool CloseStep();
   [[gnu::noinline]] bool OpenTimeout(Value duration);
   void RecomputeDeadline();
+
   void EnterEffectScope();
   [[gnu::noinline]] Status WaitDurably(int64_t ms);
   [[gnu::noinline]] EffectResult RunEffect(uint16_t id, Value* args, int argc, Value* result_slot);
@@ -197,6 +218,8 @@ class VM {
   std::string effect_scope_;
   bool resume_in_doubt_ = false;       // restored inside an open `once` step
   int64_t retry_wait_ms_ = 0;          // set by RetryAfterError
+  Budget budget_;
+  uint64_t instructions_ = 0;          // counted only under an instruction budget
 };
 
 }  // namespace flow
