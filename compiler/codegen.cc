@@ -330,7 +330,8 @@ class Codegen {
   // step / retry / timeout: the operand already on the stack becomes a hidden local, the
   // handler opens, the body leaves its value, the END opcode folds value and operand.
   void CompileGuardedBlock(const Expr& e, Op begin, Op end, uint32_t once = 0) {
-    AddLocal(begin == Op::STEP_BEGIN ? "(step)" : begin == Op::RETRY_BEGIN ? "(retry)" : "(timeout)", e.loc);
+    AddLocal(begin == Op::STEP_BEGIN ? "(step)" : begin == Op::RETRY_BEGIN ? "(retry)"
+             : begin == Op::BREAKER_BEGIN ? "(breaker)" : "(timeout)", e.loc);
     MarkLine(e.loc);
     uint32_t skip = begin == Op::STEP_BEGIN ? Emit(Op::STEP_BEGIN, once, 0) : (Emit(begin), 0);
     ++state_->handler_depth;
@@ -797,10 +798,23 @@ class Codegen {
         CompileExpr(*e.object);
         CompileGuardedBlock(e, Op::TIMEOUT_BEGIN, Op::TIMEOUT_END);
         break;
-      case ExprKind::kBreaker:
-        diags_->Error(e.loc, "`breaker` blocks are not supported by this version of flow yet");
-        Emit(Op::PUSH_NULL);
+      case ExprKind::kBreaker: {
+        // The hidden operand is [name, options].
+        static const std::set<std::string> kBreakerOptions = {"failures", "window", "cooldown"};
+        CompileExpr(*e.object);
+        std::set<std::string> seen;
+        for (const auto& o : e.options) {
+          if (!kBreakerOptions.count(o.name))
+            diags_->Error(o.loc, fmt::format("unknown breaker option `{}` (failures, window, cooldown)", o.name));
+          if (!seen.insert(o.name).second) diags_->Error(o.loc, fmt::format("breaker option `{}` given twice", o.name));
+          Emit(Op::CONST, StringConstant(o.name));
+          CompileExpr(*o.value);
+        }
+        Emit(Op::BUILD_MAP, static_cast<uint32_t>(e.options.size()));
+        Emit(Op::BUILD_LIST, 2);
+        CompileGuardedBlock(e, Op::BREAKER_BEGIN, Op::BREAKER_END);
         break;
+      }
     }
   }
 

@@ -9,6 +9,7 @@
 #include "runtime/runtime.h"
 
 #include "runtime/journal.h"
+#include "vm/breaker.h"
 #include "runtime/program_file.h"
 
 #include <fmt/format.h>
@@ -63,6 +64,16 @@ class ProcessHost : public RunHost {
     }
   }
   void SetWaitOrigin(int64_t wall_ms) override { wait_origin_ms_ = wall_ms; }
+  // Breakers of a durable run live in the store, shared by every run that uses it.
+  void set_store(store::Store* st) { store_ = st; }
+  Status BreakerEnter(const std::string& name, const BreakerPolicy& policy, bool* admitted) override {
+    if (!store_) return VmHost::BreakerEnter(name, policy, admitted);
+    return UpdateBreaker(name, [&](BreakerState* b) { *admitted = b->Admit(NowMs(), policy); });
+  }
+  Status BreakerExit(const std::string& name, const BreakerPolicy& policy, bool success) override {
+    if (!store_) return VmHost::BreakerExit(name, policy, success);
+    return UpdateBreaker(name, [&](BreakerState* b) { b->Record(NowMs(), policy, success); });
+  }
   std::string IdempotencyKey() override { return key_; }
   void Flush() override { std::fflush(stdout); }
   void set_key(const std::string& key) override { key_ = key; }
@@ -72,9 +83,24 @@ class ProcessHost : public RunHost {
   }
 
  private:
+  Status UpdateBreaker(const std::string& name, const std::function<void(BreakerState*)>& change) {
+    Status decode_error;
+    Status s = store_->UpdateShared(name, [&](std::string* bytes) {
+      BreakerState b;
+      if (!bytes->empty() && !b.Decode(*bytes)) {
+        decode_error = Status::Corruption("the state of breaker " + name + " is malformed");
+        return;
+      }
+      change(&b);
+      *bytes = b.Encode();
+    });
+    return s.ok() ? decode_error : s;
+  }
+
   bool virtual_time_;
   int64_t virtual_now_ms_;
   int64_t wait_origin_ms_ = 0;
+  store::Store* store_ = nullptr;
   std::string key_;
 };
 
@@ -273,6 +299,7 @@ int StartRun(const StartOptions& options) {
   Result<std::unique_ptr<store::CheckpointMark>> mark = st->OpenMark(id);
   if (!mark.ok()) return Fail(mark.status(), "run " + id);
   ProcessHost host(options.virtual_time);
+  host.set_store(&st.value());
   VM vm(&module, &host, stdlib::GetNatives());
   SetProgramArgs(vm, options.args);
   if (options.deadline_ms) record.deadline_ms = host.NowMs() + options.deadline_ms;
@@ -352,6 +379,7 @@ int ResumeRun(const std::string& store_dir, const std::string& id, const ResumeO
   Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(id);
   if (!lock.ok()) return Fail(lock.status(), "");
   ProcessHost host(peek->virtual_time);
+  host.set_store(&st.value());
   LoadedRun run;
   if (Status s = LoadRun(*st, id, &host, &run); !s.ok()) return Fail(s, "run " + id);
   host.set_virtual_now_ms(run.virtual_now_ms);

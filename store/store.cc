@@ -307,6 +307,50 @@ bool Store::IsRunLive(const std::string& id, int64_t* pid) const {
   return *pid != 0;
 }
 
+// breakers/HEX(name) := sealed record (version 1) of the caller's bytes; read, changed and
+// written back under an fcntl write lock on the file, so concurrent processes serialize.
+Status Store::UpdateShared(const std::string& name, const std::function<void(std::string* bytes)>& update) {
+  if (Status s = MakeDir(dir_ + "/breakers"); !s.ok()) return s;
+  std::string file;
+  for (unsigned char c : name) file += fmt::format("{:02x}", c);
+  if (file.empty() || file.size() > 200) return Status::InvalidArgument("a breaker name must be 1 to 100 bytes");
+  std::string path = dir_ + "/breakers/" + file;
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::IOError(fmt::format("cannot open {}: {}", path, Errno()));
+  struct flock fl{};
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  while (fcntl(fd, F_SETLKW, &fl) != 0) {
+    if (errno != EINTR) {
+      close(fd);
+      return Status::IOError(fmt::format("cannot lock {}: {}", path, Errno()));
+    }
+  }
+  std::string raw;
+  char buf[4096];
+  ssize_t n;
+  off_t at = 0;
+  while ((n = pread(fd, buf, sizeof buf, at)) > 0) {
+    raw.append(buf, static_cast<size_t>(n));
+    at += n;
+  }
+  std::string bytes;
+  if (!raw.empty()) {
+    std::string_view payload;
+    if (Status s = OpenRecord(raw, 1, "the state of breaker " + name, &payload); !s.ok()) {
+      close(fd);
+      return s;
+    }
+    bytes = std::string(payload);
+  }
+  update(&bytes);
+  std::string sealed = SealRecord(1, bytes);
+  bool ok = pwrite(fd, sealed.data(), sealed.size(), 0) == static_cast<ssize_t>(sealed.size()) &&
+            ftruncate(fd, static_cast<off_t>(sealed.size())) == 0;
+  close(fd);  // releases the lock
+  return ok ? Status::Ok() : Status::IOError(fmt::format("cannot write {}: {}", path, Errno()));
+}
+
 // mark := checkpoint:u64 checksum:u64 (XXH3-64 of the first 8 bytes)
 CheckpointMark::~CheckpointMark() {
   if (fd_ >= 0) close(fd_);

@@ -149,6 +149,10 @@ class Store {
   std::string RunDbDir(const std::string& id) const { return dir_ + "/runs/" + id + "/db"; }
 
   Result<std::unique_ptr<CheckpointMark>> OpenMark(const std::string& id);
+
+  // Shared state by name (circuit breakers): `update` gets the current bytes ("" if none)
+  // and changes them, under an exclusive lock held across processes.
+  Status UpdateShared(const std::string& name, const std::function<void(std::string* bytes)>& update);
   // The run's mark: 0 if it has none; Corruption if it is damaged.
   Result<uint64_t> ReadMark(const std::string& id) const;
 

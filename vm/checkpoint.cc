@@ -277,7 +277,7 @@ Status VM::RestoreCheckpoint(std::string_view header,
     uint8_t kind = r.U8();
     uint64_t depth = r.Varint(), height = r.Varint(), pc = r.Varint(), count = r.Varint();
     int64_t deadline = static_cast<int64_t>(r.U64());
-    if (r.failed() || kind > static_cast<uint8_t>(HandlerKind::kStep) || depth >= nframes || height > sp ||
+    if (r.failed() || kind > static_cast<uint8_t>(HandlerKind::kBreaker) || depth >= nframes || height > sp ||
         pc > UINT32_MAX || count > UINT32_MAX)
       return bad("handler");
     hd = {static_cast<HandlerKind>(kind), static_cast<uint32_t>(depth), static_cast<uint32_t>(height),
@@ -422,6 +422,9 @@ Status VM::RestoreCheckpoint(std::string_view header,
         in_once_step |= hd.pc == 1;
         break;
       case HandlerKind::kTimeout: break;
+      case HandlerKind::kBreaker:
+        if (stack[hd.stack_height - 1].tag != Tag::kList) return bad("a breaker handler has no operand");
+        break;
     }
   }
 

@@ -195,3 +195,68 @@ bool VM::CloseStep() {
 }
 
 }  // namespace flow
+
+#include <map>
+
+#include "vm/breaker.h"
+
+namespace flow {
+
+// Without a store (ephemeral runs, tests), breakers live in this process.
+static std::map<std::string, BreakerState>& InProcessBreakers() {
+  static auto* states = new std::map<std::string, BreakerState>;
+  return *states;
+}
+
+Status VmHost::BreakerEnter(const std::string& name, const BreakerPolicy& policy, bool* admitted) {
+  *admitted = InProcessBreakers()[name].Admit(NowMs(), policy);
+  return Status::Ok();
+}
+
+Status VmHost::BreakerExit(const std::string& name, const BreakerPolicy& policy, bool success) {
+  InProcessBreakers()[name].Record(NowMs(), policy, success);
+  return Status::Ok();
+}
+
+static bool ParseBreaker(VM& vm, const Heap& heap, Value operand, std::string* name, VmHost::BreakerPolicy* p) {
+  const auto& parts = heap.Get<ListObj>(operand.ref)->items;
+  if (parts.size() != 2 || parts[0].tag != Tag::kString || parts[1].tag != Tag::kMap)
+    return vm.Raise("type", "a breaker's name must be a string");
+  *name = heap.StringOf(parts[0]);
+  const MapObj* m = heap.Get<MapObj>(parts[1].ref);
+  auto number = [&](const char* key, int64_t* out) {
+    const Value* v = m->Find(key);
+    if (!v) return true;
+    if (v->tag != Tag::kInt || v->i < 1) return vm.Raise("type", fmt::format("breaker option {} must be a positive int", key));
+    *out = v->i;
+    return true;
+  };
+  return number("failures", &p->failures) && number("window", &p->window_ms) && number("cooldown", &p->cooldown_ms);
+}
+
+bool VM::OpenBreaker(Value operand) {
+  std::string name;
+  VmHost::BreakerPolicy policy;
+  if (!ParseBreaker(*this, heap_, operand, &name, &policy)) return false;
+  bool admitted = false;
+  if (Status s = host_->BreakerEnter(name, policy, &admitted); !s.ok()) {
+    abort_status_ = s;
+    return false;
+  }
+  if (!admitted) return Raise("circuit_open", fmt::format("circuit breaker `{}` is open", name));
+  handlers_.push_back({HandlerKind::kBreaker, static_cast<uint32_t>(frames_.size() - 1), sp_, 0, 0, 0});
+  return true;
+}
+
+bool VM::CloseBreaker(const Handler& h, bool success) {
+  std::string name;
+  VmHost::BreakerPolicy policy;
+  if (!ParseBreaker(*this, heap_, stack_[h.stack_height - 1], &name, &policy)) return false;
+  if (Status s = host_->BreakerExit(name, policy, success); !s.ok()) {
+    abort_status_ = s;
+    return false;
+  }
+  return true;
+}
+
+}  // namespace flow

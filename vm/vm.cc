@@ -570,6 +570,20 @@ op_TIMEOUT_BEGIN:
   SAVE_STATE();
   if (!OpenTimeout(sp[-1])) goto handle_error;
   DISPATCH();
+op_BREAKER_BEGIN:
+  SAVE_STATE();
+  if (!OpenBreaker(sp[-1])) {
+    if (!abort_status_.ok()) return RunOutcome::kAborted;
+    goto handle_error;
+  }
+  DISPATCH();
+op_BREAKER_END:
+  SAVE_STATE();
+  if (!CloseBreaker(handlers_.back(), true)) {
+    if (!abort_status_.ok()) return RunOutcome::kAborted;
+    goto handle_error;
+  }
+
 op_RETRY_END:
 op_TIMEOUT_END:
   // The body's value takes the operand's slot; the handler closes.
@@ -670,6 +684,12 @@ handle_error : {
       ip = code + h.pc;
       retry_wait = true;
       goto landed;
+    }
+    if (h.kind == HandlerKind::kBreaker) {
+      Handler breaker = h;
+      Value error = pending_error_;
+      if (!CloseBreaker(breaker, false) && !abort_status_.ok()) return RunOutcome::kAborted;
+      pending_error_ = error;
     }
     handlers_.pop_back();
     RecomputeDeadline();

@@ -30,6 +30,15 @@ class VmHost {
   virtual void SetWaitOrigin(int64_t wall_ms) {}
   // The idempotency key of the effect being run (RUN/n), or "" outside a durable run.
   virtual std::string IdempotencyKey() { return ""; }
+  // Circuit breakers, shared by every run of the store. Enter: false (with *error set)
+  // when the breaker is open. Exit: the body's outcome.
+  struct BreakerPolicy {
+    int64_t failures = 5;      // failures within `window` that open it
+    int64_t window_ms = 60'000;
+    int64_t cooldown_ms = 30'000;
+  };
+  virtual Status BreakerEnter(const std::string& name, const BreakerPolicy& policy, bool* admitted);
+  virtual Status BreakerExit(const std::string& name, const BreakerPolicy& policy, bool success);
 };
 
 // A builtin: reads args[0..argc), writes *out and returns true, or calls vm.Raise(...) and
@@ -54,7 +63,7 @@ inline constexpr uint32_t kNoClosure = UINT32_MAX;
 
 // An open try, retry, timeout or step, innermost last. Plain data, like everything the
 // VM holds: it is part of every checkpoint.
-enum class HandlerKind : uint8_t { kTry = 0, kRetry = 1, kTimeout = 2, kStep = 3 };
+enum class HandlerKind : uint8_t { kTry = 0, kRetry = 1, kTimeout = 2, kStep = 3, kBreaker = 4 };
 struct Handler {
   HandlerKind kind;
   uint32_t frame_depth;   // index of the frame that opened it
@@ -179,6 +188,8 @@ class VM {
   [[gnu::noinline]] bool OpenStep(uint32_t once, bool* done);
   [[gnu::noinline]] bool CloseStep();
   [[gnu::noinline]] bool OpenTimeout(Value duration);
+  [[gnu::noinline]] bool OpenBreaker(Value operand);
+  [[gnu::noinline]] bool CloseBreaker(const Handler& h, bool success);
   void RecomputeDeadline();
 
   void EnterEffectScope();
