@@ -12,6 +12,7 @@ struct RunOptions {
   std::string run_id;
   bool virtual_time = false;
   bool ephemeral = false;
+  bool detach = false;
   std::string durability = "sync";
   uint64_t max_effects = 0;
   uint64_t max_instructions = 0;

@@ -3,7 +3,12 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
 #include "cli/commands.h"
+#include "runtime/runtime.h"
 #include "runtime/program_file.h"
 
 int main(int argc, char** argv) {
@@ -31,6 +36,7 @@ int main(int argc, char** argv) {
     cmd->add_option("--deadline", run.deadline, "raise kind budget once this long has passed (30s, 10m, 2h)");
   };
   add_budgets(run_cmd);
+  run_cmd->add_flag("--detach", run.detach, "suspend at every wait (exit 75): flow resume or flow worker continues it");
   run_cmd->add_flag("--ephemeral", run.ephemeral,
                     "record nothing: no store, no checkpoints, no resume (quick scripts, benchmarks)");
 
@@ -77,6 +83,22 @@ int main(int argc, char** argv) {
   import_cmd->add_option("FILE", image_file, "a run image written by flow export")->required();
   import_cmd->add_option("--store", run.store, "the store folder (default ./.flow, or FLOW_STORE)");
 
+  std::string signal_name, signal_json;
+  auto* signal_cmd = app.add_subcommand("signal", "deliver a signal (and a JSON value) to a run");
+  signal_cmd->add_option("RUN", run_id, "the run id")->required();
+  signal_cmd->add_option("NAME", signal_name, "the signal name, as in signal.wait(NAME)")->required();
+  signal_cmd->add_option("JSON", signal_json, "the value signal.wait returns (default null)");
+  signal_cmd->add_option("--store", run.store, "the store folder (default ./.flow, or FLOW_STORE)");
+
+  auto* cancel_cmd = app.add_subcommand("cancel", "cancel a run: suspended, it ends; live, it raises `cancelled`");
+  cancel_cmd->add_option("RUN", run_id, "the run id")->required();
+  cancel_cmd->add_option("--store", run.store, "the store folder (default ./.flow, or FLOW_STORE)");
+
+  bool worker_once = false;
+  auto* worker_cmd = app.add_subcommand("worker", "resume runs whose timers are due, whose signals came, whose process died");
+  worker_cmd->add_flag("--once", worker_once, "one pass over the store, then exit");
+  worker_cmd->add_option("--store", run.store, "the store folder (default ./.flow, or FLOW_STORE)");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -91,6 +113,19 @@ int main(int argc, char** argv) {
   if (runs_cmd->parsed()) return RunsCommand(run.store, status, json);
   if (inspect_cmd->parsed()) return InspectCommand(run.store, run_id);
   if (history_cmd->parsed()) return HistoryCommand(run.store, run_id, json);
+  if (signal_cmd->parsed()) {
+    if (!signal_json.empty()) {
+      try {
+        if (!nlohmann::json::accept(signal_json)) throw std::invalid_argument("invalid JSON");
+      } catch (const std::exception& e) {
+        fmt::print(stderr, "flow signal: the value is not JSON: {}\n", e.what());
+        return kExitUsage;
+      }
+    }
+    return flow::runtime::SignalRun(run.store, run_id, signal_name, signal_json);
+  }
+  if (cancel_cmd->parsed()) return flow::runtime::CancelRun(run.store, run_id);
+  if (worker_cmd->parsed()) return flow::runtime::Worker(run.store, worker_once);
   if (export_cmd->parsed()) return ExportCommand(run.store, run_id, image_out);
   if (import_cmd->parsed()) return ImportCommand(run.store, image_file);
   return kExitUsage;

@@ -75,6 +75,7 @@ int RunCommand(const RunOptions& options) {
   start.sync = options.durability != "async";
   start.virtual_time = options.virtual_time;
   start.ephemeral = options.ephemeral;
+  start.detach = options.detach;
   start.max_effects = options.max_effects;
   start.max_instructions = options.max_instructions;
   if (!options.deadline.empty() && !ParseDuration(options.deadline, &start.deadline_ms)) {

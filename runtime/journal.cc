@@ -151,6 +151,7 @@ Status StoreJournal::WriteCheckpoint(VM& vm, bool full, store::Batch* batch) {
     if (keep_last_batch_) last_batch_.emplace_back(ObjectKey(id), sealed);
   }
   // The time of the effect's start stands for the checkpoint's (one clock read per effect).
+  host_->AddToCheckpoint(batch);
   EncodeStateRecordInto(++checkpoint_, full ? WallMs() : now_ms_, host_->virtual_now_ms(), delta.header, &record_buf_);
   batch->Put(kStateKey, record_buf_);
   if (keep_last_batch_) last_batch_.emplace_back(kStateKey, record_buf_);

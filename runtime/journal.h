@@ -18,7 +18,11 @@ class RunHost : public VmHost {
   virtual void Flush() = 0;                    // the program's output, before each checkpoint
   virtual void set_key(const std::string& key) = 0;  // the idempotency key of the running effect
   virtual int64_t virtual_now_ms() const = 0;  // the run's clock under --virtual-time, else 0
+  virtual void AddToCheckpoint(store::Batch* batch) {}  // host state that commits with it
 };
+
+// The name of a run's mailbox in the store's shared state.
+inline std::string MailboxName(const std::string& run_id) { return "mailbox:" + run_id; }
 
 // The test-only crash hook: FLOW_CRASH_AT=K:POINT kills the process with SIGKILL at POINT
 // (before-intent, after-intent, after-effect, after-checkpoint) of the K-th effect.

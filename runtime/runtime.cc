@@ -21,6 +21,7 @@
 #include <cstdio>
 #include <cstring>
 #include <cstdlib>
+#include <map>
 #include <optional>
 #include <thread>
 
@@ -56,14 +57,83 @@ class ProcessHost : public RunHost {
   void SleepMs(int64_t ms) override {
     if (virtual_time_) {
       virtual_now_ms_ += ms;
-    } else {
-      // A wait begun before a crash ends when it would have: only the rest is waited.
-      int64_t wait = wait_origin_ms_ > 0 ? wait_origin_ms_ + ms - WallMs() : ms;
-      wait_origin_ms_ = 0;
-      if (wait > 0) std::this_thread::sleep_for(std::chrono::milliseconds(wait));
+      return;
     }
+    // In slices, so that a cancel is seen during a long wait.
+    int64_t end = WallMs() + ms;
+    for (int64_t now = WallMs(); now < end && (cancel_delivered_ || !CancelPending()); now = WallMs())
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(end - now, 100)));
   }
   void SetWaitOrigin(int64_t wall_ms) override { wait_origin_ms_ = wall_ms; }
+  bool virtual_time() const override { return virtual_time_; }
+  // Waits longer than this suspend a durable run (exit 75) instead of blocking it; under
+  // --detach every wait does.
+  static constexpr int64_t kSuspendAfterMs = 10'000;
+  bool ShouldSuspend(int64_t ms, int64_t* wake_ms) override {
+    // A wait begun before a crash keeps its end: only the rest is left.
+    int64_t remaining = wait_origin_ms_ > 0 ? wait_origin_ms_ + ms - WallMs() : ms;
+    wait_origin_ms_ = 0;
+    if (remaining < 0) remaining = 0;
+    *wake_ms = NowMs() + remaining;
+    if (virtual_time_ || !store_ || remaining == 0) return false;
+    return detach_ || remaining > kSuspendAfterMs;
+  }
+  void set_detach(bool detach) { detach_ = detach; }
+  // Signals: runs/ID's mailbox holds every signal sent to the run; the run's database keeps
+  // how many of each name it has received, advanced in the checkpoint of the wait.
+  void set_run(const std::string& id, std::map<std::string, uint64_t> received) {
+    run_id_ = id;
+    received_ = std::move(received);
+  }
+  Status TakeSignal(const std::string& name, bool* found, std::string* json) override {
+    *found = false;
+    if (!store_) return Status::Ok();
+    std::string bytes;
+    if (Status s = store_->ReadShared(MailboxName(run_id_), &bytes); !s.ok()) return s;
+    uint64_t skip = received_[name];
+    Reader r(bytes);
+    while (!r.failed() && !r.at_end()) {
+      std::string n(r.Bytes()), value(r.Bytes());
+      if (r.failed()) return Status::Corruption("the mailbox of run " + run_id_ + " is malformed");
+      if (n != name) continue;
+      if (skip > 0) {
+        --skip;
+        continue;
+      }
+      *found = true;
+      *json = value;
+      pending_received_[name] = received_[name] + 1;
+      return Status::Ok();
+    }
+    return Status::Ok();
+  }
+  // What the next checkpoint must also record: signals received.
+  uint64_t received(const std::string& name) const {
+    auto it = received_.find(name);
+    return it == received_.end() ? 0 : it->second;
+  }
+  void AddToCheckpoint(store::Batch* batch) override {
+    for (const auto& [name, count] : pending_received_) {
+      std::string v;
+      PutVarint(&v, count);
+      batch->Put("g" + name, v);
+      received_[name] = count;
+    }
+    pending_received_.clear();
+  }
+  bool TakeCancel() override {
+    if (cancel_delivered_ || !CancelPending()) return false;
+    cancel_delivered_ = true;
+    return true;
+  }
+  bool CancelPending() {
+    if (!store_) return false;
+    int64_t now = WallMs();
+    if (now - cancel_checked_ms_ < 100) return cancelled_;  // a stat at most every 100 ms
+    cancel_checked_ms_ = now;
+    cancelled_ = store_->CancelRequested(run_id_);
+    return cancelled_;
+  }
   // Breakers of a durable run live in the store, shared by every run that uses it.
   void set_store(store::Store* st) { store_ = st; }
   Status BreakerEnter(const std::string& name, const BreakerPolicy& policy, bool* admitted) override {
@@ -85,7 +155,7 @@ class ProcessHost : public RunHost {
  private:
   Status UpdateBreaker(const std::string& name, const std::function<void(BreakerState*)>& change) {
     Status decode_error;
-    Status s = store_->UpdateShared(name, [&](std::string* bytes) {
+    Status s = store_->UpdateShared("breaker:" + name, [&](std::string* bytes) {
       BreakerState b;
       if (!bytes->empty() && !b.Decode(*bytes)) {
         decode_error = Status::Corruption("the state of breaker " + name + " is malformed");
@@ -101,6 +171,12 @@ class ProcessHost : public RunHost {
   int64_t virtual_now_ms_;
   int64_t wait_origin_ms_ = 0;
   store::Store* store_ = nullptr;
+  bool detach_ = false;
+  std::string run_id_;
+  std::map<std::string, uint64_t> received_, pending_received_;
+  int64_t cancel_checked_ms_ = 0;
+  bool cancelled_ = false;
+  bool cancel_delivered_ = false;
   std::string key_;
 };
 
@@ -135,15 +211,27 @@ int Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& hos
   int code = kExitOk;
   switch (outcome) {
     case RunOutcome::kCompleted:
-      record.status = store::RunStatus::kCompleted;
+      // Finished after a cancel (its handler cleaned up): cancelled, never resumed.
+      record.status = st.CancelRequested(record.id) ? store::RunStatus::kCancelled : store::RunStatus::kCompleted;
       record.detail.clear();
       break;
     case RunOutcome::kFailed: {
       std::string text = vm.FormatUncaught();
       fmt::print(stderr, "{}", text);
-      record.status = store::RunStatus::kFailed;
+      // A run that a cancel ended is cancelled, never to be resumed.
+      record.status = st.CancelRequested(record.id) ? store::RunStatus::kCancelled : store::RunStatus::kFailed;
       record.detail = text.substr(0, text.find('\n'));
       code = kExitScriptFailed;
+      break;
+    }
+    case RunOutcome::kSuspended: {
+      const Suspension& w = vm.suspension();
+      record.status = store::RunStatus::kSuspended;
+      record.wake_ms = w.wake_ms;
+      record.waiting_signal = w.signal;
+      record.detail = !w.signal.empty() ? fmt::format("waiting for signal {}", w.signal) : "waiting on a timer";
+      record.signals_received = host.received(w.signal);
+      code = kExitSuspended;
       break;
     }
     case RunOutcome::kAborted:
@@ -151,8 +239,18 @@ int Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& hos
       // crashed once this process is gone) and say why.
       return Fail(vm.abort_status(), fmt::format("run {} stopped", record.id));
   }
+  if (record.status != store::RunStatus::kSuspended) {
+    record.wake_ms = 0;
+    record.waiting_signal.clear();
+  }
   if (Status s = st.WriteRun(record); !s.ok()) return Fail(s, fmt::format("run {}", record.id));
-  fmt::print(stderr, "flow: run {} {}\n", record.id, store::RunStatusName(record.status));
+  if (record.status == store::RunStatus::kSuspended) {
+    fmt::print(stderr, "flow: run {} suspended ({}{}); continue it with flow resume {} or flow worker\n", record.id,
+               record.detail, record.wake_ms ? fmt::format(", due in {} ms", std::max<int64_t>(0, record.wake_ms - WallMs())) : "",
+               record.id);
+  } else {
+    fmt::print(stderr, "flow: run {} {}\n", record.id, store::RunStatusName(record.status));
+  }
   return code;
 }
 
@@ -300,6 +398,8 @@ int StartRun(const StartOptions& options) {
   if (!mark.ok()) return Fail(mark.status(), "run " + id);
   ProcessHost host(options.virtual_time);
   host.set_store(&st.value());
+  host.set_detach(options.detach);
+  host.set_run(id, {});
   VM vm(&module, &host, stdlib::GetNatives());
   SetProgramArgs(vm, options.args);
   if (options.deadline_ms) record.deadline_ms = host.NowMs() + options.deadline_ms;
@@ -371,6 +471,10 @@ int ResumeRun(const std::string& store_dir, const std::string& id, const ResumeO
   if (!peek.ok()) return Fail(peek.status(), "");
   // A run stopped by a budget keeps its state: it may go on, with a new budget.
   bool budget_stop = peek->status == store::RunStatus::kFailed && peek->detail.rfind("error: budget:", 0) == 0;
+  if (peek->status == store::RunStatus::kCancelled) {
+    fmt::print(stderr, "flow: run {} was cancelled; it is never resumed\n", id);
+    return kExitUsage;
+  }
   if (peek->status == store::RunStatus::kCompleted || (peek->status == store::RunStatus::kFailed && !budget_stop)) {
     fmt::print(stderr, "flow: run {} has already {}; there is nothing to resume\n", id,
                peek->status == store::RunStatus::kCompleted ? "completed" : "failed");
@@ -383,6 +487,20 @@ int ResumeRun(const std::string& store_dir, const std::string& id, const ResumeO
   LoadedRun run;
   if (Status s = LoadRun(*st, id, &host, &run); !s.ok()) return Fail(s, "run " + id);
   host.set_virtual_now_ms(run.virtual_now_ms);
+  {
+    std::map<std::string, uint64_t> received;
+    Status bad;
+    Status scan = run.db->Scan("g", [&](std::string_view k, std::string_view v) {
+      Reader r(v);
+      uint64_t n = r.Varint();
+      if (r.failed()) bad = Status::Corruption("a signal count is malformed");
+      received[std::string(k.substr(1))] = n;
+      return bad.ok();
+    });
+    if (!scan.ok()) return Fail(scan, "run " + id);
+    if (!bad.ok()) return Fail(bad, "run " + id);
+    host.set_run(id, std::move(received));
+  }
   // A database behind its mark lost acknowledged checkpoints: refuse rather than resume
   // from an older state. (Async runs may lose their last checkpoints in an OS crash, by
   // design, so for them the mark is not binding.)
@@ -429,6 +547,99 @@ int ResumeRun(const std::string& store_dir, const std::string& id, const ResumeO
     if (Status w = journal.WriteCheckpoint(vm, true, &first); !w.ok()) return Fail(w, "run " + id);
   }
   return Execute(*st, run.record, vm, host);
+}
+
+int SignalRun(const std::string& store_dir, const std::string& id, const std::string& name, const std::string& json) {
+  Result<store::Store> st = store::Store::Open(store_dir, false);
+  if (!st.ok()) return Fail(st.status(), "");
+  Result<store::RunRecord> record = st->ReadRun(id);
+  if (!record.ok()) return Fail(record.status(), "");
+  if (record->status == store::RunStatus::kCompleted || record->status == store::RunStatus::kFailed ||
+      record->status == store::RunStatus::kCancelled) {
+    fmt::print(stderr, "flow: run {} has {}; it receives no more signals\n", id, store::RunStatusName(record->status));
+    return kExitUsage;
+  }
+  if (name.empty()) {
+    fmt::print(stderr, "flow signal: the signal needs a name\n");
+    return kExitUsage;
+  }
+  Status s = st->UpdateShared(MailboxName(id), [&](std::string* bytes) {
+    PutBytes(bytes, name);
+    PutBytes(bytes, json);
+  });
+  if (!s.ok()) return Fail(s, "run " + id);
+  fmt::print(stderr, "flow: signal {} delivered to run {}\n", name, id);
+  return kExitOk;
+}
+
+int CancelRun(const std::string& store_dir, const std::string& id) {
+  Result<store::Store> st = store::Store::Open(store_dir, false);
+  if (!st.ok()) return Fail(st.status(), "");
+  Result<store::RunRecord> record = st->ReadRun(id);
+  if (!record.ok()) return Fail(record.status(), "");
+  if (record->status == store::RunStatus::kCompleted || record->status == store::RunStatus::kFailed ||
+      record->status == store::RunStatus::kCancelled) {
+    fmt::print(stderr, "flow: run {} has {}; there is nothing to cancel\n", id, store::RunStatusName(record->status));
+    return kExitUsage;
+  }
+  if (Status s = st->RequestCancel(id); !s.ok()) return Fail(s, "run " + id);
+  // Not live: it ends now. Live: it raises `cancelled` at its next effect or wait.
+  Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(id);
+  if (lock.ok()) {
+    record->status = store::RunStatus::kCancelled;
+    record->updated_ms = WallMs();
+    record->detail = "cancelled";
+    if (Status s = st->WriteRun(*record); !s.ok()) return Fail(s, "run " + id);
+    fmt::print(stderr, "flow: run {} cancelled\n", id);
+  } else {
+    fmt::print(stderr, "flow: run {} is live; it raises `cancelled` at its next effect or wait\n", id);
+  }
+  return kExitOk;
+}
+
+int Worker(const std::string& store_dir, bool once) {
+  for (;;) {
+    Result<store::Store> st = store::Store::Open(store_dir, true);
+    if (!st.ok()) return Fail(st.status(), "");
+    std::vector<store::RunRecord> runs = st->ListRuns([](const std::string& id, const Status& s) {
+      fmt::print(stderr, "flow worker: run {}: {}\n", id, s.message());
+    });
+    int64_t now = WallMs();
+    for (const auto& r : runs) {
+      int64_t pid = 0;
+      bool due = false;
+      std::string why;
+      if (r.status == store::RunStatus::kRunning && !st->IsRunLive(r.id, &pid)) {
+        due = true;
+        why = "its process died";
+      } else if (r.status == store::RunStatus::kSuspended) {
+        if (r.wake_ms != 0 && (r.virtual_time || now >= r.wake_ms)) {
+          due = true;
+          why = r.waiting_signal.empty() ? "its timer is due" : "its wait timed out";
+        } else if (!r.waiting_signal.empty()) {
+          std::string bytes;
+          if (st->ReadShared(MailboxName(r.id), &bytes).ok()) {
+            uint64_t count = 0;
+            Reader rd(bytes);
+            while (!rd.failed() && !rd.at_end()) {
+              std::string n(rd.Bytes());
+              rd.Bytes();
+              if (n == r.waiting_signal) ++count;
+            }
+            if (count > r.signals_received) {
+              due = true;
+              why = "its signal " + r.waiting_signal + " arrived";
+            }
+          }
+        }
+      }
+      if (!due) continue;
+      fmt::print(stderr, "flow worker: resuming run {} ({})\n", r.id, why);
+      ResumeRun(store_dir, r.id);
+    }
+    if (once) return kExitOk;
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+  }
 }
 
 }  // namespace flow::runtime

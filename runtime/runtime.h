@@ -23,6 +23,7 @@ struct StartOptions {
   bool sync = true;    // --durability sync (default) or async
   bool virtual_time = false;
   bool ephemeral = false;  // --ephemeral: no store, no checkpoints, no resume
+  bool detach = false;     // --detach: every wait suspends the run (exit 75)
   // Budgets: 0 means none. The deadline is a duration from the start, kept as an absolute
   // time on the run's clock.
   uint64_t max_effects = 0;
@@ -42,6 +43,12 @@ struct ResumeOptions {
 int StartRun(const StartOptions& options);
 // `flow resume`: continues a run from its last checkpoint; returns the exit code.
 int ResumeRun(const std::string& store_dir, const std::string& run_id, const ResumeOptions& options = {});
+// `flow signal`: delivers NAME (with a JSON value) to the run's mailbox.
+int SignalRun(const std::string& store_dir, const std::string& run_id, const std::string& name, const std::string& json);
+// `flow cancel`: a suspended run ends as cancelled; a live one raises `cancelled`.
+int CancelRun(const std::string& store_dir, const std::string& run_id);
+// `flow worker`: resumes runs whose timers are due, whose signals came, whose process died.
+int Worker(const std::string& store_dir, bool once);
 
 // A run opened from the store: its record, code, database and VM as of its last
 // checkpoint (or fresh, if it crashed before the first). The caller holds the run's lock.

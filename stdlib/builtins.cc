@@ -214,7 +214,7 @@ bool MathPow(VM& vm, Value* args, int, Value* out) {
 constexpr BuiltinFn kBuiltins[] = {
     Print, Len, Str, Int, Float, Type, Range, Error, JsonEncode, JsonParse, TimeNow,
     MathAbs, MathMin, MathMax, Rounding<Floor>, Rounding<Ceil>, Rounding<Round>, MathSqrt, MathPow,
-    RandomInt, EnvGet, Sleep, FsRead, FsWrite, FsAppend, HttpGet, HttpPost,
+    RandomInt, EnvGet, Sleep, FsRead, FsWrite, FsAppend, HttpGet, HttpPost, SignalWait,
 };
 static_assert(sizeof(kBuiltins) / sizeof(kBuiltins[0]) == kBuiltinCount,
               "every builtin of builtins.def needs an implementation here, in the same order");

@@ -40,9 +40,52 @@ bool Sleep(VM& vm, Value* args, int, Value* out) {
     vm.host().SleepMs(std::max<int64_t>(0, vm.deadline() - now));
     return vm.RaiseDeadline();
   }
-  vm.host().SleepMs(args[0].i);
+  int64_t wake_ms;
+  if (vm.host().ShouldSuspend(args[0].i, &wake_ms)) return vm.Suspend({wake_ms, ""});
+  vm.host().SleepMs(std::max<int64_t>(0, wake_ms - vm.host().NowMs()));
+  if (vm.host().TakeCancel()) return vm.Raise("cancelled", "the run was cancelled (flow cancel)");
   *out = Value::Null();
   return true;
+}
+
+// signal.wait(NAME [, {timeout: D}]): the value `flow signal RUN NAME JSON` delivered, kept
+// for the run if it came before the wait. Without one, a live process waits a little, then
+// the run suspends (exit 75) until the signal or the timeout; the timeout raises `timeout`.
+bool SignalWait(VM& vm, Value* args, int argc, Value* out) {
+  if (args[0].tag != Tag::kString) return vm.Raise("type", "signal.wait(name, options) takes a signal name");
+  const std::string name = vm.heap().StringOf(args[0]);
+  int64_t timeout_ms = -1;
+  if (argc == 2) {
+    if (args[1].tag != Tag::kMap) return vm.Raise("type", "signal.wait options must be a map");
+    if (const Value* t = vm.heap().Get<MapObj>(args[1].ref)->Find("timeout")) {
+      if (t->tag != Tag::kInt || t->i < 0) return vm.Raise("type", "signal.wait option timeout must be a duration");
+      timeout_ms = t->i;
+    }
+  }
+  VmHost& host = vm.host();
+  // The wait's end on the run's clock (kept from before a crash), cut by any deadline.
+  int64_t wait_end = INT64_MAX;
+  if (timeout_ms >= 0) host.ShouldSuspend(timeout_ms, &wait_end);
+  bool cut_by_deadline = vm.deadline() < wait_end;
+  wait_end = std::min(wait_end, vm.deadline());
+  for (;;) {
+    bool found = false;
+    std::string json;
+    if (Status s = host.TakeSignal(name, &found, &json); !s.ok()) return vm.Raise("fatal", s.message());
+    if (found) return ParseJson(vm, json.empty() ? "null" : json, out);
+    if (host.TakeCancel()) return vm.Raise("cancelled", "the run was cancelled (flow cancel)");
+    int64_t now = host.NowMs();
+    if (now >= wait_end) {
+      if (cut_by_deadline) return vm.RaiseDeadline();
+      return vm.Raise("timeout", fmt::format("no signal `{}` within {} ms", name, timeout_ms));
+    }
+    // No timeout: suspend at once. A timeout: a live process polls its mailbox while the
+    // rest is short, and suspends when it is long (or under --detach).
+    if (wait_end == INT64_MAX) return vm.Suspend({0, name});
+    int64_t left = wait_end - now, ignored;
+    if (host.ShouldSuspend(left, &ignored)) return vm.Suspend({wait_end, name});
+    host.SleepMs(host.virtual_time() ? left : std::min<int64_t>(left, 50));
+  }
 }
 
 bool FsRead(VM& vm, Value* args, int, Value* out) {

@@ -13,6 +13,7 @@ FLOW_NATIVE(FsWrite)
 FLOW_NATIVE(FsAppend)
 FLOW_NATIVE(HttpGet)
 FLOW_NATIVE(HttpPost)
+FLOW_NATIVE(SignalWait)
 #undef FLOW_NATIVE
 
 }  // namespace flow::stdlib

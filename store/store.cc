@@ -4,6 +4,7 @@
 //   id:bytes program:bytes code_hash:bytes n:varint (key:bytes value:bytes){n}
 //   status:u8 durability:bytes virtual_time:u8 max_effects:varint max_instructions:varint
 //   deadline_ms:u64 created_ms:u64 updated_ms:u64 effects:varint pid:u64 detail:bytes
+//   wake_ms:u64 waiting_signal:bytes signals_received:varint
 #include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -54,13 +55,14 @@ const char* RunStatusName(RunStatus s) {
     case RunStatus::kCompleted: return "completed";
     case RunStatus::kFailed: return "failed";
     case RunStatus::kCrashed: return "crashed";
+    case RunStatus::kCancelled: return "cancelled";
   }
   return "?";
 }
 
 bool ParseRunStatus(std::string_view name, RunStatus* out) {
   for (RunStatus s : {RunStatus::kRunning, RunStatus::kSuspended, RunStatus::kCompleted, RunStatus::kFailed,
-                      RunStatus::kCrashed}) {
+                      RunStatus::kCrashed, RunStatus::kCancelled}) {
     if (name == RunStatusName(s)) {
       *out = s;
       return true;
@@ -173,6 +175,15 @@ Status Store::ClearRunDir(const std::string& id) {
   return Status::Ok();
 }
 
+Status Store::RequestCancel(const std::string& id) {
+  return WriteFileAtomically(dir_ + "/runs/" + id + "/cancel", "cancel\n");
+}
+
+bool Store::CancelRequested(const std::string& id) const {
+  struct stat st;
+  return stat((dir_ + "/runs/" + id + "/cancel").c_str(), &st) == 0;
+}
+
 bool Store::RunExists(const std::string& id) const {
   struct stat st;
   return stat((dir_ + "/runs/" + id + "/run").c_str(), &st) == 0;
@@ -199,6 +210,9 @@ Status Store::WriteRun(const RunRecord& r) {
   PutVarint(&p, r.effects);
   PutFixed64(&p, static_cast<uint64_t>(r.pid));
   PutBytes(&p, r.detail);
+  PutFixed64(&p, static_cast<uint64_t>(r.wake_ms));
+  PutBytes(&p, r.waiting_signal);
+  PutVarint(&p, r.signals_received);
   return WriteFileAtomically(dir_ + "/runs/" + r.id + "/run", SealRecord(kRunRecordVersion, p));
 }
 
@@ -232,7 +246,10 @@ Result<RunRecord> Store::ReadRun(const std::string& id) const {
   r.effects = rd.Varint();
   r.pid = static_cast<int64_t>(rd.U64());
   r.detail = std::string(rd.Bytes());
-  if (rd.failed() || !rd.at_end() || status > static_cast<uint8_t>(RunStatus::kCrashed) || r.id != id)
+  r.wake_ms = static_cast<int64_t>(rd.U64());
+  r.waiting_signal = std::string(rd.Bytes());
+  r.signals_received = rd.Varint();
+  if (rd.failed() || !rd.at_end() || status > static_cast<uint8_t>(RunStatus::kCancelled) || r.id != id)
     return Status::Corruption(fmt::format("the record of run {} is malformed", id));
   r.status = static_cast<RunStatus>(status);
   return r;
@@ -307,25 +324,30 @@ bool Store::IsRunLive(const std::string& id, int64_t* pid) const {
   return *pid != 0;
 }
 
-// breakers/HEX(name) := sealed record (version 1) of the caller's bytes; read, changed and
+// shared/HEX(name) := sealed record (version 1) of the caller's bytes; read, changed and
 // written back under an fcntl write lock on the file, so concurrent processes serialize.
-Status Store::UpdateShared(const std::string& name, const std::function<void(std::string* bytes)>& update) {
-  if (Status s = MakeDir(dir_ + "/breakers"); !s.ok()) return s;
+static Status OpenShared(const std::string& dir, const std::string& name, short lock, int* fd_out, std::string* path) {
+  if (Status s = MakeDir(dir + "/shared"); !s.ok()) return s;
   std::string file;
   for (unsigned char c : name) file += fmt::format("{:02x}", c);
-  if (file.empty() || file.size() > 200) return Status::InvalidArgument("a breaker name must be 1 to 100 bytes");
-  std::string path = dir_ + "/breakers/" + file;
-  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::IOError(fmt::format("cannot open {}: {}", path, Errno()));
+  if (file.empty() || file.size() > 300) return Status::InvalidArgument("a shared name must be 1 to 150 bytes");
+  *path = dir + "/shared/" + file;
+  int fd = open(path->c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::IOError(fmt::format("cannot open {}: {}", *path, Errno()));
   struct flock fl{};
-  fl.l_type = F_WRLCK;
+  fl.l_type = lock;
   fl.l_whence = SEEK_SET;
   while (fcntl(fd, F_SETLKW, &fl) != 0) {
     if (errno != EINTR) {
       close(fd);
-      return Status::IOError(fmt::format("cannot lock {}: {}", path, Errno()));
+      return Status::IOError(fmt::format("cannot lock {}: {}", *path, Errno()));
     }
   }
+  *fd_out = fd;
+  return Status::Ok();
+}
+
+static Status ReadSharedLocked(int fd, const std::string& name, std::string* bytes) {
   std::string raw;
   char buf[4096];
   ssize_t n;
@@ -334,14 +356,31 @@ Status Store::UpdateShared(const std::string& name, const std::function<void(std
     raw.append(buf, static_cast<size_t>(n));
     at += n;
   }
+  bytes->clear();
+  if (raw.empty()) return Status::Ok();
+  std::string_view payload;
+  if (Status s = OpenRecord(raw, 1, "the shared state " + name, &payload); !s.ok()) return s;
+  *bytes = std::string(payload);
+  return Status::Ok();
+}
+
+Status Store::ReadShared(const std::string& name, std::string* bytes) {
+  int fd;
+  std::string path;
+  if (Status s = OpenShared(dir_, name, F_RDLCK, &fd, &path); !s.ok()) return s;
+  Status s = ReadSharedLocked(fd, name, bytes);
+  close(fd);
+  return s;
+}
+
+Status Store::UpdateShared(const std::string& name, const std::function<void(std::string* bytes)>& update) {
+  int fd;
+  std::string path;
+  if (Status s = OpenShared(dir_, name, F_WRLCK, &fd, &path); !s.ok()) return s;
   std::string bytes;
-  if (!raw.empty()) {
-    std::string_view payload;
-    if (Status s = OpenRecord(raw, 1, "the state of breaker " + name, &payload); !s.ok()) {
-      close(fd);
-      return s;
-    }
-    bytes = std::string(payload);
+  if (Status s = ReadSharedLocked(fd, name, &bytes); !s.ok()) {
+    close(fd);
+    return s;
   }
   update(&bytes);
   std::string sealed = SealRecord(1, bytes);

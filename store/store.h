@@ -69,7 +69,7 @@ class RunDb {
   std::string dir_;
 };
 
-enum class RunStatus { kRunning, kSuspended, kCompleted, kFailed, kCrashed };
+enum class RunStatus { kRunning, kSuspended, kCompleted, kFailed, kCrashed, kCancelled };
 const char* RunStatusName(RunStatus s);
 bool ParseRunStatus(std::string_view name, RunStatus* out);
 
@@ -89,6 +89,9 @@ struct RunRecord {
   uint64_t effects = 0;   // effects completed when the record was last written
   int64_t pid = 0;        // the last process that executed it
   std::string detail;     // the error of a failed run, the reason of a suspended one
+  int64_t wake_ms = 0;          // suspended: when its timer or wait timeout is due (0: none)
+  std::string waiting_signal;   // suspended: the signal it waits for ("" if none)
+  uint64_t signals_received = 0;  // suspended: how many of that signal it had received
 };
 
 // Held while a process executes a run; released when destroyed or when the process dies.
@@ -150,9 +153,14 @@ class Store {
 
   Result<std::unique_ptr<CheckpointMark>> OpenMark(const std::string& id);
 
-  // Shared state by name (circuit breakers): `update` gets the current bytes ("" if none)
-  // and changes them, under an exclusive lock held across processes.
+  // Shared state by name (circuit breakers, mailboxes): `update` gets the current bytes
+  // ("" if none) and changes them, under an exclusive lock held across processes.
   Status UpdateShared(const std::string& name, const std::function<void(std::string* bytes)>& update);
+  Status ReadShared(const std::string& name, std::string* bytes);
+
+  // flow cancel: a marker file runs/ID/cancel, seen by the run at its next effect or wait.
+  Status RequestCancel(const std::string& id);
+  bool CancelRequested(const std::string& id) const;
   // The run's mark: 0 if it has none; Corruption if it is damaged.
   Result<uint64_t> ReadMark(const std::string& id) const;
 

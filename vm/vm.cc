@@ -412,6 +412,7 @@ op_CALL: {
       case EffectResult::kOk: sp = stack + sp_; DISPATCH();
       case EffectResult::kRaised: goto handle_error;
       case EffectResult::kAborted: return RunOutcome::kAborted;
+      case EffectResult::kSuspended: return RunOutcome::kSuspended;
     }
   }
   if (!CallValue(callee, argc, static_cast<uint32_t>(ip - code))) goto handle_error;
@@ -428,6 +429,7 @@ op_CALL_BUILTIN: {
       case EffectResult::kOk: sp = stack + sp_; DISPATCH();
       case EffectResult::kRaised: goto handle_error;
       case EffectResult::kAborted: return RunOutcome::kAborted;
+      case EffectResult::kSuspended: return RunOutcome::kSuspended;
     }
   }
   Value result;
@@ -718,10 +720,12 @@ landed:
   }
   if (retry_wait) {
     SAVE_STATE();
-    if (Status s = WaitDurably(retry_wait_ms_); !s.ok()) {
+    bool suspended;
+    if (Status s = WaitDurably(retry_wait_ms_, &suspended); !s.ok()) {
       abort_status_ = s;
       return RunOutcome::kAborted;
     }
+    if (suspended) return RunOutcome::kSuspended;
   }
   DISPATCH();
 }
@@ -765,8 +769,17 @@ VM::EffectResult VM::RunEffect(uint16_t id, Value* args, int argc, Value* result
     abort_status_ = s;
     return EffectResult::kAborted;
   }
+  if (host_->TakeCancel()) {
+    Raise("cancelled", "the run was cancelled (flow cancel)");
+    effects_done_ = seq;
+    effect_raised_ = true;
+    raised_builtin_ = id;
+    return EffectResult::kRaised;
+  }
   Value result;
+  suspend_requested_ = false;
   bool ok = natives_.builtins[id](*this, args, argc, &result);
+  if (!ok && suspend_requested_) return EffectResult::kSuspended;  // the effect stays in flight
   effects_done_ = seq;
   if (!ok) {
     effect_raised_ = true;
@@ -795,7 +808,8 @@ void VM::EnterEffectScope() {
 
 // A retry's backoff: a `sleep` effect of its own, so the wait is on record (a resumed run
 // that reaches it again waits only what is left) and its checkpoint is the body's start.
-Status VM::WaitDurably(int64_t ms) {
+Status VM::WaitDurably(int64_t ms, bool* suspended) {
+  *suspended = false;
   if (!journal_) {
     host_->SleepMs(ms);
     return Status::Ok();
@@ -805,7 +819,13 @@ Status VM::WaitDurably(int64_t ms) {
   Value arg = Value::Int(ms);
   EnterEffectScope();
   if (Status s = journal_->BeforeEffect(*this, seq, sleep_id, &arg, 1); !s.ok()) return s;
-  host_->SleepMs(ms);
+  int64_t wake_ms;
+  if (host_->ShouldSuspend(ms, &wake_ms)) {
+    suspension_ = {wake_ms, ""};
+    *suspended = true;
+    return Status::Ok();
+  }
+  host_->SleepMs(std::max<int64_t>(0, wake_ms - host_->NowMs()));
   effects_done_ = seq;
   return journal_->AfterEffect(*this, seq, sleep_id, Value::Null(), false);
 }

@@ -28,6 +28,23 @@ class VmHost {
   virtual void SleepMs(int64_t ms) {}
   // The next wait began before a crash at this wall time: wait only what is left of it.
   virtual void SetWaitOrigin(int64_t wall_ms) {}
+  // Should a wait of `ms` suspend the run (checkpoint, exit 75) rather than block the
+  // process? Durable runs suspend long waits and every wait under --detach.
+  // *wake_ms gets when the wait ends on the run's clock (a wait begun before a crash keeps
+  // its origin).
+  virtual bool ShouldSuspend(int64_t ms, int64_t* wake_ms) {
+    *wake_ms = NowMs() + ms;
+    return false;
+  }
+  // A signal named `name` delivered to this run and not yet received: true with *json.
+  virtual Status TakeSignal(const std::string& name, bool* found, std::string* json) {
+    *found = false;
+    return Status::Ok();
+  }
+  // Has the run been cancelled (flow cancel)? True once: the `cancelled` error is raised
+  // at one effect or wait, and the handler that catches it may then clean up.
+  virtual bool TakeCancel() { return false; }
+  virtual bool virtual_time() const { return false; }
   // The idempotency key of the effect being run (RUN/n), or "" outside a durable run.
   virtual std::string IdempotencyKey() { return ""; }
   // Circuit breakers, shared by every run of the store. Enter: false (with *error set)
@@ -89,6 +106,13 @@ enum class RunOutcome {
   kCompleted,  // the script returned
   kFailed,     // an uncaught Flow error: uncaught_error()
   kAborted,    // the journal could not record an effect (a store failure): abort_status()
+  kSuspended,  // waiting on a timer or a signal: suspension()
+};
+
+// Why a run suspended: what it waits for, and until when.
+struct Suspension {
+  int64_t wake_ms = 0;     // the timer's or the wait's timeout end (run's clock); 0: none
+  std::string signal;      // the signal waited for, or ""
 };
 
 // What changed since the previous checkpoint, encoded (format in docs/checkpoint.md).
@@ -156,6 +180,15 @@ class VM {
   std::string FormatUncaught() const;
   Value uncaught_error() const { return uncaught_; }
 
+  // For builtins: a wait asks the run to suspend instead of blocking; the effect stays
+  // in flight and runs again (and decides again) on resume.
+  bool Suspend(Suspension s) {
+    suspension_ = std::move(s);
+    suspend_requested_ = true;
+    return false;
+  }
+  const Suspension& suspension() const { return suspension_; }
+
   // For builtins.
   Heap& heap() { return heap_; }
   VmHost& host() { return *host_; }
@@ -180,7 +213,7 @@ class VM {
   bool Negate(Value a, Value* out);
   bool ThrowValue(Value v);
   [[gnu::noinline]] bool CallValue(Value* callee_slot, int argc, uint32_t pc_after);
-  enum class EffectResult { kOk, kRaised, kAborted };
+  enum class EffectResult { kOk, kRaised, kAborted, kSuspended };
   // On an error at a retry: waits and returns true to run the body again, or returns
   // false having added data.attempts to the error (or replaced it by an outer timeout).
   [[gnu::noinline]] bool RetryAfterError(Handler& h);
@@ -193,7 +226,8 @@ class VM {
   void RecomputeDeadline();
 
   void EnterEffectScope();
-  [[gnu::noinline]] Status WaitDurably(int64_t ms);
+  // Returns false with *suspended set when the wait suspends the run instead.
+  [[gnu::noinline]] Status WaitDurably(int64_t ms, bool* suspended);
   [[gnu::noinline]] EffectResult RunEffect(uint16_t id, Value* args, int argc, Value* result_slot);
   [[gnu::noinline]] void CloseUpvalues(uint32_t from_slot);
   [[gnu::noinline]] uint32_t CaptureUpvalue(uint32_t slot);
@@ -230,6 +264,8 @@ class VM {
   bool resume_in_doubt_ = false;       // restored inside an open `once` step
   int64_t retry_wait_ms_ = 0;          // set by RetryAfterError
   Budget budget_;
+  Suspension suspension_;
+  bool suspend_requested_ = false;
   uint64_t instructions_ = 0;          // counted only under an instruction budget
 };
 
