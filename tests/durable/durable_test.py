@@ -58,7 +58,7 @@ try:
 
     # The run resumes on the code it started with, whatever happens to the file.
     slow = os.path.join(tmp, "slow.flow")
-    write(slow, 'print("start")\nsleep(30s)\nprint("end", args.n)\n')
+    write(slow, 'print("start")\nsleep(8s)\nprint("end", args.n)\n')
     p = subprocess.Popen([FLOW, "run", slow, "--store", store, "--run-id", "slow", "--arg", "n=7"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = p.stdout.readline()
