@@ -3,7 +3,9 @@
 // state is Handler records and the steps_ map: plain data, checkpointed with the rest.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
+#include <ctime>
 
 #include "vm/base/coding.h"
 #include "vm/value_ops.h"
@@ -16,6 +18,28 @@ namespace {
 // Kinds a retry never retries unless its `on` names them.
 bool NeverRetriedByDefault(const std::string& kind) {
   return kind == "fatal" || kind == "cancelled" || kind == "in_doubt" || kind == "budget";
+}
+
+// Retry-After of an `http` error for status 429 or 503, in ms (seconds or an HTTP date),
+// or -1 when there is none.
+int64_t RetryAfterMs(const Heap& heap, Value error, int64_t now_ms) {
+  if (error.tag != Tag::kError) return -1;
+  const ErrorObj* e = heap.Get<ErrorObj>(error.ref);
+  if (e->kind != "http" || e->data.tag != Tag::kMap) return -1;
+  const MapObj* data = heap.Get<MapObj>(e->data.ref);
+  const Value* status = data->Find("status");
+  const Value* headers = data->Find("headers");
+  if (!status || status->tag != Tag::kInt || (status->i != 429 && status->i != 503)) return -1;
+  if (!headers || headers->tag != Tag::kMap) return -1;
+  const Value* after = heap.Get<MapObj>(headers->ref)->Find("retry-after");
+  if (!after || after->tag != Tag::kString) return -1;
+  const std::string& text = heap.StringOf(*after);
+  if (!text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return text.size() > 9 ? -1 : std::stoll(text) * 1000;
+  std::tm tm{};
+  if (!strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm)) return -1;
+  int64_t at_ms = static_cast<int64_t>(timegm(&tm)) * 1000;
+  return std::max<int64_t>(0, at_ms - now_ms);
 }
 
 struct RetryOptions {
@@ -123,7 +147,11 @@ bool VM::RetryAfterError(Handler& h) {
     double raw = static_cast<double>(o.backoff_ms) * std::pow(o.factor, static_cast<double>(h.count - 1));
     // Rounded to the millisecond, so that 100 * 1.7^2 is 289, not 288.99999999999994.
     int64_t delay = raw >= static_cast<double>(o.max_delay_ms) ? o.max_delay_ms : std::llround(raw);
-    if (o.jitter != "none" && delay > 0) {
+    // A server that says when to come back (HTTP 429 or 503 with Retry-After) is obeyed.
+    int64_t server_delay = RetryAfterMs(heap_, error, host_->NowMs());
+    if (server_delay >= 0) {
+      delay = server_delay;
+    } else if (o.jitter != "none" && delay > 0) {
       std::string seed;
       PutFixed64(&seed, effects_done_);
       PutFixed32(&seed, h.count);

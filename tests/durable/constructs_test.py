@@ -125,6 +125,16 @@ try {
     took = time.time() - start
     check("pure computation in a resumed timeout stops at the original deadline",
           second.stdout == "timeout true\n" and took < 1.5, f"{took:.2f}s {second.stdout!r} {second.stderr}")
+    throttled = program("throttled.flow", f'''
+let t0 = time.now()
+let r = retry (attempts: 5, backoff: 10ms, jitter: "full") {{
+  http.get("{base}/throttle/t1/7/2")
+}}
+print(r.status, time.now() - t0)
+''')
+    r = flow("run", throttled, "--store", store, "--virtual-time")
+    check("a 429 with Retry-After sets the retry's wait (7 s twice, on virtual time)",
+          r.returncode == 0 and r.stdout == "200 14000\n", r.stdout + r.stderr)
 finally:
     server.kill()
 

@@ -7,6 +7,7 @@ first line, and serves until killed.
                           the first answer without applying it again)
   GET  /status/N          answers status N
   GET  /stats             JSON {"requests": n, "applied": {key: times_applied}, "seen": {key: times_seen}}
+  GET  /throttle/ID/S/K    429 with Retry-After: S for the first K requests of ID, then 200
 """
 import json, sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,6 +40,20 @@ class Handler(BaseHTTPRequestHandler):
         if self.path == "/stats":
             with lock:
                 return self.reply(200, {k: v for k, v in stats.items() if k != "answers"})
+        if self.path.startswith("/throttle/"):
+            _, _, tid, after, times = self.path.split("/")
+            with lock:
+                n = stats.setdefault("throttled", {}).get(tid, 0)
+                stats["throttled"][tid] = n + 1
+            if n < int(times):
+                body = b'{"slow": "down"}'
+                self.send_response(429)
+                self.send_header("Retry-After", after)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+            return self.reply(200, {"after": n})
         if self.path.startswith("/status/"):
             return self.reply(int(self.path.split("/")[2]), {"status": int(self.path.split("/")[2])})
         return self.reply(200, {"method": "GET", "path": self.path, "headers": dict(self.headers), "body": ""})
