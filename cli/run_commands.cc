@@ -197,6 +197,25 @@ int HistoryCommand(const std::string& store_dir, const std::string& run_id, bool
   });
   if (!bad.ok()) return runtime::Fail(Status::Corruption(bad.message()), "run " + run_id);
   if (!s.ok()) return runtime::Fail(s, "run " + run_id);
+  // Step events sit between the effects they happened after.
+  std::vector<runtime::HistoryEntry> steps;
+  s = (*db)->Scan("t", [&](std::string_view, std::string_view value) {
+    runtime::HistoryEntry e;
+    bad = runtime::DecodeHistoryEntry(value, &e);
+    if (!bad.ok()) return false;
+    steps.push_back(std::move(e));
+    return true;
+  });
+  if (!bad.ok()) return runtime::Fail(Status::Corruption(bad.message()), "run " + run_id);
+  if (!s.ok()) return runtime::Fail(s, "run " + run_id);
+  std::vector<runtime::HistoryEntry> merged;
+  size_t si = 0;
+  for (auto& e : entries) {
+    while (si < steps.size() && steps[si].seq < e.seq) merged.push_back(std::move(steps[si++]));
+    merged.push_back(std::move(e));
+  }
+  while (si < steps.size()) merged.push_back(std::move(steps[si++]));
+  entries = std::move(merged);
   static const char* kStates[] = {"?", "in-flight", "done", "raised"};
   if (json) {
     nlohmann::json out = nlohmann::json::array();

@@ -130,6 +130,33 @@ Status StoreJournal::AfterEffect(VM& vm, uint64_t seq, uint16_t builtin, Value o
   return Status::Ok();
 }
 
+// Step events: "t" + effects done (8 bytes, big-endian) + n (4 bytes): they sort among
+// the effects they happened between. Value: a history entry whose effect is "step" or
+// "step done", with the key as its idempotency key and the duration.
+void StoreJournal::OnStep(VM& vm, const std::string& key, bool completed, int64_t duration_ms) {
+  HistoryEntry e;
+  e.seq = vm.effects_done();
+  e.effect = completed ? "step done" : "step";
+  e.state = HistoryEntry::State::kDone;
+  e.idempotency_key = key;
+  e.args_preview = "[\"" + key + "\"]";
+  e.started_ms = completed ? WallMs() - duration_ms : WallMs();
+  e.duration_us = duration_ms * 1000;
+  std::string k = "t";
+  for (int i = 7; i >= 0; --i) k.push_back(static_cast<char>(vm.effects_done() >> (8 * i)));
+  uint32_t n = step_event_count_++;
+  for (int i = 3; i >= 0; --i) k.push_back(static_cast<char>(n >> (8 * i)));
+  step_events_.emplace_back(k, EncodeHistoryEntry(e));
+}
+
+Status StoreJournal::Flush() {
+  if (step_events_.empty()) return Status::Ok();
+  batch_.Clear();
+  for (const auto& [k, v] : step_events_) batch_.Put(k, v);
+  step_events_.clear();
+  return db_->Write(batch_, sync_);
+}
+
 Status StoreJournal::OnceStepStarted(VM& vm) {
   // Durable before the body runs, whatever the durability mode: resuming from here (or
   // from any checkpoint inside the step) raises `in_doubt` instead of running it again.
@@ -152,6 +179,8 @@ Status StoreJournal::WriteCheckpoint(VM& vm, bool full, store::Batch* batch) {
   }
   // The time of the effect's start stands for the checkpoint's (one clock read per effect).
   host_->AddToCheckpoint(batch);
+  for (const auto& [k, v] : step_events_) batch->Put(k, v);
+  step_events_.clear();
   EncodeStateRecordInto(++checkpoint_, full ? WallMs() : now_ms_, host_->virtual_now_ms(), delta.header, &record_buf_);
   batch->Put(kStateKey, record_buf_);
   if (keep_last_batch_) last_batch_.emplace_back(kStateKey, record_buf_);

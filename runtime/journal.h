@@ -36,6 +36,9 @@ class StoreJournal : public EffectJournal {
   Status BeforeEffect(VM& vm, uint64_t seq, uint16_t builtin, const Value* args, int argc) override;
   Status AfterEffect(VM& vm, uint64_t seq, uint16_t builtin, Value outcome, bool raised) override;
   Status OnceStepStarted(VM& vm) override;
+  // Step events wait for the next checkpoint's batch (or Flush at the end of the run).
+  void OnStep(VM& vm, const std::string& key, bool completed, int64_t duration_ms) override;
+  Status Flush();
 
   // Adds the VM's changes (or everything, when `full`) to `batch` and writes it.
   Status WriteCheckpoint(VM& vm, bool full, store::Batch* batch);
@@ -64,6 +67,8 @@ class StoreJournal : public EffectJournal {
   std::string scratch_;
   store::Batch batch_;  // reused by every checkpoint, as are the buffers below
   CheckpointDelta delta_;
+  std::vector<std::pair<std::string, std::string>> step_events_;
+  uint32_t step_event_count_ = 0;
   std::string record_buf_;
   size_t last_checkpoint_bytes_ = 0;
   bool keep_last_batch_ = false;

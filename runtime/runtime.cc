@@ -203,9 +203,12 @@ void SetProgramArgs(VM& vm, const std::vector<std::pair<std::string, std::string
 }
 
 // Runs the VM to its end and records how the run ended.
-int Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& host) {
+int Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& host, StoreJournal& journal) {
   RunOutcome outcome = vm.Run();
   host.Flush();
+  if (outcome != RunOutcome::kAborted) {
+    if (Status s = journal.Flush(); !s.ok()) return Fail(s, fmt::format("run {}", record.id));
+  }
   record.updated_ms = WallMs();
   record.effects = vm.effects_done();
   int code = kExitOk;
@@ -411,7 +414,7 @@ int StartRun(const StartOptions& options) {
   if (Status s = journal.WriteCheckpoint(vm, true, &first); !s.ok()) return Fail(s, "run " + id);
   if (Status s = st->WriteRun(record); !s.ok()) return Fail(s, "");
   fmt::print(stderr, "flow: run {}\n", id);
-  return Execute(*st, record, vm, host);
+  return Execute(*st, record, vm, host, journal);
 }
 
 Status LoadRun(store::Store& st, const std::string& id, VmHost* host, LoadedRun* out) {
@@ -546,7 +549,7 @@ int ResumeRun(const std::string& store_dir, const std::string& id, const ResumeO
     store::Batch first;
     if (Status w = journal.WriteCheckpoint(vm, true, &first); !w.ok()) return Fail(w, "run " + id);
   }
-  return Execute(*st, run.record, vm, host);
+  return Execute(*st, run.record, vm, host, journal);
 }
 
 int SignalRun(const std::string& store_dir, const std::string& id, const std::string& name, const std::string& json) {

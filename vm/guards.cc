@@ -201,7 +201,9 @@ bool VM::OpenStep(uint32_t once, bool* done) {
       return true;
     }
   }
-  handlers_.push_back({HandlerKind::kStep, static_cast<uint32_t>(frames_.size() - 1), sp_, once, 0, 0});
+  // A step's `deadline` field holds when it began: its duration goes in the history.
+  handlers_.push_back({HandlerKind::kStep, static_cast<uint32_t>(frames_.size() - 1), sp_, once, 0, host_->NowMs()});
+  if (journal_) journal_->OnStep(*this, heap_.StringOf(key), false, 0);
   if (once && journal_) {
     if (Status s = journal_->OnceStepStarted(*this); !s.ok()) {
       abort_status_ = s;
@@ -217,6 +219,7 @@ bool VM::CloseStep() {
   Value value = stack_[sp_ - 1];
   if (steps_.tag != Tag::kMap) steps_ = heap_.NewMap();
   heap_.Mutable<MapObj>(steps_.ref)->Set(heap_.StringOf(key), value);
+  if (journal_) journal_->OnStep(*this, heap_.StringOf(key), true, host_->NowMs() - h.deadline);
   handlers_.pop_back();
   stack_[sp_ - 2] = value;
   return true;

@@ -23,6 +23,8 @@ class EffectJournal {
   // A `once` step is about to run its body: its start must be durable first, so that a
   // crash inside it is known on resume (in doubt) rather than run again.
   virtual Status OnceStepStarted(VM& vm) { return Status::Ok(); }
+  // A step began or completed (with its duration on the run's clock), for the history.
+  virtual void OnStep(VM& vm, const std::string& key, bool completed, int64_t duration_ms) {}
 };
 
 }  // namespace flow

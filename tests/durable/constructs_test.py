@@ -75,6 +75,12 @@ print(a, b)
     check("a completed step is not run again after a crash, and its effect carried RUN/KEY/n",
           second.returncode == 0 and second.stdout == "200 200\n" and keys == ["memo/pay/1"], f"{second.stdout} {keys}")
 
+    hist = json.loads(flow("history", "memo", "--json", "--store", store).stdout)
+    step_rows = [(h["effect"], h["args"]) for h in hist if h["effect"].startswith("step")]
+    check("step start and end are history entries, the end with its duration",
+          step_rows[:2] == [("step", '["pay"]'), ("step done", '["pay"]')] and
+          any(h["effect"] == "step done" and h["duration_us"] >= 0 for h in hist), step_rows)
+
     wait = program("wait.flow", '''
 let n = 0
 let v = retry (attempts: 2, backoff: 1500ms) {
