@@ -110,6 +110,14 @@ try {
     check("a live run raises `cancelled` in its wait, and a try can clean up",
           out == "cleanup after cancelled\n" and status(store, "lc") == "cancelled", out + err)
 
+    r = subprocess.run([FLOW, "run", approve, "--store", store, "--run-id", "sigcrash"], capture_output=True, text=True,
+                       env=dict(os.environ, FLOW_CRASH_AT="2:after-intent"))
+    check("a crash while waiting for a signal", r.returncode == -9 and r.stdout == "asking\n", r.stderr)
+    flow("signal", "sigcrash", "approve", '"yes"', "--store", store)
+    w = flow("worker", "--once", "--store", store)
+    check("the worker resumes it and the wait receives the signal",
+          w.stdout == "answer yes\n" and status(store, "sigcrash") == "completed", w.stdout + w.stderr)
+
     crashy = program("crashy.flow", 'print("one")\nprint("two")\nprint("three")\n')
     r = subprocess.run([FLOW, "run", crashy, "--store", store, "--run-id", "dead"], capture_output=True, text=True,
                        env=dict(os.environ, FLOW_CRASH_AT="2:after-checkpoint"))
