@@ -190,7 +190,9 @@ class Codegen {
   // ---- scopes and names ----
   void BeginScope() { ++state_->scope_depth; }
 
-  void EndScope() {
+  // Pops the scope's locals. With keep_top, they sit below one value (a block's value),
+  // which takes the first local's slot.
+  void EndScope(bool keep_top = false) {
     FunctionState& s = *state_;
     --s.scope_depth;
     size_t keep = s.locals.size();
@@ -202,7 +204,12 @@ class Codegen {
     size_t n = s.locals.size() - keep;
     if (n == 0) return;
     if (captured) Emit(Op::CLOSE_FROM, static_cast<uint32_t>(keep + 1));
-    Emit(Op::POPN, static_cast<uint32_t>(n));
+    if (keep_top) {
+      Emit(Op::SET_LOCAL, static_cast<uint32_t>(keep + 1));
+      if (n > 1) Emit(Op::POPN, static_cast<uint32_t>(n - 1));
+    } else {
+      Emit(Op::POPN, static_cast<uint32_t>(n));
+    }
     for (size_t i = keep; i < s.locals.size(); ++i) RecordLocalName(s.locals[i], static_cast<uint16_t>(i + 1));
     s.locals.resize(keep);
   }
@@ -305,26 +312,7 @@ class Codegen {
       }
     }
     if (!last_is_expr) Emit(Op::PUSH_NULL);
-    EndScopeKeepingTop();
-  }
-
-  // Ends a scope whose locals sit below one value: the value takes the first local's slot.
-  void EndScopeKeepingTop() {
-    FunctionState& s = *state_;
-    --s.scope_depth;
-    size_t keep = s.locals.size();
-    bool captured = false;
-    while (keep > 0 && s.locals[keep - 1].depth > s.scope_depth) {
-      captured |= s.locals[keep - 1].captured;
-      --keep;
-    }
-    size_t n = s.locals.size() - keep;
-    if (n == 0) return;
-    if (captured) Emit(Op::CLOSE_FROM, static_cast<uint32_t>(keep + 1));
-    Emit(Op::SET_LOCAL, static_cast<uint32_t>(keep + 1));
-    if (n > 1) Emit(Op::POPN, static_cast<uint32_t>(n - 1));
-    for (size_t i = keep; i < s.locals.size(); ++i) RecordLocalName(s.locals[i], static_cast<uint16_t>(i + 1));
-    s.locals.resize(keep);
+    EndScope(/*keep_top=*/true);
   }
 
   // step / retry / timeout: the operand already on the stack becomes a hidden local, the
