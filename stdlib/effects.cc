@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
@@ -109,6 +110,41 @@ bool WriteFile(VM& vm, Value* args, std::ios::openmode mode, const char* fn, Val
   if (f) f.flush();
   if (!f) return vm.Raise("fs", fmt::format("cannot write {}: {}", path, std::strerror(errno)));
   *out = Value::Null();
+  return true;
+}
+
+bool FsExists(VM& vm, Value* args, int, Value* out) {
+  if (args[0].tag != Tag::kString) return vm.Raise("type", "fs.exists(path) takes a string");
+  std::error_code ec;
+  *out = Value::Bool(std::filesystem::exists(vm.heap().StringOf(args[0]), ec));
+  return true;
+}
+
+// The names in a folder, sorted (so a resumed run and an uninterrupted one agree).
+bool FsList(VM& vm, Value* args, int, Value* out) {
+  if (args[0].tag != Tag::kString) return vm.Raise("type", "fs.list(path) takes a string");
+  const std::string& path = vm.heap().StringOf(args[0]);
+  std::error_code ec;
+  std::vector<std::string> names;
+  for (std::filesystem::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec))
+    names.push_back(it->path().filename().string());
+  if (ec) return vm.Raise("fs", fmt::format("cannot list {}: {}", path, ec.message()));
+  std::sort(names.begin(), names.end());
+  std::vector<Value> items;
+  for (auto& n : names) items.push_back(vm.heap().NewString(std::move(n)));
+  *out = vm.heap().NewList(std::move(items));
+  return true;
+}
+
+// Removes a file or an empty folder; removing what is not there is not an error (so that
+// running it again after a crash is harmless). Returns whether something was removed.
+bool FsRemove(VM& vm, Value* args, int, Value* out) {
+  if (args[0].tag != Tag::kString) return vm.Raise("type", "fs.remove(path) takes a string");
+  const std::string& path = vm.heap().StringOf(args[0]);
+  std::error_code ec;
+  bool removed = std::filesystem::remove(path, ec);
+  if (ec) return vm.Raise("fs", fmt::format("cannot remove {}: {}", path, ec.message()));
+  *out = Value::Bool(removed);
   return true;
 }
 

@@ -117,16 +117,27 @@ const char* Reason(CURLcode code) {
   }
 }
 
+std::string UrlEncode(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~')
+      out.push_back(static_cast<char>(c));
+    else
+      out += fmt::format("%{:02X}", c);
+  }
+  return out;
+}
+
 Value Headers(Heap& heap, const std::vector<std::pair<std::string, std::string>>& headers) {
   Value map = heap.NewMap();
   for (const auto& [k, v] : headers) heap.Mutable<MapObj>(map.ref)->Set(k, heap.NewString(v));
   return map;
 }
 
-bool Request(VM& vm, const char* method, Value* args, int argc, Value* out) {
+bool Request(VM& vm, std::string method, Value* args, int argc, Value* out) {
   Heap& heap = vm.heap();
   if (args[0].tag != Tag::kString) return vm.Raise("type", fmt::format("http.{}(url, options) takes a url string", method));
-  const std::string url = heap.StringOf(args[0]);
+  std::string url = heap.StringOf(args[0]);
   const MapObj* options = nullptr;
   if (argc == 2) {
     if (args[1].tag != Tag::kMap) return vm.Raise("type", "http options must be a map");
@@ -157,6 +168,17 @@ bool Request(VM& vm, const char* method, Value* args, int argc, Value* out) {
     int64_t left = vm.deadline() - vm.host().NowMs();
     if (left <= 0) return vm.Raise("timeout", fmt::format("the deadline passed before {} {}", method, url));
     timeout_ms = std::min(timeout_ms, left);
+  }
+  // query: a map of parameters, URL-encoded onto the url.
+  if (const Value* q = option("query")) {
+    if (q->tag != Tag::kMap) return vm.Raise("type", "http option query must be a map");
+    std::string sep = url.find('?') == std::string::npos ? "?" : "&";
+    for (const auto& [k, v] : heap.Get<MapObj>(q->ref)->entries) {
+      std::string text, error;
+      if (!ToDisplayString(heap, v, &text, &error)) return vm.Raise("type", error);
+      url += sep + UrlEncode(k) + "=" + UrlEncode(text);
+      sep = "&";
+    }
   }
   bool check = true;
   if (const Value* v = option("check")) check = v->Truthy();
@@ -202,10 +224,16 @@ bool Request(VM& vm, const char* method, Value* args, int argc, Value* out) {
   api->easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
   api->easy_setopt(curl, CURLOPT_HEADERDATA, &t);
   api->easy_setopt(curl, CURLOPT_HTTPHEADER, header_list);
-  if (std::string_view(method) == "post") {
-    api->easy_setopt(curl, CURLOPT_POST, 1L);
-    api->easy_setopt(curl, CURLOPT_POSTFIELDS, request_body.data());
-    api->easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request_body.size()));
+  std::string verb = method;
+  std::transform(verb.begin(), verb.end(), verb.begin(), [](unsigned char c) { return std::toupper(c); });
+  if (verb == "HEAD") {
+    api->easy_setopt(curl, CURLOPT_NOBODY, 1L);
+  } else if (verb != "GET") {
+    api->easy_setopt(curl, CURLOPT_CUSTOMREQUEST, verb.c_str());
+    if (verb != "DELETE" || !request_body.empty()) {
+      api->easy_setopt(curl, CURLOPT_POSTFIELDS, request_body.data());
+      api->easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request_body.size()));
+    }
   }
   CURLcode code = api->easy_perform(curl);
   if (t.too_large) {
@@ -238,5 +266,19 @@ bool Request(VM& vm, const char* method, Value* args, int argc, Value* out) {
 
 bool HttpGet(VM& vm, Value* args, int argc, Value* out) { return Request(vm, "get", args, argc, out); }
 bool HttpPost(VM& vm, Value* args, int argc, Value* out) { return Request(vm, "post", args, argc, out); }
+bool HttpPut(VM& vm, Value* args, int argc, Value* out) { return Request(vm, "put", args, argc, out); }
+bool HttpPatch(VM& vm, Value* args, int argc, Value* out) { return Request(vm, "patch", args, argc, out); }
+bool HttpDelete(VM& vm, Value* args, int argc, Value* out) { return Request(vm, "delete", args, argc, out); }
+
+// http.request(method, url [, options])
+bool HttpRequest(VM& vm, Value* args, int argc, Value* out) {
+  if (args[0].tag != Tag::kString) return vm.Raise("type", "http.request(method, url, options) takes a method string");
+  std::string method = vm.heap().StringOf(args[0]);
+  std::transform(method.begin(), method.end(), method.begin(), [](unsigned char c) { return std::tolower(c); });
+  static const char* kMethods[] = {"get", "post", "put", "patch", "delete", "head", "options"};
+  if (std::find(std::begin(kMethods), std::end(kMethods), method) == std::end(kMethods))
+    return vm.Raise("type", fmt::format("http.request: unknown method `{}`", method));
+  return Request(vm, method, args + 1, argc - 1, out);
+}
 
 }  // namespace flow::stdlib

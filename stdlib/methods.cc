@@ -158,6 +158,12 @@ bool MapMethod(VM& vm, Value map, std::string_view name, Value* args, int argc, 
     *out = Value::Int(static_cast<int64_t>(m->entries.size()));
     return true;
   }
+  if (name == "json") {  // an http response: its body, parsed
+    if (!arity(0)) return false;
+    const Value* body = m->Find("body");
+    if (!body || body->tag != Tag::kString) return vm.Raise("type", "json() needs a map with a string `body` (an http response)");
+    return ParseJson(vm, heap.StringOf(*body), out);
+  }
   return vm.Raise("type", fmt::format("map has no method `{}`", name));
 }
 

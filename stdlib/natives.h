@@ -14,6 +14,13 @@ FLOW_NATIVE(FsAppend)
 FLOW_NATIVE(HttpGet)
 FLOW_NATIVE(HttpPost)
 FLOW_NATIVE(SignalWait)
+FLOW_NATIVE(FsExists)
+FLOW_NATIVE(FsList)
+FLOW_NATIVE(FsRemove)
+FLOW_NATIVE(HttpPut)
+FLOW_NATIVE(HttpPatch)
+FLOW_NATIVE(HttpDelete)
+FLOW_NATIVE(HttpRequest)
 #undef FLOW_NATIVE
 
 }  // namespace flow::stdlib

@@ -8,6 +8,9 @@ first line, and serves until killed.
   GET  /status/N          answers status N
   GET  /stats             JSON {"requests": n, "applied": {key: times_applied}, "seen": {key: times_seen}}
   GET  /throttle/ID/S/K    429 with Retry-After: S for the first K requests of ID, then 200
+  GET  /big/N              200 with a body of N bytes
+  GET  /slow/MS            200 after MS milliseconds
+  PUT, PATCH, DELETE       echo, as POST does
 """
 import json, sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -54,6 +57,23 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(body)
                 return
             return self.reply(200, {"after": n})
+        if self.path.startswith("/big/"):
+            n = int(self.path.split("/")[2])
+            self.send_response(200)
+            self.send_header("Content-Length", str(n))
+            self.end_headers()
+            chunk = b"x" * 65536
+            while n > 0:
+                try:
+                    self.wfile.write(chunk[: min(n, len(chunk))])
+                except OSError:
+                    return
+                n -= len(chunk)
+            return
+        if self.path.startswith("/slow/"):
+            import time
+            time.sleep(int(self.path.split("/")[2]) / 1000)
+            return self.reply(200, {"slow": True})
         if self.path.startswith("/status/"):
             return self.reply(int(self.path.split("/")[2]), {"status": int(self.path.split("/")[2])})
         return self.reply(200, {"method": "GET", "path": self.path, "headers": dict(self.headers), "body": ""})
@@ -73,7 +93,12 @@ class Handler(BaseHTTPRequestHandler):
                     if key:
                         stats["answers"][key] = answer
                 return self.reply(200, answer)
-        return self.reply(200, {"method": "POST", "path": self.path, "headers": dict(self.headers), "body": body})
+        return self.reply(200, {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body})
+
+
+Handler.do_PUT = Handler.do_POST
+Handler.do_PATCH = Handler.do_POST
+Handler.do_DELETE = Handler.do_POST
 
 
 def main():
