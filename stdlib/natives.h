@@ -21,6 +21,8 @@ FLOW_NATIVE(HttpPut)
 FLOW_NATIVE(HttpPatch)
 FLOW_NATIVE(HttpDelete)
 FLOW_NATIVE(HttpRequest)
+FLOW_NATIVE(ExecRun)
+FLOW_NATIVE(ExecShell)
 #undef FLOW_NATIVE
 
 }  // namespace flow::stdlib
