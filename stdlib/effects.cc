@@ -33,6 +33,21 @@ bool EnvGet(VM& vm, Value* args, int argc, Value* out) {
   return true;
 }
 
+// secret(NAME): the environment variable NAME as a secret: persisted as a reference (the
+// name), re-read on resume, shown masked, revealed only to http headers and exec.
+bool Secret(VM& vm, Value* args, int, Value* out) {
+  if (args[0].tag != Tag::kString) return vm.Raise("type", "secret(name) takes the name of an environment variable");
+  const std::string& name = vm.heap().StringOf(args[0]);
+  const char* v = std::getenv(name.c_str());
+  if (!v) return vm.Raise("secret", fmt::format("the secret `{}` is not set in the environment", name));
+  uint32_t id = vm.heap().Make<SecretObj>();
+  SecretObj* sec = vm.heap().Mutable<SecretObj>(id);
+  sec->parts.push_back({true, name});
+  sec->value = v;
+  *out = Value::Ref(Tag::kSecret, id);
+  return true;
+}
+
 bool Sleep(VM& vm, Value* args, int, Value* out) {
   if (args[0].tag != Tag::kInt || args[0].i < 0) return vm.Raise("type", "sleep(ms) takes a non-negative int (a duration)");
   // Inside a timeout the wait ends at the deadline, which then raises `timeout`.

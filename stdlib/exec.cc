@@ -62,7 +62,7 @@ bool RunProcess(VM& vm, std::vector<std::string> argv, Value options_value, Valu
     if (v->tag != Tag::kMap) return vm.Raise("type", "exec option env must be a map of strings");
     for (const auto& [k, val] : heap.Get<MapObj>(v->ref)->entries) {
       std::string text, error;
-      if (!ToDisplayString(heap, val, &text, &error)) return vm.Raise("type", error);
+      if (!RevealString(heap, val, &text, &error)) return vm.Raise("type", error);
       env_extra.push_back(k + "=" + text);
     }
   }
@@ -214,7 +214,7 @@ bool ExecRun(VM& vm, Value* args, int argc, Value* out) {
   std::vector<std::string> argv;
   for (const Value& v : vm.heap().Get<ListObj>(args[0].ref)->items) {
     std::string text, error;
-    if (!ToDisplayString(vm.heap(), v, &text, &error)) return vm.Raise("type", error);
+    if (!RevealString(vm.heap(), v, &text, &error)) return vm.Raise("type", error);
     argv.push_back(std::move(text));
   }
   if (argv.empty() || argv[0].empty()) return vm.Raise("type", "exec.run needs a program to run");
@@ -222,8 +222,10 @@ bool ExecRun(VM& vm, Value* args, int argc, Value* out) {
 }
 
 bool ExecShell(VM& vm, Value* args, int argc, Value* out) {
-  if (args[0].tag != Tag::kString) return vm.Raise("type", "exec.shell takes a command string");
-  return RunProcess(vm, {"/bin/sh", "-c", vm.heap().StringOf(args[0])}, argc == 2 ? args[1] : Value::Null(), out);
+  if (args[0].tag != Tag::kString && args[0].tag != Tag::kSecret) return vm.Raise("type", "exec.shell takes a command string");
+  std::string cmd, error;
+  RevealString(vm.heap(), args[0], &cmd, &error);
+  return RunProcess(vm, {"/bin/sh", "-c", cmd}, argc == 2 ? args[1] : Value::Null(), out);
 }
 
 }  // namespace flow::stdlib

@@ -189,7 +189,7 @@ bool Request(VM& vm, std::string method, Value* args, int argc, Value* out) {
     if (v->tag != Tag::kMap) return vm.Raise("type", "http option headers must be a map");
     for (const auto& [k, hv] : heap.Get<MapObj>(v->ref)->entries) {
       std::string text, error;
-      if (!ToDisplayString(heap, hv, &text, &error)) return vm.Raise("type", error);
+      if (!RevealString(heap, hv, &text, &error)) return vm.Raise("type", error);  // secrets go out as themselves
       if (k.find_first_of("\r\n:") != std::string::npos || text.find_first_of("\r\n") != std::string::npos)
         return vm.Raise("type", fmt::format("http header `{}` contains a line break or colon", k));
       header_list = api->slist_append(header_list, (k + ": " + text).c_str());
@@ -206,8 +206,9 @@ bool Request(VM& vm, std::string method, Value* args, int argc, Value* out) {
     if (!EncodeJson(heap, *v, false, &request_body, &error)) return vm.Raise("type", error);
     header_list = api->slist_append(header_list, "Content-Type: application/json");
   } else if (const Value* v = option("body")) {
-    if (v->tag != Tag::kString) return vm.Raise("type", "http option body must be a string");
-    request_body = heap.StringOf(*v);
+    if (v->tag != Tag::kString && v->tag != Tag::kSecret) return vm.Raise("type", "http option body must be a string");
+    std::string error;
+    RevealString(heap, *v, &request_body, &error);
   }
   std::unique_ptr<curl_slist, void (*)(curl_slist*)> headers_owner(header_list, api->slist_free_all);
 

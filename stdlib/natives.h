@@ -23,6 +23,7 @@ FLOW_NATIVE(HttpDelete)
 FLOW_NATIVE(HttpRequest)
 FLOW_NATIVE(ExecRun)
 FLOW_NATIVE(ExecShell)
+FLOW_NATIVE(Secret)
 #undef FLOW_NATIVE
 
 }  // namespace flow::stdlib

@@ -58,6 +58,12 @@ bool VM::BinaryOp(Op op, Value a, Value b, Value* out) {
   };
   switch (op) {
     case Op::ADD:
+      if ((a.tag == Tag::kSecret && (b.tag == Tag::kString || b.tag == Tag::kSecret)) ||
+          (b.tag == Tag::kSecret && a.tag == Tag::kString)) {
+        const Value both[2] = {a, b};
+        *out = JoinSecret(both, 2);
+        return true;
+      }
       if (a.tag == Tag::kString && b.tag == Tag::kString) {
         *out = heap_.NewString(heap_.StringOf(a) + heap_.StringOf(b));
         return true;

@@ -23,6 +23,7 @@
 // Both header and objects are stored inside the record envelope of vm/base/record.h.
 #include <fmt/format.h>
 
+#include <cstdlib>
 #include <cstring>
 
 #include "vm/base/coding.h"
@@ -50,7 +51,7 @@ void PutValue(std::string* out, Value v) {
 
 bool GetValue(Reader* r, Value* v) {
   uint8_t tag = r->U8();
-  if (tag > static_cast<uint8_t>(Tag::kError)) return false;
+  if (tag > static_cast<uint8_t>(Tag::kSecret)) return false;
   switch (static_cast<Tag>(tag)) {
     case Tag::kNull: *v = Value::Null(); break;
     case Tag::kBool: *v = Value::Bool(r->U8() != 0); break;
@@ -120,6 +121,15 @@ std::string EncodeObject(const Object* o) {
       for (const auto& t : e->trace) PutBytes(&out, t);
       break;
     }
+    case ObjKind::kSecret: {  // the pieces and variable names only: never the value
+      const auto* sec = static_cast<const SecretObj*>(o);
+      PutVarint(&out, sec->parts.size());
+      for (const auto& p : sec->parts) {
+        PutFixed8(&out, p.is_env ? 1 : 0);
+        PutBytes(&out, p.text);
+      }
+      break;
+    }
   }
   return out;
 }
@@ -185,6 +195,17 @@ Object* DecodeObject(std::string_view bytes) {
       obj = std::move(e);
       break;
     }
+    case ObjKind::kSecret: {
+      auto sec = std::make_unique<SecretObj>();
+      uint64_t n = r.Varint();
+      if (n > r.remaining()) return nullptr;
+      for (uint64_t i = 0; i < n; ++i) {
+        bool is_env = r.U8() != 0;
+        sec->parts.push_back({is_env, std::string(r.Bytes())});
+      }
+      obj = std::move(sec);  // its value is re-read from the environment after the restore
+      break;
+    }
     default: return nullptr;
   }
   if (r.failed() || !r.at_end()) return nullptr;
@@ -197,6 +218,7 @@ ObjKind KindFor(Tag tag) {
     case Tag::kList: return ObjKind::kList;
     case Tag::kMap: return ObjKind::kMap;
     case Tag::kFunction: return ObjKind::kClosure;
+    case Tag::kSecret: return ObjKind::kSecret;
     default: return ObjKind::kError;
   }
 }
@@ -369,6 +391,7 @@ Status VM::RestoreCheckpoint(std::string_view header,
         break;
       }
       case ObjKind::kError: ok = require_value(static_cast<const ErrorObj*>(o)->data); break;
+      case ObjKind::kSecret: break;
     }
     if (!ok) return bad(fmt::format("object {} refers to a missing or wrong object", id));
   }
@@ -428,6 +451,23 @@ Status VM::RestoreCheckpoint(std::string_view header,
     }
   }
 
+  // Secrets were persisted as references: read their values from the environment again.
+  for (uint32_t id : heap_.LiveIds()) {
+    if (heap_.GetObject(id)->kind != ObjKind::kSecret) continue;
+    auto* sec = static_cast<SecretObj*>(const_cast<Object*>(heap_.GetObject(id)));
+    sec->value.clear();
+    for (const auto& p : sec->parts) {
+      if (!p.is_env) {
+        sec->value += p.text;
+        continue;
+      }
+      const char* v = std::getenv(p.text.c_str());
+      if (!v)
+        return Status::InvalidArgument(fmt::format(
+            "the run holds the secret `{}`, which is not set in the environment: set it and resume again", p.text));
+      sec->value += v;
+    }
+  }
   heap_.FinishRestore();
   heap_.StartTracking();
   effects_done_ = effects;

@@ -13,6 +13,7 @@ const char* TypeName(Tag tag) {
     case Tag::kList: return "list";
     case Tag::kMap: return "map";
     case Tag::kError: return "error";
+    case Tag::kSecret: return "secret";
   }
   return "?";
 }
@@ -75,6 +76,7 @@ void Heap::Collect(const std::function<void(const std::function<void(Value)>&)>&
         break;
       case ObjKind::kUpvalue: mark_value(static_cast<UpvalueObj*>(o)->closed); break;
       case ObjKind::kError: mark_value(static_cast<ErrorObj*>(o)->data); break;
+      case ObjKind::kSecret: break;
     }
   }
   for (uint32_t id = 0; id < objects_.size(); ++id) {

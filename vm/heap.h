@@ -14,7 +14,7 @@
 
 namespace flow {
 
-enum class ObjKind : uint8_t { kString, kList, kMap, kClosure, kUpvalue, kError };
+enum class ObjKind : uint8_t { kString, kList, kMap, kClosure, kUpvalue, kError, kSecret };
 
 struct Object {
   explicit Object(ObjKind k) : kind(k) {}
@@ -75,6 +75,25 @@ struct ErrorObj : Object {
   std::string message;
   Value data;
   std::vector<std::string> trace;  // "function (file:line)", innermost first
+};
+
+// A secret string: text pieces and references to environment variables. Only the
+// pieces and the variable names are ever persisted; `value` is re-read from the
+// environment when a run is restored. Shown (print, str, JSON, history) masked: `***`
+// for each reference.
+struct SecretObj : Object {
+  struct Part {
+    bool is_env;       // an environment variable's value, or literal text
+    std::string text;  // the variable's name, or the text
+  };
+  SecretObj() : Object(ObjKind::kSecret) {}
+  std::vector<Part> parts;
+  std::string value;  // the revealed string; never persisted
+  std::string Masked() const {
+    std::string out;
+    for (const auto& p : parts) out += p.is_env ? "***" : p.text;
+    return out;
+  }
 };
 
 class Heap {

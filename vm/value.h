@@ -9,6 +9,7 @@ namespace flow {
 enum class Tag : uint8_t {
   kNull, kBool, kInt, kFloat, kBuiltin,        // immediate
   kString, kList, kMap, kFunction, kError,     // on the heap
+  kSecret,                                     // on the heap: a string never written in plaintext
 };
 
 struct Value {

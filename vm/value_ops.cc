@@ -135,6 +135,7 @@ struct Encoder {
         out->push_back('}');
         return true;
       }
+      case Tag::kSecret: EncodeString(heap.Get<SecretObj>(v.ref)->Masked(), out); return true;
       case Tag::kBuiltin: case Tag::kFunction:
         if (!lenient) {
           *error = "cannot encode a function as JSON";
@@ -154,6 +155,14 @@ bool ValuesEqual(const Heap& heap, Value a, Value b, bool* too_deep) {
   return EqualAt(heap, a, b, 0, too_deep);
 }
 
+bool RevealString(const Heap& heap, Value v, std::string* out, std::string* error) {
+  if (v.tag == Tag::kSecret) {
+    *out += heap.Get<SecretObj>(v.ref)->value;
+    return true;
+  }
+  return ToDisplayString(heap, v, out, error);
+}
+
 bool EncodeJson(const Heap& heap, Value v, bool lenient, std::string* out, std::string* error) {
   Encoder enc{heap, lenient, out, error};
   return enc.Encode(v, 0);
@@ -162,6 +171,10 @@ bool EncodeJson(const Heap& heap, Value v, bool lenient, std::string* out, std::
 bool ToDisplayString(const Heap& heap, Value v, std::string* out, std::string* error) {
   if (v.tag == Tag::kString) {
     *out += heap.StringOf(v);
+    return true;
+  }
+  if (v.tag == Tag::kSecret) {
+    *out += heap.Get<SecretObj>(v.ref)->Masked();
     return true;
   }
   return EncodeJson(heap, v, true, out, error);

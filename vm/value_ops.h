@@ -22,8 +22,11 @@ std::string FormatFloat(double f);
 // kMaxValueDepth. Functions encode as "<fn>" when `lenient` (for print and str).
 bool EncodeJson(const Heap& heap, Value v, bool lenient, std::string* out, std::string* error);
 
-// What print and str show: strings raw, everything else as compact JSON.
+// What print and str show: strings raw, secrets masked, everything else as compact JSON.
 bool ToDisplayString(const Heap& heap, Value v, std::string* out, std::string* error);
+// The same, but a secret's real value: only for what leaves the process for its purpose
+// (http header values, exec arguments and environment).
+bool RevealString(const Heap& heap, Value v, std::string* out, std::string* error);
 
 
 }  // namespace flow

@@ -208,6 +208,9 @@ class VM {
   bool SetField(Value object, const std::string& name, Value value);
   bool BuildMap(const Value* pairs, int n, Value* out);
   bool BuildString(const Value* parts, int n, Value* out);
+ public:
+  Value JoinSecret(const Value* parts, int n);
+ private:
   bool IterPrep(Value* sequence);
   bool MapIterNext(Value* slots, int vars);
   bool Negate(Value a, Value* out);

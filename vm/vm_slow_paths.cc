@@ -101,7 +101,33 @@ bool VM::BuildMap(const Value* pairs, int n, Value* out) {
   return true;
 }
 
+// Concatenation of values of which some are secrets: a secret of all the pieces.
+Value VM::JoinSecret(const Value* parts, int n) {
+  uint32_t id = heap_.Make<SecretObj>();
+  SecretObj* joined = heap_.Mutable<SecretObj>(id);
+  for (int i = 0; i < n; ++i) {
+    Value v = parts[i];
+    if (v.tag == Tag::kSecret) {
+      const SecretObj* s = heap_.Get<SecretObj>(v.ref);
+      joined->parts.insert(joined->parts.end(), s->parts.begin(), s->parts.end());
+      joined->value += s->value;
+    } else {
+      std::string text, error;
+      ToDisplayString(heap_, v, &text, &error);
+      joined->parts.push_back({false, text});
+      joined->value += text;
+    }
+  }
+  return Value::Ref(Tag::kSecret, id);
+}
+
 bool VM::BuildString(const Value* parts, int n, Value* out) {
+  for (int i = 0; i < n; ++i) {
+    if (parts[i].tag == Tag::kSecret) {
+      *out = JoinSecret(parts, n);
+      return true;
+    }
+  }
   std::string text, error;
   for (int i = 0; i < n; ++i)
     if (!ToDisplayString(heap_, parts[i], &text, &error)) return Raise("type", error);
