@@ -16,6 +16,7 @@ struct RunOptions {
   std::string durability = "sync";
   uint64_t max_effects = 0;
   uint64_t max_instructions = 0;
+  uint64_t max_tokens = 0;
   std::string deadline;  // a duration: 500ms, 30s, 10m, 2h, 1d (or plain ms)
 };
 

@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
     cmd->add_option("--max-effects", run.max_effects, "raise kind budget once the run has done this many effects");
     cmd->add_option("--max-instructions", run.max_instructions, "raise kind budget after this many VM instructions");
     cmd->add_option("--deadline", run.deadline, "raise kind budget once this long has passed (30s, 10m, 2h)");
+    cmd->add_option("--max-tokens", run.max_tokens, "raise kind budget once llm.chat has used this many tokens");
   };
   add_budgets(run_cmd);
   run_cmd->add_flag("--detach", run.detach, "suspend at every wait (exit 75): flow resume or flow worker continues it");

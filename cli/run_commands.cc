@@ -78,6 +78,7 @@ int RunCommand(const RunOptions& options) {
   start.detach = options.detach;
   start.max_effects = options.max_effects;
   start.max_instructions = options.max_instructions;
+  start.max_tokens = options.max_tokens;
   if (!options.deadline.empty() && !ParseDuration(options.deadline, &start.deadline_ms)) {
     fmt::print(stderr, "flow run: --deadline takes a duration (500ms, 30s, 10m, 2h, 1d), got `{}`\n", options.deadline);
     return kExitUsage;
@@ -89,6 +90,7 @@ int ResumeCommand(const std::string& store, const std::string& run_id, const Run
   runtime::ResumeOptions options;
   options.max_effects = budgets.max_effects;
   options.max_instructions = budgets.max_instructions;
+  options.max_tokens = budgets.max_tokens;
   if (!budgets.deadline.empty() && !ParseDuration(budgets.deadline, &options.deadline_ms)) {
     fmt::print(stderr, "flow resume: --deadline takes a duration (500ms, 30s, 10m, 2h, 1d), got `{}`\n", budgets.deadline);
     return kExitUsage;

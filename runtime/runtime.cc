@@ -357,7 +357,7 @@ int StartRun(const StartOptions& options) {
     VM vm(&module, &host, stdlib::GetNatives());
     SetProgramArgs(vm, options.args);
     vm.SetBudget({options.max_effects, options.max_instructions,
-                  options.deadline_ms ? host.NowMs() + options.deadline_ms : INT64_MAX});
+                  options.deadline_ms ? host.NowMs() + options.deadline_ms : INT64_MAX, options.max_tokens});
     RunOutcome outcome = vm.Run();
     host.Flush();
     if (outcome == RunOutcome::kFailed) {
@@ -395,6 +395,7 @@ int StartRun(const StartOptions& options) {
   record.virtual_time = options.virtual_time;
   record.max_effects = options.max_effects;
   record.max_instructions = options.max_instructions;
+  record.max_tokens = options.max_tokens;
   record.created_ms = record.updated_ms = WallMs();
   record.pid = getpid();
   // The database and its first checkpoint come before the record: a run that has a record
@@ -410,7 +411,7 @@ int StartRun(const StartOptions& options) {
   VM vm(&module, &host, stdlib::GetNatives());
   SetProgramArgs(vm, options.args);
   if (options.deadline_ms) record.deadline_ms = host.NowMs() + options.deadline_ms;
-  vm.SetBudget({record.max_effects, record.max_instructions, record.deadline_ms});
+  vm.SetBudget({record.max_effects, record.max_instructions, record.deadline_ms, record.max_tokens});
   StoreJournal journal(db->get(), mark->get(), &host, id, options.sync, 0);
   vm.SetJournal(&journal);
   vm.PrepareToRun();
@@ -538,8 +539,9 @@ int ResumeRun(const std::string& store_dir, const std::string& id, const ResumeO
   }
   if (options.max_effects) run.record.max_effects = options.max_effects;
   if (options.max_instructions) run.record.max_instructions = options.max_instructions;
+  if (options.max_tokens) run.record.max_tokens = options.max_tokens;
   if (options.deadline_ms) run.record.deadline_ms = host.NowMs() + options.deadline_ms;
-  vm.SetBudget({run.record.max_effects, run.record.max_instructions, run.record.deadline_ms});
+  vm.SetBudget({run.record.max_effects, run.record.max_instructions, run.record.deadline_ms, run.record.max_tokens});
   run.record.status = store::RunStatus::kRunning;
   run.record.pid = getpid();
   run.record.updated_ms = WallMs();

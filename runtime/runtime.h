@@ -29,12 +29,14 @@ struct StartOptions {
   uint64_t max_effects = 0;
   uint64_t max_instructions = 0;
   int64_t deadline_ms = 0;
+  uint64_t max_tokens = 0;
 };
 
 // What `flow resume` may change: budgets given again replace the run's.
 struct ResumeOptions {
   uint64_t max_effects = 0;
   uint64_t max_instructions = 0;
+  uint64_t max_tokens = 0;
   int64_t deadline_ms = 0;  // from now
 };
 

@@ -24,6 +24,7 @@ FLOW_NATIVE(HttpRequest)
 FLOW_NATIVE(ExecRun)
 FLOW_NATIVE(ExecShell)
 FLOW_NATIVE(Secret)
+FLOW_NATIVE(LlmChat)
 #undef FLOW_NATIVE
 
 }  // namespace flow::stdlib

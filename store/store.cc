@@ -3,7 +3,7 @@
 // A run record file is a sealed record (vm/base/record.h, version 1) whose payload is
 //   id:bytes program:bytes code_hash:bytes n:varint (key:bytes value:bytes){n}
 //   status:u8 durability:bytes virtual_time:u8 max_effects:varint max_instructions:varint
-//   deadline_ms:u64 created_ms:u64 updated_ms:u64 effects:varint pid:u64 detail:bytes
+//   deadline_ms:u64 max_tokens:varint created_ms:u64 updated_ms:u64 effects:varint pid:u64 detail:bytes
 //   wake_ms:u64 waiting_signal:bytes signals_received:varint
 #include <dirent.h>
 #include <fcntl.h>
@@ -205,6 +205,7 @@ Status Store::WriteRun(const RunRecord& r) {
   PutVarint(&p, r.max_effects);
   PutVarint(&p, r.max_instructions);
   PutFixed64(&p, static_cast<uint64_t>(r.deadline_ms));
+  PutVarint(&p, r.max_tokens);
   PutFixed64(&p, static_cast<uint64_t>(r.created_ms));
   PutFixed64(&p, static_cast<uint64_t>(r.updated_ms));
   PutVarint(&p, r.effects);
@@ -241,6 +242,7 @@ Result<RunRecord> Store::ReadRun(const std::string& id) const {
   r.max_effects = rd.Varint();
   r.max_instructions = rd.Varint();
   r.deadline_ms = static_cast<int64_t>(rd.U64());
+  r.max_tokens = rd.Varint();
   r.created_ms = static_cast<int64_t>(rd.U64());
   r.updated_ms = static_cast<int64_t>(rd.U64());
   r.effects = rd.Varint();

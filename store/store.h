@@ -84,6 +84,7 @@ struct RunRecord {
   uint64_t max_effects = 0;        // budgets (0 / INT64_MAX: none), kept with the run
   uint64_t max_instructions = 0;
   int64_t deadline_ms = INT64_MAX;  // absolute, on the run's clock
+  uint64_t max_tokens = 0;
   int64_t created_ms = 0;
   int64_t updated_ms = 0;
   uint64_t effects = 0;   // effects completed when the record was last written

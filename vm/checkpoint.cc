@@ -1,7 +1,7 @@
 // Checkpoints of the VM: encoding its state, and rebuilding it with every reference checked.
 // The grammar (also in docs/checkpoint.md), little-endian, varint = LEB128:
 //
-//   header   := effects_done:varint instructions:varint
+//   header   := effects_done:varint instructions:varint tokens_used:varint
 //               sp:varint value{sp}                                   the value stack
 //               n:varint (function:varint closure+1:varint pc:varint base:varint){n}
 //               n:varint (kind:u8 frame_depth:varint stack_height:varint pc:varint
@@ -235,6 +235,7 @@ void VM::EncodeCheckpoint(bool full, CheckpointDelta* out) {
   h.clear();
   PutVarint(&h, effects_done_);
   PutVarint(&h, instructions_);
+  PutVarint(&h, tokens_used_);
   PutVarint(&h, sp_);
   for (uint32_t i = 0; i < sp_; ++i) PutValue(&h, stack_[i]);
   PutVarint(&h, frames_.size());
@@ -278,6 +279,7 @@ Status VM::RestoreCheckpoint(std::string_view header,
   Reader r(header);
   uint64_t effects = r.Varint();
   uint64_t instructions = r.Varint();
+  uint64_t tokens = r.Varint();
   uint64_t sp = r.Varint();
   if (r.failed() || sp > kStackCapacity || sp > r.remaining()) return bad("stack size");
   std::vector<Value> stack(sp);
@@ -472,6 +474,7 @@ Status VM::RestoreCheckpoint(std::string_view header,
   heap_.StartTracking();
   effects_done_ = effects;
   instructions_ = instructions;
+  tokens_used_ = tokens;
   sp_ = static_cast<uint32_t>(sp);
   for (uint32_t i = 0; i < sp_; ++i) stack_[i] = stack[i];
   frames_ = std::move(frames);

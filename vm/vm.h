@@ -2,6 +2,8 @@
 // handlers, globals, heap) is plain data addressed by indices and ids.
 #pragma once
 #include <cstdint>
+#include <fmt/format.h>
+
 #include <functional>
 #include <memory>
 #include <string>
@@ -100,6 +102,7 @@ struct Budget {
   uint64_t max_effects = 0;       // 0: none
   uint64_t max_instructions = 0;  // 0: none
   int64_t deadline_ms = INT64_MAX;  // absolute, on the run's clock
+  uint64_t max_tokens = 0;        // model tokens (llm.chat usage); 0: none
 };
 
 enum class RunOutcome {
@@ -139,6 +142,13 @@ class VM {
     RecomputeDeadline();
   }
   uint64_t instructions() const { return instructions_; }
+  // Model tokens used by the run (llm.chat): false (budget raised) when over --max-tokens.
+  bool TokensLeft() {
+    if (budget_.max_tokens == 0 || tokens_used_ < budget_.max_tokens) return true;
+    return Raise("budget", fmt::format("the run used its budget of {} model tokens", budget_.max_tokens));
+  }
+  void ChargeTokens(uint64_t n) { tokens_used_ += n; }
+  uint64_t tokens_used() const { return tokens_used_; }
   // Raises `budget` if the run's deadline passed, else `timeout` (for waits cut short).
   bool RaiseDeadline();
 
@@ -270,6 +280,7 @@ class VM {
   Suspension suspension_;
   bool suspend_requested_ = false;
   uint64_t instructions_ = 0;          // counted only under an instruction budget
+  uint64_t tokens_used_ = 0;
 };
 
 }  // namespace flow
