@@ -4,20 +4,13 @@ check, disasm, --help, --version, --arg, exit codes and stdout/stderr separation
 import os, subprocess, sys, tempfile
 
 FLOW = os.path.abspath(sys.argv[1])
-failures = []
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from testlib import check, finish  # noqa: E402
 
 
 def run(*args, cwd=None):
     p = subprocess.run([FLOW, *args], capture_output=True, text=True, timeout=60, cwd=cwd)
     return p.returncode, p.stdout, p.stderr
-
-
-def check(name, condition, detail=""):
-    if not condition:
-        failures.append(f"{name}: {detail}")
-        print(f"FAIL {name} {detail}")
-    else:
-        print(f"ok   {name}")
 
 
 PROGRAM = """fn greet(who) { return "hello, ${who}" }
@@ -109,5 +102,4 @@ with tempfile.TemporaryDirectory() as tmp:
           code == 1 and out == "partial\n" and "quota: over the limit" in err and "fail.flow:2" in err,
           f"exit {code} out={out!r} err={err!r}")
 
-print(f"{len(failures) == 0 and 'all' or len(failures)} {'passed' if not failures else 'failed'}")
-sys.exit(1 if failures else 0)
+finish()

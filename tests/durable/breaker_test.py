@@ -7,17 +7,11 @@ import json, os, subprocess, sys, tempfile, time, urllib.request
 
 FLOW = os.path.abspath(sys.argv[1])
 HERE = os.path.dirname(os.path.abspath(__file__))
-failures = []
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from testlib import check, failures, finish, start_server  # noqa: E402
 
 
-def check(name, ok, detail=""):
-    print(("ok   " if ok else "FAIL ") + name + ("" if ok else f": {detail}"))
-    if not ok:
-        failures.append(name)
-
-
-server = subprocess.Popen([sys.executable, os.path.join(HERE, "..", "tools", "http_server.py")], stdout=subprocess.PIPE, text=True)
-base = "http://127.0.0.1:" + server.stdout.readline().split()[1]
+server, base = start_server("http_server.py")
 
 
 def requests():
@@ -68,5 +62,4 @@ print(breaker "api" (failures: 3, window: 1m, cooldown: 2s) {{ http.get("{base}/
         check("a successful trial closes the breaker for every run", outs == ["200", "200", "200"], outs)
 finally:
     server.kill()
-print(f"{'all passed' if not failures else str(len(failures)) + ' failed'}")
-sys.exit(1 if failures else 0)
+finish()

@@ -6,21 +6,15 @@ import json, os, subprocess, sys, tempfile, time, urllib.request
 
 FLOW = os.path.abspath(sys.argv[1])
 HERE = os.path.dirname(os.path.abspath(__file__))
-failures = []
-
-
-def check(name, ok, detail=""):
-    print(("ok   " if ok else "FAIL ") + name + ("" if ok else f": {detail}"))
-    if not ok:
-        failures.append(name)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from testlib import check, failures, finish, start_server  # noqa: E402
 
 
 def flow(*args, env=None):
     return subprocess.run([FLOW, *args], capture_output=True, text=True, timeout=60, env=env)
 
 
-server = subprocess.Popen([sys.executable, os.path.join(HERE, "..", "tools", "http_server.py")], stdout=subprocess.PIPE, text=True)
-base = "http://127.0.0.1:" + server.stdout.readline().split()[1]
+server, base = start_server("http_server.py")
 tmp = tempfile.mkdtemp()
 store = os.path.join(tmp, "store")
 
@@ -144,5 +138,4 @@ print(r.status, time.now() - t0)
 finally:
     server.kill()
 
-print(f"{'all passed' if not failures else str(len(failures)) + ' failed'}")
-sys.exit(1 if failures else 0)
+finish()

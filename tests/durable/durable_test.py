@@ -5,17 +5,12 @@ damaged stores (every file of a run's database flipped or truncated)."""
 import json, os, shutil, signal, subprocess, sys, tempfile, time
 
 FLOW = os.path.abspath(sys.argv[1])
-failures = []
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from testlib import check, finish  # noqa: E402
 
 
 def flow(*args, env=None, timeout=60, cwd=None):
     return subprocess.run([FLOW, *args], capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd)
-
-
-def check(name, ok, detail=""):
-    print(("ok   " if ok else "FAIL ") + name + ("" if ok else f": {detail}"))
-    if not ok:
-        failures.append(name)
 
 
 def write(path, text):
@@ -184,5 +179,4 @@ try:
 finally:
     shutil.rmtree(tmp, ignore_errors=True)
 
-print(f"{'all passed' if not failures else str(len(failures)) + ' failed'}")
-sys.exit(1 if failures else 0)
+finish()

@@ -3,13 +3,8 @@
 import os, signal, subprocess, sys, tempfile, time
 
 FLOW = os.path.abspath(sys.argv[1])
-failures = []
-
-
-def check(name, ok, detail=""):
-    print(("ok   " if ok else "FAIL ") + name + ("" if ok else f": {detail}"))
-    if not ok:
-        failures.append(name)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from testlib import check, failures, finish, start_server  # noqa: E402
 
 
 def alive(marker):
@@ -36,5 +31,4 @@ with tempfile.TemporaryDirectory() as tmp:
     check("killing flow kills the child it was running", started and not alive("sleep 32.75"), f"started={started}")
     subprocess.run(["pkill", "-f", "sleep 3[12]"], capture_output=True)
 
-print(f"{'all passed' if not failures else str(len(failures)) + ' failed'}")
-sys.exit(1 if failures else 0)
+finish()

@@ -5,9 +5,9 @@ import os, re, subprocess, sys, tempfile, time
 
 FLOW = os.path.abspath(sys.argv[1])
 HERE = os.path.dirname(os.path.abspath(__file__))
-server = subprocess.Popen([sys.executable, os.path.join(HERE, "..", "tools", "hostile_server.py")],
-                          stdout=subprocess.PIPE, text=True)
-base = "http://127.0.0.1:" + server.stdout.readline().split()[1]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from testlib import start_server  # noqa: E402
+server, base = start_server("hostile_server.py")
 failures = []
 
 # (path, what the Flow code does, timeout ms, the expected `kind[ reason]`)

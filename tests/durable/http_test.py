@@ -5,8 +5,9 @@ import os, subprocess, sys, tempfile
 
 FLOW = os.path.abspath(sys.argv[1])
 HERE = os.path.dirname(os.path.abspath(__file__))
-server = subprocess.Popen([sys.executable, os.path.join(HERE, "..", "tools", "http_server.py")], stdout=subprocess.PIPE, text=True)
-base = "http://127.0.0.1:" + server.stdout.readline().split()[1]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from testlib import start_server  # noqa: E402
+server, base = start_server("http_server.py")
 
 PROGRAM = f"""
 let base = "{base}"

@@ -6,18 +6,11 @@ import json, os, signal, subprocess, sys, tempfile, time, urllib.request
 
 FLOW = os.path.abspath(sys.argv[1])
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-failures = []
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from testlib import check, failures, finish, start_server  # noqa: E402
 
 
-def check(name, ok, detail=""):
-    print(("ok   " if ok else "FAIL ") + name + ("" if ok else f": {detail}"))
-    if not ok:
-        failures.append(name)
-
-
-services = subprocess.Popen([sys.executable, os.path.join(ROOT, "examples", "fake_services.py"), "--llm-delay-ms", "1500"],
-                            stdout=subprocess.PIPE, text=True)
-base = "http://127.0.0.1:" + services.stdout.readline().split()[1]
+services, base = start_server(os.path.join(ROOT, "examples", "fake_services.py"), "--llm-delay-ms", "1500")
 
 
 def stats():
@@ -53,5 +46,4 @@ try:
               len(llm_calls) == 1 and llm_calls[0]["idempotency_key"] == "pr42/review/1", llm_calls)
 finally:
     services.kill()
-print(f"{'all passed' if not failures else str(len(failures)) + ' failed'}")
-sys.exit(1 if failures else 0)
+finish()

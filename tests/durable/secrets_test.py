@@ -6,13 +6,8 @@ import os, subprocess, sys, tempfile
 
 FLOW = os.path.abspath(sys.argv[1])
 SECRET = "tok-" + os.urandom(8).hex()
-failures = []
-
-
-def check(name, ok, detail=""):
-    print(("ok   " if ok else "FAIL ") + name + ("" if ok else f": {detail}"))
-    if not ok:
-        failures.append(name)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from testlib import check, failures, finish, start_server  # noqa: E402
 
 
 PROGRAM = '''
@@ -52,5 +47,4 @@ with tempfile.TemporaryDirectory() as tmp:
     hist = subprocess.run([FLOW, "history", "s", "--json", "--store", store], capture_output=True, text=True).stdout
     check("the history shows secrets masked", SECRET not in hist and "***" in hist, hist[:300])
 
-print(f"{'all passed' if not failures else str(len(failures)) + ' failed'}")
-sys.exit(1 if failures else 0)
+finish()

@@ -4,13 +4,8 @@ suspend (exit 75) and are continued by `flow resume` or `flow worker`."""
 import json, os, signal, subprocess, sys, tempfile, time
 
 FLOW = os.path.abspath(sys.argv[1])
-failures = []
-
-
-def check(name, ok, detail=""):
-    print(("ok   " if ok else "FAIL ") + name + ("" if ok else f": {detail}"))
-    if not ok:
-        failures.append(name)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from testlib import check, failures, finish, start_server  # noqa: E402
 
 
 def flow(*args):
@@ -125,5 +120,4 @@ try {
     check("the worker resumes a run whose process died", w.stdout == "three\n" and status(store, "dead") == "completed",
           w.stdout + w.stderr)
 
-print(f"{'all passed' if not failures else str(len(failures)) + ' failed'}")
-sys.exit(1 if failures else 0)
+finish()
