@@ -29,6 +29,7 @@ int ResumeCommand(const std::string& store, const std::string& run_id, const Run
 int RunsCommand(const std::string& store, const std::string& status, bool json);
 int InspectCommand(const std::string& store, const std::string& run_id);
 int HistoryCommand(const std::string& store, const std::string& run_id, bool json);
+int TraceCommand(const std::string& store, const std::string& run_id);
 int ExportCommand(const std::string& store, const std::string& run_id, const std::string& out);
 int ImportCommand(const std::string& store, const std::string& file);
 int CompileCommand(const std::string& file, std::string out);

@@ -73,6 +73,10 @@ int main(int argc, char** argv) {
   history_cmd->add_flag("--json", json, "a JSON array of objects, for machines");
   history_cmd->add_option("--store", run.store, "the store folder (default ./.flow, or FLOW_STORE)");
 
+  auto* trace_cmd = app.add_subcommand("trace", "the run as a Chrome trace (JSON for chrome://tracing or Perfetto)");
+  trace_cmd->add_option("RUN", run_id, "the run id")->required();
+  trace_cmd->add_option("--store", run.store, "the store folder (default ./.flow, or FLOW_STORE)");
+
   std::string image_out;
   auto* export_cmd = app.add_subcommand("export", "write a run as a portable image (flow export RUN > run.fvm)");
   export_cmd->add_option("RUN", run_id, "the run id")->required();
@@ -127,6 +131,7 @@ int main(int argc, char** argv) {
   }
   if (cancel_cmd->parsed()) return flow::runtime::CancelRun(run.store, run_id);
   if (worker_cmd->parsed()) return flow::runtime::Worker(run.store, worker_once);
+  if (trace_cmd->parsed()) return TraceCommand(run.store, run_id);
   if (export_cmd->parsed()) return ExportCommand(run.store, run_id, image_out);
   if (import_cmd->parsed()) return ImportCommand(run.store, image_file);
   return kExitUsage;

@@ -175,7 +175,10 @@ int InspectCommand(const std::string& store_dir, const std::string& run_id) {
   return kExitOk;
 }
 
-int HistoryCommand(const std::string& store_dir, const std::string& run_id, bool json) {
+namespace {
+
+// A run's history: its effects, with its step events among them. Exit code, or kExitOk.
+int LoadHistory(const std::string& store_dir, const std::string& run_id, std::vector<runtime::HistoryEntry>* out) {
   Result<store::Store> st = OpenStore(store_dir);
   if (!st.ok()) return runtime::Fail(st.status(), "");
   if (!store::IsValidRunId(run_id)) {
@@ -188,36 +191,37 @@ int HistoryCommand(const std::string& store_dir, const std::string& run_id, bool
   if (!lock.ok()) return runtime::Fail(lock.status(), "history");
   Result<std::unique_ptr<store::RunDb>> db = store::RunDb::Open(st->RunDbDir(run_id), {.create = false});
   if (!db.ok()) return runtime::Fail(db.status(), "run " + run_id);
-  std::vector<runtime::HistoryEntry> entries;
-  Status bad;
-  Status s = (*db)->Scan("h", [&](std::string_view, std::string_view value) {
-    runtime::HistoryEntry e;
-    bad = runtime::DecodeHistoryEntry(value, &e);
-    if (!bad.ok()) return false;
-    entries.push_back(std::move(e));
-    return true;
-  });
-  if (!bad.ok()) return runtime::Fail(Status::Corruption(bad.message()), "run " + run_id);
-  if (!s.ok()) return runtime::Fail(s, "run " + run_id);
+  auto scan = [&](const char* prefix, std::vector<runtime::HistoryEntry>* into) -> int {
+    Status bad;
+    Status s = (*db)->Scan(prefix, [&](std::string_view, std::string_view value) {
+      runtime::HistoryEntry e;
+      bad = runtime::DecodeHistoryEntry(value, &e);
+      if (!bad.ok()) return false;
+      into->push_back(std::move(e));
+      return true;
+    });
+    if (!bad.ok()) return runtime::Fail(Status::Corruption(bad.message()), "run " + run_id);
+    if (!s.ok()) return runtime::Fail(s, "run " + run_id);
+    return kExitOk;
+  };
+  std::vector<runtime::HistoryEntry> entries, steps;
+  if (int code = scan("h", &entries); code != kExitOk) return code;
+  if (int code = scan("t", &steps); code != kExitOk) return code;
   // Step events sit between the effects they happened after.
-  std::vector<runtime::HistoryEntry> steps;
-  s = (*db)->Scan("t", [&](std::string_view, std::string_view value) {
-    runtime::HistoryEntry e;
-    bad = runtime::DecodeHistoryEntry(value, &e);
-    if (!bad.ok()) return false;
-    steps.push_back(std::move(e));
-    return true;
-  });
-  if (!bad.ok()) return runtime::Fail(Status::Corruption(bad.message()), "run " + run_id);
-  if (!s.ok()) return runtime::Fail(s, "run " + run_id);
-  std::vector<runtime::HistoryEntry> merged;
   size_t si = 0;
   for (auto& e : entries) {
-    while (si < steps.size() && steps[si].seq < e.seq) merged.push_back(std::move(steps[si++]));
-    merged.push_back(std::move(e));
+    while (si < steps.size() && steps[si].seq < e.seq) out->push_back(std::move(steps[si++]));
+    out->push_back(std::move(e));
   }
-  while (si < steps.size()) merged.push_back(std::move(steps[si++]));
-  entries = std::move(merged);
+  while (si < steps.size()) out->push_back(std::move(steps[si++]));
+  return kExitOk;
+}
+
+}  // namespace
+
+int HistoryCommand(const std::string& store_dir, const std::string& run_id, bool json) {
+  std::vector<runtime::HistoryEntry> entries;
+  if (int code = LoadHistory(store_dir, run_id, &entries); code != kExitOk) return code;
   static const char* kStates[] = {"?", "in-flight", "done", "raised"};
   if (json) {
     nlohmann::json out = nlohmann::json::array();
@@ -278,6 +282,30 @@ int ImportCommand(const std::string& store_dir, const std::string& file) {
   if (!id.ok()) return runtime::Fail(id.status(), file);
   fmt::print(stderr, "flow: imported run {} (flow resume {})\n", *id, *id);
   fmt::print("{}\n", *id);
+  return kExitOk;
+}
+
+// Chrome trace JSON (chrome://tracing, Perfetto): one complete event per effect and per
+// step, on the run's timeline.
+int TraceCommand(const std::string& store_dir, const std::string& run_id) {
+  std::vector<runtime::HistoryEntry> entries;
+  if (int code = LoadHistory(store_dir, run_id, &entries); code != kExitOk) return code;
+  nlohmann::json events = nlohmann::json::array();
+  for (const auto& e : entries) {
+    if (e.effect == "step") continue;  // its end carries the duration
+    bool step = e.effect == "step done";
+    events.push_back({{"name", step ? "step " + e.idempotency_key : e.effect},
+                      {"cat", step ? "step" : "effect"},
+                      {"ph", "X"},
+                      {"ts", e.started_ms * 1000},
+                      {"dur", std::max<int64_t>(e.duration_us, 1)},
+                      {"pid", 1},
+                      {"tid", step ? 1 : 2},
+                      {"args", {{"seq", e.seq}, {"args", e.args_preview}, {"result", e.result_preview},
+                                {"idempotency_key", e.idempotency_key}}}});
+  }
+  nlohmann::json trace = {{"traceEvents", events}, {"displayTimeUnit", "ms"}, {"otherData", {{"run", run_id}}}};
+  fmt::print("{}\n", trace.dump());
   return kExitOk;
 }
 

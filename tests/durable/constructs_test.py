@@ -75,6 +75,11 @@ print(a, b)
           step_rows[:2] == [("step", '["pay"]'), ("step done", '["pay"]')] and
           any(h["effect"] == "step done" and h["duration_us"] >= 0 for h in hist), step_rows)
 
+    trace = json.loads(flow("trace", "memo", "--store", store).stdout)
+    names = [e["name"] for e in trace["traceEvents"]]
+    check("flow trace gives a Chrome trace of effects and steps",
+          "step pay" in names and "http.post" in names and all(e["ph"] == "X" for e in trace["traceEvents"]), names)
+
     wait = program("wait.flow", '''
 let n = 0
 let v = retry (attempts: 2, backoff: 1500ms) {
