@@ -3,6 +3,8 @@
 #include <string>
 #include <vector>
 
+#include "runtime/runtime.h"
+
 namespace flow::cli {
 
 struct RunOptions {
@@ -14,10 +16,8 @@ struct RunOptions {
   bool ephemeral = false;
   bool detach = false;
   std::string durability = "sync";
-  uint64_t max_effects = 0;
-  uint64_t max_instructions = 0;
-  uint64_t max_tokens = 0;
-  std::string deadline;  // a duration: 500ms, 30s, 10m, 2h, 1d (or plain ms)
+  runtime::BudgetOptions budgets;  // its deadline_ms comes from `deadline`
+  std::string deadline;            // a duration: 500ms, 30s, 10m, 2h, 1d (or plain ms)
 };
 
 // Parses a duration as Flow writes them; false if it is not one.
@@ -25,7 +25,7 @@ bool ParseDuration(const std::string& text, int64_t* ms);
 
 // Durable runs (run_commands.cc).
 int RunCommand(const RunOptions& options);
-int ResumeCommand(const std::string& store, const std::string& run_id, const RunOptions& budgets);
+int ResumeCommand(const std::string& store, const std::string& run_id, const RunOptions& options);
 int RunsCommand(const std::string& store, const std::string& status, bool json);
 int InspectCommand(const std::string& store, const std::string& run_id);
 int HistoryCommand(const std::string& store, const std::string& run_id, bool json);

@@ -11,6 +11,8 @@
 #include "runtime/runtime.h"
 #include "runtime/program_file.h"
 
+static constexpr const char* kStoreHelp = "the store folder (default ./.flow, or FLOW_STORE)";
+
 int main(int argc, char** argv) {
   using namespace flow::cli;
   using flow::kExitOk;
@@ -25,16 +27,16 @@ int main(int argc, char** argv) {
   auto* run_cmd = app.add_subcommand("run", "compile FILE if needed, run it, print its output");
   run_cmd->add_option("FILE", run.file, "a .flow script or a .flowc bytecode file")->required();
   run_cmd->add_option("--arg", run.args, "a program argument NAME=VALUE, read as args.NAME")->take_all();
-  run_cmd->add_option("--store", run.store, "the store folder (default ./.flow, or FLOW_STORE)");
+  run_cmd->add_option("--store", run.store, kStoreHelp);
   run_cmd->add_option("--run-id", run.run_id, "the id of the new run (default: a fresh sortable id)");
   run_cmd->add_flag("--virtual-time", run.virtual_time, "skip time: durable waits fire at once");
   run_cmd->add_option("--durability", run.durability, "sync (default) or async")
       ->check(CLI::IsMember({"sync", "async"}));
   auto add_budgets = [&run](CLI::App* cmd) {
-    cmd->add_option("--max-effects", run.max_effects, "raise kind budget once the run has done this many effects");
-    cmd->add_option("--max-instructions", run.max_instructions, "raise kind budget after this many VM instructions");
+    cmd->add_option("--max-effects", run.budgets.max_effects, "raise kind budget once the run has done this many effects");
+    cmd->add_option("--max-instructions", run.budgets.max_instructions, "raise kind budget after this many VM instructions");
     cmd->add_option("--deadline", run.deadline, "raise kind budget once this long has passed (30s, 10m, 2h)");
-    cmd->add_option("--max-tokens", run.max_tokens, "raise kind budget once llm.chat has used this many tokens");
+    cmd->add_option("--max-tokens", run.budgets.max_tokens, "raise kind budget once llm.chat has used this many tokens");
   };
   add_budgets(run_cmd);
   run_cmd->add_flag("--detach", run.detach, "suspend at every wait (exit 75): flow resume or flow worker continues it");
@@ -53,56 +55,49 @@ int main(int argc, char** argv) {
   disasm_cmd->add_option("FILE", file, "a .flow script or a .flowc bytecode file")->required();
 
   std::string run_id, status;
+  // A command on one run: its RUN argument and the --store option.
+  auto add_run_command = [&](const char* name, const char* description) {
+    CLI::App* cmd = app.add_subcommand(name, description);
+    cmd->add_option("RUN", run_id, "the run id")->required();
+    cmd->add_option("--store", run.store, kStoreHelp);
+    return cmd;
+  };
   bool json = false;
-  auto* resume_cmd = app.add_subcommand("resume", "continue a crashed or suspended run from its last checkpoint");
-  resume_cmd->add_option("RUN", run_id, "the run id")->required();
-  resume_cmd->add_option("--store", run.store, "the store folder (default ./.flow, or FLOW_STORE)");
+  auto* resume_cmd = add_run_command("resume", "continue a crashed or suspended run from its last checkpoint");
   add_budgets(resume_cmd);
 
   auto* runs_cmd = app.add_subcommand("runs", "list the runs of the store: id, status, effects, program");
   runs_cmd->add_option("--status", status, "only runs in this status (running, suspended, completed, failed, crashed)");
   runs_cmd->add_flag("--json", json, "a JSON array of objects, for machines");
-  runs_cmd->add_option("--store", run.store, "the store folder (default ./.flow, or FLOW_STORE)");
+  runs_cmd->add_option("--store", run.store, kStoreHelp);
 
-  auto* inspect_cmd = app.add_subcommand("inspect", "frames, locals, pc and source line at the last checkpoint");
-  inspect_cmd->add_option("RUN", run_id, "the run id")->required();
-  inspect_cmd->add_option("--store", run.store, "the store folder (default ./.flow, or FLOW_STORE)");
+  auto* inspect_cmd = add_run_command("inspect", "frames, locals, pc and source line at the last checkpoint");
 
-  auto* history_cmd = app.add_subcommand("history", "the audit trail: each effect, its arguments, result, time");
-  history_cmd->add_option("RUN", run_id, "the run id")->required();
+  auto* history_cmd = add_run_command("history", "the audit trail: each effect, its arguments, result, time");
   history_cmd->add_flag("--json", json, "a JSON array of objects, for machines");
-  history_cmd->add_option("--store", run.store, "the store folder (default ./.flow, or FLOW_STORE)");
 
-  auto* trace_cmd = app.add_subcommand("trace", "the run as a Chrome trace (JSON for chrome://tracing or Perfetto)");
-  trace_cmd->add_option("RUN", run_id, "the run id")->required();
-  trace_cmd->add_option("--store", run.store, "the store folder (default ./.flow, or FLOW_STORE)");
+  auto* trace_cmd = add_run_command("trace", "the run as a Chrome trace (JSON for chrome://tracing or Perfetto)");
 
   std::string image_out;
-  auto* export_cmd = app.add_subcommand("export", "write a run as a portable image (flow export RUN > run.fvm)");
-  export_cmd->add_option("RUN", run_id, "the run id")->required();
+  auto* export_cmd = add_run_command("export", "write a run as a portable image (flow export RUN > run.fvm)");
   export_cmd->add_option("-o,--output", image_out, "write the image to this file instead of stdout");
-  export_cmd->add_option("--store", run.store, "the store folder (default ./.flow, or FLOW_STORE)");
 
   std::string image_file;
   auto* import_cmd = app.add_subcommand("import", "add the run of an image to the store; prints its id");
   import_cmd->add_option("FILE", image_file, "a run image written by flow export")->required();
-  import_cmd->add_option("--store", run.store, "the store folder (default ./.flow, or FLOW_STORE)");
+  import_cmd->add_option("--store", run.store, kStoreHelp);
 
   std::string signal_name, signal_json;
-  auto* signal_cmd = app.add_subcommand("signal", "deliver a signal (and a JSON value) to a run");
-  signal_cmd->add_option("RUN", run_id, "the run id")->required();
+  auto* signal_cmd = add_run_command("signal", "deliver a signal (and a JSON value) to a run");
   signal_cmd->add_option("NAME", signal_name, "the signal name, as in signal.wait(NAME)")->required();
   signal_cmd->add_option("JSON", signal_json, "the value signal.wait returns (default null)");
-  signal_cmd->add_option("--store", run.store, "the store folder (default ./.flow, or FLOW_STORE)");
 
-  auto* cancel_cmd = app.add_subcommand("cancel", "cancel a run: suspended, it ends; live, it raises `cancelled`");
-  cancel_cmd->add_option("RUN", run_id, "the run id")->required();
-  cancel_cmd->add_option("--store", run.store, "the store folder (default ./.flow, or FLOW_STORE)");
+  auto* cancel_cmd = add_run_command("cancel", "cancel a run: suspended, it ends; live, it raises `cancelled`");
 
   bool worker_once = false;
   auto* worker_cmd = app.add_subcommand("worker", "resume runs whose timers are due, whose signals came, whose process died");
   worker_cmd->add_flag("--once", worker_once, "one pass over the store, then exit");
-  worker_cmd->add_option("--store", run.store, "the store folder (default ./.flow, or FLOW_STORE)");
+  worker_cmd->add_option("--store", run.store, kStoreHelp);
 
   try {
     app.parse(argc, argv);

@@ -59,6 +59,18 @@ bool ParseDuration(const std::string& text, int64_t* ms) {
   return true;
 }
 
+namespace {
+
+// The budgets of the command line, with --deadline parsed; false (said on stderr) if not.
+bool ReadBudgets(const RunOptions& options, const char* command, runtime::BudgetOptions* out) {
+  *out = options.budgets;
+  if (options.deadline.empty() || ParseDuration(options.deadline, &out->deadline_ms)) return true;
+  fmt::print(stderr, "flow {}: --deadline takes a duration (500ms, 30s, 10m, 2h, 1d), got `{}`\n", command, options.deadline);
+  return false;
+}
+
+}  // namespace
+
 int RunCommand(const RunOptions& options) {
   runtime::StartOptions start;
   start.file = options.file;
@@ -76,26 +88,14 @@ int RunCommand(const RunOptions& options) {
   start.virtual_time = options.virtual_time;
   start.ephemeral = options.ephemeral;
   start.detach = options.detach;
-  start.max_effects = options.max_effects;
-  start.max_instructions = options.max_instructions;
-  start.max_tokens = options.max_tokens;
-  if (!options.deadline.empty() && !ParseDuration(options.deadline, &start.deadline_ms)) {
-    fmt::print(stderr, "flow run: --deadline takes a duration (500ms, 30s, 10m, 2h, 1d), got `{}`\n", options.deadline);
-    return kExitUsage;
-  }
+  if (!ReadBudgets(options, "run", &start.budgets)) return kExitUsage;
   return runtime::StartRun(start);
 }
 
-int ResumeCommand(const std::string& store, const std::string& run_id, const RunOptions& budgets) {
-  runtime::ResumeOptions options;
-  options.max_effects = budgets.max_effects;
-  options.max_instructions = budgets.max_instructions;
-  options.max_tokens = budgets.max_tokens;
-  if (!budgets.deadline.empty() && !ParseDuration(budgets.deadline, &options.deadline_ms)) {
-    fmt::print(stderr, "flow resume: --deadline takes a duration (500ms, 30s, 10m, 2h, 1d), got `{}`\n", budgets.deadline);
-    return kExitUsage;
-  }
-  return runtime::ResumeRun(store, run_id, options);
+int ResumeCommand(const std::string& store, const std::string& run_id, const RunOptions& options) {
+  runtime::BudgetOptions budgets;
+  if (!ReadBudgets(options, "resume", &budgets)) return kExitUsage;
+  return runtime::ResumeRun(store, run_id, budgets);
 }
 
 int RunsCommand(const std::string& store_dir, const std::string& status_filter, bool json) {

@@ -198,6 +198,15 @@ int Fail(const Status& s, const std::string& context) {
 
 namespace {
 
+// Budgets given now replace the ones kept with the run; returns what the VM enforces.
+Budget ApplyBudgets(const BudgetOptions& given, int64_t now_ms, store::RunRecord* record) {
+  if (given.max_effects) record->max_effects = given.max_effects;
+  if (given.max_instructions) record->max_instructions = given.max_instructions;
+  if (given.max_tokens) record->max_tokens = given.max_tokens;
+  if (given.deadline_ms) record->deadline_ms = now_ms + given.deadline_ms;
+  return {record->max_effects, record->max_instructions, record->deadline_ms, record->max_tokens};
+}
+
 // The program's `args`: a map of the --arg values, as strings.
 void SetProgramArgs(VM& vm, const std::vector<std::pair<std::string, std::string>>& args) {
   Heap& heap = vm.heap();
@@ -283,7 +292,7 @@ std::string EncodeHistoryEntry(const HistoryEntry& e) {
 
 void EncodeHistoryEntryInto(const HistoryEntry& e, std::string* out) {
   std::string& p = *out;
-  p.assign(9, '\0');  // BeginRecord, reusing the buffer
+  BeginRecord(&p);
   PutVarint(&p, e.seq);
   PutBytes(&p, e.effect);
   PutFixed8(&p, static_cast<uint8_t>(e.state));
@@ -316,16 +325,10 @@ Status DecodeHistoryEntry(std::string_view bytes, HistoryEntry* e) {
   return Status::Ok();
 }
 
-std::string EncodeStateRecord(const StateRecord& r) {
-  std::string out;
-  EncodeStateRecordInto(r.checkpoint, r.written_ms, r.virtual_now_ms, r.vm_header, &out);
-  return out;
-}
-
 void EncodeStateRecordInto(uint64_t checkpoint, int64_t written_ms, int64_t virtual_now_ms, std::string_view vm_header,
                            std::string* out) {
   std::string& p = *out;
-  p.assign(9, '\0');  // BeginRecord, reusing the buffer
+  BeginRecord(&p);
   PutVarint(&p, checkpoint);
   PutFixed64(&p, static_cast<uint64_t>(written_ms));
   PutFixed64(&p, static_cast<uint64_t>(virtual_now_ms));
@@ -356,8 +359,8 @@ int StartRun(const StartOptions& options) {
     ProcessHost host(options.virtual_time);
     VM vm(&module, &host, stdlib::GetNatives());
     SetProgramArgs(vm, options.args);
-    vm.SetBudget({options.max_effects, options.max_instructions,
-                  options.deadline_ms ? host.NowMs() + options.deadline_ms : INT64_MAX, options.max_tokens});
+    store::RunRecord unrecorded;
+    vm.SetBudget(ApplyBudgets(options.budgets, host.NowMs(), &unrecorded));
     RunOutcome outcome = vm.Run();
     host.Flush();
     if (outcome == RunOutcome::kFailed) {
@@ -393,9 +396,6 @@ int StartRun(const StartOptions& options) {
   record.args = options.args;
   record.durability = options.sync ? "sync" : "async";
   record.virtual_time = options.virtual_time;
-  record.max_effects = options.max_effects;
-  record.max_instructions = options.max_instructions;
-  record.max_tokens = options.max_tokens;
   record.created_ms = record.updated_ms = WallMs();
   record.pid = getpid();
   // The database and its first checkpoint come before the record: a run that has a record
@@ -410,8 +410,7 @@ int StartRun(const StartOptions& options) {
   host.set_run(id, {});
   VM vm(&module, &host, stdlib::GetNatives());
   SetProgramArgs(vm, options.args);
-  if (options.deadline_ms) record.deadline_ms = host.NowMs() + options.deadline_ms;
-  vm.SetBudget({record.max_effects, record.max_instructions, record.deadline_ms, record.max_tokens});
+  vm.SetBudget(ApplyBudgets(options.budgets, host.NowMs(), &record));
   StoreJournal journal(db->get(), mark->get(), &host, id, options.sync, 0);
   vm.SetJournal(&journal);
   vm.PrepareToRun();
@@ -468,7 +467,7 @@ Status LoadRun(store::Store& st, const std::string& id, VmHost* host, LoadedRun*
   return Status::Ok();
 }
 
-int ResumeRun(const std::string& store_dir, const std::string& id, const ResumeOptions& options) {
+int ResumeRun(const std::string& store_dir, const std::string& id, const BudgetOptions& budgets) {
   Result<store::Store> st = store::Store::Open(store_dir, false);
   if (!st.ok()) return Fail(st.status(), "");
   if (!store::IsValidRunId(id)) {
@@ -537,11 +536,7 @@ int ResumeRun(const std::string& store_dir, const std::string& id, const ResumeO
       in_flight = HistoryEntry{};
     }
   }
-  if (options.max_effects) run.record.max_effects = options.max_effects;
-  if (options.max_instructions) run.record.max_instructions = options.max_instructions;
-  if (options.max_tokens) run.record.max_tokens = options.max_tokens;
-  if (options.deadline_ms) run.record.deadline_ms = host.NowMs() + options.deadline_ms;
-  vm.SetBudget({run.record.max_effects, run.record.max_instructions, run.record.deadline_ms, run.record.max_tokens});
+  vm.SetBudget(ApplyBudgets(budgets, host.NowMs(), &run.record));
   run.record.status = store::RunStatus::kRunning;
   run.record.pid = getpid();
   run.record.updated_ms = WallMs();

@@ -15,6 +15,16 @@
 
 namespace flow::runtime {
 
+// Budgets as `flow run` and `flow resume` take them: 0 means none; the deadline is a
+// duration from now, kept with the run as an absolute time on its clock. On resume, a
+// budget given again replaces the run's.
+struct BudgetOptions {
+  uint64_t max_effects = 0;
+  uint64_t max_instructions = 0;
+  uint64_t max_tokens = 0;
+  int64_t deadline_ms = 0;
+};
+
 struct StartOptions {
   std::string file;
   std::vector<std::pair<std::string, std::string>> args;
@@ -24,27 +34,14 @@ struct StartOptions {
   bool virtual_time = false;
   bool ephemeral = false;  // --ephemeral: no store, no checkpoints, no resume
   bool detach = false;     // --detach: every wait suspends the run (exit 75)
-  // Budgets: 0 means none. The deadline is a duration from the start, kept as an absolute
-  // time on the run's clock.
-  uint64_t max_effects = 0;
-  uint64_t max_instructions = 0;
-  int64_t deadline_ms = 0;
-  uint64_t max_tokens = 0;
-};
-
-// What `flow resume` may change: budgets given again replace the run's.
-struct ResumeOptions {
-  uint64_t max_effects = 0;
-  uint64_t max_instructions = 0;
-  uint64_t max_tokens = 0;
-  int64_t deadline_ms = 0;  // from now
+  BudgetOptions budgets;
 };
 
 
 // `flow run`: creates the run, runs it, prints its output; returns the exit code.
 int StartRun(const StartOptions& options);
 // `flow resume`: continues a run from its last checkpoint; returns the exit code.
-int ResumeRun(const std::string& store_dir, const std::string& run_id, const ResumeOptions& options = {});
+int ResumeRun(const std::string& store_dir, const std::string& run_id, const BudgetOptions& budgets = {});
 // `flow signal`: delivers NAME (with a JSON value) to the run's mailbox.
 int SignalRun(const std::string& store_dir, const std::string& run_id, const std::string& name, const std::string& json);
 // `flow cancel`: a suspended run ends as cancelled; a live one raises `cancelled`.
@@ -98,7 +95,6 @@ struct StateRecord {
   int64_t virtual_now_ms = 0;  // the run's clock under --virtual-time, else 0
   std::string vm_header;
 };
-std::string EncodeStateRecord(const StateRecord& r);
 void EncodeStateRecordInto(uint64_t checkpoint, int64_t written_ms, int64_t virtual_now_ms, std::string_view vm_header,
                            std::string* out);
 Status DecodeStateRecord(std::string_view bytes, StateRecord* r);

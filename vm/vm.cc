@@ -654,6 +654,16 @@ op_RANGE_LOOP: {
   DISPATCH();
 }
 
+// Frames, upvalues and stack cut back to handler h; execution resumes at its pc.
+#define CUT_TO_HANDLER(h)                  \
+  do {                                     \
+    frames_.resize((h).frame_depth + 1);   \
+    CloseUpvalues((h).stack_height);       \
+    sp = stack + (h).stack_height;         \
+    pending_error_ = Value::Null();        \
+    LOAD_FRAME();                          \
+    ip = code + (h).pc;                    \
+  } while (0)
 handle_error : {
   // Unwind to the innermost handler that takes the error; state was saved by whoever
   // jumped here. Timeouts and steps are left; a retry may run its body again.
@@ -678,12 +688,7 @@ handle_error : {
     if (h.kind == HandlerKind::kRetry && RetryAfterError(h)) {
       // Back to the start of the body; the wait happens there (below), as a durable
       // effect whose checkpoint is that state.
-      frames_.resize(h.frame_depth + 1);
-      CloseUpvalues(h.stack_height);
-      sp = stack + h.stack_height;
-      pending_error_ = Value::Null();
-      LOAD_FRAME();
-      ip = code + h.pc;
+      CUT_TO_HANDLER(h);
       retry_wait = true;
       goto landed;
     }
@@ -699,13 +704,9 @@ handle_error : {
   {
     Handler h = handlers_.back();
     handlers_.pop_back();
-    frames_.resize(h.frame_depth + 1);
-    CloseUpvalues(h.stack_height);
-    sp = stack + h.stack_height;
-    *sp++ = pending_error_;
-    pending_error_ = Value::Null();
-    LOAD_FRAME();
-    ip = code + h.pc;
+    Value error = pending_error_;
+    CUT_TO_HANDLER(h);
+    *sp++ = error;  // the catch variable
   }
 landed:
   if (effect_raised_) {
@@ -730,6 +731,7 @@ landed:
   DISPATCH();
 }
 #undef LOAD_FRAME
+#undef CUT_TO_HANDLER
 #undef SAVE_STATE
 #undef READ8
 #undef READ16

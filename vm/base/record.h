@@ -20,9 +20,9 @@ inline std::string SealRecord(uint8_t version, std::string_view payload) {
   return out;
 }
 
-// Building a record in place, without the copy SealRecord makes: start from BeginRecord(),
-// append the payload, then FinishRecord().
-inline std::string BeginRecord() { return std::string(9, '\0'); }
+// Building a record in place, without the copy SealRecord makes: BeginRecord (which keeps
+// the buffer's capacity), append the payload, then FinishRecord().
+inline void BeginRecord(std::string* record) { record->assign(9, '\0'); }
 inline void FinishRecord(uint8_t version, std::string* record) {
   uint64_t sum = Checksum(std::string_view(*record).substr(9));
   (*record)[0] = static_cast<char>(version);
