@@ -65,6 +65,24 @@ try:
                   first.returncode == 1 and "error: budget:" in first.stderr and second.returncode == 0 and
                   lines == [f"{i} {REPLY}" for i in range(3)] and len(second.stdout.splitlines()) >= 1,
                   f"rc {first.returncode}/{second.returncode}\n{first.stdout}{first.stderr}{second.stdout}{second.stderr}")
+    # The deadline cuts the model call itself short (the model takes 2 s, the run has 1 s):
+    # llm.chat raises `budget`, not a plain `timeout`, so the run may go on.
+    slow, slow_base = start_server(os.path.join(ROOT, "examples", "fake_services.py"), "--llm-delay-ms", "2000")
+    try:
+        for wrapper in ["bare", "step-retry-timeout"]:
+            rid = f"deadline-in-call-{wrapper}"
+            path = os.path.join(tmp, rid + ".flow")
+            open(path, "w").write(program(wrapper, "pause(0)").replace("range(3)", "range(1)"))
+            slow_env = dict(env, FLOW_LLM_BASE_URL=slow_base)
+            first = subprocess.run([FLOW, "run", path, "--store", store, "--run-id", rid, "--deadline", "1s"],
+                                   capture_output=True, text=True, env=slow_env, timeout=60)
+            second = subprocess.run([FLOW, "resume", rid, "--store", store, "--deadline", "1h"], capture_output=True,
+                                    text=True, env=slow_env, timeout=60)
+            check(f"deadline in the model call, {wrapper}: budget, then resumed to the reply",
+                  first.returncode == 1 and "error: budget:" in first.stderr and second.returncode == 0 and
+                  second.stdout == f"0 {REPLY}\n", f"{first.stderr}{second.stdout}{second.stderr}")
+    finally:
+        slow.kill()
     # The stopped call is on record as raised; the resumed one is the next effect, and
     # inside a step it carries the same key (it is the same logical call).
     hist = json.loads(subprocess.run([FLOW, "history", "tokens-step-retry-timeout", "--json", "--store", store],
