@@ -222,7 +222,7 @@ int LoadHistory(const std::string& store_dir, const std::string& run_id, std::ve
 int HistoryCommand(const std::string& store_dir, const std::string& run_id, bool json) {
   std::vector<runtime::HistoryEntry> entries;
   if (int code = LoadHistory(store_dir, run_id, &entries); code != kExitOk) return code;
-  static const char* kStates[] = {"?", "in-flight", "done", "raised"};
+  static const char* kStates[] = {"?", "in-flight", "done", "raised", "in_doubt"};
   if (json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& e : entries)

@@ -320,7 +320,7 @@ Status DecodeHistoryEntry(std::string_view bytes, HistoryEntry* e) {
   e->duration_us = static_cast<int64_t>(r.U64());
   e->args_preview = std::string(r.Bytes());
   e->result_preview = std::string(r.Bytes());
-  if (r.failed() || !r.at_end() || state < 1 || state > 3) return Status::Corruption("a history entry is malformed");
+  if (r.failed() || !r.at_end() || state < 1 || state > 4) return Status::Corruption("a history entry is malformed");
   e->state = static_cast<HistoryEntry::State>(state);
   return Status::Ok();
 }
@@ -525,8 +525,10 @@ int ResumeRun(const std::string& store_dir, const std::string& id, const BudgetO
   HistoryEntry in_flight;
   {
     std::string raw;
+    // In flight: an intent without an outcome (or one a resume in doubt already marked,
+    // when that resume stopped before its next checkpoint).
     if (run.db->Get(HistoryKey(vm.effects_done() + 1), &raw).ok() && DecodeHistoryEntry(raw, &in_flight).ok() &&
-        in_flight.state == HistoryEntry::State::kIntent) {
+        (in_flight.state == HistoryEntry::State::kIntent || in_flight.state == HistoryEntry::State::kInDoubt)) {
       in_doubt = vm.resumes_in_doubt()
                      ? fmt::format(" (effect {} `{}` was in flight inside a `once` step: the step raises in_doubt)",
                                    in_flight.seq, in_flight.effect)
@@ -535,6 +537,16 @@ int ResumeRun(const std::string& store_dir, const std::string& id, const BudgetO
     } else {
       in_flight = HistoryEntry{};
     }
+  }
+  if (vm.resumes_in_doubt() && in_flight.seq != 0) {
+    // The effect in doubt is not run again: its history entry says so, and it keeps its
+    // number, so that what runs next (a compensation) has a key of its own.
+    in_flight.state = HistoryEntry::State::kInDoubt;
+    store::Batch batch;
+    batch.Put(HistoryKey(in_flight.seq), EncodeHistoryEntry(in_flight));
+    if (Status w = run.db->Write(batch, run.record.durability != "async"); !w.ok()) return Fail(w, "run " + id);
+    vm.CountInDoubtEffect(in_flight.seq);
+    in_flight = HistoryEntry{};
   }
   vm.SetBudget(ApplyBudgets(budgets, host.NowMs(), &run.record));
   run.record.status = store::RunStatus::kRunning;

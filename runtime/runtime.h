@@ -72,7 +72,9 @@ inline constexpr char kStateKey[] = "s";
 
 // One entry of a run's history: an effect, from intent to outcome.
 struct HistoryEntry {
-  enum class State : uint8_t { kIntent = 1, kDone = 2, kRaised = 3 };
+  // kInDoubt: it was in flight when the run stopped inside a `once` step, so it is not run
+  // again and the step raised `in_doubt`.
+  enum class State : uint8_t { kIntent = 1, kDone = 2, kRaised = 3, kInDoubt = 4 };
   uint64_t seq = 0;
   std::string effect;  // builtin name
   State state = State::kIntent;

@@ -163,10 +163,13 @@ bool Request(VM& vm, std::string method, Value* args, int argc, Value* out) {
     if (v->tag != Tag::kInt || v->i <= 0) return vm.Raise("type", "http option max_bytes must be a positive int");
     t.max_bytes = v->i;
   }
-  // Inside a timeout the transfer gets at most the time that is left.
+  // Inside a timeout (or under --deadline) the transfer gets at most the time that is left;
+  // cut short by it, it raises what the deadline raises (`budget` for the run's own).
+  bool cut_by_deadline = false;
   if (vm.deadline() != INT64_MAX) {
     int64_t left = vm.deadline() - vm.host().NowMs();
-    if (left <= 0) return vm.Raise("timeout", fmt::format("the deadline passed before {} {}", method, url));
+    if (left <= 0) return vm.RaiseDeadline();
+    cut_by_deadline = left <= timeout_ms;
     timeout_ms = std::min(timeout_ms, left);
   }
   // query: a map of parameters, URL-encoded onto the url.
@@ -242,7 +245,13 @@ bool Request(VM& vm, std::string method, Value* args, int argc, Value* out) {
     heap.Mutable<MapObj>(data.ref)->Set("reason", heap.NewString("too_large"));
     return vm.Raise("http", fmt::format("response from {} is larger than {} bytes", url, t.max_bytes), data);
   }
-  if (code == CURLE_OPERATION_TIMEDOUT) return vm.Raise("timeout", fmt::format("{} did not answer within {} ms", url, timeout_ms));
+  if (code == CURLE_OPERATION_TIMEDOUT) {
+    if (cut_by_deadline) {
+      vm.host().SleepMs(std::max<int64_t>(0, vm.deadline() - vm.host().NowMs()));  // curl may end a hair early
+      return vm.RaiseDeadline();
+    }
+    return vm.Raise("timeout", fmt::format("{} did not answer within {} ms", url, timeout_ms));
+  }
   if (code != CURLE_OK) {
     Value data = heap.NewMap();
     heap.Mutable<MapObj>(data.ref)->Set("reason", heap.NewString(Reason(code)));

@@ -5,7 +5,8 @@
 //               sp:varint value{sp}                                   the value stack
 //               n:varint (function:varint closure+1:varint pc:varint base:varint){n}
 //               n:varint (kind:u8 frame_depth:varint stack_height:varint pc:varint
-//                         count:varint deadline:u64){n}               try/retry/timeout/step
+//                         count:varint deadline:u64 step_count_at_open:varint){n}
+//                                                                     try/retry/timeout/step/breaker
 //               n:varint value{n}                                     globals
 //               steps:value                                           null, or the map of done steps
 //               n:varint id:varint{n}                                 open upvalues, by slot
@@ -253,6 +254,7 @@ void VM::EncodeCheckpoint(bool full, CheckpointDelta* out) {
     PutVarint(&h, hd.pc);
     PutVarint(&h, hd.count);
     PutFixed64(&h, static_cast<uint64_t>(hd.deadline));
+    PutVarint(&h, hd.step_count_at_open);
   }
   PutVarint(&h, globals_.size());
   for (const Value& g : globals_) PutValue(&h, g);
@@ -301,11 +303,12 @@ Status VM::RestoreCheckpoint(std::string_view header,
     uint8_t kind = r.U8();
     uint64_t depth = r.Varint(), height = r.Varint(), pc = r.Varint(), count = r.Varint();
     int64_t deadline = static_cast<int64_t>(r.U64());
+    uint64_t step_count_at_open = r.Varint();
     if (r.failed() || kind > static_cast<uint8_t>(HandlerKind::kBreaker) || depth >= nframes || height > sp ||
-        pc > UINT32_MAX || count > UINT32_MAX)
+        pc > UINT32_MAX || count > UINT32_MAX || step_count_at_open > UINT32_MAX)
       return bad("handler");
     hd = {static_cast<HandlerKind>(kind), static_cast<uint32_t>(depth), static_cast<uint32_t>(height),
-          static_cast<uint32_t>(pc), static_cast<uint32_t>(count), deadline};
+          static_cast<uint32_t>(pc), static_cast<uint32_t>(count), deadline, static_cast<uint32_t>(step_count_at_open)};
   }
   uint64_t nglobals = r.Varint();
   if (r.failed() || nglobals != module_->globals.size()) return bad("globals do not match the program");
@@ -442,10 +445,15 @@ Status VM::RestoreCheckpoint(std::string_view header,
           return bad("a retry handler does not match its code");
         break;
       }
-      case HandlerKind::kStep:
-        if (stack[hd.stack_height - 1].tag != Tag::kString || hd.pc > 1) return bad("a step handler has no key");
-        in_once_step |= hd.pc == 1;
+      case HandlerKind::kStep: {
+        // Its pc is its STEP_BEGIN, whose operand says whether it is `once`.
+        const std::string& code = module_->functions[f.function].code;
+        if (stack[hd.stack_height - 1].tag != Tag::kString || depth_at(f.function, hd.pc) < 0 ||
+            static_cast<Op>(code[hd.pc]) != Op::STEP_BEGIN)
+          return bad("a step handler does not match its code");
+        in_once_step |= code[hd.pc + 1] != 0;
         break;
+      }
       case HandlerKind::kTimeout: break;
       case HandlerKind::kBreaker:
         if (stack[hd.stack_height - 1].tag != Tag::kList) return bad("a breaker handler has no operand");

@@ -15,9 +15,10 @@ namespace flow {
 
 namespace {
 
-// Kinds a retry never retries unless its `on` names them.
+// Kinds a retry never retries unless its `on` names them: running the body again cannot
+// help (a stack overflow recurs, and each attempt would nest deeper still).
 bool NeverRetriedByDefault(const std::string& kind) {
-  return kind == "fatal" || kind == "cancelled" || kind == "in_doubt" || kind == "budget";
+  return kind == "fatal" || kind == "cancelled" || kind == "in_doubt" || kind == "budget" || kind == "stack_overflow";
 }
 
 // Retry-After of an `http` error for status 429 or 503, in ms (seconds or an HTTP date),
@@ -122,8 +123,9 @@ static bool ParseRetry(VM& vm, const Heap& heap, Value v, RetryOptions* o) {
 bool VM::OpenRetry(Value options) {
   RetryOptions o;
   if (!ParseRetry(*this, heap_, options, &o)) return false;
+  const Handler* step = EnclosingStep(handlers_.size());
   handlers_.push_back({HandlerKind::kRetry, static_cast<uint32_t>(frames_.size() - 1), sp_,
-                       frames_.back().pc, 1, 0});
+                       frames_.back().pc, 1, 0, step ? step->count : 0});
   return true;
 }
 
@@ -147,10 +149,11 @@ bool VM::RetryAfterError(Handler& h) {
     double raw = static_cast<double>(o.backoff_ms) * std::pow(o.factor, static_cast<double>(h.count - 1));
     // Rounded to the millisecond, so that 100 * 1.7^2 is 289, not 288.99999999999994.
     int64_t delay = raw >= static_cast<double>(o.max_delay_ms) ? o.max_delay_ms : std::llround(raw);
-    // A server that says when to come back (HTTP 429 or 503 with Retry-After) is obeyed.
+    // A server that says when to come back (HTTP 429 or 503 with Retry-After) is obeyed,
+    // up to max_delay: the user's bound holds against a server that asks for years.
     int64_t server_delay = RetryAfterMs(heap_, error, host_->NowMs());
     if (server_delay >= 0) {
-      delay = server_delay;
+      delay = std::min(server_delay, o.max_delay_ms);
     } else if (o.jitter != "none" && delay > 0) {
       std::string seed;
       PutFixed64(&seed, effects_done_);
@@ -174,6 +177,9 @@ bool VM::RetryAfterError(Handler& h) {
     }
     retry_wait_ms_ = delay;  // waited by the dispatch loop, at the body's start
     ++h.count;
+    // The next attempt counts the step's effects from where this retry began: its calls
+    // are the same calls again, with the same idempotency keys.
+    if (Handler* step = EnclosingStep(static_cast<size_t>(&h - handlers_.data()))) step->count = h.step_count_at_open;
     return true;
   }
   // Giving up: the last error goes on, with the attempts made in its data.
@@ -191,7 +197,7 @@ bool VM::RetryAfterError(Handler& h) {
   return false;
 }
 
-bool VM::OpenStep(uint32_t once, bool* done) {
+bool VM::OpenStep(uint32_t begin_pc, bool once, bool* done) {
   Value key = stack_[sp_ - 1];
   if (key.tag != Tag::kString) return Raise("type", fmt::format("a step key must be a string, not {}", TypeName(key.tag)));
   if (steps_.tag == Tag::kMap) {
@@ -202,7 +208,7 @@ bool VM::OpenStep(uint32_t once, bool* done) {
     }
   }
   // A step's `deadline` field holds when it began: its duration goes in the history.
-  handlers_.push_back({HandlerKind::kStep, static_cast<uint32_t>(frames_.size() - 1), sp_, once, 0, host_->NowMs()});
+  handlers_.push_back({HandlerKind::kStep, static_cast<uint32_t>(frames_.size() - 1), sp_, begin_pc, 0, host_->NowMs()});
   if (journal_) journal_->OnStep(*this, heap_.StringOf(key), false, 0);
   if (once && journal_) {
     if (Status s = journal_->OnceStepStarted(*this); !s.ok()) {
@@ -211,6 +217,38 @@ bool VM::OpenStep(uint32_t once, bool* done) {
     }
   }
   return true;
+}
+
+bool VM::IsOnceStep(const Handler& h) const {
+  const Function& fn = module_->functions[frames_[h.frame_depth].function];
+  return h.kind == HandlerKind::kStep && static_cast<uint8_t>(fn.code[h.pc + 1]) != 0;
+}
+
+// Resuming inside a `once` step: the innermost one raises `in_doubt`, naming itself.
+void VM::RaiseInDoubt() {
+  for (size_t i = handlers_.size(); i-- > 0;) {
+    const Handler& h = handlers_[i];
+    if (!IsOnceStep(h)) continue;
+    const Value key_value = stack_[h.stack_height - 1];
+    const std::string key = heap_.StringOf(key_value);
+    uint32_t line = module_->functions[frames_[h.frame_depth].function].LineAt(h.pc);
+    Value data = heap_.NewMap();
+    heap_.Mutable<MapObj>(data.ref)->Set("step", key_value);
+    heap_.Mutable<MapObj>(data.ref)->Set("line", Value::Int(line));
+    Raise("in_doubt",
+          fmt::format("the `once` step \"{}\" (line {}) was running when the run stopped: it may have had its "
+                      "effect, so it is not run again",
+                      key, line),
+          data);
+    return;
+  }
+  Raise("in_doubt", "a `once` step was running when the run stopped: it may have had its effect, so it is not run again");
+}
+
+void VM::CountInDoubtEffect(uint64_t seq) {
+  if (seq != effects_done_ + 1) return;
+  effects_done_ = seq;
+  if (Handler* step = EnclosingStep(handlers_.size())) ++step->count;
 }
 
 bool VM::CloseStep() {

@@ -197,7 +197,7 @@ RunOutcome VM::Run() {
   LOAD_FRAME();
   if (resume_in_doubt_) {
     resume_in_doubt_ = false;
-    Raise("in_doubt", "a `once` step was running when the run stopped: it may have had its effect, so it is not run again");
+    RaiseInDoubt();
     goto handle_error;
   }
   DISPATCH();
@@ -378,6 +378,7 @@ op_OR_JUMP: {
   DISPATCH();
 }
 op_CALL: {
+  const uint8_t* const call_ip = ip - 1;
   int argc = READ8();
   Value* callee = sp - argc - 1;
   // Fast path: a Flow function called with the right number of arguments.
@@ -408,7 +409,7 @@ op_CALL: {
       Raise("type", fmt::format("{}() does not take {} argument{}", info.name, argc, argc == 1 ? "" : "s"));
       goto handle_error;
     }
-    switch (RunEffect(static_cast<uint16_t>(callee->ref), callee + 1, argc, callee)) {
+    switch (RunEffect(static_cast<uint16_t>(callee->ref), callee + 1, argc, callee, static_cast<uint32_t>(call_ip - code))) {
       case EffectResult::kOk: sp = stack + sp_; DISPATCH();
       case EffectResult::kRaised: goto handle_error;
       case EffectResult::kAborted: return RunOutcome::kAborted;
@@ -421,11 +422,12 @@ op_CALL: {
   DISPATCH();
 }
 op_CALL_BUILTIN: {
+  const uint8_t* const call_ip = ip - 1;
   uint16_t id = READ16();
   int argc = READ8();
   SAVE_STATE();
   if (journal_ && GetBuiltinInfo(id).effectful) {
-    switch (RunEffect(id, sp - argc, argc, sp - argc)) {
+    switch (RunEffect(id, sp - argc, argc, sp - argc, static_cast<uint32_t>(call_ip - code))) {
       case EffectResult::kOk: sp = stack + sp_; DISPATCH();
       case EffectResult::kRaised: goto handle_error;
       case EffectResult::kAborted: return RunOutcome::kAborted;
@@ -548,11 +550,12 @@ op_POP_HANDLER:
   RecomputeDeadline();
   DISPATCH();
 op_STEP_BEGIN: {
+  const uint32_t begin_pc = static_cast<uint32_t>(ip - 1 - code);
   uint8_t once = READ8();
   uint32_t skip = READ32();
   SAVE_STATE();
   bool done = false;
-  if (!OpenStep(once, &done)) {
+  if (!OpenStep(begin_pc, once != 0, &done)) {
     if (!abort_status_.ok()) return RunOutcome::kAborted;
     goto handle_error;
   }
@@ -675,6 +678,12 @@ handle_error : {
       uncaught_ = pending_error_;
       if (effect_raised_) {
         effect_raised_ = false;
+        // No handler took the effect's error: the run stops at the call itself, its
+        // handlers and step count as they were, so that resuming it (a budget stop may be
+        // resumed with a new budget) makes the call again, with the same idempotency key.
+        handlers_ = std::move(raised_handlers_);
+        frames_.back().pc = raised_call_pc_;
+        RecomputeDeadline();
         Status s = journal_->AfterEffect(*this, effects_done_, raised_builtin_, uncaught_, true);
         if (!s.ok()) {
           abort_status_ = s;
@@ -755,7 +764,7 @@ void VM::SetJournal(EffectJournal* journal) {
 
 // Runs an effectful builtin between the journal's two records. The frame's pc is already
 // past the call; on success the result replaces args[-1] or the callee (result_slot).
-VM::EffectResult VM::RunEffect(uint16_t id, Value* args, int argc, Value* result_slot) {
+VM::EffectResult VM::RunEffect(uint16_t id, Value* args, int argc, Value* result_slot, uint32_t call_pc) {
   if (budget_.max_effects > 0 && effects_done_ >= budget_.max_effects) {
     Raise("budget", fmt::format("the run used its budget of {} effects", budget_.max_effects));
     budget_.max_effects = effects_done_ + kBudgetGraceEffects;  // for the handler to clean up
@@ -766,28 +775,29 @@ VM::EffectResult VM::RunEffect(uint16_t id, Value* args, int argc, Value* result
     return EffectResult::kRaised;
   }
   uint64_t seq = effects_done_ + 1;
-  EnterEffectScope();
+  int step = EnterEffectScope();
   if (Status s = journal_->BeforeEffect(*this, seq, id, args, argc); !s.ok()) {
     abort_status_ = s;
     return EffectResult::kAborted;
   }
-  if (host_->TakeCancel()) {
-    Raise("cancelled", "the run was cancelled (flow cancel)");
-    effects_done_ = seq;
-    effect_raised_ = true;
-    raised_builtin_ = id;
-    return EffectResult::kRaised;
-  }
   Value result;
-  suspend_requested_ = false;
-  bool ok = natives_.builtins[id](*this, args, argc, &result);
-  if (!ok && suspend_requested_) return EffectResult::kSuspended;  // the effect stays in flight
-  effects_done_ = seq;
+  bool ok;
+  if (host_->TakeCancel()) {
+    ok = Raise("cancelled", "the run was cancelled (flow cancel)");
+  } else {
+    suspend_requested_ = false;
+    ok = natives_.builtins[id](*this, args, argc, &result);
+    if (!ok && suspend_requested_) return EffectResult::kSuspended;  // the effect stays in flight
+  }
   if (!ok) {
     effect_raised_ = true;
     raised_builtin_ = id;
-    return EffectResult::kRaised;
+    raised_call_pc_ = call_pc;
+    raised_handlers_ = handlers_;  // before the step counts the effect
   }
+  effects_done_ = seq;
+  if (step >= 0) ++handlers_[step].count;
+  if (!ok) return EffectResult::kRaised;
   *result_slot = result;
   sp_ = static_cast<uint32_t>(result_slot - stack_.get()) + 1;
   if (Status s = journal_->AfterEffect(*this, seq, id, result, false); !s.ok()) {
@@ -797,19 +807,27 @@ VM::EffectResult VM::RunEffect(uint16_t id, Value* args, int argc, Value* result
   return EffectResult::kOk;
 }
 
-// The effect scope ("KEY/n") of an effect about to run inside a step, or "".
-void VM::EnterEffectScope() {
+// The effect scope ("KEY/n") of an effect about to run inside a step, or "": n is one past
+// the effects the innermost step has done (retry attempts rewind that count, see
+// RetryAfterError).
+int VM::EnterEffectScope() {
   effect_scope_.clear();
-  for (size_t i = handlers_.size(); i-- > 0;) {
-    Handler& h = handlers_[i];
-    if (h.kind != HandlerKind::kStep) continue;
-    effect_scope_ = heap_.StringOf(stack_[h.stack_height - 1]) + "/" + std::to_string(++h.count);
-    break;
-  }
+  Handler* step = EnclosingStep(handlers_.size());
+  if (!step) return -1;
+  effect_scope_ = heap_.StringOf(stack_[step->stack_height - 1]) + "/" + std::to_string(step->count + 1);
+  return static_cast<int>(step - handlers_.data());
+}
+
+Handler* VM::EnclosingStep(size_t below) {
+  for (size_t i = below; i-- > 0;)
+    if (handlers_[i].kind == HandlerKind::kStep) return &handlers_[i];
+  return nullptr;
 }
 
 // A retry's backoff: a `sleep` effect of its own, so the wait is on record (a resumed run
 // that reaches it again waits only what is left) and its checkpoint is the body's start.
+// It is not one of the step's effects (its key is RUN/n): the attempts around it are the
+// same logical call and must count alike.
 Status VM::WaitDurably(int64_t ms, bool* suspended) {
   *suspended = false;
   if (!journal_) {
@@ -819,7 +837,7 @@ Status VM::WaitDurably(int64_t ms, bool* suspended) {
   uint64_t seq = effects_done_ + 1;
   const uint16_t sleep_id = static_cast<uint16_t>(Builtin::SLEEP);
   Value arg = Value::Int(ms);
-  EnterEffectScope();
+  effect_scope_.clear();
   if (Status s = journal_->BeforeEffect(*this, seq, sleep_id, &arg, 1); !s.ok()) return s;
   int64_t wake_ms;
   if (host_->ShouldSuspend(ms, &wake_ms)) {

@@ -88,9 +88,13 @@ struct Handler {
   uint32_t frame_depth;   // index of the frame that opened it
   uint32_t stack_height;  // try: what an error cuts the stack to; retry: the body's start
                           // height; step/timeout: the height with its operand (key, duration)
-  uint32_t pc;            // try: the catch; retry: the body's start; step: 1 if `once`
-  uint32_t count;         // retry: attempts begun; step: effects run inside it
-  int64_t deadline;       // timeout: absolute ms on the run's clock
+  uint32_t pc;            // try: the catch; retry: the body's start; step: its STEP_BEGIN
+                          // (whose operand says `once`)
+  uint32_t count;         // retry: attempts begun; step: its effects done (n of the next is count + 1)
+  int64_t deadline;       // timeout: absolute ms on the run's clock; step: when it began
+  // retry: the enclosing step's count when the retry began. Each attempt counts its effects
+  // from there again, so a retried call carries the same idempotency key as before.
+  uint32_t step_count_at_open = 0;
 };
 
 // Limits on a run, against runaway agents: exceeding one raises kind `budget`. The handler
@@ -163,6 +167,9 @@ class VM {
   int64_t deadline() const { return deadline_; }
   // True after restoring a checkpoint taken inside an open `once` step.
   bool resumes_in_doubt() const { return resume_in_doubt_; }
+  // On such a resume, the effect that was in flight (number `seq`) is counted as done, in
+  // doubt: what runs next gets the next number, and the next idempotency key.
+  void CountInDoubtEffect(uint64_t seq);
 
   // Encodes the state for a checkpoint: everything when `full`, else only what changed
   // since the previous call. Valid between instructions (from a journal callback, or
@@ -231,17 +238,23 @@ class VM {
   // false having added data.attempts to the error (or replaced it by an outer timeout).
   [[gnu::noinline]] bool RetryAfterError(Handler& h);
   [[gnu::noinline]] bool OpenRetry(Value options);
-  [[gnu::noinline]] bool OpenStep(uint32_t once, bool* done);
+  [[gnu::noinline]] bool OpenStep(uint32_t begin_pc, bool once, bool* done);
+  bool IsOnceStep(const Handler& h) const;
+  // The innermost open step among handlers_[0, below), or null.
+  Handler* EnclosingStep(size_t below);
+  [[gnu::noinline]] void RaiseInDoubt();
   [[gnu::noinline]] bool CloseStep();
   [[gnu::noinline]] bool OpenTimeout(Value duration);
   [[gnu::noinline]] bool OpenBreaker(Value operand);
   [[gnu::noinline]] bool CloseBreaker(const Handler& h, bool success);
   void RecomputeDeadline();
 
-  void EnterEffectScope();
+  // Sets effect_scope_ for the effect about to run; returns the index of the step whose
+  // count it takes (advanced once the effect is done), or -1 outside steps.
+  int EnterEffectScope();
   // Returns false with *suspended set when the wait suspends the run instead.
   [[gnu::noinline]] Status WaitDurably(int64_t ms, bool* suspended);
-  [[gnu::noinline]] EffectResult RunEffect(uint16_t id, Value* args, int argc, Value* result_slot);
+  [[gnu::noinline]] EffectResult RunEffect(uint16_t id, Value* args, int argc, Value* result_slot, uint32_t call_pc);
   [[gnu::noinline]] void CloseUpvalues(uint32_t from_slot);
   [[gnu::noinline]] uint32_t CaptureUpvalue(uint32_t slot);
   [[gnu::noinline]] void FillTrace(Value error, uint32_t pc);
@@ -268,6 +281,10 @@ class VM {
   uint64_t effects_done_ = 0;
   bool effect_raised_ = false;  // an effect raised: checkpoint once the error has landed
   uint16_t raised_builtin_ = 0;
+  // Where that effect was called, with the handlers as they were: if no handler takes its
+  // error, the checkpoint is that state, so a resumed run (after a budget stop) calls again.
+  uint32_t raised_call_pc_ = 0;
+  std::vector<Handler> raised_handlers_;
   Status abort_status_;
   std::vector<uint32_t> changed_ids_;  // scratch for EncodeCheckpoint
   Value steps_ = Value::Null();        // map: key of each completed step -> its value

@@ -7,6 +7,8 @@ first line, and serves until killed.
                           the first answer without applying it again)
   GET  /status/N          answers status N
   GET  /stats             JSON {"requests": n, "applied": {key: times_applied}, "seen": {key: times_seen}}
+  POST /flaky/ID/K         503 for the first K requests of ID, then 200; records each one's Idempotency-Key
+  GET  /keys/ID            JSON list: the Idempotency-Key of each request to /flaky/ID, in order
   GET  /throttle/ID/S/K    429 with Retry-After: S for the first K requests of ID, then 200
   GET  /big/N              200 with a body of N bytes
   GET  /slow/MS            200 after MS milliseconds
@@ -57,6 +59,9 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(body)
                 return
             return self.reply(200, {"after": n})
+        if self.path.startswith("/keys/"):
+            with lock:
+                return self.reply(200, stats.setdefault("flaky", {}).get(self.path.split("/")[2], []))
         if self.path.startswith("/big/"):
             n = int(self.path.split("/")[2])
             self.send_response(200)
@@ -84,6 +89,13 @@ class Handler(BaseHTTPRequestHandler):
         with lock:
             stats["requests"] += 1
             stats["seen"][key] = stats["seen"].get(key, 0) + 1
+            if self.path.startswith("/flaky/"):
+                _, _, fid, fails = self.path.split("/")
+                keys = stats.setdefault("flaky", {}).setdefault(fid, [])
+                keys.append(key)
+                if len(keys) <= int(fails):
+                    return self.reply(503, {"attempt": len(keys)})
+                return self.reply(200, {"attempt": len(keys)})
             if self.path == "/charge":
                 if key and key in stats["answers"]:
                     answer = stats["answers"][key]
