@@ -16,15 +16,37 @@ std::string FormatFloat(double f) {
 
 namespace {
 
+int CompareIntFloat(int64_t i, double d) {
+  if (std::isnan(d)) return kUnordered;
+  if (d >= 0x1p63) return -1;  // beyond every int64 (and +inf)
+  if (d < -0x1p63) return 1;
+  double whole = std::trunc(d);  // in [-2^63, 2^63): exact as an int64
+  int64_t w = static_cast<int64_t>(whole);
+  if (i != w) return i < w ? -1 : 1;
+  return whole < d ? -1 : whole > d ? 1 : 0;  // the fraction decides
+}
+
+}  // namespace
+
+int CompareNumbers(Value a, Value b) {
+  if (a.tag == Tag::kInt && b.tag == Tag::kInt) return a.i < b.i ? -1 : a.i > b.i;
+  if (a.tag == Tag::kInt) return CompareIntFloat(a.i, b.f);
+  if (b.tag == Tag::kInt) {
+    int c = CompareIntFloat(b.i, a.f);
+    return c == kUnordered ? c : -c;
+  }
+  if (std::isnan(a.f) || std::isnan(b.f)) return kUnordered;
+  return a.f < b.f ? -1 : a.f > b.f;
+}
+
+namespace {
+
 bool EqualAt(const Heap& heap, Value a, Value b, int depth, bool* too_deep) {
   if (depth > kMaxValueDepth) {
     *too_deep = true;
     return false;
   }
-  if (a.IsNumber() && b.IsNumber()) {
-    if (a.tag == Tag::kInt && b.tag == Tag::kInt) return a.i == b.i;
-    return a.AsDouble() == b.AsDouble();
-  }
+  if (a.IsNumber() && b.IsNumber()) return CompareNumbers(a, b) == 0;
   if (a.tag != b.tag) return false;
   switch (a.tag) {
     case Tag::kNull: return true;

@@ -15,6 +15,11 @@ bool ValuesEqual(const Heap& heap, Value a, Value b, bool* too_deep);
 
 inline constexpr int kMaxValueDepth = 1000;
 
+// Orders two numbers exactly: -1, 0 or 1, or kUnordered when either is NaN. An int and a
+// float compare by value, not by rounding the int to a double (2^53 + 1 != 2^53 as floats).
+inline constexpr int kUnordered = 2;
+int CompareNumbers(Value a, Value b);
+
 // Shortest text that reads back as the same double, always with a `.` or an exponent.
 std::string FormatFloat(double f);
 
