@@ -103,6 +103,7 @@ struct Encoder {
   bool lenient;
   std::string* out;
   std::string* error;
+  bool reveal = false;  // secrets as their value (a request body), else masked
 
   bool Encode(Value v, int depth) {
     if (depth > kMaxValueDepth) {
@@ -157,7 +158,11 @@ struct Encoder {
         out->push_back('}');
         return true;
       }
-      case Tag::kSecret: EncodeString(heap.Get<SecretObj>(v.ref)->Masked(), out); return true;
+      case Tag::kSecret: {
+        const SecretObj* secret = heap.Get<SecretObj>(v.ref);
+        EncodeString(reveal ? secret->value : secret->Masked(), out);
+        return true;
+      }
       case Tag::kBuiltin: case Tag::kFunction:
         if (!lenient) {
           *error = "cannot encode a function as JSON";
@@ -187,6 +192,11 @@ bool RevealString(const Heap& heap, Value v, std::string* out, std::string* erro
 
 bool EncodeJson(const Heap& heap, Value v, bool lenient, std::string* out, std::string* error) {
   Encoder enc{heap, lenient, out, error};
+  return enc.Encode(v, 0);
+}
+
+bool EncodeJsonRevealed(const Heap& heap, Value v, std::string* out, std::string* error) {
+  Encoder enc{heap, false, out, error, true};
   return enc.Encode(v, 0);
 }
 
