@@ -67,7 +67,7 @@ bool RunProcess(VM& vm, std::vector<std::string> argv, const std::string& progra
     if (v->tag != Tag::kMap) return vm.Raise("type", "exec option env must be a map of strings");
     for (const auto& [k, val] : heap.Get<MapObj>(v->ref)->entries) {
       // A name with `=` would set another variable ("PATH=/evil:" + "=x" sets PATH).
-      if (k.empty() || k.find_first_of("=") != std::string::npos || k.find('\0') != std::string::npos)
+      if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos)
         return vm.Raise("type", fmt::format("exec env name `{}` is not a variable name (empty, or has `=` or a NUL byte)",
                                             k.substr(0, k.find('\0'))));
       std::string text, error;
