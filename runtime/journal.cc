@@ -86,6 +86,7 @@ Status StoreJournal::BeforeEffect(VM& vm, uint64_t seq, uint16_t builtin, const 
   entry_.result_digest = 0;
   entry_.duration_us = 0;
   entry_.result_preview.clear();
+  entry_.pre_state.clear();
   started_us_ = MonotonicUs();
   entry_.started_ms = now_ms_ = (started_us_ + wall_minus_steady_us_) / 1000;
   if (seq == in_flight_.seq && entry_.effect == in_flight_.effect && entry_.effect == "sleep") {
@@ -109,6 +110,7 @@ Status StoreJournal::AfterEffect(VM& vm, uint64_t seq, uint16_t builtin, Value o
   CrashPoint(seq, "after-effect");
   entry_.duration_us = MonotonicUs() - started_us_;
   entry_.state = raised ? HistoryEntry::State::kRaised : HistoryEntry::State::kDone;
+  entry_.pre_state.clear();  // needed only while the effect is in flight
   scratch_.clear();
   std::string error;
   if (!EncodeJson(vm.heap(), outcome, true, &scratch_, &error)) scratch_ = "\"<unencodable>\"";
@@ -128,6 +130,21 @@ Status StoreJournal::AfterEffect(VM& vm, uint64_t seq, uint16_t builtin, Value o
   if (Status s = WriteCheckpoint(vm, false, &batch_); !s.ok()) return s;
   CrashPoint(seq, "after-checkpoint");
   return Status::Ok();
+}
+
+// The intent again, now with the pre-state: written (unsynced, like the intent) before
+// the effect changes anything, so a process crash after the change always finds it.
+Status StoreJournal::RecordPreState(VM& vm, std::string_view pre_state) {
+  entry_.pre_state.assign(pre_state);
+  store::Batch batch;
+  batch.Put(HistoryKey(entry_.seq), EncodeHistoryEntry(entry_));
+  return db_->Write(batch, false);
+}
+
+const std::string* StoreJournal::ResumedPreState(VM& vm) {
+  bool same = in_flight_.seq == entry_.seq && in_flight_.effect == entry_.effect &&
+              in_flight_.args_digest == entry_.args_digest;
+  return same && !in_flight_.pre_state.empty() ? &in_flight_.pre_state : nullptr;
 }
 
 // Step events: "t" + effects done (8 bytes, big-endian) + n (4 bytes): they sort among

@@ -36,6 +36,8 @@ class StoreJournal : public EffectJournal {
 
   Status BeforeEffect(VM& vm, uint64_t seq, uint16_t builtin, const Value* args, int argc) override;
   Status AfterEffect(VM& vm, uint64_t seq, uint16_t builtin, Value outcome, bool raised) override;
+  Status RecordPreState(VM& vm, std::string_view pre_state) override;
+  const std::string* ResumedPreState(VM& vm) override;
   Status OnceStepStarted(VM& vm) override;
   // Step events wait for the next checkpoint's batch (or Flush at the end of the run).
   void OnStep(VM& vm, const std::string& key, bool completed, int64_t duration_ms) override;

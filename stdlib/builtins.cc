@@ -108,13 +108,15 @@ bool Range(VM& vm, Value* args, int argc, Value* out) {
   int64_t end = argc == 1 ? args[0].i : args[1].i;
   int64_t step = argc == 3 ? args[2].i : 1;
   if (step == 0) return vm.Raise("arith", "range() step must not be zero");
-  std::vector<Value> items;
+  // The count first (in 128 bits: end - start may overflow), so a huge range fails at once.
   constexpr int64_t kMaxRangeList = 100'000'000;
-  for (int64_t i = start; step > 0 ? i < end : i > end; i += step) {
-    if (static_cast<int64_t>(items.size()) >= kMaxRangeList) return vm.Raise("index", "range() would build more than 100000000 items");
-    items.push_back(Value::Int(i));
-    if ((step > 0 && i > INT64_MAX - step) || (step < 0 && i < INT64_MIN - step)) break;
-  }
+  __int128 span = step > 0 ? static_cast<__int128>(end) - start : static_cast<__int128>(start) - end;
+  __int128 count = span <= 0 ? 0 : (span - 1) / (step > 0 ? step : -static_cast<__int128>(step)) + 1;
+  if (count > kMaxRangeList) return vm.Raise("index", "range() would build more than 100000000 items");
+  std::vector<Value> items;
+  items.reserve(static_cast<size_t>(count));
+  for (int64_t k = 0; k < static_cast<int64_t>(count); ++k)
+    items.push_back(Value::Int(static_cast<int64_t>(start + static_cast<__int128>(k) * step)));
   *out = vm.heap().NewList(std::move(items));
   return true;
 }
@@ -174,7 +176,8 @@ bool MinMax(VM& vm, Value* args, int argc, Value* out, bool want_max, const char
   Value best = values[0];
   for (Value v : values) {
     if (!NeedNumber(vm, v, name)) return false;
-    if (want_max ? v.AsDouble() > best.AsDouble() : v.AsDouble() < best.AsDouble()) best = v;
+    int c = CompareNumbers(v, best);
+    if (c != kUnordered && (want_max ? c > 0 : c < 0)) best = v;
   }
   *out = best;
   return true;

@@ -1,18 +1,21 @@
 // Effects on the process's world: randomness, the environment, sleeping, files. Each is
 // marked effectful in builtins.def, so the VM checkpoints after it: a resumed run sees the
 // value it saw, and nothing done is done again.
+#include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
+#include <optional>
 #include <random>
-#include <sstream>
 
 #include "stdlib/natives.h"
+#include "vm/base/coding.h"
 
 namespace flow::stdlib {
 
@@ -104,41 +107,205 @@ bool SignalWait(VM& vm, Value* args, int argc, Value* out) {
   }
 }
 
-bool FsRead(VM& vm, Value* args, int, Value* out) {
-  if (args[0].tag != Tag::kString) return vm.Raise("type", "fs.read(path) takes a string");
-  const std::string& path = vm.heap().StringOf(args[0]);
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return vm.Raise("fs", fmt::format("cannot read {}: {}", path, std::strerror(errno)));
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  *out = vm.heap().NewString(buf.str());
+namespace {
+
+constexpr int64_t kDefaultMaxReadBytes = 64 << 20;
+
+// The path argument of an fs builtin: a string without NUL bytes (the OS would read the
+// path only up to the first one: "a\u0000.txt" would be "a").
+bool PathArg(VM& vm, Value v, const char* fn, std::string* path) {
+  if (v.tag != Tag::kString) return vm.Raise("type", fmt::format("{} takes a path string", fn));
+  *path = vm.heap().StringOf(v);
+  if (path->find('\0') != std::string::npos)
+    return vm.Raise("fs", fmt::format("{}: the path contains a NUL byte", fn));
   return true;
 }
 
-bool WriteFile(VM& vm, Value* args, std::ios::openmode mode, const char* fn, Value* out) {
-  if (args[0].tag != Tag::kString || args[1].tag != Tag::kString)
-    return vm.Raise("type", fmt::format("{}(path, text) takes two strings", fn));
-  const std::string& path = vm.heap().StringOf(args[0]);
-  const std::string& text = vm.heap().StringOf(args[1]);
-  std::ofstream f(path, std::ios::binary | mode);
-  if (f) f.write(text.data(), static_cast<std::streamsize>(text.size()));
-  if (f) f.flush();
-  if (!f) return vm.Raise("fs", fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+// A local file effect has no idempotency key: it is made exactly once by its pre-state,
+// recorded with its intent (EffectJournal::RecordPreState) before the file changes.
+// Format (docs/checkpoint.md): format:u8 (1) existed:u8 size:u64.
+struct FileState {
+  bool existed = false;
+  uint64_t size = 0;  // of a regular file; 0 for anything else
+};
+constexpr uint8_t kFileStateFormat = 1;
+
+bool StatFile(const std::string& path, FileState* state, std::string* error) {
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0) {
+    *state = {true, S_ISREG(st.st_mode) ? static_cast<uint64_t>(st.st_size) : 0};
+    return true;
+  }
+  if (errno == ENOENT || errno == ENOTDIR) {
+    *state = {};
+    return true;
+  }
+  *error = std::strerror(errno);
+  return false;
+}
+
+// The state this effect recorded before the run stopped, if it was then in flight.
+std::optional<FileState> ResumedFileState(VM& vm) {
+  EffectJournal* journal = vm.journal();
+  const std::string* bytes = journal ? journal->ResumedPreState(vm) : nullptr;
+  if (!bytes || bytes->size() != 10 || (*bytes)[0] != kFileStateFormat) return std::nullopt;
+  return FileState{(*bytes)[1] != 0, DecodeFixed64(reinterpret_cast<const uint8_t*>(bytes->data() + 2))};
+}
+
+bool RecordFileState(VM& vm, const FileState& state, const char* fn) {
+  EffectJournal* journal = vm.journal();
+  if (!journal) return true;
+  std::string bytes;
+  PutFixed8(&bytes, kFileStateFormat);
+  PutFixed8(&bytes, state.existed);
+  PutFixed64(&bytes, state.size);
+  if (Status s = journal->RecordPreState(vm, bytes); !s.ok())
+    return vm.Raise("fatal", fmt::format("{}: cannot record the file's state: {}", fn, s.message()));
+  return true;
+}
+
+// Puts a file back as an interrupted append found it: cut back to its length, or removed
+// if the append created it.
+bool RestoreFile(const std::string& path, const FileState& was, std::string* error) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) return true;  // nothing to undo
+  if (!was.existed) {
+    if (unlink(path.c_str()) == 0 || errno == ENOENT) return true;
+  } else if (static_cast<uint64_t>(st.st_size) <= was.size ||
+             truncate(path.c_str(), static_cast<off_t>(was.size)) == 0) {
+    return true;
+  }
+  *error = std::strerror(errno);
+  return false;
+}
+
+bool WriteAll(int fd, std::string_view text) {
+  while (!text.empty()) {
+    ssize_t n = write(fd, text.data(), text.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    text.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// Writes `text` to `target` in place (with `flags`); errno is set on failure.
+bool WriteInPlace(const std::string& target, std::string_view text, int flags) {
+  int fd = open(target.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | flags, 0666);
+  if (fd < 0) return false;
+  bool ok = WriteAll(fd, text);
+  int saved = errno;
+  if (close(fd) != 0 && ok) return false;
+  errno = saved;
+  return ok;
+}
+
+// Replaces a regular file's content atomically: a temporary file beside it, then rename,
+// so a crash leaves the old content or the new, never a part. Writes through a symlink to
+// its target and keeps the file's permission bits. Device nodes, FIFOs (and a folder
+// that refuses a new file) are written in place.
+bool ReplaceFile(const std::string& path, std::string_view text) {
+  std::error_code ec;
+  std::filesystem::path target = std::filesystem::weakly_canonical(path, ec);
+  if (ec) target = path;
+  struct stat st;
+  bool exists = stat(target.c_str(), &st) == 0;
+  if (exists && !S_ISREG(st.st_mode)) return WriteInPlace(target, text, O_TRUNC);
+  std::filesystem::path temp = target;
+  temp.replace_filename("." + target.filename().string() + fmt::format(".{}.flow-tmp", getpid()));
+  int fd = open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, exists ? (st.st_mode & 07777) : 0666);
+  if (fd < 0) return errno == EACCES || errno == EROFS ? WriteInPlace(target, text, O_TRUNC) : false;
+  bool ok = WriteAll(fd, text) && (!exists || fchmod(fd, st.st_mode & 07777) == 0);
+  int saved = errno;
+  ok = close(fd) == 0 && ok;
+  if (ok && rename(temp.c_str(), target.c_str()) == 0) return true;
+  saved = ok ? errno : saved;
+  unlink(temp.c_str());
+  errno = saved;
+  return false;
+}
+
+}  // namespace
+
+// fs.read(path [, {max_bytes}]): the whole file, up to max_bytes (default 64 MiB; more
+// raises `fs`, so an endless file such as /dev/zero cannot exhaust memory).
+bool FsRead(VM& vm, Value* args, int argc, Value* out) {
+  std::string path;
+  if (!PathArg(vm, args[0], "fs.read", &path)) return false;
+  int64_t max_bytes = kDefaultMaxReadBytes;
+  if (argc == 2) {
+    if (args[1].tag != Tag::kMap) return vm.Raise("type", "fs.read options must be a map");
+    if (const Value* v = vm.heap().Get<MapObj>(args[1].ref)->Find("max_bytes")) {
+      if (v->tag != Tag::kInt || v->i <= 0) return vm.Raise("type", "fs.read option max_bytes must be a positive int");
+      max_bytes = v->i;
+    }
+  }
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return vm.Raise("fs", fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+  std::string text;
+  char buf[65536];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      int e = errno;
+      close(fd);
+      return vm.Raise("fs", fmt::format("cannot read {}: {}", path, std::strerror(e)));
+    }
+    if (n == 0) break;
+    if (static_cast<int64_t>(text.size()) + n > max_bytes) {
+      close(fd);
+      return vm.Raise("fs", fmt::format("{} is larger than {} bytes (option max_bytes)", path, max_bytes));
+    }
+    text.append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  *out = vm.heap().NewString(std::move(text));
+  return true;
+}
+
+// fs.write: the file's new content, replaced atomically. Running it again after a crash
+// writes the same content, so it needs no pre-state.
+bool FsWrite(VM& vm, Value* args, int, Value* out) {
+  std::string path;
+  if (!PathArg(vm, args[0], "fs.write", &path)) return false;
+  if (args[1].tag != Tag::kString) return vm.Raise("type", "fs.write(path, text) takes two strings");
+  if (!ReplaceFile(path, vm.heap().StringOf(args[1])))
+    return vm.Raise("fs", fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+  *out = Value::Null();
+  return true;
+}
+
+// fs.append: exactly once across crashes. Its pre-state is the file's length (or that it
+// did not exist); an append that was in flight when the run stopped first cuts the file
+// back to it, then appends again.
+bool FsAppend(VM& vm, Value* args, int, Value* out) {
+  std::string path, error;
+  if (!PathArg(vm, args[0], "fs.append", &path)) return false;
+  if (args[1].tag != Tag::kString) return vm.Raise("type", "fs.append(path, text) takes two strings");
+  if (std::optional<FileState> was = ResumedFileState(vm); was && !RestoreFile(path, *was, &error))
+    return vm.Raise("fs", fmt::format("cannot undo the interrupted fs.append to {}: {}", path, error));
+  FileState now;
+  if (!StatFile(path, &now, &error)) return vm.Raise("fs", fmt::format("cannot write {}: {}", path, error));
+  if (!RecordFileState(vm, now, "fs.append")) return false;
+  if (!WriteInPlace(path, vm.heap().StringOf(args[1]), O_APPEND))
+    return vm.Raise("fs", fmt::format("cannot write {}: {}", path, std::strerror(errno)));
   *out = Value::Null();
   return true;
 }
 
 bool FsExists(VM& vm, Value* args, int, Value* out) {
-  if (args[0].tag != Tag::kString) return vm.Raise("type", "fs.exists(path) takes a string");
+  std::string path;
+  if (!PathArg(vm, args[0], "fs.exists", &path)) return false;
   std::error_code ec;
-  *out = Value::Bool(std::filesystem::exists(vm.heap().StringOf(args[0]), ec));
+  *out = Value::Bool(std::filesystem::exists(path, ec));
   return true;
 }
 
 // The names in a folder, sorted (so a resumed run and an uninterrupted one agree).
 bool FsList(VM& vm, Value* args, int, Value* out) {
-  if (args[0].tag != Tag::kString) return vm.Raise("type", "fs.list(path) takes a string");
-  const std::string& path = vm.heap().StringOf(args[0]);
+  std::string path;
+  if (!PathArg(vm, args[0], "fs.list", &path)) return false;
   std::error_code ec;
   std::vector<std::string> names;
   for (std::filesystem::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec))
@@ -151,19 +318,21 @@ bool FsList(VM& vm, Value* args, int, Value* out) {
   return true;
 }
 
-// Removes a file or an empty folder; removing what is not there is not an error (so that
-// running it again after a crash is harmless). Returns whether something was removed.
+// Removes a file or an empty folder; removing what is not there is not an error. Returns
+// whether something was removed: its pre-state (whether it existed) makes that answer the
+// same when a remove in flight at a crash runs again.
 bool FsRemove(VM& vm, Value* args, int, Value* out) {
-  if (args[0].tag != Tag::kString) return vm.Raise("type", "fs.remove(path) takes a string");
-  const std::string& path = vm.heap().StringOf(args[0]);
+  std::string path, error;
+  if (!PathArg(vm, args[0], "fs.remove", &path)) return false;
+  std::optional<FileState> was = ResumedFileState(vm);
+  FileState now;
+  if (!was && !StatFile(path, &now, &error)) return vm.Raise("fs", fmt::format("cannot remove {}: {}", path, error));
+  if (!RecordFileState(vm, was ? *was : now, "fs.remove")) return false;
   std::error_code ec;
   bool removed = std::filesystem::remove(path, ec);
   if (ec) return vm.Raise("fs", fmt::format("cannot remove {}: {}", path, ec.message()));
-  *out = Value::Bool(removed);
+  *out = Value::Bool(was ? was->existed : removed);
   return true;
 }
-
-bool FsWrite(VM& vm, Value* args, int, Value* out) { return WriteFile(vm, args, std::ios::trunc, "fs.write", out); }
-bool FsAppend(VM& vm, Value* args, int, Value* out) { return WriteFile(vm, args, std::ios::app, "fs.append", out); }
 
 }  // namespace flow::stdlib

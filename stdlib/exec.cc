@@ -17,6 +17,7 @@
 #include <cstring>
 
 #include "stdlib/natives.h"
+#include "stdlib/secrets.h"
 #include "vm/value_ops.h"
 
 extern char** environ;
@@ -32,7 +33,9 @@ int64_t NowMs() {
   return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
-bool RunProcess(VM& vm, std::vector<std::string> argv, Value options_value, Value* out) {
+// argv holds the real values (secrets revealed); `program` is argv[0] as messages show it
+// (masked), so a secret in the program path does not reach the error.
+bool RunProcess(VM& vm, std::vector<std::string> argv, const std::string& program, Value options_value, Value* out) {
   Heap& heap = vm.heap();
   const MapObj* options = nullptr;
   if (options_value.tag == Tag::kMap) options = heap.Get<MapObj>(options_value.ref);
@@ -43,12 +46,14 @@ bool RunProcess(VM& vm, std::vector<std::string> argv, Value options_value, Valu
   int64_t timeout_ms = INT64_MAX, max_output = kDefaultMaxOutput;
   std::vector<std::string> env_extra;
   if (const Value* v = option("cwd")) {
+    std::string error;
     if (v->tag != Tag::kString) return vm.Raise("type", "exec option cwd must be a string");
-    cwd = heap.StringOf(*v);
+    if (!WireString(heap, *v, "exec option cwd", &cwd, &error)) return vm.Raise("type", error);
   }
   if (const Value* v = option("stdin")) {
-    if (v->tag != Tag::kString) return vm.Raise("type", "exec option stdin must be a string");
-    stdin_text = heap.StringOf(*v);
+    if (v->tag != Tag::kString && v->tag != Tag::kSecret) return vm.Raise("type", "exec option stdin must be a string");
+    std::string error;
+    RevealString(heap, *v, &stdin_text, &error);  // may hold NUL bytes: it is written whole
   }
   if (const Value* v = option("timeout")) {
     if (v->tag != Tag::kInt || v->i <= 0) return vm.Raise("type", "exec option timeout must be a positive duration");
@@ -61,8 +66,12 @@ bool RunProcess(VM& vm, std::vector<std::string> argv, Value options_value, Valu
   if (const Value* v = option("env")) {
     if (v->tag != Tag::kMap) return vm.Raise("type", "exec option env must be a map of strings");
     for (const auto& [k, val] : heap.Get<MapObj>(v->ref)->entries) {
+      // A name with `=` would set another variable ("PATH=/evil:" + "=x" sets PATH).
+      if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos)
+        return vm.Raise("type", fmt::format("exec env name `{}` is not a variable name (empty, or has `=` or a NUL byte)",
+                                            k.substr(0, k.find('\0'))));
       std::string text, error;
-      if (!RevealString(heap, val, &text, &error)) return vm.Raise("type", error);
+      if (!WireString(heap, val, fmt::format("exec env value of {}", k), &text, &error)) return vm.Raise("type", error);
       env_extra.push_back(k + "=" + text);
     }
   }
@@ -122,7 +131,7 @@ bool RunProcess(VM& vm, std::vector<std::string> argv, Value options_value, Valu
     close(out_pipe[0]);
     close(err_pipe[0]);
     waitpid(pid, nullptr, 0);
-    return vm.Raise("exec", fmt::format("cannot run {}: {}", argv[0], std::strerror(child_errno)));
+    return vm.Raise("exec", fmt::format("cannot run {}: {}", program, std::strerror(child_errno)));
   }
 
   std::string outputs[2];
@@ -192,7 +201,7 @@ bool RunProcess(VM& vm, std::vector<std::string> argv, Value options_value, Valu
       if (open_fd[i]) close(fds[i]);
     waitpid(pid, &status, 0);
     if (by_deadline) return vm.RaiseDeadline();
-    return vm.Raise("timeout", fmt::format("{} did not finish within {} ms", argv[0], timeout_ms));
+    return vm.Raise("timeout", fmt::format("{} did not finish within {} ms", program, timeout_ms));
   }
   if (open_fd[2]) close(fds[2]);
   waitpid(pid, &status, 0);
@@ -200,8 +209,10 @@ bool RunProcess(VM& vm, std::vector<std::string> argv, Value options_value, Valu
   Value result = heap.NewMap();
   MapObj* m = heap.Mutable<MapObj>(result.ref);
   m->Set("code", Value::Int(code));
-  m->Set("stdout", heap.NewString(std::move(outputs[0])));
-  m->Set("stderr", heap.NewString(std::move(outputs[1])));
+  // What the child printed may hold a secret it was given (or inherited): scrubbed.
+  SecretScrubber scrubber(heap);
+  m->Set("stdout", heap.NewString(scrubber.Scrub(std::move(outputs[0]))));
+  m->Set("stderr", heap.NewString(scrubber.Scrub(std::move(outputs[1]))));
   if (truncated[0] || truncated[1]) m->Set("truncated", Value::Bool(true));
   *out = result;
   return true;
@@ -212,20 +223,24 @@ bool RunProcess(VM& vm, std::vector<std::string> argv, Value options_value, Valu
 bool ExecRun(VM& vm, Value* args, int argc, Value* out) {
   if (args[0].tag != Tag::kList) return vm.Raise("type", "exec.run takes a list: [program, arguments...]");
   std::vector<std::string> argv;
-  for (const Value& v : vm.heap().Get<ListObj>(args[0].ref)->items) {
+  const auto& items = vm.heap().Get<ListObj>(args[0].ref)->items;
+  for (size_t i = 0; i < items.size(); ++i) {
     std::string text, error;
-    if (!RevealString(vm.heap(), v, &text, &error)) return vm.Raise("type", error);
+    if (!WireString(vm.heap(), items[i], fmt::format("exec.run argument {}", i), &text, &error))
+      return vm.Raise("type", error);
     argv.push_back(std::move(text));
   }
   if (argv.empty() || argv[0].empty()) return vm.Raise("type", "exec.run needs a program to run");
-  return RunProcess(vm, std::move(argv), argc == 2 ? args[1] : Value::Null(), out);
+  std::string program, error;
+  ToDisplayString(vm.heap(), items[0], &program, &error);
+  return RunProcess(vm, std::move(argv), program, argc == 2 ? args[1] : Value::Null(), out);
 }
 
 bool ExecShell(VM& vm, Value* args, int argc, Value* out) {
   if (args[0].tag != Tag::kString && args[0].tag != Tag::kSecret) return vm.Raise("type", "exec.shell takes a command string");
   std::string cmd, error;
-  RevealString(vm.heap(), args[0], &cmd, &error);
-  return RunProcess(vm, {"/bin/sh", "-c", cmd}, argc == 2 ? args[1] : Value::Null(), out);
+  if (!WireString(vm.heap(), args[0], "exec.shell command", &cmd, &error)) return vm.Raise("type", error);
+  return RunProcess(vm, {"/bin/sh", "-c", cmd}, "/bin/sh", argc == 2 ? args[1] : Value::Null(), out);
 }
 
 }  // namespace flow::stdlib

@@ -1,7 +1,7 @@
 // http.get / http.post on libcurl. The response is {status, headers, body}. A non-2xx
 // status raises kind `http` (data: status, headers, body) unless {check: false}; a failed
-// connection raises `http` with data.reason (connect, dns, tls, reset, too_large); a
-// timeout raises `timeout`. The effect's idempotency key goes out as `Idempotency-Key`.
+// connection raises `http` with data.reason (url, dns, connect, tls, reset, protocol, redirects,
+// too_large, other); a timeout raises `timeout`. The idempotency key goes out as `Idempotency-Key`.
 // The body is capped in the write callback (default 16 MiB, option max_bytes), because
 // libcurl 7.88 does not stop a running transfer at CURLOPT_MAXFILESIZE.
 #include <curl/curl.h>
@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "stdlib/natives.h"
+#include "stdlib/secrets.h"
 #include "vm/value_ops.h"
 
 namespace flow::stdlib {
@@ -106,14 +107,23 @@ size_t OnHeader(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
+// data.reason of a failed transfer (docs/language.md lists them).
 const char* Reason(CURLcode code) {
   switch (code) {
+    case CURLE_UNSUPPORTED_PROTOCOL: case CURLE_URL_MALFORMAT: return "url";
     case CURLE_COULDNT_RESOLVE_HOST: case CURLE_COULDNT_RESOLVE_PROXY: return "dns";
     case CURLE_COULDNT_CONNECT: return "connect";
     case CURLE_SSL_CONNECT_ERROR: case CURLE_PEER_FAILED_VERIFICATION: case CURLE_SSL_CERTPROBLEM:
-    case CURLE_SSL_CIPHER: case CURLE_SSL_CACERT_BADFILE: return "tls";
+    case CURLE_SSL_CIPHER: case CURLE_SSL_CACERT_BADFILE: case CURLE_SSL_ENGINE_NOTFOUND:
+    case CURLE_SSL_ENGINE_SETFAILED: case CURLE_USE_SSL_FAILED: case CURLE_SSL_SHUTDOWN_FAILED:
+    case CURLE_SSL_CRL_BADFILE: case CURLE_SSL_ISSUER_ERROR: case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS: case CURLE_SSL_CLIENTCERT: return "tls";
     case CURLE_TOO_MANY_REDIRECTS: return "redirects";
-    default: return "reset";
+    case CURLE_FILESIZE_EXCEEDED: return "too_large";
+    case CURLE_GOT_NOTHING: case CURLE_SEND_ERROR: case CURLE_RECV_ERROR: case CURLE_PARTIAL_FILE: return "reset";
+    case CURLE_WEIRD_SERVER_REPLY: case CURLE_HTTP2: case CURLE_HTTP2_STREAM: case CURLE_HTTP3:
+    case CURLE_BAD_CONTENT_ENCODING: return "protocol";
+    default: return "other";
   }
 }
 
@@ -136,8 +146,16 @@ Value Headers(Heap& heap, const std::vector<std::pair<std::string, std::string>>
 
 bool Request(VM& vm, std::string method, Value* args, int argc, Value* out) {
   Heap& heap = vm.heap();
-  if (args[0].tag != Tag::kString) return vm.Raise("type", fmt::format("http.{}(url, options) takes a url string", method));
-  std::string url = heap.StringOf(args[0]);
+  if (args[0].tag != Tag::kString && args[0].tag != Tag::kSecret)
+    return vm.Raise("type", fmt::format("http.{}(url, options) takes a url string", method));
+  // `url` goes over the wire (a secret in it revealed); `shown` is what messages say.
+  std::string url, shown, error;
+  ToDisplayString(heap, args[0], &shown, &error);
+  if (!WireString(heap, args[0], "the url", &url, &error)) {
+    Value data = heap.NewMap();
+    heap.Mutable<MapObj>(data.ref)->Set("reason", heap.NewString("url"));
+    return vm.Raise("http", fmt::format("http.{}: {}", method, error), data);
+  }
   const MapObj* options = nullptr;
   if (argc == 2) {
     if (args[1].tag != Tag::kMap) return vm.Raise("type", "http options must be a map");
@@ -177,9 +195,10 @@ bool Request(VM& vm, std::string method, Value* args, int argc, Value* out) {
     if (q->tag != Tag::kMap) return vm.Raise("type", "http option query must be a map");
     std::string sep = url.find('?') == std::string::npos ? "?" : "&";
     for (const auto& [k, v] : heap.Get<MapObj>(q->ref)->entries) {
-      std::string text, error;
-      if (!ToDisplayString(heap, v, &text, &error)) return vm.Raise("type", error);
+      std::string text, masked, error;
+      if (!RevealString(heap, v, &text, &error) || !ToDisplayString(heap, v, &masked, &error)) return vm.Raise("type", error);
       url += sep + UrlEncode(k) + "=" + UrlEncode(text);
+      shown += sep + UrlEncode(k) + "=" + UrlEncode(masked);
       sep = "&";
     }
   }
@@ -192,9 +211,12 @@ bool Request(VM& vm, std::string method, Value* args, int argc, Value* out) {
     if (v->tag != Tag::kMap) return vm.Raise("type", "http option headers must be a map");
     for (const auto& [k, hv] : heap.Get<MapObj>(v->ref)->entries) {
       std::string text, error;
-      if (!RevealString(heap, hv, &text, &error)) return vm.Raise("type", error);  // secrets go out as themselves
-      if (k.find_first_of("\r\n:") != std::string::npos || text.find_first_of("\r\n") != std::string::npos)
-        return vm.Raise("type", fmt::format("http header `{}` contains a line break or colon", k));
+      if (k.empty() || k.find_first_of(std::string_view("\r\n:\0", 4)) != std::string::npos)
+        return vm.Raise("type", fmt::format("http header name `{}` is empty or contains a line break, colon or NUL byte",
+                                            k.substr(0, k.find('\0'))));
+      if (!WireString(heap, hv, fmt::format("http header `{}`", k), &text, &error)) return vm.Raise("type", error);
+      if (text.find_first_of("\r\n") != std::string::npos)
+        return vm.Raise("type", fmt::format("http header `{}` contains a line break", k));
       header_list = api->slist_append(header_list, (k + ": " + text).c_str());
       std::string lower = k;
       std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -206,7 +228,7 @@ bool Request(VM& vm, std::string method, Value* args, int argc, Value* out) {
   std::string request_body;
   if (const Value* v = option("json")) {
     std::string error;
-    if (!EncodeJson(heap, *v, false, &request_body, &error)) return vm.Raise("type", error);
+    if (!EncodeJsonRevealed(heap, *v, &request_body, &error)) return vm.Raise("type", error);
     header_list = api->slist_append(header_list, "Content-Type: application/json");
   } else if (const Value* v = option("body")) {
     if (v->tag != Tag::kString && v->tag != Tag::kSecret) return vm.Raise("type", "http option body must be a string");
@@ -243,20 +265,24 @@ bool Request(VM& vm, std::string method, Value* args, int argc, Value* out) {
   if (t.too_large) {
     Value data = heap.NewMap();
     heap.Mutable<MapObj>(data.ref)->Set("reason", heap.NewString("too_large"));
-    return vm.Raise("http", fmt::format("response from {} is larger than {} bytes", url, t.max_bytes), data);
+    return vm.Raise("http", fmt::format("response from {} is larger than {} bytes", shown, t.max_bytes), data);
   }
   if (code == CURLE_OPERATION_TIMEDOUT) {
     if (cut_by_deadline) {
       vm.host().SleepMs(std::max<int64_t>(0, vm.deadline() - vm.host().NowMs()));  // curl may end a hair early
       return vm.RaiseDeadline();
     }
-    return vm.Raise("timeout", fmt::format("{} did not answer within {} ms", url, timeout_ms));
+    return vm.Raise("timeout", fmt::format("{} did not answer within {} ms", shown, timeout_ms));
   }
   if (code != CURLE_OK) {
     Value data = heap.NewMap();
     heap.Mutable<MapObj>(data.ref)->Set("reason", heap.NewString(Reason(code)));
-    return vm.Raise("http", fmt::format("{} {}: {}", method, url, api->easy_strerror(code)), data);
+    return vm.Raise("http", fmt::format("{} {}: {}", method, shown, api->easy_strerror(code)), data);
   }
+  // What the server sent back may echo a secret it was given: scrubbed before it is a value.
+  SecretScrubber scrubber(heap);
+  t.body = scrubber.Scrub(std::move(t.body));
+  for (auto& [name, value] : t.headers) value = scrubber.Scrub(std::move(value));
   long status = 0;
   api->easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
   Value response = heap.NewMap();
@@ -265,7 +291,7 @@ bool Request(VM& vm, std::string method, Value* args, int argc, Value* out) {
   if (check && (status < 200 || status > 299)) {
     std::string capped = t.body.size() > kErrorBodyCap ? t.body.substr(0, kErrorBodyCap) : t.body;
     heap.Mutable<MapObj>(response.ref)->Set("body", heap.NewString(capped));
-    return vm.Raise("http", fmt::format("{} {} answered {}", method, url, status), response);
+    return vm.Raise("http", fmt::format("{} {} answered {}", method, shown, status), response);
   }
   heap.Mutable<MapObj>(response.ref)->Set("body", heap.NewString(std::move(t.body)));
   *out = response;

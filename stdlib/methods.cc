@@ -116,8 +116,10 @@ bool ListMethod(VM& vm, Value list, std::string_view name, Value* args, int argc
   if (name == "contains") {
     if (!arity(1)) return false;
     bool found = false, too_deep = false;
-    for (Value v : items)
-      if (ValuesEqual(heap, v, args[0], &too_deep)) found = true;
+    for (size_t i = 0; i < items.size() && !found; ++i) {
+      found = ValuesEqual(heap, items[i], args[0], &too_deep);
+      if (too_deep) return vm.Raise("type", "values nest too deeply to compare (or contain themselves)");
+    }
     *out = Value::Bool(found);
     return true;
   }

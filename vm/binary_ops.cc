@@ -129,12 +129,11 @@ bool VM::BinaryOp(Op op, Value a, Value b, Value* out) {
     case Op::LT: case Op::LE: case Op::GT: case Op::GE: {
       int cmp;
       if (a.IsNumber() && b.IsNumber()) {
-        double x = a.AsDouble(), y = b.AsDouble();
-        if (std::isnan(x) || std::isnan(y)) {
+        cmp = CompareNumbers(a, b);
+        if (cmp == kUnordered) {
           *out = Value::Bool(false);
           return true;
         }
-        cmp = (a.tag == Tag::kInt && b.tag == Tag::kInt) ? (a.i < b.i ? -1 : a.i > b.i) : (x < y ? -1 : x > y);
       } else if (a.tag == Tag::kString && b.tag == Tag::kString) {
         int c = heap_.StringOf(a).compare(heap_.StringOf(b));
         cmp = c < 0 ? -1 : c > 0;

@@ -3,6 +3,8 @@
 // a checkpoint of the VM in one atomic write. The VM knows nothing of the store.
 #pragma once
 #include <cstdint>
+#include <string>
+#include <string_view>
 
 #include "vm/base/status.h"
 #include "vm/value.h"
@@ -20,6 +22,15 @@ class EffectJournal {
   // It returned `outcome` (raised == false) or raised the error `outcome`; the VM is at
   // the next instruction boundary, its state ready to be checkpointed.
   virtual Status AfterEffect(VM& vm, uint64_t seq, uint16_t builtin, Value outcome, bool raised) = 0;
+  // Local effects (files) have no idempotency key, so they make themselves exactly once
+  // with a pre-state: before changing the world, the running effect records what it is
+  // about to change (opaque bytes it defines) with its intent. A non-ok Status: do not
+  // change anything.
+  virtual Status RecordPreState(VM& vm, std::string_view pre_state) { return Status::Ok(); }
+  // The pre-state the running effect recorded before the run stopped, if this effect was
+  // then in flight (the same effect, the same arguments); else null. The effect restores
+  // it before doing its work again.
+  virtual const std::string* ResumedPreState(VM& vm) { return nullptr; }
   // A `once` step is about to run its body: its start must be durable first, so that a
   // crash inside it is known on resume (in doubt) rather than run again.
   virtual Status OnceStepStarted(VM& vm) { return Status::Ok(); }

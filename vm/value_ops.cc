@@ -16,15 +16,37 @@ std::string FormatFloat(double f) {
 
 namespace {
 
+int CompareIntFloat(int64_t i, double d) {
+  if (std::isnan(d)) return kUnordered;
+  if (d >= 0x1p63) return -1;  // beyond every int64 (and +inf)
+  if (d < -0x1p63) return 1;
+  double whole = std::trunc(d);  // in [-2^63, 2^63): exact as an int64
+  int64_t w = static_cast<int64_t>(whole);
+  if (i != w) return i < w ? -1 : 1;
+  return whole < d ? -1 : whole > d ? 1 : 0;  // the fraction decides
+}
+
+}  // namespace
+
+int CompareNumbers(Value a, Value b) {
+  if (a.tag == Tag::kInt && b.tag == Tag::kInt) return a.i < b.i ? -1 : a.i > b.i;
+  if (a.tag == Tag::kInt) return CompareIntFloat(a.i, b.f);
+  if (b.tag == Tag::kInt) {
+    int c = CompareIntFloat(b.i, a.f);
+    return c == kUnordered ? c : -c;
+  }
+  if (std::isnan(a.f) || std::isnan(b.f)) return kUnordered;
+  return a.f < b.f ? -1 : a.f > b.f;
+}
+
+namespace {
+
 bool EqualAt(const Heap& heap, Value a, Value b, int depth, bool* too_deep) {
   if (depth > kMaxValueDepth) {
     *too_deep = true;
     return false;
   }
-  if (a.IsNumber() && b.IsNumber()) {
-    if (a.tag == Tag::kInt && b.tag == Tag::kInt) return a.i == b.i;
-    return a.AsDouble() == b.AsDouble();
-  }
+  if (a.IsNumber() && b.IsNumber()) return CompareNumbers(a, b) == 0;
   if (a.tag != b.tag) return false;
   switch (a.tag) {
     case Tag::kNull: return true;
@@ -81,6 +103,7 @@ struct Encoder {
   bool lenient;
   std::string* out;
   std::string* error;
+  bool reveal = false;  // secrets as their value (a request body), else masked
 
   bool Encode(Value v, int depth) {
     if (depth > kMaxValueDepth) {
@@ -135,7 +158,11 @@ struct Encoder {
         out->push_back('}');
         return true;
       }
-      case Tag::kSecret: EncodeString(heap.Get<SecretObj>(v.ref)->Masked(), out); return true;
+      case Tag::kSecret: {
+        const SecretObj* secret = heap.Get<SecretObj>(v.ref);
+        EncodeString(reveal ? secret->value : secret->Masked(), out);
+        return true;
+      }
       case Tag::kBuiltin: case Tag::kFunction:
         if (!lenient) {
           *error = "cannot encode a function as JSON";
@@ -165,6 +192,11 @@ bool RevealString(const Heap& heap, Value v, std::string* out, std::string* erro
 
 bool EncodeJson(const Heap& heap, Value v, bool lenient, std::string* out, std::string* error) {
   Encoder enc{heap, lenient, out, error};
+  return enc.Encode(v, 0);
+}
+
+bool EncodeJsonRevealed(const Heap& heap, Value v, std::string* out, std::string* error) {
+  Encoder enc{heap, false, out, error, true};
   return enc.Encode(v, 0);
 }
 

@@ -158,6 +158,7 @@ class VM {
 
   // Durability: with a journal set, every effectful builtin call is reported to it.
   void SetJournal(EffectJournal* journal);
+  EffectJournal* journal() const { return journal_; }  // null outside a durable run
   uint64_t effects_done() const { return effects_done_; }
   // The scope of the effect being run inside a step: "KEY/n" (the n-th effect of step KEY
   // in this execution of it), or "" outside steps. The journal builds idempotency keys

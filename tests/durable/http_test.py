@@ -41,6 +41,21 @@ print(len(http.get("${{base}}/big/100000").body))
 // expect: 100000
 try {{ http.request("BREW", "${{base}}/echo") }} catch e {{ print(e.kind) }}
 // expect: type
+for u in ["file:///etc/passwd", "not a url", "gopher://127.0.0.1/", "http://[::1", "${{base}}/echo\\u0000/other"] {{
+  try {{ http.get(u) }} catch e {{ print(e.kind, e.data.reason) }}
+}}
+// expect: http url
+// expect: http url
+// expect: http url
+// expect: http url
+// expect: http url
+for h in [{{"X-A": "a\\u0000b"}}, {{"X-A\\u0000B": "v"}}, {{"": "v"}}, {{"X-A": "a\\nB: c"}}] {{
+  try {{ http.get("${{base}}/echo", {{headers: h}}) }} catch e {{ print(e.kind) }}
+}}
+// expect: type
+// expect: type
+// expect: type
+// expect: type
 """
 
 try:

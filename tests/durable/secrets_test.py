@@ -2,7 +2,7 @@
 """Secrets: never written in plaintext to the store (checkpoints, history, records),
 exported images or output; re-read from the environment on resume, with a clear error if
 missing; revealed only to exec (and http headers)."""
-import os, subprocess, sys, tempfile
+import hashlib, json, os, subprocess, sys, tempfile, urllib.parse
 
 FLOW = os.path.abspath(sys.argv[1])
 SECRET = "tok-" + os.urandom(8).hex()
@@ -46,5 +46,56 @@ with tempfile.TemporaryDirectory() as tmp:
     check("an exported image holds no plaintext secret", len(image) > 0 and SECRET.encode() not in image)
     hist = subprocess.run([FLOW, "history", "s", "--json", "--store", store], capture_output=True, text=True).stdout
     check("the history shows secrets masked", SECRET not in hist and "***" in hist, hist[:300])
+
+# Row 25/26/27: one rule. A secret's value goes over the wire (http url, headers, query,
+# json, body; exec arguments, environment, stdin); what comes back is scrubbed of every
+# secret the run holds; messages show it masked.
+server, base = start_server("http_server.py")
+ECHO = f'''
+let key = secret("FLOW_TEST_SECRET")
+try {{ exec.run(["/nonexistent/" + key]) }} catch e {{ print(e.kind, e.message) }}
+print(exec.shell("echo got $FLOW_TEST_SECRET").stdout.trim())
+print(exec.run(["sh", "-c", "echo \\"$1\\" >&2", "sh", "x" + key]).stderr.trim())
+print(exec.run(["cat"], {{stdin: key}}).stdout)
+let echoed = http.get("{base}/echo", {{headers: {{Authorization: "Bearer ${{key}}"}}, query: {{k: key}}}}).json()
+print(echoed.headers.Authorization, echoed.path)
+let d = http.post("{base}/digest", {{body: key, headers: {{Authorization: key}}, query: {{k: key}}}}).json()
+print("body", d.body, "query", d.query, "auth", d.authorization)
+let j = http.post("{base}/digest", {{json: {{k: key}}}}).json()
+print("json", j.body)
+let u = http.post("{base}/digest?u=" + key).json()
+print("url", u.query)
+try {{ http.get("{base}/status/500?k=" + key) }} catch e {{ print(e.kind, e.message) }}
+'''
+with tempfile.TemporaryDirectory() as tmp:
+    prog = os.path.join(tmp, "echo.flow")
+    open(prog, "w").write(ECHO)
+    store = os.path.join(tmp, "store")
+    env = dict(os.environ, FLOW_TEST_SECRET=SECRET)
+    r = subprocess.run([FLOW, "run", prog, "--store", store, "--run-id", "echo"], capture_output=True, text=True, env=env)
+    out = r.stdout.splitlines()
+    check("a secret in exec's program path is masked in its error message (row 25)",
+          out[:1] == ["exec cannot run /nonexistent/***: No such file or directory"], r.stdout + r.stderr)
+    check("what a child prints of a secret (inherited env, argument, stdin) is scrubbed from its result (row 26)",
+          out[1:4] == ["got ***", "x***", "***"] and SECRET not in r.stdout, out)
+    check("a server's echo of a secret (header, query) is scrubbed from the response (row 26)",
+          out[4:5] == ["Bearer *** /echo?k=***"], out)
+    sha = lambda s: hashlib.sha256(s.encode()).hexdigest()
+    q = "k=" + urllib.parse.quote(SECRET, safe="")
+    check("http body, query and header values carry the secret's real value over the wire (row 27)",
+          out[5:6] == [f"body {sha(SECRET)} query {sha(q)} auth {sha(SECRET)}"], out)
+    check("an http json body carries the secret's real value (row 27)",
+          out[6:7] == ["json " + sha(json.dumps({"k": SECRET}, separators=(",", ":")))], out)
+    check("a secret in the url goes over the wire; messages show the url masked",
+          out[7:9] == ["url " + sha("u=" + SECRET), f"http get {base}/status/500?k=*** answered 500"], out)
+    found = [os.path.join(root, f) for root, _, files in os.walk(store) for f in files
+             if SECRET.encode() in open(os.path.join(root, f), "rb").read()]
+    check("after echoes by children and servers, the store holds no plaintext secret", r.returncode == 0 and not found,
+          found)
+    outputs = [subprocess.run([FLOW, c, "echo", "--store", store] + extra, capture_output=True, env=env).stdout
+               for c, extra in [("history", ["--json"]), ("trace", []), ("export", [])]]
+    check("history, trace and export of that run hold no plaintext secret",
+          all(o and SECRET.encode() not in o for o in outputs), [len(o) for o in outputs])
+server.kill()
 
 finish()

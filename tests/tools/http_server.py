@@ -13,8 +13,11 @@ first line, and serves until killed.
   GET  /big/N              200 with a body of N bytes
   GET  /slow/MS            200 after MS milliseconds
   PUT, PATCH, DELETE       echo, as POST does
+  POST /digest?...         200, JSON {body, query, authorization}: the SHA-256 of each as
+                          received (a test learns what went over the wire even where flow
+                          scrubs an echo of a secret)
 """
-import json, sys, threading
+import hashlib, json, sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 lock = threading.Lock()
@@ -80,7 +83,8 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(int(self.path.split("/")[2]) / 1000)
             return self.reply(200, {"slow": True})
         if self.path.startswith("/status/"):
-            return self.reply(int(self.path.split("/")[2]), {"status": int(self.path.split("/")[2])})
+            code = int(self.path.split("?")[0].split("/")[2])
+            return self.reply(code, {"status": code})
         return self.reply(200, {"method": "GET", "path": self.path, "headers": dict(self.headers), "body": ""})
 
     def do_POST(self):
@@ -96,6 +100,11 @@ class Handler(BaseHTTPRequestHandler):
                 if len(keys) <= int(fails):
                     return self.reply(503, {"attempt": len(keys)})
                 return self.reply(200, {"attempt": len(keys)})
+            if self.path.startswith("/digest"):
+                sha = lambda s: hashlib.sha256(s.encode()).hexdigest()
+                query = self.path.partition("?")[2]
+                return self.reply(200, {"body": sha(body), "query": sha(query),
+                                        "authorization": sha(self.headers.get("Authorization", ""))})
             if self.path == "/charge":
                 if key and key in stats["answers"]:
                     answer = stats["answers"][key]
