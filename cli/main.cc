@@ -1,13 +1,15 @@
 // The `flow` command: argument parsing (CLI11, Debian's libcli11-dev: subcommands, --help
 // and validation without hand-written parsing) and dispatch to cli/commands.cc.
 #include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include <fmt/format.h>
 
-#include <nlohmann/json.hpp>
-
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "runtime/runtime.h"
 #include "runtime/program_file.h"
 
@@ -28,15 +30,19 @@ int main(int argc, char** argv) {
   run_cmd->add_option("FILE", run.file, "a .flow script or a .flowc bytecode file")->required();
   run_cmd->add_option("--arg", run.args, "a program argument NAME=VALUE, read as args.NAME")->take_all();
   run_cmd->add_option("--store", run.store, kStoreHelp);
-  run_cmd->add_option("--run-id", run.run_id, "the id of the new run (default: a fresh sortable id)");
+  run_cmd->add_option("--run-id", run.run_id, "the id of the new run (default: a fresh sortable id)")->check(RunIdValue());
   run_cmd->add_flag("--virtual-time", run.virtual_time, "skip time: durable waits fire at once");
   run_cmd->add_option("--durability", run.durability, "sync (default) or async")
       ->check(CLI::IsMember({"sync", "async"}));
   auto add_budgets = [&run](CLI::App* cmd) {
-    cmd->add_option("--max-effects", run.budgets.max_effects, "raise kind budget once the run has done this many effects");
-    cmd->add_option("--max-instructions", run.budgets.max_instructions, "raise kind budget after this many VM instructions");
-    cmd->add_option("--deadline", run.deadline, "raise kind budget once this long has passed (30s, 10m, 2h)");
-    cmd->add_option("--max-tokens", run.budgets.max_tokens, "raise kind budget once llm.chat has used this many tokens");
+    cmd->add_option("--max-effects", run.budgets.max_effects, "raise kind budget once the run has done this many effects")
+        ->check(CountValue());
+    cmd->add_option("--max-instructions", run.budgets.max_instructions, "raise kind budget after this many VM instructions")
+        ->check(CountValue());
+    cmd->add_option("--deadline", run.deadline, "raise kind budget once this long has passed (a unit is needed: 30s, 10m, 2h)")
+        ->check(DurationValue());
+    cmd->add_option("--max-tokens", run.budgets.max_tokens, "raise kind budget once llm.chat has used this many tokens")
+        ->check(CountValue());
   };
   add_budgets(run_cmd);
   run_cmd->add_flag("--detach", run.detach, "suspend at every wait (exit 75): flow resume or flow worker continues it");
@@ -58,7 +64,7 @@ int main(int argc, char** argv) {
   // A command on one run: its RUN argument and the --store option.
   auto add_run_command = [&](const char* name, const char* description) {
     CLI::App* cmd = app.add_subcommand(name, description);
-    cmd->add_option("RUN", run_id, "the run id")->required();
+    cmd->add_option("RUN", run_id, "the run id")->required()->check(RunIdValue());
     cmd->add_option("--store", run.store, kStoreHelp);
     return cmd;
   };
@@ -90,7 +96,8 @@ int main(int argc, char** argv) {
   std::string signal_name, signal_json;
   auto* signal_cmd = add_run_command("signal", "deliver a signal (and a JSON value) to a run");
   signal_cmd->add_option("NAME", signal_name, "the signal name, as in signal.wait(NAME)")->required();
-  signal_cmd->add_option("JSON", signal_json, "the value signal.wait returns (default null)");
+  signal_cmd->add_option("JSON", signal_json,
+                         "the value signal.wait returns (default null); - reads it from stdin, @FILE from FILE");
 
   auto* cancel_cmd = add_run_command("cancel", "cancel a run: suspended, it ends; live, it raises `cancelled`");
 
@@ -105,29 +112,31 @@ int main(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? kExitOk : kExitUsage;
   }
-  if (run_cmd->parsed()) return RunCommand(run);
-  if (compile_cmd->parsed()) return CompileCommand(file, out);
-  if (check_cmd->parsed()) return CheckCommand(file);
-  if (disasm_cmd->parsed()) return DisasmCommand(file);
-  if (resume_cmd->parsed()) return ResumeCommand(run.store, run_id, run);
-  if (runs_cmd->parsed()) return RunsCommand(run.store, status, json);
-  if (inspect_cmd->parsed()) return InspectCommand(run.store, run_id);
-  if (history_cmd->parsed()) return HistoryCommand(run.store, run_id, json);
-  if (signal_cmd->parsed()) {
-    if (!signal_json.empty()) {
-      try {
-        if (!nlohmann::json::accept(signal_json)) throw std::invalid_argument("invalid JSON");
-      } catch (const std::exception& e) {
-        fmt::print(stderr, "flow signal: the value is not JSON: {}\n", e.what());
-        return kExitUsage;
-      }
-    }
-    return flow::runtime::SignalRun(run.store, run_id, signal_name, signal_json);
+  auto dispatch = [&]() -> int {
+    if (run_cmd->parsed()) return RunCommand(run);
+    if (compile_cmd->parsed()) return CompileCommand(file, out);
+    if (check_cmd->parsed()) return CheckCommand(file);
+    if (disasm_cmd->parsed()) return DisasmCommand(file);
+    if (resume_cmd->parsed()) return ResumeCommand(run.store, run_id, run);
+    if (runs_cmd->parsed()) return RunsCommand(run.store, status, json);
+    if (inspect_cmd->parsed()) return InspectCommand(run.store, run_id);
+    if (history_cmd->parsed()) return HistoryCommand(run.store, run_id, json);
+    if (signal_cmd->parsed()) return SignalCommand(run.store, run_id, signal_name, signal_json);
+    if (cancel_cmd->parsed()) return flow::runtime::CancelRun(run.store, run_id);
+    if (worker_cmd->parsed()) return WorkerCommand(run.store, worker_once);
+    if (trace_cmd->parsed()) return TraceCommand(run.store, run_id);
+    if (export_cmd->parsed()) return ExportCommand(run.store, run_id, image_out);
+    if (import_cmd->parsed()) return ImportCommand(run.store, image_file);
+    return kExitUsage;
+  };
+  int code = dispatch();
+  // Output that could not be written (a full disk, a closed pipe) is a failure, not a
+  // success with a short listing.
+  bool flushed = std::fflush(stdout) == 0;
+  int error = errno;
+  if ((!flushed || std::ferror(stdout)) && code == kExitOk) {
+    fmt::print(stderr, "flow: cannot write the output{}\n", flushed ? "" : std::string(": ") + std::strerror(error));
+    code = flow::kExitOutputFailed;
   }
-  if (cancel_cmd->parsed()) return flow::runtime::CancelRun(run.store, run_id);
-  if (worker_cmd->parsed()) return flow::runtime::Worker(run.store, worker_once);
-  if (trace_cmd->parsed()) return TraceCommand(run.store, run_id);
-  if (export_cmd->parsed()) return ExportCommand(run.store, run_id, image_out);
-  if (import_cmd->parsed()) return ImportCommand(run.store, image_file);
-  return kExitUsage;
+  return code;
 }

@@ -105,7 +105,8 @@ Status StoreJournal::BeforeEffect(VM& vm, uint64_t seq, uint16_t builtin, const 
 }
 
 Status StoreJournal::AfterEffect(VM& vm, uint64_t seq, uint16_t builtin, Value outcome, bool raised) {
-  host_->Flush();
+  // Output that could not be written stops the run here: the print stays undone.
+  if (Status s = host_->Flush(); !s.ok()) return s;
   CrashPoint(seq, "after-effect");
   entry_.duration_us = MonotonicUs() - started_us_;
   entry_.state = raised ? HistoryEntry::State::kRaised : HistoryEntry::State::kDone;
