@@ -13,14 +13,18 @@
 #include "runtime/runtime.h"
 #include "runtime/program_file.h"
 
-static constexpr const char* kStoreHelp = "the store folder (default ./.flow, or FLOW_STORE)";
+static constexpr const char* kStoreHelp = "the store folder (default ./.flow, or FLOW_STORE); made with its parents if needed";
 
 int main(int argc, char** argv) {
   using namespace flow::cli;
   using flow::kExitOk;
   using flow::kExitUsage;
   CLI::App app{"flow: durable workflows, compiled to bytecode and checkpointed after every effect"};
+#ifdef FLOW_TEST_HOOKS
+  app.set_version_flag("--version", std::string("flow ") + FLOW_VERSION + " (test hooks: FLOW_CRASH_AT honoured)");
+#else
   app.set_version_flag("--version", std::string("flow ") + FLOW_VERSION);
+#endif
   app.require_subcommand(1);
 
   RunOptions run;
@@ -52,7 +56,7 @@ int main(int argc, char** argv) {
   std::string file, out;
   auto* compile_cmd = app.add_subcommand("compile", "compile FILE to bytecode");
   compile_cmd->add_option("FILE", file, "a .flow script")->required();
-  compile_cmd->add_option("-o,--output", out, "the bytecode file to write (default FILE with .flowc)");
+  compile_cmd->add_option("-o,--output", out, "the bytecode file to write (default FILE with .flowc); a regular file, not FILE itself");
 
   auto* check_cmd = app.add_subcommand("check", "report the errors in FILE, run nothing");
   check_cmd->add_option("FILE", file, "a .flow script")->required();
@@ -86,7 +90,7 @@ int main(int argc, char** argv) {
 
   std::string image_out;
   auto* export_cmd = add_run_command("export", "write a run as a portable image (flow export RUN > run.fvm)");
-  export_cmd->add_option("-o,--output", image_out, "write the image to this file instead of stdout");
+  export_cmd->add_option("-o,--output", image_out, "write the image to this file (a regular file) instead of stdout");
 
   std::string image_file;
   auto* import_cmd = app.add_subcommand("import", "add the run of an image to the store; prints its id");
@@ -94,7 +98,7 @@ int main(int argc, char** argv) {
   import_cmd->add_option("--store", run.store, kStoreHelp);
 
   std::string signal_name, signal_json;
-  auto* signal_cmd = add_run_command("signal", "deliver a signal (and a JSON value) to a run");
+  auto* signal_cmd = add_run_command("signal", "send a signal (and a JSON value) to a run: delivered if it waits for it, else queued in its mailbox");
   signal_cmd->add_option("NAME", signal_name, "the signal name, as in signal.wait(NAME)")->required();
   signal_cmd->add_option("JSON", signal_json,
                          "the value signal.wait returns (default null); - reads it from stdin, @FILE from FILE");
