@@ -13,7 +13,9 @@
 #include "runtime/runtime.h"
 #include "runtime/program_file.h"
 
-static constexpr const char* kStoreHelp = "the store folder (default ./.flow, or FLOW_STORE); made with its parents if needed";
+static constexpr const char* kStoreHelp = "the store folder (default ./.flow, or FLOW_STORE)";
+static constexpr const char* kNewStoreHelp =
+    "the store folder (default ./.flow, or FLOW_STORE); made, with any missing parents, if it does not exist";
 
 int main(int argc, char** argv) {
   using namespace flow::cli;
@@ -33,7 +35,7 @@ int main(int argc, char** argv) {
   auto* run_cmd = app.add_subcommand("run", "compile FILE if needed, run it, print its output");
   run_cmd->add_option("FILE", run.file, "a .flow script or a .flowc bytecode file")->required();
   run_cmd->add_option("--arg", run.args, "a program argument NAME=VALUE, read as args.NAME")->take_all();
-  run_cmd->add_option("--store", run.store, kStoreHelp);
+  run_cmd->add_option("--store", run.store, kNewStoreHelp);
   run_cmd->add_option("--run-id", run.run_id, "the id of the new run (default: a fresh sortable id)")->check(RunIdValue());
   run_cmd->add_flag("--virtual-time", run.virtual_time, "skip time: durable waits fire at once");
   run_cmd->add_option("--durability", run.durability, "sync (default) or async")
@@ -95,7 +97,7 @@ int main(int argc, char** argv) {
   std::string image_file;
   auto* import_cmd = app.add_subcommand("import", "add the run of an image to the store; prints its id");
   import_cmd->add_option("FILE", image_file, "a run image written by flow export")->required();
-  import_cmd->add_option("--store", run.store, kStoreHelp);
+  import_cmd->add_option("--store", run.store, kNewStoreHelp);
 
   std::string signal_name, signal_json;
   auto* signal_cmd = add_run_command("signal", "send a signal (and a JSON value) to a run: delivered if it waits for it, else queued in its mailbox");
@@ -108,7 +110,7 @@ int main(int argc, char** argv) {
   bool worker_once = false;
   auto* worker_cmd = app.add_subcommand("worker", "resume runs whose timers are due, whose signals came, whose process died");
   worker_cmd->add_flag("--once", worker_once, "one pass over the store, then exit");
-  worker_cmd->add_option("--store", run.store, kStoreHelp);
+  worker_cmd->add_option("--store", run.store, kNewStoreHelp);
 
   try {
     app.parse(argc, argv);

@@ -199,6 +199,8 @@ with tempfile.TemporaryDirectory() as tmp:
     check("export -o onto a symbolic link is refused", code == 2 and os.path.islink(link), f"exit {code} {err}")
     code, out, err = run("export", "r1", "--store", deep_store, "-o", os.path.join(tmp, "r1.fvm"))
     check("export -o onto a new file works", code == 0 and os.path.getsize(os.path.join(tmp, "r1.fvm")) > 0, err)
+    code, out, err = run("import", os.path.join(tmp, "r1.fvm"), "--store", os.path.join(tmp, "new3", "store"))
+    check("import into a store whose parents are missing", code == 0 and out == "r1\n", f"exit {code} {err}")
     if os.geteuid() == 0:  # mknod needs root; the node is a copy of /dev/null's numbers
         node = os.path.join(tmp, "fakenull")
         os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
@@ -217,7 +219,8 @@ with tempfile.TemporaryDirectory() as tmp:
     code, err = run_to_full("run", quick, "--ephemeral")
     check("an ephemeral run to a full stdout exits 74", code == 74 and "cannot write" in err, f"exit {code} {err}")
     for args in [("history", "full1", "--store", store), ("trace", "full1", "--store", store), ("disasm", src),
-                 ("runs", "--store", store), ("inspect", "full1", "--store", store)]:
+                 ("runs", "--store", store), ("inspect", "full1", "--store", store),
+                 ("export", "r1", "--store", deep_store)]:
         code, err = run_to_full(*args)
         check(f"{args[0]} to a full stdout exits 74", code == 74 and "cannot write" in err, f"exit {code} {err}")
 
