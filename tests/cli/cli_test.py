@@ -242,6 +242,14 @@ with tempfile.TemporaryDirectory() as tmp:
         check(f"an ephemeral run ended by {sig.name} keeps its output", open(out_path).read() == "before\n",
               repr(open(out_path).read()))
 
+    # ---- the crash-test hook: there only when the build says so ----
+    code, version, err = run("--version")
+    hooks = "test hooks: FLOW_CRASH_AT honoured" in version
+    p = subprocess.run([FLOW, "run", quick, "--store", store, "--run-id", "hook"], capture_output=True, text=True,
+                       timeout=60, env={**os.environ, "FLOW_CRASH_AT": "1:after-checkpoint"})
+    check("FLOW_CRASH_AT kills the run exactly when --version says the hook is built in",
+          (p.returncode == -signal.SIGKILL) == hooks, f"version {version!r} exit {p.returncode}")
+
     # ---- names that reach the terminal ----
     odd_dir = os.path.join(tmp, "odd")
     os.mkdir(odd_dir)
