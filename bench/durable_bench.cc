@@ -34,7 +34,7 @@ class BenchHost : public runtime::RunHost {
  public:
   void WriteOutput(std::string_view) override {}
   int64_t NowMs() override { return 1; }
-  void Flush() override {}
+  Status Flush() override { return Status::Ok(); }
   void set_key(const std::string&) override {}
   int64_t virtual_now_ms() const override { return 0; }
 };

@@ -2,13 +2,82 @@
 
 #include <fmt/format.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
-#include <fstream>
+#include <cstring>
 
 #include "runtime/program_file.h"
 #include "compiler/compiler.h"
 
 namespace flow::cli {
+
+std::string Printable(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    auto c = static_cast<unsigned char>(text[i]);
+    if (c < 0x20 || c == 0x7f) {
+      out += fmt::format("\\x{:02x}", c);
+    } else if (c == 0xc2 && i + 1 < text.size() && static_cast<unsigned char>(text[i + 1]) >= 0x80 &&
+               static_cast<unsigned char>(text[i + 1]) <= 0x9f) {
+      out += fmt::format("\\u{{{:02x}}}", static_cast<unsigned char>(text[++i]));  // U+0080..U+009F
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  return out;
+}
+
+int WriteOutputFile(const std::string& command, const std::string& out, std::string_view bytes,
+                    const std::string& input) {
+  struct stat target;
+  if (lstat(out.c_str(), &target) == 0) {
+    // Replacing a device, a link or a folder by renaming over it would destroy it (as root,
+    // -o /dev/null would replace /dev/null); and the input is not an output.
+    if (!S_ISREG(target.st_mode)) {
+      fmt::print(stderr, "flow {}: {} is not a regular file ({}); give a path to a file\n", command, out,
+                 S_ISLNK(target.st_mode) ? "a symbolic link" : S_ISDIR(target.st_mode) ? "a folder" : "a device, pipe or socket");
+      return kExitUsage;
+    }
+    struct stat source;
+    if (!input.empty() && stat(input.c_str(), &source) == 0 && source.st_dev == target.st_dev &&
+        source.st_ino == target.st_ino) {
+      fmt::print(stderr, "flow {}: {} is the input file; give another output path\n", command, out);
+      return kExitUsage;
+    }
+  }
+  // Write then rename, so a crash never leaves a half-written file behind.
+  std::string tmp = fmt::format("{}.tmp.{}", out, getpid());
+  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  bool ok = fd >= 0;
+  for (size_t done = 0; ok && done < bytes.size();) {
+    ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    ok = n > 0;
+    if (ok) done += static_cast<size_t>(n);
+  }
+  ok = ok && fsync(fd) == 0;
+  int error = errno;
+  if (fd >= 0 && close(fd) != 0 && ok) {
+    ok = false;
+    error = errno;
+  }
+  if (ok && rename(tmp.c_str(), out.c_str()) != 0) {
+    ok = false;
+    error = errno;
+  }
+  if (!ok) {
+    if (fd >= 0) unlink(tmp.c_str());
+    fmt::print(stderr, "flow {}: cannot write {}: {}\n", command, out, std::strerror(error));
+    // A place that cannot hold the file is the caller's mistake; a write that fails is I/O.
+    return fd < 0 ? kExitUsage : kExitOutputFailed;
+  }
+  return kExitOk;
+}
 
 int CompileCommand(const std::string& file, std::string out) {
   Module module;
@@ -18,25 +87,7 @@ int CompileCommand(const std::string& file, std::string out) {
     size_t slash = file.rfind('/');
     out = (dot != std::string::npos && (slash == std::string::npos || dot > slash) ? file.substr(0, dot) : file) + ".flowc";
   }
-  std::string bytes = SerializeModule(module);
-  std::string tmp = out + ".tmp";
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    f.close();
-    if (!f) {
-      fmt::print(stderr, "flow compile: cannot write {}\n", out);
-      std::remove(tmp.c_str());
-      return kExitUsage;
-    }
-  }
-  // Write then rename, so a crash never leaves a half-written .flowc behind.
-  if (std::rename(tmp.c_str(), out.c_str()) != 0) {
-    fmt::print(stderr, "flow compile: cannot write {}\n", out);
-    std::remove(tmp.c_str());
-    return kExitUsage;
-  }
-  return kExitOk;
+  return WriteOutputFile("compile", out, SerializeModule(module), file);
 }
 
 int CheckCommand(const std::string& file) {

@@ -17,11 +17,16 @@ struct RunOptions {
   bool detach = false;
   std::string durability = "sync";
   runtime::BudgetOptions budgets;  // its deadline_ms comes from `deadline`
-  std::string deadline;            // a duration: 500ms, 30s, 10m, 2h, 1d (or plain ms)
+  std::string deadline;            // a duration with its unit: 500ms, 30s, 10m, 2h, 1d
 };
 
-// Parses a duration as Flow writes them; false if it is not one.
-bool ParseDuration(const std::string& text, int64_t* ms);
+// `text` safe for a terminal: control characters (C0, DEL, C1) as \xNN or \u{NN}, so a name
+// from an imported image cannot move the cursor, recolour or break a table.
+std::string Printable(std::string_view text);
+
+// Writes `bytes` to the file `out` (a temporary file renamed over it). Refuses (exit 2) a
+// target that is not a regular file (device, symbolic link, folder) or is `input` itself.
+int WriteOutputFile(const std::string& command, const std::string& out, std::string_view bytes, const std::string& input);
 
 // Durable runs (run_commands.cc).
 int RunCommand(const RunOptions& options);
@@ -32,6 +37,9 @@ int HistoryCommand(const std::string& store, const std::string& run_id, bool jso
 int TraceCommand(const std::string& store, const std::string& run_id);
 int ExportCommand(const std::string& store, const std::string& run_id, const std::string& out);
 int ImportCommand(const std::string& store, const std::string& file);
+// `flow signal RUN NAME [JSON | - | @FILE]`: the value checked as signal.wait will read it.
+int SignalCommand(const std::string& store, const std::string& run_id, const std::string& name, const std::string& value);
+int WorkerCommand(const std::string& store, bool once);
 int CompileCommand(const std::string& file, std::string out);
 int CheckCommand(const std::string& file);
 int DisasmCommand(const std::string& file);

@@ -1,24 +1,32 @@
 // The `flow` command: argument parsing (CLI11, Debian's libcli11-dev: subcommands, --help
 // and validation without hand-written parsing) and dispatch to cli/commands.cc.
 #include <CLI/CLI.hpp>
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 
 #include <fmt/format.h>
 
-#include <nlohmann/json.hpp>
-
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "runtime/runtime.h"
 #include "runtime/program_file.h"
 
 static constexpr const char* kStoreHelp = "the store folder (default ./.flow, or FLOW_STORE)";
+static constexpr const char* kNewStoreHelp =
+    "the store folder (default ./.flow, or FLOW_STORE); made, with any missing parents, if it does not exist";
 
 int main(int argc, char** argv) {
   using namespace flow::cli;
   using flow::kExitOk;
   using flow::kExitUsage;
   CLI::App app{"flow: durable workflows, compiled to bytecode and checkpointed after every effect"};
+#ifdef FLOW_TEST_HOOKS
+  app.set_version_flag("--version", std::string("flow ") + FLOW_VERSION + " (test hooks: FLOW_CRASH_AT honoured)");
+#else
   app.set_version_flag("--version", std::string("flow ") + FLOW_VERSION);
+#endif
   app.require_subcommand(1);
 
   RunOptions run;
@@ -27,16 +35,20 @@ int main(int argc, char** argv) {
   auto* run_cmd = app.add_subcommand("run", "compile FILE if needed, run it, print its output");
   run_cmd->add_option("FILE", run.file, "a .flow script or a .flowc bytecode file")->required();
   run_cmd->add_option("--arg", run.args, "a program argument NAME=VALUE, read as args.NAME")->take_all();
-  run_cmd->add_option("--store", run.store, kStoreHelp);
-  run_cmd->add_option("--run-id", run.run_id, "the id of the new run (default: a fresh sortable id)");
+  run_cmd->add_option("--store", run.store, kNewStoreHelp);
+  run_cmd->add_option("--run-id", run.run_id, "the id of the new run (default: a fresh sortable id)")->check(RunIdValue());
   run_cmd->add_flag("--virtual-time", run.virtual_time, "skip time: durable waits fire at once");
   run_cmd->add_option("--durability", run.durability, "sync (default) or async")
       ->check(CLI::IsMember({"sync", "async"}));
   auto add_budgets = [&run](CLI::App* cmd) {
-    cmd->add_option("--max-effects", run.budgets.max_effects, "raise kind budget once the run has done this many effects");
-    cmd->add_option("--max-instructions", run.budgets.max_instructions, "raise kind budget after this many VM instructions");
-    cmd->add_option("--deadline", run.deadline, "raise kind budget once this long has passed (30s, 10m, 2h)");
-    cmd->add_option("--max-tokens", run.budgets.max_tokens, "raise kind budget once llm.chat has used this many tokens");
+    cmd->add_option("--max-effects", run.budgets.max_effects, "raise kind budget once the run has done this many effects")
+        ->check(CountValue());
+    cmd->add_option("--max-instructions", run.budgets.max_instructions, "raise kind budget after this many VM instructions")
+        ->check(CountValue());
+    cmd->add_option("--deadline", run.deadline, "raise kind budget once this long has passed (a unit is needed: 30s, 10m, 2h)")
+        ->check(DurationValue());
+    cmd->add_option("--max-tokens", run.budgets.max_tokens, "raise kind budget once llm.chat has used this many tokens")
+        ->check(CountValue());
   };
   add_budgets(run_cmd);
   run_cmd->add_flag("--detach", run.detach, "suspend at every wait (exit 75): flow resume or flow worker continues it");
@@ -46,7 +58,7 @@ int main(int argc, char** argv) {
   std::string file, out;
   auto* compile_cmd = app.add_subcommand("compile", "compile FILE to bytecode");
   compile_cmd->add_option("FILE", file, "a .flow script")->required();
-  compile_cmd->add_option("-o,--output", out, "the bytecode file to write (default FILE with .flowc)");
+  compile_cmd->add_option("-o,--output", out, "the bytecode file to write (default FILE with .flowc); a regular file, not FILE itself");
 
   auto* check_cmd = app.add_subcommand("check", "report the errors in FILE, run nothing");
   check_cmd->add_option("FILE", file, "a .flow script")->required();
@@ -58,7 +70,7 @@ int main(int argc, char** argv) {
   // A command on one run: its RUN argument and the --store option.
   auto add_run_command = [&](const char* name, const char* description) {
     CLI::App* cmd = app.add_subcommand(name, description);
-    cmd->add_option("RUN", run_id, "the run id")->required();
+    cmd->add_option("RUN", run_id, "the run id")->required()->check(RunIdValue());
     cmd->add_option("--store", run.store, kStoreHelp);
     return cmd;
   };
@@ -80,24 +92,25 @@ int main(int argc, char** argv) {
 
   std::string image_out;
   auto* export_cmd = add_run_command("export", "write a run as a portable image (flow export RUN > run.fvm)");
-  export_cmd->add_option("-o,--output", image_out, "write the image to this file instead of stdout");
+  export_cmd->add_option("-o,--output", image_out, "write the image to this file (a regular file) instead of stdout");
 
   std::string image_file;
   auto* import_cmd = app.add_subcommand("import", "add the run of an image to the store; prints its id");
   import_cmd->add_option("FILE", image_file, "a run image written by flow export")->required();
-  import_cmd->add_option("--store", run.store, kStoreHelp);
+  import_cmd->add_option("--store", run.store, kNewStoreHelp);
 
   std::string signal_name, signal_json;
-  auto* signal_cmd = add_run_command("signal", "deliver a signal (and a JSON value) to a run");
+  auto* signal_cmd = add_run_command("signal", "send a signal (and a JSON value) to a run: delivered if it waits for it, else queued in its mailbox");
   signal_cmd->add_option("NAME", signal_name, "the signal name, as in signal.wait(NAME)")->required();
-  signal_cmd->add_option("JSON", signal_json, "the value signal.wait returns (default null)");
+  signal_cmd->add_option("JSON", signal_json,
+                         "the value signal.wait returns (default null); - reads it from stdin, @FILE from FILE");
 
   auto* cancel_cmd = add_run_command("cancel", "cancel a run: suspended, it ends; live, it raises `cancelled`");
 
   bool worker_once = false;
   auto* worker_cmd = app.add_subcommand("worker", "resume runs whose timers are due, whose signals came, whose process died");
   worker_cmd->add_flag("--once", worker_once, "one pass over the store, then exit");
-  worker_cmd->add_option("--store", run.store, kStoreHelp);
+  worker_cmd->add_option("--store", run.store, kNewStoreHelp);
 
   try {
     app.parse(argc, argv);
@@ -105,29 +118,31 @@ int main(int argc, char** argv) {
     int code = app.exit(e);
     return code == 0 ? kExitOk : kExitUsage;
   }
-  if (run_cmd->parsed()) return RunCommand(run);
-  if (compile_cmd->parsed()) return CompileCommand(file, out);
-  if (check_cmd->parsed()) return CheckCommand(file);
-  if (disasm_cmd->parsed()) return DisasmCommand(file);
-  if (resume_cmd->parsed()) return ResumeCommand(run.store, run_id, run);
-  if (runs_cmd->parsed()) return RunsCommand(run.store, status, json);
-  if (inspect_cmd->parsed()) return InspectCommand(run.store, run_id);
-  if (history_cmd->parsed()) return HistoryCommand(run.store, run_id, json);
-  if (signal_cmd->parsed()) {
-    if (!signal_json.empty()) {
-      try {
-        if (!nlohmann::json::accept(signal_json)) throw std::invalid_argument("invalid JSON");
-      } catch (const std::exception& e) {
-        fmt::print(stderr, "flow signal: the value is not JSON: {}\n", e.what());
-        return kExitUsage;
-      }
-    }
-    return flow::runtime::SignalRun(run.store, run_id, signal_name, signal_json);
+  auto dispatch = [&]() -> int {
+    if (run_cmd->parsed()) return RunCommand(run);
+    if (compile_cmd->parsed()) return CompileCommand(file, out);
+    if (check_cmd->parsed()) return CheckCommand(file);
+    if (disasm_cmd->parsed()) return DisasmCommand(file);
+    if (resume_cmd->parsed()) return ResumeCommand(run.store, run_id, run);
+    if (runs_cmd->parsed()) return RunsCommand(run.store, status, json);
+    if (inspect_cmd->parsed()) return InspectCommand(run.store, run_id);
+    if (history_cmd->parsed()) return HistoryCommand(run.store, run_id, json);
+    if (signal_cmd->parsed()) return SignalCommand(run.store, run_id, signal_name, signal_json);
+    if (cancel_cmd->parsed()) return flow::runtime::CancelRun(run.store, run_id);
+    if (worker_cmd->parsed()) return WorkerCommand(run.store, worker_once);
+    if (trace_cmd->parsed()) return TraceCommand(run.store, run_id);
+    if (export_cmd->parsed()) return ExportCommand(run.store, run_id, image_out);
+    if (import_cmd->parsed()) return ImportCommand(run.store, image_file);
+    return kExitUsage;
+  };
+  int code = dispatch();
+  // Output that could not be written (a full disk, a closed pipe) is a failure, not a
+  // success with a short listing.
+  bool flushed = std::fflush(stdout) == 0;
+  int error = errno;
+  if ((!flushed || std::ferror(stdout)) && code == kExitOk) {
+    fmt::print(stderr, "flow: cannot write the output{}\n", flushed ? "" : std::string(": ") + std::strerror(error));
+    code = flow::kExitOutputFailed;
   }
-  if (cancel_cmd->parsed()) return flow::runtime::CancelRun(run.store, run_id);
-  if (worker_cmd->parsed()) return flow::runtime::Worker(run.store, worker_once);
-  if (trace_cmd->parsed()) return TraceCommand(run.store, run_id);
-  if (export_cmd->parsed()) return ExportCommand(run.store, run_id, image_out);
-  if (import_cmd->parsed()) return ImportCommand(run.store, image_file);
-  return kExitUsage;
+  return code;
 }

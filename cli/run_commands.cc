@@ -5,12 +5,17 @@
 
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/options.h"
 #include "runtime/program_file.h"
 #include "runtime/image.h"
 #include "runtime/runtime.h"
+#include "stdlib/stdlib.h"
 #include "store/store.h"
 #include "vm/value_ops.h"
 
@@ -46,26 +51,25 @@ class NullHost : public VmHost {
 
 }  // namespace
 
-bool ParseDuration(const std::string& text, int64_t* ms) {
-  size_t digits = 0;
-  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
-  if (digits == 0 || digits > 15) return false;
-  int64_t n = std::stoll(text.substr(0, digits));
-  std::string unit = text.substr(digits);
-  int64_t scale = unit.empty() || unit == "ms" ? 1 : unit == "s" ? 1000 : unit == "m" ? 60'000 : unit == "h" ? 3'600'000
-                : unit == "d" ? 86'400'000 : 0;
-  if (scale == 0) return false;
-  *ms = n * scale;
-  return true;
-}
-
 namespace {
 
-// The budgets of the command line, with --deadline parsed; false (said on stderr) if not.
+// The budgets of the command line, with --deadline parsed (CLI11 has checked it already).
 bool ReadBudgets(const RunOptions& options, const char* command, runtime::BudgetOptions* out) {
   *out = options.budgets;
-  if (options.deadline.empty() || ParseDuration(options.deadline, &out->deadline_ms)) return true;
-  fmt::print(stderr, "flow {}: --deadline takes a duration (500ms, 30s, 10m, 2h, 1d), got `{}`\n", command, options.deadline);
+  std::string error;
+  if (options.deadline.empty() || ParseDuration(options.deadline, &out->deadline_ms, &error)) return true;
+  fmt::print(stderr, "flow {}: --deadline {}\n", command, error);
+  return false;
+}
+
+// A store about to be created: its folder and any missing parents are made here (as
+// mkdir -p), so a store path in a new place is never mistaken for a damaged store.
+bool MakeStoreFolder(const std::string& dir) {
+  std::error_code ec;
+  if (std::filesystem::exists(dir, ec)) return true;  // Store::Open checks what it is
+  std::filesystem::create_directories(dir, ec);
+  if (!ec) return true;
+  fmt::print(stderr, "flow: cannot create the store folder {}: {}\n", dir, ec.message());
   return false;
 }
 
@@ -89,6 +93,7 @@ int RunCommand(const RunOptions& options) {
   start.ephemeral = options.ephemeral;
   start.detach = options.detach;
   if (!ReadBudgets(options, "run", &start.budgets)) return kExitUsage;
+  if (!options.ephemeral && !MakeStoreFolder(options.store)) return kExitUsage;
   return runtime::StartRun(start);
 }
 
@@ -114,7 +119,7 @@ int RunsCommand(const std::string& store_dir, const std::string& status_filter, 
   }
   int code = kExitOk;
   std::vector<store::RunRecord> runs = st->ListRuns([&](const std::string& id, const Status& s) {
-    fmt::print(stderr, "flow: run {}: {}\n", id, s.message());
+    fmt::print(stderr, "flow: run {}: {}\n", Printable(id), Printable(s.message()));
     code = kExitCorrupt;
   });
   nlohmann::json out = nlohmann::json::array();
@@ -133,8 +138,8 @@ int RunsCommand(const std::string& store_dir, const std::string& status_filter, 
                      {"pid", pid ? pid : r.pid},
                      {"detail", r.detail}});
     } else {
-      fmt::print("{:<30} {:<10} {:>7} {:<21} {}\n", r.id, store::RunStatusName(status), r.effects,
-                 FormatTime(r.updated_ms), r.program);
+      fmt::print("{:<30} {:<10} {:>7} {:<21} {}\n", Printable(r.id), store::RunStatusName(status), r.effects,
+                 FormatTime(r.updated_ms), Printable(r.program));
     }
   }
   if (json) fmt::print("{}\n", out.dump(2));
@@ -157,21 +162,21 @@ int InspectCommand(const std::string& store_dir, const std::string& run_id) {
   runtime::LoadedRun run;
   if (Status s = runtime::LoadRun(*st, run_id, &host, &run); !s.ok()) return runtime::Fail(s, "run " + run_id);
   int64_t pid;
-  fmt::print("run {}\n  program {}\n  status {}\n  checkpoint {} at {}, after {} effects\n", run_id, run.record.program,
+  fmt::print("run {}\n  program {}\n  status {}\n  checkpoint {} at {}, after {} effects\n", run_id, Printable(run.record.program),
              store::RunStatusName(EffectiveStatus(*st, run.record, &pid)), run.checkpoint,
              FormatTime(run.checkpoint_ms), run.vm->effects_done());
   auto show = [&](Value v) {
     std::string text, error;
     if (!EncodeJson(run.vm->heap(), v, true, &text, &error)) text = "<" + error + ">";
-    return text.size() > 120 ? text.substr(0, 117) + "..." : text;
+    return Printable(text.size() > 120 ? text.substr(0, 117) + "..." : text);
   };
   fmt::print("frames (innermost first):\n");
   for (const auto& f : run.vm->InspectFrames()) {
-    fmt::print("  {} at pc {} ({}:{})\n", f.function, f.pc, run.record.program, f.line);
-    for (const auto& [name, value] : f.locals) fmt::print("    {} = {}\n", name, show(value));
+    fmt::print("  {} at pc {} ({}:{})\n", Printable(f.function), f.pc, Printable(run.module->source_name), f.line);
+    for (const auto& [name, value] : f.locals) fmt::print("    {} = {}\n", Printable(name), show(value));
   }
   fmt::print("globals:\n");
-  for (const auto& [name, value] : run.vm->InspectGlobals()) fmt::print("  {} = {}\n", name, show(value));
+  for (const auto& [name, value] : run.vm->InspectGlobals()) fmt::print("  {} = {}\n", Printable(name), show(value));
   return kExitOk;
 }
 
@@ -242,9 +247,9 @@ int HistoryCommand(const std::string& store_dir, const std::string& run_id, bool
   fmt::print("{:>5}  {:<12} {:<9} {:<21} {:>10}  {:<16} {:<16} {}\n", "SEQ", "EFFECT", "STATE", "STARTED", "DURATION",
              "ARGS DIGEST", "RESULT DIGEST", "ARGS -> RESULT");
   for (const auto& e : entries) {
-    fmt::print("{:>5}  {:<12} {:<9} {:<21} {:>8}us  {:016x} {:016x} {} -> {}\n", e.seq, e.effect,
+    fmt::print("{:>5}  {:<12} {:<9} {:<21} {:>8}us  {:016x} {:016x} {} -> {}\n", e.seq, Printable(e.effect),
                kStates[static_cast<int>(e.state)], FormatTime(e.started_ms), e.duration_us, e.args_digest,
-               e.result_digest, e.args_preview, e.result_preview);
+               e.result_digest, Printable(e.args_preview), Printable(e.result_preview));
   }
   return kExitOk;
 }
@@ -263,11 +268,10 @@ int ExportCommand(const std::string& store_dir, const std::string& run_id, const
   std::string image;
   if (Status s = runtime::ExportRun(*st, run_id, &image); !s.ok()) return runtime::Fail(s, "run " + run_id);
   if (out.empty()) {
-    std::fwrite(image.data(), 1, image.size(), stdout);
-    return std::fflush(stdout) == 0 ? kExitOk : kExitUsage;
+    std::fwrite(image.data(), 1, image.size(), stdout);  // main reports a failed write
+    return kExitOk;
   }
-  if (Status s = store::WriteFileAtomically(out, image); !s.ok()) return runtime::Fail(s, "");
-  return kExitOk;
+  return WriteOutputFile("export", out, image, "");
 }
 
 int ImportCommand(const std::string& store_dir, const std::string& file) {
@@ -276,6 +280,7 @@ int ImportCommand(const std::string& store_dir, const std::string& file) {
     fmt::print(stderr, "flow: {}\n", error);
     return kExitUsage;
   }
+  if (!MakeStoreFolder(store_dir)) return kExitUsage;
   Result<store::Store> st = store::Store::Open(store_dir, true);
   if (!st.ok()) return runtime::Fail(st.status(), "");
   Result<std::string> id = runtime::ImportRun(*st, image);
@@ -307,6 +312,33 @@ int TraceCommand(const std::string& store_dir, const std::string& run_id) {
   nlohmann::json trace = {{"traceEvents", events}, {"displayTimeUnit", "ms"}, {"otherData", {{"run", run_id}}}};
   fmt::print("{}\n", trace.dump());
   return kExitOk;
+}
+
+int SignalCommand(const std::string& store_dir, const std::string& run_id, const std::string& name,
+                  const std::string& value) {
+  // A value too big for one argument comes from stdin (-) or a file (@FILE).
+  std::string json = value, error;
+  if (value == "-") {
+    json.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    if (std::cin.bad()) {
+      fmt::print(stderr, "flow signal: cannot read the value from stdin\n");
+      return kExitUsage;
+    }
+  } else if (!value.empty() && value[0] == '@' && !runtime::ReadFile(value.substr(1), &json, &error)) {
+    fmt::print(stderr, "flow signal: {}\n", error);
+    return kExitUsage;
+  }
+  // Refused here if signal.wait could not read it: a bad value must not fail the run.
+  if (!value.empty() && !stdlib::CheckJson(json, &error)) {
+    fmt::print(stderr, "flow signal: the value is not JSON that signal.wait can read: {}\n", error);
+    return kExitUsage;
+  }
+  return runtime::SignalRun(store_dir, run_id, name, json);
+}
+
+int WorkerCommand(const std::string& store_dir, bool once) {
+  if (!MakeStoreFolder(store_dir)) return kExitUsage;
+  return runtime::Worker(store_dir, once);
 }
 
 }  // namespace flow::cli

@@ -8,6 +8,7 @@ enum ExitCode {
   kExitScriptFailed = 1,  // an uncaught error in the script
   kExitUsage = 2,         // usage or compile error, unknown or finished run
   kExitCorrupt = 3,       // store or file damage
+  kExitOutputFailed = 74,  // the output could not be written (sysexits' EX_IOERR)
   kExitSuspended = 75,    // waiting on a timer or a signal
 };
 

@@ -16,7 +16,7 @@ inline constexpr uint8_t kRunDbRecordVersion = 2;
 // What the journal needs of the process around the VM, beyond a VmHost.
 class RunHost : public VmHost {
  public:
-  virtual void Flush() = 0;                    // the program's output, before each checkpoint
+  virtual Status Flush() = 0;  // the program's output, before each checkpoint: not ok if it failed
   virtual void set_key(const std::string& key) = 0;  // the idempotency key of the running effect
   virtual int64_t virtual_now_ms() const = 0;  // the run's clock under --virtual-time, else 0
   virtual void AddToCheckpoint(store::Batch* batch) {}  // host state that commits with it

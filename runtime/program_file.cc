@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -27,6 +28,12 @@ bool ReadFile(const std::string& path, std::string* out, std::string* error) {
   return true;
 }
 
+std::string AbsolutePath(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::path absolute = std::filesystem::absolute(path, ec);
+  return ec ? path : absolute.lexically_normal().string();
+}
+
 int LoadProgram(const std::string& path, Module* module) {
   std::string bytes, error;
   if (!ReadFile(path, &bytes, &error)) {
@@ -43,7 +50,9 @@ int LoadProgram(const std::string& path, Module* module) {
     return kExitOk;
   }
   Diagnostics diags;
-  if (!CompileSource(path, bytes, module, &diags)) {
+  // Errors now name the file as typed; the module keeps its absolute name, which its
+  // stack traces show whichever folder the run is resumed from.
+  if (!CompileSource(AbsolutePath(path), bytes, module, &diags)) {
     fmt::print(stderr, "{}", diags.Render(path, bytes));
     return kExitUsage;
   }

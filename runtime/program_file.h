@@ -12,6 +12,10 @@ namespace flow::runtime {
 // (unreadable file, compile errors) or kExitCorrupt (damaged bytecode).
 int LoadProgram(const std::string& path, Module* module);
 
+// `path` made absolute (against the working directory), for names that are kept and shown
+// later, from other folders: a run's program, a module's source name.
+std::string AbsolutePath(const std::string& path);
+
 // Reads a whole file; false (with *error) if it cannot.
 bool ReadFile(const std::string& path, std::string* out, std::string* error);
 

@@ -46,13 +46,22 @@ void PutBigEndian(std::string* out, uint64_t v, int bytes) {
   for (int i = bytes - 1; i >= 0; --i) out->push_back(static_cast<char>(v >> (8 * i)));
 }
 
-// The process's stdout and the run's clock. Output is buffered and flushed before each
-// checkpoint. Under --virtual-time the clock starts at the wall clock and moves only by
-// what the run waits; its reading is part of every checkpoint.
+// The process's stdout and the run's clock. Each print is written out at once (a killed
+// process loses none of what it printed), and the first write that fails is kept: the
+// journal's Flush reports it before the print's checkpoint, so a print that was not
+// written is never recorded as done. Under --virtual-time the clock starts at the wall
+// clock and moves only by what the run waits; its reading is part of every checkpoint.
 class ProcessHost : public RunHost {
  public:
   explicit ProcessHost(bool virtual_time) : virtual_time_(virtual_time), virtual_now_ms_(WallMs()) {}
-  void WriteOutput(std::string_view text) override { std::fwrite(text.data(), 1, text.size(), stdout); }
+  void WriteOutput(std::string_view text) override {
+    if (!output_error_.ok()) return;
+    if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0) {
+      output_error_ = Status::IOError(fmt::format("cannot write the program's output: {}", std::strerror(errno)));
+    }
+  }
+  Status Flush() override { return output_error_; }
+  bool output_failed() const { return !output_error_.ok(); }
   int64_t NowMs() override { return virtual_time_ ? virtual_now_ms_ : WallMs(); }
   void SleepMs(int64_t ms) override {
     if (virtual_time_) {
@@ -148,7 +157,6 @@ class ProcessHost : public RunHost {
     return UpdateBreaker(name, [&](BreakerState* b) { b->Record(NowMs(), policy, success); });
   }
   std::string IdempotencyKey() override { return key_; }
-  void Flush() override { std::fflush(stdout); }
   void set_key(const std::string& key) override { key_ = key; }
   int64_t virtual_now_ms() const override { return virtual_time_ ? virtual_now_ms_ : 0; }
   void set_virtual_now_ms(int64_t ms) {
@@ -182,6 +190,7 @@ class ProcessHost : public RunHost {
   bool cancel_delivered_ = false;
   uint64_t cancel_calls_ = 0;
   std::string key_;
+  Status output_error_;
 };
 
 }  // namespace
@@ -218,7 +227,6 @@ void SetProgramArgs(VM& vm, const std::vector<std::pair<std::string, std::string
 // Runs the VM to its end and records how the run ended.
 int Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& host, StoreJournal& journal) {
   RunOutcome outcome = vm.Run();
-  host.Flush();
   if (outcome != RunOutcome::kAborted) {
     if (Status s = journal.Flush(); !s.ok()) return Fail(s, fmt::format("run {}", record.id));
   }
@@ -251,8 +259,13 @@ int Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& hos
       break;
     }
     case RunOutcome::kAborted:
-      // The store failed under us: leave the record as it is (running, so it reads as
-      // crashed once this process is gone) and say why.
+      // The store or the output failed under us: leave the record as it is (running, so
+      // it reads as crashed once this process is gone) and say why.
+      if (host.output_failed()) {
+        fmt::print(stderr, "flow: run {} stopped: {}; that print is not recorded as done (flow resume {} prints it again)\n",
+                   record.id, vm.abort_status().message(), record.id);
+        return kExitOutputFailed;
+      }
       return Fail(vm.abort_status(), fmt::format("run {} stopped", record.id));
   }
   if (record.status != store::RunStatus::kSuspended) {
@@ -367,17 +380,17 @@ int StartRun(const StartOptions& options) {
     store::RunRecord unrecorded;
     vm.SetBudget(ApplyBudgets(options.budgets, host.NowMs(), &unrecorded));
     RunOutcome outcome = vm.Run();
-    host.Flush();
-    if (outcome == RunOutcome::kFailed) {
-      fmt::print(stderr, "{}", vm.FormatUncaught());
-      return kExitScriptFailed;
+    if (outcome == RunOutcome::kFailed) fmt::print(stderr, "{}", vm.FormatUncaught());
+    if (Status s = host.Flush(); !s.ok()) {
+      fmt::print(stderr, "flow: {}\n", s.message());
+      return kExitOutputFailed;
     }
-    return kExitOk;
+    return outcome == RunOutcome::kFailed ? kExitScriptFailed : kExitOk;
   }
 
   std::string id = options.run_id.empty() ? store::NewRunId() : options.run_id;
   if (!store::IsValidRunId(id)) {
-    fmt::print(stderr, "flow: `{}` is not a valid run id (letters, digits, . _ -; at most 64)\n", id);
+    fmt::print(stderr, "flow: `{}` is not a valid run id (1 to 64 letters, digits, . _ -; not starting with - or .)\n", id);
     return kExitUsage;
   }
   Result<store::Store> st = store::Store::Open(options.store_dir, true);
@@ -396,7 +409,7 @@ int StartRun(const StartOptions& options) {
 
   store::RunRecord record;
   record.id = id;
-  record.program = options.file;
+  record.program = AbsolutePath(options.file);  // shown later, from other folders
   record.code_hash = *hash;
   record.args = options.args;
   record.durability = options.sync ? "sync" : "async";
@@ -570,6 +583,37 @@ int ResumeRun(const std::string& store_dir, const std::string& id, const BudgetO
   return Execute(*st, run.record, vm, host, journal);
 }
 
+namespace {
+
+// What `flow signal` tells: delivered only to a run that waits for this signal; otherwise
+// queued in the run's mailbox, and what the run waits for instead.
+// `earlier`: how many signals of this name the mailbox held before it.
+std::string DescribeSignalSent(const store::Store& st, const store::RunRecord& r, const std::string& name,
+                               uint64_t earlier) {
+  if (r.status == store::RunStatus::kSuspended && r.waiting_signal == name) {
+    if (earlier > r.signals_received)
+      return fmt::format("signal {} queued in the mailbox of run {} behind {} earlier {} signal(s) not yet received",
+                         name, r.id, earlier - r.signals_received, name);
+    return fmt::format("signal {} delivered to run {}, which waits for it (flow worker or flow resume {} continues it)",
+                       name, r.id, r.id);
+  }
+  std::string queued = fmt::format("signal {} queued in the mailbox of run {}, which ", name, r.id);
+  std::string later = fmt::format("; a signal.wait(\"{}\") will take it", name);
+  int64_t pid = 0;
+  if (r.status == store::RunStatus::kSuspended && !r.waiting_signal.empty())
+    return queued + fmt::format("waits for signal {}", r.waiting_signal) + later;
+  if (r.status == store::RunStatus::kSuspended && r.virtual_time) return queued + "waits on a timer" + later;
+  if (r.status == store::RunStatus::kSuspended)
+    return queued + fmt::format("waits on a timer (due in {} s)", std::max<int64_t>(0, (r.wake_ms - WallMs() + 999) / 1000)) +
+           later;
+  if (r.status == store::RunStatus::kRunning && st.IsRunLive(r.id, &pid))
+    return queued + fmt::format("is running (pid {}), not suspended in a wait", pid) + later;
+  return queued + fmt::format("is {} (flow resume {} continues it)", store::RunStatusName(
+      r.status == store::RunStatus::kRunning ? store::RunStatus::kCrashed : r.status), r.id) + later;
+}
+
+}  // namespace
+
 int SignalRun(const std::string& store_dir, const std::string& id, const std::string& name, const std::string& json) {
   Result<store::Store> st = store::Store::Open(store_dir, false);
   if (!st.ok()) return Fail(st.status(), "");
@@ -584,12 +628,19 @@ int SignalRun(const std::string& store_dir, const std::string& id, const std::st
     fmt::print(stderr, "flow signal: the signal needs a name\n");
     return kExitUsage;
   }
+  uint64_t earlier = 0;
   Status s = st->UpdateShared(MailboxName(id), [&](std::string* bytes) {
+    Reader r(*bytes);
+    while (!r.failed() && !r.at_end()) {
+      bool same = r.Bytes() == name;
+      r.Bytes();  // its value
+      earlier += same && !r.failed();
+    }
     PutBytes(bytes, name);
     PutBytes(bytes, json);
   });
   if (!s.ok()) return Fail(s, "run " + id);
-  fmt::print(stderr, "flow: signal {} delivered to run {}\n", name, id);
+  fmt::print(stderr, "flow: {}\n", DescribeSignalSent(*st, *record, name, earlier));
   return kExitOk;
 }
 

@@ -5,10 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DFLOW_TEST_HOOKS=ON  # the crash tests need FLOW_CRASH_AT
 cmake --build build -j2
 ctest --test-dir build -j2 --output-on-failure
-cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DFLOW_FUZZ=ON \
+cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DFLOW_FUZZ=ON -DFLOW_TEST_HOOKS=ON \
   -DFLOW_FUZZ_SECONDS="${FLOW_FUZZ_SECONDS:-30}"
 cmake --build build-fuzz -j2
 ctest --test-dir build-fuzz -j2 --output-on-failure

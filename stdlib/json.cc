@@ -94,4 +94,18 @@ bool ParseJson(VM& vm, std::string_view text, Value* out) {
   return true;
 }
 
+bool CheckJson(std::string_view text, std::string* error) {
+  Heap scratch;
+  ValueBuilder builder(scratch);
+  bool ok = false;
+  try {
+    ok = nlohmann::json::sax_parse(text.begin(), text.end(), &builder);
+  } catch (const std::exception& e) {
+    *error = e.what();
+    return false;
+  }
+  if (!ok) *error = builder.error().empty() ? "invalid JSON" : builder.error();
+  return ok;
+}
+
 }  // namespace flow::stdlib

@@ -72,7 +72,8 @@ bool ParseRunStatus(std::string_view name, RunStatus* out) {
 }
 
 bool IsValidRunId(std::string_view id) {
-  if (id.empty() || id.size() > 64 || id[0] == '.') return false;
+  // Not starting with `.` (a hidden folder) or `-` (read as an option by the command line).
+  if (id.empty() || id.size() > 64 || id[0] == '.' || id[0] == '-') return false;
   for (char c : id)
     if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-')) return false;
   return true;

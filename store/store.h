@@ -170,7 +170,7 @@ class Store {
   std::string dir_;
 };
 
-// Run ids name folders: letters, digits, `.`, `_`, `-`; 1 to 64 of them; not starting with `.`.
+// Run ids name folders: letters, digits, `.`, `_`, `-`; 1 to 64 of them; not starting with `.` or `-`.
 bool IsValidRunId(std::string_view id);
 // A new sortable id: UTC time to the millisecond, then random hex.
 std::string NewRunId();

@@ -1,0 +1,96 @@
+#include "cli/options.h"
+
+#include <fmt/format.h>
+
+#include <cctype>
+#include <charconv>
+
+#include "store/store.h"
+
+namespace flow::cli {
+
+namespace {
+
+// Longer than any budget or wait could mean (about 31,700 years), and far from overflow
+// when added to a clock reading.
+constexpr int64_t kMaxDurationMs = 1'000'000'000'000'000;
+
+size_t LeadingDigits(const std::string& text) {
+  size_t n = 0;
+  while (n < text.size() && std::isdigit(static_cast<unsigned char>(text[n]))) ++n;
+  return n;
+}
+
+}  // namespace
+
+bool ParseDuration(const std::string& text, int64_t* ms, std::string* error) {
+  constexpr const char* kForms = "250ms, 5s, 2m, 1h, 1d";
+  size_t digits = LeadingDigits(text);
+  if (digits == 0) {
+    *error = fmt::format("takes a duration ({}), got `{}`", kForms, text);
+    return false;
+  }
+  std::string unit = text.substr(digits);
+  if (unit.empty()) {
+    *error = fmt::format("takes a duration with a unit ({}): did you mean {}s?", kForms, text);
+    return false;
+  }
+  int64_t scale = unit == "ms" ? 1 : unit == "s" ? 1000 : unit == "m" ? 60'000 : unit == "h" ? 3'600'000
+                : unit == "d" ? 86'400'000 : 0;
+  int64_t n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + digits, n);
+  if (scale == 0) {
+    *error = fmt::format("takes a duration ({}), got `{}`", kForms, text);
+    return false;
+  }
+  if (ec != std::errc() || n > kMaxDurationMs / scale) {
+    *error = fmt::format("`{}` is too long (at most {}ms)", text, kMaxDurationMs);
+    return false;
+  }
+  *ms = n * scale;
+  return true;
+}
+
+bool ParseCount(const std::string& text, uint64_t* n, std::string* error) {
+  size_t digits = LeadingDigits(text);
+  uint64_t value = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + digits, value);
+  if (digits == 0 || digits != text.size() || ec != std::errc() || value == 0 ||
+      value > static_cast<uint64_t>(INT64_MAX)) {
+    *error = fmt::format("takes a whole number from 1 to {}, got `{}`", INT64_MAX, text);
+    return false;
+  }
+  *n = value;
+  return true;
+}
+
+CLI::Validator DurationValue() {
+  return CLI::Validator(
+      [](std::string& text) {
+        int64_t ms;
+        std::string error;
+        return ParseDuration(text, &ms, &error) ? std::string() : error;
+      },
+      "DURATION");
+}
+
+CLI::Validator CountValue() {
+  return CLI::Validator(
+      [](std::string& text) {
+        uint64_t n;
+        std::string error;
+        return ParseCount(text, &n, &error) ? std::string() : error;
+      },
+      "N");
+}
+
+CLI::Validator RunIdValue() {
+  return CLI::Validator(
+      [](std::string& text) {
+        if (store::IsValidRunId(text)) return std::string();
+        return fmt::format("`{}` is not a valid run id (1 to 64 letters, digits, . _ -; not starting with - or .)", text);
+      },
+      "ID");
+}
+
+}  // namespace flow::cli

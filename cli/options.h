@@ -1,0 +1,24 @@
+// Values of command-line options that CLI11 cannot check by type alone: durations (a unit
+// is required), budgets (a positive count that fits in 63 bits) and run ids. Each is
+// refused at parse time, with a usage error (exit 2) that says what was expected.
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace flow::cli {
+
+// A duration as Flow writes them: digits and a unit (ms, s, m, h, d); false with *error
+// (a hint for a bare number: "did you mean 5s?") if it is not one or is too long.
+bool ParseDuration(const std::string& text, int64_t* ms, std::string* error);
+
+// A budget count: 1 to 2^63-1, digits only; false with *error otherwise.
+bool ParseCount(const std::string& text, uint64_t* n, std::string* error);
+
+// CLI11 checks for the above, and for run ids (letters, digits, . _ -, not starting with -).
+CLI::Validator DurationValue();
+CLI::Validator CountValue();
+CLI::Validator RunIdValue();
+
+}  // namespace flow::cli
