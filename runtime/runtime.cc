@@ -316,16 +316,13 @@ void EncodeHistoryEntryInto(const HistoryEntry& e, std::string* out) {
   PutFixed64(&p, static_cast<uint64_t>(e.duration_us));
   PutBytes(&p, e.args_preview);
   PutBytes(&p, e.result_preview);
-  if (e.pre_state.empty()) return FinishRecord(kRunDbRecordVersion, &p);
-  PutBytes(&p, e.pre_state);
-  FinishRecord(kHistoryEntryWithPreStateVersion, &p);
+  PutBytes(&p, e.pre_state);  // empty but while a file effect is in flight
+  FinishRecord(kRunDbRecordVersion, &p);
 }
 
 Status DecodeHistoryEntry(std::string_view bytes, HistoryEntry* e) {
   std::string_view p;
-  bool with_pre_state = !bytes.empty() && static_cast<uint8_t>(bytes[0]) == kHistoryEntryWithPreStateVersion;
-  uint8_t version = with_pre_state ? kHistoryEntryWithPreStateVersion : kRunDbRecordVersion;
-  if (Status s = OpenRecord(bytes, version, "a history entry", &p); !s.ok()) return s;
+  if (Status s = OpenRecord(bytes, kRunDbRecordVersion, "a history entry", &p); !s.ok()) return s;
   Reader r(p);
   e->seq = r.Varint();
   e->effect = std::string(r.Bytes());
@@ -337,7 +334,7 @@ Status DecodeHistoryEntry(std::string_view bytes, HistoryEntry* e) {
   e->duration_us = static_cast<int64_t>(r.U64());
   e->args_preview = std::string(r.Bytes());
   e->result_preview = std::string(r.Bytes());
-  e->pre_state = with_pre_state ? std::string(r.Bytes()) : std::string();
+  e->pre_state = std::string(r.Bytes());
   if (r.failed() || !r.at_end() || state < 1 || state > 4) return Status::Corruption("a history entry is malformed");
   e->state = static_cast<HistoryEntry::State>(state);
   return Status::Ok();

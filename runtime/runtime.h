@@ -86,11 +86,10 @@ struct HistoryEntry {
   std::string args_preview;    // compact JSON, cut at 200 bytes
   std::string result_preview;  // the result, or `kind: message` of a raised error
   // While in flight: what a local effect (fs) recorded of the state it changes, so that
-  // running it again first restores that state (EffectJournal::RecordPreState). Entries
-  // with one are written as version 2, others as version 1.
+  // running it again first restores that state (EffectJournal::RecordPreState); empty
+  // otherwise.
   std::string pre_state;
 };
-inline constexpr uint8_t kHistoryEntryWithPreStateVersion = 2;
 std::string EncodeHistoryEntry(const HistoryEntry& e);
 void EncodeHistoryEntryInto(const HistoryEntry& e, std::string* out);  // reuses out's buffer
 Status DecodeHistoryEntry(std::string_view bytes, HistoryEntry* e);

@@ -207,35 +207,35 @@ TEST(Store, RunIds) {
 }  // namespace
 }  // namespace flow::store
 
-// History entries: version 1 as before; version 2 only while an entry carries a pre-state.
+// History entries: the pre-state of a file effect in flight round-trips; other versions
+// and damage are refused.
 namespace flow::runtime {
 namespace {
 
-TEST(HistoryEntry, PreStateIsAVersionTwoFieldAndVersionOneStillReads) {
+TEST(HistoryEntry, PreStateRoundTripsAndOtherVersionsAreRefused) {
   HistoryEntry e;
   e.seq = 7;
   e.effect = "fs.append";
   e.idempotency_key = "run/7";
   e.args_preview = "[\"log.txt\",\"x\"]";
-  std::string v1 = EncodeHistoryEntry(e);
-  EXPECT_EQ(static_cast<uint8_t>(v1[0]), kRunDbRecordVersion);
+  std::string done = EncodeHistoryEntry(e);
+  EXPECT_EQ(static_cast<uint8_t>(done[0]), kRunDbRecordVersion);
   HistoryEntry back;
-  ASSERT_TRUE(DecodeHistoryEntry(v1, &back).ok());
+  ASSERT_TRUE(DecodeHistoryEntry(done, &back).ok());
   EXPECT_EQ(back.effect, "fs.append");
   EXPECT_TRUE(back.pre_state.empty());
 
   e.pre_state = std::string("\x01\x01\x05\0\0\0\0\0\0\0", 10);
-  std::string v2 = EncodeHistoryEntry(e);
-  EXPECT_EQ(static_cast<uint8_t>(v2[0]), kHistoryEntryWithPreStateVersion);
-  ASSERT_TRUE(DecodeHistoryEntry(v2, &back).ok());
+  std::string in_flight = EncodeHistoryEntry(e);
+  ASSERT_TRUE(DecodeHistoryEntry(in_flight, &back).ok());
   EXPECT_EQ(back.pre_state, e.pre_state);
   EXPECT_EQ(back.idempotency_key, "run/7");
 
-  v2[0] = 3;  // an unknown version is refused, not misread
-  EXPECT_FALSE(DecodeHistoryEntry(v2, &back).ok());
-  v2[0] = static_cast<char>(kHistoryEntryWithPreStateVersion);
-  v2.back() ^= 1;  // and a damaged one fails its checksum
-  EXPECT_FALSE(DecodeHistoryEntry(v2, &back).ok());
+  in_flight[0] = 1;  // the format before pre-states (and step keys per retry) is refused, not misread
+  EXPECT_FALSE(DecodeHistoryEntry(in_flight, &back).ok());
+  in_flight[0] = static_cast<char>(kRunDbRecordVersion);
+  in_flight.back() ^= 1;  // and a damaged one fails its checksum
+  EXPECT_FALSE(DecodeHistoryEntry(in_flight, &back).ok());
 }
 
 }  // namespace
