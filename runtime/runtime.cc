@@ -120,12 +120,21 @@ class ProcessHost : public RunHost {
       received_[name] = count;
     }
     pending_received_.clear();
+    // The checkpoint where `cancelled` lands records that it was raised: a run resumed
+    // after it (its handler suspended, or the process died) does not get it again.
+    if (cancel_delivered_ && !cancel_recorded_) {
+      batch->Put(kCancelKey, "");
+      cancel_recorded_ = true;
+    }
   }
   bool TakeCancel() override {
     if (cancel_delivered_ || !CancelPending()) return false;
     cancel_delivered_ = true;
     return true;
   }
+  // Has `cancelled` been raised in this run (here, or before its last checkpoint)?
+  bool cancel_delivered() const { return cancel_delivered_; }
+  void set_cancel_recorded() { cancel_delivered_ = cancel_recorded_ = true; }
   bool CancelPending(bool waiting = false) {
     if (!store_ || cancelled_) return cancelled_;
     // A stat at most every 100 ms, and (before effects, which call this every time) the
@@ -180,6 +189,7 @@ class ProcessHost : public RunHost {
   int64_t cancel_checked_ms_ = 0;
   bool cancelled_ = false;
   bool cancel_delivered_ = false;
+  bool cancel_recorded_ = false;
   uint64_t cancel_calls_ = 0;
   std::string key_;
 };
@@ -215,8 +225,17 @@ void SetProgramArgs(VM& vm, const std::vector<std::pair<std::string, std::string
   vm.SetGlobal("args", map);
 }
 
+// The kind of the run's uncaught error, or "".
+std::string ErrorKind(VM& vm) {
+  Value e = vm.uncaught_error();
+  return e.tag == Tag::kError ? vm.heap().Get<ErrorObj>(e.ref)->kind : "";
+}
+
 // Runs the VM to its end and records how the run ended.
-int Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& host, StoreJournal& journal) {
+// `before`: the record as it was before this process took the run (null for a new run).
+int Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& host, StoreJournal& journal,
+            const store::RunRecord* before = nullptr) {
+  const uint64_t first_checkpoint = journal.checkpoint();
   RunOutcome outcome = vm.Run();
   host.Flush();
   if (outcome != RunOutcome::kAborted) {
@@ -227,15 +246,17 @@ int Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& hos
   int code = kExitOk;
   switch (outcome) {
     case RunOutcome::kCompleted:
-      // Finished after a cancel (its handler cleaned up): cancelled, never resumed.
-      record.status = st.CancelRequested(record.id) ? store::RunStatus::kCancelled : store::RunStatus::kCompleted;
-      record.detail.clear();
+      // Finished after `cancelled` was raised (its handler cleaned up): cancelled, never resumed.
+      record.status = host.cancel_delivered() ? store::RunStatus::kCancelled : store::RunStatus::kCompleted;
+      record.detail = host.cancel_delivered() ? "cancelled (its handlers completed)" : "";
       break;
     case RunOutcome::kFailed: {
       std::string text = vm.FormatUncaught();
       fmt::print(stderr, "{}", text);
-      // A run that a cancel ended is cancelled, never to be resumed.
-      record.status = st.CancelRequested(record.id) ? store::RunStatus::kCancelled : store::RunStatus::kFailed;
+      // Ended by the uncaught `cancelled`: cancelled. Another error escaping the handlers
+      // (a compensation that failed) fails the run, so that it shows.
+      bool by_cancel = host.cancel_delivered() && ErrorKind(vm) == "cancelled";
+      record.status = by_cancel ? store::RunStatus::kCancelled : store::RunStatus::kFailed;
       record.detail = text.substr(0, text.find('\n'));
       code = kExitScriptFailed;
       break;
@@ -251,8 +272,11 @@ int Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& hos
       break;
     }
     case RunOutcome::kAborted:
-      // The store failed under us: leave the record as it is (running, so it reads as
-      // crashed once this process is gone) and say why.
+      // The store failed under us (or is damaged: a mailbox). With nothing checkpointed
+      // since this process took the run, its record from before still tells the truth (a
+      // suspended run stays suspended, untouched); else leave it running, so that it reads
+      // as crashed once this process is gone. Either way, say why.
+      if (before && journal.checkpoint() == first_checkpoint) st.WriteRun(*before);
       return Fail(vm.abort_status(), fmt::format("run {} stopped", record.id));
   }
   if (record.status != store::RunStatus::kSuspended) {
@@ -467,6 +491,10 @@ Status LoadRun(store::Store& st, const std::string& id, VmHost* host, LoadedRun*
   return Status::Ok();
 }
 
+namespace {
+int ContinueRun(store::Store& st, const store::RunRecord& before, const BudgetOptions& budgets);
+}  // namespace
+
 int ResumeRun(const std::string& store_dir, const std::string& id, const BudgetOptions& budgets) {
   Result<store::Store> st = store::Store::Open(store_dir, false);
   if (!st.ok()) return Fail(st.status(), "");
@@ -489,11 +517,25 @@ int ResumeRun(const std::string& store_dir, const std::string& id, const BudgetO
   }
   Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(id);
   if (!lock.ok()) return Fail(lock.status(), "");
-  ProcessHost host(peek->virtual_time);
-  host.set_store(&st.value());
+  return ContinueRun(*st, *peek, budgets);
+}
+
+namespace {
+
+// Continues a run, whose lock the caller holds, from its last checkpoint.
+int ContinueRun(store::Store& st, const store::RunRecord& before, const BudgetOptions& budgets) {
+  const std::string& id = before.id;
+  ProcessHost host(before.virtual_time);
+  host.set_store(&st);
   LoadedRun run;
-  if (Status s = LoadRun(*st, id, &host, &run); !s.ok()) return Fail(s, "run " + id);
+  if (Status s = LoadRun(st, id, &host, &run); !s.ok()) return Fail(s, "run " + id);
   host.set_virtual_now_ms(run.virtual_now_ms);
+  {
+    std::string ignored;
+    Status c = run.db->Get(kCancelKey, &ignored);
+    if (c.ok()) host.set_cancel_recorded();
+    else if (!c.IsNotFound()) return Fail(c, "run " + id);
+  }
   {
     std::map<std::string, uint64_t> received;
     Status bad;
@@ -511,14 +553,14 @@ int ResumeRun(const std::string& store_dir, const std::string& id, const BudgetO
   // A database behind its mark lost acknowledged checkpoints: refuse rather than resume
   // from an older state. (Async runs may lose their last checkpoints in an OS crash, by
   // design, so for them the mark is not binding.)
-  Result<uint64_t> marked = st->ReadMark(id);
+  Result<uint64_t> marked = st.ReadMark(id);
   if (!marked.ok()) return Fail(marked.status(), "run " + id);
   if (run.record.durability != "async" && *marked > run.checkpoint)
     return Fail(Status::Corruption(fmt::format("its database holds checkpoint {} but checkpoint {} was acknowledged: "
                                                "the database log was truncated or rolled back",
                                                run.checkpoint, *marked)),
                 "run " + id);
-  Result<std::unique_ptr<store::CheckpointMark>> mark = st->OpenMark(id);
+  Result<std::unique_ptr<store::CheckpointMark>> mark = st.OpenMark(id);
   if (!mark.ok()) return Fail(mark.status(), "run " + id);
   VM& vm = *run.vm;
   std::string in_doubt;
@@ -540,7 +582,7 @@ int ResumeRun(const std::string& store_dir, const std::string& id, const BudgetO
   run.record.status = store::RunStatus::kRunning;
   run.record.pid = getpid();
   run.record.updated_ms = WallMs();
-  if (Status w = st->WriteRun(run.record); !w.ok()) return Fail(w, "run " + id);
+  if (Status w = st.WriteRun(run.record); !w.ok()) return Fail(w, "run " + id);
   fmt::print(stderr, "flow: resuming run {} from checkpoint {}{}\n", id, run.checkpoint, in_doubt);
   StoreJournal journal(run.db.get(), mark->get(), &host, id, run.record.durability != "async", run.checkpoint);
   if (in_flight.seq != 0) journal.SetResumedInFlight(in_flight);
@@ -550,8 +592,10 @@ int ResumeRun(const std::string& store_dir, const std::string& id, const BudgetO
     store::Batch first;
     if (Status w = journal.WriteCheckpoint(vm, true, &first); !w.ok()) return Fail(w, "run " + id);
   }
-  return Execute(*st, run.record, vm, host, journal);
+  return Execute(st, run.record, vm, host, journal, &before);
 }
+
+}  // namespace
 
 int SignalRun(const std::string& store_dir, const std::string& id, const std::string& name, const std::string& json) {
   Result<store::Store> st = store::Store::Open(store_dir, false);
@@ -587,18 +631,25 @@ int CancelRun(const std::string& store_dir, const std::string& id) {
     return kExitUsage;
   }
   if (Status s = st->RequestCancel(id); !s.ok()) return Fail(s, "run " + id);
-  // Not live: it ends now. Live: it raises `cancelled` at its next effect or wait.
+  // Live: it raises `cancelled` at its next effect or wait. Not live (suspended, or its
+  // process died): resume it here, so that it raises `cancelled` where it waits and its
+  // handlers run (a saga compensates), to its end.
   Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(id);
-  if (lock.ok()) {
-    record->status = store::RunStatus::kCancelled;
-    record->updated_ms = WallMs();
-    record->detail = "cancelled";
-    if (Status s = st->WriteRun(*record); !s.ok()) return Fail(s, "run " + id);
-    fmt::print(stderr, "flow: run {} cancelled\n", id);
-  } else {
+  if (!lock.ok()) {
     fmt::print(stderr, "flow: run {} is live; it raises `cancelled` at its next effect or wait\n", id);
+    return kExitOk;
   }
-  return kExitOk;
+  record = st->ReadRun(id);  // as it is now that we hold it
+  if (!record.ok()) return Fail(record.status(), "");
+  if (record->status != store::RunStatus::kSuspended && record->status != store::RunStatus::kRunning) {
+    fmt::print(stderr, "flow: run {} has {}; there is nothing to cancel\n", id, store::RunStatusName(record->status));
+    return kExitUsage;
+  }
+  fmt::print(stderr, "flow: cancelling run {}: it raises `cancelled` where it stopped, and its handlers run\n", id);
+  int code = ContinueRun(*st, *record, {});
+  Result<store::RunRecord> after = st->ReadRun(id);
+  if (code != kExitCorrupt && after.ok() && after->status == store::RunStatus::kCancelled) return kExitOk;
+  return code;  // its handlers suspended it (75), failed it (1), or the store is damaged (3)
 }
 
 int Worker(const std::string& store_dir, bool once) {

@@ -69,6 +69,7 @@ int Fail(const Status& s, const std::string& context);
 std::string ObjectKey(uint32_t id);
 std::string HistoryKey(uint64_t seq);
 inline constexpr char kStateKey[] = "s";
+inline constexpr char kCancelKey[] = "c";  // present once `cancelled` was raised in the run
 
 // One entry of a run's history: an effect, from intent to outcome.
 struct HistoryEntry {
