@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
   signal_cmd->add_option("JSON", signal_json,
                          "the value signal.wait returns (default null); - reads it from stdin, @FILE from FILE");
 
-  auto* cancel_cmd = add_run_command("cancel", "cancel a run: suspended, it ends; live, it raises `cancelled`");
+  auto* cancel_cmd = add_run_command("cancel", "cancel a run: it raises `cancelled` where it is (or waits), its handlers run, it ends cancelled");
 
   bool worker_once = false;
   auto* worker_cmd = app.add_subcommand("worker", "resume runs whose timers are due, whose signals came, whose process died");

@@ -43,12 +43,6 @@ store::RunStatus EffectiveStatus(const store::Store& st, const store::RunRecord&
   return st.IsRunLive(r.id, live_pid) ? store::RunStatus::kRunning : store::RunStatus::kCrashed;
 }
 
-class NullHost : public VmHost {
- public:
-  void WriteOutput(std::string_view) override {}
-  int64_t NowMs() override { return 0; }
-};
-
 }  // namespace
 
 namespace {
@@ -158,9 +152,8 @@ int InspectCommand(const std::string& store_dir, const std::string& run_id) {
     if (!st->RunExists(run_id)) return runtime::Fail(st->ReadRun(run_id).status(), "");
     return runtime::Fail(lock.status(), "inspect");
   }
-  NullHost host;
   runtime::LoadedRun run;
-  if (Status s = runtime::LoadRun(*st, run_id, &host, &run); !s.ok()) return runtime::Fail(s, "run " + run_id);
+  if (Status s = runtime::OpenRunToRead(*st, run_id, &run); !s.ok()) return runtime::Fail(s, "run " + run_id);
   int64_t pid;
   fmt::print("run {}\n  program {}\n  status {}\n  checkpoint {} at {}, after {} effects\n", run_id, Printable(run.record.program),
              store::RunStatusName(EffectiveStatus(*st, run.record, &pid)), run.checkpoint,
@@ -194,11 +187,11 @@ int LoadHistory(const std::string& store_dir, const std::string& run_id, std::ve
   if (!record.ok()) return runtime::Fail(record.status(), "");
   Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(run_id);
   if (!lock.ok()) return runtime::Fail(lock.status(), "history");
-  Result<std::unique_ptr<store::RunDb>> db = store::RunDb::Open(st->RunDbDir(run_id), {.create = false});
-  if (!db.ok()) return runtime::Fail(db.status(), "run " + run_id);
+  runtime::LoadedRun run;  // checked as for resume: a rolled-back database is refused
+  if (Status s = runtime::OpenRunToRead(*st, run_id, &run); !s.ok()) return runtime::Fail(s, "run " + run_id);
   auto scan = [&](const char* prefix, std::vector<runtime::HistoryEntry>* into) -> int {
     Status bad;
-    Status s = (*db)->Scan(prefix, [&](std::string_view, std::string_view value) {
+    Status s = run.db->Scan(prefix, [&](std::string_view, std::string_view value) {
       runtime::HistoryEntry e;
       bad = runtime::DecodeHistoryEntry(value, &e);
       if (!bad.ok()) return false;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "runtime/image.h"
+#include "runtime/runtime.h"
 #include "vm/base/coding.h"
 #include "vm/base/record.h"
 
@@ -25,21 +26,22 @@ Status ExportRun(store::Store& st, const std::string& id, std::string* image) {
   if (!record.ok()) return record.status();
   Result<std::unique_ptr<store::RunLock>> lock = st.LockRun(id);
   if (!lock.ok()) return lock.status();
+  // Read-only, and checked as for resume: a rolled-back run is not packaged.
+  LoadedRun run;
+  if (Status s = OpenRunToRead(st, id, &run); !s.ok()) return s;
   std::string code;
   if (Status s = st.GetCode(record->code_hash, &code); !s.ok()) return s;
-  Result<std::unique_ptr<store::RunDb>> db = store::RunDb::Open(st.RunDbDir(id), {.create = false});
-  if (!db.ok()) return db.status();
   std::string entries;
   uint64_t count = 0;
-  if (Status s = (*db)->ScanAll([&](std::string_view k, std::string_view v) {
+  if (Status s = run.db->ScanAll([&](std::string_view k, std::string_view v) {
         PutBytes(&entries, k);
         PutBytes(&entries, v);
         ++count;
       });
       !s.ok())
     return s;
-  Result<uint64_t> mark = st.ReadMark(id);
-  if (!mark.ok()) return mark.status();
+  Result<uint64_t> mark = st.ReadMark(id);  // an async run may have none: 0
+  if (!mark.ok() && !mark.status().IsNotFound()) return mark.status();
   std::string record_bytes;
   {
     // Re-seal the record as the store wrote it, by reading the file.
@@ -55,7 +57,7 @@ Status ExportRun(store::Store& st, const std::string& id, std::string* image) {
   PutBytes(&payload, code);
   PutVarint(&payload, count);
   payload += entries;
-  PutVarint(&payload, *mark);
+  PutVarint(&payload, mark.ok() ? mark.value() : 0);
   image->assign(kImageMagic);
   PutFixed32(image, kImageVersion);
   PutFixed64(image, payload.size());
@@ -63,6 +65,35 @@ Status ExportRun(store::Store& st, const std::string& id, std::string* image) {
   *image += payload;
   return Status::Ok();
 }
+
+namespace {
+
+// Writes the checked run into the store: its folder, database, mark, code and, last, its
+// record (a folder without a record is a start that died, taken over by the next one).
+Status WriteImportedRun(store::Store& st, const store::RunRecord& record, std::string_view record_bytes,
+                        std::string_view code, const std::vector<std::pair<std::string_view, std::string_view>>& entries,
+                        uint64_t mark) {
+  const std::string& id = record.id;
+  Result<std::unique_ptr<store::RunLock>> lock = st.LockRun(id);
+  if (!lock.ok()) return lock.status();
+  {
+    Result<std::unique_ptr<store::RunDb>> db = store::RunDb::Open(st.RunDbDir(id), {.create = true});
+    if (!db.ok()) return db.status();
+    store::Batch batch;
+    for (const auto& [k, v] : entries) batch.Put(k, v);
+    if (Status s = (*db)->Write(batch, true); !s.ok()) return s;
+  }
+  Result<std::unique_ptr<store::CheckpointMark>> m = st.OpenMark(id);
+  if (!m.ok()) return m.status();
+  if (mark != 0) {
+    if (Status s = (*m)->Write(mark); !s.ok()) return s;
+  }
+  if (Status s = (*m)->Sync(st.dir() + "/runs/" + id); !s.ok()) return s;
+  if (Result<std::string> hash = st.PutCode(code); !hash.ok()) return hash.status();
+  return store::WriteFileAtomically(st.dir() + "/runs/" + id + "/run", record_bytes);
+}
+
+}  // namespace
 
 Result<std::string> ImportRun(store::Store& st, std::string_view image) {
   if (image.size() < 28 || image.substr(0, 8) != kImageMagic)
@@ -90,32 +121,19 @@ Result<std::string> ImportRun(store::Store& st, std::string_view image) {
   uint64_t mark = r.Varint();
   if (r.failed() || !r.at_end()) return Status::Corruption("run image is malformed");
 
-  // The record names the run: check it before touching the store.
-  std::string_view record_payload;
-  if (Status s = OpenRecord(record_bytes, 1, "the run record in the image", &record_payload); !s.ok()) return s;
-  Reader rr(record_payload);
-  std::string id(rr.Bytes());
-  if (rr.failed() || !store::IsValidRunId(id)) return Status::Corruption("the run image names no valid run");
-  Result<std::string> hash = st.PutCode(code);
-  if (!hash.ok()) return hash.status();
-  if (Status s = st.CreateRunDir(id); !s.ok()) return s;
-  Result<std::unique_ptr<store::RunLock>> lock = st.LockRun(id);
-  if (!lock.ok()) return lock.status();
-  {
-    Result<std::unique_ptr<store::RunDb>> db = store::RunDb::Open(st.RunDbDir(id), {.create = true});
-    if (!db.ok()) return db.status();
-    store::Batch batch;
-    for (const auto& [k, v] : entries) batch.Put(k, v);
-    if (Status s = (*db)->Write(batch, true); !s.ok()) return s;
-  }
-  Result<std::unique_ptr<store::CheckpointMark>> m = st.OpenMark(id);
-  if (!m.ok()) return m.status();
-  if (Status s = (*m)->Write(mark); !s.ok()) return s;
-  // Read the record back through the store's decoder: it must name the code just stored.
-  if (Status s = store::WriteFileAtomically(st.dir() + "/runs/" + id + "/run", record_bytes); !s.ok()) return s;
-  Result<store::RunRecord> record = st.ReadRun(id);
+  // Everything is checked before anything is written: a refused image leaves no trace.
+  Result<store::RunRecord> record = store::DecodeRunRecord(record_bytes, "the run record in the image");
   if (!record.ok()) return record.status();
-  if (record->code_hash != *hash) return Status::Corruption("the run image's code does not match its record");
+  if (store::CodeHash(code) != record->code_hash)
+    return Status::Corruption("the run image's code does not match its record");
+  if (Status s = CheckImportedState(*record, code, entries, mark); !s.ok()) return s;
+
+  const std::string& id = record->id;
+  if (Status s = st.CreateRunDir(id); !s.ok()) return s;
+  if (Status s = WriteImportedRun(st, *record, record_bytes, code, entries, mark); !s.ok()) {
+    st.RemoveRunDir(id);
+    return s;
+  }
   return id;
 }
 

@@ -179,6 +179,12 @@ Status StoreJournal::Flush() {
   return db_->Write(batch_, sync_);
 }
 
+Status StoreJournal::Sync() {
+  if (sync_) return Status::Ok();  // each checkpoint was synced
+  store::Batch empty;
+  return db_->Write(empty, true);  // syncs the log, and what it holds
+}
+
 Status StoreJournal::OnceStepStarted(VM& vm) {
   // Durable before the body runs, whatever the durability mode: resuming from here (or
   // from any checkpoint inside the step) raises `in_doubt` instead of running it again.

@@ -42,6 +42,9 @@ class StoreJournal : public EffectJournal {
   // Step events wait for the next checkpoint's batch (or Flush at the end of the run).
   void OnStep(VM& vm, const std::string& key, bool completed, int64_t duration_ms) override;
   Status Flush();
+  // Makes every checkpoint written so far durable (async runs: before their record says
+  // how far they got, so that a record is never ahead of its database).
+  Status Sync();
 
   // Adds the VM's changes (or everything, when `full`) to `batch` and writes it.
   Status WriteCheckpoint(VM& vm, bool full, store::Batch* batch);

@@ -129,12 +129,21 @@ class ProcessHost : public RunHost {
       received_[name] = count;
     }
     pending_received_.clear();
+    // The checkpoint where `cancelled` lands records that it was raised: a run resumed
+    // after it (its handler suspended, or the process died) does not get it again.
+    if (cancel_delivered_ && !cancel_recorded_) {
+      batch->Put(kCancelKey, "");
+      cancel_recorded_ = true;
+    }
   }
   bool TakeCancel() override {
     if (cancel_delivered_ || !CancelPending()) return false;
     cancel_delivered_ = true;
     return true;
   }
+  // Has `cancelled` been raised in this run (here, or before its last checkpoint)?
+  bool cancel_delivered() const { return cancel_delivered_; }
+  void set_cancel_recorded() { cancel_delivered_ = cancel_recorded_ = true; }
   bool CancelPending(bool waiting = false) {
     if (!store_ || cancelled_) return cancelled_;
     // A stat at most every 100 ms, and (before effects, which call this every time) the
@@ -188,6 +197,7 @@ class ProcessHost : public RunHost {
   int64_t cancel_checked_ms_ = 0;
   bool cancelled_ = false;
   bool cancel_delivered_ = false;
+  bool cancel_recorded_ = false;
   uint64_t cancel_calls_ = 0;
   std::string key_;
   Status output_error_;
@@ -224,26 +234,39 @@ void SetProgramArgs(VM& vm, const std::vector<std::pair<std::string, std::string
   vm.SetGlobal("args", map);
 }
 
+// The kind of the run's uncaught error, or "".
+std::string ErrorKind(VM& vm) {
+  Value e = vm.uncaught_error();
+  return e.tag == Tag::kError ? vm.heap().Get<ErrorObj>(e.ref)->kind : "";
+}
+
 // Runs the VM to its end and records how the run ended.
-int Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& host, StoreJournal& journal) {
+// `before`: the record as it was before this process took the run (null for a new run).
+int Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& host, StoreJournal& journal,
+            const store::RunRecord* before = nullptr) {
+  const uint64_t first_checkpoint = journal.checkpoint();
   RunOutcome outcome = vm.Run();
   if (outcome != RunOutcome::kAborted) {
-    if (Status s = journal.Flush(); !s.ok()) return Fail(s, fmt::format("run {}", record.id));
+    Status s = journal.Flush();
+    if (s.ok()) s = journal.Sync();
+    if (!s.ok()) return Fail(s, fmt::format("run {}", record.id));
   }
   record.updated_ms = WallMs();
   record.effects = vm.effects_done();
   int code = kExitOk;
   switch (outcome) {
     case RunOutcome::kCompleted:
-      // Finished after a cancel (its handler cleaned up): cancelled, never resumed.
-      record.status = st.CancelRequested(record.id) ? store::RunStatus::kCancelled : store::RunStatus::kCompleted;
-      record.detail.clear();
+      // Finished after `cancelled` was raised (its handler cleaned up): cancelled, never resumed.
+      record.status = host.cancel_delivered() ? store::RunStatus::kCancelled : store::RunStatus::kCompleted;
+      record.detail = host.cancel_delivered() ? "cancelled (its handlers completed)" : "";
       break;
     case RunOutcome::kFailed: {
       std::string text = vm.FormatUncaught();
       fmt::print(stderr, "{}", text);
-      // A run that a cancel ended is cancelled, never to be resumed.
-      record.status = st.CancelRequested(record.id) ? store::RunStatus::kCancelled : store::RunStatus::kFailed;
+      // Ended by the uncaught `cancelled`: cancelled. Another error escaping the handlers
+      // (a compensation that failed) fails the run, so that it shows.
+      bool by_cancel = host.cancel_delivered() && ErrorKind(vm) == "cancelled";
+      record.status = by_cancel ? store::RunStatus::kCancelled : store::RunStatus::kFailed;
       record.detail = text.substr(0, text.find('\n'));
       code = kExitScriptFailed;
       break;
@@ -259,8 +282,12 @@ int Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& hos
       break;
     }
     case RunOutcome::kAborted:
-      // The store or the output failed under us: leave the record as it is (running, so
-      // it reads as crashed once this process is gone) and say why.
+      // The store failed under us (or is damaged: a mailbox). With nothing checkpointed
+      // since this process took the run, its record from before still tells the truth (a
+      // suspended run stays suspended, untouched); else leave it running, so that it reads
+      // as crashed once this process is gone. Either way, say why.
+      if (before && journal.checkpoint() == first_checkpoint) st.WriteRun(*before);
+      // The output failed: the print is not done, and the run reads as crashed.
       if (host.output_failed()) {
         fmt::print(stderr, "flow: run {} stopped: {}; that print is not recorded as done (flow resume {} prints it again)\n",
                    record.id, vm.abort_status().message(), record.id);
@@ -430,40 +457,39 @@ int StartRun(const StartOptions& options) {
   vm.SetJournal(&journal);
   vm.PrepareToRun();
   store::Batch first;
+  // The first checkpoint and the mark are durable before the record (async runs too): a
+  // run with a record always has its state, so a state that is missing is damage.
   if (Status s = journal.WriteCheckpoint(vm, true, &first); !s.ok()) return Fail(s, "run " + id);
+  if (Status s = journal.Sync(); !s.ok()) return Fail(s, "run " + id);
+  if (Status s = (*mark)->Sync(st->dir() + "/runs/" + id); !s.ok()) return Fail(s, "run " + id);
   if (Status s = st->WriteRun(record); !s.ok()) return Fail(s, "");
   fmt::print(stderr, "flow: run {}\n", id);
   return Execute(*st, record, vm, host, journal);
 }
 
-Status LoadRun(store::Store& st, const std::string& id, VmHost* host, LoadedRun* out) {
-  Result<store::RunRecord> record = st.ReadRun(id);
-  if (!record.ok()) return record.status();
-  out->record = std::move(record.value());
-  std::string bytes;
-  if (Status s = st.GetCode(out->record.code_hash, &bytes); !s.ok()) return s;
-  Result<Module> module = DeserializeModule(bytes);
-  if (!module.ok()) return Status::Corruption("its stored bytecode: " + module.status().message());
-  out->module = std::make_unique<Module>(std::move(module.value()));
-  Result<std::unique_ptr<store::RunDb>> db = store::RunDb::Open(st.RunDbDir(id), {.create = false});
-  if (!db.ok()) return db.status();
-  out->db = std::move(db.value());
-  out->vm = std::make_unique<VM>(out->module.get(), host, stdlib::GetNatives());
-  std::string state_bytes;
-  Status s = out->db->Get(kStateKey, &state_bytes);
-  if (s.IsNotFound()) {
-    // Crashed before its first checkpoint: it starts again from the beginning.
-    SetProgramArgs(*out->vm, out->record.args);
-    out->checkpoint = 0;
-    return Status::Ok();
+namespace {
+
+// A host for reading a run (flow inspect, history, trace, export; checking an import):
+// the VM is restored and never run, so it needs no clock, no output and no secret values.
+class ReadingHost : public VmHost {
+ public:
+  void WriteOutput(std::string_view) override {}
+  int64_t NowMs() override { return 0; }
+  bool SecretValue(const std::string&, std::string* value) override {
+    value->clear();  // shown masked (***) whatever it is
+    return true;
   }
-  if (!s.ok()) return s;
-  StateRecord state;
-  if (s = DecodeStateRecord(state_bytes, &state); !s.ok()) return s;
+};
+
+}  // namespace
+
+Status RestoreState(VM& vm, std::string_view state_bytes, const std::function<Status(std::string_view key, std::string* value)>& get,
+                    StateRecord* state) {
+  if (Status s = DecodeStateRecord(state_bytes, state); !s.ok()) return s;
   Status object_error;
-  s = out->vm->RestoreCheckpoint(state.vm_header, [&](uint32_t oid, std::string* bytes_out) {
+  Status s = vm.RestoreCheckpoint(state->vm_header, [&](uint32_t oid, std::string* bytes_out) {
     std::string raw;
-    Status g = out->db->Get(ObjectKey(oid), &raw);
+    Status g = get(ObjectKey(oid), &raw);
     std::string_view payload;
     if (g.ok()) g = OpenRecord(raw, kRunDbRecordVersion, fmt::format("heap object {}", oid), &payload);
     if (!g.ok()) {
@@ -475,12 +501,99 @@ Status LoadRun(store::Store& st, const std::string& id, VmHost* host, LoadedRun*
     return true;
   });
   if (!object_error.ok()) return Status::Corruption(object_error.message());
+  return s;
+}
+
+Status CheckStateIsCurrent(const store::RunRecord& record, uint64_t checkpoint, uint64_t effects_done,
+                           const Result<uint64_t>& mark) {
+  auto rolled_back = [](const std::string& why) {
+    return Status::Corruption(why + ": its database log was truncated, emptied or rolled back (or the run image is "
+                                    "incomplete); refusing to go on from an older state, which would do again what "
+                                    "was done");
+  };
+  if (record.effects > effects_done)
+    return rolled_back(fmt::format("its record says {} effects were done, but its last checkpoint is after {}",
+                                   record.effects, effects_done));
+  // The mark binds sync runs only: an async run may lose its last checkpoints in an OS
+  // crash, by design (its record, written with a sync of its database, still binds it).
+  if (record.durability == "async") return Status::Ok();
+  if (!mark.ok()) {
+    if (!mark.status().IsNotFound()) return mark.status();
+    return rolled_back("its checkpoint mark is missing");
+  }
+  if (mark.value() > checkpoint)
+    return rolled_back(fmt::format("its database holds checkpoint {} but checkpoint {} was acknowledged", checkpoint,
+                                   mark.value()));
+  return Status::Ok();
+}
+
+Status LoadRun(store::Store& st, const std::string& id, VmHost* host, LoadedRun* out, bool read_only) {
+  Result<store::RunRecord> record = st.ReadRun(id);
+  if (!record.ok()) return record.status();
+  out->record = std::move(record.value());
+  std::string bytes;
+  if (Status s = st.GetCode(out->record.code_hash, &bytes); !s.ok()) return s;
+  Result<Module> module = DeserializeModule(bytes);
+  if (!module.ok()) return Status::Corruption("its stored bytecode: " + module.status().message());
+  out->module = std::make_unique<Module>(std::move(module.value()));
+  Result<std::unique_ptr<store::RunDb>> db =
+      store::RunDb::Open(st.RunDbDir(id), {.create = false, .read_only = read_only});
+  if (!db.ok()) return db.status();
+  out->db = std::move(db.value());
+  out->vm = std::make_unique<VM>(out->module.get(), host, stdlib::GetNatives());
+  std::string state_bytes;
+  Status s = out->db->Get(kStateKey, &state_bytes);
+  // A run has its first checkpoint (synced) before its record: none now is damage, never
+  // a reason to start it again from the beginning.
+  if (s.IsNotFound())
+    return Status::Corruption(fmt::format("its database holds no checkpoint, though its record says {} after {} "
+                                          "effects: the database was emptied or rolled back",
+                                          store::RunStatusName(out->record.status), out->record.effects));
+  if (!s.ok()) return s;
+  StateRecord state;
+  s = RestoreState(*out->vm, state_bytes, [&](std::string_view key, std::string* value) { return out->db->Get(key, value); },
+                   &state);
   if (!s.ok()) return s;
   out->checkpoint = state.checkpoint;
   out->checkpoint_ms = state.written_ms;
   out->virtual_now_ms = state.virtual_now_ms;
-  return Status::Ok();
+  return CheckStateIsCurrent(out->record, out->checkpoint, out->vm->effects_done(), st.ReadMark(id));
 }
+
+Status CheckImportedState(const store::RunRecord& record, std::string_view code,
+                          const std::vector<std::pair<std::string_view, std::string_view>>& entries, uint64_t mark) {
+  Result<Module> module = DeserializeModule(code);
+  if (!module.ok()) return Status::Corruption("the run image's bytecode: " + module.status().message());
+  std::map<std::string_view, std::string_view> db(entries.begin(), entries.end());
+  auto state_bytes = db.find(kStateKey);
+  if (state_bytes == db.end())
+    return Status::Corruption(fmt::format("the run image holds no checkpoint, though its record says {} after {} effects",
+                                          store::RunStatusName(record.status), record.effects));
+  ReadingHost host;
+  VM vm(&module.value(), &host, stdlib::GetNatives());
+  StateRecord state;
+  Status s = RestoreState(
+      vm, state_bytes->second,
+      [&](std::string_view key, std::string* value) {
+        auto it = db.find(key);
+        if (it == db.end()) return Status::NotFound("no such entry");
+        value->assign(it->second);
+        return Status::Ok();
+      },
+      &state);
+  if (!s.ok()) return Status::Corruption("the run image's checkpoint: " + s.message());
+  Result<uint64_t> acknowledged = mark ? Result<uint64_t>(mark) : Result<uint64_t>(Status::NotFound("no mark"));
+  return CheckStateIsCurrent(record, state.checkpoint, vm.effects_done(), acknowledged);
+}
+
+Status OpenRunToRead(store::Store& st, const std::string& id, LoadedRun* out) {
+  out->reading_host = std::make_unique<ReadingHost>();
+  return LoadRun(st, id, out->reading_host.get(), out, true);
+}
+
+namespace {
+int ContinueRun(store::Store& st, const store::RunRecord& before, const BudgetOptions& budgets);
+}  // namespace
 
 int ResumeRun(const std::string& store_dir, const std::string& id, const BudgetOptions& budgets) {
   Result<store::Store> st = store::Store::Open(store_dir, false);
@@ -504,11 +617,25 @@ int ResumeRun(const std::string& store_dir, const std::string& id, const BudgetO
   }
   Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(id);
   if (!lock.ok()) return Fail(lock.status(), "");
-  ProcessHost host(peek->virtual_time);
-  host.set_store(&st.value());
+  return ContinueRun(*st, *peek, budgets);
+}
+
+namespace {
+
+// Continues a run, whose lock the caller holds, from its last checkpoint.
+int ContinueRun(store::Store& st, const store::RunRecord& before, const BudgetOptions& budgets) {
+  const std::string& id = before.id;
+  ProcessHost host(before.virtual_time);
+  host.set_store(&st);
   LoadedRun run;
-  if (Status s = LoadRun(*st, id, &host, &run); !s.ok()) return Fail(s, "run " + id);
+  if (Status s = LoadRun(st, id, &host, &run); !s.ok()) return Fail(s, "run " + id);
   host.set_virtual_now_ms(run.virtual_now_ms);
+  {
+    std::string ignored;
+    Status c = run.db->Get(kCancelKey, &ignored);
+    if (c.ok()) host.set_cancel_recorded();
+    else if (!c.IsNotFound()) return Fail(c, "run " + id);
+  }
   {
     std::map<std::string, uint64_t> received;
     Status bad;
@@ -523,17 +650,7 @@ int ResumeRun(const std::string& store_dir, const std::string& id, const BudgetO
     if (!bad.ok()) return Fail(bad, "run " + id);
     host.set_run(id, std::move(received));
   }
-  // A database behind its mark lost acknowledged checkpoints: refuse rather than resume
-  // from an older state. (Async runs may lose their last checkpoints in an OS crash, by
-  // design, so for them the mark is not binding.)
-  Result<uint64_t> marked = st->ReadMark(id);
-  if (!marked.ok()) return Fail(marked.status(), "run " + id);
-  if (run.record.durability != "async" && *marked > run.checkpoint)
-    return Fail(Status::Corruption(fmt::format("its database holds checkpoint {} but checkpoint {} was acknowledged: "
-                                               "the database log was truncated or rolled back",
-                                               run.checkpoint, *marked)),
-                "run " + id);
-  Result<std::unique_ptr<store::CheckpointMark>> mark = st->OpenMark(id);
+  Result<std::unique_ptr<store::CheckpointMark>> mark = st.OpenMark(id);
   if (!mark.ok()) return Fail(mark.status(), "run " + id);
   VM& vm = *run.vm;
   std::string in_doubt;
@@ -567,18 +684,15 @@ int ResumeRun(const std::string& store_dir, const std::string& id, const BudgetO
   run.record.status = store::RunStatus::kRunning;
   run.record.pid = getpid();
   run.record.updated_ms = WallMs();
-  if (Status w = st->WriteRun(run.record); !w.ok()) return Fail(w, "run " + id);
+  if (Status w = st.WriteRun(run.record); !w.ok()) return Fail(w, "run " + id);
   fmt::print(stderr, "flow: resuming run {} from checkpoint {}{}\n", id, run.checkpoint, in_doubt);
   StoreJournal journal(run.db.get(), mark->get(), &host, id, run.record.durability != "async", run.checkpoint);
   if (in_flight.seq != 0) journal.SetResumedInFlight(in_flight);
   vm.SetJournal(&journal);
-  if (run.checkpoint == 0) {
-    vm.PrepareToRun();
-    store::Batch first;
-    if (Status w = journal.WriteCheckpoint(vm, true, &first); !w.ok()) return Fail(w, "run " + id);
-  }
-  return Execute(*st, run.record, vm, host, journal);
+  return Execute(st, run.record, vm, host, journal, &before);
 }
+
+}  // namespace
 
 namespace {
 
@@ -652,19 +766,45 @@ int CancelRun(const std::string& store_dir, const std::string& id) {
     return kExitUsage;
   }
   if (Status s = st->RequestCancel(id); !s.ok()) return Fail(s, "run " + id);
-  // Not live: it ends now. Live: it raises `cancelled` at its next effect or wait.
+  // Live: it raises `cancelled` at its next effect or wait. Not live (suspended, or its
+  // process died): resume it here, so that it raises `cancelled` where it waits and its
+  // handlers run (a saga compensates), to its end.
   Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(id);
-  if (lock.ok()) {
-    record->status = store::RunStatus::kCancelled;
-    record->updated_ms = WallMs();
-    record->detail = "cancelled";
-    if (Status s = st->WriteRun(*record); !s.ok()) return Fail(s, "run " + id);
-    fmt::print(stderr, "flow: run {} cancelled\n", id);
-  } else {
+  if (!lock.ok()) {
     fmt::print(stderr, "flow: run {} is live; it raises `cancelled` at its next effect or wait\n", id);
+    return kExitOk;
   }
-  return kExitOk;
+  record = st->ReadRun(id);  // as it is now that we hold it
+  if (!record.ok()) return Fail(record.status(), "");
+  if (record->status != store::RunStatus::kSuspended && record->status != store::RunStatus::kRunning) {
+    fmt::print(stderr, "flow: run {} has {}; there is nothing to cancel\n", id, store::RunStatusName(record->status));
+    return kExitUsage;
+  }
+  fmt::print(stderr, "flow: cancelling run {}: it raises `cancelled` where it stopped, and its handlers run\n", id);
+  int code = ContinueRun(*st, *record, {});
+  Result<store::RunRecord> after = st->ReadRun(id);
+  if (code != kExitCorrupt && after.ok() && after->status == store::RunStatus::kCancelled) return kExitOk;
+  return code;  // its handlers suspended it (75), failed it (1), or the store is damaged (3)
 }
+
+namespace {
+
+// How many signals NAME the run's mailbox holds.
+Result<uint64_t> CountSignals(store::Store& st, const std::string& id, const std::string& name) {
+  std::string bytes;
+  if (Status s = st.ReadShared(MailboxName(id), &bytes); !s.ok()) return s;
+  uint64_t count = 0;
+  Reader rd(bytes);
+  while (!rd.at_end()) {
+    std::string n(rd.Bytes());
+    rd.Bytes();
+    if (rd.failed()) return Status::Corruption("the mailbox of run " + id + " is malformed");
+    if (n == name) ++count;
+  }
+  return count;
+}
+
+}  // namespace
 
 int Worker(const std::string& store_dir, bool once) {
   for (;;) {
@@ -686,19 +826,15 @@ int Worker(const std::string& store_dir, bool once) {
           due = true;
           why = r.waiting_signal.empty() ? "its timer is due" : "its wait timed out";
         } else if (!r.waiting_signal.empty()) {
-          std::string bytes;
-          if (st->ReadShared(MailboxName(r.id), &bytes).ok()) {
-            uint64_t count = 0;
-            Reader rd(bytes);
-            while (!rd.failed() && !rd.at_end()) {
-              std::string n(rd.Bytes());
-              rd.Bytes();
-              if (n == r.waiting_signal) ++count;
-            }
-            if (count > r.signals_received) {
-              due = true;
-              why = "its signal " + r.waiting_signal + " arrived";
-            }
+          Result<uint64_t> count = CountSignals(*st, r.id, r.waiting_signal);
+          if (!count.ok()) {
+            // Damage is reported, and the run left as it is for someone to look at.
+            fmt::print(stderr, "flow worker: run {}: {} (left suspended)\n", r.id, count.status().message());
+            continue;
+          }
+          if (*count > r.signals_received) {
+            due = true;
+            why = "its signal " + r.waiting_signal + " arrived";
           }
         }
       }

@@ -1,6 +1,7 @@
 // Durable execution: runs a program in the VM with every effect journaled to the run's
 // database in the store, and resumes a run from its last checkpoint.
 #pragma once
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -50,8 +51,9 @@ int CancelRun(const std::string& store_dir, const std::string& run_id);
 int Worker(const std::string& store_dir, bool once);
 
 // A run opened from the store: its record, code, database and VM as of its last
-// checkpoint (or fresh, if it crashed before the first). The caller holds the run's lock.
+// checkpoint. The caller holds the run's lock.
 struct LoadedRun {
+  std::unique_ptr<VmHost> reading_host;  // OpenRunToRead's (outlives vm)
   store::RunRecord record;
   std::unique_ptr<Module> module;
   std::unique_ptr<store::RunDb> db;
@@ -60,7 +62,25 @@ struct LoadedRun {
   int64_t checkpoint_ms = 0;
   int64_t virtual_now_ms = 0;
 };
-Status LoadRun(store::Store& st, const std::string& id, VmHost* host, LoadedRun* out);
+// Corruption if the database is behind what the run's record or mark say was done (see
+// CheckStateIsCurrent) or holds no checkpoint at all. `read_only`: the database's files
+// are not written (store::RunDb::Options).
+Status LoadRun(store::Store& st, const std::string& id, VmHost* host, LoadedRun* out, bool read_only = false);
+// For reading a run (flow inspect, history, trace, export): LoadRun read-only, with a host
+// that needs no secret values (secrets show as ***). The caller holds the run's lock.
+Status OpenRunToRead(store::Store& st, const std::string& id, LoadedRun* out);
+
+// Checks, before an import writes anything, that an image's run resumes as a stored one
+// would: its bytecode verifies, its checkpoint (among `entries`) restores, and it is as
+// far along as its record and mark (0: none) say.
+Status CheckImportedState(const store::RunRecord& record, std::string_view code,
+                          const std::vector<std::pair<std::string_view, std::string_view>>& entries, uint64_t mark);
+
+// Is a run's state as far along as its record and its mark say? A record of N effects
+// with a checkpoint after fewer, or (sync runs) a mark ahead of the checkpoint or missing,
+// means acknowledged checkpoints were lost: Corruption, never "go on from an older state".
+Status CheckStateIsCurrent(const store::RunRecord& record, uint64_t checkpoint, uint64_t effects_done,
+                           const Result<uint64_t>& mark);
 
 // Prints `flow: CONTEXT: message` and returns the exit code for the Status (3 for damage).
 int Fail(const Status& s, const std::string& context);
@@ -69,6 +89,7 @@ int Fail(const Status& s, const std::string& context);
 std::string ObjectKey(uint32_t id);
 std::string HistoryKey(uint64_t seq);
 inline constexpr char kStateKey[] = "s";
+inline constexpr char kCancelKey[] = "c";  // present once `cancelled` was raised in the run
 
 // One entry of a run's history: an effect, from intent to outcome.
 struct HistoryEntry {
@@ -101,6 +122,10 @@ struct StateRecord {
   int64_t virtual_now_ms = 0;  // the run's clock under --virtual-time, else 0
   std::string vm_header;
 };
+// Restores `vm` from the state record `state_bytes` and the heap objects `get` fetches by
+// key (a run's database, or an image's entries).
+Status RestoreState(VM& vm, std::string_view state_bytes,
+                    const std::function<Status(std::string_view key, std::string* value)>& get, StateRecord* state);
 void EncodeStateRecordInto(uint64_t checkpoint, int64_t written_ms, int64_t virtual_now_ms, std::string_view vm_header,
                            std::string* out);
 Status DecodeStateRecord(std::string_view bytes, StateRecord* r);

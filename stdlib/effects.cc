@@ -90,7 +90,9 @@ bool SignalWait(VM& vm, Value* args, int argc, Value* out) {
   for (;;) {
     bool found = false;
     std::string json;
-    if (Status s = host.TakeSignal(name, &found, &json); !s.ok()) return vm.Raise("fatal", s.message());
+    // A damaged mailbox is store damage: the run stops (exit 3), untouched, never a
+    // catchable error that would lose the signal.
+    if (Status s = host.TakeSignal(name, &found, &json); !s.ok()) return vm.Abort(s);
     if (found) return ParseJson(vm, json.empty() ? "null" : json, out);
     if (host.TakeCancel()) return vm.Raise("cancelled", "the run was cancelled (flow cancel)");
     int64_t now = host.NowMs();

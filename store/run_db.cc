@@ -1,11 +1,133 @@
 // RunDb on LevelDB, opened with paranoid checks and read with checksums verified: a damaged
 // database is reported, never repaired silently and never read as an older state.
 #include <leveldb/db.h>
+#include <leveldb/env.h>
+#include <leveldb/helpers/memenv.h>
 #include <leveldb/write_batch.h>
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
 
 #include "store/store.h"
 
 namespace flow::store {
+
+namespace {
+
+// The files of a database, read from disk; everything written goes to memory instead.
+// LevelDB has no read-only open: DB::Open replays the log into a new table, writes a new
+// manifest, log and CURRENT, and deletes what they replace. Here those writes land in a
+// MemEnv and shadow the files on disk, and deletes only hide them, so reading a run
+// (flow inspect, history, trace, export) leaves its database byte for byte as it was.
+class ReadOnlyEnv : public leveldb::EnvWrapper {
+ public:
+  explicit ReadOnlyEnv(leveldb::Env* base) : EnvWrapper(base), memory_(leveldb::NewMemEnv(base)) {}
+
+  leveldb::Status NewSequentialFile(const std::string& f, leveldb::SequentialFile** r) override {
+    switch (Where(f)) {
+      case kMemory: return memory_->NewSequentialFile(f, r);
+      case kHidden: return leveldb::Status::NotFound(f);
+      default: return target()->NewSequentialFile(f, r);
+    }
+  }
+  leveldb::Status NewRandomAccessFile(const std::string& f, leveldb::RandomAccessFile** r) override {
+    switch (Where(f)) {
+      case kMemory: return memory_->NewRandomAccessFile(f, r);
+      case kHidden: return leveldb::Status::NotFound(f);
+      default: return target()->NewRandomAccessFile(f, r);
+    }
+  }
+  leveldb::Status NewWritableFile(const std::string& f, leveldb::WritableFile** r) override {
+    SetWhere(f, kMemory);
+    return memory_->NewWritableFile(f, r);
+  }
+  leveldb::Status NewAppendableFile(const std::string& f, leveldb::WritableFile** r) override {
+    if (Where(f) == kDisk && target()->FileExists(f)) {
+      if (leveldb::Status s = CopyToMemory(f, f); !s.ok()) return s;
+    }
+    SetWhere(f, kMemory);
+    return memory_->NewAppendableFile(f, r);
+  }
+  bool FileExists(const std::string& f) override {
+    switch (Where(f)) {
+      case kMemory: return memory_->FileExists(f);
+      case kHidden: return false;
+      default: return target()->FileExists(f);
+    }
+  }
+  leveldb::Status GetChildren(const std::string& dir, std::vector<std::string>* result) override {
+    std::vector<std::string> disk, memory;
+    leveldb::Status s = target()->GetChildren(dir, &disk);
+    if (!s.ok()) return s;
+    memory_->GetChildren(dir, &memory);
+    std::set<std::string> names;
+    for (const auto& n : disk)
+      if (Where(dir + "/" + n) != kHidden) names.insert(n);
+    for (const auto& n : memory) names.insert(n);
+    result->assign(names.begin(), names.end());
+    return leveldb::Status::OK();
+  }
+  leveldb::Status RemoveFile(const std::string& f) override {
+    if (Where(f) == kMemory) memory_->RemoveFile(f);
+    SetWhere(f, kHidden);
+    return leveldb::Status::OK();
+  }
+  leveldb::Status CreateDir(const std::string&) override { return leveldb::Status::OK(); }
+  leveldb::Status RemoveDir(const std::string&) override { return leveldb::Status::OK(); }
+  leveldb::Status GetFileSize(const std::string& f, uint64_t* size) override {
+    switch (Where(f)) {
+      case kMemory: return memory_->GetFileSize(f, size);
+      case kHidden: return leveldb::Status::NotFound(f);
+      default: return target()->GetFileSize(f, size);
+    }
+  }
+  leveldb::Status RenameFile(const std::string& from, const std::string& to) override {
+    leveldb::Status s = Where(from) == kMemory ? memory_->RenameFile(from, to) : CopyToMemory(from, to);
+    if (!s.ok()) return s;
+    SetWhere(to, kMemory);
+    SetWhere(from, kHidden);
+    return s;
+  }
+  leveldb::Status NewLogger(const std::string& f, leveldb::Logger** r) override { return memory_->NewLogger(f, r); }
+
+ private:
+  enum Place { kDisk, kMemory, kHidden };
+  Place Where(const std::string& f) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = places_.find(f);
+    return it == places_.end() ? kDisk : it->second;
+  }
+  void SetWhere(const std::string& f, Place p) {
+    std::lock_guard<std::mutex> lock(mu_);
+    places_[f] = p;
+  }
+  // The disk file `from`, as the memory file `to`.
+  leveldb::Status CopyToMemory(const std::string& from, const std::string& to) {
+    leveldb::SequentialFile* in;
+    leveldb::Status s = target()->NewSequentialFile(from, &in);
+    if (!s.ok()) return s;
+    std::unique_ptr<leveldb::SequentialFile> in_owner(in);
+    leveldb::WritableFile* out;
+    if (s = memory_->NewWritableFile(to, &out); !s.ok()) return s;
+    std::unique_ptr<leveldb::WritableFile> out_owner(out);
+    std::string buf(1 << 16, '\0');
+    for (;;) {
+      leveldb::Slice chunk;
+      if (s = in->Read(buf.size(), &chunk, buf.data()); !s.ok()) return s;
+      if (chunk.empty()) break;
+      if (s = out->Append(chunk); !s.ok()) return s;
+    }
+    return out->Close();
+  }
+
+  std::unique_ptr<leveldb::Env> memory_;
+  std::mutex mu_;
+  std::map<std::string, Place> places_;
+};
+
+}  // namespace
 
 Batch::Batch() : batch_(new leveldb::WriteBatch) {}
 Batch::~Batch() = default;
@@ -33,12 +155,21 @@ Status RunDb::Convert(const void* raw) const {
   return Status::IOError("the run database " + dir_ + ": " + s.ToString());
 }
 
+RunDb::RunDb(leveldb::DB* db, std::string dir, std::unique_ptr<leveldb::Env> overlay)
+    : overlay_(std::move(overlay)), db_(db), dir_(std::move(dir)) {}
+
 Result<std::unique_ptr<RunDb>> RunDb::Open(const std::string& dir, const Options& options) {
   leveldb::Options o;
   o.create_if_missing = options.create;
   o.error_if_exists = options.create;
   o.paranoid_checks = true;
   if (options.env) o.env = options.env;
+  std::unique_ptr<leveldb::Env> overlay;
+  if (options.read_only) {
+    overlay = std::make_unique<ReadOnlyEnv>(o.env);
+    o.env = overlay.get();
+    o.create_if_missing = o.error_if_exists = false;
+  }
   leveldb::DB* db = nullptr;
   leveldb::Status s = leveldb::DB::Open(o, dir, &db);
   if (!s.ok()) {
@@ -47,7 +178,7 @@ Result<std::unique_ptr<RunDb>> RunDb::Open(const std::string& dir, const Options
       return Status::Corruption("the run database " + dir + " is missing: " + s.ToString());
     return Status::IOError("cannot open the run database " + dir + ": " + s.ToString());
   }
-  return std::unique_ptr<RunDb>(new RunDb(db, dir));
+  return std::unique_ptr<RunDb>(new RunDb(db, dir, std::move(overlay)));
 }
 
 RunDb::~RunDb() { delete db_; }

@@ -140,9 +140,13 @@ Result<Store> Store::Open(const std::string& dir, bool create) {
   return Store(dir);
 }
 
-Result<std::string> Store::PutCode(std::string_view bytes) {
+std::string CodeHash(std::string_view bytes) {
   XXH128_hash_t h = XXH3_128bits(bytes.data(), bytes.size());
-  std::string hash = fmt::format("{:016x}{:016x}", h.high64, h.low64);
+  return fmt::format("{:016x}{:016x}", h.high64, h.low64);
+}
+
+Result<std::string> Store::PutCode(std::string_view bytes) {
+  std::string hash = CodeHash(bytes);
   std::string path = dir_ + "/code/" + hash + ".flowc";
   struct stat st;
   if (stat(path.c_str(), &st) == 0 && static_cast<size_t>(st.st_size) == bytes.size()) return hash;
@@ -154,8 +158,7 @@ Status Store::GetCode(const std::string& hash, std::string* bytes) const {
   Status s = ReadWholeFile(dir_ + "/code/" + hash + ".flowc", bytes);
   if (s.IsNotFound()) return Status::Corruption(fmt::format("the bytecode {} of this run is missing from the store", hash));
   if (!s.ok()) return s;
-  XXH128_hash_t h = XXH3_128bits(bytes->data(), bytes->size());
-  if (fmt::format("{:016x}{:016x}", h.high64, h.low64) != hash)
+  if (CodeHash(*bytes) != hash)
     return Status::Corruption(fmt::format("the stored bytecode {} is damaged (its content no longer matches its hash)", hash));
   return Status::Ok();
 }
@@ -166,6 +169,13 @@ Status Store::CreateRunDir(const std::string& id) {
     if (errno == EEXIST) return Status::InvalidArgument(fmt::format("a run with id {} already exists", id));
     return Status::IOError(fmt::format("cannot create {}: {}", path, Errno()));
   }
+  return Status::Ok();
+}
+
+Status Store::RemoveRunDir(const std::string& id) {
+  std::error_code ec;
+  std::filesystem::remove_all(dir_ + "/runs/" + id, ec);
+  if (ec) return Status::IOError(fmt::format("cannot remove the run folder of {}: {}", id, ec.message()));
   return Status::Ok();
 }
 
@@ -224,9 +234,18 @@ Result<RunRecord> Store::ReadRun(const std::string& id) const {
   Status s = ReadWholeFile(dir_ + "/runs/" + id + "/run", &bytes);
   if (s.IsNotFound()) return Status::NotFound(fmt::format("no run {} in the store {}", id, dir_));
   if (!s.ok()) return s;
+  Result<RunRecord> r = DecodeRunRecord(bytes, fmt::format("the record of run {}", id));
+  if (r.ok() && r->id != id) return Status::Corruption(fmt::format("the record of run {} is malformed", id));
+  return r;
+}
+
+bool IsValidCodeHash(std::string_view hash) {
+  return hash.size() == 32 && hash.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+Result<RunRecord> DecodeRunRecord(std::string_view bytes, const std::string& what) {
   std::string_view payload;
-  s = OpenRecord(bytes, kRunRecordVersion, fmt::format("the record of run {}", id), &payload);
-  if (!s.ok()) return s;
+  if (Status s = OpenRecord(bytes, kRunRecordVersion, what, &payload); !s.ok()) return s;
   Reader rd(payload);
   RunRecord r;
   r.id = std::string(rd.Bytes());
@@ -252,8 +271,10 @@ Result<RunRecord> Store::ReadRun(const std::string& id) const {
   r.wake_ms = static_cast<int64_t>(rd.U64());
   r.waiting_signal = std::string(rd.Bytes());
   r.signals_received = rd.Varint();
-  if (rd.failed() || !rd.at_end() || status > static_cast<uint8_t>(RunStatus::kCancelled) || r.id != id)
-    return Status::Corruption(fmt::format("the record of run {} is malformed", id));
+  // The code hash names a file in code/: only the hex a store writes.
+  if (rd.failed() || !rd.at_end() || status > static_cast<uint8_t>(RunStatus::kCancelled) || !IsValidRunId(r.id) ||
+      !IsValidCodeHash(r.code_hash))
+    return Status::Corruption(what + " is malformed");
   r.status = static_cast<RunStatus>(status);
   return r;
 }
@@ -398,6 +419,16 @@ CheckpointMark::~CheckpointMark() {
   if (fd_ >= 0) close(fd_);
 }
 
+Status CheckpointMark::Sync(const std::string& folder) {
+  if (fsync(fd_) != 0) return Status::IOError(fmt::format("cannot sync the checkpoint mark: {}", Errno()));
+  int dfd = open(folder.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    fsync(dfd);
+    close(dfd);
+  }
+  return Status::Ok();
+}
+
 Status CheckpointMark::Write(uint64_t checkpoint) {
   std::string bytes;
   PutFixed64(&bytes, checkpoint);
@@ -417,7 +448,8 @@ Result<std::unique_ptr<CheckpointMark>> Store::OpenMark(const std::string& id) {
 Result<uint64_t> Store::ReadMark(const std::string& id) const {
   std::string bytes;
   Status s = ReadWholeFile(dir_ + "/runs/" + id + "/mark", &bytes);
-  if (s.IsNotFound() || (s.ok() && bytes.empty())) return uint64_t{0};
+  if (s.IsNotFound() || (s.ok() && bytes.empty()))
+    return Status::NotFound(fmt::format("the checkpoint mark of run {} is missing", id));
   if (!s.ok()) return s;
   const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
   if (bytes.size() != 16 || Checksum(bytes.substr(0, 8)) != DecodeFixed64(p + 8))

@@ -48,6 +48,10 @@ class RunDb {
  public:
   struct Options {
     bool create = false;
+    // Never write the database's files: what opening writes (LevelDB turns the log into
+    // a table, writes a new manifest and log, deletes obsolete files) stays in memory.
+    // For flow inspect, history, trace and export.
+    bool read_only = false;
     leveldb::Env* env = nullptr;  // tests inject faults here; null: the default Env
   };
   static Result<std::unique_ptr<RunDb>> Open(const std::string& dir, const Options& options);
@@ -63,8 +67,9 @@ class RunDb {
   Status ScanAll(const std::function<void(std::string_view key, std::string_view value)>& fn);
 
  private:
-  explicit RunDb(leveldb::DB* db, std::string dir) : db_(db), dir_(std::move(dir)) {}
+  RunDb(leveldb::DB* db, std::string dir, std::unique_ptr<leveldb::Env> overlay);
   Status Convert(const void* leveldb_status) const;
+  std::unique_ptr<leveldb::Env> overlay_;  // read_only: outlives db_
   leveldb::DB* db_;
   std::string dir_;
 };
@@ -119,6 +124,10 @@ class CheckpointMark {
   CheckpointMark(const CheckpointMark&) = delete;
   CheckpointMark& operator=(const CheckpointMark&) = delete;
   Status Write(uint64_t checkpoint);
+  // Makes the mark durable, with its entry in `folder` (once, after the first checkpoint):
+  // later rewrites of its 16 bytes in place leave an older or a newer value after an OS
+  // crash, never none, so a missing mark is damage.
+  Status Sync(const std::string& folder);
 
  private:
   friend class Store;
@@ -137,6 +146,8 @@ class Store {
   Status GetCode(const std::string& hash, std::string* bytes) const;
 
   Status CreateRunDir(const std::string& id);  // AlreadyExists-like InvalidArgument if taken
+  // Removes a run's folder (an import that failed after creating it).
+  Status RemoveRunDir(const std::string& id);
   // Empties the folder of a run that has no record (a start that died), keeping its lock.
   Status ClearRunDir(const std::string& id);
   Status WriteRun(const RunRecord& record);    // atomic replace, synced
@@ -162,13 +173,20 @@ class Store {
   // flow cancel: a marker file runs/ID/cancel, seen by the run at its next effect or wait.
   Status RequestCancel(const std::string& id);
   bool CancelRequested(const std::string& id) const;
-  // The run's mark: 0 if it has none; Corruption if it is damaged.
+  // The run's mark: NotFound if it has none (missing or empty); Corruption if it is damaged.
   Result<uint64_t> ReadMark(const std::string& id) const;
 
  private:
   explicit Store(std::string dir) : dir_(std::move(dir)) {}
   std::string dir_;
 };
+
+// Decodes a sealed run record (`what` names it in errors): Corruption if it is malformed,
+// including a code hash that is not 32 lowercase hex digits.
+Result<RunRecord> DecodeRunRecord(std::string_view bytes, const std::string& what);
+bool IsValidCodeHash(std::string_view hash);
+// The name of bytecode in code/: XXH3-128 of it, as 32 hex digits.
+std::string CodeHash(std::string_view bytes);
 
 // Run ids name folders: letters, digits, `.`, `_`, `-`; 1 to 64 of them; not starting with `.` or `-`.
 bool IsValidRunId(std::string_view id);

@@ -275,6 +275,12 @@ void VM::EncodeCheckpoint(bool full, CheckpointDelta* out) {
   for (uint32_t id : changed) out->objects.emplace_back(id, EncodeObject(heap_.GetObject(id)));
 }
 
+bool VmHost::SecretValue(const std::string& name, std::string* value) {
+  const char* v = std::getenv(name.c_str());
+  if (v) *value = v;
+  return v != nullptr;
+}
+
 Status VM::RestoreCheckpoint(std::string_view header,
                              const std::function<bool(uint32_t id, std::string* bytes)>& object) {
   auto bad = [](const std::string& what) { return Status::Corruption("checkpoint is inconsistent: " + what); };
@@ -471,8 +477,8 @@ Status VM::RestoreCheckpoint(std::string_view header,
         sec->value += p.text;
         continue;
       }
-      const char* v = std::getenv(p.text.c_str());
-      if (!v)
+      std::string v;
+      if (!host_->SecretValue(p.text, &v))
         return Status::InvalidArgument(fmt::format(
             "the run holds the secret `{}`, which is not set in the environment: set it and resume again", p.text));
       sec->value += v;

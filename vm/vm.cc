@@ -788,6 +788,7 @@ VM::EffectResult VM::RunEffect(uint16_t id, Value* args, int argc, Value* result
     suspend_requested_ = false;
     ok = natives_.builtins[id](*this, args, argc, &result);
     if (!ok && suspend_requested_) return EffectResult::kSuspended;  // the effect stays in flight
+    if (!ok && !abort_status_.ok()) return EffectResult::kAborted;    // so it does here
   }
   if (!ok) {
     effect_raised_ = true;

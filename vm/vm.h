@@ -46,6 +46,10 @@ class VmHost {
   // Has the run been cancelled (flow cancel)? True once: the `cancelled` error is raised
   // at one effect or wait, and the handler that catches it may then clean up.
   virtual bool TakeCancel() { return false; }
+  // The value of the environment variable a restored secret refers to; false if it is not
+  // set. (A host that only shows the run, as flow inspect does, needs no values: secrets
+  // show as ***.)
+  virtual bool SecretValue(const std::string& name, std::string* value);
   virtual bool virtual_time() const { return false; }
   // The idempotency key of the effect being run (RUN/n), or "" outside a durable run.
   virtual std::string IdempotencyKey() { return ""; }
@@ -206,6 +210,12 @@ class VM {
     return false;
   }
   const Suspension& suspension() const { return suspension_; }
+  // For builtins: the store is damaged or failed (a run's mailbox), which no script may
+  // catch: the run stops (kAborted, abort_status()) with the effect still in flight.
+  bool Abort(Status s) {
+    abort_status_ = std::move(s);
+    return false;
+  }
 
   // For builtins.
   Heap& heap() { return heap_; }
