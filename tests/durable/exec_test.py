@@ -31,17 +31,22 @@ def alive(pid, marker):
     except OSError:
         return False
     state = stat[stat.rindex(")") + 2]
-    return state not in "ZX" and marker in cmdline
+    # An empty command line: the process is in the middle of an exec.
+    return state not in "ZX" and (marker in cmdline or cmdline == "")
 
 
-def gone(pids, marker, wait_s=10):
-    """True once none of `pids` is alive (polled: the kernel takes a moment to reap)."""
+def eventually(condition, wait_s=10):
+    """True once `condition()` is (polled: processes take a moment to exec, die and be reaped)."""
     end = time.monotonic() + wait_s
-    while any(alive(p, marker) for p in pids):
+    while not condition():
         if time.monotonic() > end:
             return False
         time.sleep(0.05)
     return True
+
+
+def gone(pids, marker):
+    return eventually(lambda: not any(alive(p, marker) for p in pids))
 
 
 def kill_leftovers(pids, marker):
@@ -55,7 +60,7 @@ with tempfile.TemporaryDirectory() as tmp:
     prog = os.path.join(tmp, "group.flow")
     # The shell and both sleeps are one process group; each writes its pid first.
     shell = f"echo $$ > {group_pids}; sleep 31.25 & echo $! >> {group_pids}; sleep 31.25 & echo $! >> {group_pids}; wait; echo late"
-    open(prog, "w").write('try { exec.shell("%s", {timeout: 500ms}) } catch e { print(e.kind) }\n' % shell)
+    open(prog, "w").write('try { exec.shell("%s", {timeout: 1s}) } catch e { print(e.kind) }\n' % shell)
     r = subprocess.run([FLOW, "run", "--ephemeral", prog], capture_output=True, text=True, timeout=30)
     pids = read_pids(group_pids, 3)
     check("a timeout kills the whole process group",
@@ -68,7 +73,8 @@ with tempfile.TemporaryDirectory() as tmp:
     p = subprocess.Popen([FLOW, "run", prog2, "--store", os.path.join(tmp, "s")], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE)
     pids = read_pids(child_pid, 1)
-    started = len(pids) == 1 and alive(pids[0], "32.75")  # the shell, or the sleep it became
+    # The shell, or the sleep it became.
+    started = len(pids) == 1 and eventually(lambda: alive(pids[0], "32.75"))
     p.send_signal(signal.SIGKILL)
     p.wait()
     check("killing flow kills the child it was running", started and gone(pids, "32.75"), f"started={started} pids={pids}")
