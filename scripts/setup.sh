@@ -3,7 +3,7 @@
 # Safe to run again: apt-get skips what is already installed.
 set -euo pipefail
 packages=(
-  cmake g++ make python3 procps time  # procps: pgrep, time: /usr/bin/time (tests)
+  cmake g++ make python3 time         # time: /usr/bin/time (tests)
   antlr4 libantlr4-runtime-dev         # grammar tool 4.7.2 + C++ runtime 4.9 (see docs/building.md)
   libleveldb-dev libsnappy-dev         # the embedded store (its CMake config links snappy)
   libcurl4-openssl-dev                 # http effect

@@ -1,0 +1,479 @@
+// StoreJournal (runtime/journal.*), the effect protocol against a real store in a temporary
+// folder: an external effect's intent is on record before it runs; after it, one write
+// holds its outcome and the checkpoint; later checkpoints carry only what changed; and
+// what was written is what a resume (LoadRun) reads back.
+#include "runtime/journal.h"
+
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+
+#include "compiler/compiler.h"
+#include "stdlib/stdlib.h"
+#include "vm/bytecode/module.h"
+#include "vm/bytecode/opcodes.h"
+
+namespace flow::runtime {
+namespace {
+
+namespace fs = std::filesystem;
+using State = HistoryEntry::State;
+
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/flow-journal-test-XXXXXX";
+    path_ = mkdtemp(tmpl);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+class TestHost : public RunHost {
+ public:
+  void WriteOutput(std::string_view text) override { pending.append(text); }
+  int64_t NowMs() override { return 1'700'000'000'000; }
+  void SetWaitOrigin(int64_t wall_ms) override { wait_origin_ms = wall_ms; }
+  void Flush() override {
+    output += pending;
+    pending.clear();
+    ++flushes;
+  }
+  void set_key(const std::string& key) override { keys.push_back(key); }
+  int64_t virtual_now_ms() const override { return 0; }
+
+  std::string pending;  // written by the program, not yet flushed
+  std::string output;
+  int flushes = 0;
+  std::vector<std::string> keys;
+  int64_t wait_origin_ms = 0;
+};
+
+// A StoreJournal that can stop the run before effect `stop_before` (as a crash would:
+// with `after_intent`, once the intent is written), and notes each checkpoint's size.
+class StoppingJournal : public StoreJournal {
+ public:
+  using StoreJournal::StoreJournal;
+  Status BeforeEffect(VM& vm, uint64_t seq, uint16_t builtin, const Value* args, int argc) override {
+    if (seq == stop_before && !after_intent) return Status::IOError("stopped for the test");
+    Status s = StoreJournal::BeforeEffect(vm, seq, builtin, args, argc);
+    if (s.ok() && seq == stop_before) return Status::IOError("stopped for the test");
+    return s;
+  }
+  Status AfterEffect(VM& vm, uint64_t seq, uint16_t builtin, Value outcome, bool raised) override {
+    Status s = StoreJournal::AfterEffect(vm, seq, builtin, outcome, raised);
+    checkpoint_bytes.push_back(last_checkpoint_bytes());
+    return s;
+  }
+  uint64_t stop_before = 0;
+  bool after_intent = false;
+  std::vector<size_t> checkpoint_bytes;  // the size of each effect's checkpoint
+};
+
+Module Compile(const std::string& source) {
+  Module module;
+  Diagnostics diags;
+  EXPECT_TRUE(CompileSource("t.flow", source, &module, &diags)) << diags.Render("t.flow", source);
+  return module;
+}
+
+// One run "r1" in a fresh store: its record, database and mark, as `flow run` makes them.
+class StoreRun {
+ public:
+  void Start(const std::string& source, bool sync = true) {
+    module_ = Compile(source);
+    Result<store::Store> st = store::Store::Open(dir_.path(), true);
+    ASSERT_TRUE(st.ok()) << st.status().message();
+    store_ = std::make_unique<store::Store>(std::move(st.value()));
+    ASSERT_TRUE(store_->CreateRunDir("r1").ok());
+    Result<std::string> hash = store_->PutCode(SerializeModule(module_));
+    ASSERT_TRUE(hash.ok());
+    store::RunRecord record;
+    record.id = "r1";
+    record.program = "t.flow";
+    record.code_hash = *hash;
+    ASSERT_TRUE(store_->WriteRun(record).ok());
+    sync_ = sync;
+    OpenDb(true);
+    vm_ = std::make_unique<VM>(&module_, &host_, stdlib::GetNatives());
+    journal_ = std::make_unique<StoppingJournal>(db_.get(), mark_.get(), &host_, "r1", sync, 0);
+    vm_->SetJournal(journal_.get());
+    vm_->PrepareToRun();
+    store::Batch first;
+    ASSERT_TRUE(journal_->WriteCheckpoint(*vm_, true, &first).ok());
+  }
+  void OpenDb(bool create) {
+    auto db = store::RunDb::Open(store_->RunDbDir("r1"), {.create = create});
+    ASSERT_TRUE(db.ok()) << db.status().message();
+    db_ = std::move(db.value());
+    auto mark = store_->OpenMark("r1");
+    ASSERT_TRUE(mark.ok());
+    mark_ = std::move(mark.value());
+  }
+  // Ends this process's hold on the run (its database admits one opener), as a crash would.
+  void Stop() {
+    journal_.reset();
+    vm_.reset();
+    db_.reset();
+    mark_.reset();
+  }
+
+  // Restores the run from the store as `flow resume` does, and runs it to its end.
+  Status ResumeToEnd() {
+    Stop();
+    LoadedRun run;
+    if (Status s = LoadRun(*store_, "r1", &host_, &run); !s.ok()) return s;
+    auto mark = store_->OpenMark("r1");
+    if (!mark.ok()) return mark.status();
+    StoreJournal journal(run.db.get(), mark->get(), &host_, "r1", sync_, run.checkpoint);
+    run.vm->SetJournal(&journal);
+    if (run.checkpoint == 0) {  // it never checkpointed: start it as `flow run` would
+      run.vm->PrepareToRun();
+      store::Batch first;
+      if (Status s = journal.WriteCheckpoint(*run.vm, true, &first); !s.ok()) return s;
+    }
+    RunOutcome outcome = run.vm->Run();
+    journal.Flush();
+    if (outcome != RunOutcome::kCompleted) return Status::Corruption("resumed run: " + run.vm->FormatUncaught());
+    return Status::Ok();
+  }
+
+  HistoryEntry History(uint64_t seq) {
+    std::string raw;
+    HistoryEntry e;
+    Status s = db_->Get(HistoryKey(seq), &raw);
+    if (s.ok()) s = DecodeHistoryEntry(raw, &e);
+    EXPECT_TRUE(s.ok()) << "history entry " << seq << ": " << s.message();
+    return e;
+  }
+  bool HasHistory(uint64_t seq) {
+    std::string raw;
+    return db_->Get(HistoryKey(seq), &raw).ok();
+  }
+  StateRecord State() {
+    std::string raw;
+    StateRecord r;
+    Status s = db_->Get(kStateKey, &raw);
+    if (s.ok()) s = DecodeStateRecord(raw, &r);
+    EXPECT_TRUE(s.ok()) << s.message();
+    return r;
+  }
+  uint64_t Mark() {
+    Result<uint64_t> m = store_->ReadMark("r1");
+    EXPECT_TRUE(m.ok());
+    return m.ok() ? *m : 0;
+  }
+  uint16_t Builtin(std::string_view name) {
+    int id = FindBuiltin(name);
+    EXPECT_GE(id, 0) << name;
+    return static_cast<uint16_t>(id);
+  }
+
+  // Destroyed last: the folder outlives the database open in it.
+  TempDir dir_;
+  bool sync_ = true;
+  Module module_;
+  TestHost host_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<store::RunDb> db_;
+  std::unique_ptr<store::CheckpointMark> mark_;
+  std::unique_ptr<VM> vm_;
+  std::unique_ptr<StoppingJournal> journal_;
+};
+
+class StoreJournalTest : public StoreRun, public ::testing::Test {};
+
+TEST_F(StoreJournalTest, AnExternalEffectsIntentIsOnRecordBeforeItRuns) {
+  Start("print(1)\n");
+  EXPECT_EQ(State().checkpoint, 1u);
+  Value arg = Value::Int(42);
+  ASSERT_TRUE(journal_->BeforeEffect(*vm_, 1, Builtin("fs.remove"), &arg, 1).ok());
+  HistoryEntry e = History(1);
+  EXPECT_EQ(e.state, State::kIntent);
+  EXPECT_EQ(e.effect, "fs.remove");
+  EXPECT_EQ(e.idempotency_key, "r1/1");
+  EXPECT_EQ(e.args_preview, "[42]");
+  EXPECT_NE(e.args_digest, 0u);
+  EXPECT_EQ(host_.keys, std::vector<std::string>{"r1/1"});  // the effect sees its key
+  EXPECT_EQ(State().checkpoint, 1u);  // the intent is not a checkpoint
+}
+
+TEST_F(StoreJournalTest, OutputAndReadsLeaveNoIntent) {
+  // A print in flight at a crash simply runs again: nothing is written before it.
+  Start("print(1)\n");
+  Value arg = Value::Int(1);
+  ASSERT_TRUE(journal_->BeforeEffect(*vm_, 1, Builtin("print"), &arg, 1).ok());
+  EXPECT_FALSE(HasHistory(1));
+  ASSERT_TRUE(journal_->AfterEffect(*vm_, 1, Builtin("print"), Value::Null(), false).ok());
+  EXPECT_EQ(History(1).state, State::kDone);
+}
+
+TEST_F(StoreJournalTest, AfterAnEffectItsOutcomeAndACheckpointAreWrittenTogether) {
+  Start("print(1)\n");
+  Value arg = Value::Int(42);
+  ASSERT_TRUE(journal_->BeforeEffect(*vm_, 1, Builtin("fs.remove"), &arg, 1).ok());
+  host_.pending = "printed before the effect\n";
+  ASSERT_TRUE(journal_->AfterEffect(*vm_, 1, Builtin("fs.remove"), Value::Int(7), false).ok());
+  HistoryEntry e = History(1);
+  EXPECT_EQ(e.state, State::kDone);
+  EXPECT_EQ(e.result_preview, "7");
+  EXPECT_NE(e.result_digest, 0u);
+  EXPECT_EQ(e.idempotency_key, "r1/1");
+  EXPECT_EQ(State().checkpoint, 2u);
+  EXPECT_EQ(journal_->checkpoint(), 2u);
+  EXPECT_EQ(Mark(), 2u);  // sync mode: the mark follows each acknowledged checkpoint
+  // The program's output is flushed before the checkpoint that follows it.
+  EXPECT_EQ(host_.flushes, 1);
+  EXPECT_EQ(host_.output, "printed before the effect\n");
+}
+
+TEST_F(StoreJournalTest, ARunRecordsEachEffectInOrder) {
+  Start(R"(
+print("a")
+try { fs.write("/nonexistent-dir/flow-journal-test/x", "y") } catch e { print(e.kind) }
+step "s" { print("in step") }
+print("b")
+)");
+  ASSERT_EQ(vm_->Run(), RunOutcome::kCompleted) << vm_->FormatUncaught();
+  ASSERT_TRUE(journal_->Flush().ok());
+  EXPECT_EQ(History(1).state, State::kDone);
+  EXPECT_EQ(History(1).effect, "print");
+  HistoryEntry raised = History(2);
+  EXPECT_EQ(raised.effect, "fs.write");
+  EXPECT_EQ(raised.state, State::kRaised);
+  EXPECT_EQ(raised.result_preview.rfind("fs: cannot write", 0), 0u) << raised.result_preview;
+  // Inside step "s" the key is the step's, not the run's position.
+  EXPECT_EQ(History(4).idempotency_key, "r1/s/1");
+  EXPECT_EQ(History(5).args_preview, "[\"b\"]");
+  EXPECT_FALSE(HasHistory(6));
+  EXPECT_EQ(State().checkpoint, 6u);  // the first, then one per effect
+  // The step's events sort among the effects they happened between.
+  std::vector<std::string> events;
+  ASSERT_TRUE(db_->Scan("t", [&](std::string_view, std::string_view v) {
+                   HistoryEntry e;
+                   EXPECT_TRUE(DecodeHistoryEntry(v, &e).ok());
+                   events.push_back(e.effect + " " + e.idempotency_key);
+                   return true;
+                 }).ok());
+  EXPECT_EQ(events, (std::vector<std::string>{"step s", "step done s"}));
+}
+
+TEST_F(StoreJournalTest, StepEventsWaitForTheNextWrite) {
+  Start("print(1)\n");
+  journal_->OnStep(*vm_, "k", false, 0);
+  bool any = false;
+  auto scan = [&] {
+    any = false;
+    EXPECT_TRUE(db_->Scan("t", [&](std::string_view, std::string_view) { return !(any = true); }).ok());
+    return any;
+  };
+  EXPECT_FALSE(scan());
+  ASSERT_TRUE(journal_->Flush().ok());
+  EXPECT_TRUE(scan());
+}
+
+TEST_F(StoreJournalTest, AsyncRunsDoNotMoveTheMarkButAOnceStepStartDoes) {
+  Start("print(1)\n", /*sync=*/false);
+  EXPECT_EQ(Mark(), 0u);
+  ASSERT_TRUE(journal_->AfterEffect(*vm_, 1, Builtin("print"), Value::Null(), false).ok());
+  EXPECT_EQ(State().checkpoint, 2u);
+  EXPECT_EQ(Mark(), 0u);
+  // Entering a `once` step is made durable whatever the mode.
+  ASSERT_TRUE(journal_->OnceStepStarted(*vm_).ok());
+  EXPECT_EQ(State().checkpoint, 3u);
+  EXPECT_EQ(Mark(), 3u);
+  // and the mode is back to async afterwards.
+  ASSERT_TRUE(journal_->AfterEffect(*vm_, 2, Builtin("print"), Value::Null(), false).ok());
+  EXPECT_EQ(Mark(), 3u);
+}
+
+TEST_F(StoreJournalTest, AWaitInFlightAtTheCrashKeepsItsStart) {
+  Start("print(1)\n");
+  HistoryEntry in_flight;
+  in_flight.seq = 1;
+  in_flight.effect = "sleep";
+  in_flight.started_ms = 1'600'000'000'000;
+  journal_->SetResumedInFlight(in_flight);
+  Value d = Value::Int(5);
+  ASSERT_TRUE(journal_->BeforeEffect(*vm_, 1, Builtin("sleep"), &d, 1).ok());
+  EXPECT_EQ(host_.wait_origin_ms, in_flight.started_ms);
+  EXPECT_EQ(History(1).started_ms, in_flight.started_ms);
+}
+
+const char* kProgram = R"(
+fn make_counter() {
+  let n = 0
+  return fn(by) {
+    n = n + by
+    return n
+  }
+}
+let count = make_counter()
+let seen = {}
+let items = []
+for i in range(10) {
+  let v = count(i)
+  items.push({i: i, v: v, tag: "t${i % 3}"})
+  seen["k${i % 4}"] = v
+  if i % 3 == 0 { items.pop() }
+  if i % 5 == 2 {
+    try { fs.write("/nonexistent-flow-journal-test/${i}", "x") } catch e { print("not written", e.kind) }
+  }
+  try {
+    if i % 4 == 3 { throw error("four", "at ${i}", {i: i}) }
+    print("step", i, v, len(items))
+  } catch e {
+    print("caught", e.kind, e.data.i)
+  }
+}
+print(len(items), seen, items[-1])
+)";
+
+std::string Uninterrupted(const char* source) {
+  TestHost host;
+  Module m = Compile(source);
+  VM vm(&m, &host, stdlib::GetNatives());
+  EXPECT_EQ(vm.Run(), RunOutcome::kCompleted) << vm.FormatUncaught();
+  return host.pending;
+}
+
+TEST_F(StoreJournalTest, ResumingFromTheStoreAfterAnyEffectGivesTheSameOutput) {
+  std::string expected = Uninterrupted(kProgram);
+  ASSERT_FALSE(expected.empty());
+  for (uint64_t k = 1; k <= 15; ++k) {
+    SCOPED_TRACE("stopped before effect " + std::to_string(k));
+    StoreRun run;
+    run.Start(kProgram, /*sync=*/false);  // fast; what is read back is the same
+    run.journal_->stop_before = k;
+    run.journal_->after_intent = k % 2 == 0;
+    ASSERT_EQ(run.vm_->Run(), RunOutcome::kAborted);
+    run.host_.Flush();
+    Status s = run.ResumeToEnd();
+    ASSERT_TRUE(s.ok()) << s.message();
+    run.host_.Flush();
+    EXPECT_EQ(run.host_.output, expected);
+    // The resumed run completed every effect, the one stopped after its intent too.
+    run.OpenDb(false);
+    for (uint64_t seq = 1; seq <= 15; ++seq) EXPECT_NE(run.History(seq).state, State::kIntent) << seq;
+    EXPECT_FALSE(run.HasHistory(16));
+  }
+}
+
+TEST_F(StoreJournalTest, LaterCheckpointsCarryOnlyWhatChangedAndResumeStillReadsItAll) {
+  // A large map, then small changes beside it: each later checkpoint is small, and a
+  // resume reads the map from the first checkpoint with the changes of all later ones.
+  const char* source = R"(
+let big = {}
+for i in range(20000) { big["key${i}"] = [i, "value ${i}"] }
+let recent = {}
+let n = 0
+for i in range(30) {
+  n = n + 1
+  recent["k${i % 3}"] = [n, big["key${i}"]]
+  big["key${i}"][0] = -n
+  print(n)
+}
+print(len(big), recent, big["key7"], big["key19999"])
+)";
+  Start(source);
+  journal_->stop_before = 31;
+  ASSERT_EQ(vm_->Run(), RunOutcome::kAborted);
+  const std::vector<size_t>& bytes = journal_->checkpoint_bytes;
+  ASSERT_EQ(bytes.size(), 30u);
+  EXPECT_GT(bytes[0], 20000u * 10) << "the first checkpoint after building the map holds it";
+  for (size_t i = 1; i < bytes.size(); ++i) EXPECT_LT(bytes[i], 2048u) << "checkpoint after effect " << i + 1;
+  host_.Flush();
+  Status s = ResumeToEnd();
+  ASSERT_TRUE(s.ok()) << s.message();
+  host_.Flush();
+  EXPECT_EQ(host_.output, Uninterrupted(source));
+}
+
+TEST_F(StoreJournalTest, ObjectsFreedByTheCollectorAreDeletedFromTheStore) {
+  // A large structure is checkpointed, then dropped; garbage makes the collector run; new
+  // objects take some of the freed ids. The store must keep only objects the VM still has
+  // (else it grows with every structure a run ever built), and resume must still read.
+  const char* source = R"(
+let big = []
+for j in range(60000) { big.push([j]) }
+print(len(big))
+big = [1]
+for j in range(250000) { let t = [j, j] }
+print(len(big))
+let again = []
+for j in range(30000) { again.push(["x", j]) }
+print(len(again), again[-1])
+print(big, again[7])
+)";
+  std::string expected = Uninterrupted(source);
+  Start(source, /*sync=*/false);
+  journal_->stop_before = 4;
+  ASSERT_EQ(vm_->Run(), RunOutcome::kAborted);
+  size_t stored = 0;
+  ASSERT_TRUE(db_->Scan("o", [&](std::string_view, std::string_view) { return ++stored, true; }).ok());
+  EXPECT_LE(stored, vm_->heap().live_objects());
+  EXPECT_GE(stored, 30000u);  // `again` is there
+  host_.Flush();
+  Status s = ResumeToEnd();
+  ASSERT_TRUE(s.ok()) << s.message();
+  host_.Flush();
+  EXPECT_EQ(host_.output, expected);
+}
+
+TEST_F(StoreJournalTest, AMissingOrDamagedObjectIsReportedOnResume) {
+  Start("let xs = [1, [2, 3], {a: \"b\"}]\nprint(xs)\nprint(len(xs))\n");
+  journal_->stop_before = 2;
+  ASSERT_EQ(vm_->Run(), RunOutcome::kAborted);
+  std::vector<std::string> keys;
+  ASSERT_TRUE(db_->Scan("o", [&](std::string_view k, std::string_view) { return keys.emplace_back(k), true; }).ok());
+  ASSERT_FALSE(keys.empty());
+
+  // Damaged: one byte of one object flipped.
+  std::string raw;
+  ASSERT_TRUE(db_->Get(keys.back(), &raw).ok());
+  store::Batch damage;
+  raw.back() ^= 0x5a;
+  damage.Put(keys.back(), raw);
+  ASSERT_TRUE(db_->Write(damage, true).ok());
+  Stop();
+  LoadedRun run;
+  Status s = LoadRun(*store_, "r1", &host_, &run);
+  EXPECT_TRUE(s.IsCorruption()) << s.message();
+  EXPECT_NE(s.message().find("checksum"), std::string::npos) << s.message();
+
+  // Missing: the object deleted.
+  run = LoadedRun();
+  OpenDb(false);
+  store::Batch remove;
+  remove.Delete(keys.back());
+  ASSERT_TRUE(db_->Write(remove, true).ok());
+  Stop();
+  s = LoadRun(*store_, "r1", &host_, &run);
+  EXPECT_TRUE(s.IsCorruption()) << s.message();
+  EXPECT_NE(s.message().find("missing"), std::string::npos) << s.message();
+}
+
+TEST_F(StoreJournalTest, ARunWithoutACheckpointResumesFromTheStart) {
+  Start("print(\"once\")\n");
+  store::Batch remove;
+  remove.Delete(kStateKey);
+  ASSERT_TRUE(db_->Write(remove, true).ok());
+  Stop();
+  {
+    LoadedRun run;
+    ASSERT_TRUE(LoadRun(*store_, "r1", &host_, &run).ok());
+    EXPECT_EQ(run.checkpoint, 0u);
+  }
+  Status s = ResumeToEnd();
+  ASSERT_TRUE(s.ok()) << s.message();
+  host_.Flush();
+  EXPECT_EQ(host_.output, "once\n");
+}
+
+}  // namespace
+}  // namespace flow::runtime
+
