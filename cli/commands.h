@@ -18,10 +18,13 @@ struct RunOptions {
   std::string durability = "sync";
   runtime::BudgetOptions budgets;  // its deadline_ms comes from `deadline`
   std::string deadline;            // a duration: 500ms, 30s, 10m, 2h, 1d (or plain ms)
+  std::string max_memory;          // a size: 512M, 2G (its budgets.max_memory)
 };
 
 // Parses a duration as Flow writes them; false if it is not one.
 bool ParseDuration(const std::string& text, int64_t* ms);
+// Parses a size with its unit (K, M, G: powers of 1024, optionally written KiB or KB); false if it is not one.
+bool ParseSize(const std::string& text, uint64_t* bytes);
 
 // Durable runs (run_commands.cc).
 int RunCommand(const RunOptions& options);

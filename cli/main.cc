@@ -37,6 +37,9 @@ int main(int argc, char** argv) {
     cmd->add_option("--max-instructions", run.budgets.max_instructions, "raise kind budget after this many VM instructions");
     cmd->add_option("--deadline", run.deadline, "raise kind budget once this long has passed (30s, 10m, 2h)");
     cmd->add_option("--max-tokens", run.budgets.max_tokens, "raise kind budget once llm.chat has used this many tokens");
+    cmd->add_option("--max-memory", run.max_memory,
+                    "raise kind budget once the run's heap passes this size (512M, 2G; default half the "
+                    "machine's memory, at most 4G)");
   };
   add_budgets(run_cmd);
   run_cmd->add_flag("--detach", run.detach, "suspend at every wait (exit 75): flow resume or flow worker continues it");

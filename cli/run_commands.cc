@@ -59,11 +59,30 @@ bool ParseDuration(const std::string& text, int64_t* ms) {
   return true;
 }
 
+bool ParseSize(const std::string& text, uint64_t* bytes) {
+  size_t digits = 0;
+  while (digits < text.size() && std::isdigit(static_cast<unsigned char>(text[digits]))) ++digits;
+  if (digits == 0 || digits > 15) return false;
+  uint64_t n = std::stoull(text.substr(0, digits));
+  std::string unit = text.substr(digits);
+  if (unit.size() > 1 && (unit.substr(1) == "iB" || unit.substr(1) == "B")) unit = unit.substr(0, 1);
+  int shift = unit == "K" ? 10 : unit == "M" ? 20 : unit == "G" ? 30 : unit == "T" ? 40 : -1;
+  if (shift < 0 || n == 0 || n > (UINT64_MAX >> shift)) return false;
+  *bytes = n << shift;
+  return true;
+}
+
 namespace {
 
-// The budgets of the command line, with --deadline parsed; false (said on stderr) if not.
+// The budgets of the command line, with --deadline and --max-memory parsed; false (said
+// on stderr) if not.
 bool ReadBudgets(const RunOptions& options, const char* command, runtime::BudgetOptions* out) {
   *out = options.budgets;
+  if (!options.max_memory.empty() && !ParseSize(options.max_memory, &out->max_memory)) {
+    fmt::print(stderr, "flow {}: --max-memory takes a size with its unit (512M, 2G), got `{}`\n", command,
+               options.max_memory);
+    return false;
+  }
   if (options.deadline.empty() || ParseDuration(options.deadline, &out->deadline_ms)) return true;
   fmt::print(stderr, "flow {}: --deadline takes a duration (500ms, 30s, 10m, 2h, 1d), got `{}`\n", command, options.deadline);
   return false;

@@ -11,6 +11,9 @@
 namespace flow::runtime {
 
 inline constexpr uint8_t kRunDbRecordVersion = 1;
+// The state record ("s") is at version 2: its VM header ends with the budget graces.
+// Version 1 (the header without them) is read too.
+inline constexpr uint8_t kStateRecordVersion = 2;
 
 // What the journal needs of the process around the VM, beyond a VmHost.
 class RunHost : public VmHost {

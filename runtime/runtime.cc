@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -29,6 +30,7 @@
 #include "stdlib/stdlib.h"
 #include "vm/base/coding.h"
 #include "vm/base/record.h"
+#include "vm/base/saturate.h"
 #include "vm/value_ops.h"
 #include "vm/vm.h"
 
@@ -60,7 +62,7 @@ class ProcessHost : public RunHost {
       return;
     }
     // In slices, so that a cancel is seen during a long wait.
-    int64_t end = WallMs() + ms;
+    int64_t end = AddSaturated(WallMs(), ms);
     for (int64_t now = WallMs(); now < end && (cancel_delivered_ || !CancelPending(true)); now = WallMs())
       std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(end - now, 100)));
   }
@@ -71,10 +73,10 @@ class ProcessHost : public RunHost {
   static constexpr int64_t kSuspendAfterMs = 10'000;
   bool ShouldSuspend(int64_t ms, int64_t* wake_ms) override {
     // A wait begun before a crash keeps its end: only the rest is left.
-    int64_t remaining = wait_origin_ms_ > 0 ? wait_origin_ms_ + ms - WallMs() : ms;
+    int64_t remaining = wait_origin_ms_ > 0 ? AddSaturated(wait_origin_ms_, ms) - WallMs() : ms;
     wait_origin_ms_ = 0;
     if (remaining < 0) remaining = 0;
-    *wake_ms = NowMs() + remaining;
+    *wake_ms = AddSaturated(NowMs(), remaining);
     if (virtual_time_ || !store_ || remaining == 0) return false;
     return detach_ || remaining > kSuspendAfterMs;
   }
@@ -198,13 +200,32 @@ int Fail(const Status& s, const std::string& context) {
 
 namespace {
 
-// Budgets given now replace the ones kept with the run; returns what the VM enforces.
+// The memory budget when none is given: half the machine's memory (or of the process's
+// address-space limit, if lower), at most 4 GiB.
+uint64_t DefaultMaxMemory() {
+  uint64_t limit = 4ull << 30;
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  if (pages > 0 && page > 0) limit = std::min(limit, static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) / 2);
+  rlimit as{};
+  if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) limit = std::min<uint64_t>(limit, as.rlim_cur / 2);
+  return limit;
+}
+
+// Budgets given now replace the ones kept with the run; returns what the VM enforces. The
+// memory budget is the executing process's (given now, or the default), not kept.
 Budget ApplyBudgets(const BudgetOptions& given, int64_t now_ms, store::RunRecord* record) {
   if (given.max_effects) record->max_effects = given.max_effects;
   if (given.max_instructions) record->max_instructions = given.max_instructions;
   if (given.max_tokens) record->max_tokens = given.max_tokens;
-  if (given.deadline_ms) record->deadline_ms = now_ms + given.deadline_ms;
-  return {record->max_effects, record->max_instructions, record->deadline_ms, record->max_tokens};
+  if (given.deadline_ms) record->deadline_ms = AddSaturated(now_ms, given.deadline_ms);
+  return {record->max_effects, record->max_instructions, record->deadline_ms, record->max_tokens,
+          given.max_memory ? given.max_memory : DefaultMaxMemory()};
+}
+
+// An out-of-memory stop is a budget stop: the run keeps its last checkpoint and resumes
+// from there (flow resume, with more memory), and the worker leaves it alone.
+std::string OutOfMemoryDetail() {
+  return "error: budget: the process ran out of memory; the run stopped at its last checkpoint";
 }
 
 // The program's `args`: a map of the --arg values, as strings.
@@ -219,7 +240,7 @@ void SetProgramArgs(VM& vm, const std::vector<std::pair<std::string, std::string
 int Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& host, StoreJournal& journal) {
   RunOutcome outcome = vm.Run();
   host.Flush();
-  if (outcome != RunOutcome::kAborted) {
+  if (outcome != RunOutcome::kAborted && outcome != RunOutcome::kOutOfMemory) {
     if (Status s = journal.Flush(); !s.ok()) return Fail(s, fmt::format("run {}", record.id));
   }
   record.updated_ms = WallMs();
@@ -254,6 +275,12 @@ int Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& hos
       // The store failed under us: leave the record as it is (running, so it reads as
       // crashed once this process is gone) and say why.
       return Fail(vm.abort_status(), fmt::format("run {} stopped", record.id));
+    case RunOutcome::kOutOfMemory:
+      fmt::print(stderr, "{} (resume it with flow resume {} --max-memory SIZE)\n", OutOfMemoryDetail(), record.id);
+      record.status = store::RunStatus::kFailed;
+      record.detail = OutOfMemoryDetail();
+      code = kExitScriptFailed;
+      break;
   }
   if (record.status != store::RunStatus::kSuspended) {
     record.wake_ms = 0;
@@ -333,12 +360,13 @@ void EncodeStateRecordInto(uint64_t checkpoint, int64_t written_ms, int64_t virt
   PutFixed64(&p, static_cast<uint64_t>(written_ms));
   PutFixed64(&p, static_cast<uint64_t>(virtual_now_ms));
   PutBytes(&p, vm_header);
-  FinishRecord(kRunDbRecordVersion, &p);
+  FinishRecord(kStateRecordVersion, &p);
 }
 
 Status DecodeStateRecord(std::string_view bytes, StateRecord* r) {
   std::string_view p;
-  if (Status s = OpenRecord(bytes, kRunDbRecordVersion, "the checkpoint", &p); !s.ok()) return s;
+  uint8_t version = !bytes.empty() && bytes[0] == 1 ? 1 : kStateRecordVersion;  // 1: no budget graces
+  if (Status s = OpenRecord(bytes, version, "the checkpoint", &p); !s.ok()) return s;
   Reader rd(p);
   r->checkpoint = rd.Varint();
   r->written_ms = static_cast<int64_t>(rd.U64());
@@ -365,6 +393,10 @@ int StartRun(const StartOptions& options) {
     host.Flush();
     if (outcome == RunOutcome::kFailed) {
       fmt::print(stderr, "{}", vm.FormatUncaught());
+      return kExitScriptFailed;
+    }
+    if (outcome == RunOutcome::kOutOfMemory) {
+      fmt::print(stderr, "error: budget: the process ran out of memory\n");
       return kExitScriptFailed;
     }
     return kExitOk;

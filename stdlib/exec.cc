@@ -17,6 +17,7 @@
 #include <cstring>
 
 #include "stdlib/natives.h"
+#include "vm/base/saturate.h"
 #include "vm/value_ops.h"
 
 extern char** environ;
@@ -136,7 +137,7 @@ bool RunProcess(VM& vm, std::vector<std::string> argv, Value options_value, Valu
   } else {
     fcntl(in_pipe[1], F_SETFL, O_NONBLOCK);
   }
-  int64_t end = timeout_ms == INT64_MAX ? INT64_MAX : NowMs() + timeout_ms;
+  int64_t end = AddSaturated(NowMs(), timeout_ms);
   bool timed_out = false;
   signal(SIGPIPE, SIG_IGN);
   while (open_fd[0] || open_fd[1]) {
