@@ -471,10 +471,7 @@ op_RETURN: {
   uint32_t depth = static_cast<uint32_t>(frames_.size() - 1);
   uint32_t frame_base = frames_.back().base;
   if (!open_upvalues_.empty()) CloseUpvalues(frame_base);
-  if (!handlers_.empty() && handlers_.back().frame_depth >= depth) {
-    while (!handlers_.empty() && handlers_.back().frame_depth >= depth) handlers_.pop_back();
-    RecomputeDeadline();  // a `return` out of a timeout leaves it
-  }
+  if (!handlers_.empty() && handlers_.back().frame_depth >= depth) LeaveHandlers(depth);
   frames_.pop_back();
   sp = stack + frame_base;
   if (frames_.empty()) {
@@ -755,6 +752,12 @@ landed:
 #undef READ32
 #undef DISPATCH
 #undef CHECK_DEADLINE
+}
+
+// A `return` leaves the handlers its frame opened (a timeout's deadline with them).
+void VM::LeaveHandlers(uint32_t depth) {
+  while (!handlers_.empty() && handlers_.back().frame_depth >= depth) handlers_.pop_back();
+  RecomputeDeadline();
 }
 
 void VM::PrepareToRun() {

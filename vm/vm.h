@@ -257,6 +257,7 @@ class VM {
   [[gnu::noinline]] bool CloseBreaker(const Handler& h, bool success);
   void RecomputeDeadline();
   void PushHandler(Handler h);
+  [[gnu::noinline]] void LeaveHandlers(uint32_t depth);
   // False with `fatal` raised unless the innermost handler is a `kind` of this frame (a
   // *_END opcode that the bytecode did not begin).
   bool EndsOpenHandler(HandlerKind kind);
