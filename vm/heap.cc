@@ -43,13 +43,6 @@ size_t ObjectBytes(const Object* o) {
   return sizeof(Object);
 }
 
-void Heap::PushItem(uint32_t list, Value v) {
-  std::vector<Value>& items = Mutable<ListObj>(list)->items;
-  size_t before = items.capacity();
-  items.push_back(v);
-  if (items.capacity() != before) Grew((items.capacity() - before) * sizeof(Value));
-}
-
 void Heap::SetEntry(uint32_t map, std::string_view key, Value v) {
   MapObj* m = Mutable<MapObj>(map);
   size_t before = ObjectBytes(m);

@@ -134,7 +134,12 @@ class Heap {
     return Value::Ref(Tag::kList, Add(list));
   }
   // Growing an object in place, with its bytes counted (see bytes()).
-  void PushItem(uint32_t list, Value v);
+  void PushItem(uint32_t list, Value v) {
+    std::vector<Value>& items = Mutable<ListObj>(list)->items;
+    size_t before = items.capacity();
+    items.push_back(v);
+    if (items.capacity() != before) Grew((items.capacity() - before) * sizeof(Value));
+  }
   void SetEntry(uint32_t map, std::string_view key, Value v);
   Value NewMap() { return Value::Ref(Tag::kMap, Make<MapObj>()); }
   Value NewError(std::string kind, std::string message, Value data = Value::Null()) {
