@@ -18,6 +18,7 @@ struct RunOptions {
   std::string durability = "sync";
   runtime::BudgetOptions budgets;  // its deadline_ms comes from `deadline`
   std::string deadline;            // a duration with its unit: 500ms, 30s, 10m, 2h, 1d
+  std::string max_memory;          // a size: 512M, 2G (its budgets.max_memory)
 };
 
 // `text` safe for a terminal: control characters (C0, DEL, C1) as \xNN or \u{NN}, so a name

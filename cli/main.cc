@@ -49,6 +49,10 @@ int main(int argc, char** argv) {
         ->check(DurationValue());
     cmd->add_option("--max-tokens", run.budgets.max_tokens, "raise kind budget once llm.chat has used this many tokens")
         ->check(CountValue());
+    cmd->add_option("--max-memory", run.max_memory,
+                    "raise kind budget once the run's heap passes this size (512M, 2G; default half the "
+                    "machine's memory, at most 4G)")
+        ->check(SizeValue());
   };
   add_budgets(run_cmd);
   run_cmd->add_flag("--detach", run.detach, "suspend at every wait (exit 75): flow resume or flow worker continues it");

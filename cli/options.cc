@@ -51,6 +51,23 @@ bool ParseDuration(const std::string& text, int64_t* ms, std::string* error) {
   return true;
 }
 
+bool ParseSize(const std::string& text, uint64_t* bytes, std::string* error) {
+  size_t digits = LeadingDigits(text);
+  std::string unit = text.substr(digits);
+  if (unit.size() > 1 && (unit.substr(1) == "iB" || unit.substr(1) == "B")) unit = unit.substr(0, 1);
+  int shift = unit == "K" ? 10 : unit == "M" ? 20 : unit == "G" ? 30 : unit == "T" ? 40 : -1;
+  uint64_t n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + digits, n);
+  if (digits == 0 || shift < 0 || ec != std::errc() || n == 0 || n > (static_cast<uint64_t>(INT64_MAX) >> shift)) {
+    *error = digits > 0 && digits == text.size()
+                 ? fmt::format("takes a size with its unit (512M, 2G): did you mean {}M?", text)
+                 : fmt::format("takes a size with its unit (512M, 2G), got `{}`", text);
+    return false;
+  }
+  *bytes = n << shift;
+  return true;
+}
+
 bool ParseCount(const std::string& text, uint64_t* n, std::string* error) {
   size_t digits = LeadingDigits(text);
   uint64_t value = 0;
@@ -82,6 +99,16 @@ CLI::Validator CountValue() {
         return ParseCount(text, &n, &error) ? std::string() : error;
       },
       "N");
+}
+
+CLI::Validator SizeValue() {
+  return CLI::Validator(
+      [](std::string& text) {
+        uint64_t bytes;
+        std::string error;
+        return ParseSize(text, &bytes, &error) ? std::string() : error;
+      },
+      "SIZE");
 }
 
 CLI::Validator RunIdValue() {

@@ -1,4 +1,4 @@
-// Values of command-line options that CLI11 cannot check by type alone: durations (a unit
+// Values of command-line options that CLI11 cannot check by type alone: durations and sizes (a unit
 // is required), budgets (a positive count that fits in 63 bits) and run ids. Each is
 // refused at parse time, with a usage error (exit 2) that says what was expected.
 #pragma once
@@ -13,12 +13,17 @@ namespace flow::cli {
 // (a hint for a bare number: "did you mean 5s?") if it is not one or is too long.
 bool ParseDuration(const std::string& text, int64_t* ms, std::string* error);
 
+// A size with its unit (K, M, G, T: powers of 1024, also written KiB or KB), at least 1;
+// false with *error otherwise (a bare number included: is 512 bytes or megabytes?).
+bool ParseSize(const std::string& text, uint64_t* bytes, std::string* error);
+
 // A budget count: 1 to 2^63-1, digits only; false with *error otherwise.
 bool ParseCount(const std::string& text, uint64_t* n, std::string* error);
 
 // CLI11 checks for the above, and for run ids (letters, digits, . _ -, not starting with -).
 CLI::Validator DurationValue();
 CLI::Validator CountValue();
+CLI::Validator SizeValue();
 CLI::Validator RunIdValue();
 
 }  // namespace flow::cli

@@ -47,10 +47,15 @@ store::RunStatus EffectiveStatus(const store::Store& st, const store::RunRecord&
 
 namespace {
 
-// The budgets of the command line, with --deadline parsed (CLI11 has checked it already).
+// The budgets of the command line, with --deadline and --max-memory parsed (CLI11 has
+// checked them already).
 bool ReadBudgets(const RunOptions& options, const char* command, runtime::BudgetOptions* out) {
   *out = options.budgets;
   std::string error;
+  if (!options.max_memory.empty() && !ParseSize(options.max_memory, &out->max_memory, &error)) {
+    fmt::print(stderr, "flow {}: --max-memory {}\n", command, error);
+    return false;
+  }
   if (options.deadline.empty() || ParseDuration(options.deadline, &out->deadline_ms, &error)) return true;
   fmt::print(stderr, "flow {}: --deadline {}\n", command, error);
   return false;

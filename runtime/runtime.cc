@@ -14,6 +14,7 @@
 
 #include <fmt/format.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -29,6 +30,7 @@
 #include "stdlib/stdlib.h"
 #include "vm/base/coding.h"
 #include "vm/base/record.h"
+#include "vm/base/saturate.h"
 #include "vm/value_ops.h"
 #include "vm/vm.h"
 
@@ -69,7 +71,7 @@ class ProcessHost : public RunHost {
       return;
     }
     // In slices, so that a cancel is seen during a long wait.
-    int64_t end = WallMs() + ms;
+    int64_t end = AddSaturated(WallMs(), ms);
     for (int64_t now = WallMs(); now < end && (cancel_delivered_ || !CancelPending(true)); now = WallMs())
       std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(end - now, 100)));
   }
@@ -80,10 +82,10 @@ class ProcessHost : public RunHost {
   static constexpr int64_t kSuspendAfterMs = 10'000;
   bool ShouldSuspend(int64_t ms, int64_t* wake_ms) override {
     // A wait begun before a crash keeps its end: only the rest is left.
-    int64_t remaining = wait_origin_ms_ > 0 ? wait_origin_ms_ + ms - WallMs() : ms;
+    int64_t remaining = wait_origin_ms_ > 0 ? AddSaturated(wait_origin_ms_, ms) - WallMs() : ms;
     wait_origin_ms_ = 0;
     if (remaining < 0) remaining = 0;
-    *wake_ms = NowMs() + remaining;
+    *wake_ms = AddSaturated(NowMs(), remaining);
     if (virtual_time_ || !store_ || remaining == 0) return false;
     return detach_ || remaining > kSuspendAfterMs;
   }
@@ -217,13 +219,32 @@ int Fail(const Status& s, const std::string& context) {
 
 namespace {
 
-// Budgets given now replace the ones kept with the run; returns what the VM enforces.
+// The memory budget when none is given: half the machine's memory (or of the process's
+// address-space limit, if lower), at most 4 GiB.
+uint64_t DefaultMaxMemory() {
+  uint64_t limit = 4ull << 30;
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  if (pages > 0 && page > 0) limit = std::min(limit, static_cast<uint64_t>(pages) * static_cast<uint64_t>(page) / 2);
+  rlimit as{};
+  if (getrlimit(RLIMIT_AS, &as) == 0 && as.rlim_cur != RLIM_INFINITY) limit = std::min<uint64_t>(limit, as.rlim_cur / 2);
+  return limit;
+}
+
+// Budgets given now replace the ones kept with the run; returns what the VM enforces. The
+// memory budget is the executing process's (given now, or the default), not kept.
 Budget ApplyBudgets(const BudgetOptions& given, int64_t now_ms, store::RunRecord* record) {
   if (given.max_effects) record->max_effects = given.max_effects;
   if (given.max_instructions) record->max_instructions = given.max_instructions;
   if (given.max_tokens) record->max_tokens = given.max_tokens;
-  if (given.deadline_ms) record->deadline_ms = now_ms + given.deadline_ms;
-  return {record->max_effects, record->max_instructions, record->deadline_ms, record->max_tokens};
+  if (given.deadline_ms) record->deadline_ms = AddSaturated(now_ms, given.deadline_ms);
+  return {record->max_effects, record->max_instructions, record->deadline_ms, record->max_tokens,
+          given.max_memory ? given.max_memory : DefaultMaxMemory()};
+}
+
+// An out-of-memory stop is a budget stop: the run keeps its last checkpoint and resumes
+// from there (flow resume, with more memory), and the worker leaves it alone.
+std::string OutOfMemoryDetail() {
+  return "error: budget: the process ran out of memory; the run stopped at its last checkpoint";
 }
 
 // The program's `args`: a map of the --arg values, as strings.
@@ -246,7 +267,7 @@ int Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& hos
             const store::RunRecord* before = nullptr) {
   const uint64_t first_checkpoint = journal.checkpoint();
   RunOutcome outcome = vm.Run();
-  if (outcome != RunOutcome::kAborted) {
+  if (outcome != RunOutcome::kAborted && outcome != RunOutcome::kOutOfMemory) {
     Status s = journal.Flush();
     if (s.ok()) s = journal.Sync();
     if (!s.ok()) return Fail(s, fmt::format("run {}", record.id));
@@ -294,6 +315,12 @@ int Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& hos
         return kExitOutputFailed;
       }
       return Fail(vm.abort_status(), fmt::format("run {} stopped", record.id));
+    case RunOutcome::kOutOfMemory:
+      fmt::print(stderr, "{} (resume it with flow resume {} --max-memory SIZE)\n", OutOfMemoryDetail(), record.id);
+      record.status = store::RunStatus::kFailed;
+      record.detail = OutOfMemoryDetail();
+      code = kExitScriptFailed;
+      break;
   }
   if (record.status != store::RunStatus::kSuspended) {
     record.wake_ms = 0;
@@ -408,6 +435,10 @@ int StartRun(const StartOptions& options) {
     if (Status s = host.Flush(); !s.ok()) {
       fmt::print(stderr, "flow: {}\n", s.message());
       return kExitOutputFailed;
+    }
+    if (outcome == RunOutcome::kOutOfMemory) {
+      fmt::print(stderr, "error: budget: the process ran out of memory\n");
+      return kExitScriptFailed;
     }
     return outcome == RunOutcome::kFailed ? kExitScriptFailed : kExitOk;
   }

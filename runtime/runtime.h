@@ -24,6 +24,7 @@ struct BudgetOptions {
   uint64_t max_instructions = 0;
   uint64_t max_tokens = 0;
   int64_t deadline_ms = 0;
+  uint64_t max_memory = 0;  // bytes; 0: the default (not kept with the run)
 };
 
 struct StartOptions {

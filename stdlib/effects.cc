@@ -16,6 +16,7 @@
 
 #include "stdlib/natives.h"
 #include "vm/base/coding.h"
+#include "vm/base/saturate.h"
 
 namespace flow::stdlib {
 
@@ -55,7 +56,7 @@ bool Sleep(VM& vm, Value* args, int, Value* out) {
   if (args[0].tag != Tag::kInt || args[0].i < 0) return vm.Raise("type", "sleep(ms) takes a non-negative int (a duration)");
   // Inside a timeout the wait ends at the deadline, which then raises `timeout`.
   int64_t now = vm.host().NowMs();
-  if (vm.deadline() != INT64_MAX && now + args[0].i >= vm.deadline()) {
+  if (vm.deadline() != INT64_MAX && AddSaturated(now, args[0].i) >= vm.deadline()) {
     vm.host().SleepMs(std::max<int64_t>(0, vm.deadline() - now));
     return vm.RaiseDeadline();
   }

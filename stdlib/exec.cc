@@ -18,6 +18,7 @@
 
 #include "stdlib/natives.h"
 #include "stdlib/secrets.h"
+#include "vm/base/saturate.h"
 #include "vm/value_ops.h"
 
 extern char** environ;
@@ -145,7 +146,7 @@ bool RunProcess(VM& vm, std::vector<std::string> argv, const std::string& progra
   } else {
     fcntl(in_pipe[1], F_SETFL, O_NONBLOCK);
   }
-  int64_t end = timeout_ms == INT64_MAX ? INT64_MAX : NowMs() + timeout_ms;
+  int64_t end = AddSaturated(NowMs(), timeout_ms);
   bool timed_out = false;
   signal(SIGPIPE, SIG_IGN);
   while (open_fd[0] || open_fd[1]) {

@@ -90,7 +90,9 @@ bool ListMethod(VM& vm, Value list, std::string_view name, Value* args, int argc
   auto arity = [&](int n) { return argc == n || WrongArgs(vm, "list", name, n, argc); };
   if (name == "push") {
     if (!arity(1)) return false;
-    heap.Mutable<ListObj>(list.ref)->items.push_back(args[0]);
+    // A full list doubles: that growth must fit the memory budget.
+    if (items.size() == items.capacity() && !vm.AdmitBytes(items.capacity() * sizeof(Value))) return false;
+    heap.PushItem(list.ref, args[0]);
     *out = Value::Null();
     return true;
   }

@@ -65,12 +65,16 @@ bool VM::BinaryOp(Op op, Value a, Value b, Value* out) {
         return true;
       }
       if (a.tag == Tag::kString && b.tag == Tag::kString) {
-        *out = heap_.NewString(heap_.StringOf(a) + heap_.StringOf(b));
+        const std::string &x = heap_.StringOf(a), &y = heap_.StringOf(b);
+        if (!AdmitBytes(x.size() + y.size())) return false;
+        *out = heap_.NewString(x + y);
         return true;
       }
       if (a.tag == Tag::kList && b.tag == Tag::kList) {
-        std::vector<Value> items = heap_.Get<ListObj>(a.ref)->items;
+        const auto& first = heap_.Get<ListObj>(a.ref)->items;
         const auto& more = heap_.Get<ListObj>(b.ref)->items;
+        if (!AdmitBytes((first.size() + more.size()) * sizeof(Value))) return false;
+        std::vector<Value> items = first;
         items.insert(items.end(), more.begin(), more.end());
         *out = heap_.NewList(std::move(items));
         return true;

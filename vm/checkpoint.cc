@@ -12,6 +12,8 @@
 //               n:varint id:varint{n}                                 open upvalues, by slot
 //               n:varint                                              string constants (objects 0..n-1)
 //               heap_capacity:varint
+//               n:varint (limit:varint end:varint){n}                 budget graces, by BudgetKind
+//                                                                     (absent before state record v2)
 //   value    := tag:u8 (null | bool u8 | int u64 | float u64 | builtin varint | ref varint)
 //   object   := kind:u8 body
 //     string   text:bytes
@@ -24,6 +26,7 @@
 // Both header and objects are stored inside the record envelope of vm/base/record.h.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -263,6 +266,11 @@ void VM::EncodeCheckpoint(bool full, CheckpointDelta* out) {
   for (uint32_t id : open_upvalues_) PutVarint(&h, id);
   PutVarint(&h, constant_roots_.size());  // their objects are ids 0..n-1 (see the VM constructor)
   PutVarint(&h, heap_.capacity());
+  PutVarint(&h, kBudgetKinds);
+  for (const BudgetGrace& g : graces_) {
+    PutVarint(&h, g.limit);
+    PutVarint(&h, g.end);
+  }
 
   std::vector<uint32_t>& changed = changed_ids_;  // reused between checkpoints
   heap_.TakeChanges(&changed, &out->freed);
@@ -334,6 +342,9 @@ Status VM::RestoreCheckpoint(std::string_view header,
   std::vector<uint32_t> const_ids(nconst);
   for (uint32_t i = 0; i < nconst; ++i) const_ids[i] = i;
   uint64_t capacity = r.Varint();
+  BudgetGrace graces[kBudgetKinds];
+  if (r.failed() || r.Varint() != kBudgetKinds) return bad("budget graces");
+  for (BudgetGrace& g : graces) g = {r.Varint(), r.Varint()};
   if (r.failed() || !r.at_end() || capacity > (1ull << 31)) return bad("header trailer");
 
   // Objects: every id a value, frame or object refers to must exist with the right kind.
@@ -492,10 +503,12 @@ Status VM::RestoreCheckpoint(std::string_view header,
   sp_ = static_cast<uint32_t>(sp);
   for (uint32_t i = 0; i < sp_; ++i) stack_[i] = stack[i];
   frames_ = std::move(frames);
-  handlers_ = std::move(handlers);
+  handlers_.clear();
+  for (const Handler& hd : handlers) PushHandler(hd);
   globals_ = std::move(globals);
   steps_ = steps;
-  RecomputeDeadline();
+  std::copy(std::begin(graces), std::end(graces), graces_);
+  ApplyLimits();
   resume_in_doubt_ = in_once_step;
   open_upvalues_ = std::move(open);
   constant_roots_ = std::move(const_ids);

@@ -8,6 +8,7 @@
 #include <ctime>
 
 #include "vm/base/coding.h"
+#include "vm/base/saturate.h"
 #include "vm/value_ops.h"
 #include "vm/vm.h"
 
@@ -54,28 +55,99 @@ struct RetryOptions {
 
 }  // namespace
 
+// The innermost handler carries the earliest deadline of the open timeouts.
 void VM::RecomputeDeadline() {
-  deadline_ = budget_.deadline_ms;
-  for (const Handler& h : handlers_)
-    if (h.kind == HandlerKind::kTimeout) deadline_ = std::min(deadline_, h.deadline);
+  deadline_ = handlers_.empty() ? limits_.deadline_ms : std::min(limits_.deadline_ms, handlers_.back().deadline_in_force);
+}
+
+void VM::PushHandler(Handler h) {
+  int64_t enclosing = handlers_.empty() ? INT64_MAX : handlers_.back().deadline_in_force;
+  h.deadline_in_force = h.kind == HandlerKind::kTimeout ? std::min(enclosing, h.deadline) : enclosing;
+  handlers_.push_back(h);
+}
+
+bool VM::EndsOpenHandler(HandlerKind kind) {
+  if (!handlers_.empty() && handlers_.back().kind == kind && handlers_.back().frame_depth == frames_.size() - 1)
+    return true;
+  return Raise("fatal", "bytecode ends a handler that it did not begin");
+}
+
+void VM::SetBudget(const Budget& budget) {
+  budget_ = budget;
+  ApplyLimits();
+}
+
+void VM::ApplyLimits() {
+  auto limit = [&](BudgetKind kind, uint64_t given) -> uint64_t {
+    if (given == 0) return UINT64_MAX;
+    const BudgetGrace& g = graces_[static_cast<int>(kind)];
+    return g.limit == given ? g.end : given;
+  };
+  limits_.max_effects = limit(BudgetKind::kEffects, budget_.max_effects);
+  limits_.max_instructions = limit(BudgetKind::kInstructions, budget_.max_instructions);
+  limits_.max_tokens = limit(BudgetKind::kTokens, budget_.max_tokens);
+  limits_.max_memory = limit(BudgetKind::kMemory, budget_.max_memory);
+  limits_.deadline_ms = budget_.deadline_ms == INT64_MAX
+                            ? INT64_MAX
+                            : static_cast<int64_t>(limit(BudgetKind::kDeadline, static_cast<uint64_t>(budget_.deadline_ms)));
+  heap_.set_memory_budget(limits_.max_memory == UINT64_MAX ? SIZE_MAX : limits_.max_memory);
+  RecomputeDeadline();
+}
+
+bool VM::RaiseBudget(BudgetKind kind, uint64_t limit, std::string message) {
+  BudgetGrace& grace = graces_[static_cast<int>(kind)];
+  if (grace.limit == limit) {
+    budget_final_ = true;
+    return Raise("budget", message + ", and the grace to clean up after it: the run stops");
+  }
+  uint64_t end = 0;
+  switch (kind) {
+    case BudgetKind::kEffects: end = effects_done_ + kBudgetGraceEffects; break;
+    case BudgetKind::kInstructions: end = instructions_ + kBudgetGraceInstructions; break;
+    case BudgetKind::kDeadline: end = static_cast<uint64_t>(AddSaturated(host_->NowMs(), kBudgetGraceMs)); break;
+    case BudgetKind::kTokens: end = tokens_used_; break;
+    case BudgetKind::kMemory: end = std::max<uint64_t>(heap_.bytes(), limit) + limit / 8; break;
+  }
+  grace = {limit, end};
+  ApplyLimits();
+  return Raise("budget", std::move(message));
+}
+
+namespace {
+
+std::string FormatBytes(uint64_t n) {
+  static const char* const kUnits[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(n);
+  int unit = 0;
+  for (; v >= 1024 && unit < 4; ++unit) v /= 1024;
+  return unit == 0 ? fmt::format("{} bytes", n) : fmt::format("{:.3g} {}", v, kUnits[unit]);
+}
+
+}  // namespace
+
+bool VM::RaiseMemoryBudget() {
+  return RaiseBudget(BudgetKind::kMemory, budget_.max_memory,
+                     fmt::format("the run used its memory budget of {} (--max-memory)", FormatBytes(budget_.max_memory)));
+}
+
+bool VM::TokensLeft() {
+  if (tokens_used_ < limits_.max_tokens) return true;
+  return RaiseBudget(BudgetKind::kTokens, budget_.max_tokens,
+                     fmt::format("the run used its budget of {} model tokens", budget_.max_tokens));
 }
 
 bool VM::RaiseDeadline() {
-  int64_t now = host_->NowMs();
-  if (now >= budget_.deadline_ms) {
-    budget_.deadline_ms = now + kBudgetGraceMs;  // for the handler to clean up
-    RecomputeDeadline();
-    return Raise("budget", "the run passed its deadline (--deadline)");
-  }
+  if (host_->NowMs() >= limits_.deadline_ms)
+    return RaiseBudget(BudgetKind::kDeadline, static_cast<uint64_t>(budget_.deadline_ms),
+                       "the run passed its deadline (--deadline)");
   return Raise("timeout", "the deadline passed");
 }
 
 bool VM::OpenTimeout(Value duration) {
   if (duration.tag != Tag::kInt || duration.i < 0)
     return Raise("type", fmt::format("timeout takes a duration (an int of ms), not {}", TypeName(duration.tag)));
-  int64_t now = host_->NowMs();
-  int64_t deadline = duration.i > INT64_MAX - now ? INT64_MAX - 1 : now + duration.i;
-  handlers_.push_back({HandlerKind::kTimeout, static_cast<uint32_t>(frames_.size() - 1), sp_, 0, 0, deadline});
+  int64_t deadline = AddSaturated(host_->NowMs(), duration.i);
+  PushHandler({HandlerKind::kTimeout, static_cast<uint32_t>(frames_.size() - 1), sp_, 0, 0, deadline});
   RecomputeDeadline();
   deadline_ticks_ = 1023;  // read the clock at the next back edge
   return true;
@@ -124,8 +196,8 @@ bool VM::OpenRetry(Value options) {
   RetryOptions o;
   if (!ParseRetry(*this, heap_, options, &o)) return false;
   const Handler* step = EnclosingStep(handlers_.size());
-  handlers_.push_back({HandlerKind::kRetry, static_cast<uint32_t>(frames_.size() - 1), sp_,
-                       frames_.back().pc, 1, 0, step ? step->count : 0});
+  PushHandler({HandlerKind::kRetry, static_cast<uint32_t>(frames_.size() - 1), sp_, frames_.back().pc, 1, 0,
+               step ? step->count : 0});
   return true;
 }
 
@@ -165,11 +237,9 @@ bool VM::RetryAfterError(Handler& h) {
                                  : delay / 2 + static_cast<int64_t>(u * static_cast<double>(delay / 2 + 1));
     }
     // An enclosing deadline cuts the wait short, and then its timeout is what propagates.
-    int64_t outer = INT64_MAX;
-    for (const Handler& t : handlers_)
-      if (t.kind == HandlerKind::kTimeout && &t < &h) outer = std::min(outer, t.deadline);
+    int64_t outer = &h == &handlers_.front() ? INT64_MAX : (&h - 1)->deadline_in_force;
     int64_t now = host_->NowMs();
-    if (outer != INT64_MAX && now + delay >= outer) {
+    if (outer != INT64_MAX && AddSaturated(now, delay) >= outer) {
       host_->SleepMs(std::max<int64_t>(0, outer - now));
       Raise("timeout", "the deadline passed while waiting to retry");
       FillTrace(pending_error_, frames_.back().pc);
@@ -208,7 +278,7 @@ bool VM::OpenStep(uint32_t begin_pc, bool once, bool* done) {
     }
   }
   // A step's `deadline` field holds when it began: its duration goes in the history.
-  handlers_.push_back({HandlerKind::kStep, static_cast<uint32_t>(frames_.size() - 1), sp_, begin_pc, 0, host_->NowMs()});
+  PushHandler({HandlerKind::kStep, static_cast<uint32_t>(frames_.size() - 1), sp_, begin_pc, 0, host_->NowMs()});
   if (journal_) journal_->OnStep(*this, heap_.StringOf(key), false, 0);
   if (once && journal_) {
     if (Status s = journal_->OnceStepStarted(*this); !s.ok()) {
@@ -313,7 +383,7 @@ bool VM::OpenBreaker(Value operand) {
     return false;
   }
   if (!admitted) return Raise("circuit_open", fmt::format("circuit breaker `{}` is open", name));
-  handlers_.push_back({HandlerKind::kBreaker, static_cast<uint32_t>(frames_.size() - 1), sp_, 0, 0, 0});
+  PushHandler({HandlerKind::kBreaker, static_cast<uint32_t>(frames_.size() - 1), sp_, 0, 0, 0});
   return true;
 }
 

@@ -1,5 +1,7 @@
 #include "vm/heap.h"
 
+#include <algorithm>
+
 namespace flow {
 
 const char* TypeName(Tag tag) {
@@ -22,9 +24,51 @@ Heap::~Heap() {
   for (Object* o : objects_) delete o;
 }
 
+size_t ObjectBytes(const Object* o) {
+  // A map entry: the key twice (entries and index), the value, a hash node.
+  constexpr size_t kMapEntryBytes = 2 * sizeof(std::string) + sizeof(Value) + 32;
+  switch (o->kind) {
+    case ObjKind::kString: return sizeof(StringObj) + static_cast<const StringObj*>(o)->text.capacity();
+    case ObjKind::kList: return sizeof(ListObj) + static_cast<const ListObj*>(o)->items.capacity() * sizeof(Value);
+    case ObjKind::kMap: return sizeof(MapObj) + static_cast<const MapObj*>(o)->entries.capacity() * kMapEntryBytes;
+    case ObjKind::kClosure:
+      return sizeof(ClosureObj) + static_cast<const ClosureObj*>(o)->upvalues.capacity() * sizeof(uint32_t);
+    case ObjKind::kUpvalue: return sizeof(UpvalueObj);
+    case ObjKind::kError: {
+      const auto* e = static_cast<const ErrorObj*>(o);
+      return sizeof(ErrorObj) + e->message.capacity() + e->trace.size() * (sizeof(std::string) + 32);
+    }
+    case ObjKind::kSecret: return sizeof(SecretObj) + static_cast<const SecretObj*>(o)->value.capacity();
+  }
+  return sizeof(Object);
+}
+
+void Heap::SetEntry(uint32_t map, std::string_view key, Value v) {
+  MapObj* m = Mutable<MapObj>(map);
+  size_t before = ObjectBytes(m);
+  m->Set(key, v);
+  size_t after = ObjectBytes(m);
+  if (after != before) Grew(after - before);
+}
+
+void Heap::set_memory_budget(size_t bytes) {
+  memory_budget_ = bytes;
+  SetCollectThreshold();
+}
+
+// The next collection comes when the bytes double, or sooner near the memory budget (an
+// eighth of it past the live bytes), so that the budget is checked before it is far exceeded.
+void Heap::SetCollectThreshold() {
+  collect_at_bytes_ = std::max(kMinCollectBytes, 2 * bytes_);
+  if (memory_budget_ != SIZE_MAX)
+    collect_at_bytes_ = std::min(collect_at_bytes_, std::max(memory_budget_, bytes_ + memory_budget_ / 8));
+  if (bytes_ >= collect_at_bytes_) next_gc_ = 0;
+}
+
 uint32_t Heap::Add(Object* obj) {
   ++live_;
   ++allocated_since_gc_;
+  Grew(ObjectBytes(obj));
   uint32_t id = Insert(obj);
   if (tracking_) {
     obj->dirty = true;
@@ -79,11 +123,13 @@ void Heap::Collect(const std::function<void(const std::function<void(Value)>&)>&
       case ObjKind::kSecret: break;
     }
   }
+  bytes_ = 0;
   for (uint32_t id = 0; id < objects_.size(); ++id) {
     Object* o = objects_[id];
     if (!o) continue;
     if (o->marked) {
       o->marked = false;
+      bytes_ += ObjectBytes(o);
     } else {
       if (o->persisted) freed_persisted_.push_back(id);
       delete o;
@@ -99,6 +145,7 @@ void Heap::Collect(const std::function<void(const std::function<void(Value)>&)>&
   dirty_ids_.resize(kept);
   allocated_since_gc_ = 0;
   next_gc_ = std::max<size_t>(100'000, live_);
+  SetCollectThreshold();
 }
 
 }  // namespace flow
@@ -136,22 +183,26 @@ void Heap::ResetForRestore(size_t capacity) {
   dirty_ids_.clear();
   freed_persisted_.clear();
   live_ = 0;
+  bytes_ = 0;
 }
 
 void Heap::Place(uint32_t id, Object* obj) {
   if (objects_[id]) {
+    bytes_ -= ObjectBytes(objects_[id]);
     delete objects_[id];
     --live_;
   }
   obj->persisted = true;
   objects_[id] = obj;
   ++live_;
+  bytes_ += ObjectBytes(obj);
 }
 
 void Heap::FinishRestore() {
   for (uint32_t id = static_cast<uint32_t>(objects_.size()); id-- > 0;)
     if (!objects_[id]) free_ids_.push_back(id);
   allocated_since_gc_ = 0;
+  SetCollectThreshold();
 }
 
 }  // namespace flow

@@ -129,10 +129,18 @@ class Heap {
 
   Value NewString(std::string s) { return Value::Ref(Tag::kString, Make<StringObj>(std::move(s))); }
   Value NewList(std::vector<Value> items = {}) {
-    uint32_t id = Make<ListObj>();
-    Mutable<ListObj>(id)->items = std::move(items);
-    return Value::Ref(Tag::kList, id);
+    auto* list = new ListObj();
+    list->items = std::move(items);
+    return Value::Ref(Tag::kList, Add(list));
   }
+  // Growing an object in place, with its bytes counted (see bytes()).
+  void PushItem(uint32_t list, Value v) {
+    std::vector<Value>& items = Mutable<ListObj>(list)->items;
+    size_t before = items.capacity();
+    items.push_back(v);
+    if (items.capacity() != before) Grew((items.capacity() - before) * sizeof(Value));
+  }
+  void SetEntry(uint32_t map, std::string_view key, Value v);
   Value NewMap() { return Value::Ref(Tag::kMap, Make<MapObj>()); }
   Value NewError(std::string kind, std::string message, Value data = Value::Null()) {
     return Value::Ref(Tag::kError, Make<ErrorObj>(std::move(kind), std::move(message), data));
@@ -141,6 +149,12 @@ class Heap {
   const std::string& StringOf(Value v) const { return Get<StringObj>(v.ref)->text; }
 
   bool ShouldCollect() const { return allocated_since_gc_ >= next_gc_; }
+  // About how many bytes the objects take (what they own included): exact for the live
+  // objects at the last collection, plus what was allocated or grown since. Growth past
+  // a threshold (twice the live bytes, and near the memory budget) asks for a collection
+  // at the next safe point, where the VM checks its memory budget.
+  size_t bytes() const { return bytes_; }
+  void set_memory_budget(size_t bytes);
   size_t changed_count() const { return dirty_ids_.size(); }
   // Frees every object not reachable from the values `mark_roots` passes to `mark`.
   void Collect(const std::function<void(const std::function<void(Value)>&)>& mark_roots,
@@ -165,6 +179,11 @@ class Heap {
  private:
   uint32_t Add(Object* obj);
   uint32_t Insert(Object* obj);
+  void Grew(size_t bytes) {
+    bytes_ += bytes;
+    if (bytes_ >= collect_at_bytes_) next_gc_ = 0;  // collect at the next safe point
+  }
+  void SetCollectThreshold();
   bool tracking_ = false;
   std::vector<uint32_t> dirty_ids_;
   std::vector<uint32_t> freed_persisted_;
@@ -173,6 +192,13 @@ class Heap {
   size_t live_ = 0;
   size_t allocated_since_gc_ = 0;
   size_t next_gc_ = 100'000;
+  size_t bytes_ = 0;
+  size_t memory_budget_ = SIZE_MAX;
+  size_t collect_at_bytes_ = kMinCollectBytes;
+  static constexpr size_t kMinCollectBytes = 64u << 20;
 };
+
+// About how many bytes an object takes, with what it owns (for Heap::bytes()).
+size_t ObjectBytes(const Object* o);
 
 }  // namespace flow

@@ -99,8 +99,9 @@ void VM::FillTrace(Value error, uint32_t pc) {
   }
 }
 
-void VM::MaybeCollect() {
+bool VM::MaybeCollect() {
   if (heap_.ShouldCollect()) Collect();
+  return heap_.bytes() <= limits_.max_memory || RaiseMemoryBudget();
 }
 
 void VM::Collect() {
@@ -131,11 +132,18 @@ std::string VM::FormatUncaught() const {
   return out;
 }
 
-namespace {
-
-}  // namespace
-
+// Running out of memory ends the run cleanly: nothing after its last checkpoint is kept
+// (the state may be half-changed), and it resumes from there.
 RunOutcome VM::Run() {
+  try {
+    return Dispatch();
+  } catch (const std::bad_alloc&) {
+  } catch (const std::length_error&) {
+  }
+  return RunOutcome::kOutOfMemory;
+}
+
+RunOutcome VM::Dispatch() {
   static void* const kLabels[] = {
 #define OP(name, operands, pops, pushes, flags, meaning) &&op_##name,
 #include "vm/bytecode/opcodes.def"
@@ -203,12 +211,11 @@ RunOutcome VM::Run() {
   DISPATCH();
 
 count_instruction:
-  if (++instructions_ > budget_.max_instructions) {
+  if (++instructions_ > limits_.max_instructions) {
     --ip;
     SAVE_STATE();
-    Raise("budget", fmt::format("the run used its budget of {} instructions", budget_.max_instructions));
-    // 10,000 more for the handler that catches it to clean up; past those, it raises again.
-    budget_.max_instructions = instructions_ + 10'000;
+    RaiseBudget(BudgetKind::kInstructions, budget_.max_instructions,
+                fmt::format("the run used its budget of {} instructions", budget_.max_instructions));
     goto handle_error;
   }
   goto* kLabels[ip[-1]];
@@ -352,7 +359,7 @@ op_LOOP:
   ip = code + DecodeFixed32(ip);
   if (heap_.ShouldCollect()) {
     SAVE_STATE();
-    MaybeCollect();
+    if (!MaybeCollect()) goto handle_error;
   }
   CHECK_DEADLINE();
   DISPATCH();
@@ -396,14 +403,14 @@ op_CALL: {
       closure = target;
       if (heap_.ShouldCollect()) {
         SAVE_STATE();
-        MaybeCollect();
+        if (!MaybeCollect()) goto handle_error;
       }
       CHECK_DEADLINE();
       DISPATCH();
     }
   }
   SAVE_STATE();
-  if (journal_ && callee->tag == Tag::kBuiltin && GetBuiltinInfo(static_cast<uint16_t>(callee->ref)).effectful) {
+  if (callee->tag == Tag::kBuiltin && GetBuiltinInfo(static_cast<uint16_t>(callee->ref)).effectful) {
     const BuiltinInfo& info = GetBuiltinInfo(static_cast<uint16_t>(callee->ref));
     if (argc < info.min_args || (info.max_args >= 0 && argc > info.max_args)) {
       Raise("type", fmt::format("{}() does not take {} argument{}", info.name, argc, argc == 1 ? "" : "s"));
@@ -426,7 +433,7 @@ op_CALL_BUILTIN: {
   uint16_t id = READ16();
   int argc = READ8();
   SAVE_STATE();
-  if (journal_ && GetBuiltinInfo(id).effectful) {
+  if (GetBuiltinInfo(id).effectful) {
     switch (RunEffect(id, sp - argc, argc, sp - argc, static_cast<uint32_t>(call_ip - code))) {
       case EffectResult::kOk: sp = stack + sp_; DISPATCH();
       case EffectResult::kRaised: goto handle_error;
@@ -466,7 +473,7 @@ op_RETURN: {
   uint32_t depth = static_cast<uint32_t>(frames_.size() - 1);
   uint32_t frame_base = frames_.back().base;
   if (!open_upvalues_.empty()) CloseUpvalues(frame_base);
-  while (!handlers_.empty() && handlers_.back().frame_depth >= depth) handlers_.pop_back();
+  if (!handlers_.empty() && handlers_.back().frame_depth >= depth) LeaveHandlers(depth);
   frames_.pop_back();
   sp = stack + frame_base;
   if (frames_.empty()) {
@@ -537,8 +544,8 @@ op_THROW:
   ThrowValue(*sp);
   goto handle_error;
 op_TRY_BEGIN:
-  handlers_.push_back({HandlerKind::kTry, static_cast<uint32_t>(frames_.size() - 1), static_cast<uint32_t>(sp - stack),
-                       READ32(), 0, 0});
+  PushHandler({HandlerKind::kTry, static_cast<uint32_t>(frames_.size() - 1), static_cast<uint32_t>(sp - stack),
+               READ32(), 0, 0});
   DISPATCH();
 op_POP_HANDLER:
   if (handlers_.empty() || handlers_.back().frame_depth != frames_.size() - 1) {
@@ -564,7 +571,7 @@ op_STEP_BEGIN: {
 }
 op_STEP_END:
   SAVE_STATE();
-  if (!CloseStep()) goto handle_error;
+  if (!EndsOpenHandler(HandlerKind::kStep) || !CloseStep()) goto handle_error;
   --sp;
   DISPATCH();
 op_RETRY_BEGIN:
@@ -584,13 +591,20 @@ op_BREAKER_BEGIN:
   DISPATCH();
 op_BREAKER_END:
   SAVE_STATE();
+  if (!EndsOpenHandler(HandlerKind::kBreaker)) goto handle_error;
   if (!CloseBreaker(handlers_.back(), true)) {
     if (!abort_status_.ok()) return RunOutcome::kAborted;
     goto handle_error;
   }
-
+  goto close_handler;
 op_RETRY_END:
+  SAVE_STATE();
+  if (!EndsOpenHandler(HandlerKind::kRetry)) goto handle_error;
+  goto close_handler;
 op_TIMEOUT_END:
+  SAVE_STATE();
+  if (!EndsOpenHandler(HandlerKind::kTimeout)) goto handle_error;
+close_handler:
   // The body's value takes the operand's slot; the handler closes.
   handlers_.pop_back();
   RecomputeDeadline();
@@ -650,7 +664,7 @@ op_RANGE_LOOP: {
     ip = code + body;
     if (heap_.ShouldCollect()) {
       SAVE_STATE();
-      MaybeCollect();
+      if (!MaybeCollect()) goto handle_error;
     }
     CHECK_DEADLINE();
   }
@@ -674,7 +688,7 @@ handle_error : {
   const Value raised = pending_error_;
   bool retry_wait = false;
   for (;;) {
-    if (handlers_.empty()) {
+    if (handlers_.empty() || budget_final_) {  // a final budget error stops the run
       uncaught_ = pending_error_;
       if (effect_raised_) {
         effect_raised_ = false;
@@ -749,6 +763,12 @@ landed:
 #undef CHECK_DEADLINE
 }
 
+// A `return` leaves the handlers its frame opened (a timeout's deadline with them).
+void VM::LeaveHandlers(uint32_t depth) {
+  while (!handlers_.empty() && handlers_.back().frame_depth >= depth) handlers_.pop_back();
+  RecomputeDeadline();
+}
+
 void VM::PrepareToRun() {
   if (!frames_.empty()) return;  // restored, or already prepared
   frames_.reserve(256);
@@ -764,21 +784,25 @@ void VM::SetJournal(EffectJournal* journal) {
 
 // Runs an effectful builtin between the journal's two records. The frame's pc is already
 // past the call; on success the result replaces args[-1] or the callee (result_slot).
+// Without a journal (--ephemeral) the budgets are checked and effects counted the same way,
+// with nothing recorded.
 VM::EffectResult VM::RunEffect(uint16_t id, Value* args, int argc, Value* result_slot, uint32_t call_pc) {
-  if (budget_.max_effects > 0 && effects_done_ >= budget_.max_effects) {
-    Raise("budget", fmt::format("the run used its budget of {} effects", budget_.max_effects));
-    budget_.max_effects = effects_done_ + kBudgetGraceEffects;  // for the handler to clean up
+  if (effects_done_ >= limits_.max_effects) {
+    RaiseBudget(BudgetKind::kEffects, budget_.max_effects,
+                fmt::format("the run used its budget of {} effects", budget_.max_effects));
     return EffectResult::kRaised;
   }
-  if (budget_.deadline_ms != INT64_MAX && host_->NowMs() >= budget_.deadline_ms) {
+  if (limits_.deadline_ms != INT64_MAX && host_->NowMs() >= limits_.deadline_ms) {
     RaiseDeadline();
     return EffectResult::kRaised;
   }
   uint64_t seq = effects_done_ + 1;
   int step = EnterEffectScope();
-  if (Status s = journal_->BeforeEffect(*this, seq, id, args, argc); !s.ok()) {
-    abort_status_ = s;
-    return EffectResult::kAborted;
+  if (journal_) {
+    if (Status s = journal_->BeforeEffect(*this, seq, id, args, argc); !s.ok()) {
+      abort_status_ = s;
+      return EffectResult::kAborted;
+    }
   }
   Value result;
   bool ok;
@@ -791,7 +815,7 @@ VM::EffectResult VM::RunEffect(uint16_t id, Value* args, int argc, Value* result
     if (!ok && !abort_status_.ok()) return EffectResult::kAborted;    // so it does here
   }
   if (!ok) {
-    effect_raised_ = true;
+    effect_raised_ = journal_ != nullptr;
     raised_builtin_ = id;
     raised_call_pc_ = call_pc;
     raised_handlers_ = handlers_;  // before the step counts the effect
@@ -801,6 +825,7 @@ VM::EffectResult VM::RunEffect(uint16_t id, Value* args, int argc, Value* result
   if (!ok) return EffectResult::kRaised;
   *result_slot = result;
   sp_ = static_cast<uint32_t>(result_slot - stack_.get()) + 1;
+  if (!journal_) return EffectResult::kOk;
   if (Status s = journal_->AfterEffect(*this, seq, id, result, false); !s.ok()) {
     abort_status_ = s;
     return EffectResult::kAborted;
@@ -869,7 +894,7 @@ bool VM::CallValue(Value* callee_slot, int argc, uint32_t pc_after) {
       return Raise("stack_overflow", fmt::format("call depth exceeded {} frames", frames_.size()));
     frames_.push_back({c->function, callee.ref, 0, base});
     sp_ = base + argc + 1;
-    if (heap_.ShouldCollect()) MaybeCollect();
+    if (heap_.ShouldCollect() && !MaybeCollect()) return false;
     return true;
   }
   if (callee.tag == Tag::kBuiltin) {

@@ -4,12 +4,14 @@
 #include <cstdint>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "vm/base/saturate.h"
 #include "vm/bytecode/module.h"
 #include "vm/bytecode/opcodes.h"
 #include "vm/heap.h"
@@ -35,7 +37,7 @@ class VmHost {
   // *wake_ms gets when the wait ends on the run's clock (a wait begun before a crash keeps
   // its origin).
   virtual bool ShouldSuspend(int64_t ms, int64_t* wake_ms) {
-    *wake_ms = NowMs() + ms;
+    *wake_ms = AddSaturated(NowMs(), ms);
     return false;
   }
   // A signal named `name` delivered to this run and not yet received: true with *json.
@@ -99,18 +101,33 @@ struct Handler {
   // retry: the enclosing step's count when the retry began. Each attempt counts its effects
   // from there again, so a retried call carries the same idempotency key as before.
   uint32_t step_count_at_open = 0;
+  // The earliest deadline of the timeouts open at this handler's level (its own
+  // included): derived when it is pushed (and on restore), never checkpointed, so that
+  // opening and closing a handler is O(1) however deep they nest.
+  int64_t deadline_in_force = INT64_MAX;
 };
 
-// Limits on a run, against runaway agents: exceeding one raises kind `budget`. The handler
-// that catches it gets a short grace to clean up (10 effects, 10,000 instructions, 1 s);
-// past that, `budget` is raised again.
+// Limits on a run, against runaway agents: exceeding one raises kind `budget`. Each budget
+// grants one grace per run: the first time, the handler that catches the error may clean
+// up (10 effects, 10,000 instructions, 1 s, no more tokens, an eighth more memory); past
+// that the error is final: no handler catches it and the run stops, resumable with a
+// larger budget. The grace is kept in checkpoints with the limit it was given for, so a
+// resumed run gets a new one only when its budget changed.
 inline constexpr uint64_t kBudgetGraceEffects = 10;
+inline constexpr uint64_t kBudgetGraceInstructions = 10'000;
 inline constexpr int64_t kBudgetGraceMs = 1000;
 struct Budget {
   uint64_t max_effects = 0;       // 0: none
   uint64_t max_instructions = 0;  // 0: none
   int64_t deadline_ms = INT64_MAX;  // absolute, on the run's clock
   uint64_t max_tokens = 0;        // model tokens (llm.chat usage); 0: none
+  uint64_t max_memory = 0;        // bytes of the run's heap (Heap::bytes()); 0: none
+};
+enum class BudgetKind : uint8_t { kEffects, kInstructions, kDeadline, kTokens, kMemory };
+inline constexpr int kBudgetKinds = 5;
+struct BudgetGrace {
+  uint64_t limit = 0;  // the budget it was given for (0: not given yet)
+  uint64_t end = 0;    // where it ends: effects, instructions, ms on the run's clock, tokens, bytes
 };
 
 enum class RunOutcome {
@@ -118,6 +135,8 @@ enum class RunOutcome {
   kFailed,     // an uncaught Flow error: uncaught_error()
   kAborted,    // the journal could not record an effect (a store failure): abort_status()
   kSuspended,  // waiting on a timer or a signal: suspension()
+  kOutOfMemory,  // an allocation failed (std::bad_alloc): the state since the last
+                 // checkpoint is lost, the run stops there
 };
 
 // Why a run suspended: what it waits for, and until when.
@@ -144,21 +163,21 @@ class VM {
   void PrepareToRun();
   const Status& abort_status() const { return abort_status_; }
 
-  // Limits for this execution (the runtime keeps them with the run).
-  void SetBudget(const Budget& budget) {
-    budget_ = budget;
-    RecomputeDeadline();
-  }
+  // Limits for this execution (the runtime keeps them with the run). Call after restoring
+  // a checkpoint: its graces apply to the same limits only.
+  void SetBudget(const Budget& budget);
   uint64_t instructions() const { return instructions_; }
   // Model tokens used by the run (llm.chat): false (budget raised) when over --max-tokens.
-  bool TokensLeft() {
-    if (budget_.max_tokens == 0 || tokens_used_ < budget_.max_tokens) return true;
-    return Raise("budget", fmt::format("the run used its budget of {} model tokens", budget_.max_tokens));
-  }
+  bool TokensLeft();
   void ChargeTokens(uint64_t n) { tokens_used_ += n; }
   uint64_t tokens_used() const { return tokens_used_; }
   // Raises `budget` if the run's deadline passed, else `timeout` (for waits cut short).
   bool RaiseDeadline();
+  // For whatever is about to add `bytes` to the heap (a string built, a list grown):
+  // false (budget raised) when that would take the heap past its memory budget.
+  bool AdmitBytes(uint64_t bytes) {
+    return bytes <= limits_.max_memory - std::min<uint64_t>(heap_.bytes(), limits_.max_memory) || RaiseMemoryBudget();
+  }
 
   // Durability: with a journal set, every effectful builtin call is reported to it.
   void SetJournal(EffectJournal* journal);
@@ -259,6 +278,17 @@ class VM {
   [[gnu::noinline]] bool OpenBreaker(Value operand);
   [[gnu::noinline]] bool CloseBreaker(const Handler& h, bool success);
   void RecomputeDeadline();
+  void PushHandler(Handler h);
+  [[gnu::noinline]] void LeaveHandlers(uint32_t depth);
+  // False with `fatal` raised unless the innermost handler is a `kind` of this frame (a
+  // *_END opcode that the bytecode did not begin).
+  bool EndsOpenHandler(HandlerKind kind);
+  // Budgets: what the checks compare against (the budget, or the end of its grace), and
+  // the error when one is exceeded (final once its grace is used).
+  void ApplyLimits();
+  bool RaiseBudget(BudgetKind kind, uint64_t limit, std::string message);
+  [[gnu::noinline]] bool RaiseMemoryBudget();
+  RunOutcome Dispatch();
 
   // Sets effect_scope_ for the effect about to run; returns the index of the step whose
   // count it takes (advanced once the effect is done), or -1 outside steps.
@@ -269,7 +299,8 @@ class VM {
   [[gnu::noinline]] void CloseUpvalues(uint32_t from_slot);
   [[gnu::noinline]] uint32_t CaptureUpvalue(uint32_t slot);
   [[gnu::noinline]] void FillTrace(Value error, uint32_t pc);
-  [[gnu::noinline]] void MaybeCollect();
+  // Collects, then checks the memory budget: false (budget raised) when over it.
+  [[gnu::noinline]] bool MaybeCollect();
   [[gnu::noinline]] void Collect();
   Value ReadUpvalue(uint32_t id) const;
   void WriteUpvalue(uint32_t id, Value v);
@@ -304,7 +335,11 @@ class VM {
   std::string effect_scope_;
   bool resume_in_doubt_ = false;       // restored inside an open `once` step
   int64_t retry_wait_ms_ = 0;          // set by RetryAfterError
-  Budget budget_;
+  Budget budget_;                    // as given
+  Budget limits_{UINT64_MAX, UINT64_MAX, INT64_MAX, UINT64_MAX, UINT64_MAX};  // as enforced
+                                                                             // (MAX: none)
+  BudgetGrace graces_[kBudgetKinds];  // checkpointed
+  bool budget_final_ = false;        // the pending `budget` error stops the run
   Suspension suspension_;
   bool suspend_requested_ = false;
   uint64_t instructions_ = 0;          // counted only under an instruction budget

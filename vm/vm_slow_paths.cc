@@ -60,7 +60,7 @@ bool VM::SetIndex(Value container, Value index, Value value) {
   }
   if (container.tag == Tag::kMap) {
     if (index.tag != Tag::kString) return Raise("type", fmt::format("map key must be a string, not {}", TypeName(index.tag)));
-    heap_.Mutable<MapObj>(container.ref)->Set(heap_.StringOf(index), value);
+    heap_.SetEntry(container.ref, heap_.StringOf(index), value);
     return true;
   }
   return Raise("type", fmt::format("cannot assign into an element of {}", TypeName(container.tag)));
@@ -85,7 +85,7 @@ bool VM::GetField(Value object, const std::string& name, Value* out) {
 
 bool VM::SetField(Value object, const std::string& name, Value value) {
   if (object.tag != Tag::kMap) return Raise("type", fmt::format("cannot set field `{}` of {}", name, TypeName(object.tag)));
-  heap_.Mutable<MapObj>(object.ref)->Set(name, value);
+  heap_.SetEntry(object.ref, name, value);
   return true;
 }
 
@@ -131,6 +131,7 @@ bool VM::BuildString(const Value* parts, int n, Value* out) {
   std::string text, error;
   for (int i = 0; i < n; ++i)
     if (!ToDisplayString(heap_, parts[i], &text, &error)) return Raise("type", error);
+  if (!AdmitBytes(text.size())) return false;
   *out = heap_.NewString(std::move(text));
   return true;
 }

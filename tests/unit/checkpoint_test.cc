@@ -137,6 +137,78 @@ for i in range(50) {
   }
 }
 
+// A loop that catches `budget` around effects: it gets one grace, kept in the checkpoint.
+const char* kCatchAllLoop = R"(
+while true {
+  try { while true { print("x") } } catch e { print("caught", e.kind) }
+}
+)";
+
+// Runs until the budget stops the run; returns what it printed.
+std::string RunToBudgetStop(VM& vm, testing::CaptureHost& host) {
+  host.output.clear();
+  EXPECT_EQ(vm.Run(), RunOutcome::kFailed);
+  EXPECT_NE(vm.FormatUncaught().find("the run stops"), std::string::npos) << vm.FormatUncaught();
+  return host.output;
+}
+
+TEST(Checkpoint, BudgetGraceIsKeptAcrossARestore) {
+  Module m = Compile(kCatchAllLoop);
+  testing::CaptureHost host;
+  MemoryJournal journal;
+  {
+    VM vm(&m, &host, stdlib::GetNatives());
+    vm.SetJournal(&journal);
+    vm.SetBudget({.max_effects = 3});
+    vm.PrepareToRun();
+    journal.Save(vm, true);
+    // 3 effects, the budget (caught: one print), its grace of 10 effects, then final.
+    std::string out = RunToBudgetStop(vm, host);
+    std::string nine;
+    for (int i = 0; i < 9; ++i) nine += "x\n";
+    EXPECT_EQ(out, "x\nx\nx\ncaught budget\n" + nine);
+    EXPECT_EQ(vm.effects_done(), 13u);
+  }
+  {
+    // The same budget after a restore: its grace is used, nothing more runs.
+    VM vm(&m, &host, stdlib::GetNatives());
+    ASSERT_TRUE(journal.Restore(vm).ok());
+    vm.SetJournal(&journal);
+    vm.SetBudget({.max_effects = 3});
+    EXPECT_EQ(RunToBudgetStop(vm, host), "");
+    EXPECT_EQ(vm.effects_done(), 13u);
+  }
+  {
+    // A larger budget on resume has a grace of its own.
+    VM vm(&m, &host, stdlib::GetNatives());
+    ASSERT_TRUE(journal.Restore(vm).ok());
+    vm.SetJournal(&journal);
+    vm.SetBudget({.max_effects = 20});
+    std::string out = RunToBudgetStop(vm, host);
+    EXPECT_NE(out.find("caught budget"), std::string::npos) << out;
+    EXPECT_EQ(vm.effects_done(), 30u);
+  }
+}
+
+// Every header ends with the budget graces: one without them is damaged, never run with
+// fresh graces (that would let a resumed run outrun its budget).
+TEST(Checkpoint, HeaderWithoutGracesIsRefused) {
+  Module m = Compile(kProgram);
+  testing::CaptureHost host;
+  MemoryJournal journal;
+  VM vm(&m, &host, stdlib::GetNatives());
+  vm.SetJournal(&journal);
+  vm.PrepareToRun();
+  journal.Save(vm, true);
+  // The graces, none given: a count of 5, then 5 pairs of zeros, one byte each.
+  const std::string graces = std::string(1, static_cast<char>(kBudgetKinds)) + std::string(2 * kBudgetKinds, '\0');
+  ASSERT_GT(journal.header.size(), graces.size());
+  ASSERT_EQ(journal.header.substr(journal.header.size() - graces.size()), graces);
+  journal.header.resize(journal.header.size() - graces.size());
+  VM restored(&m, &host, stdlib::GetNatives());
+  EXPECT_FALSE(journal.Restore(restored).ok());
+}
+
 TEST(Checkpoint, DamagedHeadersAreRefusedNotRun) {
   Module m = Compile(kProgram);
   testing::CaptureHost host;

@@ -38,10 +38,11 @@ class TestHost : public RunHost {
   void WriteOutput(std::string_view text) override { pending.append(text); }
   int64_t NowMs() override { return 1'700'000'000'000; }
   void SetWaitOrigin(int64_t wall_ms) override { wait_origin_ms = wall_ms; }
-  void Flush() override {
+  Status Flush() override {
     output += pending;
     pending.clear();
     ++flushes;
+    return Status::Ok();
   }
   void set_key(const std::string& key) override { keys.push_back(key); }
   int64_t virtual_now_ms() const override { return 0; }

@@ -195,5 +195,30 @@ TEST(Json, EncodeRefusesWhatJsonCannotHold) {
   EXPECT_EQ(Output("print(json.encode(\"q\\\"\\\\\\n\\u0001\"))"), "\"q\\\"\\\\\\n\\u0001\"\n");
 }
 
+// Bytecode that ends a handler it never began (a stray *_END, as a damaged file could
+// hold) raises `fatal` in the VM itself, never a crash, whatever the verifier lets through.
+TEST(Vm, StrayHandlerEndRaisesFatal) {
+  for (Op end : {Op::STEP_END, Op::RETRY_END, Op::TIMEOUT_END, Op::BREAKER_END}) {
+    Module module;
+    Diagnostics diags;
+    ASSERT_TRUE(CompileSource("t.flow", "let a = 1\nlet b = 2\nprint(a == b)", &module, &diags));
+    std::string& code = module.functions[0].code;
+    bool patched = false;
+    for (size_t pc = 0; pc < code.size(); pc += InstructionSize(static_cast<Op>(code[pc]))) {
+      if (static_cast<Op>(code[pc]) == Op::EQ) {
+        code[pc] = static_cast<char>(end);
+        patched = true;
+        break;
+      }
+    }
+    ASSERT_TRUE(patched);
+    testing::CaptureHost host;
+    VM vm(&module, &host, stdlib::GetNatives());
+    ASSERT_EQ(vm.Run(), RunOutcome::kFailed) << GetOpInfo(end).name;
+    EXPECT_NE(vm.FormatUncaught().find("error: fatal: bytecode ends a handler that it did not begin"), std::string::npos)
+        << vm.FormatUncaught();
+  }
+}
+
 }  // namespace
 }  // namespace flow
