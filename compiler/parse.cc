@@ -35,10 +35,19 @@ class ErrorCollector : public antlr4::BaseErrorListener {
  public:
   explicit ErrorCollector(Diagnostics* diags) : diags_(diags) {}
 
+  // A token as a message quotes it: a long one (a 10 MB string) is cut.
+  static std::string Abbreviate(const std::string& text) {
+    constexpr size_t kMax = 40;
+    if (text.size() <= kMax) return text;
+    size_t cut = kMax;
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;  // whole characters
+    return text.substr(0, cut) + "...";
+  }
+
   // ANTLR's messages list every token it could have taken; say what was found instead.
   static std::string Reword(const std::string& msg, antlr4::Token* offending) {
     std::string found;
-    if (offending) found = offending->getType() == antlr4::Token::EOF ? "end of file" : "`" + offending->getText() + "`";
+    if (offending) found = offending->getType() == antlr4::Token::EOF ? "end of file" : "`" + Abbreviate(offending->getText()) + "`";
     if (msg.rfind("missing ", 0) == 0) {
       size_t at = msg.find(" at ");
       std::string what = msg.substr(8, at == std::string::npos ? std::string::npos : at - 8);
@@ -55,7 +64,7 @@ class ErrorCollector : public antlr4::BaseErrorListener {
     if (!lines_.insert(line).second) return;
     std::string message = Reword(msg, offending);
     if (offending && offending->getType() == FlowLexer::BAD_CHAR)
-      message = fmt::format("unexpected character `{}`", offending->getText());
+      message = fmt::format("unexpected character `{}`", Abbreviate(offending->getText()));
     else if (offending && offending->getType() == FlowLexer::STR_NEWLINE)
       message = "unterminated string (a string ends on its line; write \\n for a newline)";
     else if (offending && offending->getType() == antlr4::Token::EOF && msg.find("'\"'") != std::string::npos)
@@ -68,9 +77,14 @@ class ErrorCollector : public antlr4::BaseErrorListener {
   std::set<size_t> lines_;
 };
 
+// Expressions nested deeper than this (counting every operator, call, field and index,
+// not only brackets) are refused, so that the recursive passes over the tree stay well
+// inside the C++ stack. A chain of 1,000 `+` is far beyond what a person writes.
+constexpr int kMaxExpressionDepth = 1000;
+
 class AstBuilder {
  public:
-  AstBuilder(Diagnostics* diags, antlr4::TokenStream* tokens) : diags_(diags), tokens_(tokens) {}
+  explicit AstBuilder(Diagnostics* diags) : diags_(diags) {}
 
   void BuildBlockInto(std::vector<Flow::StmtContext*> stmts, ast::Block* block) {
     for (auto* s : stmts) {
@@ -199,15 +213,12 @@ class AstBuilder {
 
   StmtPtr BuildIf(Flow::IfStmtContext* c) {
     auto s = NewStmt(StmtKind::kIf, c);
-    s->expr = BuildExpr(c->expr());
-    s->body = BuildBlock(c->block(0));
-    if (c->ifStmt()) {
-      s->else_body = std::make_unique<ast::Block>();
-      s->else_body->loc = LocOf(c->ifStmt());
-      s->else_body->stmts.push_back(BuildIf(c->ifStmt()));
-    } else if (c->block().size() > 1) {
-      s->else_body = BuildBlock(c->block(1));
+    auto conds = c->expr();
+    auto blocks = c->block();
+    for (size_t i = 0; i < conds.size(); ++i) {
+      s->branches.push_back({BuildExpr(conds[i]), BuildBlock(i < blocks.size() ? blocks[i] : nullptr)});
     }
+    if (blocks.size() > conds.size()) s->else_body = BuildBlock(blocks.back());
     return s;
   }
 
@@ -218,9 +229,27 @@ class AstBuilder {
     return out;
   }
 
+  // Counts the expressions being built, one inside the other, for kMaxExpressionDepth.
+  struct DepthGuard {
+    explicit DepthGuard(int* depth) : depth_(depth) { ++*depth_; }
+    ~DepthGuard() { --*depth_; }
+    int* depth_;
+  };
+
   ExprPtr BuildExpr(Flow::ExprContext* ctx) {
     if (!ctx) return NewExpr(ExprKind::kNull, {});
     Loc loc = LocOf(ctx);
+    // A flat chain (`1 + 1 + ...`, `a.b.c...`, `f()()...`) is as deep in the tree as it is
+    // long, and every pass over the tree recurses: stop building at the limit, so that no
+    // pass can exhaust the C++ stack.
+    DepthGuard guard(&expr_depth_);
+    if (expr_depth_ > kMaxExpressionDepth) {
+      if (!reported_too_deep_)
+        diags_->Error(loc, fmt::format("expression nesting too deep (more than {} levels); split it into smaller "
+                                       "expressions with `let`", kMaxExpressionDepth));
+      reported_too_deep_ = true;
+      return NewExpr(ExprKind::kNull, loc);
+    }
     if (auto* c = dynamic_cast<Flow::PrimaryExprContext*>(ctx)) return BuildPrimary(c->primary());
     if (auto* c = dynamic_cast<Flow::MethodExprContext*>(ctx)) {
       auto e = NewExpr(ExprKind::kMethod, LocOf(c->name()));
@@ -265,13 +294,6 @@ class AstBuilder {
       e->text = c->op->getText();
       e->object = BuildExpr(c->expr(0));
       e->items.push_back(BuildExpr(c->expr(1)));
-      // `code // word` at the end of a line may be a trailing comment: the code generator
-      // decides by whether `word` names anything (see docs/language.md, Comments).
-      if (c->op->getType() == FlowLexer::FLOORDIV && e->items[0]->kind == ExprKind::kName) {
-        antlr4::Token* last = c->expr(1)->getStop();
-        antlr4::Token* next = tokens_->get(last->getTokenIndex() + 1);
-        e->bool_value = next->getType() == antlr4::Token::EOF || next->getLine() > last->getLine();
-      }
       return e;
     }
     if (auto* c = dynamic_cast<Flow::LogicalExprContext*>(ctx)) {
@@ -487,8 +509,30 @@ class AstBuilder {
   }
 
   Diagnostics* diags_;
-  antlr4::TokenStream* tokens_;
+  int expr_depth_ = 0;  // expressions being built, one inside the other
+  bool reported_too_deep_ = false;
 };
+
+// Parses with SLL prediction first, which is linear and enough for almost every program,
+// and only if that fails again with full LL, which also reports the errors (the
+// two-stage strategy ANTLR's authors recommend). Full LL alone spends most of its time
+// in prediction, growing with the input on long chains.
+Flow::ProgramContext* ParseTwoStage(Flow* parser, antlr4::CommonTokenStream* tokens, antlr4::ANTLRErrorListener* errors) {
+  auto* simulator = parser->getInterpreter<antlr4::atn::ParserATNSimulator>();
+  parser->removeErrorListeners();
+  parser->setErrorHandler(std::make_shared<antlr4::BailErrorStrategy>());
+  simulator->setPredictionMode(antlr4::atn::PredictionMode::SLL);
+  try {
+    return parser->program();
+  } catch (const antlr4::ParseCancellationException&) {
+  }
+  tokens->seek(0);
+  parser->reset();
+  parser->addErrorListener(errors);
+  parser->setErrorHandler(std::make_shared<antlr4::DefaultErrorStrategy>());
+  simulator->setPredictionMode(antlr4::atn::PredictionMode::LL);
+  return parser->program();
+}
 
 // The line and column of the first byte that is not valid UTF-8, if any.
 bool FindInvalidUtf8(const std::string& s, Loc* where) {
@@ -539,6 +583,15 @@ ast::Program ParseProgram(const std::string& file, const std::string& source, Di
                  type == FlowLexer::STR_END) {
         --depth;
       }
+      if (type == FlowLexer::UNTERMINATED_COMMENT) {
+        diags->Error(LocOf(t), "unterminated comment: `/*` without a closing `*/`");
+        return program;
+      }
+      if (type == FlowLexer::INTERP_COMMENT) {
+        diags->Error(LocOf(t), "`//` starts a comment, which cannot stand inside `${...}` "
+                               "(floored division is `math.div(a, b)`)");
+        return program;
+      }
       unary_run = (type == FlowLexer::MINUS || type == FlowLexer::BANG) ? unary_run + 1 : 0;
       if (depth > kMaxNesting || unary_run > kMaxNesting) {
         diags->Error(LocOf(t), fmt::format("nesting deeper than {} levels", kMaxNesting));
@@ -546,11 +599,9 @@ ast::Program ParseProgram(const std::string& file, const std::string& source, Di
       }
     }
     Flow parser(&tokens);
-    parser.removeErrorListeners();
-    parser.addErrorListener(&errors);
-    Flow::ProgramContext* tree = parser.program();
+    Flow::ProgramContext* tree = ParseTwoStage(&parser, &tokens, &errors);
     if (diags->HasErrors()) return program;
-    AstBuilder builder(diags, &tokens);
+    AstBuilder builder(diags);
     builder.BuildBlockInto(tree->stmt(), &program.body);
   } catch (const std::exception& e) {
     diags->Error({1, 1}, fmt::format("cannot parse: {}", e.what()));
