@@ -4,9 +4,13 @@
 
 #include <fmt/format.h>
 
+#include <sys/resource.h>
+
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <set>
+#include <stdexcept>
 
 #include "Flow.h"
 #include "FlowLexer.h"
@@ -236,6 +240,16 @@ class AstBuilder {
     int* depth_;
   };
 
+  // True (reported once) when the expression being built is nested too deep.
+  bool TooDeep(Loc loc) {
+    if (expr_depth_ <= kMaxExpressionDepth) return false;
+    if (!reported_too_deep_)
+      diags_->Error(loc, fmt::format("expression nesting too deep (more than {} levels); split it into smaller "
+                                     "expressions with `let`", kMaxExpressionDepth));
+    reported_too_deep_ = true;
+    return true;
+  }
+
   ExprPtr BuildExpr(Flow::ExprContext* ctx) {
     if (!ctx) return NewExpr(ExprKind::kNull, {});
     Loc loc = LocOf(ctx);
@@ -243,13 +257,7 @@ class AstBuilder {
     // long, and every pass over the tree recurses: stop building at the limit, so that no
     // pass can exhaust the C++ stack.
     DepthGuard guard(&expr_depth_);
-    if (expr_depth_ > kMaxExpressionDepth) {
-      if (!reported_too_deep_)
-        diags_->Error(loc, fmt::format("expression nesting too deep (more than {} levels); split it into smaller "
-                                       "expressions with `let`", kMaxExpressionDepth));
-      reported_too_deep_ = true;
-      return NewExpr(ExprKind::kNull, loc);
-    }
+    if (TooDeep(loc)) return NewExpr(ExprKind::kNull, loc);
     if (auto* c = dynamic_cast<Flow::PrimaryExprContext*>(ctx)) return BuildPrimary(c->primary());
     if (auto* c = dynamic_cast<Flow::MethodExprContext*>(ctx)) {
       auto e = NewExpr(ExprKind::kMethod, LocOf(c->name()));
@@ -417,6 +425,8 @@ class AstBuilder {
       return e;
     }
     if (auto* c = dynamic_cast<Flow::BreakerExprContext*>(ctx)) {
+      DepthGuard guard(&expr_depth_);  // its name is a primary, built without BuildExpr
+      if (TooDeep(loc)) return NewExpr(ExprKind::kNull, loc);
       auto e = NewExpr(ExprKind::kBreaker, loc);
       e->object = BuildPrimary(c->primary());
       e->options = BuildOptions(c->option());
@@ -513,6 +523,52 @@ class AstBuilder {
   bool reported_too_deep_ = false;
 };
 
+// Thrown when the parser nests deeper than its share of the C++ stack.
+struct ParserTooDeep : std::runtime_error {
+  ParserTooDeep() : std::runtime_error("nesting too deep") {}
+};
+
+uintptr_t StackAddress() { return reinterpret_cast<uintptr_t>(__builtin_frame_address(0)); }
+
+// Half the stack the process may have (at most 8 MiB): what the parser may use.
+size_t ParserStackBudget() {
+  constexpr size_t kAssumed = 8u << 20;
+  rlimit limit{};
+  size_t stack = getrlimit(RLIMIT_STACK, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
+                     ? std::min<size_t>(limit.rlim_cur, kAssumed) : kAssumed;
+  return stack / 2;
+}
+
+// The generated parser recurses once per rule it enters, and some input nests without
+// brackets (`retry retry retry ... 1 {} {} {}`, 50,000 times). Rather than guess a depth
+// per construct, it measures the C++ stack it has used and stops well before the end.
+class StackGuardedParser : public Flow {
+ public:
+  explicit StackGuardedParser(antlr4::TokenStream* input)
+      : Flow(input), base_(StackAddress()), budget_(ParserStackBudget()) {}
+
+  void enterRule(antlr4::ParserRuleContext* ctx, size_t state, size_t rule) override {
+    CheckStack();
+    Flow::enterRule(ctx, state, rule);
+  }
+  void enterRecursionRule(antlr4::ParserRuleContext* ctx, size_t rule) override {
+    CheckStack();
+    Flow::enterRecursionRule(ctx, rule);
+  }
+  void enterRecursionRule(antlr4::ParserRuleContext* ctx, size_t state, size_t rule, int precedence) override {
+    CheckStack();
+    Flow::enterRecursionRule(ctx, state, rule, precedence);
+  }
+
+ private:
+  void CheckStack() const {
+    uintptr_t here = StackAddress();
+    if (here < base_ && base_ - here > budget_) throw ParserTooDeep();  // the stack grows down
+  }
+  uintptr_t base_;
+  size_t budget_;
+};
+
 // Parses with SLL prediction first, which is linear and enough for almost every program,
 // and only if that fails again with full LL, which also reports the errors (the
 // two-stage strategy ANTLR's authors recommend). Full LL alone spends most of its time
@@ -598,8 +654,14 @@ ast::Program ParseProgram(const std::string& file, const std::string& source, Di
         return program;
       }
     }
-    Flow parser(&tokens);
-    Flow::ProgramContext* tree = ParseTwoStage(&parser, &tokens, &errors);
+    StackGuardedParser parser(&tokens);
+    Flow::ProgramContext* tree = nullptr;
+    try {
+      tree = ParseTwoStage(&parser, &tokens, &errors);
+    } catch (const ParserTooDeep&) {
+      diags->Error(LocOf(parser.getCurrentToken()), "expression nesting too deep; split it into smaller expressions with `let`");
+      return program;
+    }
     if (diags->HasErrors()) return program;
     AstBuilder builder(diags);
     builder.BuildBlockInto(tree->stmt(), &program.body);
