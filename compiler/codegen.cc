@@ -129,26 +129,29 @@ class Codegen {
     for (const auto& [name, loc] : state_->global_refs) {
       if (auto let = UnassignedLet(name, index); let && reported.insert(name).second) {
         diags_->Error(loc, fmt::format("`{}` is used before it is assigned (its `let` is at line {})", name, let->loc.line));
-        continue;
+      } else if (callee_refs_.count(name)) {
+        CheckFunctionReads(name, loc, index, &reported);
       }
-      auto callee = callee_refs_.find(name);
-      if (callee == callee_refs_.end()) continue;
-      // The top-level variables the function can reach, breadth first.
-      std::set<std::string> seen = {name};
-      std::vector<std::string> queue = {name};
-      for (size_t q = 0; q < queue.size(); ++q) {
-        auto refs = callee_refs_.find(queue[q]);
-        if (refs == callee_refs_.end()) continue;
-        for (const auto& [reached, unused] : refs->second) {
-          if (!seen.insert(reached).second) continue;
-          queue.push_back(reached);
-          const TopLet* let = UnassignedLet(reached, index);
-          if (!let || !reported.insert(reached).second) continue;
-          diags_->Error(loc, fmt::format("`{}` reads `{}`{} before `{}` is assigned (its `let` is at line {}): "
-                                         "move that `let` above this line",
-                                         name, reached, queue[q] == name ? "" : fmt::format(" (through `{}`)", queue[q]),
-                                         reached, let->loc.line));
-        }
+    }
+  }
+
+  // Reports each top-level `let` not run before statement `index` that function `name`
+  // reads, directly or through the functions it names (breadth first).
+  void CheckFunctionReads(const std::string& name, Loc loc, size_t index, std::set<std::string>* reported) {
+    std::set<std::string> seen = {name};
+    std::vector<std::string> queue = {name};
+    for (size_t q = 0; q < queue.size(); ++q) {
+      auto refs = callee_refs_.find(queue[q]);
+      if (refs == callee_refs_.end()) continue;
+      for (const auto& [reached, unused] : refs->second) {
+        if (!seen.insert(reached).second) continue;
+        queue.push_back(reached);
+        const TopLet* let = UnassignedLet(reached, index);
+        if (!let || !reported->insert(reached).second) continue;
+        diags_->Error(loc, fmt::format("`{}` reads `{}`{} before `{}` is assigned (its `let` is at line {}): "
+                                       "move that `let` above this line",
+                                       name, reached, queue[q] == name ? "" : fmt::format(" (through `{}`)", queue[q]),
+                                       reached, let->loc.line));
       }
     }
   }

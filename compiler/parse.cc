@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <map>
 #include <set>
 #include <stdexcept>
 
@@ -66,19 +67,27 @@ class ErrorCollector : public antlr4::BaseErrorListener {
   void syntaxError(antlr4::Recognizer*, antlr4::Token* offending, size_t line, size_t col,
                    const std::string& msg, std::exception_ptr) override {
     if (!lines_.insert(line).second) return;
+    Loc where{static_cast<uint32_t>(line), static_cast<uint32_t>(col + 1)};
     std::string message = Reword(msg, offending);
     if (offending && offending->getType() == FlowLexer::BAD_CHAR)
       message = fmt::format("unexpected character `{}`", Abbreviate(offending->getText()));
-    else if (offending && offending->getType() == FlowLexer::STR_NEWLINE)
+    else if (offending && offending->getType() == FlowLexer::STR_NEWLINE) {
       message = "unterminated string (a string ends on its line; write \\n for a newline)";
+      auto start = string_starts_.find(offending->getTokenIndex());
+      if (start != string_starts_.end()) where = start->second;  // where the string opens
+    }
     else if (offending && offending->getType() == antlr4::Token::EOF && msg.find("'\"'") != std::string::npos)
       message = "unterminated string";
-    diags_->Error({static_cast<uint32_t>(line), static_cast<uint32_t>(col + 1)}, message);
+    diags_->Error(where, message);
   }
+
+  // The string that the line end at token `newline` leaves unterminated opens at `start`.
+  void StringStartsAt(size_t newline, Loc start) { string_starts_[newline] = start; }
 
  private:
   Diagnostics* diags_;
   std::set<size_t> lines_;
+  std::map<size_t, Loc> string_starts_;
 };
 
 // Expressions nested deeper than this (counting every operator, call, field and index,
@@ -630,8 +639,14 @@ ast::Program ParseProgram(const std::string& file, const std::string& source, Di
     antlr4::CommonTokenStream tokens(&lexer);
     tokens.fill();
     int depth = 0, unary_run = 0;
+    std::vector<Loc> open_strings;
     for (antlr4::Token* t : tokens.getTokens()) {
       size_t type = t->getType();
+      if (type == FlowLexer::DQUOTE) open_strings.push_back(LocOf(t));
+      if ((type == FlowLexer::STR_END || type == FlowLexer::STR_NEWLINE) && !open_strings.empty()) {
+        if (type == FlowLexer::STR_NEWLINE) errors.StringStartsAt(t->getTokenIndex(), open_strings.back());
+        open_strings.pop_back();
+      }
       if (type == FlowLexer::LPAREN || type == FlowLexer::LBRACK || type == FlowLexer::LBRACE ||
           type == FlowLexer::INTERP_START || type == FlowLexer::DQUOTE) {
         ++depth;

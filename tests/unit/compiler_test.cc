@@ -254,7 +254,7 @@ TEST(Compiler, LongElseIfChainsCompileAndRun) {
 TEST(Diagnostics, AHugeLineIsQuotedAroundTheColumnOnly) {
   std::string src = "let x = \"" + std::string(10'000'000, 'a') + "\n";
   std::string out = Errors(src);
-  EXPECT_NE(out.find("t.flow:1:10000010: error: unterminated string"), std::string::npos) << out.substr(0, 300);
+  EXPECT_NE(out.find("t.flow:1:9: error: unterminated string"), std::string::npos) << out.substr(0, 300);
   EXPECT_LT(out.size(), 1000u) << out.substr(0, 300);
   std::string src2 = std::string(5000, ' ') + "let y = 1 + * 2\n";
   out = Errors(src2);
