@@ -631,7 +631,10 @@ ast::Program ParseProgram(const std::string& file, const std::string& source, Di
     return program;
   }
   try {
-    antlr4::ANTLRInputStream input(source);
+    // A `#!` first line is ignored (emptied: line numbers stay), so that
+    // `#!/usr/bin/env -S flow run` scripts run directly.
+    antlr4::ANTLRInputStream input(source.rfind("#!", 0) == 0 ? source.substr(std::min(source.find('\n'), source.size()))
+                                                               : source);
     FlowLexer lexer(&input);
     ErrorCollector errors(diags);
     lexer.removeErrorListeners();
@@ -640,8 +643,25 @@ ast::Program ParseProgram(const std::string& file, const std::string& source, Di
     tokens.fill();
     int depth = 0, unary_run = 0;
     std::vector<Loc> open_strings;
+    std::vector<bool> braces;  // per open `{` or `${`: whether it is an interpolation
+    int interpolations = 0;
     for (antlr4::Token* t : tokens.getTokens()) {
       size_t type = t->getType();
+      if (type == FlowLexer::LINE_COMMENT) {
+        if (interpolations > 0) {
+          diags->Error(LocOf(t), "`//` starts a comment, which cannot stand inside `${...}` "
+                                 "(floored division is `math.div(a, b)`)");
+          return program;
+        }
+        continue;
+      }
+      if (type == FlowLexer::INTERP_START || type == FlowLexer::LBRACE) {
+        braces.push_back(type == FlowLexer::INTERP_START);
+        interpolations += braces.back();
+      } else if (type == FlowLexer::RBRACE && !braces.empty()) {
+        interpolations -= braces.back();
+        braces.pop_back();
+      }
       if (type == FlowLexer::DQUOTE) open_strings.push_back(LocOf(t));
       if ((type == FlowLexer::STR_END || type == FlowLexer::STR_NEWLINE) && !open_strings.empty()) {
         if (type == FlowLexer::STR_NEWLINE) errors.StringStartsAt(t->getTokenIndex(), open_strings.back());
@@ -656,11 +676,6 @@ ast::Program ParseProgram(const std::string& file, const std::string& source, Di
       }
       if (type == FlowLexer::UNTERMINATED_COMMENT) {
         diags->Error(LocOf(t), "unterminated comment: `/*` without a closing `*/`");
-        return program;
-      }
-      if (type == FlowLexer::INTERP_COMMENT) {
-        diags->Error(LocOf(t), "`//` starts a comment, which cannot stand inside `${...}` "
-                               "(floored division is `math.div(a, b)`)");
         return program;
       }
       unary_run = (type == FlowLexer::MINUS || type == FlowLexer::BANG) ? unary_run + 1 : 0;

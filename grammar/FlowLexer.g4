@@ -2,15 +2,6 @@
 // `${expr}` interpolation need lexical modes.
 lexer grammar FlowLexer;
 
-@members {
-  // True inside `${...}` of a string, which ends on its line.
-  bool inInterpolation() const {
-    for (size_t mode : modeStack)
-      if (mode == STR) return true;
-    return false;
-  }
-}
-
 LET : 'let' ;
 FN : 'fn' ;
 IF : 'if' ;
@@ -65,11 +56,10 @@ PLUS : '+' ;
 MINUS : '-' ;
 STAR : '*' ;
 // `//` always starts a comment (outside strings); floored integer division is math.div.
-// Inside `${...}` it would swallow the rest of the string: parse.cc reports it instead.
-INTERP_COMMENT : '//' {inInterpolation()}? ~[\r\n]* ;
-LINE_COMMENT : '//' ~[\r\n]* -> skip ;
-// A `#!` first line, so that `#!/usr/bin/env -S flow run` scripts run directly.
-SHEBANG : '#!' {tokenStartCharIndex == 0}? ~[\r\n]* -> skip ;
+// On the hidden channel rather than skipped, so that parse.cc can refuse one inside
+// `${...}`, where it would swallow the rest of the string. (No lexer predicates: ANTLR
+// 4.9 leaks a DFA state each time one is evaluated.)
+LINE_COMMENT : '//' ~[\r\n]* -> channel(HIDDEN) ;
 SLASH : '/' ;
 PERCENT : '%' ;
 BLOCK_COMMENT : '/*' .*? '*/' -> skip ;
