@@ -63,7 +63,7 @@ struct Expr {
   Loc loc;
   int64_t int_value = 0;
   double float_value = 0;
-  bool bool_value = false;  // kBool; `once` of kStep; for `a // name` ending a line: maybe a comment
+  bool bool_value = false;  // kBool; `once` of kStep
   std::string text;         // string value, name, field/method name or operator
   ExprPtr object;
   std::vector<ExprPtr> items;
@@ -76,7 +76,7 @@ struct Expr {
 enum class StmtKind {
   kLet,       // name = expr
   kFnDecl,    // fn
-  kIf,        // expr, body, else_body (an else-if is an else body holding one kIf)
+  kIf,        // branches (the `if`, then each `else if`, in order), else_body (may be null)
   kWhile,     // expr, body
   kFor,       // name (, name2) in expr, body
   kBreak, kContinue,
@@ -86,6 +86,12 @@ enum class StmtKind {
   kBlock,     // body
   kAssign,    // target = expr
   kExpr,      // expr
+};
+
+// One `if` or `else if` of an if statement: its condition and its block.
+struct IfBranch {
+  ExprPtr cond;
+  std::unique_ptr<Block> body;
 };
 
 struct Stmt {
@@ -99,6 +105,7 @@ struct Stmt {
   std::shared_ptr<FnDef> fn;
   std::unique_ptr<Block> body;
   std::unique_ptr<Block> else_body;
+  std::vector<IfBranch> branches;
 };
 
 struct Program {

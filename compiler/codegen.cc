@@ -5,7 +5,10 @@
 // Frame layout: slot 0 holds the callee, then the parameters, then locals in order of
 // declaration; temporaries sit above them. Variables declared at the top level of the
 // script are globals. Function declarations are hoisted to the start of their block, so
-// functions of one block may call each other in any order.
+// functions of one block may call each other in any order, and top-level code may call a
+// function declared below it. What a hoisted function cannot do is read a top-level `let`
+// that has not run yet: the script runs top to bottom, so that is decided here, from the
+// order of the top-level statements (see CheckInitOrder).
 #include <fmt/format.h>
 
 #include <map>
@@ -61,6 +64,7 @@ struct FunctionState {
   Op last_op = Op::NOP;     // the last instruction emitted, and where, for EmitBinary
   uint32_t last_op_at = 0;
   uint32_t label = UINT32_MAX;  // the last position taken as a jump target
+  std::map<std::string, Loc> global_refs;  // globals this function's code names, and where first
 };
 
 class Codegen {
@@ -81,16 +85,83 @@ class Codegen {
     for (const auto& s : program.body.stmts) {
       if (s->kind == StmtKind::kLet || s->kind == StmtKind::kFnDecl) pending_globals_.insert(s->name);
     }
-    for (const auto& s : program.body.stmts) {
-      if (s->kind == StmtKind::kFnDecl) DeclareGlobal(s->name);
+    const auto& stmts = program.body.stmts;
+    for (size_t i = 0; i < stmts.size(); ++i) {
+      if (stmts[i]->kind == StmtKind::kFnDecl) DeclareGlobal(stmts[i]->name);
+      if (stmts[i]->kind == StmtKind::kLet) top_lets_.try_emplace(stmts[i]->name, TopLet{i, stmts[i]->name_loc});
     }
-    for (const auto& s : program.body.stmts) CompileStmt(*s);
+    // Hoisting: every top-level function exists before the first statement runs.
+    for (const auto& s : stmts) {
+      if (s->kind != StmtKind::kFnDecl) continue;
+      MarkLine(s->loc);
+      CompileFunction(*s->fn, &callee_refs_[s->name]);
+      Emit(Op::SET_GLOBAL, globals_.at(s->name));
+    }
+    for (size_t i = 0; i < stmts.size(); ++i) {
+      if (stmts[i]->kind == StmtKind::kFnDecl) continue;
+      script.global_refs.clear();
+      CompileStmt(*stmts[i]);
+      CheckInitOrder(i);
+      // `let f = fn(...) {...}`: like a declared function, its body is checked where `f` is used.
+      const Stmt& st = *stmts[i];
+      if (st.kind == StmtKind::kLet && st.expr->kind == ExprKind::kFunction) callee_refs_[st.name] = last_fn_refs_;
+    }
     Emit(Op::PUSH_NULL);
     Emit(Op::RETURN);
     Finish(&script, 0);
   }
 
  private:
+  // ---- the order of top-level statements ----
+  struct TopLet {
+    size_t index;  // the top-level statement that assigns it (its first `let`)
+    Loc loc;
+  };
+
+  // Top-level statement `index` has just been compiled: every global its code names must
+  // have been assigned by a statement before it, and so must every top-level `let` that a
+  // function it names (to call it or to pass it on) reads, directly or through the
+  // functions it names in turn (Go counts references the same way to order package
+  // initialisation). The script runs top to bottom, so otherwise the read would see a
+  // variable whose `let` has not run.
+  void CheckInitOrder(size_t index) {
+    std::set<std::string> reported;
+    for (const auto& [name, loc] : state_->global_refs) {
+      if (auto let = UnassignedLet(name, index); let && reported.insert(name).second) {
+        diags_->Error(loc, fmt::format("`{}` is used before it is assigned (its `let` is at line {})", name, let->loc.line));
+      } else if (callee_refs_.count(name)) {
+        CheckFunctionReads(name, loc, index, &reported);
+      }
+    }
+  }
+
+  // Reports each top-level `let` not run before statement `index` that function `name`
+  // reads, directly or through the functions it names (breadth first).
+  void CheckFunctionReads(const std::string& name, Loc loc, size_t index, std::set<std::string>* reported) {
+    std::set<std::string> seen = {name};
+    std::vector<std::string> queue = {name};
+    for (size_t q = 0; q < queue.size(); ++q) {
+      auto refs = callee_refs_.find(queue[q]);
+      if (refs == callee_refs_.end()) continue;
+      for (const auto& [reached, unused] : refs->second) {
+        if (!seen.insert(reached).second) continue;
+        queue.push_back(reached);
+        const TopLet* let = UnassignedLet(reached, index);
+        if (!let || !reported->insert(reached).second) continue;
+        diags_->Error(loc, fmt::format("`{}` reads `{}`{} before `{}` is assigned (its `let` is at line {}): "
+                                       "move that `let` above this line",
+                                       name, reached, queue[q] == name ? "" : fmt::format(" (through `{}`)", queue[q]),
+                                       reached, let->loc.line));
+      }
+    }
+  }
+
+  // The top-level `let` of `name` if it has not run before top-level statement `index`.
+  const TopLet* UnassignedLet(const std::string& name, size_t index) const {
+    auto let = top_lets_.find(name);
+    return let != top_lets_.end() && let->second.index >= index ? &let->second : nullptr;
+  }
+
   // ---- emission ----
   uint32_t pc() const { return static_cast<uint32_t>(state_->fn.code.size()); }
 
@@ -269,14 +340,20 @@ class Codegen {
     uint32_t index = 0;
   };
 
-  Resolved Resolve(const std::string& name) {
+  Resolved Resolve(const std::string& name, Loc loc = {}) {
     int local = FindLocal(*state_, name);
     if (local >= 0) return {Resolved::kLocal, static_cast<uint32_t>(local + 1)};
     int up = ResolveUpvalue(state_, name);
     if (up >= 0) return {Resolved::kUpvalue, static_cast<uint32_t>(up)};
     auto g = globals_.find(name);
-    if (g != globals_.end()) return {Resolved::kGlobal, g->second};
-    if (!state_->is_script && pending_globals_.count(name)) return {Resolved::kGlobal, DeclareGlobal(name)};
+    if (g == globals_.end() && !state_->is_script && pending_globals_.count(name)) {
+      DeclareGlobal(name);  // a function may name a global declared below it
+      g = globals_.find(name);
+    }
+    if (g != globals_.end()) {
+      state_->global_refs.try_emplace(name, loc.line != 0 ? loc : Loc{line_, 0});
+      return {Resolved::kGlobal, g->second};
+    }
     int b = FindBuiltin(name);
     if (b >= 0) return {Resolved::kBuiltin, static_cast<uint32_t>(b)};
     if (IsBuiltinModule(name)) return {Resolved::kModule, 0};
@@ -349,33 +426,35 @@ class Codegen {
     MarkLine(s.loc);
     switch (s.kind) {
       case StmtKind::kLet:
+        anonymous_defers_ = AtGlobalScope() && s.expr->kind == ExprKind::kFunction;
         CompileExpr(*s.expr);
+        anonymous_defers_ = false;
         if (AtGlobalScope()) {
           Emit(Op::SET_GLOBAL, DeclareGlobal(s.name));
         } else {
           AddLocal(s.name, s.name_loc);
         }
         break;
-      case StmtKind::kFnDecl: {
+      case StmtKind::kFnDecl:
         CompileFunction(*s.fn);
-        if (AtGlobalScope()) {
-          Emit(Op::SET_GLOBAL, DeclareGlobal(s.name));
-        } else {
-          Emit(Op::SET_LOCAL, static_cast<uint32_t>(FindLocal(*state_, s.name) + 1));
-        }
+        Emit(Op::SET_LOCAL, static_cast<uint32_t>(FindLocal(*state_, s.name) + 1));
         break;
-      }
       case StmtKind::kIf: {
-        CompileExpr(*s.expr);
-        uint32_t to_else = Emit(Op::JUMP_IF_FALSE, 0);
-        CompileBlock(*s.body);
-        if (s.else_body) {
-          uint32_t to_end = Emit(Op::JUMP, 0);
-          PatchJump(to_else, Label());
-          CompileBlock(*s.else_body);
-          PatchJump(to_end, Label());
-        } else {
-          PatchJump(to_else, Label());
+        std::vector<uint32_t> to_end;
+        for (size_t i = 0; i < s.branches.size(); ++i) {
+          const ast::IfBranch& branch = s.branches[i];
+          MarkLine(branch.cond->loc);
+          CompileExpr(*branch.cond);
+          uint32_t to_next = Emit(Op::JUMP_IF_FALSE, 0);
+          CompileBlock(*branch.body);
+          bool last = i + 1 == s.branches.size() && !s.else_body;
+          if (!last) to_end.push_back(Emit(Op::JUMP, 0));
+          PatchJump(to_next, Label());
+        }
+        if (s.else_body) CompileBlock(*s.else_body);
+        if (!to_end.empty()) {
+          uint32_t end = Label();
+          for (uint32_t at : to_end) PatchJump(at, end);
         }
         break;
       }
@@ -529,7 +608,7 @@ class Codegen {
   void CompileAssign(const Stmt& s) {
     const Expr& target = *s.target;
     if (target.kind == ExprKind::kName) {
-      Resolved r = Resolve(target.text);
+      Resolved r = Resolve(target.text, target.loc);
       CompileExpr(*s.expr);
       switch (r.kind) {
         case Resolved::kLocal: Emit(Op::SET_LOCAL, r.index); return;
@@ -559,7 +638,10 @@ class Codegen {
   }
 
   // ---- functions ----
-  void CompileFunction(const ast::FnDef& def) {
+  // Compiles a function and emits its CLOSURE. The globals its code names (its nested
+  // functions' included) go to *refs, or, for an anonymous function, are counted as named
+  // where it stands unless it is the value of a top-level `let` (see CheckInitOrder).
+  void CompileFunction(const ast::FnDef& def, std::map<std::string, Loc>* refs = nullptr) {
     FunctionState inner;
     inner.enclosing = state_;
     inner.fn.name = def.name.empty() ? fmt::format("<fn:{}>", def.loc.line) : def.name;
@@ -582,6 +664,17 @@ class Codegen {
     Emit(Op::RETURN);
     state_ = inner.enclosing;
     line_ = saved_line;
+    if (refs) {
+      *refs = inner.global_refs;
+    } else if (!state_->is_script) {
+      // Code that runs the enclosing function may run this one.
+      for (const auto& ref : inner.global_refs) state_->global_refs.try_emplace(ref.first, ref.second);
+    } else {
+      // An anonymous function in top-level code: `let f = fn...` is checked where `f` is
+      // used; anywhere else it may run at once, so it counts as named here.
+      last_fn_refs_ = inner.global_refs;
+      if (!anonymous_defers_) for (const auto& ref : inner.global_refs) state_->global_refs.try_emplace(ref.first, def.loc);
+    }
     uint32_t index = static_cast<uint32_t>(m_->functions.size());
     m_->functions.emplace_back();
     Finish(&inner, index);
@@ -636,7 +729,7 @@ class Codegen {
       case ExprKind::kBool: Emit(e.bool_value ? Op::PUSH_TRUE : Op::PUSH_FALSE); break;
       case ExprKind::kNull: Emit(Op::PUSH_NULL); break;
       case ExprKind::kName: {
-        Resolved r = Resolve(e.text);
+        Resolved r = Resolve(e.text, e.loc);
         switch (r.kind) {
           case Resolved::kLocal: Emit(Op::GET_LOCAL, r.index); break;
           case Resolved::kUpvalue: Emit(Op::GET_UPVAL, r.index); break;
@@ -693,7 +786,7 @@ class Codegen {
         break;
       case ExprKind::kCall: {
         if (e.object->kind == ExprKind::kName) {
-          Resolved r = Resolve(e.object->text);
+          Resolved r = Resolve(e.object->text, e.object->loc);
           if (r.kind == Resolved::kBuiltin) {
             CheckArity(static_cast<int>(r.index), e.items.size(), e.loc);
             CompileCallArgs(e.items, e.loc);
@@ -738,15 +831,9 @@ class Codegen {
         break;
       case ExprKind::kBinary: {
         static const std::map<std::string, Op> kOps = {
-            {"+", Op::ADD}, {"-", Op::SUB}, {"*", Op::MUL}, {"/", Op::DIV}, {"//", Op::FLOORDIV},
+            {"+", Op::ADD}, {"-", Op::SUB}, {"*", Op::MUL}, {"/", Op::DIV},
             {"%", Op::MOD}, {"==", Op::EQ}, {"!=", Op::NE}, {"<", Op::LT}, {"<=", Op::LE},
             {">", Op::GT}, {">=", Op::GE}};
-        // `print(x) // done`: a trailing comment the lexer could not tell from floor
-        // division, recognised here because `done` names nothing.
-        if (e.bool_value && e.items[0]->kind == ExprKind::kName && Resolve(e.items[0]->text).kind == Resolved::kNone) {
-          CompileExpr(*e.object);
-          break;
-        }
         CompileExpr(*e.object);
         CompileExpr(*e.items[0]);
         MarkLine(e.loc);
@@ -817,6 +904,11 @@ class Codegen {
   std::unordered_map<std::string, uint32_t> constant_index_;
   std::unordered_map<std::string, uint16_t> globals_;
   std::set<std::string> pending_globals_;
+  std::map<std::string, TopLet> top_lets_;
+  // The globals named by each top-level function and each `let f = fn...` compiled so far.
+  std::map<std::string, std::map<std::string, Loc>> callee_refs_;
+  std::map<std::string, Loc> last_fn_refs_;  // of the last anonymous function in top-level code
+  bool anonymous_defers_ = false;            // compiling `let f = fn...` at the top level
 };
 
 }  // namespace

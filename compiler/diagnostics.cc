@@ -21,6 +21,36 @@ std::string SourceLine(const std::string& source, uint32_t line) {
   return text;
 }
 
+// Byte offset of code point `n` of `text` (its size if there are fewer).
+size_t OffsetOfCodePoint(const std::string& text, size_t n) {
+  size_t at = 0;
+  for (size_t seen = 0; at < text.size(); ++at) {
+    if ((static_cast<unsigned char>(text[at]) & 0xC0) == 0x80) continue;  // a continuation byte
+    if (seen++ == n) return at;
+  }
+  return at;
+}
+
+// The source line and a caret under column `col` (1-based, in code points). A long line
+// (a 10 MB string literal) is quoted only around the column, so that one mistake cannot
+// flood the terminal.
+std::string QuoteAround(const std::string& line, uint32_t col) {
+  constexpr size_t kBefore = 60, kWidth = 120;
+  size_t column = col == 0 ? 0 : col - 1;
+  size_t first = line.size() > kWidth && column > kBefore ? column - kBefore : 0;
+  size_t begin = OffsetOfCodePoint(line, first);
+  size_t end = begin + OffsetOfCodePoint(line.substr(begin, 4 * kWidth), kWidth);
+  std::string shown = (begin > 0 ? "..." : "") + line.substr(begin, end - begin) + (end < line.size() ? "..." : "");
+  std::string caret = begin > 0 ? "   " : "";
+  // Keep tabs so that the caret lines up under the column in a terminal.
+  for (size_t i = begin, cp = first; i < end && cp < column; ++i) {
+    if ((static_cast<unsigned char>(line[i]) & 0xC0) == 0x80) continue;
+    caret += line[i] == '\t' ? '\t' : ' ';
+    ++cp;
+  }
+  return "  " + shown + "\n  " + caret + "^\n";
+}
+
 }  // namespace
 
 std::string Diagnostics::Render(const std::string& file, const std::string& source) const {
@@ -33,10 +63,7 @@ std::string Diagnostics::Render(const std::string& file, const std::string& sour
     out += fmt::format("{}:{}:{}: error: {}\n", file, d.loc.line, d.loc.col, d.message);
     std::string line = SourceLine(source, d.loc.line);
     if (line.empty() && d.loc.line == 0) continue;
-    out += "  " + line + "\n  ";
-    // Keep tabs so that the caret lines up under the column in a terminal.
-    for (uint32_t i = 1; i < d.loc.col && i - 1 < line.size(); ++i) out += line[i - 1] == '\t' ? '\t' : ' ';
-    out += "^\n";
+    out += QuoteAround(line, d.loc.col);
   }
   if (sorted.size() > 1) out += fmt::format("{} errors\n", sorted.size());
   return out;

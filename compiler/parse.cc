@@ -4,9 +4,14 @@
 
 #include <fmt/format.h>
 
+#include <sys/resource.h>
+
 #include <cmath>
+#include <cstdint>
 #include <limits>
+#include <map>
 #include <set>
+#include <stdexcept>
 
 #include "Flow.h"
 #include "FlowLexer.h"
@@ -35,10 +40,19 @@ class ErrorCollector : public antlr4::BaseErrorListener {
  public:
   explicit ErrorCollector(Diagnostics* diags) : diags_(diags) {}
 
+  // A token as a message quotes it: a long one (a 10 MB string) is cut.
+  static std::string Abbreviate(const std::string& text) {
+    constexpr size_t kMax = 40;
+    if (text.size() <= kMax) return text;
+    size_t cut = kMax;
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;  // whole characters
+    return text.substr(0, cut) + "...";
+  }
+
   // ANTLR's messages list every token it could have taken; say what was found instead.
   static std::string Reword(const std::string& msg, antlr4::Token* offending) {
     std::string found;
-    if (offending) found = offending->getType() == antlr4::Token::EOF ? "end of file" : "`" + offending->getText() + "`";
+    if (offending) found = offending->getType() == antlr4::Token::EOF ? "end of file" : "`" + Abbreviate(offending->getText()) + "`";
     if (msg.rfind("missing ", 0) == 0) {
       size_t at = msg.find(" at ");
       std::string what = msg.substr(8, at == std::string::npos ? std::string::npos : at - 8);
@@ -53,24 +67,37 @@ class ErrorCollector : public antlr4::BaseErrorListener {
   void syntaxError(antlr4::Recognizer*, antlr4::Token* offending, size_t line, size_t col,
                    const std::string& msg, std::exception_ptr) override {
     if (!lines_.insert(line).second) return;
+    Loc where{static_cast<uint32_t>(line), static_cast<uint32_t>(col + 1)};
     std::string message = Reword(msg, offending);
     if (offending && offending->getType() == FlowLexer::BAD_CHAR)
-      message = fmt::format("unexpected character `{}`", offending->getText());
-    else if (offending && offending->getType() == FlowLexer::STR_NEWLINE)
+      message = fmt::format("unexpected character `{}`", Abbreviate(offending->getText()));
+    else if (offending && offending->getType() == FlowLexer::STR_NEWLINE) {
       message = "unterminated string (a string ends on its line; write \\n for a newline)";
+      auto start = string_starts_.find(offending->getTokenIndex());
+      if (start != string_starts_.end()) where = start->second;  // where the string opens
+    }
     else if (offending && offending->getType() == antlr4::Token::EOF && msg.find("'\"'") != std::string::npos)
       message = "unterminated string";
-    diags_->Error({static_cast<uint32_t>(line), static_cast<uint32_t>(col + 1)}, message);
+    diags_->Error(where, message);
   }
+
+  // The string that the line end at token `newline` leaves unterminated opens at `start`.
+  void StringStartsAt(size_t newline, Loc start) { string_starts_[newline] = start; }
 
  private:
   Diagnostics* diags_;
   std::set<size_t> lines_;
+  std::map<size_t, Loc> string_starts_;
 };
+
+// Expressions nested deeper than this (counting every operator, call, field and index,
+// not only brackets) are refused, so that the recursive passes over the tree stay well
+// inside the C++ stack. A chain of 1,000 `+` is far beyond what a person writes.
+constexpr int kMaxExpressionDepth = 1000;
 
 class AstBuilder {
  public:
-  AstBuilder(Diagnostics* diags, antlr4::TokenStream* tokens) : diags_(diags), tokens_(tokens) {}
+  explicit AstBuilder(Diagnostics* diags) : diags_(diags) {}
 
   void BuildBlockInto(std::vector<Flow::StmtContext*> stmts, ast::Block* block) {
     for (auto* s : stmts) {
@@ -199,15 +226,12 @@ class AstBuilder {
 
   StmtPtr BuildIf(Flow::IfStmtContext* c) {
     auto s = NewStmt(StmtKind::kIf, c);
-    s->expr = BuildExpr(c->expr());
-    s->body = BuildBlock(c->block(0));
-    if (c->ifStmt()) {
-      s->else_body = std::make_unique<ast::Block>();
-      s->else_body->loc = LocOf(c->ifStmt());
-      s->else_body->stmts.push_back(BuildIf(c->ifStmt()));
-    } else if (c->block().size() > 1) {
-      s->else_body = BuildBlock(c->block(1));
+    auto conds = c->expr();
+    auto blocks = c->block();
+    for (size_t i = 0; i < conds.size(); ++i) {
+      s->branches.push_back({BuildExpr(conds[i]), BuildBlock(i < blocks.size() ? blocks[i] : nullptr)});
     }
+    if (blocks.size() > conds.size()) s->else_body = BuildBlock(blocks.back());
     return s;
   }
 
@@ -218,9 +242,31 @@ class AstBuilder {
     return out;
   }
 
+  // Counts the expressions being built, one inside the other, for kMaxExpressionDepth.
+  struct DepthGuard {
+    explicit DepthGuard(int* depth) : depth_(depth) { ++*depth_; }
+    ~DepthGuard() { --*depth_; }
+    int* depth_;
+  };
+
+  // True (reported once) when the expression being built is nested too deep.
+  bool TooDeep(Loc loc) {
+    if (expr_depth_ <= kMaxExpressionDepth) return false;
+    if (!reported_too_deep_)
+      diags_->Error(loc, fmt::format("expression nesting too deep (more than {} levels); split it into smaller "
+                                     "expressions with `let`", kMaxExpressionDepth));
+    reported_too_deep_ = true;
+    return true;
+  }
+
   ExprPtr BuildExpr(Flow::ExprContext* ctx) {
     if (!ctx) return NewExpr(ExprKind::kNull, {});
     Loc loc = LocOf(ctx);
+    // A flat chain (`1 + 1 + ...`, `a.b.c...`, `f()()...`) is as deep in the tree as it is
+    // long, and every pass over the tree recurses: stop building at the limit, so that no
+    // pass can exhaust the C++ stack.
+    DepthGuard guard(&expr_depth_);
+    if (TooDeep(loc)) return NewExpr(ExprKind::kNull, loc);
     if (auto* c = dynamic_cast<Flow::PrimaryExprContext*>(ctx)) return BuildPrimary(c->primary());
     if (auto* c = dynamic_cast<Flow::MethodExprContext*>(ctx)) {
       auto e = NewExpr(ExprKind::kMethod, LocOf(c->name()));
@@ -265,13 +311,6 @@ class AstBuilder {
       e->text = c->op->getText();
       e->object = BuildExpr(c->expr(0));
       e->items.push_back(BuildExpr(c->expr(1)));
-      // `code // word` at the end of a line may be a trailing comment: the code generator
-      // decides by whether `word` names anything (see docs/language.md, Comments).
-      if (c->op->getType() == FlowLexer::FLOORDIV && e->items[0]->kind == ExprKind::kName) {
-        antlr4::Token* last = c->expr(1)->getStop();
-        antlr4::Token* next = tokens_->get(last->getTokenIndex() + 1);
-        e->bool_value = next->getType() == antlr4::Token::EOF || next->getLine() > last->getLine();
-      }
       return e;
     }
     if (auto* c = dynamic_cast<Flow::LogicalExprContext*>(ctx)) {
@@ -395,6 +434,8 @@ class AstBuilder {
       return e;
     }
     if (auto* c = dynamic_cast<Flow::BreakerExprContext*>(ctx)) {
+      DepthGuard guard(&expr_depth_);  // its name is a primary, built without BuildExpr
+      if (TooDeep(loc)) return NewExpr(ExprKind::kNull, loc);
       auto e = NewExpr(ExprKind::kBreaker, loc);
       e->object = BuildPrimary(c->primary());
       e->options = BuildOptions(c->option());
@@ -487,8 +528,76 @@ class AstBuilder {
   }
 
   Diagnostics* diags_;
-  antlr4::TokenStream* tokens_;
+  int expr_depth_ = 0;  // expressions being built, one inside the other
+  bool reported_too_deep_ = false;
 };
+
+// Thrown when the parser nests deeper than its share of the C++ stack.
+struct ParserTooDeep : std::runtime_error {
+  ParserTooDeep() : std::runtime_error("nesting too deep") {}
+};
+
+uintptr_t StackAddress() { return reinterpret_cast<uintptr_t>(__builtin_frame_address(0)); }
+
+// Half the stack the process may have (at most 8 MiB): what the parser may use.
+size_t ParserStackBudget() {
+  constexpr size_t kAssumed = 8u << 20;
+  rlimit limit{};
+  size_t stack = getrlimit(RLIMIT_STACK, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
+                     ? std::min<size_t>(limit.rlim_cur, kAssumed) : kAssumed;
+  return stack / 2;
+}
+
+// The generated parser recurses once per rule it enters, and some input nests without
+// brackets (`retry retry retry ... 1 {} {} {}`, 50,000 times). Rather than guess a depth
+// per construct, it measures the C++ stack it has used and stops well before the end.
+class StackGuardedParser : public Flow {
+ public:
+  explicit StackGuardedParser(antlr4::TokenStream* input)
+      : Flow(input), base_(StackAddress()), budget_(ParserStackBudget()) {}
+
+  void enterRule(antlr4::ParserRuleContext* ctx, size_t state, size_t rule) override {
+    CheckStack();
+    Flow::enterRule(ctx, state, rule);
+  }
+  void enterRecursionRule(antlr4::ParserRuleContext* ctx, size_t rule) override {
+    CheckStack();
+    Flow::enterRecursionRule(ctx, rule);
+  }
+  void enterRecursionRule(antlr4::ParserRuleContext* ctx, size_t state, size_t rule, int precedence) override {
+    CheckStack();
+    Flow::enterRecursionRule(ctx, state, rule, precedence);
+  }
+
+ private:
+  void CheckStack() const {
+    uintptr_t here = StackAddress();
+    if (here < base_ && base_ - here > budget_) throw ParserTooDeep();  // the stack grows down
+  }
+  uintptr_t base_;
+  size_t budget_;
+};
+
+// Parses with SLL prediction first, which is linear and enough for almost every program,
+// and only if that fails again with full LL, which also reports the errors (the
+// two-stage strategy ANTLR's authors recommend). Full LL alone spends most of its time
+// in prediction, growing with the input on long chains.
+Flow::ProgramContext* ParseTwoStage(Flow* parser, antlr4::CommonTokenStream* tokens, antlr4::ANTLRErrorListener* errors) {
+  auto* simulator = parser->getInterpreter<antlr4::atn::ParserATNSimulator>();
+  parser->removeErrorListeners();
+  parser->setErrorHandler(std::make_shared<antlr4::BailErrorStrategy>());
+  simulator->setPredictionMode(antlr4::atn::PredictionMode::SLL);
+  try {
+    return parser->program();
+  } catch (const antlr4::ParseCancellationException&) {
+  }
+  tokens->seek(0);
+  parser->reset();
+  parser->addErrorListener(errors);
+  parser->setErrorHandler(std::make_shared<antlr4::DefaultErrorStrategy>());
+  simulator->setPredictionMode(antlr4::atn::PredictionMode::LL);
+  return parser->program();
+}
 
 // The line and column of the first byte that is not valid UTF-8, if any.
 bool FindInvalidUtf8(const std::string& s, Loc* where) {
@@ -522,7 +631,10 @@ ast::Program ParseProgram(const std::string& file, const std::string& source, Di
     return program;
   }
   try {
-    antlr4::ANTLRInputStream input(source);
+    // A `#!` first line is ignored (emptied: line numbers stay), so that
+    // `#!/usr/bin/env -S flow run` scripts run directly.
+    antlr4::ANTLRInputStream input(source.rfind("#!", 0) == 0 ? source.substr(std::min(source.find('\n'), source.size()))
+                                                               : source);
     FlowLexer lexer(&input);
     ErrorCollector errors(diags);
     lexer.removeErrorListeners();
@@ -530,8 +642,31 @@ ast::Program ParseProgram(const std::string& file, const std::string& source, Di
     antlr4::CommonTokenStream tokens(&lexer);
     tokens.fill();
     int depth = 0, unary_run = 0;
+    std::vector<Loc> open_strings;
+    std::vector<bool> braces;  // per open `{` or `${`: whether it is an interpolation
+    int interpolations = 0;
     for (antlr4::Token* t : tokens.getTokens()) {
       size_t type = t->getType();
+      if (type == FlowLexer::LINE_COMMENT) {
+        if (interpolations > 0) {
+          diags->Error(LocOf(t), "`//` starts a comment, which cannot stand inside `${...}` "
+                                 "(floored division is `math.div(a, b)`)");
+          return program;
+        }
+        continue;
+      }
+      if (type == FlowLexer::INTERP_START || type == FlowLexer::LBRACE) {
+        braces.push_back(type == FlowLexer::INTERP_START);
+        interpolations += braces.back();
+      } else if (type == FlowLexer::RBRACE && !braces.empty()) {
+        interpolations -= braces.back();
+        braces.pop_back();
+      }
+      if (type == FlowLexer::DQUOTE) open_strings.push_back(LocOf(t));
+      if ((type == FlowLexer::STR_END || type == FlowLexer::STR_NEWLINE) && !open_strings.empty()) {
+        if (type == FlowLexer::STR_NEWLINE) errors.StringStartsAt(t->getTokenIndex(), open_strings.back());
+        open_strings.pop_back();
+      }
       if (type == FlowLexer::LPAREN || type == FlowLexer::LBRACK || type == FlowLexer::LBRACE ||
           type == FlowLexer::INTERP_START || type == FlowLexer::DQUOTE) {
         ++depth;
@@ -539,18 +674,26 @@ ast::Program ParseProgram(const std::string& file, const std::string& source, Di
                  type == FlowLexer::STR_END) {
         --depth;
       }
+      if (type == FlowLexer::UNTERMINATED_COMMENT) {
+        diags->Error(LocOf(t), "unterminated comment: `/*` without a closing `*/`");
+        return program;
+      }
       unary_run = (type == FlowLexer::MINUS || type == FlowLexer::BANG) ? unary_run + 1 : 0;
       if (depth > kMaxNesting || unary_run > kMaxNesting) {
         diags->Error(LocOf(t), fmt::format("nesting deeper than {} levels", kMaxNesting));
         return program;
       }
     }
-    Flow parser(&tokens);
-    parser.removeErrorListeners();
-    parser.addErrorListener(&errors);
-    Flow::ProgramContext* tree = parser.program();
+    StackGuardedParser parser(&tokens);
+    Flow::ProgramContext* tree = nullptr;
+    try {
+      tree = ParseTwoStage(&parser, &tokens, &errors);
+    } catch (const ParserTooDeep&) {
+      diags->Error(LocOf(parser.getCurrentToken()), "expression nesting too deep; split it into smaller expressions with `let`");
+      return program;
+    }
     if (diags->HasErrors()) return program;
-    AstBuilder builder(diags, &tokens);
+    AstBuilder builder(diags);
     builder.BuildBlockInto(tree->stmt(), &program.body);
   } catch (const std::exception& e) {
     diags->Error({1, 1}, fmt::format("cannot parse: {}", e.what()));

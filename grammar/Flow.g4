@@ -26,7 +26,9 @@ stmt
   | SEMI                                                          # emptyStmt
   ;
 
-ifStmt : IF expr block (ELSE (ifStmt | block))? ;
+// `else if` is a loop, not a nested ifStmt: a long chain parses in linear time (nested, each
+// level deepened ANTLR's prediction contexts: quadratic) and builds a flat tree.
+ifStmt : IF expr block (ELSE IF expr block)* (ELSE block)? ;
 
 params : IDENT (COMMA IDENT)* COMMA? ;
 
@@ -37,7 +39,7 @@ expr
   | expr LBRACK expr RBRACK                                       # indexExpr
   | expr LPAREN args? RPAREN                                      # callExpr
   | op=(MINUS | BANG) expr                                        # unaryExpr
-  | expr op=(STAR | SLASH | FLOORDIV | PERCENT) expr              # binaryExpr
+  | expr op=(STAR | SLASH | PERCENT) expr              # binaryExpr
   | expr op=(PLUS | MINUS) expr                                   # binaryExpr
   | expr op=(LT | LE | GT | GE) expr                              # binaryExpr
   | expr op=(EQ | NE) expr                                        # binaryExpr

@@ -2,55 +2,6 @@
 // `${expr}` interpolation need lexical modes.
 lexer grammar FlowLexer;
 
-@members {
-  // `//` is both the floor-division operator and the line-comment opener. It is a comment
-  // unless it directly follows an operand on the same line, with at most one space before
-  // it, and the rest of the line does not read as prose (two adjacent plain words).
-  std::unique_ptr<antlr4::Token> nextToken() override {
-    auto token = antlr4::Lexer::nextToken();
-    if (token->getChannel() == antlr4::Token::DEFAULT_CHANNEL) {
-      lastType_ = token->getType();
-      lastStop_ = token->getStopIndex();
-      haveLast_ = true;
-    }
-    return token;
-  }
-
-  bool isLineComment() {
-    if (!haveLast_) return true;
-    switch (lastType_) {
-      case IDENT: case INT: case FLOAT: case DURATION: case STR_END: case RPAREN:
-      case RBRACK: case TRUE: case FALSE: case NULL_: break;
-      default: return true;
-    }
-    size_t start = tokenStartCharIndex;
-    if (start < lastStop_ + 1) return true;
-    size_t gap = start - (lastStop_ + 1);
-    if (gap >= 2) return true;
-    for (size_t i = lastStop_ + 1; i < start; ++i) {
-      if (_input->getText(antlr4::misc::Interval(i, i)) == "\n") return true;
-    }
-    // Scan the rest of the line: `//` then prose is a comment.
-    std::string rest;
-    for (ssize_t k = 1;; ++k) {
-      size_t c = _input->LA(k);
-      if (c == antlr4::IntStream::EOF || c == '\n' || c == '\r') break;
-      rest.push_back(c < 128 ? static_cast<char>(c) : 'a');
-    }
-    if (rest.empty() || rest[0] == '/') return true;
-    return flowRestLooksLikeProse(rest);
-  }
-
- private:
-  size_t lastType_ = 0;
-  size_t lastStop_ = 0;
-  bool haveLast_ = false;
-}
-
-@header {
-#include "compiler/comment_heuristic.h"
-}
-
 LET : 'let' ;
 FN : 'fn' ;
 IF : 'if' ;
@@ -104,11 +55,17 @@ ASSIGN : '=' ;
 PLUS : '+' ;
 MINUS : '-' ;
 STAR : '*' ;
-LINE_COMMENT : '//' {isLineComment()}? ~[\r\n]* -> skip ;
-FLOORDIV : '//' ;
+// `//` always starts a comment (outside strings); floored integer division is math.div.
+// On the hidden channel rather than skipped, so that parse.cc can refuse one inside
+// `${...}`, where it would swallow the rest of the string. (No lexer predicates: ANTLR
+// 4.9 leaks a DFA state each time one is evaluated.)
+LINE_COMMENT : '//' ~[\r\n]* -> channel(HIDDEN) ;
 SLASH : '/' ;
 PERCENT : '%' ;
 BLOCK_COMMENT : '/*' .*? '*/' -> skip ;
+// A `/*` with no `*/` after it: the longest text that holds no `*/`, so that a closed
+// comment (one character longer) always wins. parse.cc reports it where it starts.
+UNTERMINATED_COMMENT : '/*' ( ~'*' | '*'+ ~[*/] )* '*'* ;
 WS : [ \t\r\n]+ -> skip ;
 DQUOTE : '"' -> pushMode(STR) ;
 // Anything else is one bad character: the parser reports it where it stands.

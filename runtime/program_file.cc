@@ -6,25 +6,54 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "compiler/compiler.h"
 
 namespace flow::runtime {
 
-bool ReadFile(const std::string& path, std::string* out, std::string* error) {
+namespace {
+
+bool EndsWith(const std::string& s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Bytecode by its name, or by its first byte: the magic starts with 0x7F, which no source
+// file can (it is not a character Flow reads), so that a file cut inside the magic is
+// still recognised as damaged bytecode rather than compiled as source.
+bool IsBytecodeFile(const std::string& path, const std::string& bytes) {
+  return EndsWith(path, ".flowc") || (!bytes.empty() && bytes[0] == '\x7f') || LooksLikeBytecode(bytes);
+}
+
+}  // namespace
+
+bool ReadFile(const std::string& path, std::string* out, std::string* error, size_t max_bytes) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) {
+    *error = fmt::format("{} is a directory, not a file", path);
+    return false;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     *error = fmt::format("cannot read {}: {}", path, std::strerror(errno));
     return false;
   }
-  std::ostringstream buf;
-  buf << in.rdbuf();
+  // In chunks, never more than max_bytes + 1: the file may be a device that never ends.
+  out->clear();
+  char chunk[1 << 16];
+  while (in) {
+    size_t room = max_bytes - out->size();  // one byte more than room tells that there is more
+    size_t want = room >= sizeof chunk ? sizeof chunk : room + 1;
+    in.read(chunk, static_cast<std::streamsize>(want));
+    out->append(chunk, static_cast<size_t>(in.gcount()));
+    if (out->size() > max_bytes) {
+      *error = fmt::format("{} is larger than {} bytes, the most Flow reads from it", path, max_bytes);
+      return false;
+    }
+  }
   if (in.bad()) {
     *error = fmt::format("cannot read {}: {}", path, std::strerror(errno));
     return false;
   }
-  *out = buf.str();
   return true;
 }
 
@@ -36,11 +65,16 @@ std::string AbsolutePath(const std::string& path) {
 
 int LoadProgram(const std::string& path, Module* module) {
   std::string bytes, error;
-  if (!ReadFile(path, &bytes, &error)) {
+  if (!ReadFile(path, &bytes, &error, kMaxProgramBytes)) {
     fmt::print(stderr, "flow: {}\n", error);
     return kExitUsage;
   }
-  if (LooksLikeBytecode(bytes)) {
+  if (IsBytecodeFile(path, bytes)) {
+    if (bytes.size() < kBytecodeMagicSize) {
+      fmt::print(stderr, "flow: {}: truncated bytecode ({} bytes, shorter than its {}-byte magic)\n", path,
+                 bytes.size(), kBytecodeMagicSize);
+      return kExitCorrupt;
+    }
     Result<Module> loaded = DeserializeModule(bytes);
     if (!loaded.ok()) {
       fmt::print(stderr, "flow: {}: {}\n", path, loaded.status().message());

@@ -1,6 +1,9 @@
 // Loading the program a command names: Flow source (compiled on the fly) or a .flowc
-// bytecode file (checked and verified), told apart by the bytecode magic.
+// bytecode file (checked and verified). A file is bytecode if its name ends in `.flowc`
+// or it starts with the magic's first byte (0x7F); anything else is source.
 #pragma once
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "runtime/exit_codes.h"
@@ -8,15 +11,21 @@
 
 namespace flow::runtime {
 
+// The largest program file, source or bytecode, that Flow reads (docs/language.md).
+constexpr size_t kMaxProgramBytes = 16u << 20;
+constexpr size_t kBytecodeMagicSize = 8;
+
 // Loads `path` into `module`, printing any error to stderr. Returns kExitOk, kExitUsage
-// (unreadable file, compile errors) or kExitCorrupt (damaged bytecode).
+// (unreadable file, a directory, larger than kMaxProgramBytes, compile errors) or
+// kExitCorrupt (damaged or truncated bytecode).
 int LoadProgram(const std::string& path, Module* module);
 
 // `path` made absolute (against the working directory), for names that are kept and shown
 // later, from other folders: a run's program, a module's source name.
 std::string AbsolutePath(const std::string& path);
 
-// Reads a whole file; false (with *error) if it cannot.
-bool ReadFile(const std::string& path, std::string* out, std::string* error);
+// Reads a whole file of at most max_bytes; false (with *error) if it cannot, if it is
+// a directory, or if it holds more.
+bool ReadFile(const std::string& path, std::string* out, std::string* error, size_t max_bytes = SIZE_MAX);
 
 }  // namespace flow::runtime

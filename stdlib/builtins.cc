@@ -214,11 +214,27 @@ bool MathPow(VM& vm, Value* args, int, Value* out) {
   return true;
 }
 
+// Floored integer division: the quotient rounded toward negative infinity, so that
+// a == math.div(a, b) * b + a % b for the floored `%`.
+bool MathDiv(VM& vm, Value* args, int, Value* out) {
+  for (int i = 0; i < 2; ++i)
+    if (args[i].tag != Tag::kInt)
+      return vm.Raise("type", fmt::format("math.div() takes ints, not {} (use math.floor(a / b) for floats)", TypeName(args[i].tag)));
+  int64_t a = args[0].i, b = args[1].i;
+  if (b == 0) return vm.Raise("arith", "division by zero");
+  if (a == INT64_MIN && b == -1) return vm.Raise("arith", fmt::format("integer overflow in math.div({}, -1)", a));
+  int64_t q = a / b;
+  if (a % b != 0 && ((a < 0) != (b < 0))) --q;
+  *out = Value::Int(q);
+  return true;
+}
+
 constexpr BuiltinFn kBuiltins[] = {
     Print, Len, Str, Int, Float, Type, Range, Error, JsonEncode, JsonParse, TimeNow,
     MathAbs, MathMin, MathMax, Rounding<Floor>, Rounding<Ceil>, Rounding<Round>, MathSqrt, MathPow,
     RandomInt, EnvGet, Sleep, FsRead, FsWrite, FsAppend, HttpGet, HttpPost, SignalWait,
     FsExists, FsList, FsRemove, HttpPut, HttpPatch, HttpDelete, HttpRequest, ExecRun, ExecShell, Secret, LlmChat,
+    MathDiv,
 };
 static_assert(sizeof(kBuiltins) / sizeof(kBuiltins[0]) == kBuiltinCount,
               "every builtin of builtins.def needs an implementation here, in the same order");

@@ -7,6 +7,7 @@
 #include "checkpoint_input.h"
 #include "compiler/compiler.h"
 #include "stdlib/stdlib.h"
+#include "vm/bytecode/decode.h"
 #include "vm/vm.h"
 
 namespace {
@@ -35,6 +36,25 @@ class SeedJournal : public flow::EffectJournal {
   std::string dir_;
 };
 
+// The mutants that once crashed the VM behind a valid checksum: the script's first POP
+// turned into an opcode that closes a handler that is not open. The verifier refuses them;
+// as seeds they lead the fuzzer to that check.
+void WriteHandlerMutants(const flow::Module& module, const std::string& prefix) {
+  const flow::Op kClosers[] = {flow::Op::STEP_END, flow::Op::RETRY_END, flow::Op::TIMEOUT_END, flow::Op::BREAKER_END,
+                               flow::Op::POP_HANDLER};
+  const std::string& code = module.functions[0].code;
+  uint32_t pop = 0;
+  flow::Instruction ins;
+  while (pop < code.size() && flow::DecodeInstruction(code, pop, &ins) && ins.op != flow::Op::POP) pop += ins.size;
+  if (pop >= code.size() || ins.op != flow::Op::POP) return;
+  for (flow::Op op : kClosers) {
+    flow::Module mutant = module;
+    mutant.functions[0].code[pop] = static_cast<char>(op);
+    std::ofstream(prefix + "_" + std::to_string(static_cast<int>(op)) + ".bin", std::ios::binary)
+        << flow::SerializeModule(mutant).substr(28);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -53,6 +73,7 @@ int main(int argc, char** argv) {
     std::string bytes = flow::SerializeModule(module);
     std::ofstream(out_dir + "/whole/" + std::to_string(i) + ".flowc", std::ios::binary) << bytes;
     std::ofstream(out_dir + "/payload/" + std::to_string(i) + ".bin", std::ios::binary) << bytes.substr(28);
+    WriteHandlerMutants(module, out_dir + "/payload/" + std::to_string(i));
   }
   flow::Module module;
   flow::Diagnostics diags;

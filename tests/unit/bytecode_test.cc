@@ -121,6 +121,99 @@ TEST(Verifier, RejectsBadOperandsJumpsAndStackUse) {
   }
 }
 
+TEST(Verifier, RejectsUnbalancedHandlers) {
+  // The operand of a guarded block, then the block's value: an END needs both on the stack.
+  std::string two = Ins(Op::CONST, {0}) + Ins(Op::CONST, {0});
+  struct Case {
+    std::string code;
+    const char* why;
+  } cases[] = {
+      {two + Ins(Op::STEP_END) + Ins(Op::RETURN), "STEP_END does not close the innermost open handler"},
+      {two + Ins(Op::RETRY_END) + Ins(Op::RETURN), "RETRY_END does not close"},
+      {two + Ins(Op::TIMEOUT_END) + Ins(Op::RETURN), "TIMEOUT_END does not close"},
+      {two + Ins(Op::BREAKER_END) + Ins(Op::RETURN), "BREAKER_END does not close"},
+      {Ins(Op::POP_HANDLER) + Ins(Op::PUSH_NULL) + Ins(Op::RETURN), "POP_HANDLER with no open handler"},
+      // A retry closed as a timeout.
+      {Ins(Op::CONST, {0}) + Ins(Op::RETRY_BEGIN) + Ins(Op::CONST, {0}) + Ins(Op::TIMEOUT_END) + Ins(Op::RETURN),
+       "TIMEOUT_END does not close"},
+      // Closed with the wrong values on the stack: the operand was popped inside the block.
+      {Ins(Op::CONST, {0}) + Ins(Op::TIMEOUT_BEGIN) + Ins(Op::POP) + Ins(Op::CONST, {0}) + Ins(Op::CONST, {0}) +
+           Ins(Op::TIMEOUT_END) + Ins(Op::RETURN),
+       "pops below the stack of an open handler"},
+      // One path opens a try, the other does not, and they meet.
+      {Ins(Op::PUSH_TRUE) + Ins(Op::JUMP_IF_FALSE, {16}) + Ins(Op::TRY_BEGIN, {18}) + Ins(Op::JUMP, {16}) +
+           Ins(Op::PUSH_NULL) + Ins(Op::RETURN) + Ins(Op::RETURN),
+       "handlers open disagree"},
+      // A step whose skip target is not an instruction.
+      {Ins(Op::CONST, {0}) + Ins(Op::STEP_BEGIN, {0, 999}) + Ins(Op::CONST, {0}) + Ins(Op::STEP_END) + Ins(Op::RETURN),
+       "jump to 999 is not an instruction"},
+  };
+  for (const auto& c : cases) {
+    Status s = VerifyModule(OneFunction(c.code));
+    EXPECT_FALSE(s.ok()) << c.why;
+    EXPECT_NE(s.message().find(c.why), std::string::npos) << s.message();
+  }
+}
+
+const char* kGuarded =
+    "let a = 1\nlet b = 2\nprint(a == b)\n"
+    "fn f(n) {\n"
+    "  for i in range(n) {\n"
+    "    let v = step \"s${i}\" { retry 2 { timeout 1s { breaker \"svc\" { if i == 1 { break } i * 2 } } } }\n"
+    "    try { if v > 2 { continue } print(v) } catch e { print(e.kind) }\n"
+    "  }\n"
+    "  return retry (attempts: 2) { step \"last\" once { n } }\n"
+    "}\n"
+    "print(f(3))\n";
+
+// Mutants of the kind the adversarial pass sealed with a valid checksum: a reachable
+// one-byte instruction turned into an opcode that closes a handler (EQ -> TIMEOUT_END
+// crashed the VM), or an opcode that opens one turned into a plain one (RETRY_BEGIN ->
+// PUSH_TRUE). Each makes the VM close a handler that is not there, and the verifier must
+// refuse it. (A handler left open by a RETURN is fine: the VM drops a frame's handlers.)
+TEST(Verifier, RejectsEveryMutantThatClosesAHandlerNotOpen) {
+  const Op kClosers[] = {Op::STEP_END, Op::RETRY_END, Op::TIMEOUT_END, Op::BREAKER_END, Op::POP_HANDLER};
+  Module original = Compile(kGuarded);
+  ASSERT_TRUE(VerifyModule(original).ok());
+  int mutants = 0;
+  for (size_t fn = 0; fn < original.functions.size(); ++fn) {
+    const std::string& code = original.functions[fn].code;
+    std::vector<int> depths;
+    ASSERT_TRUE(ComputeStackDepths(original, static_cast<uint32_t>(fn), &depths).ok());
+    for (uint32_t pc = 0; pc < code.size();) {
+      Instruction ins;
+      ASSERT_TRUE(DecodeInstruction(code, pc, &ins));
+      std::vector<Op> replacements;
+      bool opener = ins.op == Op::RETRY_BEGIN || ins.op == Op::TIMEOUT_BEGIN || ins.op == Op::BREAKER_BEGIN;
+      if (opener) {
+        replacements = {Op::NOP, Op::PUSH_TRUE, Op::POP};
+      } else if (ins.size == 1 && depths[pc] >= 0 && GetOpInfo(ins.op).name.find("END") == std::string_view::npos &&
+                 ins.op != Op::POP_HANDLER) {
+        replacements.assign(std::begin(kClosers), std::end(kClosers));
+      }
+      for (Op r : replacements) {
+        Module m = original;
+        m.functions[fn].code[pc] = static_cast<char>(r);
+        Status s = VerifyModule(m);
+        EXPECT_FALSE(s.ok()) << "function " << fn << " pc " << pc << ": " << GetOpInfo(ins.op).name << " -> "
+                             << GetOpInfo(r).name << " accepted";
+        ++mutants;
+      }
+      pc += ins.size;
+    }
+  }
+  EXPECT_GT(mutants, 40);
+}
+
+TEST(Verifier, AcceptsEveryHandlerTheCompilerEmits) {
+  // Guarded blocks nested in every way, left by break, continue, return and throw.
+  EXPECT_TRUE(VerifyModule(Compile(kGuarded)).ok());
+  EXPECT_TRUE(VerifyModule(Compile(
+      "fn g() { while true { try { step \"k\" { timeout 1s { return 1 } } } catch e { break } } return 0 }\n"
+      "for x in [1] { retry 3 { try { throw error(\"x\", \"y\") } catch e { continue } } }\n"
+      "print(g())\n")).ok());
+}
+
 TEST(Verifier, RejectsStackDeeperThanDeclared) {
   Module m = OneFunction(Ins(Op::PUSH_NULL) + Ins(Op::PUSH_NULL) + Ins(Op::RETURN), 2);
   Status s = VerifyModule(m);

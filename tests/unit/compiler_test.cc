@@ -1,6 +1,5 @@
 #include <gtest/gtest.h>
 
-#include "compiler/comment_heuristic.h"
 #include "run_program.h"
 
 namespace flow {
@@ -114,29 +113,158 @@ TEST(Compiler, NoFoldAcrossAJumpTarget) {
   EXPECT_EQ(r2.output, "6\n");
 }
 
-TEST(CommentHeuristic, FloorDivisionVersusTrailingComment) {
+TEST(Comments, DoubleSlashAlwaysStartsAComment) {
+  // Each of these was once read as floor division, or half as division and half as comment.
   auto r = testing::RunProgram(
-      "let a = 7 // 2\n"
-      "let b = -7 // 2\n"
-      "let c = a  // two spaces: a comment\n"
-      "let d = b // the rest reads as prose\n"
-      "print(a, b, c, d) // done\n"
-      "// a whole-line comment\n"
-      "/* a block\n comment */ print(9 // 4)\n");
+      "#!/usr/bin/env -S flow run\n"
+      "let a = 7\nlet b = 2\n"
+      "let q = a // b; print(\"q is\", q)\n"
+      "let total = 10\n"
+      "let avg = total // cuont\n"
+      "print(q, avg) // done\n"
+      "print(\"a // b\") /* a block\n comment */ print(9 // 4)\n"
+      ")\n");
   ASSERT_TRUE(r.compiled) << r.diagnostics;
-  EXPECT_EQ(r.output, "3 -4 3 -4\n2\n");
-  auto r2 = testing::RunProgram(
-      "let total = 17\nlet count = 5\n"
-      "let avg = total // count\n"
-      "print(avg) // TODO: round instead\n"
-      "print(total // count, total) // don't\n");
-  ASSERT_TRUE(r2.compiled) << r2.diagnostics;
-  EXPECT_EQ(r2.output, "3\n3 17\n");
-  EXPECT_TRUE(RestLooksLikeProse(" see the docs"));
-  EXPECT_TRUE(RestLooksLikeProse(" TODO: later"));
-  EXPECT_TRUE(RestLooksLikeProse(" why?"));
-  EXPECT_FALSE(RestLooksLikeProse(" 2, -7 // 2)"));
-  EXPECT_FALSE(RestLooksLikeProse(" b } catch e { print(e) }"));
+  EXPECT_EQ(r.output, "7 10\na // b\n9\n");
+  std::string out = Errors("let a = 7\nprint(\"${a // 2}s\")\n");
+  EXPECT_NE(out.find("t.flow:2:12: error: `//` starts a comment, which cannot stand inside `${...}`"), std::string::npos) << out;
+}
+
+TEST(Comments, ShebangOnlyOnTheFirstLine) {
+  EXPECT_NE(Errors("print(1)\n#!/bin/sh\n").find("t.flow:2:1: error: unexpected character `#`"), std::string::npos);
+}
+
+TEST(Comments, UnterminatedBlockCommentIsReportedWhereItStarts) {
+  std::string out = Errors("print(1)\n  /* never closed\nprint(2)\n");
+  EXPECT_NE(out.find("t.flow:2:3: error: unterminated comment"), std::string::npos) << out;
+  EXPECT_EQ(out.find("unexpected"), std::string::npos) << out;
+  auto r = testing::RunProgram("/* closed ** */ print(1) /**/ /* * / */ print(2) /* last */");
+  ASSERT_TRUE(r.compiled) << r.diagnostics;
+  EXPECT_EQ(r.output, "1\n2\n");
+}
+
+TEST(MathDiv, FlooredIntegerDivision) {
+  auto r = testing::RunProgram(
+      "print(math.div(7, 2), math.div(-7, 2), math.div(7, -2), math.div(-7, -2), math.div(6, 3))\n"
+      "let x = -9223372036854775807 - 1\n"
+      "print(math.div(x, 1), math.div(x, 2))\n"
+      "for args in [[1, 0], [x, -1], [7.0, 2], [\"7\", 2]] {\n"
+      "  try { math.div(args[0], args[1]) } catch e { print(e.kind, e.message) }\n"
+      "}\n");
+  ASSERT_TRUE(r.compiled) << r.diagnostics;
+  EXPECT_EQ(r.output,
+            "3 -4 -4 3 2\n"
+            "-9223372036854775808 -4611686018427387904\n"
+            "arith division by zero\n"
+            "arith integer overflow in math.div(-9223372036854775808, -1)\n"
+            "type math.div() takes ints, not float (use math.floor(a / b) for floats)\n"
+            "type math.div() takes ints, not string (use math.floor(a / b) for floats)\n");
+}
+
+TEST(Hoisting, TopLevelFunctionsCanBeCalledBeforeTheirDeclaration) {
+  auto r = testing::RunProgram(
+      "print(twice(4))\n"
+      "let handlers = [twice]\n"
+      "print(handlers[0](5), quad(1))\n"
+      "fn twice(x) { return x * 2 }\n"
+      "fn quad(x) { return twice(twice(x)) }\n");
+  ASSERT_TRUE(r.compiled) << r.diagnostics;
+  EXPECT_EQ(r.output, "8\n10 4\n");
+}
+
+TEST(Hoisting, ReadingALetBeforeItRunsIsACompileErrorNamingIt) {
+  // Directly, through a chain of functions, and through a function value.
+  std::string out = Errors("print(show())\nlet limit = 21\nfn show() { return limit * 2 }\n");
+  EXPECT_NE(out.find("t.flow:1:7: error: `show` reads `limit` before `limit` is assigned (its `let` is at line 2)"),
+            std::string::npos) << out;
+  out = Errors("fn a() { return b() }\nfn b() { return limit }\nlet x = a()\nlet limit = 1\n");
+  EXPECT_NE(out.find("t.flow:3:9: error: `a` reads `limit` (through `b`) before `limit` is assigned (its `let` is at line 4)"),
+            std::string::npos) << out;
+  out = Errors("let fs = [show]\nlet limit = 1\nfn show() { return limit }\n");
+  EXPECT_NE(out.find("t.flow:1:11: error: `show` reads `limit`"), std::string::npos) << out;
+  out = Errors("fn f() { return x }\nlet x = f()\n");
+  EXPECT_NE(out.find("`f` reads `x` before `x` is assigned (its `let` is at line 2)"), std::string::npos) << out;
+  out = Errors("fn f() { x = 1 }\nprint(x)\nlet x = 0\n");
+  EXPECT_NE(out.find("t.flow:2:7: error: `x` is used before it is assigned (its `let` is at line 3)"), std::string::npos) << out;
+  out = Errors("let h = fn() { return cfg }\nprint(h())\nlet cfg = 1\n");
+  EXPECT_NE(out.find("t.flow:2:7: error: `h` reads `cfg` before `cfg` is assigned (its `let` is at line 3)"),
+            std::string::npos) << out;
+  // A function counts what its nested functions read, as Go counts references.
+  out = Errors("fn make() { return fn() { return later } }\nlet get = make()\nlet later = 1\n");
+  EXPECT_NE(out.find("`make` reads `later` before"), std::string::npos) << out;
+  out = Errors("print([1].map(fn(v) { return cfg }))\nlet cfg = 1\n");
+  EXPECT_NE(out.find("`cfg` is used before it is assigned (its `let` is at line 2)"), std::string::npos) << out;
+}
+
+TEST(Hoisting, FunctionsMayReadLetsThatRunBeforeTheyAreCalled) {
+  auto r = testing::RunProgram(
+      "let get = fn() { return later }\n"  // defined before `later`, called after it
+      "let later = \"ok\"\n"
+      "let fact = fn(n) { if n < 2 { return 1 } return n * fact(n - 1) }\n"
+      "print(get(), fact(5), show())\n"
+      "fn show() { return later }\n");
+  ASSERT_TRUE(r.compiled) << r.diagnostics;
+  EXPECT_EQ(r.output, "ok 120 ok\n");
+}
+
+// A chain of `n` terms joined by `op`.
+std::string Chain(const std::string& first, const std::string& op, int n) {
+  std::string s = first;
+  s.reserve(n * (op.size() + first.size()));
+  for (int i = 1; i < n; ++i) s += op;
+  return s;
+}
+
+TEST(Diagnostics, FlatChainsTooDeepAreRefusedNotACrash) {
+  const char* kTooDeep = "expression nesting too deep";
+  for (int n : {900, 20000, 100000}) {
+    SCOPED_TRACE(n);
+    bool refused = n > 1000;
+    for (std::string src : {"let x = " + Chain("1", " + 1", n), "let x = " + Chain("true", " && true", n),
+                            "let x = " + Chain("\"a\"", " + \"a\"", n), "let m = {}\nprint(m" + Chain("", ".a", n + 1) + ")",
+                            "let m = [0]\nprint(m" + Chain("", "[0]", n + 1) + ")",
+                            "fn f() { return f }\nf" + Chain("", "()", n + 1),
+                            "print(\" a \"" + Chain("", ".trim()", n + 1) + ")"}) {
+      Module module;
+      Diagnostics diags;
+      bool ok = CompileSource("t.flow", src, &module, &diags);
+      std::string out = diags.Render("t.flow", src);
+      if (refused) {
+        EXPECT_FALSE(ok);
+        EXPECT_NE(out.find(kTooDeep), std::string::npos) << out.substr(0, 300);
+        EXPECT_LT(out.size(), 2000u);
+      } else {
+        EXPECT_TRUE(ok) << out.substr(0, 300);
+      }
+    }
+  }
+}
+
+TEST(Compiler, LongElseIfChainsCompileAndRun) {
+  std::string src = "let x = 7777\nif x == 0 { print(0) }";
+  for (int i = 1; i < 20000; ++i) src += " else if x == " + std::to_string(i) + " { print(" + std::to_string(i) + ") }";
+  src += " else { print(-1) }\n";
+  auto r = testing::RunProgram(src);
+  ASSERT_TRUE(r.compiled) << r.diagnostics.substr(0, 300);
+  EXPECT_EQ(r.output, "7777\n");
+  auto r2 = testing::RunProgram("if false { print(1) } else if false { print(2) }\nif 1 == 1 { print(3) } else { print(4) }\n");
+  EXPECT_EQ(r2.output, "3\n");
+}
+
+TEST(Diagnostics, AHugeLineIsQuotedAroundTheColumnOnly) {
+  std::string src = "let x = \"" + std::string(10'000'000, 'a') + "\n";
+  std::string out = Errors(src);
+  EXPECT_NE(out.find("t.flow:1:9: error: unterminated string"), std::string::npos) << out.substr(0, 300);
+  EXPECT_LT(out.size(), 1000u) << out.substr(0, 300);
+  std::string src2 = std::string(5000, ' ') + "let y = 1 + * 2\n";
+  out = Errors(src2);
+  EXPECT_NE(out.find("t.flow:1:5013: error: unexpected `*`"), std::string::npos) << out;
+  // The caret still stands under the column in the window shown.
+  size_t quote = out.find("\n  ") + 3;
+  size_t caret_line = out.find('\n', quote) + 1;
+  size_t star = out.find('*', quote) - quote;
+  EXPECT_EQ(out.substr(caret_line, 2 + star + 1), std::string(2 + star, ' ') + "^") << out;
+  EXPECT_LT(out.size(), 400u) << out;
 }
 
 }  // namespace

@@ -20,15 +20,15 @@ std::string ErrorKind(const std::string& body) {
 }
 
 TEST(Vm, ArithmeticRules) {
-  EXPECT_EQ(Output("print(7 / 2, 8 / 2, 7 // 2, -7 // 2, 7 % 3, -7 % 3, 7 % -3)"), "3.5 4.0 3 -4 1 2 -2\n");
-  EXPECT_EQ(Output("print(7.5 // 2, -7.5 % 2, 2 * 3.0, 1 == 1.0, 1 < 1.5)"), "3.0 0.5 6.0 true true\n");
+  EXPECT_EQ(Output("print(7 / 2, 8 / 2, math.div(7, 2), math.div(-7, 2), 7 % 3, -7 % 3, 7 % -3)"), "3.5 4.0 3 -4 1 2 -2\n");
+  EXPECT_EQ(Output("print(math.floor(7.5 / 2), -7.5 % 2, 2 * 3.0, 1 == 1.0, 1 < 1.5)"), "3 0.5 6.0 true true\n");
   EXPECT_EQ(Output("print(-9223372036854775807 - 1)"), "-9223372036854775808\n");
 }
 
 TEST(Vm, RuntimeErrorKinds) {
   EXPECT_EQ(ErrorKind("let z = 9223372036854775807 * 2"), "arith\n");
   EXPECT_EQ(ErrorKind("let z = -(-9223372036854775807 - 1)"), "arith\n");
-  EXPECT_EQ(ErrorKind("let z = (-9223372036854775807 - 1) // -1"), "arith\n");
+  EXPECT_EQ(ErrorKind("let z = math.div(-9223372036854775807 - 1, -1)"), "arith\n");
   EXPECT_EQ(ErrorKind("let z = 1 % 0"), "arith\n");
   EXPECT_EQ(ErrorKind("let z = 1 / 0"), "arith\n");
   EXPECT_EQ(ErrorKind("let z = \"a\" < 1"), "type\n");
