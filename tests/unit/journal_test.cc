@@ -82,7 +82,9 @@ Module Compile(const std::string& source) {
   return module;
 }
 
-// One run "r1" in a fresh store: its record, database and mark, as `flow run` makes them.
+// One run "r1" in a fresh store: its database, first checkpoint, mark and record, made
+// in the order `flow run` makes them (StartRun): the first checkpoint is synced and the
+// mark fsynced before the record is written, so a run with a record always has its state.
 class StoreRun {
  public:
   void Start(const std::string& source, bool sync = true) {
@@ -97,7 +99,7 @@ class StoreRun {
     record.id = "r1";
     record.program = "t.flow";
     record.code_hash = *hash;
-    ASSERT_TRUE(store_->WriteRun(record).ok());
+    record.durability = sync ? "sync" : "async";
     sync_ = sync;
     OpenDb(true);
     vm_ = std::make_unique<VM>(&module_, &host_, stdlib::GetNatives());
@@ -106,6 +108,9 @@ class StoreRun {
     vm_->PrepareToRun();
     store::Batch first;
     ASSERT_TRUE(journal_->WriteCheckpoint(*vm_, true, &first).ok());
+    ASSERT_TRUE(journal_->Sync().ok());
+    ASSERT_TRUE(mark_->Sync(store_->dir() + "/runs/r1").ok());
+    ASSERT_TRUE(store_->WriteRun(record).ok());
   }
   void OpenDb(bool create) {
     auto db = store::RunDb::Open(store_->RunDbDir("r1"), {.create = create});
@@ -132,11 +137,6 @@ class StoreRun {
     if (!mark.ok()) return mark.status();
     StoreJournal journal(run.db.get(), mark->get(), &host_, "r1", sync_, run.checkpoint);
     run.vm->SetJournal(&journal);
-    if (run.checkpoint == 0) {  // it never checkpointed: start it as `flow run` would
-      run.vm->PrepareToRun();
-      store::Batch first;
-      if (Status s = journal.WriteCheckpoint(*run.vm, true, &first); !s.ok()) return s;
-    }
     RunOutcome outcome = run.vm->Run();
     journal.Flush();
     if (outcome != RunOutcome::kCompleted) return Status::Corruption("resumed run: " + run.vm->FormatUncaught());
@@ -279,10 +279,11 @@ TEST_F(StoreJournalTest, StepEventsWaitForTheNextWrite) {
 
 TEST_F(StoreJournalTest, AsyncRunsDoNotMoveTheMarkButAOnceStepStartDoes) {
   Start("print(1)\n", /*sync=*/false);
-  EXPECT_EQ(Mark(), 0u);
+  // An async run's mark stays empty (it does not bind the run) ...
+  EXPECT_TRUE(store_->ReadMark("r1").status().IsNotFound());
   ASSERT_TRUE(journal_->AfterEffect(*vm_, 1, Builtin("print"), Value::Null(), false).ok());
   EXPECT_EQ(State().checkpoint, 2u);
-  EXPECT_EQ(Mark(), 0u);
+  EXPECT_TRUE(store_->ReadMark("r1").status().IsNotFound());
   // Entering a `once` step is made durable whatever the mode.
   ASSERT_TRUE(journal_->OnceStepStarted(*vm_).ok());
   EXPECT_EQ(State().checkpoint, 3u);
@@ -458,7 +459,9 @@ TEST_F(StoreJournalTest, AMissingOrDamagedObjectIsReportedOnResume) {
   EXPECT_NE(s.message().find("missing"), std::string::npos) << s.message();
 }
 
-TEST_F(StoreJournalTest, ARunWithoutACheckpointResumesFromTheStart) {
+TEST_F(StoreJournalTest, ARunWhoseDatabaseHoldsNoCheckpointIsRefusedNotStartedAgain) {
+  // A run has its first checkpoint before its record, so a record without a checkpoint is
+  // a database emptied or rolled back, even with no effect done: never "start again".
   Start("print(\"once\")\n");
   store::Batch remove;
   remove.Delete(kStateKey);
@@ -466,13 +469,57 @@ TEST_F(StoreJournalTest, ARunWithoutACheckpointResumesFromTheStart) {
   Stop();
   {
     LoadedRun run;
-    ASSERT_TRUE(LoadRun(*store_, "r1", &host_, &run).ok());
-    EXPECT_EQ(run.checkpoint, 0u);
+    Status s = LoadRun(*store_, "r1", &host_, &run);
+    EXPECT_TRUE(s.IsCorruption()) << s.message();
+    EXPECT_NE(s.message().find("no checkpoint"), std::string::npos) << s.message();
   }
   Status s = ResumeToEnd();
-  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_TRUE(s.IsCorruption()) << s.message();
   host_.Flush();
-  EXPECT_EQ(host_.output, "once\n");
+  EXPECT_EQ(host_.output, "");  // nothing ran again
+}
+
+TEST_F(StoreJournalTest, AStartThatDiedBeforeItsFirstCheckpointLeavesNoRunToResume) {
+  // Such a start leaves only a folder, no record (the next `flow run` with the id takes
+  // it over): there is nothing to resume.
+  Start("print(1)\n");
+  ASSERT_TRUE(store_->CreateRunDir("r2").ok());
+  EXPECT_FALSE(store_->RunExists("r2"));
+  LoadedRun run;
+  Status s = LoadRun(*store_, "r2", &host_, &run);
+  EXPECT_TRUE(s.IsNotFound()) << s.message();
+}
+
+TEST_F(StoreJournalTest, ASyncRunWhoseMarkIsMissingEmptyOrAheadIsRefused) {
+  Start("print(1)\nprint(2)\n");
+  journal_->stop_before = 2;
+  ASSERT_EQ(vm_->Run(), RunOutcome::kAborted);
+  ASSERT_EQ(Mark(), 2u);
+  Stop();
+  const std::string mark_path = store_->dir() + "/runs/r1/mark";
+  auto load = [&] {
+    LoadedRun run;
+    return LoadRun(*store_, "r1", &host_, &run);
+  };
+  ASSERT_TRUE(load().ok());  // intact: it loads
+
+  auto mark = store_->OpenMark("r1");
+  ASSERT_TRUE(mark.ok());
+  ASSERT_TRUE((*mark)->Write(3).ok());  // ahead of the checkpoint (2)
+  Status s = load();
+  EXPECT_TRUE(s.IsCorruption()) << s.message();
+  EXPECT_NE(s.message().find("checkpoint 3 was acknowledged"), std::string::npos) << s.message();
+
+  fs::resize_file(mark_path, 0);  // emptied
+  s = load();
+  EXPECT_TRUE(s.IsCorruption()) << s.message();
+  EXPECT_NE(s.message().find("mark is missing"), std::string::npos) << s.message();
+
+  mark->reset();
+  fs::remove(mark_path);  // missing
+  s = load();
+  EXPECT_TRUE(s.IsCorruption()) << s.message();
+  EXPECT_NE(s.message().find("mark is missing"), std::string::npos) << s.message();
 }
 
 }  // namespace
