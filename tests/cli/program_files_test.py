@@ -15,8 +15,14 @@ def limit_memory():
     resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))  # a regression fails, not the machine
 
 
+# A sanitizer build reserves terabytes of shadow memory and cannot start under an
+# address-space limit: it runs without one (ASan caps its own allocations).
+LIMIT = limit_memory if subprocess.run([FLOW, "--version"], capture_output=True,
+                                       preexec_fn=limit_memory).returncode == 0 else None
+
+
 def run(*args, cwd=None):
-    p = subprocess.run([FLOW, *args], capture_output=True, timeout=120, cwd=cwd, preexec_fn=limit_memory)
+    p = subprocess.run([FLOW, *args], capture_output=True, timeout=120, cwd=cwd, preexec_fn=LIMIT)
     return p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
 
 
