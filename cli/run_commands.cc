@@ -314,17 +314,16 @@ int TraceCommand(const std::string& store_dir, const std::string& run_id) {
 
 int SignalCommand(const std::string& store_dir, const std::string& run_id, const std::string& name,
                   const std::string& value) {
-  // A value too big for one argument comes from stdin (-) or a file (@FILE).
+  // A value too big for one argument comes from stdin (-) or a file (@FILE), read up to a
+  // cap: a signal is a message, not a data transfer, and /dev/zero must not eat the memory.
+  constexpr size_t kMaxSignalBytes = 64 << 20;
   std::string json = value, error;
-  if (value == "-") {
-    json.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-    if (std::cin.bad()) {
-      fmt::print(stderr, "flow signal: cannot read the value from stdin\n");
+  if (value == "-" || (!value.empty() && value[0] == '@')) {
+    const std::string path = value == "-" ? "/dev/stdin" : value.substr(1);
+    if (!runtime::ReadFile(path, &json, &error, kMaxSignalBytes)) {
+      fmt::print(stderr, "flow signal: {}\n", value == "-" ? "the value on stdin: " + error : error);
       return kExitUsage;
     }
-  } else if (!value.empty() && value[0] == '@' && !runtime::ReadFile(value.substr(1), &json, &error)) {
-    fmt::print(stderr, "flow signal: {}\n", error);
-    return kExitUsage;
   }
   // Refused here if signal.wait could not read it: a bad value must not fail the run.
   if (!value.empty() && !stdlib::CheckJson(json, &error)) {

@@ -173,6 +173,9 @@ with tempfile.TemporaryDirectory() as tmp:
     check("the same from @FILE is refused", code == 2 and "512" in err, f"exit {code} {err}")
     code, out, err = run("signal", "w1", "go", "@" + os.path.join(tmp, "none.json"), "--store", store)
     check("@FILE that does not exist is a usage error", code == 2 and "none.json" in err, f"exit {code} {err}")
+    code, out, err = run("signal", "w1", "go", "@/dev/zero", "--store", store)
+    check("an endless @FILE is read only up to the cap, then refused", code == 2 and "larger than" in err,
+          f"exit {code} {err}")
     big = json.dumps({"blob": "x" * 300_000, "n": 7})  # more than one argv string may hold
     code, out, err = run("signal", "w1", "go", "-", "--store", store, stdin=big)
     check("a large value from stdin is delivered to the run waiting for it",
