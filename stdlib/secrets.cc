@@ -10,6 +10,7 @@
 namespace flow::stdlib {
 
 SecretScrubber::SecretScrubber(const Heap& heap) {
+  if (!heap.ever_held_secret()) return;  // nothing to look for: no scan of the heap
   auto add = [&](const std::string& v) {
     if (v.size() >= kMinLength && std::find(values_.begin(), values_.end(), v) == values_.end()) values_.push_back(v);
   };

@@ -66,6 +66,7 @@ void Heap::SetCollectThreshold() {
 }
 
 uint32_t Heap::Add(Object* obj) {
+  ever_held_secret_ |= obj->kind == ObjKind::kSecret;
   ++live_;
   ++allocated_since_gc_;
   Grew(ObjectBytes(obj));
@@ -193,6 +194,7 @@ void Heap::Place(uint32_t id, Object* obj) {
     --live_;
   }
   obj->persisted = true;
+  ever_held_secret_ |= obj->kind == ObjKind::kSecret;
   objects_[id] = obj;
   ++live_;
   bytes_ += ObjectBytes(obj);

@@ -160,6 +160,9 @@ class Heap {
   void Collect(const std::function<void(const std::function<void(Value)>&)>& mark_roots,
                const std::vector<uint32_t>& extra_object_roots);
   size_t live_objects() const { return live_; }
+  // Has a secret object ever been in this heap? Lets effects skip looking for secret
+  // values to scrub (a scan of the heap) in the common run that holds none.
+  bool ever_held_secret() const { return ever_held_secret_; }
 
   // ---- checkpoint support ----
   // Once tracking is on, new and changed objects are remembered until the next checkpoint.
@@ -185,6 +188,7 @@ class Heap {
   }
   void SetCollectThreshold();
   bool tracking_ = false;
+  bool ever_held_secret_ = false;
   std::vector<uint32_t> dirty_ids_;
   std::vector<uint32_t> freed_persisted_;
   std::vector<Object*> objects_;
