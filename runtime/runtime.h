@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "runtime/exit_codes.h"
+#include "store/keys.h"
 #include "store/store.h"
 #include "vm/base/status.h"
 #include "vm/bytecode/module.h"
@@ -86,11 +87,11 @@ Status CheckStateIsCurrent(const store::RunRecord& record, uint64_t checkpoint, 
 // Prints `flow: CONTEXT: message` and returns the exit code for the Status (3 for damage).
 int Fail(const Status& s, const std::string& context);
 
-// Keys of a run's database (docs/checkpoint.md).
-std::string ObjectKey(uint32_t id);
-std::string HistoryKey(uint64_t seq);
-inline constexpr char kStateKey[] = "s";
-inline constexpr char kCancelKey[] = "c";  // present once `cancelled` was raised in the run
+// Keys of a run's database: defined in store/keys.h (formats in docs/checkpoint.md).
+using store::HistoryKey;
+using store::kCancelKey;
+using store::kStateKey;
+using store::ObjectKey;
 
 // One entry of a run's history: an effect, from intent to outcome.
 struct HistoryEntry {

@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 
+#include "store/keys.h"
 #include "store/store.h"
 #include "runtime/journal.h"
 #include "runtime/runtime.h"
@@ -198,7 +199,7 @@ TEST(Store, CheckpointMark) {
   ASSERT_TRUE((*mark)->Write(7).ok());
   ASSERT_TRUE((*mark)->Write(8).ok());
   EXPECT_EQ(*st->ReadMark("r"), 8u);
-  FILE* f = std::fopen((dir.path() + "/runs/r/mark").c_str(), "r+b");
+  FILE* f = std::fopen(RunFilePath(dir.path(), "r", kMarkFile).c_str(), "r+b");
   std::fputc(9, f);
   std::fclose(f);
   EXPECT_TRUE(st->ReadMark("r").status().IsCorruption());
