@@ -96,7 +96,8 @@ using store::ObjectKey;
 // One entry of a run's history: an effect, from intent to outcome.
 struct HistoryEntry {
   // kInDoubt: it was in flight when the run stopped inside a `once` step, so it is not run
-  // again and the step raised `in_doubt`.
+  // again and the step raised `in_doubt`. The values are on disk (docs/checkpoint.md,
+  // "History entry"): do not change them.
   enum class State : uint8_t { kIntent = 1, kDone = 2, kRaised = 3, kInDoubt = 4 };
   uint64_t seq = 0;
   std::string effect;  // builtin name

@@ -72,7 +72,11 @@ class RunDb {
   std::string dir_;
 };
 
-enum class RunStatus { kRunning, kSuspended, kCompleted, kFailed, kCrashed, kCancelled };
+// The values are on disk (the run record's status byte, docs/checkpoint.md): do not change
+// them; a new status takes the next number.
+enum class RunStatus : uint8_t {
+  kRunning = 0, kSuspended = 1, kCompleted = 2, kFailed = 3, kCrashed = 4, kCancelled = 5
+};
 const char* RunStatusName(RunStatus s);
 bool ParseRunStatus(std::string_view name, RunStatus* out);
 

@@ -18,6 +18,7 @@
 namespace flow {
 
 struct BreakerState {
+  // On disk (docs/checkpoint.md, "Shared state"): do not change the values.
   enum class Phase : uint8_t { kClosed = 0, kOpen = 1, kHalfOpen = 2 };
   Phase phase = Phase::kClosed;
   std::vector<int64_t> failures;  // times of recent failures (closed)
