@@ -1,9 +1,6 @@
 // Portable run images (`flow export` / `flow import`): one file holding everything a run
-// needs to resume elsewhere. Format (docs/checkpoint.md):
-//
-//   file    := magic "\x7f" "FLOWVM\n"  version:u32  payload_size:u64  checksum:u64 (XXH3-64)  payload
-//   payload := record:bytes (the sealed run record)  code:bytes (the .flowc)
-//              n:varint (key:bytes value:bytes){n} (every entry of the run's database)  mark:varint
+// needs to resume elsewhere: a checked header, then the run record, its bytecode, every
+// entry of its database and its mark. The format is docs/checkpoint.md ("Portable images").
 #include <fmt/format.h>
 #include <unistd.h>
 

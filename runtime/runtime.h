@@ -118,7 +118,7 @@ std::string EncodeHistoryEntry(const HistoryEntry& e);
 void EncodeHistoryEntryInto(const HistoryEntry& e, std::string* out);  // reuses out's buffer
 Status DecodeHistoryEntry(std::string_view bytes, HistoryEntry* e);
 
-// The state record: which checkpoint, when, and the VM's header (vm/checkpoint.cc).
+// The state record: which checkpoint, when, and the VM's header (docs/checkpoint.md, key `s`).
 struct StateRecord {
   uint64_t checkpoint = 0;
   int64_t written_ms = 0;

@@ -1,10 +1,6 @@
-// The store folder: content-addressed code, run records, run locks.
-//
-// A run record file is a sealed record (vm/base/record.h, version 1) whose payload is
-//   id:bytes program:bytes code_hash:bytes n:varint (key:bytes value:bytes){n}
-//   status:u8 durability:bytes virtual_time:u8 max_effects:varint max_instructions:varint
-//   deadline_ms:u64 max_tokens:varint created_ms:u64 updated_ms:u64 effects:varint pid:u64 detail:bytes
-//   wake_ms:u64 waiting_signal:bytes signals_received:varint
+// The store folder: content-addressed code, run records, run locks. Names in store/keys.h;
+// formats in docs/checkpoint.md (the run record: a sealed record, version 1, of the
+// RunRecord's fields in declaration order, "The run record").
 #include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -354,8 +350,8 @@ bool Store::IsRunLive(const std::string& id, int64_t* pid) const {
   return *pid != 0;
 }
 
-// shared/HEX(name) := sealed record (version 1) of the caller's bytes; read, changed and
-// written back under an fcntl write lock on the file, so concurrent processes serialize.
+// shared/HEX(name): a sealed record (version 1) of the caller's bytes (docs/checkpoint.md,
+// "Shared state"); read, changed and written back under an fcntl write lock on the file, so concurrent processes serialize.
 static Status OpenShared(const std::string& dir, const std::string& name, short lock, int* fd_out, std::string* path) {
   if (Status s = MakeDir(SharedPath(dir)); !s.ok()) return s;
   std::string file;
@@ -420,7 +416,7 @@ Status Store::UpdateShared(const std::string& name, const std::function<void(std
   return ok ? Status::Ok() : Status::IOError(fmt::format("cannot write {}: {}", path, Errno()));
 }
 
-// mark := checkpoint:u64 checksum:u64 (XXH3-64 of the first 8 bytes)
+// mark := checkpoint:u64 checksum:u64 (docs/checkpoint.md, "The checkpoint mark")
 CheckpointMark::~CheckpointMark() {
   if (fd_ >= 0) close(fd_);
 }

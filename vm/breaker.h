@@ -58,7 +58,7 @@ struct BreakerState {
     }
   }
 
-  // state := phase:u8 changed_at:u64 n:varint failure_time:u64{n}
+  // state := phase:u8 changed_at:u64 n:varint failure_time:u64{n}   (docs/checkpoint.md, "Shared state")
   std::string Encode() const {
     std::string out;
     PutFixed8(&out, static_cast<uint8_t>(phase));
