@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "runtime/runtime.h"
+#include "store/keys.h"
 #include "runtime/program_file.h"
 
 static constexpr const char* kStoreHelp = "the store folder (default ./.flow, or FLOW_STORE)";
@@ -31,7 +32,7 @@ int main(int argc, char** argv) {
 
   RunOptions run;
   const char* env_store = std::getenv("FLOW_STORE");
-  run.store = env_store && *env_store ? env_store : ".flow";
+  run.store = env_store && *env_store ? env_store : flow::store::kDefaultStoreDir;
   auto* run_cmd = app.add_subcommand("run", "compile FILE if needed, run it, print its output");
   run_cmd->add_option("FILE", run.file, "a .flow script or a .flowc bytecode file")->required();
   run_cmd->add_option("--arg", run.args, "a program argument NAME=VALUE, read as args.NAME")->take_all();

@@ -16,6 +16,7 @@
 #include "runtime/image.h"
 #include "runtime/runtime.h"
 #include "stdlib/stdlib.h"
+#include "store/keys.h"
 #include "store/store.h"
 #include "vm/value_ops.h"
 
@@ -208,8 +209,8 @@ int LoadHistory(const std::string& store_dir, const std::string& run_id, std::ve
     return kExitOk;
   };
   std::vector<runtime::HistoryEntry> entries, steps;
-  if (int code = scan("h", &entries); code != kExitOk) return code;
-  if (int code = scan("t", &steps); code != kExitOk) return code;
+  if (int code = scan(store::kHistoryPrefix, &entries); code != kExitOk) return code;
+  if (int code = scan(store::kStepEventPrefix, &steps); code != kExitOk) return code;
   // Step events sit between the effects they happened after.
   size_t si = 0;
   for (auto& e : entries) {

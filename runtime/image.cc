@@ -1,14 +1,12 @@
 // Portable run images (`flow export` / `flow import`): one file holding everything a run
-// needs to resume elsewhere. Format (docs/checkpoint.md):
-//
-//   file    := magic "\x7f" "FLOWVM\n"  version:u32  payload_size:u64  checksum:u64 (XXH3-64)  payload
-//   payload := record:bytes (the sealed run record)  code:bytes (the .flowc)
-//              n:varint (key:bytes value:bytes){n} (every entry of the run's database)  mark:varint
+// needs to resume elsewhere: a checked header, then the run record, its bytecode, every
+// entry of its database and its mark. The format is docs/checkpoint.md ("Portable images").
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include "runtime/image.h"
 #include "runtime/runtime.h"
+#include "store/keys.h"
 #include "vm/base/coding.h"
 #include "vm/base/record.h"
 
@@ -45,7 +43,7 @@ Status ExportRun(store::Store& st, const std::string& id, std::string* image) {
   std::string record_bytes;
   {
     // Re-seal the record as the store wrote it, by reading the file.
-    FILE* f = std::fopen((st.dir() + "/runs/" + id + "/run").c_str(), "rb");
+    FILE* f = std::fopen(store::RunFilePath(st.dir(), id, store::kRunRecordFile).c_str(), "rb");
     if (!f) return Status::IOError("cannot read the record of run " + id);
     char buf[4096];
     size_t n;
@@ -88,9 +86,9 @@ Status WriteImportedRun(store::Store& st, const store::RunRecord& record, std::s
   if (mark != 0) {
     if (Status s = (*m)->Write(mark); !s.ok()) return s;
   }
-  if (Status s = (*m)->Sync(st.dir() + "/runs/" + id); !s.ok()) return s;
+  if (Status s = (*m)->Sync(st.RunDir(id)); !s.ok()) return s;
   if (Result<std::string> hash = st.PutCode(code); !hash.ok()) return hash.status();
-  return store::WriteFileAtomically(st.dir() + "/runs/" + id + "/run", record_bytes);
+  return store::WriteFileAtomically(store::RunFilePath(st.dir(), id, store::kRunRecordFile), record_bytes);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // record); then the effect; output flushed; then one WriteBatch with the outcome, the VM
 // header and the changed objects (synced in sync mode); then the checkpoint mark.
 #include "runtime/journal.h"
+#include "store/keys.h"
 
 #include <fmt/format.h>
 #include <signal.h>
@@ -152,9 +153,9 @@ const std::string* StoreJournal::ResumedPreState(VM& vm) {
   return same && !in_flight_.pre_state.empty() ? &in_flight_.pre_state : nullptr;
 }
 
-// Step events: "t" + effects done (8 bytes, big-endian) + n (4 bytes): they sort among
-// the effects they happened between. Value: a history entry whose effect is "step" or
-// "step done", with the key as its idempotency key and the duration.
+// Step events (store::StepEventKey): they sort among the effects they happened between.
+// Value: a history entry whose effect is "step" or "step done", with the key as its
+// idempotency key and the duration.
 void StoreJournal::OnStep(VM& vm, const std::string& key, bool completed, int64_t duration_ms) {
   HistoryEntry e;
   e.seq = vm.effects_done();
@@ -164,11 +165,7 @@ void StoreJournal::OnStep(VM& vm, const std::string& key, bool completed, int64_
   e.args_preview = "[\"" + key + "\"]";
   e.started_ms = completed ? WallMs() - duration_ms : WallMs();
   e.duration_us = duration_ms * 1000;
-  std::string k = "t";
-  for (int i = 7; i >= 0; --i) k.push_back(static_cast<char>(vm.effects_done() >> (8 * i)));
-  uint32_t n = step_event_count_++;
-  for (int i = 3; i >= 0; --i) k.push_back(static_cast<char>(n >> (8 * i)));
-  step_events_.emplace_back(k, EncodeHistoryEntry(e));
+  step_events_.emplace_back(store::StepEventKey(vm.effects_done(), step_event_count_++), EncodeHistoryEntry(e));
 }
 
 Status StoreJournal::Flush() {

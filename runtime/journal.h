@@ -4,6 +4,7 @@
 #include <string>
 
 #include "runtime/runtime.h"
+#include "store/keys.h"
 #include "store/store.h"
 #include "vm/journal.h"
 #include "vm/vm.h"
@@ -23,8 +24,8 @@ class RunHost : public VmHost {
   virtual void AddToCheckpoint(store::Batch* batch) {}  // host state that commits with it
 };
 
-// The name of a run's mailbox in the store's shared state.
-inline std::string MailboxName(const std::string& run_id) { return "mailbox:" + run_id; }
+// The name of a run's mailbox in the store's shared state (store/keys.h).
+using store::MailboxName;
 
 // The test-only crash hook: FLOW_CRASH_AT=K:POINT kills the process with SIGKILL at POINT
 // (before-intent, after-intent, after-effect, after-checkpoint) of the K-th effect.

@@ -1,7 +1,5 @@
-// Durable runs. A run's database holds (keys in docs/checkpoint.md):
-//   "s"            the state record: checkpoint number, time, the VM header
-//   "o" + id(be32) one heap object
-//   "h" + seq(be64) one history entry, written as an intent, then rewritten with the outcome
+// Durable runs. A run's database holds the state record, the heap objects and the history
+// (keys in store/keys.h, formats in docs/checkpoint.md).
 // Every effect: intent (unsynced: a process crash keeps it, and the effect's idempotency
 // key is derived from its sequence number, not from the record) -> the effect -> output
 // flushed -> one WriteBatch with the outcome, the VM header and the changed objects
@@ -42,10 +40,6 @@ namespace {
 int64_t WallMs() {
   using namespace std::chrono;
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
-}
-
-void PutBigEndian(std::string* out, uint64_t v, int bytes) {
-  for (int i = bytes - 1; i >= 0; --i) out->push_back(static_cast<char>(v >> (8 * i)));
 }
 
 // The process's stdout and the run's clock. Each print is written out at once (a killed
@@ -127,7 +121,7 @@ class ProcessHost : public RunHost {
     for (const auto& [name, count] : pending_received_) {
       std::string v;
       PutVarint(&v, count);
-      batch->Put("g" + name, v);
+      batch->Put(store::SignalCountKey(name), v);
       received_[name] = count;
     }
     pending_received_.clear();
@@ -177,7 +171,7 @@ class ProcessHost : public RunHost {
  private:
   Status UpdateBreaker(const std::string& name, const std::function<void(BreakerState*)>& change) {
     Status decode_error;
-    Status s = store_->UpdateShared("breaker:" + name, [&](std::string* bytes) {
+    Status s = store_->UpdateShared(store::BreakerName(name), [&](std::string* bytes) {
       BreakerState b;
       if (!bytes->empty() && !b.Decode(*bytes)) {
         decode_error = Status::Corruption("the state of breaker " + name + " is malformed");
@@ -339,18 +333,6 @@ int Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& hos
 
 }  // namespace
 
-std::string ObjectKey(uint32_t id) {
-  std::string k = "o";
-  PutBigEndian(&k, id, 4);
-  return k;
-}
-
-std::string HistoryKey(uint64_t seq) {
-  std::string k = "h";
-  PutBigEndian(&k, seq, 8);
-  return k;
-}
-
 std::string EncodeHistoryEntry(const HistoryEntry& e) {
   std::string out;
   EncodeHistoryEntryInto(e, &out);
@@ -492,7 +474,7 @@ int StartRun(const StartOptions& options) {
   // run with a record always has its state, so a state that is missing is damage.
   if (Status s = journal.WriteCheckpoint(vm, true, &first); !s.ok()) return Fail(s, "run " + id);
   if (Status s = journal.Sync(); !s.ok()) return Fail(s, "run " + id);
-  if (Status s = (*mark)->Sync(st->dir() + "/runs/" + id); !s.ok()) return Fail(s, "run " + id);
+  if (Status s = (*mark)->Sync(st->RunDir(id)); !s.ok()) return Fail(s, "run " + id);
   if (Status s = st->WriteRun(record); !s.ok()) return Fail(s, "");
   fmt::print(stderr, "flow: run {}\n", id);
   return Execute(*st, record, vm, host, journal);
@@ -670,11 +652,11 @@ int ContinueRun(store::Store& st, const store::RunRecord& before, const BudgetOp
   {
     std::map<std::string, uint64_t> received;
     Status bad;
-    Status scan = run.db->Scan("g", [&](std::string_view k, std::string_view v) {
+    Status scan = run.db->Scan(store::kSignalCountPrefix, [&](std::string_view k, std::string_view v) {
       Reader r(v);
       uint64_t n = r.Varint();
       if (r.failed()) bad = Status::Corruption("a signal count is malformed");
-      received[std::string(k.substr(1))] = n;
+      received[std::string(store::SignalOfCountKey(k))] = n;
       return bad.ok();
     });
     if (!scan.ok()) return Fail(scan, "run " + id);

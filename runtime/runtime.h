@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "runtime/exit_codes.h"
+#include "store/keys.h"
 #include "store/store.h"
 #include "vm/base/status.h"
 #include "vm/bytecode/module.h"
@@ -86,16 +87,17 @@ Status CheckStateIsCurrent(const store::RunRecord& record, uint64_t checkpoint, 
 // Prints `flow: CONTEXT: message` and returns the exit code for the Status (3 for damage).
 int Fail(const Status& s, const std::string& context);
 
-// Keys of a run's database (docs/checkpoint.md).
-std::string ObjectKey(uint32_t id);
-std::string HistoryKey(uint64_t seq);
-inline constexpr char kStateKey[] = "s";
-inline constexpr char kCancelKey[] = "c";  // present once `cancelled` was raised in the run
+// Keys of a run's database: defined in store/keys.h (formats in docs/checkpoint.md).
+using store::HistoryKey;
+using store::kCancelKey;
+using store::kStateKey;
+using store::ObjectKey;
 
 // One entry of a run's history: an effect, from intent to outcome.
 struct HistoryEntry {
   // kInDoubt: it was in flight when the run stopped inside a `once` step, so it is not run
-  // again and the step raised `in_doubt`.
+  // again and the step raised `in_doubt`. The values are on disk (docs/checkpoint.md,
+  // "History entry"): do not change them.
   enum class State : uint8_t { kIntent = 1, kDone = 2, kRaised = 3, kInDoubt = 4 };
   uint64_t seq = 0;
   std::string effect;  // builtin name
@@ -116,7 +118,7 @@ std::string EncodeHistoryEntry(const HistoryEntry& e);
 void EncodeHistoryEntryInto(const HistoryEntry& e, std::string* out);  // reuses out's buffer
 Status DecodeHistoryEntry(std::string_view bytes, HistoryEntry* e);
 
-// The state record: which checkpoint, when, and the VM's header (vm/checkpoint.cc).
+// The state record: which checkpoint, when, and the VM's header (docs/checkpoint.md, key `s`).
 struct StateRecord {
   uint64_t checkpoint = 0;
   int64_t written_ms = 0;

@@ -1,10 +1,6 @@
-// The store folder: content-addressed code, run records, run locks.
-//
-// A run record file is a sealed record (vm/base/record.h, version 1) whose payload is
-//   id:bytes program:bytes code_hash:bytes n:varint (key:bytes value:bytes){n}
-//   status:u8 durability:bytes virtual_time:u8 max_effects:varint max_instructions:varint
-//   deadline_ms:u64 max_tokens:varint created_ms:u64 updated_ms:u64 effects:varint pid:u64 detail:bytes
-//   wake_ms:u64 waiting_signal:bytes signals_received:varint
+// The store folder: content-addressed code, run records, run locks. Names in store/keys.h;
+// formats in docs/checkpoint.md (the run record: a sealed record, version 1, of the
+// RunRecord's fields in declaration order, "The run record").
 #include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -22,6 +18,7 @@
 #include <sstream>
 
 #include "store/store.h"
+#include "store/keys.h"
 #include "vm/base/record.h"
 
 namespace flow::store {
@@ -131,10 +128,11 @@ Result<Store> Store::Open(const std::string& dir, bool create) {
   } else if (!S_ISDIR(st.st_mode)) {
     return Status::InvalidArgument(fmt::format("the store {} is not a folder", dir));
   }
-  for (const char* sub : {"/code", "/runs"}) {
-    if (stat((dir + sub).c_str(), &st) != 0) {
-      if (!create) return Status::Corruption(fmt::format("{} is not a Flow store (no {} folder)", dir, sub + 1));
-      if (Status s = MakeDir(dir + sub); !s.ok()) return s;
+  for (const char* sub : {kCodeDir, kRunsDir}) {
+    std::string path = dir + "/" + sub;
+    if (stat(path.c_str(), &st) != 0) {
+      if (!create) return Status::Corruption(fmt::format("{} is not a Flow store (no {} folder)", dir, sub));
+      if (Status s = MakeDir(path); !s.ok()) return s;
     }
   }
   return Store(dir);
@@ -147,7 +145,7 @@ std::string CodeHash(std::string_view bytes) {
 
 Result<std::string> Store::PutCode(std::string_view bytes) {
   std::string hash = CodeHash(bytes);
-  std::string path = dir_ + "/code/" + hash + ".flowc";
+  std::string path = CodePath(dir_, hash);
   struct stat st;
   if (stat(path.c_str(), &st) == 0 && static_cast<size_t>(st.st_size) == bytes.size()) return hash;
   if (Status s = WriteFileAtomically(path, bytes); !s.ok()) return s;
@@ -155,7 +153,7 @@ Result<std::string> Store::PutCode(std::string_view bytes) {
 }
 
 Status Store::GetCode(const std::string& hash, std::string* bytes) const {
-  Status s = ReadWholeFile(dir_ + "/code/" + hash + ".flowc", bytes);
+  Status s = ReadWholeFile(CodePath(dir_, hash), bytes);
   if (s.IsNotFound()) return Status::Corruption(fmt::format("the bytecode {} of this run is missing from the store", hash));
   if (!s.ok()) return s;
   if (CodeHash(*bytes) != hash)
@@ -163,8 +161,12 @@ Status Store::GetCode(const std::string& hash, std::string* bytes) const {
   return Status::Ok();
 }
 
+std::string Store::RunDbDir(const std::string& id) const { return RunFilePath(dir_, id, kDbDir); }
+
+std::string Store::RunDir(const std::string& id) const { return RunPath(dir_, id); }
+
 Status Store::CreateRunDir(const std::string& id) {
-  std::string path = dir_ + "/runs/" + id;
+  std::string path = RunPath(dir_, id);
   if (mkdir(path.c_str(), 0755) != 0) {
     if (errno == EEXIST) return Status::InvalidArgument(fmt::format("a run with id {} already exists", id));
     return Status::IOError(fmt::format("cannot create {}: {}", path, Errno()));
@@ -174,30 +176,30 @@ Status Store::CreateRunDir(const std::string& id) {
 
 Status Store::RemoveRunDir(const std::string& id) {
   std::error_code ec;
-  std::filesystem::remove_all(dir_ + "/runs/" + id, ec);
+  std::filesystem::remove_all(RunPath(dir_, id), ec);
   if (ec) return Status::IOError(fmt::format("cannot remove the run folder of {}: {}", id, ec.message()));
   return Status::Ok();
 }
 
 Status Store::ClearRunDir(const std::string& id) {
   std::error_code ec;
-  for (const char* leftover : {"/db", "/mark"}) std::filesystem::remove_all(dir_ + "/runs/" + id + leftover, ec);
+  for (const char* leftover : {kDbDir, kMarkFile}) std::filesystem::remove_all(RunFilePath(dir_, id, leftover), ec);
   if (ec) return Status::IOError(fmt::format("cannot clear the run folder of {}: {}", id, ec.message()));
   return Status::Ok();
 }
 
 Status Store::RequestCancel(const std::string& id) {
-  return WriteFileAtomically(dir_ + "/runs/" + id + "/cancel", "cancel\n");
+  return WriteFileAtomically(RunFilePath(dir_, id, kCancelFile), "cancel\n");
 }
 
 bool Store::CancelRequested(const std::string& id) const {
   struct stat st;
-  return stat((dir_ + "/runs/" + id + "/cancel").c_str(), &st) == 0;
+  return stat(RunFilePath(dir_, id, kCancelFile).c_str(), &st) == 0;
 }
 
 bool Store::RunExists(const std::string& id) const {
   struct stat st;
-  return stat((dir_ + "/runs/" + id + "/run").c_str(), &st) == 0;
+  return stat(RunFilePath(dir_, id, kRunRecordFile).c_str(), &st) == 0;
 }
 
 Status Store::WriteRun(const RunRecord& r) {
@@ -225,13 +227,13 @@ Status Store::WriteRun(const RunRecord& r) {
   PutFixed64(&p, static_cast<uint64_t>(r.wake_ms));
   PutBytes(&p, r.waiting_signal);
   PutVarint(&p, r.signals_received);
-  return WriteFileAtomically(dir_ + "/runs/" + r.id + "/run", SealRecord(kRunRecordVersion, p));
+  return WriteFileAtomically(RunFilePath(dir_, r.id, kRunRecordFile), SealRecord(kRunRecordVersion, p));
 }
 
 Result<RunRecord> Store::ReadRun(const std::string& id) const {
   if (!IsValidRunId(id)) return Status::InvalidArgument(fmt::format("`{}` is not a run id", id));
   std::string bytes;
-  Status s = ReadWholeFile(dir_ + "/runs/" + id + "/run", &bytes);
+  Status s = ReadWholeFile(RunFilePath(dir_, id, kRunRecordFile), &bytes);
   if (s.IsNotFound()) return Status::NotFound(fmt::format("no run {} in the store {}", id, dir_));
   if (!s.ok()) return s;
   Result<RunRecord> r = DecodeRunRecord(bytes, fmt::format("the record of run {}", id));
@@ -281,7 +283,7 @@ Result<RunRecord> DecodeRunRecord(std::string_view bytes, const std::string& wha
 
 std::vector<RunRecord> Store::ListRuns(const std::function<void(const std::string&, const Status&)>& unreadable) const {
   std::vector<RunRecord> out;
-  DIR* d = opendir((dir_ + "/runs").c_str());
+  DIR* d = opendir(RunsPath(dir_).c_str());
   if (!d) return out;
   std::vector<std::string> ids;
   while (dirent* e = readdir(d)) {
@@ -328,7 +330,7 @@ int64_t LockHolder(int fd) {
 }  // namespace
 
 Result<std::unique_ptr<RunLock>> Store::LockRun(const std::string& id) {
-  std::string path = dir_ + "/runs/" + id + "/lock";
+  std::string path = RunFilePath(dir_, id, kLockFile);
   int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return Status::IOError(fmt::format("cannot open {}: {}", path, Errno()));
   struct flock fl = WholeFile(F_WRLCK);
@@ -341,21 +343,21 @@ Result<std::unique_ptr<RunLock>> Store::LockRun(const std::string& id) {
 }
 
 bool Store::IsRunLive(const std::string& id, int64_t* pid) const {
-  int fd = open((dir_ + "/runs/" + id + "/lock").c_str(), O_RDWR | O_CLOEXEC);
+  int fd = open(RunFilePath(dir_, id, kLockFile).c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) return false;
   *pid = LockHolder(fd);
   close(fd);  // we held no lock, so closing releases nothing of ours
   return *pid != 0;
 }
 
-// shared/HEX(name) := sealed record (version 1) of the caller's bytes; read, changed and
-// written back under an fcntl write lock on the file, so concurrent processes serialize.
+// shared/HEX(name): a sealed record (version 1) of the caller's bytes (docs/checkpoint.md,
+// "Shared state"); read, changed and written back under an fcntl write lock on the file, so concurrent processes serialize.
 static Status OpenShared(const std::string& dir, const std::string& name, short lock, int* fd_out, std::string* path) {
-  if (Status s = MakeDir(dir + "/shared"); !s.ok()) return s;
+  if (Status s = MakeDir(SharedPath(dir)); !s.ok()) return s;
   std::string file;
   for (unsigned char c : name) file += fmt::format("{:02x}", c);
   if (file.empty() || file.size() > 300) return Status::InvalidArgument("a shared name must be 1 to 150 bytes");
-  *path = dir + "/shared/" + file;
+  *path = SharedPath(dir) + "/" + file;
   int fd = open(path->c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return Status::IOError(fmt::format("cannot open {}: {}", *path, Errno()));
   struct flock fl{};
@@ -414,7 +416,7 @@ Status Store::UpdateShared(const std::string& name, const std::function<void(std
   return ok ? Status::Ok() : Status::IOError(fmt::format("cannot write {}: {}", path, Errno()));
 }
 
-// mark := checkpoint:u64 checksum:u64 (XXH3-64 of the first 8 bytes)
+// mark := checkpoint:u64 checksum:u64 (docs/checkpoint.md, "The checkpoint mark")
 CheckpointMark::~CheckpointMark() {
   if (fd_ >= 0) close(fd_);
 }
@@ -439,7 +441,7 @@ Status CheckpointMark::Write(uint64_t checkpoint) {
 }
 
 Result<std::unique_ptr<CheckpointMark>> Store::OpenMark(const std::string& id) {
-  std::string path = dir_ + "/runs/" + id + "/mark";
+  std::string path = RunFilePath(dir_, id, kMarkFile);
   int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return Status::IOError(fmt::format("cannot open {}: {}", path, Errno()));
   return std::unique_ptr<CheckpointMark>(new CheckpointMark(fd));
@@ -447,7 +449,7 @@ Result<std::unique_ptr<CheckpointMark>> Store::OpenMark(const std::string& id) {
 
 Result<uint64_t> Store::ReadMark(const std::string& id) const {
   std::string bytes;
-  Status s = ReadWholeFile(dir_ + "/runs/" + id + "/mark", &bytes);
+  Status s = ReadWholeFile(RunFilePath(dir_, id, kMarkFile), &bytes);
   if (s.IsNotFound() || (s.ok() && bytes.empty()))
     return Status::NotFound(fmt::format("the checkpoint mark of run {} is missing", id));
   if (!s.ok()) return s;

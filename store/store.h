@@ -1,9 +1,7 @@
-// The store: where runs live. A folder (./.flow by default) holding
-//
-//   code/HASH.flowc      bytecode, content-addressed (XXH3-128 of the file)
-//   runs/ID/run          the run's record: program, arguments, status, times (replaced atomically)
-//   runs/ID/lock         held (flock) by the one process executing the run; holds its pid
-//   runs/ID/db/          the run's LevelDB: checkpoints and history
+// The store: where runs live. A folder (./.flow by default) holding bytecode by content
+// hash (code/), one folder per run (runs/ID/: its record, lock, checkpoint mark and
+// LevelDB) and state shared across runs (shared/). Every name is in store/keys.h; the
+// layout and each file's format are in docs/checkpoint.md ("The store").
 //
 // One database per run, because LevelDB admits one process per database: any number of
 // processes can run different runs of one store at once, and `flow runs` reads only the
@@ -74,7 +72,11 @@ class RunDb {
   std::string dir_;
 };
 
-enum class RunStatus { kRunning, kSuspended, kCompleted, kFailed, kCrashed, kCancelled };
+// The values are on disk (the run record's status byte, docs/checkpoint.md): do not change
+// them; a new status takes the next number.
+enum class RunStatus : uint8_t {
+  kRunning = 0, kSuspended = 1, kCompleted = 2, kFailed = 3, kCrashed = 4, kCancelled = 5
+};
 const char* RunStatusName(RunStatus s);
 bool ParseRunStatus(std::string_view name, RunStatus* out);
 
@@ -161,7 +163,9 @@ class Store {
   // True, with the holder's pid, if a live process holds the run's lock.
   bool IsRunLive(const std::string& id, int64_t* pid) const;
 
-  std::string RunDbDir(const std::string& id) const { return dir_ + "/runs/" + id + "/db"; }
+  std::string RunDbDir(const std::string& id) const;
+  // runs/ID/, the folder of a run's files.
+  std::string RunDir(const std::string& id) const;
 
   Result<std::unique_ptr<CheckpointMark>> OpenMark(const std::string& id);
 

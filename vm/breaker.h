@@ -18,6 +18,7 @@
 namespace flow {
 
 struct BreakerState {
+  // On disk (docs/checkpoint.md, "Shared state"): do not change the values.
   enum class Phase : uint8_t { kClosed = 0, kOpen = 1, kHalfOpen = 2 };
   Phase phase = Phase::kClosed;
   std::vector<int64_t> failures;  // times of recent failures (closed)
@@ -57,7 +58,7 @@ struct BreakerState {
     }
   }
 
-  // state := phase:u8 changed_at:u64 n:varint failure_time:u64{n}
+  // state := phase:u8 changed_at:u64 n:varint failure_time:u64{n}   (docs/checkpoint.md, "Shared state")
   std::string Encode() const {
     std::string out;
     PutFixed8(&out, static_cast<uint8_t>(phase));

@@ -1,29 +1,7 @@
 // Checkpoints of the VM: encoding its state, and rebuilding it with every reference checked.
-// The grammar (also in docs/checkpoint.md), little-endian, varint = LEB128:
-//
-//   header   := effects_done:varint instructions:varint tokens_used:varint
-//               sp:varint value{sp}                                   the value stack
-//               n:varint (function:varint closure+1:varint pc:varint base:varint){n}
-//               n:varint (kind:u8 frame_depth:varint stack_height:varint pc:varint
-//                         count:varint deadline:u64 step_count_at_open:varint){n}
-//                                                                     try/retry/timeout/step/breaker
-//               n:varint value{n}                                     globals
-//               steps:value                                           null, or the map of done steps
-//               n:varint id:varint{n}                                 open upvalues, by slot
-//               n:varint                                              string constants (objects 0..n-1)
-//               heap_capacity:varint
-//               n:varint (limit:varint end:varint){n}                 budget graces, by BudgetKind
-//                                                                     (absent before state record v2)
-//   value    := tag:u8 (null | bool u8 | int u64 | float u64 | builtin varint | ref varint)
-//   object   := kind:u8 body
-//     string   text:bytes
-//     list     n:varint value{n}
-//     map      n:varint (key:bytes value){n}
-//     closure  function:varint n:varint upvalue_id:varint{n}
-//     upvalue  open:u8 slot:varint closed:value
-//     error    kind:bytes message:bytes data:value n:varint trace:bytes{n}
-//
-// Both header and objects are stored inside the record envelope of vm/base/record.h.
+// The format is docs/checkpoint.md ("VM header"): a header (counters, stack, frames,
+// handlers, globals, steps, open upvalues, budget graces), then one record per heap object
+// (`kind:u8 body`), each inside the record envelope of vm/base/record.h.
 #include <fmt/format.h>
 
 #include <algorithm>

@@ -14,7 +14,11 @@
 
 namespace flow {
 
-enum class ObjKind : uint8_t { kString, kList, kMap, kClosure, kUpvalue, kError, kSecret };
+// The values are on disk (a checkpointed object starts with its kind; docs/checkpoint.md,
+// "VM header"): do not change them; a new kind takes the next number.
+enum class ObjKind : uint8_t {
+  kString = 0, kList = 1, kMap = 2, kClosure = 3, kUpvalue = 4, kError = 5, kSecret = 6
+};
 
 struct Object {
   explicit Object(ObjKind k) : kind(k) {}

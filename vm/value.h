@@ -6,10 +6,12 @@
 
 namespace flow {
 
+// The values are on disk (a checkpointed value starts with its tag; docs/checkpoint.md,
+// "VM header"): do not change them; a new tag takes the next number.
 enum class Tag : uint8_t {
-  kNull, kBool, kInt, kFloat, kBuiltin,        // immediate
-  kString, kList, kMap, kFunction, kError,     // on the heap
-  kSecret,                                     // on the heap: a string never written in plaintext
+  kNull = 0, kBool = 1, kInt = 2, kFloat = 3, kBuiltin = 4,          // immediate
+  kString = 5, kList = 6, kMap = 7, kFunction = 8, kError = 9,       // on the heap
+  kSecret = 10,  // on the heap: a string never written in plaintext
 };
 
 struct Value {

@@ -87,7 +87,8 @@ struct Frame {
 inline constexpr uint32_t kNoClosure = UINT32_MAX;
 
 // An open try, retry, timeout or step, innermost last. Plain data, like everything the
-// VM holds: it is part of every checkpoint.
+// VM holds: it is part of every checkpoint. The kinds' values are on disk
+// (docs/checkpoint.md, "VM header"): do not change them.
 enum class HandlerKind : uint8_t { kTry = 0, kRetry = 1, kTimeout = 2, kStep = 3, kBreaker = 4 };
 struct Handler {
   HandlerKind kind;
@@ -123,7 +124,9 @@ struct Budget {
   uint64_t max_tokens = 0;        // model tokens (llm.chat usage); 0: none
   uint64_t max_memory = 0;        // bytes of the run's heap (Heap::bytes()); 0: none
 };
-enum class BudgetKind : uint8_t { kEffects, kInstructions, kDeadline, kTokens, kMemory };
+// The values are on disk: they index the budget graces of a checkpoint (docs/checkpoint.md,
+// "VM header"), in this order. Do not change them; a new kind takes the next number.
+enum class BudgetKind : uint8_t { kEffects = 0, kInstructions = 1, kDeadline = 2, kTokens = 3, kMemory = 4 };
 inline constexpr int kBudgetKinds = 5;
 struct BudgetGrace {
   uint64_t limit = 0;  // the budget it was given for (0: not given yet)

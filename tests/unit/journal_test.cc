@@ -109,7 +109,7 @@ class StoreRun {
     store::Batch first;
     ASSERT_TRUE(journal_->WriteCheckpoint(*vm_, true, &first).ok());
     ASSERT_TRUE(journal_->Sync().ok());
-    ASSERT_TRUE(mark_->Sync(store_->dir() + "/runs/r1").ok());
+    ASSERT_TRUE(mark_->Sync(store_->RunDir("r1")).ok());
     ASSERT_TRUE(store_->WriteRun(record).ok());
   }
   void OpenDb(bool create) {
@@ -254,7 +254,7 @@ print("b")
   EXPECT_EQ(State().checkpoint, 6u);  // the first, then one per effect
   // The step's events sort among the effects they happened between.
   std::vector<std::string> events;
-  ASSERT_TRUE(db_->Scan("t", [&](std::string_view, std::string_view v) {
+  ASSERT_TRUE(db_->Scan(store::kStepEventPrefix, [&](std::string_view, std::string_view v) {
                    HistoryEntry e;
                    EXPECT_TRUE(DecodeHistoryEntry(v, &e).ok());
                    events.push_back(e.effect + " " + e.idempotency_key);
@@ -269,7 +269,7 @@ TEST_F(StoreJournalTest, StepEventsWaitForTheNextWrite) {
   bool any = false;
   auto scan = [&] {
     any = false;
-    EXPECT_TRUE(db_->Scan("t", [&](std::string_view, std::string_view) { return !(any = true); }).ok());
+    EXPECT_TRUE(db_->Scan(store::kStepEventPrefix, [&](std::string_view, std::string_view) { return !(any = true); }).ok());
     return any;
   };
   EXPECT_FALSE(scan());
@@ -416,7 +416,7 @@ print(big, again[7])
   journal_->stop_before = 4;
   ASSERT_EQ(vm_->Run(), RunOutcome::kAborted);
   size_t stored = 0;
-  ASSERT_TRUE(db_->Scan("o", [&](std::string_view, std::string_view) { return ++stored, true; }).ok());
+  ASSERT_TRUE(db_->Scan(store::kObjectPrefix, [&](std::string_view, std::string_view) { return ++stored, true; }).ok());
   EXPECT_LE(stored, vm_->heap().live_objects());
   EXPECT_GE(stored, 30000u);  // `again` is there
   host_.Flush();
@@ -431,7 +431,7 @@ TEST_F(StoreJournalTest, AMissingOrDamagedObjectIsReportedOnResume) {
   journal_->stop_before = 2;
   ASSERT_EQ(vm_->Run(), RunOutcome::kAborted);
   std::vector<std::string> keys;
-  ASSERT_TRUE(db_->Scan("o", [&](std::string_view k, std::string_view) { return keys.emplace_back(k), true; }).ok());
+  ASSERT_TRUE(db_->Scan(store::kObjectPrefix, [&](std::string_view k, std::string_view) { return keys.emplace_back(k), true; }).ok());
   ASSERT_FALSE(keys.empty());
 
   // Damaged: one byte of one object flipped.
@@ -496,7 +496,7 @@ TEST_F(StoreJournalTest, ASyncRunWhoseMarkIsMissingEmptyOrAheadIsRefused) {
   ASSERT_EQ(vm_->Run(), RunOutcome::kAborted);
   ASSERT_EQ(Mark(), 2u);
   Stop();
-  const std::string mark_path = store_->dir() + "/runs/r1/mark";
+  const std::string mark_path = store::RunFilePath(store_->dir(), "r1", store::kMarkFile);
   auto load = [&] {
     LoadedRun run;
     return LoadRun(*store_, "r1", &host_, &run);

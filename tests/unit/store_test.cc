@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 
+#include "store/keys.h"
 #include "store/store.h"
 #include "runtime/journal.h"
 #include "runtime/runtime.h"
@@ -198,7 +199,7 @@ TEST(Store, CheckpointMark) {
   ASSERT_TRUE((*mark)->Write(7).ok());
   ASSERT_TRUE((*mark)->Write(8).ok());
   EXPECT_EQ(*st->ReadMark("r"), 8u);
-  FILE* f = std::fopen((dir.path() + "/runs/r/mark").c_str(), "r+b");
+  FILE* f = std::fopen(RunFilePath(dir.path(), "r", kMarkFile).c_str(), "r+b");
   std::fputc(9, f);
   std::fclose(f);
   EXPECT_TRUE(st->ReadMark("r").status().IsCorruption());
@@ -263,6 +264,30 @@ TEST(Store, RunIds) {
   std::string a = NewRunId(), b = NewRunId();
   EXPECT_TRUE(IsValidRunId(a));
   EXPECT_NE(a, b);
+}
+
+// The names and keys of store/keys.h are on disk: they must stay as docs/checkpoint.md
+// spells them.
+TEST(StoreKeys, NamesAndKeysAreAsDocumented) {
+  using namespace std::string_literals;
+  EXPECT_EQ(CodePath("S", "ab"), "S/code/ab.flowc");
+  EXPECT_EQ(RunPath("S", "r"), "S/runs/r");
+  EXPECT_EQ(RunFilePath("S", "r", kRunRecordFile), "S/runs/r/run");
+  EXPECT_EQ(RunFilePath("S", "r", kLockFile), "S/runs/r/lock");
+  EXPECT_EQ(RunFilePath("S", "r", kMarkFile), "S/runs/r/mark");
+  EXPECT_EQ(RunFilePath("S", "r", kCancelFile), "S/runs/r/cancel");
+  EXPECT_EQ(RunFilePath("S", "r", kDbDir), "S/runs/r/db");
+  EXPECT_EQ(SharedPath("S"), "S/shared");
+  EXPECT_STREQ(kDefaultStoreDir, ".flow");
+  EXPECT_STREQ(kStateKey, "s");
+  EXPECT_STREQ(kCancelKey, "c");
+  EXPECT_EQ(ObjectKey(0x01020304), "o\x01\x02\x03\x04"s);
+  EXPECT_EQ(HistoryKey(5), "h\0\0\0\0\0\0\0\x05"s);
+  EXPECT_EQ(StepEventKey(0x0102, 3), "t\0\0\0\0\0\0\x01\x02\0\0\0\x03"s);
+  EXPECT_EQ(SignalCountKey("go"), "ggo");
+  EXPECT_EQ(SignalOfCountKey(SignalCountKey("go")), "go");
+  EXPECT_EQ(MailboxName("r"), "mailbox:r");
+  EXPECT_EQ(BreakerName("api"), "breaker:api");
 }
 
 }  // namespace

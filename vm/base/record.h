@@ -1,7 +1,7 @@
 // The envelope of every persisted record: a format version and a checksum around the
 // payload, so that a damaged or foreign record is recognised, never misread.
 //
-//   record := version:u8  checksum:u64 (XXH3-64 of payload)  payload
+//   record := version:u8  checksum:u64 (XXH3-64 of payload)  payload   (docs/checkpoint.md)
 #pragma once
 #include <string>
 #include <string_view>

@@ -13,6 +13,7 @@
 namespace flow {
 
 struct Constant {
+  // On disk (the constant pool of a .flowc file, docs/bytecode.md): do not change the values.
   enum class Kind : uint8_t { kInt = 0, kFloat = 1, kString = 2 };
   Kind kind = Kind::kInt;
   int64_t i = 0;

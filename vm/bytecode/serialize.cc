@@ -1,15 +1,5 @@
-// The .flowc file format. All integers little-endian; varint is LEB128.
-//
-//   file      := magic "\x7f" "FLOWBC" "\n"  version:u32  payload_size:u64
-//                checksum:u64 (XXH3-64 of payload)  payload
-//   payload   := source_name:bytes  n:varint global_name:bytes{n}
-//                n:varint constant{n}  n:varint function{n}
-//   constant  := kind:u8 (0 int: u64 | 1 float: u64 IEEE bits | 2 string: bytes)
-//   function  := name:bytes arity:u8 max_stack:varint
-//                n:varint (from_parent_local:u8 index:varint){n}
-//                code:bytes  n:varint (pc:varint line:varint){n}
-//                n:varint (name:bytes slot:varint start_pc:varint end_pc:varint){n}
-//   bytes     := length:varint byte{length}
+// The .flowc file format: a checked header (magic, version, size, XXH3-64 checksum), then
+// the source name, globals, constants and functions. The grammar is docs/bytecode.md.
 #include <cstring>
 
 #include "vm/base/coding.h"

@@ -1,0 +1,82 @@
+// Every name the store writes to disk, in one place (as LevelDB's filename.h): the store's
+// folders and files, the keys of a run's database, and the names of shared state. What is
+// stored under each is in docs/checkpoint.md. These names are on disk: do not change them
+// (a change is a format change: version it and document it there).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace flow::store {
+
+// --- The store's folders and files (docs/checkpoint.md, "The store") ---
+
+inline constexpr char kDefaultStoreDir[] = ".flow";  // when neither --store nor FLOW_STORE
+inline constexpr char kCodeDir[] = "code";           // code/HASH.flowc: bytecode by content hash
+inline constexpr char kCodeSuffix[] = ".flowc";
+inline constexpr char kRunsDir[] = "runs";           // runs/ID/: one folder per run
+inline constexpr char kSharedDir[] = "shared";       // shared/HEX(NAME): state shared across runs
+
+// Inside runs/ID/.
+inline constexpr char kRunRecordFile[] = "run";  // the run record ("The run record")
+inline constexpr char kLockFile[] = "lock";      // the run lock, an fcntl record lock ("Locks")
+inline constexpr char kMarkFile[] = "mark";      // the checkpoint mark ("The checkpoint mark")
+inline constexpr char kCancelFile[] = "cancel";  // present once `flow cancel` was asked
+inline constexpr char kDbDir[] = "db";           // the run's LevelDB ("The run database")
+
+inline std::string CodePath(const std::string& store_dir, std::string_view hash) {
+  return store_dir + "/" + kCodeDir + "/" + std::string(hash) + kCodeSuffix;
+}
+inline std::string RunsPath(const std::string& store_dir) { return store_dir + "/" + kRunsDir; }
+inline std::string RunPath(const std::string& store_dir, const std::string& id) {
+  return RunsPath(store_dir) + "/" + id;
+}
+// A file or folder inside runs/ID/: `name` is one of the k...File / kDbDir above.
+inline std::string RunFilePath(const std::string& store_dir, const std::string& id, const char* name) {
+  return RunPath(store_dir, id) + "/" + name;
+}
+inline std::string SharedPath(const std::string& store_dir) { return store_dir + "/" + kSharedDir; }
+
+// --- Keys of a run's database (docs/checkpoint.md, "The run database (LevelDB keys)") ---
+
+inline constexpr char kStateKey[] = "s";           // the state record (the last checkpoint)
+inline constexpr char kObjectPrefix[] = "o";       // + id (4 bytes, big-endian): a heap object
+inline constexpr char kHistoryPrefix[] = "h";      // + seq (8 bytes, big-endian): a history entry
+inline constexpr char kStepEventPrefix[] = "t";    // + effects done (8, big-endian) + n (4): a step event
+inline constexpr char kSignalCountPrefix[] = "g";  // + signal name: signals of that name received
+inline constexpr char kCancelKey[] = "c";          // present once `cancelled` was raised in the run
+
+namespace keys_internal {
+inline void AppendBigEndian(std::string* out, uint64_t v, int bytes) {
+  for (int i = bytes - 1; i >= 0; --i) out->push_back(static_cast<char>(v >> (8 * i)));
+}
+}  // namespace keys_internal
+
+// Big-endian numbers, so that keys sort in numeric order.
+inline std::string ObjectKey(uint32_t id) {
+  std::string k = kObjectPrefix;
+  keys_internal::AppendBigEndian(&k, id, 4);
+  return k;
+}
+inline std::string HistoryKey(uint64_t seq) {
+  std::string k = kHistoryPrefix;
+  keys_internal::AppendBigEndian(&k, seq, 8);
+  return k;
+}
+// Sorts among the history entries of the effects it happened between.
+inline std::string StepEventKey(uint64_t effects_done, uint32_t n) {
+  std::string k = kStepEventPrefix;
+  keys_internal::AppendBigEndian(&k, effects_done, 8);
+  keys_internal::AppendBigEndian(&k, n, 4);
+  return k;
+}
+inline std::string SignalCountKey(std::string_view signal) { return kSignalCountPrefix + std::string(signal); }
+// The signal name of a key that starts with kSignalCountPrefix.
+inline std::string_view SignalOfCountKey(std::string_view key) { return key.substr(1); }
+
+// --- Names of shared state (docs/checkpoint.md, "Shared state"): stored as shared/HEX(NAME) ---
+
+inline std::string MailboxName(const std::string& run_id) { return "mailbox:" + run_id; }  // a run's signals
+inline std::string BreakerName(const std::string& breaker) { return "breaker:" + breaker; }  // a circuit breaker
+
+}  // namespace flow::store
