@@ -202,6 +202,16 @@ RunOutcome VM::Dispatch() {
     }                                                                                 \
   } while (0)
 
+// At back edges and calls: collect when the heap asks for it, and check an open deadline.
+#define AT_LOOP_EDGE()                        \
+  do {                                        \
+    if (heap_.ShouldCollect()) {              \
+      SAVE_STATE();                           \
+      if (!MaybeCollect()) goto handle_error; \
+    }                                         \
+    CHECK_DEADLINE();                         \
+  } while (0)
+
   LOAD_FRAME();
   if (resume_in_doubt_) {
     resume_in_doubt_ = false;
@@ -357,11 +367,7 @@ op_JUMP:
   DISPATCH();
 op_LOOP:
   ip = code + DecodeFixed32(ip);
-  if (heap_.ShouldCollect()) {
-    SAVE_STATE();
-    if (!MaybeCollect()) goto handle_error;
-  }
-  CHECK_DEADLINE();
+  AT_LOOP_EDGE();
   DISPATCH();
 op_JUMP_IF_FALSE: {
   uint32_t target = READ32();
@@ -401,11 +407,7 @@ op_CALL: {
       ip = code;
       base = callee;
       closure = target;
-      if (heap_.ShouldCollect()) {
-        SAVE_STATE();
-        if (!MaybeCollect()) goto handle_error;
-      }
-      CHECK_DEADLINE();
+      AT_LOOP_EDGE();
       DISPATCH();
     }
   }
@@ -662,11 +664,7 @@ op_RANGE_LOOP: {
     base[slot].i = next;
     base[slot + 2] = Value::Int(next);
     ip = code + body;
-    if (heap_.ShouldCollect()) {
-      SAVE_STATE();
-      if (!MaybeCollect()) goto handle_error;
-    }
-    CHECK_DEADLINE();
+    AT_LOOP_EDGE();
   }
   DISPATCH();
 }
@@ -761,6 +759,7 @@ landed:
 #undef READ32
 #undef DISPATCH
 #undef CHECK_DEADLINE
+#undef AT_LOOP_EDGE
 }
 
 // A `return` leaves the handlers its frame opened (a timeout's deadline with them).
