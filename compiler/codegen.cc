@@ -10,7 +10,9 @@
 // that has not run yet: the script runs top to bottom, so that is decided here, from the
 // order of the top-level statements (see CheckInitOrder).
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <unordered_map>
@@ -728,169 +730,186 @@ class Codegen {
       case ExprKind::kString: Emit(Op::CONST, StringConstant(e.text)); break;
       case ExprKind::kBool: Emit(e.bool_value ? Op::PUSH_TRUE : Op::PUSH_FALSE); break;
       case ExprKind::kNull: Emit(Op::PUSH_NULL); break;
-      case ExprKind::kName: {
-        Resolved r = Resolve(e.text, e.loc);
-        switch (r.kind) {
-          case Resolved::kLocal: Emit(Op::GET_LOCAL, r.index); break;
-          case Resolved::kUpvalue: Emit(Op::GET_UPVAL, r.index); break;
-          case Resolved::kGlobal: Emit(Op::GET_GLOBAL, r.index); break;
-          case Resolved::kBuiltin: Emit(Op::GET_BUILTIN, r.index); break;
-          case Resolved::kModule:
-            diags_->Error(e.loc, fmt::format("`{}` is a module: call its functions, like `{}.name(...)`", e.text, e.text));
-            Emit(Op::PUSH_NULL);
-            break;
-          case Resolved::kNone:
-            diags_->Error(e.loc, fmt::format("undefined name `{}`", e.text));
-            Emit(Op::PUSH_NULL);
-            break;
-        }
-        break;
-      }
-      case ExprKind::kInterpolation:
-        CompileExprs(e.items);
-        CheckCount(e.items.size(), e.loc);
-        Emit(Op::BUILD_STRING, static_cast<uint32_t>(e.items.size()));
-        break;
-      case ExprKind::kList:
-        CompileExprs(e.items);
-        CheckCount(e.items.size(), e.loc);
-        Emit(Op::BUILD_LIST, static_cast<uint32_t>(e.items.size()));
-        break;
-      case ExprKind::kMap:
-        for (size_t i = 0; i < e.items.size(); ++i) {
-          Emit(Op::CONST, StringConstant(e.keys[i]));
-          CompileExpr(*e.items[i]);
-        }
-        CheckCount(e.items.size(), e.loc);
-        Emit(Op::BUILD_MAP, static_cast<uint32_t>(e.items.size()));
-        break;
+      case ExprKind::kName: CompileName(e); break;
+      case ExprKind::kInterpolation: CompileSequence(e, Op::BUILD_STRING); break;
+      case ExprKind::kList: CompileSequence(e, Op::BUILD_LIST); break;
+      case ExprKind::kMap: CompileMapLiteral(e); break;
       case ExprKind::kFunction: CompileFunction(*e.fn); break;
-      case ExprKind::kField: {
-        int id = ModuleFunction(*e.object, e.text, e.loc);
-        if (id >= 0) {
-          Emit(Op::GET_BUILTIN, static_cast<uint32_t>(id));
-        } else if (id == -2) {
-          Emit(Op::PUSH_NULL);
-        } else {
-          CompileExpr(*e.object);
-          MarkLine(e.loc);
-          Emit(Op::GET_FIELD, StringConstant(e.text));
-        }
+      case ExprKind::kField: CompileField(e); break;
+      case ExprKind::kIndex: CompileIndex(e); break;
+      case ExprKind::kCall: CompileCall(e); break;
+      case ExprKind::kMethod: CompileMethod(e); break;
+      case ExprKind::kUnary: CompileUnary(e); break;
+      case ExprKind::kBinary: CompileBinary(e); break;
+      case ExprKind::kAnd:
+      case ExprKind::kOr: CompileLogical(e); break;
+      case ExprKind::kStep: CompileStep(e); break;
+      case ExprKind::kRetry: CompileRetry(e); break;
+      case ExprKind::kTimeout: CompileTimeout(e); break;
+      case ExprKind::kBreaker: CompileBreaker(e); break;
+    }
+  }
+
+  void CompileName(const Expr& e) {
+    Resolved r = Resolve(e.text, e.loc);
+    switch (r.kind) {
+      case Resolved::kLocal: Emit(Op::GET_LOCAL, r.index); break;
+      case Resolved::kUpvalue: Emit(Op::GET_UPVAL, r.index); break;
+      case Resolved::kGlobal: Emit(Op::GET_GLOBAL, r.index); break;
+      case Resolved::kBuiltin: Emit(Op::GET_BUILTIN, r.index); break;
+      case Resolved::kModule:
+        diags_->Error(e.loc, fmt::format("`{}` is a module: call its functions, like `{}.name(...)`", e.text, e.text));
+        Emit(Op::PUSH_NULL);
         break;
-      }
-      case ExprKind::kIndex:
-        CompileExpr(*e.object);
-        CompileExpr(*e.items[0]);
-        MarkLine(e.loc);
-        Emit(Op::GET_INDEX);
+      case Resolved::kNone:
+        diags_->Error(e.loc, fmt::format("undefined name `{}`", e.text));
+        Emit(Op::PUSH_NULL);
         break;
-      case ExprKind::kCall: {
-        if (e.object->kind == ExprKind::kName) {
-          Resolved r = Resolve(e.object->text, e.object->loc);
-          if (r.kind == Resolved::kBuiltin) {
-            CheckArity(static_cast<int>(r.index), e.items.size(), e.loc);
-            CompileCallArgs(e.items, e.loc);
-            MarkLine(e.loc);
-            Emit(Op::CALL_BUILTIN, r.index, static_cast<uint32_t>(e.items.size()));
-            break;
-          }
-        }
-        CompileExpr(*e.object);
+    }
+  }
+
+  // An interpolated string or a list literal: its items, then one BUILD op.
+  void CompileSequence(const Expr& e, Op build) {
+    CompileExprs(e.items);
+    CheckCount(e.items.size(), e.loc);
+    Emit(build, static_cast<uint32_t>(e.items.size()));
+  }
+
+  void CompileMapLiteral(const Expr& e) {
+    for (size_t i = 0; i < e.items.size(); ++i) {
+      Emit(Op::CONST, StringConstant(e.keys[i]));
+      CompileExpr(*e.items[i]);
+    }
+    CheckCount(e.items.size(), e.loc);
+    Emit(Op::BUILD_MAP, static_cast<uint32_t>(e.items.size()));
+  }
+
+  // `object.name`: a module's function, or a field read.
+  void CompileField(const Expr& e) {
+    int id = ModuleFunction(*e.object, e.text, e.loc);
+    if (id >= 0) {
+      Emit(Op::GET_BUILTIN, static_cast<uint32_t>(id));
+    } else if (id == -2) {
+      Emit(Op::PUSH_NULL);
+    } else {
+      CompileExpr(*e.object);
+      MarkLine(e.loc);
+      Emit(Op::GET_FIELD, StringConstant(e.text));
+    }
+  }
+
+  void CompileIndex(const Expr& e) {
+    CompileExpr(*e.object);
+    CompileExpr(*e.items[0]);
+    MarkLine(e.loc);
+    Emit(Op::GET_INDEX);
+  }
+
+  // A call of a builtin by name is direct (its arity checked here); any other callee is a value.
+  void CompileCall(const Expr& e) {
+    if (e.object->kind == ExprKind::kName) {
+      Resolved r = Resolve(e.object->text, e.object->loc);
+      if (r.kind == Resolved::kBuiltin) {
+        CheckArity(static_cast<int>(r.index), e.items.size(), e.loc);
         CompileCallArgs(e.items, e.loc);
         MarkLine(e.loc);
-        Emit(Op::CALL, static_cast<uint32_t>(e.items.size()));
-        break;
-      }
-      case ExprKind::kMethod: {
-        int id = ModuleFunction(*e.object, e.text, e.loc);
-        if (id >= 0) {
-          CheckArity(id, e.items.size(), e.loc);
-          CompileCallArgs(e.items, e.loc);
-          MarkLine(e.loc);
-          Emit(Op::CALL_BUILTIN, static_cast<uint32_t>(id), static_cast<uint32_t>(e.items.size()));
-        } else if (id == -2) {
-          CompileExprs(e.items);
-          if (!e.items.empty()) Emit(Op::POPN, static_cast<uint32_t>(e.items.size()));
-          Emit(Op::PUSH_NULL);
-        } else {
-          CompileExpr(*e.object);
-          CompileCallArgs(e.items, e.loc);
-          MarkLine(e.loc);
-          Emit(Op::INVOKE, StringConstant(e.text), static_cast<uint32_t>(e.items.size()));
-        }
-        break;
-      }
-      case ExprKind::kUnary:
-        if (e.text == "-" && e.object->kind == ExprKind::kInt) {
-          Emit(Op::CONST, IntConstant(-e.object->int_value));
-          break;
-        }
-        CompileExpr(*e.object);
-        MarkLine(e.loc);
-        Emit(e.text == "-" ? Op::NEG : Op::NOT);
-        break;
-      case ExprKind::kBinary: {
-        static const std::map<std::string, Op> kOps = {
-            {"+", Op::ADD}, {"-", Op::SUB}, {"*", Op::MUL}, {"/", Op::DIV},
-            {"%", Op::MOD}, {"==", Op::EQ}, {"!=", Op::NE}, {"<", Op::LT}, {"<=", Op::LE},
-            {">", Op::GT}, {">=", Op::GE}};
-        CompileExpr(*e.object);
-        CompileExpr(*e.items[0]);
-        MarkLine(e.loc);
-        EmitBinary(kOps.at(e.text));
-        break;
-      }
-      case ExprKind::kAnd:
-      case ExprKind::kOr: {
-        CompileExpr(*e.object);
-        uint32_t to_end = Emit(e.kind == ExprKind::kAnd ? Op::AND_JUMP : Op::OR_JUMP, 0);
-        CompileExpr(*e.items[0]);
-        PatchJump(to_end, Label());
-        break;
-      }
-      case ExprKind::kStep:
-        CompileExpr(*e.object);
-        CompileGuardedBlock(e, Op::STEP_BEGIN, Op::STEP_END, e.bool_value ? 1 : 0);
-        break;
-      case ExprKind::kRetry:
-        if (e.object) {
-          CompileExpr(*e.object);
-        } else {
-          static const std::set<std::string> kRetryOptions = {"attempts", "backoff", "factor", "max_delay", "jitter", "on"};
-          std::set<std::string> seen;
-          for (const auto& o : e.options) {
-            if (!kRetryOptions.count(o.name))
-              diags_->Error(o.loc, fmt::format("unknown retry option `{}` (attempts, backoff, factor, max_delay, jitter, on)", o.name));
-            if (!seen.insert(o.name).second) diags_->Error(o.loc, fmt::format("retry option `{}` given twice", o.name));
-            Emit(Op::CONST, StringConstant(o.name));
-            CompileExpr(*o.value);
-          }
-          Emit(Op::BUILD_MAP, static_cast<uint32_t>(e.options.size()));
-        }
-        CompileGuardedBlock(e, Op::RETRY_BEGIN, Op::RETRY_END);
-        break;
-      case ExprKind::kTimeout:
-        CompileExpr(*e.object);
-        CompileGuardedBlock(e, Op::TIMEOUT_BEGIN, Op::TIMEOUT_END);
-        break;
-      case ExprKind::kBreaker: {
-        // The hidden operand is [name, options].
-        static const std::set<std::string> kBreakerOptions = {"failures", "window", "cooldown"};
-        CompileExpr(*e.object);
-        std::set<std::string> seen;
-        for (const auto& o : e.options) {
-          if (!kBreakerOptions.count(o.name))
-            diags_->Error(o.loc, fmt::format("unknown breaker option `{}` (failures, window, cooldown)", o.name));
-          if (!seen.insert(o.name).second) diags_->Error(o.loc, fmt::format("breaker option `{}` given twice", o.name));
-          Emit(Op::CONST, StringConstant(o.name));
-          CompileExpr(*o.value);
-        }
-        Emit(Op::BUILD_MAP, static_cast<uint32_t>(e.options.size()));
-        Emit(Op::BUILD_LIST, 2);
-        CompileGuardedBlock(e, Op::BREAKER_BEGIN, Op::BREAKER_END);
-        break;
+        Emit(Op::CALL_BUILTIN, r.index, static_cast<uint32_t>(e.items.size()));
+        return;
       }
     }
+    CompileExpr(*e.object);
+    CompileCallArgs(e.items, e.loc);
+    MarkLine(e.loc);
+    Emit(Op::CALL, static_cast<uint32_t>(e.items.size()));
+  }
+
+  // `object.name(args)`: a module's function, or a method invoked on a value.
+  void CompileMethod(const Expr& e) {
+    int id = ModuleFunction(*e.object, e.text, e.loc);
+    if (id >= 0) {
+      CheckArity(id, e.items.size(), e.loc);
+      CompileCallArgs(e.items, e.loc);
+      MarkLine(e.loc);
+      Emit(Op::CALL_BUILTIN, static_cast<uint32_t>(id), static_cast<uint32_t>(e.items.size()));
+    } else if (id == -2) {
+      CompileExprs(e.items);
+      if (!e.items.empty()) Emit(Op::POPN, static_cast<uint32_t>(e.items.size()));
+      Emit(Op::PUSH_NULL);
+    } else {
+      CompileExpr(*e.object);
+      CompileCallArgs(e.items, e.loc);
+      MarkLine(e.loc);
+      Emit(Op::INVOKE, StringConstant(e.text), static_cast<uint32_t>(e.items.size()));
+    }
+  }
+
+  void CompileUnary(const Expr& e) {
+    if (e.text == "-" && e.object->kind == ExprKind::kInt) {
+      Emit(Op::CONST, IntConstant(-e.object->int_value));
+      return;
+    }
+    CompileExpr(*e.object);
+    MarkLine(e.loc);
+    Emit(e.text == "-" ? Op::NEG : Op::NOT);
+  }
+
+  void CompileBinary(const Expr& e) {
+    static const std::map<std::string, Op> kOps = {
+        {"+", Op::ADD}, {"-", Op::SUB}, {"*", Op::MUL}, {"/", Op::DIV},
+        {"%", Op::MOD}, {"==", Op::EQ}, {"!=", Op::NE}, {"<", Op::LT}, {"<=", Op::LE},
+        {">", Op::GT}, {">=", Op::GE}};
+    CompileExpr(*e.object);
+    CompileExpr(*e.items[0]);
+    MarkLine(e.loc);
+    EmitBinary(kOps.at(e.text));
+  }
+
+  // `and`/`or`: the right side runs only when the left does not decide.
+  void CompileLogical(const Expr& e) {
+    CompileExpr(*e.object);
+    uint32_t to_end = Emit(e.kind == ExprKind::kAnd ? Op::AND_JUMP : Op::OR_JUMP, 0);
+    CompileExpr(*e.items[0]);
+    PatchJump(to_end, Label());
+  }
+
+  void CompileStep(const Expr& e) {
+    CompileExpr(*e.object);
+    CompileGuardedBlock(e, Op::STEP_BEGIN, Op::STEP_END, e.bool_value ? 1 : 0);
+  }
+
+  void CompileRetry(const Expr& e) {
+    if (e.object) {
+      CompileExpr(*e.object);
+    } else {
+      CompileOptionMap(e, "retry", {"attempts", "backoff", "factor", "max_delay", "jitter", "on"});
+    }
+    CompileGuardedBlock(e, Op::RETRY_BEGIN, Op::RETRY_END);
+  }
+
+  void CompileTimeout(const Expr& e) {
+    CompileExpr(*e.object);
+    CompileGuardedBlock(e, Op::TIMEOUT_BEGIN, Op::TIMEOUT_END);
+  }
+
+  void CompileBreaker(const Expr& e) {
+    // The hidden operand is [name, options].
+    CompileExpr(*e.object);
+    CompileOptionMap(e, "breaker", {"failures", "window", "cooldown"});
+    Emit(Op::BUILD_LIST, 2);
+    CompileGuardedBlock(e, Op::BREAKER_BEGIN, Op::BREAKER_END);
+  }
+
+  // A block's `name: value` options as a map; an unknown or repeated name is an error.
+  void CompileOptionMap(const Expr& e, const char* what, const std::vector<std::string>& known) {
+    std::set<std::string> seen;
+    for (const auto& o : e.options) {
+      if (std::find(known.begin(), known.end(), o.name) == known.end())
+        diags_->Error(o.loc, fmt::format("unknown {} option `{}` ({})", what, o.name, fmt::join(known, ", ")));
+      if (!seen.insert(o.name).second) diags_->Error(o.loc, fmt::format("{} option `{}` given twice", what, o.name));
+      Emit(Op::CONST, StringConstant(o.name));
+      CompileExpr(*o.value);
+    }
+    Emit(Op::BUILD_MAP, static_cast<uint32_t>(e.options.size()));
   }
 
   void CheckCount(size_t n, Loc loc) {

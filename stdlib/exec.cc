@@ -34,56 +34,98 @@ int64_t NowMs() {
   return duration_cast<milliseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
-// argv holds the real values (secrets revealed); `program` is argv[0] as messages show it
-// (masked), so a secret in the program path does not reach the error.
-bool RunProcess(VM& vm, std::vector<std::string> argv, const std::string& program, Value options_value, Value* out) {
+struct ExecOptions {
+  std::string cwd, stdin_text;
+  int64_t timeout_ms = INT64_MAX, max_output = kDefaultMaxOutput;
+  std::vector<std::string> env_extra;  // NAME=value, added to the inherited environment
+  bool by_deadline = false;            // timeout_ms is an enclosing `timeout`'s, not the option's
+};
+
+bool ReadEnvOption(VM& vm, Value v, ExecOptions* o) {
+  Heap& heap = vm.heap();
+  if (v.tag != Tag::kMap) return vm.Raise("type", "exec option env must be a map of strings");
+  for (const auto& [k, val] : heap.Get<MapObj>(v.ref)->entries) {
+    // A name with `=` would set another variable ("PATH=/evil:" + "=x" sets PATH).
+    if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos)
+      return vm.Raise("type", fmt::format("exec env name `{}` is not a variable name (empty, or has `=` or a NUL byte)",
+                                          k.substr(0, k.find('\0'))));
+    std::string text, error;
+    if (!WireString(heap, val, fmt::format("exec env value of {}", k), &text, &error)) return vm.Raise("type", error);
+    o->env_extra.push_back(k + "=" + text);
+  }
+  return true;
+}
+
+// Checks and reads exec's options; false with the error raised.
+bool ReadExecOptions(VM& vm, Value options_value, ExecOptions* o) {
   Heap& heap = vm.heap();
   const MapObj* options = nullptr;
   if (options_value.tag == Tag::kMap) options = heap.Get<MapObj>(options_value.ref);
   else if (options_value.tag != Tag::kNull) return vm.Raise("type", "exec options must be a map");
   auto option = [&](const char* name) -> const Value* { return options ? options->Find(name) : nullptr; };
 
-  std::string cwd, stdin_text;
-  int64_t timeout_ms = INT64_MAX, max_output = kDefaultMaxOutput;
-  std::vector<std::string> env_extra;
   if (const Value* v = option("cwd")) {
     std::string error;
     if (v->tag != Tag::kString) return vm.Raise("type", "exec option cwd must be a string");
-    if (!WireString(heap, *v, "exec option cwd", &cwd, &error)) return vm.Raise("type", error);
+    if (!WireString(heap, *v, "exec option cwd", &o->cwd, &error)) return vm.Raise("type", error);
   }
   if (const Value* v = option("stdin")) {
     if (v->tag != Tag::kString && v->tag != Tag::kSecret) return vm.Raise("type", "exec option stdin must be a string");
     std::string error;
-    RevealString(heap, *v, &stdin_text, &error);  // may hold NUL bytes: it is written whole
+    RevealString(heap, *v, &o->stdin_text, &error);  // may hold NUL bytes: it is written whole
   }
   if (const Value* v = option("timeout")) {
     if (v->tag != Tag::kInt || v->i <= 0) return vm.Raise("type", "exec option timeout must be a positive duration");
-    timeout_ms = v->i;
+    o->timeout_ms = v->i;
   }
   if (const Value* v = option("max_output")) {
     if (v->tag != Tag::kInt || v->i <= 0) return vm.Raise("type", "exec option max_output must be a positive int");
-    max_output = v->i;
+    o->max_output = v->i;
   }
-  if (const Value* v = option("env")) {
-    if (v->tag != Tag::kMap) return vm.Raise("type", "exec option env must be a map of strings");
-    for (const auto& [k, val] : heap.Get<MapObj>(v->ref)->entries) {
-      // A name with `=` would set another variable ("PATH=/evil:" + "=x" sets PATH).
-      if (k.empty() || k.find('=') != std::string::npos || k.find('\0') != std::string::npos)
-        return vm.Raise("type", fmt::format("exec env name `{}` is not a variable name (empty, or has `=` or a NUL byte)",
-                                            k.substr(0, k.find('\0'))));
-      std::string text, error;
-      if (!WireString(heap, val, fmt::format("exec env value of {}", k), &text, &error)) return vm.Raise("type", error);
-      env_extra.push_back(k + "=" + text);
-    }
-  }
-  // Deadline: the option, cut by an enclosing `timeout` (on the run's clock).
-  int64_t run_now = vm.host().NowMs();
-  bool by_deadline = false;
-  if (vm.deadline() != INT64_MAX && vm.deadline() - run_now < timeout_ms) {
-    timeout_ms = std::max<int64_t>(0, vm.deadline() - run_now);
-    by_deadline = true;
-  }
+  if (const Value* v = option("env"))
+    if (!ReadEnvOption(vm, *v, o)) return false;
+  return true;
+}
 
+// Deadline: the option, cut by an enclosing `timeout` (on the run's clock).
+void ApplyRunDeadline(VM& vm, ExecOptions* o) {
+  int64_t run_now = vm.host().NowMs();
+  if (vm.deadline() != INT64_MAX && vm.deadline() - run_now < o->timeout_ms) {
+    o->timeout_ms = std::max<int64_t>(0, vm.deadline() - run_now);
+    o->by_deadline = true;
+  }
+}
+
+// The parent's side of a started child: its pid (also its process group) and pipe ends.
+struct Child {
+  pid_t pid = -1;
+  int stdout_fd = -1, stderr_fd = -1, stdin_fd = -1;
+};
+
+// In the child, after fork: only async-signal-safe calls. Never returns.
+[[noreturn]] void ExecInChild(pid_t parent, const int in_pipe[2], const int out_pipe[2], const int err_pipe[2],
+                              int exec_error, const std::string& cwd, std::vector<char*>& args,
+                              std::vector<char*>& envp) {
+  setpgid(0, 0);
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(127);
+  dup2(in_pipe[0], 0);
+  dup2(out_pipe[1], 1);
+  dup2(err_pipe[1], 2);
+  if (!cwd.empty() && chdir(cwd.c_str()) != 0) {
+    int e = errno;
+    (void)!write(exec_error, &e, sizeof e);
+    _exit(127);
+  }
+  execvpe(args[0], args.data(), envp.data());
+  int e = errno;
+  (void)!write(exec_error, &e, sizeof e);
+  _exit(127);
+}
+
+// Starts argv in a process group of its own; false with the error raised (also when exec failed).
+bool SpawnChild(VM& vm, std::vector<std::string>& argv, const std::string& program, const ExecOptions& o,
+                Child* child) {
   int in_pipe[2], out_pipe[2], err_pipe[2];
   if (pipe2(in_pipe, O_CLOEXEC) || pipe2(out_pipe, O_CLOEXEC) || pipe2(err_pipe, O_CLOEXEC))
     return vm.Raise("exec", fmt::format("cannot create pipes: {}", std::strerror(errno)));
@@ -93,7 +135,7 @@ bool RunProcess(VM& vm, std::vector<std::string> argv, const std::string& progra
   args.push_back(nullptr);
   std::vector<std::string> env_strings;
   for (char** e = environ; *e; ++e) env_strings.emplace_back(*e);
-  for (auto& e : env_extra) env_strings.push_back(e);
+  for (auto& e : o.env_extra) env_strings.push_back(e);
   std::vector<char*> envp;
   for (auto& e : env_strings) envp.push_back(e.data());
   envp.push_back(nullptr);
@@ -102,28 +144,13 @@ bool RunProcess(VM& vm, std::vector<std::string> argv, const std::string& progra
   pid_t parent = getpid();
   pid_t pid = fork();
   if (pid < 0) return vm.Raise("exec", fmt::format("cannot fork: {}", std::strerror(errno)));
-  if (pid == 0) {
-    setpgid(0, 0);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(127);
-    dup2(in_pipe[0], 0);
-    dup2(out_pipe[1], 1);
-    dup2(err_pipe[1], 2);
-    if (!cwd.empty() && chdir(cwd.c_str()) != 0) {
-      int e = errno;
-      (void)!write(exec_error[1], &e, sizeof e);
-      _exit(127);
-    }
-    execvpe(args[0], args.data(), envp.data());
-    int e = errno;
-    (void)!write(exec_error[1], &e, sizeof e);
-    _exit(127);
-  }
+  if (pid == 0) ExecInChild(parent, in_pipe, out_pipe, err_pipe, exec_error[1], o.cwd, args, envp);
   setpgid(pid, pid);
   close(in_pipe[0]);
   close(out_pipe[1]);
   close(err_pipe[1]);
   close(exec_error[1]);
+  // The exec-error pipe closes on a successful exec (CLOEXEC); a failed one writes its errno.
   int child_errno = 0;
   bool exec_failed = read(exec_error[0], &child_errno, sizeof child_errno) == sizeof child_errno;
   close(exec_error[0]);
@@ -134,88 +161,151 @@ bool RunProcess(VM& vm, std::vector<std::string> argv, const std::string& progra
     waitpid(pid, nullptr, 0);
     return vm.Raise("exec", fmt::format("cannot run {}: {}", program, std::strerror(child_errno)));
   }
+  *child = {pid, out_pipe[0], err_pipe[0], in_pipe[1]};
+  return true;
+}
 
-  std::string outputs[2];
+// What the child printed, each stream capped at max_output.
+struct ChildOutput {
+  std::string text[2];  // stdout, stderr
   bool truncated[2] = {false, false};
-  size_t written = 0;
-  int fds[3] = {out_pipe[0], err_pipe[0], in_pipe[1]};
-  bool open_fd[3] = {true, true, true};
-  if (stdin_text.empty()) {
-    close(in_pipe[1]);
-    open_fd[2] = false;
-  } else {
-    fcntl(in_pipe[1], F_SETFL, O_NONBLOCK);
+};
+
+enum class ChildEnd { kExited, kTimedOut, kCancelled };
+
+// Feeds the child its stdin and reads its stdout and stderr until both close, the timeout
+// passes or the run is cancelled; then the child is reaped (killed first unless it closed
+// its output). `status` is its wait status.
+class ChildPump {
+ public:
+  ChildPump(VM& vm, const Child& child, const ExecOptions& o, ChildOutput* output)
+      : vm_(vm), child_(child), o_(o), output_(output), fds_{child.stdout_fd, child.stderr_fd, child.stdin_fd} {}
+
+  ChildEnd Run(int* status) {
+    if (o_.stdin_text.empty()) {
+      Close(kStdin);
+    } else {
+      fcntl(fds_[kStdin], F_SETFL, O_NONBLOCK);
+    }
+    int64_t end = AddSaturated(NowMs(), o_.timeout_ms);
+    signal(SIGPIPE, SIG_IGN);
+    while (open_[0] || open_[1]) {
+      int64_t wait = end == INT64_MAX ? 1000 : std::min<int64_t>(1000, end - NowMs());
+      if (wait <= 0) {
+        KillAndReap(status);
+        return ChildEnd::kTimedOut;
+      }
+      if (!PollOnce(static_cast<int>(wait))) break;
+      if (vm_.host().TakeCancel()) {
+        KillAndReap(nullptr);
+        return ChildEnd::kCancelled;
+      }
+    }
+    if (open_[kStdin]) close(fds_[kStdin]);
+    waitpid(child_.pid, status, 0);
+    return ChildEnd::kExited;
   }
-  int64_t end = AddSaturated(NowMs(), timeout_ms);
-  bool timed_out = false;
-  signal(SIGPIPE, SIG_IGN);
-  while (open_fd[0] || open_fd[1]) {
+
+ private:
+  static constexpr int kStdin = 2;  // fds_[0] and fds_[1] are stdout and stderr
+
+  // One poll and the transfers it allows; false when poll failed.
+  bool PollOnce(int wait_ms) {
     pollfd p[3];
     int n = 0, map[3];
     for (int i = 0; i < 3; ++i) {
-      if (!open_fd[i]) continue;
-      p[n] = {fds[i], static_cast<short>(i == 2 ? POLLOUT : POLLIN), 0};
+      if (!open_[i]) continue;
+      p[n] = {fds_[i], static_cast<short>(i == kStdin ? POLLOUT : POLLIN), 0};
       map[n++] = i;
     }
-    int64_t wait = end == INT64_MAX ? 1000 : std::min<int64_t>(1000, end - NowMs());
-    if (wait <= 0) {
-      timed_out = true;
-      break;
-    }
-    int ready = poll(p, n, static_cast<int>(wait));
-    if (ready < 0 && errno != EINTR) break;
+    int ready = poll(p, n, wait_ms);
+    if (ready < 0 && errno != EINTR) return false;
     for (int k = 0; k < n; ++k) {
-      int i = map[k];
       if (!p[k].revents) continue;
-      if (i == 2) {
-        ssize_t w = write(fds[2], stdin_text.data() + written, stdin_text.size() - written);
-        if (w > 0) written += static_cast<size_t>(w);
-        if (w < 0 || written == stdin_text.size()) {
-          close(fds[2]);
-          open_fd[2] = false;
-        }
-        continue;
+      if (map[k] == kStdin) {
+        WriteStdin();
+      } else {
+        ReadOutput(map[k]);
       }
-      char buf[65536];
-      ssize_t r = read(fds[i], buf, sizeof buf);
-      if (r <= 0) {
-        close(fds[i]);
-        open_fd[i] = false;
-        continue;
-      }
-      size_t room = static_cast<size_t>(max_output) - std::min(outputs[i].size(), static_cast<size_t>(max_output));
-      outputs[i].append(buf, std::min(room, static_cast<size_t>(r)));
-      if (static_cast<size_t>(r) > room) truncated[i] = true;  // keep draining, keep nothing more
     }
-    if (vm.host().TakeCancel()) {
-      kill(-pid, SIGKILL);
-      for (int i = 0; i < 3; ++i)
-        if (open_fd[i]) close(fds[i]);
-      waitpid(pid, nullptr, 0);
-      return vm.Raise("cancelled", "the run was cancelled (flow cancel)");
-    }
+    return true;
   }
-  int status = 0;
-  if (timed_out) {
-    kill(-pid, SIGKILL);  // the whole group: the child and whatever it started
+
+  void WriteStdin() {
+    const std::string& text = o_.stdin_text;
+    ssize_t w = write(fds_[kStdin], text.data() + written_, text.size() - written_);
+    if (w > 0) written_ += static_cast<size_t>(w);
+    if (w < 0 || written_ == text.size()) Close(kStdin);
+  }
+
+  void ReadOutput(int i) {
+    char buf[65536];
+    ssize_t r = read(fds_[i], buf, sizeof buf);
+    if (r <= 0) {
+      Close(i);
+      return;
+    }
+    size_t cap = static_cast<size_t>(o_.max_output);
+    std::string& text = output_->text[i];
+    size_t room = cap - std::min(text.size(), cap);
+    text.append(buf, std::min(room, static_cast<size_t>(r)));
+    if (static_cast<size_t>(r) > room) output_->truncated[i] = true;  // keep draining, keep nothing more
+  }
+
+  void Close(int i) {
+    close(fds_[i]);
+    open_[i] = false;
+  }
+
+  // The whole group: the child and whatever it started.
+  void KillAndReap(int* status) {
+    kill(-child_.pid, SIGKILL);
     for (int i = 0; i < 3; ++i)
-      if (open_fd[i]) close(fds[i]);
-    waitpid(pid, &status, 0);
-    if (by_deadline) return vm.RaiseDeadline();
-    return vm.Raise("timeout", fmt::format("{} did not finish within {} ms", program, timeout_ms));
+      if (open_[i]) close(fds_[i]);
+    waitpid(child_.pid, status, 0);
   }
-  if (open_fd[2]) close(fds[2]);
-  waitpid(pid, &status, 0);
+
+  VM& vm_;
+  const Child& child_;
+  const ExecOptions& o_;
+  ChildOutput* output_;
+  int fds_[3];
+  bool open_[3] = {true, true, true};
+  size_t written_ = 0;  // bytes of stdin_text written
+};
+
+// {code, stdout, stderr, truncated?}; what the child printed may hold a secret it was given
+// (or inherited): scrubbed.
+Value ResultMap(Heap& heap, int status, ChildOutput&& output) {
   int code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
   Value result = heap.NewMap();
   MapObj* m = heap.Mutable<MapObj>(result.ref);
   m->Set("code", Value::Int(code));
-  // What the child printed may hold a secret it was given (or inherited): scrubbed.
   SecretScrubber scrubber(heap);
-  m->Set("stdout", heap.NewString(scrubber.Scrub(std::move(outputs[0]))));
-  m->Set("stderr", heap.NewString(scrubber.Scrub(std::move(outputs[1]))));
-  if (truncated[0] || truncated[1]) m->Set("truncated", Value::Bool(true));
-  *out = result;
+  m->Set("stdout", heap.NewString(scrubber.Scrub(std::move(output.text[0]))));
+  m->Set("stderr", heap.NewString(scrubber.Scrub(std::move(output.text[1]))));
+  if (output.truncated[0] || output.truncated[1]) m->Set("truncated", Value::Bool(true));
+  return result;
+}
+
+// argv holds the real values (secrets revealed); `program` is argv[0] as messages show it
+// (masked), so a secret in the program path does not reach the error.
+bool RunProcess(VM& vm, std::vector<std::string> argv, const std::string& program, Value options_value, Value* out) {
+  ExecOptions o;
+  if (!ReadExecOptions(vm, options_value, &o)) return false;
+  ApplyRunDeadline(vm, &o);
+  Child child;
+  if (!SpawnChild(vm, argv, program, o, &child)) return false;
+  ChildOutput output;
+  int status = 0;
+  switch (ChildPump(vm, child, o, &output).Run(&status)) {
+    case ChildEnd::kCancelled: return vm.Raise("cancelled", "the run was cancelled (flow cancel)");
+    case ChildEnd::kTimedOut:
+      if (o.by_deadline) return vm.RaiseDeadline();
+      return vm.Raise("timeout", fmt::format("{} did not finish within {} ms", program, o.timeout_ms));
+    case ChildEnd::kExited: break;
+  }
+  *out = ResultMap(vm.heap(), status, std::move(output));
   return true;
 }
 

@@ -267,199 +267,296 @@ bool VmHost::SecretValue(const std::string& name, std::string* value) {
   return v != nullptr;
 }
 
-Status VM::RestoreCheckpoint(std::string_view header,
-                             const std::function<bool(uint32_t id, std::string* bytes)>& object) {
-  auto bad = [](const std::string& what) { return Status::Corruption("checkpoint is inconsistent: " + what); };
-  Reader r(header);
-  uint64_t effects = r.Varint();
-  uint64_t instructions = r.Varint();
-  uint64_t tokens = r.Varint();
-  uint64_t sp = r.Varint();
-  if (r.failed() || sp > kStackCapacity || sp > r.remaining()) return bad("stack size");
-  std::vector<Value> stack(sp);
-  for (auto& v : stack)
-    if (!GetValue(&r, &v)) return bad("stack value");
-  uint64_t nframes = r.Varint();
-  if (r.failed() || nframes == 0 || nframes > kMaxFrames || nframes > r.remaining()) return bad("frame count");
-  std::vector<Frame> frames(nframes);
-  for (auto& f : frames) {
-    uint64_t fn = r.Varint(), closure = r.Varint(), pc = r.Varint(), base = r.Varint();
-    if (r.failed() || fn >= module_->functions.size() || pc > UINT32_MAX || base > sp) return bad("frame");
+namespace {
+
+Status Inconsistent(const std::string& what) { return Status::Corruption("checkpoint is inconsistent: " + what); }
+
+// A checkpoint header's sections, range-checked but not yet checked against the heap.
+struct CheckpointHeader {
+  uint64_t effects = 0, instructions = 0, tokens = 0, sp = 0, capacity = 0;
+  std::vector<Value> stack;
+  std::vector<Frame> frames;
+  std::vector<Handler> handlers;
+  std::vector<Value> globals;
+  Value steps;
+  std::vector<uint32_t> open;       // open upvalues, by slot
+  std::vector<uint32_t> const_ids;  // the string constants' objects
+  BudgetGrace graces[kBudgetKinds];
+};
+
+Status ReadStack(Reader* r, CheckpointHeader* h) {
+  h->effects = r->Varint();
+  h->instructions = r->Varint();
+  h->tokens = r->Varint();
+  h->sp = r->Varint();
+  if (r->failed() || h->sp > VM::kStackCapacity || h->sp > r->remaining()) return Inconsistent("stack size");
+  h->stack.resize(h->sp);
+  for (auto& v : h->stack)
+    if (!GetValue(r, &v)) return Inconsistent("stack value");
+  return Status::Ok();
+}
+
+Status ReadFrames(Reader* r, const Module& module, CheckpointHeader* h) {
+  uint64_t nframes = r->Varint();
+  if (r->failed() || nframes == 0 || nframes > VM::kMaxFrames || nframes > r->remaining())
+    return Inconsistent("frame count");
+  h->frames.resize(nframes);
+  for (auto& f : h->frames) {
+    uint64_t fn = r->Varint(), closure = r->Varint(), pc = r->Varint(), base = r->Varint();
+    if (r->failed() || fn >= module.functions.size() || pc > UINT32_MAX || base > h->sp) return Inconsistent("frame");
     f = {static_cast<uint32_t>(fn), closure == 0 ? kNoClosure : static_cast<uint32_t>(closure - 1),
          static_cast<uint32_t>(pc), static_cast<uint32_t>(base)};
   }
-  uint64_t nhandlers = r.Varint();
-  if (r.failed() || nhandlers > r.remaining()) return bad("handler count");
-  std::vector<Handler> handlers(nhandlers);
-  for (auto& hd : handlers) {
-    uint8_t kind = r.U8();
-    uint64_t depth = r.Varint(), height = r.Varint(), pc = r.Varint(), count = r.Varint();
-    int64_t deadline = static_cast<int64_t>(r.U64());
-    uint64_t step_count_at_open = r.Varint();
-    if (r.failed() || kind > static_cast<uint8_t>(HandlerKind::kBreaker) || depth >= nframes || height > sp ||
-        pc > UINT32_MAX || count > UINT32_MAX || step_count_at_open > UINT32_MAX)
-      return bad("handler");
+  return Status::Ok();
+}
+
+Status ReadHandlers(Reader* r, CheckpointHeader* h) {
+  uint64_t nhandlers = r->Varint();
+  if (r->failed() || nhandlers > r->remaining()) return Inconsistent("handler count");
+  h->handlers.resize(nhandlers);
+  for (auto& hd : h->handlers) {
+    uint8_t kind = r->U8();
+    uint64_t depth = r->Varint(), height = r->Varint(), pc = r->Varint(), count = r->Varint();
+    int64_t deadline = static_cast<int64_t>(r->U64());
+    uint64_t step_count_at_open = r->Varint();
+    if (r->failed() || kind > static_cast<uint8_t>(HandlerKind::kBreaker) || depth >= h->frames.size() ||
+        height > h->sp || pc > UINT32_MAX || count > UINT32_MAX || step_count_at_open > UINT32_MAX)
+      return Inconsistent("handler");
     hd = {static_cast<HandlerKind>(kind), static_cast<uint32_t>(depth), static_cast<uint32_t>(height),
           static_cast<uint32_t>(pc), static_cast<uint32_t>(count), deadline, static_cast<uint32_t>(step_count_at_open)};
   }
-  uint64_t nglobals = r.Varint();
-  if (r.failed() || nglobals != module_->globals.size()) return bad("globals do not match the program");
-  std::vector<Value> globals(nglobals);
-  for (auto& g : globals)
-    if (!GetValue(&r, &g)) return bad("global value");
-  Value steps;
-  if (!GetValue(&r, &steps) || (steps.tag != Tag::kNull && steps.tag != Tag::kMap)) return bad("steps");
-  uint64_t nopen = r.Varint();
-  if (r.failed() || nopen > r.remaining()) return bad("open upvalues");
-  std::vector<uint32_t> open(nopen);
-  for (auto& id : open) id = static_cast<uint32_t>(r.Varint());
-  uint64_t nconst = r.Varint();
-  size_t string_constants = 0;
-  for (const auto& c : module_->constants) string_constants += c.kind == Constant::Kind::kString;
-  if (r.failed() || nconst != string_constants) return bad("constants do not match the program");
-  std::vector<uint32_t> const_ids(nconst);
-  for (uint32_t i = 0; i < nconst; ++i) const_ids[i] = i;
-  uint64_t capacity = r.Varint();
-  BudgetGrace graces[kBudgetKinds];
-  if (r.failed() || r.Varint() != kBudgetKinds) return bad("budget graces");
-  for (BudgetGrace& g : graces) g = {r.Varint(), r.Varint()};
-  if (r.failed() || !r.at_end() || capacity > (1ull << 31)) return bad("header trailer");
+  return Status::Ok();
+}
 
-  // Objects: every id a value, frame or object refers to must exist with the right kind.
-  heap_.ResetForRestore(capacity);
-  std::vector<uint32_t> pending;
-  std::vector<bool> seen(capacity, false);
-  auto require = [&](uint32_t id) -> bool {
-    if (id >= capacity) return false;
-    if (!seen[id]) {
+Status ReadGlobalsAndSteps(Reader* r, const Module& module, CheckpointHeader* h) {
+  uint64_t nglobals = r->Varint();
+  if (r->failed() || nglobals != module.globals.size()) return Inconsistent("globals do not match the program");
+  h->globals.resize(nglobals);
+  for (auto& g : h->globals)
+    if (!GetValue(r, &g)) return Inconsistent("global value");
+  if (!GetValue(r, &h->steps) || (h->steps.tag != Tag::kNull && h->steps.tag != Tag::kMap)) return Inconsistent("steps");
+  return Status::Ok();
+}
+
+// Open upvalues, string constants, heap capacity and budget graces; then the header must end.
+Status ReadHeaderTail(Reader* r, const Module& module, CheckpointHeader* h) {
+  uint64_t nopen = r->Varint();
+  if (r->failed() || nopen > r->remaining()) return Inconsistent("open upvalues");
+  h->open.resize(nopen);
+  for (auto& id : h->open) id = static_cast<uint32_t>(r->Varint());
+  uint64_t nconst = r->Varint();
+  size_t string_constants = 0;
+  for (const auto& c : module.constants) string_constants += c.kind == Constant::Kind::kString;
+  if (r->failed() || nconst != string_constants) return Inconsistent("constants do not match the program");
+  h->const_ids.resize(nconst);
+  for (uint32_t i = 0; i < nconst; ++i) h->const_ids[i] = i;
+  h->capacity = r->Varint();
+  if (r->failed() || r->Varint() != kBudgetKinds) return Inconsistent("budget graces");
+  for (BudgetGrace& g : h->graces) g = {r->Varint(), r->Varint()};
+  if (r->failed() || !r->at_end() || h->capacity > (1ull << 31)) return Inconsistent("header trailer");
+  return Status::Ok();
+}
+
+Status ReadCheckpointHeader(std::string_view bytes, const Module& module, CheckpointHeader* h) {
+  Reader r(bytes);
+  Status s = ReadStack(&r, h);
+  if (s.ok()) s = ReadFrames(&r, module, h);
+  if (s.ok()) s = ReadHandlers(&r, h);
+  if (s.ok()) s = ReadGlobalsAndSteps(&r, module, h);
+  if (s.ok()) s = ReadHeaderTail(&r, module, h);
+  return s;
+}
+
+// Rebuilds the heap from the objects the header reaches: every id a value, frame or object
+// refers to must exist with the right kind.
+class ObjectLoader {
+ public:
+  using Fetch = std::function<bool(uint32_t id, std::string* bytes)>;
+  ObjectLoader(const Module& module, Heap& heap, const Fetch& fetch, const CheckpointHeader& h)
+      : module_(module), heap_(heap), fetch_(fetch), h_(h), seen_(h.capacity, false) {}
+
+  Status Load() {
+    for (const Value& v : h_.stack)
+      if (!RequireValue(v)) return Inconsistent("a stack value refers to a missing or wrong object");
+    for (const Value& v : h_.globals)
+      if (!RequireValue(v)) return Inconsistent("a global refers to a missing or wrong object");
+    if (!RequireValue(h_.steps)) return Inconsistent("the steps table is missing");
+    size_t next = 0;
+    for (const auto& c : module_.constants) {
+      if (c.kind != Constant::Kind::kString) continue;
+      uint32_t id = h_.const_ids[next++];
+      if (!RequireKind(id, ObjKind::kString) || heap_.Get<StringObj>(id)->text != c.s)
+        return Inconsistent("the program's string constants are missing or changed");
+    }
+    for (uint32_t id : h_.open)
+      if (!RequireKind(id, ObjKind::kUpvalue)) return Inconsistent("an open upvalue is missing");
+    for (const Frame& f : h_.frames)
+      if (f.closure != kNoClosure && !RequireKind(f.closure, ObjKind::kClosure))
+        return Inconsistent("a frame's closure is missing");
+    while (!pending_.empty()) {
+      uint32_t id = pending_.back();
+      pending_.pop_back();
+      if (!RequireChildren(heap_.GetObject(id)))
+        return Inconsistent(fmt::format("object {} refers to a missing or wrong object", id));
+    }
+    return Status::Ok();
+  }
+
+ private:
+  bool Require(uint32_t id) {
+    if (id >= h_.capacity) return false;
+    if (!seen_[id]) {
       std::string bytes;
-      if (!object(id, &bytes)) return false;
+      if (!fetch_(id, &bytes)) return false;
       Object* o = DecodeObject(bytes);
       if (!o) return false;
       heap_.Place(id, o);
-      seen[id] = true;
-      pending.push_back(id);
+      seen_[id] = true;
+      pending_.push_back(id);
     }
     return true;
-  };
-  auto require_value = [&](Value v) -> bool {
-    if (!v.IsHeap()) return true;
-    return require(v.ref) && heap_.GetObject(v.ref)->kind == KindFor(v.tag);
-  };
-  auto require_kind = [&](uint32_t id, ObjKind kind) { return require(id) && heap_.GetObject(id)->kind == kind; };
-  for (const Value& v : stack)
-    if (!require_value(v)) return bad("a stack value refers to a missing or wrong object");
-  for (const Value& v : globals)
-    if (!require_value(v)) return bad("a global refers to a missing or wrong object");
-  if (!require_value(steps)) return bad("the steps table is missing");
-  {
-    size_t next = 0;
-    for (const auto& c : module_->constants) {
-      if (c.kind != Constant::Kind::kString) continue;
-      uint32_t id = const_ids[next++];
-      if (!require_kind(id, ObjKind::kString) || heap_.Get<StringObj>(id)->text != c.s)
-        return bad("the program's string constants are missing or changed");
-    }
   }
-  for (uint32_t id : open)
-    if (!require_kind(id, ObjKind::kUpvalue)) return bad("an open upvalue is missing");
-  for (const Frame& f : frames)
-    if (f.closure != kNoClosure && !require_kind(f.closure, ObjKind::kClosure)) return bad("a frame's closure is missing");
-  while (!pending.empty()) {
-    uint32_t id = pending.back();
-    pending.pop_back();
-    const Object* o = heap_.GetObject(id);
+  bool RequireValue(Value v) {
+    if (!v.IsHeap()) return true;
+    return Require(v.ref) && heap_.GetObject(v.ref)->kind == KindFor(v.tag);
+  }
+  bool RequireKind(uint32_t id, ObjKind kind) { return Require(id) && heap_.GetObject(id)->kind == kind; }
+
+  // The objects `o` refers to, and a closure's function and an open upvalue's slot.
+  bool RequireChildren(const Object* o) {
     bool ok = true;
     switch (o->kind) {
       case ObjKind::kString: break;
       case ObjKind::kList:
-        for (const Value& v : static_cast<const ListObj*>(o)->items) ok = ok && require_value(v);
+        for (const Value& v : static_cast<const ListObj*>(o)->items) ok = ok && RequireValue(v);
         break;
       case ObjKind::kMap:
-        for (const auto& e : static_cast<const MapObj*>(o)->entries) ok = ok && require_value(e.second);
+        for (const auto& e : static_cast<const MapObj*>(o)->entries) ok = ok && RequireValue(e.second);
         break;
       case ObjKind::kClosure: {
         const auto* c = static_cast<const ClosureObj*>(o);
-        ok = c->function > 0 && c->function < module_->functions.size() &&
-             c->upvalues.size() == module_->functions[c->function].upvalues.size();
-        for (uint32_t up : c->upvalues) ok = ok && require_kind(up, ObjKind::kUpvalue);
+        ok = c->function > 0 && c->function < module_.functions.size() &&
+             c->upvalues.size() == module_.functions[c->function].upvalues.size();
+        for (uint32_t up : c->upvalues) ok = ok && RequireKind(up, ObjKind::kUpvalue);
         break;
       }
       case ObjKind::kUpvalue: {
         const auto* u = static_cast<const UpvalueObj*>(o);
-        ok = u->open ? u->slot < sp : require_value(u->closed);
+        ok = u->open ? u->slot < h_.sp : RequireValue(u->closed);
         break;
       }
-      case ObjKind::kError: ok = require_value(static_cast<const ErrorObj*>(o)->data); break;
+      case ObjKind::kError: ok = RequireValue(static_cast<const ErrorObj*>(o)->data); break;
       case ObjKind::kSecret: break;
     }
-    if (!ok) return bad(fmt::format("object {} refers to a missing or wrong object", id));
+    return ok;
   }
-  for (uint32_t id : open)
-    if (!heap_.Get<UpvalueObj>(id)->open) return bad("a closed upvalue is listed as open");
-  for (size_t i = 1; i < open.size(); ++i)
-    if (heap_.Get<UpvalueObj>(open[i - 1])->slot >= heap_.Get<UpvalueObj>(open[i])->slot)
-      return bad("open upvalues out of order");
 
-  // Frames must sit exactly where the verified code expects them: the stack depth at each
-  // frame's pc is what the verifier computed, so the dispatch loop's guarantees hold.
-  std::vector<std::vector<int>> depths(module_->functions.size());
-  auto depth_at = [&](uint32_t fn, uint32_t pc) -> int {
-    if (depths[fn].empty()) ComputeStackDepths(*module_, fn, &depths[fn]);
-    return pc < depths[fn].size() ? depths[fn][pc] : -1;
-  };
-  if (frames[0].function != 0 || frames[0].base != 0 || frames[0].closure != kNoClosure) return bad("bottom frame");
+  const Module& module_;
+  Heap& heap_;
+  const Fetch& fetch_;
+  const CheckpointHeader& h_;
+  std::vector<uint32_t> pending_;  // placed, their references not yet checked
+  std::vector<bool> seen_;
+};
+
+Status CheckOpenUpvalues(const CheckpointHeader& h, const Heap& heap) {
+  for (uint32_t id : h.open)
+    if (!heap.Get<UpvalueObj>(id)->open) return Inconsistent("a closed upvalue is listed as open");
+  for (size_t i = 1; i < h.open.size(); ++i)
+    if (heap.Get<UpvalueObj>(h.open[i - 1])->slot >= heap.Get<UpvalueObj>(h.open[i])->slot)
+      return Inconsistent("open upvalues out of order");
+  return Status::Ok();
+}
+
+// The verifier's stack depth at each instruction, computed per function when first asked.
+class StackDepths {
+ public:
+  explicit StackDepths(const Module& module) : module_(module), depths_(module.functions.size()) {}
+  int At(uint32_t fn, uint32_t pc) {
+    if (depths_[fn].empty()) ComputeStackDepths(module_, fn, &depths_[fn]);
+    return pc < depths_[fn].size() ? depths_[fn][pc] : -1;
+  }
+
+ private:
+  const Module& module_;
+  std::vector<std::vector<int>> depths_;
+};
+
+// The stack top of frame `i`: where the next frame's callee sits, or sp for the innermost.
+uint32_t FrameTop(const CheckpointHeader& h, size_t i) {
+  return i + 1 < h.frames.size() ? h.frames[i + 1].base + 1 : static_cast<uint32_t>(h.sp);
+}
+
+// Frames must sit exactly where the verified code expects them: the stack depth at each
+// frame's pc is what the verifier computed, so the dispatch loop's guarantees hold.
+Status CheckFrames(const CheckpointHeader& h, const Module& module, const Heap& heap, StackDepths* depths) {
+  const std::vector<Frame>& frames = h.frames;
+  if (frames[0].function != 0 || frames[0].base != 0 || frames[0].closure != kNoClosure)
+    return Inconsistent("bottom frame");
   for (size_t i = 0; i < frames.size(); ++i) {
     const Frame& f = frames[i];
-    int depth = depth_at(f.function, f.pc);
-    if (depth < 0) return bad("a frame's pc is not an instruction");
-    uint32_t top = i + 1 < frames.size() ? frames[i + 1].base + 1 : static_cast<uint32_t>(sp);
-    if (f.base + static_cast<uint32_t>(depth) != top) return bad("a frame's stack does not match its code");
+    int depth = depths->At(f.function, f.pc);
+    if (depth < 0) return Inconsistent("a frame's pc is not an instruction");
+    if (f.base + static_cast<uint32_t>(depth) != FrameTop(h, i)) return Inconsistent("a frame's stack does not match its code");
     if (i > 0) {
-      if (f.closure == kNoClosure || heap_.Get<ClosureObj>(f.closure)->function != f.function) return bad("frame closure");
-      if (f.base + module_->functions[f.function].max_stack > kStackCapacity) return bad("frame base");
+      if (f.closure == kNoClosure || heap.Get<ClosureObj>(f.closure)->function != f.function)
+        return Inconsistent("frame closure");
+      if (f.base + module.functions[f.function].max_stack > VM::kStackCapacity) return Inconsistent("frame base");
     }
   }
-  bool in_once_step = false;
-  for (size_t i = 0; i < handlers.size(); ++i) {
-    const Handler& hd = handlers[i];
-    if (i > 0 && hd.frame_depth < handlers[i - 1].frame_depth) return bad("handlers out of order");
-    const Frame& f = frames[hd.frame_depth];
-    uint32_t frame_top = hd.frame_depth + 1 < frames.size() ? frames[hd.frame_depth + 1].base + 1 : static_cast<uint32_t>(sp);
-    if (hd.stack_height <= f.base || hd.stack_height > frame_top) return bad("a handler's stack is outside its frame");
-    switch (hd.kind) {
-      case HandlerKind::kTry: {
-        int depth = depth_at(f.function, hd.pc);
-        if (depth < 1 || f.base + static_cast<uint32_t>(depth) != hd.stack_height + 1)
-          return bad("a try handler does not match its code");
-        break;
-      }
-      case HandlerKind::kRetry: {
-        int depth = depth_at(f.function, hd.pc);
-        if (depth < 1 || f.base + static_cast<uint32_t>(depth) != hd.stack_height || hd.count < 1)
-          return bad("a retry handler does not match its code");
-        break;
-      }
-      case HandlerKind::kStep: {
-        // Its pc is its STEP_BEGIN, whose operand says whether it is `once`.
-        const std::string& code = module_->functions[f.function].code;
-        if (stack[hd.stack_height - 1].tag != Tag::kString || depth_at(f.function, hd.pc) < 0 ||
-            static_cast<Op>(code[hd.pc]) != Op::STEP_BEGIN)
-          return bad("a step handler does not match its code");
-        in_once_step |= code[hd.pc + 1] != 0;
-        break;
-      }
-      case HandlerKind::kTimeout: break;
-      case HandlerKind::kBreaker:
-        if (stack[hd.stack_height - 1].tag != Tag::kList) return bad("a breaker handler has no operand");
-        break;
-    }
-  }
+  return Status::Ok();
+}
 
-  // Secrets were persisted as references: read their values from the environment again.
-  for (uint32_t id : heap_.LiveIds()) {
-    if (heap_.GetObject(id)->kind != ObjKind::kSecret) continue;
-    auto* sec = static_cast<SecretObj*>(const_cast<Object*>(heap_.GetObject(id)));
+// One handler against the code at its pc. Sets *in_once_step for a `once` step.
+Status CheckHandler(const CheckpointHeader& h, const Handler& hd, const Module& module, StackDepths* depths,
+                    bool* in_once_step) {
+  const Frame& f = h.frames[hd.frame_depth];
+  if (hd.stack_height <= f.base || hd.stack_height > FrameTop(h, hd.frame_depth))
+    return Inconsistent("a handler's stack is outside its frame");
+  switch (hd.kind) {
+    case HandlerKind::kTry: {
+      int depth = depths->At(f.function, hd.pc);
+      if (depth < 1 || f.base + static_cast<uint32_t>(depth) != hd.stack_height + 1)
+        return Inconsistent("a try handler does not match its code");
+      break;
+    }
+    case HandlerKind::kRetry: {
+      int depth = depths->At(f.function, hd.pc);
+      if (depth < 1 || f.base + static_cast<uint32_t>(depth) != hd.stack_height || hd.count < 1)
+        return Inconsistent("a retry handler does not match its code");
+      break;
+    }
+    case HandlerKind::kStep: {
+      // Its pc is its STEP_BEGIN, whose operand says whether it is `once`.
+      const std::string& code = module.functions[f.function].code;
+      if (h.stack[hd.stack_height - 1].tag != Tag::kString || depths->At(f.function, hd.pc) < 0 ||
+          static_cast<Op>(code[hd.pc]) != Op::STEP_BEGIN)
+        return Inconsistent("a step handler does not match its code");
+      *in_once_step |= code[hd.pc + 1] != 0;
+      break;
+    }
+    case HandlerKind::kTimeout: break;
+    case HandlerKind::kBreaker:
+      if (h.stack[hd.stack_height - 1].tag != Tag::kList) return Inconsistent("a breaker handler has no operand");
+      break;
+  }
+  return Status::Ok();
+}
+
+Status CheckHandlers(const CheckpointHeader& h, const Module& module, StackDepths* depths, bool* in_once_step) {
+  for (size_t i = 0; i < h.handlers.size(); ++i) {
+    if (i > 0 && h.handlers[i].frame_depth < h.handlers[i - 1].frame_depth) return Inconsistent("handlers out of order");
+    Status s = CheckHandler(h, h.handlers[i], module, depths, in_once_step);
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+// Secrets were persisted as references: read their values from the environment again.
+Status RereadSecrets(Heap& heap, VmHost& host) {
+  for (uint32_t id : heap.LiveIds()) {
+    if (heap.GetObject(id)->kind != ObjKind::kSecret) continue;
+    auto* sec = static_cast<SecretObj*>(const_cast<Object*>(heap.GetObject(id)));
     sec->value.clear();
     for (const auto& p : sec->parts) {
       if (!p.is_env) {
@@ -467,29 +564,48 @@ Status VM::RestoreCheckpoint(std::string_view header,
         continue;
       }
       std::string v;
-      if (!host_->SecretValue(p.text, &v))
+      if (!host.SecretValue(p.text, &v))
         return Status::InvalidArgument(fmt::format(
             "the run holds the secret `{}`, which is not set in the environment: set it and resume again", p.text));
       sec->value += v;
     }
   }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status VM::RestoreCheckpoint(std::string_view header,
+                             const std::function<bool(uint32_t id, std::string* bytes)>& object) {
+  CheckpointHeader h;
+  Status s = ReadCheckpointHeader(header, *module_, &h);
+  if (!s.ok()) return s;
+  heap_.ResetForRestore(h.capacity);
+  s = ObjectLoader(*module_, heap_, object, h).Load();
+  if (s.ok()) s = CheckOpenUpvalues(h, heap_);
+  StackDepths depths(*module_);
+  if (s.ok()) s = CheckFrames(h, *module_, heap_, &depths);
+  bool in_once_step = false;
+  if (s.ok()) s = CheckHandlers(h, *module_, &depths, &in_once_step);
+  if (s.ok()) s = RereadSecrets(heap_, *host_);
+  if (!s.ok()) return s;
   heap_.FinishRestore();
   heap_.StartTracking();
-  effects_done_ = effects;
-  instructions_ = instructions;
-  tokens_used_ = tokens;
-  sp_ = static_cast<uint32_t>(sp);
-  for (uint32_t i = 0; i < sp_; ++i) stack_[i] = stack[i];
-  frames_ = std::move(frames);
+  effects_done_ = h.effects;
+  instructions_ = h.instructions;
+  tokens_used_ = h.tokens;
+  sp_ = static_cast<uint32_t>(h.sp);
+  for (uint32_t i = 0; i < sp_; ++i) stack_[i] = h.stack[i];
+  frames_ = std::move(h.frames);
   handlers_.clear();
-  for (const Handler& hd : handlers) PushHandler(hd);
-  globals_ = std::move(globals);
-  steps_ = steps;
-  std::copy(std::begin(graces), std::end(graces), graces_);
+  for (const Handler& hd : h.handlers) PushHandler(hd);
+  globals_ = std::move(h.globals);
+  steps_ = h.steps;
+  std::copy(std::begin(h.graces), std::end(h.graces), graces_);
   ApplyLimits();
   resume_in_doubt_ = in_once_step;
-  open_upvalues_ = std::move(open);
-  constant_roots_ = std::move(const_ids);
+  open_upvalues_ = std::move(h.open);
+  constant_roots_ = std::move(h.const_ids);
   size_t next_string = 0;
   for (size_t i = 0; i < module_->constants.size(); ++i) {
     if (module_->constants[i].kind == Constant::Kind::kString)

@@ -202,6 +202,16 @@ RunOutcome VM::Dispatch() {
     }                                                                                 \
   } while (0)
 
+// At back edges and calls: collect when the heap asks for it, and check an open deadline.
+#define AT_LOOP_EDGE()                        \
+  do {                                        \
+    if (heap_.ShouldCollect()) {              \
+      SAVE_STATE();                           \
+      if (!MaybeCollect()) goto handle_error; \
+    }                                         \
+    CHECK_DEADLINE();                         \
+  } while (0)
+
   LOAD_FRAME();
   if (resume_in_doubt_) {
     resume_in_doubt_ = false;
@@ -357,11 +367,7 @@ op_JUMP:
   DISPATCH();
 op_LOOP:
   ip = code + DecodeFixed32(ip);
-  if (heap_.ShouldCollect()) {
-    SAVE_STATE();
-    if (!MaybeCollect()) goto handle_error;
-  }
-  CHECK_DEADLINE();
+  AT_LOOP_EDGE();
   DISPATCH();
 op_JUMP_IF_FALSE: {
   uint32_t target = READ32();
@@ -401,11 +407,7 @@ op_CALL: {
       ip = code;
       base = callee;
       closure = target;
-      if (heap_.ShouldCollect()) {
-        SAVE_STATE();
-        if (!MaybeCollect()) goto handle_error;
-      }
-      CHECK_DEADLINE();
+      AT_LOOP_EDGE();
       DISPATCH();
     }
   }
@@ -662,105 +664,124 @@ op_RANGE_LOOP: {
     base[slot].i = next;
     base[slot + 2] = Value::Int(next);
     ip = code + body;
-    if (heap_.ShouldCollect()) {
-      SAVE_STATE();
-      if (!MaybeCollect()) goto handle_error;
-    }
-    CHECK_DEADLINE();
+    AT_LOOP_EDGE();
   }
   DISPATCH();
 }
 
-// Frames, upvalues and stack cut back to handler h; execution resumes at its pc.
-#define CUT_TO_HANDLER(h)                  \
-  do {                                     \
-    frames_.resize((h).frame_depth + 1);   \
-    CloseUpvalues((h).stack_height);       \
-    sp = stack + (h).stack_height;         \
-    pending_error_ = Value::Null();        \
-    LOAD_FRAME();                          \
-    ip = code + (h).pc;                    \
-  } while (0)
 handle_error : {
-  // Unwind to the innermost handler that takes the error; state was saved by whoever
-  // jumped here. Timeouts and steps are left; a retry may run its body again.
-  FillTrace(pending_error_, frames_.back().pc);
-  const Value raised = pending_error_;
-  bool retry_wait = false;
-  for (;;) {
-    if (handlers_.empty() || budget_final_) {  // a final budget error stops the run
-      uncaught_ = pending_error_;
-      if (effect_raised_) {
-        effect_raised_ = false;
-        // No handler took the effect's error: the run stops at the call itself, its
-        // handlers and step count as they were, so that resuming it (a budget stop may be
-        // resumed with a new budget) makes the call again, with the same idempotency key.
-        handlers_ = std::move(raised_handlers_);
-        frames_.back().pc = raised_call_pc_;
-        RecomputeDeadline();
-        Status s = journal_->AfterEffect(*this, effects_done_, raised_builtin_, uncaught_, true);
-        if (!s.ok()) {
-          abort_status_ = s;
-          return RunOutcome::kAborted;
-        }
-      }
-      return RunOutcome::kFailed;
-    }
-    Handler& h = handlers_.back();
-    if (h.kind == HandlerKind::kTry) break;
-    if (h.kind == HandlerKind::kRetry && RetryAfterError(h)) {
-      // Back to the start of the body; the wait happens there (below), as a durable
-      // effect whose checkpoint is that state.
-      CUT_TO_HANDLER(h);
-      retry_wait = true;
-      goto landed;
-    }
-    if (h.kind == HandlerKind::kBreaker) {
-      Handler breaker = h;
-      Value error = pending_error_;
-      if (!CloseBreaker(breaker, false) && !abort_status_.ok()) return RunOutcome::kAborted;
-      pending_error_ = error;
-    }
-    handlers_.pop_back();
-    RecomputeDeadline();
-  }
-  {
-    Handler h = handlers_.back();
-    handlers_.pop_back();
-    Value error = pending_error_;
-    CUT_TO_HANDLER(h);
-    *sp++ = error;  // the catch variable
-  }
-landed:
-  if (effect_raised_) {
-    // The effect's error has reached its handler: that state is the checkpoint.
-    effect_raised_ = false;
-    SAVE_STATE();
-    Status s = journal_->AfterEffect(*this, effects_done_, raised_builtin_, raised, true);
-    if (!s.ok()) {
-      abort_status_ = s;
-      return RunOutcome::kAborted;
-    }
-  }
-  if (retry_wait) {
-    SAVE_STATE();
-    bool suspended;
-    if (Status s = WaitDurably(retry_wait_ms_, &suspended); !s.ok()) {
-      abort_status_ = s;
-      return RunOutcome::kAborted;
-    }
-    if (suspended) return RunOutcome::kSuspended;
-  }
+  RunOutcome stop;
+  if (!HandleError(&stop)) return stop;
+  LOAD_FRAME();
+  sp = stack + sp_;
   DISPATCH();
 }
 #undef LOAD_FRAME
-#undef CUT_TO_HANDLER
 #undef SAVE_STATE
 #undef READ8
 #undef READ16
 #undef READ32
 #undef DISPATCH
 #undef CHECK_DEADLINE
+#undef AT_LOOP_EDGE
+}
+
+// Unwinds a raised error (the state saved by whoever raised it) to the innermost handler
+// that takes it. Timeouts and steps are left; a retry may run its body again. True when
+// execution goes on at the handler (frames_, sp_ and its pc set), false with *stop the
+// outcome the run ends with.
+bool VM::HandleError(RunOutcome* stop) {
+  FillTrace(pending_error_, frames_.back().pc);
+  const Value raised = pending_error_;
+  bool retry_wait = false;
+  for (;;) {
+    if (handlers_.empty() || budget_final_) {  // a final budget error stops the run
+      *stop = StopUncaught();
+      return false;
+    }
+    Handler& h = handlers_.back();
+    if (h.kind == HandlerKind::kTry) {
+      Handler try_handler = h;
+      handlers_.pop_back();
+      Value error = pending_error_;
+      CutToHandler(try_handler);
+      stack_[sp_++] = error;  // the catch variable
+      break;
+    }
+    if (h.kind == HandlerKind::kRetry && RetryAfterError(h)) {
+      // Back to the start of the body; the wait happens there (below), as a durable
+      // effect whose checkpoint is that state.
+      CutToHandler(h);
+      retry_wait = true;
+      break;
+    }
+    if (h.kind == HandlerKind::kBreaker) {
+      Handler breaker = h;
+      Value error = pending_error_;
+      if (!CloseBreaker(breaker, false) && !abort_status_.ok()) {
+        *stop = RunOutcome::kAborted;
+        return false;
+      }
+      pending_error_ = error;
+    }
+    handlers_.pop_back();
+    RecomputeDeadline();
+  }
+  if (effect_raised_) {
+    // The effect's error has reached its handler: that state is the checkpoint.
+    effect_raised_ = false;
+    Status s = journal_->AfterEffect(*this, effects_done_, raised_builtin_, raised, true);
+    if (!s.ok()) {
+      abort_status_ = s;
+      *stop = RunOutcome::kAborted;
+      return false;
+    }
+  }
+  return !retry_wait || WaitBeforeRetry(stop);
+}
+
+// Frames, upvalues and stack cut back to handler h; execution resumes at its pc.
+void VM::CutToHandler(const Handler& h) {
+  frames_.resize(h.frame_depth + 1);
+  CloseUpvalues(h.stack_height);
+  sp_ = h.stack_height;
+  pending_error_ = Value::Null();
+  frames_.back().pc = h.pc;
+}
+
+// No handler took the error: the run ends failed.
+RunOutcome VM::StopUncaught() {
+  uncaught_ = pending_error_;
+  if (effect_raised_) {
+    effect_raised_ = false;
+    // No handler took the effect's error: the run stops at the call itself, its
+    // handlers and step count as they were, so that resuming it (a budget stop may be
+    // resumed with a new budget) makes the call again, with the same idempotency key.
+    handlers_ = std::move(raised_handlers_);
+    frames_.back().pc = raised_call_pc_;
+    RecomputeDeadline();
+    Status s = journal_->AfterEffect(*this, effects_done_, raised_builtin_, uncaught_, true);
+    if (!s.ok()) {
+      abort_status_ = s;
+      return RunOutcome::kAborted;
+    }
+  }
+  return RunOutcome::kFailed;
+}
+
+// A retry's wait before its body runs again: durable, so it may suspend the run.
+bool VM::WaitBeforeRetry(RunOutcome* stop) {
+  bool suspended;
+  if (Status s = WaitDurably(retry_wait_ms_, &suspended); !s.ok()) {
+    abort_status_ = s;
+    *stop = RunOutcome::kAborted;
+    return false;
+  }
+  if (suspended) {
+    *stop = RunOutcome::kSuspended;
+    return false;
+  }
+  return true;
 }
 
 // A `return` leaves the handlers its frame opened (a timeout's deadline with them).

@@ -292,6 +292,12 @@ class VM {
   bool RaiseBudget(BudgetKind kind, uint64_t limit, std::string message);
   [[gnu::noinline]] bool RaiseMemoryBudget();
   RunOutcome Dispatch();
+  // The error path of Dispatch: unwinding to a handler, a run's end on an uncaught error,
+  // a retry's wait.
+  [[gnu::cold, gnu::noinline]] bool HandleError(RunOutcome* stop);
+  void CutToHandler(const Handler& h);
+  RunOutcome StopUncaught();
+  bool WaitBeforeRetry(RunOutcome* stop);
 
   // Sets effect_scope_ for the effect about to run; returns the index of the step whose
   // count it takes (advanced once the effect is done), or -1 outside steps.
