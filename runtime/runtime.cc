@@ -39,11 +39,11 @@ int64_t WallMs() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-// The run's output (through the listener the cli gives) and its clock. Each print is
-// passed on at once, and the first write that fails is kept: the journal's Flush reports
-// it before the print's checkpoint, so a print that was not written is never recorded as
-// done. Under --virtual-time the clock starts at the wall
-// clock and moves only by what the run waits; its reading is part of every checkpoint.
+// The run's output (passed at once to the listener the cli gives) and its clock. The
+// first write that fails is kept: the journal's Flush reports it before the print's
+// checkpoint, so a print that was not written is never recorded as done. Under
+// --virtual-time the clock starts at the wall clock and moves only by what the run waits;
+// its reading is part of every checkpoint.
 class ProcessHost : public RunHost {
  public:
   ProcessHost(bool virtual_time, RunListener* listener)
