@@ -32,6 +32,25 @@ std::string Printable(std::string_view text) {
   return out;
 }
 
+int Fail(const Status& s, const std::string& context) {
+  fmt::print(stderr, "flow: {}{}\n", context.empty() ? "" : context + ": ", s.message());
+  switch (s.code()) {
+    case Status::Code::kCorruption: case Status::Code::kIOError: case Status::Code::kNotSupported: return kExitCorrupt;
+    default: return kExitUsage;
+  }
+}
+
+int LoadProgramOrSay(const std::string& path, Module* module) {
+  std::string compile_errors;
+  Status s = runtime::LoadProgram(path, module, &compile_errors);
+  if (s.ok()) return kExitOk;
+  if (!compile_errors.empty()) {
+    fmt::print(stderr, "{}", compile_errors);
+    return kExitUsage;
+  }
+  return Fail(s, "");
+}
+
 int WriteOutputFile(const std::string& command, const std::string& out, std::string_view bytes,
                     const std::string& input) {
   struct stat target;
@@ -81,7 +100,7 @@ int WriteOutputFile(const std::string& command, const std::string& out, std::str
 
 int CompileCommand(const std::string& file, std::string out) {
   Module module;
-  if (int code = runtime::LoadProgram(file, &module); code != kExitOk) return code;
+  if (int code = LoadProgramOrSay(file, &module); code != kExitOk) return code;
   if (out.empty()) {
     size_t dot = file.rfind('.');
     size_t slash = file.rfind('/');
@@ -92,12 +111,12 @@ int CompileCommand(const std::string& file, std::string out) {
 
 int CheckCommand(const std::string& file) {
   Module module;
-  return runtime::LoadProgram(file, &module);
+  return LoadProgramOrSay(file, &module);
 }
 
 int DisasmCommand(const std::string& file) {
   Module module;
-  if (int code = runtime::LoadProgram(file, &module); code != kExitOk) return code;
+  if (int code = LoadProgramOrSay(file, &module); code != kExitOk) return code;
   std::string text = Disassemble(module);
   std::fwrite(text.data(), 1, text.size(), stdout);
   return kExitOk;

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/exit_codes.h"
 #include "runtime/runtime.h"
 
 namespace flow::cli {
@@ -25,6 +26,15 @@ struct RunOptions {
 // from an imported image cannot move the cursor, recolour or break a table.
 std::string Printable(std::string_view text);
 
+// Prints `flow: CONTEXT: message` and returns the exit code for the Status: 3 for damage,
+// an unreadable store or a newer format; 2 for the caller's mistakes (an unknown or
+// finished run, a taken id, a bad argument).
+int Fail(const Status& s, const std::string& context);
+
+// Loads a program (runtime::LoadProgram), printing why it cannot: kExitOk, kExitUsage
+// (unreadable, compile errors) or kExitCorrupt (damaged bytecode).
+int LoadProgramOrSay(const std::string& path, Module* module);
+
 // Writes `bytes` to the file `out` (a temporary file renamed over it). Refuses (exit 2) a
 // target that is not a regular file (device, symbolic link, folder) or is `input` itself.
 int WriteOutputFile(const std::string& command, const std::string& out, std::string_view bytes, const std::string& input);
@@ -40,6 +50,7 @@ int ExportCommand(const std::string& store, const std::string& run_id, const std
 int ImportCommand(const std::string& store, const std::string& file);
 // `flow signal RUN NAME [JSON | - | @FILE]`: the value checked as signal.wait will read it.
 int SignalCommand(const std::string& store, const std::string& run_id, const std::string& name, const std::string& value);
+int CancelCommand(const std::string& store, const std::string& run_id);
 int WorkerCommand(const std::string& store, bool once);
 int CompileCommand(const std::string& file, std::string out);
 int CheckCommand(const std::string& file);

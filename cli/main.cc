@@ -133,7 +133,7 @@ int main(int argc, char** argv) {
     if (inspect_cmd->parsed()) return InspectCommand(run.store, run_id);
     if (history_cmd->parsed()) return HistoryCommand(run.store, run_id, json);
     if (signal_cmd->parsed()) return SignalCommand(run.store, run_id, signal_name, signal_json);
-    if (cancel_cmd->parsed()) return flow::runtime::CancelRun(run.store, run_id);
+    if (cancel_cmd->parsed()) return CancelCommand(run.store, run_id);
     if (worker_cmd->parsed()) return WorkerCommand(run.store, worker_once);
     if (trace_cmd->parsed()) return TraceCommand(run.store, run_id);
     if (export_cmd->parsed()) return ExportCommand(run.store, run_id, image_out);

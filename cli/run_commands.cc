@@ -3,7 +3,9 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <iostream>
@@ -43,6 +45,113 @@ store::RunStatus EffectiveStatus(const store::Store& st, const store::RunRecord&
   if (r.status != store::RunStatus::kRunning) return r.status;
   return st.IsRunLive(r.id, live_pid) ? store::RunStatus::kRunning : store::RunStatus::kCrashed;
 }
+
+int64_t WallMs() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+// The uncaught error as the VM renders it (VM::FormatUncaught): what a run's failure
+// prints on stderr.
+std::string FormatError(const runtime::ErrorInfo& e) {
+  if (!e.is_error) return "error: uncaught\n";
+  std::string out = fmt::format("error: {}: {}\n", e.kind, e.message);
+  if (!e.data_json.empty()) out += fmt::format("  data: {}\n", e.data_json);
+  for (const auto& t : e.trace) out += fmt::format("  at {}\n", t);
+  return out;
+}
+
+// A durable run executed (or not) by run, resume, cancel or the worker: its messages on
+// stderr, and the exit code.
+int ReportRun(const Status& s, const runtime::RunResult& r) {
+  if (r.error) fmt::print(stderr, "{}", FormatError(*r.error));
+  if (r.executed && r.outcome == RunOutcome::kOutOfMemory)
+    fmt::print(stderr, "{} (resume it with flow resume {} --max-memory SIZE)\n", r.record.detail, r.run_id);
+  if (!s.ok()) {
+    if (!r.output_failed) return Fail(s, "");
+    fmt::print(stderr, "flow: run {} stopped: {}; that print is not recorded as done (flow resume {} prints it again)\n",
+               r.run_id, s.message(), r.run_id);
+    return kExitOutputFailed;
+  }
+  const store::RunRecord& record = r.record;
+  if (record.status == store::RunStatus::kSuspended) {
+    fmt::print(stderr, "flow: run {} suspended ({}{}); continue it with flow resume {} or flow worker\n", record.id,
+               record.detail,
+               record.wake_ms ? fmt::format(", due in {} ms", std::max<int64_t>(0, record.wake_ms - WallMs())) : "",
+               record.id);
+    return kExitSuspended;
+  }
+  fmt::print(stderr, "flow: run {} {}\n", record.id, store::RunStatusName(record.status));
+  return r.outcome == RunOutcome::kCompleted ? kExitOk : kExitScriptFailed;
+}
+
+// flow resume (and each resume of the worker): a run that cannot go on is refused.
+int ReportResume(const Status& s, const runtime::RunResult& r) {
+  if (!s.ok() || !r.refused) return ReportRun(s, r);
+  if (r.record.status == store::RunStatus::kCancelled)
+    fmt::print(stderr, "flow: run {} was cancelled; it is never resumed\n", r.run_id);
+  else
+    fmt::print(stderr, "flow: run {} has already {}; there is nothing to resume\n", r.run_id,
+               store::RunStatusName(r.record.status));
+  return kExitUsage;
+}
+
+// --ephemeral: no run id, no record; the output's failure is the only error.
+int ReportEphemeral(const Status& s, const runtime::RunResult& r) {
+  if (r.error) fmt::print(stderr, "{}", FormatError(*r.error));
+  if (!s.ok()) {
+    fmt::print(stderr, "flow: {}\n", s.message());
+    return kExitOutputFailed;
+  }
+  if (r.outcome == RunOutcome::kOutOfMemory) {
+    fmt::print(stderr, "error: budget: the process ran out of memory\n");
+    return kExitScriptFailed;
+  }
+  return r.outcome == RunOutcome::kFailed ? kExitScriptFailed : kExitOk;
+}
+
+std::string WakeReasonText(runtime::WakeReason why, const store::RunRecord& r) {
+  switch (why) {
+    case runtime::WakeReason::kProcessDied: return "its process died";
+    case runtime::WakeReason::kTimerDue: return "its timer is due";
+    case runtime::WakeReason::kWaitTimedOut: return "its wait timed out";
+    case runtime::WakeReason::kSignalArrived: return "its signal " + r.waiting_signal + " arrived";
+  }
+  return "?";
+}
+
+// The program's output goes to stdout, written out at once; what the runtime reports as
+// it works goes to stderr.
+class ProcessListener : public runtime::RunListener {
+ public:
+  Status WriteOutput(std::string_view text) override {
+    if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0)
+      return Status::IOError(fmt::format("cannot write the program's output: {}", std::strerror(errno)));
+    return Status::Ok();
+  }
+  void RunStarted(const std::string& id) override { fmt::print(stderr, "flow: run {}\n", id); }
+  void RunResuming(const std::string& id, uint64_t checkpoint, const runtime::HistoryEntry& in_flight,
+                   bool in_doubt) override {
+    std::string note;
+    if (in_flight.seq != 0 && in_doubt)
+      note = fmt::format(" (effect {} `{}` was in flight inside a `once` step: the step raises in_doubt)", in_flight.seq,
+                         in_flight.effect);
+    else if (in_flight.seq != 0)
+      note = fmt::format(" (effect {} `{}` was in flight: it runs again with idempotency key {})", in_flight.seq,
+                         in_flight.effect, in_flight.idempotency_key);
+    fmt::print(stderr, "flow: resuming run {} from checkpoint {}{}\n", id, checkpoint, note);
+  }
+  void RunCancelling(const std::string& id) override {
+    fmt::print(stderr, "flow: cancelling run {}: it raises `cancelled` where it stopped, and its handlers run\n", id);
+  }
+  void WorkerSkipped(const std::string& id, const Status& why, bool left_suspended) override {
+    fmt::print(stderr, "flow worker: run {}: {}{}\n", id, why.message(), left_suspended ? " (left suspended)" : "");
+  }
+  void WorkerWaking(const store::RunRecord& r, runtime::WakeReason why) override {
+    fmt::print(stderr, "flow worker: resuming run {} ({})\n", r.id, WakeReasonText(why, r));
+  }
+  void WorkerResumed(const Status& s, const runtime::RunResult& r) override { ReportResume(s, r); }
+};
 
 }  // namespace
 
@@ -94,13 +203,22 @@ int RunCommand(const RunOptions& options) {
   start.detach = options.detach;
   if (!ReadBudgets(options, "run", &start.budgets)) return kExitUsage;
   if (!options.ephemeral && !MakeStoreFolder(options.store)) return kExitUsage;
-  return runtime::StartRun(start);
+  // Compile (or load) first: a program with errors creates no run.
+  Module module;
+  if (int code = LoadProgramOrSay(options.file, &module); code != kExitOk) return code;
+  ProcessListener listener;
+  runtime::RunResult result;
+  Status s = runtime::StartRun(start, module, &listener, &result);
+  return options.ephemeral ? ReportEphemeral(s, result) : ReportRun(s, result);
 }
 
 int ResumeCommand(const std::string& store, const std::string& run_id, const RunOptions& options) {
   runtime::BudgetOptions budgets;
   if (!ReadBudgets(options, "resume", &budgets)) return kExitUsage;
-  return runtime::ResumeRun(store, run_id, budgets);
+  ProcessListener listener;
+  runtime::RunResult result;
+  Status s = runtime::ResumeRun(store, run_id, budgets, &listener, &result);
+  return ReportResume(s, result);
 }
 
 int RunsCommand(const std::string& store_dir, const std::string& status_filter, bool json) {
@@ -115,7 +233,7 @@ int RunsCommand(const std::string& store_dir, const std::string& status_filter, 
       fmt::print("{}", json ? "[]\n" : "");
       return kExitOk;
     }
-    return runtime::Fail(st.status(), "");
+    return Fail(st.status(), "");
   }
   int code = kExitOk;
   std::vector<store::RunRecord> runs = st->ListRuns([&](const std::string& id, const Status& s) {
@@ -148,18 +266,18 @@ int RunsCommand(const std::string& store_dir, const std::string& status_filter, 
 
 int InspectCommand(const std::string& store_dir, const std::string& run_id) {
   Result<store::Store> st = OpenStore(store_dir);
-  if (!st.ok()) return runtime::Fail(st.status(), "");
+  if (!st.ok()) return Fail(st.status(), "");
   if (!store::IsValidRunId(run_id)) {
     fmt::print(stderr, "flow: `{}` is not a run id\n", run_id);
     return kExitUsage;
   }
   Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(run_id);
   if (!lock.ok()) {
-    if (!st->RunExists(run_id)) return runtime::Fail(st->ReadRun(run_id).status(), "");
-    return runtime::Fail(lock.status(), "inspect");
+    if (!st->RunExists(run_id)) return Fail(st->ReadRun(run_id).status(), "");
+    return Fail(lock.status(), "inspect");
   }
   runtime::LoadedRun run;
-  if (Status s = runtime::OpenRunToRead(*st, run_id, &run); !s.ok()) return runtime::Fail(s, "run " + run_id);
+  if (Status s = runtime::OpenRunToRead(*st, run_id, &run); !s.ok()) return Fail(s, "run " + run_id);
   int64_t pid;
   fmt::print("run {}\n  program {}\n  status {}\n  checkpoint {} at {}, after {} effects\n", run_id, Printable(run.record.program),
              store::RunStatusName(EffectiveStatus(*st, run.record, &pid)), run.checkpoint,
@@ -184,17 +302,17 @@ namespace {
 // A run's history: its effects, with its step events among them. Exit code, or kExitOk.
 int LoadHistory(const std::string& store_dir, const std::string& run_id, std::vector<runtime::HistoryEntry>* out) {
   Result<store::Store> st = OpenStore(store_dir);
-  if (!st.ok()) return runtime::Fail(st.status(), "");
+  if (!st.ok()) return Fail(st.status(), "");
   if (!store::IsValidRunId(run_id)) {
     fmt::print(stderr, "flow: `{}` is not a run id\n", run_id);
     return kExitUsage;
   }
   Result<store::RunRecord> record = st->ReadRun(run_id);
-  if (!record.ok()) return runtime::Fail(record.status(), "");
+  if (!record.ok()) return Fail(record.status(), "");
   Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(run_id);
-  if (!lock.ok()) return runtime::Fail(lock.status(), "history");
+  if (!lock.ok()) return Fail(lock.status(), "history");
   runtime::LoadedRun run;  // checked as for resume: a rolled-back database is refused
-  if (Status s = runtime::OpenRunToRead(*st, run_id, &run); !s.ok()) return runtime::Fail(s, "run " + run_id);
+  if (Status s = runtime::OpenRunToRead(*st, run_id, &run); !s.ok()) return Fail(s, "run " + run_id);
   auto scan = [&](const char* prefix, std::vector<runtime::HistoryEntry>* into) -> int {
     Status bad;
     Status s = run.db->Scan(prefix, [&](std::string_view, std::string_view value) {
@@ -204,8 +322,8 @@ int LoadHistory(const std::string& store_dir, const std::string& run_id, std::ve
       into->push_back(std::move(e));
       return true;
     });
-    if (!bad.ok()) return runtime::Fail(Status::Corruption(bad.message()), "run " + run_id);
-    if (!s.ok()) return runtime::Fail(s, "run " + run_id);
+    if (!bad.ok()) return Fail(Status::Corruption(bad.message()), "run " + run_id);
+    if (!s.ok()) return Fail(s, "run " + run_id);
     return kExitOk;
   };
   std::vector<runtime::HistoryEntry> entries, steps;
@@ -255,7 +373,7 @@ int HistoryCommand(const std::string& store_dir, const std::string& run_id, bool
 
 int ExportCommand(const std::string& store_dir, const std::string& run_id, const std::string& out) {
   Result<store::Store> st = OpenStore(store_dir);
-  if (!st.ok()) return runtime::Fail(st.status(), "");
+  if (!st.ok()) return Fail(st.status(), "");
   if (!store::IsValidRunId(run_id)) {
     fmt::print(stderr, "flow: `{}` is not a run id\n", run_id);
     return kExitUsage;
@@ -265,7 +383,7 @@ int ExportCommand(const std::string& store_dir, const std::string& run_id, const
     return kExitUsage;
   }
   std::string image;
-  if (Status s = runtime::ExportRun(*st, run_id, &image); !s.ok()) return runtime::Fail(s, "run " + run_id);
+  if (Status s = runtime::ExportRun(*st, run_id, &image); !s.ok()) return Fail(s, "run " + run_id);
   if (out.empty()) {
     std::fwrite(image.data(), 1, image.size(), stdout);  // main reports a failed write
     return kExitOk;
@@ -281,9 +399,9 @@ int ImportCommand(const std::string& store_dir, const std::string& file) {
   }
   if (!MakeStoreFolder(store_dir)) return kExitUsage;
   Result<store::Store> st = store::Store::Open(store_dir, true);
-  if (!st.ok()) return runtime::Fail(st.status(), "");
+  if (!st.ok()) return Fail(st.status(), "");
   Result<std::string> id = runtime::ImportRun(*st, image);
-  if (!id.ok()) return runtime::Fail(id.status(), file);
+  if (!id.ok()) return Fail(id.status(), file);
   fmt::print(stderr, "flow: imported run {} (flow resume {})\n", *id, *id);
   fmt::print("{}\n", *id);
   return kExitOk;
@@ -313,6 +431,35 @@ int TraceCommand(const std::string& store_dir, const std::string& run_id) {
   return kExitOk;
 }
 
+namespace {
+
+// What `flow signal` tells: delivered only to a run that waits for this signal; otherwise
+// queued in the run's mailbox, and what the run waits for instead.
+std::string DescribeSignalSent(const runtime::SignalSent& sent, const std::string& name) {
+  const store::RunRecord& r = sent.record;
+  if (r.status == store::RunStatus::kSuspended && r.waiting_signal == name) {
+    if (sent.earlier > r.signals_received)
+      return fmt::format("signal {} queued in the mailbox of run {} behind {} earlier {} signal(s) not yet received",
+                         name, r.id, sent.earlier - r.signals_received, name);
+    return fmt::format("signal {} delivered to run {}, which waits for it (flow worker or flow resume {} continues it)",
+                       name, r.id, r.id);
+  }
+  std::string queued = fmt::format("signal {} queued in the mailbox of run {}, which ", name, r.id);
+  std::string later = fmt::format("; a signal.wait(\"{}\") will take it", name);
+  if (r.status == store::RunStatus::kSuspended && !r.waiting_signal.empty())
+    return queued + fmt::format("waits for signal {}", r.waiting_signal) + later;
+  if (r.status == store::RunStatus::kSuspended && r.virtual_time) return queued + "waits on a timer" + later;
+  if (r.status == store::RunStatus::kSuspended)
+    return queued + fmt::format("waits on a timer (due in {} s)", std::max<int64_t>(0, (r.wake_ms - WallMs() + 999) / 1000)) +
+           later;
+  if (r.status == store::RunStatus::kRunning && sent.live)
+    return queued + fmt::format("is running (pid {}), not suspended in a wait", sent.live_pid) + later;
+  return queued + fmt::format("is {} (flow resume {} continues it)", store::RunStatusName(
+      r.status == store::RunStatus::kRunning ? store::RunStatus::kCrashed : r.status), r.id) + later;
+}
+
+}  // namespace
+
 int SignalCommand(const std::string& store_dir, const std::string& run_id, const std::string& name,
                   const std::string& value) {
   // A value too big for one argument comes from stdin (-) or a file (@FILE), read up to a
@@ -331,12 +478,44 @@ int SignalCommand(const std::string& store_dir, const std::string& run_id, const
     fmt::print(stderr, "flow signal: the value is not JSON that signal.wait can read: {}\n", error);
     return kExitUsage;
   }
-  return runtime::SignalRun(store_dir, run_id, name, json);
+  if (name.empty()) {
+    fmt::print(stderr, "flow signal: the signal needs a name\n");
+    return kExitUsage;
+  }
+  runtime::SignalSent sent;
+  if (Status s = runtime::SignalRun(store_dir, run_id, name, json, &sent); !s.ok()) return Fail(s, "");
+  if (sent.refused) {
+    fmt::print(stderr, "flow: run {} has {}; it receives no more signals\n", run_id,
+               store::RunStatusName(sent.record.status));
+    return kExitUsage;
+  }
+  fmt::print(stderr, "flow: {}\n", DescribeSignalSent(sent, name));
+  return kExitOk;
+}
+
+int CancelCommand(const std::string& store_dir, const std::string& run_id) {
+  ProcessListener listener;
+  runtime::RunResult result;
+  Status s = runtime::CancelRun(store_dir, run_id, &listener, &result);
+  if (s.ok() && result.refused) {
+    fmt::print(stderr, "flow: run {} has {}; there is nothing to cancel\n", run_id,
+               store::RunStatusName(result.record.status));
+    return kExitUsage;
+  }
+  if (s.ok() && result.cancel_pending) {
+    fmt::print(stderr, "flow: run {} is live; it raises `cancelled` at its next effect or wait\n", run_id);
+    return kExitOk;
+  }
+  int code = ReportRun(s, result);
+  // Its handlers suspended it (75), failed it (1), or the store is damaged (3).
+  return s.ok() && result.executed && result.record.status == store::RunStatus::kCancelled ? kExitOk : code;
 }
 
 int WorkerCommand(const std::string& store_dir, bool once) {
   if (!MakeStoreFolder(store_dir)) return kExitUsage;
-  return runtime::Worker(store_dir, once);
+  ProcessListener listener;
+  if (Status s = runtime::Worker(store_dir, once, &listener); !s.ok()) return Fail(s, "");
+  return kExitOk;
 }
 
 }  // namespace flow::cli

@@ -63,34 +63,27 @@ std::string AbsolutePath(const std::string& path) {
   return ec ? path : absolute.lexically_normal().string();
 }
 
-int LoadProgram(const std::string& path, Module* module) {
+Status LoadProgram(const std::string& path, Module* module, std::string* compile_errors) {
+  compile_errors->clear();
   std::string bytes, error;
-  if (!ReadFile(path, &bytes, &error, kMaxProgramBytes)) {
-    fmt::print(stderr, "flow: {}\n", error);
-    return kExitUsage;
-  }
+  if (!ReadFile(path, &bytes, &error, kMaxProgramBytes)) return Status::InvalidArgument(error);
   if (IsBytecodeFile(path, bytes)) {
-    if (bytes.size() < kBytecodeMagicSize) {
-      fmt::print(stderr, "flow: {}: truncated bytecode ({} bytes, shorter than its {}-byte magic)\n", path,
-                 bytes.size(), kBytecodeMagicSize);
-      return kExitCorrupt;
-    }
+    if (bytes.size() < kBytecodeMagicSize)
+      return Status::Corruption(fmt::format("{}: truncated bytecode ({} bytes, shorter than its {}-byte magic)", path,
+                                            bytes.size(), kBytecodeMagicSize));
     Result<Module> loaded = DeserializeModule(bytes);
-    if (!loaded.ok()) {
-      fmt::print(stderr, "flow: {}: {}\n", path, loaded.status().message());
-      return kExitCorrupt;
-    }
+    if (!loaded.ok()) return Status::Corruption(fmt::format("{}: {}", path, loaded.status().message()));
     *module = std::move(loaded.value());
-    return kExitOk;
+    return Status::Ok();
   }
   Diagnostics diags;
   // Errors now name the file as typed; the module keeps its absolute name, which its
   // stack traces show whichever folder the run is resumed from.
   if (!CompileSource(AbsolutePath(path), bytes, module, &diags)) {
-    fmt::print(stderr, "{}", diags.Render(path, bytes));
-    return kExitUsage;
+    *compile_errors = diags.Render(path, bytes);
+    return Status::InvalidArgument(fmt::format("{}: compile errors", path));
   }
-  return kExitOk;
+  return Status::Ok();
 }
 
 }  // namespace flow::runtime

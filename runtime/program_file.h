@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-#include "runtime/exit_codes.h"
+#include "vm/base/status.h"
 #include "vm/bytecode/module.h"
 
 namespace flow::runtime {
@@ -15,10 +15,10 @@ namespace flow::runtime {
 constexpr size_t kMaxProgramBytes = 16u << 20;
 constexpr size_t kBytecodeMagicSize = 8;
 
-// Loads `path` into `module`, printing any error to stderr. Returns kExitOk, kExitUsage
-// (unreadable file, a directory, larger than kMaxProgramBytes, compile errors) or
-// kExitCorrupt (damaged or truncated bytecode).
-int LoadProgram(const std::string& path, Module* module);
+// Loads `path` into `module`. InvalidArgument: an unreadable file, a directory, one larger
+// than kMaxProgramBytes, or compile errors (then rendered in *compile_errors, naming the
+// file as `path` spells it); Corruption: damaged or truncated bytecode.
+Status LoadProgram(const std::string& path, Module* module, std::string* compile_errors);
 
 // `path` made absolute (against the working directory), for names that are kept and shown
 // later, from other folders: a run's program, a module's source name.

@@ -16,9 +16,6 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <cstdlib>
 #include <map>
 #include <optional>
@@ -42,19 +39,17 @@ int64_t WallMs() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-// The process's stdout and the run's clock. Each print is written out at once (a killed
-// process loses none of what it printed), and the first write that fails is kept: the
-// journal's Flush reports it before the print's checkpoint, so a print that was not
-// written is never recorded as done. Under --virtual-time the clock starts at the wall
-// clock and moves only by what the run waits; its reading is part of every checkpoint.
+// The run's output (passed at once to the listener the cli gives) and its clock. The
+// first write that fails is kept: the journal's Flush reports it before the print's
+// checkpoint, so a print that was not written is never recorded as done. Under
+// --virtual-time the clock starts at the wall clock and moves only by what the run waits;
+// its reading is part of every checkpoint.
 class ProcessHost : public RunHost {
  public:
-  explicit ProcessHost(bool virtual_time) : virtual_time_(virtual_time), virtual_now_ms_(WallMs()) {}
+  ProcessHost(bool virtual_time, RunListener* listener)
+      : virtual_time_(virtual_time), virtual_now_ms_(WallMs()), listener_(listener) {}
   void WriteOutput(std::string_view text) override {
-    if (!output_error_.ok()) return;
-    if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() || std::fflush(stdout) != 0) {
-      output_error_ = Status::IOError(fmt::format("cannot write the program's output: {}", std::strerror(errno)));
-    }
+    if (output_error_.ok()) output_error_ = listener_->WriteOutput(text);
   }
   Status Flush() override { return output_error_; }
   bool output_failed() const { return !output_error_.ok(); }
@@ -185,6 +180,7 @@ class ProcessHost : public RunHost {
 
   bool virtual_time_;
   int64_t virtual_now_ms_;
+  RunListener* listener_;
   int64_t wait_origin_ms_ = 0;
   store::Store* store_ = nullptr;
   bool detach_ = false;
@@ -201,17 +197,36 @@ class ProcessHost : public RunHost {
 
 }  // namespace
 
-int Fail(const Status& s, const std::string& context) {
-  fmt::print(stderr, "flow: {}{}\n", context.empty() ? "" : context + ": ", s.message());
-  // Damage, an unreadable store and a newer format are store problems (3); an unknown or
-  // finished run, a taken id or a bad argument are the caller's (2).
-  switch (s.code()) {
-    case Status::Code::kCorruption: case Status::Code::kIOError: case Status::Code::kNotSupported: return kExitCorrupt;
-    default: return kExitUsage;
+bool CanResume(const store::RunRecord& record) {
+  switch (record.status) {
+    case store::RunStatus::kRunning:
+    case store::RunStatus::kSuspended:
+    case store::RunStatus::kCrashed:
+      return true;
+    case store::RunStatus::kFailed:
+      return record.error_kind == kBudgetErrorKind;
+    case store::RunStatus::kCompleted:
+    case store::RunStatus::kCancelled:
+      return false;
   }
+  return false;
 }
 
 namespace {
+
+// `s` with `context: ` before its message, of the same code.
+Status InContext(const Status& s, const std::string& context) {
+  std::string m = context + ": " + s.message();
+  switch (s.code()) {
+    case Status::Code::kOk: return s;
+    case Status::Code::kInvalidArgument: return Status::InvalidArgument(std::move(m));
+    case Status::Code::kCorruption: return Status::Corruption(std::move(m));
+    case Status::Code::kNotFound: return Status::NotFound(std::move(m));
+    case Status::Code::kIOError: return Status::IOError(std::move(m));
+    case Status::Code::kNotSupported: return Status::NotSupported(std::move(m));
+  }
+  return s;
+}
 
 // The memory budget when none is given: half the machine's memory (or of the process's
 // address-space limit, if lower), at most 4 GiB.
@@ -249,26 +264,41 @@ void SetProgramArgs(VM& vm, const std::vector<std::pair<std::string, std::string
   vm.SetGlobal("args", map);
 }
 
-// The kind of the run's uncaught error, or "".
-std::string ErrorKind(VM& vm) {
+// The run's uncaught error, as data.
+ErrorInfo UncaughtError(VM& vm) {
+  ErrorInfo info;
   Value e = vm.uncaught_error();
-  return e.tag == Tag::kError ? vm.heap().Get<ErrorObj>(e.ref)->kind : "";
+  if (e.tag != Tag::kError) {
+    info.is_error = false;
+    return info;
+  }
+  const ErrorObj* obj = vm.heap().Get<ErrorObj>(e.ref);
+  info.kind = obj->kind;
+  info.message = obj->message;
+  std::string error;
+  if (obj->data.tag != Tag::kNull && !EncodeJson(vm.heap(), obj->data, true, &info.data_json, &error))
+    info.data_json.clear();
+  info.trace = obj->trace;
+  return info;
 }
 
-// Runs the VM to its end and records how the run ended.
+// Runs the VM to its end and records how the run ended (in the store and in *result).
 // `before`: the record as it was before this process took the run (null for a new run).
-int Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& host, StoreJournal& journal,
-            const store::RunRecord* before = nullptr) {
+Status Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& host, StoreJournal& journal,
+               RunResult* result, const store::RunRecord* before = nullptr) {
   const uint64_t first_checkpoint = journal.checkpoint();
-  RunOutcome outcome = vm.Run();
+  result->run_id = record.id;
+  result->executed = true;
+  result->outcome = vm.Run();
+  const RunOutcome outcome = result->outcome;
   if (outcome != RunOutcome::kAborted && outcome != RunOutcome::kOutOfMemory) {
     Status s = journal.Flush();
     if (s.ok()) s = journal.Sync();
-    if (!s.ok()) return Fail(s, fmt::format("run {}", record.id));
+    if (!s.ok()) return InContext(s, fmt::format("run {}", record.id));
   }
   record.updated_ms = WallMs();
   record.effects = vm.effects_done();
-  int code = kExitOk;
+  record.error_kind.clear();
   switch (outcome) {
     case RunOutcome::kCompleted:
       // Finished after `cancelled` was raised (its handler cleaned up): cancelled, never resumed.
@@ -276,14 +306,14 @@ int Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& hos
       record.detail = host.cancel_delivered() ? "cancelled (its handlers completed)" : "";
       break;
     case RunOutcome::kFailed: {
+      result->error = UncaughtError(vm);
       std::string text = vm.FormatUncaught();
-      fmt::print(stderr, "{}", text);
       // Ended by the uncaught `cancelled`: cancelled. Another error escaping the handlers
       // (a compensation that failed) fails the run, so that it shows.
-      bool by_cancel = host.cancel_delivered() && ErrorKind(vm) == "cancelled";
+      bool by_cancel = host.cancel_delivered() && result->error->kind == "cancelled";
       record.status = by_cancel ? store::RunStatus::kCancelled : store::RunStatus::kFailed;
       record.detail = text.substr(0, text.find('\n'));
-      code = kExitScriptFailed;
+      record.error_kind = result->error->kind;
       break;
     }
     case RunOutcome::kSuspended: {
@@ -293,7 +323,6 @@ int Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& hos
       record.waiting_signal = w.signal;
       record.detail = !w.signal.empty() ? fmt::format("waiting for signal {}", w.signal) : "waiting on a timer";
       record.signals_received = host.received(w.signal);
-      code = kExitSuspended;
       break;
     }
     case RunOutcome::kAborted:
@@ -302,33 +331,24 @@ int Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& hos
       // suspended run stays suspended, untouched); else leave it running, so that it reads
       // as crashed once this process is gone. Either way, say why.
       if (before && journal.checkpoint() == first_checkpoint) st.WriteRun(*before);
+      result->record = record;
       // The output failed: the print is not done, and the run reads as crashed.
-      if (host.output_failed()) {
-        fmt::print(stderr, "flow: run {} stopped: {}; that print is not recorded as done (flow resume {} prints it again)\n",
-                   record.id, vm.abort_status().message(), record.id);
-        return kExitOutputFailed;
-      }
-      return Fail(vm.abort_status(), fmt::format("run {} stopped", record.id));
+      result->output_failed = host.output_failed();
+      if (result->output_failed) return vm.abort_status();
+      return InContext(vm.abort_status(), fmt::format("run {} stopped", record.id));
     case RunOutcome::kOutOfMemory:
-      fmt::print(stderr, "{} (resume it with flow resume {} --max-memory SIZE)\n", OutOfMemoryDetail(), record.id);
       record.status = store::RunStatus::kFailed;
       record.detail = OutOfMemoryDetail();
-      code = kExitScriptFailed;
+      record.error_kind = kBudgetErrorKind;
       break;
   }
   if (record.status != store::RunStatus::kSuspended) {
     record.wake_ms = 0;
     record.waiting_signal.clear();
   }
-  if (Status s = st.WriteRun(record); !s.ok()) return Fail(s, fmt::format("run {}", record.id));
-  if (record.status == store::RunStatus::kSuspended) {
-    fmt::print(stderr, "flow: run {} suspended ({}{}); continue it with flow resume {} or flow worker\n", record.id,
-               record.detail, record.wake_ms ? fmt::format(", due in {} ms", std::max<int64_t>(0, record.wake_ms - WallMs())) : "",
-               record.id);
-  } else {
-    fmt::print(stderr, "flow: run {} {}\n", record.id, store::RunStatusName(record.status));
-  }
-  return code;
+  result->record = record;
+  if (Status s = st.WriteRun(record); !s.ok()) return InContext(s, fmt::format("run {}", record.id));
+  return Status::Ok();
 }
 
 }  // namespace
@@ -399,49 +419,39 @@ Status DecodeStateRecord(std::string_view bytes, StateRecord* r) {
   return Status::Ok();
 }
 
-int StartRun(const StartOptions& options) {
-  // Compile (or load) first: a program with errors creates no run.
-  Module module;
-  if (int code = LoadProgram(options.file, &module); code != kExitOk) return code;
-  const std::string bytes = SerializeModule(module);
-
+Status StartRun(const StartOptions& options, const Module& module, RunListener* listener, RunResult* result) {
+  *result = RunResult{};
   if (options.ephemeral) {
     // Nothing is recorded: the VM runs as a plain interpreter.
-    ProcessHost host(options.virtual_time);
+    ProcessHost host(options.virtual_time, listener);
     VM vm(&module, &host, stdlib::GetNatives());
     SetProgramArgs(vm, options.args);
     store::RunRecord unrecorded;
     vm.SetBudget(ApplyBudgets(options.budgets, host.NowMs(), &unrecorded));
-    RunOutcome outcome = vm.Run();
-    if (outcome == RunOutcome::kFailed) fmt::print(stderr, "{}", vm.FormatUncaught());
-    if (Status s = host.Flush(); !s.ok()) {
-      fmt::print(stderr, "flow: {}\n", s.message());
-      return kExitOutputFailed;
-    }
-    if (outcome == RunOutcome::kOutOfMemory) {
-      fmt::print(stderr, "error: budget: the process ran out of memory\n");
-      return kExitScriptFailed;
-    }
-    return outcome == RunOutcome::kFailed ? kExitScriptFailed : kExitOk;
+    result->executed = true;
+    result->outcome = vm.Run();
+    if (result->outcome == RunOutcome::kFailed) result->error = UncaughtError(vm);
+    result->output_failed = host.output_failed();
+    return host.Flush();
   }
 
   std::string id = options.run_id.empty() ? store::NewRunId() : options.run_id;
-  if (!store::IsValidRunId(id)) {
-    fmt::print(stderr, "flow: `{}` is not a valid run id (1 to 64 letters, digits, . _ -; not starting with - or .)\n", id);
-    return kExitUsage;
-  }
+  result->run_id = id;
+  if (!store::IsValidRunId(id))
+    return Status::InvalidArgument(
+        fmt::format("`{}` is not a valid run id (1 to 64 letters, digits, . _ -; not starting with - or .)", id));
   Result<store::Store> st = store::Store::Open(options.store_dir, true);
-  if (!st.ok()) return Fail(st.status(), "store " + options.store_dir);
-  Result<std::string> hash = st->PutCode(bytes);
-  if (!hash.ok()) return Fail(hash.status(), "");
+  if (!st.ok()) return InContext(st.status(), "store " + options.store_dir);
+  Result<std::string> hash = st->PutCode(SerializeModule(module));
+  if (!hash.ok()) return hash.status();
   // A folder without a record is a start that died before writing it: take it over.
   Status created = st->CreateRunDir(id);
-  if (!created.ok() && (st->RunExists(id) || !store::IsValidRunId(id))) return Fail(created, "");
+  if (!created.ok() && (st->RunExists(id) || !store::IsValidRunId(id))) return created;
   Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(id);
-  if (!lock.ok()) return Fail(lock.status(), "");
+  if (!lock.ok()) return lock.status();
   if (!created.ok()) {
-    if (st->RunExists(id)) return Fail(created, "");  // another start won the race
-    if (Status s = st->ClearRunDir(id); !s.ok()) return Fail(s, "");
+    if (st->RunExists(id)) return created;  // another start won the race
+    if (Status s = st->ClearRunDir(id); !s.ok()) return s;
   }
 
   store::RunRecord record;
@@ -455,11 +465,12 @@ int StartRun(const StartOptions& options) {
   record.pid = getpid();
   // The database and its first checkpoint come before the record: a run that has a record
   // always has its state (a start that dies sooner leaves only a folder, taken over above).
+  const std::string context = "run " + id;
   Result<std::unique_ptr<store::RunDb>> db = store::RunDb::Open(st->RunDbDir(id), {.create = true});
-  if (!db.ok()) return Fail(db.status(), "run " + id);
+  if (!db.ok()) return InContext(db.status(), context);
   Result<std::unique_ptr<store::CheckpointMark>> mark = st->OpenMark(id);
-  if (!mark.ok()) return Fail(mark.status(), "run " + id);
-  ProcessHost host(options.virtual_time);
+  if (!mark.ok()) return InContext(mark.status(), context);
+  ProcessHost host(options.virtual_time, listener);
   host.set_store(&st.value());
   host.set_detach(options.detach);
   host.set_run(id, {});
@@ -472,12 +483,13 @@ int StartRun(const StartOptions& options) {
   store::Batch first;
   // The first checkpoint and the mark are durable before the record (async runs too): a
   // run with a record always has its state, so a state that is missing is damage.
-  if (Status s = journal.WriteCheckpoint(vm, true, &first); !s.ok()) return Fail(s, "run " + id);
-  if (Status s = journal.Sync(); !s.ok()) return Fail(s, "run " + id);
-  if (Status s = (*mark)->Sync(st->RunDir(id)); !s.ok()) return Fail(s, "run " + id);
-  if (Status s = st->WriteRun(record); !s.ok()) return Fail(s, "");
-  fmt::print(stderr, "flow: run {}\n", id);
-  return Execute(*st, record, vm, host, journal);
+  if (Status s = journal.WriteCheckpoint(vm, true, &first); !s.ok()) return InContext(s, context);
+  if (Status s = journal.Sync(); !s.ok()) return InContext(s, context);
+  if (Status s = (*mark)->Sync(st->RunDir(id)); !s.ok()) return InContext(s, context);
+  if (Status s = st->WriteRun(record); !s.ok()) return s;
+  result->record = record;
+  listener->RunStarted(id);
+  return Execute(*st, record, vm, host, journal, result);
 }
 
 namespace {
@@ -605,91 +617,86 @@ Status OpenRunToRead(store::Store& st, const std::string& id, LoadedRun* out) {
 }
 
 namespace {
-int ContinueRun(store::Store& st, const store::RunRecord& before, const BudgetOptions& budgets);
+Status ContinueRun(store::Store& st, const store::RunRecord& before, const BudgetOptions& budgets,
+                   RunListener* listener, RunResult* result);
 }  // namespace
 
-int ResumeRun(const std::string& store_dir, const std::string& id, const BudgetOptions& budgets) {
+Status ResumeRun(const std::string& store_dir, const std::string& id, const BudgetOptions& budgets,
+                 RunListener* listener, RunResult* result) {
+  *result = RunResult{};
+  result->run_id = id;
   Result<store::Store> st = store::Store::Open(store_dir, false);
-  if (!st.ok()) return Fail(st.status(), "");
-  if (!store::IsValidRunId(id)) {
-    fmt::print(stderr, "flow: `{}` is not a run id\n", id);
-    return kExitUsage;
-  }
+  if (!st.ok()) return st.status();
+  if (!store::IsValidRunId(id)) return Status::InvalidArgument(fmt::format("`{}` is not a run id", id));
   Result<store::RunRecord> peek = st->ReadRun(id);
-  if (!peek.ok()) return Fail(peek.status(), "");
+  if (!peek.ok()) return peek.status();
+  result->record = *peek;
   // A run stopped by a budget keeps its state: it may go on, with a new budget.
-  bool budget_stop = peek->status == store::RunStatus::kFailed && peek->detail.rfind("error: budget:", 0) == 0;
-  if (peek->status == store::RunStatus::kCancelled) {
-    fmt::print(stderr, "flow: run {} was cancelled; it is never resumed\n", id);
-    return kExitUsage;
-  }
-  if (peek->status == store::RunStatus::kCompleted || (peek->status == store::RunStatus::kFailed && !budget_stop)) {
-    fmt::print(stderr, "flow: run {} has already {}; there is nothing to resume\n", id,
-               peek->status == store::RunStatus::kCompleted ? "completed" : "failed");
-    return kExitUsage;
+  if (!CanResume(*peek)) {
+    result->refused = true;
+    return Status::Ok();
   }
   Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(id);
-  if (!lock.ok()) return Fail(lock.status(), "");
-  return ContinueRun(*st, *peek, budgets);
+  if (!lock.ok()) return lock.status();
+  return ContinueRun(*st, *peek, budgets, listener, result);
 }
 
 namespace {
 
+// The run's signal counts (keys `g`): how many of each name it has received.
+Status ReadSignalCounts(store::RunDb& db, std::map<std::string, uint64_t>* received) {
+  Status bad;
+  Status scan = db.Scan(store::kSignalCountPrefix, [&](std::string_view k, std::string_view v) {
+    Reader r(v);
+    uint64_t n = r.Varint();
+    if (r.failed()) bad = Status::Corruption("a signal count is malformed");
+    (*received)[std::string(store::SignalOfCountKey(k))] = n;
+    return bad.ok();
+  });
+  return scan.ok() ? bad : scan;
+}
+
 // Continues a run, whose lock the caller holds, from its last checkpoint.
-int ContinueRun(store::Store& st, const store::RunRecord& before, const BudgetOptions& budgets) {
+Status ContinueRun(store::Store& st, const store::RunRecord& before, const BudgetOptions& budgets,
+                   RunListener* listener, RunResult* result) {
   const std::string& id = before.id;
-  ProcessHost host(before.virtual_time);
+  const std::string context = "run " + id;
+  ProcessHost host(before.virtual_time, listener);
   host.set_store(&st);
   LoadedRun run;
-  if (Status s = LoadRun(st, id, &host, &run); !s.ok()) return Fail(s, "run " + id);
+  if (Status s = LoadRun(st, id, &host, &run); !s.ok()) return InContext(s, context);
   host.set_virtual_now_ms(run.virtual_now_ms);
   {
     std::string ignored;
     Status c = run.db->Get(kCancelKey, &ignored);
     if (c.ok()) host.set_cancel_recorded();
-    else if (!c.IsNotFound()) return Fail(c, "run " + id);
+    else if (!c.IsNotFound()) return InContext(c, context);
   }
   {
     std::map<std::string, uint64_t> received;
-    Status bad;
-    Status scan = run.db->Scan(store::kSignalCountPrefix, [&](std::string_view k, std::string_view v) {
-      Reader r(v);
-      uint64_t n = r.Varint();
-      if (r.failed()) bad = Status::Corruption("a signal count is malformed");
-      received[std::string(store::SignalOfCountKey(k))] = n;
-      return bad.ok();
-    });
-    if (!scan.ok()) return Fail(scan, "run " + id);
-    if (!bad.ok()) return Fail(bad, "run " + id);
+    if (Status s = ReadSignalCounts(*run.db, &received); !s.ok()) return InContext(s, context);
     host.set_run(id, std::move(received));
   }
   Result<std::unique_ptr<store::CheckpointMark>> mark = st.OpenMark(id);
-  if (!mark.ok()) return Fail(mark.status(), "run " + id);
+  if (!mark.ok()) return InContext(mark.status(), context);
   VM& vm = *run.vm;
-  std::string in_doubt;
   HistoryEntry in_flight;
   {
     std::string raw;
     // In flight: an intent without an outcome (or one a resume in doubt already marked,
     // when that resume stopped before its next checkpoint).
-    if (run.db->Get(HistoryKey(vm.effects_done() + 1), &raw).ok() && DecodeHistoryEntry(raw, &in_flight).ok() &&
-        (in_flight.state == HistoryEntry::State::kIntent || in_flight.state == HistoryEntry::State::kInDoubt)) {
-      in_doubt = vm.resumes_in_doubt()
-                     ? fmt::format(" (effect {} `{}` was in flight inside a `once` step: the step raises in_doubt)",
-                                   in_flight.seq, in_flight.effect)
-                     : fmt::format(" (effect {} `{}` was in flight: it runs again with idempotency key {})",
-                                   in_flight.seq, in_flight.effect, in_flight.idempotency_key);
-    } else {
+    if (!(run.db->Get(HistoryKey(vm.effects_done() + 1), &raw).ok() && DecodeHistoryEntry(raw, &in_flight).ok() &&
+          (in_flight.state == HistoryEntry::State::kIntent || in_flight.state == HistoryEntry::State::kInDoubt)))
       in_flight = HistoryEntry{};
-    }
   }
+  const HistoryEntry found_in_flight = in_flight;
   if (vm.resumes_in_doubt() && in_flight.seq != 0) {
     // The effect in doubt is not run again: its history entry says so, and it keeps its
     // number, so that what runs next (a compensation) has a key of its own.
     in_flight.state = HistoryEntry::State::kInDoubt;
     store::Batch batch;
     batch.Put(HistoryKey(in_flight.seq), EncodeHistoryEntry(in_flight));
-    if (Status w = run.db->Write(batch, run.record.durability != "async"); !w.ok()) return Fail(w, "run " + id);
+    if (Status w = run.db->Write(batch, run.record.durability != "async"); !w.ok()) return InContext(w, context);
     vm.CountInDoubtEffect(in_flight.seq);
     in_flight = HistoryEntry{};
   }
@@ -697,107 +704,82 @@ int ContinueRun(store::Store& st, const store::RunRecord& before, const BudgetOp
   run.record.status = store::RunStatus::kRunning;
   run.record.pid = getpid();
   run.record.updated_ms = WallMs();
-  if (Status w = st.WriteRun(run.record); !w.ok()) return Fail(w, "run " + id);
-  fmt::print(stderr, "flow: resuming run {} from checkpoint {}{}\n", id, run.checkpoint, in_doubt);
+  if (Status w = st.WriteRun(run.record); !w.ok()) return InContext(w, context);
+  listener->RunResuming(id, run.checkpoint, found_in_flight, vm.resumes_in_doubt());
   StoreJournal journal(run.db.get(), mark->get(), &host, id, run.record.durability != "async", run.checkpoint);
   if (in_flight.seq != 0) journal.SetResumedInFlight(in_flight);
   vm.SetJournal(&journal);
-  return Execute(st, run.record, vm, host, journal, &before);
+  return Execute(st, run.record, vm, host, journal, result, &before);
 }
 
 }  // namespace
 
 namespace {
 
-// What `flow signal` tells: delivered only to a run that waits for this signal; otherwise
-// queued in the run's mailbox, and what the run waits for instead.
-// `earlier`: how many signals of this name the mailbox held before it.
-std::string DescribeSignalSent(const store::Store& st, const store::RunRecord& r, const std::string& name,
-                               uint64_t earlier) {
-  if (r.status == store::RunStatus::kSuspended && r.waiting_signal == name) {
-    if (earlier > r.signals_received)
-      return fmt::format("signal {} queued in the mailbox of run {} behind {} earlier {} signal(s) not yet received",
-                         name, r.id, earlier - r.signals_received, name);
-    return fmt::format("signal {} delivered to run {}, which waits for it (flow worker or flow resume {} continues it)",
-                       name, r.id, r.id);
-  }
-  std::string queued = fmt::format("signal {} queued in the mailbox of run {}, which ", name, r.id);
-  std::string later = fmt::format("; a signal.wait(\"{}\") will take it", name);
-  int64_t pid = 0;
-  if (r.status == store::RunStatus::kSuspended && !r.waiting_signal.empty())
-    return queued + fmt::format("waits for signal {}", r.waiting_signal) + later;
-  if (r.status == store::RunStatus::kSuspended && r.virtual_time) return queued + "waits on a timer" + later;
-  if (r.status == store::RunStatus::kSuspended)
-    return queued + fmt::format("waits on a timer (due in {} s)", std::max<int64_t>(0, (r.wake_ms - WallMs() + 999) / 1000)) +
-           later;
-  if (r.status == store::RunStatus::kRunning && st.IsRunLive(r.id, &pid))
-    return queued + fmt::format("is running (pid {}), not suspended in a wait", pid) + later;
-  return queued + fmt::format("is {} (flow resume {} continues it)", store::RunStatusName(
-      r.status == store::RunStatus::kRunning ? store::RunStatus::kCrashed : r.status), r.id) + later;
+bool HasEnded(const store::RunRecord& r) {
+  return r.status == store::RunStatus::kCompleted || r.status == store::RunStatus::kFailed ||
+         r.status == store::RunStatus::kCancelled;
 }
 
 }  // namespace
 
-int SignalRun(const std::string& store_dir, const std::string& id, const std::string& name, const std::string& json) {
+Status SignalRun(const std::string& store_dir, const std::string& id, const std::string& name, const std::string& json,
+                 SignalSent* sent) {
+  *sent = SignalSent{};
   Result<store::Store> st = store::Store::Open(store_dir, false);
-  if (!st.ok()) return Fail(st.status(), "");
+  if (!st.ok()) return st.status();
   Result<store::RunRecord> record = st->ReadRun(id);
-  if (!record.ok()) return Fail(record.status(), "");
-  if (record->status == store::RunStatus::kCompleted || record->status == store::RunStatus::kFailed ||
-      record->status == store::RunStatus::kCancelled) {
-    fmt::print(stderr, "flow: run {} has {}; it receives no more signals\n", id, store::RunStatusName(record->status));
-    return kExitUsage;
+  if (!record.ok()) return record.status();
+  sent->record = *record;
+  if (HasEnded(*record)) {
+    sent->refused = true;
+    return Status::Ok();
   }
-  if (name.empty()) {
-    fmt::print(stderr, "flow signal: the signal needs a name\n");
-    return kExitUsage;
-  }
-  uint64_t earlier = 0;
   Status s = st->UpdateShared(MailboxName(id), [&](std::string* bytes) {
     Reader r(*bytes);
     while (!r.failed() && !r.at_end()) {
       bool same = r.Bytes() == name;
       r.Bytes();  // its value
-      earlier += same && !r.failed();
+      sent->earlier += same && !r.failed();
     }
     PutBytes(bytes, name);
     PutBytes(bytes, json);
   });
-  if (!s.ok()) return Fail(s, "run " + id);
-  fmt::print(stderr, "flow: {}\n", DescribeSignalSent(*st, *record, name, earlier));
-  return kExitOk;
+  if (!s.ok()) return InContext(s, "run " + id);
+  if (record->status == store::RunStatus::kRunning) sent->live = st->IsRunLive(id, &sent->live_pid);
+  return Status::Ok();
 }
 
-int CancelRun(const std::string& store_dir, const std::string& id) {
+Status CancelRun(const std::string& store_dir, const std::string& id, RunListener* listener, RunResult* result) {
+  *result = RunResult{};
+  result->run_id = id;
   Result<store::Store> st = store::Store::Open(store_dir, false);
-  if (!st.ok()) return Fail(st.status(), "");
+  if (!st.ok()) return st.status();
   Result<store::RunRecord> record = st->ReadRun(id);
-  if (!record.ok()) return Fail(record.status(), "");
-  if (record->status == store::RunStatus::kCompleted || record->status == store::RunStatus::kFailed ||
-      record->status == store::RunStatus::kCancelled) {
-    fmt::print(stderr, "flow: run {} has {}; there is nothing to cancel\n", id, store::RunStatusName(record->status));
-    return kExitUsage;
+  if (!record.ok()) return record.status();
+  result->record = *record;
+  if (HasEnded(*record)) {
+    result->refused = true;
+    return Status::Ok();
   }
-  if (Status s = st->RequestCancel(id); !s.ok()) return Fail(s, "run " + id);
+  if (Status s = st->RequestCancel(id); !s.ok()) return InContext(s, "run " + id);
   // Live: it raises `cancelled` at its next effect or wait. Not live (suspended, or its
   // process died): resume it here, so that it raises `cancelled` where it waits and its
   // handlers run (a saga compensates), to its end.
   Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(id);
   if (!lock.ok()) {
-    fmt::print(stderr, "flow: run {} is live; it raises `cancelled` at its next effect or wait\n", id);
-    return kExitOk;
+    result->cancel_pending = true;
+    return Status::Ok();
   }
   record = st->ReadRun(id);  // as it is now that we hold it
-  if (!record.ok()) return Fail(record.status(), "");
+  if (!record.ok()) return record.status();
+  result->record = *record;
   if (record->status != store::RunStatus::kSuspended && record->status != store::RunStatus::kRunning) {
-    fmt::print(stderr, "flow: run {} has {}; there is nothing to cancel\n", id, store::RunStatusName(record->status));
-    return kExitUsage;
+    result->refused = true;
+    return Status::Ok();
   }
-  fmt::print(stderr, "flow: cancelling run {}: it raises `cancelled` where it stopped, and its handlers run\n", id);
-  int code = ContinueRun(*st, *record, {});
-  Result<store::RunRecord> after = st->ReadRun(id);
-  if (code != kExitCorrupt && after.ok() && after->status == store::RunStatus::kCancelled) return kExitOk;
-  return code;  // its handlers suspended it (75), failed it (1), or the store is damaged (3)
+  listener->RunCancelling(id);
+  return ContinueRun(*st, *record, {}, listener, result);
 }
 
 namespace {
@@ -819,43 +801,45 @@ Result<uint64_t> CountSignals(store::Store& st, const std::string& id, const std
 
 }  // namespace
 
-int Worker(const std::string& store_dir, bool once) {
+namespace {
+
+// Why the worker would resume this run now, if it would.
+Result<std::optional<WakeReason>> DueReason(store::Store& st, const store::RunRecord& r, int64_t now) {
+  int64_t pid = 0;
+  if (r.status == store::RunStatus::kRunning && !st.IsRunLive(r.id, &pid)) return {WakeReason::kProcessDied};
+  if (r.status != store::RunStatus::kSuspended) return {std::nullopt};
+  if (r.wake_ms != 0 && (r.virtual_time || now >= r.wake_ms))
+    return {r.waiting_signal.empty() ? WakeReason::kTimerDue : WakeReason::kWaitTimedOut};
+  if (r.waiting_signal.empty()) return {std::nullopt};
+  Result<uint64_t> count = CountSignals(st, r.id, r.waiting_signal);
+  if (!count.ok()) return count.status();
+  if (*count > r.signals_received) return {WakeReason::kSignalArrived};
+  return {std::nullopt};
+}
+
+}  // namespace
+
+Status Worker(const std::string& store_dir, bool once, RunListener* listener) {
   for (;;) {
     Result<store::Store> st = store::Store::Open(store_dir, true);
-    if (!st.ok()) return Fail(st.status(), "");
-    std::vector<store::RunRecord> runs = st->ListRuns([](const std::string& id, const Status& s) {
-      fmt::print(stderr, "flow worker: run {}: {}\n", id, s.message());
-    });
+    if (!st.ok()) return st.status();
+    std::vector<store::RunRecord> runs = st->ListRuns(
+        [&](const std::string& id, const Status& s) { listener->WorkerSkipped(id, s, false); });
     int64_t now = WallMs();
     for (const auto& r : runs) {
-      int64_t pid = 0;
-      bool due = false;
-      std::string why;
-      if (r.status == store::RunStatus::kRunning && !st->IsRunLive(r.id, &pid)) {
-        due = true;
-        why = "its process died";
-      } else if (r.status == store::RunStatus::kSuspended) {
-        if (r.wake_ms != 0 && (r.virtual_time || now >= r.wake_ms)) {
-          due = true;
-          why = r.waiting_signal.empty() ? "its timer is due" : "its wait timed out";
-        } else if (!r.waiting_signal.empty()) {
-          Result<uint64_t> count = CountSignals(*st, r.id, r.waiting_signal);
-          if (!count.ok()) {
-            // Damage is reported, and the run left as it is for someone to look at.
-            fmt::print(stderr, "flow worker: run {}: {} (left suspended)\n", r.id, count.status().message());
-            continue;
-          }
-          if (*count > r.signals_received) {
-            due = true;
-            why = "its signal " + r.waiting_signal + " arrived";
-          }
-        }
+      Result<std::optional<WakeReason>> due = DueReason(*st, r, now);
+      if (!due.ok()) {
+        // Damage is reported, and the run left as it is for someone to look at.
+        listener->WorkerSkipped(r.id, due.status(), true);
+        continue;
       }
-      if (!due) continue;
-      fmt::print(stderr, "flow worker: resuming run {} ({})\n", r.id, why);
-      ResumeRun(store_dir, r.id);
+      if (!due->has_value()) continue;
+      listener->WorkerWaking(r, **due);
+      RunResult result;
+      Status s = ResumeRun(store_dir, r.id, {}, listener, &result);
+      listener->WorkerResumed(s, result);
     }
-    if (once) return kExitOk;
+    if (once) return Status::Ok();
     std::this_thread::sleep_for(std::chrono::seconds(1));
   }
 }

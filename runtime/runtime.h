@@ -2,13 +2,13 @@
 // database in the store, and resumes a run from its last checkpoint.
 #pragma once
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <memory>
 
-#include "runtime/exit_codes.h"
 #include "store/keys.h"
 #include "store/store.h"
 #include "vm/base/status.h"
@@ -41,16 +41,113 @@ struct StartOptions {
 };
 
 
-// `flow run`: creates the run, runs it, prints its output; returns the exit code.
-int StartRun(const StartOptions& options);
-// `flow resume`: continues a run from its last checkpoint; returns the exit code.
-int ResumeRun(const std::string& store_dir, const std::string& run_id, const BudgetOptions& budgets = {});
-// `flow signal`: delivers NAME (with a JSON value) to the run's mailbox.
-int SignalRun(const std::string& store_dir, const std::string& run_id, const std::string& name, const std::string& json);
+// One entry of a run's history: an effect, from intent to outcome.
+struct HistoryEntry {
+  // kInDoubt: it was in flight when the run stopped inside a `once` step, so it is not run
+  // again and the step raised `in_doubt`. The values are on disk (docs/checkpoint.md,
+  // "History entry"): do not change them.
+  enum class State : uint8_t { kIntent = 1, kDone = 2, kRaised = 3, kInDoubt = 4 };
+  uint64_t seq = 0;
+  std::string effect;  // builtin name
+  State state = State::kIntent;
+  std::string idempotency_key;
+  uint64_t args_digest = 0;
+  uint64_t result_digest = 0;
+  int64_t started_ms = 0;
+  int64_t duration_us = 0;
+  std::string args_preview;    // compact JSON, cut at 200 bytes
+  std::string result_preview;  // the result, or `kind: message` of a raised error
+  // While in flight: what a local effect (fs) recorded of the state it changes, so that
+  // running it again first restores that state (EffectJournal::RecordPreState); empty
+  // otherwise.
+  std::string pre_state;
+};
+// The uncaught error that ended a run, as data (the cli renders it as the VM's
+// FormatUncaught does).
+struct ErrorInfo {
+  bool is_error = true;  // false: a value that is not an error escaped (no kind, message, trace)
+  std::string kind;
+  std::string message;
+  std::string data_json;           // its data as compact JSON; "" when null (or not encodable)
+  std::vector<std::string> trace;  // "function (file:line)", innermost first
+};
+
+// Why `flow worker` resumes a run.
+enum class WakeReason { kProcessDied, kTimerDue, kWaitTimedOut, kSignalArrived };
+
+// How a command on a run ended. Runtime returns this and never prints: the cli turns it
+// into messages and an exit code.
+struct RunResult {
+  std::string run_id;  // "" for --ephemeral
+  // The run's record says it cannot take this command (resume: CanResume is false;
+  // cancel: it has ended): nothing was done; `record` says how it ended.
+  bool refused = false;
+  // flow cancel: the run is live (another process holds it); it raises `cancelled` at
+  // its next effect or wait, in that process.
+  bool cancel_pending = false;
+  bool executed = false;  // the VM ran; outcome says how it stopped
+  RunOutcome outcome = RunOutcome::kCompleted;
+  // Set once the run's output is flushed after an uncaught error (outcome kFailed).
+  std::optional<ErrorInfo> error;
+  // The run stopped because its output could not be written (the Status says why): that
+  // print is not recorded as done.
+  bool output_failed = false;
+  store::RunRecord record;  // as the command last read or wrote it
+};
+
+// The kind of error the VM raises when a run exceeds a budget (vm/guards.cc); a run
+// stopped by one keeps its state.
+inline constexpr char kBudgetErrorKind[] = "budget";
+
+// Can `flow resume` continue this run? Suspended, running (its process died) and crashed
+// runs can; so can a run stopped by a budget (its error kind is `budget`: it kept its
+// state and may go on with a larger one). Decided from the record's fields, not its text.
+bool CanResume(const store::RunRecord& record);
+
+// What a command that executes runs reports while it works. The cli implements it: the
+// program's output goes where the cli says, and each event becomes the cli's message.
+class RunListener {
+ public:
+  virtual ~RunListener() = default;
+  // The program's `print`, written as it prints (a killed process loses none of it). Not
+  // ok: it was not written, and the print is not recorded as done.
+  virtual Status WriteOutput(std::string_view text) = 0;
+  // A new run has its record and starts.
+  virtual void RunStarted(const std::string& run_id) {}
+  // A run continues from its last checkpoint. `in_flight.seq` != 0: that effect was in
+  // flight when it stopped; `in_doubt`: inside a `once` step (it is not run again).
+  virtual void RunResuming(const std::string& run_id, uint64_t checkpoint, const HistoryEntry& in_flight,
+                           bool in_doubt) {}
+  // flow cancel: a run that is not live is resumed to raise `cancelled` where it stopped.
+  virtual void RunCancelling(const std::string& run_id) {}
+  // flow worker: a run it skips (unreadable record; damaged mailbox: left suspended).
+  virtual void WorkerSkipped(const std::string& run_id, const Status& why, bool left_suspended) {}
+  // flow worker: a run it resumes, and why (WakeReason).
+  virtual void WorkerWaking(const store::RunRecord& record, WakeReason why) {}
+  // flow worker: how that resume ended.
+  virtual void WorkerResumed(const Status& status, const RunResult& result) {}
+};
+
+// `flow run`: creates the run for `program` (already loaded from options.file) and runs it.
+Status StartRun(const StartOptions& options, const Module& program, RunListener* listener, RunResult* result);
+// `flow resume`: continues a run from its last checkpoint.
+Status ResumeRun(const std::string& store_dir, const std::string& run_id, const BudgetOptions& budgets,
+                 RunListener* listener, RunResult* result);
+// `flow signal`: appends NAME (with a JSON value) to the run's mailbox.
+struct SignalSent {
+  bool refused = false;     // the run has ended (record.status): nothing was sent
+  store::RunRecord record;  // the run's record when it was sent
+  uint64_t earlier = 0;     // how many signals of this name the mailbox held before it
+  bool live = false;        // a process is running the run: live_pid
+  int64_t live_pid = 0;
+};
+Status SignalRun(const std::string& store_dir, const std::string& run_id, const std::string& name,
+                 const std::string& json, SignalSent* sent);
 // `flow cancel`: a suspended run ends as cancelled; a live one raises `cancelled`.
-int CancelRun(const std::string& store_dir, const std::string& run_id);
-// `flow worker`: resumes runs whose timers are due, whose signals came, whose process died.
-int Worker(const std::string& store_dir, bool once);
+Status CancelRun(const std::string& store_dir, const std::string& run_id, RunListener* listener, RunResult* result);
+// `flow worker`: resumes runs whose timers are due, whose signals came, whose process
+// died; with `once`, one pass. Not ok only if the store cannot be opened.
+Status Worker(const std::string& store_dir, bool once, RunListener* listener);
 
 // A run opened from the store: its record, code, database and VM as of its last
 // checkpoint. The caller holds the run's lock.
@@ -84,36 +181,12 @@ Status CheckImportedState(const store::RunRecord& record, std::string_view code,
 Status CheckStateIsCurrent(const store::RunRecord& record, uint64_t checkpoint, uint64_t effects_done,
                            const Result<uint64_t>& mark);
 
-// Prints `flow: CONTEXT: message` and returns the exit code for the Status (3 for damage).
-int Fail(const Status& s, const std::string& context);
-
 // Keys of a run's database: defined in store/keys.h (formats in docs/checkpoint.md).
 using store::HistoryKey;
 using store::kCancelKey;
 using store::kStateKey;
 using store::ObjectKey;
 
-// One entry of a run's history: an effect, from intent to outcome.
-struct HistoryEntry {
-  // kInDoubt: it was in flight when the run stopped inside a `once` step, so it is not run
-  // again and the step raised `in_doubt`. The values are on disk (docs/checkpoint.md,
-  // "History entry"): do not change them.
-  enum class State : uint8_t { kIntent = 1, kDone = 2, kRaised = 3, kInDoubt = 4 };
-  uint64_t seq = 0;
-  std::string effect;  // builtin name
-  State state = State::kIntent;
-  std::string idempotency_key;
-  uint64_t args_digest = 0;
-  uint64_t result_digest = 0;
-  int64_t started_ms = 0;
-  int64_t duration_us = 0;
-  std::string args_preview;    // compact JSON, cut at 200 bytes
-  std::string result_preview;  // the result, or `kind: message` of a raised error
-  // While in flight: what a local effect (fs) recorded of the state it changes, so that
-  // running it again first restores that state (EffectJournal::RecordPreState); empty
-  // otherwise.
-  std::string pre_state;
-};
 std::string EncodeHistoryEntry(const HistoryEntry& e);
 void EncodeHistoryEntryInto(const HistoryEntry& e, std::string* out);  // reuses out's buffer
 Status DecodeHistoryEntry(std::string_view bytes, HistoryEntry* e);

@@ -1,5 +1,5 @@
 // The store folder: content-addressed code, run records, run locks. Names in store/keys.h;
-// formats in docs/checkpoint.md (the run record: a sealed record, version 1, of the
+// formats in docs/checkpoint.md (the run record: a sealed record, version 2, of the
 // RunRecord's fields in declaration order, "The run record").
 #include <dirent.h>
 #include <fcntl.h>
@@ -25,7 +25,9 @@ namespace flow::store {
 
 namespace {
 
-constexpr uint8_t kRunRecordVersion = 1;
+// Version 1 had no error_kind; it is still read (DecodeRunRecord).
+constexpr uint8_t kRunRecordVersion = 2;
+constexpr uint8_t kRunRecordVersion1 = 1;
 
 std::string Errno() { return std::strerror(errno); }
 
@@ -227,6 +229,7 @@ Status Store::WriteRun(const RunRecord& r) {
   PutFixed64(&p, static_cast<uint64_t>(r.wake_ms));
   PutBytes(&p, r.waiting_signal);
   PutVarint(&p, r.signals_received);
+  PutBytes(&p, r.error_kind);
   return WriteFileAtomically(RunFilePath(dir_, r.id, kRunRecordFile), SealRecord(kRunRecordVersion, p));
 }
 
@@ -245,9 +248,26 @@ bool IsValidCodeHash(std::string_view hash) {
   return hash.size() == 32 && hash.find_first_not_of("0123456789abcdef") == std::string_view::npos;
 }
 
+namespace {
+
+// A version 1 record kept no error kind: its failed run's detail, written as the first
+// line of the uncaught error ("error: KIND: message"), names it. Read once, here, so that
+// nothing else looks at the text.
+std::string ErrorKindOfVersion1(const RunRecord& r) {
+  constexpr std::string_view kPrefix = "error: ";
+  if ((r.status != RunStatus::kFailed && r.status != RunStatus::kCancelled) || r.detail.rfind(kPrefix, 0) != 0)
+    return "";
+  size_t colon = r.detail.find(':', kPrefix.size());
+  return colon == std::string::npos ? "" : r.detail.substr(kPrefix.size(), colon - kPrefix.size());
+}
+
+}  // namespace
+
 Result<RunRecord> DecodeRunRecord(std::string_view bytes, const std::string& what) {
   std::string_view payload;
-  if (Status s = OpenRecord(bytes, kRunRecordVersion, what, &payload); !s.ok()) return s;
+  const bool version1 = !bytes.empty() && static_cast<uint8_t>(bytes[0]) == kRunRecordVersion1;
+  if (Status s = OpenRecord(bytes, version1 ? kRunRecordVersion1 : kRunRecordVersion, what, &payload); !s.ok())
+    return s;
   Reader rd(payload);
   RunRecord r;
   r.id = std::string(rd.Bytes());
@@ -273,11 +293,13 @@ Result<RunRecord> DecodeRunRecord(std::string_view bytes, const std::string& wha
   r.wake_ms = static_cast<int64_t>(rd.U64());
   r.waiting_signal = std::string(rd.Bytes());
   r.signals_received = rd.Varint();
+  if (!version1) r.error_kind = std::string(rd.Bytes());
   // The code hash names a file in code/: only the hex a store writes.
   if (rd.failed() || !rd.at_end() || status > static_cast<uint8_t>(RunStatus::kCancelled) || !IsValidRunId(r.id) ||
       !IsValidCodeHash(r.code_hash))
     return Status::Corruption(what + " is malformed");
   r.status = static_cast<RunStatus>(status);
+  if (version1) r.error_kind = ErrorKindOfVersion1(r);
   return r;
 }
 

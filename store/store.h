@@ -100,6 +100,9 @@ struct RunRecord {
   int64_t wake_ms = 0;          // suspended: when its timer or wait timeout is due (0: none)
   std::string waiting_signal;   // suspended: the signal it waits for ("" if none)
   uint64_t signals_received = 0;  // suspended: how many of that signal it had received
+  // failed or cancelled by an uncaught error: its kind ("budget" for a budget stop, out of
+  // memory included: the run keeps its state and may resume with a larger budget); else "".
+  std::string error_kind;
 };
 
 // Held while a process executes a run; released when destroyed or when the process dies.

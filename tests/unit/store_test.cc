@@ -10,6 +10,8 @@
 #include "store/keys.h"
 #include "store/store.h"
 #include "runtime/journal.h"
+#include "vm/base/coding.h"
+#include "vm/base/record.h"
 #include "runtime/runtime.h"
 
 namespace flow::store {
@@ -166,6 +168,59 @@ TEST(Store, RunRecordsRoundTripAndDamageIsReported) {
   std::fputc('!', f);
   std::fclose(f);
   EXPECT_TRUE(st->ReadRun("r1").status().IsCorruption());
+}
+
+// Version 2 keeps a failed run's error kind; a version 1 record (written before it)
+// still reads, its kind taken once from its detail ("error: KIND: message").
+TEST(Store, RunRecordKeepsItsErrorKindAndVersion1StillReads) {
+  TempDir dir;
+  auto st = Store::Open(dir.path() + "/s", true);
+  ASSERT_TRUE(st.ok());
+  ASSERT_TRUE(st->CreateRunDir("r1").ok());
+  RunRecord r;
+  r.id = "r1";
+  r.code_hash = CodeHash("some bytecode");
+  r.status = RunStatus::kFailed;
+  r.detail = "error: budget: the run used its budget of 4 effects";
+  r.error_kind = "value";
+  ASSERT_TRUE(st->WriteRun(r).ok());
+  auto back = st->ReadRun("r1");
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->error_kind, "value");  // the field, not the detail's text
+
+  // Version 1's layout: the same fields, without error_kind.
+  auto version1 = [&](RunStatus status, const std::string& detail) {
+    std::string p;
+    PutBytes(&p, r.id);
+    PutBytes(&p, "p.flow");
+    PutBytes(&p, r.code_hash);
+    PutVarint(&p, 0);
+    PutFixed8(&p, static_cast<uint8_t>(status));
+    PutBytes(&p, "sync");
+    PutFixed8(&p, 0);
+    PutVarint(&p, 4);
+    PutVarint(&p, 0);
+    PutFixed64(&p, static_cast<uint64_t>(INT64_MAX));
+    PutVarint(&p, 0);
+    PutFixed64(&p, 1);
+    PutFixed64(&p, 2);
+    PutVarint(&p, 4);
+    PutFixed64(&p, 99);
+    PutBytes(&p, detail);
+    PutFixed64(&p, 0);
+    PutBytes(&p, "");
+    PutVarint(&p, 0);
+    return DecodeRunRecord(SealRecord(1, p), "a version 1 record");
+  };
+  auto old = version1(RunStatus::kFailed, "error: budget: the run used its budget of 4 effects");
+  ASSERT_TRUE(old.ok()) << old.status().message();
+  EXPECT_EQ(old->error_kind, "budget");
+  EXPECT_EQ(old->max_effects, 4u);
+  EXPECT_EQ(version1(RunStatus::kFailed, "error: index: list index 5 out of range")->error_kind, "index");
+  EXPECT_EQ(version1(RunStatus::kSuspended, "waiting on a timer")->error_kind, "");
+  EXPECT_EQ(version1(RunStatus::kCompleted, "")->error_kind, "");
+  // Another version is named, never guessed at.
+  EXPECT_EQ(DecodeRunRecord(SealRecord(3, "x"), "a record").status().code(), Status::Code::kNotSupported);
 }
 
 TEST(Store, CodeIsContentAddressedAndChecked) {

@@ -1,4 +1,5 @@
-// The exit codes of the brief, shared by the runtime and the command line.
+// The exit codes of the brief. Only the command line picks them: runtime/ returns a
+// Status and a result (runtime/runtime.h), which cli/ turns into a message and a code.
 #pragma once
 
 namespace flow {
