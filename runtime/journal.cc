@@ -197,10 +197,15 @@ Status StoreJournal::WriteCheckpoint(VM& vm, bool full, store::Batch* batch) {
   CheckpointDelta& delta = delta_;  // reused: its buffers keep their capacity
   vm.EncodeCheckpoint(full, &delta);
   for (uint32_t id : delta.freed) batch->Delete(ObjectKey(id));
-  for (const auto& [id, bytes] : delta.objects) {
-    std::string sealed = SealRecord(kRunDbRecordVersion, bytes);
-    batch->Put(ObjectKey(id), sealed);
-    if (keep_last_batch_) last_batch_.emplace_back(ObjectKey(id), sealed);
+  for (const auto& range : delta.dropped_chunks)
+    for (uint32_t c = range.from; c < range.to; ++c) batch->Delete(store::ListChunkKey(range.id, c));
+  // Each record is sealed where the VM encoded it (it left room for the envelope).
+  for (const auto& r : delta.records) {
+    FinishRecordAt(kRunDbRecordVersion, delta.bytes.data() + r.begin, r.end - r.begin);
+    std::string key = r.chunk == CheckpointDelta::kObject ? ObjectKey(r.id) : store::ListChunkKey(r.id, r.chunk);
+    std::string_view sealed = std::string_view(delta.bytes).substr(r.begin, r.end - r.begin);
+    batch->Put(key, sealed);
+    if (keep_last_batch_) last_batch_.emplace_back(key, sealed);
   }
   // The time of the effect's start stands for the checkpoint's (one clock read per effect).
   host_->AddToCheckpoint(batch);

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "vm/base/record.h"
 #include "vm/base/saturate.h"
 #include "vm/bytecode/module.h"
 #include "vm/bytecode/opcodes.h"
@@ -150,9 +151,26 @@ struct Suspension {
 
 // What changed since the previous checkpoint, encoded (format in docs/checkpoint.md).
 struct CheckpointDelta {
+  // One changed record: a heap object (chunk == kObject), or chunk `chunk` of a list
+  // stored in chunks. Its bytes are bytes[begin, end): kRecordEnvelope bytes left for the
+  // store's record envelope (filled in place: vm/base/record.h), then the payload.
+  static constexpr uint32_t kObject = UINT32_MAX;
+  struct Record {
+    uint32_t id, chunk;
+    size_t begin, end;
+  };
+  // Chunks [from, to) of list `id` that the store holds and the list no longer has.
+  struct ChunkRange {
+    uint32_t id, from, to;
+  };
   std::string header;  // stack, frames, handlers, globals, counters: always whole
-  std::vector<std::pair<uint32_t, std::string>> objects;  // changed heap objects by id
-  std::vector<uint32_t> freed;                            // ids of persisted objects now gone
+  std::string bytes;   // the records, back to back (one buffer: no allocation per object)
+  std::vector<Record> records;
+  std::vector<uint32_t> freed;  // ids of persisted objects now gone
+  std::vector<ChunkRange> dropped_chunks;
+  std::string_view Payload(const Record& r) const {
+    return std::string_view(bytes).substr(r.begin + kRecordEnvelope, r.end - r.begin - kRecordEnvelope);
+  }
 };
 
 class VM {
@@ -203,10 +221,12 @@ class VM {
   // before Run()).
   void EncodeCheckpoint(bool full, CheckpointDelta* out);
   // Rebuilds the whole VM state from a checkpoint header and its objects (fetched by id
-  // through `object`, which returns false for a missing one). Checks every reference and
-  // every frame against the module, so a damaged checkpoint is refused, never run.
+  // through `object`, and the chunks of long lists through `list_chunk`; each returns false
+  // for a missing one). Checks every reference and every frame against the module, so a
+  // damaged checkpoint is refused, never run.
   Status RestoreCheckpoint(std::string_view header,
-                           const std::function<bool(uint32_t id, std::string* bytes)>& object);
+                           const std::function<bool(uint32_t id, std::string* bytes)>& object,
+                           const std::function<bool(uint32_t id, uint32_t chunk, std::string* bytes)>& list_chunk = {});
   // For `flow inspect`: frames from the innermost, with their function, pc, line and locals.
   struct FrameView {
     std::string function;

@@ -1,5 +1,6 @@
 // The fuzz input format of fuzz_checkpoint, shared with the seed maker:
-//   header:bytes (id:varint object:bytes)*
+//   header:bytes (key:varint record:bytes)*
+// key: a heap object's id, or id + (chunk + 1) << 32 for a chunk of a long list.
 // against the program kFuzzProgram, so that a fuzzed checkpoint has real code to match.
 #pragma once
 #include <map>
@@ -31,7 +32,7 @@ for i in range(4) {
 print(m)
 )";
 
-inline std::string EncodeInput(const std::string& header, const std::map<uint32_t, std::string>& objects) {
+inline std::string EncodeInput(const std::string& header, const std::map<uint64_t, std::string>& objects) {
   std::string out;
   PutBytes(&out, header);
   for (const auto& [id, bytes] : objects) {
@@ -41,15 +42,19 @@ inline std::string EncodeInput(const std::string& header, const std::map<uint32_
   return out;
 }
 
-inline bool DecodeInput(std::string_view input, std::string* header, std::map<uint32_t, std::string>* objects) {
+inline bool DecodeInput(std::string_view input, std::string* header, std::map<uint64_t, std::string>* objects) {
   Reader r(input);
   *header = std::string(r.Bytes());
   while (!r.failed() && !r.at_end()) {
     uint64_t id = r.Varint();
     std::string bytes(r.Bytes());
-    if (!r.failed()) (*objects)[static_cast<uint32_t>(id)] = std::move(bytes);
+    if (!r.failed()) (*objects)[id] = std::move(bytes);
   }
   return !header->empty();
+}
+
+inline uint64_t InputKey(uint32_t id, uint32_t chunk, bool whole) {
+  return whole ? id : id + ((static_cast<uint64_t>(chunk) + 1) << 32);
 }
 
 }  // namespace flow::fuzz

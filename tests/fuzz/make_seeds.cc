@@ -26,7 +26,9 @@ class SeedJournal : public flow::EffectJournal {
   flow::Status AfterEffect(flow::VM& vm, uint64_t seq, uint16_t, flow::Value, bool) override {
     flow::CheckpointDelta d;
     vm.EncodeCheckpoint(true, &d);
-    std::map<uint32_t, std::string> objects(d.objects.begin(), d.objects.end());
+    std::map<uint64_t, std::string> objects;
+    for (const auto& r : d.records)
+      objects[flow::fuzz::InputKey(r.id, r.chunk, r.chunk == flow::CheckpointDelta::kObject)] = std::string(d.Payload(r));
     std::ofstream(dir_ + "/checkpoint/" + std::to_string(seq) + ".bin", std::ios::binary)
         << flow::fuzz::EncodeInput(d.header, objects);
     return flow::Status::Ok();

@@ -23,27 +23,42 @@ class MemoryJournal : public EffectJournal {
     CheckpointDelta d;
     vm.EncodeCheckpoint(full, &d);
     for (uint32_t id : d.freed) objects.erase(id);
-    for (auto& [id, bytes] : d.objects) objects[id] = bytes;
+    for (const auto& range : d.dropped_chunks)
+      for (uint32_t c = range.from; c < range.to; ++c) chunks.erase({range.id, c});
+    size_t n = 0;
+    for (const auto& r : d.records) {
+      std::string bytes(d.Payload(r));
+      n += bytes.size();
+      if (r.chunk == CheckpointDelta::kObject)
+        objects[r.id] = std::move(bytes);
+      else
+        chunks[{r.id, r.chunk}] = std::move(bytes);
+    }
     header = d.header;
-    objects_written.push_back(d.objects.size());
-    bytes_written.push_back(d.header.size() + [&] {
-      size_t n = 0;
-      for (auto& o : d.objects) n += o.second.size();
-      return n;
-    }());
+    objects_written.push_back(d.records.size());
+    bytes_written.push_back(d.header.size() + n);
   }
   Status Restore(VM& vm) {
-    return vm.RestoreCheckpoint(header, [&](uint32_t id, std::string* out) {
-      auto it = objects.find(id);
-      if (it == objects.end()) return false;
-      *out = it->second;
-      return true;
-    });
+    return vm.RestoreCheckpoint(
+        header,
+        [&](uint32_t id, std::string* out) {
+          auto it = objects.find(id);
+          if (it == objects.end()) return false;
+          *out = it->second;
+          return true;
+        },
+        [&](uint32_t id, uint32_t chunk, std::string* out) {
+          auto it = chunks.find({id, chunk});
+          if (it == chunks.end()) return false;
+          *out = it->second;
+          return true;
+        });
   }
   uint64_t stop_before = 0;
   std::string header;
   std::map<uint32_t, std::string> objects;
-  std::vector<size_t> objects_written;
+  std::map<std::pair<uint32_t, uint32_t>, std::string> chunks;  // (list id, chunk)
+  std::vector<size_t> objects_written;  // records: objects and chunks
   std::vector<size_t> bytes_written;
 };
 
