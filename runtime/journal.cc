@@ -193,25 +193,40 @@ Status StoreJournal::OnceStepStarted(VM& vm) {
   return s;
 }
 
-Status StoreJournal::WriteCheckpoint(VM& vm, bool full, store::Batch* batch) {
-  CheckpointDelta& delta = delta_;  // reused: its buffers keep their capacity
-  vm.EncodeCheckpoint(full, &delta);
-  for (uint32_t id : delta.freed) batch->Delete(ObjectKey(id));
-  for (const auto& range : delta.dropped_chunks)
-    for (uint32_t c = range.from; c < range.to; ++c) batch->Delete(store::ListChunkKey(range.id, c));
-  // Each record is sealed where the VM encoded it (it left room for the envelope).
-  for (const auto& r : delta.records) {
-    FinishRecordAt(kRunDbRecordVersion, delta.bytes.data() + r.begin, r.end - r.begin);
-    std::string key = r.chunk == CheckpointDelta::kObject ? ObjectKey(r.id) : store::ListChunkKey(r.id, r.chunk);
-    std::string_view sealed = std::string_view(delta.bytes).substr(r.begin, r.end - r.begin);
-    batch->Put(key, sealed);
-    if (keep_last_batch_) last_batch_.emplace_back(key, sealed);
+namespace {
+
+// A checkpoint's changes as puts and deletes of one batch, each record sealed where the VM
+// encoded it.
+class BatchDelta : public CheckpointDelta {
+ public:
+  BatchDelta(store::Batch* batch, std::vector<std::pair<std::string, std::string>>* copy)
+      : batch_(batch), copy_(copy) {}
+  void Freed(uint32_t id) override { batch_->Delete(ObjectKey(id)); }
+  void DroppedChunks(uint32_t id, uint32_t from, uint32_t to) override {
+    for (uint32_t c = from; c < to; ++c) batch_->Delete(store::ListChunkKey(id, c));
   }
+  void Put(uint32_t id, uint32_t chunk, std::string* record) override {
+    FinishRecordAt(kRunDbRecordVersion, record->data(), record->size());
+    std::string key = chunk == kObject ? ObjectKey(id) : store::ListChunkKey(id, chunk);
+    batch_->Put(key, *record);
+    if (copy_) copy_->emplace_back(std::move(key), *record);
+  }
+
+ private:
+  store::Batch* batch_;
+  std::vector<std::pair<std::string, std::string>>* copy_;  // the bench's copy of the batch, or null
+};
+
+}  // namespace
+
+Status StoreJournal::WriteCheckpoint(VM& vm, bool full, store::Batch* batch) {
+  BatchDelta delta(batch, keep_last_batch_ ? &last_batch_ : nullptr);
+  vm.EncodeCheckpoint(full, &header_, &delta);
   // The time of the effect's start stands for the checkpoint's (one clock read per effect).
   host_->AddToCheckpoint(batch);
   for (const auto& [k, v] : step_events_) batch->Put(k, v);
   step_events_.clear();
-  EncodeStateRecordInto(++checkpoint_, full ? WallMs() : now_ms_, host_->virtual_now_ms(), delta.header, &record_buf_);
+  EncodeStateRecordInto(++checkpoint_, full ? WallMs() : now_ms_, host_->virtual_now_ms(), header_, &record_buf_);
   batch->Put(kStateKey, record_buf_);
   if (keep_last_batch_) last_batch_.emplace_back(kStateKey, record_buf_);
   last_checkpoint_bytes_ = batch->bytes();

@@ -75,7 +75,7 @@ class StoreJournal : public EffectJournal {
   int64_t wall_minus_steady_us_;  // one wall-clock read at start; effects read the steady clock only
   std::string scratch_;
   store::Batch batch_;  // reused by every checkpoint, as are the buffers below
-  CheckpointDelta delta_;
+  std::string header_;  // the VM header of the checkpoint being written (reused)
   std::vector<std::pair<std::string, std::string>> step_events_;
   uint32_t step_event_count_ = 0;
   std::string record_buf_;

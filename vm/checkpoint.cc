@@ -19,20 +19,41 @@ namespace {
 uint64_t ZigZag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
 int64_t UnZigZag(uint64_t u) { return static_cast<int64_t>(u >> 1) ^ -static_cast<int64_t>(u & 1); }
 
-void PutValue(std::string* out, Value v) {
-  PutFixed8(out, static_cast<uint8_t>(v.tag));
-  switch (v.tag) {
-    case Tag::kNull: break;
-    case Tag::kBool: PutFixed8(out, v.b ? 1 : 0); break;
-    case Tag::kInt: PutVarint(out, ZigZag(v.i)); break;
-    case Tag::kFloat: {
-      uint64_t bits;
-      std::memcpy(&bits, &v.f, 8);
-      PutFixed64(out, bits);
-      break;
-    }
-    default: PutVarint(out, v.ref); break;
+constexpr size_t kMaxValueBytes = 11;  // a tag and a 64-bit varint
+
+char* EncodeVarint(char* p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<char>(v | 0x80);
+    v >>= 7;
   }
+  *p++ = static_cast<char>(v);
+  return p;
+}
+
+// Writes v at p (at most kMaxValueBytes) and returns the end.
+char* EncodeValue(char* p, Value v) {
+  *p++ = static_cast<char>(v.tag);
+  switch (v.tag) {
+    case Tag::kNull: return p;
+    case Tag::kBool: *p++ = v.b ? 1 : 0; return p;
+    case Tag::kInt: return EncodeVarint(p, ZigZag(v.i));
+    case Tag::kFloat: std::memcpy(p, &v.f, 8); return p + 8;  // IEEE bits, little-endian
+    default: return EncodeVarint(p, v.ref);
+  }
+}
+
+void PutValue(std::string* out, Value v) {
+  char buf[kMaxValueBytes];
+  out->append(buf, EncodeValue(buf, v) - buf);
+}
+
+// Appends values [begin, end) to out, through one resize rather than a check per byte.
+void PutValues(std::string* out, const Value* begin, const Value* end) {
+  size_t at = out->size();
+  out->resize(at + (end - begin) * kMaxValueBytes);
+  char* p = out->data() + at;
+  for (const Value* v = begin; v != end; ++v) p = EncodeValue(p, *v);
+  out->resize(p - out->data());
 }
 
 bool GetValue(Reader* r, Value* v) {
@@ -85,7 +106,7 @@ void EncodeObjectInto(const Object* o, std::string* out_buffer) {
     case ObjKind::kList: {
       const auto& items = static_cast<const ListObj*>(o)->items;
       PutVarint(&out, items.size());
-      for (const Value& v : items) PutValue(&out, v);
+      PutValues(&out, items.data(), items.data() + items.size());
       break;
     }
     case ObjKind::kMap: {
@@ -132,26 +153,21 @@ void EncodeObjectInto(const Object* o, std::string* out_buffer) {
   }
 }
 
-// Appends the changed records of each changed object to a delta, each with room for its
-// envelope in front.
+// Hands the records of each changed object to a delta, each with room for its envelope in
+// front, built in one reused buffer.
 class DeltaWriter {
  public:
-  DeltaWriter(CheckpointDelta* delta, bool full) : d_(delta), full_(full) {}
+  DeltaWriter(CheckpointDelta* delta, std::string* scratch, bool full) : d_(delta), out_(*scratch), full_(full) {}
 
   void Add(uint32_t id, const Object* o) {
     if (o->kind == ObjKind::kList) return AddList(id, static_cast<const ListObj*>(o));
-    size_t begin = Begin();
-    EncodeObjectInto(o, &d_->bytes);
-    End(id, CheckpointDelta::kObject, begin);
+    Begin();
+    EncodeObjectInto(o, &out_);
+    d_->Put(id, CheckpointDelta::kObject, &out_);
   }
 
  private:
-  size_t Begin() {
-    size_t begin = d_->bytes.size();
-    d_->bytes.append(kRecordEnvelope, '\0');
-    return begin;
-  }
-  void End(uint32_t id, uint32_t chunk, size_t begin) { d_->records.push_back({id, chunk, begin, d_->bytes.size()}); }
+  void Begin() { out_.assign(kRecordEnvelope, '\0'); }
 
   // A short list is one record; a long one, a head and the chunks holding changed items
   // (all of them when the store holds none yet, or for a full checkpoint).
@@ -159,15 +175,15 @@ class DeltaWriter {
     auto* l = const_cast<ListObj*>(list);  // its checkpoint bookkeeping only
     const std::vector<Value>& items = l->items;
     uint32_t chunks = ChunksOf(items.size());
-    size_t begin = Begin();
+    Begin();
     if (chunks == 0) {
-      EncodeObjectInto(l, &d_->bytes);
+      EncodeObjectInto(l, &out_);
     } else {
-      PutFixed8(&d_->bytes, kChunkedListRecord);
-      PutVarint(&d_->bytes, items.size());
-      PutVarint(&d_->bytes, kListChunkItems);
+      PutFixed8(&out_, kChunkedListRecord);
+      PutVarint(&out_, items.size());
+      PutVarint(&out_, kListChunkItems);
     }
-    End(id, CheckpointDelta::kObject, begin);
+    d_->Put(id, CheckpointDelta::kObject, &out_);
     uint32_t from = 0, to = chunks;
     if (!full_ && l->stored_chunks > 0) {  // the changed chunks, and any the store lacks
       uint64_t changed_end = (static_cast<uint64_t>(l->changed_to) + kListChunkItems - 1) / kListChunkItems;
@@ -176,16 +192,17 @@ class DeltaWriter {
       if (chunks > l->stored_chunks) from = std::min(from, l->stored_chunks), to = chunks;
     }
     for (uint32_t c = from; c < to; ++c) {
-      size_t chunk_begin = Begin();
+      Begin();
       size_t end = std::min<size_t>(items.size(), (static_cast<size_t>(c) + 1) * kListChunkItems);
-      for (size_t i = static_cast<size_t>(c) * kListChunkItems; i < end; ++i) PutValue(&d_->bytes, items[i]);
-      End(id, c, chunk_begin);
+      PutValues(&out_, items.data() + static_cast<size_t>(c) * kListChunkItems, items.data() + end);
+      d_->Put(id, c, &out_);
     }
-    if (l->stored_chunks > chunks) d_->dropped_chunks.push_back({id, chunks, l->stored_chunks});
+    if (l->stored_chunks > chunks) d_->DroppedChunks(id, chunks, l->stored_chunks);
     l->Checkpointed(chunks);
   }
 
   CheckpointDelta* d_;
+  std::string& out_;
   bool full_;
 };
 
@@ -315,9 +332,9 @@ ObjKind KindFor(Tag tag) {
 // the last one is not written only to be deleted by the next.
 constexpr size_t kCollectBeforeCheckpoint = 4096;
 
-void VM::EncodeCheckpoint(bool full, CheckpointDelta* out) {
+void VM::EncodeCheckpoint(bool full, std::string* header, CheckpointDelta* delta) {
   if (heap_.changed_count() > kCollectBeforeCheckpoint) Collect();
-  std::string& h = out->header;
+  std::string& h = *header;
   h.clear();
   PutVarint(&h, effects_done_);
   PutVarint(&h, instructions_);
@@ -355,19 +372,19 @@ void VM::EncodeCheckpoint(bool full, CheckpointDelta* out) {
   }
 
   std::vector<uint32_t>& changed = changed_ids_;  // reused between checkpoints
+  std::vector<uint32_t> freed;
   std::vector<std::pair<uint32_t, uint32_t>> freed_chunks;
-  heap_.TakeChanges(&changed, &out->freed, &freed_chunks);
+  heap_.TakeChanges(&changed, &freed, &freed_chunks);
   if (full) {
     changed = heap_.LiveIds();
-    out->freed.clear();
+    freed.clear();
   }
-  out->bytes.clear();
-  out->records.clear();
-  out->dropped_chunks.clear();
-  for (auto [id, chunks] : freed_chunks) out->dropped_chunks.push_back({id, 0, chunks});
-  out->records.reserve(changed.size());
-  DeltaWriter writer(out, full);
+  for (uint32_t id : freed) delta->Freed(id);
+  // Before the records: a freed list's id may be taken by a new list that writes its own.
+  for (auto [id, chunks] : freed_chunks) delta->DroppedChunks(id, 0, chunks);
+  DeltaWriter writer(delta, &record_scratch_, full);
   for (uint32_t id : changed) writer.Add(id, heap_.GetObject(id));
+  if (record_scratch_.capacity() > (1u << 20)) std::string().swap(record_scratch_);  // after a huge string
 }
 
 bool VmHost::SecretValue(const std::string& name, std::string* value) {

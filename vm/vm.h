@@ -149,28 +149,19 @@ struct Suspension {
   std::string signal;      // the signal waited for, or ""
 };
 
-// What changed since the previous checkpoint, encoded (format in docs/checkpoint.md).
-struct CheckpointDelta {
-  // One changed record: a heap object (chunk == kObject), or chunk `chunk` of a list
-  // stored in chunks. Its bytes are bytes[begin, end): kRecordEnvelope bytes left for the
-  // store's record envelope (filled in place: vm/base/record.h), then the payload.
-  static constexpr uint32_t kObject = UINT32_MAX;
-  struct Record {
-    uint32_t id, chunk;
-    size_t begin, end;
-  };
-  // Chunks [from, to) of list `id` that the store holds and the list no longer has.
-  struct ChunkRange {
-    uint32_t id, from, to;
-  };
-  std::string header;  // stack, frames, handlers, globals, counters: always whole
-  std::string bytes;   // the records, back to back (one buffer: no allocation per object)
-  std::vector<Record> records;
-  std::vector<uint32_t> freed;  // ids of persisted objects now gone
-  std::vector<ChunkRange> dropped_chunks;
-  std::string_view Payload(const Record& r) const {
-    return std::string_view(bytes).substr(r.begin + kRecordEnvelope, r.end - r.begin - kRecordEnvelope);
-  }
+// Receives what changed since the previous checkpoint, encoded (docs/checkpoint.md), in
+// the order a store applies it: what is gone, then the changed records.
+class CheckpointDelta {
+ public:
+  static constexpr uint32_t kObject = UINT32_MAX;  // Put's chunk for a whole object's record
+  virtual ~CheckpointDelta() = default;
+  virtual void Freed(uint32_t id) = 0;  // a persisted object is gone
+  // Chunks [from, to) of list `id` are gone (the list was freed, shrank, or is stored whole).
+  virtual void DroppedChunks(uint32_t id, uint32_t from, uint32_t to) = 0;
+  // `record` holds kRecordEnvelope bytes left for the store's envelope (vm/base/record.h),
+  // then the payload of object `id` (chunk == kObject) or of chunk `chunk` of list `id`.
+  // The buffer is reused for the next record: seal it in place, copy it, or leave it.
+  virtual void Put(uint32_t id, uint32_t chunk, std::string* record) = 0;
 };
 
 class VM {
@@ -219,7 +210,7 @@ class VM {
   // Encodes the state for a checkpoint: everything when `full`, else only what changed
   // since the previous call. Valid between instructions (from a journal callback, or
   // before Run()).
-  void EncodeCheckpoint(bool full, CheckpointDelta* out);
+  void EncodeCheckpoint(bool full, std::string* header, CheckpointDelta* delta);
   // Rebuilds the whole VM state from a checkpoint header and its objects (fetched by id
   // through `object`, and the chunks of long lists through `list_chunk`; each returns false
   // for a missing one). Checks every reference and every frame against the module, so a
@@ -358,6 +349,7 @@ class VM {
   std::vector<Handler> raised_handlers_;
   Status abort_status_;
   std::vector<uint32_t> changed_ids_;  // scratch for EncodeCheckpoint
+  std::string record_scratch_;         // likewise: one record at a time
   Value steps_ = Value::Null();        // map: key of each completed step -> its value
   int64_t deadline_ = INT64_MAX;       // derived from the open timeouts
   uint32_t deadline_ticks_ = 0;        // back edges since the clock was last read

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "vm/base/coding.h"
+#include "vm/vm.h"
 
 namespace flow::fuzz {
 
@@ -53,8 +54,21 @@ inline bool DecodeInput(std::string_view input, std::string* header, std::map<ui
   return !header->empty();
 }
 
-inline uint64_t InputKey(uint32_t id, uint32_t chunk, bool whole) {
-  return whole ? id : id + ((static_cast<uint64_t>(chunk) + 1) << 32);
+inline uint64_t InputKey(uint32_t id, uint32_t chunk) {
+  return chunk == CheckpointDelta::kObject ? id : id + ((static_cast<uint64_t>(chunk) + 1) << 32);
 }
+
+// A checkpoint's records by InputKey, payloads only.
+class RecordMap : public CheckpointDelta {
+ public:
+  void Freed(uint32_t id) override { records.erase(id); }
+  void DroppedChunks(uint32_t id, uint32_t from, uint32_t to) override {
+    for (uint32_t c = from; c < to; ++c) records.erase(InputKey(id, c));
+  }
+  void Put(uint32_t id, uint32_t chunk, std::string* record) override {
+    records[InputKey(id, chunk)] = record->substr(kRecordEnvelope);
+  }
+  std::map<uint64_t, std::string> records;
+};
 
 }  // namespace flow::fuzz

@@ -42,11 +42,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     return true;
   };
   flow::Status s = vm.RestoreCheckpoint(
-      header, [&](uint32_t id, std::string* out) { return find(flow::fuzz::InputKey(id, 0, true), out); },
-      [&](uint32_t id, uint32_t chunk, std::string* out) { return find(flow::fuzz::InputKey(id, chunk, false), out); });
+      header, [&](uint32_t id, std::string* out) { return find(flow::fuzz::InputKey(id, flow::CheckpointDelta::kObject), out); },
+      [&](uint32_t id, uint32_t chunk, std::string* out) { return find(flow::fuzz::InputKey(id, chunk), out); });
   if (s.ok()) {
-    flow::CheckpointDelta delta;
-    vm.EncodeCheckpoint(true, &delta);
+    std::string again;
+    flow::fuzz::RecordMap records_again;
+    vm.EncodeCheckpoint(true, &again, &records_again);
     (void)vm.InspectFrames();
   }
   return 0;

@@ -19,24 +19,32 @@ class MemoryJournal : public EffectJournal {
     Save(vm, false);
     return Status::Ok();
   }
-  void Save(VM& vm, bool full) {
-    CheckpointDelta d;
-    vm.EncodeCheckpoint(full, &d);
-    for (uint32_t id : d.freed) objects.erase(id);
-    for (const auto& range : d.dropped_chunks)
-      for (uint32_t c = range.from; c < range.to; ++c) chunks.erase({range.id, c});
-    size_t n = 0;
-    for (const auto& r : d.records) {
-      std::string bytes(d.Payload(r));
-      n += bytes.size();
-      if (r.chunk == CheckpointDelta::kObject)
-        objects[r.id] = std::move(bytes);
-      else
-        chunks[{r.id, r.chunk}] = std::move(bytes);
+  // Applies a checkpoint's changes to the maps, as a store would.
+  class Apply : public CheckpointDelta {
+   public:
+    explicit Apply(MemoryJournal* j) : j_(j) {}
+    void Freed(uint32_t id) override { j_->objects.erase(id); }
+    void DroppedChunks(uint32_t id, uint32_t from, uint32_t to) override {
+      for (uint32_t c = from; c < to; ++c) j_->chunks.erase({id, c});
     }
-    header = d.header;
-    objects_written.push_back(d.records.size());
-    bytes_written.push_back(d.header.size() + n);
+    void Put(uint32_t id, uint32_t chunk, std::string* record) override {
+      std::string payload = record->substr(kRecordEnvelope);
+      ++records, bytes += payload.size();
+      if (chunk == kObject)
+        j_->objects[id] = std::move(payload);
+      else
+        j_->chunks[{id, chunk}] = std::move(payload);
+    }
+    size_t records = 0, bytes = 0;
+
+   private:
+    MemoryJournal* j_;
+  };
+  void Save(VM& vm, bool full) {
+    Apply apply(this);
+    vm.EncodeCheckpoint(full, &header, &apply);
+    objects_written.push_back(apply.records);
+    bytes_written.push_back(header.size() + apply.bytes);
   }
   Status Restore(VM& vm) {
     return vm.RestoreCheckpoint(
