@@ -182,6 +182,12 @@ Status StoreJournal::Sync() {
   return db_->Write(empty, true);  // syncs the log, and what it holds
 }
 
+Status StoreJournal::Settle() {
+  if (unsettled_bytes_ < kSettleBytes) return Status::Ok();
+  unsettled_bytes_ = 0;
+  return db_->MoveLogToTable();
+}
+
 Status StoreJournal::OnceStepStarted(VM& vm) {
   // Durable before the body runs, whatever the durability mode: resuming from here (or
   // from any checkpoint inside the step) raises `in_doubt` instead of running it again.
@@ -230,6 +236,7 @@ Status StoreJournal::WriteCheckpoint(VM& vm, bool full, store::Batch* batch) {
   batch->Put(kStateKey, record_buf_);
   if (keep_last_batch_) last_batch_.emplace_back(kStateKey, record_buf_);
   last_checkpoint_bytes_ = batch->bytes();
+  unsettled_bytes_ += batch->bytes();
   if (Status s = db_->Write(*batch, sync_); !s.ok()) return s;
   // The mark guards acknowledged (synced) checkpoints; async runs do not bind to it.
   return sync_ ? mark_->Write(checkpoint_) : Status::Ok();

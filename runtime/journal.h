@@ -49,6 +49,12 @@ class StoreJournal : public EffectJournal {
   // how far they got, so that a record is never ahead of its database).
   Status Sync();
 
+  // For a run that stops to be resumed later (suspended): when its checkpoints since the
+  // last call wrote much (over kSettleBytes), moves them from the database's log into a
+  // table, so that the resume does not replay them (docs/checkpoint.md, "Resume").
+  Status Settle();
+  static constexpr size_t kSettleBytes = 1 << 20;
+
   // Adds the VM's changes (or everything, when `full`) to `batch` and writes it.
   Status WriteCheckpoint(VM& vm, bool full, store::Batch* batch);
 
@@ -80,6 +86,7 @@ class StoreJournal : public EffectJournal {
   uint32_t step_event_count_ = 0;
   std::string record_buf_;
   size_t last_checkpoint_bytes_ = 0;
+  size_t unsettled_bytes_ = 0;  // written since the last Settle
   bool keep_last_batch_ = false;
   std::vector<std::pair<std::string, std::string>> last_batch_;
 };

@@ -264,6 +264,7 @@ int Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& hos
   if (outcome != RunOutcome::kAborted && outcome != RunOutcome::kOutOfMemory) {
     Status s = journal.Flush();
     if (s.ok()) s = journal.Sync();
+    if (s.ok() && outcome == RunOutcome::kSuspended) s = journal.Settle();  // resumed later: fast
     if (!s.ok()) return Fail(s, fmt::format("run {}", record.id));
   }
   record.updated_ms = WallMs();
