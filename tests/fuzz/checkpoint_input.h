@@ -1,7 +1,8 @@
 // The fuzz input format of fuzz_checkpoint, shared with the seed maker:
 //   header:bytes (key:varint record:bytes)*
 // key: a heap object's id, or id + (chunk + 1) << 32 for a chunk of a long list.
-// against the program kFuzzProgram, so that a fuzzed checkpoint has real code to match.
+// against the program kFuzzProgram, so that a fuzzed checkpoint has real code to match
+// (its `long` list is stored in chunks).
 #pragma once
 #include <map>
 #include <string>
@@ -21,6 +22,8 @@ fn make(k) {
 }
 let f = make("a")
 let m = {list: [1, 2.5, "s", null, true]}
+let long = []
+for i in range(300) { long.push(i - 150) }
 for i in range(4) {
   try {
     let r = f(i)
@@ -30,7 +33,7 @@ for i in range(4) {
     print(e.kind, e.data)
   }
 }
-print(m)
+print(m, len(long))
 )";
 
 inline std::string EncodeInput(const std::string& header, const std::map<uint64_t, std::string>& objects) {
