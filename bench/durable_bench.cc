@@ -4,8 +4,12 @@
 //  (b) bytes written and time per checkpoint as the untouched heap grows, one variable
 //      changed per step;
 //  (c) durable steps per second for one run of 2,000 sequential effects;
-//  (d) from opening a run to its first resumed effect, for 1 KB and 10 MB of state.
-// Usage: durable_bench [--quick]
+//  (d) from opening a run to its first resumed effect, for 1 KB and 10 MB of state, when the
+//      process died right after the checkpoint (the state still in LevelDB's log) and when
+//      the run suspended (its state moved to a table);
+//  (e) a run of 1,000,000 effects (async): per-step cost and resume time after 1k, 10k,
+//      100k and 1M effects, which should stay flat.
+// Usage: durable_bench [--quick] [--only d|e]
 #include <fmt/format.h>
 #include <leveldb/db.h>
 #include <leveldb/write_batch.h>
@@ -87,7 +91,9 @@ struct RunResult {
 };
 
 // Runs `source` durably in a fresh store (stopping before effect `stop_before`, if set).
-RunResult RunDurably(const std::string& source, bool sync, uint64_t stop_before = 0, const std::string& id = "bench") {
+// `settle`: after it stops, the run's log goes to a table, as when it suspends.
+RunResult RunDurably(const std::string& source, bool sync, uint64_t stop_before = 0, const std::string& id = "bench",
+                     bool settle = false) {
   Module m = Compile(source);
   RunResult r;
   r.store_dir = TempDir();
@@ -112,6 +118,7 @@ RunResult RunDurably(const std::string& source, bool sync, uint64_t stop_before 
   store::Batch first;
   journal.WriteCheckpoint(vm, true, &first);
   vm.Run();
+  if (settle) journal.Settle();
   for (size_t i = 1; i < timing.done_at.size(); ++i) r.step_us.push_back(Us(timing.done_at[i] - timing.done_at[i - 1]));
   r.bytes = timing.bytes;
   r.batches = timing.batches;
@@ -162,10 +169,92 @@ for i in range({}) {{ ballast.push(chunk + str(i)) }}
                      std::max<size_t>(1, bytes / 1024));
 }
 
+struct Resumed {
+  double resume_ms = 0;        // opening the run to its first resumed effect
+  std::vector<double> step_us;  // between consecutive checkpoints after that
+};
+
+// Resumes run `id` of the store, runs it until before effect `stop_before`, and times it.
+Resumed ResumeRun(const std::string& store_dir, const std::string& id, bool sync, uint64_t stop_before) {
+  Resumed out;
+  auto t0 = Clock::now();
+  auto st = store::Store::Open(store_dir, false);
+  auto lock = st->LockRun(id);
+  BenchHost host;
+  runtime::LoadedRun run;
+  Status s = runtime::LoadRun(*st, id, &host, &run);
+  if (!s.ok()) {
+    fmt::print(stderr, "resume failed: {}\n", s.message());
+    std::exit(1);
+  }
+  auto mark = st->OpenMark(id);
+  runtime::StoreJournal journal(run.db.get(), mark->get(), &host, id, sync, run.checkpoint);
+  TimingJournal timing(&journal);
+  timing.stop_before = stop_before;
+  run.vm->SetJournal(&timing);
+  run.vm->Run();
+  out.resume_ms = Us(*timing.first_effect_at - t0) / 1000.0;
+  for (size_t i = 1; i < timing.done_at.size(); ++i) out.step_us.push_back(Us(timing.done_at[i] - timing.done_at[i - 1]));
+  return out;
+}
+
+void ResumeTable(bool quick) {
+  fmt::print("(d) from opening a run to its first resumed effect\n");
+  fmt::print("{:>8} {:>22} {:>22}\n", "state", "crashed after it (ms)", "suspended (ms)");
+  std::vector<std::pair<const char*, size_t>> sizes = {{"1 KB", 1 << 10}, {"10 MB", 10 << 20}};
+  for (auto [label, size] : sizes) {
+    std::string program = Ballast(size) + "time.now()\ntime.now()\ntime.now()\n";
+    double ms[2];
+    for (bool settle : {false, true}) {
+      std::vector<double> times;
+      for (int i = 0; i < (quick ? 1 : 5); ++i) {
+        RunResult r = RunDurably(program, true, 2, "resume", settle);  // stops before its 2nd effect
+        times.push_back(ResumeRun(r.store_dir, "resume", true, 3).resume_ms);
+        std::filesystem::remove_all(r.store_dir);
+      }
+      ms[settle] = Median(times);
+    }
+    fmt::print("{:>8} {:>22.2f} {:>22.2f}\n", label, ms[0], ms[1]);
+  }
+  fmt::print("median of {} resumes; target: <= 20 ms for 10 MB (add about 3 ms of process start for `flow resume`)\n\n",
+             quick ? 1 : 5);
+}
+
+// One run of 1,000,000 effects, stopped and resumed at each mark: the cost per step over the
+// effects before the mark, and the time to resume there.
+void FlatnessTable(bool quick) {
+  const std::vector<uint64_t> marks = quick ? std::vector<uint64_t>{1000, 10000, 100000}
+                                            : std::vector<uint64_t>{1000, 10000, 100000, 1000000};
+  std::string program = fmt::format("let n = 0\nfor i in range({}) {{\n  n = n + 1\n  time.now()\n}}\n", marks.back() + 100);
+  fmt::print("(e) one run of {} effects (async), stopped and resumed at each mark\n", marks.back());
+  fmt::print("{:>10} {:>24} {:>14} {:>14}\n", "effects", "us/step (since last mark)", "p99 us/step", "resume ms");
+  RunResult first = RunDurably(program, false, marks[0] + 1, "flat");
+  std::vector<double> steps = first.step_us;
+  for (size_t k = 0; k < marks.size(); ++k) {
+    uint64_t next = k + 1 < marks.size() ? marks[k + 1] + 1 : marks[k] + 3;
+    Resumed r = ResumeRun(first.store_dir, "flat", false, next);
+    std::vector<double> sorted = steps;
+    std::sort(sorted.begin(), sorted.end());
+    double p99 = sorted.empty() ? 0 : sorted[sorted.size() * 99 / 100];
+    fmt::print("{:>10} {:>24.2f} {:>14.2f} {:>14.2f}\n", marks[k], Mean(steps), p99, r.resume_ms);
+    steps = r.step_us;
+  }
+  std::filesystem::remove_all(first.store_dir);
+  fmt::print("target: flat (per step and resume do not grow with the effects done)\n");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  bool quick = argc > 1 && std::string(argv[1]) == "--quick";
+  bool quick = false;
+  std::string only;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--quick") quick = true;
+    if (a == "--only" && i + 1 < argc) only = argv[++i];
+  }
+  if (only == "d") return ResumeTable(quick), 0;
+  if (only == "e") return FlatnessTable(quick), 0;
   if (argc > 1 && std::string(argv[1]) == "--profile-async") {  // for perf: many async steps
     RunDurably("for i in range(200000) { time.now() }", false);
     return 0;
@@ -208,29 +297,7 @@ int main(int argc, char** argv) {
   fmt::print("{:<6} {:>12.0f}\n{:<6} {:>12.0f}\n", "sync", steps_per_s[0], "async", steps_per_s[1]);
   fmt::print("target: >= 2,000/s sync (DBOS on PostgreSQL: about 530/s here), >= 100,000/s async\n\n");
 
-  fmt::print("(d) from opening a run to its first resumed effect\n");
-  fmt::print("{:>8} {:>12}\n", "state", "ms");
-  for (auto [label, size] : std::vector<std::pair<const char*, size_t>>{{"1 KB", 1 << 10}, {"10 MB", 10 << 20}}) {
-    std::string program = Ballast(size) + "time.now()\ntime.now()\ntime.now()\n";
-    RunResult r = RunDurably(program, true, 2, "resume");  // stops before its 2nd effect
-    auto t0 = Clock::now();
-    auto st = store::Store::Open(r.store_dir, false);
-    auto lock = st->LockRun("resume");
-    BenchHost host;
-    runtime::LoadedRun run;
-    Status s = runtime::LoadRun(*st, "resume", &host, &run);
-    if (!s.ok()) {
-      fmt::print(stderr, "resume failed: {}\n", s.message());
-      return 1;
-    }
-    auto mark = st->OpenMark("resume");
-    runtime::StoreJournal journal(run.db.get(), mark->get(), &host, "resume", true, run.checkpoint);
-    TimingJournal timing(&journal);
-    run.vm->SetJournal(&timing);
-    run.vm->Run();
-    fmt::print("{:>8} {:>12.2f}\n", label, Us(*timing.first_effect_at - t0) / 1000.0);
-    std::filesystem::remove_all(r.store_dir);
-  }
-  fmt::print("target: <= 20 ms for 1 KB, <= 200 ms for 10 MB (add about 3 ms of process start for `flow resume`)\n");
+  ResumeTable(quick);
+  FlatnessTable(quick);
   return 0;
 }

@@ -182,6 +182,12 @@ Status StoreJournal::Sync() {
   return db_->Write(empty, true);  // syncs the log, and what it holds
 }
 
+Status StoreJournal::Settle() {
+  if (unsettled_bytes_ < kSettleBytes) return Status::Ok();
+  unsettled_bytes_ = 0;
+  return db_->MoveLogToTable();
+}
+
 Status StoreJournal::OnceStepStarted(VM& vm) {
   // Durable before the body runs, whatever the durability mode: resuming from here (or
   // from any checkpoint inside the step) raises `in_doubt` instead of running it again.
@@ -193,23 +199,44 @@ Status StoreJournal::OnceStepStarted(VM& vm) {
   return s;
 }
 
-Status StoreJournal::WriteCheckpoint(VM& vm, bool full, store::Batch* batch) {
-  CheckpointDelta& delta = delta_;  // reused: its buffers keep their capacity
-  vm.EncodeCheckpoint(full, &delta);
-  for (uint32_t id : delta.freed) batch->Delete(ObjectKey(id));
-  for (const auto& [id, bytes] : delta.objects) {
-    std::string sealed = SealRecord(kRunDbRecordVersion, bytes);
-    batch->Put(ObjectKey(id), sealed);
-    if (keep_last_batch_) last_batch_.emplace_back(ObjectKey(id), sealed);
+namespace {
+
+// A checkpoint's changes as puts and deletes of one batch, each record sealed where the VM
+// encoded it.
+class BatchDelta : public CheckpointDelta {
+ public:
+  BatchDelta(store::Batch* batch, std::vector<std::pair<std::string, std::string>>* copy)
+      : batch_(batch), copy_(copy) {}
+  void Freed(uint32_t id) override { batch_->Delete(ObjectKey(id)); }
+  void DroppedChunks(uint32_t id, uint32_t from, uint32_t to) override {
+    for (uint32_t c = from; c < to; ++c) batch_->Delete(store::ListChunkKey(id, c));
   }
+  void Put(uint32_t id, uint32_t chunk, std::string* record) override {
+    FinishRecordAt(kRunDbRecordVersion, record->data(), record->size());
+    std::string key = chunk == kObject ? ObjectKey(id) : store::ListChunkKey(id, chunk);
+    batch_->Put(key, *record);
+    if (copy_) copy_->emplace_back(std::move(key), *record);
+  }
+
+ private:
+  store::Batch* batch_;
+  std::vector<std::pair<std::string, std::string>>* copy_;  // the bench's copy of the batch, or null
+};
+
+}  // namespace
+
+Status StoreJournal::WriteCheckpoint(VM& vm, bool full, store::Batch* batch) {
+  BatchDelta delta(batch, keep_last_batch_ ? &last_batch_ : nullptr);
+  vm.EncodeCheckpoint(full, &header_, &delta);
   // The time of the effect's start stands for the checkpoint's (one clock read per effect).
   host_->AddToCheckpoint(batch);
   for (const auto& [k, v] : step_events_) batch->Put(k, v);
   step_events_.clear();
-  EncodeStateRecordInto(++checkpoint_, full ? WallMs() : now_ms_, host_->virtual_now_ms(), delta.header, &record_buf_);
+  EncodeStateRecordInto(++checkpoint_, full ? WallMs() : now_ms_, host_->virtual_now_ms(), header_, &record_buf_);
   batch->Put(kStateKey, record_buf_);
   if (keep_last_batch_) last_batch_.emplace_back(kStateKey, record_buf_);
   last_checkpoint_bytes_ = batch->bytes();
+  unsettled_bytes_ += batch->bytes();
   if (Status s = db_->Write(*batch, sync_); !s.ok()) return s;
   // The mark guards acknowledged (synced) checkpoints; async runs do not bind to it.
   return sync_ ? mark_->Write(checkpoint_) : Status::Ok();

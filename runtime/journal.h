@@ -13,7 +13,8 @@ namespace flow::runtime {
 
 // 2: handlers carry step_count_at_open, a step's pc is its STEP_BEGIN; history state 4 (in doubt);
 // history entries carry pre_state; the VM header ends with the budget graces.
-inline constexpr uint8_t kRunDbRecordVersion = 2;
+// 3: ints as zigzag varints; lists longer than 256 items stored in chunks (`l` keys).
+inline constexpr uint8_t kRunDbRecordVersion = 3;
 
 // What the journal needs of the process around the VM, beyond a VmHost.
 class RunHost : public VmHost {
@@ -48,6 +49,12 @@ class StoreJournal : public EffectJournal {
   // how far they got, so that a record is never ahead of its database).
   Status Sync();
 
+  // For a run that stops to be resumed later (suspended): when its checkpoints since the
+  // last call wrote much (over kSettleBytes), moves them from the database's log into a
+  // table, so that the resume does not replay them (docs/checkpoint.md, "Resume").
+  Status Settle();
+  static constexpr size_t kSettleBytes = 1 << 20;
+
   // Adds the VM's changes (or everything, when `full`) to `batch` and writes it.
   Status WriteCheckpoint(VM& vm, bool full, store::Batch* batch);
 
@@ -74,11 +81,12 @@ class StoreJournal : public EffectJournal {
   int64_t wall_minus_steady_us_;  // one wall-clock read at start; effects read the steady clock only
   std::string scratch_;
   store::Batch batch_;  // reused by every checkpoint, as are the buffers below
-  CheckpointDelta delta_;
+  std::string header_;  // the VM header of the checkpoint being written (reused)
   std::vector<std::pair<std::string, std::string>> step_events_;
   uint32_t step_event_count_ = 0;
   std::string record_buf_;
   size_t last_checkpoint_bytes_ = 0;
+  size_t unsettled_bytes_ = 0;  // written since the last Settle
   bool keep_last_batch_ = false;
   std::vector<std::pair<std::string, std::string>> last_batch_;
 };

@@ -294,6 +294,7 @@ Status Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& 
   if (outcome != RunOutcome::kAborted && outcome != RunOutcome::kOutOfMemory) {
     Status s = journal.Flush();
     if (s.ok()) s = journal.Sync();
+    if (s.ok() && outcome == RunOutcome::kSuspended) s = journal.Settle();  // resumed later: fast
     if (!s.ok()) return InContext(s, fmt::format("run {}", record.id));
   }
   record.updated_ms = WallMs();
@@ -512,19 +513,26 @@ Status RestoreState(VM& vm, std::string_view state_bytes, const std::function<St
                     StateRecord* state) {
   if (Status s = DecodeStateRecord(state_bytes, state); !s.ok()) return s;
   Status object_error;
-  Status s = vm.RestoreCheckpoint(state->vm_header, [&](uint32_t oid, std::string* bytes_out) {
-    std::string raw;
-    Status g = get(ObjectKey(oid), &raw);
+  std::string raw;
+  // Heap object `oid`'s record, or chunk `chunk` of a long list's (docs/checkpoint.md), opened.
+  auto read = [&](uint32_t oid, uint32_t chunk, std::string* bytes_out) {
+    bool whole = chunk == CheckpointDelta::kObject;
+    Status g = get(whole ? ObjectKey(oid) : store::ListChunkKey(oid, chunk), &raw);
     std::string_view payload;
-    if (g.ok()) g = OpenRecord(raw, kRunDbRecordVersion, fmt::format("heap object {}", oid), &payload);
+    auto what = [&] { return whole ? fmt::format("heap object {}", oid) : fmt::format("chunk {} of heap object {}", chunk, oid); };
+    // Named only when refused: a message per object would cost more than reading it.
+    if (g.ok() && !OpenRecord(raw, kRunDbRecordVersion, "", &payload).ok())
+      g = OpenRecord(raw, kRunDbRecordVersion, what(), &payload);
     if (!g.ok()) {
-      if (object_error.ok())
-        object_error = g.IsNotFound() ? Status::Corruption(fmt::format("heap object {} is missing", oid)) : g;
+      if (object_error.ok()) object_error = g.IsNotFound() ? Status::Corruption(what() + " is missing") : g;
       return false;
     }
-    *bytes_out = std::string(payload);
+    bytes_out->assign(payload);
     return true;
-  });
+  };
+  Status s = vm.RestoreCheckpoint(
+      state->vm_header, [&](uint32_t oid, std::string* out) { return read(oid, CheckpointDelta::kObject, out); },
+      [&](uint32_t oid, uint32_t chunk, std::string* out) { return read(oid, chunk, out); });
   if (!object_error.ok()) return Status::Corruption(object_error.message());
   return s;
 }

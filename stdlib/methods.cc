@@ -99,8 +99,7 @@ bool ListMethod(VM& vm, Value list, std::string_view name, Value* args, int argc
   if (name == "pop") {
     if (!arity(0)) return false;
     if (items.empty()) return vm.Raise("index", "pop from an empty list");
-    *out = items.back();
-    heap.Mutable<ListObj>(list.ref)->items.pop_back();
+    *out = heap.PopItem(list.ref);
     return true;
   }
   if (name == "join") {

@@ -45,6 +45,7 @@ inline constexpr char kHistoryPrefix[] = "h";      // + seq (8 bytes, big-endian
 inline constexpr char kStepEventPrefix[] = "t";    // + effects done (8, big-endian) + n (4): a step event
 inline constexpr char kSignalCountPrefix[] = "g";  // + signal name: signals of that name received
 inline constexpr char kCancelKey[] = "c";          // present once `cancelled` was raised in the run
+inline constexpr char kListChunkPrefix[] = "l";    // + id (4, big-endian) + chunk (4): a chunk of a long list
 
 namespace keys_internal {
 inline void AppendBigEndian(std::string* out, uint64_t v, int bytes) {
@@ -56,6 +57,12 @@ inline void AppendBigEndian(std::string* out, uint64_t v, int bytes) {
 inline std::string ObjectKey(uint32_t id) {
   std::string k = kObjectPrefix;
   keys_internal::AppendBigEndian(&k, id, 4);
+  return k;
+}
+inline std::string ListChunkKey(uint32_t id, uint32_t chunk) {
+  std::string k = kListChunkPrefix;
+  keys_internal::AppendBigEndian(&k, id, 4);
+  keys_internal::AppendBigEndian(&k, chunk, 4);
   return k;
 }
 inline std::string HistoryKey(uint64_t seq) {

@@ -63,6 +63,9 @@ class RunDb {
   Status Scan(std::string_view prefix, const std::function<bool(std::string_view key, std::string_view value)>& fn);
   // Every key and value, for export.
   Status ScanAll(const std::function<void(std::string_view key, std::string_view value)>& fn);
+  // Moves what the log holds into a table file, so that the next open does not replay it
+  // (LevelDB replays its whole log at every open: megabytes of state take it long).
+  Status MoveLogToTable();
 
  private:
   RunDb(leveldb::DB* db, std::string dir, std::unique_ptr<leveldb::Env> overlay);

@@ -15,20 +15,45 @@ namespace flow {
 
 namespace {
 
-void PutValue(std::string* out, Value v) {
-  PutFixed8(out, static_cast<uint8_t>(v.tag));
-  switch (v.tag) {
-    case Tag::kNull: break;
-    case Tag::kBool: PutFixed8(out, v.b ? 1 : 0); break;
-    case Tag::kInt: PutFixed64(out, static_cast<uint64_t>(v.i)); break;
-    case Tag::kFloat: {
-      uint64_t bits;
-      std::memcpy(&bits, &v.f, 8);
-      PutFixed64(out, bits);
-      break;
-    }
-    default: PutVarint(out, v.ref); break;
+// Ints as zigzag varints, so that small ones of either sign take a byte or two.
+uint64_t ZigZag(int64_t v) { return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63); }
+int64_t UnZigZag(uint64_t u) { return static_cast<int64_t>(u >> 1) ^ -static_cast<int64_t>(u & 1); }
+
+constexpr size_t kMaxValueBytes = 11;  // a tag and a 64-bit varint
+
+char* EncodeVarint(char* p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<char>(v | 0x80);
+    v >>= 7;
   }
+  *p++ = static_cast<char>(v);
+  return p;
+}
+
+// Writes v at p (at most kMaxValueBytes) and returns the end.
+char* EncodeValue(char* p, Value v) {
+  *p++ = static_cast<char>(v.tag);
+  switch (v.tag) {
+    case Tag::kNull: return p;
+    case Tag::kBool: *p++ = v.b ? 1 : 0; return p;
+    case Tag::kInt: return EncodeVarint(p, ZigZag(v.i));
+    case Tag::kFloat: std::memcpy(p, &v.f, 8); return p + 8;  // IEEE bits, little-endian
+    default: return EncodeVarint(p, v.ref);
+  }
+}
+
+void PutValue(std::string* out, Value v) {
+  char buf[kMaxValueBytes];
+  out->append(buf, EncodeValue(buf, v) - buf);
+}
+
+// Appends values [begin, end) to out, through one resize rather than a check per byte.
+void PutValues(std::string* out, const Value* begin, const Value* end) {
+  size_t at = out->size();
+  out->resize(at + (end - begin) * kMaxValueBytes);
+  char* p = out->data() + at;
+  for (const Value* v = begin; v != end; ++v) p = EncodeValue(p, *v);
+  out->resize(p - out->data());
 }
 
 bool GetValue(Reader* r, Value* v) {
@@ -37,7 +62,7 @@ bool GetValue(Reader* r, Value* v) {
   switch (static_cast<Tag>(tag)) {
     case Tag::kNull: *v = Value::Null(); break;
     case Tag::kBool: *v = Value::Bool(r->U8() != 0); break;
-    case Tag::kInt: *v = Value::Int(static_cast<int64_t>(r->U64())); break;
+    case Tag::kInt: *v = Value::Int(UnZigZag(r->Varint())); break;
     case Tag::kFloat: {
       uint64_t bits = r->U64();
       double f;
@@ -60,15 +85,28 @@ bool GetValue(Reader* r, Value* v) {
   return !r->failed();
 }
 
-std::string EncodeObject(const Object* o) {
-  std::string out;
+// A list longer than this is stored in chunks of this many items (a head record says how
+// long it is), so that a push rewrites the last chunk and the head, not the list.
+constexpr uint32_t kListChunkItems = 256;
+// The record kind of a chunked list's head, beside the ObjKind values (on disk: do not change).
+constexpr uint8_t kChunkedListRecord = 7;
+// The most items a decoded chunk may say it holds (a hostile head must not make us loop long).
+constexpr uint64_t kMaxChunkItems = 1 << 16;
+
+uint32_t ChunksOf(size_t items) {
+  return items <= kListChunkItems ? 0 : static_cast<uint32_t>((items + kListChunkItems - 1) / kListChunkItems);
+}
+
+// A whole object's payload (a list: inline, whatever its length), appended to `out`.
+void EncodeObjectInto(const Object* o, std::string* out_buffer) {
+  std::string& out = *out_buffer;
   PutFixed8(&out, static_cast<uint8_t>(o->kind));
   switch (o->kind) {
     case ObjKind::kString: PutBytes(&out, static_cast<const StringObj*>(o)->text); break;
     case ObjKind::kList: {
       const auto& items = static_cast<const ListObj*>(o)->items;
       PutVarint(&out, items.size());
-      for (const Value& v : items) PutValue(&out, v);
+      PutValues(&out, items.data(), items.data() + items.size());
       break;
     }
     case ObjKind::kMap: {
@@ -113,14 +151,96 @@ std::string EncodeObject(const Object* o) {
       break;
     }
   }
-  return out;
 }
 
-// Decodes one object; references inside are checked later, once every object is in place.
-Object* DecodeObject(std::string_view bytes) {
+// Hands the records of each changed object to a delta, each with room for its envelope in
+// front, built in one reused buffer.
+class DeltaWriter {
+ public:
+  DeltaWriter(CheckpointDelta* delta, std::string* scratch, bool full) : d_(delta), out_(*scratch), full_(full) {}
+
+  void Add(uint32_t id, const Object* o) {
+    if (o->kind == ObjKind::kList) return AddList(id, static_cast<const ListObj*>(o));
+    Begin();
+    EncodeObjectInto(o, &out_);
+    d_->Put(id, CheckpointDelta::kObject, &out_);
+  }
+
+ private:
+  void Begin() { out_.assign(kRecordEnvelope, '\0'); }
+
+  // A short list is one record; a long one, a head and the chunks holding changed items
+  // (all of them when the store holds none yet, or for a full checkpoint).
+  void AddList(uint32_t id, const ListObj* list) {
+    auto* l = const_cast<ListObj*>(list);  // its checkpoint bookkeeping only
+    const std::vector<Value>& items = l->items;
+    uint32_t chunks = ChunksOf(items.size());
+    Begin();
+    if (chunks == 0) {
+      EncodeObjectInto(l, &out_);
+    } else {
+      PutFixed8(&out_, kChunkedListRecord);
+      PutVarint(&out_, items.size());
+      PutVarint(&out_, kListChunkItems);
+    }
+    d_->Put(id, CheckpointDelta::kObject, &out_);
+    uint32_t from = 0, to = chunks;
+    if (!full_ && l->stored_chunks > 0) {  // the changed chunks, and any the store lacks
+      uint64_t changed_end = (static_cast<uint64_t>(l->changed_to) + kListChunkItems - 1) / kListChunkItems;
+      from = std::min<uint32_t>(chunks, l->changed_from / kListChunkItems);
+      to = static_cast<uint32_t>(std::min<uint64_t>(chunks, changed_end));
+      if (chunks > l->stored_chunks) from = std::min(from, l->stored_chunks), to = chunks;
+    }
+    for (uint32_t c = from; c < to; ++c) {
+      Begin();
+      size_t end = std::min<size_t>(items.size(), (static_cast<size_t>(c) + 1) * kListChunkItems);
+      PutValues(&out_, items.data() + static_cast<size_t>(c) * kListChunkItems, items.data() + end);
+      d_->Put(id, c, &out_);
+    }
+    if (l->stored_chunks > chunks) d_->DroppedChunks(id, chunks, l->stored_chunks);
+    l->Checkpointed(chunks);
+  }
+
+  CheckpointDelta* d_;
+  std::string& out_;
+  bool full_;
+};
+
+using ChunkFetch = std::function<bool(uint32_t id, uint32_t chunk, std::string* bytes)>;
+
+// The items of list `id` stored in chunks, after its head's kind: every chunk holds
+// exactly its share of the items, and none is missing.
+std::unique_ptr<ListObj> DecodeChunkedList(Reader* r, uint32_t id, const ChunkFetch& fetch) {
+  uint64_t n = r->Varint(), per_chunk = r->Varint();
+  if (r->failed() || !r->at_end() || per_chunk == 0 || per_chunk > kMaxChunkItems || n <= per_chunk ||
+      n > UINT32_MAX)
+    return nullptr;
+  auto list = std::make_unique<ListObj>();
+  uint64_t chunks = (n + per_chunk - 1) / per_chunk;
+  std::string bytes;
+  for (uint64_t c = 0; c < chunks; ++c) {
+    if (!fetch || !fetch(id, static_cast<uint32_t>(c), &bytes)) return nullptr;
+    Reader cr(bytes);
+    uint64_t count = std::min(per_chunk, n - c * per_chunk);
+    if (count > cr.remaining()) return nullptr;  // a value takes at least a byte
+    for (uint64_t i = 0; i < count; ++i)
+      if (!GetValue(&cr, &list->items.emplace_back())) return nullptr;
+    if (!cr.at_end()) return nullptr;
+  }
+  list->Checkpointed(static_cast<uint32_t>(chunks));
+  return list;
+}
+
+// Decodes object `id` (a chunked list's chunks fetched through `fetch`); references inside
+// are checked later, once every object is in place.
+Object* DecodeObject(std::string_view bytes, uint32_t id, const ChunkFetch& fetch) {
   Reader r(bytes);
   uint8_t kind = r.U8();
   std::unique_ptr<Object> obj;
+  if (kind == kChunkedListRecord) {
+    auto list = DecodeChunkedList(&r, id, fetch);
+    return list ? list.release() : nullptr;
+  }
   switch (static_cast<ObjKind>(kind)) {
     case ObjKind::kString: obj = std::make_unique<StringObj>(std::string(r.Bytes())); break;
     case ObjKind::kList: {
@@ -130,6 +250,7 @@ Object* DecodeObject(std::string_view bytes) {
       list->items.resize(n);
       for (auto& v : list->items)
         if (!GetValue(&r, &v)) return nullptr;
+      list->Checkpointed(0);
       obj = std::move(list);
       break;
     }
@@ -211,9 +332,9 @@ ObjKind KindFor(Tag tag) {
 // the last one is not written only to be deleted by the next.
 constexpr size_t kCollectBeforeCheckpoint = 4096;
 
-void VM::EncodeCheckpoint(bool full, CheckpointDelta* out) {
+void VM::EncodeCheckpoint(bool full, std::string* header, CheckpointDelta* delta) {
   if (heap_.changed_count() > kCollectBeforeCheckpoint) Collect();
-  std::string& h = out->header;
+  std::string& h = *header;
   h.clear();
   PutVarint(&h, effects_done_);
   PutVarint(&h, instructions_);
@@ -251,14 +372,19 @@ void VM::EncodeCheckpoint(bool full, CheckpointDelta* out) {
   }
 
   std::vector<uint32_t>& changed = changed_ids_;  // reused between checkpoints
-  heap_.TakeChanges(&changed, &out->freed);
+  std::vector<uint32_t> freed;
+  std::vector<std::pair<uint32_t, uint32_t>> freed_chunks;
+  heap_.TakeChanges(&changed, &freed, &freed_chunks);
   if (full) {
     changed = heap_.LiveIds();
-    out->freed.clear();
+    freed.clear();
   }
-  out->objects.clear();
-  out->objects.reserve(changed.size());
-  for (uint32_t id : changed) out->objects.emplace_back(id, EncodeObject(heap_.GetObject(id)));
+  for (uint32_t id : freed) delta->Freed(id);
+  // Before the records: a freed list's id may be taken by a new list that writes its own.
+  for (auto [id, chunks] : freed_chunks) delta->DroppedChunks(id, 0, chunks);
+  DeltaWriter writer(delta, &record_scratch_, full);
+  for (uint32_t id : changed) writer.Add(id, heap_.GetObject(id));
+  if (record_scratch_.capacity() > (1u << 20)) std::string().swap(record_scratch_);  // after a huge string
 }
 
 bool VmHost::SecretValue(const std::string& name, std::string* value) {
@@ -372,8 +498,9 @@ Status ReadCheckpointHeader(std::string_view bytes, const Module& module, Checkp
 class ObjectLoader {
  public:
   using Fetch = std::function<bool(uint32_t id, std::string* bytes)>;
-  ObjectLoader(const Module& module, Heap& heap, const Fetch& fetch, const CheckpointHeader& h)
-      : module_(module), heap_(heap), fetch_(fetch), h_(h), seen_(h.capacity, false) {}
+  ObjectLoader(const Module& module, Heap& heap, const Fetch& fetch, const ChunkFetch& fetch_chunk,
+               const CheckpointHeader& h)
+      : module_(module), heap_(heap), fetch_(fetch), fetch_chunk_(fetch_chunk), h_(h), seen_(h.capacity, false) {}
 
   Status Load() {
     for (const Value& v : h_.stack)
@@ -406,9 +533,8 @@ class ObjectLoader {
   bool Require(uint32_t id) {
     if (id >= h_.capacity) return false;
     if (!seen_[id]) {
-      std::string bytes;
-      if (!fetch_(id, &bytes)) return false;
-      Object* o = DecodeObject(bytes);
+      if (!fetch_(id, &bytes_)) return false;
+      Object* o = DecodeObject(bytes_, id, fetch_chunk_);
       if (!o) return false;
       heap_.Place(id, o);
       seen_[id] = true;
@@ -454,7 +580,9 @@ class ObjectLoader {
   const Module& module_;
   Heap& heap_;
   const Fetch& fetch_;
+  const ChunkFetch& fetch_chunk_;
   const CheckpointHeader& h_;
+  std::string bytes_;  // reused: one object's record at a time
   std::vector<uint32_t> pending_;  // placed, their references not yet checked
   std::vector<bool> seen_;
 };
@@ -576,12 +704,13 @@ Status RereadSecrets(Heap& heap, VmHost& host) {
 }  // namespace
 
 Status VM::RestoreCheckpoint(std::string_view header,
-                             const std::function<bool(uint32_t id, std::string* bytes)>& object) {
+                             const std::function<bool(uint32_t id, std::string* bytes)>& object,
+                             const std::function<bool(uint32_t id, uint32_t chunk, std::string* bytes)>& list_chunk) {
   CheckpointHeader h;
   Status s = ReadCheckpointHeader(header, *module_, &h);
   if (!s.ok()) return s;
   heap_.ResetForRestore(h.capacity);
-  s = ObjectLoader(*module_, heap_, object, h).Load();
+  s = ObjectLoader(*module_, heap_, object, list_chunk, h).Load();
   if (s.ok()) s = CheckOpenUpvalues(h, heap_);
   StackDepths depths(*module_);
   if (s.ok()) s = CheckFrames(h, *module_, heap_, &depths);

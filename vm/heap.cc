@@ -133,6 +133,8 @@ void Heap::Collect(const std::function<void(const std::function<void(Value)>&)>&
       bytes_ += ObjectBytes(o);
     } else {
       if (o->persisted) freed_persisted_.push_back(id);
+      if (o->kind == ObjKind::kList && static_cast<ListObj*>(o)->stored_chunks > 0)
+        freed_chunks_.emplace_back(id, static_cast<ListObj*>(o)->stored_chunks);
       delete o;
       objects_[id] = nullptr;
       free_ids_.push_back(id);
@@ -153,9 +155,13 @@ void Heap::Collect(const std::function<void(const std::function<void(Value)>&)>&
 
 namespace flow {
 
-void Heap::TakeChanges(std::vector<uint32_t>* changed, std::vector<uint32_t>* freed) {
+void Heap::TakeChanges(std::vector<uint32_t>* changed, std::vector<uint32_t>* freed,
+                       std::vector<std::pair<uint32_t, uint32_t>>* freed_chunks) {
   changed->clear();
   freed->clear();
+  // A freed list's chunks go even when its id is reused: the new object writes its own.
+  freed_chunks->swap(freed_chunks_);
+  freed_chunks_.clear();
   for (uint32_t id : dirty_ids_) {
     Object* o = objects_[id];
     if (!o || !o->dirty) continue;
@@ -183,6 +189,7 @@ void Heap::ResetForRestore(size_t capacity) {
   free_ids_.clear();
   dirty_ids_.clear();
   freed_persisted_.clear();
+  freed_chunks_.clear();
   live_ = 0;
   bytes_ = 0;
 }

@@ -2,11 +2,13 @@
 // runs only at the VM's safe points (back edges and calls), where every live value is
 // reachable from the roots the VM hands it.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <unordered_map>
 #include <vector>
 
@@ -37,6 +39,19 @@ struct StringObj : Object {
 struct ListObj : Object {
   ListObj() : Object(ObjKind::kList) {}
   std::vector<Value> items;
+
+  // Checkpoint bookkeeping. A long list is stored in chunks (docs/checkpoint.md), so that
+  // a push rewrites its last chunk, not the list: the items changed since the last
+  // checkpoint, as one range [changed_from, changed_to) (a new list: all of it), and how
+  // many chunks the store holds for it (to delete those it no longer has).
+  uint32_t changed_from = 0, changed_to = UINT32_MAX;
+  uint32_t stored_chunks = 0;
+  void Changed(size_t from, size_t to) {
+    changed_from = std::min<size_t>(changed_from, from);
+    changed_to = std::max<size_t>(changed_to, std::min<size_t>(to, UINT32_MAX));
+  }
+  void ChangedAll() { changed_from = 0, changed_to = UINT32_MAX; }
+  void Checkpointed(uint32_t chunks) { changed_from = UINT32_MAX, changed_to = 0, stored_chunks = chunks; }
 };
 
 // String keys in insertion order, with a hash index for lookups.
@@ -120,7 +135,9 @@ class Heap {
   template <typename T>
   T* Mutable(uint32_t id) {
     Touch(id);
-    return static_cast<T*>(objects_[id]);
+    T* o = static_cast<T*>(objects_[id]);
+    if constexpr (std::is_same_v<T, ListObj>) o->ChangedAll();  // any item may change
+    return o;
   }
   const Object* GetObject(uint32_t id) const { return objects_[id]; }
   void Touch(uint32_t id) {
@@ -138,11 +155,30 @@ class Heap {
     return Value::Ref(Tag::kList, Add(list));
   }
   // Growing an object in place, with its bytes counted (see bytes()).
+  // A list's own edits say which items they change, so that a checkpoint rewrites only
+  // the chunks holding them.
   void PushItem(uint32_t list, Value v) {
-    std::vector<Value>& items = Mutable<ListObj>(list)->items;
+    Touch(list);
+    ListObj* l = static_cast<ListObj*>(objects_[list]);
+    std::vector<Value>& items = l->items;
+    l->Changed(items.size(), items.size() + 1);
     size_t before = items.capacity();
     items.push_back(v);
     if (items.capacity() != before) Grew((items.capacity() - before) * sizeof(Value));
+  }
+  void SetItem(uint32_t list, size_t i, Value v) {
+    Touch(list);
+    ListObj* l = static_cast<ListObj*>(objects_[list]);
+    l->Changed(i, i + 1);
+    l->items[i] = v;
+  }
+  Value PopItem(uint32_t list) {
+    Touch(list);
+    ListObj* l = static_cast<ListObj*>(objects_[list]);
+    l->Changed(l->items.size() - 1, l->items.size());
+    Value last = l->items.back();
+    l->items.pop_back();
+    return last;
   }
   void SetEntry(uint32_t map, std::string_view key, Value v);
   Value NewMap() { return Value::Ref(Tag::kMap, Make<MapObj>()); }
@@ -172,9 +208,11 @@ class Heap {
   // Once tracking is on, new and changed objects are remembered until the next checkpoint.
   void StartTracking() { tracking_ = true; }
   bool tracking() const { return tracking_; }
-  // The ids changed since the last call (live ones only), and the ids of persisted objects
-  // freed since then; both lists are cleared, and the changed objects marked persisted.
-  void TakeChanges(std::vector<uint32_t>* changed, std::vector<uint32_t>* freed);
+  // The ids changed since the last call (live ones only), the ids of persisted objects
+  // freed since then, and for each freed list stored in chunks its id and chunk count; the
+  // lists are cleared, and the changed objects marked persisted.
+  void TakeChanges(std::vector<uint32_t>* changed, std::vector<uint32_t>* freed,
+                   std::vector<std::pair<uint32_t, uint32_t>>* freed_chunks);
   // Every live id, for a full snapshot.
   std::vector<uint32_t> LiveIds() const;
   size_t capacity() const { return objects_.size(); }
@@ -195,6 +233,7 @@ class Heap {
   bool ever_held_secret_ = false;
   std::vector<uint32_t> dirty_ids_;
   std::vector<uint32_t> freed_persisted_;
+  std::vector<std::pair<uint32_t, uint32_t>> freed_chunks_;  // (list id, chunks stored)
   std::vector<Object*> objects_;
   std::vector<uint32_t> free_ids_;
   size_t live_ = 0;

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "vm/base/record.h"
 #include "vm/base/saturate.h"
 #include "vm/bytecode/module.h"
 #include "vm/bytecode/opcodes.h"
@@ -148,11 +149,19 @@ struct Suspension {
   std::string signal;      // the signal waited for, or ""
 };
 
-// What changed since the previous checkpoint, encoded (format in docs/checkpoint.md).
-struct CheckpointDelta {
-  std::string header;  // stack, frames, handlers, globals, counters: always whole
-  std::vector<std::pair<uint32_t, std::string>> objects;  // changed heap objects by id
-  std::vector<uint32_t> freed;                            // ids of persisted objects now gone
+// Receives what changed since the previous checkpoint, encoded (docs/checkpoint.md), in
+// the order a store applies it: what is gone, then the changed records.
+class CheckpointDelta {
+ public:
+  static constexpr uint32_t kObject = UINT32_MAX;  // Put's chunk for a whole object's record
+  virtual ~CheckpointDelta() = default;
+  virtual void Freed(uint32_t id) = 0;  // a persisted object is gone
+  // Chunks [from, to) of list `id` are gone (the list was freed, shrank, or is stored whole).
+  virtual void DroppedChunks(uint32_t id, uint32_t from, uint32_t to) = 0;
+  // `record` holds kRecordEnvelope bytes left for the store's envelope (vm/base/record.h),
+  // then the payload of object `id` (chunk == kObject) or of chunk `chunk` of list `id`.
+  // The buffer is reused for the next record: seal it in place, copy it, or leave it.
+  virtual void Put(uint32_t id, uint32_t chunk, std::string* record) = 0;
 };
 
 class VM {
@@ -201,12 +210,14 @@ class VM {
   // Encodes the state for a checkpoint: everything when `full`, else only what changed
   // since the previous call. Valid between instructions (from a journal callback, or
   // before Run()).
-  void EncodeCheckpoint(bool full, CheckpointDelta* out);
+  void EncodeCheckpoint(bool full, std::string* header, CheckpointDelta* delta);
   // Rebuilds the whole VM state from a checkpoint header and its objects (fetched by id
-  // through `object`, which returns false for a missing one). Checks every reference and
-  // every frame against the module, so a damaged checkpoint is refused, never run.
+  // through `object`, and the chunks of long lists through `list_chunk`; each returns false
+  // for a missing one). Checks every reference and every frame against the module, so a
+  // damaged checkpoint is refused, never run.
   Status RestoreCheckpoint(std::string_view header,
-                           const std::function<bool(uint32_t id, std::string* bytes)>& object);
+                           const std::function<bool(uint32_t id, std::string* bytes)>& object,
+                           const std::function<bool(uint32_t id, uint32_t chunk, std::string* bytes)>& list_chunk = {});
   // For `flow inspect`: frames from the innermost, with their function, pc, line and locals.
   struct FrameView {
     std::string function;
@@ -338,6 +349,7 @@ class VM {
   std::vector<Handler> raised_handlers_;
   Status abort_status_;
   std::vector<uint32_t> changed_ids_;  // scratch for EncodeCheckpoint
+  std::string record_scratch_;         // likewise: one record at a time
   Value steps_ = Value::Null();        // map: key of each completed step -> its value
   int64_t deadline_ = INT64_MAX;       // derived from the open timeouts
   uint32_t deadline_ticks_ = 0;        // back edges since the clock was last read

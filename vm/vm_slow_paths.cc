@@ -51,11 +51,11 @@ bool VM::GetIndex(Value container, Value index, Value* out) {
 bool VM::SetIndex(Value container, Value index, Value value) {
   if (container.tag == Tag::kList) {
     if (index.tag != Tag::kInt) return Raise("type", fmt::format("list index must be an int, not {}", TypeName(index.tag)));
-    auto& items = heap_.Mutable<ListObj>(container.ref)->items;
+    size_t size = heap_.Get<ListObj>(container.ref)->items.size();
     int64_t i;
-    if (!ResolveIndex(index.i, items.size(), &i))
-      return Raise("index", fmt::format("list index {} out of range (length {})", index.i, items.size()));
-    items[i] = value;
+    if (!ResolveIndex(index.i, size, &i))
+      return Raise("index", fmt::format("list index {} out of range (length {})", index.i, size));
+    heap_.SetItem(container.ref, i, value);
     return true;
   }
   if (container.tag == Tag::kMap) {

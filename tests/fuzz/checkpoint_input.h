@@ -1,11 +1,14 @@
 // The fuzz input format of fuzz_checkpoint, shared with the seed maker:
-//   header:bytes (id:varint object:bytes)*
-// against the program kFuzzProgram, so that a fuzzed checkpoint has real code to match.
+//   header:bytes (key:varint record:bytes)*
+// key: a heap object's id, or id + (chunk + 1) << 32 for a chunk of a long list.
+// against the program kFuzzProgram, so that a fuzzed checkpoint has real code to match
+// (its `long` list is stored in chunks).
 #pragma once
 #include <map>
 #include <string>
 
 #include "vm/base/coding.h"
+#include "vm/vm.h"
 
 namespace flow::fuzz {
 
@@ -19,6 +22,8 @@ fn make(k) {
 }
 let f = make("a")
 let m = {list: [1, 2.5, "s", null, true]}
+let long = []
+for i in range(300) { long.push(i - 150) }
 for i in range(4) {
   try {
     let r = f(i)
@@ -28,10 +33,10 @@ for i in range(4) {
     print(e.kind, e.data)
   }
 }
-print(m)
+print(m, len(long))
 )";
 
-inline std::string EncodeInput(const std::string& header, const std::map<uint32_t, std::string>& objects) {
+inline std::string EncodeInput(const std::string& header, const std::map<uint64_t, std::string>& objects) {
   std::string out;
   PutBytes(&out, header);
   for (const auto& [id, bytes] : objects) {
@@ -41,15 +46,32 @@ inline std::string EncodeInput(const std::string& header, const std::map<uint32_
   return out;
 }
 
-inline bool DecodeInput(std::string_view input, std::string* header, std::map<uint32_t, std::string>* objects) {
+inline bool DecodeInput(std::string_view input, std::string* header, std::map<uint64_t, std::string>* objects) {
   Reader r(input);
   *header = std::string(r.Bytes());
   while (!r.failed() && !r.at_end()) {
     uint64_t id = r.Varint();
     std::string bytes(r.Bytes());
-    if (!r.failed()) (*objects)[static_cast<uint32_t>(id)] = std::move(bytes);
+    if (!r.failed()) (*objects)[id] = std::move(bytes);
   }
   return !header->empty();
 }
+
+inline uint64_t InputKey(uint32_t id, uint32_t chunk) {
+  return chunk == CheckpointDelta::kObject ? id : id + ((static_cast<uint64_t>(chunk) + 1) << 32);
+}
+
+// A checkpoint's records by InputKey, payloads only.
+class RecordMap : public CheckpointDelta {
+ public:
+  void Freed(uint32_t id) override { records.erase(id); }
+  void DroppedChunks(uint32_t id, uint32_t from, uint32_t to) override {
+    for (uint32_t c = from; c < to; ++c) records.erase(InputKey(id, c));
+  }
+  void Put(uint32_t id, uint32_t chunk, std::string* record) override {
+    records[InputKey(id, chunk)] = record->substr(kRecordEnvelope);
+  }
+  std::map<uint64_t, std::string> records;
+};
 
 }  // namespace flow::fuzz

@@ -31,19 +31,23 @@ const flow::Module& Program() {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string header;
-  std::map<uint32_t, std::string> objects;
-  if (!flow::fuzz::DecodeInput(std::string_view(reinterpret_cast<const char*>(data), size), &header, &objects)) return 0;
+  std::map<uint64_t, std::string> records;
+  if (!flow::fuzz::DecodeInput(std::string_view(reinterpret_cast<const char*>(data), size), &header, &records)) return 0;
   NullHost host;
   flow::VM vm(&Program(), &host, flow::stdlib::GetNatives());
-  flow::Status s = vm.RestoreCheckpoint(header, [&](uint32_t id, std::string* out) {
-    auto it = objects.find(id);
-    if (it == objects.end()) return false;
+  auto find = [&](uint64_t key, std::string* out) {
+    auto it = records.find(key);
+    if (it == records.end()) return false;
     *out = it->second;
     return true;
-  });
+  };
+  flow::Status s = vm.RestoreCheckpoint(
+      header, [&](uint32_t id, std::string* out) { return find(flow::fuzz::InputKey(id, flow::CheckpointDelta::kObject), out); },
+      [&](uint32_t id, uint32_t chunk, std::string* out) { return find(flow::fuzz::InputKey(id, chunk), out); });
   if (s.ok()) {
-    flow::CheckpointDelta delta;
-    vm.EncodeCheckpoint(true, &delta);
+    std::string again;
+    flow::fuzz::RecordMap records_again;
+    vm.EncodeCheckpoint(true, &again, &records_again);
     (void)vm.InspectFrames();
   }
   return 0;

@@ -24,11 +24,11 @@ class SeedJournal : public flow::EffectJournal {
   explicit SeedJournal(std::string dir) : dir_(std::move(dir)) {}
   flow::Status BeforeEffect(flow::VM&, uint64_t, uint16_t, const flow::Value*, int) override { return flow::Status::Ok(); }
   flow::Status AfterEffect(flow::VM& vm, uint64_t seq, uint16_t, flow::Value, bool) override {
-    flow::CheckpointDelta d;
-    vm.EncodeCheckpoint(true, &d);
-    std::map<uint32_t, std::string> objects(d.objects.begin(), d.objects.end());
+    std::string header;
+    flow::fuzz::RecordMap records;
+    vm.EncodeCheckpoint(true, &header, &records);
     std::ofstream(dir_ + "/checkpoint/" + std::to_string(seq) + ".bin", std::ios::binary)
-        << flow::fuzz::EncodeInput(d.header, objects);
+        << flow::fuzz::EncodeInput(header, records.records);
     return flow::Status::Ok();
   }
 

@@ -479,6 +479,56 @@ TEST_F(StoreJournalTest, ARunWhoseDatabaseHoldsNoCheckpointIsRefusedNotStartedAg
   EXPECT_EQ(host_.output, "");  // nothing ran again
 }
 
+// A run written by format 2 (ints as 8 bytes, lists whole) is refused by name, never misread.
+TEST_F(StoreJournalTest, ARunOfTheFormerFormatIsRefusedClearly) {
+  Start("let xs = [1, 2]\nprint(xs)\nprint(len(xs))\n");
+  journal_->stop_before = 2;
+  ASSERT_EQ(vm_->Run(), RunOutcome::kAborted);
+  std::string raw;
+  ASSERT_TRUE(db_->Get(kStateKey, &raw).ok());
+  raw[0] = 2;
+  store::Batch older;
+  older.Put(kStateKey, raw);
+  ASSERT_TRUE(db_->Write(older, true).ok());
+  Stop();
+  LoadedRun run;
+  Status s = LoadRun(*store_, "r1", &host_, &run);
+  EXPECT_EQ(s.code(), Status::Code::kNotSupported) << s.message();
+  EXPECT_NE(s.message().find("format version 2, this flow reads version 3"), std::string::npos) << s.message();
+}
+
+// A crash between pushes to a long list (stored in chunks) resumes from the store to the
+// same output; the chunks are under their own keys.
+TEST_F(StoreJournalTest, ACrashAcrossPushesToALongListResumes) {
+  const char* source = R"(
+let xs = []
+for i in range(1000) { xs.push(i) }
+for i in range(6) {
+  for j in range(100) { xs.push(i * j) }
+  print(len(xs), xs[-1])
+}
+xs[700] = "set"
+for i in range(800) { xs.pop() }
+print(len(xs), xs)
+)";
+  std::string expected = Uninterrupted(source);
+  for (uint64_t k : {2, 5, 7}) {
+    SCOPED_TRACE("stopped before effect " + std::to_string(k));
+    StoreRun run;
+    run.Start(source);
+    run.journal_->stop_before = k;
+    ASSERT_EQ(run.vm_->Run(), RunOutcome::kAborted);
+    size_t chunks = 0;
+    ASSERT_TRUE(run.db_->Scan(store::kListChunkPrefix, [&](std::string_view, std::string_view) { return ++chunks, true; }).ok());
+    EXPECT_GE(chunks, 4u);
+    run.host_.Flush();
+    Status s = run.ResumeToEnd();
+    ASSERT_TRUE(s.ok()) << s.message();
+    run.host_.Flush();
+    EXPECT_EQ(run.host_.output, expected);
+  }
+}
+
 TEST_F(StoreJournalTest, AStartThatDiedBeforeItsFirstCheckpointLeavesNoRunToResume) {
   // Such a start leaves only a folder, no record (the next `flow run` with the id takes
   // it over): there is nothing to resume.

@@ -20,6 +20,15 @@ inline std::string SealRecord(uint8_t version, std::string_view payload) {
   return out;
 }
 
+inline constexpr size_t kRecordEnvelope = 9;  // version:u8 checksum:u64
+
+// Seals `size` bytes at `record` whose first kRecordEnvelope bytes were left for the envelope.
+inline void FinishRecordAt(uint8_t version, char* record, size_t size) {
+  uint64_t sum = Checksum(std::string_view(record + kRecordEnvelope, size - kRecordEnvelope));
+  record[0] = static_cast<char>(version);
+  for (int i = 0; i < 8; ++i) record[1 + i] = static_cast<char>(sum >> (8 * i));
+}
+
 // Building a record in place, without the copy SealRecord makes: BeginRecord (which keeps
 // the buffer's capacity), append the payload, then FinishRecord().
 inline void BeginRecord(std::string* record) { record->assign(9, '\0'); }
