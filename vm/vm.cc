@@ -254,6 +254,12 @@ op_POPN:
 op_GET_LOCAL:
   *sp++ = base[READ16()];
   DISPATCH();
+op_GET_LOCAL2:
+  sp[0] = base[DecodeFixed16(ip)];
+  sp[1] = base[DecodeFixed16(ip + 2)];
+  sp += 2;
+  ip += 4;
+  DISPATCH();
 op_SET_LOCAL:
   base[READ16()] = *--sp;
   DISPATCH();
