@@ -20,6 +20,7 @@
 #include "compiler/compiler.h"
 #include "compiler/parse.h"
 #include "vm/base/coding.h"
+#include "vm/bytecode/decode.h"
 #include "vm/bytecode/opcodes.h"
 
 namespace flow {
@@ -63,9 +64,11 @@ struct FunctionState {
   std::vector<Loop> loops;
   uint32_t last_line = 0;
   bool is_script = false;
-  Op last_op = Op::NOP;     // the last instruction emitted, and where, for EmitBinary
+  Op last_op = Op::NOP;     // the last instruction emitted, and where, for the peephole rewrites
   uint32_t last_op_at = 0;
-  uint32_t label = UINT32_MAX;  // the last position taken as a jump target
+  // The last position no peephole rewrite may reach back across: a jump target, or where
+  // a local's range starts (a rewrite would cut the instruction it starts at).
+  uint32_t barrier = UINT32_MAX;
   std::map<std::string, Loc> global_refs;  // globals this function's code names, and where first
 };
 
@@ -199,7 +202,7 @@ class Codegen {
 
   // The current position as a jump target: no peephole rewrite may reach back across it.
   uint32_t Label() {
-    state_->label = pc();
+    state_->barrier = pc();
     return pc();
   }
 
@@ -210,21 +213,46 @@ class Codegen {
         {Op::ADD, Op::ADD_K}, {Op::SUB, Op::SUB_K}, {Op::MUL, Op::MUL_K}, {Op::MOD, Op::MOD_K},
         {Op::EQ, Op::EQ_K},   {Op::NE, Op::NE_K},   {Op::LT, Op::LT_K},   {Op::LE, Op::LE_K},
         {Op::GT, Op::GT_K},   {Op::GE, Op::GE_K}};
-    FunctionState& s = *state_;
     auto form = kConstantForms.find(op);
-    uint32_t const_at = pc() - InstructionSize(Op::CONST);
-    if (form == kConstantForms.end() || s.last_op != Op::CONST || s.last_op_at != const_at || s.label == pc()) {
+    if (form == kConstantForms.end() || !LastIs(Op::CONST)) {
       Emit(op);
       return;
     }
-    uint32_t k = DecodeFixed32(reinterpret_cast<const uint8_t*>(s.fn.code.data() + const_at + 1));
-    s.fn.code.resize(const_at);
-    s.stack_depth -= 1;
-    if (!s.fn.lines.empty() && s.fn.lines.back().pc == const_at) {
+    Emit(form->second, TakeLast(Op::CONST));
+  }
+
+  // Pushes a local; two in a row (`a + b`, `i * i`) become one GET_LOCAL2.
+  void EmitGetLocal(uint32_t slot) {
+    if (!LastIs(Op::GET_LOCAL)) {
+      Emit(Op::GET_LOCAL, slot);
+      return;
+    }
+    Emit(Op::GET_LOCAL2, TakeLast(Op::GET_LOCAL), slot);
+  }
+
+  // Whether the last instruction emitted is `op` with no barrier after it, so that a
+  // peephole rewrite may take it back.
+  bool LastIs(Op op) const {
+    const FunctionState& s = *state_;
+    return s.last_op == op && s.last_op_at == pc() - InstructionSize(op) && s.barrier != pc();
+  }
+
+  // Removes the last instruction (a LastIs(op) one, of one operand) and returns its operand.
+  uint32_t TakeLast(Op op) {
+    FunctionState& s = *state_;
+    const uint32_t at = s.last_op_at;
+    Instruction ins;
+    DecodeInstruction(s.fn.code, at, &ins);
+    s.fn.code.resize(at);
+    uint32_t none[3] = {};
+    StackEffect e = GetStackEffect(op, none);
+    s.stack_depth -= e.pushes - e.pops;
+    if (!s.fn.lines.empty() && s.fn.lines.back().pc == at) {
       s.fn.lines.pop_back();
       s.last_line = s.fn.lines.empty() ? 0 : s.fn.lines.back().line;
     }
-    Emit(form->second, k);
+    s.last_op = Op::NOP;
+    return ins.operands[0];
   }
 
   void PatchJump(uint32_t operand_at, uint32_t target) {
@@ -300,6 +328,7 @@ class Codegen {
       return 0;
     }
     s.locals.push_back({name, s.scope_depth, false, pc()});
+    s.barrier = pc();
     return static_cast<uint16_t>(s.locals.size());  // slot 0 is the callee
   }
 
@@ -753,7 +782,7 @@ class Codegen {
   void CompileName(const Expr& e) {
     Resolved r = Resolve(e.text, e.loc);
     switch (r.kind) {
-      case Resolved::kLocal: Emit(Op::GET_LOCAL, r.index); break;
+      case Resolved::kLocal: EmitGetLocal(r.index); break;
       case Resolved::kUpvalue: Emit(Op::GET_UPVAL, r.index); break;
       case Resolved::kGlobal: Emit(Op::GET_GLOBAL, r.index); break;
       case Resolved::kBuiltin: Emit(Op::GET_BUILTIN, r.index); break;

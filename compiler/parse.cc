@@ -206,7 +206,12 @@ class AstBuilder {
       s->body = BuildBlock(c->block());
       return s;
     }
-    if (auto* c = dynamic_cast<Flow::AssignStmtContext*>(ctx)) {
+    if (auto* c = dynamic_cast<Flow::ExprStmtContext*>(ctx)) {
+      if (!c->ASSIGN()) {
+        auto s = NewStmt(StmtKind::kExpr, ctx);
+        s->expr = BuildExpr(c->expr(0));
+        return s;
+      }
       auto s = NewStmt(StmtKind::kAssign, ctx);
       s->target = BuildExpr(c->expr(0));
       s->expr = BuildExpr(c->expr(1));
@@ -214,11 +219,6 @@ class AstBuilder {
           s->target->kind != ExprKind::kIndex) {
         diags_->Error(s->target->loc, "cannot assign to this expression (only to a name, `a.field` or `a[index]`)");
       }
-      return s;
-    }
-    if (auto* c = dynamic_cast<Flow::ExprStmtContext*>(ctx)) {
-      auto s = NewStmt(StmtKind::kExpr, ctx);
-      s->expr = BuildExpr(c->expr());
       return s;
     }
     return nullptr;  // empty statement, or a piece the parser already reported

@@ -163,6 +163,10 @@ Result<std::unique_ptr<RunDb>> RunDb::Open(const std::string& dir, const Options
   o.create_if_missing = options.create;
   o.error_if_exists = options.create;
   o.paranoid_checks = true;
+  // A new database appends its first version to the MANIFEST it was just created with,
+  // instead of writing a second MANIFEST and CURRENT at once: two fsyncs and three files
+  // fewer per run start. Reopening (resume, inspect) keeps LevelDB's default.
+  o.reuse_logs = options.create;
   if (options.env) o.env = options.env;
   std::unique_ptr<leveldb::Env> overlay;
   if (options.read_only) {

@@ -13,6 +13,8 @@
 
 namespace flow {
 
+constexpr int kJumpSize = 1 + 4;  // a jump instruction: its opcode and J
+
 VM::VM(const Module* module, VmHost* host, Natives natives)
     : module_(module), host_(host), natives_(natives), stack_(new Value[kStackCapacity]) {
   // String constants are the first objects of a fresh heap, ids 0..n-1 in order: a
@@ -252,6 +254,12 @@ op_POPN:
 op_GET_LOCAL:
   *sp++ = base[READ16()];
   DISPATCH();
+op_GET_LOCAL2:
+  sp[0] = base[DecodeFixed16(ip)];
+  sp[1] = base[DecodeFixed16(ip + 2)];
+  sp += 2;
+  ip += 4;
+  DISPATCH();
 op_SET_LOCAL:
   base[READ16()] = *--sp;
   DISPATCH();
@@ -306,7 +314,15 @@ op_GET_BUILTIN:
     result_slot = Value::Int(r);                                         \
     DISPATCH();                                                          \
   }
+// A comparison that an `if` or `while` tests (JUMP_IF_FALSE next) branches at once,
+// without pushing its result or dispatching the jump. With an instruction budget every
+// instruction is counted, so there the jump runs on its own.
 #define INT_COMPARE(cmp)                                                 \
+  if (*ip == static_cast<uint8_t>(Op::JUMP_IF_FALSE) && labels == kLabels) { \
+    --sp;                                                                \
+    ip = a.i cmp b.i ? ip + kJumpSize : code + DecodeFixed32(ip + 1);    \
+    DISPATCH();                                                          \
+  }                                                                      \
   result_slot = Value::Bool(a.i cmp b.i);                                \
   DISPATCH();
 #define INT_MOD                                                          \

@@ -105,6 +105,8 @@ TEST(Verifier, RejectsBadOperandsJumpsAndStackUse) {
       {Ins(Op::JUMP, {3}) + Ins(Op::PUSH_NULL) + Ins(Op::RETURN), "is not an instruction"},
       {Ins(Op::JUMP, {1000}), "is not an instruction"},
       {Ins(Op::GET_LOCAL, {4}) + Ins(Op::RETURN), "local slot outside the frame"},
+      {Ins(Op::GET_LOCAL2, {0, 4}) + Ins(Op::POP) + Ins(Op::RETURN), "local slot outside the frame"},
+      {Ins(Op::GET_LOCAL2, {4, 0}) + Ins(Op::POP) + Ins(Op::RETURN), "local slot outside the frame"},
       {Ins(Op::PUSH_NULL), "runs off the end"},
       {Ins(Op::GET_GLOBAL, {0}) + Ins(Op::RETURN), "global slot out of range"},
       {Ins(Op::CALL_BUILTIN, {999, 0}) + Ins(Op::RETURN), "unknown builtin"},

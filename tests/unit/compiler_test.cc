@@ -103,6 +103,24 @@ TEST(Compiler, ConstantOperandsFoldIntoKForms) {
   EXPECT_NE(listing.find("LT_K"), std::string::npos) << listing;
 }
 
+TEST(Compiler, TwoLocalsInARowArePushedByOneInstruction) {
+  Module module;
+  Diagnostics diags;
+  ASSERT_TRUE(CompileSource("t.flow", "fn f(a, b) { return a * b + b }\nprint(f(3, 4))\n", &module, &diags));
+  std::string listing = Disassemble(module);
+  EXPECT_NE(listing.find("GET_LOCAL2    1 2"), std::string::npos) << listing;
+  // The pushes keep their order; a local read right where another starts (`let a = b` then
+  // `a - c`) and a push after a jump target (`x || y`) stay correct.
+  auto r = testing::RunProgram(
+      "fn f(a, b) { return a * b + b - a }\n"
+      "fn g(b, c) { let a = b\n return a - c }\n"
+      "fn h(x, y) { return (x || y) - y }\n"
+      "fn k(n) { let m = n\n let p = m\n return [n, m, p, m - n, p * p] }\n"
+      "print(f(3, 4), g(10, 3), h(null, 5), h(7, 5), k(6))\n");
+  ASSERT_TRUE(r.compiled) << r.diagnostics;
+  EXPECT_EQ(r.output, "13 7 0 2 [6,6,6,0,36]\n");
+}
+
 TEST(Compiler, NoFoldAcrossAJumpTarget) {
   // `b && 5` leaves a jump target right before the `+`: folding would break it.
   auto r = testing::RunProgram("let b = false\nprint(1 + (b && 5))\n");

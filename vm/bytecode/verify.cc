@@ -145,6 +145,9 @@ Status VerifyFunction(const Module& m, const Function& f, std::vector<int>* dept
     switch (ins.op) {
       case Op::GET_LOCAL: if (!slot_ok(ins.operands[0], 0)) return Fail(f, pc, "local slot outside the frame"); break;
       case Op::SET_LOCAL: if (!slot_ok(ins.operands[0], 1)) return Fail(f, pc, "local slot outside the frame"); break;
+      case Op::GET_LOCAL2:
+        if (!slot_ok(ins.operands[0], 0) || !slot_ok(ins.operands[1], 0)) return Fail(f, pc, "local slot outside the frame");
+        break;
       case Op::CLOSE_FROM: if (static_cast<int>(ins.operands[0]) > depth) return Fail(f, pc, "slot outside the frame"); break;
       case Op::FOR_ITER:
         if (ins.operands[1] < 1 || ins.operands[1] > 2 || !slot_ok(ins.operands[0], 1 + ins.operands[1]))
