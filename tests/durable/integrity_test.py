@@ -2,7 +2,7 @@
 """A run's state is never behind what its record, mark or mailbox say without Flow saying
 so (exit 3): damaged mailboxes, emptied or cut database logs, missing marks, images
 without a checkpoint, imports that fail half-way, reads that would write."""
-import ctypes, functools, os, shutil, struct, sys
+import ctypes, functools, os, struct, sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from testlib import add_case, case, check, flow, main, program, status, tmp  # noqa: E402
