@@ -9,7 +9,7 @@ tests/CMakeLists.txt registers one CTest test per name (`flow_python_tests`), so
 passes when all of them do. Each case runs in a fresh temporary folder (tmp()) removed
 after it; the local test servers of tests/tools (each prints `PORT n` first) are started
 once per process by server() and killed at exit."""
-import atexit, functools, json, os, shutil, subprocess, sys, tempfile, time, traceback, urllib.request
+import atexit, functools, json, os, shutil, subprocess, sys, tempfile, time, traceback
 
 TOOLS = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.normpath(os.path.join(TOOLS, "..", ".."))
@@ -168,6 +168,7 @@ def fake_services(*args):
 
 
 def get_json(url):
+    import urllib.request  # here: most cases never ask, and it is the slowest import (a process per case)
     with urllib.request.urlopen(url) as r:
         return json.load(r)
 
