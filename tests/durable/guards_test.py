@@ -5,7 +5,7 @@ never instead of at once."""
 import os, resource, sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from testlib import case, check, flow, main, program, record, store, tmp  # noqa: E402
+from testlib import case, check, flow, main, program, record, skip, store, tmp  # noqa: E402
 
 INT64_MAX = 9223372036854775807
 
@@ -53,7 +53,7 @@ def out_of_memory():
     below what the doubling string needs, and the budget set above it."""
     probe = limited("--version", limit_memory=1 << 30)
     if probe.returncode != 0:
-        print("skip the out-of-memory checks: this build cannot start under an address-space limit (a sanitizer)")
+        skip("this build cannot start under an address-space limit (a sanitizer)")
         return
     grow = program("grow.flow", 'print("start")\nlet s = "ab"\nwhile true { s = s + s }\n')
     r = limited("run", grow, "--store", store(), "--run-id", "oom", "--max-memory", "64G", limit_memory=1 << 30)

@@ -17,8 +17,12 @@ ROOT = os.path.normpath(os.path.join(TOOLS, "..", ".."))
 # scripts can `from testlib import FLOW`).
 FLOW = os.path.abspath(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1] != "--list" else None
 failures = []
+checks = 0
+SKIPPED = 77  # the exit code when every case run was skipped (CTest's SKIP_RETURN_CODE)
 _cases = {}
+_skipped = set()
 _case_tmp = None
+_current = None
 _root = None
 _servers = []
 
@@ -37,10 +41,19 @@ def add_case(name, fn, *args):
 
 
 def check(name, ok, detail=""):
+    global checks
+    checks += 1
     print(("ok   " if ok else "FAIL ") + name + ("" if ok else f": {detail}"))
     if not ok:
         failures.append(name)
     return ok
+
+
+def skip(reason):
+    """Marks the running case skipped (it returns after calling this). A case that makes no
+    check and does not skip fails: a test that cannot fail is a defect."""
+    print(f"skip {_current}: {reason}")
+    _skipped.add(_current)
 
 
 def main():
@@ -53,19 +66,23 @@ def main():
     unknown = [a for a in args[1:] if a not in _cases]
     if unknown:
         sys.exit(f"no case named {', '.join(unknown)} (--list names them)")
-    global _case_tmp
+    global _case_tmp, _current
     for name in args[1:] or list(_cases):
+        _current = name
         _case_tmp = os.path.join(_process_tmp(), name)
         os.makedirs(_case_tmp)
-        before, started = len(failures), time.monotonic()
+        before, checks_before, started = len(failures), checks, time.monotonic()
         try:
             _cases[name]()
         except Exception:  # an assertion cut short by an error is a failure of the case
             check(f"{name} runs to its end", False, traceback.format_exc())
-        print(f"{'PASS' if len(failures) == before else 'FAIL'} case {name} ({time.monotonic() - started:.1f} s)\n")
+        if checks == checks_before and name not in _skipped:
+            check(f"{name} checks something", False, "the case made no check")
+        outcome = "SKIP" if name in _skipped else "PASS" if len(failures) == before else "FAIL"
+        print(f"{outcome} case {name} ({time.monotonic() - started:.1f} s)\n")
         shutil.rmtree(_case_tmp, ignore_errors=True)
     print(f"{'all passed' if not failures else str(len(failures)) + ' failed'}")
-    sys.exit(1 if failures else 0)
+    sys.exit(1 if failures else SKIPPED if _skipped >= set(args[1:] or _cases) else 0)
 
 
 # ---- files ----
