@@ -5,18 +5,11 @@ count as they were), so the resumed run makes the call again: the model's reply,
 its own request, and no crash on handlers that the error had unwound. Every budget
 (tokens: raised by llm.chat; effects: raised before an effect; deadline: raised by a
 sleep it cuts short) with and without an enclosing timeout, retry, step and all three."""
-import json, os, subprocess, sys, tempfile
+import json, os, sys
 
-FLOW = os.path.abspath(sys.argv[1])
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from testlib import check, finish, start_server  # noqa: E402
+from testlib import add_case, case, check, fake_services, flow, main, program, store  # noqa: E402
 
-services, base = start_server(os.path.join(ROOT, "examples", "fake_services.py"))
-tmp = tempfile.mkdtemp()
-store = os.path.join(tmp, "store")
-env = dict(os.environ, FLOW_LLM_BASE_URL=base)
-env.pop("OPENAI_API_KEY", None)
 REPLY = "LGTM: skipping None values is right; add a test for an all-None list."
 
 # Each is one loop iteration's `let r = ...` around CALL (`pause` sleeps first, for the deadline).
@@ -40,7 +33,7 @@ BUDGETS = {
 }
 
 
-def program(wrapper, pause):
+def source(wrapper, pause):
     body = WRAPPERS[wrapper].format(pause=pause, call=CALL.format(n="${i}"))
     return f'''fn pause(d) {{ if d > 0 {{ sleep(d) }} }}
 for i in range(3) {{
@@ -50,47 +43,58 @@ for i in range(3) {{
 '''
 
 
-try:
-    for budget, (first_args, resume_args, pause) in BUDGETS.items():
-        for wrapper in WRAPPERS:
-            rid = f"{budget}-{wrapper}"
-            path = os.path.join(tmp, rid + ".flow")
-            open(path, "w").write(program(wrapper, pause))
-            first = subprocess.run([FLOW, "run", path, "--store", store, "--run-id", rid, "--virtual-time", *first_args],
-                                   capture_output=True, text=True, env=env, timeout=60)
-            second = subprocess.run([FLOW, "resume", rid, "--store", store, *resume_args], capture_output=True,
-                                    text=True, env=env, timeout=60)
-            lines = (first.stdout + second.stdout).splitlines()
-            check(f"{budget} budget, {wrapper}: stopped with `budget`, resumed to three real replies",
-                  first.returncode == 1 and "error: budget:" in first.stderr and second.returncode == 0 and
-                  lines == [f"{i} {REPLY}" for i in range(3)] and len(second.stdout.splitlines()) >= 1,
-                  f"rc {first.returncode}/{second.returncode}\n{first.stdout}{first.stderr}{second.stdout}{second.stderr}")
-    # The deadline cuts the model call itself short (the model takes 2 s, the run has 1 s):
-    # llm.chat raises `budget`, not a plain `timeout`, so the run may go on.
-    slow, slow_base = start_server(os.path.join(ROOT, "examples", "fake_services.py"), "--llm-delay-ms", "2000")
-    try:
-        for wrapper in ["bare", "step-retry-timeout"]:
-            rid = f"deadline-in-call-{wrapper}"
-            path = os.path.join(tmp, rid + ".flow")
-            open(path, "w").write(program(wrapper, "pause(0)").replace("range(3)", "range(1)"))
-            slow_env = dict(env, FLOW_LLM_BASE_URL=slow_base)
-            first = subprocess.run([FLOW, "run", path, "--store", store, "--run-id", rid, "--deadline", "1s"],
-                                   capture_output=True, text=True, env=slow_env, timeout=60)
-            second = subprocess.run([FLOW, "resume", rid, "--store", store, "--deadline", "1h"], capture_output=True,
-                                    text=True, env=slow_env, timeout=60)
-            check(f"deadline in the model call, {wrapper}: budget, then resumed to the reply",
-                  first.returncode == 1 and "error: budget:" in first.stderr and second.returncode == 0 and
-                  second.stdout == f"0 {REPLY}\n", f"{first.stderr}{second.stdout}{second.stderr}")
-    finally:
-        slow.kill()
-    # The stopped call is on record as raised; the resumed one is the next effect, and
-    # inside a step it carries the same key (it is the same logical call).
-    hist = json.loads(subprocess.run([FLOW, "history", "tokens-step-retry-timeout", "--json", "--store", store],
-                                     capture_output=True, text=True).stdout)
+def services_env(*args):
+    env = dict(os.environ, FLOW_LLM_BASE_URL=fake_services(*args))
+    env.pop("OPENAI_API_KEY", None)
+    return env
+
+
+def stopped_then_resumed(budget, wrapper):
+    first_args, resume_args, pause = BUDGETS[budget]
+    rid = f"{budget}-{wrapper}"
+    path = program(rid + ".flow", source(wrapper, pause))
+    first = flow("run", path, "--store", store(), "--run-id", rid, "--virtual-time", *first_args, env=services_env())
+    second = flow("resume", rid, "--store", store(), *resume_args, env=services_env())
+    lines = (first.stdout + second.stdout).splitlines()
+    check(f"{budget} budget, {wrapper}: stopped with `budget`, resumed to three real replies",
+          first.returncode == 1 and "error: budget:" in first.stderr and second.returncode == 0 and
+          lines == [f"{i} {REPLY}" for i in range(3)] and len(second.stdout.splitlines()) >= 1,
+          f"rc {first.returncode}/{second.returncode}\n{first.stdout}{first.stderr}{second.stdout}{second.stderr}")
+
+
+for budget in BUDGETS:
+    for wrapper in WRAPPERS:
+        if (budget, wrapper) != ("tokens", "step-retry-timeout"):  # a case of its own, below
+            add_case(f"{budget}_{wrapper.replace('-', '_')}", stopped_then_resumed, budget, wrapper)
+
+
+def deadline_in_call(wrapper):
+    """The deadline cuts the model call itself short (the model takes 2 s, the run has 1 s):
+    llm.chat raises `budget`, not a plain `timeout`, so the run may go on."""
+    rid = f"deadline-in-call-{wrapper}"
+    path = program(rid + ".flow", source(wrapper, "pause(0)").replace("range(3)", "range(1)"))
+    slow_env = services_env("--llm-delay-ms", "2000")
+    first = flow("run", path, "--store", store(), "--run-id", rid, "--deadline", "1s", env=slow_env)
+    second = flow("resume", rid, "--store", store(), "--deadline", "1h", env=slow_env)
+    check(f"deadline in the model call, {wrapper}: budget, then resumed to the reply",
+          first.returncode == 1 and "error: budget:" in first.stderr and second.returncode == 0 and
+          second.stdout == f"0 {REPLY}\n", f"{first.stderr}{second.stdout}{second.stderr}")
+
+
+for wrapper in ["bare", "step-retry-timeout"]:
+    add_case(f"deadline_in_call_{wrapper.replace('-', '_')}", deadline_in_call, wrapper)
+
+
+@case
+def tokens_step_retry_timeout():
+    """The stopped call is on record as raised; the resumed one is the next effect, and
+    inside a step it carries the same key (it is the same logical call)."""
+    stopped_then_resumed("tokens", "step-retry-timeout")
+    hist = json.loads(flow("history", "tokens-step-retry-timeout", "--json", "--store", store()).stdout)
     chats = [(h["state"], h["idempotency_key"]) for h in hist if h["effect"] == "llm.chat"]
     check("history: the call the budget stopped is raised, the resumed call has its key",
           chats[-2:] == [("raised", "tokens-step-retry-timeout/review-2/1"),
                          ("done", "tokens-step-retry-timeout/review-2/1")], chats)
-finally:
-    services.kill()
-finish()
+
+
+main()

@@ -3,11 +3,10 @@
 
 The children write their pids to a file, and the test looks at (and cleans up) exactly
 those processes: never processes found by name, which may be someone else's."""
-import os, signal, subprocess, sys, tempfile, time
+import os, signal, subprocess, sys, time
 
-FLOW = os.path.abspath(sys.argv[1])
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from testlib import check, failures, finish, start_server  # noqa: E402
+from testlib import FLOW, case, check, flow, main, program, tmp  # noqa: E402
 
 
 def read_pids(path, count, wait_s=10):
@@ -55,23 +54,24 @@ def kill_leftovers(pids, marker):
             os.kill(p, signal.SIGKILL)
 
 
-with tempfile.TemporaryDirectory() as tmp:
-    group_pids = os.path.join(tmp, "group.pids")
-    prog = os.path.join(tmp, "group.flow")
+@case
+def timeout_kills_group():
+    group_pids = tmp("group.pids")
     # The shell and both sleeps are one process group; each writes its pid first.
     shell = f"echo $$ > {group_pids}; sleep 31.25 & echo $! >> {group_pids}; sleep 31.25 & echo $! >> {group_pids}; wait; echo late"
-    open(prog, "w").write('try { exec.shell("%s", {timeout: 1s}) } catch e { print(e.kind) }\n' % shell)
-    r = subprocess.run([FLOW, "run", "--ephemeral", prog], capture_output=True, text=True, timeout=30)
+    prog = program("group.flow", 'try { exec.shell("%s", {timeout: 1s}) } catch e { print(e.kind) }\n' % shell)
+    r = flow("run", "--ephemeral", prog, timeout=30)
     pids = read_pids(group_pids, 3)
     check("a timeout kills the whole process group",
           r.stdout == "timeout\n" and len(pids) == 3 and gone(pids, "31.25"), f"{r.stdout}{r.stderr} pids={pids}")
     kill_leftovers(pids, "31.25")
 
-    child_pid = os.path.join(tmp, "child.pid")
-    prog2 = os.path.join(tmp, "orphan.flow")
-    open(prog2, "w").write('exec.run(["sh", "-c", "echo $$ > %s; exec sleep 32.75"])\n' % child_pid)
-    p = subprocess.Popen([FLOW, "run", prog2, "--store", os.path.join(tmp, "s")], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE)
+
+@case
+def killed_flow_kills_child():
+    child_pid = tmp("child.pid")
+    prog = program("orphan.flow", 'exec.run(["sh", "-c", "echo $$ > %s; exec sleep 32.75"])\n' % child_pid)
+    p = subprocess.Popen([FLOW, "run", prog, "--store", tmp("s")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     pids = read_pids(child_pid, 1)
     # The shell, or the sleep it became.
     started = len(pids) == 1 and eventually(lambda: alive(pids[0], "32.75"))
@@ -80,4 +80,5 @@ with tempfile.TemporaryDirectory() as tmp:
     check("killing flow kills the child it was running", started and gone(pids, "32.75"), f"started={started} pids={pids}")
     kill_leftovers(pids, "32.75")
 
-finish()
+
+main()

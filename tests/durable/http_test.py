@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
 """The http effect against a local server: methods, query, json bodies, .json(), status
 checks, failure reasons, timeouts, body caps and the Idempotency-Key header."""
-import os, subprocess, sys, tempfile
+import os, subprocess, sys
 
-FLOW = os.path.abspath(sys.argv[1])
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from testlib import start_server  # noqa: E402
-server, base = start_server("http_server.py")
+sys.path.insert(0, os.path.join(HERE, "..", "tools"))
+from testlib import FLOW, case, check, main, program, server  # noqa: E402
 
-PROGRAM = f"""
+
+def source(base):
+    return f"""
 let base = "{base}"
 let r = http.get("${{base}}/echo", {{query: {{q: "a b&c", n: 2}}}})
 print(r.status, r.json().path)
@@ -58,14 +58,14 @@ for h in [{{"X-A": "a\\u0000b"}}, {{"X-A\\u0000B": "v"}}, {{"": "v"}}, {{"X-A": 
 // expect: type
 """
 
-try:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "http.flow")
-        open(path, "w").write(PROGRAM)
-        runner = os.path.join(HERE, "..", "e2e", "run_golden.py")
-        r = subprocess.run([sys.executable, runner, FLOW, path], capture_output=True, text=True)
-        print(r.stdout)
-        code = r.returncode
-finally:
-    server.kill()
-sys.exit(code)
+
+@case
+def requests():
+    """The program's `// expect:` lines, checked by the golden runner (tests/e2e/run_golden.py)."""
+    path = program("http.flow", source(server()))
+    r = subprocess.run([sys.executable, os.path.join(HERE, "..", "e2e", "run_golden.py"), FLOW, path],
+                       capture_output=True, text=True)
+    check("the http effect prints what its expect lines say", r.returncode == 0, r.stdout)
+
+
+main()

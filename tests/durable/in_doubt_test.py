@@ -4,22 +4,15 @@ raises in_doubt with data {step: KEY, line: N} and a message naming the step; `f
 history` marks the effect that was in flight as in_doubt (text and --json); and what the
 handler does next (a compensation) is a new effect with a key of its own, not the key of
 the charge in doubt."""
-import json, os, subprocess, sys, tempfile
+import os, sys
 
-FLOW = os.path.abspath(sys.argv[1])
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from testlib import check, finish, start_server  # noqa: E402
-
-server, base = start_server("http_server.py")
-tmp = tempfile.mkdtemp()
-store = os.path.join(tmp, "store")
+from testlib import case, check, crash_then_resume, flow, history, main, program, server, store  # noqa: E402
 
 
-def flow(*args, env=None):
-    return subprocess.run([FLOW, *args], capture_output=True, text=True, timeout=60, env=env)
-
-
-PROGRAM = f'''let order = args.order
+def charge_program():
+    base = server()
+    return program("charge.flow", f'''let order = args.order
 try {{
   step "charge-${{order}}" once {{
     print("charging")
@@ -31,15 +24,13 @@ try {{
   let refund = http.post("{base}/charge", {{json: {{refund: 5}}}}).json()
   print("compensated", refund.charged)
 }}
-'''
+''')
 
-try:
-    path = os.path.join(tmp, "charge.flow")
-    open(path, "w").write(PROGRAM)
+
+@case
+def effect_in_flight():
     # Effect 1 is print, effect 2 the charge: killed after it reached the server.
-    first = flow("run", path, "--store", store, "--run-id", "o1", "--arg", "order=7",
-                 env=dict(os.environ, FLOW_CRASH_AT="2:after-effect"))
-    second = flow("resume", "o1", "--store", store)
+    first, second = crash_then_resume(charge_program(), "o1", "2:after-effect", args=("--arg", "order=7"))
     lines = second.stdout.splitlines()
     check("in_doubt carries data {step, line} (the step's line)",
           first.returncode == -9 and second.returncode == 0 and lines[:1] == ["in_doubt charge-7 3"],
@@ -49,23 +40,23 @@ try:
     check("the compensation is a new effect with a key of its own (not deduplicated as the charge)",
           lines[2:] == ['compensated {"refund":5}'], second.stdout)
 
-    hist = json.loads(flow("history", "o1", "--json", "--store", store).stdout)
-    posts = [(h["seq"], h["state"], h["idempotency_key"]) for h in hist if h["effect"] == "http.post"]
+    posts = [(h["seq"], h["state"], h["idempotency_key"]) for h in history("o1") if h["effect"] == "http.post"]
     check("flow history --json marks the charge in doubt; the compensation follows it",
           posts == [(2, "in_doubt", "o1/charge-7/2"), (5, "done", "o1/5")], posts)  # 3, 4: the prints
-    text = flow("history", "o1", "--store", store).stdout
+    text = flow("history", "o1", "--store", store()).stdout
     row = [l for l in text.splitlines() if "http.post" in l][:1]
     check("flow history (text) marks it in_doubt", row and "in_doubt" in row[0].split(), text)
 
-    # Stopped inside the step with no effect in flight (after the print's checkpoint): the
-    # step is still in doubt, named the same way, and no history entry is marked.
-    flow("run", path, "--store", store, "--run-id", "o2", "--arg", "order=8",
-         env=dict(os.environ, FLOW_CRASH_AT="1:after-checkpoint"))
-    second = flow("resume", "o2", "--store", store)
-    hist = json.loads(flow("history", "o2", "--json", "--store", store).stdout)
+
+@case
+def between_effects():
+    """Stopped inside the step with no effect in flight (after the print's checkpoint): the
+    step is still in doubt, named the same way, and no history entry is marked."""
+    _, second = crash_then_resume(charge_program(), "o2", "1:after-checkpoint", args=("--arg", "order=8"))
+    hist = history("o2")
     check("a stop between effects of a once step: in_doubt names the step, nothing is marked",
           second.stdout.startswith("in_doubt charge-8 3\n") and not any(h["state"] == "in_doubt" for h in hist),
           second.stdout + second.stderr)
-finally:
-    server.kill()
-finish()
+
+
+main()

@@ -2,28 +2,21 @@
 """A run's state is never behind what its record, mark or mailbox say without Flow saying
 so (exit 3): damaged mailboxes, emptied or cut database logs, missing marks, images
 without a checkpoint, imports that fail half-way, reads that would write."""
-import ctypes, json, os, shutil, struct, subprocess, sys, tempfile
+import ctypes, functools, os, struct, sys
 
-FLOW = os.path.abspath(sys.argv[1])
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from testlib import check, finish  # noqa: E402
+from testlib import add_case, case, check, flow, main, program, status, tmp  # noqa: E402
 
-_xxh = ctypes.CDLL("libxxhash.so.0")
-_xxh.XXH3_64bits.restype = ctypes.c_uint64
-_xxh.XXH3_64bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+@functools.cache
+def _xxh():
+    lib = ctypes.CDLL("libxxhash.so.0")
+    lib.XXH3_64bits.restype = ctypes.c_uint64
+    lib.XXH3_64bits.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+    return lib
 
 
 def xxh3(b):
-    return _xxh.XXH3_64bits(b, len(b))
-
-
-def flow(*args, env=None):
-    return subprocess.run([FLOW, *args], capture_output=True, text=True, timeout=60, env=env)
-
-
-def status(store, run_id):
-    r = flow("runs", "--json", "--store", store)
-    return {x["id"]: x["status"] for x in json.loads(r.stdout or "[]")}.get(run_id)
+    return _xxh().XXH3_64bits(b, len(b))
 
 
 def files(folder):
@@ -99,30 +92,34 @@ def db_log(store, run_id):
     return os.path.join(folder, [f for f in os.listdir(folder) if f.endswith(".log")][0])
 
 
-with tempfile.TemporaryDirectory() as tmp:
-    def program(name, text):
-        path = os.path.join(tmp, name)
-        open(path, "w").write(text)
-        return path
-
-    out = os.path.join(tmp, "appends.txt")
+def suspended_run(store, run_id, *extra):
+    """A run that made 20 appends to tmp("appends.txt") and waits for a signal it has been sent."""
+    out = tmp("appends.txt")
+    if os.path.exists(out):
+        os.remove(out)
     appends = program("appends.flow", f'''
 for i in range(20) {{ fs.append("{out}", "${{i}}\\n") }}
 print("got", signal.wait("go"))
 ''')
+    r = flow("run", appends, "--store", store, "--run-id", run_id, *extra)
+    assert r.returncode == 75, r.stderr
+    flow("signal", run_id, "go", "1", "--store", store)
 
-    def suspended_run(store, run_id, *extra):
-        if os.path.exists(out):
-            os.remove(out)
-        r = flow("run", appends, "--store", store, "--run-id", run_id, *extra)
-        assert r.returncode == 75, r.stderr
-        flow("signal", run_id, "go", "1", "--store", store)
 
-    def lines():
-        return len(open(out).read().splitlines())
+def lines():
+    return len(open(tmp("appends.txt")).read().splitlines())
 
-    # Row 12: the log emptied and the mark gone: the record says 20 effects, the database none.
-    s12 = os.path.join(tmp, "s12")
+
+def cut_log(store, run_id):
+    log = db_log(store, run_id)
+    with open(log, "r+b") as f:
+        f.truncate(os.path.getsize(log) // 2)
+
+
+@case
+def emptied_log_no_mark():
+    """Row 12: the log emptied and the mark gone: the record says 20 effects, the database none."""
+    s12 = tmp("s12")
     suspended_run(s12, "r")
     open(db_log(s12, "r"), "w").close()
     os.remove(os.path.join(s12, "runs", "r", "mark"))
@@ -130,89 +127,113 @@ print("got", signal.wait("go"))
     check("an emptied log with no mark is corruption (exit 3), nothing done again",
           r.returncode == 3 and "run r" in r.stderr and lines() == 20, f"{r.returncode} {lines()} {r.stderr}")
 
-    s12a = os.path.join(tmp, "s12a")
+
+@case
+def async_emptied_log():
+    s12a = tmp("s12a")
     suspended_run(s12a, "a", "--durability", "async")
     open(db_log(s12a, "a"), "w").close()
     r = flow("resume", "a", "--store", s12a)
     check("an async run with its log emptied is corruption (exit 3), nothing done again",
           r.returncode == 3 and lines() == 20, f"{r.returncode} {lines()} {r.stderr}")
 
-    # Row 13: the log cut to half, the mark deleted or emptied.
-    s13 = os.path.join(tmp, "s13")
-    suspended_run(s13, "h")
-    pristine13 = os.path.join(tmp, "pristine13")
-    shutil.copytree(s13, pristine13)
-    for how in ("deleted", "emptied"):
-        shutil.rmtree(s13)
-        shutil.copytree(pristine13, s13)
-        log = db_log(s13, "h")
-        size = os.path.getsize(log)
-        with open(log, "r+b") as f:
-            f.truncate(size // 2)
-        mark = os.path.join(s13, "runs", "h", "mark")
-        if how == "deleted":
-            os.remove(mark)
-        else:
-            open(mark, "w").close()
-        r = flow("resume", "h", "--store", s13)
-        check(f"a log cut to half with the mark {how} is corruption (exit 3), nothing done again",
-              r.returncode == 3 and lines() == 20, f"{r.returncode} {lines()} {r.stderr}")
 
-    # The mark alone gone (the database whole): still refused, since a sync run always has one.
-    s13m = os.path.join(tmp, "s13m")
-    shutil.copytree(pristine13, s13m)
+def cut_log_and_mark(how):
+    """Row 13: the log cut to half, the mark deleted or emptied."""
+    s13 = tmp("s13")
+    suspended_run(s13, "h")
+    cut_log(s13, "h")
+    mark = os.path.join(s13, "runs", "h", "mark")
+    if how == "deleted":
+        os.remove(mark)
+    else:
+        open(mark, "w").close()
+    r = flow("resume", "h", "--store", s13)
+    check(f"a log cut to half with the mark {how} is corruption (exit 3), nothing done again",
+          r.returncode == 3 and lines() == 20, f"{r.returncode} {lines()} {r.stderr}")
+
+
+for how in ("deleted", "emptied"):
+    add_case(f"cut_log_mark_{how}", cut_log_and_mark, how)
+
+
+@case
+def missing_mark():
+    """The mark alone gone (the database whole): still refused, since a sync run always has one."""
+    s13m = tmp("s13m")
+    suspended_run(s13m, "h")
     os.remove(os.path.join(s13m, "runs", "h", "mark"))
     r = flow("resume", "h", "--store", s13m)
     check("a sync run whose mark is missing is refused, not read as checkpoint 0",
           r.returncode == 3 and "mark is missing" in r.stderr, r.stderr)
 
-    # Row 34: reading a rolled-back run (mark intact) says so too.
-    s34 = os.path.join(tmp, "s34")
-    shutil.copytree(pristine13, s34)
-    log = db_log(s34, "h")
-    with open(log, "r+b") as f:
-        f.truncate(os.path.getsize(log) // 2)
-    for command in (["inspect", "h"], ["history", "h"], ["trace", "h"], ["export", "h", "-o", os.path.join(tmp, "x.fvm")]):
-        r = flow(*command, "--store", s34)
+
+READS = (["inspect", "h"], ["history", "h"], ["trace", "h"], ["export", "h", "-o", "EXPORT"])
+
+
+@case
+def rolled_back_reads():
+    """Row 34: reading a rolled-back run (mark intact) says so too."""
+    s34 = tmp("s34")
+    suspended_run(s34, "h")
+    cut_log(s34, "h")
+    for command in READS:
+        r = flow(*[tmp("x.fvm") if a == "EXPORT" else a for a in command], "--store", s34)
         check(f"{command[0]} of a rolled-back run is exit 3", r.returncode == 3 and "rolled back" in r.stderr,
               f"{r.returncode} {r.stderr}")
 
-    # Row 48: reading a run writes nothing to its database.
-    s48 = os.path.join(tmp, "s48")
-    shutil.copytree(pristine13, s48)
-    before = files(os.path.join(s48, "runs", "h", "db"))
-    for command in (["inspect", "h"], ["history", "h"], ["trace", "h"], ["export", "h", "-o", os.path.join(tmp, "y.fvm")]):
-        r = flow(*command, "--store", s48)
-        check(f"{command[0]} leaves the run's database byte for byte as it was",
-              r.returncode == 0 and files(os.path.join(s48, "runs", "h", "db")) == before,
-              f"{r.returncode} {r.stderr} {sorted(files(os.path.join(s48, 'runs', 'h', 'db')))} {sorted(before)}")
 
-    # Rows 14 and 33: images that would resume from nothing, or name other code, are refused
-    # before anything is written.
-    image = open(os.path.join(tmp, "y.fvm"), "rb").read()
+def export_untouched(store, image):
+    """Row 48: reading a run writes nothing to its database (and EXPORT is written to IMAGE)."""
+    db = os.path.join(store, "runs", "h", "db")
+    before = files(db)
+    for command in READS:
+        r = flow(*[image if a == "EXPORT" else a for a in command], "--store", store)
+        check(f"{command[0]} leaves the run's database byte for byte as it was",
+              r.returncode == 0 and files(db) == before, f"{r.returncode} {r.stderr} {sorted(files(db))} {sorted(before)}")
+
+
+@case
+def reads_write_nothing():
+    s48 = tmp("s48")
+    suspended_run(s48, "h")
+    export_untouched(s48, tmp("y.fvm"))
+
+
+@case
+def bad_images():
+    """Rows 14 and 33: images that would resume from nothing, or name other code, are
+    refused before anything is written."""
+    s = tmp("s")
+    suspended_run(s, "h")
+    exported = tmp("y.fvm")
+    r = flow("export", "h", "-o", exported, "--store", s)
+    image = open(exported, "rb").read()
     record, code, entries, mark = parse_image(image)
-    bad_images = {
+    bad = {
         "no database entries": build_image(record, code, [], mark),
         "no checkpoint among its entries": build_image(record, code, [e for e in entries if e[0] != b"s"], mark),
         "a mark ahead of its checkpoint": build_image(record, code, entries, mark + 5),
         "a code hash of another program": build_image(with_code_hash(record, b"0" * 32), code, entries, mark),
         "a code hash that is a path": build_image(with_code_hash(record, b"../../../../tmp/evil"), code, entries, mark),
     }
-    for label, data in bad_images.items():
-        path = os.path.join(tmp, "bad.fvm")
-        open(path, "wb").write(data)
-        target = os.path.join(tmp, "imports")
-        os.makedirs(target, exist_ok=True)
+    target = tmp("imports")
+    os.makedirs(target, exist_ok=True)
+    for label, data in bad.items():
+        path = program("bad.fvm", data)
         before = files(target)
         r = flow("import", path, "--store", target)
         check(f"an image with {label} is refused (exit 3) and leaves nothing behind",
               r.returncode == 3 and files(target) == before and flow("runs", "--store", target).stdout.count("\n") <= 1,
               f"{r.returncode} {r.stderr} {sorted(set(files(target)) - set(before))}")
-    r = flow("import", os.path.join(tmp, "y.fvm"), "--store", os.path.join(tmp, "imports"))
+    r = flow("import", exported, "--store", target)
     check("the whole image imports", r.returncode == 0 and r.stdout.strip() == "h", r.stderr)
 
-    # Row 11: one flipped byte in a run's mailbox is store damage (exit 3, naming the run),
-    # never a catchable error; the run stays suspended, its record untouched.
+
+@case
+def damaged_mailbox():
+    """Row 11: one flipped byte in a run's mailbox is store damage (exit 3, naming the run),
+    never a catchable error; the run stays suspended, its record untouched."""
     approval = program("approval.flow", '''
 try {
   let a = signal.wait("approve")
@@ -221,7 +242,7 @@ try {
   print("caught", e.kind)
 }
 ''')
-    s11 = os.path.join(tmp, "s11")
+    s11 = tmp("s11")
     flow("run", approval, "--store", s11, "--run-id", "chg")
     flow("signal", "chg", "approve", "true", "--store", s11)
     shared = os.path.join(s11, "shared")
@@ -240,10 +261,13 @@ try {
           status(s11, "chg") == "suspended" and open(os.path.join(s11, "runs", "chg", "run"), "rb").read() == record_before,
           status(s11, "chg"))
 
-    # Row 42: inspect shows a run's secret masked, without needing its value.
+
+@case
+def secret_masked():
+    """Row 42: inspect shows a run's secret masked, without needing its value."""
     secret_prog = program("secret.flow", 'let key = secret("FLOW_TEST_SECRET")\nprint("have", key)\nsleep(1h)\n')
-    s42 = os.path.join(tmp, "s42")
-    r = flow("run", secret_prog, "--store", s42, "--run-id", "sec", env=dict(os.environ, FLOW_TEST_SECRET="hunter2value"))
+    s42 = tmp("s42")
+    flow("run", secret_prog, "--store", s42, "--run-id", "sec", env=dict(os.environ, FLOW_TEST_SECRET="hunter2value"))
     env = {k: v for k, v in os.environ.items() if k != "FLOW_TEST_SECRET"}
     r = flow("inspect", "sec", "--store", s42, env=env)
     check("inspect of a run holding a secret needs no value and shows ***",
@@ -252,4 +276,5 @@ try {
     r = flow("resume", "sec", "--store", s42, env=env)
     check("resume still needs the secret's value", r.returncode == 2 and "FLOW_TEST_SECRET" in r.stderr, r.stderr)
 
-finish()
+
+main()

@@ -2,13 +2,12 @@
 """Secrets: never written in plaintext to the store (checkpoints, history, records),
 exported images or output; re-read from the environment on resume, with a clear error if
 missing; revealed only to exec (and http headers)."""
-import hashlib, json, os, subprocess, sys, tempfile, urllib.parse
+import hashlib, json, os, subprocess, sys, urllib.parse
 
-FLOW = os.path.abspath(sys.argv[1])
-SECRET = "tok-" + os.urandom(8).hex()
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from testlib import check, failures, finish, start_server  # noqa: E402
+from testlib import FLOW, case, check, flow, main, program, server, store  # noqa: E402
 
+SECRET = "tok-" + os.urandom(8).hex()
 
 PROGRAM = '''
 let key = secret("FLOW_TEST_SECRET")
@@ -20,38 +19,45 @@ print("after", auth)
 try { secret("FLOW_TEST_NOT_SET") } catch e { print(e.kind) }
 '''
 
-with tempfile.TemporaryDirectory() as tmp:
-    prog = os.path.join(tmp, "s.flow")
-    open(prog, "w").write(PROGRAM)
-    store = os.path.join(tmp, "store")
+
+
+def secret_env():
     env = dict(os.environ, FLOW_TEST_SECRET=SECRET)
     env.pop("FLOW_TEST_NOT_SET", None)
-    first = subprocess.run([FLOW, "run", prog, "--store", store, "--run-id", "s"], capture_output=True, text=True,
-                           env=dict(env, FLOW_CRASH_AT="4:after-checkpoint"))
+    return env
+
+
+def holding_secret(path):
+    """The files under path that hold the secret in plaintext."""
+    return [os.path.join(root, f) for root, _, files in os.walk(path) for f in files
+            if SECRET.encode() in open(os.path.join(root, f), "rb").read()]
+
+
+@case
+def masked_and_resumed():
+    env = secret_env()
+    first = flow("run", program("s.flow", PROGRAM), "--store", store(), "--run-id", "s", env=env, crash="4:after-checkpoint")
     check("secrets print masked", first.stdout.startswith('Bearer *** secret ***! {"h":"Bearer ***"}\nrevealed\n'),
           first.stdout)
     no_env = {k: v for k, v in env.items() if k != "FLOW_TEST_SECRET"}
-    r = subprocess.run([FLOW, "resume", "s", "--store", store], capture_output=True, text=True, env=no_env)
+    r = flow("resume", "s", "--store", store(), env=no_env)
     check("resuming without the secret in the environment is a clear error",
           r.returncode == 2 and "FLOW_TEST_SECRET" in r.stderr and "not set" in r.stderr, r.stderr)
-    r = subprocess.run([FLOW, "resume", "s", "--store", store], capture_output=True, text=True, env=env)
+    r = flow("resume", "s", "--store", store(), env=env)
     check("with it, the run resumes", r.returncode == 0 and r.stdout == "after Bearer ***\nsecret\n", r.stdout + r.stderr)
-    found = []
-    for root, _, files in os.walk(store):
-        for f in files:
-            if SECRET.encode() in open(os.path.join(root, f), "rb").read():
-                found.append(os.path.join(root, f))
+    found = holding_secret(store())
     check("the store holds no plaintext secret (checkpoints, history, records)", not found, found)
-    image = subprocess.run([FLOW, "export", "s", "--store", store], capture_output=True, env=env).stdout
+    image = subprocess.run([FLOW, "export", "s", "--store", store()], capture_output=True, env=env).stdout
     check("an exported image holds no plaintext secret", len(image) > 0 and SECRET.encode() not in image)
-    hist = subprocess.run([FLOW, "history", "s", "--json", "--store", store], capture_output=True, text=True).stdout
+    hist = flow("history", "s", "--json", "--store", store()).stdout
     check("the history shows secrets masked", SECRET not in hist and "***" in hist, hist[:300])
+
 
 # Row 25/26/27: one rule. A secret's value goes over the wire (http url, headers, query,
 # json, body; exec arguments, environment, stdin); what comes back is scrubbed of every
 # secret the run holds; messages show it masked.
-server, base = start_server("http_server.py")
-ECHO = f'''
+def echo_program(base):
+    return f'''
 let key = secret("FLOW_TEST_SECRET")
 try {{ exec.run(["/nonexistent/" + key]) }} catch e {{ print(e.kind, e.message) }}
 print(exec.shell("echo got $FLOW_TEST_SECRET").stdout.trim())
@@ -67,12 +73,12 @@ let u = http.post("{base}/digest?u=" + key).json()
 print("url", u.query)
 try {{ http.get("{base}/status/500?k=" + key) }} catch e {{ print(e.kind, e.message) }}
 '''
-with tempfile.TemporaryDirectory() as tmp:
-    prog = os.path.join(tmp, "echo.flow")
-    open(prog, "w").write(ECHO)
-    store = os.path.join(tmp, "store")
-    env = dict(os.environ, FLOW_TEST_SECRET=SECRET)
-    r = subprocess.run([FLOW, "run", prog, "--store", store, "--run-id", "echo"], capture_output=True, text=True, env=env)
+
+
+@case
+def over_the_wire():
+    base = server()
+    r = flow("run", program("echo.flow", echo_program(base)), "--store", store(), "--run-id", "echo", env=secret_env())
     out = r.stdout.splitlines()
     check("a secret in exec's program path is masked in its error message (row 25)",
           out[:1] == ["exec cannot run /nonexistent/***: No such file or directory"], r.stdout + r.stderr)
@@ -88,14 +94,13 @@ with tempfile.TemporaryDirectory() as tmp:
           out[6:7] == ["json " + sha(json.dumps({"k": SECRET}, separators=(",", ":")))], out)
     check("a secret in the url goes over the wire; messages show the url masked",
           out[7:9] == ["url " + sha("u=" + SECRET), f"http get {base}/status/500?k=*** answered 500"], out)
-    found = [os.path.join(root, f) for root, _, files in os.walk(store) for f in files
-             if SECRET.encode() in open(os.path.join(root, f), "rb").read()]
+    found = holding_secret(store())
     check("after echoes by children and servers, the store holds no plaintext secret", r.returncode == 0 and not found,
           found)
-    outputs = [subprocess.run([FLOW, c, "echo", "--store", store] + extra, capture_output=True, env=env).stdout
+    outputs = [subprocess.run([FLOW, c, "echo", "--store", store()] + extra, capture_output=True, env=secret_env()).stdout
                for c, extra in [("history", ["--json"]), ("trace", []), ("export", [])]]
     check("history, trace and export of that run hold no plaintext secret",
           all(o and SECRET.encode() not in o for o in outputs), [len(o) for o in outputs])
-server.kill()
 
-finish()
+
+main()

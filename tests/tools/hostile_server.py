@@ -7,20 +7,25 @@
   /bad-json        `{bad`                             /deep-json     a million `[`
   /bad-utf8        bytes that are not UTF-8           /redirect-loop a redirect to itself
 """
-import gzip, io, os, socket, struct, threading, time
+import functools, os, socket, struct, time, zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+@functools.cache
 def bomb():
-    buf = io.BytesIO()
-    with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=9) as g:
-        chunk = b"\0" * (1 << 20)
-        for _ in range(1024):
-            g.write(chunk)
-    return buf.getvalue()
-
-
-BOMB = None
+    """A gzip of 1 GiB of zeros, made at the first request for it. The compressor is
+    flushed after each MiB, so every MiB after the first deflates to the same bytes: one
+    compressed MiB repeated (a fraction of a second, where compressing the whole GiB takes
+    seconds in each process that starts this server)."""
+    mib = b"\0" * (1 << 20)
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    first = deflate.compress(mib) + deflate.flush(zlib.Z_FULL_FLUSH)
+    again = deflate.compress(mib) + deflate.flush(zlib.Z_FULL_FLUSH)
+    crc = 0
+    for _ in range(1024):
+        crc = zlib.crc32(mib, crc)
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"  # gzip, deflate, no name, no time
+    return header + first + again * 1023 + deflate.flush() + struct.pack("<II", crc, (1 << 30) & 0xFFFFFFFF)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -67,7 +72,7 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.write(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
             self.wfile.write(b"0\r\n\r\n")
         elif p == "/gzip-bomb":
-            self.plain(BOMB, extra={"Content-Encoding": "gzip"})
+            self.plain(bomb(), extra={"Content-Encoding": "gzip"})
         elif p == "/lying-length":
             self.send_response(200)
             self.send_header("Content-Length", "100000")
@@ -97,8 +102,6 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def main():
-    global BOMB
-    BOMB = bomb()
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     server.handle_error = lambda request, address: None  # clients that give up are expected
