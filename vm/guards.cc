@@ -22,8 +22,8 @@ bool NeverRetriedByDefault(const std::string& kind) {
 }
 
 // The wait an error asks for before the next attempt: its data's `retry_after_ms` (an int
-// >= 0), or -1 when it names none. Natives put it there from what they know (stdlib's http
-// from a 429 or 503's Retry-After header); a script may too.
+// >= 0), or -1 when it names none. Natives put it there from what they know (stdlib's http,
+// from what the server asked); a script may too.
 int64_t RetryAfterMs(const Heap& heap, Value error) {
   if (error.tag != Tag::kError) return -1;
   const ErrorObj* e = heap.Get<ErrorObj>(error.ref);
@@ -209,8 +209,8 @@ bool VM::RetryAfterError(Handler& h) {
     double raw = static_cast<double>(o.backoff_ms) * std::pow(o.factor, static_cast<double>(h.attempts - 1));
     // Rounded to the millisecond, so that 100 * 1.7^2 is 289, not 288.99999999999994.
     int64_t delay = raw >= static_cast<double>(o.max_delay_ms) ? o.max_delay_ms : std::llround(raw);
-    // An error that says when to come back (an HTTP 429 or 503's Retry-After) is obeyed,
-    // up to max_delay: the user's bound holds against a server that asks for years.
+    // An error that says when to come back is obeyed, up to max_delay: the user's bound
+    // holds against a server that asks for years.
     int64_t server_delay = RetryAfterMs(heap_, error);
     if (server_delay >= 0) {
       delay = std::min(server_delay, o.max_delay_ms);

@@ -164,7 +164,7 @@ struct Budget {
   uint64_t max_effects = 0;       // 0: none
   uint64_t max_instructions = 0;  // 0: none
   int64_t deadline_ms = INT64_MAX;  // absolute, on the run's clock
-  uint64_t max_tokens = 0;        // model tokens (llm.chat usage); 0: none
+  uint64_t max_tokens = 0;        // what natives charge (ChargeTokens); 0: none
   uint64_t max_memory = 0;        // bytes of the run's heap (Heap::bytes()); 0: none
 };
 // The values are on disk: they index the budget graces of a checkpoint (docs/checkpoint.md,
