@@ -455,8 +455,12 @@ op_INVOKE: {
     const Value* member = heap_.Get<MapObj>(receiver.ref)->Find(name);
     if (member && (member->tag == Tag::kFunction || member->tag == Tag::kBuiltin)) {
       sp[-argc - 1] = *member;
-      if (NativeResult r = CallValue(sp - argc - 1, argc, static_cast<uint32_t>(call_ip - code)); r != NativeResult::kDone)
+      if (NativeResult r = CallValue(sp - argc - 1, argc, static_cast<uint32_t>(call_ip - code)); r != NativeResult::kDone) {
+        // The stack as INVOKE found it: a run stopped at this call (an effect's uncaught
+        // budget error) resumes by running the INVOKE again.
+        sp[-argc - 1] = receiver;
         NATIVE_NOT_DONE(r);
+      }
       sp = stack + sp_;
       LOAD_FRAME();
       DISPATCH();

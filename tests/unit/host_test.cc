@@ -216,6 +216,56 @@ for i in range(5) {
   EXPECT_EQ(vm.tokens_used(), 14u);
 }
 
+// An effect called as a map's member whose native raises `budget` (uncaught: the run
+// stops at the call) resumes with a larger budget by making that call again.
+TEST(NativeResult, BudgetStopAtAMemberCallResumesThere) {
+  Module m = Compile(R"(
+let m = {chat: llm.chat}
+for i in range(3) {
+  m.chat({})
+  print("call", i)
+}
+)");
+  struct Keeping : EffectJournal {
+    Status BeforeEffect(VM&, uint64_t, uint16_t, const Value*, int) override { return Status::Ok(); }
+    Status AfterEffect(VM& vm, uint64_t, uint16_t, Value, bool) override {
+      CheckpointDelta d;
+      vm.EncodeCheckpoint(header.empty(), &d);  // the first: everything
+      for (uint32_t id : d.freed) objects.erase(id);
+      for (auto& [id, bytes] : d.objects) objects[id] = bytes;
+      header = d.header;
+      return Status::Ok();
+    }
+    std::string header;
+    std::map<uint32_t, std::string> objects;
+  } journal;
+  TestHost host;
+  NativesWith natives(Builtin::LLM_CHAT, ChargeSeven);
+  {
+    VM vm(&m, &host, natives.natives());
+    vm.SetJournal(&journal);
+    vm.SetBudget({.max_tokens = 10});
+    ASSERT_EQ(vm.Run(), RunOutcome::kFailed);
+    EXPECT_NE(vm.FormatUncaught().find("error: budget: the run used its budget of 10 widgets"), std::string::npos)
+        << vm.FormatUncaught();
+  }
+  EXPECT_EQ(host.output, "call 0\ncall 1\n");
+  VM resumed(&m, &host, natives.natives());
+  ASSERT_TRUE(resumed
+                  .RestoreCheckpoint(journal.header,
+                                     [&](uint32_t id, std::string* out) {
+                                       auto it = journal.objects.find(id);
+                                       if (it == journal.objects.end()) return false;
+                                       *out = it->second;
+                                       return true;
+                                     })
+                  .ok());
+  resumed.SetJournal(&journal);
+  resumed.SetBudget({.max_tokens = 100});
+  ASSERT_EQ(resumed.Run(), RunOutcome::kCompleted) << resumed.FormatUncaught();
+  EXPECT_EQ(host.output, "call 0\ncall 1\ncall 2\n");
+}
+
 // retry obeys an error's data.retry_after_ms (stdlib's http puts a 429 or 503's
 // Retry-After there: durable/retry_after, durable/constructs), up to max_delay.
 TEST(Host, RetryWaitsWhatTheErrorAsks) {
