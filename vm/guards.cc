@@ -255,25 +255,25 @@ bool VM::RetryAfterError(Handler& h) {
   return false;
 }
 
-bool VM::OpenStep(uint32_t begin_pc, bool once, bool* done) {
+NativeResult VM::OpenStep(uint32_t begin_pc, bool once, bool* done) {
   Value key = stack_[sp_ - 1];
-  if (key.tag != Tag::kString) return Raise("type", fmt::format("a step key must be a string, not {}", TypeName(key.tag)));
+  if (key.tag != Tag::kString) {
+    Raise("type", fmt::format("a step key must be a string, not {}", TypeName(key.tag)));
+    return NativeResult::kRaised;
+  }
   if (steps_.tag == Tag::kMap) {
     if (const Value* v = heap_.Get<MapObj>(steps_.ref)->Find(heap_.StringOf(key))) {
       stack_[sp_ - 1] = *v;
       *done = true;
-      return true;
+      return NativeResult::kDone;
     }
   }
   PushHandler(Handler::Step(static_cast<uint32_t>(frames_.size() - 1), sp_, begin_pc, host_->NowMs()));
   if (journal_) journal_->OnStep(*this, heap_.StringOf(key), false, 0);
   if (once && journal_) {
-    if (Status s = journal_->OnceStepStarted(*this); !s.ok()) {
-      abort_status_ = s;
-      return false;
-    }
+    if (Status s = journal_->OnceStepStarted(*this); !s.ok()) return Abort(std::move(s));
   }
-  return true;
+  return NativeResult::kDone;
 }
 
 bool VM::IsOnceStep(const Handler& h) const {
@@ -360,29 +360,26 @@ static bool ParseBreaker(VM& vm, const Heap& heap, Value operand, std::string* n
   return number("failures", &p->failures) && number("window", &p->window_ms) && number("cooldown", &p->cooldown_ms);
 }
 
-bool VM::OpenBreaker(Value operand) {
+NativeResult VM::OpenBreaker(Value operand) {
   std::string name;
   VmHost::BreakerPolicy policy;
-  if (!ParseBreaker(*this, heap_, operand, &name, &policy)) return false;
+  if (!ParseBreaker(*this, heap_, operand, &name, &policy)) return NativeResult::kRaised;
   bool admitted = false;
-  if (Status s = host_->BreakerEnter(name, policy, &admitted); !s.ok()) {
-    abort_status_ = s;
-    return false;
+  if (Status s = host_->BreakerEnter(name, policy, &admitted); !s.ok()) return Abort(std::move(s));
+  if (!admitted) {
+    Raise("circuit_open", fmt::format("circuit breaker `{}` is open", name));
+    return NativeResult::kRaised;
   }
-  if (!admitted) return Raise("circuit_open", fmt::format("circuit breaker `{}` is open", name));
   PushHandler(Handler::Breaker(static_cast<uint32_t>(frames_.size() - 1), sp_));
-  return true;
+  return NativeResult::kDone;
 }
 
-bool VM::CloseBreaker(const Handler& h, bool success) {
+NativeResult VM::CloseBreaker(const Handler& h, bool success) {
   std::string name;
   VmHost::BreakerPolicy policy;
-  if (!ParseBreaker(*this, heap_, stack_[h.stack_height - 1], &name, &policy)) return false;
-  if (Status s = host_->BreakerExit(name, policy, success); !s.ok()) {
-    abort_status_ = s;
-    return false;
-  }
-  return true;
+  if (!ParseBreaker(*this, heap_, stack_[h.stack_height - 1], &name, &policy)) return NativeResult::kRaised;
+  if (Status s = host_->BreakerExit(name, policy, success); !s.ok()) return Abort(std::move(s));
+  return NativeResult::kDone;
 }
 
 }  // namespace flow

@@ -202,8 +202,9 @@ RunOutcome VM::Dispatch() {
     }                                                                                 \
   } while (0)
 
-// A native's outcome other than kDone: its error is handled, or the run stops (aborted by
-// a failed store, or suspended with the effect in flight).
+// An outcome other than kDone (a native's, or a handler's that reaches the store): its
+// error is handled, or the run stops (aborted by a failed store, or suspended with the
+// effect in flight).
 #define NATIVE_NOT_DONE(r)                                                                \
   do {                                                                                    \
     if ((r) == NativeResult::kRaised) goto handle_error;                                  \
@@ -566,10 +567,7 @@ op_STEP_BEGIN: {
   uint32_t skip = READ32();
   SAVE_STATE();
   bool done = false;
-  if (!OpenStep(begin_pc, once != 0, &done)) {
-    if (!abort_status_.ok()) return RunOutcome::kAborted;
-    goto handle_error;
-  }
+  if (NativeResult r = OpenStep(begin_pc, once != 0, &done); r != NativeResult::kDone) NATIVE_NOT_DONE(r);
   if (done) ip = code + skip;  // the key on the stack was replaced by the step's value
   DISPATCH();
 }
@@ -588,18 +586,12 @@ op_TIMEOUT_BEGIN:
   DISPATCH();
 op_BREAKER_BEGIN:
   SAVE_STATE();
-  if (!OpenBreaker(sp[-1])) {
-    if (!abort_status_.ok()) return RunOutcome::kAborted;
-    goto handle_error;
-  }
+  if (NativeResult r = OpenBreaker(sp[-1]); r != NativeResult::kDone) NATIVE_NOT_DONE(r);
   DISPATCH();
 op_BREAKER_END:
   SAVE_STATE();
   if (!EndsOpenHandler(HandlerKind::kBreaker)) goto handle_error;
-  if (!CloseBreaker(handlers_.back(), true)) {
-    if (!abort_status_.ok()) return RunOutcome::kAborted;
-    goto handle_error;
-  }
+  if (NativeResult r = CloseBreaker(handlers_.back(), true); r != NativeResult::kDone) NATIVE_NOT_DONE(r);
   goto close_handler;
 op_RETRY_END:
   SAVE_STATE();
@@ -721,7 +713,7 @@ bool VM::HandleError(RunOutcome* stop) {
     if (h.kind == HandlerKind::kBreaker) {
       Handler breaker = h;
       Value error = pending_error_;
-      if (!CloseBreaker(breaker, false) && !abort_status_.ok()) {
+      if (CloseBreaker(breaker, false) == NativeResult::kAborted) {
         *stop = RunOutcome::kAborted;
         return false;
       }

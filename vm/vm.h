@@ -68,7 +68,8 @@ class VmHost {
   virtual Status BreakerExit(const std::string& name, const BreakerPolicy& policy, bool success);
 };
 
-// What a native (a builtin or a method) did: one value that callers switch on.
+// What a native (a builtin or a method) did: one value that callers switch on. (The VM's
+// own slow paths that may abort, such as opening a breaker in the store, return it too.)
 enum class NativeResult : uint8_t {
   kDone,       // *out holds the result
   kRaised,     // an error is pending (VM::Raise): the script's handlers may take it
@@ -315,15 +316,17 @@ class VM {
   // false having added data.attempts to the error (or replaced it by an outer timeout).
   [[gnu::noinline]] bool RetryAfterError(Handler& h);
   [[gnu::noinline]] bool OpenRetry(Value options);
-  [[gnu::noinline]] bool OpenStep(uint32_t begin_pc, bool once, bool* done);
+  // The handlers' slow paths that reach the store or the host: raised, or aborted (the
+  // store failed) with abort_status(), never a bool whose meaning needs that status.
+  [[gnu::noinline]] NativeResult OpenStep(uint32_t begin_pc, bool once, bool* done);
   bool IsOnceStep(const Handler& h) const;
   // The innermost open step among handlers_[0, below), or null.
   Handler* EnclosingStep(size_t below);
   [[gnu::noinline]] void RaiseInDoubt();
   [[gnu::noinline]] bool CloseStep();
   [[gnu::noinline]] bool OpenTimeout(Value duration);
-  [[gnu::noinline]] bool OpenBreaker(Value operand);
-  [[gnu::noinline]] bool CloseBreaker(const Handler& h, bool success);
+  [[gnu::noinline]] NativeResult OpenBreaker(Value operand);
+  [[gnu::noinline]] NativeResult CloseBreaker(const Handler& h, bool success);
   void RecomputeDeadline();
   void PushHandler(Handler h);
   [[gnu::noinline]] void LeaveHandlers(uint32_t depth);
