@@ -13,7 +13,8 @@ namespace flow::runtime {
 
 // 2: handlers carry step_count_at_open, a step's pc is its STEP_BEGIN; history state 4 (in doubt);
 // history entries carry pre_state; the VM header ends with the budget graces.
-// 3: ints as zigzag varints; lists longer than 256 items stored in chunks (`l` keys).
+// 3: ints as zigzag varints; lists longer than 256 items stored in chunks (`l` keys); each
+//    handler kind writes its own fields (docs/checkpoint.md, "VM header").
 inline constexpr uint8_t kRunDbRecordVersion = 3;
 
 // What the journal needs of the process around the VM, beyond a VmHost.

@@ -157,6 +157,12 @@ class ProcessHost : public RunHost {
     return UpdateBreaker(name, [&](BreakerState* b) { b->Record(NowMs(), policy, success); });
   }
   std::string IdempotencyKey() override { return key_; }
+  // The run sees the process's environment.
+  bool EnvironmentValue(const std::string& name, std::string* value) override {
+    const char* v = std::getenv(name.c_str());
+    if (v) *value = v;
+    return v != nullptr;
+  }
   void set_key(const std::string& key) override { key_ = key; }
   int64_t virtual_now_ms() const override { return virtual_time_ ? virtual_now_ms_ : 0; }
   void set_virtual_now_ms(int64_t ms) {
@@ -501,8 +507,8 @@ class ReadingHost : public VmHost {
  public:
   void WriteOutput(std::string_view) override {}
   int64_t NowMs() override { return 0; }
-  bool SecretValue(const std::string&, std::string* value) override {
-    value->clear();  // shown masked (***) whatever it is
+  bool EnvironmentValue(const std::string&, std::string* value) override {
+    value->clear();  // a restored secret shows masked (***) whatever it is
     return true;
   }
 };

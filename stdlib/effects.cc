@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <optional>
@@ -20,65 +19,67 @@
 
 namespace flow::stdlib {
 
-bool RandomInt(VM& vm, Value* args, int, Value* out) {
+NativeResult RandomInt(VM& vm, Value* args, int, Value* out) {
   if (args[0].tag != Tag::kInt || args[1].tag != Tag::kInt)
-    return vm.Raise("type", "random.int(lo, hi) takes two ints");
-  if (args[0].i > args[1].i) return vm.Raise("arith", fmt::format("random.int: lo {} is above hi {}", args[0].i, args[1].i));
+    return Raise(vm, "type", "random.int(lo, hi) takes two ints");
+  if (args[0].i > args[1].i) return Raise(vm, "arith", fmt::format("random.int: lo {} is above hi {}", args[0].i, args[1].i));
   static std::mt19937_64 engine{std::random_device{}()};
   std::uniform_int_distribution<int64_t> pick(args[0].i, args[1].i);  // both ends included
   *out = Value::Int(pick(engine));
-  return true;
+  return kDone;
 }
 
-bool EnvGet(VM& vm, Value* args, int argc, Value* out) {
-  if (args[0].tag != Tag::kString) return vm.Raise("type", "env.get(name) takes a string");
-  const char* v = std::getenv(vm.heap().StringOf(args[0]).c_str());
-  *out = v ? vm.heap().NewString(v) : (argc == 2 ? args[1] : Value::Null());
-  return true;
+NativeResult EnvGet(VM& vm, Value* args, int argc, Value* out) {
+  if (args[0].tag != Tag::kString) return Raise(vm, "type", "env.get(name) takes a string");
+  std::string v;
+  bool set = vm.host().EnvironmentValue(vm.heap().StringOf(args[0]), &v);
+  *out = set ? vm.heap().NewString(std::move(v)) : (argc == 2 ? args[1] : Value::Null());
+  return kDone;
 }
 
 // secret(NAME): the environment variable NAME as a secret: persisted as a reference (the
 // name), re-read on resume, shown masked, revealed only to http headers and exec.
-bool Secret(VM& vm, Value* args, int, Value* out) {
-  if (args[0].tag != Tag::kString) return vm.Raise("type", "secret(name) takes the name of an environment variable");
+NativeResult Secret(VM& vm, Value* args, int, Value* out) {
+  if (args[0].tag != Tag::kString) return Raise(vm, "type", "secret(name) takes the name of an environment variable");
   const std::string& name = vm.heap().StringOf(args[0]);
-  const char* v = std::getenv(name.c_str());
-  if (!v) return vm.Raise("secret", fmt::format("the secret `{}` is not set in the environment", name));
+  std::string v;
+  if (!vm.host().EnvironmentValue(name, &v))
+    return Raise(vm, "secret", fmt::format("the secret `{}` is not set in the environment", name));
   uint32_t id = vm.heap().Make<SecretObj>();
   SecretObj* sec = vm.heap().Mutable<SecretObj>(id);
   sec->parts.push_back({true, name});
-  sec->value = v;
+  sec->value = std::move(v);
   *out = Value::Ref(Tag::kSecret, id);
-  return true;
+  return kDone;
 }
 
-bool Sleep(VM& vm, Value* args, int, Value* out) {
-  if (args[0].tag != Tag::kInt || args[0].i < 0) return vm.Raise("type", "sleep(ms) takes a non-negative int (a duration)");
+NativeResult Sleep(VM& vm, Value* args, int, Value* out) {
+  if (args[0].tag != Tag::kInt || args[0].i < 0) return Raise(vm, "type", "sleep(ms) takes a non-negative int (a duration)");
   // Inside a timeout the wait ends at the deadline, which then raises `timeout`.
   int64_t now = vm.host().NowMs();
   if (vm.deadline() != INT64_MAX && AddSaturated(now, args[0].i) >= vm.deadline()) {
     vm.host().SleepMs(std::max<int64_t>(0, vm.deadline() - now));
-    return vm.RaiseDeadline();
+    return RaiseDeadline(vm);
   }
   int64_t wake_ms;
   if (vm.host().ShouldSuspend(args[0].i, &wake_ms)) return vm.Suspend({wake_ms, ""});
   vm.host().SleepMs(std::max<int64_t>(0, wake_ms - vm.host().NowMs()));
-  if (vm.host().TakeCancel()) return vm.Raise("cancelled", "the run was cancelled (flow cancel)");
+  if (vm.host().TakeCancel()) return Raise(vm, "cancelled", "the run was cancelled (flow cancel)");
   *out = Value::Null();
-  return true;
+  return kDone;
 }
 
 // signal.wait(NAME [, {timeout: D}]): the value `flow signal RUN NAME JSON` delivered, kept
 // for the run if it came before the wait. Without one, a live process waits a little, then
 // the run suspends (exit 75) until the signal or the timeout; the timeout raises `timeout`.
-bool SignalWait(VM& vm, Value* args, int argc, Value* out) {
-  if (args[0].tag != Tag::kString) return vm.Raise("type", "signal.wait(name, options) takes a signal name");
+NativeResult SignalWait(VM& vm, Value* args, int argc, Value* out) {
+  if (args[0].tag != Tag::kString) return Raise(vm, "type", "signal.wait(name, options) takes a signal name");
   const std::string name = vm.heap().StringOf(args[0]);
   int64_t timeout_ms = -1;
   if (argc == 2) {
-    if (args[1].tag != Tag::kMap) return vm.Raise("type", "signal.wait options must be a map");
+    if (args[1].tag != Tag::kMap) return Raise(vm, "type", "signal.wait options must be a map");
     if (const Value* t = vm.heap().Get<MapObj>(args[1].ref)->Find("timeout")) {
-      if (t->tag != Tag::kInt || t->i < 0) return vm.Raise("type", "signal.wait option timeout must be a duration");
+      if (t->tag != Tag::kInt || t->i < 0) return Raise(vm, "type", "signal.wait option timeout must be a duration");
       timeout_ms = t->i;
     }
   }
@@ -94,12 +95,12 @@ bool SignalWait(VM& vm, Value* args, int argc, Value* out) {
     // A damaged mailbox is store damage: the run stops (exit 3), untouched, never a
     // catchable error that would lose the signal.
     if (Status s = host.TakeSignal(name, &found, &json); !s.ok()) return vm.Abort(s);
-    if (found) return ParseJson(vm, json.empty() ? "null" : json, out);
-    if (host.TakeCancel()) return vm.Raise("cancelled", "the run was cancelled (flow cancel)");
+    if (found) return ParseJson(vm, json.empty() ? "null" : json, out) ? kDone : kRaised;
+    if (host.TakeCancel()) return Raise(vm, "cancelled", "the run was cancelled (flow cancel)");
     int64_t now = host.NowMs();
     if (now >= wait_end) {
-      if (cut_by_deadline) return vm.RaiseDeadline();
-      return vm.Raise("timeout", fmt::format("no signal `{}` within {} ms", name, timeout_ms));
+      if (cut_by_deadline) return RaiseDeadline(vm);
+      return Raise(vm, "timeout", fmt::format("no signal `{}` within {} ms", name, timeout_ms));
     }
     // No timeout: suspend at once. A timeout: a live process polls its mailbox while the
     // rest is short, and suspends when it is long (or under --detach).
@@ -232,19 +233,19 @@ bool ReplaceFile(const std::string& path, std::string_view text) {
 
 // fs.read(path [, {max_bytes}]): the whole file, up to max_bytes (default 64 MiB; more
 // raises `fs`, so an endless file such as /dev/zero cannot exhaust memory).
-bool FsRead(VM& vm, Value* args, int argc, Value* out) {
+NativeResult FsRead(VM& vm, Value* args, int argc, Value* out) {
   std::string path;
-  if (!PathArg(vm, args[0], "fs.read", &path)) return false;
+  if (!PathArg(vm, args[0], "fs.read", &path)) return kRaised;
   int64_t max_bytes = kDefaultMaxReadBytes;
   if (argc == 2) {
-    if (args[1].tag != Tag::kMap) return vm.Raise("type", "fs.read options must be a map");
+    if (args[1].tag != Tag::kMap) return Raise(vm, "type", "fs.read options must be a map");
     if (const Value* v = vm.heap().Get<MapObj>(args[1].ref)->Find("max_bytes")) {
-      if (v->tag != Tag::kInt || v->i <= 0) return vm.Raise("type", "fs.read option max_bytes must be a positive int");
+      if (v->tag != Tag::kInt || v->i <= 0) return Raise(vm, "type", "fs.read option max_bytes must be a positive int");
       max_bytes = v->i;
     }
   }
   int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return vm.Raise("fs", fmt::format("cannot read {}: {}", path, std::strerror(errno)));
+  if (fd < 0) return Raise(vm, "fs", fmt::format("cannot read {}: {}", path, std::strerror(errno)));
   std::string text;
   char buf[65536];
   for (;;) {
@@ -253,89 +254,89 @@ bool FsRead(VM& vm, Value* args, int argc, Value* out) {
     if (n < 0) {
       int e = errno;
       close(fd);
-      return vm.Raise("fs", fmt::format("cannot read {}: {}", path, std::strerror(e)));
+      return Raise(vm, "fs", fmt::format("cannot read {}: {}", path, std::strerror(e)));
     }
     if (n == 0) break;
     if (static_cast<int64_t>(text.size()) + n > max_bytes) {
       close(fd);
-      return vm.Raise("fs", fmt::format("{} is larger than {} bytes (option max_bytes)", path, max_bytes));
+      return Raise(vm, "fs", fmt::format("{} is larger than {} bytes (option max_bytes)", path, max_bytes));
     }
     text.append(buf, static_cast<size_t>(n));
   }
   close(fd);
   *out = vm.heap().NewString(std::move(text));
-  return true;
+  return kDone;
 }
 
 // fs.write: the file's new content, replaced atomically. Running it again after a crash
 // writes the same content, so it needs no pre-state.
-bool FsWrite(VM& vm, Value* args, int, Value* out) {
+NativeResult FsWrite(VM& vm, Value* args, int, Value* out) {
   std::string path;
-  if (!PathArg(vm, args[0], "fs.write", &path)) return false;
-  if (args[1].tag != Tag::kString) return vm.Raise("type", "fs.write(path, text) takes two strings");
+  if (!PathArg(vm, args[0], "fs.write", &path)) return kRaised;
+  if (args[1].tag != Tag::kString) return Raise(vm, "type", "fs.write(path, text) takes two strings");
   if (!ReplaceFile(path, vm.heap().StringOf(args[1])))
-    return vm.Raise("fs", fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+    return Raise(vm, "fs", fmt::format("cannot write {}: {}", path, std::strerror(errno)));
   *out = Value::Null();
-  return true;
+  return kDone;
 }
 
 // fs.append: exactly once across crashes. Its pre-state is the file's length (or that it
 // did not exist); an append that was in flight when the run stopped first cuts the file
 // back to it, then appends again.
-bool FsAppend(VM& vm, Value* args, int, Value* out) {
+NativeResult FsAppend(VM& vm, Value* args, int, Value* out) {
   std::string path, error;
-  if (!PathArg(vm, args[0], "fs.append", &path)) return false;
-  if (args[1].tag != Tag::kString) return vm.Raise("type", "fs.append(path, text) takes two strings");
+  if (!PathArg(vm, args[0], "fs.append", &path)) return kRaised;
+  if (args[1].tag != Tag::kString) return Raise(vm, "type", "fs.append(path, text) takes two strings");
   if (std::optional<FileState> was = ResumedFileState(vm); was && !RestoreFile(path, *was, &error))
-    return vm.Raise("fs", fmt::format("cannot undo the interrupted fs.append to {}: {}", path, error));
+    return Raise(vm, "fs", fmt::format("cannot undo the interrupted fs.append to {}: {}", path, error));
   FileState now;
-  if (!StatFile(path, &now, &error)) return vm.Raise("fs", fmt::format("cannot write {}: {}", path, error));
-  if (!RecordFileState(vm, now, "fs.append")) return false;
+  if (!StatFile(path, &now, &error)) return Raise(vm, "fs", fmt::format("cannot write {}: {}", path, error));
+  if (!RecordFileState(vm, now, "fs.append")) return kRaised;
   if (!WriteInPlace(path, vm.heap().StringOf(args[1]), O_APPEND))
-    return vm.Raise("fs", fmt::format("cannot write {}: {}", path, std::strerror(errno)));
+    return Raise(vm, "fs", fmt::format("cannot write {}: {}", path, std::strerror(errno)));
   *out = Value::Null();
-  return true;
+  return kDone;
 }
 
-bool FsExists(VM& vm, Value* args, int, Value* out) {
+NativeResult FsExists(VM& vm, Value* args, int, Value* out) {
   std::string path;
-  if (!PathArg(vm, args[0], "fs.exists", &path)) return false;
+  if (!PathArg(vm, args[0], "fs.exists", &path)) return kRaised;
   std::error_code ec;
   *out = Value::Bool(std::filesystem::exists(path, ec));
-  return true;
+  return kDone;
 }
 
 // The names in a folder, sorted (so a resumed run and an uninterrupted one agree).
-bool FsList(VM& vm, Value* args, int, Value* out) {
+NativeResult FsList(VM& vm, Value* args, int, Value* out) {
   std::string path;
-  if (!PathArg(vm, args[0], "fs.list", &path)) return false;
+  if (!PathArg(vm, args[0], "fs.list", &path)) return kRaised;
   std::error_code ec;
   std::vector<std::string> names;
   for (std::filesystem::directory_iterator it(path, ec), end; !ec && it != end; it.increment(ec))
     names.push_back(it->path().filename().string());
-  if (ec) return vm.Raise("fs", fmt::format("cannot list {}: {}", path, ec.message()));
+  if (ec) return Raise(vm, "fs", fmt::format("cannot list {}: {}", path, ec.message()));
   std::sort(names.begin(), names.end());
   std::vector<Value> items;
   for (auto& n : names) items.push_back(vm.heap().NewString(std::move(n)));
   *out = vm.heap().NewList(std::move(items));
-  return true;
+  return kDone;
 }
 
 // Removes a file or an empty folder; removing what is not there is not an error. Returns
 // whether something was removed: its pre-state (whether it existed) makes that answer the
 // same when a remove in flight at a crash runs again.
-bool FsRemove(VM& vm, Value* args, int, Value* out) {
+NativeResult FsRemove(VM& vm, Value* args, int, Value* out) {
   std::string path, error;
-  if (!PathArg(vm, args[0], "fs.remove", &path)) return false;
+  if (!PathArg(vm, args[0], "fs.remove", &path)) return kRaised;
   std::optional<FileState> was = ResumedFileState(vm);
   FileState now;
-  if (!was && !StatFile(path, &now, &error)) return vm.Raise("fs", fmt::format("cannot remove {}: {}", path, error));
-  if (!RecordFileState(vm, was ? *was : now, "fs.remove")) return false;
+  if (!was && !StatFile(path, &now, &error)) return Raise(vm, "fs", fmt::format("cannot remove {}: {}", path, error));
+  if (!RecordFileState(vm, was ? *was : now, "fs.remove")) return kRaised;
   std::error_code ec;
   bool removed = std::filesystem::remove(path, ec);
-  if (ec) return vm.Raise("fs", fmt::format("cannot remove {}: {}", path, ec.message()));
+  if (ec) return Raise(vm, "fs", fmt::format("cannot remove {}: {}", path, ec.message()));
   *out = Value::Bool(was ? was->existed : removed);
-  return true;
+  return kDone;
 }
 
 }  // namespace flow::stdlib

@@ -276,12 +276,13 @@ class ChildPump {
 
 // {code, stdout, stderr, truncated?}; what the child printed may hold a secret it was given
 // (or inherited): scrubbed.
-Value ResultMap(Heap& heap, int status, ChildOutput&& output) {
+Value ResultMap(VM& vm, int status, ChildOutput&& output) {
+  Heap& heap = vm.heap();
   int code = WIFEXITED(status) ? WEXITSTATUS(status) : WIFSIGNALED(status) ? 128 + WTERMSIG(status) : -1;
   Value result = heap.NewMap();
   MapObj* m = heap.Mutable<MapObj>(result.ref);
   m->Set("code", Value::Int(code));
-  SecretScrubber scrubber(heap);
+  SecretScrubber scrubber(heap, vm.host());
   m->Set("stdout", heap.NewString(scrubber.Scrub(std::move(output.text[0]))));
   m->Set("stderr", heap.NewString(scrubber.Scrub(std::move(output.text[1]))));
   if (output.truncated[0] || output.truncated[1]) m->Set("truncated", Value::Bool(true));
@@ -290,47 +291,47 @@ Value ResultMap(Heap& heap, int status, ChildOutput&& output) {
 
 // argv holds the real values (secrets revealed); `program` is argv[0] as messages show it
 // (masked), so a secret in the program path does not reach the error.
-bool RunProcess(VM& vm, std::vector<std::string> argv, const std::string& program, Value options_value, Value* out) {
+NativeResult RunProcess(VM& vm, std::vector<std::string> argv, const std::string& program, Value options_value, Value* out) {
   ExecOptions o;
-  if (!ReadExecOptions(vm, options_value, &o)) return false;
+  if (!ReadExecOptions(vm, options_value, &o)) return kRaised;
   ApplyRunDeadline(vm, &o);
   Child child;
-  if (!SpawnChild(vm, argv, program, o, &child)) return false;
+  if (!SpawnChild(vm, argv, program, o, &child)) return kRaised;
   ChildOutput output;
   int status = 0;
   switch (ChildPump(vm, child, o, &output).Run(&status)) {
-    case ChildEnd::kCancelled: return vm.Raise("cancelled", "the run was cancelled (flow cancel)");
+    case ChildEnd::kCancelled: return Raise(vm, "cancelled", "the run was cancelled (flow cancel)");
     case ChildEnd::kTimedOut:
-      if (o.by_deadline) return vm.RaiseDeadline();
-      return vm.Raise("timeout", fmt::format("{} did not finish within {} ms", program, o.timeout_ms));
+      if (o.by_deadline) return RaiseDeadline(vm);
+      return Raise(vm, "timeout", fmt::format("{} did not finish within {} ms", program, o.timeout_ms));
     case ChildEnd::kExited: break;
   }
-  *out = ResultMap(vm.heap(), status, std::move(output));
-  return true;
+  *out = ResultMap(vm, status, std::move(output));
+  return kDone;
 }
 
 }  // namespace
 
-bool ExecRun(VM& vm, Value* args, int argc, Value* out) {
-  if (args[0].tag != Tag::kList) return vm.Raise("type", "exec.run takes a list: [program, arguments...]");
+NativeResult ExecRun(VM& vm, Value* args, int argc, Value* out) {
+  if (args[0].tag != Tag::kList) return Raise(vm, "type", "exec.run takes a list: [program, arguments...]");
   std::vector<std::string> argv;
   const auto& items = vm.heap().Get<ListObj>(args[0].ref)->items;
   for (size_t i = 0; i < items.size(); ++i) {
     std::string text, error;
     if (!WireString(vm.heap(), items[i], fmt::format("exec.run argument {}", i), &text, &error))
-      return vm.Raise("type", error);
+      return Raise(vm, "type", error);
     argv.push_back(std::move(text));
   }
-  if (argv.empty() || argv[0].empty()) return vm.Raise("type", "exec.run needs a program to run");
+  if (argv.empty() || argv[0].empty()) return Raise(vm, "type", "exec.run needs a program to run");
   std::string program, error;
   ToDisplayString(vm.heap(), items[0], &program, &error);
   return RunProcess(vm, std::move(argv), program, argc == 2 ? args[1] : Value::Null(), out);
 }
 
-bool ExecShell(VM& vm, Value* args, int argc, Value* out) {
-  if (args[0].tag != Tag::kString && args[0].tag != Tag::kSecret) return vm.Raise("type", "exec.shell takes a command string");
+NativeResult ExecShell(VM& vm, Value* args, int argc, Value* out) {
+  if (args[0].tag != Tag::kString && args[0].tag != Tag::kSecret) return Raise(vm, "type", "exec.shell takes a command string");
   std::string cmd, error;
-  if (!WireString(vm.heap(), args[0], "exec.shell command", &cmd, &error)) return vm.Raise("type", error);
+  if (!WireString(vm.heap(), args[0], "exec.shell command", &cmd, &error)) return Raise(vm, "type", error);
   return RunProcess(vm, {"/bin/sh", "-c", cmd}, "/bin/sh", argc == 2 ? args[1] : Value::Null(), out);
 }
 

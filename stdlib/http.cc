@@ -1,5 +1,6 @@
 // http.get / http.post on libcurl. The response is {status, headers, body}. A non-2xx
-// status raises kind `http` (data: status, headers, body) unless {check: false}; a failed
+// status raises kind `http` (data: status, headers, body, and retry_after_ms for a 429 or
+// 503 with Retry-After) unless {check: false}; a failed
 // connection raises `http` with data.reason (url, dns, connect, tls, reset, protocol, redirects,
 // too_large, other); a timeout raises `timeout`. The idempotency key goes out as `Idempotency-Key`.
 // The body is capped in the write callback (default 16 MiB, option max_bytes), because
@@ -9,6 +10,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <ctime>
 #include <memory>
 
 #include "stdlib/natives.h"
@@ -138,34 +140,50 @@ std::string UrlEncode(std::string_view s) {
   return out;
 }
 
+// The wait a 429 or 503 asks for with Retry-After (seconds, or an HTTP date), in ms from
+// `now_ms`; -1 when there is none. It goes into the error's data as `retry_after_ms`, the
+// number the VM's `retry` obeys (up to max_delay).
+int64_t RetryAfterMs(long status, const std::vector<std::pair<std::string, std::string>>& headers, int64_t now_ms) {
+  if (status != 429 && status != 503) return -1;
+  auto it = std::find_if(headers.begin(), headers.end(), [](const auto& h) { return h.first == "retry-after"; });
+  if (it == headers.end()) return -1;
+  const std::string& text = it->second;
+  if (!text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return text.size() > 9 ? -1 : std::stoll(text) * 1000;
+  std::tm tm{};
+  if (!strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm)) return -1;
+  int64_t at_ms = static_cast<int64_t>(timegm(&tm)) * 1000;
+  return std::max<int64_t>(0, at_ms - now_ms);
+}
+
 Value Headers(Heap& heap, const std::vector<std::pair<std::string, std::string>>& headers) {
   Value map = heap.NewMap();
   for (const auto& [k, v] : headers) heap.Mutable<MapObj>(map.ref)->Set(k, heap.NewString(v));
   return map;
 }
 
-bool Request(VM& vm, std::string method, Value* args, int argc, Value* out) {
+NativeResult Request(VM& vm, std::string method, Value* args, int argc, Value* out) {
   Heap& heap = vm.heap();
   if (args[0].tag != Tag::kString && args[0].tag != Tag::kSecret)
-    return vm.Raise("type", fmt::format("http.{}(url, options) takes a url string", method));
+    return Raise(vm, "type", fmt::format("http.{}(url, options) takes a url string", method));
   // `url` goes over the wire (a secret in it revealed); `shown` is what messages say.
   std::string url, shown, error;
   ToDisplayString(heap, args[0], &shown, &error);
   if (!WireString(heap, args[0], "the url", &url, &error)) {
     Value data = heap.NewMap();
     heap.Mutable<MapObj>(data.ref)->Set("reason", heap.NewString("url"));
-    return vm.Raise("http", fmt::format("http.{}: {}", method, error), data);
+    return Raise(vm, "http", fmt::format("http.{}: {}", method, error), data);
   }
   const MapObj* options = nullptr;
   if (argc == 2) {
-    if (args[1].tag != Tag::kMap) return vm.Raise("type", "http options must be a map");
+    if (args[1].tag != Tag::kMap) return Raise(vm, "type", "http options must be a map");
     options = heap.Get<MapObj>(args[1].ref);
   }
   auto option = [&](const char* name) -> const Value* { return options ? options->Find(name) : nullptr; };
 
   std::string load_error;
   const CurlApi* api = Curl(&load_error);
-  if (!api) return vm.Raise("http", load_error);
+  if (!api) return Raise(vm, "http", load_error);
   // One handle per thread, reset between requests: connections are kept alive and reused.
   thread_local std::unique_ptr<CURL, void (*)(CURL*)> handle(api->easy_init(), api->easy_cleanup);
   CURL* curl = handle.get();
@@ -174,11 +192,11 @@ bool Request(VM& vm, std::string method, Value* args, int argc, Value* out) {
   Transfer t;
   int64_t timeout_ms = kDefaultTimeoutMs;
   if (const Value* v = option("timeout")) {
-    if (v->tag != Tag::kInt || v->i <= 0) return vm.Raise("type", "http option timeout must be a positive duration");
+    if (v->tag != Tag::kInt || v->i <= 0) return Raise(vm, "type", "http option timeout must be a positive duration");
     timeout_ms = v->i;
   }
   if (const Value* v = option("max_bytes")) {
-    if (v->tag != Tag::kInt || v->i <= 0) return vm.Raise("type", "http option max_bytes must be a positive int");
+    if (v->tag != Tag::kInt || v->i <= 0) return Raise(vm, "type", "http option max_bytes must be a positive int");
     t.max_bytes = v->i;
   }
   // Inside a timeout (or under --deadline) the transfer gets at most the time that is left;
@@ -186,17 +204,17 @@ bool Request(VM& vm, std::string method, Value* args, int argc, Value* out) {
   bool cut_by_deadline = false;
   if (vm.deadline() != INT64_MAX) {
     int64_t left = vm.deadline() - vm.host().NowMs();
-    if (left <= 0) return vm.RaiseDeadline();
+    if (left <= 0) return RaiseDeadline(vm);
     cut_by_deadline = left <= timeout_ms;
     timeout_ms = std::min(timeout_ms, left);
   }
   // query: a map of parameters, URL-encoded onto the url.
   if (const Value* q = option("query")) {
-    if (q->tag != Tag::kMap) return vm.Raise("type", "http option query must be a map");
+    if (q->tag != Tag::kMap) return Raise(vm, "type", "http option query must be a map");
     std::string sep = url.find('?') == std::string::npos ? "?" : "&";
     for (const auto& [k, v] : heap.Get<MapObj>(q->ref)->entries) {
       std::string text, masked, error;
-      if (!RevealString(heap, v, &text, &error) || !ToDisplayString(heap, v, &masked, &error)) return vm.Raise("type", error);
+      if (!RevealString(heap, v, &text, &error) || !ToDisplayString(heap, v, &masked, &error)) return Raise(vm, "type", error);
       url += sep + UrlEncode(k) + "=" + UrlEncode(text);
       shown += sep + UrlEncode(k) + "=" + UrlEncode(masked);
       sep = "&";
@@ -208,15 +226,15 @@ bool Request(VM& vm, std::string method, Value* args, int argc, Value* out) {
   curl_slist* header_list = nullptr;
   bool has_idempotency_key = false;
   if (const Value* v = option("headers")) {
-    if (v->tag != Tag::kMap) return vm.Raise("type", "http option headers must be a map");
+    if (v->tag != Tag::kMap) return Raise(vm, "type", "http option headers must be a map");
     for (const auto& [k, hv] : heap.Get<MapObj>(v->ref)->entries) {
       std::string text, error;
       if (k.empty() || k.find_first_of(std::string_view("\r\n:\0", 4)) != std::string::npos)
-        return vm.Raise("type", fmt::format("http header name `{}` is empty or contains a line break, colon or NUL byte",
+        return Raise(vm, "type", fmt::format("http header name `{}` is empty or contains a line break, colon or NUL byte",
                                             k.substr(0, k.find('\0'))));
-      if (!WireString(heap, hv, fmt::format("http header `{}`", k), &text, &error)) return vm.Raise("type", error);
+      if (!WireString(heap, hv, fmt::format("http header `{}`", k), &text, &error)) return Raise(vm, "type", error);
       if (text.find_first_of("\r\n") != std::string::npos)
-        return vm.Raise("type", fmt::format("http header `{}` contains a line break", k));
+        return Raise(vm, "type", fmt::format("http header `{}` contains a line break", k));
       header_list = api->slist_append(header_list, (k + ": " + text).c_str());
       std::string lower = k;
       std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -228,10 +246,10 @@ bool Request(VM& vm, std::string method, Value* args, int argc, Value* out) {
   std::string request_body;
   if (const Value* v = option("json")) {
     std::string error;
-    if (!EncodeJsonRevealed(heap, *v, &request_body, &error)) return vm.Raise("type", error);
+    if (!EncodeJsonRevealed(heap, *v, &request_body, &error)) return Raise(vm, "type", error);
     header_list = api->slist_append(header_list, "Content-Type: application/json");
   } else if (const Value* v = option("body")) {
-    if (v->tag != Tag::kString && v->tag != Tag::kSecret) return vm.Raise("type", "http option body must be a string");
+    if (v->tag != Tag::kString && v->tag != Tag::kSecret) return Raise(vm, "type", "http option body must be a string");
     std::string error;
     RevealString(heap, *v, &request_body, &error);
   }
@@ -265,22 +283,22 @@ bool Request(VM& vm, std::string method, Value* args, int argc, Value* out) {
   if (t.too_large) {
     Value data = heap.NewMap();
     heap.Mutable<MapObj>(data.ref)->Set("reason", heap.NewString("too_large"));
-    return vm.Raise("http", fmt::format("response from {} is larger than {} bytes", shown, t.max_bytes), data);
+    return Raise(vm, "http", fmt::format("response from {} is larger than {} bytes", shown, t.max_bytes), data);
   }
   if (code == CURLE_OPERATION_TIMEDOUT) {
     if (cut_by_deadline) {
       vm.host().SleepMs(std::max<int64_t>(0, vm.deadline() - vm.host().NowMs()));  // curl may end a hair early
-      return vm.RaiseDeadline();
+      return RaiseDeadline(vm);
     }
-    return vm.Raise("timeout", fmt::format("{} did not answer within {} ms", shown, timeout_ms));
+    return Raise(vm, "timeout", fmt::format("{} did not answer within {} ms", shown, timeout_ms));
   }
   if (code != CURLE_OK) {
     Value data = heap.NewMap();
     heap.Mutable<MapObj>(data.ref)->Set("reason", heap.NewString(Reason(code)));
-    return vm.Raise("http", fmt::format("{} {}: {}", method, shown, api->easy_strerror(code)), data);
+    return Raise(vm, "http", fmt::format("{} {}: {}", method, shown, api->easy_strerror(code)), data);
   }
   // What the server sent back may echo a secret it was given: scrubbed before it is a value.
-  SecretScrubber scrubber(heap);
+  SecretScrubber scrubber(heap, vm.host());
   t.body = scrubber.Scrub(std::move(t.body));
   for (auto& [name, value] : t.headers) value = scrubber.Scrub(std::move(value));
   long status = 0;
@@ -291,29 +309,31 @@ bool Request(VM& vm, std::string method, Value* args, int argc, Value* out) {
   if (check && (status < 200 || status > 299)) {
     std::string capped = t.body.size() > kErrorBodyCap ? t.body.substr(0, kErrorBodyCap) : t.body;
     heap.Mutable<MapObj>(response.ref)->Set("body", heap.NewString(capped));
-    return vm.Raise("http", fmt::format("{} {} answered {}", method, shown, status), response);
+    if (int64_t after = RetryAfterMs(status, t.headers, vm.host().NowMs()); after >= 0)
+      heap.Mutable<MapObj>(response.ref)->Set("retry_after_ms", Value::Int(after));
+    return Raise(vm, "http", fmt::format("{} {} answered {}", method, shown, status), response);
   }
   heap.Mutable<MapObj>(response.ref)->Set("body", heap.NewString(std::move(t.body)));
   *out = response;
-  return true;
+  return kDone;
 }
 
 }  // namespace
 
-bool HttpGet(VM& vm, Value* args, int argc, Value* out) { return Request(vm, "get", args, argc, out); }
-bool HttpPost(VM& vm, Value* args, int argc, Value* out) { return Request(vm, "post", args, argc, out); }
-bool HttpPut(VM& vm, Value* args, int argc, Value* out) { return Request(vm, "put", args, argc, out); }
-bool HttpPatch(VM& vm, Value* args, int argc, Value* out) { return Request(vm, "patch", args, argc, out); }
-bool HttpDelete(VM& vm, Value* args, int argc, Value* out) { return Request(vm, "delete", args, argc, out); }
+NativeResult HttpGet(VM& vm, Value* args, int argc, Value* out) { return Request(vm, "get", args, argc, out); }
+NativeResult HttpPost(VM& vm, Value* args, int argc, Value* out) { return Request(vm, "post", args, argc, out); }
+NativeResult HttpPut(VM& vm, Value* args, int argc, Value* out) { return Request(vm, "put", args, argc, out); }
+NativeResult HttpPatch(VM& vm, Value* args, int argc, Value* out) { return Request(vm, "patch", args, argc, out); }
+NativeResult HttpDelete(VM& vm, Value* args, int argc, Value* out) { return Request(vm, "delete", args, argc, out); }
 
 // http.request(method, url [, options])
-bool HttpRequest(VM& vm, Value* args, int argc, Value* out) {
-  if (args[0].tag != Tag::kString) return vm.Raise("type", "http.request(method, url, options) takes a method string");
+NativeResult HttpRequest(VM& vm, Value* args, int argc, Value* out) {
+  if (args[0].tag != Tag::kString) return Raise(vm, "type", "http.request(method, url, options) takes a method string");
   std::string method = vm.heap().StringOf(args[0]);
   std::transform(method.begin(), method.end(), method.begin(), [](unsigned char c) { return std::tolower(c); });
   static const char* kMethods[] = {"get", "post", "put", "patch", "delete", "head", "options"};
   if (std::find(std::begin(kMethods), std::end(kMethods), method) == std::end(kMethods))
-    return vm.Raise("type", fmt::format("http.request: unknown method `{}`", method));
+    return Raise(vm, "type", fmt::format("http.request: unknown method `{}`", method));
   return Request(vm, method, args + 1, argc - 1, out);
 }
 

@@ -4,7 +4,7 @@
 
 namespace flow::stdlib {
 
-#define FLOW_NATIVE(name) bool name(VM& vm, Value* args, int argc, Value* out);
+#define FLOW_NATIVE(name) NativeResult name(VM& vm, Value* args, int argc, Value* out);
 FLOW_NATIVE(RandomInt)
 FLOW_NATIVE(EnvGet)
 FLOW_NATIVE(Sleep)

@@ -3,13 +3,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cstdlib>
 
 #include "vm/value_ops.h"
 
 namespace flow::stdlib {
 
-SecretScrubber::SecretScrubber(const Heap& heap) {
+SecretScrubber::SecretScrubber(const Heap& heap, VmHost& host) {
   if (!heap.ever_held_secret()) return;  // nothing to look for: no scan of the heap
   auto add = [&](const std::string& v) {
     if (v.size() >= kMinLength && std::find(values_.begin(), values_.end(), v) == values_.end()) values_.push_back(v);
@@ -18,8 +17,9 @@ SecretScrubber::SecretScrubber(const Heap& heap) {
     const Object* o = heap.GetObject(id);
     if (!o || o->kind != ObjKind::kSecret) continue;
     const auto* secret = static_cast<const SecretObj*>(o);
+    std::string v;
     for (const auto& part : secret->parts)
-      if (const char* v = part.is_env ? std::getenv(part.text.c_str()) : nullptr) add(v);
+      if (part.is_env && host.EnvironmentValue(part.text, &v)) add(v);
   }
   std::sort(values_.begin(), values_.end(), [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
 }

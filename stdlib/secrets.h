@@ -15,9 +15,10 @@ namespace flow::stdlib {
 class SecretScrubber {
  public:
   // The values of every secret in the heap: each environment variable a secret was
-  // built from (so "Bearer tok" scrubs to "Bearer ***", as the secret prints). Values shorter than kMinLength are left alone: masking
+  // built from, as the run's host reads it (so "Bearer tok" scrubs to "Bearer ***", as
+  // the secret prints). Values shorter than kMinLength are left alone: masking
   // them would garble ordinary text and protect nothing.
-  explicit SecretScrubber(const Heap& heap);
+  SecretScrubber(const Heap& heap, VmHost& host);
   static constexpr size_t kMinLength = 4;
 
   // `text` with every secret value replaced by `***`.

@@ -4,6 +4,20 @@
 
 namespace flow::stdlib {
 
+// Natives return one of these (vm/vm.h): kDone, kRaised, kAborted, kSuspended.
+using enum NativeResult;
+
+// For `return Raise(vm, ...)` in a native: the error is pending in the VM, the native says so.
+inline NativeResult Raise(VM& vm, std::string kind, std::string message, Value data = Value::Null()) {
+  vm.Raise(std::move(kind), std::move(message), data);
+  return kRaised;
+}
+// For `return RaiseDeadline(vm)`: `budget` if the run's deadline passed, else `timeout`.
+inline NativeResult RaiseDeadline(VM& vm) {
+  vm.RaiseDeadline();
+  return kRaised;
+}
+
 // The table of every builtin of vm/bytecode/builtins.def, and the method dispatcher.
 Natives GetNatives();
 

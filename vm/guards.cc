@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <ctime>
 
 #include "vm/base/coding.h"
 #include "vm/base/saturate.h"
@@ -22,26 +21,15 @@ bool NeverRetriedByDefault(const std::string& kind) {
   return kind == "fatal" || kind == "cancelled" || kind == "in_doubt" || kind == "budget" || kind == "stack_overflow";
 }
 
-// Retry-After of an `http` error for status 429 or 503, in ms (seconds or an HTTP date),
-// or -1 when there is none.
-int64_t RetryAfterMs(const Heap& heap, Value error, int64_t now_ms) {
+// The wait an error asks for before the next attempt: its data's `retry_after_ms` (an int
+// >= 0), or -1 when it names none. Natives put it there from what they know (stdlib's http,
+// from what the server asked); a script may too.
+int64_t RetryAfterMs(const Heap& heap, Value error) {
   if (error.tag != Tag::kError) return -1;
   const ErrorObj* e = heap.Get<ErrorObj>(error.ref);
-  if (e->kind != "http" || e->data.tag != Tag::kMap) return -1;
-  const MapObj* data = heap.Get<MapObj>(e->data.ref);
-  const Value* status = data->Find("status");
-  const Value* headers = data->Find("headers");
-  if (!status || status->tag != Tag::kInt || (status->i != 429 && status->i != 503)) return -1;
-  if (!headers || headers->tag != Tag::kMap) return -1;
-  const Value* after = heap.Get<MapObj>(headers->ref)->Find("retry-after");
-  if (!after || after->tag != Tag::kString) return -1;
-  const std::string& text = heap.StringOf(*after);
-  if (!text.empty() && std::all_of(text.begin(), text.end(), [](char c) { return c >= '0' && c <= '9'; }))
-    return text.size() > 9 ? -1 : std::stoll(text) * 1000;
-  std::tm tm{};
-  if (!strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm)) return -1;
-  int64_t at_ms = static_cast<int64_t>(timegm(&tm)) * 1000;
-  return std::max<int64_t>(0, at_ms - now_ms);
+  if (e->data.tag != Tag::kMap) return -1;
+  const Value* after = heap.Get<MapObj>(e->data.ref)->Find("retry_after_ms");
+  return after && after->tag == Tag::kInt && after->i >= 0 ? after->i : -1;
 }
 
 struct RetryOptions {
@@ -62,7 +50,7 @@ void VM::RecomputeDeadline() {
 
 void VM::PushHandler(Handler h) {
   int64_t enclosing = handlers_.empty() ? INT64_MAX : handlers_.back().deadline_in_force;
-  h.deadline_in_force = h.kind == HandlerKind::kTimeout ? std::min(enclosing, h.deadline) : enclosing;
+  h.deadline_in_force = h.kind == HandlerKind::kTimeout ? std::min(enclosing, h.deadline_ms) : enclosing;
   handlers_.push_back(h);
 }
 
@@ -130,10 +118,10 @@ bool VM::RaiseMemoryBudget() {
                      fmt::format("the run used its memory budget of {} (--max-memory)", FormatBytes(budget_.max_memory)));
 }
 
-bool VM::TokensLeft() {
+bool VM::TokensLeft(std::string_view unit) {
   if (tokens_used_ < limits_.max_tokens) return true;
   return RaiseBudget(BudgetKind::kTokens, budget_.max_tokens,
-                     fmt::format("the run used its budget of {} model tokens", budget_.max_tokens));
+                     fmt::format("the run used its budget of {} {}", budget_.max_tokens, unit));
 }
 
 bool VM::RaiseDeadline() {
@@ -147,7 +135,7 @@ bool VM::OpenTimeout(Value duration) {
   if (duration.tag != Tag::kInt || duration.i < 0)
     return Raise("type", fmt::format("timeout takes a duration (an int of ms), not {}", TypeName(duration.tag)));
   int64_t deadline = AddSaturated(host_->NowMs(), duration.i);
-  PushHandler({HandlerKind::kTimeout, static_cast<uint32_t>(frames_.size() - 1), sp_, 0, 0, deadline});
+  PushHandler(Handler::Timeout(static_cast<uint32_t>(frames_.size() - 1), sp_, deadline));
   RecomputeDeadline();
   deadline_ticks_ = 1023;  // read the clock at the next back edge
   return true;
@@ -196,8 +184,8 @@ bool VM::OpenRetry(Value options) {
   RetryOptions o;
   if (!ParseRetry(*this, heap_, options, &o)) return false;
   const Handler* step = EnclosingStep(handlers_.size());
-  PushHandler({HandlerKind::kRetry, static_cast<uint32_t>(frames_.size() - 1), sp_, frames_.back().pc, 1, 0,
-               step ? step->count : 0});
+  PushHandler(Handler::Retry(static_cast<uint32_t>(frames_.size() - 1), sp_, frames_.back().pc,
+                             step ? step->effects_done : 0));
   return true;
 }
 
@@ -214,23 +202,23 @@ bool VM::RetryAfterError(Handler& h) {
   } else {
     retryable = !NeverRetriedByDefault(kind);
   }
-  if (retryable && h.count < static_cast<uint64_t>(o.attempts)) {
+  if (retryable && h.attempts < static_cast<uint64_t>(o.attempts)) {
     // Delay before attempt k+1 = min(max_delay, backoff * factor^(k-1)), then jitter. The
     // jitter draw is a function of the run's durable state (effects done, attempt, where),
     // so a resumed run that reaches this wait again draws the very same delay.
-    double raw = static_cast<double>(o.backoff_ms) * std::pow(o.factor, static_cast<double>(h.count - 1));
+    double raw = static_cast<double>(o.backoff_ms) * std::pow(o.factor, static_cast<double>(h.attempts - 1));
     // Rounded to the millisecond, so that 100 * 1.7^2 is 289, not 288.99999999999994.
     int64_t delay = raw >= static_cast<double>(o.max_delay_ms) ? o.max_delay_ms : std::llround(raw);
-    // A server that says when to come back (HTTP 429 or 503 with Retry-After) is obeyed,
-    // up to max_delay: the user's bound holds against a server that asks for years.
-    int64_t server_delay = RetryAfterMs(heap_, error, host_->NowMs());
+    // An error that says when to come back is obeyed, up to max_delay: the user's bound
+    // holds against a server that asks for years.
+    int64_t server_delay = RetryAfterMs(heap_, error);
     if (server_delay >= 0) {
       delay = std::min(server_delay, o.max_delay_ms);
     } else if (o.jitter != "none" && delay > 0) {
       std::string seed;
       PutFixed64(&seed, effects_done_);
-      PutFixed32(&seed, h.count);
-      PutFixed32(&seed, h.pc);
+      PutFixed32(&seed, h.attempts);
+      PutFixed32(&seed, h.body_pc);
       PutFixed32(&seed, h.frame_depth);
       double u = static_cast<double>(Checksum(seed) >> 11) / static_cast<double>(1ull << 53);  // [0, 1)
       delay = o.jitter == "full" ? static_cast<int64_t>(u * static_cast<double>(delay + 1))
@@ -246,10 +234,10 @@ bool VM::RetryAfterError(Handler& h) {
       return false;
     }
     retry_wait_ms_ = delay;  // waited by the dispatch loop, at the body's start
-    ++h.count;
+    ++h.attempts;
     // The next attempt counts the step's effects from where this retry began: its calls
     // are the same calls again, with the same idempotency keys.
-    if (Handler* step = EnclosingStep(static_cast<size_t>(&h - handlers_.data()))) step->count = h.step_count_at_open;
+    if (Handler* step = EnclosingStep(static_cast<size_t>(&h - handlers_.data()))) step->effects_done = h.step_effects_at_open;
     return true;
   }
   // Giving up: the last error goes on, with the attempts made in its data.
@@ -262,36 +250,35 @@ bool VM::RetryAfterError(Handler& h) {
       heap_.Mutable<ErrorObj>(error.ref)->data = wrapped;
       data = wrapped;
     }
-    heap_.Mutable<MapObj>(data.ref)->Set("attempts", Value::Int(h.count));
+    heap_.Mutable<MapObj>(data.ref)->Set("attempts", Value::Int(h.attempts));
   }
   return false;
 }
 
-bool VM::OpenStep(uint32_t begin_pc, bool once, bool* done) {
+NativeResult VM::OpenStep(uint32_t begin_pc, bool once, bool* done) {
   Value key = stack_[sp_ - 1];
-  if (key.tag != Tag::kString) return Raise("type", fmt::format("a step key must be a string, not {}", TypeName(key.tag)));
+  if (key.tag != Tag::kString) {
+    Raise("type", fmt::format("a step key must be a string, not {}", TypeName(key.tag)));
+    return NativeResult::kRaised;
+  }
   if (steps_.tag == Tag::kMap) {
     if (const Value* v = heap_.Get<MapObj>(steps_.ref)->Find(heap_.StringOf(key))) {
       stack_[sp_ - 1] = *v;
       *done = true;
-      return true;
+      return NativeResult::kDone;
     }
   }
-  // A step's `deadline` field holds when it began: its duration goes in the history.
-  PushHandler({HandlerKind::kStep, static_cast<uint32_t>(frames_.size() - 1), sp_, begin_pc, 0, host_->NowMs()});
+  PushHandler(Handler::Step(static_cast<uint32_t>(frames_.size() - 1), sp_, begin_pc, host_->NowMs()));
   if (journal_) journal_->OnStep(*this, heap_.StringOf(key), false, 0);
   if (once && journal_) {
-    if (Status s = journal_->OnceStepStarted(*this); !s.ok()) {
-      abort_status_ = s;
-      return false;
-    }
+    if (Status s = journal_->OnceStepStarted(*this); !s.ok()) return Abort(std::move(s));
   }
-  return true;
+  return NativeResult::kDone;
 }
 
 bool VM::IsOnceStep(const Handler& h) const {
   const Function& fn = module_->functions[frames_[h.frame_depth].function];
-  return h.kind == HandlerKind::kStep && static_cast<uint8_t>(fn.code[h.pc + 1]) != 0;
+  return h.kind == HandlerKind::kStep && static_cast<uint8_t>(fn.code[h.begin_pc + 1]) != 0;
 }
 
 // Resuming inside a `once` step: the innermost one raises `in_doubt`, naming itself.
@@ -301,7 +288,7 @@ void VM::RaiseInDoubt() {
     if (!IsOnceStep(h)) continue;
     const Value key_value = stack_[h.stack_height - 1];
     const std::string key = heap_.StringOf(key_value);
-    uint32_t line = module_->functions[frames_[h.frame_depth].function].LineAt(h.pc);
+    uint32_t line = module_->functions[frames_[h.frame_depth].function].LineAt(h.begin_pc);
     Value data = heap_.NewMap();
     heap_.Mutable<MapObj>(data.ref)->Set("step", key_value);
     heap_.Mutable<MapObj>(data.ref)->Set("line", Value::Int(line));
@@ -318,7 +305,7 @@ void VM::RaiseInDoubt() {
 void VM::CountInDoubtEffect(uint64_t seq) {
   if (seq != effects_done_ + 1) return;
   effects_done_ = seq;
-  if (Handler* step = EnclosingStep(handlers_.size())) ++step->count;
+  if (Handler* step = EnclosingStep(handlers_.size())) ++step->effects_done;
 }
 
 bool VM::CloseStep() {
@@ -327,7 +314,7 @@ bool VM::CloseStep() {
   Value value = stack_[sp_ - 1];
   if (steps_.tag != Tag::kMap) steps_ = heap_.NewMap();
   heap_.Mutable<MapObj>(steps_.ref)->Set(heap_.StringOf(key), value);
-  if (journal_) journal_->OnStep(*this, heap_.StringOf(key), true, host_->NowMs() - h.deadline);
+  if (journal_) journal_->OnStep(*this, heap_.StringOf(key), true, host_->NowMs() - h.started_ms);
   handlers_.pop_back();
   stack_[sp_ - 2] = value;
   return true;
@@ -373,29 +360,26 @@ static bool ParseBreaker(VM& vm, const Heap& heap, Value operand, std::string* n
   return number("failures", &p->failures) && number("window", &p->window_ms) && number("cooldown", &p->cooldown_ms);
 }
 
-bool VM::OpenBreaker(Value operand) {
+NativeResult VM::OpenBreaker(Value operand) {
   std::string name;
   VmHost::BreakerPolicy policy;
-  if (!ParseBreaker(*this, heap_, operand, &name, &policy)) return false;
+  if (!ParseBreaker(*this, heap_, operand, &name, &policy)) return NativeResult::kRaised;
   bool admitted = false;
-  if (Status s = host_->BreakerEnter(name, policy, &admitted); !s.ok()) {
-    abort_status_ = s;
-    return false;
+  if (Status s = host_->BreakerEnter(name, policy, &admitted); !s.ok()) return Abort(std::move(s));
+  if (!admitted) {
+    Raise("circuit_open", fmt::format("circuit breaker `{}` is open", name));
+    return NativeResult::kRaised;
   }
-  if (!admitted) return Raise("circuit_open", fmt::format("circuit breaker `{}` is open", name));
-  PushHandler({HandlerKind::kBreaker, static_cast<uint32_t>(frames_.size() - 1), sp_, 0, 0, 0});
-  return true;
+  PushHandler(Handler::Breaker(static_cast<uint32_t>(frames_.size() - 1), sp_));
+  return NativeResult::kDone;
 }
 
-bool VM::CloseBreaker(const Handler& h, bool success) {
+NativeResult VM::CloseBreaker(const Handler& h, bool success) {
   std::string name;
   VmHost::BreakerPolicy policy;
-  if (!ParseBreaker(*this, heap_, stack_[h.stack_height - 1], &name, &policy)) return false;
-  if (Status s = host_->BreakerExit(name, policy, success); !s.ok()) {
-    abort_status_ = s;
-    return false;
-  }
-  return true;
+  if (!ParseBreaker(*this, heap_, stack_[h.stack_height - 1], &name, &policy)) return NativeResult::kRaised;
+  if (Status s = host_->BreakerExit(name, policy, success); !s.ok()) return Abort(std::move(s));
+  return NativeResult::kDone;
 }
 
 }  // namespace flow

@@ -204,6 +204,15 @@ RunOutcome VM::Dispatch() {
     }                                                                                 \
   } while (0)
 
+// An outcome other than kDone (a native's, or a handler's that reaches the store): its
+// error is handled, or the run stops (aborted by a failed store, or suspended with the
+// effect in flight).
+#define NATIVE_NOT_DONE(r)                                                                \
+  do {                                                                                    \
+    if ((r) == NativeResult::kRaised) goto handle_error;                                  \
+    return (r) == NativeResult::kAborted ? RunOutcome::kAborted : RunOutcome::kSuspended; \
+  } while (0)
+
 // At back edges and calls: collect when the heap asks for it, and check an open deadline.
 #define AT_LOOP_EDGE()                        \
   do {                                        \
@@ -428,20 +437,8 @@ op_CALL: {
     }
   }
   SAVE_STATE();
-  if (callee->tag == Tag::kBuiltin && GetBuiltinInfo(static_cast<uint16_t>(callee->ref)).effectful) {
-    const BuiltinInfo& info = GetBuiltinInfo(static_cast<uint16_t>(callee->ref));
-    if (argc < info.min_args || (info.max_args >= 0 && argc > info.max_args)) {
-      Raise("type", fmt::format("{}() does not take {} argument{}", info.name, argc, argc == 1 ? "" : "s"));
-      goto handle_error;
-    }
-    switch (RunEffect(static_cast<uint16_t>(callee->ref), callee + 1, argc, callee, static_cast<uint32_t>(call_ip - code))) {
-      case EffectResult::kOk: sp = stack + sp_; DISPATCH();
-      case EffectResult::kRaised: goto handle_error;
-      case EffectResult::kAborted: return RunOutcome::kAborted;
-      case EffectResult::kSuspended: return RunOutcome::kSuspended;
-    }
-  }
-  if (!CallValue(callee, argc, static_cast<uint32_t>(ip - code))) goto handle_error;
+  if (NativeResult r = CallValue(callee, argc, static_cast<uint32_t>(call_ip - code)); r != NativeResult::kDone)
+    NATIVE_NOT_DONE(r);
   sp = stack + sp_;
   LOAD_FRAME();
   DISPATCH();
@@ -452,20 +449,21 @@ op_CALL_BUILTIN: {
   int argc = READ8();
   SAVE_STATE();
   if (GetBuiltinInfo(id).effectful) {
-    switch (RunEffect(id, sp - argc, argc, sp - argc, static_cast<uint32_t>(call_ip - code))) {
-      case EffectResult::kOk: sp = stack + sp_; DISPATCH();
-      case EffectResult::kRaised: goto handle_error;
-      case EffectResult::kAborted: return RunOutcome::kAborted;
-      case EffectResult::kSuspended: return RunOutcome::kSuspended;
-    }
+    if (NativeResult r = RunEffect(id, sp - argc, argc, sp - argc, static_cast<uint32_t>(call_ip - code));
+        r != NativeResult::kDone)
+      NATIVE_NOT_DONE(r);
+    sp = stack + sp_;
+    DISPATCH();
   }
   Value result;
-  if (!natives_.builtins[id](*this, sp - argc, argc, &result)) goto handle_error;
+  if (NativeResult r = natives_.builtins[id](*this, sp - argc, argc, &result); r != NativeResult::kDone)
+    NATIVE_NOT_DONE(r);
   sp -= argc;
   *sp++ = result;
   DISPATCH();
 }
 op_INVOKE: {
+  const uint8_t* const call_ip = ip - 1;
   const std::string& name = heap_.StringOf(constants_[READ32()]);
   int argc = READ8();
   Value receiver = sp[-argc - 1];
@@ -474,14 +472,20 @@ op_INVOKE: {
     const Value* member = heap_.Get<MapObj>(receiver.ref)->Find(name);
     if (member && (member->tag == Tag::kFunction || member->tag == Tag::kBuiltin)) {
       sp[-argc - 1] = *member;
-      if (!CallValue(sp - argc - 1, argc, static_cast<uint32_t>(ip - code))) goto handle_error;
+      if (NativeResult r = CallValue(sp - argc - 1, argc, static_cast<uint32_t>(call_ip - code)); r != NativeResult::kDone) {
+        // The stack as INVOKE found it: a run stopped at this call (an effect's uncaught
+        // budget error) resumes by running the INVOKE again.
+        sp[-argc - 1] = receiver;
+        NATIVE_NOT_DONE(r);
+      }
       sp = stack + sp_;
       LOAD_FRAME();
       DISPATCH();
     }
   }
   Value result;
-  if (!natives_.invoke_method(*this, receiver, name, sp - argc, argc, &result)) goto handle_error;
+  if (NativeResult r = natives_.invoke_method(*this, receiver, name, sp - argc, argc, &result); r != NativeResult::kDone)
+    NATIVE_NOT_DONE(r);
   sp -= argc;
   sp[-1] = result;
   DISPATCH();
@@ -562,8 +566,7 @@ op_THROW:
   ThrowValue(*sp);
   goto handle_error;
 op_TRY_BEGIN:
-  PushHandler({HandlerKind::kTry, static_cast<uint32_t>(frames_.size() - 1), static_cast<uint32_t>(sp - stack),
-               READ32(), 0, 0});
+  PushHandler(Handler::Try(static_cast<uint32_t>(frames_.size() - 1), static_cast<uint32_t>(sp - stack), READ32()));
   DISPATCH();
 op_POP_HANDLER:
   if (handlers_.empty() || handlers_.back().frame_depth != frames_.size() - 1) {
@@ -580,10 +583,7 @@ op_STEP_BEGIN: {
   uint32_t skip = READ32();
   SAVE_STATE();
   bool done = false;
-  if (!OpenStep(begin_pc, once != 0, &done)) {
-    if (!abort_status_.ok()) return RunOutcome::kAborted;
-    goto handle_error;
-  }
+  if (NativeResult r = OpenStep(begin_pc, once != 0, &done); r != NativeResult::kDone) NATIVE_NOT_DONE(r);
   if (done) ip = code + skip;  // the key on the stack was replaced by the step's value
   DISPATCH();
 }
@@ -602,18 +602,12 @@ op_TIMEOUT_BEGIN:
   DISPATCH();
 op_BREAKER_BEGIN:
   SAVE_STATE();
-  if (!OpenBreaker(sp[-1])) {
-    if (!abort_status_.ok()) return RunOutcome::kAborted;
-    goto handle_error;
-  }
+  if (NativeResult r = OpenBreaker(sp[-1]); r != NativeResult::kDone) NATIVE_NOT_DONE(r);
   DISPATCH();
 op_BREAKER_END:
   SAVE_STATE();
   if (!EndsOpenHandler(HandlerKind::kBreaker)) goto handle_error;
-  if (!CloseBreaker(handlers_.back(), true)) {
-    if (!abort_status_.ok()) return RunOutcome::kAborted;
-    goto handle_error;
-  }
+  if (NativeResult r = CloseBreaker(handlers_.back(), true); r != NativeResult::kDone) NATIVE_NOT_DONE(r);
   goto close_handler;
 op_RETRY_END:
   SAVE_STATE();
@@ -700,6 +694,7 @@ handle_error : {
 #undef DISPATCH
 #undef CHECK_DEADLINE
 #undef AT_LOOP_EDGE
+#undef NATIVE_NOT_DONE
 }
 
 // Unwinds a raised error (the state saved by whoever raised it) to the innermost handler
@@ -720,21 +715,21 @@ bool VM::HandleError(RunOutcome* stop) {
       Handler try_handler = h;
       handlers_.pop_back();
       Value error = pending_error_;
-      CutToHandler(try_handler);
+      CutToHandler(try_handler, try_handler.catch_pc);
       stack_[sp_++] = error;  // the catch variable
       break;
     }
     if (h.kind == HandlerKind::kRetry && RetryAfterError(h)) {
       // Back to the start of the body; the wait happens there (below), as a durable
       // effect whose checkpoint is that state.
-      CutToHandler(h);
+      CutToHandler(h, h.body_pc);
       retry_wait = true;
       break;
     }
     if (h.kind == HandlerKind::kBreaker) {
       Handler breaker = h;
       Value error = pending_error_;
-      if (!CloseBreaker(breaker, false) && !abort_status_.ok()) {
+      if (CloseBreaker(breaker, false) == NativeResult::kAborted) {
         *stop = RunOutcome::kAborted;
         return false;
       }
@@ -756,13 +751,13 @@ bool VM::HandleError(RunOutcome* stop) {
   return !retry_wait || WaitBeforeRetry(stop);
 }
 
-// Frames, upvalues and stack cut back to handler h; execution resumes at its pc.
-void VM::CutToHandler(const Handler& h) {
+// Frames, upvalues and stack cut back to handler h; execution resumes at resume_pc.
+void VM::CutToHandler(const Handler& h, uint32_t resume_pc) {
   frames_.resize(h.frame_depth + 1);
   CloseUpvalues(h.stack_height);
   sp_ = h.stack_height;
   pending_error_ = Value::Null();
-  frames_.back().pc = h.pc;
+  frames_.back().pc = resume_pc;
 }
 
 // No handler took the error: the run ends failed.
@@ -823,34 +818,35 @@ void VM::SetJournal(EffectJournal* journal) {
 // past the call; on success the result replaces args[-1] or the callee (result_slot).
 // Without a journal (--ephemeral) the budgets are checked and effects counted the same way,
 // with nothing recorded.
-VM::EffectResult VM::RunEffect(uint16_t id, Value* args, int argc, Value* result_slot, uint32_t call_pc) {
+NativeResult VM::RunEffect(uint16_t id, Value* args, int argc, Value* result_slot, uint32_t call_pc) {
   if (effects_done_ >= limits_.max_effects) {
     RaiseBudget(BudgetKind::kEffects, budget_.max_effects,
                 fmt::format("the run used its budget of {} effects", budget_.max_effects));
-    return EffectResult::kRaised;
+    return NativeResult::kRaised;
   }
   if (limits_.deadline_ms != INT64_MAX && host_->NowMs() >= limits_.deadline_ms) {
     RaiseDeadline();
-    return EffectResult::kRaised;
+    return NativeResult::kRaised;
   }
   uint64_t seq = effects_done_ + 1;
   int step = EnterEffectScope();
   if (journal_) {
     if (Status s = journal_->BeforeEffect(*this, seq, id, args, argc); !s.ok()) {
       abort_status_ = s;
-      return EffectResult::kAborted;
+      return NativeResult::kAborted;
     }
   }
   Value result;
-  bool ok;
+  NativeResult r;
   if (host_->TakeCancel()) {
-    ok = Raise("cancelled", "the run was cancelled (flow cancel)");
+    Raise("cancelled", "the run was cancelled (flow cancel)");
+    r = NativeResult::kRaised;
   } else {
-    suspend_requested_ = false;
-    ok = natives_.builtins[id](*this, args, argc, &result);
-    if (!ok && suspend_requested_) return EffectResult::kSuspended;  // the effect stays in flight
-    if (!ok && !abort_status_.ok()) return EffectResult::kAborted;    // so it does here
+    r = natives_.builtins[id](*this, args, argc, &result);
+    // Suspended or aborted, the effect stays in flight: the run stops here.
+    if (r == NativeResult::kSuspended || r == NativeResult::kAborted) return r;
   }
+  const bool ok = r == NativeResult::kDone;
   if (!ok) {
     effect_raised_ = journal_ != nullptr;
     raised_builtin_ = id;
@@ -858,16 +854,16 @@ VM::EffectResult VM::RunEffect(uint16_t id, Value* args, int argc, Value* result
     raised_handlers_ = handlers_;  // before the step counts the effect
   }
   effects_done_ = seq;
-  if (step >= 0) ++handlers_[step].count;
-  if (!ok) return EffectResult::kRaised;
+  if (step >= 0) ++handlers_[step].effects_done;
+  if (!ok) return NativeResult::kRaised;
   *result_slot = result;
   sp_ = static_cast<uint32_t>(result_slot - stack_.get()) + 1;
-  if (!journal_) return EffectResult::kOk;
+  if (!journal_) return NativeResult::kDone;
   if (Status s = journal_->AfterEffect(*this, seq, id, result, false); !s.ok()) {
     abort_status_ = s;
-    return EffectResult::kAborted;
+    return NativeResult::kAborted;
   }
-  return EffectResult::kOk;
+  return NativeResult::kDone;
 }
 
 // The effect scope ("KEY/n") of an effect about to run inside a step, or "": n is one past
@@ -877,7 +873,7 @@ int VM::EnterEffectScope() {
   effect_scope_.clear();
   Handler* step = EnclosingStep(handlers_.size());
   if (!step) return -1;
-  effect_scope_ = heap_.StringOf(stack_[step->stack_height - 1]) + "/" + std::to_string(step->count + 1);
+  effect_scope_ = heap_.StringOf(stack_[step->stack_height - 1]) + "/" + std::to_string(step->effects_done + 1);
   return static_cast<int>(step - handlers_.data());
 }
 
@@ -913,38 +909,47 @@ Status VM::WaitDurably(int64_t ms, bool* suspended) {
   return journal_->AfterEffect(*this, seq, sleep_id, Value::Null(), false);
 }
 
-// Calls the value at callee_slot with the argc values above it. On success a Flow function
-// has a new frame (sp_ is its base + arity + 1), or a builtin's result has replaced the callee.
-bool VM::CallValue(Value* callee_slot, int argc, uint32_t pc_after) {
+// Calls the value at callee_slot with the argc values above it (the frame's pc already past
+// the call instruction at call_pc). kDone: a Flow function has a new frame (sp_ is its base
+// + arity + 1), or a builtin's result has replaced the callee. An effectful builtin runs
+// between the journal's records (RunEffect), however it is reached: `f(x)` or `m.f(x)`.
+NativeResult VM::CallValue(Value* callee_slot, int argc, uint32_t call_pc) {
   Value callee = *callee_slot;
   Value* stack = stack_.get();
-  frames_.back().pc = pc_after;
   if (callee.tag == Tag::kFunction) {
     const ClosureObj* c = heap_.Get<ClosureObj>(callee.ref);
     const Function& target = module_->functions[c->function];
     if (argc != target.arity) {
-      return Raise("type", fmt::format("{}() takes {} argument{}, got {}", target.name, target.arity,
-                                       target.arity == 1 ? "" : "s", argc));
+      Raise("type", fmt::format("{}() takes {} argument{}, got {}", target.name, target.arity,
+                                target.arity == 1 ? "" : "s", argc));
+      return NativeResult::kRaised;
     }
     uint32_t base = static_cast<uint32_t>(callee_slot - stack);
-    if (frames_.size() >= kMaxFrames || base + target.max_stack > kStackCapacity)
-      return Raise("stack_overflow", fmt::format("call depth exceeded {} frames", frames_.size()));
+    if (frames_.size() >= kMaxFrames || base + target.max_stack > kStackCapacity) {
+      Raise("stack_overflow", fmt::format("call depth exceeded {} frames", frames_.size()));
+      return NativeResult::kRaised;
+    }
     frames_.push_back({c->function, callee.ref, 0, base});
     sp_ = base + argc + 1;
-    if (heap_.ShouldCollect() && !MaybeCollect()) return false;
-    return true;
+    if (heap_.ShouldCollect() && !MaybeCollect()) return NativeResult::kRaised;
+    return NativeResult::kDone;
   }
   if (callee.tag == Tag::kBuiltin) {
-    const BuiltinInfo& info = GetBuiltinInfo(static_cast<uint16_t>(callee.ref));
-    if (argc < info.min_args || (info.max_args >= 0 && argc > info.max_args))
-      return Raise("type", fmt::format("{}() does not take {} argument{}", info.name, argc, argc == 1 ? "" : "s"));
+    const uint16_t id = static_cast<uint16_t>(callee.ref);
+    const BuiltinInfo& info = GetBuiltinInfo(id);
+    if (argc < info.min_args || (info.max_args >= 0 && argc > info.max_args)) {
+      Raise("type", fmt::format("{}() does not take {} argument{}", info.name, argc, argc == 1 ? "" : "s"));
+      return NativeResult::kRaised;
+    }
+    if (info.effectful) return RunEffect(id, callee_slot + 1, argc, callee_slot, call_pc);
     Value result;
-    if (!natives_.builtins[callee.ref](*this, callee_slot + 1, argc, &result)) return false;
+    if (NativeResult r = natives_.builtins[id](*this, callee_slot + 1, argc, &result); r != NativeResult::kDone) return r;
     *callee_slot = result;
     sp_ = static_cast<uint32_t>(callee_slot - stack) + 1;
-    return true;
+    return NativeResult::kDone;
   }
-  return Raise("type", fmt::format("cannot call {}", TypeName(callee.tag)));
+  Raise("type", fmt::format("cannot call {}", TypeName(callee.tag)));
+  return NativeResult::kRaised;
 }
 
 }  // namespace flow

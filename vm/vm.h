@@ -49,10 +49,12 @@ class VmHost {
   // Has the run been cancelled (flow cancel)? True once: the `cancelled` error is raised
   // at one effect or wait, and the handler that catches it may then clean up.
   virtual bool TakeCancel() { return false; }
-  // The value of the environment variable a restored secret refers to; false if it is not
-  // set. (A host that only shows the run, as flow inspect does, needs no values: secrets
-  // show as ***.)
-  virtual bool SecretValue(const std::string& name, std::string* value);
+  // The run's environment: the value of variable `name`, false if it is not set. The VM
+  // reads it only to re-read the secrets of a restored run; stdlib's natives read it for
+  // env.get, secret() and their own settings. The VM reads no process state itself: a host
+  // that has no environment (tests, or one that only shows a run, whose secrets show as
+  // ***) answers from what it has.
+  virtual bool EnvironmentValue(const std::string& name, std::string* value) { return false; }
   virtual bool virtual_time() const { return false; }
   // The idempotency key of the effect being run (RUN/n), or "" outside a durable run.
   virtual std::string IdempotencyKey() { return ""; }
@@ -67,11 +69,19 @@ class VmHost {
   virtual Status BreakerExit(const std::string& name, const BreakerPolicy& policy, bool success);
 };
 
-// A builtin: reads args[0..argc), writes *out and returns true, or calls vm.Raise(...) and
-// returns false.
-using BuiltinFn = bool (*)(VM& vm, Value* args, int argc, Value* out);
+// What a native (a builtin or a method) did: one value that callers switch on. (The VM's
+// own slow paths that may abort, such as opening a breaker in the store, return it too.)
+enum class NativeResult : uint8_t {
+  kDone,       // *out holds the result
+  kRaised,     // an error is pending (VM::Raise): the script's handlers may take it
+  kAborted,    // the store failed (VM::Abort): the run stops, the effect still in flight
+  kSuspended,  // the run suspends (VM::Suspend): the effect stays in flight, runs again on resume
+};
+
+// A builtin: reads args[0..argc) and writes *out, or raises, aborts or suspends.
+using BuiltinFn = NativeResult (*)(VM& vm, Value* args, int argc, Value* out);
 // A method of a string, list or map value (xs.push(v), s.split(","), m.keys()).
-using MethodFn = bool (*)(VM& vm, Value receiver, std::string_view name, Value* args, int argc, Value* out);
+using MethodFn = NativeResult (*)(VM& vm, Value receiver, std::string_view name, Value* args, int argc, Value* out);
 
 // The native half of the language, supplied by stdlib/ (the VM does not depend on it).
 struct Natives {
@@ -87,26 +97,60 @@ struct Frame {
 };
 inline constexpr uint32_t kNoClosure = UINT32_MAX;
 
-// An open try, retry, timeout or step, innermost last. Plain data, like everything the
-// VM holds: it is part of every checkpoint. The kinds' values are on disk
-// (docs/checkpoint.md, "VM header"): do not change them.
+// An open try, retry, timeout, step or breaker, innermost last. Plain data, like everything
+// the VM holds: it is part of every checkpoint. Each kind has fields of its own, each with
+// one meaning; a kind leaves the others' at zero, and a checkpoint writes only its own
+// (docs/checkpoint.md, "VM header"). The kinds' values are on disk: do not change them.
 enum class HandlerKind : uint8_t { kTry = 0, kRetry = 1, kTimeout = 2, kStep = 3, kBreaker = 4 };
 struct Handler {
-  HandlerKind kind;
-  uint32_t frame_depth;   // index of the frame that opened it
-  uint32_t stack_height;  // try: what an error cuts the stack to; retry: the body's start
-                          // height; step/timeout: the height with its operand (key, duration)
-  uint32_t pc;            // try: the catch; retry: the body's start; step: its STEP_BEGIN
-                          // (whose operand says `once`)
-  uint32_t count;         // retry: attempts begun; step: its effects done (n of the next is count + 1)
-  int64_t deadline;       // timeout: absolute ms on the run's clock; step: when it began
-  // retry: the enclosing step's count when the retry began. Each attempt counts its effects
+  HandlerKind kind = HandlerKind::kTry;
+  uint32_t frame_depth = 0;   // index of the frame that opened it
+  uint32_t stack_height = 0;  // try: what an error cuts the stack to; retry: the body's start
+                              // height; timeout, step, breaker: the height with its operand
+                              // (duration, key, name and options)
+  // try
+  uint32_t catch_pc = 0;  // where an error it takes goes on
+  // retry
+  uint32_t body_pc = 0;   // the body's start, where each attempt begins
+  uint32_t attempts = 0;  // attempts begun (1 while the first runs)
+  // The enclosing step's effects_done when the retry began. Each attempt counts its effects
   // from there again, so a retried call carries the same idempotency key as before.
-  uint32_t step_count_at_open = 0;
+  uint32_t step_effects_at_open = 0;
+  // timeout
+  int64_t deadline_ms = 0;  // absolute, on the run's clock
+  // step
+  uint32_t begin_pc = 0;      // its STEP_BEGIN (whose operand says `once`)
+  uint32_t effects_done = 0;  // the next effect inside it is number effects_done + 1 (its key)
+  int64_t started_ms = 0;     // when it began, on the run's clock: its duration is in the history
   // The earliest deadline of the timeouts open at this handler's level (its own
   // included): derived when it is pushed (and on restore), never checkpointed, so that
   // opening and closing a handler is O(1) however deep they nest.
   int64_t deadline_in_force = INT64_MAX;
+
+  static Handler Try(uint32_t depth, uint32_t height, uint32_t catch_pc) {
+    Handler h{HandlerKind::kTry, depth, height};
+    h.catch_pc = catch_pc;
+    return h;
+  }
+  static Handler Retry(uint32_t depth, uint32_t height, uint32_t body_pc, uint32_t step_effects_at_open) {
+    Handler h{HandlerKind::kRetry, depth, height};
+    h.body_pc = body_pc;
+    h.attempts = 1;
+    h.step_effects_at_open = step_effects_at_open;
+    return h;
+  }
+  static Handler Timeout(uint32_t depth, uint32_t height, int64_t deadline_ms) {
+    Handler h{HandlerKind::kTimeout, depth, height};
+    h.deadline_ms = deadline_ms;
+    return h;
+  }
+  static Handler Step(uint32_t depth, uint32_t height, uint32_t begin_pc, int64_t started_ms) {
+    Handler h{HandlerKind::kStep, depth, height};
+    h.begin_pc = begin_pc;
+    h.started_ms = started_ms;
+    return h;
+  }
+  static Handler Breaker(uint32_t depth, uint32_t height) { return {HandlerKind::kBreaker, depth, height}; }
 };
 
 // Limits on a run, against runaway agents: exceeding one raises kind `budget`. Each budget
@@ -122,7 +166,7 @@ struct Budget {
   uint64_t max_effects = 0;       // 0: none
   uint64_t max_instructions = 0;  // 0: none
   int64_t deadline_ms = INT64_MAX;  // absolute, on the run's clock
-  uint64_t max_tokens = 0;        // model tokens (llm.chat usage); 0: none
+  uint64_t max_tokens = 0;        // what natives charge (ChargeTokens); 0: none
   uint64_t max_memory = 0;        // bytes of the run's heap (Heap::bytes()); 0: none
 };
 // The values are on disk: they index the budget graces of a checkpoint (docs/checkpoint.md,
@@ -179,9 +223,12 @@ class VM {
   // a checkpoint: its graces apply to the same limits only.
   void SetBudget(const Budget& budget);
   uint64_t instructions() const { return instructions_; }
-  // Model tokens used by the run (llm.chat): false (budget raised) when over --max-tokens.
-  bool TokensLeft();
-  void ChargeTokens(uint64_t n) { tokens_used_ += n; }
+  // The token budget: a count the natives charge, in units that are theirs to define
+  // (stdlib's llm.chat charges the model tokens each response reports). The VM keeps the
+  // count in its checkpoints and enforces the limit. TokensLeft is false (budget raised,
+  // naming the `unit`) when the run has used its budget.
+  bool TokensLeft(std::string_view unit);
+  void ChargeTokens(uint64_t n) { tokens_used_ = AddSaturated(tokens_used_, n); }
   uint64_t tokens_used() const { return tokens_used_; }
   // Raises `budget` if the run's deadline passed, else `timeout` (for waits cut short).
   bool RaiseDeadline();
@@ -236,18 +283,17 @@ class VM {
   Value uncaught_error() const { return uncaught_; }
 
   // For builtins: a wait asks the run to suspend instead of blocking; the effect stays
-  // in flight and runs again (and decides again) on resume.
-  bool Suspend(Suspension s) {
+  // in flight and runs again (and decides again) on resume. `return vm.Suspend(...)`.
+  NativeResult Suspend(Suspension s) {
     suspension_ = std::move(s);
-    suspend_requested_ = true;
-    return false;
+    return NativeResult::kSuspended;
   }
   const Suspension& suspension() const { return suspension_; }
   // For builtins: the store is damaged or failed (a run's mailbox), which no script may
   // catch: the run stops (kAborted, abort_status()) with the effect still in flight.
-  bool Abort(Status s) {
+  NativeResult Abort(Status s) {
     abort_status_ = std::move(s);
-    return false;
+    return NativeResult::kAborted;
   }
 
   // For builtins.
@@ -276,21 +322,22 @@ class VM {
   bool MapIterNext(Value* slots, int vars);
   bool Negate(Value a, Value* out);
   bool ThrowValue(Value v);
-  [[gnu::noinline]] bool CallValue(Value* callee_slot, int argc, uint32_t pc_after);
-  enum class EffectResult { kOk, kRaised, kAborted, kSuspended };
+  [[gnu::noinline]] NativeResult CallValue(Value* callee_slot, int argc, uint32_t call_pc);
   // On an error at a retry: waits and returns true to run the body again, or returns
   // false having added data.attempts to the error (or replaced it by an outer timeout).
   [[gnu::noinline]] bool RetryAfterError(Handler& h);
   [[gnu::noinline]] bool OpenRetry(Value options);
-  [[gnu::noinline]] bool OpenStep(uint32_t begin_pc, bool once, bool* done);
+  // The handlers' slow paths that reach the store or the host: raised, or aborted (the
+  // store failed) with abort_status(), never a bool whose meaning needs that status.
+  [[gnu::noinline]] NativeResult OpenStep(uint32_t begin_pc, bool once, bool* done);
   bool IsOnceStep(const Handler& h) const;
   // The innermost open step among handlers_[0, below), or null.
   Handler* EnclosingStep(size_t below);
   [[gnu::noinline]] void RaiseInDoubt();
   [[gnu::noinline]] bool CloseStep();
   [[gnu::noinline]] bool OpenTimeout(Value duration);
-  [[gnu::noinline]] bool OpenBreaker(Value operand);
-  [[gnu::noinline]] bool CloseBreaker(const Handler& h, bool success);
+  [[gnu::noinline]] NativeResult OpenBreaker(Value operand);
+  [[gnu::noinline]] NativeResult CloseBreaker(const Handler& h, bool success);
   void RecomputeDeadline();
   void PushHandler(Handler h);
   [[gnu::noinline]] void LeaveHandlers(uint32_t depth);
@@ -306,7 +353,7 @@ class VM {
   // The error path of Dispatch: unwinding to a handler, a run's end on an uncaught error,
   // a retry's wait.
   [[gnu::cold, gnu::noinline]] bool HandleError(RunOutcome* stop);
-  void CutToHandler(const Handler& h);
+  void CutToHandler(const Handler& h, uint32_t resume_pc);
   RunOutcome StopUncaught();
   bool WaitBeforeRetry(RunOutcome* stop);
 
@@ -315,7 +362,7 @@ class VM {
   int EnterEffectScope();
   // Returns false with *suspended set when the wait suspends the run instead.
   [[gnu::noinline]] Status WaitDurably(int64_t ms, bool* suspended);
-  [[gnu::noinline]] EffectResult RunEffect(uint16_t id, Value* args, int argc, Value* result_slot, uint32_t call_pc);
+  [[gnu::noinline]] NativeResult RunEffect(uint16_t id, Value* args, int argc, Value* result_slot, uint32_t call_pc);
   [[gnu::noinline]] void CloseUpvalues(uint32_t from_slot);
   [[gnu::noinline]] uint32_t CaptureUpvalue(uint32_t slot);
   [[gnu::noinline]] void FillTrace(Value error, uint32_t pc);
@@ -362,7 +409,6 @@ class VM {
   BudgetGrace graces_[kBudgetKinds];  // checkpointed
   bool budget_final_ = false;        // the pending `budget` error stops the run
   Suspension suspension_;
-  bool suspend_requested_ = false;
   uint64_t instructions_ = 0;          // counted only under an instruction budget
   uint64_t tokens_used_ = 0;
 };

@@ -232,6 +232,67 @@ TEST(Checkpoint, HeaderWithoutGracesIsRefused) {
   EXPECT_FALSE(journal.Restore(restored).ok());
 }
 
+// Every kind of handler, open at once, each with fields set (a retry on its second
+// attempt, a step with an effect done, a timeout's deadline, a try's catch): restored from a
+// checkpoint, they are what they were (the header encodes again byte for byte), and the run
+// goes on as if never stopped, its next effect carrying the step's next key.
+TEST(Checkpoint, HandlerFieldsRoundTrip) {
+  const char* source = R"(
+let n = 0
+let v = step "s" {
+  retry (attempts: 3, backoff: 5ms) {
+    n = n + 1
+    timeout 1h {
+      breaker "checkpoint_test" (failures: 5) {
+        try {
+          print("attempt", n)
+          if n == 1 { throw error("flaky", "first") }
+          print("in body")
+        } catch e { throw e }
+        n
+      }
+    }
+  }
+}
+print("value", v)
+)";
+  Module m = Compile(source);
+  struct Scopes : MemoryJournal {
+    Status BeforeEffect(VM& vm, uint64_t seq, uint16_t b, const Value* a, int n) override {
+      scopes.push_back(vm.effect_scope());
+      return MemoryJournal::BeforeEffect(vm, seq, b, a, n);
+    }
+    std::vector<std::string> scopes;
+  };
+  testing::CaptureHost host;
+  Scopes journal;
+  // Effects: print attempt 1, the retry's wait, print attempt 2, print in body (stopped
+  // before it), print value.
+  journal.stop_before = 4;
+  {
+    VM vm(&m, &host, stdlib::GetNatives());
+    vm.SetJournal(&journal);
+    vm.PrepareToRun();
+    journal.Save(vm, true);
+    ASSERT_EQ(vm.Run(), RunOutcome::kAborted);
+  }
+  EXPECT_EQ(journal.scopes, (std::vector<std::string>{"s/1", "", "s/1", "s/2"}));
+  const std::string saved = journal.header;
+  journal.stop_before = 0;
+  journal.scopes.clear();
+  host.now_ms += 60'000;  // a minute later: the timeout keeps its own deadline
+  VM resumed(&m, &host, stdlib::GetNatives());
+  ASSERT_TRUE(journal.Restore(resumed).ok());
+  CheckpointDelta again;
+  resumed.EncodeCheckpoint(true, &again);
+  EXPECT_EQ(again.header, saved);
+  resumed.SetJournal(&journal);
+  host.output.clear();
+  ASSERT_EQ(resumed.Run(), RunOutcome::kCompleted) << resumed.FormatUncaught();
+  EXPECT_EQ(host.output, "in body\nvalue 2\n");
+  EXPECT_EQ(journal.scopes, (std::vector<std::string>{"s/2", ""}));
+}
+
 TEST(Checkpoint, DamagedHeadersAreRefusedNotRun) {
   Module m = Compile(kProgram);
   testing::CaptureHost host;
