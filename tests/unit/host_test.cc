@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <map>
 
+#include "memory_journal.h"
 #include "run_program.h"
 #include "runtime/journal.h"
 #include "runtime/runtime.h"
@@ -163,30 +164,23 @@ TEST(Host, RestoredSecretIsReadFromTheHost) {
   host.env["FLOW_HOST_TEST_SECRET"] = "hunter22";
   struct Saving : CountingJournal {
     Status AfterEffect(VM& vm, uint64_t seq, uint16_t b, Value v, bool r) override {
-      if (seq == 2) vm.EncodeCheckpoint(true, &delta);  // after print("got")
+      if (seq == 2) saved.Save(vm, true);  // after print("got")
       return CountingJournal::AfterEffect(vm, seq, b, v, r);
     }
-    CheckpointDelta delta;
+    testing::MemoryJournal saved;
   } journal;
   VM vm(&m, &host, stdlib::GetNatives());
   vm.SetJournal(&journal);
   ASSERT_EQ(vm.Run(), RunOutcome::kCompleted) << vm.FormatUncaught();
-  std::map<uint32_t, std::string> objects(journal.delta.objects.begin(), journal.delta.objects.end());
-  auto fetch = [&](uint32_t id, std::string* out) {
-    auto it = objects.find(id);
-    if (it == objects.end()) return false;
-    *out = it->second;
-    return true;
-  };
   setenv("FLOW_HOST_TEST_SECRET", "from the process", 1);
   TestHost without;
   VM refused(&m, &without, stdlib::GetNatives());
-  Status s = refused.RestoreCheckpoint(journal.delta.header, fetch);
+  Status s = journal.saved.Restore(refused);
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("the secret `FLOW_HOST_TEST_SECRET`"), std::string::npos) << s.message();
   unsetenv("FLOW_HOST_TEST_SECRET");
   VM restored(&m, &host, stdlib::GetNatives());
-  ASSERT_TRUE(restored.RestoreCheckpoint(journal.delta.header, fetch).ok());
+  ASSERT_TRUE(journal.saved.Restore(restored).ok());
 }
 
 // The token budget is a counter that natives charge in units of their own: the VM counts
@@ -226,18 +220,11 @@ for i in range(3) {
   print("call", i)
 }
 )");
-  struct Keeping : EffectJournal {
-    Status BeforeEffect(VM&, uint64_t, uint16_t, const Value*, int) override { return Status::Ok(); }
+  struct Keeping : testing::MemoryJournal {
     Status AfterEffect(VM& vm, uint64_t, uint16_t, Value, bool) override {
-      CheckpointDelta d;
-      vm.EncodeCheckpoint(header.empty(), &d);  // the first: everything
-      for (uint32_t id : d.freed) objects.erase(id);
-      for (auto& [id, bytes] : d.objects) objects[id] = bytes;
-      header = d.header;
+      Save(vm, header.empty());  // the first: everything
       return Status::Ok();
     }
-    std::string header;
-    std::map<uint32_t, std::string> objects;
   } journal;
   TestHost host;
   NativesWith natives(Builtin::LLM_CHAT, ChargeSeven);
@@ -251,15 +238,7 @@ for i in range(3) {
   }
   EXPECT_EQ(host.output, "call 0\ncall 1\n");
   VM resumed(&m, &host, natives.natives());
-  ASSERT_TRUE(resumed
-                  .RestoreCheckpoint(journal.header,
-                                     [&](uint32_t id, std::string* out) {
-                                       auto it = journal.objects.find(id);
-                                       if (it == journal.objects.end()) return false;
-                                       *out = it->second;
-                                       return true;
-                                     })
-                  .ok());
+  ASSERT_TRUE(journal.Restore(resumed).ok());
   resumed.SetJournal(&journal);
   resumed.SetBudget({.max_tokens = 100});
   ASSERT_EQ(resumed.Run(), RunOutcome::kCompleted) << resumed.FormatUncaught();
