@@ -1,13 +1,19 @@
 #!/usr/bin/env python3
 """Times each benchmark program in Flow and in Lua 5.4 as whole processes, side by side.
 
-Usage: python3 bench/run.py [FLOW_BINARY] [--runs N]   (default build/flow, 7 runs)
+Usage: python3 bench/run.py [FLOW_BINARY] [--runs=N] [--vs=OLD_FLOW_BINARY]
+       (default build/flow, 7 runs)
 
 For each program prints the median wall time of N runs of `lua5.4 X.lua`, of
-`flow run --ephemeral X.flow` (the VM alone: the language against Lua, the ratio the
-target is about) and of `flow run X.flow` (a durable run: a store created, a checkpoint
-at the final print, which here persists the whole live heap once). Both languages must
-print the same result.
+`flow run --ephemeral X.flow` (the VM alone: the language against Lua) and of
+`flow run X.flow` (a durable run: a store created, a checkpoint at the final print, which
+here persists the whole live heap once), with each Flow time's ratio to Lua's. Targets:
+ephemeral <= 1.0x, durable <= 1.5x. With --vs, the same columns for an older binary too,
+so that before and after are measured in one session.
+
+The commands of one program are interleaved, round after round (lua, flow, old flow, ...),
+so that a change in the machine's load moves every column alike. Every command must print
+what Lua prints.
 """
 import os, shutil, statistics, subprocess, sys, tempfile, time
 
@@ -21,42 +27,71 @@ PROGRAMS = [
 ]
 
 
-def timed(cmd, runs):
-    times, out = [], None
+def run_once(cmd):
+    start = time.perf_counter()
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if p.returncode != 0:
+        sys.exit(f"{' '.join(cmd)} failed: {p.stderr}")
+    return elapsed, p.stdout
+
+
+def interleaved(commands, runs):
+    """Median seconds of each command, running them in turn `runs` times."""
+    times = [[] for _ in commands]
+    outputs = [None] * len(commands)
     for _ in range(runs):
-        start = time.perf_counter()
-        p = subprocess.run(cmd, capture_output=True, text=True)
-        times.append(time.perf_counter() - start)
-        if p.returncode != 0:
-            sys.exit(f"{' '.join(cmd)} failed: {p.stderr}")
-        out = p.stdout
-    return statistics.median(times), out
+        for i, cmd in enumerate(commands):
+            t, outputs[i] = run_once(cmd)
+            times[i].append(t)
+    return [statistics.median(t) for t in times], outputs
+
+
+def flow_commands(flow, program, store):
+    return [[flow, "run", "--ephemeral", program], [flow, "run", program, "--store", store]]
 
 
 def main():
-    args = [a for a in sys.argv[1:] if not a.startswith("--runs")]
-    runs = 7
+    runs, old = 7, None
+    args = []
     for a in sys.argv[1:]:
-        if a.startswith("--runs"):
+        if a.startswith("--runs="):
             runs = int(a.split("=", 1)[1])
+        elif a.startswith("--vs="):
+            old = os.path.abspath(a.split("=", 1)[1])
+        elif a.startswith("-"):
+            sys.exit(f"unknown option {a}\n{__doc__}")
+        else:
+            args.append(a)
     flow = os.path.abspath(args[0] if args else os.path.join(HERE, "..", "build", "flow"))
-    lua = "lua5.4"
-    print(f"{'program':<10} {'what':<42} {'lua ms':>7} {'flow ms':>8} {'ratio':>6} {'durable ms':>11} {'ratio':>6}")
-    worst = 0.0
-    store = tempfile.mkdtemp(prefix="flow-bench-store-")
+    binaries = [flow] + ([old] if old else [])
+    header = f"{'program':<10} {'lua ms':>7}"
+    for label in (["new "] if old else [""]) + (["old "] if old else []):
+        header += f" {label + 'eph ms':>11} {'ratio':>6} {label + 'durable ms':>15} {'ratio':>6}"
+    print(header)
+    worst = [0.0, 0.0]
+    stores = [tempfile.mkdtemp(prefix="flow-bench-store-") for _ in binaries]
     for name, what in PROGRAMS:
         program = os.path.join(HERE, name + ".flow")
-        l_time, l_out = timed([lua, os.path.join(HERE, name + ".lua")], runs)
-        f_time, f_out = timed([flow, "run", "--ephemeral", program], runs)
-        d_time, d_out = timed([flow, "run", program, "--store", store], runs)
-        for out in (f_out, d_out):
-            if out.strip() != l_out.strip():
-                sys.exit(f"{name}: flow printed {out!r}, lua printed {l_out!r}")
-        worst = max(worst, f_time / l_time)
-        print(f"{name:<10} {what:<42} {l_time * 1000:7.1f} {f_time * 1000:8.1f} {f_time / l_time:6.2f} "
-              f"{d_time * 1000:11.1f} {d_time / l_time:6.2f}")
-    shutil.rmtree(store, ignore_errors=True)
-    print(f"median of {runs} runs each; worst VM ratio {worst:.2f} (target <= 1.5)")
+        commands = [["lua5.4", os.path.join(HERE, name + ".lua")]]
+        for binary, store in zip(binaries, stores):
+            commands += flow_commands(binary, program, store)
+        medians, outputs = interleaved(commands, runs)
+        for out in outputs[1:]:
+            if out.strip() != outputs[0].strip():
+                sys.exit(f"{name}: flow printed {out!r}, lua printed {outputs[0]!r}")
+        lua = medians[0]
+        line = f"{name:<10} {lua * 1000:7.1f}"
+        for i in range(len(binaries)):
+            eph, dur = medians[1 + 2 * i], medians[2 + 2 * i]
+            line += f" {eph * 1000:11.1f} {eph / lua:6.2f} {dur * 1000:15.1f} {dur / lua:6.2f}"
+            if i == 0:
+                worst = [max(worst[0], eph / lua), max(worst[1], dur / lua)]
+        print(line)
+    for store in stores:
+        shutil.rmtree(store, ignore_errors=True)
+    print(f"median of {runs} interleaved runs each; worst ratio to Lua: ephemeral {worst[0]:.2f} (target <= 1.0), "
+          f"durable {worst[1]:.2f} (target <= 1.5)")
 
 
 if __name__ == "__main__":
