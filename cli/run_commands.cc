@@ -51,20 +51,11 @@ int64_t WallMs() {
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
 
-// The uncaught error as the VM renders it (VM::FormatUncaught): what a run's failure
-// prints on stderr.
-std::string FormatError(const runtime::ErrorInfo& e) {
-  if (!e.is_error) return "error: uncaught\n";
-  std::string out = fmt::format("error: {}: {}\n", e.kind, e.message);
-  if (!e.data_json.empty()) out += fmt::format("  data: {}\n", e.data_json);
-  for (const auto& t : e.trace) out += fmt::format("  at {}\n", t);
-  return out;
-}
 
 // A durable run executed (or not) by run, resume, cancel or the worker: its messages on
 // stderr, and the exit code.
 int ReportRun(const Status& s, const runtime::RunResult& r) {
-  if (r.error) fmt::print(stderr, "{}", FormatError(*r.error));
+  if (r.error) fmt::print(stderr, "{}", FormatErrorReport(*r.error));
   if (r.executed && r.outcome == RunOutcome::kOutOfMemory)
     fmt::print(stderr, "{} (resume it with flow resume {} --max-memory SIZE)\n", r.record.detail, r.run_id);
   if (!s.ok()) {
@@ -98,7 +89,7 @@ int ReportResume(const Status& s, const runtime::RunResult& r) {
 
 // --ephemeral: no run id, no record; the output's failure is the only error.
 int ReportEphemeral(const Status& s, const runtime::RunResult& r) {
-  if (r.error) fmt::print(stderr, "{}", FormatError(*r.error));
+  if (r.error) fmt::print(stderr, "{}", FormatErrorReport(*r.error));
   if (!s.ok()) {
     fmt::print(stderr, "flow: {}\n", s.message());
     return kExitOutputFailed;

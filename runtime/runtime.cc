@@ -271,22 +271,6 @@ void SetProgramArgs(VM& vm, const std::vector<std::pair<std::string, std::string
 }
 
 // The run's uncaught error, as data.
-ErrorInfo UncaughtError(VM& vm) {
-  ErrorInfo info;
-  Value e = vm.uncaught_error();
-  if (e.tag != Tag::kError) {
-    info.is_error = false;
-    return info;
-  }
-  const ErrorObj* obj = vm.heap().Get<ErrorObj>(e.ref);
-  info.kind = obj->kind;
-  info.message = obj->message;
-  std::string error;
-  if (obj->data.tag != Tag::kNull && !EncodeJson(vm.heap(), obj->data, true, &info.data_json, &error))
-    info.data_json.clear();
-  info.trace = obj->trace;
-  return info;
-}
 
 // Runs the VM to its end and records how the run ended (in the store and in *result).
 // `before`: the record as it was before this process took the run (null for a new run).
@@ -313,8 +297,8 @@ Status Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& 
       record.detail = host.cancel_delivered() ? "cancelled (its handlers completed)" : "";
       break;
     case RunOutcome::kFailed: {
-      result->error = UncaughtError(vm);
-      std::string text = vm.FormatUncaught();
+      result->error = vm.UncaughtReport();
+      std::string text = FormatErrorReport(*result->error);
       // Ended by the uncaught `cancelled`: cancelled. Another error escaping the handlers
       // (a compensation that failed) fails the run, so that it shows.
       bool by_cancel = host.cancel_delivered() && result->error->kind == "cancelled";
@@ -437,7 +421,7 @@ Status StartRun(const StartOptions& options, const Module& module, RunListener* 
     vm.SetBudget(ApplyBudgets(options.budgets, host.NowMs(), &unrecorded));
     result->executed = true;
     result->outcome = vm.Run();
-    if (result->outcome == RunOutcome::kFailed) result->error = UncaughtError(vm);
+    if (result->outcome == RunOutcome::kFailed) result->error = vm.UncaughtReport();
     result->output_failed = host.output_failed();
     return host.Flush();
   }

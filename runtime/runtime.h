@@ -62,15 +62,8 @@ struct HistoryEntry {
   // otherwise.
   std::string pre_state;
 };
-// The uncaught error that ended a run, as data (the cli renders it as the VM's
-// FormatUncaught does).
-struct ErrorInfo {
-  bool is_error = true;  // false: a value that is not an error escaped (no kind, message, trace)
-  std::string kind;
-  std::string message;
-  std::string data_json;           // its data as compact JSON; "" when null (or not encodable)
-  std::vector<std::string> trace;  // "function (file:line)", innermost first
-};
+// The uncaught error that ended a run, as data (vm/error_report.h; FormatErrorReport renders it).
+using ErrorInfo = ErrorReport;
 
 // Why `flow worker` resumes a run.
 enum class WakeReason { kProcessDied, kTimerDue, kWaitTimedOut, kSignalArrived };

@@ -122,17 +122,31 @@ void VM::Collect() {
       extra);
 }
 
-std::string VM::FormatUncaught() const {
-  if (uncaught_.tag != Tag::kError) return "error: uncaught\n";
-  const ErrorObj* e = heap_.Get<ErrorObj>(uncaught_.ref);
-  std::string out = fmt::format("error: {}: {}\n", e->kind, e->message);
-  if (e->data.tag != Tag::kNull) {
-    std::string data, err;
-    if (EncodeJson(heap_, e->data, true, &data, &err)) out += fmt::format("  data: {}\n", data);
-  }
-  for (const auto& t : e->trace) out += fmt::format("  at {}\n", t);
+std::string FormatErrorReport(const ErrorReport& e) {
+  if (!e.is_error) return "error: uncaught\n";
+  std::string out = fmt::format("error: {}: {}\n", e.kind, e.message);
+  if (!e.data_json.empty()) out += fmt::format("  data: {}\n", e.data_json);
+  for (const auto& t : e.trace) out += fmt::format("  at {}\n", t);
   return out;
 }
+
+ErrorReport VM::UncaughtReport() const {
+  ErrorReport report;
+  if (uncaught_.tag != Tag::kError) {
+    report.is_error = false;
+    return report;
+  }
+  const ErrorObj* e = heap_.Get<ErrorObj>(uncaught_.ref);
+  report.kind = e->kind;
+  report.message = e->message;
+  std::string error;
+  if (e->data.tag != Tag::kNull && !EncodeJson(heap_, e->data, true, &report.data_json, &error))
+    report.data_json.clear();
+  report.trace = e->trace;
+  return report;
+}
+
+std::string VM::FormatUncaught() const { return FormatErrorReport(UncaughtReport()); }
 
 // Running out of memory ends the run cleanly: nothing after its last checkpoint is kept
 // (the state may be half-changed), and it resumes from there.

@@ -15,6 +15,7 @@
 #include "vm/base/saturate.h"
 #include "vm/bytecode/module.h"
 #include "vm/bytecode/opcodes.h"
+#include "vm/error_report.h"
 #include "vm/heap.h"
 #include "vm/journal.h"
 #include "vm/value.h"
@@ -278,7 +279,8 @@ class VM {
   // Sets a global by name before Run() (the program's `args`); false if the program has none.
   bool SetGlobal(std::string_view name, Value v);
 
-  // After kFailed: the uncaught error, rendered as `error: kind: message` and a trace.
+  // After kFailed: the uncaught error as data, and rendered (FormatErrorReport).
+  ErrorReport UncaughtReport() const;
   std::string FormatUncaught() const;
   Value uncaught_error() const { return uncaught_; }
 
