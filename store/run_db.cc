@@ -165,7 +165,9 @@ Result<std::unique_ptr<RunDb>> RunDb::Open(const std::string& dir, const Options
   o.paranoid_checks = true;
   // A new database appends its first version to the MANIFEST it was just created with,
   // instead of writing a second MANIFEST and CURRENT at once: two fsyncs and three files
-  // fewer per run start. Reopening (resume, inspect) keeps LevelDB's default.
+  // fewer per run start. Reopening (resume, inspect) keeps LevelDB's default: reusing the
+  // log of a run killed mid-write would append after its torn last record, which the next
+  // open reads as damage (RunDb.ALogEndingInATornRecordReopensAndTakesWritesAgain).
   o.reuse_logs = options.create;
   if (options.env) o.env = options.env;
   std::unique_ptr<leveldb::Env> overlay;

@@ -158,6 +158,44 @@ TEST(RunDb, ANewDatabaseIsSyncedOnceAndSurvivesAPowerLoss) {
   }
 }
 
+// A process killed while LevelDB wrote a big batch leaves a torn record at the end of the
+// log (the batch went out in several write() calls). Reopened with reuse_logs, LevelDB drops
+// the torn tail and goes on appending: the records written after it must not make the log
+// read as damaged at the next open.
+TEST(RunDb, ALogEndingInATornRecordReopensAndTakesWritesAgain) {
+  TempDir dir;
+  std::string db_dir = dir.path() + "/db";
+  {
+    auto db = RunDb::Open(db_dir, {.create = true});
+    ASSERT_TRUE(db.ok()) << db.status().message();
+    Batch small;
+    small.Put("a", "1");
+    ASSERT_TRUE((*db)->Write(small, true).ok());
+    Batch big;
+    big.Put("big", std::string(3 << 20, 'x'));
+    ASSERT_TRUE((*db)->Write(big, true).ok());
+  }
+  std::string log;
+  for (const auto& e : std::filesystem::directory_iterator(db_dir))
+    if (e.path().extension() == ".log") log = e.path();
+  ASSERT_FALSE(log.empty());
+  std::filesystem::resize_file(log, std::filesystem::file_size(log) - (1 << 20));  // torn
+  for (int reopen = 0; reopen < 3; ++reopen) {
+    auto db = RunDb::Open(db_dir, {.create = false});
+    ASSERT_TRUE(db.ok()) << "reopen " << reopen << ": " << db.status().message();
+    std::string value;
+    ASSERT_TRUE((*db)->Get("a", &value).ok());
+    EXPECT_EQ(value, "1");
+    EXPECT_TRUE((*db)->Get("big", &value).IsNotFound());
+    if (reopen > 0) {
+      ASSERT_TRUE((*db)->Get("after" + std::to_string(reopen - 1), &value).ok());
+    }
+    Batch after;
+    after.Put("after" + std::to_string(reopen), std::string(100 << 10, 'y'));
+    ASSERT_TRUE((*db)->Write(after, true).ok());
+  }
+}
+
 TEST(Store, RunRecordsRoundTripAndDamageIsReported) {
   TempDir dir;
   auto st = Store::Open(dir.path() + "/s", true);
