@@ -8,12 +8,7 @@
 namespace flow {
 namespace {
 
-Module Compile(const std::string& source) {
-  Module module;
-  Diagnostics diags;
-  EXPECT_TRUE(CompileSource("t.flow", source, &module, &diags)) << diags.Render("t.flow", source);
-  return module;
-}
+using testing::Compile;
 
 const char* kProgram =
     "fn add(a, b) { return a + b }\n"

@@ -11,12 +11,7 @@ namespace {
 
 using testing::MemoryJournal;
 
-Module Compile(const std::string& source) {
-  Module module;
-  Diagnostics diags;
-  EXPECT_TRUE(CompileSource("t.flow", source, &module, &diags)) << diags.Render("t.flow", source);
-  return module;
-}
+using testing::Compile;
 
 const char* kProgram = R"(
 fn make_counter() {
@@ -48,16 +43,9 @@ std::string RunWithStopAt(const Module& m, uint64_t k) {
   testing::CaptureHost host;
   MemoryJournal journal;
   journal.stop_before = k;
-  std::string output;
-  {
-    VM vm(&m, &host, stdlib::GetNatives());
-    vm.SetJournal(&journal);
-    vm.PrepareToRun();
-    journal.Save(vm, true);
-    RunOutcome outcome = vm.Run();
-    if (outcome == RunOutcome::kCompleted) return host.output;
-    EXPECT_EQ(outcome, RunOutcome::kAborted);
-  }
+  RunOutcome outcome = journal.RunFromStart(m, &host);
+  if (outcome == RunOutcome::kCompleted) return host.output;
+  EXPECT_EQ(outcome, RunOutcome::kAborted);
   VM resumed(&m, &host, stdlib::GetNatives());
   Status s = journal.Restore(resumed);
   EXPECT_TRUE(s.ok()) << s.message();
@@ -67,11 +55,17 @@ std::string RunWithStopAt(const Module& m, uint64_t k) {
   return host.output;
 }
 
+// Stopped before each of its first `effects` effects in turn and resumed from the
+// checkpoint, the program prints what it prints uninterrupted.
+void ExpectSameOutputWhereverStopped(const std::string& source, uint64_t effects) {
+  Module m = Compile(source);
+  testing::ProgramRun plain = testing::RunProgram(source);
+  ASSERT_FALSE(plain.output.empty()) << plain.error;
+  for (uint64_t k = 1; k <= effects; ++k) EXPECT_EQ(RunWithStopAt(m, k), plain.output) << "stopped before effect " << k;
+}
+
 TEST(Checkpoint, ResumingAfterAnyEffectGivesTheSameOutput) {
-  Module m = Compile(kProgram);
-  std::string expected = testing::RunProgram(kProgram).output;
-  ASSERT_FALSE(expected.empty());
-  for (uint64_t k = 1; k <= 13; ++k) EXPECT_EQ(RunWithStopAt(m, k), expected) << "stopped before effect " << k;
+  ASSERT_NO_FATAL_FAILURE(ExpectSameOutputWhereverStopped(kProgram, 13));
 }
 
 TEST(Checkpoint, WritesOnlyWhatChanged) {
@@ -87,11 +81,7 @@ for i in range(50) {
 )");
   testing::CaptureHost host;
   MemoryJournal journal;
-  VM vm(&m, &host, stdlib::GetNatives());
-  vm.SetJournal(&journal);
-  vm.PrepareToRun();
-  journal.Save(vm, true);
-  ASSERT_EQ(vm.Run(), RunOutcome::kCompleted);
+  ASSERT_EQ(journal.RunFromStart(m, &host), RunOutcome::kCompleted);
   ASSERT_EQ(journal.objects_written.size(), 51u);
   // The first print after building the map writes it; every later one writes a few objects.
   EXPECT_GT(journal.objects_written[1], 20000u);
@@ -122,10 +112,8 @@ TEST(Checkpoint, BudgetGraceIsKeptAcrossARestore) {
   MemoryJournal journal;
   {
     VM vm(&m, &host, stdlib::GetNatives());
-    vm.SetJournal(&journal);
     vm.SetBudget({.max_effects = 3});
-    vm.PrepareToRun();
-    journal.Save(vm, true);
+    journal.Begin(vm);
     // 3 effects, the budget (caught: one print), its grace of 10 effects, then final.
     std::string out = RunToBudgetStop(vm, host);
     std::string nine;
@@ -161,9 +149,7 @@ TEST(Checkpoint, HeaderWithoutGracesIsRefused) {
   testing::CaptureHost host;
   MemoryJournal journal;
   VM vm(&m, &host, stdlib::GetNatives());
-  vm.SetJournal(&journal);
-  vm.PrepareToRun();
-  journal.Save(vm, true);
+  journal.Begin(vm);
   // The graces, none given: a count of 5, then 5 pairs of zeros, one byte each.
   const std::string graces = std::string(1, static_cast<char>(kBudgetKinds)) + std::string(2 * kBudgetKinds, '\0');
   ASSERT_GT(journal.header.size(), graces.size());
@@ -210,13 +196,7 @@ print("value", v)
   // Effects: print attempt 1, the retry's wait, print attempt 2, print in body (stopped
   // before it), print value.
   journal.stop_before = 4;
-  {
-    VM vm(&m, &host, stdlib::GetNatives());
-    vm.SetJournal(&journal);
-    vm.PrepareToRun();
-    journal.Save(vm, true);
-    ASSERT_EQ(vm.Run(), RunOutcome::kAborted);
-  }
+  ASSERT_EQ(journal.RunFromStart(m, &host), RunOutcome::kAborted);
   EXPECT_EQ(journal.scopes, (std::vector<std::string>{"s/1", "", "s/1", "s/2"}));
   const std::string saved = journal.header;
   journal.stop_before = 0;
@@ -239,13 +219,7 @@ TEST(Checkpoint, DamagedHeadersAreRefusedNotRun) {
   testing::CaptureHost host;
   MemoryJournal journal;
   journal.stop_before = 7;
-  {
-    VM vm(&m, &host, stdlib::GetNatives());
-    vm.SetJournal(&journal);
-    vm.PrepareToRun();
-    journal.Save(vm, true);
-    ASSERT_EQ(vm.Run(), RunOutcome::kAborted);
-  }
+  ASSERT_EQ(journal.RunFromStart(m, &host), RunOutcome::kAborted);
   std::string good = journal.header;
   std::mt19937 rng(42);
   int refused = 0;
@@ -290,10 +264,7 @@ let sum = 0
 for x in long { if type(x) == "int" { sum = sum + x } }
 print(sum)
 )";
-  Module m = Compile(source);
-  std::string expected = testing::RunProgram(source).output;
-  ASSERT_FALSE(expected.empty()) << testing::RunProgram(source).error;
-  for (uint64_t k = 1; k <= 5; ++k) EXPECT_EQ(RunWithStopAt(m, k), expected) << "stopped before effect " << k;
+  ASSERT_NO_FATAL_FAILURE(ExpectSameOutputWhereverStopped(source, 5));
 }
 
 // Small ints take two bytes (a tag and a one-byte varint), not nine.
@@ -301,11 +272,7 @@ TEST(Checkpoint, SmallIntsTakeTwoBytes) {
   Module m = Compile("let xs = []\nfor i in range(200) { xs.push(i % 50 - 25) }\nprint(len(xs))\n");
   testing::CaptureHost host;
   MemoryJournal journal;
-  VM vm(&m, &host, stdlib::GetNatives());
-  vm.SetJournal(&journal);
-  vm.PrepareToRun();
-  journal.Save(vm, true);
-  ASSERT_EQ(vm.Run(), RunOutcome::kCompleted);
+  ASSERT_EQ(journal.RunFromStart(m, &host), RunOutcome::kCompleted);
   ASSERT_EQ(journal.bytes_written.size(), 2u);
   EXPECT_LE(journal.bytes_written[1], 200u * 2 + 200) << "the list of 200 small ints, and the header";
 }
@@ -329,11 +296,7 @@ TEST(Checkpoint, APushToALongListRewritesOneChunk) {
   Module m = Compile(kLongListEdits);
   testing::CaptureHost host;
   MemoryJournal journal;
-  VM vm(&m, &host, stdlib::GetNatives());
-  vm.SetJournal(&journal);
-  vm.PrepareToRun();
-  journal.Save(vm, true);
-  ASSERT_EQ(vm.Run(), RunOutcome::kCompleted);
+  ASSERT_EQ(journal.RunFromStart(m, &host), RunOutcome::kCompleted);
   ASSERT_EQ(journal.objects_written.size(), 24u);
   EXPECT_GT(journal.bytes_written[1], 100000u) << "the first checkpoint after building the list holds it";
   for (size_t i = 2; i < journal.objects_written.size(); ++i) {
@@ -365,19 +328,13 @@ for i in range(3000) { ys.push(i) }
 print(len(ys))
 )";
   Module m = Compile(source);
-  std::string expected = testing::RunProgram(source).output;
-  ASSERT_FALSE(expected.empty()) << testing::RunProgram(source).error;
-  for (uint64_t k = 1; k <= 7; ++k) EXPECT_EQ(RunWithStopAt(m, k), expected) << "stopped before effect " << k;
+  ASSERT_NO_FATAL_FAILURE(ExpectSameOutputWhereverStopped(source, 7));
 
   // Shrinking to 50 items (one record) drops the list's chunks from the store.
   testing::CaptureHost host;
   MemoryJournal journal;
-  VM vm(&m, &host, stdlib::GetNatives());
-  vm.SetJournal(&journal);
   journal.stop_before = 5;
-  vm.PrepareToRun();
-  journal.Save(vm, true);
-  ASSERT_EQ(vm.Run(), RunOutcome::kAborted);
+  ASSERT_EQ(journal.RunFromStart(m, &host), RunOutcome::kAborted);
   EXPECT_TRUE(journal.chunks.empty()) << journal.chunks.size() << " chunks left";
 }
 
@@ -393,11 +350,7 @@ print("dropped")
 )");
   testing::CaptureHost host;
   MemoryJournal journal;
-  VM vm(&m, &host, stdlib::GetNatives());
-  vm.SetJournal(&journal);
-  vm.PrepareToRun();
-  journal.Save(vm, true);
-  ASSERT_EQ(vm.Run(), RunOutcome::kCompleted);
+  ASSERT_EQ(journal.RunFromStart(m, &host), RunOutcome::kCompleted);
   ASSERT_EQ(journal.objects_written.size(), 3u);
   EXPECT_GE(journal.objects_written[1], 21u);  // its head, and 5,000 items in 20 chunks of 256
   EXPECT_TRUE(journal.chunks.empty()) << journal.chunks.size() << " chunks left";
@@ -409,14 +362,8 @@ TEST(Checkpoint, DamagedListChunksAreRefused) {
   Module m = Compile("let xs = []\nfor i in range(1000) { xs.push(i) }\nprint(len(xs))\nprint(xs[999])\n");
   testing::CaptureHost host;
   MemoryJournal journal;
-  {
-    VM vm(&m, &host, stdlib::GetNatives());
-    vm.SetJournal(&journal);
-    journal.stop_before = 2;
-    vm.PrepareToRun();
-    journal.Save(vm, true);
-    ASSERT_EQ(vm.Run(), RunOutcome::kAborted);
-  }
+  journal.stop_before = 2;
+  ASSERT_EQ(journal.RunFromStart(m, &host), RunOutcome::kAborted);
   ASSERT_EQ(journal.chunks.size(), 4u);
   const auto good_chunks = journal.chunks;
   const auto good_objects = journal.objects;

@@ -15,12 +15,7 @@
 namespace flow {
 namespace {
 
-Module Compile(const std::string& source) {
-  Module module;
-  Diagnostics diags;
-  EXPECT_TRUE(CompileSource("t.flow", source, &module, &diags)) << diags.Render("t.flow", source);
-  return module;
-}
+using testing::Compile;
 
 // A host with an environment of its own, that records the waits it is asked for.
 class TestHost : public testing::CaptureHost {

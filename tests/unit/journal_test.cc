@@ -5,13 +5,13 @@
 #include "runtime/journal.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
-
 #include <filesystem>
 
 #include "compiler/compiler.h"
+#include "run_program.h"
 #include "stdlib/stdlib.h"
 #include "vm/bytecode/module.h"
+#include "temp_dir.h"
 #include "vm/bytecode/opcodes.h"
 
 namespace flow::runtime {
@@ -20,18 +20,8 @@ namespace {
 namespace fs = std::filesystem;
 using State = HistoryEntry::State;
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/flow-journal-test-XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::Compile;
+using testing::TempDir;
 
 class TestHost : public RunHost {
  public:
@@ -74,13 +64,6 @@ class StoppingJournal : public StoreJournal {
   bool after_intent = false;
   std::vector<size_t> checkpoint_bytes;  // the size of each effect's checkpoint
 };
-
-Module Compile(const std::string& source) {
-  Module module;
-  Diagnostics diags;
-  EXPECT_TRUE(CompileSource("t.flow", source, &module, &diags)) << diags.Render("t.flow", source);
-  return module;
-}
 
 // One run "r1" in a fresh store: its database, first checkpoint, mark and record, made
 // in the order `flow run` makes them (StartRun): the first checkpoint is synced and the
@@ -141,6 +124,12 @@ class StoreRun {
     journal.Flush();
     if (outcome != RunOutcome::kCompleted) return Status::Corruption("resumed run: " + run.vm->FormatUncaught());
     return Status::Ok();
+  }
+
+  // Loads run `id` from the store as `flow resume` does, and drops it: for what a load refuses.
+  Status Load(const std::string& id = "r1") {
+    LoadedRun run;
+    return LoadRun(*store_, id, &host_, &run);
   }
 
   HistoryEntry History(uint64_t seq) {
@@ -442,19 +431,17 @@ TEST_F(StoreJournalTest, AMissingOrDamagedObjectIsReportedOnResume) {
   damage.Put(keys.back(), raw);
   ASSERT_TRUE(db_->Write(damage, true).ok());
   Stop();
-  LoadedRun run;
-  Status s = LoadRun(*store_, "r1", &host_, &run);
+  Status s = Load();
   EXPECT_TRUE(s.IsCorruption()) << s.message();
   EXPECT_NE(s.message().find("checksum"), std::string::npos) << s.message();
 
   // Missing: the object deleted.
-  run = LoadedRun();
   OpenDb(false);
   store::Batch remove;
   remove.Delete(keys.back());
   ASSERT_TRUE(db_->Write(remove, true).ok());
   Stop();
-  s = LoadRun(*store_, "r1", &host_, &run);
+  s = Load();
   EXPECT_TRUE(s.IsCorruption()) << s.message();
   EXPECT_NE(s.message().find("missing"), std::string::npos) << s.message();
 }
@@ -467,13 +454,10 @@ TEST_F(StoreJournalTest, ARunWhoseDatabaseHoldsNoCheckpointIsRefusedNotStartedAg
   remove.Delete(kStateKey);
   ASSERT_TRUE(db_->Write(remove, true).ok());
   Stop();
-  {
-    LoadedRun run;
-    Status s = LoadRun(*store_, "r1", &host_, &run);
-    EXPECT_TRUE(s.IsCorruption()) << s.message();
-    EXPECT_NE(s.message().find("no checkpoint"), std::string::npos) << s.message();
-  }
-  Status s = ResumeToEnd();
+  Status s = Load();
+  EXPECT_TRUE(s.IsCorruption()) << s.message();
+  EXPECT_NE(s.message().find("no checkpoint"), std::string::npos) << s.message();
+  s = ResumeToEnd();
   EXPECT_TRUE(s.IsCorruption()) << s.message();
   host_.Flush();
   EXPECT_EQ(host_.output, "");  // nothing ran again
@@ -491,8 +475,7 @@ TEST_F(StoreJournalTest, ARunOfTheFormerFormatIsRefusedClearly) {
   older.Put(kStateKey, raw);
   ASSERT_TRUE(db_->Write(older, true).ok());
   Stop();
-  LoadedRun run;
-  Status s = LoadRun(*store_, "r1", &host_, &run);
+  Status s = Load();
   EXPECT_EQ(s.code(), Status::Code::kNotSupported) << s.message();
   EXPECT_NE(s.message().find("format version 2, this flow reads version 3"), std::string::npos) << s.message();
 }
@@ -535,8 +518,7 @@ TEST_F(StoreJournalTest, AStartThatDiedBeforeItsFirstCheckpointLeavesNoRunToResu
   Start("print(1)\n");
   ASSERT_TRUE(store_->CreateRunDir("r2").ok());
   EXPECT_FALSE(store_->RunExists("r2"));
-  LoadedRun run;
-  Status s = LoadRun(*store_, "r2", &host_, &run);
+  Status s = Load("r2");
   EXPECT_TRUE(s.IsNotFound()) << s.message();
 }
 
@@ -547,27 +529,23 @@ TEST_F(StoreJournalTest, ASyncRunWhoseMarkIsMissingEmptyOrAheadIsRefused) {
   ASSERT_EQ(Mark(), 2u);
   Stop();
   const std::string mark_path = store::RunFilePath(store_->dir(), "r1", store::kMarkFile);
-  auto load = [&] {
-    LoadedRun run;
-    return LoadRun(*store_, "r1", &host_, &run);
-  };
-  ASSERT_TRUE(load().ok());  // intact: it loads
+  ASSERT_TRUE(Load().ok());  // intact: it loads
 
   auto mark = store_->OpenMark("r1");
   ASSERT_TRUE(mark.ok());
   ASSERT_TRUE((*mark)->Write(3).ok());  // ahead of the checkpoint (2)
-  Status s = load();
+  Status s = Load();
   EXPECT_TRUE(s.IsCorruption()) << s.message();
   EXPECT_NE(s.message().find("checkpoint 3 was acknowledged"), std::string::npos) << s.message();
 
   fs::resize_file(mark_path, 0);  // emptied
-  s = load();
+  s = Load();
   EXPECT_TRUE(s.IsCorruption()) << s.message();
   EXPECT_NE(s.message().find("mark is missing"), std::string::npos) << s.message();
 
   mark->reset();
   fs::remove(mark_path);  // missing
-  s = load();
+  s = Load();
   EXPECT_TRUE(s.IsCorruption()) << s.message();
   EXPECT_NE(s.message().find("mark is missing"), std::string::npos) << s.message();
 }

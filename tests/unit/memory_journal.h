@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "stdlib/stdlib.h"
 #include "vm/base/record.h"
 #include "vm/journal.h"
 #include "vm/vm.h"
@@ -43,6 +44,19 @@ class MemoryJournal : public EffectJournal {
    private:
     MemoryJournal* j_;
   };
+  // Attaches the journal to a fresh run and saves its first checkpoint, as a store does
+  // when a run starts.
+  void Begin(VM& vm) {
+    vm.SetJournal(this);
+    vm.PrepareToRun();
+    Save(vm, true);
+  }
+  // Runs `module` from its start in a VM of its own, journaled, to its end or its stop.
+  RunOutcome RunFromStart(const Module& module, VmHost* host) {
+    VM vm(&module, host, stdlib::GetNatives());
+    Begin(vm);
+    return vm.Run();
+  }
   void Save(VM& vm, bool full) {
     Apply apply(this);
     vm.EncodeCheckpoint(full, &header, &apply);

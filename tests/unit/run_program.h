@@ -1,5 +1,7 @@
 // Test helper: compile and run a Flow program in memory, capturing what it prints.
 #pragma once
+#include <gtest/gtest.h>
+
 #include <string>
 
 #include "compiler/compiler.h"
@@ -24,6 +26,14 @@ struct ProgramRun {
   std::string error;  // the uncaught error, rendered
   size_t live_objects = 0;
 };
+
+// Compiles a program that must compile (a failure is the test's, with the diagnostics).
+inline Module Compile(const std::string& source) {
+  Module module;
+  Diagnostics diags;
+  EXPECT_TRUE(CompileSource("test.flow", source, &module, &diags)) << diags.Render("test.flow", source);
+  return module;
+}
 
 inline ProgramRun RunProgram(const std::string& source) {
   ProgramRun r;

@@ -5,29 +5,19 @@
 #include "runtime/runtime.h"
 
 #include <gtest/gtest.h>
-#include <stdlib.h>
-
 #include <filesystem>
 
 #include "compiler/compiler.h"
+#include "run_program.h"
+#include "temp_dir.h"
 
 namespace flow::runtime {
 namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/flow-runtime-test-XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::Compile;
+using testing::TempDir;
 
 // Keeps what the runtime reports, as data.
 class RecordingListener : public RunListener {
@@ -45,13 +35,6 @@ class RecordingListener : public RunListener {
   std::vector<std::string> started, resumed;
   uint64_t resumed_from = 0;
 };
-
-Module Compile(const std::string& source) {
-  Module module;
-  Diagnostics diags;
-  EXPECT_TRUE(CompileSource("test.flow", source, &module, &diags)) << diags.Render("test.flow", source);
-  return module;
-}
 
 StartOptions Options(const TempDir& dir, const std::string& id) {
   StartOptions o;

@@ -13,24 +13,14 @@
 #include "vm/base/coding.h"
 #include "vm/base/record.h"
 #include "runtime/runtime.h"
+#include "temp_dir.h"
 
 namespace flow::store {
 namespace {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    char tmpl[] = "/tmp/flow-store-test-XXXXXX";
-    path_ = mkdtemp(tmpl);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 // A LevelDB Env that remembers how much of each file was synced, and can simulate a power
 // loss: every file is cut back to its synced length, as LevelDB's own fault injection does.
