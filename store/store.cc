@@ -122,6 +122,20 @@ Status WriteFileAtomically(const std::string& path, std::string_view bytes) {
   return Status::Ok();
 }
 
+namespace {
+
+// Does `dir` hold nothing but (some of) a store's own folders?
+bool HoldsOnlyStoreFolders(const std::string& dir) {
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    std::string name = entry.path().filename().string();
+    if (name != kCodeDir && name != kRunsDir) return false;
+  }
+  return !ec;
+}
+
+}  // namespace
+
 Result<Store> Store::Open(const std::string& dir, bool create) {
   struct stat st;
   if (stat(dir.c_str(), &st) != 0) {
@@ -133,7 +147,12 @@ Result<Store> Store::Open(const std::string& dir, bool create) {
   for (const char* sub : {kCodeDir, kRunsDir}) {
     std::string path = dir + "/" + sub;
     if (stat(path.c_str(), &st) != 0) {
-      if (!create) return Status::Corruption(fmt::format("{} is not a Flow store (no {} folder)", dir, sub));
+      if (!create) {
+        // An empty folder, or one that another process is making into a store right now
+        // (it holds only some of the store's folders): no store yet, as if it did not exist.
+        if (HoldsOnlyStoreFolders(dir)) return Status::NotFound(fmt::format("no store at {}", dir));
+        return Status::Corruption(fmt::format("{} is not a Flow store (no {} folder)", dir, sub));
+      }
       if (Status s = MakeDir(path); !s.ok()) return s;
     }
   }

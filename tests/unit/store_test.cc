@@ -186,6 +186,25 @@ TEST(RunDb, ALogEndingInATornRecordReopensAndTakesWritesAgain) {
   }
 }
 
+// A folder that is empty, or that another process is making into a store (only some of
+// its folders exist yet), is no store yet for a reader (flow runs lists nothing), not a
+// damaged one; a folder holding anything else is not a store.
+TEST(Store, AFolderBeingMadeIntoAStoreIsNoStoreYet) {
+  TempDir dir;
+  const std::string path = dir.path() + "/s";
+  std::filesystem::create_directory(path);
+  EXPECT_TRUE(Store::Open(path, false).status().IsNotFound());
+  std::filesystem::create_directory(path + "/code");
+  EXPECT_TRUE(Store::Open(path, false).status().IsNotFound());
+  std::filesystem::create_directory(path + "/other");
+  Status s = Store::Open(path, false).status();
+  EXPECT_EQ(s.code(), Status::Code::kCorruption) << s.message();
+  EXPECT_NE(s.message().find("is not a Flow store"), std::string::npos) << s.message();
+  std::filesystem::remove(path + "/other");
+  ASSERT_TRUE(Store::Open(path, true).ok());
+  EXPECT_TRUE(Store::Open(path, false).ok());
+}
+
 TEST(Store, RunRecordsRoundTripAndDamageIsReported) {
   TempDir dir;
   auto st = Store::Open(dir.path() + "/s", true);
