@@ -3,10 +3,10 @@
 second run loads the module the first compiled; a changed source, a damaged entry, a cache
 that is off, missing or unwritable never change what the program does; the folder stays
 within its bounds. Every case uses its own cache folder (FLOW_CACHE_DIR)."""
-import os, sys
+import os, subprocess, sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from testlib import case, check, flow, main, program, store, tmp  # noqa: E402
+from testlib import FLOW, case, check, flow, main, program, store, tmp  # noqa: E402
 
 MAX_ENTRIES = 512          # runtime/program_cache.h
 MAX_BYTES = 64 << 20
@@ -114,6 +114,20 @@ def damaged_entry_is_ignored_and_rewritten():
 
 
 @case
+def concurrent_runs_share_the_cache():
+    cache = tmp("cache")
+    path = program("p.flow", "let s = 0\nfor i in range(1000) { s = s + i }\nprint(s)\n")
+    env = dict(os.environ, FLOW_CACHE_DIR=cache)
+    procs = [subprocess.Popen([FLOW, "run", "--ephemeral", path], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    results = [p.communicate(timeout=60) + (p.returncode,) for p in procs]
+    check("8 runs started at once on an empty cache all print the right sum",
+          all(r == ("499500\n", "", 0) for r in results), str(results))
+    check("one entry and no temporary file left", os.listdir(cache) == list(entries(cache)) and len(entries(cache)) == 1,
+          str(os.listdir(cache)))
+
+
+@case
 def compile_errors_are_reported_every_time():
     cache = tmp("cache")
     path = program("bad.flow", "print(\n")
@@ -186,6 +200,10 @@ def eviction_keeps_the_bounds():
         os.utime(p, (1_000_000 + i, 1_000_000 + i))
     other = os.path.join(cache, "notes.txt")  # not an entry: left alone
     program(other, "mine\n")
+    stale, fresh = (os.path.join(cache, f"{0xdead + i:032x}.flowc.tmp.99999") for i in range(2))
+    program(stale, "left by a writer that died\n")
+    program(fresh, "being written\n")
+    os.utime(stale, (1_000_000, 1_000_000))
     path = program("p.flow", "print(10)\n")
     r = run(path, cache)
     kept = entries(cache)
@@ -195,6 +213,8 @@ def eviction_keeps_the_bounds():
           not any(os.path.exists(p) for p in old[:9]) and all(os.path.exists(p) for p in old[9:])
           and any(n not in {os.path.basename(p) for p in old} for n in kept), "")
     check("other files are left alone", os.path.exists(other))
+    check("a temporary file left long ago is removed, a fresh one kept",
+          not os.path.exists(stale) and os.path.exists(fresh))
     # The byte bound: two big (sparse) entries and a new one are more than MAX_BYTES.
     for n in entries(cache):
         os.remove(os.path.join(cache, n))
