@@ -189,7 +189,8 @@ void ProgramCache::Evict() const {
   size_t count = entries.size();
   for (const Entry& e : entries) {
     if (count <= kProgramCacheMaxEntries && total <= kProgramCacheMaxBytes) break;
-    if (fs::remove(e.path, ec)) {
+    fs::remove(e.path, ec);  // false without an error: another flow removed it first
+    if (!ec) {
       --count;
       total -= e.size;
     }
