@@ -40,9 +40,9 @@ int Fail(const Status& s, const std::string& context) {
   }
 }
 
-int LoadProgramOrSay(const std::string& path, Module* module) {
+int LoadProgramOrSay(const std::string& path, Module* module, const runtime::ProgramCache* cache) {
   std::string compile_errors;
-  Status s = runtime::LoadProgram(path, module, &compile_errors);
+  Status s = runtime::LoadProgram(path, module, &compile_errors, cache);
   if (s.ok()) return kExitOk;
   if (!compile_errors.empty()) {
     fmt::print(stderr, "{}", compile_errors);

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "cli/exit_codes.h"
+#include "runtime/program_cache.h"
 #include "runtime/runtime.h"
 
 namespace flow::cli {
@@ -16,6 +17,8 @@ struct RunOptions {
   bool virtual_time = false;
   bool ephemeral = false;
   bool detach = false;
+  std::string cache_dir;  // the compiled-program cache ("" = none): FLOW_CACHE_DIR, XDG_CACHE_HOME/flow, ~/.cache/flow
+  bool no_cache = false;
   std::string durability = "sync";
   runtime::BudgetOptions budgets;  // its deadline_ms comes from `deadline`
   std::string deadline;            // a duration with its unit: 500ms, 30s, 10m, 2h, 1d
@@ -33,7 +36,7 @@ int Fail(const Status& s, const std::string& context);
 
 // Loads a program (runtime::LoadProgram), printing why it cannot: kExitOk, kExitUsage
 // (unreadable, compile errors) or kExitCorrupt (damaged bytecode).
-int LoadProgramOrSay(const std::string& path, Module* module);
+int LoadProgramOrSay(const std::string& path, Module* module, const runtime::ProgramCache* cache = nullptr);
 
 // Writes `bytes` to the file `out` (a temporary file renamed over it). Refuses (exit 2) a
 // target that is not a regular file (device, symbolic link, folder) or is `input` itself.

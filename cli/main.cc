@@ -44,6 +44,8 @@ int main(int argc, char** argv) {
   RunOptions run;
   const char* env_store = std::getenv("FLOW_STORE");
   run.store = env_store && *env_store ? env_store : flow::store::kDefaultStoreDir;
+  run.cache_dir = flow::runtime::ProgramCacheDir(std::getenv("FLOW_CACHE_DIR"), std::getenv("XDG_CACHE_HOME"),
+                                                 std::getenv("HOME"));
   auto* run_cmd = app.add_subcommand("run", "compile FILE if needed, run it, print its output");
   run_cmd->add_option("FILE", run.file, "a .flow script or a .flowc bytecode file")->required();
   run_cmd->add_option("--arg", run.args, "a program argument NAME=VALUE, read as args.NAME")->take_all();
@@ -70,6 +72,9 @@ int main(int argc, char** argv) {
   run_cmd->add_flag("--detach", run.detach, "suspend at every wait (exit 75): flow resume or flow worker continues it");
   run_cmd->add_flag("--ephemeral", run.ephemeral,
                     "record nothing: no store, no checkpoints, no resume (quick scripts, benchmarks)");
+  run_cmd->add_flag("--no-cache", run.no_cache,
+                    "compile FILE afresh and keep nothing: skip the compiled-program cache ($FLOW_CACHE_DIR, "
+                    "else $XDG_CACHE_HOME/flow or ~/.cache/flow; FLOW_CACHE_DIR= turns it off)");
 
   std::string file, out;
   auto* compile_cmd = app.add_subcommand("compile", "compile FILE to bytecode");

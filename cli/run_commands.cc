@@ -195,8 +195,10 @@ int RunCommand(const RunOptions& options) {
   if (!ReadBudgets(options, "run", &start.budgets)) return kExitUsage;
   if (!options.ephemeral && !MakeStoreFolder(options.store)) return kExitUsage;
   // Compile (or load) first: a program with errors creates no run.
+  std::string cache_dir = options.no_cache ? "" : options.cache_dir;
+  runtime::ProgramCache cache(cache_dir, cache_dir.empty() ? "" : runtime::CompilerIdentity());
   Module module;
-  if (int code = LoadProgramOrSay(options.file, &module); code != kExitOk) return code;
+  if (int code = LoadProgramOrSay(options.file, &module, &cache); code != kExitOk) return code;
   ProcessListener listener;
   runtime::RunResult result;
   Status s = runtime::StartRun(start, module, &listener, &result);

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "compiler/compiler.h"
+#include "runtime/program_cache.h"
 
 namespace flow::runtime {
 
@@ -63,7 +64,8 @@ std::string AbsolutePath(const std::string& path) {
   return ec ? path : absolute.lexically_normal().string();
 }
 
-Status LoadProgram(const std::string& path, Module* module, std::string* compile_errors) {
+Status LoadProgram(const std::string& path, Module* module, std::string* compile_errors,
+                   const ProgramCache* cache) {
   compile_errors->clear();
   std::string bytes, error;
   if (!ReadFile(path, &bytes, &error, kMaxProgramBytes)) return Status::InvalidArgument(error);
@@ -76,13 +78,21 @@ Status LoadProgram(const std::string& path, Module* module, std::string* compile
     *module = std::move(loaded.value());
     return Status::Ok();
   }
-  Diagnostics diags;
   // Errors now name the file as typed; the module keeps its absolute name, which its
   // stack traces show whichever folder the run is resumed from.
-  if (!CompileSource(AbsolutePath(path), bytes, module, &diags)) {
+  std::string source_name = AbsolutePath(path);
+  if (cache) {
+    if (std::optional<Module> cached = cache->Find(source_name, bytes)) {
+      *module = std::move(*cached);
+      return Status::Ok();
+    }
+  }
+  Diagnostics diags;
+  if (!CompileSource(source_name, bytes, module, &diags)) {
     *compile_errors = diags.Render(path, bytes);
     return Status::InvalidArgument(fmt::format("{}: compile errors", path));
   }
+  if (cache) (void)cache->Store(bytes, *module);  // a cache that cannot be written is no cache
   return Status::Ok();
 }
 

@@ -11,14 +11,19 @@
 
 namespace flow::runtime {
 
+class ProgramCache;
+
 // The largest program file, source or bytecode, that Flow reads (docs/language.md).
 constexpr size_t kMaxProgramBytes = 16u << 20;
 constexpr size_t kBytecodeMagicSize = 8;
 
 // Loads `path` into `module`. InvalidArgument: an unreadable file, a directory, one larger
 // than kMaxProgramBytes, or compile errors (then rendered in *compile_errors, naming the
-// file as `path` spells it); Corruption: damaged or truncated bytecode.
-Status LoadProgram(const std::string& path, Module* module, std::string* compile_errors);
+// file as `path` spells it); Corruption: damaged or truncated bytecode. With a `cache`,
+// source is looked up there first and a successful compile kept there (its failures
+// ignored: a cache never makes a program fail).
+Status LoadProgram(const std::string& path, Module* module, std::string* compile_errors,
+                   const ProgramCache* cache = nullptr);
 
 // `path` made absolute (against the working directory), for names that are kept and shown
 // later, from other folders: a run's program, a module's source name.

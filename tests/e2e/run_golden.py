@@ -33,7 +33,8 @@ def main():
         flags += sys.argv[4:]
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [flow, "run", path, "--store", os.path.join(tmp, "store")] + flags
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=tmp)
+        env = dict(os.environ, FLOW_CACHE_DIR=os.path.join(tmp, "cache"))  # the test's, not the user's
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=tmp, env=env)
     problems = []
     got = p.stdout.splitlines()
     for i in range(max(len(got), len(expect))):

@@ -67,6 +67,8 @@ def main():
     if unknown:
         sys.exit(f"no case named {', '.join(unknown)} (--list names them)")
     global _case_tmp, _current
+    # flow run keeps compiled programs in a cache: the tests' own, not the user's.
+    os.environ["FLOW_CACHE_DIR"] = os.path.join(_process_tmp(), ".cache")
     for name in args[1:] or list(_cases):
         _current = name
         _case_tmp = os.path.join(_process_tmp(), name)

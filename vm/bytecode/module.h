@@ -59,7 +59,8 @@ struct Module {
   std::vector<std::string> globals;
 };
 
-// The bytecode file format (docs/bytecode.md).
+// The bytecode file format (docs/bytecode.md); its version is in every file's header.
+constexpr uint32_t kBytecodeFormatVersion = 1;
 std::string SerializeModule(const Module& module);
 Result<Module> DeserializeModule(std::string_view bytes);  // verifies it too
 bool LooksLikeBytecode(std::string_view bytes);

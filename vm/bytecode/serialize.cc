@@ -10,7 +10,6 @@ namespace flow {
 namespace {
 
 constexpr std::string_view kMagic("\x7f" "FLOWBC\n", 8);
-constexpr uint32_t kFormatVersion = 1;
 constexpr size_t kHeaderSize = 8 + 4 + 8 + 8;
 constexpr uint64_t kMaxCount = 1u << 24;  // no real program comes near; stops absurd counts early
 
@@ -71,7 +70,7 @@ std::string SerializeModule(const Module& m) {
     }
   }
   std::string out(kMagic);
-  PutFixed32(&out, kFormatVersion);
+  PutFixed32(&out, kBytecodeFormatVersion);
   PutFixed64(&out, p.size());
   PutFixed64(&out, Checksum(p));
   out += p;
@@ -85,10 +84,10 @@ Result<Module> DeserializeModule(std::string_view bytes) {
   uint32_t version = header.U32();
   uint64_t size = header.U64();
   uint64_t checksum = header.U64();
-  if (version != kFormatVersion)
+  if (version != kBytecodeFormatVersion)
     return Status::NotSupported("bytecode format version " + std::to_string(version) +
                                 " is not supported (this flow reads version " +
-                                std::to_string(kFormatVersion) + ")");
+                                std::to_string(kBytecodeFormatVersion) + ")");
   std::string_view payload = bytes.substr(kHeaderSize);
   if (payload.size() != size)
     return Status::Corruption("bytecode file is truncated or has trailing bytes (payload " +
