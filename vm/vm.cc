@@ -17,8 +17,6 @@ constexpr int kJumpSize = 1 + 4;  // a jump instruction: its opcode and J
 
 VM::VM(const Module* module, VmHost* host, Natives natives)
     : module_(module), host_(host), natives_(natives) {
-  tasks_.push_back(std::make_unique<Task>());
-  task_ = tasks_.back().get();
   // String constants are the first objects of a fresh heap, ids 0..n-1 in order: a
   // checkpoint need not list them, and the collector never frees them (they are roots).
   for (const Constant& c : module->constants) {
@@ -49,26 +47,26 @@ bool VM::SetGlobal(std::string_view name, Value v) {
 }
 
 bool VM::Raise(std::string kind, std::string message, Value data) {
-  task_->pending_error = heap_.NewError(std::move(kind), std::move(message), data);
+  task_.pending_error = heap_.NewError(std::move(kind), std::move(message), data);
   return false;
 }
 
 Value VM::ReadUpvalue(uint32_t id) const {
   const UpvalueObj* up = heap_.Get<UpvalueObj>(id);
-  return up->open ? task_->stack[up->slot] : up->closed;
+  return up->open ? task_.stack[up->slot] : up->closed;
 }
 
 void VM::WriteUpvalue(uint32_t id, Value v) {
   const UpvalueObj* up = heap_.Get<UpvalueObj>(id);
   if (up->open)
-    task_->stack[up->slot] = v;
+    task_.stack[up->slot] = v;
   else
     heap_.Mutable<UpvalueObj>(id)->closed = v;
 }
 
 uint32_t VM::CaptureUpvalue(uint32_t slot) {
-  auto it = task_->open_upvalues.end();
-  while (it != task_->open_upvalues.begin()) {
+  auto it = task_.open_upvalues.end();
+  while (it != task_.open_upvalues.begin()) {
     uint32_t existing = *(it - 1);
     uint32_t s = heap_.Get<UpvalueObj>(existing)->slot;
     if (s == slot) return existing;
@@ -76,17 +74,17 @@ uint32_t VM::CaptureUpvalue(uint32_t slot) {
     --it;
   }
   uint32_t id = heap_.Make<UpvalueObj>(slot);
-  task_->open_upvalues.insert(it, id);
+  task_.open_upvalues.insert(it, id);
   return id;
 }
 
 void VM::CloseUpvalues(uint32_t from_slot) {
-  while (!task_->open_upvalues.empty()) {
-    UpvalueObj* up = heap_.Mutable<UpvalueObj>(task_->open_upvalues.back());
+  while (!task_.open_upvalues.empty()) {
+    UpvalueObj* up = heap_.Mutable<UpvalueObj>(task_.open_upvalues.back());
     if (up->slot < from_slot) break;
-    up->closed = task_->stack[up->slot];
+    up->closed = task_.stack[up->slot];
     up->open = false;
-    task_->open_upvalues.pop_back();
+    task_.open_upvalues.pop_back();
   }
 }
 
@@ -94,10 +92,10 @@ void VM::FillTrace(Value error, uint32_t pc) {
   if (error.tag != Tag::kError) return;
   if (!heap_.Get<ErrorObj>(error.ref)->trace.empty()) return;
   ErrorObj* e = heap_.Mutable<ErrorObj>(error.ref);
-  for (size_t i = task_->frames.size(); i-- > 0;) {
-    const Frame& fr = task_->frames[i];
+  for (size_t i = task_.frames.size(); i-- > 0;) {
+    const Frame& fr = task_.frames[i];
     const Function& fn = module_->functions[fr.function];
-    uint32_t at = (i + 1 == task_->frames.size() ? pc : fr.pc);
+    uint32_t at = (i + 1 == task_.frames.size() ? pc : fr.pc);
     uint32_t line = fn.LineAt(at > 0 ? at - 1 : 0);
     e->trace.push_back(fmt::format("{} ({}:{})", fn.name, module_->source_name, line));
   }
@@ -110,17 +108,21 @@ bool VM::MaybeCollect() {
 
 void VM::Collect() {
   std::vector<uint32_t> extra = constant_roots_;
-  for (const auto& task : tasks_) {
-    for (uint32_t id : task->open_upvalues) extra.push_back(id);
-    for (const Frame& f : task->frames)
+  auto task_roots = [&extra](const Task& task) {
+    for (uint32_t id : task.open_upvalues) extra.push_back(id);
+    for (const Frame& f : task.frames)
       if (f.closure != kNoClosure) extra.push_back(f.closure);
-  }
+  };
+  task_roots(task_);
+  for (const Task& task : parked_) task_roots(task);
   heap_.Collect(
       [this](const std::function<void(Value)>& mark) {
-        for (const auto& task : tasks_) {
-          for (uint32_t i = 0; i < task->sp; ++i) mark(task->stack[i]);
-          mark(task->pending_error);
-        }
+        auto mark_task = [&mark](const Task& task) {
+          for (uint32_t i = 0; i < task.sp; ++i) mark(task.stack[i]);
+          mark(task.pending_error);
+        };
+        mark_task(task_);
+        for (const Task& task : parked_) mark_task(task);
         for (const Value& g : globals_) mark(g);
         mark(uncaught_);
         mark(steps_);
@@ -180,7 +182,6 @@ RunOutcome VM::Dispatch() {
   };
   void* const* labels = budget_.max_instructions > 0 ? kCountingLabels : kLabels;
 
-  Task& task = *task_;
   Value* const globals = globals_.data();
   const Value* const constants = constants_.data();
   PrepareToRun();
@@ -189,8 +190,8 @@ RunOutcome VM::Dispatch() {
   const Value* stack_end;
 #define RELOAD_STACK()                            \
   do {                                            \
-    stack = task.stack.data();                    \
-    stack_end = stack + task.stack.size();        \
+    stack = task_.stack.data();                    \
+    stack_end = stack + task_.stack.size();        \
   } while (0)
   RELOAD_STACK();
 
@@ -198,12 +199,12 @@ RunOutcome VM::Dispatch() {
   const uint8_t* code;
   const uint8_t* ip;
   Value* base;
-  Value* sp = stack + task.sp;
+  Value* sp = stack + task_.sp;
   const ClosureObj* closure;
 
 #define LOAD_FRAME()                                                                    \
   do {                                                                                  \
-    const Frame& f_ = task.frames.back();                                                   \
+    const Frame& f_ = task_.frames.back();                                                   \
     fn = &module_->functions[f_.function];                                              \
     code = reinterpret_cast<const uint8_t*>(fn->code.data());                           \
     ip = code + f_.pc;                                                                  \
@@ -212,8 +213,8 @@ RunOutcome VM::Dispatch() {
   } while (0)
 #define SAVE_STATE()                                                   \
   do {                                                                 \
-    task.frames.back().pc = static_cast<uint32_t>(ip - code);              \
-    task.sp = static_cast<uint32_t>(sp - stack);                           \
+    task_.frames.back().pc = static_cast<uint32_t>(ip - code);              \
+    task_.sp = static_cast<uint32_t>(sp - stack);                           \
   } while (0)
 #define READ8() (ip += 1, ip[-1])
 #define READ16() (ip += 2, DecodeFixed16(ip - 2))
@@ -223,9 +224,9 @@ RunOutcome VM::Dispatch() {
 // edges or calls while a deadline is open (nothing is read when none is).
 #define CHECK_DEADLINE()                                                              \
   do {                                                                                \
-    if (task.deadline != INT64_MAX && ++task.deadline_ticks >= 1024) {                        \
-      task.deadline_ticks = 0;                                                            \
-      if (host_->NowMs() >= task.deadline) {                                              \
+    if (task_.deadline != INT64_MAX && ++task_.deadline_ticks >= 1024) {                        \
+      task_.deadline_ticks = 0;                                                            \
+      if (host_->NowMs() >= task_.deadline) {                                              \
         SAVE_STATE();                                                                 \
         RaiseDeadline();                                                              \
         goto handle_error;                                                            \
@@ -253,8 +254,8 @@ RunOutcome VM::Dispatch() {
   } while (0)
 
   LOAD_FRAME();
-  if (task.resume_in_doubt) {
-    task.resume_in_doubt = false;
+  if (task_.resume_in_doubt) {
+    task_.resume_in_doubt = false;
     RaiseInDoubt();
     goto handle_error;
   }
@@ -453,9 +454,9 @@ op_CALL: {
     const ClosureObj* target = heap_.Get<ClosureObj>(callee->ref);
     const Function* target_fn = &module_->functions[target->function];
     uint32_t new_base = static_cast<uint32_t>(callee - stack);
-    if (argc == target_fn->arity && task.frames.size() < kMaxFrames && callee + target_fn->max_stack <= stack_end) {
-      task.frames.back().pc = static_cast<uint32_t>(ip - code);
-      task.frames.push_back({target->function, callee->ref, 0, new_base});
+    if (argc == target_fn->arity && task_.frames.size() < kMaxFrames && callee + target_fn->max_stack <= stack_end) {
+      task_.frames.back().pc = static_cast<uint32_t>(ip - code);
+      task_.frames.push_back({target->function, callee->ref, 0, new_base});
       fn = target_fn;
       code = reinterpret_cast<const uint8_t*>(fn->code.data());
       ip = code;
@@ -469,7 +470,7 @@ op_CALL: {
   if (NativeResult r = CallValue(callee, argc, static_cast<uint32_t>(call_ip - code)); r != NativeResult::kDone)
     NATIVE_NOT_DONE(r);
   RELOAD_STACK();
-  sp = stack + task.sp;
+  sp = stack + task_.sp;
   LOAD_FRAME();
   DISPATCH();
 }
@@ -482,7 +483,7 @@ op_CALL_BUILTIN: {
     if (NativeResult r = RunEffect(id, sp - argc, argc, sp - argc, static_cast<uint32_t>(call_ip - code));
         r != NativeResult::kDone)
       NATIVE_NOT_DONE(r);
-    sp = stack + task.sp;
+    sp = stack + task_.sp;
     DISPATCH();
   }
   Value result;
@@ -506,11 +507,11 @@ op_INVOKE: {
       if (NativeResult r = CallValue(sp - argc - 1, argc, static_cast<uint32_t>(call_ip - code)); r != NativeResult::kDone) {
         // The stack as INVOKE found it: a run stopped at this call (an effect's uncaught
         // budget error) resumes by running the INVOKE again.
-        task.stack[receiver_slot] = receiver;
+        task_.stack[receiver_slot] = receiver;
         NATIVE_NOT_DONE(r);
       }
       RELOAD_STACK();
-      sp = stack + task.sp;
+      sp = stack + task_.sp;
       LOAD_FRAME();
       DISPATCH();
     }
@@ -524,14 +525,14 @@ op_INVOKE: {
 }
 op_RETURN: {
   Value result = sp[-1];
-  uint32_t depth = static_cast<uint32_t>(task.frames.size() - 1);
-  uint32_t frame_base = task.frames.back().base;
-  if (!task.open_upvalues.empty()) CloseUpvalues(frame_base);
-  if (!task.handlers.empty() && task.handlers.back().frame_depth >= depth) LeaveHandlers(depth);
-  task.frames.pop_back();
+  uint32_t depth = static_cast<uint32_t>(task_.frames.size() - 1);
+  uint32_t frame_base = task_.frames.back().base;
+  if (!task_.open_upvalues.empty()) CloseUpvalues(frame_base);
+  if (!task_.handlers.empty() && task_.handlers.back().frame_depth >= depth) LeaveHandlers(depth);
+  task_.frames.pop_back();
   sp = stack + frame_base;
-  if (task.frames.empty()) {
-    task.sp = static_cast<uint32_t>(sp - stack);
+  if (task_.frames.empty()) {
+    task_.sp = static_cast<uint32_t>(sp - stack);
     return RunOutcome::kCompleted;
   }
   *sp++ = result;
@@ -598,15 +599,15 @@ op_THROW:
   ThrowValue(*sp);
   goto handle_error;
 op_TRY_BEGIN:
-  PushHandler(Handler::Try(static_cast<uint32_t>(task.frames.size() - 1), static_cast<uint32_t>(sp - stack), READ32()));
+  PushHandler(Handler::Try(static_cast<uint32_t>(task_.frames.size() - 1), static_cast<uint32_t>(sp - stack), READ32()));
   DISPATCH();
 op_POP_HANDLER:
-  if (task.handlers.empty() || task.handlers.back().frame_depth != task.frames.size() - 1) {
+  if (task_.handlers.empty() || task_.handlers.back().frame_depth != task_.frames.size() - 1) {
     SAVE_STATE();
     Raise("fatal", "bytecode ends a try that it did not begin");
     goto handle_error;
   }
-  task.handlers.pop_back();
+  task_.handlers.pop_back();
   RecomputeDeadline();
   DISPATCH();
 op_STEP_BEGIN: {
@@ -639,7 +640,7 @@ op_BREAKER_BEGIN:
 op_BREAKER_END:
   SAVE_STATE();
   if (!EndsOpenHandler(HandlerKind::kBreaker)) goto handle_error;
-  if (NativeResult r = CloseBreaker(task.handlers.back(), true); r != NativeResult::kDone) NATIVE_NOT_DONE(r);
+  if (NativeResult r = CloseBreaker(task_.handlers.back(), true); r != NativeResult::kDone) NATIVE_NOT_DONE(r);
   goto close_handler;
 op_RETRY_END:
   SAVE_STATE();
@@ -650,7 +651,7 @@ op_TIMEOUT_END:
   if (!EndsOpenHandler(HandlerKind::kTimeout)) goto handle_error;
 close_handler:
   // The body's value takes the operand's slot; the handler closes.
-  task.handlers.pop_back();
+  task_.handlers.pop_back();
   RecomputeDeadline();
   sp[-2] = sp[-1];
   --sp;
@@ -716,7 +717,7 @@ handle_error : {
   if (!HandleError(&stop)) return stop;
   RELOAD_STACK();
   LOAD_FRAME();
-  sp = stack + task.sp;
+  sp = stack + task_.sp;
   DISPATCH();
 }
 #undef LOAD_FRAME
@@ -733,24 +734,24 @@ handle_error : {
 
 // Unwinds a raised error (the state saved by whoever raised it) to the innermost handler
 // that takes it. Timeouts and steps are left; a retry may run its body again. True when
-// execution goes on at the handler (task_->frames, task_->sp and its pc set), false with *stop the
+// execution goes on at the handler (task_.frames, task_.sp and its pc set), false with *stop the
 // outcome the run ends with.
 bool VM::HandleError(RunOutcome* stop) {
-  FillTrace(task_->pending_error, task_->frames.back().pc);
-  const Value raised = task_->pending_error;
+  FillTrace(task_.pending_error, task_.frames.back().pc);
+  const Value raised = task_.pending_error;
   bool retry_wait = false;
   for (;;) {
-    if (task_->handlers.empty() || budget_final_) {  // a final budget error stops the run
+    if (task_.handlers.empty() || budget_final_) {  // a final budget error stops the run
       *stop = StopUncaught();
       return false;
     }
-    Handler& h = task_->handlers.back();
+    Handler& h = task_.handlers.back();
     if (h.kind == HandlerKind::kTry) {
       Handler try_handler = h;
-      task_->handlers.pop_back();
-      Value error = task_->pending_error;
+      task_.handlers.pop_back();
+      Value error = task_.pending_error;
       CutToHandler(try_handler, try_handler.catch_pc);
-      task_->stack[task_->sp++] = error;  // the catch variable
+      task_.stack[task_.sp++] = error;  // the catch variable
       break;
     }
     if (h.kind == HandlerKind::kRetry && RetryAfterError(h)) {
@@ -762,20 +763,20 @@ bool VM::HandleError(RunOutcome* stop) {
     }
     if (h.kind == HandlerKind::kBreaker) {
       Handler breaker = h;
-      Value error = task_->pending_error;
+      Value error = task_.pending_error;
       if (CloseBreaker(breaker, false) == NativeResult::kAborted) {
         *stop = RunOutcome::kAborted;
         return false;
       }
-      task_->pending_error = error;
+      task_.pending_error = error;
     }
-    task_->handlers.pop_back();
+    task_.handlers.pop_back();
     RecomputeDeadline();
   }
-  if (task_->effect_raised) {
+  if (task_.effect_raised) {
     // The effect's error has reached its handler: that state is the checkpoint.
-    task_->effect_raised = false;
-    Status s = journal_->AfterEffect(*this, effects_done_, task_->raised_builtin, raised, true);
+    task_.effect_raised = false;
+    Status s = journal_->AfterEffect(*this, effects_done_, task_.raised_builtin, raised, true);
     if (!s.ok()) {
       abort_status_ = s;
       *stop = RunOutcome::kAborted;
@@ -787,25 +788,25 @@ bool VM::HandleError(RunOutcome* stop) {
 
 // Frames, upvalues and stack cut back to handler h; execution resumes at resume_pc.
 void VM::CutToHandler(const Handler& h, uint32_t resume_pc) {
-  task_->frames.resize(h.frame_depth + 1);
+  task_.frames.resize(h.frame_depth + 1);
   CloseUpvalues(h.stack_height);
-  task_->sp = h.stack_height;
-  task_->pending_error = Value::Null();
-  task_->frames.back().pc = resume_pc;
+  task_.sp = h.stack_height;
+  task_.pending_error = Value::Null();
+  task_.frames.back().pc = resume_pc;
 }
 
 // No handler took the error: the run ends failed.
 RunOutcome VM::StopUncaught() {
-  uncaught_ = task_->pending_error;
-  if (task_->effect_raised) {
-    task_->effect_raised = false;
+  uncaught_ = task_.pending_error;
+  if (task_.effect_raised) {
+    task_.effect_raised = false;
     // No handler took the effect's error: the run stops at the call itself, its
     // handlers and step count as they were, so that resuming it (a budget stop may be
     // resumed with a new budget) makes the call again, with the same idempotency key.
-    task_->handlers = std::move(task_->raised_handlers);
-    task_->frames.back().pc = task_->raised_call_pc;
+    task_.handlers = std::move(task_.raised_handlers);
+    task_.frames.back().pc = task_.raised_call_pc;
     RecomputeDeadline();
-    Status s = journal_->AfterEffect(*this, effects_done_, task_->raised_builtin, uncaught_, true);
+    Status s = journal_->AfterEffect(*this, effects_done_, task_.raised_builtin, uncaught_, true);
     if (!s.ok()) {
       abort_status_ = s;
       return RunOutcome::kAborted;
@@ -817,7 +818,7 @@ RunOutcome VM::StopUncaught() {
 // A retry's wait before its body runs again: durable, so it may suspend the run.
 bool VM::WaitBeforeRetry(RunOutcome* stop) {
   bool suspended;
-  if (Status s = WaitDurably(task_->retry_wait_ms, &suspended); !s.ok()) {
+  if (Status s = WaitDurably(task_.retry_wait_ms, &suspended); !s.ok()) {
     abort_status_ = s;
     *stop = RunOutcome::kAborted;
     return false;
@@ -831,24 +832,24 @@ bool VM::WaitBeforeRetry(RunOutcome* stop) {
 
 // A `return` leaves the handlers its frame opened (a timeout's deadline with them).
 void VM::LeaveHandlers(uint32_t depth) {
-  while (!task_->handlers.empty() && task_->handlers.back().frame_depth >= depth) task_->handlers.pop_back();
+  while (!task_.handlers.empty() && task_.handlers.back().frame_depth >= depth) task_.handlers.pop_back();
   RecomputeDeadline();
 }
 
 void VM::GrowStack(uint32_t needed) {
   constexpr uint32_t kInitialStack = 256;  // values: 4 KiB
-  std::vector<Value>& stack = task_->stack;
+  std::vector<Value>& stack = task_.stack;
   const uint32_t doubled = static_cast<uint32_t>(std::min<size_t>(kStackCapacity, stack.size() * 2));
   stack.resize(std::max({needed, doubled, kInitialStack}), Value::Null());
 }
 
 void VM::PrepareToRun() {
-  if (!task_->frames.empty()) return;  // restored, or already prepared
-  task_->frames.reserve(256);
+  if (!task_.frames.empty()) return;  // restored, or already prepared
+  task_.frames.reserve(256);
   GrowStack(module_->functions[0].max_stack + 1);
-  task_->stack[0] = Value::Null();
-  task_->sp = 1;
-  task_->frames.push_back({0, kNoClosure, 0, 0});
+  task_.stack[0] = Value::Null();
+  task_.sp = 1;
+  task_.frames.push_back({0, kNoClosure, 0, 0});
 }
 
 void VM::SetJournal(EffectJournal* journal) {
@@ -890,16 +891,16 @@ NativeResult VM::RunEffect(uint16_t id, Value* args, int argc, Value* result_slo
   }
   const bool ok = r == NativeResult::kDone;
   if (!ok) {
-    task_->effect_raised = journal_ != nullptr;
-    task_->raised_builtin = id;
-    task_->raised_call_pc = call_pc;
-    task_->raised_handlers = task_->handlers;  // before the step counts the effect
+    task_.effect_raised = journal_ != nullptr;
+    task_.raised_builtin = id;
+    task_.raised_call_pc = call_pc;
+    task_.raised_handlers = task_.handlers;  // before the step counts the effect
   }
   effects_done_ = seq;
-  if (step >= 0) ++task_->handlers[step].effects_done;
+  if (step >= 0) ++task_.handlers[step].effects_done;
   if (!ok) return NativeResult::kRaised;
   *result_slot = result;
-  task_->sp = static_cast<uint32_t>(result_slot - task_->stack.data()) + 1;
+  task_.sp = static_cast<uint32_t>(result_slot - task_.stack.data()) + 1;
   if (!journal_) return NativeResult::kDone;
   if (Status s = journal_->AfterEffect(*this, seq, id, result, false); !s.ok()) {
     abort_status_ = s;
@@ -912,16 +913,16 @@ NativeResult VM::RunEffect(uint16_t id, Value* args, int argc, Value* result_slo
 // the effects the innermost step has done (retry attempts rewind that count, see
 // RetryAfterError).
 int VM::EnterEffectScope() {
-  task_->effect_scope.clear();
-  Handler* step = EnclosingStep(task_->handlers.size());
+  task_.effect_scope.clear();
+  Handler* step = EnclosingStep(task_.handlers.size());
   if (!step) return -1;
-  task_->effect_scope = heap_.StringOf(task_->stack[step->stack_height - 1]) + "/" + std::to_string(step->effects_done + 1);
-  return static_cast<int>(step - task_->handlers.data());
+  task_.effect_scope = heap_.StringOf(task_.stack[step->stack_height - 1]) + "/" + std::to_string(step->effects_done + 1);
+  return static_cast<int>(step - task_.handlers.data());
 }
 
 Handler* VM::EnclosingStep(size_t below) {
   for (size_t i = below; i-- > 0;)
-    if (task_->handlers[i].kind == HandlerKind::kStep) return &task_->handlers[i];
+    if (task_.handlers[i].kind == HandlerKind::kStep) return &task_.handlers[i];
   return nullptr;
 }
 
@@ -938,11 +939,11 @@ Status VM::WaitDurably(int64_t ms, bool* suspended) {
   uint64_t seq = effects_done_ + 1;
   const uint16_t sleep_id = static_cast<uint16_t>(Builtin::SLEEP);
   Value arg = Value::Int(ms);
-  task_->effect_scope.clear();
+  task_.effect_scope.clear();
   if (Status s = journal_->BeforeEffect(*this, seq, sleep_id, &arg, 1); !s.ok()) return s;
   int64_t wake_ms;
   if (host_->ShouldSuspend(ms, &wake_ms)) {
-    task_->suspension = {wake_ms, ""};
+    task_.suspension = {wake_ms, ""};
     *suspended = true;
     return Status::Ok();
   }
@@ -952,12 +953,12 @@ Status VM::WaitDurably(int64_t ms, bool* suspended) {
 }
 
 // Calls the value at callee_slot with the argc values above it (the frame's pc already past
-// the call instruction at call_pc). kDone: a Flow function has a new frame (task_->sp is its base
+// the call instruction at call_pc). kDone: a Flow function has a new frame (task_.sp is its base
 // + arity + 1), or a builtin's result has replaced the callee. An effectful builtin runs
 // between the journal's records (RunEffect), however it is reached: `f(x)` or `m.f(x)`.
 NativeResult VM::CallValue(Value* callee_slot, int argc, uint32_t call_pc) {
   Value callee = *callee_slot;
-  Value* stack = task_->stack.data();
+  Value* stack = task_.stack.data();
   if (callee.tag == Tag::kFunction) {
     const ClosureObj* c = heap_.Get<ClosureObj>(callee.ref);
     const Function& target = module_->functions[c->function];
@@ -967,13 +968,13 @@ NativeResult VM::CallValue(Value* callee_slot, int argc, uint32_t call_pc) {
       return NativeResult::kRaised;
     }
     uint32_t base = static_cast<uint32_t>(callee_slot - stack);
-    if (task_->frames.size() >= kMaxFrames || base + target.max_stack > kStackCapacity) {
-      Raise("stack_overflow", fmt::format("call depth exceeded {} frames", task_->frames.size()));
+    if (task_.frames.size() >= kMaxFrames || base + target.max_stack > kStackCapacity) {
+      Raise("stack_overflow", fmt::format("call depth exceeded {} frames", task_.frames.size()));
       return NativeResult::kRaised;
     }
-    if (base + target.max_stack > task_->stack.size()) GrowStack(base + target.max_stack);
-    task_->frames.push_back({c->function, callee.ref, 0, base});
-    task_->sp = base + argc + 1;
+    if (base + target.max_stack > task_.stack.size()) GrowStack(base + target.max_stack);
+    task_.frames.push_back({c->function, callee.ref, 0, base});
+    task_.sp = base + argc + 1;
     if (heap_.ShouldCollect() && !MaybeCollect()) return NativeResult::kRaised;
     return NativeResult::kDone;
   }
@@ -988,7 +989,7 @@ NativeResult VM::CallValue(Value* callee_slot, int argc, uint32_t call_pc) {
     Value result;
     if (NativeResult r = natives_.builtins[id](*this, callee_slot + 1, argc, &result); r != NativeResult::kDone) return r;
     *callee_slot = result;
-    task_->sp = static_cast<uint32_t>(callee_slot - stack) + 1;
+    task_.sp = static_cast<uint32_t>(callee_slot - stack) + 1;
     return NativeResult::kDone;
   }
   Raise("type", fmt::format("cannot call {}", TypeName(callee.tag)));

@@ -177,11 +177,11 @@ class VM {
   // The scope of the effect being run inside a step: "KEY/n" (the n-th effect of step KEY
   // in this execution of it), or "" outside steps. The journal builds idempotency keys
   // RUN/KEY/n from it.
-  const std::string& effect_scope() const { return task_->effect_scope; }
+  const std::string& effect_scope() const { return task_.effect_scope; }
   // The earliest deadline of the open timeouts (ms on the run's clock), or INT64_MAX.
-  int64_t deadline() const { return task_->deadline; }
+  int64_t deadline() const { return task_.deadline; }
   // True after restoring a checkpoint taken inside an open `once` step.
-  bool resumes_in_doubt() const { return task_->resume_in_doubt; }
+  bool resumes_in_doubt() const { return task_.resume_in_doubt; }
   // On such a resume, the effect that was in flight (number `seq`) is counted as done, in
   // doubt: what runs next gets the next number, and the next idempotency key.
   void CountInDoubtEffect(uint64_t seq);
@@ -218,10 +218,10 @@ class VM {
   // For builtins: a wait asks the run to suspend instead of blocking; the effect stays
   // in flight and runs again (and decides again) on resume. `return vm.Suspend(...)`.
   NativeResult Suspend(Suspension s) {
-    task_->suspension = std::move(s);
+    task_.suspension = std::move(s);
     return NativeResult::kSuspended;
   }
-  const Suspension& suspension() const { return task_->suspension; }
+  const Suspension& suspension() const { return task_.suspension; }
   // For builtins: the store is damaged or failed (a run's mailbox), which no script may
   // catch: the run stops (kAborted, abort_status()) with the effect still in flight.
   NativeResult Abort(Status s) {
@@ -239,7 +239,7 @@ class VM {
   // stack_overflow.
   static constexpr uint32_t kStackCapacity = 1u << 20;
   // Values the running task's stack holds room for now (it grows on demand).
-  uint32_t stack_capacity() const { return static_cast<uint32_t>(task_->stack.size()); }
+  uint32_t stack_capacity() const { return static_cast<uint32_t>(task_.stack.size()); }
   static constexpr uint32_t kMaxFrames = 100'000;
 
  private:
@@ -319,13 +319,15 @@ class VM {
   std::vector<Value> constants_;  // module constants as values (strings on the heap)
   std::vector<uint32_t> constant_roots_;
   std::vector<Value> globals_;
-  // The run's tasks (for now exactly one, the top level) and the one running. What stays
-  // here is run-wide: globals, heap, constants, steps, budgets and their graces, the
-  // journal, the effect count (keys number a run's effects), instructions and tokens, and
-  // the run's outcome (uncaught_, abort_status_, budget_final_: a final budget stops the
-  // whole run).
-  std::vector<std::unique_ptr<Task>> tasks_;
-  Task* task_;
+  // The run's tasks. The running one's record lives in the VM itself, so the dispatch loop
+  // reaches its fields at fixed offsets from `this`, as fast as when they were the VM's own;
+  // the others wait in parked_ (none yet: a run has one task, the top level). Switching
+  // tasks swaps records, which moves vectors, not values. What stays in the VM is run-wide:
+  // globals, heap, constants, steps, budgets and their graces, the journal, the effect
+  // count (idempotency keys number a run's effects), instructions and tokens, and the run's
+  // outcome (uncaught_, abort_status_, budget_final_: a final budget stops the whole run).
+  Task task_;
+  std::vector<Task> parked_;
   Value uncaught_ = Value::Null();
   EffectJournal* journal_ = nullptr;
   uint64_t effects_done_ = 0;
