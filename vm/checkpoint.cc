@@ -388,22 +388,22 @@ void VM::EncodeCheckpoint(bool full, std::string* header, CheckpointDelta* delta
   PutVarint(&h, effects_done_);
   PutVarint(&h, instructions_);
   PutVarint(&h, tokens_used_);
-  PutVarint(&h, sp_);
-  for (uint32_t i = 0; i < sp_; ++i) PutValue(&h, stack_[i]);
-  PutVarint(&h, frames_.size());
-  for (const Frame& f : frames_) {
+  PutVarint(&h, task_.sp);
+  for (uint32_t i = 0; i < task_.sp; ++i) PutValue(&h, task_.stack[i]);
+  PutVarint(&h, task_.frames.size());
+  for (const Frame& f : task_.frames) {
     PutVarint(&h, f.function);
     PutVarint(&h, f.closure == kNoClosure ? 0 : static_cast<uint64_t>(f.closure) + 1);
     PutVarint(&h, f.pc);
     PutVarint(&h, f.base);
   }
-  PutVarint(&h, handlers_.size());
-  for (const Handler& hd : handlers_) PutHandler(&h, hd);
+  PutVarint(&h, task_.handlers.size());
+  for (const Handler& hd : task_.handlers) PutHandler(&h, hd);
   PutVarint(&h, globals_.size());
   for (const Value& g : globals_) PutValue(&h, g);
   PutValue(&h, steps_);
-  PutVarint(&h, open_upvalues_.size());
-  for (uint32_t id : open_upvalues_) PutVarint(&h, id);
+  PutVarint(&h, task_.open_upvalues.size());
+  for (uint32_t id : task_.open_upvalues) PutVarint(&h, id);
   PutVarint(&h, constant_roots_.size());  // their objects are ids 0..n-1 (see the VM constructor)
   PutVarint(&h, heap_.capacity());
   PutVarint(&h, kBudgetKinds);
@@ -751,17 +751,20 @@ Status VM::RestoreCheckpoint(std::string_view header,
   effects_done_ = h.effects;
   instructions_ = h.instructions;
   tokens_used_ = h.tokens;
-  sp_ = static_cast<uint32_t>(h.sp);
-  for (uint32_t i = 0; i < sp_; ++i) stack_[i] = h.stack[i];
-  frames_ = std::move(h.frames);
-  handlers_.clear();
+  task_.sp = static_cast<uint32_t>(h.sp);
+  uint32_t needed = task_.sp;  // the stack as deep as the restored frames may use it
+  for (const Frame& f : h.frames) needed = std::max(needed, f.base + module_->functions[f.function].max_stack);
+  GrowStack(needed);
+  for (uint32_t i = 0; i < task_.sp; ++i) task_.stack[i] = h.stack[i];
+  task_.frames = std::move(h.frames);
+  task_.handlers.clear();
   for (const Handler& hd : h.handlers) PushHandler(hd);
   globals_ = std::move(h.globals);
   steps_ = h.steps;
   std::copy(std::begin(h.graces), std::end(h.graces), graces_);
   ApplyLimits();
-  resume_in_doubt_ = in_once_step;
-  open_upvalues_ = std::move(h.open);
+  task_.resume_in_doubt = in_once_step;
+  task_.open_upvalues = std::move(h.open);
   constant_roots_ = std::move(h.const_ids);
   size_t next_string = 0;
   for (size_t i = 0; i < module_->constants.size(); ++i) {
@@ -773,14 +776,14 @@ Status VM::RestoreCheckpoint(std::string_view header,
 
 std::vector<VM::FrameView> VM::InspectFrames() const {
   std::vector<FrameView> out;
-  for (size_t i = frames_.size(); i-- > 0;) {
-    const Frame& f = frames_[i];
+  for (size_t i = task_.frames.size(); i-- > 0;) {
+    const Frame& f = task_.frames[i];
     const Function& fn = module_->functions[f.function];
     FrameView view{fn.name, f.pc, fn.LineAt(f.pc > 0 ? f.pc - 1 : 0), {}};
-    uint32_t top = i + 1 < frames_.size() ? frames_[i + 1].base : sp_;
+    uint32_t top = i + 1 < task_.frames.size() ? task_.frames[i + 1].base : task_.sp;
     for (const LocalName& l : fn.locals) {
       uint32_t slot = f.base + l.slot;
-      if (f.pc >= l.start_pc && f.pc <= l.end_pc && slot < top) view.locals.emplace_back(l.name, stack_[slot]);
+      if (f.pc >= l.start_pc && f.pc <= l.end_pc && slot < top) view.locals.emplace_back(l.name, task_.stack[slot]);
     }
     out.push_back(std::move(view));
   }

@@ -45,17 +45,17 @@ struct RetryOptions {
 
 // The innermost handler carries the earliest deadline of the open timeouts.
 void VM::RecomputeDeadline() {
-  deadline_ = handlers_.empty() ? limits_.deadline_ms : std::min(limits_.deadline_ms, handlers_.back().deadline_in_force);
+  task_.deadline = task_.handlers.empty() ? limits_.deadline_ms : std::min(limits_.deadline_ms, task_.handlers.back().deadline_in_force);
 }
 
 void VM::PushHandler(Handler h) {
-  int64_t enclosing = handlers_.empty() ? INT64_MAX : handlers_.back().deadline_in_force;
+  int64_t enclosing = task_.handlers.empty() ? INT64_MAX : task_.handlers.back().deadline_in_force;
   h.deadline_in_force = h.kind == HandlerKind::kTimeout ? std::min(enclosing, h.deadline_ms) : enclosing;
-  handlers_.push_back(h);
+  task_.handlers.push_back(h);
 }
 
 bool VM::EndsOpenHandler(HandlerKind kind) {
-  if (!handlers_.empty() && handlers_.back().kind == kind && handlers_.back().frame_depth == frames_.size() - 1)
+  if (!task_.handlers.empty() && task_.handlers.back().kind == kind && task_.handlers.back().frame_depth == task_.frames.size() - 1)
     return true;
   return Raise("fatal", "bytecode ends a handler that it did not begin");
 }
@@ -135,9 +135,9 @@ bool VM::OpenTimeout(Value duration) {
   if (duration.tag != Tag::kInt || duration.i < 0)
     return Raise("type", fmt::format("timeout takes a duration (an int of ms), not {}", TypeName(duration.tag)));
   int64_t deadline = AddSaturated(host_->NowMs(), duration.i);
-  PushHandler(Handler::Timeout(static_cast<uint32_t>(frames_.size() - 1), sp_, deadline));
+  PushHandler(Handler::Timeout(static_cast<uint32_t>(task_.frames.size() - 1), task_.sp, deadline));
   RecomputeDeadline();
-  deadline_ticks_ = 1023;  // read the clock at the next back edge
+  task_.deadline_ticks = 1023;  // read the clock at the next back edge
   return true;
 }
 
@@ -183,16 +183,16 @@ static bool ParseRetry(VM& vm, const Heap& heap, Value v, RetryOptions* o) {
 bool VM::OpenRetry(Value options) {
   RetryOptions o;
   if (!ParseRetry(*this, heap_, options, &o)) return false;
-  const Handler* step = EnclosingStep(handlers_.size());
-  PushHandler(Handler::Retry(static_cast<uint32_t>(frames_.size() - 1), sp_, frames_.back().pc,
+  const Handler* step = EnclosingStep(task_.handlers.size());
+  PushHandler(Handler::Retry(static_cast<uint32_t>(task_.frames.size() - 1), task_.sp, task_.frames.back().pc,
                              step ? step->effects_done : 0));
   return true;
 }
 
 bool VM::RetryAfterError(Handler& h) {
   RetryOptions o;
-  Value error = pending_error_;
-  if (!ParseRetry(*this, heap_, stack_[h.stack_height - 1], &o)) return false;  // pending_error_ replaced
+  Value error = task_.pending_error;
+  if (!ParseRetry(*this, heap_, task_.stack[h.stack_height - 1], &o)) return false;  // task_.pending_error replaced
   const std::string kind = error.tag == Tag::kError ? heap_.Get<ErrorObj>(error.ref)->kind : "type";
   bool retryable;
   if (o.on.tag == Tag::kList) {
@@ -225,19 +225,19 @@ bool VM::RetryAfterError(Handler& h) {
                                  : delay / 2 + static_cast<int64_t>(u * static_cast<double>(delay / 2 + 1));
     }
     // An enclosing deadline cuts the wait short, and then its timeout is what propagates.
-    int64_t outer = &h == &handlers_.front() ? INT64_MAX : (&h - 1)->deadline_in_force;
+    int64_t outer = &h == &task_.handlers.front() ? INT64_MAX : (&h - 1)->deadline_in_force;
     int64_t now = host_->NowMs();
     if (outer != INT64_MAX && AddSaturated(now, delay) >= outer) {
       host_->SleepMs(std::max<int64_t>(0, outer - now));
       Raise("timeout", "the deadline passed while waiting to retry");
-      FillTrace(pending_error_, frames_.back().pc);
+      FillTrace(task_.pending_error, task_.frames.back().pc);
       return false;
     }
-    retry_wait_ms_ = delay;  // waited by the dispatch loop, at the body's start
+    task_.retry_wait_ms = delay;  // waited by the dispatch loop, at the body's start
     ++h.attempts;
     // The next attempt counts the step's effects from where this retry began: its calls
     // are the same calls again, with the same idempotency keys.
-    if (Handler* step = EnclosingStep(static_cast<size_t>(&h - handlers_.data()))) step->effects_done = h.step_effects_at_open;
+    if (Handler* step = EnclosingStep(static_cast<size_t>(&h - task_.handlers.data()))) step->effects_done = h.step_effects_at_open;
     return true;
   }
   // Giving up: the last error goes on, with the attempts made in its data.
@@ -256,19 +256,19 @@ bool VM::RetryAfterError(Handler& h) {
 }
 
 NativeResult VM::OpenStep(uint32_t begin_pc, bool once, bool* done) {
-  Value key = stack_[sp_ - 1];
+  Value key = task_.stack[task_.sp - 1];
   if (key.tag != Tag::kString) {
     Raise("type", fmt::format("a step key must be a string, not {}", TypeName(key.tag)));
     return NativeResult::kRaised;
   }
   if (steps_.tag == Tag::kMap) {
     if (const Value* v = heap_.Get<MapObj>(steps_.ref)->Find(heap_.StringOf(key))) {
-      stack_[sp_ - 1] = *v;
+      task_.stack[task_.sp - 1] = *v;
       *done = true;
       return NativeResult::kDone;
     }
   }
-  PushHandler(Handler::Step(static_cast<uint32_t>(frames_.size() - 1), sp_, begin_pc, host_->NowMs()));
+  PushHandler(Handler::Step(static_cast<uint32_t>(task_.frames.size() - 1), task_.sp, begin_pc, host_->NowMs()));
   if (journal_) journal_->OnStep(*this, heap_.StringOf(key), false, 0);
   if (once && journal_) {
     if (Status s = journal_->OnceStepStarted(*this); !s.ok()) return Abort(std::move(s));
@@ -277,18 +277,18 @@ NativeResult VM::OpenStep(uint32_t begin_pc, bool once, bool* done) {
 }
 
 bool VM::IsOnceStep(const Handler& h) const {
-  const Function& fn = module_->functions[frames_[h.frame_depth].function];
+  const Function& fn = module_->functions[task_.frames[h.frame_depth].function];
   return h.kind == HandlerKind::kStep && static_cast<uint8_t>(fn.code[h.begin_pc + 1]) != 0;
 }
 
 // Resuming inside a `once` step: the innermost one raises `in_doubt`, naming itself.
 void VM::RaiseInDoubt() {
-  for (size_t i = handlers_.size(); i-- > 0;) {
-    const Handler& h = handlers_[i];
+  for (size_t i = task_.handlers.size(); i-- > 0;) {
+    const Handler& h = task_.handlers[i];
     if (!IsOnceStep(h)) continue;
-    const Value key_value = stack_[h.stack_height - 1];
+    const Value key_value = task_.stack[h.stack_height - 1];
     const std::string key = heap_.StringOf(key_value);
-    uint32_t line = module_->functions[frames_[h.frame_depth].function].LineAt(h.begin_pc);
+    uint32_t line = module_->functions[task_.frames[h.frame_depth].function].LineAt(h.begin_pc);
     Value data = heap_.NewMap();
     heap_.Mutable<MapObj>(data.ref)->Set("step", key_value);
     heap_.Mutable<MapObj>(data.ref)->Set("line", Value::Int(line));
@@ -305,18 +305,18 @@ void VM::RaiseInDoubt() {
 void VM::CountInDoubtEffect(uint64_t seq) {
   if (seq != effects_done_ + 1) return;
   effects_done_ = seq;
-  if (Handler* step = EnclosingStep(handlers_.size())) ++step->effects_done;
+  if (Handler* step = EnclosingStep(task_.handlers.size())) ++step->effects_done;
 }
 
 bool VM::CloseStep() {
-  Handler h = handlers_.back();
-  Value key = stack_[h.stack_height - 1];
-  Value value = stack_[sp_ - 1];
+  Handler h = task_.handlers.back();
+  Value key = task_.stack[h.stack_height - 1];
+  Value value = task_.stack[task_.sp - 1];
   if (steps_.tag != Tag::kMap) steps_ = heap_.NewMap();
   heap_.Mutable<MapObj>(steps_.ref)->Set(heap_.StringOf(key), value);
   if (journal_) journal_->OnStep(*this, heap_.StringOf(key), true, host_->NowMs() - h.started_ms);
-  handlers_.pop_back();
-  stack_[sp_ - 2] = value;
+  task_.handlers.pop_back();
+  task_.stack[task_.sp - 2] = value;
   return true;
 }
 
@@ -370,14 +370,14 @@ NativeResult VM::OpenBreaker(Value operand) {
     Raise("circuit_open", fmt::format("circuit breaker `{}` is open", name));
     return NativeResult::kRaised;
   }
-  PushHandler(Handler::Breaker(static_cast<uint32_t>(frames_.size() - 1), sp_));
+  PushHandler(Handler::Breaker(static_cast<uint32_t>(task_.frames.size() - 1), task_.sp));
   return NativeResult::kDone;
 }
 
 NativeResult VM::CloseBreaker(const Handler& h, bool success) {
   std::string name;
   VmHost::BreakerPolicy policy;
-  if (!ParseBreaker(*this, heap_, stack_[h.stack_height - 1], &name, &policy)) return NativeResult::kRaised;
+  if (!ParseBreaker(*this, heap_, task_.stack[h.stack_height - 1], &name, &policy)) return NativeResult::kRaised;
   if (Status s = host_->BreakerExit(name, policy, success); !s.ok()) return Abort(std::move(s));
   return NativeResult::kDone;
 }

@@ -16,7 +16,7 @@ namespace flow {
 constexpr int kJumpSize = 1 + 4;  // a jump instruction: its opcode and J
 
 VM::VM(const Module* module, VmHost* host, Natives natives)
-    : module_(module), host_(host), natives_(natives), stack_(new Value[kStackCapacity]) {
+    : module_(module), host_(host), natives_(natives) {
   // String constants are the first objects of a fresh heap, ids 0..n-1 in order: a
   // checkpoint need not list them, and the collector never frees them (they are roots).
   for (const Constant& c : module->constants) {
@@ -47,26 +47,26 @@ bool VM::SetGlobal(std::string_view name, Value v) {
 }
 
 bool VM::Raise(std::string kind, std::string message, Value data) {
-  pending_error_ = heap_.NewError(std::move(kind), std::move(message), data);
+  task_.pending_error = heap_.NewError(std::move(kind), std::move(message), data);
   return false;
 }
 
 Value VM::ReadUpvalue(uint32_t id) const {
   const UpvalueObj* up = heap_.Get<UpvalueObj>(id);
-  return up->open ? stack_[up->slot] : up->closed;
+  return up->open ? task_.stack[up->slot] : up->closed;
 }
 
 void VM::WriteUpvalue(uint32_t id, Value v) {
   const UpvalueObj* up = heap_.Get<UpvalueObj>(id);
   if (up->open)
-    stack_[up->slot] = v;
+    task_.stack[up->slot] = v;
   else
     heap_.Mutable<UpvalueObj>(id)->closed = v;
 }
 
 uint32_t VM::CaptureUpvalue(uint32_t slot) {
-  auto it = open_upvalues_.end();
-  while (it != open_upvalues_.begin()) {
+  auto it = task_.open_upvalues.end();
+  while (it != task_.open_upvalues.begin()) {
     uint32_t existing = *(it - 1);
     uint32_t s = heap_.Get<UpvalueObj>(existing)->slot;
     if (s == slot) return existing;
@@ -74,17 +74,17 @@ uint32_t VM::CaptureUpvalue(uint32_t slot) {
     --it;
   }
   uint32_t id = heap_.Make<UpvalueObj>(slot);
-  open_upvalues_.insert(it, id);
+  task_.open_upvalues.insert(it, id);
   return id;
 }
 
 void VM::CloseUpvalues(uint32_t from_slot) {
-  while (!open_upvalues_.empty()) {
-    UpvalueObj* up = heap_.Mutable<UpvalueObj>(open_upvalues_.back());
+  while (!task_.open_upvalues.empty()) {
+    UpvalueObj* up = heap_.Mutable<UpvalueObj>(task_.open_upvalues.back());
     if (up->slot < from_slot) break;
-    up->closed = stack_[up->slot];
+    up->closed = task_.stack[up->slot];
     up->open = false;
-    open_upvalues_.pop_back();
+    task_.open_upvalues.pop_back();
   }
 }
 
@@ -92,10 +92,10 @@ void VM::FillTrace(Value error, uint32_t pc) {
   if (error.tag != Tag::kError) return;
   if (!heap_.Get<ErrorObj>(error.ref)->trace.empty()) return;
   ErrorObj* e = heap_.Mutable<ErrorObj>(error.ref);
-  for (size_t i = frames_.size(); i-- > 0;) {
-    const Frame& fr = frames_[i];
+  for (size_t i = task_.frames.size(); i-- > 0;) {
+    const Frame& fr = task_.frames[i];
     const Function& fn = module_->functions[fr.function];
-    uint32_t at = (i + 1 == frames_.size() ? pc : fr.pc);
+    uint32_t at = (i + 1 == task_.frames.size() ? pc : fr.pc);
     uint32_t line = fn.LineAt(at > 0 ? at - 1 : 0);
     e->trace.push_back(fmt::format("{} ({}:{})", fn.name, module_->source_name, line));
   }
@@ -108,14 +108,22 @@ bool VM::MaybeCollect() {
 
 void VM::Collect() {
   std::vector<uint32_t> extra = constant_roots_;
-  for (uint32_t id : open_upvalues_) extra.push_back(id);
-  for (const Frame& f : frames_)
-    if (f.closure != kNoClosure) extra.push_back(f.closure);
+  auto task_roots = [&extra](const Task& task) {
+    for (uint32_t id : task.open_upvalues) extra.push_back(id);
+    for (const Frame& f : task.frames)
+      if (f.closure != kNoClosure) extra.push_back(f.closure);
+  };
+  task_roots(task_);
+  for (const Task& task : parked_) task_roots(task);
   heap_.Collect(
       [this](const std::function<void(Value)>& mark) {
-        for (uint32_t i = 0; i < sp_; ++i) mark(stack_[i]);
+        auto mark_task = [&mark](const Task& task) {
+          for (uint32_t i = 0; i < task.sp; ++i) mark(task.stack[i]);
+          mark(task.pending_error);
+        };
+        mark_task(task_);
+        for (const Task& task : parked_) mark_task(task);
         for (const Value& g : globals_) mark(g);
-        mark(pending_error_);
         mark(uncaught_);
         mark(steps_);
       },
@@ -174,21 +182,29 @@ RunOutcome VM::Dispatch() {
   };
   void* const* labels = budget_.max_instructions > 0 ? kCountingLabels : kLabels;
 
-  Value* const stack = stack_.get();
   Value* const globals = globals_.data();
   const Value* const constants = constants_.data();
   PrepareToRun();
+  // The task's stack moves when it grows (only CallValue grows it): re-derived after it.
+  Value* stack;
+  const Value* stack_end;
+#define RELOAD_STACK()                            \
+  do {                                            \
+    stack = task_.stack.data();                    \
+    stack_end = stack + task_.stack.size();        \
+  } while (0)
+  RELOAD_STACK();
 
   const Function* fn;
   const uint8_t* code;
   const uint8_t* ip;
   Value* base;
-  Value* sp = stack + sp_;
+  Value* sp = stack + task_.sp;
   const ClosureObj* closure;
 
 #define LOAD_FRAME()                                                                    \
   do {                                                                                  \
-    const Frame& f_ = frames_.back();                                                   \
+    const Frame& f_ = task_.frames.back();                                                   \
     fn = &module_->functions[f_.function];                                              \
     code = reinterpret_cast<const uint8_t*>(fn->code.data());                           \
     ip = code + f_.pc;                                                                  \
@@ -197,8 +213,8 @@ RunOutcome VM::Dispatch() {
   } while (0)
 #define SAVE_STATE()                                                   \
   do {                                                                 \
-    frames_.back().pc = static_cast<uint32_t>(ip - code);              \
-    sp_ = static_cast<uint32_t>(sp - stack);                           \
+    task_.frames.back().pc = static_cast<uint32_t>(ip - code);              \
+    task_.sp = static_cast<uint32_t>(sp - stack);                           \
   } while (0)
 #define READ8() (ip += 1, ip[-1])
 #define READ16() (ip += 2, DecodeFixed16(ip - 2))
@@ -208,9 +224,9 @@ RunOutcome VM::Dispatch() {
 // edges or calls while a deadline is open (nothing is read when none is).
 #define CHECK_DEADLINE()                                                              \
   do {                                                                                \
-    if (deadline_ != INT64_MAX && ++deadline_ticks_ >= 1024) {                        \
-      deadline_ticks_ = 0;                                                            \
-      if (host_->NowMs() >= deadline_) {                                              \
+    if (task_.deadline != INT64_MAX && ++task_.deadline_ticks >= 1024) {                        \
+      task_.deadline_ticks = 0;                                                            \
+      if (host_->NowMs() >= task_.deadline) {                                              \
         SAVE_STATE();                                                                 \
         RaiseDeadline();                                                              \
         goto handle_error;                                                            \
@@ -238,8 +254,8 @@ RunOutcome VM::Dispatch() {
   } while (0)
 
   LOAD_FRAME();
-  if (resume_in_doubt_) {
-    resume_in_doubt_ = false;
+  if (task_.resume_in_doubt) {
+    task_.resume_in_doubt = false;
     RaiseInDoubt();
     goto handle_error;
   }
@@ -438,9 +454,9 @@ op_CALL: {
     const ClosureObj* target = heap_.Get<ClosureObj>(callee->ref);
     const Function* target_fn = &module_->functions[target->function];
     uint32_t new_base = static_cast<uint32_t>(callee - stack);
-    if (argc == target_fn->arity && frames_.size() < kMaxFrames && new_base + target_fn->max_stack <= kStackCapacity) {
-      frames_.back().pc = static_cast<uint32_t>(ip - code);
-      frames_.push_back({target->function, callee->ref, 0, new_base});
+    if (argc == target_fn->arity && task_.frames.size() < kMaxFrames && callee + target_fn->max_stack <= stack_end) {
+      task_.frames.back().pc = static_cast<uint32_t>(ip - code);
+      task_.frames.push_back({target->function, callee->ref, 0, new_base});
       fn = target_fn;
       code = reinterpret_cast<const uint8_t*>(fn->code.data());
       ip = code;
@@ -453,7 +469,8 @@ op_CALL: {
   SAVE_STATE();
   if (NativeResult r = CallValue(callee, argc, static_cast<uint32_t>(call_ip - code)); r != NativeResult::kDone)
     NATIVE_NOT_DONE(r);
-  sp = stack + sp_;
+  RELOAD_STACK();
+  sp = stack + task_.sp;
   LOAD_FRAME();
   DISPATCH();
 }
@@ -466,7 +483,7 @@ op_CALL_BUILTIN: {
     if (NativeResult r = RunEffect(id, sp - argc, argc, sp - argc, static_cast<uint32_t>(call_ip - code));
         r != NativeResult::kDone)
       NATIVE_NOT_DONE(r);
-    sp = stack + sp_;
+    sp = stack + task_.sp;
     DISPATCH();
   }
   Value result;
@@ -486,13 +503,15 @@ op_INVOKE: {
     const Value* member = heap_.Get<MapObj>(receiver.ref)->Find(name);
     if (member && (member->tag == Tag::kFunction || member->tag == Tag::kBuiltin)) {
       sp[-argc - 1] = *member;
+      const uint32_t receiver_slot = static_cast<uint32_t>(sp - argc - 1 - stack);
       if (NativeResult r = CallValue(sp - argc - 1, argc, static_cast<uint32_t>(call_ip - code)); r != NativeResult::kDone) {
         // The stack as INVOKE found it: a run stopped at this call (an effect's uncaught
         // budget error) resumes by running the INVOKE again.
-        sp[-argc - 1] = receiver;
+        task_.stack[receiver_slot] = receiver;
         NATIVE_NOT_DONE(r);
       }
-      sp = stack + sp_;
+      RELOAD_STACK();
+      sp = stack + task_.sp;
       LOAD_FRAME();
       DISPATCH();
     }
@@ -506,14 +525,14 @@ op_INVOKE: {
 }
 op_RETURN: {
   Value result = sp[-1];
-  uint32_t depth = static_cast<uint32_t>(frames_.size() - 1);
-  uint32_t frame_base = frames_.back().base;
-  if (!open_upvalues_.empty()) CloseUpvalues(frame_base);
-  if (!handlers_.empty() && handlers_.back().frame_depth >= depth) LeaveHandlers(depth);
-  frames_.pop_back();
+  uint32_t depth = static_cast<uint32_t>(task_.frames.size() - 1);
+  uint32_t frame_base = task_.frames.back().base;
+  if (!task_.open_upvalues.empty()) CloseUpvalues(frame_base);
+  if (!task_.handlers.empty() && task_.handlers.back().frame_depth >= depth) LeaveHandlers(depth);
+  task_.frames.pop_back();
   sp = stack + frame_base;
-  if (frames_.empty()) {
-    sp_ = static_cast<uint32_t>(sp - stack);
+  if (task_.frames.empty()) {
+    task_.sp = static_cast<uint32_t>(sp - stack);
     return RunOutcome::kCompleted;
   }
   *sp++ = result;
@@ -580,15 +599,15 @@ op_THROW:
   ThrowValue(*sp);
   goto handle_error;
 op_TRY_BEGIN:
-  PushHandler(Handler::Try(static_cast<uint32_t>(frames_.size() - 1), static_cast<uint32_t>(sp - stack), READ32()));
+  PushHandler(Handler::Try(static_cast<uint32_t>(task_.frames.size() - 1), static_cast<uint32_t>(sp - stack), READ32()));
   DISPATCH();
 op_POP_HANDLER:
-  if (handlers_.empty() || handlers_.back().frame_depth != frames_.size() - 1) {
+  if (task_.handlers.empty() || task_.handlers.back().frame_depth != task_.frames.size() - 1) {
     SAVE_STATE();
     Raise("fatal", "bytecode ends a try that it did not begin");
     goto handle_error;
   }
-  handlers_.pop_back();
+  task_.handlers.pop_back();
   RecomputeDeadline();
   DISPATCH();
 op_STEP_BEGIN: {
@@ -621,7 +640,7 @@ op_BREAKER_BEGIN:
 op_BREAKER_END:
   SAVE_STATE();
   if (!EndsOpenHandler(HandlerKind::kBreaker)) goto handle_error;
-  if (NativeResult r = CloseBreaker(handlers_.back(), true); r != NativeResult::kDone) NATIVE_NOT_DONE(r);
+  if (NativeResult r = CloseBreaker(task_.handlers.back(), true); r != NativeResult::kDone) NATIVE_NOT_DONE(r);
   goto close_handler;
 op_RETRY_END:
   SAVE_STATE();
@@ -632,7 +651,7 @@ op_TIMEOUT_END:
   if (!EndsOpenHandler(HandlerKind::kTimeout)) goto handle_error;
 close_handler:
   // The body's value takes the operand's slot; the handler closes.
-  handlers_.pop_back();
+  task_.handlers.pop_back();
   RecomputeDeadline();
   sp[-2] = sp[-1];
   --sp;
@@ -696,11 +715,13 @@ op_RANGE_LOOP: {
 handle_error : {
   RunOutcome stop;
   if (!HandleError(&stop)) return stop;
+  RELOAD_STACK();
   LOAD_FRAME();
-  sp = stack + sp_;
+  sp = stack + task_.sp;
   DISPATCH();
 }
 #undef LOAD_FRAME
+#undef RELOAD_STACK
 #undef SAVE_STATE
 #undef READ8
 #undef READ16
@@ -713,24 +734,24 @@ handle_error : {
 
 // Unwinds a raised error (the state saved by whoever raised it) to the innermost handler
 // that takes it. Timeouts and steps are left; a retry may run its body again. True when
-// execution goes on at the handler (frames_, sp_ and its pc set), false with *stop the
+// execution goes on at the handler (task_.frames, task_.sp and its pc set), false with *stop the
 // outcome the run ends with.
 bool VM::HandleError(RunOutcome* stop) {
-  FillTrace(pending_error_, frames_.back().pc);
-  const Value raised = pending_error_;
+  FillTrace(task_.pending_error, task_.frames.back().pc);
+  const Value raised = task_.pending_error;
   bool retry_wait = false;
   for (;;) {
-    if (handlers_.empty() || budget_final_) {  // a final budget error stops the run
+    if (task_.handlers.empty() || budget_final_) {  // a final budget error stops the run
       *stop = StopUncaught();
       return false;
     }
-    Handler& h = handlers_.back();
+    Handler& h = task_.handlers.back();
     if (h.kind == HandlerKind::kTry) {
       Handler try_handler = h;
-      handlers_.pop_back();
-      Value error = pending_error_;
+      task_.handlers.pop_back();
+      Value error = task_.pending_error;
       CutToHandler(try_handler, try_handler.catch_pc);
-      stack_[sp_++] = error;  // the catch variable
+      task_.stack[task_.sp++] = error;  // the catch variable
       break;
     }
     if (h.kind == HandlerKind::kRetry && RetryAfterError(h)) {
@@ -742,20 +763,20 @@ bool VM::HandleError(RunOutcome* stop) {
     }
     if (h.kind == HandlerKind::kBreaker) {
       Handler breaker = h;
-      Value error = pending_error_;
+      Value error = task_.pending_error;
       if (CloseBreaker(breaker, false) == NativeResult::kAborted) {
         *stop = RunOutcome::kAborted;
         return false;
       }
-      pending_error_ = error;
+      task_.pending_error = error;
     }
-    handlers_.pop_back();
+    task_.handlers.pop_back();
     RecomputeDeadline();
   }
-  if (effect_raised_) {
+  if (task_.effect_raised) {
     // The effect's error has reached its handler: that state is the checkpoint.
-    effect_raised_ = false;
-    Status s = journal_->AfterEffect(*this, effects_done_, raised_builtin_, raised, true);
+    task_.effect_raised = false;
+    Status s = journal_->AfterEffect(*this, effects_done_, task_.raised_builtin, raised, true);
     if (!s.ok()) {
       abort_status_ = s;
       *stop = RunOutcome::kAborted;
@@ -767,25 +788,25 @@ bool VM::HandleError(RunOutcome* stop) {
 
 // Frames, upvalues and stack cut back to handler h; execution resumes at resume_pc.
 void VM::CutToHandler(const Handler& h, uint32_t resume_pc) {
-  frames_.resize(h.frame_depth + 1);
+  task_.frames.resize(h.frame_depth + 1);
   CloseUpvalues(h.stack_height);
-  sp_ = h.stack_height;
-  pending_error_ = Value::Null();
-  frames_.back().pc = resume_pc;
+  task_.sp = h.stack_height;
+  task_.pending_error = Value::Null();
+  task_.frames.back().pc = resume_pc;
 }
 
 // No handler took the error: the run ends failed.
 RunOutcome VM::StopUncaught() {
-  uncaught_ = pending_error_;
-  if (effect_raised_) {
-    effect_raised_ = false;
+  uncaught_ = task_.pending_error;
+  if (task_.effect_raised) {
+    task_.effect_raised = false;
     // No handler took the effect's error: the run stops at the call itself, its
     // handlers and step count as they were, so that resuming it (a budget stop may be
     // resumed with a new budget) makes the call again, with the same idempotency key.
-    handlers_ = std::move(raised_handlers_);
-    frames_.back().pc = raised_call_pc_;
+    task_.handlers = std::move(task_.raised_handlers);
+    task_.frames.back().pc = task_.raised_call_pc;
     RecomputeDeadline();
-    Status s = journal_->AfterEffect(*this, effects_done_, raised_builtin_, uncaught_, true);
+    Status s = journal_->AfterEffect(*this, effects_done_, task_.raised_builtin, uncaught_, true);
     if (!s.ok()) {
       abort_status_ = s;
       return RunOutcome::kAborted;
@@ -797,7 +818,7 @@ RunOutcome VM::StopUncaught() {
 // A retry's wait before its body runs again: durable, so it may suspend the run.
 bool VM::WaitBeforeRetry(RunOutcome* stop) {
   bool suspended;
-  if (Status s = WaitDurably(retry_wait_ms_, &suspended); !s.ok()) {
+  if (Status s = WaitDurably(task_.retry_wait_ms, &suspended); !s.ok()) {
     abort_status_ = s;
     *stop = RunOutcome::kAborted;
     return false;
@@ -811,16 +832,24 @@ bool VM::WaitBeforeRetry(RunOutcome* stop) {
 
 // A `return` leaves the handlers its frame opened (a timeout's deadline with them).
 void VM::LeaveHandlers(uint32_t depth) {
-  while (!handlers_.empty() && handlers_.back().frame_depth >= depth) handlers_.pop_back();
+  while (!task_.handlers.empty() && task_.handlers.back().frame_depth >= depth) task_.handlers.pop_back();
   RecomputeDeadline();
 }
 
+void VM::GrowStack(uint32_t needed) {
+  constexpr uint32_t kInitialStack = 256;  // values: 4 KiB
+  std::vector<Value>& stack = task_.stack;
+  const uint32_t doubled = static_cast<uint32_t>(std::min<size_t>(kStackCapacity, stack.size() * 2));
+  stack.resize(std::max({needed, doubled, kInitialStack}), Value::Null());
+}
+
 void VM::PrepareToRun() {
-  if (!frames_.empty()) return;  // restored, or already prepared
-  frames_.reserve(256);
-  stack_[0] = Value::Null();
-  sp_ = 1;
-  frames_.push_back({0, kNoClosure, 0, 0});
+  if (!task_.frames.empty()) return;  // restored, or already prepared
+  task_.frames.reserve(256);
+  GrowStack(module_->functions[0].max_stack + 1);
+  task_.stack[0] = Value::Null();
+  task_.sp = 1;
+  task_.frames.push_back({0, kNoClosure, 0, 0});
 }
 
 void VM::SetJournal(EffectJournal* journal) {
@@ -862,16 +891,16 @@ NativeResult VM::RunEffect(uint16_t id, Value* args, int argc, Value* result_slo
   }
   const bool ok = r == NativeResult::kDone;
   if (!ok) {
-    effect_raised_ = journal_ != nullptr;
-    raised_builtin_ = id;
-    raised_call_pc_ = call_pc;
-    raised_handlers_ = handlers_;  // before the step counts the effect
+    task_.effect_raised = journal_ != nullptr;
+    task_.raised_builtin = id;
+    task_.raised_call_pc = call_pc;
+    task_.raised_handlers = task_.handlers;  // before the step counts the effect
   }
   effects_done_ = seq;
-  if (step >= 0) ++handlers_[step].effects_done;
+  if (step >= 0) ++task_.handlers[step].effects_done;
   if (!ok) return NativeResult::kRaised;
   *result_slot = result;
-  sp_ = static_cast<uint32_t>(result_slot - stack_.get()) + 1;
+  task_.sp = static_cast<uint32_t>(result_slot - task_.stack.data()) + 1;
   if (!journal_) return NativeResult::kDone;
   if (Status s = journal_->AfterEffect(*this, seq, id, result, false); !s.ok()) {
     abort_status_ = s;
@@ -884,16 +913,16 @@ NativeResult VM::RunEffect(uint16_t id, Value* args, int argc, Value* result_slo
 // the effects the innermost step has done (retry attempts rewind that count, see
 // RetryAfterError).
 int VM::EnterEffectScope() {
-  effect_scope_.clear();
-  Handler* step = EnclosingStep(handlers_.size());
+  task_.effect_scope.clear();
+  Handler* step = EnclosingStep(task_.handlers.size());
   if (!step) return -1;
-  effect_scope_ = heap_.StringOf(stack_[step->stack_height - 1]) + "/" + std::to_string(step->effects_done + 1);
-  return static_cast<int>(step - handlers_.data());
+  task_.effect_scope = heap_.StringOf(task_.stack[step->stack_height - 1]) + "/" + std::to_string(step->effects_done + 1);
+  return static_cast<int>(step - task_.handlers.data());
 }
 
 Handler* VM::EnclosingStep(size_t below) {
   for (size_t i = below; i-- > 0;)
-    if (handlers_[i].kind == HandlerKind::kStep) return &handlers_[i];
+    if (task_.handlers[i].kind == HandlerKind::kStep) return &task_.handlers[i];
   return nullptr;
 }
 
@@ -910,11 +939,11 @@ Status VM::WaitDurably(int64_t ms, bool* suspended) {
   uint64_t seq = effects_done_ + 1;
   const uint16_t sleep_id = static_cast<uint16_t>(Builtin::SLEEP);
   Value arg = Value::Int(ms);
-  effect_scope_.clear();
+  task_.effect_scope.clear();
   if (Status s = journal_->BeforeEffect(*this, seq, sleep_id, &arg, 1); !s.ok()) return s;
   int64_t wake_ms;
   if (host_->ShouldSuspend(ms, &wake_ms)) {
-    suspension_ = {wake_ms, ""};
+    task_.suspension = {wake_ms, ""};
     *suspended = true;
     return Status::Ok();
   }
@@ -924,12 +953,12 @@ Status VM::WaitDurably(int64_t ms, bool* suspended) {
 }
 
 // Calls the value at callee_slot with the argc values above it (the frame's pc already past
-// the call instruction at call_pc). kDone: a Flow function has a new frame (sp_ is its base
+// the call instruction at call_pc). kDone: a Flow function has a new frame (task_.sp is its base
 // + arity + 1), or a builtin's result has replaced the callee. An effectful builtin runs
 // between the journal's records (RunEffect), however it is reached: `f(x)` or `m.f(x)`.
 NativeResult VM::CallValue(Value* callee_slot, int argc, uint32_t call_pc) {
   Value callee = *callee_slot;
-  Value* stack = stack_.get();
+  Value* stack = task_.stack.data();
   if (callee.tag == Tag::kFunction) {
     const ClosureObj* c = heap_.Get<ClosureObj>(callee.ref);
     const Function& target = module_->functions[c->function];
@@ -939,12 +968,13 @@ NativeResult VM::CallValue(Value* callee_slot, int argc, uint32_t call_pc) {
       return NativeResult::kRaised;
     }
     uint32_t base = static_cast<uint32_t>(callee_slot - stack);
-    if (frames_.size() >= kMaxFrames || base + target.max_stack > kStackCapacity) {
-      Raise("stack_overflow", fmt::format("call depth exceeded {} frames", frames_.size()));
+    if (task_.frames.size() >= kMaxFrames || base + target.max_stack > kStackCapacity) {
+      Raise("stack_overflow", fmt::format("call depth exceeded {} frames", task_.frames.size()));
       return NativeResult::kRaised;
     }
-    frames_.push_back({c->function, callee.ref, 0, base});
-    sp_ = base + argc + 1;
+    if (base + target.max_stack > task_.stack.size()) GrowStack(base + target.max_stack);
+    task_.frames.push_back({c->function, callee.ref, 0, base});
+    task_.sp = base + argc + 1;
     if (heap_.ShouldCollect() && !MaybeCollect()) return NativeResult::kRaised;
     return NativeResult::kDone;
   }
@@ -959,7 +989,7 @@ NativeResult VM::CallValue(Value* callee_slot, int argc, uint32_t call_pc) {
     Value result;
     if (NativeResult r = natives_.builtins[id](*this, callee_slot + 1, argc, &result); r != NativeResult::kDone) return r;
     *callee_slot = result;
-    sp_ = static_cast<uint32_t>(callee_slot - stack) + 1;
+    task_.sp = static_cast<uint32_t>(callee_slot - stack) + 1;
     return NativeResult::kDone;
   }
   Raise("type", fmt::format("cannot call {}", TypeName(callee.tag)));

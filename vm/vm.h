@@ -18,6 +18,7 @@
 #include "vm/error_report.h"
 #include "vm/heap.h"
 #include "vm/journal.h"
+#include "vm/task.h"
 #include "vm/value.h"
 
 namespace flow {
@@ -90,70 +91,6 @@ struct Natives {
   MethodFn invoke_method = nullptr;
 };
 
-struct Frame {
-  uint32_t function;  // index into Module::functions
-  uint32_t closure;   // heap id of the ClosureObj, or kNoClosure for the top level
-  uint32_t pc;        // saved when the frame is not running
-  uint32_t base;      // stack index of slot 0 (the callee)
-};
-inline constexpr uint32_t kNoClosure = UINT32_MAX;
-
-// An open try, retry, timeout, step or breaker, innermost last. Plain data, like everything
-// the VM holds: it is part of every checkpoint. Each kind has fields of its own, each with
-// one meaning; a kind leaves the others' at zero, and a checkpoint writes only its own
-// (docs/checkpoint.md, "VM header"). The kinds' values are on disk: do not change them.
-enum class HandlerKind : uint8_t { kTry = 0, kRetry = 1, kTimeout = 2, kStep = 3, kBreaker = 4 };
-struct Handler {
-  HandlerKind kind = HandlerKind::kTry;
-  uint32_t frame_depth = 0;   // index of the frame that opened it
-  uint32_t stack_height = 0;  // try: what an error cuts the stack to; retry: the body's start
-                              // height; timeout, step, breaker: the height with its operand
-                              // (duration, key, name and options)
-  // try
-  uint32_t catch_pc = 0;  // where an error it takes goes on
-  // retry
-  uint32_t body_pc = 0;   // the body's start, where each attempt begins
-  uint32_t attempts = 0;  // attempts begun (1 while the first runs)
-  // The enclosing step's effects_done when the retry began. Each attempt counts its effects
-  // from there again, so a retried call carries the same idempotency key as before.
-  uint32_t step_effects_at_open = 0;
-  // timeout
-  int64_t deadline_ms = 0;  // absolute, on the run's clock
-  // step
-  uint32_t begin_pc = 0;      // its STEP_BEGIN (whose operand says `once`)
-  uint32_t effects_done = 0;  // the next effect inside it is number effects_done + 1 (its key)
-  int64_t started_ms = 0;     // when it began, on the run's clock: its duration is in the history
-  // The earliest deadline of the timeouts open at this handler's level (its own
-  // included): derived when it is pushed (and on restore), never checkpointed, so that
-  // opening and closing a handler is O(1) however deep they nest.
-  int64_t deadline_in_force = INT64_MAX;
-
-  static Handler Try(uint32_t depth, uint32_t height, uint32_t catch_pc) {
-    Handler h{HandlerKind::kTry, depth, height};
-    h.catch_pc = catch_pc;
-    return h;
-  }
-  static Handler Retry(uint32_t depth, uint32_t height, uint32_t body_pc, uint32_t step_effects_at_open) {
-    Handler h{HandlerKind::kRetry, depth, height};
-    h.body_pc = body_pc;
-    h.attempts = 1;
-    h.step_effects_at_open = step_effects_at_open;
-    return h;
-  }
-  static Handler Timeout(uint32_t depth, uint32_t height, int64_t deadline_ms) {
-    Handler h{HandlerKind::kTimeout, depth, height};
-    h.deadline_ms = deadline_ms;
-    return h;
-  }
-  static Handler Step(uint32_t depth, uint32_t height, uint32_t begin_pc, int64_t started_ms) {
-    Handler h{HandlerKind::kStep, depth, height};
-    h.begin_pc = begin_pc;
-    h.started_ms = started_ms;
-    return h;
-  }
-  static Handler Breaker(uint32_t depth, uint32_t height) { return {HandlerKind::kBreaker, depth, height}; }
-};
-
 // Limits on a run, against runaway agents: exceeding one raises kind `budget`. Each budget
 // grants one grace per run: the first time, the handler that catches the error may clean
 // up (10 effects, 10,000 instructions, 1 s, no more tokens, an eighth more memory); past
@@ -186,12 +123,6 @@ enum class RunOutcome {
   kSuspended,  // waiting on a timer or a signal: suspension()
   kOutOfMemory,  // an allocation failed (std::bad_alloc): the state since the last
                  // checkpoint is lost, the run stops there
-};
-
-// Why a run suspended: what it waits for, and until when.
-struct Suspension {
-  int64_t wake_ms = 0;     // the timer's or the wait's timeout end (run's clock); 0: none
-  std::string signal;      // the signal waited for, or ""
 };
 
 // Receives what changed since the previous checkpoint, encoded (docs/checkpoint.md), in
@@ -246,11 +177,11 @@ class VM {
   // The scope of the effect being run inside a step: "KEY/n" (the n-th effect of step KEY
   // in this execution of it), or "" outside steps. The journal builds idempotency keys
   // RUN/KEY/n from it.
-  const std::string& effect_scope() const { return effect_scope_; }
+  const std::string& effect_scope() const { return task_.effect_scope; }
   // The earliest deadline of the open timeouts (ms on the run's clock), or INT64_MAX.
-  int64_t deadline() const { return deadline_; }
+  int64_t deadline() const { return task_.deadline; }
   // True after restoring a checkpoint taken inside an open `once` step.
-  bool resumes_in_doubt() const { return resume_in_doubt_; }
+  bool resumes_in_doubt() const { return task_.resume_in_doubt; }
   // On such a resume, the effect that was in flight (number `seq`) is counted as done, in
   // doubt: what runs next gets the next number, and the next idempotency key.
   void CountInDoubtEffect(uint64_t seq);
@@ -287,10 +218,10 @@ class VM {
   // For builtins: a wait asks the run to suspend instead of blocking; the effect stays
   // in flight and runs again (and decides again) on resume. `return vm.Suspend(...)`.
   NativeResult Suspend(Suspension s) {
-    suspension_ = std::move(s);
+    task_.suspension = std::move(s);
     return NativeResult::kSuspended;
   }
-  const Suspension& suspension() const { return suspension_; }
+  const Suspension& suspension() const { return task_.suspension; }
   // For builtins: the store is damaged or failed (a run's mailbox), which no script may
   // catch: the run stops (kAborted, abort_status()) with the effect still in flight.
   NativeResult Abort(Status s) {
@@ -304,7 +235,11 @@ class VM {
   const Module& module() const { return *module_; }
   bool Raise(std::string kind, std::string message, Value data = Value::Null());
 
-  static constexpr uint32_t kStackCapacity = 1u << 20;  // values; about 16 MiB reserved, touched as used
+  // The most a task's stack grows to (values, about 16 MiB); past it a call raises
+  // stack_overflow.
+  static constexpr uint32_t kStackCapacity = 1u << 20;
+  // Values the running task's stack holds room for now (it grows on demand).
+  uint32_t stack_capacity() const { return static_cast<uint32_t>(task_.stack.size()); }
   static constexpr uint32_t kMaxFrames = 100'000;
 
  private:
@@ -352,6 +287,9 @@ class VM {
   bool RaiseBudget(BudgetKind kind, uint64_t limit, std::string message);
   [[gnu::noinline]] bool RaiseMemoryBudget();
   RunOutcome Dispatch();
+  // Makes the running task's stack hold at least `needed` values (needed <= kStackCapacity).
+  // Moves it: pointers into it are stale after.
+  [[gnu::noinline]] void GrowStack(uint32_t needed);
   // The error path of Dispatch: unwinding to a handler, a run's end on an uncaught error,
   // a retry's wait.
   [[gnu::cold, gnu::noinline]] bool HandleError(RunOutcome* stop);
@@ -381,36 +319,27 @@ class VM {
   std::vector<Value> constants_;  // module constants as values (strings on the heap)
   std::vector<uint32_t> constant_roots_;
   std::vector<Value> globals_;
-  std::unique_ptr<Value[]> stack_;
-  uint32_t sp_ = 0;  // next free stack index
-  std::vector<Frame> frames_;
-  std::vector<Handler> handlers_;
-  std::vector<uint32_t> open_upvalues_;  // ids, sorted by slot
-  Value pending_error_ = Value::Null();
+  // The run's tasks. The running one's record lives in the VM itself, so the dispatch loop
+  // reaches its fields at fixed offsets from `this`, as fast as when they were the VM's own;
+  // the others wait in parked_ (none yet: a run has one task, the top level). Switching
+  // tasks swaps records, which moves vectors, not values. What stays in the VM is run-wide:
+  // globals, heap, constants, steps, budgets and their graces, the journal, the effect
+  // count (idempotency keys number a run's effects), instructions and tokens, and the run's
+  // outcome (uncaught_, abort_status_, budget_final_: a final budget stops the whole run).
+  Task task_;
+  std::vector<Task> parked_;
   Value uncaught_ = Value::Null();
   EffectJournal* journal_ = nullptr;
   uint64_t effects_done_ = 0;
-  bool effect_raised_ = false;  // an effect raised: checkpoint once the error has landed
-  uint16_t raised_builtin_ = 0;
-  // Where that effect was called, with the handlers as they were: if no handler takes its
-  // error, the checkpoint is that state, so a resumed run (after a budget stop) calls again.
-  uint32_t raised_call_pc_ = 0;
-  std::vector<Handler> raised_handlers_;
   Status abort_status_;
   std::vector<uint32_t> changed_ids_;  // scratch for EncodeCheckpoint
   std::string record_scratch_;         // likewise: one record at a time
   Value steps_ = Value::Null();        // map: key of each completed step -> its value
-  int64_t deadline_ = INT64_MAX;       // derived from the open timeouts
-  uint32_t deadline_ticks_ = 0;        // back edges since the clock was last read
-  std::string effect_scope_;
-  bool resume_in_doubt_ = false;       // restored inside an open `once` step
-  int64_t retry_wait_ms_ = 0;          // set by RetryAfterError
   Budget budget_;                    // as given
   Budget limits_{UINT64_MAX, UINT64_MAX, INT64_MAX, UINT64_MAX, UINT64_MAX};  // as enforced
                                                                              // (MAX: none)
   BudgetGrace graces_[kBudgetKinds];  // checkpointed
   bool budget_final_ = false;        // the pending `budget` error stops the run
-  Suspension suspension_;
   uint64_t instructions_ = 0;          // counted only under an instruction budget
   uint64_t tokens_used_ = 0;
 };

@@ -174,7 +174,7 @@ bool VM::Negate(Value a, Value* out) {
 bool VM::ThrowValue(Value v) {
   if (v.tag != Tag::kError)
     return Raise("type", fmt::format("throw takes an error value (made by error(kind, message)), not {}", TypeName(v.tag)));
-  pending_error_ = v;
+  task_.pending_error = v;
   return false;
 }
 

@@ -108,6 +108,53 @@ TEST(Vm, DeepRecursionIsACatchableErrorNotACrash) {
   EXPECT_EQ(r.output, "stack_overflow\n");
 }
 
+// A task's stack grows on demand: an idle VM holds a few KiB, not the 16 MiB its deepest
+// recursion may use; recursion still goes as deep as before, and past the limit (frames
+// or values) it raises the same stack_overflow error.
+struct DeepRun {
+  RunOutcome outcome;
+  std::string output;
+  uint32_t idle_capacity;
+  uint32_t final_capacity;
+};
+DeepRun RunDeep(const std::string& source) {
+  Module module = testing::Compile(source);
+  testing::CaptureHost host;
+  VM vm(&module, &host, stdlib::GetNatives());
+  vm.PrepareToRun();
+  DeepRun r{RunOutcome::kFailed, "", vm.stack_capacity(), 0};
+  r.outcome = vm.Run();
+  r.output = host.output;
+  r.final_capacity = vm.stack_capacity();
+  return r;
+}
+
+TEST(Vm, StackGrowsOnDemandUpToTheSameLimit) {
+  DeepRun idle = RunDeep("print(1)");
+  EXPECT_EQ(idle.output, "1\n");
+  EXPECT_LE(uint64_t{idle.final_capacity} * sizeof(Value), 64u * 1024) << "an idle task reserves little";
+
+  // 90,000 frames deep (the frame limit is 100,000): the stack grows to hold them.
+  DeepRun deep = RunDeep("fn down(n) { if n == 0 { return 0 }\n return down(n - 1) + 1 }\nprint(down(90000))");
+  ASSERT_EQ(deep.outcome, RunOutcome::kCompleted);
+  EXPECT_EQ(deep.output, "90000\n");
+  EXPECT_GT(deep.final_capacity, 90'000u);
+  EXPECT_GT(deep.final_capacity, deep.idle_capacity);
+  EXPECT_LE(deep.final_capacity, VM::kStackCapacity);
+
+  // Past the frame limit, and past the value limit (frames of 40 locals reach 1M values
+  // before 100,000 frames): the same catchable error as with a reserved stack.
+  const char* kCatch = "try { down(0) } catch e { print(e.kind, e.message.starts_with(\"call depth exceeded \")) }";
+  DeepRun frames = RunDeep(std::string("fn down(n) { return down(n + 1) }\n") + kCatch);
+  EXPECT_EQ(frames.output, "stack_overflow true\n");
+  std::string locals;
+  for (int i = 0; i < 40; ++i) locals += fmt::format("let v{} = n\n", i);
+  DeepRun values = RunDeep("fn down(n) {\n" + locals + " return down(n + 1) }\n" + kCatch);
+  EXPECT_EQ(values.output, "stack_overflow true\n");
+  EXPECT_LE(values.final_capacity, VM::kStackCapacity);
+  EXPECT_GT(values.final_capacity, VM::kStackCapacity / 2);
+}
+
 TEST(Vm, CollectorKeepsLongLoopsInBoundedMemory) {
   // Two million short-lived strings and lists: without collection all would stay live.
   auto r = RunProgram(

@@ -1,0 +1,113 @@
+// One thread of execution of a run: its value stack, frames, handlers and what it waits
+// for. The VM (the run-wide half: globals, heap, constants, steps, budgets, journal) holds
+// its tasks beside it, as Lua keeps a lua_State per coroutine beside one global_State.
+// For now a run has exactly one task, the top level.
+#pragma once
+#include <cstdint>
+
+#include <string>
+#include <vector>
+
+#include "vm/value.h"
+
+namespace flow {
+
+struct Frame {
+  uint32_t function;  // index into Module::functions
+  uint32_t closure;   // heap id of the ClosureObj, or kNoClosure for the top level
+  uint32_t pc;        // saved when the frame is not running
+  uint32_t base;      // stack index of slot 0 (the callee)
+};
+inline constexpr uint32_t kNoClosure = UINT32_MAX;
+
+// An open try, retry, timeout, step or breaker, innermost last. Plain data, like everything
+// the VM holds: it is part of every checkpoint. Each kind has fields of its own, each with
+// one meaning; a kind leaves the others' at zero, and a checkpoint writes only its own
+// (docs/checkpoint.md, "VM header"). The kinds' values are on disk: do not change them.
+enum class HandlerKind : uint8_t { kTry = 0, kRetry = 1, kTimeout = 2, kStep = 3, kBreaker = 4 };
+struct Handler {
+  HandlerKind kind = HandlerKind::kTry;
+  uint32_t frame_depth = 0;   // index of the frame that opened it
+  uint32_t stack_height = 0;  // try: what an error cuts the stack to; retry: the body's start
+                              // height; timeout, step, breaker: the height with its operand
+                              // (duration, key, name and options)
+  // try
+  uint32_t catch_pc = 0;  // where an error it takes goes on
+  // retry
+  uint32_t body_pc = 0;   // the body's start, where each attempt begins
+  uint32_t attempts = 0;  // attempts begun (1 while the first runs)
+  // The enclosing step's effects_done when the retry began. Each attempt counts its effects
+  // from there again, so a retried call carries the same idempotency key as before.
+  uint32_t step_effects_at_open = 0;
+  // timeout
+  int64_t deadline_ms = 0;  // absolute, on the run's clock
+  // step
+  uint32_t begin_pc = 0;      // its STEP_BEGIN (whose operand says `once`)
+  uint32_t effects_done = 0;  // the next effect inside it is number effects_done + 1 (its key)
+  int64_t started_ms = 0;     // when it began, on the run's clock: its duration is in the history
+  // The earliest deadline of the timeouts open at this handler's level (its own
+  // included): derived when it is pushed (and on restore), never checkpointed, so that
+  // opening and closing a handler is O(1) however deep they nest.
+  int64_t deadline_in_force = INT64_MAX;
+
+  static Handler Try(uint32_t depth, uint32_t height, uint32_t catch_pc) {
+    Handler h{HandlerKind::kTry, depth, height};
+    h.catch_pc = catch_pc;
+    return h;
+  }
+  static Handler Retry(uint32_t depth, uint32_t height, uint32_t body_pc, uint32_t step_effects_at_open) {
+    Handler h{HandlerKind::kRetry, depth, height};
+    h.body_pc = body_pc;
+    h.attempts = 1;
+    h.step_effects_at_open = step_effects_at_open;
+    return h;
+  }
+  static Handler Timeout(uint32_t depth, uint32_t height, int64_t deadline_ms) {
+    Handler h{HandlerKind::kTimeout, depth, height};
+    h.deadline_ms = deadline_ms;
+    return h;
+  }
+  static Handler Step(uint32_t depth, uint32_t height, uint32_t begin_pc, int64_t started_ms) {
+    Handler h{HandlerKind::kStep, depth, height};
+    h.begin_pc = begin_pc;
+    h.started_ms = started_ms;
+    return h;
+  }
+  static Handler Breaker(uint32_t depth, uint32_t height) { return {HandlerKind::kBreaker, depth, height}; }
+};
+
+// Why a run suspended: what it waits for, and until when.
+struct Suspension {
+  int64_t wake_ms = 0;     // the timer's or the wait's timeout end (run's clock); 0: none
+  std::string signal;      // the signal waited for, or ""
+};
+
+struct Task {
+  // The value stack, grown on demand (VM::GrowStack) up to VM::kStackCapacity: an idle task
+  // holds a few KiB, not the 16 MiB a deep one may reach. Growing moves it: raw pointers
+  // into it are re-derived after any call that may grow it (a Flow function's frame push).
+  std::vector<Value> stack;
+  uint32_t sp = 0;  // next free stack index
+  std::vector<Frame> frames;
+  std::vector<Handler> handlers;
+  std::vector<uint32_t> open_upvalues;  // ids, sorted by slot
+  Value pending_error = Value::Null();
+  // The scope of the effect being run inside a step ("KEY/n"), or "".
+  std::string effect_scope;
+  // An effect raised: checkpoint once the error has landed.
+  bool effect_raised = false;
+  uint16_t raised_builtin = 0;
+  // Where that effect was called, with the handlers as they were: if no handler takes its
+  // error, the checkpoint is that state, so a resumed run (after a budget stop) calls again.
+  uint32_t raised_call_pc = 0;
+  std::vector<Handler> raised_handlers;
+  // Timeouts cut only the waits of the task they are in: the deadline derives from its
+  // handlers.
+  int64_t deadline = INT64_MAX;  // derived from the open timeouts
+  uint32_t deadline_ticks = 0;   // back edges since the clock was last read
+  bool resume_in_doubt = false;  // restored inside an open `once` step
+  int64_t retry_wait_ms = 0;     // set by RetryAfterError
+  Suspension suspension;         // what it waits for, once it suspends
+};
+
+}  // namespace flow
