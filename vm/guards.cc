@@ -45,7 +45,8 @@ struct RetryOptions {
 
 // The innermost handler carries the earliest deadline of the open timeouts.
 void VM::RecomputeDeadline() {
-  task_.deadline = task_.handlers.empty() ? limits_.deadline_ms : std::min(limits_.deadline_ms, task_.handlers.back().deadline_in_force);
+  task_.deadline = task_.handlers.empty() ? limits_.deadline_ms
+                                         : std::min(limits_.deadline_ms, task_.handlers.back().deadline_in_force);
 }
 
 void VM::PushHandler(Handler h) {
@@ -55,7 +56,8 @@ void VM::PushHandler(Handler h) {
 }
 
 bool VM::EndsOpenHandler(HandlerKind kind) {
-  if (!task_.handlers.empty() && task_.handlers.back().kind == kind && task_.handlers.back().frame_depth == task_.frames.size() - 1)
+  if (!task_.handlers.empty() && task_.handlers.back().kind == kind &&
+      task_.handlers.back().frame_depth == task_.frames.size() - 1)
     return true;
   return Raise("fatal", "bytecode ends a handler that it did not begin");
 }
@@ -237,7 +239,8 @@ bool VM::RetryAfterError(Handler& h) {
     ++h.attempts;
     // The next attempt counts the step's effects from where this retry began: its calls
     // are the same calls again, with the same idempotency keys.
-    if (Handler* step = EnclosingStep(static_cast<size_t>(&h - task_.handlers.data()))) step->effects_done = h.step_effects_at_open;
+    if (Handler* step = EnclosingStep(static_cast<size_t>(&h - task_.handlers.data())))
+      step->effects_done = h.step_effects_at_open;
     return true;
   }
   // Giving up: the last error goes on, with the attempts made in its data.

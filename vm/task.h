@@ -1,7 +1,9 @@
 // One thread of execution of a run: its value stack, frames, handlers and what it waits
 // for. The VM (the run-wide half: globals, heap, constants, steps, budgets, journal) holds
 // its tasks beside it, as Lua keeps a lua_State per coroutine beside one global_State.
-// For now a run has exactly one task, the top level.
+// For now a run has exactly one task, the top level. The running task's record lives in
+// the VM itself (VM::task_), so the dispatch loop reaches its fields as it reached the
+// VM's own; a switch would swap records with the parked ones (vectors move, not values).
 #pragma once
 #include <cstdint>
 

@@ -188,10 +188,10 @@ RunOutcome VM::Dispatch() {
   // The task's stack moves when it grows (only CallValue grows it): re-derived after it.
   Value* stack;
   const Value* stack_end;
-#define RELOAD_STACK()                            \
-  do {                                            \
-    stack = task_.stack.data();                    \
-    stack_end = stack + task_.stack.size();        \
+#define RELOAD_STACK()                      \
+  do {                                      \
+    stack = task_.stack.data();             \
+    stack_end = stack + task_.stack.size(); \
   } while (0)
   RELOAD_STACK();
 
@@ -204,7 +204,7 @@ RunOutcome VM::Dispatch() {
 
 #define LOAD_FRAME()                                                                    \
   do {                                                                                  \
-    const Frame& f_ = task_.frames.back();                                                   \
+    const Frame& f_ = task_.frames.back();                                              \
     fn = &module_->functions[f_.function];                                              \
     code = reinterpret_cast<const uint8_t*>(fn->code.data());                           \
     ip = code + f_.pc;                                                                  \
@@ -213,8 +213,8 @@ RunOutcome VM::Dispatch() {
   } while (0)
 #define SAVE_STATE()                                                   \
   do {                                                                 \
-    task_.frames.back().pc = static_cast<uint32_t>(ip - code);              \
-    task_.sp = static_cast<uint32_t>(sp - stack);                           \
+    task_.frames.back().pc = static_cast<uint32_t>(ip - code);         \
+    task_.sp = static_cast<uint32_t>(sp - stack);                      \
   } while (0)
 #define READ8() (ip += 1, ip[-1])
 #define READ16() (ip += 2, DecodeFixed16(ip - 2))
@@ -224,9 +224,9 @@ RunOutcome VM::Dispatch() {
 // edges or calls while a deadline is open (nothing is read when none is).
 #define CHECK_DEADLINE()                                                              \
   do {                                                                                \
-    if (task_.deadline != INT64_MAX && ++task_.deadline_ticks >= 1024) {                        \
-      task_.deadline_ticks = 0;                                                            \
-      if (host_->NowMs() >= task_.deadline) {                                              \
+    if (task_.deadline != INT64_MAX && ++task_.deadline_ticks >= 1024) {              \
+      task_.deadline_ticks = 0;                                                       \
+      if (host_->NowMs() >= task_.deadline) {                                         \
         SAVE_STATE();                                                                 \
         RaiseDeadline();                                                              \
         goto handle_error;                                                            \
@@ -599,7 +599,8 @@ op_THROW:
   ThrowValue(*sp);
   goto handle_error;
 op_TRY_BEGIN:
-  PushHandler(Handler::Try(static_cast<uint32_t>(task_.frames.size() - 1), static_cast<uint32_t>(sp - stack), READ32()));
+  PushHandler(
+      Handler::Try(static_cast<uint32_t>(task_.frames.size() - 1), static_cast<uint32_t>(sp - stack), READ32()));
   DISPATCH();
 op_POP_HANDLER:
   if (task_.handlers.empty() || task_.handlers.back().frame_depth != task_.frames.size() - 1) {
@@ -916,7 +917,8 @@ int VM::EnterEffectScope() {
   task_.effect_scope.clear();
   Handler* step = EnclosingStep(task_.handlers.size());
   if (!step) return -1;
-  task_.effect_scope = heap_.StringOf(task_.stack[step->stack_height - 1]) + "/" + std::to_string(step->effects_done + 1);
+  task_.effect_scope =
+      heap_.StringOf(task_.stack[step->stack_height - 1]) + "/" + std::to_string(step->effects_done + 1);
   return static_cast<int>(step - task_.handlers.data());
 }
 
