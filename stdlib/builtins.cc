@@ -229,12 +229,15 @@ NativeResult MathDiv(VM& vm, Value* args, int, Value* out) {
   return kDone;
 }
 
+NativeResult TasksRace(VM& vm, Value*, int, Value*) { return Raise(vm, "fatal", "tasks are not implemented yet"); }
+NativeResult TasksSettle(VM& vm, Value*, int, Value*) { return Raise(vm, "fatal", "tasks are not implemented yet"); }
+
 constexpr BuiltinFn kBuiltins[] = {
     Print, Len, Str, Int, Float, Type, Range, Error, JsonEncode, JsonParse, TimeNow,
     MathAbs, MathMin, MathMax, Rounding<Floor>, Rounding<Ceil>, Rounding<Round>, MathSqrt, MathPow,
     RandomInt, EnvGet, Sleep, FsRead, FsWrite, FsAppend, HttpGet, HttpPost, SignalWait,
     FsExists, FsList, FsRemove, HttpPut, HttpPatch, HttpDelete, HttpRequest, ExecRun, ExecShell, Secret, LlmChat,
-    MathDiv,
+    MathDiv, TasksRace, TasksSettle,
 };
 static_assert(sizeof(kBuiltins) / sizeof(kBuiltins[0]) == kBuiltinCount,
               "every builtin of builtins.def needs an implementation here, in the same order");

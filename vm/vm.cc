@@ -712,6 +712,12 @@ op_RANGE_LOOP: {
   }
   DISPATCH();
 }
+op_SPAWN:
+op_AWAIT:
+op_PARALLEL:
+  SAVE_STATE();
+  Raise("fatal", "tasks are not implemented yet");
+  goto handle_error;
 
 handle_error : {
   RunOutcome stop;
