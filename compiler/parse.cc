@@ -301,6 +301,11 @@ class AstBuilder {
         operand->loc = loc;
         return operand;
       }
+      if (c->op->getType() == FlowLexer::AWAIT) {
+        auto e = NewExpr(ExprKind::kAwait, loc);
+        e->object = std::move(operand);
+        return e;
+      }
       auto e = NewExpr(ExprKind::kUnary, loc);
       e->text = c->op->getText();
       e->object = std::move(operand);
@@ -442,7 +447,34 @@ class AstBuilder {
       e->block = BuildBlock(c->block());
       return e;
     }
+    if (auto* c = dynamic_cast<Flow::SpawnExprContext*>(ctx)) {
+      auto e = NewExpr(ExprKind::kSpawn, loc);
+      e->fn = BuildFn("spawn", loc, nullptr, c->block());
+      e->fn->returns_block_value = true;
+      return e;
+    }
+    if (auto* c = dynamic_cast<Flow::ParallelExprContext*>(ctx)) return BuildParallel(c, loc);
     return NewExpr(ExprKind::kNull, loc);
+  }
+
+  // `parallel (options) for [i,] x in list { body }`: the body becomes a function of
+  // (index, item); without `i`, the index parameter has a name no program can write.
+  ExprPtr BuildParallel(Flow::ParallelExprContext* c, Loc loc) {
+    auto e = NewExpr(ExprKind::kParallel, loc);
+    e->fn = BuildFn("parallel", loc, nullptr, c->block());
+    e->fn->returns_block_value = true;
+    auto ids = c->IDENT();
+    if (ids.size() == 1) {
+      e->fn->params.push_back("(index)");
+      e->fn->param_locs.push_back(loc);
+    }
+    for (auto* id : ids) {
+      e->fn->params.push_back(id->getText());
+      e->fn->param_locs.push_back(LocOf(id->getSymbol()));
+    }
+    e->object = BuildExpr(c->expr());
+    e->options = BuildOptions(c->option());
+    return e;
   }
 
   int64_t ParseInt(const std::string& text, Loc loc, int64_t unit) {
@@ -678,7 +710,7 @@ ast::Program ParseProgram(const std::string& file, const std::string& source, Di
         diags->Error(LocOf(t), "unterminated comment: `/*` without a closing `*/`");
         return program;
       }
-      unary_run = (type == FlowLexer::MINUS || type == FlowLexer::BANG) ? unary_run + 1 : 0;
+      unary_run = (type == FlowLexer::MINUS || type == FlowLexer::BANG || type == FlowLexer::AWAIT) ? unary_run + 1 : 0;
       if (depth > kMaxNesting || unary_run > kMaxNesting) {
         diags->Error(LocOf(t), fmt::format("nesting deeper than {} levels", kMaxNesting));
         return program;
