@@ -12,6 +12,7 @@
 #include <map>
 #include <set>
 #include <stdexcept>
+#include <vector>
 
 #include "Flow.h"
 #include "FlowLexer.h"
@@ -62,7 +63,32 @@ class ErrorCollector : public antlr4::BaseErrorListener {
     size_t expecting = msg.find("expecting ");
     if (expecting != std::string::npos && msg.find('{', expecting) == std::string::npos)
       return fmt::format("unexpected {}, expected {}", found, msg.substr(expecting + 10));
+    if (expecting != std::string::npos) {
+      std::string few = FewLiterals(msg.substr(expecting + 10));
+      if (!few.empty()) return fmt::format("unexpected {}, expected {}", found, few);
+    }
     return fmt::format("unexpected {}", found);
+  }
+
+  // ANTLR's set `{',', 'in'}` as "',' or 'in'" when it is a few literal tokens (`for x
+  // [1]` lacks an `in`); "" for a longer set or one with token names, which say little.
+  static std::string FewLiterals(const std::string& set) {
+    constexpr size_t kMaxShown = 3;
+    if (set.size() < 2 || set.front() != '{' || set.back() != '}') return "";
+    std::vector<std::string> items;
+    std::string rest = set.substr(1, set.size() - 2);
+    for (size_t start = 0; start <= rest.size();) {
+      size_t comma = rest.find(", ", start);
+      std::string item = rest.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      if (item.size() < 3 || item.front() != '\'' || item.back() != '\'') return "";
+      items.push_back(item);
+      if (comma == std::string::npos) break;
+      start = comma + 2;
+    }
+    if (items.empty() || items.size() > kMaxShown) return "";
+    std::string out = items[0];
+    for (size_t i = 1; i < items.size(); ++i) out += (i + 1 == items.size() ? " or " : ", ") + items[i];
+    return out;
   }
   void syntaxError(antlr4::Recognizer*, antlr4::Token* offending, size_t line, size_t col,
                    const std::string& msg, std::exception_ptr) override {

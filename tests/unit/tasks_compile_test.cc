@@ -163,17 +163,29 @@ TEST(TasksCompile, BreakOrContinueCannotLeaveATaskBody) {
 }
 
 TEST(TasksCompile, ParallelForSyntaxErrors) {
-  EXPECT_NE(Errors("parallel for x [1, 2] { x }\n").find("t.flow:1:16: error: unexpected `[`"), std::string::npos);
+  // A missing `in` is named (ANTLR's message lists a set of tokens; a few literal ones are kept).
+  EXPECT_NE(Errors("parallel for x [1, 2] { x }\n").find("t.flow:1:16: error: unexpected `[`, expected 'in' or ','"),
+            std::string::npos)
+      << Errors("parallel for x [1, 2] { x }\n");
+  EXPECT_NE(Errors("for x [1] { }\n").find("t.flow:1:7: error: unexpected `[`, expected 'in' or ','"), std::string::npos);
   EXPECT_NE(Errors("parallel (limit 3) for x in [1] { x }\n").find("t.flow:1:17: error: missing ':' before `3`"),
             std::string::npos);
   EXPECT_NE(Errors("parallel () for x in [1] { x }\n").find("t.flow:1:11: error: unexpected `)`"), std::string::npos);
-  EXPECT_NE(Errors("parallel (limit: 2) [1] { x }\n").find("t.flow:1:21: error:"), std::string::npos);
+  EXPECT_NE(Errors("parallel (limit: 2) [1] { x }\n").find("t.flow:1:21: error: unexpected `[`, expected 'for'"),
+            std::string::npos);
   std::string out = Errors("parallel (limt: 3, limit: 1, limit: 2) for x in [1] { x }\n");
   EXPECT_NE(out.find("t.flow:1:11: error: unknown parallel option `limt` (limit, settle)"), std::string::npos) << out;
   EXPECT_NE(out.find("t.flow:1:30: error: parallel option `limit` given twice"), std::string::npos) << out;
   EXPECT_NE(Errors("parallel for i, i in [1] { i }\n").find("duplicate parameter `i`"), std::string::npos);
   EXPECT_NE(Errors("let t = spawn 1\n").find("missing '{' before `1`"), std::string::npos);
   EXPECT_NE(Errors("let x = await\n").find("unexpected end of file"), std::string::npos);
+}
+
+TEST(TasksCompile, LongRunsOfAwaitAreRefusedNotACrash) {
+  std::string awaits;
+  for (int i = 0; i < 100000; ++i) awaits += "await ";
+  EXPECT_NE(Errors("let x = " + awaits + "1\n").find("nesting deeper than"), std::string::npos);
+  testing::Compile("let t = spawn { spawn { 1 } }\nprint(await await t)\n");
 }
 
 TEST(TasksCompile, TasksModuleResolvesLikeOtherModules) {
