@@ -229,8 +229,9 @@ NativeResult MathDiv(VM& vm, Value* args, int, Value* out) {
   return kDone;
 }
 
-NativeResult TasksRace(VM& vm, Value*, int, Value*) { return Raise(vm, "fatal", "tasks are not implemented yet"); }
-NativeResult TasksSettle(VM& vm, Value*, int, Value*) { return Raise(vm, "fatal", "tasks are not implemented yet"); }
+// tasks.race(ts) and tasks.settle(ts): the VM's scheduler waits (vm/scheduler.cc).
+NativeResult TasksRace(VM& vm, Value* args, int, Value* out) { return vm.RaceTasks(args[0], out); }
+NativeResult TasksSettle(VM& vm, Value* args, int, Value* out) { return vm.SettleTasks(args[0], out); }
 
 constexpr BuiltinFn kBuiltins[] = {
     Print, Len, Str, Int, Float, Type, Range, Error, JsonEncode, JsonParse, TimeNow,
