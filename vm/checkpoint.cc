@@ -855,7 +855,10 @@ Status CheckTasks(const CheckpointHeader& h, Task* running_exec, const Module& m
     if (running ? parked || t->state != TaskState::kRunnable : parked == t->finished())
       return Inconsistent("a task's state");
     if (!t->finished() && !in_live[id]) return Inconsistent("a task that is not finished is not among the live ones");
-    if ((t->state == TaskState::kWaiting) != (parked && t->exec.in_flight.seq != 0))
+    // A waiting task has its effect in flight; so may a runnable one (its wait has ended,
+    // and the effect completes when it runs).
+    const bool in_flight = parked && t->exec.in_flight.seq != 0;
+    if (t->state == TaskState::kWaiting ? !in_flight : in_flight && t->state != TaskState::kRunnable)
       return Inconsistent("a waiting task without its effect");
     Task* exec = running ? running_exec : &t->exec;
     if (running || parked) {

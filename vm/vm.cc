@@ -110,7 +110,7 @@ void VM::FillTrace(Value error, uint32_t pc) {
     e->trace.push_back(fmt::format("{} ({}:{})", fn.name, module_->source_name, line));
   }
   if (current_ != kNoTask && current_ != main_task_)
-    e->trace.push_back(fmt::format("in task {}", heap_.Get<TaskObj>(current_)->path));
+    e->trace.push_back(fmt::format("task {}", heap_.Get<TaskObj>(current_)->path));
 }
 
 bool VM::MaybeCollect() {

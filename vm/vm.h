@@ -403,6 +403,7 @@ class VM {
     bool operator>(const Timer& o) const { return wake_ms != o.wake_ms ? wake_ms > o.wake_ms : order > o.order; }
   };
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;  // derived
+  uint64_t timers_added_ = 0;  // orders timers of the same wake (derived)
   std::unordered_map<std::string, uint32_t> running_steps_;  // step key -> task running it (derived)
   Suspension suspension_;
   uint32_t largest_stack_ = 0;

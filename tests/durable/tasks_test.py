@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Tasks in durable runs, through the flow command: a run whose tasks all wait suspends
+(exit 75) with every timer in its checkpoint; kill -9 with many waits in flight; flow
+cancel reaching every task; inspect of a run with tasks."""
+import os, signal, subprocess, sys, time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from testlib import FLOW, case, check, flow, history, main, program, record, status, store  # noqa: E402
+
+
+@case
+def every_task_waiting_suspends():
+    path = program("fan.flow", '''
+let ts = []
+for i in range(3) {
+  ts.push(spawn {
+    sleep(300ms * (i + 1))
+    i * 10
+  })
+}
+print("spawned")
+print(await ts)
+''')
+    r = flow("run", path, "--store", store(), "--run-id", "fan", "--detach")
+    check("a run whose every task waits suspends (exit 75)", r.returncode == 75 and r.stdout == "spawned\n",
+          f"{r.returncode} {r.stdout!r} {r.stderr}")
+    w = flow("worker", "--once", "--store", store())
+    check("it is not due before its earliest timer", "resuming run fan" not in w.stderr, w.stderr)
+    time.sleep(0.35)
+    w = flow("worker", "--once", "--store", store())
+    check("it is due when its earliest timer is (300 ms), not its last (900 ms)", "resuming run fan" in w.stderr, w.stderr)
+    check("resumed, every task goes on where it stood", w.stdout == "[0,10,20]\n" and status(store(), "fan") == "completed",
+          f"{w.stdout!r} {w.stderr}")
+    sleeps = [h for h in history("fan") if h["effect"] == "sleep"]
+    check("each task's sleep ran once (its timer was in the checkpoint, not begun again)",
+          len(sleeps) == 3 and all(h["state"] == "done" for h in sleeps), str(sleeps))
+    keys = sorted(h["idempotency_key"] for h in sleeps)
+    check("their keys name the task by spawn position", keys == ["fan/1/1", "fan/2/1", "fan/3/1"], str(keys))
+
+
+@case
+def kill_with_many_waits_in_flight():
+    path = program("many.flow", '''
+let done = []
+let ts = []
+for i in range(50) {
+  ts.push(spawn {
+    sleep(100ms + (i % 7) * 60ms)
+    done.push(i)
+    i
+  })
+}
+let values = await ts
+print(len(done), values[0], values[49])
+let total = 0
+for v in values { total = total + v }
+print(total)
+''')
+    clean = flow("run", path, "--store", store(), "--run-id", "clean")
+    check("uninterrupted, 50 tasks wait at once", clean.returncode == 0 and clean.stdout == "50 0 49\n1225\n",
+          clean.stdout + clean.stderr)
+    p = subprocess.Popen([FLOW, "run", path, "--store", store(), "--run-id", "killed"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)  # some timers have fired, most are in flight
+    p.send_signal(signal.SIGKILL)
+    first, _ = p.communicate()
+    r = flow("resume", "killed", "--store", store())
+    check("kill -9 with 50 waits in flight, then resume: the output is an uninterrupted run's",
+          r.returncode == 0 and first + r.stdout == clean.stdout, f"{first!r} + {r.stdout!r} {r.stderr}")
+    sleeps = [h for h in history("killed") if h["effect"] == "sleep"]
+    keys = [h["idempotency_key"] for h in sleeps]
+    check("every task's wait is done once, under its own key", len(set(keys)) == 50 and
+          all(h["state"] == "done" for h in sleeps), f"{len(sleeps)} entries, {len(set(keys))} keys")
+
+
+@case
+def cancel_reaches_every_task():
+    path = program("cancel.flow", '''
+let ts = []
+for i in range(3) {
+  ts.push(spawn {
+    try { sleep(1h) } catch e { print("task", i, e.kind) }
+    i
+  })
+}
+try { await ts } catch e { print("top", e.kind) }
+''')
+    r = flow("run", path, "--store", store(), "--run-id", "c")
+    check("three tasks waiting an hour suspend the run", r.returncode == 75, r.stderr)
+    r = flow("cancel", "c", "--store", store())
+    lines = sorted(r.stdout.splitlines())
+    check("flow cancel raises `cancelled` in every task, the top level's too: each one's catch runs",
+          lines == ["task 0 cancelled", "task 1 cancelled", "task 2 cancelled", "top cancelled"] and r.returncode == 0,
+          f"{r.returncode} {r.stdout!r} {r.stderr}")
+    check("the run ends cancelled", status(store(), "c") == "cancelled", status(store(), "c"))
+
+
+@case
+def unawaited_failure_fails_a_durable_run():
+    path = program("lost.flow", '''
+let t = spawn {
+  sleep(10ms)
+  throw error("lost", "nobody awaited me")
+}
+sleep(50ms)
+print("top level done")
+''')
+    r = flow("run", path, "--store", store(), "--run-id", "lost")
+    check("a task that failed unawaited fails the run with its error, naming the task",
+          r.returncode == 1 and r.stdout == "top level done\n" and "error: lost: nobody awaited me" in r.stderr and
+          "task 1" in r.stderr and status(store(), "lost") == "failed", f"{r.returncode} {r.stdout!r} {r.stderr}")
+
+
+@case
+def inspect_a_run_with_tasks():
+    path = program("wait.flow", '''
+let seen = "top"
+let t = spawn { sleep(1h) }
+await t
+''')
+    r = flow("run", path, "--store", store(), "--run-id", "w")
+    check("suspends", r.returncode == 75, r.stderr)
+    r = flow("inspect", "w", "--store", store())
+    check("inspect shows the top level where it waits", r.returncode == 0 and "seen" in r.stdout and "top" in r.stdout,
+          r.stdout + r.stderr)
+
+
+main()
