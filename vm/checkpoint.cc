@@ -101,16 +101,20 @@ bool GetHandler(Reader* r, Handler* hd);
 
 // A task's execution (docs/checkpoint.md, "exec"): its counts, stack, frames, handlers,
 // open upvalues and the effect it waits for.
-void PutExec(std::string* out, const Task& t) {
-  PutVarint(out, t.effects);
+// `at_call`: a task whose operation (an http transfer) is in flight is written as it was
+// at the call, which a resumed run makes again with the same key (an operation cannot
+// outlive the process).
+void PutExec(std::string* out, const Task& t, bool at_call = false) {
+  PutVarint(out, t.effects - (at_call ? 1 : 0));
   PutVarint(out, t.spawned);
   PutVarint(out, t.sp);
   PutValues(out, t.stack.data(), t.stack.data() + t.sp);
   PutVarint(out, t.frames.size());
-  for (const Frame& f : t.frames) {
+  for (size_t i = 0; i < t.frames.size(); ++i) {
+    const Frame& f = t.frames[i];
     PutVarint(out, f.function);
     PutVarint(out, f.closure == kNoClosure ? 0 : static_cast<uint64_t>(f.closure) + 1);
-    PutVarint(out, f.pc);
+    PutVarint(out, at_call && i + 1 == t.frames.size() ? t.in_flight.call_pc : f.pc);
     PutVarint(out, f.base);
   }
   PutVarint(out, t.handlers.size());
@@ -118,8 +122,8 @@ void PutExec(std::string* out, const Task& t) {
   PutVarint(out, t.open_upvalues.size());
   for (uint32_t id : t.open_upvalues) PutVarint(out, id);
   const InFlightEffect& f = t.in_flight;
-  PutVarint(out, f.seq);
-  if (f.seq == 0) return;
+  PutVarint(out, at_call ? 0 : f.seq);
+  if (at_call || f.seq == 0) return;
   PutVarint(out, f.builtin);
   PutVarint(out, f.result_slot);
   PutVarint(out, f.call_pc);
@@ -231,15 +235,16 @@ void EncodeObjectInto(const Object* o, std::string* out_buffer) {
     }
     case ObjKind::kTask: {  // the running task's execution is in the header instead
       const auto* t = static_cast<const TaskObj*>(o);
+      const bool at_call = t->exec.in_flight.operation != 0;  // it makes its call again
       PutBytes(&out, t->path);
-      PutFixed8(&out, static_cast<uint8_t>(t->state));
+      PutFixed8(&out, static_cast<uint8_t>(at_call ? TaskState::kRunnable : t->state));
       PutFixed8(&out, static_cast<uint8_t>(t->cancel));
       PutFixed8(&out, t->awaited ? 1 : 0);
       PutVarint(&out, t->order);
       PutValue(&out, t->result);
       const bool parked = !t->exec.frames.empty();
       PutFixed8(&out, parked ? 1 : 0);
-      if (parked) PutExec(&out, t->exec);
+      if (parked) PutExec(&out, t->exec, at_call);
       break;
     }
   }

@@ -194,6 +194,41 @@ NativeResult VM::WaitUntil(int64_t wake_ms, bool cut_by_deadline) {
   return NativeResult::kInFlight;
 }
 
+NativeResult VM::WaitForOperation(Completions* source, uint64_t op, Finish finish) {
+  completions_ = source;
+  operations_[op] = {current_, std::move(finish)};
+  finishing_op_ = op;
+  TaskObj* t = heap_.Mutable<TaskObj>(current_);
+  t->state = TaskState::kWaiting;
+  ++t->wait_epoch;
+  task_.in_flight.operation = op;
+  task_.in_flight.wake_ms = 0;
+  task_.in_flight.cut_by_deadline = false;
+  return NativeResult::kInFlight;
+}
+
+NativeResult VM::ThenWithResult(std::function<NativeResult(VM& vm, Value in, Value* out)> then) {
+  Operation& op = operations_.at(finishing_op_);
+  op.finish = [first = std::move(op.finish), then = std::move(then)](VM& vm, Value* out) {
+    Value in;
+    NativeResult r = first(vm, &in);
+    return r == NativeResult::kDone ? then(vm, in, out) : r;
+  };
+  return NativeResult::kInFlight;
+}
+
+void VM::PollOperations(int64_t timeout_ms) {
+  if (!completions_ || completions_->pending() == 0) return;
+  std::vector<uint64_t> ended;
+  completions_->Poll(timeout_ms, &ended);
+  for (uint64_t id : ended) {
+    auto it = operations_.find(id);
+    if (it == operations_.end()) continue;
+    const TaskObj* t = heap_.Get<TaskObj>(it->second.task);
+    if (t->state == TaskState::kWaiting) Wake(it->second.task, t->wait_epoch);
+  }
+}
+
 NativeResult VM::BlockOn(const std::vector<uint32_t>& ids, bool on_stop) {
   TaskObj* self = heap_.Mutable<TaskObj>(current_);
   self->state = TaskState::kBlocked;
@@ -210,13 +245,22 @@ NativeResult VM::FinishInFlight() {
   InFlightEffect f = task_.in_flight;
   task_.in_flight = InFlightEffect{};
   NativeResult r = NativeResult::kDone;
+  Value result = Value::Null();
   if (RaiseTaskCancel()) {
+    if (f.operation) {
+      completions_->Abandon(f.operation);
+      operations_.erase(f.operation);
+    }
     r = NativeResult::kRaised;
+  } else if (f.operation) {
+    auto node = operations_.extract(f.operation);
+    r = node.mapped().finish(*this, &result);
+    if (r != NativeResult::kDone && r != NativeResult::kRaised) return r;  // aborted: the run stops
   } else if (f.cut_by_deadline) {
     RaiseDeadline();
     r = NativeResult::kRaised;
   }
-  return CompleteEffect(f.seq, f.builtin, f.step, r, Value::Null(), &task_.stack[f.result_slot], f.call_pc);
+  return CompleteEffect(f.seq, f.builtin, f.step, r, result, &task_.stack[f.result_slot], f.call_pc);
 }
 
 bool VM::TaskIds(Value tasks, const char* what, std::vector<uint32_t>* ids) {
@@ -486,7 +530,9 @@ RunOutcome VM::Schedule() {
       case TaskStop::kUncaught:
         if (id == main_task_ || budget_final_) return RunOutcome::kFailed;
         break;  // the task failed (StopUncaught); its error waits for an await
-      case TaskStop::kWaiting: AddTimer(task_.in_flight.wake_ms, id); break;
+      case TaskStop::kWaiting:
+        if (!task_.in_flight.operation) AddTimer(task_.in_flight.wake_ms, id);
+        break;
       case TaskStop::kBlocked: break;
     }
     WakeAll(&heap_.Mutable<TaskObj>(id)->stop_waiters);
@@ -502,6 +548,7 @@ RunOutcome VM::Schedule() {
 // The next task to run: the first runnable one, once the timers that are due have fired.
 bool VM::PickNext(RunOutcome* stop) {
   for (;;) {
+    PollOperations(0);
     if (!timers_.empty()) {
       const int64_t now = host_->NowMs();
       while (!timers_.empty() && timers_.top().wake_ms <= now) {
@@ -545,6 +592,15 @@ bool VM::WaitForTimers(RunOutcome* stop) {
     const TaskObj* task = heap_.Get<TaskObj>(t.task);
     if (task->wait_epoch == t.epoch && (task->state == TaskState::kWaiting || task->state == TaskState::kBlocked)) break;
     timers_.pop();  // stale: woken otherwise
+  }
+  if (completions_ && completions_->pending() > 0) {
+    // Transfers in flight: wait for them (real time), up to the earliest timer. Under
+    // --virtual-time the clock jumps only when every task waits on a timer.
+    int64_t timeout = 1000;
+    if (!timers_.empty() && !host_->virtual_time())
+      timeout = std::clamp<int64_t>(timers_.top().wake_ms - host_->NowMs(), 0, 1000);
+    PollOperations(timeout);
+    return true;
   }
   if (timers_.empty()) {
     uncaught_ = heap_.NewError("deadlock", "every task is waiting for another task: none can go on");

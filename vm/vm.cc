@@ -34,7 +34,9 @@ VM::VM(const Module* module, VmHost* host, Natives natives)
   globals_.assign(module->globals.size(), Value::Null());
 }
 
-VM::~VM() = default;
+VM::~VM() {
+  for (const auto& [id, op] : operations_) completions_->Abandon(id);  // transfers left running
+}
 
 bool VM::SetGlobal(std::string_view name, Value v) {
   for (size_t i = 0; i < module_->globals.size(); ++i) {

@@ -18,6 +18,7 @@
 #include "vm/base/saturate.h"
 #include "vm/bytecode/module.h"
 #include "vm/bytecode/opcodes.h"
+#include "vm/completions.h"
 #include "vm/error_report.h"
 #include "vm/heap.h"
 #include "vm/journal.h"
@@ -234,6 +235,14 @@ class VM {
   // other tasks run meanwhile, and the effect then completes (null), or raises `timeout`
   // when the wake is a deadline (`cut_by_deadline`), or `cancelled`. `return vm.WaitUntil(...)`.
   NativeResult WaitUntil(int64_t wake_ms, bool cut_by_deadline);
+  // For an effect that proceeds while other tasks run: operation `op` of `source` has
+  // started; when it ends, `finish` runs on the VM's thread, the task's state restored,
+  // and gives the effect's result (or raises). `return vm.WaitForOperation(...)`.
+  using Finish = std::function<NativeResult(VM& vm, Value* out)>;
+  NativeResult WaitForOperation(Completions* source, uint64_t op, Finish finish);
+  // After a native that returned kInFlight from WaitForOperation (a call it made): what
+  // becomes of that result, as the caller's result (llm.chat over an http.post).
+  NativeResult ThenWithResult(std::function<NativeResult(VM& vm, Value in, Value* out)> then);
   // Tasks (vm/scheduler.cc), for the natives of the `tasks` module and task methods.
   NativeResult RaceTasks(Value tasks, Value* out);    // the first to finish; cancels the rest
   NativeResult SettleTasks(Value tasks, Value* out);  // all, as {ok, value | error} maps
@@ -407,6 +416,15 @@ class VM {
   std::unordered_map<std::string, uint32_t> running_steps_;  // step key -> task running it (derived)
   Suspension suspension_;
   uint32_t largest_stack_ = 0;
+  // Operations in flight (never checkpointed: a restored task makes its call again).
+  struct Operation {
+    uint32_t task;
+    Finish finish;
+  };
+  Completions* completions_ = nullptr;
+  std::unordered_map<uint64_t, Operation> operations_;  // by the source's id
+  uint64_t finishing_op_ = 0;  // the operation a native just started (ThenWithResult)
+  void PollOperations(int64_t timeout_ms);
   Value uncaught_ = Value::Null();
   EffectJournal* journal_ = nullptr;
   uint64_t effects_done_ = 0;
