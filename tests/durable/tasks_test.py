@@ -5,7 +5,7 @@ cancel reaching every task; inspect of a run with tasks."""
 import os, signal, subprocess, sys, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from testlib import FLOW, case, check, flow, history, main, program, record, status, store  # noqa: E402
+from testlib import FLOW, case, check, flow, get_json, history, main, program, record, server, status, store  # noqa: E402
 
 
 @case
@@ -123,6 +123,28 @@ await t
     r = flow("inspect", "w", "--store", store())
     check("inspect shows the top level where it waits", r.returncode == 0 and "seen" in r.stdout and "top" in r.stdout,
           r.stdout + r.stderr)
+
+
+@case
+def transfers_proceed_together_within_the_limit():
+    base = server()
+    path = program("fan.flow", f'''
+let base = "{base}"
+let r = parallel (limit: 4) for i in range(12) {{
+  http.get("${{base}}/slow/150?i=${{i}}").status
+}}
+print(r)
+let one = http.get("${{base}}/slow/10").json()
+print(one.slow)
+''')
+    r = flow("run", path, "--store", store(), "--run-id", "fan")
+    check("12 transfers under parallel (limit: 4) all answer, in order", r.returncode == 0 and
+          r.stdout == "[" + ",".join(["200"] * 12) + "]\ntrue\n", r.stdout + r.stderr)
+    peak = get_json(base + "/stats").get("slow_peak")
+    check("the server saw several at once, never more than the limit (it saw %s)" % peak, peak is not None and 2 <= peak <= 4)
+    keys = sorted(h["idempotency_key"] for h in history("fan") if h["effect"] == "http.get")
+    want = sorted([f"fan/{i}/1" for i in range(1, 13)] + ["fan/2"])  # the top level's: its 2nd effect
+    check("each transfer's key names its task (RUN/PATH/n), the top level's RUN/n", keys == want, str(keys))
 
 
 main()
