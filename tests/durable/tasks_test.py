@@ -5,7 +5,7 @@ cancel reaching every task; inspect of a run with tasks."""
 import os, signal, subprocess, sys, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from testlib import FLOW, case, check, flow, get_json, history, main, program, record, server, status, store  # noqa: E402
+from testlib import FLOW, ROOT, case, check, fake_services, flow, get_json, history, main, program, record, server, status, store  # noqa: E402
 
 
 @case
@@ -145,6 +145,35 @@ print(one.slow)
     keys = sorted(h["idempotency_key"] for h in history("fan") if h["effect"] == "http.get")
     want = sorted([f"fan/{i}/1" for i in range(1, 13)] + ["fan/2"])  # the top level's: its 2nd effect
     check("each transfer's key names its task (RUN/PATH/n), the top level's RUN/n", keys == want, str(keys))
+
+
+@case
+def fanout_example():
+    """examples/fanout.flow against examples/fake_services.py: uninterrupted, then killed
+    with model calls in flight and resumed."""
+    example = os.path.join(ROOT, "examples", "fanout.flow")
+    expected = "".join(f"PR {101 + i}: {['bug', 'feature', 'docs'][(101 + i) % 3]}\n" for i in range(12))
+    expected += '{"docs":4,"bug":4,"feature":4}\n'
+    base = fake_services("--llm-delay-ms", "300")
+    env = dict(os.environ, GH_API=base, FLOW_LLM_BASE_URL=base)
+    r = flow("run", example, "--store", store(), "--run-id", "fan", env=env)
+    check("the example triages 12 PRs", r.returncode == 0 and r.stdout == expected, r.stdout + r.stderr)
+    stats = get_json(base + "/stats")
+    check("at most 4 model calls at once, and more than one (%s)" % stats.get("llm_peak"),
+          2 <= stats.get("llm_peak", 0) <= 4 and stats["llm_started"] == 12, str(stats))
+
+    before = stats["llm_started"]  # the same server (one per test process)
+    p = subprocess.Popen([FLOW, "run", example, "--store", store(), "--run-id", "killed"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(0.5)  # the first batch answered, the second in flight
+    p.send_signal(signal.SIGKILL)
+    first, _ = p.communicate()
+    r = flow("resume", "killed", "--store", store(), env=env)
+    check("killed with model calls in flight, then resumed: the same output", r.returncode == 0 and
+          first + r.stdout == expected, f"{first!r} + {r.stdout!r} {r.stderr}")
+    calls = get_json(base + "/stats")["llm_started"] - before
+    check("no PR whose triage was done is asked again: only the calls in flight at the kill are (%d calls)" % calls,
+          12 <= calls <= 16)
 
 
 main()
