@@ -9,7 +9,7 @@
 //      the run suspended (its state moved to a table);
 //  (e) a run of 1,000,000 effects (async): per-step cost and resume time after 1k, 10k,
 //      100k and 1M effects, which should stay flat.
-// Usage: durable_bench [--quick] [--only d|e]
+// Usage: durable_bench [--quick] [--only d|e|f]
 #include <fmt/format.h>
 #include <leveldb/db.h>
 #include <leveldb/write_batch.h>
@@ -243,6 +243,27 @@ void FlatnessTable(bool quick) {
   fmt::print("target: flat (per step and resume do not grow with the effects done)\n");
 }
 
+// Issue 10 (c): what a checkpoint writes as live tasks grow, one task waking per step.
+void TasksTable(bool quick) {
+  fmt::print("(f) bytes per checkpoint as live tasks grow, one task waking per step (sync)\n");
+  fmt::print("{:>8} {:>16} {:>16} {:>12}\n", "tasks", "median bytes", "largest bytes", "us/step");
+  std::vector<int> counts = quick ? std::vector<int>{1, 100, 1000} : std::vector<int>{1, 10, 100, 1000};
+  for (int n : counts) {
+    RunResult r = RunDurably(fmt::format("for i in range({}) {{\n  spawn {{\n    for k in range(3) {{\n"
+                                         "      sleep(1000 + i * 7 + k * 100000)\n    }}\n  }}\n}}\nsleep(1000000)\n",
+                                         n),
+                             true);
+    // The first checkpoints write the tasks as they are spawned; then one task wakes per step.
+    std::vector<size_t> later(r.bytes.begin() + std::min<size_t>(r.bytes.size(), n + 2), r.bytes.end());
+    std::vector<double> later_us(r.step_us.begin() + std::min<size_t>(r.step_us.size(), n + 2), r.step_us.end());
+    std::vector<double> as_double(later.begin(), later.end());
+    fmt::print("{:>8} {:>16.0f} {:>16} {:>12.1f}\n", n, Median(as_double), *std::max_element(later.begin(), later.end()),
+               Median(later_us));
+    std::filesystem::remove_all(r.store_dir);
+  }
+  fmt::print("target: flat, <= 4096 bytes per checkpoint with 1,000 live tasks\n\n");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -255,6 +276,7 @@ int main(int argc, char** argv) {
   }
   if (only == "d") return ResumeTable(quick), 0;
   if (only == "e") return FlatnessTable(quick), 0;
+  if (only == "f") return TasksTable(quick), 0;
   if (argc > 1 && std::string(argv[1]) == "--profile-async") {  // for perf: many async steps
     RunDurably("for i in range(200000) { time.now() }", false);
     return 0;
@@ -299,5 +321,6 @@ int main(int argc, char** argv) {
 
   ResumeTable(quick);
   FlatnessTable(quick);
+  TasksTable(quick);
   return 0;
 }

@@ -30,9 +30,12 @@ struct FnDef {
   std::vector<std::string> params;
   std::vector<Loc> param_locs;
   Block body;
+  // The body of a `spawn` block or a `parallel for`: it returns its block's value (the
+  // last expression statement's, else null), as a step's block does.
+  bool returns_block_value = false;
 };
 
-// One named option of `retry (...)` or `breaker NAME (...)`.
+// One named option of `retry (...)`, `breaker NAME (...)` or `parallel (...)`.
 struct Option {
   std::string name;
   Loc loc;
@@ -56,6 +59,9 @@ enum class ExprKind {
   kRetry,          // object = attempts (or null when options are given), options, block
   kTimeout,        // object = duration, block
   kBreaker,        // object = name, options, block
+  kSpawn,          // fn: the block as a function of no parameters
+  kAwait,          // object: a task or a list of tasks
+  kParallel,       // fn(index, item): the body; object = the list; options
 };
 
 struct Expr {

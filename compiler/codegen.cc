@@ -64,6 +64,8 @@ struct FunctionState {
   std::vector<Loop> loops;
   uint32_t last_line = 0;
   bool is_script = false;
+  // "spawn" or "parallel" when this is a task's body: `break` and `continue` cannot leave it.
+  const char* task_body = nullptr;
   Op last_op = Op::NOP;     // the last instruction emitted, and where, for the peephole rewrites
   uint32_t last_op_at = 0;
   // The last position no peephole rewrite may reach back across: a jump target, or where
@@ -399,27 +401,10 @@ class Codegen {
   }
 
   // Compiles a block whose value is its last expression (null if it ends otherwise), for
-  // step, retry and timeout: the value is left on the stack, its locals gone.
+  // step, retry, timeout and breaker: the value is left on the stack, its locals gone.
   void CompileBlockValue(const Block& block) {
     BeginScope();
-    const auto& stmts = block.stmts;
-    bool last_is_expr = !stmts.empty() && stmts.back()->kind == StmtKind::kExpr;
-    for (const auto& st : stmts) {
-      if (st->kind == StmtKind::kFnDecl) {
-        MarkLine(st->loc);
-        Emit(Op::PUSH_NULL);
-        AddLocal(st->name, st->loc);
-      }
-    }
-    for (size_t i = 0; i < stmts.size(); ++i) {
-      if (i + 1 == stmts.size() && last_is_expr) {
-        MarkLine(stmts[i]->loc);
-        CompileExpr(*stmts[i]->expr);
-      } else {
-        CompileStmt(*stmts[i]);
-      }
-    }
-    if (!last_is_expr) Emit(Op::PUSH_NULL);
+    if (!CompileStmts(block.stmts, /*leave_value=*/true)) Emit(Op::PUSH_NULL);
     EndScope(/*keep_top=*/true);
   }
 
@@ -439,7 +424,9 @@ class Codegen {
     if (begin == Op::STEP_BEGIN) PatchJump(skip, Label());
   }
 
-  void CompileStmts(const std::vector<ast::StmtPtr>& stmts) {
+  // With leave_value, a last expression statement leaves its value on the stack; returns
+  // whether it did.
+  bool CompileStmts(const std::vector<ast::StmtPtr>& stmts, bool leave_value = false) {
     // Hoist the block's function names so its functions can call each other in any order.
     if (!AtGlobalScope()) {
       for (const auto& s : stmts) {
@@ -450,7 +437,16 @@ class Codegen {
         }
       }
     }
-    for (const auto& s : stmts) CompileStmt(*s);
+    bool valued = leave_value && !stmts.empty() && stmts.back()->kind == StmtKind::kExpr;
+    for (size_t i = 0; i < stmts.size(); ++i) {
+      if (valued && i + 1 == stmts.size()) {
+        MarkLine(stmts[i]->loc);
+        CompileExpr(*stmts[i]->expr);
+      } else {
+        CompileStmt(*stmts[i]);
+      }
+    }
+    return valued;
   }
 
   void CompileStmt(const Stmt& s) {
@@ -556,6 +552,11 @@ class Codegen {
   void CompileJumpOut(const Stmt& s) {
     bool is_break = s.kind == StmtKind::kBreak;
     FunctionState& st = *state_;
+    if (st.loops.empty() && st.task_body) {
+      diags_->Error(s.loc, fmt::format("`{}` cannot leave a `{}` block: its body runs as a task of its own",
+                                       is_break ? "break" : "continue", st.task_body));
+      return;
+    }
     if (st.loops.empty()) {
       diags_->Error(s.loc, fmt::format("`{}` outside a loop", is_break ? "break" : "continue"));
       return;
@@ -672,7 +673,8 @@ class Codegen {
   // Compiles a function and emits its CLOSURE. The globals its code names (its nested
   // functions' included) go to *refs, or, for an anonymous function, are counted as named
   // where it stands unless it is the value of a top-level `let` (see CheckInitOrder).
-  void CompileFunction(const ast::FnDef& def, std::map<std::string, Loc>* refs = nullptr) {
+  void CompileFunction(const ast::FnDef& def, std::map<std::string, Loc>* refs = nullptr,
+                       const char* task_body = nullptr) {
     FunctionState inner;
     inner.enclosing = state_;
     inner.fn.name = def.name.empty() ? fmt::format("<fn:{}>", def.loc.line) : def.name;
@@ -689,9 +691,9 @@ class Codegen {
         diags_->Error(def.param_locs[i], fmt::format("duplicate parameter `{}`", def.params[i]));
       inner.locals.push_back({def.params[i], 1, false, 0});
     }
+    inner.task_body = task_body;
     MarkLine(def.body.loc);
-    CompileStmts(def.body.stmts);
-    Emit(Op::PUSH_NULL);
+    if (!CompileStmts(def.body.stmts, def.returns_block_value)) Emit(Op::PUSH_NULL);
     Emit(Op::RETURN);
     state_ = inner.enclosing;
     line_ = saved_line;
@@ -776,6 +778,9 @@ class Codegen {
       case ExprKind::kRetry: CompileRetry(e); break;
       case ExprKind::kTimeout: CompileTimeout(e); break;
       case ExprKind::kBreaker: CompileBreaker(e); break;
+      case ExprKind::kSpawn: CompileSpawn(e); break;
+      case ExprKind::kAwait: CompileAwait(e); break;
+      case ExprKind::kParallel: CompileParallel(e); break;
     }
   }
 
@@ -926,6 +931,34 @@ class Codegen {
     CompileOptionMap(e, "breaker", {"failures", "window", "cooldown"});
     Emit(Op::BUILD_LIST, 2);
     CompileGuardedBlock(e, Op::BREAKER_BEGIN, Op::BREAKER_END);
+  }
+
+  // `spawn { ... }`: the block as a closure of no parameters, started as a task.
+  void CompileSpawn(const Expr& e) {
+    CompileFunction(*e.fn, nullptr, "spawn");
+    MarkLine(e.loc);
+    Emit(Op::SPAWN);
+  }
+
+  void CompileAwait(const Expr& e) {
+    CompileExpr(*e.object);
+    MarkLine(e.loc);
+    Emit(Op::AWAIT);
+  }
+
+  // `parallel (options) for [i,] x in list { body }`: the body as a closure of (index,
+  // item), the list, the options (a map, or null), the VM's state slot (null), PARALLEL.
+  void CompileParallel(const Expr& e) {
+    CompileFunction(*e.fn, nullptr, "parallel for");
+    CompileExpr(*e.object);
+    if (e.options.empty()) {
+      Emit(Op::PUSH_NULL);
+    } else {
+      CompileOptionMap(e, "parallel", {"limit", "settle"});
+    }
+    Emit(Op::PUSH_NULL);
+    MarkLine(e.loc);
+    Emit(Op::PARALLEL, 0);
   }
 
   // A block's `name: value` options as a map; an unknown or repeated name is an error.

@@ -12,6 +12,7 @@
 #include <map>
 #include <set>
 #include <stdexcept>
+#include <vector>
 
 #include "Flow.h"
 #include "FlowLexer.h"
@@ -62,7 +63,32 @@ class ErrorCollector : public antlr4::BaseErrorListener {
     size_t expecting = msg.find("expecting ");
     if (expecting != std::string::npos && msg.find('{', expecting) == std::string::npos)
       return fmt::format("unexpected {}, expected {}", found, msg.substr(expecting + 10));
+    if (expecting != std::string::npos) {
+      std::string few = FewLiterals(msg.substr(expecting + 10));
+      if (!few.empty()) return fmt::format("unexpected {}, expected {}", found, few);
+    }
     return fmt::format("unexpected {}", found);
+  }
+
+  // ANTLR's set `{',', 'in'}` as "',' or 'in'" when it is a few literal tokens (`for x
+  // [1]` lacks an `in`); "" for a longer set or one with token names, which say little.
+  static std::string FewLiterals(const std::string& set) {
+    constexpr size_t kMaxShown = 3;
+    if (set.size() < 2 || set.front() != '{' || set.back() != '}') return "";
+    std::vector<std::string> items;
+    std::string rest = set.substr(1, set.size() - 2);
+    for (size_t start = 0; start <= rest.size();) {
+      size_t comma = rest.find(", ", start);
+      std::string item = rest.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+      if (item.size() < 3 || item.front() != '\'' || item.back() != '\'') return "";
+      items.push_back(item);
+      if (comma == std::string::npos) break;
+      start = comma + 2;
+    }
+    if (items.empty() || items.size() > kMaxShown) return "";
+    std::string out = items[0];
+    for (size_t i = 1; i < items.size(); ++i) out += (i + 1 == items.size() ? " or " : ", ") + items[i];
+    return out;
   }
   void syntaxError(antlr4::Recognizer*, antlr4::Token* offending, size_t line, size_t col,
                    const std::string& msg, std::exception_ptr) override {
@@ -301,6 +327,11 @@ class AstBuilder {
         operand->loc = loc;
         return operand;
       }
+      if (c->op->getType() == FlowLexer::AWAIT) {
+        auto e = NewExpr(ExprKind::kAwait, loc);
+        e->object = std::move(operand);
+        return e;
+      }
       auto e = NewExpr(ExprKind::kUnary, loc);
       e->text = c->op->getText();
       e->object = std::move(operand);
@@ -442,7 +473,34 @@ class AstBuilder {
       e->block = BuildBlock(c->block());
       return e;
     }
+    if (auto* c = dynamic_cast<Flow::SpawnExprContext*>(ctx)) {
+      auto e = NewExpr(ExprKind::kSpawn, loc);
+      e->fn = BuildFn("spawn", loc, nullptr, c->block());
+      e->fn->returns_block_value = true;
+      return e;
+    }
+    if (auto* c = dynamic_cast<Flow::ParallelExprContext*>(ctx)) return BuildParallel(c, loc);
     return NewExpr(ExprKind::kNull, loc);
+  }
+
+  // `parallel (options) for [i,] x in list { body }`: the body becomes a function of
+  // (index, item); without `i`, the index parameter has a name no program can write.
+  ExprPtr BuildParallel(Flow::ParallelExprContext* c, Loc loc) {
+    auto e = NewExpr(ExprKind::kParallel, loc);
+    e->fn = BuildFn("parallel", loc, nullptr, c->block());
+    e->fn->returns_block_value = true;
+    auto ids = c->IDENT();
+    if (ids.size() == 1) {
+      e->fn->params.push_back("(index)");
+      e->fn->param_locs.push_back(loc);
+    }
+    for (auto* id : ids) {
+      e->fn->params.push_back(id->getText());
+      e->fn->param_locs.push_back(LocOf(id->getSymbol()));
+    }
+    e->object = BuildExpr(c->expr());
+    e->options = BuildOptions(c->option());
+    return e;
   }
 
   int64_t ParseInt(const std::string& text, Loc loc, int64_t unit) {
@@ -678,7 +736,7 @@ ast::Program ParseProgram(const std::string& file, const std::string& source, Di
         diags->Error(LocOf(t), "unterminated comment: `/*` without a closing `*/`");
         return program;
       }
-      unary_run = (type == FlowLexer::MINUS || type == FlowLexer::BANG) ? unary_run + 1 : 0;
+      unary_run = (type == FlowLexer::MINUS || type == FlowLexer::BANG || type == FlowLexer::AWAIT) ? unary_run + 1 : 0;
       if (depth > kMaxNesting || unary_run > kMaxNesting) {
         diags->Error(LocOf(t), fmt::format("nesting deeper than {} levels", kMaxNesting));
         return program;

@@ -40,7 +40,7 @@ expr
   | expr DOT name                                                 # fieldExpr
   | expr LBRACK expr RBRACK                                       # indexExpr
   | expr LPAREN args? RPAREN                                      # callExpr
-  | op=(MINUS | BANG) expr                                        # unaryExpr
+  | op=(MINUS | BANG | AWAIT) expr                                # unaryExpr
   | expr op=(STAR | SLASH | PERCENT) expr              # binaryExpr
   | expr op=(PLUS | MINUS) expr                                   # binaryExpr
   | expr op=(LT | LE | GT | GE) expr                              # binaryExpr
@@ -69,6 +69,9 @@ primary
   | RETRY expr block                                              # retryExpr
   | TIMEOUT expr block                                            # timeoutExpr
   | BREAKER primary (LPAREN option (COMMA option)* COMMA? RPAREN)? block  # breakerExpr
+  | SPAWN block                                                   # spawnExpr
+  // `for i, x in` names the index first, as the for statement does.
+  | PARALLEL (LPAREN option (COMMA option)* COMMA? RPAREN)? FOR IDENT (COMMA IDENT)? IN expr block  # parallelExpr
   ;
 
 entry : (name | string) COLON expr ;
@@ -79,6 +82,7 @@ option : name COLON expr ;
 name
   : IDENT | LET | FN | IF | ELSE | WHILE | FOR | IN | BREAK | CONTINUE | RETURN | THROW
   | TRY | CATCH | TRUE | FALSE | NULL_ | STEP | ONCE | RETRY | TIMEOUT | BREAKER
+  | SPAWN | AWAIT | PARALLEL
   ;
 
 string : DQUOTE stringPart* STR_END ;

@@ -23,6 +23,9 @@ ONCE : 'once' ;
 RETRY : 'retry' ;
 TIMEOUT : 'timeout' ;
 BREAKER : 'breaker' ;
+SPAWN : 'spawn' ;
+AWAIT : 'await' ;
+PARALLEL : 'parallel' ;
 
 DURATION : DIGITS ('ms' | 's' | 'm' | 'h' | 'd') ;
 FLOAT : DIGITS '.' DIGITS EXPONENT? | DIGITS EXPONENT ;

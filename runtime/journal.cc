@@ -66,16 +66,19 @@ StoreJournal::StoreJournal(store::RunDb* db, store::CheckpointMark* mark, RunHos
 
 Status StoreJournal::BeforeEffect(VM& vm, uint64_t seq, uint16_t builtin, const Value* args, int argc) {
   CrashPoint(seq, "before-intent");
+  if (entry_open_) waiting_[entry_.seq] = {entry_, started_us_};  // it waits while this one runs
+  entry_open_ = true;
   entry_.seq = seq;
   entry_.state = HistoryEntry::State::kIntent;
   entry_.effect = GetBuiltinInfo(builtin).name;
-  // RUN/n, or RUN/KEY/n inside step KEY (its n-th effect): stable across resumes.
+  // RUN/n (the top level's n-th effect), RUN/2.5/n (a task's), or RUN/KEY/n inside step
+  // KEY (its n-th effect): stable across resumes, whatever the order tasks ran in.
   entry_.idempotency_key = run_id_;
   entry_.idempotency_key += '/';
-  if (vm.effect_scope().empty())
+  if (vm.effect_key().empty())  // not from a running VM's effect (tests)
     entry_.idempotency_key += std::to_string(seq);
   else
-    entry_.idempotency_key += vm.effect_scope();
+    entry_.idempotency_key += vm.effect_key();
   host_->set_key(entry_.idempotency_key);
   // The arguments as one JSON list: its hash is the digest, its head the preview.
   scratch_.assign("[");
@@ -114,6 +117,21 @@ Status StoreJournal::AfterEffect(VM& vm, uint64_t seq, uint16_t builtin, Value o
   // Output that could not be written stops the run here: the print stays undone.
   if (Status s = host_->Flush(); !s.ok()) return s;
   CrashPoint(seq, "after-effect");
+  if (seq != entry_.seq || !entry_open_) {  // a task's wait that ended while others ran
+    if (entry_open_) waiting_[entry_.seq] = {entry_, started_us_};
+    if (auto it = waiting_.find(seq); it != waiting_.end()) {
+      entry_ = it->second.entry;
+      started_us_ = it->second.started_us;
+      waiting_.erase(it);
+    } else if (!ResumedWait(seq, builtin)) {  // no intent on record (an output, a read): a fresh entry
+      entry_ = HistoryEntry{};
+      entry_.seq = seq;
+      entry_.effect = GetBuiltinInfo(builtin).name;
+      started_us_ = MonotonicUs();
+      entry_.started_ms = (started_us_ + wall_minus_steady_us_) / 1000;
+    }
+  }
+  entry_open_ = false;
   entry_.duration_us = MonotonicUs() - started_us_;
   entry_.state = raised ? HistoryEntry::State::kRaised : HistoryEntry::State::kDone;
   entry_.pre_state.clear();  // needed only while the effect is in flight
@@ -136,6 +154,25 @@ Status StoreJournal::AfterEffect(VM& vm, uint64_t seq, uint16_t builtin, Value o
   if (Status s = WriteCheckpoint(vm, false, &batch_); !s.ok()) return s;
   CrashPoint(seq, "after-checkpoint");
   return Status::Ok();
+}
+
+// A wait that began before this process restored the run (its task's timer was in the
+// checkpoint): its entry is the intent on record.
+bool StoreJournal::ResumedWait(uint64_t seq, uint16_t builtin) {
+  std::string raw;
+  HistoryEntry e;
+  if (!db_->Get(HistoryKey(seq), &raw).ok() || !DecodeHistoryEntry(raw, &e).ok() ||
+      e.effect != GetBuiltinInfo(builtin).name)
+    return false;
+  entry_ = e;
+  started_us_ = e.started_ms * 1000 - wall_minus_steady_us_;
+  return true;
+}
+
+Status StoreJournal::Suspending(VM& vm) {
+  batch_.Clear();
+  if (Status s = host_->Flush(); !s.ok()) return s;
+  return WriteCheckpoint(vm, false, &batch_);
 }
 
 // The intent again, now with the pre-state: written (unsynced, like the intent) before

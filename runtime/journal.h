@@ -1,6 +1,7 @@
 // The EffectJournal that makes runs durable: it records each effect's intent and, after
 // it, one atomic write of its outcome and the VM's checkpoint (see journal.cc).
 #pragma once
+#include <map>
 #include <string>
 
 #include "runtime/runtime.h"
@@ -15,7 +16,10 @@ namespace flow::runtime {
 // history entries carry pre_state; the VM header ends with the budget graces.
 // 3: ints as zigzag varints; lists longer than 256 items stored in chunks (`l` keys); each
 //    handler kind writes its own fields (docs/checkpoint.md, "VM header").
-inline constexpr uint8_t kRunDbRecordVersion = 3;
+// 4: tasks (issue 10): the header holds the run-wide state and the running task's
+//    execution; every task is an object (kind 8) with its own, written when it changes;
+//    open upvalues belong to the task whose list holds them; value tag 11 (task).
+inline constexpr uint8_t kRunDbRecordVersion = 4;
 
 // What the journal needs of the process around the VM, beyond a VmHost.
 class RunHost : public VmHost {
@@ -56,6 +60,7 @@ class StoreJournal : public EffectJournal {
   Status Settle();
   static constexpr size_t kSettleBytes = 1 << 20;
 
+  Status Suspending(VM& vm) override;
   // Adds the VM's changes (or everything, when `full`) to `batch` and writes it.
   Status WriteCheckpoint(VM& vm, bool full, store::Batch* batch);
 
@@ -75,9 +80,17 @@ class StoreJournal : public EffectJournal {
   std::string run_id_;
   bool sync_;
   uint64_t checkpoint_;
-  HistoryEntry entry_;
-  HistoryEntry in_flight_;
+  HistoryEntry entry_;   // the effect begun last
   int64_t started_us_ = 0;
+  bool entry_open_ = false;  // entry_ has no outcome yet
+  // Effects of tasks that wait (sleeps) while others run: their entries until they end.
+  struct OpenEffect {
+    HistoryEntry entry;
+    int64_t started_us;
+  };
+  std::map<uint64_t, OpenEffect> waiting_;
+  bool ResumedWait(uint64_t seq, uint16_t builtin);
+  HistoryEntry in_flight_;
   int64_t now_ms_ = 0;
   int64_t wall_minus_steady_us_;  // one wall-clock read at start; effects read the steady clock only
   std::string scratch_;

@@ -229,12 +229,16 @@ NativeResult MathDiv(VM& vm, Value* args, int, Value* out) {
   return kDone;
 }
 
+// tasks.race(ts) and tasks.settle(ts): the VM's scheduler waits (vm/scheduler.cc).
+NativeResult TasksRace(VM& vm, Value* args, int, Value* out) { return vm.RaceTasks(args[0], out); }
+NativeResult TasksSettle(VM& vm, Value* args, int, Value* out) { return vm.SettleTasks(args[0], out); }
+
 constexpr BuiltinFn kBuiltins[] = {
     Print, Len, Str, Int, Float, Type, Range, Error, JsonEncode, JsonParse, TimeNow,
     MathAbs, MathMin, MathMax, Rounding<Floor>, Rounding<Ceil>, Rounding<Round>, MathSqrt, MathPow,
     RandomInt, EnvGet, Sleep, FsRead, FsWrite, FsAppend, HttpGet, HttpPost, SignalWait,
     FsExists, FsList, FsRemove, HttpPut, HttpPatch, HttpDelete, HttpRequest, ExecRun, ExecShell, Secret, LlmChat,
-    MathDiv,
+    MathDiv, TasksRace, TasksSettle,
 };
 static_assert(sizeof(kBuiltins) / sizeof(kBuiltins[0]) == kBuiltinCount,
               "every builtin of builtins.def needs an implementation here, in the same order");

@@ -55,18 +55,13 @@ NativeResult Secret(VM& vm, Value* args, int, Value* out) {
 
 NativeResult Sleep(VM& vm, Value* args, int, Value* out) {
   if (args[0].tag != Tag::kInt || args[0].i < 0) return Raise(vm, "type", "sleep(ms) takes a non-negative int (a duration)");
-  // Inside a timeout the wait ends at the deadline, which then raises `timeout`.
-  int64_t now = vm.host().NowMs();
-  if (vm.deadline() != INT64_MAX && AddSaturated(now, args[0].i) >= vm.deadline()) {
-    vm.host().SleepMs(std::max<int64_t>(0, vm.deadline() - now));
-    return RaiseDeadline(vm);
-  }
+  // A timer of the VM's scheduler: other tasks run meanwhile, and the run suspends if every
+  // task waits long. Inside a timeout the wait ends at the deadline, which then raises
+  // `timeout`. A wait begun before a crash keeps its end (ShouldSuspend).
   int64_t wake_ms;
-  if (vm.host().ShouldSuspend(args[0].i, &wake_ms)) return vm.Suspend({wake_ms, ""});
-  vm.host().SleepMs(std::max<int64_t>(0, wake_ms - vm.host().NowMs()));
-  if (vm.host().TakeCancel()) return Raise(vm, "cancelled", "the run was cancelled (flow cancel)");
-  *out = Value::Null();
-  return kDone;
+  vm.host().ShouldSuspend(args[0].i, &wake_ms);
+  if (vm.deadline() != INT64_MAX && wake_ms >= vm.deadline()) return vm.WaitUntil(vm.deadline(), true);
+  return vm.WaitUntil(wake_ms, false);
 }
 
 // signal.wait(NAME [, {timeout: D}]): the value `flow signal RUN NAME JSON` delivered, kept

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <ctime>
 #include <memory>
+#include <unordered_map>
 
 #include "stdlib/natives.h"
 #include "stdlib/secrets.h"
@@ -35,6 +36,12 @@ struct CurlApi {
   decltype(&curl_easy_strerror) easy_strerror;
   decltype(&curl_slist_append) slist_append;
   decltype(&curl_slist_free_all) slist_free_all;
+  decltype(&curl_multi_init) multi_init;
+  decltype(&curl_multi_add_handle) multi_add_handle;
+  decltype(&curl_multi_remove_handle) multi_remove_handle;
+  decltype(&curl_multi_perform) multi_perform;
+  decltype(&curl_multi_poll) multi_poll;
+  decltype(&curl_multi_info_read) multi_info_read;
 };
 
 const CurlApi* Curl(std::string* error) {
@@ -61,6 +68,12 @@ const CurlApi* Curl(std::string* error) {
     bind(a.easy_strerror, "curl_easy_strerror");
     bind(a.slist_append, "curl_slist_append");
     bind(a.slist_free_all, "curl_slist_free_all");
+    bind(a.multi_init, "curl_multi_init");
+    bind(a.multi_add_handle, "curl_multi_add_handle");
+    bind(a.multi_remove_handle, "curl_multi_remove_handle");
+    bind(a.multi_perform, "curl_multi_perform");
+    bind(a.multi_poll, "curl_multi_poll");
+    bind(a.multi_info_read, "curl_multi_info_read");
     if (!ok || a.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
       load_error = "libcurl failed to initialize";
       return nullptr;
@@ -162,6 +175,136 @@ Value Headers(Heap& heap, const std::vector<std::pair<std::string, std::string>>
   return map;
 }
 
+// The transfers of a process, on one libcurl multi handle: each request is an easy handle
+// added to it, and the VM polls it (curl_multi_poll) when its tasks wait, so that many
+// transfers proceed at once on the VM's thread, without a thread per transfer.
+class Transfers : public Completions {
+ public:
+  // One request: what libcurl needs alive while it runs, and what it brought back.
+  struct Op {
+    CURL* easy = nullptr;
+    Transfer t;
+    std::unique_ptr<curl_slist, void (*)(curl_slist*)> headers{nullptr, nullptr};
+    std::string request_body, url;
+    CURLcode code = CURLE_OK;
+    bool ended = false;
+  };
+
+  explicit Transfers(const CurlApi* api) : api_(api), multi_(api->multi_init()) {}
+
+  uint64_t Start(std::unique_ptr<Op> op) {
+    uint64_t id = ++next_id_;
+    api_->easy_setopt(op->easy, CURLOPT_PRIVATE, reinterpret_cast<void*>(static_cast<uintptr_t>(id)));
+    api_->multi_add_handle(multi_, op->easy);
+    ops_[id] = std::move(op);
+    ++running_;
+    return id;
+  }
+  // The op that ended, handed over (its easy handle is the caller's to clean up).
+  std::unique_ptr<Op> Take(uint64_t id) {
+    auto node = ops_.extract(id);
+    if (node.empty()) return nullptr;
+    api_->multi_remove_handle(multi_, node.mapped()->easy);
+    return std::move(node.mapped());
+  }
+
+  void Poll(int64_t timeout_ms, std::vector<uint64_t>* ended) override {
+    int still = 0;
+    api_->multi_perform(multi_, &still);
+    if (!Collect(ended) && timeout_ms > 0) {
+      api_->multi_poll(multi_, nullptr, 0, static_cast<int>(std::min<int64_t>(timeout_ms, INT32_MAX)), nullptr);
+      api_->multi_perform(multi_, &still);
+      Collect(ended);
+    }
+  }
+  size_t pending() const override { return running_; }
+  void Abandon(uint64_t id) override {
+    auto op = Take(id);
+    if (!op) return;
+    if (!op->ended) --running_;
+    api_->easy_cleanup(op->easy);
+  }
+
+ private:
+  bool Collect(std::vector<uint64_t>* ended) {
+    bool any = false;
+    int left = 0;
+    while (CURLMsg* msg = api_->multi_info_read(multi_, &left)) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      void* priv = nullptr;
+      api_->easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &priv);
+      uint64_t id = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(priv));
+      auto it = ops_.find(id);
+      if (it == ops_.end() || it->second->ended) continue;
+      it->second->ended = true;
+      it->second->code = msg->data.result;
+      --running_;
+      ended->push_back(id);
+      any = true;
+    }
+    return any;
+  }
+
+  const CurlApi* api_;
+  CURLM* multi_;
+  std::unordered_map<uint64_t, std::unique_ptr<Op>> ops_;
+  uint64_t next_id_ = 0;
+  size_t running_ = 0;
+};
+
+Transfers& ProcessTransfers(const CurlApi* api) {
+  static Transfers* transfers = new Transfers(api);  // for the process's life: handles in flight at exit are left
+  return *transfers;
+}
+
+// What came back, as the effect's result: {status, headers, body}, or the error it raises.
+struct RequestSummary {
+  std::string method, shown;
+  int64_t timeout_ms;
+  bool cut_by_deadline, check;
+};
+
+NativeResult FinishRequest(VM& vm, const CurlApi* api, Transfers::Op& op, const RequestSummary& rq, Value* out) {
+  Heap& heap = vm.heap();
+  Transfer& t = op.t;
+  if (t.too_large) {
+    Value data = heap.NewMap();
+    heap.Mutable<MapObj>(data.ref)->Set("reason", heap.NewString("too_large"));
+    return Raise(vm, "http", fmt::format("response from {} is larger than {} bytes", rq.shown, t.max_bytes), data);
+  }
+  if (op.code == CURLE_OPERATION_TIMEDOUT) {
+    if (rq.cut_by_deadline) {
+      vm.host().SleepMs(std::max<int64_t>(0, vm.deadline() - vm.host().NowMs()));  // curl may end a hair early
+      return RaiseDeadline(vm);
+    }
+    return Raise(vm, "timeout", fmt::format("{} did not answer within {} ms", rq.shown, rq.timeout_ms));
+  }
+  if (op.code != CURLE_OK) {
+    Value data = heap.NewMap();
+    heap.Mutable<MapObj>(data.ref)->Set("reason", heap.NewString(Reason(op.code)));
+    return Raise(vm, "http", fmt::format("{} {}: {}", rq.method, rq.shown, api->easy_strerror(op.code)), data);
+  }
+  // What the server sent back may echo a secret it was given: scrubbed before it is a value.
+  SecretScrubber scrubber(heap, vm.host());
+  t.body = scrubber.Scrub(std::move(t.body));
+  for (auto& [name, value] : t.headers) value = scrubber.Scrub(std::move(value));
+  long status = 0;
+  api->easy_getinfo(op.easy, CURLINFO_RESPONSE_CODE, &status);
+  Value response = heap.NewMap();
+  heap.Mutable<MapObj>(response.ref)->Set("status", Value::Int(status));
+  heap.Mutable<MapObj>(response.ref)->Set("headers", Headers(heap, t.headers));
+  if (rq.check && (status < 200 || status > 299)) {
+    std::string capped = t.body.size() > kErrorBodyCap ? t.body.substr(0, kErrorBodyCap) : t.body;
+    heap.Mutable<MapObj>(response.ref)->Set("body", heap.NewString(capped));
+    if (int64_t after = RetryAfterMs(status, t.headers, vm.host().NowMs()); after >= 0)
+      heap.Mutable<MapObj>(response.ref)->Set("retry_after_ms", Value::Int(after));
+    return Raise(vm, "http", fmt::format("{} {} answered {}", rq.method, rq.shown, status), response);
+  }
+  heap.Mutable<MapObj>(response.ref)->Set("body", heap.NewString(std::move(t.body)));
+  *out = response;
+  return kDone;
+}
+
 NativeResult Request(VM& vm, std::string method, Value* args, int argc, Value* out) {
   Heap& heap = vm.heap();
   if (args[0].tag != Tag::kString && args[0].tag != Tag::kSecret)
@@ -184,12 +327,19 @@ NativeResult Request(VM& vm, std::string method, Value* args, int argc, Value* o
   std::string load_error;
   const CurlApi* api = Curl(&load_error);
   if (!api) return Raise(vm, "http", load_error);
-  // One handle per thread, reset between requests: connections are kept alive and reused.
-  thread_local std::unique_ptr<CURL, void (*)(CURL*)> handle(api->easy_init(), api->easy_cleanup);
-  CURL* curl = handle.get();
-  api->easy_reset(curl);
-
-  Transfer t;
+  // A handle per request, on the process's multi handle (which keeps connections alive).
+  auto op = std::make_unique<Transfers::Op>();
+  op->easy = api->easy_init();
+  if (!op->easy) return Raise(vm, "http", "libcurl could not make a handle");
+  CURL* curl = op->easy;
+  struct CleanupUnlessStarted {
+    const CurlApi* api;
+    std::unique_ptr<Transfers::Op>& op;
+    ~CleanupUnlessStarted() {
+      if (op) api->easy_cleanup(op->easy);
+    }
+  } cleanup{api, op};
+  Transfer& t = op->t;
   int64_t timeout_ms = kDefaultTimeoutMs;
   if (const Value* v = option("timeout")) {
     if (v->tag != Tag::kInt || v->i <= 0) return Raise(vm, "type", "http option timeout must be a positive duration");
@@ -243,7 +393,7 @@ NativeResult Request(VM& vm, std::string method, Value* args, int argc, Value* o
   }
   std::string key = vm.host().IdempotencyKey();
   if (!key.empty() && !has_idempotency_key) header_list = api->slist_append(header_list, ("Idempotency-Key: " + key).c_str());
-  std::string request_body;
+  std::string& request_body = op->request_body;
   if (const Value* v = option("json")) {
     std::string error;
     if (!EncodeJsonRevealed(heap, *v, &request_body, &error)) return Raise(vm, "type", error);
@@ -253,9 +403,10 @@ NativeResult Request(VM& vm, std::string method, Value* args, int argc, Value* o
     std::string error;
     RevealString(heap, *v, &request_body, &error);
   }
-  std::unique_ptr<curl_slist, void (*)(curl_slist*)> headers_owner(header_list, api->slist_free_all);
+  op->headers = std::unique_ptr<curl_slist, void (*)(curl_slist*)>(header_list, api->slist_free_all);
+  op->url = url;
 
-  api->easy_setopt(curl, CURLOPT_URL, url.c_str());
+  api->easy_setopt(curl, CURLOPT_URL, op->url.c_str());
   api->easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
   api->easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   api->easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
@@ -279,43 +430,17 @@ NativeResult Request(VM& vm, std::string method, Value* args, int argc, Value* o
       api->easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request_body.size()));
     }
   }
-  CURLcode code = api->easy_perform(curl);
-  if (t.too_large) {
-    Value data = heap.NewMap();
-    heap.Mutable<MapObj>(data.ref)->Set("reason", heap.NewString("too_large"));
-    return Raise(vm, "http", fmt::format("response from {} is larger than {} bytes", shown, t.max_bytes), data);
-  }
-  if (code == CURLE_OPERATION_TIMEDOUT) {
-    if (cut_by_deadline) {
-      vm.host().SleepMs(std::max<int64_t>(0, vm.deadline() - vm.host().NowMs()));  // curl may end a hair early
-      return RaiseDeadline(vm);
-    }
-    return Raise(vm, "timeout", fmt::format("{} did not answer within {} ms", shown, timeout_ms));
-  }
-  if (code != CURLE_OK) {
-    Value data = heap.NewMap();
-    heap.Mutable<MapObj>(data.ref)->Set("reason", heap.NewString(Reason(code)));
-    return Raise(vm, "http", fmt::format("{} {}: {}", method, shown, api->easy_strerror(code)), data);
-  }
-  // What the server sent back may echo a secret it was given: scrubbed before it is a value.
-  SecretScrubber scrubber(heap, vm.host());
-  t.body = scrubber.Scrub(std::move(t.body));
-  for (auto& [name, value] : t.headers) value = scrubber.Scrub(std::move(value));
-  long status = 0;
-  api->easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  Value response = heap.NewMap();
-  heap.Mutable<MapObj>(response.ref)->Set("status", Value::Int(status));
-  heap.Mutable<MapObj>(response.ref)->Set("headers", Headers(heap, t.headers));
-  if (check && (status < 200 || status > 299)) {
-    std::string capped = t.body.size() > kErrorBodyCap ? t.body.substr(0, kErrorBodyCap) : t.body;
-    heap.Mutable<MapObj>(response.ref)->Set("body", heap.NewString(capped));
-    if (int64_t after = RetryAfterMs(status, t.headers, vm.host().NowMs()); after >= 0)
-      heap.Mutable<MapObj>(response.ref)->Set("retry_after_ms", Value::Int(after));
-    return Raise(vm, "http", fmt::format("{} {} answered {}", method, shown, status), response);
-  }
-  heap.Mutable<MapObj>(response.ref)->Set("body", heap.NewString(std::move(t.body)));
-  *out = response;
-  return kDone;
+  // The transfer proceeds while other tasks run; its result is made on the VM's thread
+  // when it ends.
+  Transfers& transfers = ProcessTransfers(api);
+  RequestSummary summary{method, shown, timeout_ms, cut_by_deadline, check};
+  uint64_t id = transfers.Start(std::move(op));
+  return vm.WaitForOperation(&transfers, id, [api, &transfers, id, summary](VM& vm, Value* out) {
+    std::unique_ptr<Transfers::Op> done = transfers.Take(id);
+    NativeResult r = FinishRequest(vm, api, *done, summary, out);
+    api->easy_cleanup(done->easy);
+    return r;
+  });
 }
 
 }  // namespace

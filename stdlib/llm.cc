@@ -32,6 +32,40 @@ std::string Setting(VM& vm, const char* name) {
 
 }  // namespace
 
+// The model API's answer (an http response) as llm.chat's result; charges its tokens.
+static NativeResult ReadAnswer(VM& vm, Value response, const std::string& model_name, Value* out) {
+  Heap& heap = vm.heap();
+  Value parsed;
+  if (!ParseJson(vm, heap.StringOf(*heap.Get<MapObj>(response.ref)->Find("body")), &parsed)) return kRaised;
+  if (parsed.tag != Tag::kMap) return Raise(vm, "llm", "the model API answered something other than a JSON object");
+  const MapObj* answer = heap.Get<MapObj>(parsed.ref);
+  Value content = Value::Null(), tool_calls = Value::Null();
+  const Value* choices = answer->Find("choices");
+  if (!choices || choices->tag != Tag::kList || heap.Get<ListObj>(choices->ref)->items.empty())
+    return Raise(vm, "llm", "the model API answered without choices");
+  Value first = heap.Get<ListObj>(choices->ref)->items[0];
+  if (first.tag == Tag::kMap) {
+    const Value* message = heap.Get<MapObj>(first.ref)->Find("message");
+    if (message && message->tag == Tag::kMap) {
+      const MapObj* m = heap.Get<MapObj>(message->ref);
+      if (const Value* c = m->Find("content")) content = *c;
+      if (const Value* t = m->Find("tool_calls")) tool_calls = *t;
+    }
+  }
+  vm.ChargeTokens(TokensUsed(heap, *answer));
+  const Value* usage_found = answer->Find("usage");
+  Value usage = usage_found && usage_found->tag == Tag::kMap ? *usage_found : Value::Null();
+  Value result = heap.NewMap();
+  MapObj* r = heap.Mutable<MapObj>(result.ref);
+  r->Set("content", content);
+  r->Set("tool_calls", tool_calls);
+  r->Set("usage", usage);
+  const Value* answered_model = answer->Find("model");
+  r->Set("model", answered_model ? *answered_model : heap.NewString(model_name));
+  *out = result;
+  return kDone;
+}
+
 NativeResult LlmChat(VM& vm, Value* args, int, Value* out) {
   Heap& heap = vm.heap();
   if (args[0].tag != Tag::kMap) return Raise(vm, "type", "llm.chat takes a map: {model, messages, ...}");
@@ -68,38 +102,14 @@ NativeResult LlmChat(VM& vm, Value* args, int, Value* out) {
   const Value* timeout = request->Find("timeout");
   o->Set("timeout", timeout ? *timeout : Value::Int(120'000));
   Value http_args[2] = {heap.NewString(url), options};
+  // The transfer proceeds while other tasks run: the answer is read when it ends.
+  const std::string model_name = heap.StringOf(*model);
   Value response;
-  if (NativeResult r = HttpPost(vm, http_args, 2, &response); r != kDone) return r;
-
-  Value parsed;
-  if (!ParseJson(vm, heap.StringOf(*heap.Get<MapObj>(response.ref)->Find("body")), &parsed)) return kRaised;
-  if (parsed.tag != Tag::kMap) return Raise(vm, "llm", "the model API answered something other than a JSON object");
-  const MapObj* answer = heap.Get<MapObj>(parsed.ref);
-  Value content = Value::Null(), tool_calls = Value::Null();
-  const Value* choices = answer->Find("choices");
-  if (!choices || choices->tag != Tag::kList || heap.Get<ListObj>(choices->ref)->items.empty())
-    return Raise(vm, "llm", "the model API answered without choices");
-  Value first = heap.Get<ListObj>(choices->ref)->items[0];
-  if (first.tag == Tag::kMap) {
-    const Value* message = heap.Get<MapObj>(first.ref)->Find("message");
-    if (message && message->tag == Tag::kMap) {
-      const MapObj* m = heap.Get<MapObj>(message->ref);
-      if (const Value* c = m->Find("content")) content = *c;
-      if (const Value* t = m->Find("tool_calls")) tool_calls = *t;
-    }
-  }
-  vm.ChargeTokens(TokensUsed(heap, *answer));
-  const Value* usage_found = answer->Find("usage");
-  Value usage = usage_found && usage_found->tag == Tag::kMap ? *usage_found : Value::Null();
-  Value result = heap.NewMap();
-  MapObj* r = heap.Mutable<MapObj>(result.ref);
-  r->Set("content", content);
-  r->Set("tool_calls", tool_calls);
-  r->Set("usage", usage);
-  const Value* answered_model = answer->Find("model");
-  r->Set("model", answered_model ? *answered_model : *model);
-  *out = result;
-  return kDone;
+  NativeResult sent = HttpPost(vm, http_args, 2, &response);
+  if (sent == kInFlight)
+    return vm.ThenWithResult([model_name](VM& vm, Value in, Value* out) { return ReadAnswer(vm, in, model_name, out); });
+  if (sent != kDone) return sent;
+  return ReadAnswer(vm, response, model_name, out);
 }
 
 }  // namespace flow::stdlib

@@ -176,6 +176,24 @@ NativeResult MapMethod(VM& vm, Value map, std::string_view name, Value* args, in
   return Raise(vm, "type", fmt::format("map has no method `{}`", name));
 }
 
+// t.cancel(): `cancelled` is raised in t at its next effect or wait. t.done(): has it finished?
+NativeResult TaskMethod(VM& vm, Value task, std::string_view name, Value* args, int argc, Value* out) {
+  if (name == "cancel" || name == "done") {
+    if (argc != 0) {
+      WrongArgs(vm, "task", name, 0, argc);
+      return kRaised;
+    }
+    if (name == "cancel") {
+      vm.CancelTask(task);
+      *out = Value::Null();
+    } else {
+      *out = Value::Bool(vm.TaskFinished(task));
+    }
+    return kDone;
+  }
+  return Raise(vm, "type", fmt::format("task has no method `{}` (cancel, done)", name));
+}
+
 }  // namespace
 
 NativeResult InvokeMethod(VM& vm, Value receiver, std::string_view name, Value* args, int argc, Value* out) {
@@ -183,6 +201,7 @@ NativeResult InvokeMethod(VM& vm, Value receiver, std::string_view name, Value* 
     case Tag::kString: return StringMethod(vm, vm.heap().StringOf(receiver), name, args, argc, out);
     case Tag::kList: return ListMethod(vm, receiver, name, args, argc, out);
     case Tag::kMap: return MapMethod(vm, receiver, name, args, argc, out);
+    case Tag::kTask: return TaskMethod(vm, receiver, name, args, argc, out);
     default: return Raise(vm, "type", fmt::format("{} has no method `{}`", TypeName(receiver.tag), name));
   }
 }

@@ -57,7 +57,7 @@ void PutValues(std::string* out, const Value* begin, const Value* end) {
 
 bool GetValue(Reader* r, Value* v) {
   uint8_t tag = r->U8();
-  if (tag > static_cast<uint8_t>(Tag::kSecret)) return false;
+  if (tag > static_cast<uint8_t>(Tag::kTask)) return false;
   switch (static_cast<Tag>(tag)) {
     case Tag::kNull: *v = Value::Null(); break;
     case Tag::kBool: *v = Value::Bool(r->U8() != 0); break;
@@ -94,6 +94,90 @@ constexpr uint64_t kMaxChunkItems = 1 << 16;
 
 uint32_t ChunksOf(size_t items) {
   return items <= kListChunkItems ? 0 : static_cast<uint32_t>((items + kListChunkItems - 1) / kListChunkItems);
+}
+
+void PutHandler(std::string* out, const Handler& hd);
+bool GetHandler(Reader* r, Handler* hd);
+
+// A task's execution (docs/checkpoint.md, "exec"): its counts, stack, frames, handlers,
+// open upvalues and the effect it waits for.
+// `at_call`: a task whose operation (an http transfer) is in flight is written as it was
+// at the call, which a resumed run makes again with the same key (an operation cannot
+// outlive the process).
+void PutExec(std::string* out, const Task& t, bool at_call = false) {
+  PutVarint(out, t.effects - (at_call ? 1 : 0));
+  PutVarint(out, t.spawned);
+  PutVarint(out, t.sp);
+  PutValues(out, t.stack.data(), t.stack.data() + t.sp);
+  PutVarint(out, t.frames.size());
+  for (size_t i = 0; i < t.frames.size(); ++i) {
+    const Frame& f = t.frames[i];
+    PutVarint(out, f.function);
+    PutVarint(out, f.closure == kNoClosure ? 0 : static_cast<uint64_t>(f.closure) + 1);
+    PutVarint(out, at_call && i + 1 == t.frames.size() ? t.in_flight.call_pc : f.pc);
+    PutVarint(out, f.base);
+  }
+  PutVarint(out, t.handlers.size());
+  for (const Handler& hd : t.handlers) PutHandler(out, hd);
+  PutVarint(out, t.open_upvalues.size());
+  for (uint32_t id : t.open_upvalues) PutVarint(out, id);
+  const InFlightEffect& f = t.in_flight;
+  PutVarint(out, at_call ? 0 : f.seq);
+  if (at_call || f.seq == 0) return;
+  PutVarint(out, f.builtin);
+  PutVarint(out, f.result_slot);
+  PutVarint(out, f.call_pc);
+  PutVarint(out, static_cast<uint64_t>(f.step + 1));
+  PutFixed64(out, static_cast<uint64_t>(f.wake_ms));
+  PutFixed8(out, f.cut_by_deadline ? 1 : 0);
+}
+
+// Reads what PutExec wrote, range-checked; checked against the program and the heap later
+// (CheckExec).
+bool GetExec(Reader* r, size_t functions, Task* t) {
+  auto u32 = [r](uint32_t* field) {
+    uint64_t v = r->Varint();
+    *field = static_cast<uint32_t>(v);
+    return v <= UINT32_MAX;
+  };
+  t->effects = r->Varint();
+  if (!u32(&t->spawned) || !u32(&t->sp) || t->sp > VM::kStackCapacity || t->sp > r->remaining()) return false;
+  t->stack.assign(t->sp, Value::Null());
+  for (uint32_t i = 0; i < t->sp; ++i)
+    if (!GetValue(r, &t->stack[i])) return false;
+  uint64_t nframes = r->Varint();
+  if (r->failed() || nframes == 0 || nframes > VM::kMaxFrames || nframes > r->remaining()) return false;
+  t->frames.resize(nframes);
+  for (Frame& f : t->frames) {
+    uint64_t fn = r->Varint(), closure = r->Varint(), pc = r->Varint(), base = r->Varint();
+    if (r->failed() || fn >= functions || pc > UINT32_MAX || base > t->sp || closure > UINT32_MAX) return false;
+    f = {static_cast<uint32_t>(fn), closure == 0 ? kNoClosure : static_cast<uint32_t>(closure - 1),
+         static_cast<uint32_t>(pc), static_cast<uint32_t>(base)};
+  }
+  uint64_t nhandlers = r->Varint();
+  if (r->failed() || nhandlers > r->remaining()) return false;
+  t->handlers.resize(nhandlers);
+  for (Handler& hd : t->handlers)
+    if (!GetHandler(r, &hd) || hd.frame_depth >= t->frames.size() || hd.stack_height > t->sp) return false;
+  uint64_t nopen = r->Varint();
+  if (r->failed() || nopen > r->remaining()) return false;
+  t->open_upvalues.resize(nopen);
+  for (uint32_t& id : t->open_upvalues)
+    if (!u32(&id)) return false;
+  InFlightEffect& f = t->in_flight;
+  f.seq = r->Varint();
+  if (f.seq != 0) {
+    uint64_t builtin = r->Varint();
+    uint64_t step = 0;
+    if (!u32(&f.result_slot) || !u32(&f.call_pc)) return false;
+    step = r->Varint();
+    f.wake_ms = static_cast<int64_t>(r->U64());
+    f.cut_by_deadline = r->U8() != 0;
+    if (builtin >= static_cast<uint64_t>(kBuiltinCount) || step > nhandlers || f.result_slot >= t->sp) return false;
+    f.builtin = static_cast<uint16_t>(builtin);
+    f.step = static_cast<int32_t>(step) - 1;
+  }
+  return !r->failed();
 }
 
 // A whole object's payload (a list: inline, whatever its length), appended to `out`.
@@ -147,6 +231,20 @@ void EncodeObjectInto(const Object* o, std::string* out_buffer) {
         PutFixed8(&out, p.is_env ? 1 : 0);
         PutBytes(&out, p.text);
       }
+      break;
+    }
+    case ObjKind::kTask: {  // the running task's execution is in the header instead
+      const auto* t = static_cast<const TaskObj*>(o);
+      const bool at_call = t->exec.in_flight.operation != 0;  // it makes its call again
+      PutBytes(&out, t->path);
+      PutFixed8(&out, static_cast<uint8_t>(at_call ? TaskState::kRunnable : t->state));
+      PutFixed8(&out, static_cast<uint8_t>(t->cancel));
+      PutFixed8(&out, t->awaited ? 1 : 0);
+      PutVarint(&out, t->order);
+      PutValue(&out, t->result);
+      const bool parked = !t->exec.frames.empty();
+      PutFixed8(&out, parked ? 1 : 0);
+      if (parked) PutExec(&out, t->exec, at_call);
       break;
     }
   }
@@ -232,7 +330,7 @@ std::unique_ptr<ListObj> DecodeChunkedList(Reader* r, uint32_t id, const ChunkFe
 
 // Decodes object `id` (a chunked list's chunks fetched through `fetch`); references inside
 // are checked later, once every object is in place.
-Object* DecodeObject(std::string_view bytes, uint32_t id, const ChunkFetch& fetch) {
+Object* DecodeObject(std::string_view bytes, uint32_t id, const ChunkFetch& fetch, size_t functions) {
   Reader r(bytes);
   uint8_t kind = r.U8();
   std::unique_ptr<Object> obj;
@@ -280,7 +378,7 @@ Object* DecodeObject(std::string_view bytes, uint32_t id, const ChunkFetch& fetc
     case ObjKind::kUpvalue: {
       bool open = r.U8() != 0;
       uint64_t slot = r.Varint();
-      auto u = std::make_unique<UpvalueObj>(static_cast<uint32_t>(slot));
+      auto u = std::make_unique<UpvalueObj>(static_cast<uint32_t>(slot), kNoTask);  // its owner: CheckExec
       u->open = open;
       if (slot > UINT32_MAX || !GetValue(&r, &u->closed)) return nullptr;
       obj = std::move(u);
@@ -306,6 +404,20 @@ Object* DecodeObject(std::string_view bytes, uint32_t id, const ChunkFetch& fetc
         sec->parts.push_back({is_env, std::string(r.Bytes())});
       }
       obj = std::move(sec);  // its value is re-read from the environment after the restore
+      break;
+    }
+    case ObjKind::kTask: {
+      auto t = std::make_unique<TaskObj>(std::string(r.Bytes()));
+      uint8_t state = r.U8(), cancel = r.U8();
+      t->awaited = r.U8() != 0;
+      t->order = r.Varint();
+      if (state > static_cast<uint8_t>(TaskState::kFailed) || cancel > static_cast<uint8_t>(TaskCancel::kAskedByRun) ||
+          !GetValue(&r, &t->result))
+        return nullptr;
+      t->state = static_cast<TaskState>(state);
+      t->cancel = static_cast<TaskCancel>(cancel);
+      if (r.U8() != 0 && !GetExec(&r, functions, &t->exec)) return nullptr;
+      obj = std::move(t);
       break;
     }
     default: return nullptr;
@@ -371,6 +483,7 @@ ObjKind KindFor(Tag tag) {
     case Tag::kMap: return ObjKind::kMap;
     case Tag::kFunction: return ObjKind::kClosure;
     case Tag::kSecret: return ObjKind::kSecret;
+    case Tag::kTask: return ObjKind::kTask;
     default: return ObjKind::kError;
   }
 }
@@ -388,22 +501,9 @@ void VM::EncodeCheckpoint(bool full, std::string* header, CheckpointDelta* delta
   PutVarint(&h, effects_done_);
   PutVarint(&h, instructions_);
   PutVarint(&h, tokens_used_);
-  PutVarint(&h, task_.sp);
-  for (uint32_t i = 0; i < task_.sp; ++i) PutValue(&h, task_.stack[i]);
-  PutVarint(&h, task_.frames.size());
-  for (const Frame& f : task_.frames) {
-    PutVarint(&h, f.function);
-    PutVarint(&h, f.closure == kNoClosure ? 0 : static_cast<uint64_t>(f.closure) + 1);
-    PutVarint(&h, f.pc);
-    PutVarint(&h, f.base);
-  }
-  PutVarint(&h, task_.handlers.size());
-  for (const Handler& hd : task_.handlers) PutHandler(&h, hd);
   PutVarint(&h, globals_.size());
   for (const Value& g : globals_) PutValue(&h, g);
   PutValue(&h, steps_);
-  PutVarint(&h, task_.open_upvalues.size());
-  for (uint32_t id : task_.open_upvalues) PutVarint(&h, id);
   PutVarint(&h, constant_roots_.size());  // their objects are ids 0..n-1 (see the VM constructor)
   PutVarint(&h, heap_.capacity());
   PutVarint(&h, kBudgetKinds);
@@ -411,6 +511,14 @@ void VM::EncodeCheckpoint(bool full, std::string* header, CheckpointDelta* delta
     PutVarint(&h, g.limit);
     PutVarint(&h, g.end);
   }
+  // The tasks: the top level's, the list of live ones, the run queue's next place, and
+  // the running one (its execution here, the parked ones' in their own records).
+  PutVarint(&h, static_cast<uint64_t>(main_task_) + 1);
+  PutValue(&h, live_tasks_);
+  PutVarint(&h, next_order_);
+  const bool running = current_ != kNoTask && !heap_.Get<TaskObj>(current_)->finished();
+  PutVarint(&h, running ? static_cast<uint64_t>(current_) + 1 : 0);
+  if (running) PutExec(&h, task_);
 
   std::vector<uint32_t>& changed = changed_ids_;  // reused between checkpoints
   std::vector<uint32_t> freed;
@@ -432,92 +540,52 @@ namespace {
 
 Status Inconsistent(const std::string& what) { return Status::Corruption("checkpoint is inconsistent: " + what); }
 
-// A checkpoint header's sections, range-checked but not yet checked against the heap.
+// A checkpoint header, range-checked but not yet checked against the heap.
 struct CheckpointHeader {
-  uint64_t effects = 0, instructions = 0, tokens = 0, sp = 0, capacity = 0;
-  std::vector<Value> stack;
-  std::vector<Frame> frames;
-  std::vector<Handler> handlers;
+  uint64_t effects = 0, instructions = 0, tokens = 0, capacity = 0;
   std::vector<Value> globals;
   Value steps;
-  std::vector<uint32_t> open;       // open upvalues, by slot
   std::vector<uint32_t> const_ids;  // the string constants' objects
   BudgetGrace graces[kBudgetKinds];
+  uint32_t main_task = kNoTask, running = kNoTask;
+  Value live_tasks;
+  uint64_t next_order = 0;
+  Task exec;  // the running task's
 };
-
-Status ReadStack(Reader* r, CheckpointHeader* h) {
-  h->effects = r->Varint();
-  h->instructions = r->Varint();
-  h->tokens = r->Varint();
-  h->sp = r->Varint();
-  if (r->failed() || h->sp > VM::kStackCapacity || h->sp > r->remaining()) return Inconsistent("stack size");
-  h->stack.resize(h->sp);
-  for (auto& v : h->stack)
-    if (!GetValue(r, &v)) return Inconsistent("stack value");
-  return Status::Ok();
-}
-
-Status ReadFrames(Reader* r, const Module& module, CheckpointHeader* h) {
-  uint64_t nframes = r->Varint();
-  if (r->failed() || nframes == 0 || nframes > VM::kMaxFrames || nframes > r->remaining())
-    return Inconsistent("frame count");
-  h->frames.resize(nframes);
-  for (auto& f : h->frames) {
-    uint64_t fn = r->Varint(), closure = r->Varint(), pc = r->Varint(), base = r->Varint();
-    if (r->failed() || fn >= module.functions.size() || pc > UINT32_MAX || base > h->sp) return Inconsistent("frame");
-    f = {static_cast<uint32_t>(fn), closure == 0 ? kNoClosure : static_cast<uint32_t>(closure - 1),
-         static_cast<uint32_t>(pc), static_cast<uint32_t>(base)};
-  }
-  return Status::Ok();
-}
-
-Status ReadHandlers(Reader* r, CheckpointHeader* h) {
-  uint64_t nhandlers = r->Varint();
-  if (r->failed() || nhandlers > r->remaining()) return Inconsistent("handler count");
-  h->handlers.resize(nhandlers);
-  for (auto& hd : h->handlers)
-    if (!GetHandler(r, &hd) || hd.frame_depth >= h->frames.size() || hd.stack_height > h->sp)
-      return Inconsistent("handler");
-  return Status::Ok();
-}
-
-Status ReadGlobalsAndSteps(Reader* r, const Module& module, CheckpointHeader* h) {
-  uint64_t nglobals = r->Varint();
-  if (r->failed() || nglobals != module.globals.size()) return Inconsistent("globals do not match the program");
-  h->globals.resize(nglobals);
-  for (auto& g : h->globals)
-    if (!GetValue(r, &g)) return Inconsistent("global value");
-  if (!GetValue(r, &h->steps) || (h->steps.tag != Tag::kNull && h->steps.tag != Tag::kMap)) return Inconsistent("steps");
-  return Status::Ok();
-}
-
-// Open upvalues, string constants, heap capacity and budget graces; then the header must end.
-Status ReadHeaderTail(Reader* r, const Module& module, CheckpointHeader* h) {
-  uint64_t nopen = r->Varint();
-  if (r->failed() || nopen > r->remaining()) return Inconsistent("open upvalues");
-  h->open.resize(nopen);
-  for (auto& id : h->open) id = static_cast<uint32_t>(r->Varint());
-  uint64_t nconst = r->Varint();
-  size_t string_constants = 0;
-  for (const auto& c : module.constants) string_constants += c.kind == Constant::Kind::kString;
-  if (r->failed() || nconst != string_constants) return Inconsistent("constants do not match the program");
-  h->const_ids.resize(nconst);
-  for (uint32_t i = 0; i < nconst; ++i) h->const_ids[i] = i;
-  h->capacity = r->Varint();
-  if (r->failed() || r->Varint() != kBudgetKinds) return Inconsistent("budget graces");
-  for (BudgetGrace& g : h->graces) g = {r->Varint(), r->Varint()};
-  if (r->failed() || !r->at_end() || h->capacity > (1ull << 31)) return Inconsistent("header trailer");
-  return Status::Ok();
-}
 
 Status ReadCheckpointHeader(std::string_view bytes, const Module& module, CheckpointHeader* h) {
   Reader r(bytes);
-  Status s = ReadStack(&r, h);
-  if (s.ok()) s = ReadFrames(&r, module, h);
-  if (s.ok()) s = ReadHandlers(&r, h);
-  if (s.ok()) s = ReadGlobalsAndSteps(&r, module, h);
-  if (s.ok()) s = ReadHeaderTail(&r, module, h);
-  return s;
+  h->effects = r.Varint();
+  h->instructions = r.Varint();
+  h->tokens = r.Varint();
+  uint64_t nglobals = r.Varint();
+  if (r.failed() || nglobals != module.globals.size()) return Inconsistent("globals do not match the program");
+  h->globals.resize(nglobals);
+  for (auto& g : h->globals)
+    if (!GetValue(&r, &g)) return Inconsistent("global value");
+  if (!GetValue(&r, &h->steps) || (h->steps.tag != Tag::kNull && h->steps.tag != Tag::kMap)) return Inconsistent("steps");
+  uint64_t nconst = r.Varint();
+  size_t string_constants = 0;
+  for (const auto& c : module.constants) string_constants += c.kind == Constant::Kind::kString;
+  if (r.failed() || nconst != string_constants) return Inconsistent("constants do not match the program");
+  h->const_ids.resize(nconst);
+  for (uint32_t i = 0; i < nconst; ++i) h->const_ids[i] = i;
+  h->capacity = r.Varint();
+  if (r.failed() || r.Varint() != kBudgetKinds || h->capacity > (1ull << 31)) return Inconsistent("budget graces");
+  for (BudgetGrace& g : h->graces) g = {r.Varint(), r.Varint()};
+  uint64_t main = r.Varint();
+  if (r.failed() || main == 0 || main > h->capacity || !GetValue(&r, &h->live_tasks) || h->live_tasks.tag != Tag::kList)
+    return Inconsistent("tasks");
+  h->main_task = static_cast<uint32_t>(main - 1);
+  h->next_order = r.Varint();
+  uint64_t running = r.Varint();
+  if (r.failed() || running > h->capacity) return Inconsistent("the running task");
+  if (running != 0) {
+    h->running = static_cast<uint32_t>(running - 1);
+    if (!GetExec(&r, module.functions.size(), &h->exec)) return Inconsistent("the running task's state");
+  }
+  if (r.failed() || !r.at_end()) return Inconsistent("header trailer");
+  return Status::Ok();
 }
 
 // Rebuilds the heap from the objects the header reaches: every id a value, frame or object
@@ -530,8 +598,6 @@ class ObjectLoader {
       : module_(module), heap_(heap), fetch_(fetch), fetch_chunk_(fetch_chunk), h_(h), seen_(h.capacity, false) {}
 
   Status Load() {
-    for (const Value& v : h_.stack)
-      if (!RequireValue(v)) return Inconsistent("a stack value refers to a missing or wrong object");
     for (const Value& v : h_.globals)
       if (!RequireValue(v)) return Inconsistent("a global refers to a missing or wrong object");
     if (!RequireValue(h_.steps)) return Inconsistent("the steps table is missing");
@@ -542,11 +608,10 @@ class ObjectLoader {
       if (!RequireKind(id, ObjKind::kString) || heap_.Get<StringObj>(id)->text != c.s)
         return Inconsistent("the program's string constants are missing or changed");
     }
-    for (uint32_t id : h_.open)
-      if (!RequireKind(id, ObjKind::kUpvalue)) return Inconsistent("an open upvalue is missing");
-    for (const Frame& f : h_.frames)
-      if (f.closure != kNoClosure && !RequireKind(f.closure, ObjKind::kClosure))
-        return Inconsistent("a frame's closure is missing");
+    if (!RequireKind(h_.main_task, ObjKind::kTask) || !RequireValue(h_.live_tasks) ||
+        (h_.running != kNoTask && !RequireKind(h_.running, ObjKind::kTask)))
+      return Inconsistent("a task is missing");
+    if (h_.running != kNoTask && !RequireExec(h_.exec)) return Inconsistent("the running task refers to a missing object");
     while (!pending_.empty()) {
       uint32_t id = pending_.back();
       pending_.pop_back();
@@ -561,7 +626,7 @@ class ObjectLoader {
     if (id >= h_.capacity) return false;
     if (!seen_[id]) {
       if (!fetch_(id, &bytes_)) return false;
-      Object* o = DecodeObject(bytes_, id, fetch_chunk_);
+      Object* o = DecodeObject(bytes_, id, fetch_chunk_, module_.functions.size());
       if (!o) return false;
       heap_.Place(id, o);
       seen_[id] = true;
@@ -574,8 +639,18 @@ class ObjectLoader {
     return Require(v.ref) && heap_.GetObject(v.ref)->kind == KindFor(v.tag);
   }
   bool RequireKind(uint32_t id, ObjKind kind) { return Require(id) && heap_.GetObject(id)->kind == kind; }
+  // A task's execution: its stack's values, its frames' closures, its open upvalues.
+  bool RequireExec(const Task& t) {
+    for (uint32_t i = 0; i < t.sp; ++i)
+      if (!RequireValue(t.stack[i])) return false;
+    for (const Frame& f : t.frames)
+      if (f.closure != kNoClosure && !RequireKind(f.closure, ObjKind::kClosure)) return false;
+    for (uint32_t id : t.open_upvalues)
+      if (!RequireKind(id, ObjKind::kUpvalue)) return false;
+    return true;
+  }
 
-  // The objects `o` refers to, and a closure's function and an open upvalue's slot.
+  // The objects `o` refers to, and a closure's function.
   bool RequireChildren(const Object* o) {
     bool ok = true;
     switch (o->kind) {
@@ -593,13 +668,18 @@ class ObjectLoader {
         for (uint32_t up : c->upvalues) ok = ok && RequireKind(up, ObjKind::kUpvalue);
         break;
       }
-      case ObjKind::kUpvalue: {
+      case ObjKind::kUpvalue: {  // an open one's slot is checked against its owner (CheckExec)
         const auto* u = static_cast<const UpvalueObj*>(o);
-        ok = u->open ? u->slot < h_.sp : RequireValue(u->closed);
+        ok = u->open || RequireValue(u->closed);
         break;
       }
       case ObjKind::kError: ok = RequireValue(static_cast<const ErrorObj*>(o)->data); break;
       case ObjKind::kSecret: break;
+      case ObjKind::kTask: {
+        const auto* t = static_cast<const TaskObj*>(o);
+        ok = RequireValue(t->result) && RequireExec(t->exec);
+        break;
+      }
     }
     return ok;
   }
@@ -613,15 +693,6 @@ class ObjectLoader {
   std::vector<uint32_t> pending_;  // placed, their references not yet checked
   std::vector<bool> seen_;
 };
-
-Status CheckOpenUpvalues(const CheckpointHeader& h, const Heap& heap) {
-  for (uint32_t id : h.open)
-    if (!heap.Get<UpvalueObj>(id)->open) return Inconsistent("a closed upvalue is listed as open");
-  for (size_t i = 1; i < h.open.size(); ++i)
-    if (heap.Get<UpvalueObj>(h.open[i - 1])->slot >= heap.Get<UpvalueObj>(h.open[i])->slot)
-      return Inconsistent("open upvalues out of order");
-  return Status::Ok();
-}
 
 // The verifier's stack depth at each instruction, computed per function when first asked.
 class StackDepths {
@@ -638,35 +709,52 @@ class StackDepths {
 };
 
 // The stack top of frame `i`: where the next frame's callee sits, or sp for the innermost.
-uint32_t FrameTop(const CheckpointHeader& h, size_t i) {
-  return i + 1 < h.frames.size() ? h.frames[i + 1].base + 1 : static_cast<uint32_t>(h.sp);
-}
+uint32_t FrameTop(const Task& t, size_t i) { return i + 1 < t.frames.size() ? t.frames[i + 1].base + 1 : t.sp; }
 
 // Frames must sit exactly where the verified code expects them: the stack depth at each
-// frame's pc is what the verifier computed, so the dispatch loop's guarantees hold.
-Status CheckFrames(const CheckpointHeader& h, const Module& module, const Heap& heap, StackDepths* depths) {
-  const std::vector<Frame>& frames = h.frames;
-  if (frames[0].function != 0 || frames[0].base != 0 || frames[0].closure != kNoClosure)
+// frame's pc is what the verifier computed, so the dispatch loop's guarantees hold. The
+// top level's bottom frame is the program's; a spawned task's is its block's closure. A
+// task waiting for its effect is at the call's end, its arguments still on the stack.
+Status CheckFrames(const Task& t, bool top_level, const Module& module, const Heap& heap, StackDepths* depths) {
+  const std::vector<Frame>& frames = t.frames;
+  if (frames[0].base != 0 || (top_level ? frames[0].function != 0 || frames[0].closure != kNoClosure
+                                        : frames[0].closure == kNoClosure))
     return Inconsistent("bottom frame");
   for (size_t i = 0; i < frames.size(); ++i) {
     const Frame& f = frames[i];
+    if (i == frames.size() - 1 && t.in_flight.seq != 0) continue;  // checked in CheckInFlight
     int depth = depths->At(f.function, f.pc);
     if (depth < 0) return Inconsistent("a frame's pc is not an instruction");
-    if (f.base + static_cast<uint32_t>(depth) != FrameTop(h, i)) return Inconsistent("a frame's stack does not match its code");
-    if (i > 0) {
-      if (f.closure == kNoClosure || heap.Get<ClosureObj>(f.closure)->function != f.function)
-        return Inconsistent("frame closure");
-      if (f.base + module.functions[f.function].max_stack > VM::kStackCapacity) return Inconsistent("frame base");
-    }
+    if (f.base + static_cast<uint32_t>(depth) != FrameTop(t, i)) return Inconsistent("a frame's stack does not match its code");
+  }
+  for (size_t i = 0; i < frames.size(); ++i) {
+    const Frame& f = frames[i];
+    if (f.closure != kNoClosure && heap.Get<ClosureObj>(f.closure)->function != f.function)
+      return Inconsistent("frame closure");
+    if (i > 0 && f.closure == kNoClosure) return Inconsistent("frame closure");
+    if (f.base + module.functions[f.function].max_stack > VM::kStackCapacity) return Inconsistent("frame base");
   }
   return Status::Ok();
 }
 
+// A waiting effect: its call is the instruction before the frame's pc, and its result goes
+// where the callee (or the first argument of a builtin call) sits.
+Status CheckInFlight(const Task& t, uint64_t effects, StackDepths* depths) {
+  const InFlightEffect& e = t.in_flight;
+  const Frame& f = t.frames.back();
+  int at_call = depths->At(f.function, e.call_pc);
+  int after = depths->At(f.function, f.pc);
+  if (e.seq > effects || at_call < 0 || after < 1 || e.call_pc >= f.pc ||
+      f.base + static_cast<uint32_t>(after) != e.result_slot + 1 || e.result_slot >= t.sp ||
+      (e.step >= 0 && t.handlers[e.step].kind != HandlerKind::kStep))
+    return Inconsistent("a task's waiting effect does not match its code");
+  return Status::Ok();
+}
+
 // One handler against the code at its pc. Sets *in_once_step for a `once` step.
-Status CheckHandler(const CheckpointHeader& h, const Handler& hd, const Module& module, StackDepths* depths,
-                    bool* in_once_step) {
-  const Frame& f = h.frames[hd.frame_depth];
-  if (hd.stack_height <= f.base || hd.stack_height > FrameTop(h, hd.frame_depth))
+Status CheckHandler(const Task& t, const Handler& hd, const Module& module, StackDepths* depths, bool* in_once_step) {
+  const Frame& f = t.frames[hd.frame_depth];
+  if (hd.stack_height <= f.base || hd.stack_height > FrameTop(t, hd.frame_depth))
     return Inconsistent("a handler's stack is outside its frame");
   switch (hd.kind) {
     case HandlerKind::kTry: {
@@ -684,7 +772,7 @@ Status CheckHandler(const CheckpointHeader& h, const Handler& hd, const Module& 
     case HandlerKind::kStep: {
       // Its begin_pc is its STEP_BEGIN, whose operand says whether it is `once`.
       const std::string& code = module.functions[f.function].code;
-      if (h.stack[hd.stack_height - 1].tag != Tag::kString || depths->At(f.function, hd.begin_pc) < 0 ||
+      if (t.stack[hd.stack_height - 1].tag != Tag::kString || depths->At(f.function, hd.begin_pc) < 0 ||
           static_cast<Op>(code[hd.begin_pc]) != Op::STEP_BEGIN)
         return Inconsistent("a step handler does not match its code");
       *in_once_step |= code[hd.begin_pc + 1] != 0;
@@ -692,19 +780,44 @@ Status CheckHandler(const CheckpointHeader& h, const Handler& hd, const Module& 
     }
     case HandlerKind::kTimeout: break;
     case HandlerKind::kBreaker:
-      if (h.stack[hd.stack_height - 1].tag != Tag::kList) return Inconsistent("a breaker handler has no operand");
+      if (t.stack[hd.stack_height - 1].tag != Tag::kList) return Inconsistent("a breaker handler has no operand");
       break;
   }
   return Status::Ok();
 }
 
-Status CheckHandlers(const CheckpointHeader& h, const Module& module, StackDepths* depths, bool* in_once_step) {
-  for (size_t i = 0; i < h.handlers.size(); ++i) {
-    if (i > 0 && h.handlers[i].frame_depth < h.handlers[i - 1].frame_depth) return Inconsistent("handlers out of order");
-    Status s = CheckHandler(h, h.handlers[i], module, depths, in_once_step);
-    if (!s.ok()) return s;
+// Open upvalues: listed in slot order, open, below the stack top; each gets its owner.
+Status CheckOpenUpvalues(const Task& t, uint32_t owner, Heap& heap) {
+  uint32_t last_slot = 0;
+  for (size_t i = 0; i < t.open_upvalues.size(); ++i) {
+    auto* up = const_cast<UpvalueObj*>(heap.Get<UpvalueObj>(t.open_upvalues[i]));
+    if (!up->open || up->slot >= t.sp || up->owner != kNoTask) return Inconsistent("an open upvalue is not open in its task");
+    if (i > 0 && up->slot <= last_slot) return Inconsistent("open upvalues out of order");
+    last_slot = up->slot;
+    up->owner = owner;
   }
   return Status::Ok();
+}
+
+// A task's execution against the program and the heap. Sets t->resume_in_doubt when it
+// stands inside a `once` step.
+Status CheckExec(Task* t, uint32_t owner, bool top_level, uint64_t effects, const Module& module, Heap& heap,
+                 StackDepths* depths) {
+  Status s = CheckFrames(*t, top_level, module, heap, depths);
+  if (s.ok() && t->in_flight.seq != 0) s = CheckInFlight(*t, effects, depths);
+  bool in_once_step = false;
+  for (size_t i = 0; s.ok() && i < t->handlers.size(); ++i) {
+    if (i > 0 && t->handlers[i].frame_depth < t->handlers[i - 1].frame_depth) return Inconsistent("handlers out of order");
+    s = CheckHandler(*t, t->handlers[i], module, depths, &in_once_step);
+  }
+  if (s.ok()) s = CheckOpenUpvalues(*t, owner, heap);
+  t->resume_in_doubt = in_once_step && t->in_flight.seq == 0;
+  int64_t in_force = INT64_MAX;  // derived, never checkpointed (see Handler)
+  for (Handler& hd : t->handlers) {
+    if (hd.kind == HandlerKind::kTimeout) in_force = std::min(in_force, hd.deadline_ms);
+    hd.deadline_in_force = in_force;
+  }
+  return s;
 }
 
 // Secrets were persisted as references: read their values from the run's environment again
@@ -729,6 +842,44 @@ Status RereadSecrets(Heap& heap, VmHost& host) {
   return Status::Ok();
 }
 
+// The tasks of a restored run: each parked task's execution checked, every task that is
+// not finished among the live ones, and every open upvalue owned by one of them.
+Status CheckTasks(const CheckpointHeader& h, Task* running_exec, const Module& module, Heap& heap, StackDepths* depths) {
+  const std::vector<Value>& live = heap.Get<ListObj>(h.live_tasks.ref)->items;
+  std::vector<bool> in_live(heap.capacity(), false);
+  for (Value v : live) {
+    if (v.tag != Tag::kTask || in_live[v.ref]) return Inconsistent("the list of tasks");
+    in_live[v.ref] = true;
+  }
+  if (heap.Get<TaskObj>(h.main_task)->path != "") return Inconsistent("the top level's task");
+  for (uint32_t id : heap.LiveIds()) {
+    const Object* o = heap.GetObject(id);
+    if (o->kind != ObjKind::kTask) continue;
+    auto* t = const_cast<TaskObj*>(static_cast<const TaskObj*>(o));
+    const bool running = id == h.running, parked = !t->exec.frames.empty();
+    if (running ? parked || t->state != TaskState::kRunnable : parked == t->finished())
+      return Inconsistent("a task's state");
+    if (!t->finished() && !in_live[id]) return Inconsistent("a task that is not finished is not among the live ones");
+    // A waiting task has its effect in flight; so may a runnable one (its wait has ended,
+    // and the effect completes when it runs).
+    const bool in_flight = parked && t->exec.in_flight.seq != 0;
+    if (t->state == TaskState::kWaiting ? !in_flight : in_flight && t->state != TaskState::kRunnable)
+      return Inconsistent("a waiting task without its effect");
+    Task* exec = running ? running_exec : &t->exec;
+    if (running || parked) {
+      Status s = CheckExec(exec, id, id == h.main_task, h.effects, module, heap, depths);
+      if (!s.ok()) return s;
+    }
+  }
+  for (uint32_t id : heap.LiveIds()) {
+    const Object* o = heap.GetObject(id);
+    if (o->kind == ObjKind::kUpvalue && static_cast<const UpvalueObj*>(o)->open &&
+        static_cast<const UpvalueObj*>(o)->owner == kNoTask)
+      return Inconsistent("an open upvalue no task holds");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status VM::RestoreCheckpoint(std::string_view header,
@@ -739,11 +890,8 @@ Status VM::RestoreCheckpoint(std::string_view header,
   if (!s.ok()) return s;
   heap_.ResetForRestore(h.capacity);
   s = ObjectLoader(*module_, heap_, object, list_chunk, h).Load();
-  if (s.ok()) s = CheckOpenUpvalues(h, heap_);
   StackDepths depths(*module_);
-  if (s.ok()) s = CheckFrames(h, *module_, heap_, &depths);
-  bool in_once_step = false;
-  if (s.ok()) s = CheckHandlers(h, *module_, &depths, &in_once_step);
+  if (s.ok()) s = CheckTasks(h, &h.exec, *module_, heap_, &depths);
   if (s.ok()) s = RereadSecrets(heap_, *host_);
   if (!s.ok()) return s;
   heap_.FinishRestore();
@@ -751,39 +899,41 @@ Status VM::RestoreCheckpoint(std::string_view header,
   effects_done_ = h.effects;
   instructions_ = h.instructions;
   tokens_used_ = h.tokens;
-  task_.sp = static_cast<uint32_t>(h.sp);
-  uint32_t needed = task_.sp;  // the stack as deep as the restored frames may use it
-  for (const Frame& f : h.frames) needed = std::max(needed, f.base + module_->functions[f.function].max_stack);
-  GrowStack(needed);
-  for (uint32_t i = 0; i < task_.sp; ++i) task_.stack[i] = h.stack[i];
-  task_.frames = std::move(h.frames);
-  task_.handlers.clear();
-  for (const Handler& hd : h.handlers) PushHandler(hd);
   globals_ = std::move(h.globals);
   steps_ = h.steps;
   std::copy(std::begin(h.graces), std::end(h.graces), graces_);
-  ApplyLimits();
-  task_.resume_in_doubt = in_once_step;
-  task_.open_upvalues = std::move(h.open);
   constant_roots_ = std::move(h.const_ids);
   size_t next_string = 0;
   for (size_t i = 0; i < module_->constants.size(); ++i) {
     if (module_->constants[i].kind == Constant::Kind::kString)
       constants_[i] = Value::Ref(Tag::kString, constant_roots_[next_string++]);
   }
+  main_task_ = h.main_task;
+  live_tasks_ = h.live_tasks;
+  next_order_ = h.next_order;
+  current_ = kNoTask;
+  if (h.running != kNoTask) {
+    current_ = h.running;
+    task_ = std::move(h.exec);
+    FitStack();
+  }
+  RebuildSchedule();
+  ApplyLimits();
   return Status::Ok();
 }
 
 std::vector<VM::FrameView> VM::InspectFrames() const {
   std::vector<FrameView> out;
-  for (size_t i = task_.frames.size(); i-- > 0;) {
-    const Frame& f = task_.frames[i];
+  if (main_task_ == kNoTask) return out;
+  const Task& t = current_ == main_task_ ? task_ : heap_.Get<TaskObj>(main_task_)->exec;  // the top level's
+  for (size_t i = t.frames.size(); i-- > 0;) {
+    const Frame& f = t.frames[i];
     const Function& fn = module_->functions[f.function];
     FrameView view{fn.name, f.pc, fn.LineAt(f.pc > 0 ? f.pc - 1 : 0), {}};
-    uint32_t top = i + 1 < task_.frames.size() ? task_.frames[i + 1].base : task_.sp;
+    uint32_t top = i + 1 < t.frames.size() ? t.frames[i + 1].base : t.sp;
     for (const LocalName& l : fn.locals) {
       uint32_t slot = f.base + l.slot;
-      if (f.pc >= l.start_pc && f.pc <= l.end_pc && slot < top) view.locals.emplace_back(l.name, task_.stack[slot]);
+      if (f.pc >= l.start_pc && f.pc <= l.end_pc && slot < top) view.locals.emplace_back(l.name, t.stack[slot]);
     }
     out.push_back(std::move(view));
   }

@@ -264,13 +264,22 @@ NativeResult VM::OpenStep(uint32_t begin_pc, bool once, bool* done) {
     Raise("type", fmt::format("a step key must be a string, not {}", TypeName(key.tag)));
     return NativeResult::kRaised;
   }
+  const std::string& name = heap_.StringOf(key);
   if (steps_.tag == Tag::kMap) {
-    if (const Value* v = heap_.Get<MapObj>(steps_.ref)->Find(heap_.StringOf(key))) {
+    if (const Value* v = heap_.Get<MapObj>(steps_.ref)->Find(name)) {
       task_.stack[task_.sp - 1] = *v;
       *done = true;
       return NativeResult::kDone;
     }
   }
+  // Keys are per run: another task running this step is waited for (its value is then
+  // this one's; if it fails, this task runs the step itself).
+  auto running = running_steps_.find(name);
+  if (running != running_steps_.end() && running->second != current_ && OwnsOpenStep(running->second, name)) {
+    if (!WaitAllowed()) return NativeResult::kRaised;
+    return BlockOn({running->second}, /*on_stop=*/true);
+  }
+  running_steps_[name] = current_;
   PushHandler(Handler::Step(static_cast<uint32_t>(task_.frames.size() - 1), task_.sp, begin_pc, host_->NowMs()));
   if (journal_) journal_->OnStep(*this, heap_.StringOf(key), false, 0);
   if (once && journal_) {
@@ -308,6 +317,7 @@ void VM::RaiseInDoubt() {
 void VM::CountInDoubtEffect(uint64_t seq) {
   if (seq != effects_done_ + 1) return;
   effects_done_ = seq;
+  ++task_.effects;
   if (Handler* step = EnclosingStep(task_.handlers.size())) ++step->effects_done;
 }
 

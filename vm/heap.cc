@@ -16,6 +16,7 @@ const char* TypeName(Tag tag) {
     case Tag::kMap: return "map";
     case Tag::kError: return "error";
     case Tag::kSecret: return "secret";
+    case Tag::kTask: return "task";
   }
   return "?";
 }
@@ -39,6 +40,11 @@ size_t ObjectBytes(const Object* o) {
       return sizeof(ErrorObj) + e->message.capacity() + e->trace.size() * (sizeof(std::string) + 32);
     }
     case ObjKind::kSecret: return sizeof(SecretObj) + static_cast<const SecretObj*>(o)->value.capacity();
+    case ObjKind::kTask: {
+      const Task& t = static_cast<const TaskObj*>(o)->exec;
+      return sizeof(TaskObj) + t.stack.capacity() * sizeof(Value) + t.frames.capacity() * sizeof(Frame) +
+             t.handlers.capacity() * sizeof(Handler);
+    }
   }
   return sizeof(Object);
 }
@@ -122,6 +128,16 @@ void Heap::Collect(const std::function<void(const std::function<void(Value)>&)>&
       case ObjKind::kUpvalue: mark_value(static_cast<UpvalueObj*>(o)->closed); break;
       case ObjKind::kError: mark_value(static_cast<ErrorObj*>(o)->data); break;
       case ObjKind::kSecret: break;
+      case ObjKind::kTask: {
+        const auto* t = static_cast<TaskObj*>(o);
+        mark_value(t->result);
+        for (uint32_t i = 0; i < t->exec.sp; ++i) mark_value(t->exec.stack[i]);
+        mark_value(t->exec.pending_error);
+        for (const Frame& f : t->exec.frames)
+          if (f.closure != kNoClosure) mark_id(f.closure);
+        for (uint32_t id : t->exec.open_upvalues) mark_id(id);
+        break;
+      }
     }
   }
   bytes_ = 0;

@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "vm/task.h"
 #include "vm/value.h"
 
 namespace flow {
@@ -19,7 +20,9 @@ namespace flow {
 // The values are on disk (a checkpointed object starts with its kind; docs/checkpoint.md,
 // "VM header"): do not change them; a new kind takes the next number.
 enum class ObjKind : uint8_t {
-  kString = 0, kList = 1, kMap = 2, kClosure = 3, kUpvalue = 4, kError = 5, kSecret = 6
+  kString = 0, kList = 1, kMap = 2, kClosure = 3, kUpvalue = 4, kError = 5, kSecret = 6,
+  // 7 is the record kind of a chunked list's head (vm/checkpoint.cc), never an object's.
+  kTask = 8
 };
 
 struct Object {
@@ -81,9 +84,12 @@ struct ClosureObj : Object {
 
 // A captured variable: open while its slot is live on the stack, then closed over a copy.
 struct UpvalueObj : Object {
-  explicit UpvalueObj(uint32_t s) : Object(ObjKind::kUpvalue), slot(s) {}
+  UpvalueObj(uint32_t s, uint32_t owner_task) : Object(ObjKind::kUpvalue), slot(s), owner(owner_task) {}
   bool open = true;
-  uint32_t slot;  // absolute stack index while open
+  uint32_t slot;  // absolute stack index while open, in the stack of its owner
+  // The task whose stack holds it while open (a spawned task reads its spawner's locals).
+  // Not checkpointed: an open upvalue is in its owner's list of open upvalues.
+  uint32_t owner;
   Value closed = Value::Null();
 };
 
@@ -113,6 +119,38 @@ struct SecretObj : Object {
     for (const auto& p : parts) out += p.is_env ? "***" : p.text;
     return out;
   }
+};
+
+// A task's state. The values are on disk (docs/checkpoint.md): do not change them.
+enum class TaskState : uint8_t {
+  kRunnable = 0,  // running, or in the run queue
+  kWaiting = 1,   // its effect is in flight (a sleep's timer: Task::in_flight)
+  kBlocked = 2,   // waits for other tasks or a step: runs its instruction again when woken
+  kDone = 3,      // returned: `result` is its value
+  kFailed = 4,    // an uncaught error: `result` is the error, kept until awaited
+};
+// Cancelling a task: asked (t.cancel(), flow cancel, the top level's end), then raised in
+// it once, at its next effect or wait. On disk: do not change.
+enum class TaskCancel : uint8_t { kNone = 0, kAsked = 1, kRaised = 2, kAskedByRun = 3 /* flow cancel */ };
+
+// A task of the run (spawn): a thread of execution on the run's heap, shared with the
+// others. Plain data like every object, so every checkpoint holds every task.
+struct TaskObj : Object {
+  explicit TaskObj(std::string p) : Object(ObjKind::kTask), path(std::move(p)) {}
+  std::string path;  // spawn position: "" the top level, "2" its second task, "2.5" that one's fifth
+  TaskState state = TaskState::kRunnable;
+  TaskCancel cancel = TaskCancel::kNone;
+  bool awaited = false;       // its outcome was taken (await, race, settle, parallel)
+  uint64_t order = 0;         // runnable: its place in the run queue; finished: in finishing
+  Value result = Value::Null();
+  Task exec;                  // its execution while parked (empty while it runs and once finished)
+  // Not checkpointed (a restored blocked task runs its instruction again, and waits again):
+  // who to wake when it finishes, or (steps) whenever it stops running. Entries are (task,
+  // wait epoch); a stale one is skipped.
+  std::vector<std::pair<uint32_t, uint32_t>> finish_waiters, stop_waiters;
+  uint32_t wait_epoch = 0;
+  uint32_t list_index = 0;    // its place in the VM's list of live tasks
+  bool finished() const { return state == TaskState::kDone || state == TaskState::kFailed; }
 };
 
 class Heap {

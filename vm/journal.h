@@ -34,6 +34,9 @@ class EffectJournal {
   // A `once` step is about to run its body: its start must be durable first, so that a
   // crash inside it is known on resume (in doubt) rather than run again.
   virtual Status OnceStepStarted(VM& vm) { return Status::Ok(); }
+  // Every task waits on a long timer: the run suspends. Checkpoint its state, each task
+  // with its effect in flight (the timers are part of it), so a resumed run keeps them.
+  virtual Status Suspending(VM& vm) { return Status::Ok(); }
   // A step began or completed (with its duration on the run's clock), for the history.
   virtual void OnStep(VM& vm, const std::string& key, bool completed, int64_t duration_ms) {}
 };

@@ -1,9 +1,9 @@
 // One thread of execution of a run: its value stack, frames, handlers and what it waits
 // for. The VM (the run-wide half: globals, heap, constants, steps, budgets, journal) holds
 // its tasks beside it, as Lua keeps a lua_State per coroutine beside one global_State.
-// For now a run has exactly one task, the top level. The running task's record lives in
-// the VM itself (VM::task_), so the dispatch loop reaches its fields as it reached the
-// VM's own; a switch would swap records with the parked ones (vectors move, not values).
+// The running task's record lives in the VM itself (VM::task_), so the dispatch loop
+// reaches its fields as it reached the VM's own; the others' are in their TaskObj on the
+// heap (vm/heap.h), and a switch moves records (vectors move, not values).
 #pragma once
 #include <cstdint>
 
@@ -21,6 +21,7 @@ struct Frame {
   uint32_t base;      // stack index of slot 0 (the callee)
 };
 inline constexpr uint32_t kNoClosure = UINT32_MAX;
+inline constexpr uint32_t kNoTask = UINT32_MAX;  // no task (a TaskObj's heap id otherwise)
 
 // An open try, retry, timeout, step or breaker, innermost last. Plain data, like everything
 // the VM holds: it is part of every checkpoint. Each kind has fields of its own, each with
@@ -84,6 +85,22 @@ struct Suspension {
   std::string signal;      // the signal waited for, or ""
 };
 
+// An effect of a task that is in flight while other tasks run: a sleep, whose end is a
+// timer of the scheduler. Checkpointed with the task, so a resumed run keeps the timer.
+struct InFlightEffect {
+  uint64_t seq = 0;           // its number in the run's history; 0: none
+  uint16_t builtin = 0;
+  uint32_t result_slot = 0;   // the stack index its result goes to
+  uint32_t call_pc = 0;       // where it was called
+  int32_t step = -1;          // the handler index of the step whose effect it is, or -1
+  int64_t wake_ms = 0;        // when it ends, on the run's clock
+  bool cut_by_deadline = false;  // it ends at a timeout's deadline: it raises then
+  // An operation of a Completions source (an http transfer), not a timer. It cannot
+  // outlive the process: a checkpoint shows the task at the call, which a resumed run
+  // makes again, with the same idempotency key.
+  uint64_t operation = 0;  // its id, or 0 (a timer)
+};
+
 struct Task {
   // The value stack, grown on demand (VM::GrowStack) up to VM::kStackCapacity: an idle task
   // holds a few KiB, not the 16 MiB a deep one may reach. Growing moves it: raw pointers
@@ -99,6 +116,7 @@ struct Task {
   // An effect raised: checkpoint once the error has landed.
   bool effect_raised = false;
   uint16_t raised_builtin = 0;
+  uint64_t raised_seq = 0;
   // Where that effect was called, with the handlers as they were: if no handler takes its
   // error, the checkpoint is that state, so a resumed run (after a budget stop) calls again.
   uint32_t raised_call_pc = 0;
@@ -109,7 +127,9 @@ struct Task {
   uint32_t deadline_ticks = 0;   // back edges since the clock was last read
   bool resume_in_doubt = false;  // restored inside an open `once` step
   int64_t retry_wait_ms = 0;     // set by RetryAfterError
-  Suspension suspension;         // what it waits for, once it suspends
+  uint64_t effects = 0;          // effects it began: its idempotency keys RUN/PATH/n
+  uint32_t spawned = 0;          // tasks it spawned: their paths PATH.1, PATH.2, ...
+  InFlightEffect in_flight;      // its effect waiting on a timer, if any
 };
 
 }  // namespace flow

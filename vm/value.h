@@ -12,6 +12,7 @@ enum class Tag : uint8_t {
   kNull = 0, kBool = 1, kInt = 2, kFloat = 3, kBuiltin = 4,          // immediate
   kString = 5, kList = 6, kMap = 7, kFunction = 8, kError = 9,       // on the heap
   kSecret = 10,  // on the heap: a string never written in plaintext
+  kTask = 11,    // on the heap: a task of the run (spawn), its TaskObj
 };
 
 struct Value {
@@ -51,7 +52,7 @@ struct Value {
 static_assert(sizeof(Value) == 16);
 static_assert(std::endian::native == std::endian::little, "Value packs narrow payloads in the low bytes");
 
-// The name `type()` returns: int float string null bool list map function error.
+// The name `type()` returns: int float string null bool list map function error secret task.
 const char* TypeName(Tag tag);
 
 }  // namespace flow

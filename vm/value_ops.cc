@@ -170,6 +170,13 @@ struct Encoder {
         }
         *out += "\"<fn>\"";
         return true;
+      case Tag::kTask:
+        if (!lenient) {
+          *error = "cannot encode a task as JSON";
+          return false;
+        }
+        *out += "\"<task>\"";
+        return true;
     }
     return true;
   }

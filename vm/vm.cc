@@ -34,7 +34,9 @@ VM::VM(const Module* module, VmHost* host, Natives natives)
   globals_.assign(module->globals.size(), Value::Null());
 }
 
-VM::~VM() = default;
+VM::~VM() {
+  for (const auto& [id, op] : operations_) completions_->Abandon(id);  // transfers left running
+}
 
 bool VM::SetGlobal(std::string_view name, Value v) {
   for (size_t i = 0; i < module_->globals.size(); ++i) {
@@ -51,17 +53,27 @@ bool VM::Raise(std::string kind, std::string message, Value data) {
   return false;
 }
 
+// An open upvalue is a slot of its owner's stack: the running task's, or (a variable of
+// the task that spawned this one) a parked task's.
+const Value* VM::UpvalueStack(uint32_t owner) const {
+  return owner == current_ ? task_.stack.data() : heap_.Get<TaskObj>(owner)->exec.stack.data();
+}
+
 Value VM::ReadUpvalue(uint32_t id) const {
   const UpvalueObj* up = heap_.Get<UpvalueObj>(id);
-  return up->open ? task_.stack[up->slot] : up->closed;
+  return up->open ? UpvalueStack(up->owner)[up->slot] : up->closed;
 }
 
 void VM::WriteUpvalue(uint32_t id, Value v) {
   const UpvalueObj* up = heap_.Get<UpvalueObj>(id);
-  if (up->open)
-    task_.stack[up->slot] = v;
-  else
+  if (!up->open) {
     heap_.Mutable<UpvalueObj>(id)->closed = v;
+  } else if (up->owner == current_) {
+    task_.stack[up->slot] = v;
+  } else {
+    heap_.Touch(up->owner);  // the parked owner's stack changed: its record is rewritten
+    heap_.Mutable<TaskObj>(up->owner)->exec.stack[up->slot] = v;
+  }
 }
 
 uint32_t VM::CaptureUpvalue(uint32_t slot) {
@@ -73,7 +85,7 @@ uint32_t VM::CaptureUpvalue(uint32_t slot) {
     if (s < slot) break;
     --it;
   }
-  uint32_t id = heap_.Make<UpvalueObj>(slot);
+  uint32_t id = heap_.Make<UpvalueObj>(slot, current_);
   task_.open_upvalues.insert(it, id);
   return id;
 }
@@ -99,6 +111,8 @@ void VM::FillTrace(Value error, uint32_t pc) {
     uint32_t line = fn.LineAt(at > 0 ? at - 1 : 0);
     e->trace.push_back(fmt::format("{} ({}:{})", fn.name, module_->source_name, line));
   }
+  if (current_ != kNoTask && current_ != main_task_)
+    e->trace.push_back(fmt::format("task {}", heap_.Get<TaskObj>(current_)->path));
 }
 
 bool VM::MaybeCollect() {
@@ -113,16 +127,13 @@ void VM::Collect() {
     for (const Frame& f : task.frames)
       if (f.closure != kNoClosure) extra.push_back(f.closure);
   };
-  task_roots(task_);
-  for (const Task& task : parked_) task_roots(task);
+  task_roots(task_);  // the running task's record is not in its TaskObj
+  if (current_ != kNoTask) extra.push_back(current_);
   heap_.Collect(
       [this](const std::function<void(Value)>& mark) {
-        auto mark_task = [&mark](const Task& task) {
-          for (uint32_t i = 0; i < task.sp; ++i) mark(task.stack[i]);
-          mark(task.pending_error);
-        };
-        mark_task(task_);
-        for (const Task& task : parked_) mark_task(task);
+        for (uint32_t i = 0; i < task_.sp; ++i) mark(task_.stack[i]);
+        mark(task_.pending_error);
+        mark(live_tasks_);
         for (const Value& g : globals_) mark(g);
         mark(uncaught_);
         mark(steps_);
@@ -160,14 +171,14 @@ std::string VM::FormatUncaught() const { return FormatErrorReport(UncaughtReport
 // (the state may be half-changed), and it resumes from there.
 RunOutcome VM::Run() {
   try {
-    return Dispatch();
+    return Schedule();
   } catch (const std::bad_alloc&) {
   } catch (const std::length_error&) {
   }
   return RunOutcome::kOutOfMemory;
 }
 
-RunOutcome VM::Dispatch() {
+VM::TaskStop VM::Dispatch() {
   static void* const kLabels[] = {
 #define OP(name, operands, pops, pushes, flags, meaning) &&op_##name,
 #include "vm/bytecode/opcodes.def"
@@ -184,7 +195,6 @@ RunOutcome VM::Dispatch() {
 
   Value* const globals = globals_.data();
   const Value* const constants = constants_.data();
-  PrepareToRun();
   // The task's stack moves when it grows (only CallValue grows it): re-derived after it.
   Value* stack;
   const Value* stack_end;
@@ -235,12 +245,20 @@ RunOutcome VM::Dispatch() {
   } while (0)
 
 // An outcome other than kDone (a native's, or a handler's that reaches the store): its
-// error is handled, or the run stops (aborted by a failed store, or suspended with the
-// effect in flight).
-#define NATIVE_NOT_DONE(r)                                                                \
-  do {                                                                                    \
-    if ((r) == NativeResult::kRaised) goto handle_error;                                  \
-    return (r) == NativeResult::kAborted ? RunOutcome::kAborted : RunOutcome::kSuspended; \
+// error is handled; or the task waits (for its effect, or from the instruction at
+// `op_pc` again for other tasks); or the run stops (aborted by a failed store, or
+// suspended with the effect in flight).
+#define NATIVE_NOT_DONE(r, op_pc)                                  \
+  do {                                                             \
+    switch (r) {                                                   \
+      case NativeResult::kRaised: goto handle_error;               \
+      case NativeResult::kInFlight: return TaskStop::kWaiting;     \
+      case NativeResult::kBlocked:                                 \
+        task_.frames.back().pc = (op_pc);                          \
+        return TaskStop::kBlocked;                                 \
+      case NativeResult::kAborted: return TaskStop::kAborted;      \
+      default: return TaskStop::kSuspended;                        \
+    }                                                              \
   } while (0)
 
 // At back edges and calls: collect when the heap asks for it, and check an open deadline.
@@ -258,6 +276,10 @@ RunOutcome VM::Dispatch() {
     task_.resume_in_doubt = false;
     RaiseInDoubt();
     goto handle_error;
+  }
+  if (task_.in_flight.seq != 0) {  // woken: its effect completes first
+    if (NativeResult r = FinishInFlight(); r != NativeResult::kDone) NATIVE_NOT_DONE(r, task_.frames.back().pc);
+    sp = stack + task_.sp;
   }
   DISPATCH();
 
@@ -468,7 +490,7 @@ op_CALL: {
   }
   SAVE_STATE();
   if (NativeResult r = CallValue(callee, argc, static_cast<uint32_t>(call_ip - code)); r != NativeResult::kDone)
-    NATIVE_NOT_DONE(r);
+    NATIVE_NOT_DONE(r, static_cast<uint32_t>(call_ip - code));
   RELOAD_STACK();
   sp = stack + task_.sp;
   LOAD_FRAME();
@@ -482,13 +504,13 @@ op_CALL_BUILTIN: {
   if (GetBuiltinInfo(id).effectful) {
     if (NativeResult r = RunEffect(id, sp - argc, argc, sp - argc, static_cast<uint32_t>(call_ip - code));
         r != NativeResult::kDone)
-      NATIVE_NOT_DONE(r);
+      NATIVE_NOT_DONE(r, static_cast<uint32_t>(call_ip - code));
     sp = stack + task_.sp;
     DISPATCH();
   }
   Value result;
   if (NativeResult r = natives_.builtins[id](*this, sp - argc, argc, &result); r != NativeResult::kDone)
-    NATIVE_NOT_DONE(r);
+    NATIVE_NOT_DONE(r, static_cast<uint32_t>(call_ip - code));
   sp -= argc;
   *sp++ = result;
   DISPATCH();
@@ -508,7 +530,7 @@ op_INVOKE: {
         // The stack as INVOKE found it: a run stopped at this call (an effect's uncaught
         // budget error) resumes by running the INVOKE again.
         task_.stack[receiver_slot] = receiver;
-        NATIVE_NOT_DONE(r);
+        NATIVE_NOT_DONE(r, static_cast<uint32_t>(call_ip - code));
       }
       RELOAD_STACK();
       sp = stack + task_.sp;
@@ -518,7 +540,7 @@ op_INVOKE: {
   }
   Value result;
   if (NativeResult r = natives_.invoke_method(*this, receiver, name, sp - argc, argc, &result); r != NativeResult::kDone)
-    NATIVE_NOT_DONE(r);
+    NATIVE_NOT_DONE(r, static_cast<uint32_t>(call_ip - code));
   sp -= argc;
   sp[-1] = result;
   DISPATCH();
@@ -531,9 +553,10 @@ op_RETURN: {
   if (!task_.handlers.empty() && task_.handlers.back().frame_depth >= depth) LeaveHandlers(depth);
   task_.frames.pop_back();
   sp = stack + frame_base;
-  if (task_.frames.empty()) {
+  if (task_.frames.empty()) {  // the task's value stays, at stack[0]
+    *sp++ = result;
     task_.sp = static_cast<uint32_t>(sp - stack);
-    return RunOutcome::kCompleted;
+    return TaskStop::kReturned;
   }
   *sp++ = result;
   LOAD_FRAME();
@@ -617,7 +640,7 @@ op_STEP_BEGIN: {
   uint32_t skip = READ32();
   SAVE_STATE();
   bool done = false;
-  if (NativeResult r = OpenStep(begin_pc, once != 0, &done); r != NativeResult::kDone) NATIVE_NOT_DONE(r);
+  if (NativeResult r = OpenStep(begin_pc, once != 0, &done); r != NativeResult::kDone) NATIVE_NOT_DONE(r, begin_pc);
   if (done) ip = code + skip;  // the key on the stack was replaced by the step's value
   DISPATCH();
 }
@@ -636,12 +659,14 @@ op_TIMEOUT_BEGIN:
   DISPATCH();
 op_BREAKER_BEGIN:
   SAVE_STATE();
-  if (NativeResult r = OpenBreaker(sp[-1]); r != NativeResult::kDone) NATIVE_NOT_DONE(r);
+  if (NativeResult r = OpenBreaker(sp[-1]); r != NativeResult::kDone)
+    NATIVE_NOT_DONE(r, static_cast<uint32_t>(ip - 1 - code));
   DISPATCH();
 op_BREAKER_END:
   SAVE_STATE();
   if (!EndsOpenHandler(HandlerKind::kBreaker)) goto handle_error;
-  if (NativeResult r = CloseBreaker(task_.handlers.back(), true); r != NativeResult::kDone) NATIVE_NOT_DONE(r);
+  if (NativeResult r = CloseBreaker(task_.handlers.back(), true); r != NativeResult::kDone)
+    NATIVE_NOT_DONE(r, static_cast<uint32_t>(ip - 1 - code));
   goto close_handler;
 op_RETRY_END:
   SAVE_STATE();
@@ -712,9 +737,28 @@ op_RANGE_LOOP: {
   }
   DISPATCH();
 }
+op_SPAWN:
+  SAVE_STATE();
+  if (NativeResult r = Spawn(sp[-1], &sp[-1]); r != NativeResult::kDone)
+    NATIVE_NOT_DONE(r, static_cast<uint32_t>(ip - 1 - code));
+  DISPATCH();
+op_AWAIT:
+  SAVE_STATE();
+  if (NativeResult r = Await(&sp[-1]); r != NativeResult::kDone) NATIVE_NOT_DONE(r, static_cast<uint32_t>(ip - 1 - code));
+  DISPATCH();
+op_PARALLEL: {
+  const uint32_t op_pc = static_cast<uint32_t>(ip - 1 - code);
+  ip += 1;  // A: reserved
+  SAVE_STATE();
+  Value result;
+  if (NativeResult r = Parallel(sp - 4, &result); r != NativeResult::kDone) NATIVE_NOT_DONE(r, op_pc);
+  sp -= 4;
+  *sp++ = result;
+  DISPATCH();
+}
 
 handle_error : {
-  RunOutcome stop;
+  TaskStop stop;
   if (!HandleError(&stop)) return stop;
   RELOAD_STACK();
   LOAD_FRAME();
@@ -737,7 +781,7 @@ handle_error : {
 // that takes it. Timeouts and steps are left; a retry may run its body again. True when
 // execution goes on at the handler (task_.frames, task_.sp and its pc set), false with *stop the
 // outcome the run ends with.
-bool VM::HandleError(RunOutcome* stop) {
+bool VM::HandleError(TaskStop* stop) {
   FillTrace(task_.pending_error, task_.frames.back().pc);
   const Value raised = task_.pending_error;
   bool retry_wait = false;
@@ -766,7 +810,7 @@ bool VM::HandleError(RunOutcome* stop) {
       Handler breaker = h;
       Value error = task_.pending_error;
       if (CloseBreaker(breaker, false) == NativeResult::kAborted) {
-        *stop = RunOutcome::kAborted;
+        *stop = TaskStop::kAborted;
         return false;
       }
       task_.pending_error = error;
@@ -777,10 +821,10 @@ bool VM::HandleError(RunOutcome* stop) {
   if (task_.effect_raised) {
     // The effect's error has reached its handler: that state is the checkpoint.
     task_.effect_raised = false;
-    Status s = journal_->AfterEffect(*this, effects_done_, task_.raised_builtin, raised, true);
+    Status s = journal_->AfterEffect(*this, task_.raised_seq, task_.raised_builtin, raised, true);
     if (!s.ok()) {
       abort_status_ = s;
-      *stop = RunOutcome::kAborted;
+      *stop = TaskStop::kAborted;
       return false;
     }
   }
@@ -796,9 +840,24 @@ void VM::CutToHandler(const Handler& h, uint32_t resume_pc) {
   task_.frames.back().pc = resume_pc;
 }
 
-// No handler took the error: the run ends failed.
-RunOutcome VM::StopUncaught() {
-  uncaught_ = task_.pending_error;
+// No handler took the error: the task ends failed (the run, for the top level, or when a
+// budget's grace is used up).
+VM::TaskStop VM::StopUncaught() {
+  const bool whole_run = current_ == main_task_ || budget_final_;
+  if (whole_run) uncaught_ = task_.pending_error;
+  if (task_.effect_raised && !whole_run) {
+    // The task's end is the checkpoint of the effect that raised.
+    task_.effect_raised = false;
+    Value error = task_.pending_error;
+    const uint64_t seq = task_.raised_seq;
+    const uint16_t builtin = task_.raised_builtin;
+    FinishTask(current_, TaskState::kFailed, error);
+    if (Status s = journal_->AfterEffect(*this, seq, builtin, error, true); !s.ok()) {
+      abort_status_ = s;
+      return TaskStop::kAborted;
+    }
+    return TaskStop::kUncaught;
+  }
   if (task_.effect_raised) {
     task_.effect_raised = false;
     // No handler took the effect's error: the run stops at the call itself, its
@@ -807,25 +866,26 @@ RunOutcome VM::StopUncaught() {
     task_.handlers = std::move(task_.raised_handlers);
     task_.frames.back().pc = task_.raised_call_pc;
     RecomputeDeadline();
-    Status s = journal_->AfterEffect(*this, effects_done_, task_.raised_builtin, uncaught_, true);
+    Status s = journal_->AfterEffect(*this, task_.raised_seq, task_.raised_builtin, uncaught_, true);
     if (!s.ok()) {
       abort_status_ = s;
-      return RunOutcome::kAborted;
+      return TaskStop::kAborted;
     }
   }
-  return RunOutcome::kFailed;
+  if (!whole_run) FinishTask(current_, TaskState::kFailed, task_.pending_error);
+  return TaskStop::kUncaught;
 }
 
 // A retry's wait before its body runs again: durable, so it may suspend the run.
-bool VM::WaitBeforeRetry(RunOutcome* stop) {
+bool VM::WaitBeforeRetry(TaskStop* stop) {
   bool suspended;
   if (Status s = WaitDurably(task_.retry_wait_ms, &suspended); !s.ok()) {
     abort_status_ = s;
-    *stop = RunOutcome::kAborted;
+    *stop = TaskStop::kAborted;
     return false;
   }
   if (suspended) {
-    *stop = RunOutcome::kSuspended;
+    *stop = TaskStop::kSuspended;
     return false;
   }
   return true;
@@ -842,15 +902,19 @@ void VM::GrowStack(uint32_t needed) {
   std::vector<Value>& stack = task_.stack;
   const uint32_t doubled = static_cast<uint32_t>(std::min<size_t>(kStackCapacity, stack.size() * 2));
   stack.resize(std::max({needed, doubled, kInitialStack}), Value::Null());
+  largest_stack_ = std::max(largest_stack_, static_cast<uint32_t>(stack.size()));
 }
 
 void VM::PrepareToRun() {
-  if (!task_.frames.empty()) return;  // restored, or already prepared
+  if (main_task_ != kNoTask) return;  // restored, or already prepared
   task_.frames.reserve(256);
   GrowStack(module_->functions[0].max_stack + 1);
   task_.stack[0] = Value::Null();
   task_.sp = 1;
   task_.frames.push_back({0, kNoClosure, 0, 0});
+  // The top level is a task like the others (path ""), the first of the live ones.
+  main_task_ = current_ = heap_.Make<TaskObj>("");
+  live_tasks_ = heap_.NewList({Value::Ref(Tag::kTask, main_task_)});
 }
 
 void VM::SetJournal(EffectJournal* journal) {
@@ -872,32 +936,56 @@ NativeResult VM::RunEffect(uint16_t id, Value* args, int argc, Value* result_slo
     RaiseDeadline();
     return NativeResult::kRaised;
   }
-  uint64_t seq = effects_done_ + 1;
+  // The effect's number in the run, and in its task (its key), are taken as it begins:
+  // other tasks' effects may begin before it ends.
+  uint64_t seq = ++effects_done_;
+  ++task_.effects;
   int step = EnterEffectScope();
   if (journal_) {
     if (Status s = journal_->BeforeEffect(*this, seq, id, args, argc); !s.ok()) {
+      --effects_done_, --task_.effects;
       abort_status_ = s;
       return NativeResult::kAborted;
     }
   }
   Value result;
   NativeResult r;
-  if (host_->TakeCancel()) {
-    Raise("cancelled", "the run was cancelled (flow cancel)");
+  if (RaiseTaskCancel()) {  // flow cancel (every task), or t.cancel()
     r = NativeResult::kRaised;
   } else {
     r = natives_.builtins[id](*this, args, argc, &result);
-    // Suspended or aborted, the effect stays in flight: the run stops here.
-    if (r == NativeResult::kSuspended || r == NativeResult::kAborted) return r;
+    // Suspended or aborted, the effect stays in flight: the run stops here, and runs it
+    // again (with the same numbers) when resumed.
+    if (r == NativeResult::kSuspended || r == NativeResult::kAborted) {
+      --effects_done_, --task_.effects;
+      return r;
+    }
+    if (r == NativeResult::kInFlight) {  // it ends later (a timer): the task waits for it
+      InFlightEffect& f = task_.in_flight;
+      f.seq = seq;
+      f.builtin = id;
+      f.result_slot = static_cast<uint32_t>(result_slot - task_.stack.data());
+      f.call_pc = call_pc;
+      f.step = step;
+      return r;
+    }
   }
+  return CompleteEffect(seq, id, step, r, result, result_slot, call_pc);
+}
+
+// The end of an effect (at once, or when a waiting one ends): its result lands in
+// result_slot and the journal checkpoints; or its error is raised, and the checkpoint is
+// taken where a handler takes it.
+NativeResult VM::CompleteEffect(uint64_t seq, uint16_t id, int step, NativeResult r, Value result,
+                                Value* result_slot, uint32_t call_pc) {
   const bool ok = r == NativeResult::kDone;
   if (!ok) {
     task_.effect_raised = journal_ != nullptr;
+    task_.raised_seq = seq;
     task_.raised_builtin = id;
     task_.raised_call_pc = call_pc;
     task_.raised_handlers = task_.handlers;  // before the step counts the effect
   }
-  effects_done_ = seq;
   if (step >= 0) ++task_.handlers[step].effects_done;
   if (!ok) return NativeResult::kRaised;
   *result_slot = result;
@@ -916,7 +1004,12 @@ NativeResult VM::RunEffect(uint16_t id, Value* args, int argc, Value* result_slo
 int VM::EnterEffectScope() {
   task_.effect_scope.clear();
   Handler* step = EnclosingStep(task_.handlers.size());
-  if (!step) return -1;
+  if (!step) {
+    const std::string& path = heap_.Get<TaskObj>(current_)->path;
+    if (!path.empty()) task_.effect_scope = path + "/";
+    task_.effect_scope += std::to_string(task_.effects);
+    return -1;
+  }
   task_.effect_scope =
       heap_.StringOf(task_.stack[step->stack_height - 1]) + "/" + std::to_string(step->effects_done + 1);
   return static_cast<int>(step - task_.handlers.data());
@@ -941,16 +1034,18 @@ Status VM::WaitDurably(int64_t ms, bool* suspended) {
   uint64_t seq = effects_done_ + 1;
   const uint16_t sleep_id = static_cast<uint16_t>(Builtin::SLEEP);
   Value arg = Value::Int(ms);
-  task_.effect_scope.clear();
+  const std::string& path = heap_.Get<TaskObj>(current_)->path;
+  task_.effect_scope = (path.empty() ? "" : path + "/") + std::to_string(task_.effects + 1);
   if (Status s = journal_->BeforeEffect(*this, seq, sleep_id, &arg, 1); !s.ok()) return s;
   int64_t wake_ms;
   if (host_->ShouldSuspend(ms, &wake_ms)) {
-    task_.suspension = {wake_ms, ""};
+    suspension_ = {wake_ms, ""};
     *suspended = true;
     return Status::Ok();
   }
   host_->SleepMs(std::max<int64_t>(0, wake_ms - host_->NowMs()));
   effects_done_ = seq;
+  ++task_.effects;
   return journal_->AfterEffect(*this, seq, sleep_id, Value::Null(), false);
 }
 

@@ -5,6 +5,9 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <deque>
+#include <queue>
+#include <unordered_map>
 #include <functional>
 #include <memory>
 #include <string>
@@ -15,6 +18,7 @@
 #include "vm/base/saturate.h"
 #include "vm/bytecode/module.h"
 #include "vm/bytecode/opcodes.h"
+#include "vm/completions.h"
 #include "vm/error_report.h"
 #include "vm/heap.h"
 #include "vm/journal.h"
@@ -78,6 +82,8 @@ enum class NativeResult : uint8_t {
   kRaised,     // an error is pending (VM::Raise): the script's handlers may take it
   kAborted,    // the store failed (VM::Abort): the run stops, the effect still in flight
   kSuspended,  // the run suspends (VM::Suspend): the effect stays in flight, runs again on resume
+  kInFlight,   // the effect is in flight and the task waits for it (VM::WaitUntil): others run
+  kBlocked,    // the task waits for other tasks (VM::BlockOn): the call runs again when woken
 };
 
 // A builtin: reads args[0..argc) and writes *out, or raises, aborts or suspends.
@@ -120,7 +126,7 @@ enum class RunOutcome {
   kCompleted,  // the script returned
   kFailed,     // an uncaught Flow error: uncaught_error()
   kAborted,    // the journal could not record an effect (a store failure): abort_status()
-  kSuspended,  // waiting on a timer or a signal: suspension()
+  kSuspended,  // every task waits on a long timer, or one on a signal: suspension()
   kOutOfMemory,  // an allocation failed (std::bad_alloc): the state since the last
                  // checkpoint is lost, the run stops there
 };
@@ -177,7 +183,10 @@ class VM {
   // The scope of the effect being run inside a step: "KEY/n" (the n-th effect of step KEY
   // in this execution of it), or "" outside steps. The journal builds idempotency keys
   // RUN/KEY/n from it.
-  const std::string& effect_scope() const { return task_.effect_scope; }
+  // What names the effect being run in its idempotency key RUN/<effect_key>: "KEY/n"
+  // inside step KEY (its n-th effect), else the task's spawn path and its own count of
+  // effects: "n" at the top level, "2.5/n" in a task. Stable across resumes.
+  const std::string& effect_key() const { return task_.effect_scope; }
   // The earliest deadline of the open timeouts (ms on the run's clock), or INT64_MAX.
   int64_t deadline() const { return task_.deadline; }
   // True after restoring a checkpoint taken inside an open `once` step.
@@ -218,10 +227,27 @@ class VM {
   // For builtins: a wait asks the run to suspend instead of blocking; the effect stays
   // in flight and runs again (and decides again) on resume. `return vm.Suspend(...)`.
   NativeResult Suspend(Suspension s) {
-    task_.suspension = std::move(s);
+    suspension_ = std::move(s);
     return NativeResult::kSuspended;
   }
-  const Suspension& suspension() const { return task_.suspension; }
+  const Suspension& suspension() const { return suspension_; }
+  // For an effect that waits (sleep): the task waits until `wake_ms` on the run's clock,
+  // other tasks run meanwhile, and the effect then completes (null), or raises `timeout`
+  // when the wake is a deadline (`cut_by_deadline`), or `cancelled`. `return vm.WaitUntil(...)`.
+  NativeResult WaitUntil(int64_t wake_ms, bool cut_by_deadline);
+  // For an effect that proceeds while other tasks run: operation `op` of `source` has
+  // started; when it ends, `finish` runs on the VM's thread, the task's state restored,
+  // and gives the effect's result (or raises). `return vm.WaitForOperation(...)`.
+  using Finish = std::function<NativeResult(VM& vm, Value* out)>;
+  NativeResult WaitForOperation(Completions* source, uint64_t op, Finish finish);
+  // After a native that returned kInFlight from WaitForOperation (a call it made): what
+  // becomes of that result, as the caller's result (llm.chat over an http.post).
+  NativeResult ThenWithResult(std::function<NativeResult(VM& vm, Value in, Value* out)> then);
+  // Tasks (vm/scheduler.cc), for the natives of the `tasks` module and task methods.
+  NativeResult RaceTasks(Value tasks, Value* out);    // the first to finish; cancels the rest
+  NativeResult SettleTasks(Value tasks, Value* out);  // all, as {ok, value | error} maps
+  void CancelTask(Value task, bool by_run = false);  // by_run: flow cancel
+  bool TaskFinished(Value task) const;
   // For builtins: the store is damaged or failed (a run's mailbox), which no script may
   // catch: the run stops (kAborted, abort_status()) with the effect still in flight.
   NativeResult Abort(Status s) {
@@ -238,8 +264,8 @@ class VM {
   // The most a task's stack grows to (values, about 16 MiB); past it a call raises
   // stack_overflow.
   static constexpr uint32_t kStackCapacity = 1u << 20;
-  // Values the running task's stack holds room for now (it grows on demand).
-  uint32_t stack_capacity() const { return static_cast<uint32_t>(task_.stack.size()); }
+  // The most values a task's stack has held room for in this VM (stacks grow on demand).
+  uint32_t largest_stack_capacity() const { return largest_stack_; }
   static constexpr uint32_t kMaxFrames = 100'000;
 
  private:
@@ -260,6 +286,54 @@ class VM {
   bool Negate(Value a, Value* out);
   bool ThrowValue(Value v);
   [[gnu::noinline]] NativeResult CallValue(Value* callee_slot, int argc, uint32_t call_pc);
+  // What stopped the running task (Dispatch): the scheduler (Schedule) decides what runs next.
+  enum class TaskStop : uint8_t {
+    kReturned,   // its outermost function returned: its value is at stack[0]
+    kUncaught,   // an error no handler took (StopUncaught)
+    kWaiting,    // its effect is in flight (task_.in_flight)
+    kBlocked,    // it waits for tasks or a step; its instruction runs again when woken
+    kAborted,    // the store failed: the run stops
+    kSuspended,  // a native suspended the run (a signal wait)
+  };
+  TaskStop Dispatch();
+  RunOutcome Schedule();
+  // Task switching and bookkeeping (vm/scheduler.cc).
+  uint32_t NewTask(Value closure, const Value* args, int argc);  // a runnable task; returns its id
+  void SwapIn(uint32_t id);
+  void FitStack();  // the running task's stack as deep as its frames may use it
+  void RebuildSchedule();  // after a restore: run queue, timers, running steps   // makes task `id` the running one (its record moves into task_)
+  void ParkCurrent();         // moves the running task's record back into its TaskObj
+  void MakeRunnable(uint32_t id);
+  void Wake(uint32_t id, uint32_t epoch);
+  void WakeAll(std::vector<std::pair<uint32_t, uint32_t>>* waiters);
+  void AddTimer(int64_t wake_ms, uint32_t id);
+  void FinishTask(uint32_t id, TaskState state, Value result);
+  void DropFromLive(uint32_t id);
+  void CancelAll(bool by_run);
+  // Raises `cancelled` (true) once when the running task's cancel was asked.
+  bool RaiseTaskCancel();
+  // The running task waits for the tasks in `ids` that have not finished (any of them):
+  // kBlocked. A deadline of the task also wakes it.
+  NativeResult BlockOn(const std::vector<uint32_t>& ids, bool on_stop = false);
+  // Checks before a wait: cancelled, or past the task's deadline: raised.
+  bool WaitAllowed();
+  // `tasks` is a task or a list of tasks: their ids, or false with a type error raised.
+  bool TaskIds(Value tasks, const char* what, std::vector<uint32_t>* ids);
+  NativeResult Await(Value* slot);
+  NativeResult Parallel(Value* operands, Value* out);
+  NativeResult Spawn(Value closure, Value* out);
+  // The in-flight effect of a woken task completes: its result lands, or its error is raised.
+  NativeResult FinishInFlight();
+  NativeResult CompleteEffect(uint64_t seq, uint16_t id, int step, NativeResult r, Value result, Value* result_slot,
+                              uint32_t call_pc);
+  // When every task waits: the earliest timer fires (the clock moves to it), or the run
+  // suspends. False with *stop when the run ends here.
+  bool WaitForTimers(RunOutcome* stop);
+  bool PickNext(RunOutcome* stop);
+  size_t CountFailedUnawaited() const;
+  RunOutcome EndOfTopLevel();
+  bool OwnsOpenStep(uint32_t task, const std::string& key) const;
+  const Value* UpvalueStack(uint32_t owner) const;
   // On an error at a retry: waits and returns true to run the body again, or returns
   // false having added data.attempts to the error (or replaced it by an outer timeout).
   [[gnu::noinline]] bool RetryAfterError(Handler& h);
@@ -286,16 +360,15 @@ class VM {
   void ApplyLimits();
   bool RaiseBudget(BudgetKind kind, uint64_t limit, std::string message);
   [[gnu::noinline]] bool RaiseMemoryBudget();
-  RunOutcome Dispatch();
   // Makes the running task's stack hold at least `needed` values (needed <= kStackCapacity).
   // Moves it: pointers into it are stale after.
   [[gnu::noinline]] void GrowStack(uint32_t needed);
   // The error path of Dispatch: unwinding to a handler, a run's end on an uncaught error,
   // a retry's wait.
-  [[gnu::cold, gnu::noinline]] bool HandleError(RunOutcome* stop);
+  [[gnu::cold, gnu::noinline]] bool HandleError(TaskStop* stop);
   void CutToHandler(const Handler& h, uint32_t resume_pc);
-  RunOutcome StopUncaught();
-  bool WaitBeforeRetry(RunOutcome* stop);
+  TaskStop StopUncaught();
+  bool WaitBeforeRetry(TaskStop* stop);
 
   // Sets effect_scope_ for the effect about to run; returns the index of the step whose
   // count it takes (advanced once the effect is done), or -1 outside steps.
@@ -327,7 +400,31 @@ class VM {
   // count (idempotency keys number a run's effects), instructions and tokens, and the run's
   // outcome (uncaught_, abort_status_, budget_final_: a final budget stops the whole run).
   Task task_;
-  std::vector<Task> parked_;
+  uint32_t current_ = kNoTask;   // the running task's TaskObj (kNoTask: none, between tasks)
+  uint32_t main_task_ = kNoTask; // the top level's
+  Value live_tasks_ = Value::Null();  // list of the tasks not finished, and failed ones not awaited
+  uint64_t next_order_ = 0;      // the next place in the run queue, or in finishing
+  std::deque<uint32_t> ready_;   // the run queue (derived on restore from each task's order)
+  struct Timer {
+    int64_t wake_ms;
+    uint64_t order;
+    uint32_t task, epoch;
+    bool operator>(const Timer& o) const { return wake_ms != o.wake_ms ? wake_ms > o.wake_ms : order > o.order; }
+  };
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;  // derived
+  uint64_t timers_added_ = 0;  // orders timers of the same wake (derived)
+  std::unordered_map<std::string, uint32_t> running_steps_;  // step key -> task running it (derived)
+  Suspension suspension_;
+  uint32_t largest_stack_ = 0;
+  // Operations in flight (never checkpointed: a restored task makes its call again).
+  struct Operation {
+    uint32_t task;
+    Finish finish;
+  };
+  Completions* completions_ = nullptr;
+  std::unordered_map<uint64_t, Operation> operations_;  // by the source's id
+  uint64_t finishing_op_ = 0;  // the operation a native just started (ThenWithResult)
+  void PollOperations(int64_t timeout_ms);
   Value uncaught_ = Value::Null();
   EffectJournal* journal_ = nullptr;
   uint64_t effects_done_ = 0;

@@ -26,7 +26,10 @@ def check_program(program):
     if not check(f"{name}: the uninterrupted run succeeds", clean.returncode == 0, clean.stderr):
         return
     expected = clean.stdout.splitlines()
-    effects = [h["effect"] for h in history("clean", store)]
+    clean_history = [h for h in history("clean", store) if h["effect"] not in ("step", "step done")]
+    effects = [h["effect"] for h in clean_history]
+    # Each effect's key without the run id: RUN/n, RUN/2.5/n in a task, RUN/KEY/n in a step.
+    key_of = [h["idempotency_key"][len("clean/"):] for h in clean_history]
     print(f"{name}: {len(effects)} effects x {len(POINTS)} crash points")
     http_runs = {}  # run id -> (number of http.post effects, seq of the http.post in flight at the crash, if any)
     cases = 0  # each crash is checked, but only a failure is printed (there are hundreds)
@@ -50,7 +53,7 @@ def check_program(program):
                 check(f"{name} {run_id}: the output is the uninterrupted run's", False, f"{got} != expected {want}")
             if "http.post" in effects:
                 resent = point == "after-effect" and effects[k - 1] == "http.post"
-                http_runs[run_id] = (effects.count("http.post"), k if resent else None)
+                http_runs[run_id] = (effects.count("http.post"), key_of[k - 1] if resent else None)
             cases += 1
     check(f"{name}: {cases} crashes resumed", cases > 0)
     stats = get_json(base + "/stats")

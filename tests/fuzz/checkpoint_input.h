@@ -2,7 +2,7 @@
 //   header:bytes (key:varint record:bytes)*
 // key: a heap object's id, or id + (chunk + 1) << 32 for a chunk of a long list.
 // against the program kFuzzProgram, so that a fuzzed checkpoint has real code to match
-// (its `long` list is stored in chunks).
+// (its `long` list is stored in chunks, and its tasks wait on timers).
 #pragma once
 #include <map>
 #include <string>
@@ -34,6 +34,10 @@ for i in range(4) {
   }
 }
 print(m, len(long))
+let ts = []
+for i in range(3) { ts.push(spawn { sleep(i * 10); f(i) }) }
+print(await ts)
+print(parallel (limit: 2) for i, x in [1, 2, 3] { sleep(5); x + i })
 )";
 
 inline std::string EncodeInput(const std::string& header, const std::map<uint64_t, std::string>& objects) {

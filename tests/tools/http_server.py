@@ -80,7 +80,12 @@ class Handler(BaseHTTPRequestHandler):
             return
         if self.path.startswith("/slow/"):
             import time
-            time.sleep(int(self.path.split("/")[2]) / 1000)
+            with lock:  # how many slow requests are in flight at once, at most
+                stats["slow_now"] = stats.get("slow_now", 0) + 1
+                stats["slow_peak"] = max(stats.get("slow_peak", 0), stats["slow_now"])
+            time.sleep(int(self.path.split("/")[2].split("?")[0]) / 1000)
+            with lock:
+                stats["slow_now"] -= 1
             return self.reply(200, {"slow": True})
         if self.path.startswith("/status/"):
             code = int(self.path.split("?")[0].split("/")[2])
@@ -122,8 +127,13 @@ Handler.do_PATCH = Handler.do_POST
 Handler.do_DELETE = Handler.do_POST
 
 
+class Server(ThreadingHTTPServer):
+    request_queue_size = 128  # many transfers at once (tasks): the default backlog of 5 drops SYNs
+    daemon_threads = True
+
+
 def main():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server = Server(("127.0.0.1", 0), Handler)
     print(f"PORT {server.server_address[1]}", flush=True)
     server.serve_forever()
 

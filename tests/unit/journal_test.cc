@@ -477,7 +477,7 @@ TEST_F(StoreJournalTest, ARunOfTheFormerFormatIsRefusedClearly) {
   Stop();
   Status s = Load();
   EXPECT_EQ(s.code(), Status::Code::kNotSupported) << s.message();
-  EXPECT_NE(s.message().find("format version 2, this flow reads version 3"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("format version 2, this flow reads version 4"), std::string::npos) << s.message();
 }
 
 // A crash between pushes to a long list (stored in chunks) resumes from the store to the

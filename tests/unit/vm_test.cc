@@ -122,10 +122,10 @@ DeepRun RunDeep(const std::string& source) {
   testing::CaptureHost host;
   VM vm(&module, &host, stdlib::GetNatives());
   vm.PrepareToRun();
-  DeepRun r{RunOutcome::kFailed, "", vm.stack_capacity(), 0};
+  DeepRun r{RunOutcome::kFailed, "", vm.largest_stack_capacity(), 0};
   r.outcome = vm.Run();
   r.output = host.output;
-  r.final_capacity = vm.stack_capacity();
+  r.final_capacity = vm.largest_stack_capacity();
   return r;
 }
 

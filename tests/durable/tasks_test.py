@@ -1,0 +1,179 @@
+#!/usr/bin/env python3
+"""Tasks in durable runs, through the flow command: a run whose tasks all wait suspends
+(exit 75) with every timer in its checkpoint; kill -9 with many waits in flight; flow
+cancel reaching every task; inspect of a run with tasks."""
+import os, signal, subprocess, sys, time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from testlib import FLOW, ROOT, case, check, fake_services, flow, get_json, history, main, program, record, server, status, store  # noqa: E402
+
+
+@case
+def every_task_waiting_suspends():
+    path = program("fan.flow", '''
+let ts = []
+for i in range(3) {
+  ts.push(spawn {
+    sleep(300ms * (i + 1))
+    i * 10
+  })
+}
+print("spawned")
+print(await ts)
+''')
+    r = flow("run", path, "--store", store(), "--run-id", "fan", "--detach")
+    check("a run whose every task waits suspends (exit 75)", r.returncode == 75 and r.stdout == "spawned\n",
+          f"{r.returncode} {r.stdout!r} {r.stderr}")
+    w = flow("worker", "--once", "--store", store())
+    check("it is not due before its earliest timer", "resuming run fan" not in w.stderr, w.stderr)
+    time.sleep(0.35)
+    w = flow("worker", "--once", "--store", store())
+    check("it is due when its earliest timer is (300 ms), not its last (900 ms)", "resuming run fan" in w.stderr, w.stderr)
+    check("resumed, every task goes on where it stood", w.stdout == "[0,10,20]\n" and status(store(), "fan") == "completed",
+          f"{w.stdout!r} {w.stderr}")
+    sleeps = [h for h in history("fan") if h["effect"] == "sleep"]
+    check("each task's sleep ran once (its timer was in the checkpoint, not begun again)",
+          len(sleeps) == 3 and all(h["state"] == "done" for h in sleeps), str(sleeps))
+    keys = sorted(h["idempotency_key"] for h in sleeps)
+    check("their keys name the task by spawn position", keys == ["fan/1/1", "fan/2/1", "fan/3/1"], str(keys))
+
+
+@case
+def kill_with_many_waits_in_flight():
+    path = program("many.flow", '''
+let done = []
+let ts = []
+for i in range(50) {
+  ts.push(spawn {
+    sleep(100ms + (i % 7) * 60ms)
+    done.push(i)
+    i
+  })
+}
+let values = await ts
+print(len(done), values[0], values[49])
+let total = 0
+for v in values { total = total + v }
+print(total)
+''')
+    clean = flow("run", path, "--store", store(), "--run-id", "clean")
+    check("uninterrupted, 50 tasks wait at once", clean.returncode == 0 and clean.stdout == "50 0 49\n1225\n",
+          clean.stdout + clean.stderr)
+    p = subprocess.Popen([FLOW, "run", path, "--store", store(), "--run-id", "killed"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    time.sleep(0.3)  # some timers have fired, most are in flight
+    p.send_signal(signal.SIGKILL)
+    first, _ = p.communicate()
+    r = flow("resume", "killed", "--store", store())
+    check("kill -9 with 50 waits in flight, then resume: the output is an uninterrupted run's",
+          r.returncode == 0 and first + r.stdout == clean.stdout, f"{first!r} + {r.stdout!r} {r.stderr}")
+    sleeps = [h for h in history("killed") if h["effect"] == "sleep"]
+    keys = [h["idempotency_key"] for h in sleeps]
+    check("every task's wait is done once, under its own key", len(set(keys)) == 50 and
+          all(h["state"] == "done" for h in sleeps), f"{len(sleeps)} entries, {len(set(keys))} keys")
+
+
+@case
+def cancel_reaches_every_task():
+    path = program("cancel.flow", '''
+let ts = []
+for i in range(3) {
+  ts.push(spawn {
+    try { sleep(1h) } catch e { print("task", i, e.kind) }
+    i
+  })
+}
+try { await ts } catch e { print("top", e.kind) }
+''')
+    r = flow("run", path, "--store", store(), "--run-id", "c")
+    check("three tasks waiting an hour suspend the run", r.returncode == 75, r.stderr)
+    r = flow("cancel", "c", "--store", store())
+    lines = sorted(r.stdout.splitlines())
+    check("flow cancel raises `cancelled` in every task, the top level's too: each one's catch runs",
+          lines == ["task 0 cancelled", "task 1 cancelled", "task 2 cancelled", "top cancelled"] and r.returncode == 0,
+          f"{r.returncode} {r.stdout!r} {r.stderr}")
+    check("the run ends cancelled", status(store(), "c") == "cancelled", status(store(), "c"))
+
+
+@case
+def unawaited_failure_fails_a_durable_run():
+    path = program("lost.flow", '''
+let t = spawn {
+  sleep(10ms)
+  throw error("lost", "nobody awaited me")
+}
+sleep(50ms)
+print("top level done")
+''')
+    r = flow("run", path, "--store", store(), "--run-id", "lost")
+    check("a task that failed unawaited fails the run with its error, naming the task",
+          r.returncode == 1 and r.stdout == "top level done\n" and "error: lost: nobody awaited me" in r.stderr and
+          "task 1" in r.stderr and status(store(), "lost") == "failed", f"{r.returncode} {r.stdout!r} {r.stderr}")
+
+
+@case
+def inspect_a_run_with_tasks():
+    path = program("wait.flow", '''
+let seen = "top"
+let t = spawn { sleep(1h) }
+await t
+''')
+    r = flow("run", path, "--store", store(), "--run-id", "w")
+    check("suspends", r.returncode == 75, r.stderr)
+    r = flow("inspect", "w", "--store", store())
+    check("inspect shows the top level where it waits", r.returncode == 0 and "seen" in r.stdout and "top" in r.stdout,
+          r.stdout + r.stderr)
+
+
+@case
+def transfers_proceed_together_within_the_limit():
+    base = server()
+    path = program("fan.flow", f'''
+let base = "{base}"
+let r = parallel (limit: 4) for i in range(12) {{
+  http.get("${{base}}/slow/150?i=${{i}}").status
+}}
+print(r)
+let one = http.get("${{base}}/slow/10").json()
+print(one.slow)
+''')
+    r = flow("run", path, "--store", store(), "--run-id", "fan")
+    check("12 transfers under parallel (limit: 4) all answer, in order", r.returncode == 0 and
+          r.stdout == "[" + ",".join(["200"] * 12) + "]\ntrue\n", r.stdout + r.stderr)
+    peak = get_json(base + "/stats").get("slow_peak")
+    check("the server saw several at once, never more than the limit (it saw %s)" % peak, peak is not None and 2 <= peak <= 4)
+    keys = sorted(h["idempotency_key"] for h in history("fan") if h["effect"] == "http.get")
+    want = sorted([f"fan/{i}/1" for i in range(1, 13)] + ["fan/2"])  # the top level's: its 2nd effect
+    check("each transfer's key names its task (RUN/PATH/n), the top level's RUN/n", keys == want, str(keys))
+
+
+@case
+def fanout_example():
+    """examples/fanout.flow against examples/fake_services.py: uninterrupted, then killed
+    with model calls in flight and resumed."""
+    example = os.path.join(ROOT, "examples", "fanout.flow")
+    expected = "".join(f"PR {101 + i}: {['bug', 'feature', 'docs'][(101 + i) % 3]}\n" for i in range(12))
+    expected += '{"docs":4,"bug":4,"feature":4}\n'
+    base = fake_services("--llm-delay-ms", "300")
+    env = dict(os.environ, GH_API=base, FLOW_LLM_BASE_URL=base)
+    r = flow("run", example, "--store", store(), "--run-id", "fan", env=env)
+    check("the example triages 12 PRs", r.returncode == 0 and r.stdout == expected, r.stdout + r.stderr)
+    stats = get_json(base + "/stats")
+    check("at most 4 model calls at once, and more than one (%s)" % stats.get("llm_peak"),
+          2 <= stats.get("llm_peak", 0) <= 4 and stats["llm_started"] == 12, str(stats))
+
+    before = stats["llm_started"]  # the same server (one per test process)
+    p = subprocess.Popen([FLOW, "run", example, "--store", store(), "--run-id", "killed"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True, env=env)
+    time.sleep(0.5)  # the first batch answered, the second in flight
+    p.send_signal(signal.SIGKILL)
+    first, _ = p.communicate()
+    r = flow("resume", "killed", "--store", store(), env=env)
+    check("killed with model calls in flight, then resumed: the same output", r.returncode == 0 and
+          first + r.stdout == expected, f"{first!r} + {r.stdout!r} {r.stderr}")
+    calls = get_json(base + "/stats")["llm_started"] - before
+    check("no PR whose triage was done is asked again: only the calls in flight at the kill are (%d calls)" % calls,
+          12 <= calls <= 16)
+
+
+main()
