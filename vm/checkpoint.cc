@@ -173,7 +173,9 @@ bool GetExec(Reader* r, size_t functions, Task* t) {
     step = r->Varint();
     f.wake_ms = static_cast<int64_t>(r->U64());
     f.cut_by_deadline = r->U8() != 0;
-    if (builtin >= static_cast<uint64_t>(kBuiltinCount) || step > nhandlers || f.result_slot >= t->sp) return false;
+    if (builtin >= static_cast<uint64_t>(kBuiltinCount) || step > nhandlers ||
+        (f.result_slot >= t->sp && f.result_slot != InFlightEffect::kNoResult))
+      return false;
     f.builtin = static_cast<uint16_t>(builtin);
     f.step = static_cast<int32_t>(step) - 1;
   }
@@ -722,7 +724,8 @@ Status CheckFrames(const Task& t, bool top_level, const Module& module, const He
     return Inconsistent("bottom frame");
   for (size_t i = 0; i < frames.size(); ++i) {
     const Frame& f = frames[i];
-    if (i == frames.size() - 1 && t.in_flight.seq != 0) continue;  // checked in CheckInFlight
+    if (i == frames.size() - 1 && t.in_flight.seq != 0 && t.in_flight.result_slot != InFlightEffect::kNoResult)
+      continue;  // at the call's end: checked in CheckInFlight
     int depth = depths->At(f.function, f.pc);
     if (depth < 0) return Inconsistent("a frame's pc is not an instruction");
     if (f.base + static_cast<uint32_t>(depth) != FrameTop(t, i)) return Inconsistent("a frame's stack does not match its code");
@@ -742,6 +745,11 @@ Status CheckFrames(const Task& t, bool top_level, const Module& module, const He
 Status CheckInFlight(const Task& t, uint64_t effects, StackDepths* depths) {
   const InFlightEffect& e = t.in_flight;
   const Frame& f = t.frames.back();
+  if (e.result_slot == InFlightEffect::kNoResult) {  // a retry's wait, at its body's start
+    if (e.seq > effects || e.step != -1 || e.call_pc != f.pc || e.operation != 0)
+      return Inconsistent("a task's waiting retry does not match its code");
+    return Status::Ok();
+  }
   int at_call = depths->At(f.function, e.call_pc);
   int after = depths->At(f.function, f.pc);
   if (e.seq > effects || at_call < 0 || after < 1 || e.call_pc >= f.pc ||

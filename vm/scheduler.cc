@@ -260,7 +260,8 @@ NativeResult VM::FinishInFlight() {
     RaiseDeadline();
     r = NativeResult::kRaised;
   }
-  return CompleteEffect(f.seq, f.builtin, f.step, r, result, &task_.stack[f.result_slot], f.call_pc);
+  Value* slot = f.result_slot == InFlightEffect::kNoResult ? nullptr : &task_.stack[f.result_slot];
+  return CompleteEffect(f.seq, f.builtin, f.step, r, result, slot, f.call_pc);
 }
 
 bool VM::TaskIds(Value tasks, const char* what, std::vector<uint32_t>* ids) {

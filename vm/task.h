@@ -90,7 +90,8 @@ struct Suspension {
 struct InFlightEffect {
   uint64_t seq = 0;           // its number in the run's history; 0: none
   uint16_t builtin = 0;
-  uint32_t result_slot = 0;   // the stack index its result goes to
+  static constexpr uint32_t kNoResult = UINT32_MAX;
+  uint32_t result_slot = 0;   // the stack index its result goes to (kNoResult: a retry's wait)
   uint32_t call_pc = 0;       // where it was called
   int32_t step = -1;          // the handler index of the step whose effect it is, or -1
   int64_t wake_ms = 0;        // when it ends, on the run's clock

@@ -876,19 +876,37 @@ VM::TaskStop VM::StopUncaught() {
   return TaskStop::kUncaught;
 }
 
-// A retry's wait before its body runs again: durable, so it may suspend the run.
+// A retry's backoff: a `sleep` effect of its own, so the wait is on record (a resumed run
+// that reaches it again waits only what is left) and its checkpoint is the body's start.
+// It is not one of the step's effects (its key is the task's): the attempts around it are
+// the same logical call and must count alike. A timer of the scheduler, as a sleep is:
+// the task waits at the body's start, other tasks run.
 bool VM::WaitBeforeRetry(TaskStop* stop) {
-  bool suspended;
-  if (Status s = WaitDurably(task_.retry_wait_ms, &suspended); !s.ok()) {
-    abort_status_ = s;
-    *stop = TaskStop::kAborted;
-    return false;
+  const uint64_t seq = ++effects_done_;
+  ++task_.effects;
+  const uint16_t sleep_id = static_cast<uint16_t>(Builtin::SLEEP);
+  Value arg = Value::Int(task_.retry_wait_ms);
+  const std::string& path = heap_.Get<TaskObj>(current_)->path;
+  task_.effect_scope = (path.empty() ? "" : path + "/") + std::to_string(task_.effects);
+  if (journal_) {
+    if (Status s = journal_->BeforeEffect(*this, seq, sleep_id, &arg, 1); !s.ok()) {
+      --effects_done_, --task_.effects;
+      abort_status_ = s;
+      *stop = TaskStop::kAborted;
+      return false;
+    }
   }
-  if (suspended) {
-    *stop = TaskStop::kSuspended;
-    return false;
-  }
-  return true;
+  int64_t wake_ms;
+  host_->ShouldSuspend(task_.retry_wait_ms, &wake_ms);  // a wait begun before a crash keeps its end
+  WaitUntil(wake_ms, false);
+  InFlightEffect& f = task_.in_flight;
+  f.seq = seq;
+  f.builtin = sleep_id;
+  f.result_slot = InFlightEffect::kNoResult;  // the body starts again: nothing to push
+  f.call_pc = task_.frames.back().pc;
+  f.step = -1;
+  *stop = TaskStop::kWaiting;
+  return false;
 }
 
 // A `return` leaves the handlers its frame opened (a timeout's deadline with them).
@@ -988,8 +1006,10 @@ NativeResult VM::CompleteEffect(uint64_t seq, uint16_t id, int step, NativeResul
   }
   if (step >= 0) ++task_.handlers[step].effects_done;
   if (!ok) return NativeResult::kRaised;
-  *result_slot = result;
-  task_.sp = static_cast<uint32_t>(result_slot - task_.stack.data()) + 1;
+  if (result_slot) {  // null: a retry's wait, which pushes nothing
+    *result_slot = result;
+    task_.sp = static_cast<uint32_t>(result_slot - task_.stack.data()) + 1;
+  }
   if (!journal_) return NativeResult::kDone;
   if (Status s = journal_->AfterEffect(*this, seq, id, result, false); !s.ok()) {
     abort_status_ = s;
@@ -1019,34 +1039,6 @@ Handler* VM::EnclosingStep(size_t below) {
   for (size_t i = below; i-- > 0;)
     if (task_.handlers[i].kind == HandlerKind::kStep) return &task_.handlers[i];
   return nullptr;
-}
-
-// A retry's backoff: a `sleep` effect of its own, so the wait is on record (a resumed run
-// that reaches it again waits only what is left) and its checkpoint is the body's start.
-// It is not one of the step's effects (its key is RUN/n): the attempts around it are the
-// same logical call and must count alike.
-Status VM::WaitDurably(int64_t ms, bool* suspended) {
-  *suspended = false;
-  if (!journal_) {
-    host_->SleepMs(ms);
-    return Status::Ok();
-  }
-  uint64_t seq = effects_done_ + 1;
-  const uint16_t sleep_id = static_cast<uint16_t>(Builtin::SLEEP);
-  Value arg = Value::Int(ms);
-  const std::string& path = heap_.Get<TaskObj>(current_)->path;
-  task_.effect_scope = (path.empty() ? "" : path + "/") + std::to_string(task_.effects + 1);
-  if (Status s = journal_->BeforeEffect(*this, seq, sleep_id, &arg, 1); !s.ok()) return s;
-  int64_t wake_ms;
-  if (host_->ShouldSuspend(ms, &wake_ms)) {
-    suspension_ = {wake_ms, ""};
-    *suspended = true;
-    return Status::Ok();
-  }
-  host_->SleepMs(std::max<int64_t>(0, wake_ms - host_->NowMs()));
-  effects_done_ = seq;
-  ++task_.effects;
-  return journal_->AfterEffect(*this, seq, sleep_id, Value::Null(), false);
 }
 
 // Calls the value at callee_slot with the argc values above it (the frame's pc already past

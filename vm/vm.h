@@ -373,8 +373,6 @@ class VM {
   // Sets effect_scope_ for the effect about to run; returns the index of the step whose
   // count it takes (advanced once the effect is done), or -1 outside steps.
   int EnterEffectScope();
-  // Returns false with *suspended set when the wait suspends the run instead.
-  [[gnu::noinline]] Status WaitDurably(int64_t ms, bool* suspended);
   [[gnu::noinline]] NativeResult RunEffect(uint16_t id, Value* args, int argc, Value* result_slot, uint32_t call_pc);
   [[gnu::noinline]] void CloseUpvalues(uint32_t from_slot);
   [[gnu::noinline]] uint32_t CaptureUpvalue(uint32_t slot);
