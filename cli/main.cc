@@ -104,12 +104,13 @@ int main(int argc, char** argv) {
   runs_cmd->add_flag("--json", json, "a JSON array of objects, for machines");
   runs_cmd->add_option("--store", run.store, kStoreHelp);
 
-  auto* inspect_cmd = add_run_command("inspect", "frames, locals, pc and source line at the last checkpoint");
+  auto* inspect_cmd =
+      add_run_command("inspect", "frames, locals, pc and source line at the last checkpoint; every task and what it waits for");
 
   auto* history_cmd = add_run_command("history", "the audit trail: each effect, its arguments, result, time");
   history_cmd->add_flag("--json", json, "a JSON array of objects, for machines");
 
-  auto* trace_cmd = add_run_command("trace", "the run as a Chrome trace (JSON for chrome://tracing or Perfetto)");
+  auto* trace_cmd = add_run_command("trace", "the run as a Chrome trace (JSON for chrome://tracing or Perfetto), a track per task");
 
   std::string image_out;
   auto* export_cmd = add_run_command("export", "write a run as a portable image (flow export RUN > run.fvm)");

@@ -287,6 +287,18 @@ int InspectCommand(const std::string& store_dir, const std::string& run_id) {
   }
   fmt::print("globals:\n");
   for (const auto& [name, value] : run.vm->InspectGlobals()) fmt::print("  {} = {}\n", Printable(name), show(value));
+  std::vector<VM::TaskView> tasks = run.vm->InspectTasks();
+  if (!tasks.empty()) fmt::print("tasks (by spawn position; frames innermost first):\n");
+  for (const auto& t : tasks) {
+    std::string what = t.waits_for.empty() ? "" : " on " + Printable(t.waits_for);
+    if (t.state == "failed") what = ", not awaited: " + Printable(t.waits_for);
+    if (t.wake_ms) what += " until " + FormatTime(t.wake_ms);
+    fmt::print("  task {}: {}{}\n", Printable(t.path), t.state, what);
+    for (const auto& f : t.frames) {
+      fmt::print("    {} at pc {} ({}:{})\n", Printable(f.function), f.pc, Printable(run.module->source_name), f.line);
+      for (const auto& [name, value] : f.locals) fmt::print("      {} = {}\n", Printable(name), show(value));
+    }
+  }
   return kExitOk;
 }
 
@@ -345,6 +357,7 @@ int HistoryCommand(const std::string& store_dir, const std::string& run_id, bool
                      {"effect", e.effect},
                      {"state", kStates[static_cast<int>(e.state)]},
                      {"idempotency_key", e.idempotency_key},
+                     {"task", e.task},
                      {"args_digest", fmt::format("{:016x}", e.args_digest)},
                      {"result_digest", fmt::format("{:016x}", e.result_digest)},
                      {"started_ms", e.started_ms},
@@ -354,10 +367,11 @@ int HistoryCommand(const std::string& store_dir, const std::string& run_id, bool
     fmt::print("{}\n", out.dump(2));
     return kExitOk;
   }
-  fmt::print("{:>5}  {:<12} {:<9} {:<21} {:>10}  {:<16} {:<16} {}\n", "SEQ", "EFFECT", "STATE", "STARTED", "DURATION",
-             "ARGS DIGEST", "RESULT DIGEST", "ARGS -> RESULT");
+  fmt::print("{:>5}  {:<6} {:<12} {:<9} {:<21} {:>10}  {:<16} {:<16} {}\n", "SEQ", "TASK", "EFFECT", "STATE", "STARTED",
+             "DURATION", "ARGS DIGEST", "RESULT DIGEST", "ARGS -> RESULT");
   for (const auto& e : entries) {
-    fmt::print("{:>5}  {:<12} {:<9} {:<21} {:>8}us  {:016x} {:016x} {} -> {}\n", e.seq, Printable(e.effect),
+    fmt::print("{:>5}  {:<6} {:<12} {:<9} {:<21} {:>8}us  {:016x} {:016x} {} -> {}\n", e.seq,
+               e.task.empty() ? "-" : Printable(e.task), Printable(e.effect),
                kStates[static_cast<int>(e.state)], FormatTime(e.started_ms), e.duration_us, e.args_digest,
                e.result_digest, Printable(e.args_preview), Printable(e.result_preview));
   }
@@ -401,11 +415,19 @@ int ImportCommand(const std::string& store_dir, const std::string& file) {
 }
 
 // Chrome trace JSON (chrome://tracing, Perfetto): one complete event per effect and per
-// step, on the run's timeline.
+// step, on the run's timeline; each task on its own track (thread), named for it.
 int TraceCommand(const std::string& store_dir, const std::string& run_id) {
   std::vector<runtime::HistoryEntry> entries;
   if (int code = LoadHistory(store_dir, run_id, &entries); code != kExitOk) return code;
   nlohmann::json events = nlohmann::json::array();
+  std::map<std::string, int> tracks;  // task path -> tid, in order of first appearance
+  auto track = [&](const std::string& task) {
+    auto [it, added] = tracks.emplace(task, static_cast<int>(tracks.size()) + 1);
+    if (added)
+      events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 1}, {"tid", it->second},
+                        {"args", {{"name", task.empty() ? "top level" : "task " + task}}}});
+    return it->second;
+  };
   for (const auto& e : entries) {
     if (e.effect == "step") continue;  // its end carries the duration
     bool step = e.effect == "step done";
@@ -415,7 +437,7 @@ int TraceCommand(const std::string& store_dir, const std::string& run_id) {
                       {"ts", e.started_ms * 1000},
                       {"dur", std::max<int64_t>(e.duration_us, 1)},
                       {"pid", 1},
-                      {"tid", step ? 1 : 2},
+                      {"tid", track(e.task)},
                       {"args", {{"seq", e.seq}, {"args", e.args_preview}, {"result", e.result_preview},
                                 {"idempotency_key", e.idempotency_key}}}});
   }

@@ -71,6 +71,7 @@ Status StoreJournal::BeforeEffect(VM& vm, uint64_t seq, uint16_t builtin, const 
   entry_.seq = seq;
   entry_.state = HistoryEntry::State::kIntent;
   entry_.effect = GetBuiltinInfo(builtin).name;
+  entry_.task = vm.task_path();
   // RUN/n (the top level's n-th effect), RUN/2.5/n (a task's), or RUN/KEY/n inside step
   // KEY (its n-th effect): stable across resumes, whatever the order tasks ran in.
   entry_.idempotency_key = run_id_;
@@ -197,6 +198,7 @@ void StoreJournal::OnStep(VM& vm, const std::string& key, bool completed, int64_
   HistoryEntry e;
   e.seq = vm.effects_done();
   e.effect = completed ? "step done" : "step";
+  e.task = vm.task_path();
   e.state = HistoryEntry::State::kDone;
   e.idempotency_key = key;
   e.args_preview = "[\"" + key + "\"]";

@@ -364,6 +364,7 @@ void EncodeHistoryEntryInto(const HistoryEntry& e, std::string* out) {
   PutBytes(&p, e.args_preview);
   PutBytes(&p, e.result_preview);
   PutBytes(&p, e.pre_state);  // empty but while a file effect is in flight
+  PutBytes(&p, e.task);
   FinishRecord(kRunDbRecordVersion, &p);
 }
 
@@ -382,6 +383,7 @@ Status DecodeHistoryEntry(std::string_view bytes, HistoryEntry* e) {
   e->args_preview = std::string(r.Bytes());
   e->result_preview = std::string(r.Bytes());
   e->pre_state = std::string(r.Bytes());
+  e->task = std::string(r.Bytes());
   if (r.failed() || !r.at_end() || state < 1 || state > 4) return Status::Corruption("a history entry is malformed");
   e->state = static_cast<HistoryEntry::State>(state);
   return Status::Ok();

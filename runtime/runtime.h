@@ -61,6 +61,8 @@ struct HistoryEntry {
   // running it again first restores that state (EffectJournal::RecordPreState); empty
   // otherwise.
   std::string pre_state;
+  // The task that ran it: its spawn path ("2.5"), "" for the top level.
+  std::string task;
 };
 // The uncaught error that ended a run, as data (vm/error_report.h; FormatErrorReport renders it).
 using ErrorInfo = ErrorReport;

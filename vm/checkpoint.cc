@@ -930,14 +930,14 @@ Status VM::RestoreCheckpoint(std::string_view header,
   return Status::Ok();
 }
 
-std::vector<VM::FrameView> VM::InspectFrames() const {
-  std::vector<FrameView> out;
-  if (main_task_ == kNoTask) return out;
-  const Task& t = current_ == main_task_ ? task_ : heap_.Get<TaskObj>(main_task_)->exec;  // the top level's
+namespace {
+
+std::vector<VM::FrameView> FramesOf(const Module& module, const Task& t) {
+  std::vector<VM::FrameView> out;
   for (size_t i = t.frames.size(); i-- > 0;) {
     const Frame& f = t.frames[i];
-    const Function& fn = module_->functions[f.function];
-    FrameView view{fn.name, f.pc, fn.LineAt(f.pc > 0 ? f.pc - 1 : 0), {}};
+    const Function& fn = module.functions[f.function];
+    VM::FrameView view{fn.name, f.pc, fn.LineAt(f.pc > 0 ? f.pc - 1 : 0), {}};
     uint32_t top = i + 1 < t.frames.size() ? t.frames[i + 1].base : t.sp;
     for (const LocalName& l : fn.locals) {
       uint32_t slot = f.base + l.slot;
@@ -947,6 +947,66 @@ std::vector<VM::FrameView> VM::InspectFrames() const {
   }
   return out;
 }
+
+// Spawn paths in spawn order: "2" before "10", "2" before "2.1".
+bool PathBefore(const std::string& a, const std::string& b) {
+  size_t i = 0, j = 0;
+  while (i < a.size() && j < b.size()) {
+    size_t ie = a.find('.', i), je = b.find('.', j);
+    if (ie == std::string::npos) ie = a.size();
+    if (je == std::string::npos) je = b.size();
+    if (ie - i != je - j) return ie - i < je - j;
+    int c = a.compare(i, ie - i, b, j, je - j);
+    if (c != 0) return c < 0;
+    i = ie + 1, j = je + 1;
+  }
+  return a.size() < b.size();
+}
+
+}  // namespace
+
+std::vector<VM::FrameView> VM::InspectFrames() const {
+  if (main_task_ == kNoTask) return {};
+  return FramesOf(*module_, current_ == main_task_ ? task_ : heap_.Get<TaskObj>(main_task_)->exec);
+}
+
+std::vector<VM::TaskView> VM::InspectTasks() const {
+  std::vector<TaskView> out;
+  if (live_tasks_.tag != Tag::kList) return out;
+  for (Value v : heap_.Get<ListObj>(live_tasks_.ref)->items) {
+    if (v.ref == main_task_) continue;
+    const TaskObj* t = heap_.Get<TaskObj>(v.ref);
+    const Task& exec = v.ref == current_ ? task_ : t->exec;
+    TaskView view{t->path, "", "", 0, FramesOf(*module_, exec)};
+    static const char* kStates[] = {"runnable", "waiting", "blocked", "done", "failed"};
+    view.state = v.ref == current_ ? "running" : kStates[static_cast<int>(t->state)];
+    if (t->state == TaskState::kFailed && t->result.tag == Tag::kError) {
+      const ErrorObj* e = heap_.Get<ErrorObj>(t->result.ref);
+      view.waits_for = e->kind + ": " + e->message;  // its error, waiting for an await
+    } else if (exec.in_flight.seq != 0) {
+      view.waits_for = GetBuiltinInfo(exec.in_flight.builtin).name;
+      if (!exec.in_flight.operation) view.wake_ms = exec.in_flight.wake_ms;
+    } else if (t->state == TaskState::kBlocked && !exec.frames.empty()) {
+      const Frame& f = exec.frames.back();
+      const std::string& code = module_->functions[f.function].code;
+      switch (static_cast<Op>(code[f.pc])) {
+        case Op::AWAIT: view.waits_for = "await"; break;
+        case Op::PARALLEL: view.waits_for = "parallel for"; break;
+        case Op::STEP_BEGIN: {
+          Value key = exec.stack[exec.sp - 1];
+          view.waits_for = key.tag == Tag::kString ? "step \"" + heap_.StringOf(key) + "\"" : "a step";
+          break;
+        }
+        case Op::CALL_BUILTIN: view.waits_for = GetBuiltinInfo(DecodeFixed16(reinterpret_cast<const uint8_t*>(code.data()) + f.pc + 1)).name; break;
+        default: view.waits_for = "other tasks"; break;
+      }
+    }
+    out.push_back(std::move(view));
+  }
+  std::sort(out.begin(), out.end(), [](const TaskView& a, const TaskView& b) { return PathBefore(a.path, b.path); });
+  return out;
+}
+
 
 std::vector<std::pair<std::string, Value>> VM::InspectGlobals() const {
   std::vector<std::pair<std::string, Value>> out;

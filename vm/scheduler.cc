@@ -22,6 +22,11 @@ constexpr const char* kCancelledTask = "the task was cancelled";
 
 // ---- task records ----
 
+const std::string& VM::task_path() const {
+  static const std::string kNone;
+  return current_ == kNoTask ? kNone : heap_.Get<TaskObj>(current_)->path;
+}
+
 uint32_t VM::NewTask(Value closure, const Value* args, int argc) {
   const ClosureObj* c = heap_.Get<ClosureObj>(closure.ref);
   const Function& fn = module_->functions[c->function];
@@ -108,10 +113,7 @@ void VM::RebuildSchedule() {
   // A blocked task runs its instruction again, which waits again if it must: behind the
   // runnable ones. (Its record may keep saying blocked: it reads the same on restore.)
   std::sort(blocked.begin(), blocked.end());
-  for (auto [order, id] : blocked) {
-    const_cast<TaskObj*>(heap_.Get<TaskObj>(id))->state = TaskState::kRunnable;
-    ready_.push_back(id);
-  }
+  for (auto [order, id] : blocked) ready_.push_back(id);
 }
 
 void VM::ParkCurrent() {
@@ -562,7 +564,10 @@ bool VM::PickNext(RunOutcome* stop) {
       uint32_t id = ready_.front();
       ready_.pop_front();
       const Object* o = heap_.GetObject(id);
-      if (!o || o->kind != ObjKind::kTask || static_cast<const TaskObj*>(o)->state != TaskState::kRunnable) continue;
+      if (!o || o->kind != ObjKind::kTask) continue;
+      // Runnable, or blocked since a restore: it runs its instruction again (and may block again).
+      const TaskState state = static_cast<const TaskObj*>(o)->state;
+      if (state != TaskState::kRunnable && state != TaskState::kBlocked) continue;
       SwapIn(id);
       return true;
     }

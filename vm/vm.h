@@ -187,6 +187,8 @@ class VM {
   // inside step KEY (its n-th effect), else the task's spawn path and its own count of
   // effects: "n" at the top level, "2.5/n" in a task. Stable across resumes.
   const std::string& effect_key() const { return task_.effect_scope; }
+  // The running task's spawn path ("2.5"; "" for the top level, or between tasks).
+  const std::string& task_path() const;
   // The earliest deadline of the open timeouts (ms on the run's clock), or INT64_MAX.
   int64_t deadline() const { return task_.deadline; }
   // True after restoring a checkpoint taken inside an open `once` step.
@@ -213,7 +215,17 @@ class VM {
     uint32_t line;
     std::vector<std::pair<std::string, Value>> locals;
   };
-  std::vector<FrameView> InspectFrames() const;
+  std::vector<FrameView> InspectFrames() const;  // the top level's
+  // For `flow inspect`: every task but the top level that has not finished (and failed
+  // ones not awaited), by spawn path: its state, what it waits for, its frames.
+  struct TaskView {
+    std::string path;
+    std::string state;      // running, runnable, waiting, blocked, failed
+    std::string waits_for;  // "sleep", "http.get", "await", "parallel for", "step \"k\"", ...
+    int64_t wake_ms = 0;    // a timer's end, or 0
+    std::vector<FrameView> frames;
+  };
+  std::vector<TaskView> InspectTasks() const;
   std::vector<std::pair<std::string, Value>> InspectGlobals() const;
 
   // Sets a global by name before Run() (the program's `args`); false if the program has none.

@@ -112,17 +112,41 @@ print("top level done")
 
 
 @case
-def inspect_a_run_with_tasks():
+def inspect_history_and_trace_show_every_task():
     path = program("wait.flow", '''
 let seen = "top"
-let t = spawn { sleep(1h) }
-await t
+let ts = []
+for i in range(2) {
+  ts.push(spawn {
+    let mine = "task-${i}"
+    sleep(1h)
+  })
+}
+let owner = spawn { step "k" { sleep(2h) } }
+let twin = spawn { step "k" { 1 } }
+let lost = spawn { throw error("oops", "never awaited") }
+await ts
 ''')
     r = flow("run", path, "--store", store(), "--run-id", "w")
     check("suspends", r.returncode == 75, r.stderr)
     r = flow("inspect", "w", "--store", store())
-    check("inspect shows the top level where it waits", r.returncode == 0 and "seen" in r.stdout and "top" in r.stdout,
-          r.stdout + r.stderr)
+    out = r.stdout
+    check("inspect shows the top level where it waits", r.returncode == 0 and 'seen = "top"' in out, out + r.stderr)
+    check("inspect lists every task with what it waits for, its frames and locals",
+          "task 1: waiting on sleep until" in out and 'mine = "task-0"' in out and 'mine = "task-1"' in out and
+          'task 4: blocked on step "k"' in out and "task 5: failed, not awaited: oops: never awaited" in out and
+          out.index("task 1:") < out.index("task 2:") < out.index("task 3:"), out)
+    entries = history("w")
+    tasks = sorted({(h["task"], h["effect"]) for h in entries})
+    check("history entries carry their task", tasks == [("1", "sleep"), ("2", "sleep"), ("3", "sleep"), ("3", "step")],
+          str(tasks))
+    import json as _json
+    t = flow("trace", "w", "--store", store())
+    events = _json.loads(t.stdout)["traceEvents"]
+    names = {e["args"]["name"]: e["tid"] for e in events if e["ph"] == "M"}
+    tids = {e["tid"] for e in events if e["ph"] == "X"}
+    check("trace gives each task its own named track", set(names) == {"task 1", "task 2", "task 3"} and
+          tids == set(names.values()), str(names) + " " + str(tids))
 
 
 @case
