@@ -4,7 +4,11 @@ again until it finishes; the combined output must be the uninterrupted run's, ex
 a line printed just before a kill may appear twice (an effect in flight at a crash runs
 again). Short in CI; long by hand: soak.py FLOW random_kills --kills 500.
 
-Usage: soak.py FLOW [random_kills] [--kills N] [--seed S]
+The second case, tasks_in_flight, kills a fan-out with 50 http calls in flight at once
+(parallel for, a local server that answers slowly and counts each idempotency key) and
+requires every call applied exactly once and the output of an uninterrupted run.
+
+Usage: soak.py FLOW [random_kills|tasks_in_flight] [--kills N] [--seed S]
 """
 import argparse, os, random, signal, subprocess, sys, time
 
@@ -13,7 +17,7 @@ _options = argparse.ArgumentParser(add_help=False)
 _options.add_argument("--kills", type=int, default=25)
 _options.add_argument("--seed", type=int, default=int(time.time()))
 OPTIONS, sys.argv[1:] = _options.parse_known_args()  # the rest: FLOW and case names, for main()
-from testlib import FLOW, case, check, flow, main, program, store  # noqa: E402
+from testlib import FLOW, case, check, flow, get_json, history, main, program, server, store  # noqa: E402
 
 PROGRAM = """
 let totals = {}
@@ -70,6 +74,65 @@ def random_kills():
                              if g != e), f"{len(got)} lines, expected {len(expected)}")
     check(f"{kills} kills at random moments (seed {a.seed}), {len(expected)} lines, output identical", got == expected,
           first_difference)
+
+
+FANOUT = """
+let base = args.base
+let rounds = []
+for round in range(3) {
+  let got = parallel (limit: 50) for i in range(50) {
+    let r = http.post("${base}/charge/slow", {json: {amount: round * 100 + i}, timeout: 10s})
+    json.parse(r.body).charged.amount
+  }
+  let sum = 0
+  for v in got { sum = sum + v }
+  rounds.push(sum)
+  print("round", round, sum)
+}
+print("done", rounds)
+"""
+
+
+@case
+def tasks_in_flight():
+    a = OPTIONS
+    rng = random.Random(a.seed)
+    base = server()
+    prog = program("fanout.flow", FANOUT)
+    common = ["--store", store(), "--arg", f"base={base}"]
+    clean = flow("run", prog, "--run-id", "clean", *common)
+    expected = clean.stdout.splitlines()
+    check("uninterrupted, 150 calls in rounds of 50 in flight", clean.returncode == 0 and len(expected) == 4,
+          clean.stdout + clean.stderr)
+    chunks, kills = [], 0
+    cmd = [FLOW, "run", prog, "--run-id", "soak", *common]
+    while True:
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if kills < max(3, a.kills // 5):
+            time.sleep(rng.uniform(0.01, 0.15))
+            p.send_signal(signal.SIGKILL)
+        out, err = p.communicate(timeout=120)
+        chunks.append(out.splitlines())
+        if p.returncode == 0:
+            break
+        if p.returncode != -9 and not (p.returncode == 2 and "no run soak" in err):
+            check("each process is killed, finishes, or finds its run not yet started", False, f"exit {p.returncode}: {err}")
+            return
+        kills += p.returncode == -9
+        started = os.path.exists(os.path.join(store(), "runs", "soak", "run"))
+        cmd = [FLOW, "resume", "soak", "--store", store()] if started else cmd
+    got = []
+    for k, chunk in enumerate(chunks):
+        if k > 0 and got and chunk and chunk[0] == got[-1]:
+            chunk = chunk[1:]
+        got += chunk
+    check(f"{kills} kills with up to 50 calls in flight (seed {a.seed}): output identical", got == expected,
+          f"{got} != {expected}")
+    applied = [k for k in get_json(base + "/stats")["applied"] if k.startswith("soak/")]
+    check(f"each of the 150 calls applied exactly once ({len(applied)} keys)", len(applied) == 150 and
+          len(set(applied)) == 150)
+    keys = {h["idempotency_key"] for h in history("soak") if h["effect"] == "http.post" and h["state"] == "done"}
+    check("each call done once in the history, under its task's key", len(keys) == 150, str(len(keys)))
 
 
 main()

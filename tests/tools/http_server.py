@@ -36,7 +36,10 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client was killed mid-request: what the crash tests do
 
     def body(self):
         n = int(self.headers.get("Content-Length") or 0)
@@ -110,7 +113,7 @@ class Handler(BaseHTTPRequestHandler):
                 query = self.path.partition("?")[2]
                 return self.reply(200, {"body": sha(body), "query": sha(query),
                                         "authorization": sha(self.headers.get("Authorization", ""))})
-            if self.path == "/charge":
+            if self.path == "/charge" or self.path == "/charge/slow":
                 if key and key in stats["answers"]:
                     answer = stats["answers"][key]
                 else:
@@ -118,7 +121,12 @@ class Handler(BaseHTTPRequestHandler):
                     answer = {"charged": json.loads(body or "null"), "key": key, "n": len(stats["applied"])}
                     if key:
                         stats["answers"][key] = answer
-                return self.reply(200, answer)
+                slow = self.path == "/charge/slow"  # applied now, answered 50 ms later
+        if self.path in ("/charge", "/charge/slow"):
+            if slow:
+                import time
+                time.sleep(0.05)
+            return self.reply(200, answer)
         return self.reply(200, {"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body})
 
 
@@ -130,6 +138,9 @@ Handler.do_DELETE = Handler.do_POST
 class Server(ThreadingHTTPServer):
     request_queue_size = 128  # many transfers at once (tasks): the default backlog of 5 drops SYNs
     daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # a killed client's connection: expected in the crash tests
 
 
 def main():
