@@ -39,18 +39,15 @@ print("final", sum, totals)
 """
 
 
-@case
-def random_kills():
-    a = OPTIONS
-    rng = random.Random(a.seed)
-    prog = program("soak.flow", PROGRAM)
-    expected = flow("run", prog, "--store", store(), "--run-id", "clean").stdout.splitlines()
+def kill_until_done(cmd, kills_wanted, rng, low, high):
+    """Runs cmd, SIGKILLs it after a random moment in [low, high] s, resumes the run, again,
+    until it finishes after `kills_wanted` kills. Returns (the output lines, one repeated
+    line at each kill dropped; the kills), or (None, kills) after a check failed."""
     chunks, kills = [], 0
-    cmd = [FLOW, "run", prog, "--store", store(), "--run-id", "soak"]
     while True:
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        if kills < a.kills:
-            time.sleep(rng.uniform(0.002, 0.06))
+        if kills < kills_wanted:
+            time.sleep(rng.uniform(low, high))
             p.send_signal(signal.SIGKILL)
         out, err = p.communicate(timeout=120)
         chunks.append(out.splitlines())
@@ -58,9 +55,8 @@ def random_kills():
             break
         if p.returncode != -9 and not (p.returncode == 2 and "no run soak" in err):
             check("each process is killed, finishes, or finds its run not yet started", False, f"exit {p.returncode}: {err}")
-            return
-        if p.returncode == -9:
-            kills += 1
+            return None, kills
+        kills += p.returncode == -9
         # Killed before its run record was written, the run does not exist yet: start it again.
         started = os.path.exists(os.path.join(store(), "runs", "soak", "run"))
         cmd = [FLOW, "resume", "soak", "--store", store()] if started else cmd
@@ -70,6 +66,18 @@ def random_kills():
         if k > 0 and got and chunk and chunk[0] == got[-1]:
             chunk = chunk[1:]
         got += chunk
+    return got, kills
+
+
+@case
+def random_kills():
+    a = OPTIONS
+    rng = random.Random(a.seed)
+    prog = program("soak.flow", PROGRAM)
+    expected = flow("run", prog, "--store", store(), "--run-id", "clean").stdout.splitlines()
+    got, kills = kill_until_done([FLOW, "run", prog, "--store", store(), "--run-id", "soak"], a.kills, rng, 0.002, 0.06)
+    if got is None:
+        return
     first_difference = next((f"line {i + 1}: got {g!r}, expected {e!r}" for i, (g, e) in enumerate(zip(got, expected))
                              if g != e), f"{len(got)} lines, expected {len(expected)}")
     check(f"{kills} kills at random moments (seed {a.seed}), {len(expected)} lines, output identical", got == expected,
@@ -104,28 +112,9 @@ def tasks_in_flight():
     expected = clean.stdout.splitlines()
     check("uninterrupted, 150 calls in rounds of 50 in flight", clean.returncode == 0 and len(expected) == 4,
           clean.stdout + clean.stderr)
-    chunks, kills = [], 0
-    cmd = [FLOW, "run", prog, "--run-id", "soak", *common]
-    while True:
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        if kills < max(3, a.kills // 5):
-            time.sleep(rng.uniform(0.01, 0.15))
-            p.send_signal(signal.SIGKILL)
-        out, err = p.communicate(timeout=120)
-        chunks.append(out.splitlines())
-        if p.returncode == 0:
-            break
-        if p.returncode != -9 and not (p.returncode == 2 and "no run soak" in err):
-            check("each process is killed, finishes, or finds its run not yet started", False, f"exit {p.returncode}: {err}")
-            return
-        kills += p.returncode == -9
-        started = os.path.exists(os.path.join(store(), "runs", "soak", "run"))
-        cmd = [FLOW, "resume", "soak", "--store", store()] if started else cmd
-    got = []
-    for k, chunk in enumerate(chunks):
-        if k > 0 and got and chunk and chunk[0] == got[-1]:
-            chunk = chunk[1:]
-        got += chunk
+    got, kills = kill_until_done([FLOW, "run", prog, "--run-id", "soak", *common], max(3, a.kills // 5), rng, 0.01, 0.15)
+    if got is None:
+        return
     check(f"{kills} kills with up to 50 calls in flight (seed {a.seed}): output identical", got == expected,
           f"{got} != {expected}")
     applied = [k for k in get_json(base + "/stats")["applied"] if k.startswith("soak/")]

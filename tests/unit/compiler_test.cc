@@ -5,12 +5,7 @@
 namespace flow {
 namespace {
 
-std::string Errors(const std::string& source) {
-  Module module;
-  Diagnostics diags;
-  EXPECT_FALSE(CompileSource("t.flow", source, &module, &diags));
-  return diags.Render("t.flow", source);
-}
+std::string Errors(const std::string& source) { return testing::CompileErrors(source); }
 
 TEST(Diagnostics, SyntaxErrorHasLocationSourceLineAndCaret) {
   std::string out = Errors("print(1)\nlet x = 1 + * 2\n");

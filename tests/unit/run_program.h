@@ -27,6 +27,14 @@ struct ProgramRun {
   size_t live_objects = 0;
 };
 
+// Compiles a program that must not compile: its diagnostics, rendered (file "t.flow").
+inline std::string CompileErrors(const std::string& source) {
+  Module module;
+  Diagnostics diags;
+  EXPECT_FALSE(CompileSource("t.flow", source, &module, &diags));
+  return diags.Render("t.flow", source);
+}
+
 // Compiles a program that must compile (a failure is the test's, with the diagnostics).
 inline Module Compile(const std::string& source) {
   Module module;

@@ -13,12 +13,7 @@
 namespace flow {
 namespace {
 
-std::string Errors(const std::string& source) {
-  Module module;
-  Diagnostics diags;
-  EXPECT_FALSE(CompileSource("t.flow", source, &module, &diags));
-  return diags.Render("t.flow", source);
-}
+std::string Errors(const std::string& source) { return testing::CompileErrors(source); }
 
 // The instructions of the first function named `name` in the module's listing, each as
 // "OPCODE operands ; note" with the offset and line columns left out.
