@@ -90,7 +90,11 @@ class ProcessHost : public RunHost {
     if (!store_) return Status::Ok();
     std::string bytes;
     if (Status s = store_->ReadShared(MailboxName(run_id_), &bytes); !s.ok()) return s;
-    uint64_t skip = received_[name];
+    // Past those received, and those taken since the last checkpoint (two tasks waiting
+    // for the same name each take their own).
+    auto taken = pending_received_.find(name);
+    uint64_t skip = taken != pending_received_.end() ? taken->second : received_[name];
+    const uint64_t next = skip + 1;
     Reader r(bytes);
     while (!r.failed() && !r.at_end()) {
       std::string n(r.Bytes()), value(r.Bytes());
@@ -102,7 +106,7 @@ class ProcessHost : public RunHost {
       }
       *found = true;
       *json = value;
-      pending_received_[name] = received_[name] + 1;
+      pending_received_[name] = next;
       return Status::Ok();
     }
     return Status::Ok();

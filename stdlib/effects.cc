@@ -97,6 +97,14 @@ NativeResult SignalWait(VM& vm, Value* args, int argc, Value* out) {
       if (cut_by_deadline) return RaiseDeadline(vm);
       return Raise(vm, "timeout", fmt::format("no signal `{}` within {} ms", name, timeout_ms));
     }
+    // Other tasks run meanwhile: the VM reads the mailbox when they wait.
+    if (vm.OtherTasksLive()) {
+      return vm.WaitForSignal(name, wait_end, [name, timeout_ms, cut_by_deadline](VM& vm, const std::string* json, Value* out) {
+        if (json) return ParseJson(vm, json->empty() ? "null" : *json, out) ? kDone : kRaised;
+        if (cut_by_deadline) return RaiseDeadline(vm);
+        return Raise(vm, "timeout", fmt::format("no signal `{}` within {} ms", name, timeout_ms));
+      });
+    }
     // No timeout: suspend at once. A timeout: a live process polls its mailbox while the
     // rest is short, and suspends when it is long (or under --detach).
     if (wait_end == INT64_MAX) return vm.Suspend({0, name});

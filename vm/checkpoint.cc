@@ -1000,6 +1000,15 @@ std::vector<VM::TaskView> VM::InspectTasks() const {
         case Op::CALL_BUILTIN: view.waits_for = GetBuiltinInfo(DecodeFixed16(reinterpret_cast<const uint8_t*>(code.data()) + f.pc + 1)).name; break;
         default: view.waits_for = "other tasks"; break;
       }
+    } else if (v.ref != current_ && !exec.frames.empty()) {
+      // At an effect's call: one in flight when the checkpoint was taken (a transfer, a
+      // signal wait), which a resumed run makes again.
+      const Frame& f = exec.frames.back();
+      const auto* code = reinterpret_cast<const uint8_t*>(module_->functions[f.function].code.data());
+      if (static_cast<Op>(code[f.pc]) == Op::CALL_BUILTIN && GetBuiltinInfo(DecodeFixed16(code + f.pc + 1)).effectful) {
+        view.state = "waiting";
+        view.waits_for = std::string(GetBuiltinInfo(DecodeFixed16(code + f.pc + 1)).name) + " (made again on resume)";
+      }
     }
     out.push_back(std::move(view));
   }

@@ -219,6 +219,43 @@ NativeResult VM::ThenWithResult(std::function<NativeResult(VM& vm, Value in, Val
   return NativeResult::kInFlight;
 }
 
+bool VM::OtherTasksLive() const {
+  if (live_tasks_.tag != Tag::kList) return false;
+  for (Value v : heap_.Get<ListObj>(live_tasks_.ref)->items)
+    if (v.ref != current_ && !heap_.Get<TaskObj>(v.ref)->finished()) return true;
+  return false;
+}
+
+NativeResult VM::WaitForSignal(std::string name, int64_t wait_end, SignalFinish finish) {
+  signal_waiters_[current_] = {std::move(name), std::move(finish), false, ""};
+  TaskObj* t = heap_.Mutable<TaskObj>(current_);
+  t->state = TaskState::kWaiting;
+  ++t->wait_epoch;
+  task_.in_flight.operation = kSignalWait;
+  task_.in_flight.wake_ms = wait_end;
+  task_.in_flight.cut_by_deadline = false;
+  if (wait_end != INT64_MAX) AddTimer(wait_end, current_);
+  return NativeResult::kInFlight;
+}
+
+bool VM::PollSignals(bool* woke) {
+  *woke = false;
+  for (auto& [task, w] : signal_waiters_) {
+    if (w.arrived) continue;
+    bool found = false;
+    if (Status s = host_->TakeSignal(w.name, &found, &w.json); !s.ok()) {
+      abort_status_ = s;  // a damaged mailbox is store damage: the run stops, the wait in flight
+      return false;
+    }
+    if (!found) continue;
+    w.arrived = true;
+    const TaskObj* t = heap_.Get<TaskObj>(task);
+    if (t->state == TaskState::kWaiting) Wake(task, t->wait_epoch);
+    *woke = true;
+  }
+  return true;
+}
+
 void VM::PollOperations(int64_t timeout_ms) {
   if (!completions_ || completions_->pending() == 0) return;
   std::vector<uint64_t> ended;
@@ -249,11 +286,16 @@ NativeResult VM::FinishInFlight() {
   NativeResult r = NativeResult::kDone;
   Value result = Value::Null();
   if (RaiseTaskCancel()) {
-    if (f.operation) {
+    if (f.operation == kSignalWait) {
+      signal_waiters_.erase(current_);
+    } else if (f.operation) {
       completions_->Abandon(f.operation);
       operations_.erase(f.operation);
     }
     r = NativeResult::kRaised;
+  } else if (f.operation == kSignalWait) {
+    auto node = signal_waiters_.extract(current_);
+    r = node.mapped().finish(*this, node.mapped().arrived ? &node.mapped().json : nullptr, &result);
   } else if (f.operation) {
     auto node = operations_.extract(f.operation);
     r = node.mapped().finish(*this, &result);
@@ -534,7 +576,7 @@ RunOutcome VM::Schedule() {
         if (id == main_task_ || budget_final_) return RunOutcome::kFailed;
         break;  // the task failed (StopUncaught); its error waits for an await
       case TaskStop::kWaiting:
-        if (!task_.in_flight.operation) AddTimer(task_.in_flight.wake_ms, id);
+        if (!task_.in_flight.operation) AddTimer(task_.in_flight.wake_ms, id);  // (a signal wait's: WaitForSignal)
         break;
       case TaskStop::kBlocked: break;
     }
@@ -599,25 +641,37 @@ bool VM::WaitForTimers(RunOutcome* stop) {
     if (task->wait_epoch == t.epoch && (task->state == TaskState::kWaiting || task->state == TaskState::kBlocked)) break;
     timers_.pop();  // stale: woken otherwise
   }
+  if (!signal_waiters_.empty()) {  // signals that came while tasks ran
+    bool woke = false;
+    if (!PollSignals(&woke)) {
+      *stop = RunOutcome::kAborted;
+      return false;
+    }
+    if (woke) return true;
+  }
   if (completions_ && completions_->pending() > 0) {
     // Transfers in flight: wait for them (real time), up to the earliest timer. Under
     // --virtual-time the clock jumps only when every task waits on a timer.
-    int64_t timeout = 1000;
+    int64_t timeout = signal_waiters_.empty() ? 1000 : 50;  // the mailbox is read every 50 ms
     if (!timers_.empty() && !host_->virtual_time())
       timeout = std::clamp<int64_t>(timers_.top().wake_ms - host_->NowMs(), 0, 1000);
     PollOperations(timeout);
     return true;
   }
-  if (timers_.empty()) {
+  if (timers_.empty() && signal_waiters_.empty()) {
     uncaught_ = heap_.NewError("deadlock", "every task is waiting for another task: none can go on");
     *stop = RunOutcome::kFailed;
     return false;
   }
-  const int64_t wake = timers_.top().wake_ms, now = host_->NowMs();
+  const int64_t wake = timers_.empty() ? INT64_MAX : timers_.top().wake_ms, now = host_->NowMs();
   if (wake <= now) return true;
   int64_t ignored;
-  if (host_->ShouldSuspend(wake - now, &ignored)) {
-    suspension_ = {wake, ""};
+  // Waiting for a signal: a live process reads its mailbox every 50 ms while the earliest
+  // timer is near; else (or under --detach) the run suspends, due at that timer, or when
+  // the signal comes.
+  const bool for_signal = !signal_waiters_.empty();
+  if (wake == INT64_MAX || host_->ShouldSuspend(wake - now, &ignored)) {
+    suspension_ = {wake == INT64_MAX ? 0 : wake, for_signal ? signal_waiters_.begin()->second.name : ""};
     if (journal_) {
       if (Status s = journal_->Suspending(*this); !s.ok()) {
         abort_status_ = s;
@@ -627,6 +681,10 @@ bool VM::WaitForTimers(RunOutcome* stop) {
     }
     *stop = RunOutcome::kSuspended;
     return false;
+  }
+  if (for_signal && !host_->virtual_time()) {
+    host_->SleepMs(std::min<int64_t>(wake - now, 50));
+    return true;
   }
   host_->SleepMs(wake - now);
   if (host_->TakeCancel()) {

@@ -252,6 +252,14 @@ class VM {
   // and gives the effect's result (or raises). `return vm.WaitForOperation(...)`.
   using Finish = std::function<NativeResult(VM& vm, Value* out)>;
   NativeResult WaitForOperation(Completions* source, uint64_t op, Finish finish);
+  // For signal.wait while other tasks run: the task waits for signal `name` (until
+  // `wait_end` on the run's clock, or INT64_MAX); the VM reads the mailbox (VmHost::TakeSignal)
+  // when its tasks wait. `finish` gets the signal's JSON, or null when the wait ended without
+  // one (it raises the timeout). Only when the task is not the run's only one: a lone wait
+  // suspends the run (Suspend) as before.
+  using SignalFinish = std::function<NativeResult(VM& vm, const std::string* json, Value* out)>;
+  NativeResult WaitForSignal(std::string name, int64_t wait_end, SignalFinish finish);
+  bool OtherTasksLive() const;
   // After a native that returned kInFlight from WaitForOperation (a call it made): what
   // becomes of that result, as the caller's result (llm.chat over an http.post).
   NativeResult ThenWithResult(std::function<NativeResult(VM& vm, Value in, Value* out)> then);
@@ -435,6 +443,18 @@ class VM {
   std::unordered_map<uint64_t, Operation> operations_;  // by the source's id
   uint64_t finishing_op_ = 0;  // the operation a native just started (ThenWithResult)
   void PollOperations(int64_t timeout_ms);
+  // Signal waits of tasks (never checkpointed: a restored task makes its call again).
+  struct SignalWaiter {
+    std::string name;
+    SignalFinish finish;
+    bool arrived = false;
+    std::string json;
+  };
+  std::unordered_map<uint32_t, SignalWaiter> signal_waiters_;  // by task
+  static constexpr uint64_t kSignalWait = UINT64_MAX;  // in_flight.operation of a signal wait
+  // Reads the mailbox for each waiting task: true when one was woken; false with
+  // abort_status_ set when the store failed.
+  bool PollSignals(bool* woke);
   Value uncaught_ = Value::Null();
   EffectJournal* journal_ = nullptr;
   uint64_t effects_done_ = 0;

@@ -200,4 +200,47 @@ def fanout_example():
           12 <= calls <= 16)
 
 
+SIGNALS = """
+let ticks = []
+let ticker = spawn {
+  for i in range(TICKS) {
+    sleep(100ms)
+    ticks.push(i)
+  }
+}
+let approver = spawn { signal.wait("approve") }
+let timed = spawn {
+  try { signal.wait("never", {timeout: 250ms}) } catch e { return "timed out: ${e.kind}" }
+}
+print(await timed)
+print("ticks while waiting", ticks)
+print("approved", await approver)
+"""
+
+
+@case
+def signal_waits_in_tasks():
+    path = program("signals.flow", SIGNALS.replace("TICKS", "3"))
+    r = flow("run", path, "--store", store(), "--run-id", "s1")
+    check("a task's signal.wait lets the others run; its timeout raises in it alone",
+          r.stdout == "timed out: timeout\nticks while waiting [0,1]\n", r.stdout + r.stderr)
+    check("when every task waits for a signal, the run suspends (exit 75)", r.returncode == 75 and
+          status(store(), "s1") == "suspended", r.stderr)
+    i = flow("inspect", "s1", "--store", store())
+    check("inspect shows the waiting task at its signal.wait", "signal.wait" in i.stdout, i.stdout)
+    flow("signal", "s1", "approve", '{"by": "lee"}', "--store", store())
+    r = flow("resume", "s1", "--store", store())
+    check("the signal resumes it: the waiting task takes its value", r.returncode == 0 and
+          r.stdout == 'approved {"by":"lee"}\n', r.stdout + r.stderr)
+
+    path = program("signals_live.flow", SIGNALS.replace("TICKS", "15"))
+    p = subprocess.Popen([FLOW, "run", path, "--store", store(), "--run-id", "s2"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    time.sleep(0.4)
+    flow("signal", "s2", "approve", "7", "--store", store())
+    out, err = p.communicate(timeout=60)
+    check("a signal sent while other tasks run is read from the mailbox by the live process (no suspension)",
+          p.returncode == 0 and out.endswith("approved 7\n"), f"{p.returncode} {out!r} {err}")
+
+
 main()
