@@ -3,7 +3,8 @@
 // {code, stdout, stderr} (a non-zero exit is not an error; a child killed by signal S has
 // code 128+S). Output is capped (default 16 MiB per stream, option max_output). On the
 // timeout, or at an enclosing deadline, the whole group is killed and `timeout` raised;
-// the child is also killed if flow itself dies (PR_SET_PDEATHSIG).
+// the child is also killed if flow itself dies (PR_SET_PDEATHSIG). Children run while
+// other tasks do: the VM polls their pipes (Children, a Completions source).
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <poll.h>
@@ -12,9 +13,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <map>
+#include <memory>
 
 #include "stdlib/natives.h"
 #include "stdlib/secrets.h"
@@ -171,65 +175,62 @@ struct ChildOutput {
   bool truncated[2] = {false, false};
 };
 
-enum class ChildEnd { kExited, kTimedOut, kCancelled };
+enum class ChildEnd { kRunning, kExited, kTimedOut };
 
-// Feeds the child its stdin and reads its stdout and stderr until both close, the timeout
-// passes or the run is cancelled; then the child is reaped (killed first unless it closed
-// its output). `status` is its wait status.
+// One child, driven without blocking: feeds it its stdin and reads its stdout and stderr
+// as poll says they are ready, until both close (then it is reaped) or its timeout passes
+// (then its whole group is killed and reaped). `status` is its wait status.
 class ChildPump {
  public:
-  ChildPump(VM& vm, const Child& child, const ExecOptions& o, ChildOutput* output)
-      : vm_(vm), child_(child), o_(o), output_(output), fds_{child.stdout_fd, child.stderr_fd, child.stdin_fd} {}
-
-  ChildEnd Run(int* status) {
-    if (o_.stdin_text.empty()) {
+  ChildPump(const Child& child, const ExecOptions& o)
+      : child_(child), o_(o), fds_{child.stdout_fd, child.stderr_fd, child.stdin_fd},
+        end_(AddSaturated(NowMs(), o.timeout_ms)) {
+    if (o_.stdin_text.empty())
       Close(kStdin);
-    } else {
+    else
       fcntl(fds_[kStdin], F_SETFL, O_NONBLOCK);
-    }
-    int64_t end = AddSaturated(NowMs(), o_.timeout_ms);
     signal(SIGPIPE, SIG_IGN);
-    while (open_[0] || open_[1]) {
-      int64_t wait = end == INT64_MAX ? 1000 : std::min<int64_t>(1000, end - NowMs());
-      if (wait <= 0) {
-        KillAndReap(status);
-        return ChildEnd::kTimedOut;
-      }
-      if (!PollOnce(static_cast<int>(wait))) break;
-      if (vm_.host().TakeCancel()) {
-        KillAndReap(nullptr);
-        return ChildEnd::kCancelled;
-      }
+  }
+  ~ChildPump() {
+    if (state_ == ChildEnd::kRunning) KillAndReap();  // abandoned (its task was cancelled)
+  }
+
+  ChildEnd state() const { return state_; }
+  int status() const { return status_; }
+  ChildOutput& output() { return output_; }
+  const ExecOptions& options() const { return o_; }
+
+  // The descriptors to poll, and how long the poll may wait for this child.
+  int64_t AddPollFds(std::vector<pollfd>* fds, std::vector<std::pair<ChildPump*, int>>* owners) {
+    for (int i = 0; i < 3; ++i) {
+      if (!open_[i]) continue;
+      fds->push_back({fds_[i], static_cast<short>(i == kStdin ? POLLOUT : POLLIN), 0});
+      owners->emplace_back(this, i);
     }
-    if (open_[kStdin]) close(fds_[kStdin]);
-    waitpid(child_.pid, status, 0);
-    return ChildEnd::kExited;
+    if (!open_[0] && !open_[1]) return 10;  // output closed, not yet exited: look again soon
+    return end_ == INT64_MAX ? INT64_MAX : std::max<int64_t>(0, end_ - NowMs());
+  }
+  void OnReady(int which) {
+    if (which == kStdin)
+      WriteStdin();
+    else
+      ReadOutput(which);
+  }
+  // After a poll: the timeout, or its end once its output closed and it exited.
+  void Advance() {
+    if (state_ != ChildEnd::kRunning) return;
+    if (end_ != INT64_MAX && NowMs() >= end_) {
+      KillAndReap();
+      state_ = ChildEnd::kTimedOut;
+      return;
+    }
+    if (open_[0] || open_[1]) return;
+    if (open_[kStdin]) Close(kStdin);
+    if (waitpid(child_.pid, &status_, WNOHANG) == child_.pid) state_ = ChildEnd::kExited;
   }
 
  private:
   static constexpr int kStdin = 2;  // fds_[0] and fds_[1] are stdout and stderr
-
-  // One poll and the transfers it allows; false when poll failed.
-  bool PollOnce(int wait_ms) {
-    pollfd p[3];
-    int n = 0, map[3];
-    for (int i = 0; i < 3; ++i) {
-      if (!open_[i]) continue;
-      p[n] = {fds_[i], static_cast<short>(i == kStdin ? POLLOUT : POLLIN), 0};
-      map[n++] = i;
-    }
-    int ready = poll(p, n, wait_ms);
-    if (ready < 0 && errno != EINTR) return false;
-    for (int k = 0; k < n; ++k) {
-      if (!p[k].revents) continue;
-      if (map[k] == kStdin) {
-        WriteStdin();
-      } else {
-        ReadOutput(map[k]);
-      }
-    }
-    return true;
-  }
 
   void WriteStdin() {
     const std::string& text = o_.stdin_text;
@@ -246,10 +247,10 @@ class ChildPump {
       return;
     }
     size_t cap = static_cast<size_t>(o_.max_output);
-    std::string& text = output_->text[i];
+    std::string& text = output_.text[i];
     size_t room = cap - std::min(text.size(), cap);
     text.append(buf, std::min(room, static_cast<size_t>(r)));
-    if (static_cast<size_t>(r) > room) output_->truncated[i] = true;  // keep draining, keep nothing more
+    if (static_cast<size_t>(r) > room) output_.truncated[i] = true;  // keep draining, keep nothing more
   }
 
   void Close(int i) {
@@ -258,21 +259,71 @@ class ChildPump {
   }
 
   // The whole group: the child and whatever it started.
-  void KillAndReap(int* status) {
+  void KillAndReap() {
     kill(-child_.pid, SIGKILL);
     for (int i = 0; i < 3; ++i)
-      if (open_[i]) close(fds_[i]);
-    waitpid(child_.pid, status, 0);
+      if (open_[i]) Close(i);
+    waitpid(child_.pid, &status_, 0);
   }
 
-  VM& vm_;
-  const Child& child_;
-  const ExecOptions& o_;
-  ChildOutput* output_;
+  Child child_;
+  ExecOptions o_;
+  ChildOutput output_;
   int fds_[3];
   bool open_[3] = {true, true, true};
   size_t written_ = 0;  // bytes of stdin_text written
+  int64_t end_;         // steady clock, or INT64_MAX
+  int status_ = 0;
+  ChildEnd state_ = ChildEnd::kRunning;
 };
+
+// The children of a process: the VM polls them when its tasks wait, so that several run
+// at once while one thread runs Flow code.
+class Children : public Completions {
+ public:
+  uint64_t Start(std::unique_ptr<ChildPump> child) {
+    uint64_t id = ++next_id_;
+    running_[id] = std::move(child);
+    return id;
+  }
+  std::unique_ptr<ChildPump> Take(uint64_t id) {
+    auto node = ended_.extract(id);
+    return node.empty() ? nullptr : std::move(node.mapped());
+  }
+  void Poll(int64_t timeout_ms, std::vector<uint64_t>* ended) override {
+    std::vector<pollfd> fds;
+    std::vector<std::pair<ChildPump*, int>> owners;
+    int64_t wait = timeout_ms;
+    for (auto& [id, child] : running_) wait = std::min(wait, child->AddPollFds(&fds, &owners));
+    int ready = poll(fds.data(), fds.size(), static_cast<int>(std::clamp<int64_t>(wait, 0, 1000)));
+    for (size_t k = 0; ready > 0 && k < fds.size(); ++k)
+      if (fds[k].revents) owners[k].first->OnReady(owners[k].second);
+    for (auto it = running_.begin(); it != running_.end();) {
+      it->second->Advance();
+      if (it->second->state() == ChildEnd::kRunning) {
+        ++it;
+        continue;
+      }
+      ended->push_back(it->first);
+      ended_[it->first] = std::move(it->second);
+      it = running_.erase(it);
+    }
+  }
+  size_t pending() const override { return running_.size(); }
+  void Abandon(uint64_t id) override {
+    running_.erase(id);  // ~ChildPump kills and reaps it
+    ended_.erase(id);
+  }
+
+ private:
+  std::map<uint64_t, std::unique_ptr<ChildPump>> running_, ended_;
+  uint64_t next_id_ = 0;
+};
+
+Children& ProcessChildren() {
+  static Children* children = new Children;  // for the process's life
+  return *children;
+}
 
 // {code, stdout, stderr, truncated?}; what the child printed may hold a secret it was given
 // (or inherited): scrubbed.
@@ -297,17 +348,19 @@ NativeResult RunProcess(VM& vm, std::vector<std::string> argv, const std::string
   ApplyRunDeadline(vm, &o);
   Child child;
   if (!SpawnChild(vm, argv, program, o, &child)) return kRaised;
-  ChildOutput output;
-  int status = 0;
-  switch (ChildPump(vm, child, o, &output).Run(&status)) {
-    case ChildEnd::kCancelled: return Raise(vm, "cancelled", "the run was cancelled (flow cancel)");
-    case ChildEnd::kTimedOut:
+  // The child runs while other tasks do; its result is made on the VM's thread when it ends.
+  Children& children = ProcessChildren();
+  uint64_t id = children.Start(std::make_unique<ChildPump>(child, o));
+  return vm.WaitForOperation(&children, id, [&children, id, program](VM& vm, Value* out) {
+    std::unique_ptr<ChildPump> done = children.Take(id);
+    const ExecOptions& o = done->options();
+    if (done->state() == ChildEnd::kTimedOut) {
       if (o.by_deadline) return RaiseDeadline(vm);
       return Raise(vm, "timeout", fmt::format("{} did not finish within {} ms", program, o.timeout_ms));
-    case ChildEnd::kExited: break;
-  }
-  *out = ResultMap(vm, status, std::move(output));
-  return kDone;
+    }
+    *out = ResultMap(vm, done->status(), std::move(done->output()));
+    return kDone;
+  });
 }
 
 }  // namespace

@@ -196,9 +196,11 @@ NativeResult VM::WaitUntil(int64_t wake_ms, bool cut_by_deadline) {
   return NativeResult::kInFlight;
 }
 
-NativeResult VM::WaitForOperation(Completions* source, uint64_t op, Finish finish) {
-  completions_ = source;
-  operations_[op] = {current_, std::move(finish)};
+NativeResult VM::WaitForOperation(Completions* source, uint64_t source_id, Finish finish) {
+  if (std::find(sources_.begin(), sources_.end(), source) == sources_.end()) sources_.push_back(source);
+  const uint64_t op = ++next_operation_;
+  operations_[op] = {current_, std::move(finish), source, source_id};
+  operation_ids_[{source, source_id}] = op;
   finishing_op_ = op;
   TaskObj* t = heap_.Mutable<TaskObj>(current_);
   t->state = TaskState::kWaiting;
@@ -256,15 +258,39 @@ bool VM::PollSignals(bool* woke) {
   return true;
 }
 
+bool VM::OperationsPending() const {
+  for (const Completions* s : sources_)
+    if (s->pending() > 0) return true;
+  return false;
+}
+
+void VM::AbandonOperation(uint64_t id) {
+  auto it = operations_.find(id);
+  if (it == operations_.end()) return;
+  it->second.source->Abandon(it->second.source_id);
+  operation_ids_.erase({it->second.source, it->second.source_id});
+  operations_.erase(it);
+}
+
+// Polls each source with operations in flight; with several, none waits long, so that
+// neither keeps the other's ends waiting.
 void VM::PollOperations(int64_t timeout_ms) {
-  if (!completions_ || completions_->pending() == 0) return;
+  size_t busy = 0;
+  for (const Completions* s : sources_) busy += s->pending() > 0;
+  if (busy == 0) return;
+  if (busy > 1) timeout_ms = std::min<int64_t>(timeout_ms, 10);
   std::vector<uint64_t> ended;
-  completions_->Poll(timeout_ms, &ended);
-  for (uint64_t id : ended) {
-    auto it = operations_.find(id);
-    if (it == operations_.end()) continue;
-    const TaskObj* t = heap_.Get<TaskObj>(it->second.task);
-    if (t->state == TaskState::kWaiting) Wake(it->second.task, t->wait_epoch);
+  for (Completions* s : sources_) {
+    if (s->pending() == 0) continue;
+    ended.clear();
+    s->Poll(timeout_ms, &ended);
+    for (uint64_t source_id : ended) {
+      auto id = operation_ids_.find({s, source_id});
+      if (id == operation_ids_.end()) continue;
+      const uint32_t task = operations_.at(id->second).task;
+      const TaskObj* t = heap_.Get<TaskObj>(task);
+      if (t->state == TaskState::kWaiting) Wake(task, t->wait_epoch);
+    }
   }
 }
 
@@ -289,8 +315,7 @@ NativeResult VM::FinishInFlight() {
     if (f.operation == kSignalWait) {
       signal_waiters_.erase(current_);
     } else if (f.operation) {
-      completions_->Abandon(f.operation);
-      operations_.erase(f.operation);
+      AbandonOperation(f.operation);
     }
     r = NativeResult::kRaised;
   } else if (f.operation == kSignalWait) {
@@ -298,6 +323,7 @@ NativeResult VM::FinishInFlight() {
     r = node.mapped().finish(*this, node.mapped().arrived ? &node.mapped().json : nullptr, &result);
   } else if (f.operation) {
     auto node = operations_.extract(f.operation);
+    operation_ids_.erase({node.mapped().source, node.mapped().source_id});
     r = node.mapped().finish(*this, &result);
     if (r != NativeResult::kDone && r != NativeResult::kRaised) return r;  // aborted: the run stops
   } else if (f.cut_by_deadline) {
@@ -649,7 +675,7 @@ bool VM::WaitForTimers(RunOutcome* stop) {
     }
     if (woke) return true;
   }
-  if (completions_ && completions_->pending() > 0) {
+  if (OperationsPending()) {
     // Transfers in flight: wait for them (real time), up to the earliest timer. Under
     // --virtual-time the clock jumps only when every task waits on a timer.
     int64_t timeout = signal_waiters_.empty() ? 1000 : 50;  // the mailbox is read every 50 ms

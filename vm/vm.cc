@@ -35,7 +35,7 @@ VM::VM(const Module* module, VmHost* host, Natives natives)
 }
 
 VM::~VM() {
-  for (const auto& [id, op] : operations_) completions_->Abandon(id);  // transfers left running
+  for (const auto& [id, op] : operations_) op.source->Abandon(op.source_id);  // transfers, children left running
 }
 
 bool VM::SetGlobal(std::string_view name, Value v) {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <deque>
+#include <map>
 #include <queue>
 #include <unordered_map>
 #include <functional>
@@ -438,10 +439,16 @@ class VM {
   struct Operation {
     uint32_t task;
     Finish finish;
+    Completions* source;
+    uint64_t source_id;
   };
-  Completions* completions_ = nullptr;
-  std::unordered_map<uint64_t, Operation> operations_;  // by the source's id
+  std::vector<Completions*> sources_;  // http transfers, exec children: each polled when tasks wait
+  std::unordered_map<uint64_t, Operation> operations_;  // by the VM's id (in_flight.operation)
+  std::map<std::pair<Completions*, uint64_t>, uint64_t> operation_ids_;  // the source's id -> the VM's
+  uint64_t next_operation_ = 0;
   uint64_t finishing_op_ = 0;  // the operation a native just started (ThenWithResult)
+  bool OperationsPending() const;
+  void AbandonOperation(uint64_t id);
   void PollOperations(int64_t timeout_ms);
   // Signal waits of tasks (never checkpointed: a restored task makes its call again).
   struct SignalWaiter {

@@ -243,4 +243,24 @@ def signal_waits_in_tasks():
           p.returncode == 0 and out.endswith("approved 7\n"), f"{p.returncode} {out!r} {err}")
 
 
+@case
+def exec_children_run_side_by_side():
+    # Each child waits (up to 5 s) until it sees all four started: run one after another,
+    # the first would see itself alone.
+    d = os.path.join(store(), "..", "marks")
+    os.makedirs(d, exist_ok=True)
+    path = program("children.flow", f'''
+let r = parallel for i in range(4) {{
+  exec.shell("touch {d}/start${{i}}; for k in $(seq 50); do [ $(ls {d} | grep -c start) -ge 4 ] && echo together && exit 0; sleep 0.1; done; echo alone").stdout
+}}
+print(r)
+let cut = spawn {{ timeout 200ms {{ exec.shell("sleep 30") }} }}
+try {{ await cut }} catch e {{ print("cut:", e.kind) }}
+''')
+    r = flow("run", path, "--store", store(), "--run-id", "ex")
+    check("four exec children run at once (each saw the others start)", r.returncode == 0 and
+          r.stdout.startswith('["together\\n","together\\n","together\\n","together\\n"]'), r.stdout + r.stderr)
+    check("a timeout in one task kills its child, and raises there", "cut: timeout" in r.stdout, r.stdout)
+
+
 main()
