@@ -5,7 +5,8 @@ cancel reaching every task; inspect of a run with tasks."""
 import os, signal, subprocess, sys, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from testlib import FLOW, ROOT, case, check, fake_services, flow, get_json, history, main, program, record, server, status, store  # noqa: E402
+from testlib import (FLOW, ROOT, case, check, crash_then_resume, fake_services, flow, get_json, history, main, program,  # noqa: E402
+                     record, server, status, store)
 
 
 @case
@@ -261,6 +262,30 @@ try {{ await cut }} catch e {{ print("cut:", e.kind) }}
     check("four exec children run at once (each saw the others start)", r.returncode == 0 and
           r.stdout.startswith('["together\\n","together\\n","together\\n","together\\n"]'), r.stdout + r.stderr)
     check("a timeout in one task kills its child, and raises there", "cut: timeout" in r.stdout, r.stdout)
+
+
+@case
+def once_step_in_a_task_is_in_doubt_after_a_crash():
+    base = server()
+    path = program("once.flow", f'''
+let base = "{base}"
+let other = spawn {{ sleep(50ms); "other done" }}
+let pay = spawn {{
+  try {{
+    step "pay" once {{ http.post("${{base}}/charge", {{json: {{amount: 5}}}}).status }}
+  }} catch e {{
+    return "in doubt: ${{e.data.step}}"
+  }}
+}}
+print(await [pay, other])
+''')
+    # Effects: 1 the sleep (task 1), 2 the charge (task 2): killed with the charge in flight.
+    first, second = crash_then_resume(path, "once", "2:after-intent")
+    check("killed with the once step's call in flight", first.returncode == -9, first.stderr)
+    check("resumed, that task's once step raises in_doubt (not run again); the other task goes on",
+          second.returncode == 0 and second.stdout == '["in doubt: pay","other done"]\n', second.stdout + second.stderr)
+    applied = [k for k in get_json(base + "/stats")["applied"] if k.startswith("once/")]
+    check("the charge was not sent again", len(applied) <= 1, str(applied))
 
 
 main()
