@@ -147,8 +147,8 @@ struct TaskObj : Object {
   // Not checkpointed (a restored blocked task runs its instruction again, and waits again):
   // who to wake when it finishes, or (steps) whenever it stops running. Entries are (task,
   // wait epoch); a stale one is skipped.
-  std::vector<std::pair<uint32_t, uint32_t>> finish_waiters, stop_waiters;
-  uint32_t wait_epoch = 0;
+  std::vector<std::pair<uint32_t, uint64_t>> finish_waiters, stop_waiters;
+  uint64_t wait_epoch = 0;  // from a counter of the VM: unique, so an id reused is never mistaken
   uint32_t list_index = 0;    // its place in the VM's list of live tasks
   bool finished() const { return state == TaskState::kDone || state == TaskState::kFailed; }
 };

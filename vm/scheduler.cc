@@ -54,18 +54,22 @@ void VM::MakeRunnable(uint32_t id) {
   ready_.push_back(id);
 }
 
-void VM::Wake(uint32_t id, uint32_t epoch) {
+void VM::Wake(uint32_t id, uint64_t epoch) {
   const TaskObj* t = heap_.Get<TaskObj>(id);
   if (t->wait_epoch != epoch || (t->state != TaskState::kBlocked && t->state != TaskState::kWaiting)) return;
-  ++heap_.Mutable<TaskObj>(id)->wait_epoch;  // its other registrations are stale now
+  heap_.Mutable<TaskObj>(id)->wait_epoch = ++wait_epochs_;  // its other registrations are stale now
   MakeRunnable(id);
 }
 
-void VM::WakeAll(std::vector<std::pair<uint32_t, uint32_t>>* waiters) {
-  std::vector<std::pair<uint32_t, uint32_t>> woken;
+// Tasks blocked on another (await, a step): each runs its instruction again. Only blocked
+// ones: a waiting task is woken by its own timer or operation, never by another task.
+void VM::WakeAll(std::vector<std::pair<uint32_t, uint64_t>>* waiters) {
+  std::vector<std::pair<uint32_t, uint64_t>> woken;
   woken.swap(*waiters);
-  for (auto [id, epoch] : woken)
-    if (heap_.GetObject(id) && heap_.GetObject(id)->kind == ObjKind::kTask) Wake(id, epoch);
+  for (auto [id, epoch] : woken) {
+    const Object* o = heap_.GetObject(id);
+    if (o && o->kind == ObjKind::kTask && static_cast<const TaskObj*>(o)->state == TaskState::kBlocked) Wake(id, epoch);
+  }
 }
 
 void VM::AddTimer(int64_t wake_ms, uint32_t id) {
@@ -190,7 +194,7 @@ bool VM::WaitAllowed() {
 NativeResult VM::WaitUntil(int64_t wake_ms, bool cut_by_deadline) {
   TaskObj* t = heap_.Mutable<TaskObj>(current_);
   t->state = TaskState::kWaiting;
-  ++t->wait_epoch;
+  t->wait_epoch = ++wait_epochs_;
   task_.in_flight.wake_ms = wake_ms;
   task_.in_flight.cut_by_deadline = cut_by_deadline;
   return NativeResult::kInFlight;
@@ -204,7 +208,7 @@ NativeResult VM::WaitForOperation(Completions* source, uint64_t source_id, Finis
   finishing_op_ = op;
   TaskObj* t = heap_.Mutable<TaskObj>(current_);
   t->state = TaskState::kWaiting;
-  ++t->wait_epoch;
+  t->wait_epoch = ++wait_epochs_;
   task_.in_flight.operation = op;
   task_.in_flight.wake_ms = 0;
   task_.in_flight.cut_by_deadline = false;
@@ -232,7 +236,7 @@ NativeResult VM::WaitForSignal(std::string name, int64_t wait_end, SignalFinish 
   signal_waiters_[current_] = {std::move(name), std::move(finish), false, ""};
   TaskObj* t = heap_.Mutable<TaskObj>(current_);
   t->state = TaskState::kWaiting;
-  ++t->wait_epoch;
+  t->wait_epoch = ++wait_epochs_;
   task_.in_flight.operation = kSignalWait;
   task_.in_flight.wake_ms = wait_end;
   task_.in_flight.cut_by_deadline = false;
@@ -297,7 +301,7 @@ void VM::PollOperations(int64_t timeout_ms) {
 NativeResult VM::BlockOn(const std::vector<uint32_t>& ids, bool on_stop) {
   TaskObj* self = heap_.Mutable<TaskObj>(current_);
   self->state = TaskState::kBlocked;
-  uint32_t epoch = ++self->wait_epoch;
+  uint64_t epoch = self->wait_epoch = ++wait_epochs_;
   for (uint32_t id : ids) {
     TaskObj* t = heap_.Mutable<TaskObj>(id);
     (on_stop ? t->stop_waiters : t->finish_waiters).emplace_back(current_, epoch);

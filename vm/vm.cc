@@ -129,6 +129,7 @@ void VM::Collect() {
   };
   task_roots(task_);  // the running task's record is not in its TaskObj
   if (current_ != kNoTask) extra.push_back(current_);
+  if (main_task_ != kNoTask) extra.push_back(main_task_);  // the header names it, finished too
   heap_.Collect(
       [this](const std::function<void(Value)>& mark) {
         for (uint32_t i = 0; i < task_.sp; ++i) mark(task_.stack[i]);

@@ -325,8 +325,8 @@ class VM {
   void RebuildSchedule();  // after a restore: run queue, timers, running steps   // makes task `id` the running one (its record moves into task_)
   void ParkCurrent();         // moves the running task's record back into its TaskObj
   void MakeRunnable(uint32_t id);
-  void Wake(uint32_t id, uint32_t epoch);
-  void WakeAll(std::vector<std::pair<uint32_t, uint32_t>>* waiters);
+  void Wake(uint32_t id, uint64_t epoch);
+  void WakeAll(std::vector<std::pair<uint32_t, uint64_t>>* waiters);
   void AddTimer(int64_t wake_ms, uint32_t id);
   void FinishTask(uint32_t id, TaskState state, Value result);
   void DropFromLive(uint32_t id);
@@ -427,11 +427,13 @@ class VM {
   struct Timer {
     int64_t wake_ms;
     uint64_t order;
-    uint32_t task, epoch;
+    uint32_t task;
+    uint64_t epoch;
     bool operator>(const Timer& o) const { return wake_ms != o.wake_ms ? wake_ms > o.wake_ms : order > o.order; }
   };
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_;  // derived
   uint64_t timers_added_ = 0;  // orders timers of the same wake (derived)
+  uint64_t wait_epochs_ = 0;   // numbers each wait of every task (derived)
   std::unordered_map<std::string, uint32_t> running_steps_;  // step key -> task running it (derived)
   Suspension suspension_;
   uint32_t largest_stack_ = 0;
