@@ -144,6 +144,7 @@ void VM::DropFromLive(uint32_t id) {
 // A finished task keeps its value or error; its execution is gone. A failed one stays
 // among the live tasks until it is awaited: one never awaited fails the run at its end.
 void VM::FinishTask(uint32_t id, TaskState state, Value result) {
+  if (id == current_) CloseUpvalues(0);  // its variables that other tasks' closures hold live on
   TaskObj* t = heap_.Mutable<TaskObj>(id);
   t->state = state;
   t->result = result;
