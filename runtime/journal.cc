@@ -98,7 +98,15 @@ Status StoreJournal::BeforeEffect(VM& vm, uint64_t seq, uint16_t builtin, const 
   entry_.pre_state.clear();
   started_us_ = MonotonicUs();
   entry_.started_ms = now_ms_ = (started_us_ + wall_minus_steady_us_) / 1000;
-  if (seq == in_flight_.seq && entry_.effect == in_flight_.effect && entry_.effect == "sleep") {
+  // The same effect in flight before the crash (the same key: its task and its count; the
+  // tasks may have begun their effects in another order since, so not by number).
+  in_flight_ = HistoryEntry{};
+  if (auto it = resumed_in_flight_.find(entry_.idempotency_key);
+      it != resumed_in_flight_.end() && it->second.effect == entry_.effect) {
+    in_flight_ = std::move(it->second);
+    resumed_in_flight_.erase(it);
+  }
+  if (in_flight_.seq != 0 && entry_.effect == "sleep") {
     // The same wait, begun before the crash: it keeps its original start.
     host_->SetWaitOrigin(in_flight_.started_ms);
     entry_.started_ms = in_flight_.started_ms;
@@ -107,6 +115,8 @@ Status StoreJournal::BeforeEffect(VM& vm, uint64_t seq, uint16_t builtin, const 
   // at a crash simply runs again, and nothing is lost by not knowing it was started.
   if (GetBuiltinInfo(builtin).effect == EffectKind::kExternal) {
     store::Batch batch;
+    // Made again under another number: its earlier intent is this one.
+    if (in_flight_.seq != 0 && in_flight_.seq != seq) batch.Delete(HistoryKey(in_flight_.seq));
     batch.Put(HistoryKey(seq), EncodeHistoryEntry(entry_));
     if (Status s = db_->Write(batch, false); !s.ok()) return s;
   }
@@ -186,7 +196,7 @@ Status StoreJournal::RecordPreState(VM& vm, std::string_view pre_state) {
 }
 
 const std::string* StoreJournal::ResumedPreState(VM& vm) {
-  bool same = in_flight_.seq == entry_.seq && in_flight_.effect == entry_.effect &&
+  bool same = in_flight_.seq != 0 && in_flight_.effect == entry_.effect &&
               in_flight_.args_digest == entry_.args_digest;
   return same && !in_flight_.pre_state.empty() ? &in_flight_.pre_state : nullptr;
 }

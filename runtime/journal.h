@@ -67,7 +67,8 @@ class StoreJournal : public EffectJournal {
   uint64_t checkpoint() const { return checkpoint_; }
   // The effect that was in flight when the run stopped: if it is a wait, running it again
   // waits only what was left of it.
-  void SetResumedInFlight(const HistoryEntry& entry) { in_flight_ = entry; }
+  // Each is matched by its idempotency key when the resumed run makes it again.
+  void SetResumedInFlight(const HistoryEntry& entry) { resumed_in_flight_[entry.idempotency_key] = entry; }
   size_t last_checkpoint_bytes() const { return last_checkpoint_bytes_; }
   // For benchmarks: keep a copy of the puts of the last checkpoint's batch.
   void set_keep_last_batch(bool keep) { keep_last_batch_ = keep; }
@@ -90,7 +91,8 @@ class StoreJournal : public EffectJournal {
   };
   std::map<uint64_t, OpenEffect> waiting_;
   bool ResumedWait(uint64_t seq, uint16_t builtin);
-  HistoryEntry in_flight_;
+  std::map<std::string, HistoryEntry> resumed_in_flight_;  // by idempotency key, not yet made again
+  HistoryEntry in_flight_;  // the one the running effect matched
   int64_t now_ms_ = 0;
   int64_t wall_minus_steady_us_;  // one wall-clock read at start; effects read the steady clock only
   std::string scratch_;

@@ -70,8 +70,9 @@ class ProcessHost : public RunHost {
   // --detach every wait does.
   static constexpr int64_t kSuspendAfterMs = 10'000;
   bool ShouldSuspend(int64_t ms, int64_t* wake_ms) override {
-    // A wait begun before a crash keeps its end: only the rest is left.
-    int64_t remaining = wait_origin_ms_ > 0 ? AddSaturated(wait_origin_ms_, ms) - WallMs() : ms;
+    // A wait begun before a crash keeps its end: only the rest is left. (Under
+    // --virtual-time the clock restored is the one it began on: the whole wait is left.)
+    int64_t remaining = wait_origin_ms_ > 0 && !virtual_time_ ? AddSaturated(wait_origin_ms_, ms) - WallMs() : ms;
     wait_origin_ms_ = 0;
     if (remaining < 0) remaining = 0;
     *wake_ms = AddSaturated(NowMs(), remaining);
@@ -712,6 +713,18 @@ Status ContinueRun(store::Store& st, const store::RunRecord& before, const Budge
   listener->RunResuming(id, run.checkpoint, found_in_flight, vm.resumes_in_doubt());
   StoreJournal journal(run.db.get(), mark->get(), &host, id, run.record.durability != "async", run.checkpoint);
   if (in_flight.seq != 0) journal.SetResumedInFlight(in_flight);
+  // With tasks, several effects may have been in flight: every intent past the checkpoint
+  // (they are numbered in the order they began, a few apart at most).
+  for (uint64_t seq = vm.effects_done() + 1, misses = 0; misses < 64; ++seq) {
+    std::string raw;
+    HistoryEntry e;
+    if (!(run.db->Get(HistoryKey(seq), &raw).ok() && DecodeHistoryEntry(raw, &e).ok())) {
+      ++misses;
+      continue;
+    }
+    misses = 0;
+    if (e.state == HistoryEntry::State::kIntent && e.seq != in_flight.seq) journal.SetResumedInFlight(e);
+  }
   vm.SetJournal(&journal);
   return Execute(st, run.record, vm, host, journal, result, &before);
 }

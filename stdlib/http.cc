@@ -305,6 +305,39 @@ NativeResult FinishRequest(VM& vm, const CurlApi* api, Transfers::Op& op, const 
   return kDone;
 }
 
+// The easy handle's options for one request: url, protocols, redirects, timeout, where
+// the answer goes, headers, method and body (op owns what libcurl must keep alive).
+void SetUpTransfer(const CurlApi* api, Transfers::Op* op, const std::string& method, int64_t timeout_ms) {
+  CURL* curl = op->easy;
+  Transfer& t = op->t;
+  curl_slist* header_list = op->headers.get();
+  const std::string& request_body = op->request_body;
+  api->easy_setopt(curl, CURLOPT_URL, op->url.c_str());
+  api->easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  api->easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  api->easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+  api->easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
+  api->easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms));
+  api->easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  api->easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");  // gzip/deflate; the cap applies after decoding
+  api->easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnBody);
+  api->easy_setopt(curl, CURLOPT_WRITEDATA, &t);
+  api->easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
+  api->easy_setopt(curl, CURLOPT_HEADERDATA, &t);
+  api->easy_setopt(curl, CURLOPT_HTTPHEADER, header_list);
+  std::string verb = method;
+  std::transform(verb.begin(), verb.end(), verb.begin(), [](unsigned char c) { return std::toupper(c); });
+  if (verb == "HEAD") {
+    api->easy_setopt(curl, CURLOPT_NOBODY, 1L);
+  } else if (verb != "GET") {
+    api->easy_setopt(curl, CURLOPT_CUSTOMREQUEST, verb.c_str());
+    if (verb != "DELETE" || !request_body.empty()) {
+      api->easy_setopt(curl, CURLOPT_POSTFIELDS, request_body.data());
+      api->easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request_body.size()));
+    }
+  }
+}
+
 NativeResult Request(VM& vm, std::string method, Value* args, int argc, Value* out) {
   Heap& heap = vm.heap();
   if (args[0].tag != Tag::kString && args[0].tag != Tag::kSecret)
@@ -331,7 +364,6 @@ NativeResult Request(VM& vm, std::string method, Value* args, int argc, Value* o
   auto op = std::make_unique<Transfers::Op>();
   op->easy = api->easy_init();
   if (!op->easy) return Raise(vm, "http", "libcurl could not make a handle");
-  CURL* curl = op->easy;
   struct CleanupUnlessStarted {
     const CurlApi* api;
     std::unique_ptr<Transfers::Op>& op;
@@ -406,30 +438,7 @@ NativeResult Request(VM& vm, std::string method, Value* args, int argc, Value* o
   op->headers = std::unique_ptr<curl_slist, void (*)(curl_slist*)>(header_list, api->slist_free_all);
   op->url = url;
 
-  api->easy_setopt(curl, CURLOPT_URL, op->url.c_str());
-  api->easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-  api->easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  api->easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
-  api->easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
-  api->easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms));
-  api->easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  api->easy_setopt(curl, CURLOPT_ACCEPT_ENCODING, "");  // gzip/deflate; the cap applies after decoding
-  api->easy_setopt(curl, CURLOPT_WRITEFUNCTION, OnBody);
-  api->easy_setopt(curl, CURLOPT_WRITEDATA, &t);
-  api->easy_setopt(curl, CURLOPT_HEADERFUNCTION, OnHeader);
-  api->easy_setopt(curl, CURLOPT_HEADERDATA, &t);
-  api->easy_setopt(curl, CURLOPT_HTTPHEADER, header_list);
-  std::string verb = method;
-  std::transform(verb.begin(), verb.end(), verb.begin(), [](unsigned char c) { return std::toupper(c); });
-  if (verb == "HEAD") {
-    api->easy_setopt(curl, CURLOPT_NOBODY, 1L);
-  } else if (verb != "GET") {
-    api->easy_setopt(curl, CURLOPT_CUSTOMREQUEST, verb.c_str());
-    if (verb != "DELETE" || !request_body.empty()) {
-      api->easy_setopt(curl, CURLOPT_POSTFIELDS, request_body.data());
-      api->easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request_body.size()));
-    }
-  }
+  SetUpTransfer(api, op.get(), method, timeout_ms);
   // The transfer proceeds while other tasks run; its result is made on the VM's thread
   // when it ends.
   Transfers& transfers = ProcessTransfers(api);

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 
+#include "vm/base/coding.h"
 #include "vm/vm.h"
 
 namespace flow {
@@ -22,6 +23,16 @@ constexpr const char* kCancelledTask = "the task was cancelled";
 
 // ---- task records ----
 
+// A task's spawn path: its parent's, a dot, its number among the parent's spawns. Past 64
+// characters (tasks spawned 30 deep) the parent's part is its hash, so that paths, keys
+// and traces stay short however deep spawns nest, and stay the same across resumes.
+std::string ChildPath(const std::string& parent, uint32_t n) {
+  constexpr size_t kMaxPath = 64;
+  std::string path = parent.empty() ? std::to_string(n) : parent + "." + std::to_string(n);
+  if (path.size() <= kMaxPath) return path;
+  return fmt::format("~{:016x}.{}", Checksum(parent), n);
+}
+
 const std::string& VM::task_path() const {
   static const std::string kNone;
   return current_ == kNoTask ? kNone : heap_.Get<TaskObj>(current_)->path;
@@ -31,8 +42,7 @@ uint32_t VM::NewTask(Value closure, const Value* args, int argc) {
   const ClosureObj* c = heap_.Get<ClosureObj>(closure.ref);
   const Function& fn = module_->functions[c->function];
   ++task_.spawned;
-  const std::string& parent = heap_.Get<TaskObj>(current_)->path;
-  uint32_t id = heap_.Make<TaskObj>((parent.empty() ? "" : parent + ".") + std::to_string(task_.spawned));
+  uint32_t id = heap_.Make<TaskObj>(ChildPath(heap_.Get<TaskObj>(current_)->path, task_.spawned));
   TaskObj* t = heap_.Mutable<TaskObj>(id);
   Task& e = t->exec;
   e.stack.assign(std::max<uint32_t>(fn.max_stack + 1, static_cast<uint32_t>(argc) + 1), Value::Null());
@@ -604,8 +614,17 @@ RunOutcome VM::Schedule() {
         break;
       }
       case TaskStop::kUncaught:
-        if (id == main_task_ || budget_final_) return RunOutcome::kFailed;
-        break;  // the task failed (StopUncaught); its error waits for an await
+        if (budget_final_) return RunOutcome::kFailed;  // a final budget stops every task at once
+        if (id == main_task_ && uncaught_.tag == Tag::kError && heap_.Get<ErrorObj>(uncaught_.ref)->kind == "budget")
+          return RunOutcome::kFailed;  // it stops where it stood, to resume with a larger budget
+        if (id == main_task_) {
+          // The run fails with the top level's error, once the other tasks, cancelled,
+          // have run their handlers (compensations).
+          FinishTask(id, TaskState::kFailed, uncaught_);
+          heap_.Mutable<TaskObj>(id)->awaited = true;  // its error is the run's, reported at the end
+          CancelAll(false);
+        }
+        break;  // a task's error waits for an await
       case TaskStop::kWaiting:
         if (!task_.in_flight.operation) AddTimer(task_.in_flight.wake_ms, id);  // (a signal wait's: WaitForSignal)
         break;
@@ -658,6 +677,41 @@ size_t VM::CountFailedUnawaited() const {
   return n;
 }
 
+// Every task waits long: a checkpoint of every task as it waits, then exit 75, due at
+// `wake_ms` (or when `signal` comes).
+RunOutcome VM::SuspendRun(int64_t wake_ms, std::string signal) {
+  suspension_ = {wake_ms, std::move(signal)};
+  if (journal_) {
+    if (Status s = journal_->Suspending(*this); !s.ok()) {
+      abort_status_ = s;
+      return RunOutcome::kAborted;
+    }
+  }
+  return RunOutcome::kSuspended;
+}
+
+// What tasks wait for besides timers: signals in the mailbox, then transfers and children
+// (polled up to the earliest timer). True when it waited or woke a task.
+bool VM::PollWaits(RunOutcome* stop, bool* aborted) {
+  *aborted = false;
+  if (!signal_waiters_.empty()) {  // signals that came while tasks ran
+    bool woke = false;
+    if (!PollSignals(&woke)) {
+      *stop = RunOutcome::kAborted;
+      *aborted = true;
+      return true;
+    }
+    if (woke) return true;
+  }
+  if (!OperationsPending()) return false;
+  // Under --virtual-time the clock jumps only when every task waits on a timer.
+  int64_t timeout = signal_waiters_.empty() ? 1000 : 50;  // the mailbox is read every 50 ms
+  if (!timers_.empty() && !host_->virtual_time())
+    timeout = std::clamp<int64_t>(timers_.top().wake_ms - host_->NowMs(), 0, timeout);
+  PollOperations(timeout);
+  return true;
+}
+
 // Every task waits: the earliest timer is what comes next. Waits for it (the clock just
 // moves under --virtual-time), or suspends the run when it is far (a checkpoint of every
 // task as it waits, then exit 75; resuming fires it when due).
@@ -672,23 +726,8 @@ bool VM::WaitForTimers(RunOutcome* stop) {
     if (task->wait_epoch == t.epoch && (task->state == TaskState::kWaiting || task->state == TaskState::kBlocked)) break;
     timers_.pop();  // stale: woken otherwise
   }
-  if (!signal_waiters_.empty()) {  // signals that came while tasks ran
-    bool woke = false;
-    if (!PollSignals(&woke)) {
-      *stop = RunOutcome::kAborted;
-      return false;
-    }
-    if (woke) return true;
-  }
-  if (OperationsPending()) {
-    // Transfers in flight: wait for them (real time), up to the earliest timer. Under
-    // --virtual-time the clock jumps only when every task waits on a timer.
-    int64_t timeout = signal_waiters_.empty() ? 1000 : 50;  // the mailbox is read every 50 ms
-    if (!timers_.empty() && !host_->virtual_time())
-      timeout = std::clamp<int64_t>(timers_.top().wake_ms - host_->NowMs(), 0, 1000);
-    PollOperations(timeout);
-    return true;
-  }
+  bool aborted;
+  if (PollWaits(stop, &aborted)) return !aborted;
   if (timers_.empty() && signal_waiters_.empty()) {
     uncaught_ = heap_.NewError("deadlock", "every task is waiting for another task: none can go on");
     *stop = RunOutcome::kFailed;
@@ -702,15 +741,7 @@ bool VM::WaitForTimers(RunOutcome* stop) {
   // the signal comes.
   const bool for_signal = !signal_waiters_.empty();
   if (wake == INT64_MAX || host_->ShouldSuspend(wake - now, &ignored)) {
-    suspension_ = {wake == INT64_MAX ? 0 : wake, for_signal ? signal_waiters_.begin()->second.name : ""};
-    if (journal_) {
-      if (Status s = journal_->Suspending(*this); !s.ok()) {
-        abort_status_ = s;
-        *stop = RunOutcome::kAborted;
-        return false;
-      }
-    }
-    *stop = RunOutcome::kSuspended;
+    *stop = SuspendRun(wake == INT64_MAX ? 0 : wake, for_signal ? signal_waiters_.begin()->second.name : "");
     return false;
   }
   if (for_signal && !host_->virtual_time()) {
@@ -735,6 +766,11 @@ bool VM::WaitForTimers(RunOutcome* stop) {
 // The top level has returned and every task has finished: a task that failed and was
 // never awaited fails the run (the first to fail), unless it was cancelled.
 RunOutcome VM::EndOfTopLevel() {
+  const TaskObj* top = heap_.Get<TaskObj>(main_task_);
+  if (top->state == TaskState::kFailed) {  // its error, after the other tasks' handlers ran
+    uncaught_ = top->result;
+    return RunOutcome::kFailed;
+  }
   const TaskObj* first = nullptr;
   for (Value v : heap_.Get<ListObj>(live_tasks_.ref)->items) {
     const TaskObj* t = heap_.Get<TaskObj>(v.ref);

@@ -351,6 +351,8 @@ class VM {
   // suspends. False with *stop when the run ends here.
   bool WaitForTimers(RunOutcome* stop);
   bool PickNext(RunOutcome* stop);
+  bool PollWaits(RunOutcome* stop, bool* aborted);
+  RunOutcome SuspendRun(int64_t wake_ms, std::string signal);
   size_t CountFailedUnawaited() const;
   RunOutcome EndOfTopLevel();
   bool OwnsOpenStep(uint32_t task, const std::string& key) const;

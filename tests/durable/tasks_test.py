@@ -288,4 +288,30 @@ print(await [pay, other])
     check("the charge was not sent again", len(applied) <= 1, str(applied))
 
 
+@case
+def several_effects_in_flight_at_a_crash():
+    out = os.path.join(store(), "..", "appended.txt")
+    path = program("two.flow", f'''
+let a = spawn {{ sleep(50ms); "slept" }}
+let b = spawn {{ fs.append("{out}", "once\\n"); "appended" }}
+print(await a, await b)
+''')
+    # Effect 1: task 1's sleep (in flight); effect 2: task 2's append, killed once done.
+    first, second = crash_then_resume(path, "two", "2:after-effect")
+    check("killed after the append, with the sleep of another task in flight", first.returncode == -9, first.stderr)
+    check("resumed: the same output", second.returncode == 0 and second.stdout == "slept appended\n",
+          second.stdout + second.stderr)
+    check("the append was made once (each effect in flight kept its pre-state, matched by its key)",
+          open(out).read() == "once\n", repr(open(out).read()))
+
+
+@case
+def virtual_time_wait_in_flight_at_a_crash():
+    path = program("vt.flow", "let t0 = time.now()\nsleep(20s)\nprint(time.now() - t0)\n")
+    first, second = crash_then_resume(path, "vt", "2:after-intent", args=("--virtual-time",))
+    time.sleep(0.2)
+    check("under --virtual-time a sleep in flight at a crash waits its whole time on the run's clock",
+          second.returncode == 0 and second.stdout == "20000\n", second.stdout + second.stderr)
+
+
 main()

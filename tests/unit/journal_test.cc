@@ -287,6 +287,7 @@ TEST_F(StoreJournalTest, AWaitInFlightAtTheCrashKeepsItsStart) {
   HistoryEntry in_flight;
   in_flight.seq = 1;
   in_flight.effect = "sleep";
+  in_flight.idempotency_key = "r1/1";  // matched by its key (tasks may begin effects in another order)
   in_flight.started_ms = 1'600'000'000'000;
   journal_->SetResumedInFlight(in_flight);
   Value d = Value::Int(5);
