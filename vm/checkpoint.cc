@@ -442,11 +442,13 @@ Object* DecodeObject(std::string_view bytes, uint32_t id, const ChunkFetch& fetc
       PutVarint(out, hd.body_pc);
       PutVarint(out, hd.attempts);
       PutVarint(out, hd.step_effects_at_open);
+      PutVarint(out, hd.step_spawned_at_open);
       break;
     case HandlerKind::kTimeout: PutFixed64(out, static_cast<uint64_t>(hd.deadline_ms)); break;
     case HandlerKind::kStep:
       PutVarint(out, hd.begin_pc);
       PutVarint(out, hd.effects_done);
+      PutVarint(out, hd.spawned);
       PutFixed64(out, static_cast<uint64_t>(hd.started_ms));
       break;
     case HandlerKind::kBreaker: break;
@@ -467,10 +469,13 @@ Object* DecodeObject(std::string_view bytes, uint32_t id, const ChunkFetch& fetc
   bool ok = u32(&hd->frame_depth) && u32(&hd->stack_height);
   switch (hd->kind) {
     case HandlerKind::kTry: ok = ok && u32(&hd->catch_pc); break;
-    case HandlerKind::kRetry: ok = ok && u32(&hd->body_pc) && u32(&hd->attempts) && u32(&hd->step_effects_at_open); break;
+    case HandlerKind::kRetry:
+      ok = ok && u32(&hd->body_pc) && u32(&hd->attempts) && u32(&hd->step_effects_at_open) &&
+           u32(&hd->step_spawned_at_open);
+      break;
     case HandlerKind::kTimeout: hd->deadline_ms = static_cast<int64_t>(r->U64()); break;
     case HandlerKind::kStep:
-      ok = ok && u32(&hd->begin_pc) && u32(&hd->effects_done);
+      ok = ok && u32(&hd->begin_pc) && u32(&hd->effects_done) && u32(&hd->spawned);
       hd->started_ms = static_cast<int64_t>(r->U64());
       break;
     case HandlerKind::kBreaker: break;
@@ -506,6 +511,7 @@ void VM::EncodeCheckpoint(bool full, std::string* header, CheckpointDelta* delta
   PutVarint(&h, globals_.size());
   for (const Value& g : globals_) PutValue(&h, g);
   PutValue(&h, steps_);
+  PutValue(&h, doubtful_steps_);
   PutVarint(&h, constant_roots_.size());  // their objects are ids 0..n-1 (see the VM constructor)
   PutVarint(&h, heap_.capacity());
   PutVarint(&h, kBudgetKinds);
@@ -546,7 +552,7 @@ Status Inconsistent(const std::string& what) { return Status::Corruption("checkp
 struct CheckpointHeader {
   uint64_t effects = 0, instructions = 0, tokens = 0, capacity = 0;
   std::vector<Value> globals;
-  Value steps;
+  Value steps, doubtful_steps;
   std::vector<uint32_t> const_ids;  // the string constants' objects
   BudgetGrace graces[kBudgetKinds];
   uint32_t main_task = kNoTask, running = kNoTask;
@@ -566,6 +572,8 @@ Status ReadCheckpointHeader(std::string_view bytes, const Module& module, Checkp
   for (auto& g : h->globals)
     if (!GetValue(&r, &g)) return Inconsistent("global value");
   if (!GetValue(&r, &h->steps) || (h->steps.tag != Tag::kNull && h->steps.tag != Tag::kMap)) return Inconsistent("steps");
+  if (!GetValue(&r, &h->doubtful_steps) || (h->doubtful_steps.tag != Tag::kNull && h->doubtful_steps.tag != Tag::kMap))
+    return Inconsistent("steps in doubt");
   uint64_t nconst = r.Varint();
   size_t string_constants = 0;
   for (const auto& c : module.constants) string_constants += c.kind == Constant::Kind::kString;
@@ -602,7 +610,7 @@ class ObjectLoader {
   Status Load() {
     for (const Value& v : h_.globals)
       if (!RequireValue(v)) return Inconsistent("a global refers to a missing or wrong object");
-    if (!RequireValue(h_.steps)) return Inconsistent("the steps table is missing");
+    if (!RequireValue(h_.steps) || !RequireValue(h_.doubtful_steps)) return Inconsistent("the steps table is missing");
     size_t next = 0;
     for (const auto& c : module_.constants) {
       if (c.kind != Constant::Kind::kString) continue;
@@ -909,6 +917,7 @@ Status VM::RestoreCheckpoint(std::string_view header,
   tokens_used_ = h.tokens;
   globals_ = std::move(h.globals);
   steps_ = h.steps;
+  doubtful_steps_ = h.doubtful_steps;
   std::copy(std::begin(h.graces), std::end(h.graces), graces_);
   constant_roots_ = std::move(h.const_ids);
   size_t next_string = 0;

@@ -187,7 +187,7 @@ bool VM::OpenRetry(Value options) {
   if (!ParseRetry(*this, heap_, options, &o)) return false;
   const Handler* step = EnclosingStep(task_.handlers.size());
   PushHandler(Handler::Retry(static_cast<uint32_t>(task_.frames.size() - 1), task_.sp, task_.frames.back().pc,
-                             step ? step->effects_done : 0));
+                             step ? step->effects_done : 0, step ? step->spawned : 0));
   return true;
 }
 
@@ -240,7 +240,7 @@ bool VM::RetryAfterError(Handler& h) {
     // The next attempt counts the step's effects from where this retry began: its calls
     // are the same calls again, with the same idempotency keys.
     if (Handler* step = EnclosingStep(static_cast<size_t>(&h - task_.handlers.data())))
-      step->effects_done = h.step_effects_at_open;
+      step->effects_done = h.step_effects_at_open, step->spawned = h.step_spawned_at_open;
     return true;
   }
   // Giving up: the last error goes on, with the attempts made in its data.
@@ -270,6 +270,13 @@ NativeResult VM::OpenStep(uint32_t begin_pc, bool once, bool* done) {
       task_.stack[task_.sp - 1] = *v;
       *done = true;
       return NativeResult::kDone;
+    }
+  }
+  if (doubtful_steps_.tag == Tag::kMap) {
+    if (const Value* e = heap_.Get<MapObj>(doubtful_steps_.ref)->Find(name); e && e->tag == Tag::kError) {
+      const ErrorObj* doubt = heap_.Get<ErrorObj>(e->ref);
+      Raise(doubt->kind, doubt->message, doubt->data);  // still in doubt: never run again
+      return NativeResult::kRaised;
     }
   }
   // Keys are per run: another task running this step is waited for (its value is then
@@ -309,6 +316,8 @@ void VM::RaiseInDoubt() {
                       "effect, so it is not run again",
                       key, line),
           data);
+    if (doubtful_steps_.tag != Tag::kMap) doubtful_steps_ = heap_.NewMap();
+    heap_.Mutable<MapObj>(doubtful_steps_.ref)->Set(key, task_.pending_error);
     return;
   }
   Raise("in_doubt", "a `once` step was running when the run stopped: it may have had its effect, so it is not run again");

@@ -28,9 +28,10 @@ constexpr const char* kCancelledTask = "the task was cancelled";
 // and traces stay short however deep spawns nest, and stay the same across resumes.
 std::string ChildPath(const std::string& parent, uint32_t n) {
   constexpr size_t kMaxPath = 64;
-  std::string path = parent.empty() ? std::to_string(n) : parent + "." + std::to_string(n);
+  const bool in_step = !parent.empty() && parent.back() == ':';  // "KEY:" (NewTask)
+  std::string path = parent.empty() || in_step ? parent + std::to_string(n) : parent + "." + std::to_string(n);
   if (path.size() <= kMaxPath) return path;
-  return fmt::format("~{:016x}.{}", Checksum(parent), n);
+  return fmt::format("~{:016x}{}{}", Checksum(parent), in_step ? ":" : ".", n);
 }
 
 const std::string& VM::task_path() const {
@@ -41,8 +42,16 @@ const std::string& VM::task_path() const {
 uint32_t VM::NewTask(Value closure, const Value* args, int argc) {
   const ClosureObj* c = heap_.Get<ClosureObj>(closure.ref);
   const Function& fn = module_->functions[c->function];
-  ++task_.spawned;
-  uint32_t id = heap_.Make<TaskObj>(ChildPath(heap_.Get<TaskObj>(current_)->path, task_.spawned));
+  // Spawned inside a step, a task is named by the step and its place among the step's
+  // spawns (KEY:n), so that a retry of the step's body spawns it under the same name and
+  // its effects carry the same keys; else by its place among its spawner's (PATH.n).
+  std::string path;
+  if (Handler* step = EnclosingStep(task_.handlers.size())) {
+    path = ChildPath(heap_.StringOf(task_.stack[step->stack_height - 1]) + ":", ++step->spawned);
+  } else {
+    path = ChildPath(heap_.Get<TaskObj>(current_)->path, ++task_.spawned);
+  }
+  uint32_t id = heap_.Make<TaskObj>(std::move(path));
   TaskObj* t = heap_.Mutable<TaskObj>(id);
   Task& e = t->exec;
   e.stack.assign(std::max<uint32_t>(fn.max_stack + 1, static_cast<uint32_t>(argc) + 1), Value::Null());

@@ -42,11 +42,13 @@ struct Handler {
   // The enclosing step's effects_done when the retry began. Each attempt counts its effects
   // from there again, so a retried call carries the same idempotency key as before.
   uint32_t step_effects_at_open = 0;
+  uint32_t step_spawned_at_open = 0;  // likewise its tasks spawned: a retried spawn keeps its path
   // timeout
   int64_t deadline_ms = 0;  // absolute, on the run's clock
   // step
   uint32_t begin_pc = 0;      // its STEP_BEGIN (whose operand says `once`)
   uint32_t effects_done = 0;  // the next effect inside it is number effects_done + 1 (its key)
+  uint32_t spawned = 0;       // tasks spawned inside it: the next is KEY:spawned+1 (its path)
   int64_t started_ms = 0;     // when it began, on the run's clock: its duration is in the history
   // The earliest deadline of the timeouts open at this handler's level (its own
   // included): derived when it is pushed (and on restore), never checkpointed, so that
@@ -58,11 +60,13 @@ struct Handler {
     h.catch_pc = catch_pc;
     return h;
   }
-  static Handler Retry(uint32_t depth, uint32_t height, uint32_t body_pc, uint32_t step_effects_at_open) {
+  static Handler Retry(uint32_t depth, uint32_t height, uint32_t body_pc, uint32_t step_effects_at_open,
+                       uint32_t step_spawned_at_open) {
     Handler h{HandlerKind::kRetry, depth, height};
     h.body_pc = body_pc;
     h.attempts = 1;
     h.step_effects_at_open = step_effects_at_open;
+    h.step_spawned_at_open = step_spawned_at_open;
     return h;
   }
   static Handler Timeout(uint32_t depth, uint32_t height, int64_t deadline_ms) {

@@ -138,6 +138,7 @@ void VM::Collect() {
         for (const Value& g : globals_) mark(g);
         mark(uncaught_);
         mark(steps_);
+        mark(doubtful_steps_);
       },
       extra);
 }

@@ -473,6 +473,10 @@ class VM {
   std::vector<uint32_t> changed_ids_;  // scratch for EncodeCheckpoint
   std::string record_scratch_;         // likewise: one record at a time
   Value steps_ = Value::Null();        // map: key of each completed step -> its value
+  // map: key of each `once` step found in doubt on a resume -> its `in_doubt` error. It stays
+  // in doubt for the rest of the run: a task that enters it later (one that waited for it)
+  // gets the same error rather than running it again.
+  Value doubtful_steps_ = Value::Null();
   Budget budget_;                    // as given
   Budget limits_{UINT64_MAX, UINT64_MAX, INT64_MAX, UINT64_MAX, UINT64_MAX};  // as enforced
                                                                              // (MAX: none)

@@ -314,4 +314,50 @@ def virtual_time_wait_in_flight_at_a_crash():
           second.returncode == 0 and second.stdout == "20000\n", second.stdout + second.stderr)
 
 
+@case
+def tasks_spawned_in_a_step_keep_their_keys_across_retries():
+    base = server()
+    path = program("rk.flow", f'''
+let n = {{c: 0}}
+let r = step "pay" {{
+  retry (attempts: 2, backoff: 1ms) {{
+    let rs = parallel for x in [1] {{ http.post("{base}/charge", {{json: {{amount: 10}}}}).status }}
+    if n.c == 0 {{ n.c = 1; throw error("later", "fails after charging") }}
+    rs
+  }}
+}}
+print(r)
+''')
+    r = flow("run", path, "--store", store(), "--run-id", "rk")
+    stats = get_json(base + "/stats")
+    seen = {k: v for k, v in stats["seen"].items() if k.startswith("rk/")}
+    check("a task spawned in a step is named by the step (KEY:n): the retried charge carries the same key",
+          r.returncode == 0 and seen == {"rk/pay:1/1": 2}, f"{seen} {r.stdout} {r.stderr}")
+    applied = [k for k in stats["applied"] if k.startswith("rk/")]
+    check("and is applied once", applied == ["rk/pay:1/1"], str(applied))
+
+
+@case
+def a_once_step_in_doubt_stays_in_doubt_for_the_task_waiting_for_it():
+    out = os.path.join(store(), "..", "paid.txt")
+    path = program("on.flow", f'''
+fn pay(who) {{
+  try {{
+    return step "pay" once {{
+      sleep(20ms)
+      fs.append("{out}", "paid by ${{who}}\\n")
+      "ok"
+    }}
+  }} catch e {{ return "${{who}}:${{e.kind}}" }}
+}}
+let a = spawn {{ pay("a") }}
+let b = spawn {{ sleep(1ms); pay("b") }}
+print(await a, await b)
+''')
+    first, second = crash_then_resume(path, "on", "3:after-effect")  # task a's append, done
+    check("both tasks get in_doubt: the waiting one does not run the step again",
+          second.returncode == 0 and second.stdout == "a:in_doubt b:in_doubt\n", second.stdout + second.stderr)
+    check("paid once", open(out).read() == "paid by a\n", repr(open(out).read()))
+
+
 main()
