@@ -288,12 +288,19 @@ int InspectCommand(const std::string& store_dir, const std::string& run_id) {
   fmt::print("globals:\n");
   for (const auto& [name, value] : run.vm->InspectGlobals()) fmt::print("  {} = {}\n", Printable(name), show(value));
   std::vector<VM::TaskView> tasks = run.vm->InspectTasks();
-  if (!tasks.empty()) fmt::print("tasks (by spawn position; frames innermost first):\n");
-  for (const auto& t : tasks) {
+  auto describe = [](const VM::TaskView& t) {
     std::string what = t.waits_for.empty() ? "" : " on " + Printable(t.waits_for);
     if (t.state == "failed") what = ", not awaited: " + Printable(t.waits_for);
     if (t.wake_ms) what += " until " + FormatTime(t.wake_ms);
-    fmt::print("  task {}: {}{}\n", Printable(t.path), t.state, what);
+    return t.state + what;
+  };
+  if (!tasks.empty() && tasks[0].path.empty()) {  // the top level's frames are above
+    if (tasks.size() > 1) fmt::print("top level: {}\n", describe(tasks[0]));
+    tasks.erase(tasks.begin());
+  }
+  if (!tasks.empty()) fmt::print("tasks (by spawn position; frames innermost first):\n");
+  for (const auto& t : tasks) {
+    fmt::print("  task {}: {}\n", Printable(t.path), describe(t));
     for (const auto& f : t.frames) {
       fmt::print("    {} at pc {} ({}:{})\n", Printable(f.function), f.pc, Printable(run.module->source_name), f.line);
       for (const auto& [name, value] : f.locals) fmt::print("      {} = {}\n", Printable(name), show(value));

@@ -983,7 +983,6 @@ std::vector<VM::TaskView> VM::InspectTasks() const {
   std::vector<TaskView> out;
   if (live_tasks_.tag != Tag::kList) return out;
   for (Value v : heap_.Get<ListObj>(live_tasks_.ref)->items) {
-    if (v.ref == main_task_) continue;
     const TaskObj* t = heap_.Get<TaskObj>(v.ref);
     const Task& exec = v.ref == current_ ? task_ : t->exec;
     TaskView view{t->path, "", "", 0, FramesOf(*module_, exec)};

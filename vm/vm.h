@@ -217,8 +217,8 @@ class VM {
     std::vector<std::pair<std::string, Value>> locals;
   };
   std::vector<FrameView> InspectFrames() const;  // the top level's
-  // For `flow inspect`: every task but the top level that has not finished (and failed
-  // ones not awaited), by spawn path: its state, what it waits for, its frames.
+  // For `flow inspect`: every task that has not finished (and failed ones not awaited), the
+  // top level first (path ""), then by spawn path: its state, what it waits for, its frames.
   struct TaskView {
     std::string path;
     std::string state;      // running, runnable, waiting, blocked, failed
