@@ -237,7 +237,7 @@ void EncodeObjectInto(const Object* o, std::string* out_buffer) {
     }
     case ObjKind::kTask: {  // the running task's execution is in the header instead
       const auto* t = static_cast<const TaskObj*>(o);
-      const bool at_call = t->exec.in_flight.operation != 0;  // it makes its call again
+      const bool at_call = t->exec.in_flight.made_again();
       PutBytes(&out, t->path);
       PutFixed8(&out, static_cast<uint8_t>(at_call ? TaskState::kRunnable : t->state));
       PutFixed8(&out, static_cast<uint8_t>(t->cancel));
@@ -754,7 +754,7 @@ Status CheckInFlight(const Task& t, uint64_t effects, StackDepths* depths) {
   const InFlightEffect& e = t.in_flight;
   const Frame& f = t.frames.back();
   if (e.result_slot == InFlightEffect::kNoResult) {  // a retry's wait, at its body's start
-    if (e.seq > effects || e.step != -1 || e.call_pc != f.pc || e.operation != 0)
+    if (e.seq > effects || e.step != -1 || e.call_pc != f.pc || e.made_again())
       return Inconsistent("a task's waiting retry does not match its code");
     return Status::Ok();
   }
@@ -993,7 +993,7 @@ std::vector<VM::TaskView> VM::InspectTasks() const {
       view.waits_for = e->kind + ": " + e->message;  // its error, waiting for an await
     } else if (exec.in_flight.seq != 0) {
       view.waits_for = GetBuiltinInfo(exec.in_flight.builtin).name;
-      if (!exec.in_flight.operation) view.wake_ms = exec.in_flight.wake_ms;
+      if (!exec.in_flight.made_again()) view.wake_ms = exec.in_flight.wake_ms;
     } else if (t->state == TaskState::kBlocked && !exec.frames.empty()) {
       const Frame& f = exec.frames.back();
       const std::string& code = module_->functions[f.function].code;

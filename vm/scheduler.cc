@@ -91,6 +91,15 @@ void VM::WakeAll(std::vector<std::pair<uint32_t, uint64_t>>* waiters) {
   }
 }
 
+// Wakes the tasks whose timers end at `until` or before (stale ones wake nobody).
+void VM::FireTimers(int64_t until) {
+  while (!timers_.empty() && timers_.top().wake_ms <= until) {
+    Timer t = timers_.top();
+    timers_.pop();
+    Wake(t.task, t.epoch);
+  }
+}
+
 void VM::AddTimer(int64_t wake_ms, uint32_t id) {
   timers_.push({wake_ms, timers_added_++, id, heap_.Get<TaskObj>(id)->wait_epoch});
 }
@@ -179,6 +188,14 @@ void VM::FinishTask(uint32_t id, TaskState state, Value result) {
 
 static void MarkAwaited(Heap& heap, uint32_t id) { heap.Mutable<TaskObj>(id)->awaited = true; }
 
+// Its outcome is taken (another task's error, or a race's winner, decided): cancelled if
+// it still runs, and no longer among the live tasks once it has finished.
+void VM::GiveUp(uint32_t id) {
+  MarkAwaited(heap_, id);
+  CancelTask(Value::Ref(Tag::kTask, id));
+  if (heap_.Get<TaskObj>(id)->finished()) DropFromLive(id);
+}
+
 // ---- cancellation ----
 
 void VM::CancelTask(Value task, bool by_run) {
@@ -215,6 +232,7 @@ NativeResult VM::WaitUntil(int64_t wake_ms, bool cut_by_deadline) {
   TaskObj* t = heap_.Mutable<TaskObj>(current_);
   t->state = TaskState::kWaiting;
   t->wait_epoch = ++wait_epochs_;
+  task_.in_flight.kind = InFlightEffect::Kind::kTimer;
   task_.in_flight.wake_ms = wake_ms;
   task_.in_flight.cut_by_deadline = cut_by_deadline;
   return NativeResult::kInFlight;
@@ -229,6 +247,7 @@ NativeResult VM::WaitForOperation(Completions* source, uint64_t source_id, Finis
   TaskObj* t = heap_.Mutable<TaskObj>(current_);
   t->state = TaskState::kWaiting;
   t->wait_epoch = ++wait_epochs_;
+  task_.in_flight.kind = InFlightEffect::Kind::kOperation;
   task_.in_flight.operation = op;
   task_.in_flight.wake_ms = 0;
   task_.in_flight.cut_by_deadline = false;
@@ -257,7 +276,7 @@ NativeResult VM::WaitForSignal(std::string name, int64_t wait_end, SignalFinish 
   TaskObj* t = heap_.Mutable<TaskObj>(current_);
   t->state = TaskState::kWaiting;
   t->wait_epoch = ++wait_epochs_;
-  task_.in_flight.operation = kSignalWait;
+  task_.in_flight.kind = InFlightEffect::Kind::kSignal;
   task_.in_flight.wake_ms = wait_end;
   task_.in_flight.cut_by_deadline = false;
   if (wait_end != INT64_MAX) AddTimer(wait_end, current_);
@@ -336,16 +355,13 @@ NativeResult VM::FinishInFlight() {
   NativeResult r = NativeResult::kDone;
   Value result = Value::Null();
   if (RaiseTaskCancel()) {
-    if (f.operation == kSignalWait) {
-      signal_waiters_.erase(current_);
-    } else if (f.operation) {
-      AbandonOperation(f.operation);
-    }
+    if (f.kind == InFlightEffect::Kind::kSignal) signal_waiters_.erase(current_);
+    if (f.kind == InFlightEffect::Kind::kOperation) AbandonOperation(f.operation);
     r = NativeResult::kRaised;
-  } else if (f.operation == kSignalWait) {
+  } else if (f.kind == InFlightEffect::Kind::kSignal) {
     auto node = signal_waiters_.extract(current_);
     r = node.mapped().finish(*this, node.mapped().arrived ? &node.mapped().json : nullptr, &result);
-  } else if (f.operation) {
+  } else if (f.kind == InFlightEffect::Kind::kOperation) {
     auto node = operations_.extract(f.operation);
     operation_ids_.erase({node.mapped().source, node.mapped().source_id});
     r = node.mapped().finish(*this, &result);
@@ -407,11 +423,7 @@ NativeResult VM::Await(Value* slot) {
   for (uint32_t id : ids) {
     const TaskObj* t = heap_.Get<TaskObj>(id);
     if (t->state != TaskState::kFailed) continue;
-    for (uint32_t other : ids) {
-      MarkAwaited(heap_, other);
-      CancelTask(Value::Ref(Tag::kTask, other));
-      if (heap_.Get<TaskObj>(other)->finished()) DropFromLive(other);
-    }
+    for (uint32_t other : ids) GiveUp(other);
     task_.pending_error = t->result;
     return NativeResult::kRaised;
   }
@@ -445,11 +457,7 @@ NativeResult VM::RaceTasks(Value tasks, Value* out) {
     if (t->finished() && (!first || t->order < first->order)) first = t;
   }
   if (!first) return BlockOn(ids);
-  for (uint32_t id : ids) {
-    MarkAwaited(heap_, id);
-    CancelTask(Value::Ref(Tag::kTask, id));
-    if (heap_.Get<TaskObj>(id)->finished()) DropFromLive(id);
-  }
+  for (uint32_t id : ids) GiveUp(id);
   if (first->state == TaskState::kFailed) {
     task_.pending_error = first->result;
     return NativeResult::kRaised;
@@ -525,11 +533,7 @@ NativeResult VM::Parallel(Value* operands, Value* out) {
   ParallelOptions o;
   auto cancel_group = [&] {
     if (operands[3].tag != Tag::kList) return;
-    for (Value t : heap_.Get<ListObj>(operands[3].ref)->items) {
-      MarkAwaited(heap_, t.ref);
-      CancelTask(t);
-      if (heap_.Get<TaskObj>(t.ref)->finished()) DropFromLive(t.ref);
-    }
+    for (Value t : heap_.Get<ListObj>(operands[3].ref)->items) GiveUp(t.ref);
   };
   if (!WaitAllowed()) {
     cancel_group();
@@ -635,7 +639,7 @@ RunOutcome VM::Schedule() {
         }
         break;  // a task's error waits for an await
       case TaskStop::kWaiting:
-        if (!task_.in_flight.operation) AddTimer(task_.in_flight.wake_ms, id);  // (a signal wait's: WaitForSignal)
+        if (!task_.in_flight.made_again()) AddTimer(task_.in_flight.wake_ms, id);  // (a signal wait's: WaitForSignal)
         break;
       case TaskStop::kBlocked: break;
     }
@@ -653,14 +657,7 @@ RunOutcome VM::Schedule() {
 bool VM::PickNext(RunOutcome* stop) {
   for (;;) {
     PollOperations(0);
-    if (!timers_.empty()) {
-      const int64_t now = host_->NowMs();
-      while (!timers_.empty() && timers_.top().wake_ms <= now) {
-        Timer t = timers_.top();
-        timers_.pop();
-        Wake(t.task, t.epoch);
-      }
-    }
+    if (!timers_.empty()) FireTimers(host_->NowMs());
     while (!ready_.empty()) {
       uint32_t id = ready_.front();
       ready_.pop_front();
@@ -764,11 +761,7 @@ bool VM::WaitForTimers(RunOutcome* stop) {
   }
   // The wait for the earliest timer is over: it fires, even on a host whose clock the
   // wait did not move (tests), so that the run always goes on.
-  while (!timers_.empty() && timers_.top().wake_ms <= wake) {
-    Timer t = timers_.top();
-    timers_.pop();
-    Wake(t.task, t.epoch);
-  }
+  FireTimers(wake);
   return true;
 }
 

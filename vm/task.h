@@ -100,10 +100,14 @@ struct InFlightEffect {
   int32_t step = -1;          // the handler index of the step whose effect it is, or -1
   int64_t wake_ms = 0;        // when it ends, on the run's clock
   bool cut_by_deadline = false;  // it ends at a timeout's deadline: it raises then
-  // An operation of a Completions source (an http transfer), not a timer. It cannot
-  // outlive the process: a checkpoint shows the task at the call, which a resumed run
-  // makes again, with the same idempotency key.
-  uint64_t operation = 0;  // its id, or 0 (a timer)
+  // What ends it. A timer is checkpointed with the task; an operation of a Completions
+  // source (an http transfer, an exec child) or a signal wait cannot outlive the process:
+  // a checkpoint shows the task at the call, which a resumed run makes again, with the
+  // same idempotency key.
+  enum class Kind : uint8_t { kTimer, kOperation, kSignal };
+  Kind kind = Kind::kTimer;
+  uint64_t operation = 0;  // kOperation: the VM's id of it
+  bool made_again() const { return kind != Kind::kTimer; }
 };
 
 struct Task {

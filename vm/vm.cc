@@ -888,8 +888,7 @@ bool VM::WaitBeforeRetry(TaskStop* stop) {
   ++task_.effects;
   const uint16_t sleep_id = static_cast<uint16_t>(Builtin::SLEEP);
   Value arg = Value::Int(task_.retry_wait_ms);
-  const std::string& path = heap_.Get<TaskObj>(current_)->path;
-  task_.effect_scope = (path.empty() ? "" : path + "/") + std::to_string(task_.effects);
+  SetTaskEffectKey();
   if (journal_) {
     if (Status s = journal_->BeforeEffect(*this, seq, sleep_id, &arg, 1); !s.ok()) {
       --effects_done_, --task_.effects;
@@ -1027,14 +1026,19 @@ int VM::EnterEffectScope() {
   task_.effect_scope.clear();
   Handler* step = EnclosingStep(task_.handlers.size());
   if (!step) {
-    const std::string& path = heap_.Get<TaskObj>(current_)->path;
-    if (!path.empty()) task_.effect_scope = path + "/";
-    task_.effect_scope += std::to_string(task_.effects);
+    SetTaskEffectKey();
     return -1;
   }
   task_.effect_scope =
       heap_.StringOf(task_.stack[step->stack_height - 1]) + "/" + std::to_string(step->effects_done + 1);
   return static_cast<int>(step - task_.handlers.data());
+}
+
+// The key of the task's effect numbered task_.effects, outside steps: "n" at the top level,
+// "PATH/n" in a task.
+void VM::SetTaskEffectKey() {
+  const std::string& path = heap_.Get<TaskObj>(current_)->path;
+  task_.effect_scope = path.empty() ? std::to_string(task_.effects) : path + "/" + std::to_string(task_.effects);
 }
 
 Handler* VM::EnclosingStep(size_t below) {

@@ -328,6 +328,8 @@ class VM {
   void Wake(uint32_t id, uint64_t epoch);
   void WakeAll(std::vector<std::pair<uint32_t, uint64_t>>* waiters);
   void AddTimer(int64_t wake_ms, uint32_t id);
+  void FireTimers(int64_t until);
+  void GiveUp(uint32_t id);
   void FinishTask(uint32_t id, TaskState state, Value result);
   void DropFromLive(uint32_t id);
   void CancelAll(bool by_run);
@@ -396,6 +398,7 @@ class VM {
   // Sets effect_scope_ for the effect about to run; returns the index of the step whose
   // count it takes (advanced once the effect is done), or -1 outside steps.
   int EnterEffectScope();
+  void SetTaskEffectKey();
   [[gnu::noinline]] NativeResult RunEffect(uint16_t id, Value* args, int argc, Value* result_slot, uint32_t call_pc);
   [[gnu::noinline]] void CloseUpvalues(uint32_t from_slot);
   [[gnu::noinline]] uint32_t CaptureUpvalue(uint32_t slot);
@@ -462,7 +465,6 @@ class VM {
     std::string json;
   };
   std::unordered_map<uint32_t, SignalWaiter> signal_waiters_;  // by task
-  static constexpr uint64_t kSignalWait = UINT64_MAX;  // in_flight.operation of a signal wait
   // Reads the mailbox for each waiting task: true when one was woken; false with
   // abort_status_ set when the store failed.
   bool PollSignals(bool* woke);

@@ -90,19 +90,13 @@ TEST(Compiler, TopLevelCodeCannotUseALaterLet) {
 }
 
 TEST(Compiler, ConstantOperandsFoldIntoKForms) {
-  Module module;
-  Diagnostics diags;
-  ASSERT_TRUE(CompileSource("t.flow", "let n = 5\nprint(n - 1, n < 2)\n", &module, &diags));
-  std::string listing = Disassemble(module);
+  std::string listing = Disassemble(testing::Compile("let n = 5\nprint(n - 1, n < 2)\n"));
   EXPECT_NE(listing.find("SUB_K"), std::string::npos) << listing;
   EXPECT_NE(listing.find("LT_K"), std::string::npos) << listing;
 }
 
 TEST(Compiler, TwoLocalsInARowArePushedByOneInstruction) {
-  Module module;
-  Diagnostics diags;
-  ASSERT_TRUE(CompileSource("t.flow", "fn f(a, b) { return a * b + b }\nprint(f(3, 4))\n", &module, &diags));
-  std::string listing = Disassemble(module);
+  std::string listing = Disassemble(testing::Compile("fn f(a, b) { return a * b + b }\nprint(f(3, 4))\n"));
   EXPECT_NE(listing.find("GET_LOCAL2    1 2"), std::string::npos) << listing;
   // The pushes keep their order; a local read right where another starts (`let a = b` then
   // `a - c`) and a push after a jump target (`x || y`) stay correct.
