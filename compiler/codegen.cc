@@ -232,6 +232,17 @@ class Codegen {
     Emit(Op::GET_LOCAL2, TakeLast(Op::GET_LOCAL), slot);
   }
 
+  // Stores the top into a global; a sum just computed goes straight there
+  // (`total = total + x` becomes ADD_SET_GLOBAL instead of ADD, SET_GLOBAL).
+  void EmitSetGlobal(uint32_t slot) {
+    if (!LastIs(Op::ADD)) {
+      Emit(Op::SET_GLOBAL, slot);
+      return;
+    }
+    TakeLast(Op::ADD);
+    Emit(Op::ADD_SET_GLOBAL, slot);
+  }
+
   // Whether the last instruction emitted is `op` with no barrier after it, so that a
   // peephole rewrite may take it back.
   bool LastIs(Op op) const {
@@ -457,7 +468,7 @@ class Codegen {
         CompileExpr(*s.expr);
         anonymous_defers_ = false;
         if (AtGlobalScope()) {
-          Emit(Op::SET_GLOBAL, DeclareGlobal(s.name));
+          EmitSetGlobal(DeclareGlobal(s.name));
         } else {
           AddLocal(s.name, s.name_loc);
         }
@@ -645,7 +656,7 @@ class Codegen {
       switch (r.kind) {
         case Resolved::kLocal: Emit(Op::SET_LOCAL, r.index); return;
         case Resolved::kUpvalue: Emit(Op::SET_UPVAL, r.index); return;
-        case Resolved::kGlobal: Emit(Op::SET_GLOBAL, r.index); return;
+        case Resolved::kGlobal: EmitSetGlobal(r.index); return;
         case Resolved::kBuiltin: case Resolved::kModule:
           diags_->Error(target.loc, fmt::format("cannot assign to builtin `{}`", target.text));
           break;

@@ -332,6 +332,19 @@ op_GET_GLOBAL:
 op_SET_GLOBAL:
   globals[READ16()] = *--sp;
   DISPATCH();
+op_ADD_SET_GLOBAL: {
+  Value b = sp[-1], a = sp[-2];
+  Value& global = globals[READ16()];
+  sp -= 2;
+  int64_t r;
+  if (a.tag == Tag::kInt && b.tag == Tag::kInt && !__builtin_add_overflow(a.i, b.i, &r)) {
+    global = Value::Int(r);
+    DISPATCH();
+  }
+  SAVE_STATE();
+  if (!BinaryOp(Op::ADD, a, b, &global)) goto handle_error;
+  DISPATCH();
+}
 op_GET_UPVAL:
   *sp++ = ReadUpvalue(closure->upvalues[READ16()]);
   DISPATCH();

@@ -120,6 +120,22 @@ TEST(Compiler, NoFoldAcrossAJumpTarget) {
   EXPECT_EQ(r2.output, "6\n");
 }
 
+TEST(Compiler, ASumStoredIntoAGlobalIsOneInstruction) {
+  std::string listing = Disassemble(testing::Compile("let s = 0\nlet x = 2\ns = s + x\nprint(s)\n"));
+  EXPECT_NE(listing.find("ADD_SET_GLOBAL 1"), std::string::npos) << listing;
+  // Every kind of sum; a failed one leaves the global as it was; a jump target right
+  // before the store (`b && (x + y)`) keeps ADD and SET_GLOBAL apart.
+  auto r = testing::RunProgram(
+      "let s = 1\nlet x = 2\ns = s + x\nlet f = 0.5\nf = f + x\nlet t = \"a\"\nt = t + \"b\"\n"
+      "let l = [1]\nl = l + [x]\nlet big = 9223372036854775807\n"
+      "try { big = big + x } catch e { print(e.kind, big) }\n"
+      "try { t = t + x } catch e { print(e.kind, t) }\n"
+      "let b = false\nlet y = 3\nlet z = b && (x + y)\nb = true\nlet w = b && (x + y)\n"
+      "print(s, f, t, l, z, w)\n");
+  ASSERT_TRUE(r.compiled) << r.diagnostics;
+  EXPECT_EQ(r.output, "arith 9223372036854775807\ntype ab\n3 2.5 ab [1,2] false 5\n") << r.error;
+}
+
 TEST(Comments, DoubleSlashAlwaysStartsAComment) {
   // Each of these was once read as floor division, or half as division and half as comment.
   auto r = testing::RunProgram(

@@ -56,7 +56,9 @@ std::string Disassemble(const Module& m) {
             if (l.slot == v && pc >= l.start_pc && pc < l.end_pc) note += " " + l.name;
         }
       }
-      out += fmt::format("  {:5} {} {:<14}{:<12}{}\n", pc, line_text, info.name, operands, note.empty() ? "" : ";" + note);
+      // The name column is 14 wide; a name that fills it still gets a space before its operands.
+      out += fmt::format("  {:5} {} {:<14}{:<12}{}\n", pc, line_text, std::string(info.name) + " ", operands,
+                         note.empty() ? "" : ";" + note);
       pc += ins.size;
     }
   }
