@@ -9,7 +9,7 @@
 //      the run suspended (its state moved to a table);
 //  (e) a run of 1,000,000 effects (async): per-step cost and resume time after 1k, 10k,
 //      100k and 1M effects, which should stay flat.
-// Usage: durable_bench [--quick] [--only d|e|f]
+// Usage: durable_bench [--quick] [--only d|e|f|g]
 #include <fmt/format.h>
 #include <leveldb/db.h>
 #include <leveldb/write_batch.h>
@@ -93,7 +93,7 @@ struct RunResult {
 // Runs `source` durably in a fresh store (stopping before effect `stop_before`, if set).
 // `settle`: after it stops, the run's log goes to a table, as when it suspends.
 RunResult RunDurably(const std::string& source, bool sync, uint64_t stop_before = 0, const std::string& id = "bench",
-                     bool settle = false) {
+                     bool settle = false, uint32_t keep = store::kKeepDefault) {
   Module m = Compile(source);
   RunResult r;
   r.store_dir = TempDir();
@@ -111,6 +111,7 @@ RunResult RunDurably(const std::string& source, bool sync, uint64_t stop_before 
   VM vm(&m, &host, stdlib::GetNatives());
   runtime::StoreJournal journal(db->get(), mark->get(), &host, id, sync, 0);
   journal.set_keep_last_batch(true);
+  journal.set_keep(keep, 0);
   TimingJournal timing(&journal);
   timing.stop_before = stop_before;
   vm.SetJournal(&timing);
@@ -266,6 +267,41 @@ void TasksTable(bool quick) {
 
 }  // namespace
 
+// (g) What keeping every checkpoint costs: the bytes each checkpoint writes with all kept
+// (the default) against only the last kept, on the same programs.
+void KeptTable(bool quick) {
+  const int steps = quick ? 300 : 2000;
+  struct Program {
+    const char* name;
+    std::string source;
+  };
+  std::vector<Program> programs = {
+      {"counter", fmt::format("let n = 0\nfor i in range({}) {{\n  n = n + 1\n  time.now()\n}}\n", steps)},
+      {"list push", fmt::format("let xs = []\nfor i in range({}) {{\n  xs.push([i, \"item\"])\n  time.now()\n}}\n", steps)},
+      {"map update", fmt::format("let m = {{}}\nfor i in range({}) {{\n  m[str(i % 50)] = {{n: i}}\n  time.now()\n}}\n", steps)},
+      {"garbage", fmt::format("let keep = []\nfor i in range({}) {{\n  keep = [[i], [i + 1], {{k: i}}]\n  time.now()\n}}\n", steps)},
+  };
+  fmt::print("(g) bytes per checkpoint (median, and total over the run): the default (every checkpoint kept, with\n"
+             "    the change lists that let it prune past its cap) vs only the last kept (sync)\n");
+  fmt::print("{:<11} {:>12} {:>12} {:>14} {:>14} {:>7}\n", "program", "all: median", "last: median", "all: total KB",
+             "last: total KB", "ratio");
+  for (const auto& p : programs) {
+    size_t median[2], total[2];
+    for (int i = 0; i < 2; ++i) {
+      RunResult r = RunDurably(p.source, true, 0, "bench", false, i == 0 ? store::kKeepDefault : 1);
+      std::vector<size_t> bytes(r.bytes.begin() + 1, r.bytes.end());  // after the first, whole checkpoint
+      std::sort(bytes.begin(), bytes.end());
+      median[i] = bytes[bytes.size() / 2];
+      total[i] = 0;
+      for (size_t b : bytes) total[i] += b;
+      std::filesystem::remove_all(r.store_dir);
+    }
+    fmt::print("{:<11} {:>12} {:>12} {:>14.1f} {:>14.1f} {:>7.2f}\n", p.name, median[0], median[1], total[0] / 1024.0,
+               total[1] / 1024.0, static_cast<double>(total[0]) / total[1]);
+  }
+  fmt::print("target: all kept <= 1.2x of latest-only (issue 11)\n\n");
+}
+
 int main(int argc, char** argv) {
   bool quick = false;
   std::string only;
@@ -277,6 +313,7 @@ int main(int argc, char** argv) {
   if (only == "d") return ResumeTable(quick), 0;
   if (only == "e") return FlatnessTable(quick), 0;
   if (only == "f") return TasksTable(quick), 0;
+  if (only == "g") return KeptTable(quick), 0;
   if (argc > 1 && std::string(argv[1]) == "--profile-async") {  // for perf: many async steps
     RunDurably("for i in range(200000) { time.now() }", false);
     return 0;
@@ -322,5 +359,6 @@ int main(int argc, char** argv) {
   ResumeTable(quick);
   FlatnessTable(quick);
   TasksTable(quick);
+  KeptTable(quick);
   return 0;
 }

@@ -1,5 +1,6 @@
 // One function per `flow` command; each returns the process exit code.
 #pragma once
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@ struct RunOptions {
   std::string cache_dir;  // the compiled-program cache ("" = none): FLOW_CACHE_DIR, XDG_CACHE_HOME/flow, ~/.cache/flow
   bool no_cache = false;
   std::string durability = "sync";
+  std::string keep_checkpoints;    // all | last | N ("" = the default)
   runtime::BudgetOptions budgets;  // its deadline_ms comes from `deadline`
   std::string deadline;            // a duration with its unit: 500ms, 30s, 10m, 2h, 1d
   std::string max_memory;          // a size: 512M, 2G (its budgets.max_memory)
@@ -46,7 +48,7 @@ int WriteOutputFile(const std::string& command, const std::string& out, std::str
 int RunCommand(const RunOptions& options);
 int ResumeCommand(const std::string& store, const std::string& run_id, const RunOptions& options);
 int RunsCommand(const std::string& store, const std::string& status, bool json);
-int InspectCommand(const std::string& store, const std::string& run_id);
+int InspectCommand(const std::string& store_dir, const std::string& run_id, std::optional<uint64_t> at_effect);
 int HistoryCommand(const std::string& store, const std::string& run_id, bool json);
 int TraceCommand(const std::string& store, const std::string& run_id);
 int ExportCommand(const std::string& store, const std::string& run_id, const std::string& out);

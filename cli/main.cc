@@ -54,6 +54,10 @@ int main(int argc, char** argv) {
   run_cmd->add_flag("--virtual-time", run.virtual_time, "skip time: durable waits fire at once");
   run_cmd->add_option("--durability", run.durability, "sync (default) or async")
       ->check(CLI::IsMember({"sync", "async"}));
+  run_cmd->add_option("--keep-checkpoints", run.keep_checkpoints,
+                      "which past checkpoints the run keeps for inspect --at and fork: all, last, or the last N "
+                      "(default: all until they take 256 MiB, then the last 1000)")
+      ->check(KeepCheckpointsValue());
   auto add_budgets = [&run](CLI::App* cmd) {
     cmd->add_option("--max-effects", run.budgets.max_effects, "raise kind budget once the run has done this many effects")
         ->check(CountValue());
@@ -106,6 +110,9 @@ int main(int argc, char** argv) {
 
   auto* inspect_cmd =
       add_run_command("inspect", "frames, locals, pc and source line at the last checkpoint; every task and what it waits for");
+  std::optional<uint64_t> at_effect;
+  inspect_cmd->add_option("--at", at_effect, "the state right after effect N instead (N from flow history; 0: before the first)")
+      ->check(CLI::NonNegativeNumber);
 
   auto* history_cmd = add_run_command("history", "the audit trail: each effect, its arguments, result, time");
   history_cmd->add_flag("--json", json, "a JSON array of objects, for machines");
@@ -147,7 +154,7 @@ int main(int argc, char** argv) {
     if (disasm_cmd->parsed()) return DisasmCommand(file);
     if (resume_cmd->parsed()) return ResumeCommand(run.store, run_id, run);
     if (runs_cmd->parsed()) return RunsCommand(run.store, status, json);
-    if (inspect_cmd->parsed()) return InspectCommand(run.store, run_id);
+    if (inspect_cmd->parsed()) return InspectCommand(run.store, run_id, at_effect);
     if (history_cmd->parsed()) return HistoryCommand(run.store, run_id, json);
     if (signal_cmd->parsed()) return SignalCommand(run.store, run_id, signal_name, signal_json);
     if (cancel_cmd->parsed()) return CancelCommand(run.store, run_id);

@@ -101,6 +101,28 @@ CLI::Validator CountValue() {
       "N");
 }
 
+bool ParseKeepCheckpoints(std::string_view text, uint32_t* keep, std::string* error) {
+  if (text == "all") return *keep = flow::store::kKeepAllCheckpoints, true;
+  if (text == "last") return *keep = 1, true;
+  uint64_t n;
+  if (!ParseCount(std::string(text), &n, error) || n == 0 || n >= flow::store::kKeepAllCheckpoints) {
+    *error = fmt::format("--keep-checkpoints takes all, last or a count of checkpoints from 1, got `{}`", text);
+    return false;
+  }
+  *keep = static_cast<uint32_t>(n);
+  return true;
+}
+
+CLI::Validator KeepCheckpointsValue() {
+  return CLI::Validator(
+      [](std::string& text) {
+        uint32_t keep;
+        std::string error;
+        return ParseKeepCheckpoints(text, &keep, &error) ? std::string() : error;
+      },
+      "all|last|N");
+}
+
 CLI::Validator SizeValue() {
   return CLI::Validator(
       [](std::string& text) {

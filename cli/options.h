@@ -24,6 +24,9 @@ bool ParseCount(const std::string& text, uint64_t* n, std::string* error);
 CLI::Validator DurationValue();
 CLI::Validator CountValue();
 CLI::Validator SizeValue();
+// --keep-checkpoints: all, last or N (store::RunRecord::keep_checkpoints).
+bool ParseKeepCheckpoints(std::string_view text, uint32_t* keep, std::string* error);
+CLI::Validator KeepCheckpointsValue();
 CLI::Validator RunIdValue();
 
 }  // namespace flow::cli

@@ -192,6 +192,12 @@ int RunCommand(const RunOptions& options) {
   start.virtual_time = options.virtual_time;
   start.ephemeral = options.ephemeral;
   start.detach = options.detach;
+  std::string keep_error;
+  if (!options.keep_checkpoints.empty() &&
+      !ParseKeepCheckpoints(options.keep_checkpoints, &start.keep_checkpoints, &keep_error)) {
+    fmt::print(stderr, "flow run: {}\n", keep_error);
+    return kExitUsage;
+  }
   if (!ReadBudgets(options, "run", &start.budgets)) return kExitUsage;
   if (!options.ephemeral && !MakeStoreFolder(options.store)) return kExitUsage;
   // Compile (or load) first: a program with errors creates no run.
@@ -257,7 +263,7 @@ int RunsCommand(const std::string& store_dir, const std::string& status_filter, 
   return code;
 }
 
-int InspectCommand(const std::string& store_dir, const std::string& run_id) {
+int InspectCommand(const std::string& store_dir, const std::string& run_id, std::optional<uint64_t> at_effect) {
   Result<store::Store> st = OpenStore(store_dir);
   if (!st.ok()) return Fail(st.status(), "");
   if (!store::IsValidRunId(run_id)) {
@@ -271,10 +277,21 @@ int InspectCommand(const std::string& store_dir, const std::string& run_id) {
   }
   runtime::LoadedRun run;
   if (Status s = runtime::OpenRunToRead(*st, run_id, &run); !s.ok()) return Fail(s, "run " + run_id);
+  if (at_effect) {  // the kept checkpoint right after effect N (docs/checkpoint.md, "Kept checkpoints")
+    uint32_t checkpoint;
+    uint64_t effects_there;
+    Status s = runtime::FindCheckpointAfterEffect(*run.db, *at_effect, &checkpoint, &effects_there);
+    if (s.IsNotFound()) return Fail(Status::InvalidArgument(fmt::format("no effect {}: {}", *at_effect, s.message())), "run " + run_id);
+    if (!s.ok()) return Fail(s, "run " + run_id);
+    run = runtime::LoadedRun();  // one opener of the database at a time
+    if (s = runtime::OpenRunToRead(*st, run_id, &run, checkpoint); !s.ok()) return Fail(s, "run " + run_id);
+    if (effects_there != *at_effect)
+      fmt::print(stderr, "flow: the checkpoints after effect {} are no longer kept; showing the next one kept\n", *at_effect);
+  }
   int64_t pid;
-  fmt::print("run {}\n  program {}\n  status {}\n  checkpoint {} at {}, after {} effects\n", run_id, Printable(run.record.program),
-             store::RunStatusName(EffectiveStatus(*st, run.record, &pid)), run.checkpoint,
-             FormatTime(run.checkpoint_ms), run.vm->effects_done());
+  fmt::print("run {}\n  program {}\n  status {}\n  checkpoint {} at {}, after {} effects{}\n", run_id,
+             Printable(run.record.program), store::RunStatusName(EffectiveStatus(*st, run.record, &pid)), run.checkpoint,
+             FormatTime(run.checkpoint_ms), run.vm->effects_done(), at_effect ? " (a past state)" : "");
   auto show = [&](Value v) {
     std::string text, error;
     if (!EncodeJson(run.vm->heap(), v, true, &text, &error)) text = "<" + error + ">";

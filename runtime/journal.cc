@@ -250,42 +250,124 @@ Status StoreJournal::OnceStepStarted(VM& vm) {
 
 namespace {
 
-// A checkpoint's changes as puts and deletes of one batch, each record sealed where the VM
-// encoded it.
+// A checkpoint's changes as versions of one batch (docs/checkpoint.md, "Kept
+// checkpoints"): each record sealed where the VM encoded it, a freed object or chunk as a
+// tombstone (an empty value); the base keys written listed in `change_list`.
 class BatchDelta : public CheckpointDelta {
  public:
-  BatchDelta(store::Batch* batch, std::vector<std::pair<std::string, std::string>>* copy)
-      : batch_(batch), copy_(copy) {}
-  void Freed(uint32_t id) override { batch_->Delete(ObjectKey(id)); }
+  BatchDelta(store::Batch* batch, uint32_t checkpoint, std::string* change_list,
+             std::vector<std::pair<std::string, std::string>>* copy)
+      : batch_(batch), checkpoint_(checkpoint), change_list_(change_list), copy_(copy) {}
+  void Freed(uint32_t id) override { Write(ObjectKey(id), ""); }
   void DroppedChunks(uint32_t id, uint32_t from, uint32_t to) override {
-    for (uint32_t c = from; c < to; ++c) batch_->Delete(store::ListChunkKey(id, c));
+    for (uint32_t c = from; c < to; ++c) Write(store::ListChunkKey(id, c), "");
   }
   void Put(uint32_t id, uint32_t chunk, std::string* record) override {
     FinishRecordAt(kRunDbRecordVersion, record->data(), record->size());
-    std::string key = chunk == kObject ? ObjectKey(id) : store::ListChunkKey(id, chunk);
-    batch_->Put(key, *record);
-    if (copy_) copy_->emplace_back(std::move(key), *record);
+    Write(chunk == kObject ? ObjectKey(id) : store::ListChunkKey(id, chunk), *record);
   }
 
  private:
+  void Write(const std::string& base, std::string_view value) {
+    std::string key = store::VersionedKey(base, checkpoint_);
+    if (checkpoint_ == store::kOnlyVersion && value.empty()) {
+      batch_->Delete(key);  // the only version: nothing to keep of a freed object
+      return;
+    }
+    batch_->Put(key, value);
+    PutFixed8(change_list_, value.empty() ? 1 : 0);  // a tombstone?
+    PutBytes(change_list_, base);
+    if (copy_) copy_->emplace_back(std::move(key), value);
+  }
   store::Batch* batch_;
+  uint32_t checkpoint_;
+  std::string* change_list_;
   std::vector<std::pair<std::string, std::string>>* copy_;  // the bench's copy of the batch, or null
 };
 
 }  // namespace
 
+// With only the last checkpoint kept, every key has one version, kOnlyVersion, rewritten
+// in place: no change lists, no reads, no deletes of older versions.
+uint32_t StoreJournal::VersionFor(uint32_t checkpoint) const { return keep_ == 1 ? store::kOnlyVersion : checkpoint; }
+
+uint32_t StoreJournal::KeepLast() const {
+  if (keep_ == store::kKeepAllCheckpoints) return 0;
+  if (keep_ == store::kKeepDefault) return bytes_kept_ < store::kKeepAllUpToBytes ? 0 : store::kKeepAfterCap;
+  return keep_;
+}
+
+// Forgets the checkpoints that fall out of the kept window once `checkpoint` is written:
+// for each checkpoint x up to the oldest kept one, every version older than x of a key x
+// wrote is deleted (no kept checkpoint reads it any more), and a tombstone x wrote with them.
+Status StoreJournal::Prune(uint32_t checkpoint, store::Batch* batch) {
+  if (keep_ == 1 || keep_ == store::kKeepAllCheckpoints) return Status::Ok();  // in place (VersionFor); never
+  const uint32_t last = KeepLast();
+  if (last == 1) return PruneOne(checkpoint, change_list_, batch);  // only this one is kept
+  // A run that may prune (the default may, past its cap) lists what each checkpoint wrote.
+  batch->Put(store::ChangeListKey(checkpoint), SealRecord(kRunDbRecordVersion, change_list_));
+  if (last == 0 || checkpoint < last) return Status::Ok();
+  const uint32_t oldest_kept = checkpoint - last + 1;
+  if (!pruned_known_) {  // after a resume: the oldest change list left says how far
+    pruned_through_ = oldest_kept - 1;
+    Status s = db_->Scan(store::kChangeListPrefix, [&](std::string_view k, std::string_view) {
+      pruned_through_ = store::CheckpointOfChangeListKey(k) - 1;
+      return false;
+    });
+    if (!s.ok()) return s;
+    pruned_known_ = true;
+  }
+  for (uint64_t x = pruned_through_ + 1; x <= oldest_kept; ++x) {
+    std::string raw;
+    Status s = db_->Get(store::ChangeListKey(static_cast<uint32_t>(x)), &raw);
+    if (s.IsNotFound()) continue;  // pruned already, or never written (a `last` stretch)
+    std::string_view list;
+    if (s.ok()) s = OpenRecord(raw, kRunDbRecordVersion, fmt::format("the change list of checkpoint {}", x), &list);
+    if (!s.ok()) return s;
+    if (s = PruneOne(static_cast<uint32_t>(x), list, batch); !s.ok()) return s;
+    if (x < oldest_kept) batch->Delete(store::ChangeListKey(static_cast<uint32_t>(x)));
+  }
+  pruned_through_ = oldest_kept;
+  return Status::Ok();
+}
+
+Status StoreJournal::PruneOne(uint32_t x, std::string_view change_list, store::Batch* batch) {
+  auto drop_older = [&](std::string_view base) {
+    return db_->ScanVersionsBefore(base, x, [&](std::string_view key, std::string_view) {
+      batch->Delete(key);
+      return true;
+    });
+  };
+  if (Status s = drop_older(kStateKey); !s.ok()) return s;
+  Reader r(change_list);
+  while (!r.at_end() && !r.failed()) {
+    const bool tombstone = r.U8() == 1;
+    std::string_view base = r.Bytes();
+    if (Status s = drop_older(base); !s.ok()) return s;
+    // A tombstone with nothing older is the same as no key at all.
+    if (tombstone) batch->Delete(store::VersionedKey(base, x));
+  }
+  return r.failed() ? Status::Corruption("a change list of the run database is malformed") : Status::Ok();
+}
+
 Status StoreJournal::WriteCheckpoint(VM& vm, bool full, store::Batch* batch) {
-  BatchDelta delta(batch, keep_last_batch_ ? &last_batch_ : nullptr);
+  if (checkpoint_ + 1 >= store::kOnlyVersion) return Status::InvalidArgument("the run has written 2^32 checkpoints");
+  const uint32_t checkpoint = static_cast<uint32_t>(checkpoint_ + 1);
+  change_list_.clear();
+  BatchDelta delta(batch, VersionFor(checkpoint), &change_list_, keep_last_batch_ ? &last_batch_ : nullptr);
   vm.EncodeCheckpoint(full, &header_, &delta);
   // The time of the effect's start stands for the checkpoint's (one clock read per effect).
   host_->AddToCheckpoint(batch);
   for (const auto& [k, v] : step_events_) batch->Put(k, v);
   step_events_.clear();
   EncodeStateRecordInto(++checkpoint_, full ? WallMs() : now_ms_, host_->virtual_now_ms(), header_, &record_buf_);
-  batch->Put(kStateKey, record_buf_);
-  if (keep_last_batch_) last_batch_.emplace_back(kStateKey, record_buf_);
+  std::string state_key = store::VersionedKey(kStateKey, VersionFor(checkpoint));
+  batch->Put(state_key, record_buf_);
+  if (keep_last_batch_) last_batch_.emplace_back(std::move(state_key), record_buf_);
+  if (Status s = Prune(checkpoint, batch); !s.ok()) return s;
   last_checkpoint_bytes_ = batch->bytes();
   unsettled_bytes_ += batch->bytes();
+  bytes_kept_ += batch->bytes();
   if (Status s = db_->Write(*batch, sync_); !s.ok()) return s;
   // The mark guards acknowledged (synced) checkpoints; async runs do not bind to it.
   return sync_ ? mark_->Write(checkpoint_) : Status::Ok();

@@ -19,7 +19,9 @@ namespace flow::runtime {
 // 4: tasks (issue 10): the header holds the run-wide state and the running task's
 //    execution; every task is an object (kind 8) with its own, written when it changes;
 //    open upvalues belong to the task whose list holds them; value tag 11 (task).
-inline constexpr uint8_t kRunDbRecordVersion = 4;
+// 5: kept checkpoints (issue 11): the state record, objects and chunks under versioned keys
+//    (a version per checkpoint that wrote them, tombstones for freed ones), change lists `v`.
+inline constexpr uint8_t kRunDbRecordVersion = 5;
 
 // What the journal needs of the process around the VM, beyond a VmHost.
 class RunHost : public VmHost {
@@ -65,6 +67,12 @@ class StoreJournal : public EffectJournal {
   Status WriteCheckpoint(VM& vm, bool full, store::Batch* batch);
 
   uint64_t checkpoint() const { return checkpoint_; }
+  // Which past checkpoints to keep (store::RunRecord::keep_checkpoints), and how many bytes
+  // of checkpoints the run's database already holds (for the default's cap).
+  void set_keep(uint32_t keep, uint64_t bytes_kept) {
+    keep_ = keep;
+    bytes_kept_ = bytes_kept;
+  }
   // The effect that was in flight when the run stopped: if it is a wait, running it again
   // waits only what was left of it.
   // Each is matched by its idempotency key when the resumed run makes it again.
@@ -103,6 +111,16 @@ class StoreJournal : public EffectJournal {
   std::string record_buf_;
   size_t last_checkpoint_bytes_ = 0;
   size_t unsettled_bytes_ = 0;  // written since the last Settle
+  // Kept checkpoints (docs/checkpoint.md, "Kept checkpoints").
+  uint32_t keep_ = store::kKeepDefault;
+  uint64_t bytes_kept_ = 0;       // checkpoint bytes written by the run (approximately)
+  uint64_t pruned_through_ = 0;   // checkpoints up to this one were pruned
+  bool pruned_known_ = false;     // pruned_through_ is known (after a resume: once looked up)
+  std::string change_list_;       // the keys the checkpoint being written writes (reused)
+  uint32_t KeepLast() const;      // how many checkpoints to keep now; 0: all
+  uint32_t VersionFor(uint32_t checkpoint) const;  // the version its keys are written at
+  Status Prune(uint32_t checkpoint, store::Batch* batch);
+  Status PruneOne(uint32_t checkpoint, std::string_view change_list, store::Batch* batch);
   bool keep_last_batch_ = false;
   std::vector<std::pair<std::string, std::string>> last_batch_;
 };

@@ -459,6 +459,7 @@ Status StartRun(const StartOptions& options, const Module& module, RunListener* 
   record.args = options.args;
   record.durability = options.sync ? "sync" : "async";
   record.virtual_time = options.virtual_time;
+  record.keep_checkpoints = options.keep_checkpoints;
   record.created_ms = record.updated_ms = WallMs();
   record.pid = getpid();
   // The database and its first checkpoint come before the record: a run that has a record
@@ -476,6 +477,7 @@ Status StartRun(const StartOptions& options, const Module& module, RunListener* 
   SetProgramArgs(vm, options.args);
   vm.SetBudget(ApplyBudgets(options.budgets, host.NowMs(), &record));
   StoreJournal journal(db->get(), mark->get(), &host, id, options.sync, 0);
+  journal.set_keep(options.keep_checkpoints, 0);
   vm.SetJournal(&journal);
   vm.PrepareToRun();
   store::Batch first;
@@ -557,7 +559,71 @@ Status CheckStateIsCurrent(const store::RunRecord& record, uint64_t checkpoint, 
   return Status::Ok();
 }
 
+namespace {
+
+// The state record of checkpoint `at` (or the last), telling a database of an older layout
+// from a damaged one.
+Status ReadStateRecordAt(store::RunDb& db, uint32_t at, std::string* state_bytes) {
+  Status s = db.GetAt(kStateKey, at, state_bytes);
+  if (!s.IsNotFound()) return s;
+  std::string unversioned;  // format 4 and older kept one state record, under "s" alone
+  if (db.Get(kStateKey, &unversioned).ok()) {
+    std::string_view payload;
+    Status old = OpenRecord(unversioned, kRunDbRecordVersion, "its database", &payload);
+    if (!old.ok()) return old;
+  }
+  return s;
+}
+
+Status LoadRunAt(store::Store& st, const std::string& id, VmHost* host, LoadedRun* out, bool read_only, uint32_t at);
+
+}  // namespace
+
 Status LoadRun(store::Store& st, const std::string& id, VmHost* host, LoadedRun* out, bool read_only) {
+  return LoadRunAt(st, id, host, out, read_only, store::kLatestCheckpoint);
+}
+
+Status FindCheckpointAfterEffect(store::RunDb& db, uint64_t effects, uint32_t* checkpoint, uint64_t* effects_there) {
+  auto effects_at = [&](uint32_t c, uint64_t* done, uint32_t* version) {
+    std::string bytes;
+    if (Status s = ReadStateRecordAt(db, c, &bytes); !s.ok()) return s;
+    StateRecord state;
+    if (Status s = DecodeStateRecord(bytes, &state); !s.ok()) return s;
+    Reader r(state.vm_header);
+    *done = r.Varint();  // the header starts with effects_done (docs/checkpoint.md)
+    *version = static_cast<uint32_t>(state.checkpoint);
+    return r.failed() ? Status::Corruption("a checkpoint header is malformed") : Status::Ok();
+  };
+  uint64_t last_effects;
+  uint32_t last;
+  if (Status s = effects_at(store::kLatestCheckpoint, &last_effects, &last); !s.ok()) return s;
+  if (effects > last_effects)
+    return Status::NotFound(fmt::format("the run has done {} effects so far", last_effects));
+  // f(c), the effects done at the newest kept checkpoint at or before c, only grows with c:
+  // bisect for the smallest c with f(c) >= effects, which is then a kept checkpoint itself.
+  uint32_t lo = 0, hi = last;  // f(hi) >= effects; lo == 0 or f(lo) < effects
+  uint64_t hi_effects = last_effects;
+  while (hi - lo > 1) {
+    const uint32_t mid = lo + (hi - lo) / 2;
+    uint32_t found;
+    uint64_t done;
+    Status s = effects_at(mid, &done, &found);
+    if (!s.ok() && !s.IsNotFound()) return s;
+    if (s.ok() && done >= effects) {
+      hi = mid;
+      hi_effects = done;
+    } else {
+      lo = mid;  // nothing kept at or before mid, or too early
+    }
+  }
+  *checkpoint = hi == last ? store::kLatestCheckpoint : hi;  // the last may be stored as kOnlyVersion
+  *effects_there = hi_effects;
+  return Status::Ok();
+}
+
+namespace {
+
+Status LoadRunAt(store::Store& st, const std::string& id, VmHost* host, LoadedRun* out, bool read_only, uint32_t at) {
   Result<store::RunRecord> record = st.ReadRun(id);
   if (!record.ok()) return record.status();
   out->record = std::move(record.value());
@@ -572,7 +638,9 @@ Status LoadRun(store::Store& st, const std::string& id, VmHost* host, LoadedRun*
   out->db = std::move(db.value());
   out->vm = std::make_unique<VM>(out->module.get(), host, stdlib::GetNatives());
   std::string state_bytes;
-  Status s = out->db->Get(kStateKey, &state_bytes);
+  Status s = ReadStateRecordAt(*out->db, at, &state_bytes);
+  if (s.IsNotFound() && at != store::kLatestCheckpoint)
+    return Status::NotFound(fmt::format("checkpoint {} is not kept", at));
   // A run has its first checkpoint (synced) before its record: none now is damage, never
   // a reason to start it again from the beginning.
   if (s.IsNotFound())
@@ -581,21 +649,34 @@ Status LoadRun(store::Store& st, const std::string& id, VmHost* host, LoadedRun*
                                           store::RunStatusName(out->record.status), out->record.effects));
   if (!s.ok()) return s;
   StateRecord state;
-  s = RestoreState(*out->vm, state_bytes, [&](std::string_view key, std::string* value) { return out->db->Get(key, value); },
+  std::unique_ptr<store::RunDb::VersionReader> objects = out->db->ReaderAt(at);
+  s = RestoreState(*out->vm, state_bytes, [&](std::string_view base, std::string* value) { return objects->Get(base, value); },
                    &state);
+  objects.reset();
   if (!s.ok()) return s;
   out->checkpoint = state.checkpoint;
   out->checkpoint_ms = state.written_ms;
   out->virtual_now_ms = state.virtual_now_ms;
+  if (at != store::kLatestCheckpoint) return Status::Ok();
   return CheckStateIsCurrent(out->record, out->checkpoint, out->vm->effects_done(), st.ReadMark(id));
 }
+
+}  // namespace
 
 Status CheckImportedState(const store::RunRecord& record, std::string_view code,
                           const std::vector<std::pair<std::string_view, std::string_view>>& entries, uint64_t mark) {
   Result<Module> module = DeserializeModule(code);
   if (!module.ok()) return Status::Corruption("the run image's bytecode: " + module.status().message());
   std::map<std::string_view, std::string_view> db(entries.begin(), entries.end());
-  auto state_bytes = db.find(kStateKey);
+  // The newest version of `base` in the image (versioned keys: store/keys.h).
+  auto newest = [&](std::string_view base) {
+    auto it = db.lower_bound(store::VersionedKey(base, store::kLatestCheckpoint));
+    if (it == db.end() || it->first.size() != base.size() + store::kVersionBytes ||
+        it->first.substr(0, base.size()) != base || it->second.empty())
+      return db.end();
+    return it;
+  };
+  auto state_bytes = newest(kStateKey);
   if (state_bytes == db.end())
     return Status::Corruption(fmt::format("the run image holds no checkpoint, though its record says {} after {} effects",
                                           store::RunStatusName(record.status), record.effects));
@@ -604,8 +685,8 @@ Status CheckImportedState(const store::RunRecord& record, std::string_view code,
   StateRecord state;
   Status s = RestoreState(
       vm, state_bytes->second,
-      [&](std::string_view key, std::string* value) {
-        auto it = db.find(key);
+      [&](std::string_view base, std::string* value) {
+        auto it = newest(base);
         if (it == db.end()) return Status::NotFound("no such entry");
         value->assign(it->second);
         return Status::Ok();
@@ -616,9 +697,9 @@ Status CheckImportedState(const store::RunRecord& record, std::string_view code,
   return CheckStateIsCurrent(record, state.checkpoint, vm.effects_done(), acknowledged);
 }
 
-Status OpenRunToRead(store::Store& st, const std::string& id, LoadedRun* out) {
+Status OpenRunToRead(store::Store& st, const std::string& id, LoadedRun* out, uint32_t at) {
   out->reading_host = std::make_unique<ReadingHost>();
-  return LoadRun(st, id, out->reading_host.get(), out, true);
+  return LoadRunAt(st, id, out->reading_host.get(), out, true, at);
 }
 
 namespace {
@@ -712,6 +793,7 @@ Status ContinueRun(store::Store& st, const store::RunRecord& before, const Budge
   if (Status w = st.WriteRun(run.record); !w.ok()) return InContext(w, context);
   listener->RunResuming(id, run.checkpoint, found_in_flight, vm.resumes_in_doubt());
   StoreJournal journal(run.db.get(), mark->get(), &host, id, run.record.durability != "async", run.checkpoint);
+  journal.set_keep(run.record.keep_checkpoints, store::DirectoryBytes(st.RunDbDir(id)));
   if (in_flight.seq != 0) journal.SetResumedInFlight(in_flight);
   // With tasks, several effects may have been in flight: every intent past the checkpoint
   // (they are numbered in the order they began, a few apart at most).

@@ -37,6 +37,7 @@ struct StartOptions {
   bool virtual_time = false;
   bool ephemeral = false;  // --ephemeral: no store, no checkpoints, no resume
   bool detach = false;     // --detach: every wait suspends the run (exit 75)
+  uint32_t keep_checkpoints = store::kKeepDefault;  // --keep-checkpoints (store::RunRecord)
   BudgetOptions budgets;
 };
 
@@ -162,7 +163,15 @@ struct LoadedRun {
 Status LoadRun(store::Store& st, const std::string& id, VmHost* host, LoadedRun* out, bool read_only = false);
 // For reading a run (flow inspect, history, trace, export): LoadRun read-only, with a host
 // that needs no secret values (secrets show as ***). The caller holds the run's lock.
-Status OpenRunToRead(store::Store& st, const std::string& id, LoadedRun* out);
+// With `at`, the VM as of kept checkpoint `at` instead of the last (NotFound if that
+// checkpoint is not kept).
+Status OpenRunToRead(store::Store& st, const std::string& id, LoadedRun* out,
+                     uint32_t at = store::kLatestCheckpoint);
+// The first kept checkpoint after which the run had done `effects` effects (the state
+// "after effect N"), found by bisecting the kept checkpoints' headers; NotFound past the
+// run's last effect. *effects_there: the effects done at the checkpoint found (more than
+// `effects` if the ones in between are no longer kept).
+Status FindCheckpointAfterEffect(store::RunDb& db, uint64_t effects, uint32_t* checkpoint, uint64_t* effects_there);
 
 // Checks, before an import writes anything, that an image's run resumes as a stored one
 // would: its bytecode verifies, its checkpoint (among `entries`) restores, and it is as
@@ -194,7 +203,8 @@ struct StateRecord {
   std::string vm_header;
 };
 // Restores `vm` from the state record `state_bytes` and the heap objects `get` fetches by
-// key (a run's database, or an image's entries).
+// base key (ObjectKey, ListChunkKey), as of the checkpoint restored: from a run's database
+// (RunDb::GetAt), or an image's entries (FindVersion).
 Status RestoreState(VM& vm, std::string_view state_bytes,
                     const std::function<Status(std::string_view key, std::string* value)>& get, StateRecord* state);
 void EncodeStateRecordInto(uint64_t checkpoint, int64_t written_ms, int64_t virtual_now_ms, std::string_view vm_header,

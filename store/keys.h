@@ -39,13 +39,17 @@ inline std::string SharedPath(const std::string& store_dir) { return store_dir +
 
 // --- Keys of a run's database (docs/checkpoint.md, "The run database (LevelDB keys)") ---
 
-inline constexpr char kStateKey[] = "s";           // the state record (the last checkpoint)
-inline constexpr char kObjectPrefix[] = "o";       // + id (4 bytes, big-endian): a heap object
+// Checkpoint state is versioned: the state record, heap objects and list chunks are stored
+// under their key + a version suffix (VersionedKey), one version per checkpoint that wrote
+// them, so that every kept checkpoint can be read back (docs/checkpoint.md, "Kept checkpoints").
+inline constexpr char kStateKey[] = "s";           // + version: the state record of a checkpoint
+inline constexpr char kObjectPrefix[] = "o";       // + id (4 bytes, big-endian) + version: a heap object
 inline constexpr char kHistoryPrefix[] = "h";      // + seq (8 bytes, big-endian): a history entry
 inline constexpr char kStepEventPrefix[] = "t";    // + effects done (8, big-endian) + n (4): a step event
 inline constexpr char kSignalCountPrefix[] = "g";  // + signal name: signals of that name received
 inline constexpr char kCancelKey[] = "c";          // present once `cancelled` was raised in the run
-inline constexpr char kListChunkPrefix[] = "l";    // + id (4, big-endian) + chunk (4): a chunk of a long list
+inline constexpr char kListChunkPrefix[] = "l";    // + id (4, big-endian) + chunk (4) + version: a chunk of a long list
+inline constexpr char kChangeListPrefix[] = "v";   // + checkpoint (4, big-endian): the keys that checkpoint wrote
 
 namespace keys_internal {
 inline void AppendBigEndian(std::string* out, uint64_t v, int bytes) {
@@ -70,6 +74,34 @@ inline std::string HistoryKey(uint64_t seq) {
   keys_internal::AppendBigEndian(&k, seq, 8);
   return k;
 }
+// A versioned key: `base` (kStateKey, an ObjectKey or a ListChunkKey) + the checkpoint that
+// wrote it, inverted (4 bytes, big-endian), so that a key's newest version sorts first and a
+// seek to VersionedKey(base, N) lands on the newest version written at or before N.
+// An empty value is a tombstone: the object was freed at that checkpoint.
+inline constexpr size_t kVersionBytes = 4;
+inline constexpr uint32_t kLatestCheckpoint = 0xffffffff;  // "the newest version", for reading
+// The version of every key of a run that keeps only its last checkpoint: newer than any
+// checkpoint, so only a read of the latest finds it.
+inline constexpr uint32_t kOnlyVersion = 0xfffffffe;
+inline std::string VersionedKey(std::string_view base, uint32_t checkpoint) {
+  std::string k(base);
+  keys_internal::AppendBigEndian(&k, ~checkpoint, kVersionBytes);
+  return k;
+}
+// The checkpoint that wrote a versioned key of a base `base_size` bytes long.
+inline uint32_t VersionOfKey(std::string_view key, size_t base_size) {
+  uint32_t inverted = 0;
+  for (size_t i = base_size; i < base_size + kVersionBytes; ++i) inverted = inverted << 8 | static_cast<uint8_t>(key[i]);
+  return ~inverted;
+}
+inline std::string ChangeListKey(uint32_t checkpoint) {
+  std::string k = kChangeListPrefix;
+  keys_internal::AppendBigEndian(&k, checkpoint, 4);
+  return k;
+}
+
+inline uint32_t CheckpointOfChangeListKey(std::string_view key) { return ~VersionOfKey(key, 1); }
+
 // Sorts among the history entries of the effects it happened between.
 inline std::string StepEventKey(uint64_t effects_done, uint32_t n) {
   std::string k = kStepEventPrefix;

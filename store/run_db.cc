@@ -10,6 +10,7 @@
 #include <mutex>
 #include <set>
 
+#include "store/keys.h"
 #include "store/store.h"
 
 namespace flow::store {
@@ -211,6 +212,54 @@ Status RunDb::Scan(std::string_view prefix,
   for (it->Seek(leveldb::Slice(prefix.data(), prefix.size())); it->Valid(); it->Next()) {
     std::string_view k(it->key().data(), it->key().size());
     if (k.substr(0, prefix.size()) != prefix) break;
+    if (!fn(k, std::string_view(it->value().data(), it->value().size()))) break;
+  }
+  leveldb::Status s = it->status();
+  return Convert(&s);
+}
+
+RunDb::VersionReader::VersionReader(RunDb* db, uint32_t at) : db_(db), at_(at) {
+  leveldb::ReadOptions ro;
+  ro.verify_checksums = true;
+  it_.reset(db->db_->NewIterator(ro));
+}
+
+RunDb::VersionReader::~VersionReader() = default;
+
+Status RunDb::VersionReader::Get(std::string_view base, std::string* value, uint32_t* version) {
+  target_.assign(base);
+  keys_internal::AppendBigEndian(&target_, ~at_, kVersionBytes);
+  it_->Seek(target_);
+  if (!it_->Valid()) {
+    leveldb::Status s = it_->status();
+    return s.ok() ? Status::NotFound("no version") : db_->Convert(&s);
+  }
+  std::string_view k(it_->key().data(), it_->key().size());
+  if (k.size() != target_.size() || k.substr(0, base.size()) != base || it_->value().empty())
+    return Status::NotFound("no version");
+  value->assign(it_->value().data(), it_->value().size());
+  if (version) *version = VersionOfKey(k, base.size());
+  return Status::Ok();
+}
+
+std::unique_ptr<RunDb::VersionReader> RunDb::ReaderAt(uint32_t at) {
+  return std::unique_ptr<VersionReader>(new VersionReader(this, at));
+}
+
+Status RunDb::GetAt(std::string_view base, uint32_t at, std::string* value, uint32_t* version) {
+  return ReaderAt(at)->Get(base, value, version);
+}
+
+Status RunDb::ScanVersionsBefore(std::string_view base, uint32_t before,
+                                 const std::function<bool(std::string_view key, std::string_view value)>& fn) {
+  if (before == 0) return Status::Ok();
+  leveldb::ReadOptions ro;
+  ro.verify_checksums = true;
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(ro));
+  const size_t size = base.size() + kVersionBytes;
+  for (it->Seek(VersionedKey(base, before - 1)); it->Valid(); it->Next()) {
+    std::string_view k(it->key().data(), it->key().size());
+    if (k.size() != size || k.substr(0, base.size()) != base) break;
     if (!fn(k, std::string_view(it->value().data(), it->value().size()))) break;
   }
   leveldb::Status s = it->status();

@@ -1,6 +1,7 @@
 // The store folder: content-addressed code, run records, run locks. Names in store/keys.h;
 // formats in docs/checkpoint.md (the run record: a sealed record, version 2, of the
 // RunRecord's fields in declaration order, "The run record").
+#include <algorithm>
 #include <dirent.h>
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -26,7 +27,9 @@ namespace flow::store {
 namespace {
 
 // Version 1 had no error_kind; it is still read (DecodeRunRecord).
-constexpr uint8_t kRunRecordVersion = 2;
+// Version 2 had no keep_checkpoints (it reads as 0, the default).
+constexpr uint8_t kRunRecordVersion = 3;
+constexpr uint8_t kRunRecordVersion2 = 2;
 constexpr uint8_t kRunRecordVersion1 = 1;
 
 std::string Errno() { return std::strerror(errno); }
@@ -249,6 +252,7 @@ Status Store::WriteRun(const RunRecord& r) {
   PutBytes(&p, r.waiting_signal);
   PutVarint(&p, r.signals_received);
   PutBytes(&p, r.error_kind);
+  PutVarint(&p, r.keep_checkpoints);
   return WriteFileAtomically(RunFilePath(dir_, r.id, kRunRecordFile), SealRecord(kRunRecordVersion, p));
 }
 
@@ -284,9 +288,10 @@ std::string ErrorKindOfVersion1(const RunRecord& r) {
 
 Result<RunRecord> DecodeRunRecord(std::string_view bytes, const std::string& what) {
   std::string_view payload;
-  const bool version1 = !bytes.empty() && static_cast<uint8_t>(bytes[0]) == kRunRecordVersion1;
-  if (Status s = OpenRecord(bytes, version1 ? kRunRecordVersion1 : kRunRecordVersion, what, &payload); !s.ok())
-    return s;
+  const uint8_t version = bytes.empty() ? 0 : static_cast<uint8_t>(bytes[0]);
+  const bool version1 = version == kRunRecordVersion1;
+  const bool older = version == kRunRecordVersion1 || version == kRunRecordVersion2;
+  if (Status s = OpenRecord(bytes, older ? version : kRunRecordVersion, what, &payload); !s.ok()) return s;
   Reader rd(payload);
   RunRecord r;
   r.id = std::string(rd.Bytes());
@@ -313,6 +318,7 @@ Result<RunRecord> DecodeRunRecord(std::string_view bytes, const std::string& wha
   r.waiting_signal = std::string(rd.Bytes());
   r.signals_received = rd.Varint();
   if (!version1) r.error_kind = std::string(rd.Bytes());
+  if (!older) r.keep_checkpoints = static_cast<uint32_t>(std::min<uint64_t>(rd.Varint(), kKeepAllCheckpoints));
   // The code hash names a file in code/: only the hex a store writes.
   if (rd.failed() || !rd.at_end() || status > static_cast<uint8_t>(RunStatus::kCancelled) || !IsValidRunId(r.id) ||
       !IsValidCodeHash(r.code_hash))
@@ -498,6 +504,20 @@ Result<uint64_t> Store::ReadMark(const std::string& id) const {
   if (bytes.size() != 16 || Checksum(bytes.substr(0, 8)) != DecodeFixed64(p + 8))
     return Status::Corruption(fmt::format("the checkpoint mark of run {} is damaged", id));
   return DecodeFixed64(p);
+}
+
+uint64_t DirectoryBytes(const std::string& dir) {
+  std::error_code ec;
+  uint64_t total = 0;
+  for (auto it = std::filesystem::recursive_directory_iterator(dir, ec); !ec && it != std::filesystem::end(it);
+       it.increment(ec)) {
+    std::error_code size_ec;
+    if (it->is_regular_file(size_ec)) {
+      uint64_t size = it->file_size(size_ec);
+      if (!size_ec) total += size;
+    }
+  }
+  return total;
 }
 
 }  // namespace flow::store

@@ -21,6 +21,7 @@ namespace leveldb {
 class DB;
 class Env;
 class WriteBatch;
+class Iterator;
 }  // namespace leveldb
 
 namespace flow::store {
@@ -59,6 +60,29 @@ class RunDb {
   Status Write(const Batch& batch, bool sync);
   // NotFound if the key is absent; reads verify checksums.
   Status Get(std::string_view key, std::string* value);
+  // The newest version of versioned key `base` written at or before checkpoint `at`
+  // (store/keys.h, VersionedKey): NotFound if there is none, or it is a tombstone.
+  // *version (if given) is the checkpoint that wrote it.
+  Status GetAt(std::string_view base, uint32_t at, std::string* value, uint32_t* version = nullptr);
+  // GetAt for many keys as of one checkpoint (a restore): one iterator, reused.
+  class VersionReader {
+   public:
+    ~VersionReader();
+    Status Get(std::string_view base, std::string* value, uint32_t* version = nullptr);
+
+   private:
+    friend class RunDb;
+    VersionReader(RunDb* db, uint32_t at);
+    RunDb* db_;
+    uint32_t at_;
+    std::unique_ptr<leveldb::Iterator> it_;
+    std::string target_;
+  };
+  std::unique_ptr<VersionReader> ReaderAt(uint32_t at);
+  // Calls `fn` for each version of `base` older than checkpoint `before`, newest first,
+  // until it returns false.
+  Status ScanVersionsBefore(std::string_view base, uint32_t before,
+                            const std::function<bool(std::string_view key, std::string_view value)>& fn);
   // Calls `fn` for each key starting with `prefix`, in order, until it returns false.
   Status Scan(std::string_view prefix, const std::function<bool(std::string_view key, std::string_view value)>& fn);
   // Every key and value, for export.
@@ -106,7 +130,14 @@ struct RunRecord {
   // failed or cancelled by an uncaught error: its kind ("budget" for a budget stop, out of
   // memory included: the run keeps its state and may resume with a larger budget); else "".
   std::string error_kind;
+  // Which past checkpoints the run keeps (docs/checkpoint.md, "Kept checkpoints"):
+  // kKeepDefault, kKeepAllCheckpoints, or the last N.
+  uint32_t keep_checkpoints = 0;
 };
+inline constexpr uint32_t kKeepDefault = 0;  // all, until they take kKeepAllUpToBytes; then the last kKeepAfterCap
+inline constexpr uint32_t kKeepAllCheckpoints = 0xffffffff;
+inline constexpr uint64_t kKeepAllUpToBytes = 256ull << 20;
+inline constexpr uint32_t kKeepAfterCap = 1000;
 
 // Held while a process executes a run; released when destroyed or when the process dies.
 class RunLock {
@@ -194,6 +225,8 @@ class Store {
 // Decodes a sealed run record (`what` names it in errors): Corruption if it is malformed,
 // including a code hash that is not 32 lowercase hex digits.
 Result<RunRecord> DecodeRunRecord(std::string_view bytes, const std::string& what);
+// The bytes of the regular files under `dir` (0 if it cannot be read).
+uint64_t DirectoryBytes(const std::string& dir);
 bool IsValidCodeHash(std::string_view hash);
 // The name of bytecode in code/: XXH3-128 of it, as 32 hex digits.
 std::string CodeHash(std::string_view bytes);

@@ -270,12 +270,12 @@ TEST(Host, StateRecordOfVersionTwoIsRefused) {
   std::string record;
   runtime::EncodeStateRecordInto(3, 0, 0, "header", &record);
   ASSERT_EQ(static_cast<uint8_t>(record[0]), runtime::kRunDbRecordVersion);
-  EXPECT_EQ(runtime::kRunDbRecordVersion, 4);
+  EXPECT_EQ(runtime::kRunDbRecordVersion, 5);
   record[0] = 2;
   runtime::StateRecord state;
   Status s = runtime::DecodeStateRecord(record, &state);
   EXPECT_FALSE(s.ok());
-  EXPECT_NE(s.message().find("format version 2, this flow reads version 4"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("format version 2, this flow reads version 5"), std::string::npos) << s.message();
 }
 
 }  // namespace
