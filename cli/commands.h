@@ -47,6 +47,8 @@ int WriteOutputFile(const std::string& command, const std::string& out, std::str
 // Durable runs (run_commands.cc).
 int RunCommand(const RunOptions& options);
 int ResumeCommand(const std::string& store, const std::string& run_id, const RunOptions& options);
+int ForkCommand(const std::string& store, const std::string& run_id, std::optional<uint64_t> at_effect,
+                const std::vector<std::string>& sets, const RunOptions& options);
 int RunsCommand(const std::string& store, const std::string& status, bool json);
 int InspectCommand(const std::string& store_dir, const std::string& run_id, std::optional<uint64_t> at_effect);
 int HistoryCommand(const std::string& store, const std::string& run_id, bool json);

@@ -103,6 +103,16 @@ int main(int argc, char** argv) {
   auto* resume_cmd = add_run_command("resume", "continue a crashed or suspended run from its last checkpoint");
   add_budgets(resume_cmd);
 
+  auto* fork_cmd = add_run_command("fork", "a new run from a past checkpoint of RUN, optionally with variables changed; it runs at once");
+  std::optional<uint64_t> fork_at;
+  std::vector<std::string> fork_sets;
+  fork_cmd->add_option("--at", fork_at, "the state right after effect N (default: its last checkpoint)")
+      ->check(CLI::NonNegativeNumber);
+  fork_cmd->add_option("--run-id", run.run_id, "the id of the new run (default: a fresh sortable id)")->check(RunIdValue());
+  fork_cmd->add_option("--set", fork_sets, "NAME=JSON: a variable of the top level (a local of its innermost frame "
+                                           "that has it, else a global) set to that value")->take_all();
+  add_budgets(fork_cmd);
+
   auto* runs_cmd = app.add_subcommand("runs", "list the runs of the store: id, status, effects, program");
   runs_cmd->add_option("--status", status, "only runs in this status (running, suspended, completed, failed, crashed)");
   runs_cmd->add_flag("--json", json, "a JSON array of objects, for machines");
@@ -154,6 +164,7 @@ int main(int argc, char** argv) {
     if (disasm_cmd->parsed()) return DisasmCommand(file);
     if (resume_cmd->parsed()) return ResumeCommand(run.store, run_id, run);
     if (runs_cmd->parsed()) return RunsCommand(run.store, status, json);
+    if (fork_cmd->parsed()) return ForkCommand(run.store, run_id, fork_at, fork_sets, run);
     if (inspect_cmd->parsed()) return InspectCommand(run.store, run_id, at_effect);
     if (history_cmd->parsed()) return HistoryCommand(run.store, run_id, json);
     if (signal_cmd->parsed()) return SignalCommand(run.store, run_id, signal_name, signal_json);

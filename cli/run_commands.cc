@@ -132,6 +132,9 @@ class ProcessListener : public runtime::RunListener {
                          in_flight.effect, in_flight.idempotency_key);
     fmt::print(stderr, "flow: resuming run {} from checkpoint {}{}\n", id, checkpoint, note);
   }
+  void RunForked(const std::string& from, uint64_t effects, const std::string& id) override {
+    fmt::print(stderr, "flow: run {} made from run {} as it was after effect {}\n", id, from, effects);
+  }
   void RunCancelling(const std::string& id) override {
     fmt::print(stderr, "flow: cancelling run {}: it raises `cancelled` where it stopped, and its handlers run\n", id);
   }
@@ -220,6 +223,29 @@ int ResumeCommand(const std::string& store, const std::string& run_id, const Run
   return ReportResume(s, result);
 }
 
+int ForkCommand(const std::string& store, const std::string& run_id, std::optional<uint64_t> at_effect,
+                const std::vector<std::string>& sets, const RunOptions& options) {
+  runtime::ForkOptions fork;
+  fork.store_dir = store;
+  fork.from = run_id;
+  fork.at_effect = at_effect;
+  fork.run_id = options.run_id;
+  for (const std::string& kv : sets) {
+    size_t eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      fmt::print(stderr, "flow fork: --set takes NAME=JSON, got `{}`\n", kv);
+      return kExitUsage;
+    }
+    fork.sets.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+  }
+  if (!ReadBudgets(options, "fork", &fork.budgets)) return kExitUsage;
+  ProcessListener listener;
+  runtime::RunResult result;
+  Status s = runtime::ForkRun(fork, &listener, &result);
+  if (!s.ok() && result.record.id.empty()) return Fail(s, "fork");
+  return ReportResume(s, result);
+}
+
 int RunsCommand(const std::string& store_dir, const std::string& status_filter, bool json) {
   store::RunStatus wanted{};
   if (!status_filter.empty() && !store::ParseRunStatus(status_filter, &wanted)) {
@@ -254,6 +280,7 @@ int RunsCommand(const std::string& store_dir, const std::string& status_filter, 
                      {"updated_ms", r.updated_ms},
                      {"pid", pid ? pid : r.pid},
                      {"detail", r.detail}});
+      if (!r.origin_run.empty()) out.back()["origin"] = {{"run", r.origin_run}, {"effect", r.origin_effect}};
     } else {
       fmt::print("{:<30} {:<10} {:>7} {:<21} {}\n", Printable(r.id), store::RunStatusName(status), r.effects,
                  FormatTime(r.updated_ms), Printable(r.program));
@@ -399,6 +426,12 @@ int HistoryCommand(const std::string& store_dir, const std::string& run_id, bool
                kStates[static_cast<int>(e.state)], FormatTime(e.started_ms), e.duration_us, e.args_digest,
                e.result_digest, Printable(e.args_preview), Printable(e.result_preview));
   }
+  if (Result<store::Store> st = OpenStore(store_dir); st.ok()) {
+    if (Result<store::RunRecord> r = st->ReadRun(run_id); r.ok() && !r->origin_run.empty())
+      fmt::print("(run {} was made from run {} after its effect {} by flow fork: effects 1-{} are that run's)\n", run_id,
+                 r->origin_run, r->origin_effect, r->origin_effect);
+  }
+  fmt::print("(the state right after effect N: flow inspect {} --at N)\n", run_id);
   return kExitOk;
 }
 

@@ -31,13 +31,26 @@
 
 namespace flow::runtime {
 
-namespace {
-
-
 int64_t WallMs() {
   using namespace std::chrono;
   return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
 }
+
+// `s` with `context: ` before its message, of the same code.
+Status InContext(const Status& s, const std::string& context) {
+  std::string m = context + ": " + s.message();
+  switch (s.code()) {
+    case Status::Code::kOk: return s;
+    case Status::Code::kInvalidArgument: return Status::InvalidArgument(std::move(m));
+    case Status::Code::kCorruption: return Status::Corruption(std::move(m));
+    case Status::Code::kNotFound: return Status::NotFound(std::move(m));
+    case Status::Code::kIOError: return Status::IOError(std::move(m));
+    case Status::Code::kNotSupported: return Status::NotSupported(std::move(m));
+  }
+  return s;
+}
+
+namespace {
 
 // The run's output (passed at once to the listener the cli gives) and its clock. The
 // first write that fails is kept: the journal's Flush reports it before the print's
@@ -224,20 +237,6 @@ bool CanResume(const store::RunRecord& record) {
 }
 
 namespace {
-
-// `s` with `context: ` before its message, of the same code.
-Status InContext(const Status& s, const std::string& context) {
-  std::string m = context + ": " + s.message();
-  switch (s.code()) {
-    case Status::Code::kOk: return s;
-    case Status::Code::kInvalidArgument: return Status::InvalidArgument(std::move(m));
-    case Status::Code::kCorruption: return Status::Corruption(std::move(m));
-    case Status::Code::kNotFound: return Status::NotFound(std::move(m));
-    case Status::Code::kIOError: return Status::IOError(std::move(m));
-    case Status::Code::kNotSupported: return Status::NotSupported(std::move(m));
-  }
-  return s;
-}
 
 // The memory budget when none is given: half the machine's memory (or of the process's
 // address-space limit, if lower), at most 4 GiB.

@@ -28,6 +28,11 @@ struct BudgetOptions {
   uint64_t max_memory = 0;  // bytes; 0: the default (not kept with the run)
 };
 
+// Milliseconds since the epoch, on the wall clock.
+int64_t WallMs();
+// `s` with `context: ` before its message, of the same code.
+Status InContext(const Status& s, const std::string& context);
+
 struct StartOptions {
   std::string file;
   std::vector<std::pair<std::string, std::string>> args;
@@ -114,6 +119,8 @@ class RunListener {
   // flight when it stopped; `in_doubt`: inside a `once` step (it is not run again).
   virtual void RunResuming(const std::string& run_id, uint64_t checkpoint, const HistoryEntry& in_flight,
                            bool in_doubt) {}
+  // flow fork: run `run_id` was made from `from` as it was after effect `effects`.
+  virtual void RunForked(const std::string& from, uint64_t effects, const std::string& run_id) {}
   // flow cancel: a run that is not live is resumed to raise `cancelled` where it stopped.
   virtual void RunCancelling(const std::string& run_id) {}
   // flow worker: a run it skips (unreadable record; damaged mailbox: left suspended).
@@ -129,6 +136,18 @@ Status StartRun(const StartOptions& options, const Module& program, RunListener*
 // `flow resume`: continues a run from its last checkpoint.
 Status ResumeRun(const std::string& store_dir, const std::string& run_id, const BudgetOptions& budgets,
                  RunListener* listener, RunResult* result);
+// `flow fork`: a new run from the kept checkpoint right after effect `at_effect` of run
+// `from` (its last if none), with variables set (`sets`: name, JSON), on the same bytecode
+// and options, its origin in its record and its history up to there; then it runs.
+struct ForkOptions {
+  std::string store_dir;
+  std::string from;
+  std::optional<uint64_t> at_effect;
+  std::string run_id;  // empty: a new sortable id
+  std::vector<std::pair<std::string, std::string>> sets;
+  BudgetOptions budgets;
+};
+Status ForkRun(const ForkOptions& options, RunListener* listener, RunResult* result);
 // `flow signal`: appends NAME (with a JSON value) to the run's mailbox.
 struct SignalSent {
   bool refused = false;     // the run has ended (record.status): nothing was sent

@@ -253,6 +253,8 @@ Status Store::WriteRun(const RunRecord& r) {
   PutVarint(&p, r.signals_received);
   PutBytes(&p, r.error_kind);
   PutVarint(&p, r.keep_checkpoints);
+  PutBytes(&p, r.origin_run);
+  PutVarint(&p, r.origin_effect);
   return WriteFileAtomically(RunFilePath(dir_, r.id, kRunRecordFile), SealRecord(kRunRecordVersion, p));
 }
 
@@ -318,10 +320,14 @@ Result<RunRecord> DecodeRunRecord(std::string_view bytes, const std::string& wha
   r.waiting_signal = std::string(rd.Bytes());
   r.signals_received = rd.Varint();
   if (!version1) r.error_kind = std::string(rd.Bytes());
-  if (!older) r.keep_checkpoints = static_cast<uint32_t>(std::min<uint64_t>(rd.Varint(), kKeepAllCheckpoints));
+  if (!older) {
+    r.keep_checkpoints = static_cast<uint32_t>(std::min<uint64_t>(rd.Varint(), kKeepAllCheckpoints));
+    r.origin_run = std::string(rd.Bytes());
+    r.origin_effect = rd.Varint();
+  }
   // The code hash names a file in code/: only the hex a store writes.
   if (rd.failed() || !rd.at_end() || status > static_cast<uint8_t>(RunStatus::kCancelled) || !IsValidRunId(r.id) ||
-      !IsValidCodeHash(r.code_hash))
+      !IsValidCodeHash(r.code_hash) || (!r.origin_run.empty() && !IsValidRunId(r.origin_run)))
     return Status::Corruption(what + " is malformed");
   r.status = static_cast<RunStatus>(status);
   if (version1) r.error_kind = ErrorKindOfVersion1(r);

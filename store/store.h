@@ -133,6 +133,9 @@ struct RunRecord {
   // Which past checkpoints the run keeps (docs/checkpoint.md, "Kept checkpoints"):
   // kKeepDefault, kKeepAllCheckpoints, or the last N.
   uint32_t keep_checkpoints = 0;
+  // A run made from another (flow fork): which, and after which of its effects; "" if none.
+  std::string origin_run;
+  uint64_t origin_effect = 0;
 };
 inline constexpr uint32_t kKeepDefault = 0;  // all, until they take kKeepAllUpToBytes; then the last kKeepAfterCap
 inline constexpr uint32_t kKeepAllCheckpoints = 0xffffffff;

@@ -979,6 +979,25 @@ std::vector<VM::FrameView> VM::InspectFrames() const {
   return FramesOf(*module_, current_ == main_task_ ? task_ : heap_.Get<TaskObj>(main_task_)->exec);
 }
 
+std::string VM::AssignVariable(std::string_view name, Value v) {
+  if (main_task_ != kNoTask) {
+    Task& t = current_ == main_task_ ? task_ : heap_.Mutable<TaskObj>(main_task_)->exec;
+    for (size_t i = t.frames.size(); i-- > 0;) {  // the innermost frame that has it
+      const Frame& f = t.frames[i];
+      const Function& fn = module_->functions[f.function];
+      uint32_t top = i + 1 < t.frames.size() ? t.frames[i + 1].base : t.sp;
+      for (const LocalName& l : fn.locals) {
+        uint32_t slot = f.base + l.slot;
+        if (l.name == name && f.pc >= l.start_pc && f.pc <= l.end_pc && slot < top) {
+          t.stack[slot] = v;
+          return "local of " + fn.name;
+        }
+      }
+    }
+  }
+  return SetGlobal(name, v) ? "global" : "";
+}
+
 std::vector<VM::TaskView> VM::InspectTasks() const {
   std::vector<TaskView> out;
   if (live_tasks_.tag != Tag::kList) return out;

@@ -231,6 +231,10 @@ class VM {
 
   // Sets a global by name before Run() (the program's `args`); false if the program has none.
   bool SetGlobal(std::string_view name, Value v);
+  // For `flow fork --set`: sets the variable `name` as the top level's code sees it (a local
+  // of its innermost frame that has one, else a global) in a restored VM, to be written in
+  // a full checkpoint. Says which it set ("global", "local of FN"), or "" if none is named so.
+  std::string AssignVariable(std::string_view name, Value v);
 
   // After kFailed: the uncaught error as data, and rendered (FormatErrorReport).
   ErrorReport UncaughtReport() const;
