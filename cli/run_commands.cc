@@ -303,18 +303,14 @@ int InspectCommand(const std::string& store_dir, const std::string& run_id, std:
     return Fail(lock.status(), "inspect");
   }
   runtime::LoadedRun run;
-  if (Status s = runtime::OpenRunToRead(*st, run_id, &run); !s.ok()) return Fail(s, "run " + run_id);
-  if (at_effect) {  // the kept checkpoint right after effect N (docs/checkpoint.md, "Kept checkpoints")
-    uint32_t checkpoint;
-    uint64_t effects_there;
-    Status s = runtime::FindCheckpointAfterEffect(*run.db, *at_effect, &checkpoint, &effects_there);
-    if (s.IsNotFound()) return Fail(Status::InvalidArgument(fmt::format("no effect {}: {}", *at_effect, s.message())), "run " + run_id);
-    if (!s.ok()) return Fail(s, "run " + run_id);
-    run = runtime::LoadedRun();  // one opener of the database at a time
-    if (s = runtime::OpenRunToRead(*st, run_id, &run, checkpoint); !s.ok()) return Fail(s, "run " + run_id);
-    if (effects_there != *at_effect)
-      fmt::print(stderr, "flow: the checkpoints after effect {} are no longer kept; showing the next one kept\n", *at_effect);
+  // --at: the kept checkpoint right after effect N (docs/checkpoint.md, "Kept checkpoints").
+  if (Status s = runtime::OpenRunToRead(*st, run_id, &run, at_effect); !s.ok()) {
+    if (at_effect && s.IsNotFound())
+      return Fail(Status::InvalidArgument(fmt::format("no effect {}: {}", *at_effect, s.message())), "run " + run_id);
+    return Fail(s, "run " + run_id);
   }
+  if (at_effect && run.vm->effects_done() != *at_effect)
+    fmt::print(stderr, "flow: the checkpoints after effect {} are no longer kept; showing the next one kept\n", *at_effect);
   int64_t pid;
   fmt::print("run {}\n  program {}\n  status {}\n  checkpoint {} at {}, after {} effects{}\n", run_id,
              Printable(run.record.program), store::RunStatusName(EffectiveStatus(*st, run.record, &pid)), run.checkpoint,

@@ -69,22 +69,17 @@ Status ForkRun(const ForkOptions& options, RunListener* listener, RunResult* res
 
   // The source as of the checkpoint right after effect N (or its last).
   LoadedRun source;
-  if (Status s = OpenRunToRead(*st, options.from, &source); !s.ok()) return s;
-  uint64_t effects = options.at_effect.value_or(source.vm->effects_done());
-  if (options.at_effect) {
-    uint32_t checkpoint;
-    uint64_t effects_there;
-    Status s = FindCheckpointAfterEffect(*source.db, effects, &checkpoint, &effects_there);
-    if (s.IsNotFound()) return Status::InvalidArgument(fmt::format("run {} has no effect {}: {}", options.from, effects, s.message()));
-    if (!s.ok()) return s;
-    if (effects_there != effects)
-      return Status::InvalidArgument(fmt::format(
-          "run {} no longer keeps its checkpoint after effect {} (its --keep-checkpoints); the next kept is after "
-          "effect {}",
-          options.from, effects, effects_there));
-    source = LoadedRun();  // one opener of the database at a time
-    if (s = OpenRunToRead(*st, options.from, &source, checkpoint); !s.ok()) return s;
+  if (Status s = OpenRunToRead(*st, options.from, &source, options.at_effect); !s.ok()) {
+    if (options.at_effect && s.IsNotFound())
+      return Status::InvalidArgument(fmt::format("run {} has no effect {}: {}", options.from, *options.at_effect, s.message()));
+    return s;
   }
+  const uint64_t effects = source.vm->effects_done();
+  if (options.at_effect && effects != *options.at_effect)
+    return Status::InvalidArgument(fmt::format(
+        "run {} no longer keeps its checkpoint after effect {} (its --keep-checkpoints); the next kept is after "
+        "effect {}",
+        options.from, *options.at_effect, effects));
   VM& vm = *source.vm;
   for (const auto& [name, json] : options.sets) {
     Value v;

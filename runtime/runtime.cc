@@ -574,12 +574,13 @@ Status ReadStateRecordAt(store::RunDb& db, uint32_t at, std::string* state_bytes
   return s;
 }
 
-Status LoadRunAt(store::Store& st, const std::string& id, VmHost* host, LoadedRun* out, bool read_only, uint32_t at);
+Status LoadRunAt(store::Store& st, const std::string& id, VmHost* host, LoadedRun* out, bool read_only,
+                 std::optional<uint64_t> after_effect);
 
 }  // namespace
 
 Status LoadRun(store::Store& st, const std::string& id, VmHost* host, LoadedRun* out, bool read_only) {
-  return LoadRunAt(st, id, host, out, read_only, store::kLatestCheckpoint);
+  return LoadRunAt(st, id, host, out, read_only, std::nullopt);
 }
 
 Status FindCheckpointAfterEffect(store::RunDb& db, uint64_t effects, uint32_t* checkpoint, uint64_t* effects_there) {
@@ -622,7 +623,10 @@ Status FindCheckpointAfterEffect(store::RunDb& db, uint64_t effects, uint32_t* c
 
 namespace {
 
-Status LoadRunAt(store::Store& st, const std::string& id, VmHost* host, LoadedRun* out, bool read_only, uint32_t at) {
+// `after_effect`: the VM as of the first kept checkpoint after which the run had done that
+// many effects, instead of its last (no check against the record and mark: a past state).
+Status LoadRunAt(store::Store& st, const std::string& id, VmHost* host, LoadedRun* out, bool read_only,
+                 std::optional<uint64_t> after_effect) {
   Result<store::RunRecord> record = st.ReadRun(id);
   if (!record.ok()) return record.status();
   out->record = std::move(record.value());
@@ -636,6 +640,11 @@ Status LoadRunAt(store::Store& st, const std::string& id, VmHost* host, LoadedRu
   if (!db.ok()) return db.status();
   out->db = std::move(db.value());
   out->vm = std::make_unique<VM>(out->module.get(), host, stdlib::GetNatives());
+  uint32_t at = store::kLatestCheckpoint;
+  if (after_effect) {
+    uint64_t effects_there;
+    if (Status s = FindCheckpointAfterEffect(*out->db, *after_effect, &at, &effects_there); !s.ok()) return s;
+  }
   std::string state_bytes;
   Status s = ReadStateRecordAt(*out->db, at, &state_bytes);
   if (s.IsNotFound() && at != store::kLatestCheckpoint)
@@ -656,7 +665,7 @@ Status LoadRunAt(store::Store& st, const std::string& id, VmHost* host, LoadedRu
   out->checkpoint = state.checkpoint;
   out->checkpoint_ms = state.written_ms;
   out->virtual_now_ms = state.virtual_now_ms;
-  if (at != store::kLatestCheckpoint) return Status::Ok();
+  if (after_effect) return Status::Ok();
   return CheckStateIsCurrent(out->record, out->checkpoint, out->vm->effects_done(), st.ReadMark(id));
 }
 
@@ -696,9 +705,9 @@ Status CheckImportedState(const store::RunRecord& record, std::string_view code,
   return CheckStateIsCurrent(record, state.checkpoint, vm.effects_done(), acknowledged);
 }
 
-Status OpenRunToRead(store::Store& st, const std::string& id, LoadedRun* out, uint32_t at) {
+Status OpenRunToRead(store::Store& st, const std::string& id, LoadedRun* out, std::optional<uint64_t> after_effect) {
   out->reading_host = std::make_unique<ReadingHost>();
-  return LoadRunAt(st, id, out->reading_host.get(), out, true, at);
+  return LoadRunAt(st, id, out->reading_host.get(), out, true, after_effect);
 }
 
 namespace {

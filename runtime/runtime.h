@@ -182,10 +182,11 @@ struct LoadedRun {
 Status LoadRun(store::Store& st, const std::string& id, VmHost* host, LoadedRun* out, bool read_only = false);
 // For reading a run (flow inspect, history, trace, export): LoadRun read-only, with a host
 // that needs no secret values (secrets show as ***). The caller holds the run's lock.
-// With `at`, the VM as of kept checkpoint `at` instead of the last (NotFound if that
-// checkpoint is not kept).
+// With `after_effect` N, the VM as of the first kept checkpoint after which the run had
+// done N effects (FindCheckpointAfterEffect; its effects_done says if it is a later one,
+// those in between being no longer kept); NotFound past the run's last effect.
 Status OpenRunToRead(store::Store& st, const std::string& id, LoadedRun* out,
-                     uint32_t at = store::kLatestCheckpoint);
+                     std::optional<uint64_t> after_effect = std::nullopt);
 // The first kept checkpoint after which the run had done `effects` effects (the state
 // "after effect N"), found by bisecting the kept checkpoints' headers; NotFound past the
 // run's last effect. *effects_there: the effects done at the checkpoint found (more than
