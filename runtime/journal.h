@@ -65,6 +65,8 @@ class StoreJournal : public EffectJournal {
   Status WriteCheckpoint(VM& vm, bool full, store::Batch* batch);
 
   uint64_t checkpoint() const { return checkpoint_; }
+  // The uncaught error that ended the run, under kErrorKey (runtime/error_record.cc).
+  Status RecordUncaught(const ErrorReport& error);
   // The effect that was in flight when the run stopped: if it is a wait, running it again
   // waits only what was left of it.
   // Each is matched by its idempotency key when the resumed run makes it again.

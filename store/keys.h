@@ -46,6 +46,7 @@ inline constexpr char kStepEventPrefix[] = "t";    // + effects done (8, big-end
 inline constexpr char kSignalCountPrefix[] = "g";  // + signal name: signals of that name received
 inline constexpr char kCancelKey[] = "c";          // present once `cancelled` was raised in the run
 inline constexpr char kListChunkPrefix[] = "l";    // + id (4, big-endian) + chunk (4): a chunk of a long list
+inline constexpr char kErrorKey[] = "e";           // the uncaught error that ended the run, with its stack
 
 namespace keys_internal {
 inline void AppendBigEndian(std::string* out, uint64_t v, int bytes) {

@@ -1,0 +1,59 @@
+// The JSON API of `flow ui` under /api/ (docs/ui.md, "The API"): the run data of
+// runtime/run_view.h as JSON, and the actions on runs. It serves the pages and scripts
+// alike; security (token, cross-site checks) is the server's, before a request gets here.
+#pragma once
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cli/ui/actions.h"
+
+namespace flow::ui {
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+struct ApiRequest {
+  std::string method;
+  std::string path;                          // "/api/runs/ID/state", decoded
+  std::map<std::string, std::string> query;  // decoded
+  std::string body;
+};
+
+class Api {
+ public:
+  // `token_env`: the variable that holds the UI's token, kept from the commands it starts.
+  Api(std::string store_dir, Actions* actions, std::string token_env)
+      : store_dir_(std::move(store_dir)), actions_(actions), token_env_(std::move(token_env)) {}
+  HttpResponse Handle(const ApiRequest& request);
+
+ private:
+  HttpResponse Runs(const ApiRequest& request);
+  HttpResponse Run(const std::string& id);
+  HttpResponse Source(const std::string& id);
+  HttpResponse History(const std::string& id, const ApiRequest& request);
+  HttpResponse State(const std::string& id, const ApiRequest& request);
+  HttpResponse Signal(const std::string& id, const ApiRequest& request);
+  HttpResponse StartCommand(const std::string& id, const std::string& command);
+  HttpResponse NotYet(const std::string& command, const std::string& what);
+  HttpResponse ActionStatus(const std::string& id);
+  HttpResponse ActionList();
+
+  std::string store_dir_;
+  Actions* actions_;
+  std::string token_env_;
+  // fcntl locks belong to the process: reads of the store from the server's threads take
+  // turns (runtime/run_view.h). Each holds it for milliseconds.
+  std::mutex store_mu_;
+};
+
+// {"error": message} with `status`.
+HttpResponse JsonError(int status, const std::string& message);
+
+}  // namespace flow::ui
