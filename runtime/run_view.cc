@@ -2,7 +2,11 @@
 
 #include <fmt/format.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <map>
+#include <mutex>
 
 #include "runtime/error_record.h"
 #include "runtime/program_file.h"
@@ -80,7 +84,44 @@ void SplitLines(std::string_view text, std::vector<std::string>* lines) {
 }
 
 // Until the store keeps each run's source (issue 11, point 4): the file on disk, trusted
-// for the run's lines only if it compiles to the run's bytecode.
+// for the run's lines only if it compiles to the run's bytecode. What a file compiled to
+// is kept for the process (a page reload does not compile it again) while the file's
+// size and modification time stay the same.
+struct CompiledFile {
+  int64_t size = -1;
+  int64_t mtime_ns = 0;
+  std::string code_hash;
+};
+std::mutex compiled_mu;
+std::map<std::string, CompiledFile> compiled;
+
+bool FileStamp(const std::string& path, CompiledFile* stamp) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) return false;
+  stamp->size = st.st_size;
+  stamp->mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  return true;
+}
+
+// The code hash of what `path` compiles to ("" if it does not).
+std::string CompiledHash(const std::string& path) {
+  CompiledFile stamp;
+  if (!FileStamp(path, &stamp)) return "";
+  {
+    std::lock_guard<std::mutex> hold(compiled_mu);
+    auto it = compiled.find(path);
+    if (it != compiled.end() && it->second.size == stamp.size && it->second.mtime_ns == stamp.mtime_ns)
+      return it->second.code_hash;
+  }
+  Module module;
+  std::string compile_errors;
+  if (LoadProgram(path, &module, &compile_errors).ok()) stamp.code_hash = store::CodeHash(SerializeModule(module));
+  std::lock_guard<std::mutex> hold(compiled_mu);
+  if (compiled.size() > 256) compiled.clear();
+  compiled[path] = stamp;
+  return stamp.code_hash;
+}
+
 void ReadSourceFromDisk(const store::RunRecord& record, RunSource* out) {
   out->file = record.program;
   std::string text, error;
@@ -88,11 +129,10 @@ void ReadSourceFromDisk(const store::RunRecord& record, RunSource* out) {
     out->note = error;
     return;
   }
-  Module module;
-  std::string compile_errors;
-  if (!LoadProgram(record.program, &module, &compile_errors).ok()) {
+  std::string hash = CompiledHash(record.program);
+  if (hash.empty()) {
     out->note = "the file on disk no longer compiles";
-  } else if (store::CodeHash(SerializeModule(module)) != record.code_hash) {
+  } else if (hash != record.code_hash) {
     out->note = "the file on disk has changed since the run started: its lines may not be the run's";
   } else {
     out->matches_run = true;

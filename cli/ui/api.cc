@@ -232,10 +232,7 @@ HttpResponse Api::History(const std::string& id, const ApiRequest& request) {
     return JsonError(400, "offset and limit must be numbers");
   limit = std::min<uint64_t>(limit, 2000);
   runtime::HistoryPage page;
-  {
-    std::lock_guard<std::mutex> hold(store_mu_);
-    if (Status s = runtime::ReadRunHistory(store_dir_, id, offset, limit, &page); !s.ok()) return Failed(s);
-  }
+  if (Status s = ReadHistoryPage(id, offset, limit, &page); !s.ok()) return Failed(s);
   if (page.live_pid)
     return JsonError(409, fmt::format("run {} is being executed (pid {}); its history can be read once it stops", id,
                                       page.live_pid));
@@ -251,6 +248,43 @@ HttpResponse Api::History(const std::string& id, const ApiRequest& request) {
                        {"args", e.args_preview},
                        {"result", e.result_preview}});
   return Json({{"total", page.total}, {"offset", page.offset}, {"entries", entries}});
+}
+
+Status Api::ReadHistoryPage(const std::string& id, uint64_t offset, uint64_t limit, runtime::HistoryPage* page) {
+  std::lock_guard<std::mutex> hold(store_mu_);
+  Result<store::Store> st = store::Store::Open(store_dir_, false);
+  if (!st.ok()) return st.status();
+  Result<store::RunRecord> record = st->ReadRun(id);
+  if (!record.ok()) return record.status();
+  const bool ended = HasEnded(record->status) && !runtime::CanResume(*record);
+  auto cached = history_cache_.find(id);
+  if (cached != history_cache_.end() &&
+      (!ended || cached->second.updated_ms != record->updated_ms || cached->second.effects != record->effects)) {
+    cached_entries_ -= cached->second.entries.size();
+    history_cache_.erase(cached);
+    cached = history_cache_.end();
+  }
+  if (cached == history_cache_.end()) {
+    if (!ended) return runtime::ReadRunHistory(store_dir_, id, offset, limit, page);
+    runtime::HistoryPage whole;
+    if (Status s = runtime::ReadRunHistory(store_dir_, id, 0, UINT64_MAX, &whole); !s.ok() || whole.live_pid) {
+      *page = std::move(whole);
+      return s;
+    }
+    if (whole.entries.size() > kMaxCachedEntries) return runtime::ReadRunHistory(store_dir_, id, offset, limit, page);
+    while (!history_cache_.empty() && cached_entries_ + whole.entries.size() > kMaxCachedEntries) {
+      cached_entries_ -= history_cache_.begin()->second.entries.size();
+      history_cache_.erase(history_cache_.begin());
+    }
+    cached_entries_ += whole.entries.size();
+    cached = history_cache_.emplace(id, CachedHistory{record->updated_ms, record->effects, std::move(whole.entries)}).first;
+  }
+  const auto& entries = cached->second.entries;
+  *page = runtime::HistoryPage{};
+  page->total = entries.size();
+  page->offset = offset;
+  for (uint64_t i = offset; i < entries.size() && page->entries.size() < limit; ++i) page->entries.push_back(entries[i]);
+  return Status::Ok();
 }
 
 HttpResponse Api::State(const std::string& id, const ApiRequest& request) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "cli/ui/actions.h"
+#include "runtime/run_view.h"
 
 namespace flow::ui {
 
@@ -51,6 +52,17 @@ class Api {
   // fcntl locks belong to the process: reads of the store from the server's threads take
   // turns (runtime/run_view.h). Each holds it for milliseconds.
   std::mutex store_mu_;
+  // The whole history of runs that have ended (nothing writes it again), so that paging
+  // through a long one reads its database once. Under store_mu_.
+  struct CachedHistory {
+    int64_t updated_ms = 0;
+    uint64_t effects = 0;
+    std::vector<runtime::HistoryEntry> entries;
+  };
+  std::map<std::string, CachedHistory> history_cache_;
+  size_t cached_entries_ = 0;
+  static constexpr size_t kMaxCachedEntries = 200000;
+  Status ReadHistoryPage(const std::string& id, uint64_t offset, uint64_t limit, runtime::HistoryPage* page);
 };
 
 // {"error": message} with `status`.

@@ -149,8 +149,8 @@ function drawTimeline() {
   document.getElementById('timeline-count').textContent = total + ' entries';
 }
 
-async function loadTimeline() {
-  pages.clear();
+async function loadTimeline(fresh) {
+  if (fresh) pages.clear();
   try {
     await fetchPage(0);
   } catch (e) {
@@ -234,7 +234,7 @@ async function act(command, body) {
 }
 
 async function refresh() {
-  if (await loadRun()) await loadTimeline();
+  if (await loadRun()) await loadTimeline(true);
   if (run) await selectCheckpoint(selectedAt);
 }
 
@@ -261,8 +261,12 @@ document.addEventListener('DOMContentLoaded', async () => {
     pending = true;
     requestAnimationFrame(() => { pending = false; drawTimeline(); });
   });
+  // The record and the first page of the history are asked for at once; the state (a
+  // whole VM to restore) after the first rows are drawn.
+  fetchPage(0).catch(() => {});
   if (!(await loadRun())) return;
-  await Promise.all([loadTimeline(), selectCheckpoint(0)]);
+  await loadTimeline(false);
+  await selectCheckpoint(0);
   // A run that may still change is read again every few seconds.
   setInterval(() => {
     if (run && (run.status === 'running' || run.status === 'suspended')) loadRun();
