@@ -231,8 +231,25 @@ HttpResponse Api::History(const std::string& id, const ApiRequest& request) {
   if (!QueryNumber(request, "offset", 0, &offset) || !QueryNumber(request, "limit", 200, &limit))
     return JsonError(400, "offset and limit must be numbers");
   limit = std::min<uint64_t>(limit, 2000);
+  std::string kind = request.query.count("kind") ? request.query.at("kind") : "";
+  if (!kind.empty() && kind != "effects" && kind != "steps" && kind != "output")
+    return JsonError(400, "kind is effects, steps or output");
   runtime::HistoryPage page;
-  if (Status s = ReadHistoryPage(id, offset, limit, &page); !s.ok()) return Failed(s);
+  if (kind.empty()) {
+    if (Status s = ReadHistoryPage(id, offset, limit, &page); !s.ok()) return Failed(s);
+  } else {
+    // One kind of entry: the whole history (cached once the run has ended), filtered.
+    runtime::HistoryPage all;
+    if (Status s = ReadHistoryPage(id, 0, UINT64_MAX, &all); !s.ok()) return Failed(s);
+    page.live_pid = all.live_pid;
+    page.offset = offset;
+    for (auto& e : all.entries) {
+      bool step = e.effect == "step" || e.effect == "step done";
+      bool output = e.effect == "print" || e.effect.rfind("log.", 0) == 0;
+      if (kind == "steps" ? !step : kind == "effects" ? step : !output) continue;
+      if (page.total++ >= offset && page.entries.size() < limit) page.entries.push_back(std::move(e));
+    }
+  }
   if (page.live_pid)
     return JsonError(409, fmt::format("run {} is being executed (pid {}); its history can be read once it stops", id,
                                       page.live_pid));

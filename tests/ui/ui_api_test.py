@@ -76,6 +76,19 @@ def history_pages():
               and "started_ms" in e and "duration_us" in e and "result" in e, e)
         _, _, tail = ui.get("/api/runs/many-1/history?offset=28&limit=100")
         check("the last page is short", [e["seq"] for e in tail["entries"]] == [29, 30], tail)
+        _, _, output = ui.get("/api/runs/many-1/history?kind=output&offset=29")
+        check("?kind=output keeps the prints, paged", output["total"] == 30 and
+              [e["seq"] for e in output["entries"]] == [30], output)
+        _, _, none = ui.get("/api/runs/many-1/history?kind=steps")
+        check("?kind=steps of a run without steps is empty", none["total"] == 0 and none["entries"] == [], none)
+        stepped = program("steps.flow", 'let a = step "fetch" { time.now() }\nprint("got it")\n')
+        flow("run", stepped, "--store", store(), "--run-id", "steps-1")
+        _, _, steps = ui.get("/api/runs/steps-1/history?kind=steps")
+        check("?kind=steps keeps the step events", [(e["effect"], e["idempotency_key"]) for e in steps["entries"]]
+              == [("step", "fetch"), ("step done", "fetch")], steps)
+        _, _, effects = ui.get("/api/runs/steps-1/history?kind=effects")
+        check("?kind=effects keeps the effects", [e["effect"] for e in effects["entries"]] == ["time.now", "print"],
+              effects)
         status, _, bad = ui.get("/api/runs/many-1/history?offset=x")
         check("a bad offset is a 400", status == 400, bad)
     finally:

@@ -85,7 +85,9 @@ async function loadRun() {
 
 function fetchPage(index) {
   if (pages.has(index)) return pages.get(index);
-  const promise = Flow.api(Flow.apiRun(runId) + '/history?offset=' + index * PAGE + '&limit=' + PAGE).then(page => {
+  const kind = document.getElementById('timeline-kind').value;
+  const promise = Flow.api(Flow.apiRun(runId) + '/history?offset=' + index * PAGE + '&limit=' + PAGE +
+                           (kind ? '&kind=' + kind : '')).then(page => {
     pages.set(index, page.entries);
     total = page.total;
     return page.entries;
@@ -254,6 +256,10 @@ document.addEventListener('DOMContentLoaded', async () => {
       try { value = JSON.parse(text); } catch (e) { Flow.say('The value is not JSON: ' + e.message, 'bad'); return; }
     }
     act('signal', {name, value});
+  });
+  document.getElementById('timeline-kind').addEventListener('change', () => {
+    document.getElementById('tl-viewport').scrollTop = 0;
+    loadTimeline(true);
   });
   let pending = false;
   document.getElementById('tl-viewport').addEventListener('scroll', () => {
