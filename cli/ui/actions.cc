@@ -2,10 +2,12 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 
@@ -20,10 +22,37 @@ int64_t NowMs() {
 }
 }  // namespace
 
+namespace {
+
+// An unnamed file in the temporary folder (removed when its last descriptor closes).
+int OutputFile() {
+  const char* dir = std::getenv("TMPDIR");
+  std::string folder = dir && *dir ? dir : "/tmp";
+  int fd = open(folder.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd >= 0) return fd;
+  std::string path = folder + "/flow-ui-action-XXXXXX";
+  fd = mkostemp(path.data(), O_CLOEXEC);
+  if (fd >= 0) unlink(path.c_str());
+  return fd;
+}
+
+// The last `max` bytes of the file.
+std::string Tail(int fd, size_t max) {
+  struct stat st {};
+  if (fstat(fd, &st) != 0) return "";
+  off_t from = st.st_size > static_cast<off_t>(max) ? st.st_size - static_cast<off_t>(max) : 0;
+  std::string out(static_cast<size_t>(st.st_size - from), '\0');
+  ssize_t n = pread(fd, out.data(), out.size(), from);
+  out.resize(n > 0 ? static_cast<size_t>(n) : 0);
+  return out;
+}
+
+}  // namespace
+
 Result<uint64_t> Actions::Start(const std::string& command, const std::string& run_id,
                                 const std::vector<std::string>& args, const std::string& drop_env) {
-  int pipe_fds[2];
-  if (pipe2(pipe_fds, O_CLOEXEC) != 0) return Status::IOError(std::string("cannot make a pipe: ") + std::strerror(errno));
+  int output = OutputFile();
+  if (output < 0) return Status::IOError(std::string("cannot make a file for the output: ") + std::strerror(errno));
   std::vector<std::string> argv_text{flow_binary_};
   argv_text.insert(argv_text.end(), args.begin(), args.end());
   std::vector<char*> argv;
@@ -38,8 +67,8 @@ Result<uint64_t> Actions::Start(const std::string& command, const std::string& r
   posix_spawn_file_actions_t files;
   posix_spawn_file_actions_init(&files);
   posix_spawn_file_actions_addopen(&files, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_adddup2(&files, pipe_fds[1], 1);
-  posix_spawn_file_actions_adddup2(&files, pipe_fds[1], 2);
+  posix_spawn_file_actions_adddup2(&files, output, 1);
+  posix_spawn_file_actions_adddup2(&files, output, 2);
   posix_spawn_file_actions_addclosefrom_np(&files, 3);  // not the server's socket: it must not outlive the server
   posix_spawnattr_t attr;
   posix_spawnattr_init(&attr);
@@ -48,9 +77,8 @@ Result<uint64_t> Actions::Start(const std::string& command, const std::string& r
   int error = posix_spawn(&pid, flow_binary_.c_str(), &files, &attr, argv.data(), envp.data());
   posix_spawn_file_actions_destroy(&files);
   posix_spawnattr_destroy(&attr);
-  close(pipe_fds[1]);
   if (error != 0) {
-    close(pipe_fds[0]);
+    close(output);
     return Status::IOError("cannot start " + flow_binary_ + ": " + std::strerror(error));
   }
   uint64_t id;
@@ -63,23 +91,22 @@ Result<uint64_t> Actions::Start(const std::string& command, const std::string& r
     a.run_id = run_id;
     a.pid = pid;
     a.started_ms = NowMs();
+    output_fds_[id] = output;
+    for (auto it = actions_.begin(); actions_.size() > kMaxActions && it != actions_.end();) {
+      if (!it->second.done) {
+        ++it;
+        continue;
+      }
+      close(output_fds_[it->first]);
+      output_fds_.erase(it->first);
+      it = actions_.erase(it);
+    }
   }
-  std::thread([this, id, pid, fd = pipe_fds[0]] { Collect(id, pid, fd); }).detach();
+  std::thread([this, id, pid] { Wait(id, pid); }).detach();
   return id;
 }
 
-void Actions::Collect(uint64_t id, int pid, int fd) {
-  char buf[4096];
-  for (;;) {
-    ssize_t n = read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    std::lock_guard<std::mutex> hold(mu_);
-    std::string& out = actions_[id].output;
-    out.append(buf, static_cast<size_t>(n));
-    if (out.size() > kMaxOutput) out.erase(0, out.size() - kMaxOutput);
-  }
-  close(fd);
+void Actions::Wait(uint64_t id, int pid) {
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
@@ -93,13 +120,18 @@ std::optional<Action> Actions::Get(uint64_t id) const {
   std::lock_guard<std::mutex> hold(mu_);
   auto it = actions_.find(id);
   if (it == actions_.end()) return std::nullopt;
-  return it->second;
+  Action a = it->second;
+  a.output = Tail(output_fds_.at(id), kMaxOutput);
+  return a;
 }
 
 std::vector<Action> Actions::List() const {
   std::lock_guard<std::mutex> hold(mu_);
   std::vector<Action> out;
-  for (const auto& [id, a] : actions_) out.push_back(a);
+  for (const auto& [id, a] : actions_) {
+    out.push_back(a);
+    out.back().output = Tail(output_fds_.at(id), kMaxOutput);
+  }
   return out;
 }
 

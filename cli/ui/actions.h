@@ -1,7 +1,8 @@
 // The commands `flow ui` starts on runs (resume, cancel): each a child process of this
 // binary (`flow resume RUN --store DIR`), in a session of its own, so that a long resume
-// never holds a server thread and outlives the server if it is stopped. A thread per
-// child collects its output (the last kMaxOutput bytes) and its exit code.
+// never holds a server thread and outlives the server if it is stopped. Its output goes to
+// an unnamed temporary file, not a pipe: a run whose server is gone must not fail its next
+// print on a broken pipe. A thread per child waits for its exit code.
 #pragma once
 #include <cstdint>
 #include <map>
@@ -22,7 +23,7 @@ struct Action {
   int64_t started_ms = 0;
   bool done = false;
   int exit_code = -1;  // once done: the child's exit code (128 + N if a signal N ended it)
-  std::string output;  // its stdout and stderr together
+  std::string output;  // its stdout and stderr together: the last kMaxOutput bytes
 };
 
 class Actions {
@@ -38,10 +39,12 @@ class Actions {
   static constexpr size_t kMaxOutput = 64 << 10;
 
  private:
-  void Collect(uint64_t id, int pid, int fd);
+  void Wait(uint64_t id, int pid);
   std::string flow_binary_;
   mutable std::mutex mu_;
   std::map<uint64_t, Action> actions_;
+  std::map<uint64_t, int> output_fds_;  // each action's output file
+  static constexpr size_t kMaxActions = 1000;  // then the oldest finished ones are forgotten
   uint64_t next_id_ = 1;
 };
 

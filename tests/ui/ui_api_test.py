@@ -1,10 +1,10 @@
 """`flow ui`'s JSON API without a browser (docs/ui.md): the shapes the pages and scripts
 read, the token when bound beyond loopback, cross-site POSTs refused, actions that work."""
-import os, subprocess, sys
+import json, os, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from uilib import FAILING_LINE, Ui, fill_store  # noqa: E402
-from testlib import FLOW, case, check, flow, main, program, store  # noqa: E402
+from testlib import FLOW, case, check, flow, main, program, store, tmp  # noqa: E402
 
 TOKEN = "t0ken-for-the-tests-0123456789"
 
@@ -151,6 +151,41 @@ def signal_delivers():
         check("a malformed body is a 400", status == 400, bad)
     finally:
         ui.stop()
+
+
+@case
+def resume_outlives_the_server():
+    """A resume started from the UI is a process of its own: stopping the server does not
+    stop the run, nor fail its prints (its output is a file, not a pipe to the server)."""
+    fifo = tmp("fifo")
+    os.mkfifo(fifo)
+    path = program("fifo.flow", 'let ok = signal.wait("approve", {timeout: 1h})\nlet text = fs.read(args.fifo)\n'
+                                'print("read ${text}")\nprint("done")\n')
+    flow("run", path, "--store", store(), "--run-id", "fifo-1", "--detach", "--arg", "fifo=" + fifo)
+    ui = Ui(store())
+    try:
+        ui.post("/api/runs/fifo-1/signal", {"name": "approve", "value": True})
+        status, _, started = ui.post("/api/runs/fifo-1/resume")
+        check("POST resume starts it", status == 202, started)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not ui.get("/api/runs/fifo-1")[2]["live"]:
+            time.sleep(0.05)
+        check("the resumed run is live (blocked reading the FIFO)", ui.get("/api/runs/fifo-1")[2]["live"])
+    finally:
+        ui.stop()
+    with open(fifo, "w") as f:  # unblocks it, the server gone
+        f.write("hello")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and status_of("fifo-1") == "running":
+        time.sleep(0.05)
+    check("the run completed after the server stopped", status_of("fifo-1") == "completed", status_of("fifo-1"))
+    prints = [e["args"] for e in json.loads(flow("history", "fifo-1", "--json", "--store", store()).stdout)
+              if e["effect"] == "print"]
+    check("its prints were done", prints == ['["read hello"]', '["done"]'], prints)
+
+
+def status_of(run_id):
+    return {r["id"]: r["status"] for r in json.loads(flow("runs", "--json", "--store", store()).stdout)}.get(run_id)
 
 
 @case
