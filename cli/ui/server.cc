@@ -81,6 +81,21 @@ std::string CookieValue(const HttpRequest& r, std::string_view name) {
   return "";
 }
 
+// `path` as a redirect target on this server: percent-encoded but for plain characters,
+// and never `//host` (a redirect to another site) nor a header broken by a line end.
+std::string SafeLocation(const std::string& path) {
+  std::string out = "/";
+  size_t start = path.find_first_not_of('/');
+  for (size_t i = start == std::string::npos ? path.size() : start; i < path.size(); ++i) {
+    unsigned char c = static_cast<unsigned char>(path[i]);
+    if (std::isalnum(c) || c == '/' || c == '-' || c == '_' || c == '.' || c == '~')
+      out.push_back(static_cast<char>(c));
+    else
+      out += fmt::format("%{:02X}", c);
+  }
+  return out;
+}
+
 HttpResponse Text(int status, std::string body) {
   HttpResponse r;
   r.status = status;
@@ -194,7 +209,7 @@ HttpResponse UiServer::Handle(const HttpRequest& request) {
       r.content_type = "text/plain; charset=utf-8";
       r.headers.emplace_back("Set-Cookie", fmt::format("{}={}; Path=/; HttpOnly; SameSite=Strict", kTokenCookie,
                                                        options_.token));
-      r.headers.emplace_back("Location", request.path);
+      r.headers.emplace_back("Location", SafeLocation(request.path));
     }
   } else if (!Authorized(request)) {
     r = api ? JsonError(401, "this server needs its token: Authorization: Bearer TOKEN, or open the page once with ?token=TOKEN")

@@ -287,6 +287,11 @@ def token_checked_on_every_request():
         check("to the address without the token", headers.get("Location") == "/", headers)
         status, _, page = ui.get("/", headers={"Cookie": "flow_ui_token=" + TOKEN})
         check("the cookie opens the page", status == 200 and "<title>Flow runs</title>" in page, status)
+        status, headers, _ = ui.get("//evil.example/x?token=" + TOKEN)
+        check("the redirect stays on this server (not //evil.example)",
+              status == 303 and headers.get("Location") == "/evil.example/x", headers)
+        status, headers, _ = ui.get("/a%0d%0aX-Injected:%201?token=" + TOKEN)
+        check("a line end in the path breaks no header", "X-Injected" not in headers and status != 303, headers)
         status, _, _ = ui.get("/?token=wrong-token-wrong-token")
         check("a wrong ?token= is 401", status == 401, status)
     finally:
