@@ -125,11 +125,13 @@ HttpResponse Api::Handle(const ApiRequest& request) {
   if (get && what == "state") return State(id, request);
   if (get && what == "source") return Source(id);
   if (post && what == "signal") return Signal(id, request);
-  if (post && (what == "resume" || what == "cancel")) return StartCommand(id, what);
-  if (post && what == "fork")
-    return NotYet("fork", "flow fork (a new run from a checkpoint, issue 11 point 2) is not in this build yet");
-  if (post && what == "rerun")
-    return NotYet("rerun", "flow rerun (a new run that reuses completed steps, issue 11 point 3) is not in this build yet");
+  if (post && (what == "resume" || what == "cancel")) return StartCommand(id, what, {what, id});
+  if (post && what == "fork") return Fork(id, request);
+  if (post && what == "rerun") {
+    if (!kHasRerun)
+      return NotYet("rerun", "flow rerun (a new run that reuses completed steps, issue 11 point 3) is not in this build yet");
+    return StartCommand(id, what, {"rerun", id});
+  }
   bool known = what == "history" || what == "state" || what == "source" || what == "signal" || what == "resume" ||
                what == "cancel" || what == "fork" || what == "rerun";
   if (known) return JsonError(405, request.method + " is not allowed on " + request.path);
@@ -189,8 +191,8 @@ HttpResponse Api::Run(const std::string& id) {
   j["can"] = {{"resume", runtime::CanResume(d.summary.record) && !d.summary.live_pid},
               {"cancel", !HasEnded(st)},
               {"signal", !HasEnded(st)},
-              {"fork", false},
-              {"rerun", false}};
+              {"fork", kHasFork},
+              {"rerun", kHasRerun}};
   j["source"] = {{"file", d.source.file},
                  {"available", d.source.available},
                  {"matches_run", d.source.matches_run},
@@ -364,14 +366,33 @@ HttpResponse Api::Signal(const std::string& id, const ApiRequest& request) {
                                                name, id, name)}});
 }
 
-HttpResponse Api::StartCommand(const std::string& id, const std::string& command) {
+// POST fork {"at": N, "set": {NAME: VALUE}}: `flow fork RUN --at N [--set NAME=JSON]...`.
+HttpResponse Api::Fork(const std::string& id, const ApiRequest& request) {
+  if (!kHasFork) return NotYet("fork", "flow fork (a new run from a checkpoint, issue 11 point 2) is not in this build yet");
+  json body = json::parse(request.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object() || !body.contains("at") || !body["at"].is_number_unsigned())
+    return JsonError(400, "the body must be a JSON object {\"at\": EFFECT, \"set\": {NAME: VALUE}}");
+  std::vector<std::string> args{"fork", id, "--at", std::to_string(body["at"].get<uint64_t>())};
+  if (body.contains("set")) {
+    if (!body["set"].is_object()) return JsonError(400, "set must be an object of NAME: VALUE");
+    for (const auto& [name, value] : body["set"].items()) {
+      args.push_back("--set");
+      args.push_back(name + "=" + Dump(value));
+    }
+  }
+  return StartCommand(id, "fork", args);
+}
+
+HttpResponse Api::StartCommand(const std::string& id, const std::string& command, std::vector<std::string> args) {
   {
     std::lock_guard<std::mutex> hold(store_mu_);
     Result<store::Store> st = store::Store::Open(store_dir_, false);
     if (!st.ok()) return Failed(st.status());
     if (Result<store::RunRecord> r = st->ReadRun(id); !r.ok()) return Failed(r.status());
   }
-  Result<uint64_t> action = actions_->Start(command, id, {command, id, "--store", store_dir_}, token_env_);
+  args.push_back("--store");
+  args.push_back(store_dir_);
+  Result<uint64_t> action = actions_->Start(command, id, args, token_env_);
   if (!action.ok()) return Failed(action.status());
   return Json({{"action", *action}, {"command", command}, {"run", id},
                {"message", fmt::format("flow {} {} started (action {})", command, id, *action)}},

@@ -27,6 +27,12 @@ struct ApiRequest {
   std::string body;
 };
 
+// `flow fork` and `flow rerun` (issue 11, points 2 and 3) are not in this build yet: their
+// routes answer 501. Once they are, set these and the routes start them as resume and
+// cancel are (the same command line, in a child process).
+inline constexpr bool kHasFork = false;
+inline constexpr bool kHasRerun = false;
+
 class Api {
  public:
   // `token_env`: the variable that holds the UI's token, kept from the commands it starts.
@@ -41,7 +47,9 @@ class Api {
   HttpResponse History(const std::string& id, const ApiRequest& request);
   HttpResponse State(const std::string& id, const ApiRequest& request);
   HttpResponse Signal(const std::string& id, const ApiRequest& request);
-  HttpResponse StartCommand(const std::string& id, const std::string& command);
+  // `flow ARGS... --store DIR` as an action (cli/ui/actions.h).
+  HttpResponse StartCommand(const std::string& id, const std::string& command, std::vector<std::string> args);
+  HttpResponse Fork(const std::string& id, const ApiRequest& request);
   HttpResponse NotYet(const std::string& command, const std::string& what);
   HttpResponse ActionStatus(const std::string& id);
   HttpResponse ActionList();
