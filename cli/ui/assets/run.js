@@ -274,7 +274,14 @@ document.addEventListener('DOMContentLoaded', async () => {
   await loadTimeline(false);
   await selectCheckpoint(0);
   // A run that may still change is read again every few seconds.
-  setInterval(() => {
-    if (run && (run.status === 'running' || run.status === 'suspended')) loadRun();
+  // A run that may still change is read again every few seconds; when it changes (a
+  // resume from another terminal, the worker), its timeline and state are read again.
+  setInterval(async () => {
+    if (!run || (run.status !== 'running' && run.status !== 'suspended')) return;
+    const before = run.status + '/' + run.effects;
+    if (await loadRun() && run.status + '/' + run.effects !== before) {
+      await loadTimeline(true);
+      await selectCheckpoint(0);
+    }
   }, 3000);
 });
