@@ -52,6 +52,12 @@ extern "C" __attribute__((visibility("default"))) int flow_http_serve(const char
                                                                       char* error, size_t error_size) {
   httplib::Server server;
   server.set_payload_max_length(max_body);
+  // SO_REUSEADDR only: cpp-httplib's default adds SO_REUSEPORT, with which a second
+  // `flow ui` on a taken port would share it silently instead of failing.
+  server.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
   auto handle = [=](const httplib::Request& req, httplib::Response& res) { Handle(handler, context, req, res); };
   // Every path and method goes to flow's router; httplib adds nothing of its own.
   server.Get(".*", handle);

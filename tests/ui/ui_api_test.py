@@ -255,6 +255,18 @@ def foreign_host_refused():
 
 
 @case
+def taken_port_refused():
+    ui = serve()
+    try:
+        port = ui.base.rsplit(":", 1)[1]
+        r = subprocess.run([FLOW, "ui", "--store", store(), "--port", port], capture_output=True, text=True, timeout=30)
+        check("a second flow ui on a taken port fails (exit 2), it does not share the port",
+              r.returncode == 2 and "cannot listen" in r.stderr, r.stderr)
+    finally:
+        ui.stop()
+
+
+@case
 def token_required_beyond_loopback():
     env = {k: v for k, v in os.environ.items() if k != "FLOW_UI_TOKEN"}
     r = subprocess.run([FLOW, "ui", "--store", store(), "--bind", "0.0.0.0", "--port", "0"], capture_output=True,
