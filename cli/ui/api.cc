@@ -279,7 +279,7 @@ Status Api::ReadHistoryPage(const std::string& id, uint64_t offset, uint64_t lim
   auto cached = history_cache_.find(id);
   if (cached != history_cache_.end() &&
       (!ended || cached->second.updated_ms != record->updated_ms || cached->second.effects != record->effects)) {
-    cached_entries_ -= cached->second.entries.size();
+    cached_bytes_ -= cached->second.bytes;
     history_cache_.erase(cached);
     cached = history_cache_.end();
   }
@@ -290,13 +290,19 @@ Status Api::ReadHistoryPage(const std::string& id, uint64_t offset, uint64_t lim
       *page = std::move(whole);
       return s;
     }
-    if (whole.entries.size() > kMaxCachedEntries) return runtime::ReadRunHistory(store_dir_, id, offset, limit, page);
-    while (!history_cache_.empty() && cached_entries_ + whole.entries.size() > kMaxCachedEntries) {
-      cached_entries_ -= history_cache_.begin()->second.entries.size();
+    size_t bytes = 0;
+    for (const auto& e : whole.entries)
+      bytes += sizeof e + e.effect.size() + e.idempotency_key.size() + e.args_preview.size() + e.result_preview.size() +
+               e.pre_state.size() + e.task.size();
+    if (bytes > kMaxCachedBytes) return runtime::ReadRunHistory(store_dir_, id, offset, limit, page);
+    while (!history_cache_.empty() && cached_bytes_ + bytes > kMaxCachedBytes) {
+      cached_bytes_ -= history_cache_.begin()->second.bytes;
       history_cache_.erase(history_cache_.begin());
     }
-    cached_entries_ += whole.entries.size();
-    cached = history_cache_.emplace(id, CachedHistory{record->updated_ms, record->effects, std::move(whole.entries)}).first;
+    cached_bytes_ += bytes;
+    cached = history_cache_
+                 .emplace(id, CachedHistory{record->updated_ms, record->effects, std::move(whole.entries), bytes})
+                 .first;
   }
   const auto& entries = cached->second.entries;
   *page = runtime::HistoryPage{};

@@ -66,10 +66,11 @@ class Api {
     int64_t updated_ms = 0;
     uint64_t effects = 0;
     std::vector<runtime::HistoryEntry> entries;
+    size_t bytes = 0;
   };
   std::map<std::string, CachedHistory> history_cache_;
-  size_t cached_entries_ = 0;
-  static constexpr size_t kMaxCachedEntries = 200000;
+  size_t cached_bytes_ = 0;
+  static constexpr size_t kMaxCachedBytes = 64 << 20;
   Status ReadHistoryPage(const std::string& id, uint64_t offset, uint64_t limit, runtime::HistoryPage* page);
 };
 
