@@ -11,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "cli/ui/server.h"
 #include "runtime/runtime.h"
 #include "store/keys.h"
 #include "runtime/program_file.h"
@@ -151,6 +152,13 @@ int main(int argc, char** argv) {
   worker_cmd->add_flag("--once", worker_once, "one pass over the store, then exit");
   worker_cmd->add_option("--store", run.store, kNewStoreHelp);
 
+  flow::ui::UiOptions ui;
+  auto* ui_cmd = app.add_subcommand("ui", "serve a web dashboard of the store's runs (docs/ui.md)");
+  ui_cmd->add_option("--port", ui.port, "the port (default 8090; 0: any free port, printed)");
+  ui_cmd->add_option("--bind", ui.bind, "the address to listen on (default 127.0.0.1; any other needs a token)");
+  ui_cmd->add_option("--token", ui.token, "the token every request must carry (default FLOW_UI_TOKEN)");
+  ui_cmd->add_option("--store", run.store, kStoreHelp);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -173,6 +181,10 @@ int main(int argc, char** argv) {
     if (trace_cmd->parsed()) return TraceCommand(run.store, run_id);
     if (export_cmd->parsed()) return ExportCommand(run.store, run_id, image_out);
     if (import_cmd->parsed()) return ImportCommand(run.store, image_file);
+    if (ui_cmd->parsed()) {
+      ui.store = run.store;
+      return flow::ui::UiCommand(ui);
+    }
     return kExitUsage;
   };
   int code = dispatch();

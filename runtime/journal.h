@@ -73,6 +73,8 @@ class StoreJournal : public EffectJournal {
     keep_ = keep;
     bytes_kept_ = bytes_kept;
   }
+  // The uncaught error that ended the run, under kErrorKey (runtime/error_record.cc).
+  Status RecordUncaught(const ErrorReport& error);
   // The effect that was in flight when the run stopped: if it is a wait, running it again
   // waits only what was left of it.
   // Each is matched by its idempotency key when the resumed run makes it again.

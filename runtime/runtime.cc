@@ -302,6 +302,7 @@ Status Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& 
       break;
     case RunOutcome::kFailed: {
       result->error = vm.UncaughtReport();
+      if (Status s = journal.RecordUncaught(*result->error); !s.ok()) return InContext(s, fmt::format("run {}", record.id));
       std::string text = FormatErrorReport(*result->error);
       // Ended by the uncaught `cancelled`: cancelled. Another error escaping the handlers
       // (a compensation that failed) fails the run, so that it shows.

@@ -14,6 +14,8 @@ packages=(
   libgtest-dev libgmock-dev            # unit tests
   clang libclang-rt-14-dev             # libFuzzer + ASan/UBSan fuzz targets
   lua5.4                               # benchmark baseline
+  pkg-config libcpp-httplib-dev        # flow ui's HTTP server (a module loaded by flow ui only: docs/ui.md)
+  chromium                             # flow ui's browser tests (headless, tests/ui)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -50,6 +50,7 @@ inline constexpr char kSignalCountPrefix[] = "g";  // + signal name: signals of 
 inline constexpr char kCancelKey[] = "c";          // present once `cancelled` was raised in the run
 inline constexpr char kListChunkPrefix[] = "l";    // + id (4, big-endian) + chunk (4) + version: a chunk of a long list
 inline constexpr char kChangeListPrefix[] = "v";   // + checkpoint (4, big-endian): the keys that checkpoint wrote
+inline constexpr char kErrorKey[] = "e";           // the uncaught error that ended the run, with its stack
 
 namespace keys_internal {
 inline void AppendBigEndian(std::string* out, uint64_t v, int bytes) {

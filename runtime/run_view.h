@@ -1,0 +1,119 @@
+// What a run looks like from outside, as data: the listing, one run's detail (its error
+// with its stack and the source lines it cites), a page of its history, its state at a
+// checkpoint. `flow ui` serves these as JSON; they print nothing and take no exit code.
+//
+// Each call opens what it reads and closes it before returning. fcntl locks belong to the
+// process, not the thread: a caller with several threads serializes these calls (closing
+// any descriptor of a lock file drops every lock the process holds on it).
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "runtime/runtime.h"
+#include "store/store.h"
+#include "vm/base/status.h"
+#include "vm/error_report.h"
+
+namespace flow::runtime {
+
+// A record says "running", but no process holds its lock: the process died (crashed).
+store::RunStatus EffectiveStatus(const store::Store& st, const store::RunRecord& record, int64_t* live_pid);
+
+struct RunSummary {
+  store::RunRecord record;
+  store::RunStatus status = store::RunStatus::kRunning;  // effective
+  int64_t live_pid = 0;                                  // a process executes it now
+};
+
+struct RunList {
+  std::vector<RunSummary> runs;                                // by id (sortable: by start time)
+  std::vector<std::pair<std::string, std::string>> unreadable;  // id, why
+};
+// Every run of the store; a store that does not exist yet has none.
+Status ListRunSummaries(const std::string& store_dir, RunList* out);
+
+// One frame of an error's stack: "function (file:line)" read back; line 0 if it names none
+// (a task's marker).
+struct StackFrame {
+  std::string text;
+  std::string function;
+  std::string file;
+  uint32_t line = 0;
+};
+
+// The program's source as the run cites it. Until each run keeps its own source in the
+// store, it is the file on disk, and `matches_run` says whether that file compiles to the
+// run's bytecode (then its lines are the run's lines).
+struct RunSource {
+  std::string file;
+  bool available = false;
+  bool matches_run = false;
+  std::string note;  // why it is not available, or does not match
+  std::vector<std::string> lines;
+};
+
+struct RunDetail {
+  RunSummary summary;
+  bool live = false;              // another process holds the run: its database is not read
+  std::optional<ErrorReport> error;  // a failed or cancelled run's uncaught error
+  bool error_has_stack = false;   // from the error record; else only the record's first line
+  std::vector<StackFrame> stack;  // the error's, innermost first
+  RunSource source;
+  bool cancel_requested = false;
+};
+// NotFound for an unknown run; InvalidArgument for an id that is not a run id.
+Status ReadRunDetail(const std::string& store_dir, const std::string& id, RunDetail* out);
+
+struct HistoryPage {
+  int64_t live_pid = 0;  // != 0: a process executes the run, and its database was not read
+  uint64_t total = 0;  // entries in the whole history, step events included
+  uint64_t offset = 0;
+  std::vector<HistoryEntry> entries;
+};
+// Entries [offset, offset + limit) of the run's history, step events among the effects
+// they happened between (as `flow history` lists them).
+Status ReadRunHistory(const std::string& store_dir, const std::string& id, uint64_t offset, uint64_t limit,
+                      HistoryPage* out);
+
+// A value as JSON text (secrets masked), cut at kMaxShownValueBytes.
+struct ShownValue {
+  std::string name;
+  std::string json;
+  bool truncated = false;
+};
+inline constexpr size_t kMaxShownValueBytes = 4096;
+
+struct StateView {
+  int64_t live_pid = 0;  // != 0: a process executes the run, and its state was not read
+  uint64_t checkpoint = 0;
+  uint64_t effects_done = 0;  // the state is the one after this many effects
+  int64_t checkpoint_ms = 0;
+  // ?at=N asked for the state after effect N, and this store keeps only the last
+  // checkpoint: the last is shown, and `note` says so.
+  bool at_unavailable = false;
+  std::string note;
+  struct Frame {
+    std::string function;
+    uint32_t pc = 0;
+    uint32_t line = 0;
+    std::vector<ShownValue> locals;
+  };
+  struct Task {
+    std::string path;
+    std::string state;
+    std::string waits_for;
+    int64_t wake_ms = 0;
+    std::vector<Frame> frames;
+  };
+  std::vector<Frame> frames;  // the top level's, innermost first
+  std::vector<ShownValue> globals;
+  std::vector<Task> tasks;    // every task but the top level
+  std::string top_level_state;
+};
+// The run's state after effect `at` (0: the last checkpoint).
+Status ReadRunState(const std::string& store_dir, const std::string& id, uint64_t at, StateView* out);
+
+}  // namespace flow::runtime
