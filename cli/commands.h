@@ -48,6 +48,12 @@ int ResumeCommand(const std::string& store, const std::string& run_id, const Run
 int RunsCommand(const std::string& store, const std::string& status, bool json);
 int InspectCommand(const std::string& store, const std::string& run_id);
 int HistoryCommand(const std::string& store, const std::string& run_id, bool json);
+// A run's history (its effects with its step events among them), read as flow history
+// reads it: not ok, with a message, if it cannot be; LoadHistory says why (exit code).
+Status ReadHistory(const std::string& store, const std::string& run_id, std::vector<runtime::HistoryEntry>* out);
+int LoadHistory(const std::string& store, const std::string& run_id, std::vector<runtime::HistoryEntry>* out);
+// `flow logs RUN`: the run's log lines from its history; `follow`: until it stops running.
+int LogsCommand(const std::string& store, const std::string& run_id, bool json, bool follow);
 int TraceCommand(const std::string& store, const std::string& run_id);
 int ExportCommand(const std::string& store, const std::string& run_id, const std::string& out);
 int ImportCommand(const std::string& store, const std::string& file);

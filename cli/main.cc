@@ -110,6 +110,11 @@ int main(int argc, char** argv) {
   auto* history_cmd = add_run_command("history", "the audit trail: each effect, its arguments, result, time");
   history_cmd->add_flag("--json", json, "a JSON array of objects, for machines");
 
+  bool follow = false;
+  auto* logs_cmd = add_run_command("logs", "the run's log lines (log.info, log.warn, log.error): time, level, task, message, fields");
+  logs_cmd->add_flag("--json", json, "one JSON object a line: time, time_ms, level, msg, fields, seq, task");
+  logs_cmd->add_flag("-f,--follow", follow, "keep printing new lines until the run stops running");
+
   auto* trace_cmd = add_run_command("trace", "the run as a Chrome trace (JSON for chrome://tracing or Perfetto), a track per task");
 
   std::string image_out;
@@ -153,6 +158,7 @@ int main(int argc, char** argv) {
     if (cancel_cmd->parsed()) return CancelCommand(run.store, run_id);
     if (worker_cmd->parsed()) return WorkerCommand(run.store, worker_once);
     if (trace_cmd->parsed()) return TraceCommand(run.store, run_id);
+    if (logs_cmd->parsed()) return LogsCommand(run.store, run_id, json, follow);
     if (export_cmd->parsed()) return ExportCommand(run.store, run_id, image_out);
     if (import_cmd->parsed()) return ImportCommand(run.store, image_file);
     return kExitUsage;

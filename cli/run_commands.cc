@@ -120,6 +120,7 @@ class ProcessListener : public runtime::RunListener {
       return Status::IOError(fmt::format("cannot write the program's output: {}", std::strerror(errno)));
     return Status::Ok();
   }
+  void WriteLog(std::string_view line) override { std::fwrite(line.data(), 1, line.size(), stderr); }
   void RunStarted(const std::string& id) override { fmt::print(stderr, "flow: run {}\n", id); }
   void RunResuming(const std::string& id, uint64_t checkpoint, const runtime::HistoryEntry& in_flight,
                    bool in_doubt) override {
@@ -309,23 +310,24 @@ int InspectCommand(const std::string& store_dir, const std::string& run_id) {
   return kExitOk;
 }
 
-namespace {
-
-// A run's history: its effects, with its step events among them. Exit code, or kExitOk.
-int LoadHistory(const std::string& store_dir, const std::string& run_id, std::vector<runtime::HistoryEntry>* out) {
+// A run's history: its effects, with its step events among them. Not ok (the message
+// names what failed) if it cannot be read; prints nothing.
+Status ReadHistory(const std::string& store_dir, const std::string& run_id, std::vector<runtime::HistoryEntry>* out) {
   Result<store::Store> st = OpenStore(store_dir);
-  if (!st.ok()) return Fail(st.status(), "");
-  if (!store::IsValidRunId(run_id)) {
-    fmt::print(stderr, "flow: `{}` is not a run id\n", run_id);
-    return kExitUsage;
-  }
+  if (!st.ok()) return st.status();
+  if (!store::IsValidRunId(run_id)) return Status::InvalidArgument(fmt::format("`{}` is not a run id", run_id));
   Result<store::RunRecord> record = st->ReadRun(run_id);
-  if (!record.ok()) return Fail(record.status(), "");
+  if (!record.ok()) return record.status();
   Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(run_id);
-  if (!lock.ok()) return Fail(lock.status(), "history");
+  if (!lock.ok()) return lock.status();
   runtime::LoadedRun run;  // checked as for resume: a rolled-back database is refused
-  if (Status s = runtime::OpenRunToRead(*st, run_id, &run); !s.ok()) return Fail(s, "run " + run_id);
-  auto scan = [&](const char* prefix, std::vector<runtime::HistoryEntry>* into) -> int {
+  auto in_run = [&](const Status& s) {  // the same kind of failure, named for the run
+    std::string m = "run " + run_id + ": " + s.message();
+    return s.IsCorruption() ? Status::Corruption(m) : s.code() == Status::Code::kIOError ? Status::IOError(m)
+           : s.code() == Status::Code::kNotSupported ? Status::NotSupported(m) : Status::InvalidArgument(m);
+  };
+  if (Status s = runtime::OpenRunToRead(*st, run_id, &run); !s.ok()) return in_run(s);
+  auto scan = [&](const char* prefix, std::vector<runtime::HistoryEntry>* into) -> Status {
     Status bad;
     Status s = run.db->Scan(prefix, [&](std::string_view, std::string_view value) {
       runtime::HistoryEntry e;
@@ -334,13 +336,12 @@ int LoadHistory(const std::string& store_dir, const std::string& run_id, std::ve
       into->push_back(std::move(e));
       return true;
     });
-    if (!bad.ok()) return Fail(Status::Corruption(bad.message()), "run " + run_id);
-    if (!s.ok()) return Fail(s, "run " + run_id);
-    return kExitOk;
+    if (!bad.ok()) return in_run(Status::Corruption(bad.message()));
+    return s.ok() ? s : in_run(s);
   };
   std::vector<runtime::HistoryEntry> entries, steps;
-  if (int code = scan(store::kHistoryPrefix, &entries); code != kExitOk) return code;
-  if (int code = scan(store::kStepEventPrefix, &steps); code != kExitOk) return code;
+  if (Status s = scan(store::kHistoryPrefix, &entries); !s.ok()) return s;
+  if (Status s = scan(store::kStepEventPrefix, &steps); !s.ok()) return s;
   // Step events sit between the effects they happened after.
   size_t si = 0;
   for (auto& e : entries) {
@@ -348,7 +349,19 @@ int LoadHistory(const std::string& store_dir, const std::string& run_id, std::ve
     out->push_back(std::move(e));
   }
   while (si < steps.size()) out->push_back(std::move(steps[si++]));
-  return kExitOk;
+  return Status::Ok();
+}
+
+int LoadHistory(const std::string& store_dir, const std::string& run_id, std::vector<runtime::HistoryEntry>* out) {
+  Status s = ReadHistory(store_dir, run_id, out);
+  return s.ok() ? kExitOk : Fail(s, "");
+}
+
+namespace {
+
+// The head of an effect's arguments or result, for a table row.
+std::string Preview(const std::string& json) {
+  return json.size() <= 200 ? json : json.substr(0, 197) + "...";
 }
 
 }  // namespace
@@ -380,7 +393,7 @@ int HistoryCommand(const std::string& store_dir, const std::string& run_id, bool
     fmt::print("{:>5}  {:<6} {:<12} {:<9} {:<21} {:>8}us  {:016x} {:016x} {} -> {}\n", e.seq,
                e.task.empty() ? "-" : Printable(e.task), Printable(e.effect),
                kStates[static_cast<int>(e.state)], FormatTime(e.started_ms), e.duration_us, e.args_digest,
-               e.result_digest, Printable(e.args_preview), Printable(e.result_preview));
+               e.result_digest, Printable(Preview(e.args_preview)), Printable(Preview(e.result_preview)));
   }
   return kExitOk;
 }

@@ -29,6 +29,17 @@ int64_t MonotonicUs() {
   return duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
+// An effect's arguments or result as its history entry keeps them: whole, up to
+// kHistoryValueCap bytes (then cut, ending in "...").
+void KeepWhole(const std::string& json, std::string* out) {
+  if (json.size() <= kHistoryValueCap) {
+    out->assign(json);
+    return;
+  }
+  out->assign(json, 0, kHistoryValueCap - 3);
+  out->append("...");
+}
+
 // A test-only crash hook: FLOW_CRASH_AT=K:POINT kills the process with SIGKILL at POINT of
 // the K-th effect, POINT being before-intent, after-intent, after-effect or after-checkpoint.
 
@@ -90,8 +101,7 @@ Status StoreJournal::BeforeEffect(VM& vm, uint64_t seq, uint16_t builtin, const 
   }
   scratch_.push_back(']');
   entry_.args_digest = Checksum(scratch_);
-  entry_.args_preview.assign(scratch_, 0, std::min<size_t>(scratch_.size(), 200));
-  if (scratch_.size() > 200) entry_.args_preview.replace(197, 3, "...");
+  KeepWhole(scratch_, &entry_.args_preview);
   entry_.result_digest = 0;
   entry_.duration_us = 0;
   entry_.result_preview.clear();
@@ -154,8 +164,7 @@ Status StoreJournal::AfterEffect(VM& vm, uint64_t seq, uint16_t builtin, Value o
     const ErrorObj* e = vm.heap().Get<ErrorObj>(outcome.ref);
     entry_.result_preview = e->kind + ": " + e->message;
   } else {
-    entry_.result_preview.assign(scratch_, 0, std::min<size_t>(scratch_.size(), 200));
-    if (scratch_.size() > 200) entry_.result_preview.replace(197, 3, "...");
+    KeepWhole(scratch_, &entry_.result_preview);
   }
   batch_.Clear();
   std::string key = HistoryKey(seq);

@@ -21,6 +21,10 @@ namespace flow::runtime {
 //    open upvalues belong to the task whose list holds them; value tag 11 (task).
 inline constexpr uint8_t kRunDbRecordVersion = 4;
 
+// How much of an effect's arguments and result (compact JSON) its history entry keeps:
+// whole below this, cut above (docs/checkpoint.md, "History entry").
+inline constexpr size_t kHistoryValueCap = 1 << 20;
+
 // What the journal needs of the process around the VM, beyond a VmHost.
 class RunHost : public VmHost {
  public:

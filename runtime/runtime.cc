@@ -51,6 +51,7 @@ class ProcessHost : public RunHost {
   void WriteOutput(std::string_view text) override {
     if (output_error_.ok()) output_error_ = listener_->WriteOutput(text);
   }
+  void WriteLog(std::string_view line) override { listener_->WriteLog(line); }
   Status Flush() override { return output_error_; }
   bool output_failed() const { return !output_error_.ok(); }
   int64_t NowMs() override { return virtual_time_ ? virtual_now_ms_ : WallMs(); }

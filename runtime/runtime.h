@@ -55,7 +55,7 @@ struct HistoryEntry {
   uint64_t result_digest = 0;
   int64_t started_ms = 0;
   int64_t duration_us = 0;
-  std::string args_preview;    // compact JSON, cut at 200 bytes
+  std::string args_preview;    // compact JSON, whole up to kHistoryValueCap (journal.h)
   std::string result_preview;  // the result, or `kind: message` of a raised error
   // While in flight: what a local effect (fs) recorded of the state it changes, so that
   // running it again first restores that state (EffectJournal::RecordPreState); empty
@@ -107,6 +107,8 @@ class RunListener {
   // The program's `print`, written as it prints (a killed process loses none of it). Not
   // ok: it was not written, and the print is not recorded as done.
   virtual Status WriteOutput(std::string_view text) = 0;
+  // A log line of the program (log.info/warn/error), formatted as one line.
+  virtual void WriteLog(std::string_view line) {}
   // A new run has its record and starts.
   virtual void RunStarted(const std::string& run_id) {}
   // A run continues from its last checkpoint. `in_flight.seq` != 0: that effect was in
