@@ -54,7 +54,8 @@ Status ReadHistory(const std::string& store, const std::string& run_id, std::vec
 int LoadHistory(const std::string& store, const std::string& run_id, std::vector<runtime::HistoryEntry>* out);
 // `flow logs RUN`: the run's log lines from its history; `follow`: until it stops running.
 int LogsCommand(const std::string& store, const std::string& run_id, bool json, bool follow);
-int TraceCommand(const std::string& store, const std::string& run_id);
+// `flow trace RUN --format chrome|otlp` (cli/trace_command.cc).
+int TraceCommand(const std::string& store, const std::string& run_id, const std::string& format);
 int ExportCommand(const std::string& store, const std::string& run_id, const std::string& out);
 int ImportCommand(const std::string& store, const std::string& file);
 // `flow signal RUN NAME [JSON | - | @FILE]`: the value checked as signal.wait will read it.

@@ -17,6 +17,7 @@
 #include "runtime/program_file.h"
 #include "runtime/image.h"
 #include "runtime/runtime.h"
+#include "runtime/trace.h"
 #include "stdlib/stdlib.h"
 #include "store/keys.h"
 #include "store/store.h"
@@ -121,6 +122,7 @@ class ProcessListener : public runtime::RunListener {
     return Status::Ok();
   }
   void WriteLog(std::string_view line) override { std::fwrite(line.data(), 1, line.size(), stderr); }
+  void Warning(std::string_view message) override { fmt::print(stderr, "flow: warning: {}\n", message); }
   void RunStarted(const std::string& id) override { fmt::print(stderr, "flow: run {}\n", id); }
   void RunResuming(const std::string& id, uint64_t checkpoint, const runtime::HistoryEntry& in_flight,
                    bool in_doubt) override {
@@ -327,29 +329,8 @@ Status ReadHistory(const std::string& store_dir, const std::string& run_id, std:
            : s.code() == Status::Code::kNotSupported ? Status::NotSupported(m) : Status::InvalidArgument(m);
   };
   if (Status s = runtime::OpenRunToRead(*st, run_id, &run); !s.ok()) return in_run(s);
-  auto scan = [&](const char* prefix, std::vector<runtime::HistoryEntry>* into) -> Status {
-    Status bad;
-    Status s = run.db->Scan(prefix, [&](std::string_view, std::string_view value) {
-      runtime::HistoryEntry e;
-      bad = runtime::DecodeHistoryEntry(value, &e);
-      if (!bad.ok()) return false;
-      into->push_back(std::move(e));
-      return true;
-    });
-    if (!bad.ok()) return in_run(Status::Corruption(bad.message()));
-    return s.ok() ? s : in_run(s);
-  };
-  std::vector<runtime::HistoryEntry> entries, steps;
-  if (Status s = scan(store::kHistoryPrefix, &entries); !s.ok()) return s;
-  if (Status s = scan(store::kStepEventPrefix, &steps); !s.ok()) return s;
-  // Step events sit between the effects they happened after.
-  size_t si = 0;
-  for (auto& e : entries) {
-    while (si < steps.size() && steps[si].seq < e.seq) out->push_back(std::move(steps[si++]));
-    out->push_back(std::move(e));
-  }
-  while (si < steps.size()) out->push_back(std::move(steps[si++]));
-  return Status::Ok();
+  Status s = runtime::ReadHistoryEntries(*run.db, out);
+  return s.ok() ? s : in_run(s);
 }
 
 int LoadHistory(const std::string& store_dir, const std::string& run_id, std::vector<runtime::HistoryEntry>* out) {
@@ -431,38 +412,6 @@ int ImportCommand(const std::string& store_dir, const std::string& file) {
   if (!id.ok()) return Fail(id.status(), file);
   fmt::print(stderr, "flow: imported run {} (flow resume {})\n", *id, *id);
   fmt::print("{}\n", *id);
-  return kExitOk;
-}
-
-// Chrome trace JSON (chrome://tracing, Perfetto): one complete event per effect and per
-// step, on the run's timeline; each task on its own track (thread), named for it.
-int TraceCommand(const std::string& store_dir, const std::string& run_id) {
-  std::vector<runtime::HistoryEntry> entries;
-  if (int code = LoadHistory(store_dir, run_id, &entries); code != kExitOk) return code;
-  nlohmann::json events = nlohmann::json::array();
-  std::map<std::string, int> tracks;  // task path -> tid, in order of first appearance
-  auto track = [&](const std::string& task) {
-    auto [it, added] = tracks.emplace(task, static_cast<int>(tracks.size()) + 1);
-    if (added)
-      events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 1}, {"tid", it->second},
-                        {"args", {{"name", task.empty() ? "top level" : "task " + task}}}});
-    return it->second;
-  };
-  for (const auto& e : entries) {
-    if (e.effect == "step") continue;  // its end carries the duration
-    bool step = e.effect == "step done";
-    events.push_back({{"name", step ? "step " + e.idempotency_key : e.effect},
-                      {"cat", step ? "step" : "effect"},
-                      {"ph", "X"},
-                      {"ts", e.started_ms * 1000},
-                      {"dur", std::max<int64_t>(e.duration_us, 1)},
-                      {"pid", 1},
-                      {"tid", track(e.task)},
-                      {"args", {{"seq", e.seq}, {"args", e.args_preview}, {"result", e.result_preview},
-                                {"idempotency_key", e.idempotency_key}}}});
-  }
-  nlohmann::json trace = {{"traceEvents", events}, {"displayTimeUnit", "ms"}, {"otherData", {{"run", run_id}}}};
-  fmt::print("{}\n", trace.dump());
   return kExitOk;
 }
 

@@ -63,6 +63,9 @@ struct HistoryEntry {
   std::string pre_state;
   // The task that ran it: its spawn path ("2.5"), "" for the top level.
   std::string task;
+  // When it started, in µs since the epoch (started_ms to the microsecond): a trailing
+  // field since issue 11; an entry written before has started_ms * 1000 here.
+  int64_t started_us = 0;
 };
 // The uncaught error that ended a run, as data (vm/error_report.h; FormatErrorReport renders it).
 using ErrorInfo = ErrorReport;
@@ -109,6 +112,9 @@ class RunListener {
   virtual Status WriteOutput(std::string_view text) = 0;
   // A log line of the program (log.info/warn/error), formatted as one line.
   virtual void WriteLog(std::string_view line) {}
+  // Something the operator should know that does not stop the run (an unreachable trace
+  // collector); may be called from another thread.
+  virtual void Warning(std::string_view message) {}
   // A new run has its record and starts.
   virtual void RunStarted(const std::string& run_id) {}
   // A run continues from its last checkpoint. `in_flight.seq` != 0: that effect was in
