@@ -38,7 +38,7 @@ std::string ChromeTrace(const runtime::TraceRun& run, const std::vector<runtime:
   };
   track("");
   for (const auto& s : spans) {
-    std::string name = s.name;
+    std::string name = s.label.empty() ? s.name : s.label;
     std::string colour;
     if (s.state == "failed") name += " [failed]", colour = "terrible";
     else if (s.state == "unfinished") name += " [unfinished]", colour = "grey";

@@ -3,6 +3,7 @@
 
 #include <fmt/format.h>
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -14,6 +15,12 @@
 
 namespace flow::runtime {
 
+namespace {
+// The collector failed in this process (a worker runs many runs): warned once, and no
+// process waits for it at the end of a run again.
+std::atomic<bool> collector_failed{false};
+}  // namespace
+
 // Shared by the LiveTrace and its thread, so that a thread still sending at exit (after
 // the bounded wait) never touches a destroyed object.
 struct LiveTrace::Shared {
@@ -23,7 +30,7 @@ struct LiveTrace::Shared {
   TraceRun resource;  // its id and program name the spans' resource
   std::string url;
   Warn warn;
-  bool stopping = false, finished = false, warned = false;
+  bool stopping = false, finished = false;
   size_t dropped = 0;
 
   // Takes a batch off the queue and POSTs it; returns when stopping and nothing is left.
@@ -46,10 +53,8 @@ struct LiveTrace::Shared {
       std::string error;
       bool sent = stdlib::PostJson(url, OtlpJson(run, batch), kPostTimeoutMs, &error);
       lock.lock();
-      if (!sent && !warned) {
-        warned = true;
-        if (warn) warn(fmt::format("cannot send spans to {} ({}); the run goes on, its spans are dropped", url, error));
-      }
+      if (!sent && !collector_failed.exchange(true) && warn)
+        warn(fmt::format("cannot send spans to {} ({}); the run goes on, its spans are dropped", url, error));
     }
     finished = true;
     drained.notify_all();
@@ -76,7 +81,10 @@ LiveTrace::~LiveTrace() {
   std::unique_lock lock(shared_->mu);
   shared_->stopping = true;
   shared_->wake.notify_all();
-  shared_->drained.wait_for(lock, std::chrono::milliseconds(kExitWaitMs), [&] { return shared_->finished; });
+  // Once the collector has failed, no wait: the thread sends what it can while the process lives on.
+  if (!collector_failed)
+    shared_->drained.wait_for(lock, std::chrono::milliseconds(kExitWaitMs), [&] { return shared_->finished; });
+  shared_->warn = nullptr;  // its host goes away with the run (the thread warns under the lock)
 }
 
 void LiveTrace::Queue(std::vector<Span> spans) {

@@ -194,7 +194,7 @@ void SpanBuilder::Add(const HistoryEntry& e, std::vector<Span>* done) {
   Span s;
   s.span_id = SpanIdOf(run_id_, fmt::format("effect/{}", e.seq));
   s.parent_id = ParentIn(e.task);
-  s.name = e.effect;
+  s.name = s.label = e.effect;
   s.category = IsWait(e.effect) ? "wait" : "effect";
   s.task = e.task;
   s.start_us = start;

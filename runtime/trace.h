@@ -30,7 +30,8 @@ struct Span {
   enum class Status : int { kUnset = 0, kOk = 1, kError = 2 };
   std::string span_id;    // 16 hex digits
   std::string parent_id;  // "" for the run's span
-  std::string name;
+  std::string name;   // as the semantic conventions name it (`POST`, `chat gpt-4o`)
+  std::string label;  // as flow names it (`http.post`, `llm.chat`), for the Chrome form
   std::string category;  // run, task, step, effect, wait
   // done, failed, unfinished (a step or effect still open when the history ends), in_doubt
   std::string state = "done";

@@ -222,6 +222,21 @@ def suspended_wait_and_unfinished_step():
           wait and wait[0]["cat"] == "wait" and wait[0]["dur"] >= 400_000, wait)
 
 
+@case
+def detached_sleep_drawn_whole():
+    """A sleep that suspended the run (--detach) and was resumed when due: drawn for its
+    whole length, not for the moment the resumed process took to see it was over."""
+    prog = program("nap.flow", 'sleep(500ms)\nprint("awake")\n')
+    r = flow("run", prog, "--store", store(), "--run-id", "nap", "--detach")
+    check("the run suspends in its sleep", r.returncode == 75, r.stderr)
+    time.sleep(0.6)
+    r = flow("resume", "nap", "--store", store())
+    check("the resumed run completes", r.returncode == 0 and r.stdout == "awake\n", r.stderr)
+    trace = json.loads(flow("trace", "nap", "--store", store()).stdout)
+    sleep = [e for e in trace["traceEvents"] if e["ph"] == "X" and e["name"] == "sleep"]
+    check("the sleep is drawn from its start (500 ms and more)", sleep and sleep[0]["dur"] >= 500_000, sleep)
+
+
 class Receiver(http.server.BaseHTTPRequestHandler):
     received = []
 
