@@ -362,6 +362,7 @@ int HistoryCommand(const std::string& store_dir, const std::string& run_id, bool
                      {"args_digest", fmt::format("{:016x}", e.args_digest)},
                      {"result_digest", fmt::format("{:016x}", e.result_digest)},
                      {"started_ms", e.started_ms},
+                     {"started_us", e.started_us},
                      {"duration_us", e.duration_us},
                      {"args", e.args_preview},
                      {"result", e.result_preview}});
