@@ -82,8 +82,11 @@ LiveTrace::~LiveTrace() {
   shared_->stopping = true;
   shared_->wake.notify_all();
   // Once the collector has failed, no wait: the thread sends what it can while the process lives on.
-  if (!collector_failed)
-    shared_->drained.wait_for(lock, std::chrono::milliseconds(kExitWaitMs), [&] { return shared_->finished; });
+  if (!collector_failed &&
+      !shared_->drained.wait_for(lock, std::chrono::milliseconds(kExitWaitMs), [&] { return shared_->finished; }) &&
+      !collector_failed.exchange(true) && shared_->warn)  // a collector that does not answer
+    shared_->warn(fmt::format("{} did not take the run's spans within {} ms; the rest are dropped", shared_->url,
+                              kExitWaitMs));
   shared_->warn = nullptr;  // its host goes away with the run (the thread warns under the lock)
 }
 
