@@ -116,7 +116,9 @@ int main(int argc, char** argv) {
   logs_cmd->add_flag("-f,--follow", follow, "keep printing new lines until the run stops running");
 
   std::string trace_format = "chrome";
-  auto* trace_cmd = add_run_command("trace", "the run as a trace: Chrome's JSON (chrome://tracing, Perfetto), a track per task; or OTLP/JSON");
+  auto* trace_cmd = add_run_command("trace", "the run as a trace: Chrome's JSON (chrome://tracing, Perfetto), a track per task; or "
+                                             "OTLP/JSON. (FLOW_OTLP_ENDPOINT=http://host:4318 makes run, resume and worker "
+                                             "send spans live to an OTLP/HTTP collector)");
   trace_cmd->add_option("--format", trace_format, "chrome (default) or otlp (an OpenTelemetry ExportTraceServiceRequest)")
       ->check(CLI::IsMember({"chrome", "otlp"}));
 
