@@ -52,7 +52,14 @@ int ForkCommand(const std::string& store, const std::string& run_id, std::option
 int RunsCommand(const std::string& store, const std::string& status, bool json);
 int InspectCommand(const std::string& store_dir, const std::string& run_id, std::optional<uint64_t> at_effect);
 int HistoryCommand(const std::string& store, const std::string& run_id, bool json);
-int TraceCommand(const std::string& store, const std::string& run_id);
+// A run's history (its effects with its step events among them), read as flow history
+// reads it: not ok, with a message, if it cannot be; LoadHistory says why (exit code).
+Status ReadHistory(const std::string& store, const std::string& run_id, std::vector<runtime::HistoryEntry>* out);
+int LoadHistory(const std::string& store, const std::string& run_id, std::vector<runtime::HistoryEntry>* out);
+// `flow logs RUN`: the run's log lines from its history; `follow`: until it stops running.
+int LogsCommand(const std::string& store, const std::string& run_id, bool json, bool follow);
+// `flow trace RUN --format chrome|otlp` (cli/trace_command.cc).
+int TraceCommand(const std::string& store, const std::string& run_id, const std::string& format);
 int ExportCommand(const std::string& store, const std::string& run_id, const std::string& out);
 int ImportCommand(const std::string& store, const std::string& file);
 // `flow signal RUN NAME [JSON | - | @FILE]`: the value checked as signal.wait will read it.

@@ -128,7 +128,17 @@ int main(int argc, char** argv) {
   auto* history_cmd = add_run_command("history", "the audit trail: each effect, its arguments, result, time");
   history_cmd->add_flag("--json", json, "a JSON array of objects, for machines");
 
-  auto* trace_cmd = add_run_command("trace", "the run as a Chrome trace (JSON for chrome://tracing or Perfetto), a track per task");
+  bool follow = false;
+  auto* logs_cmd = add_run_command("logs", "the run's log lines (log.info, log.warn, log.error): time, level, task, message, fields");
+  logs_cmd->add_flag("--json", json, "one JSON object a line: time, time_ms, level, msg, fields, seq, task");
+  logs_cmd->add_flag("-f,--follow", follow, "keep printing new lines until the run stops running");
+
+  std::string trace_format = "chrome";
+  auto* trace_cmd = add_run_command("trace", "the run as a trace: Chrome's JSON (chrome://tracing, Perfetto), a track per task; or "
+                                             "OTLP/JSON. (FLOW_OTLP_ENDPOINT=http://host:4318 makes run, resume and worker "
+                                             "send spans live to an OTLP/HTTP collector)");
+  trace_cmd->add_option("--format", trace_format, "chrome (default) or otlp (an OpenTelemetry ExportTraceServiceRequest)")
+      ->check(CLI::IsMember({"chrome", "otlp"}));
 
   std::string image_out;
   auto* export_cmd = add_run_command("export", "write a run as a portable image (flow export RUN > run.fvm)");
@@ -178,7 +188,8 @@ int main(int argc, char** argv) {
     if (signal_cmd->parsed()) return SignalCommand(run.store, run_id, signal_name, signal_json);
     if (cancel_cmd->parsed()) return CancelCommand(run.store, run_id);
     if (worker_cmd->parsed()) return WorkerCommand(run.store, worker_once);
-    if (trace_cmd->parsed()) return TraceCommand(run.store, run_id);
+    if (trace_cmd->parsed()) return TraceCommand(run.store, run_id, trace_format);
+    if (logs_cmd->parsed()) return LogsCommand(run.store, run_id, json, follow);
     if (export_cmd->parsed()) return ExportCommand(run.store, run_id, image_out);
     if (import_cmd->parsed()) return ImportCommand(run.store, image_file);
     if (ui_cmd->parsed()) {

@@ -17,6 +17,7 @@
 #include "runtime/program_file.h"
 #include "runtime/image.h"
 #include "runtime/runtime.h"
+#include "runtime/trace.h"
 #include "stdlib/stdlib.h"
 #include "store/keys.h"
 #include "store/store.h"
@@ -120,6 +121,8 @@ class ProcessListener : public runtime::RunListener {
       return Status::IOError(fmt::format("cannot write the program's output: {}", std::strerror(errno)));
     return Status::Ok();
   }
+  void WriteLog(std::string_view line) override { std::fwrite(line.data(), 1, line.size(), stderr); }
+  void Warning(std::string_view message) override { fmt::print(stderr, "flow: warning: {}\n", message); }
   void RunStarted(const std::string& id) override { fmt::print(stderr, "flow: run {}\n", id); }
   void RunResuming(const std::string& id, uint64_t checkpoint, const runtime::HistoryEntry& in_flight,
                    bool in_doubt) override {
@@ -349,46 +352,37 @@ int InspectCommand(const std::string& store_dir, const std::string& run_id, std:
   return kExitOk;
 }
 
+// A run's history: its effects, with its step events among them. Not ok (the message
+// names what failed) if it cannot be read; prints nothing.
+Status ReadHistory(const std::string& store_dir, const std::string& run_id, std::vector<runtime::HistoryEntry>* out) {
+  Result<store::Store> st = OpenStore(store_dir);
+  if (!st.ok()) return st.status();
+  if (!store::IsValidRunId(run_id)) return Status::InvalidArgument(fmt::format("`{}` is not a run id", run_id));
+  Result<store::RunRecord> record = st->ReadRun(run_id);
+  if (!record.ok()) return record.status();
+  Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(run_id);
+  if (!lock.ok()) return lock.status();
+  runtime::LoadedRun run;  // checked as for resume: a rolled-back database is refused
+  auto in_run = [&](const Status& s) {  // the same kind of failure, named for the run
+    std::string m = "run " + run_id + ": " + s.message();
+    return s.IsCorruption() ? Status::Corruption(m) : s.code() == Status::Code::kIOError ? Status::IOError(m)
+           : s.code() == Status::Code::kNotSupported ? Status::NotSupported(m) : Status::InvalidArgument(m);
+  };
+  if (Status s = runtime::OpenRunToRead(*st, run_id, &run); !s.ok()) return in_run(s);
+  Status s = runtime::ReadHistoryEntries(*run.db, out);
+  return s.ok() ? s : in_run(s);
+}
+
+int LoadHistory(const std::string& store_dir, const std::string& run_id, std::vector<runtime::HistoryEntry>* out) {
+  Status s = ReadHistory(store_dir, run_id, out);
+  return s.ok() ? kExitOk : Fail(s, "");
+}
+
 namespace {
 
-// A run's history: its effects, with its step events among them. Exit code, or kExitOk.
-int LoadHistory(const std::string& store_dir, const std::string& run_id, std::vector<runtime::HistoryEntry>* out) {
-  Result<store::Store> st = OpenStore(store_dir);
-  if (!st.ok()) return Fail(st.status(), "");
-  if (!store::IsValidRunId(run_id)) {
-    fmt::print(stderr, "flow: `{}` is not a run id\n", run_id);
-    return kExitUsage;
-  }
-  Result<store::RunRecord> record = st->ReadRun(run_id);
-  if (!record.ok()) return Fail(record.status(), "");
-  Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(run_id);
-  if (!lock.ok()) return Fail(lock.status(), "history");
-  runtime::LoadedRun run;  // checked as for resume: a rolled-back database is refused
-  if (Status s = runtime::OpenRunToRead(*st, run_id, &run); !s.ok()) return Fail(s, "run " + run_id);
-  auto scan = [&](const char* prefix, std::vector<runtime::HistoryEntry>* into) -> int {
-    Status bad;
-    Status s = run.db->Scan(prefix, [&](std::string_view, std::string_view value) {
-      runtime::HistoryEntry e;
-      bad = runtime::DecodeHistoryEntry(value, &e);
-      if (!bad.ok()) return false;
-      into->push_back(std::move(e));
-      return true;
-    });
-    if (!bad.ok()) return Fail(Status::Corruption(bad.message()), "run " + run_id);
-    if (!s.ok()) return Fail(s, "run " + run_id);
-    return kExitOk;
-  };
-  std::vector<runtime::HistoryEntry> entries, steps;
-  if (int code = scan(store::kHistoryPrefix, &entries); code != kExitOk) return code;
-  if (int code = scan(store::kStepEventPrefix, &steps); code != kExitOk) return code;
-  // Step events sit between the effects they happened after.
-  size_t si = 0;
-  for (auto& e : entries) {
-    while (si < steps.size() && steps[si].seq < e.seq) out->push_back(std::move(steps[si++]));
-    out->push_back(std::move(e));
-  }
-  while (si < steps.size()) out->push_back(std::move(steps[si++]));
-  return kExitOk;
+// The head of an effect's arguments or result, for a table row.
+std::string Preview(const std::string& json) {
+  return json.size() <= 200 ? json : json.substr(0, 197) + "...";
 }
 
 }  // namespace
@@ -408,6 +402,7 @@ int HistoryCommand(const std::string& store_dir, const std::string& run_id, bool
                      {"args_digest", fmt::format("{:016x}", e.args_digest)},
                      {"result_digest", fmt::format("{:016x}", e.result_digest)},
                      {"started_ms", e.started_ms},
+                     {"started_us", e.started_us},
                      {"duration_us", e.duration_us},
                      {"args", e.args_preview},
                      {"result", e.result_preview}});
@@ -420,7 +415,7 @@ int HistoryCommand(const std::string& store_dir, const std::string& run_id, bool
     fmt::print("{:>5}  {:<6} {:<12} {:<9} {:<21} {:>8}us  {:016x} {:016x} {} -> {}\n", e.seq,
                e.task.empty() ? "-" : Printable(e.task), Printable(e.effect),
                kStates[static_cast<int>(e.state)], FormatTime(e.started_ms), e.duration_us, e.args_digest,
-               e.result_digest, Printable(e.args_preview), Printable(e.result_preview));
+               e.result_digest, Printable(Preview(e.args_preview)), Printable(Preview(e.result_preview)));
   }
   if (Result<store::Store> st = OpenStore(store_dir); st.ok()) {
     if (Result<store::RunRecord> r = st->ReadRun(run_id); r.ok() && !r->origin_run.empty())
@@ -464,38 +459,6 @@ int ImportCommand(const std::string& store_dir, const std::string& file) {
   if (!id.ok()) return Fail(id.status(), file);
   fmt::print(stderr, "flow: imported run {} (flow resume {})\n", *id, *id);
   fmt::print("{}\n", *id);
-  return kExitOk;
-}
-
-// Chrome trace JSON (chrome://tracing, Perfetto): one complete event per effect and per
-// step, on the run's timeline; each task on its own track (thread), named for it.
-int TraceCommand(const std::string& store_dir, const std::string& run_id) {
-  std::vector<runtime::HistoryEntry> entries;
-  if (int code = LoadHistory(store_dir, run_id, &entries); code != kExitOk) return code;
-  nlohmann::json events = nlohmann::json::array();
-  std::map<std::string, int> tracks;  // task path -> tid, in order of first appearance
-  auto track = [&](const std::string& task) {
-    auto [it, added] = tracks.emplace(task, static_cast<int>(tracks.size()) + 1);
-    if (added)
-      events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 1}, {"tid", it->second},
-                        {"args", {{"name", task.empty() ? "top level" : "task " + task}}}});
-    return it->second;
-  };
-  for (const auto& e : entries) {
-    if (e.effect == "step") continue;  // its end carries the duration
-    bool step = e.effect == "step done";
-    events.push_back({{"name", step ? "step " + e.idempotency_key : e.effect},
-                      {"cat", step ? "step" : "effect"},
-                      {"ph", "X"},
-                      {"ts", e.started_ms * 1000},
-                      {"dur", std::max<int64_t>(e.duration_us, 1)},
-                      {"pid", 1},
-                      {"tid", track(e.task)},
-                      {"args", {{"seq", e.seq}, {"args", e.args_preview}, {"result", e.result_preview},
-                                {"idempotency_key", e.idempotency_key}}}});
-  }
-  nlohmann::json trace = {{"traceEvents", events}, {"displayTimeUnit", "ms"}, {"otherData", {{"run", run_id}}}};
-  fmt::print("{}\n", trace.dump());
   return kExitOk;
 }
 

@@ -24,6 +24,17 @@ int64_t MonotonicUs() {
   return duration_cast<microseconds>(steady_clock::now().time_since_epoch()).count();
 }
 
+// An effect's arguments or result as its history entry keeps them: whole, up to
+// kHistoryValueCap bytes (then cut, ending in "...").
+void KeepWhole(const std::string& json, std::string* out) {
+  if (json.size() <= kHistoryValueCap) {
+    out->assign(json);
+    return;
+  }
+  out->assign(json, 0, kHistoryValueCap - 3);
+  out->append("...");
+}
+
 // A test-only crash hook: FLOW_CRASH_AT=K:POINT kills the process with SIGKILL at POINT of
 // the K-th effect, POINT being before-intent, after-intent, after-effect or after-checkpoint.
 
@@ -57,7 +68,8 @@ StoreJournal::StoreJournal(store::RunDb* db, store::CheckpointMark* mark, RunHos
       run_id_(std::move(run_id)),
       sync_(sync),
       checkpoint_(checkpoint),
-      wall_minus_steady_us_(WallMs() * 1000 - MonotonicUs()) {}
+      wall_minus_steady_us_(WallMs() * 1000 - MonotonicUs()),
+      trace_(LiveTrace::FromEnvironment(run_id_, [host](std::string_view m) { host->Warn(m); })) {}
 
 Status StoreJournal::BeforeEffect(VM& vm, uint64_t seq, uint16_t builtin, const Value* args, int argc) {
   CrashPoint(seq, "before-intent");
@@ -85,14 +97,14 @@ Status StoreJournal::BeforeEffect(VM& vm, uint64_t seq, uint16_t builtin, const 
   }
   scratch_.push_back(']');
   entry_.args_digest = Checksum(scratch_);
-  entry_.args_preview.assign(scratch_, 0, std::min<size_t>(scratch_.size(), 200));
-  if (scratch_.size() > 200) entry_.args_preview.replace(197, 3, "...");
+  KeepWhole(scratch_, &entry_.args_preview);
   entry_.result_digest = 0;
   entry_.duration_us = 0;
   entry_.result_preview.clear();
   entry_.pre_state.clear();
   started_us_ = MonotonicUs();
-  entry_.started_ms = now_ms_ = (started_us_ + wall_minus_steady_us_) / 1000;
+  entry_.started_us = started_us_ + wall_minus_steady_us_;
+  entry_.started_ms = now_ms_ = entry_.started_us / 1000;
   // The same effect in flight before the crash (the same key: its task and its count; the
   // tasks may have begun their effects in another order since, so not by number).
   in_flight_ = HistoryEntry{};
@@ -101,10 +113,13 @@ Status StoreJournal::BeforeEffect(VM& vm, uint64_t seq, uint16_t builtin, const 
     in_flight_ = std::move(it->second);
     resumed_in_flight_.erase(it);
   }
-  if (in_flight_.seq != 0 && entry_.effect == "sleep") {
-    // The same wait, begun before the crash: it keeps its original start.
-    host_->SetWaitOrigin(in_flight_.started_ms);
+  if (in_flight_.seq != 0 && (entry_.effect == "sleep" || entry_.effect == "signal.wait")) {
+    // The same wait, begun before the crash or the suspension: it keeps its original
+    // start (a sleep's timer ends where it would have), and its duration counts from it.
+    if (entry_.effect == "sleep") host_->SetWaitOrigin(in_flight_.started_ms);
     entry_.started_ms = in_flight_.started_ms;
+    entry_.started_us = in_flight_.started_us;
+    started_us_ = in_flight_.started_us - wall_minus_steady_us_;
   }
   // Only actions on the world need their intent on record: a read or an output in flight
   // at a crash simply runs again, and nothing is lost by not knowing it was started.
@@ -134,7 +149,8 @@ Status StoreJournal::AfterEffect(VM& vm, uint64_t seq, uint16_t builtin, Value o
       entry_.seq = seq;
       entry_.effect = GetBuiltinInfo(builtin).name;
       started_us_ = MonotonicUs();
-      entry_.started_ms = (started_us_ + wall_minus_steady_us_) / 1000;
+      entry_.started_us = started_us_ + wall_minus_steady_us_;
+      entry_.started_ms = entry_.started_us / 1000;
     }
   }
   entry_open_ = false;
@@ -149,8 +165,7 @@ Status StoreJournal::AfterEffect(VM& vm, uint64_t seq, uint16_t builtin, Value o
     const ErrorObj* e = vm.heap().Get<ErrorObj>(outcome.ref);
     entry_.result_preview = e->kind + ": " + e->message;
   } else {
-    entry_.result_preview.assign(scratch_, 0, std::min<size_t>(scratch_.size(), 200));
-    if (scratch_.size() > 200) entry_.result_preview.replace(197, 3, "...");
+    KeepWhole(scratch_, &entry_.result_preview);
   }
   batch_.Clear();
   std::string key = HistoryKey(seq);
@@ -158,6 +173,7 @@ Status StoreJournal::AfterEffect(VM& vm, uint64_t seq, uint16_t builtin, Value o
   batch_.Put(key, record_buf_);
   if (keep_last_batch_) last_batch_.assign(1, {key, record_buf_});
   if (Status s = WriteCheckpoint(vm, false, &batch_); !s.ok()) return s;
+  if (trace_) trace_->Add(entry_);  // recorded: its span may go out
   CrashPoint(seq, "after-checkpoint");
   return Status::Ok();
 }
@@ -171,7 +187,7 @@ bool StoreJournal::ResumedWait(uint64_t seq, uint16_t builtin) {
       e.effect != GetBuiltinInfo(builtin).name)
     return false;
   entry_ = e;
-  started_us_ = e.started_ms * 1000 - wall_minus_steady_us_;
+  started_us_ = e.started_us - wall_minus_steady_us_;
   return true;
 }
 
@@ -207,9 +223,28 @@ void StoreJournal::OnStep(VM& vm, const std::string& key, bool completed, int64_
   e.state = HistoryEntry::State::kDone;
   e.idempotency_key = key;
   e.args_preview = "[\"" + key + "\"]";
-  e.started_ms = completed ? WallMs() - duration_ms : WallMs();
-  e.duration_us = duration_ms * 1000;
+  // To the microsecond when this process saw it begin; else from the VM's duration (ms).
+  const int64_t now_us = MonotonicUs() + wall_minus_steady_us_;
+  std::string open_key = e.task + '\0' + key;
+  if (host_->virtual_time()) {  // the VM's duration is on the run's clock: keep it
+    e.started_us = completed ? now_us - duration_ms * 1000 : now_us;
+  } else if (!completed) {
+    open_steps_[open_key] = now_us;
+    e.started_us = now_us;
+  } else if (auto it = open_steps_.find(open_key); it != open_steps_.end()) {
+    e.started_us = it->second;
+    open_steps_.erase(it);
+  } else {
+    e.started_us = now_us - duration_ms * 1000;
+  }
+  e.started_ms = e.started_us / 1000;
+  e.duration_us = !completed ? 0 : host_->virtual_time() ? duration_ms * 1000 : now_us - e.started_us;
   step_events_.emplace_back(store::StepEventKey(vm.effects_done(), step_event_count_++), EncodeHistoryEntry(e));
+  if (trace_) trace_->Add(e);
+}
+
+void StoreJournal::RunStopped(const store::RunRecord& record) {
+  if (trace_) trace_->RunStopped(record, db_);
 }
 
 Status StoreJournal::Flush() {

@@ -4,6 +4,7 @@
 #include <map>
 #include <string>
 
+#include "runtime/live_trace.h"
 #include "runtime/runtime.h"
 #include "store/keys.h"
 #include "store/store.h"
@@ -23,6 +24,10 @@ namespace flow::runtime {
 //    (a version per checkpoint that wrote them, tombstones for freed ones), change lists `v`.
 inline constexpr uint8_t kRunDbRecordVersion = 5;
 
+// How much of an effect's arguments and result (compact JSON) its history entry keeps:
+// whole below this, cut above (docs/checkpoint.md, "History entry").
+inline constexpr size_t kHistoryValueCap = 1 << 20;
+
 // What the journal needs of the process around the VM, beyond a VmHost.
 class RunHost : public VmHost {
  public:
@@ -30,6 +35,7 @@ class RunHost : public VmHost {
   virtual void set_key(const std::string& key) = 0;  // the idempotency key of the running effect
   virtual int64_t virtual_now_ms() const = 0;  // the run's clock under --virtual-time, else 0
   virtual void AddToCheckpoint(store::Batch* batch) {}  // host state that commits with it
+  virtual void Warn(std::string_view message) {}  // for the operator (may come from another thread)
 };
 
 // The name of a run's mailbox in the store's shared state (store/keys.h).
@@ -63,6 +69,9 @@ class StoreJournal : public EffectJournal {
   static constexpr size_t kSettleBytes = 1 << 20;
 
   Status Suspending(VM& vm) override;
+  // The run stopped (its record says how): the live trace export, if any, sends what is
+  // left (the run's and tasks' spans once it has ended) and flushes, with a bounded wait.
+  void RunStopped(const store::RunRecord& record);
   // Adds the VM's changes (or everything, when `full`) to `batch` and writes it.
   Status WriteCheckpoint(VM& vm, bool full, store::Batch* batch);
 
@@ -100,11 +109,13 @@ class StoreJournal : public EffectJournal {
     int64_t started_us;
   };
   std::map<uint64_t, OpenEffect> waiting_;
+  std::map<std::string, int64_t> open_steps_;  // task + '\0' + key -> when it began (µs), in this process
   bool ResumedWait(uint64_t seq, uint16_t builtin);
   std::map<std::string, HistoryEntry> resumed_in_flight_;  // by idempotency key, not yet made again
   HistoryEntry in_flight_;  // the one the running effect matched
   int64_t now_ms_ = 0;
   int64_t wall_minus_steady_us_;  // one wall-clock read at start; effects read the steady clock only
+  std::unique_ptr<LiveTrace> trace_;  // FLOW_OTLP_ENDPOINT's export; null (no cost) when unset
   std::string scratch_;
   store::Batch batch_;  // reused by every checkpoint, as are the buffers below
   std::string header_;  // the VM header of the checkpoint being written (reused)

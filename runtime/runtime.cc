@@ -64,6 +64,8 @@ class ProcessHost : public RunHost {
   void WriteOutput(std::string_view text) override {
     if (output_error_.ok()) output_error_ = listener_->WriteOutput(text);
   }
+  void WriteLog(std::string_view line) override { listener_->WriteLog(line); }
+  void Warn(std::string_view message) override { listener_->Warning(message); }
   Status Flush() override { return output_error_; }
   bool output_failed() const { return !output_error_.ok(); }
   int64_t NowMs() override { return virtual_time_ ? virtual_now_ms_ : WallMs(); }
@@ -344,6 +346,7 @@ Status Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& 
   }
   result->record = record;
   if (Status s = st.WriteRun(record); !s.ok()) return InContext(s, fmt::format("run {}", record.id));
+  journal.RunStopped(record);  // the live trace (FLOW_OTLP_ENDPOINT) gets the run's own span
   return Status::Ok();
 }
 
@@ -370,6 +373,7 @@ void EncodeHistoryEntryInto(const HistoryEntry& e, std::string* out) {
   PutBytes(&p, e.result_preview);
   PutBytes(&p, e.pre_state);  // empty but while a file effect is in flight
   PutBytes(&p, e.task);
+  PutFixed64(&p, static_cast<uint64_t>(e.started_us));
   FinishRecord(kRunDbRecordVersion, &p);
 }
 
@@ -389,6 +393,7 @@ Status DecodeHistoryEntry(std::string_view bytes, HistoryEntry* e) {
   e->result_preview = std::string(r.Bytes());
   e->pre_state = std::string(r.Bytes());
   e->task = std::string(r.Bytes());
+  e->started_us = r.at_end() ? e->started_ms * 1000 : static_cast<int64_t>(r.U64());  // absent before issue 11
   if (r.failed() || !r.at_end() || state < 1 || state > 4) return Status::Corruption("a history entry is malformed");
   e->state = static_cast<HistoryEntry::State>(state);
   return Status::Ok();

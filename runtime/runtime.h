@@ -61,7 +61,7 @@ struct HistoryEntry {
   uint64_t result_digest = 0;
   int64_t started_ms = 0;
   int64_t duration_us = 0;
-  std::string args_preview;    // compact JSON, cut at 200 bytes
+  std::string args_preview;    // compact JSON, whole up to kHistoryValueCap (journal.h)
   std::string result_preview;  // the result, or `kind: message` of a raised error
   // While in flight: what a local effect (fs) recorded of the state it changes, so that
   // running it again first restores that state (EffectJournal::RecordPreState); empty
@@ -69,6 +69,9 @@ struct HistoryEntry {
   std::string pre_state;
   // The task that ran it: its spawn path ("2.5"), "" for the top level.
   std::string task;
+  // When it started, in µs since the epoch (started_ms to the microsecond): a trailing
+  // field since issue 11; an entry written before has started_ms * 1000 here.
+  int64_t started_us = 0;
 };
 // The uncaught error that ended a run, as data (vm/error_report.h; FormatErrorReport renders it).
 using ErrorInfo = ErrorReport;
@@ -113,6 +116,11 @@ class RunListener {
   // The program's `print`, written as it prints (a killed process loses none of it). Not
   // ok: it was not written, and the print is not recorded as done.
   virtual Status WriteOutput(std::string_view text) = 0;
+  // A log line of the program (log.info/warn/error), formatted as one line.
+  virtual void WriteLog(std::string_view line) {}
+  // Something the operator should know that does not stop the run (an unreachable trace
+  // collector); may be called from another thread.
+  virtual void Warning(std::string_view message) {}
   // A new run has its record and starts.
   virtual void RunStarted(const std::string& run_id) {}
   // A run continues from its last checkpoint. `in_flight.seq` != 0: that effect was in

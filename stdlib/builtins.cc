@@ -238,7 +238,7 @@ constexpr BuiltinFn kBuiltins[] = {
     MathAbs, MathMin, MathMax, Rounding<Floor>, Rounding<Ceil>, Rounding<Round>, MathSqrt, MathPow,
     RandomInt, EnvGet, Sleep, FsRead, FsWrite, FsAppend, HttpGet, HttpPost, SignalWait,
     FsExists, FsList, FsRemove, HttpPut, HttpPatch, HttpDelete, HttpRequest, ExecRun, ExecShell, Secret, LlmChat,
-    MathDiv, TasksRace, TasksSettle,
+    MathDiv, TasksRace, TasksSettle, LogInfo, LogWarn, LogError,
 };
 static_assert(sizeof(kBuiltins) / sizeof(kBuiltins[0]) == kBuiltinCount,
               "every builtin of builtins.def needs an implementation here, in the same order");

@@ -471,4 +471,36 @@ NativeResult HttpRequest(VM& vm, Value* args, int argc, Value* out) {
   return Request(vm, method, args + 1, argc - 1, out);
 }
 
+namespace {
+size_t DiscardBody(char*, size_t size, size_t n, void*) { return size * n; }
+}  // namespace
+
+bool PostJson(const std::string& url, const std::string& json, int64_t timeout_ms, std::string* error) {
+  const CurlApi* api = Curl(error);
+  if (!api) return false;
+  CURL* curl = api->easy_init();
+  if (!curl) {
+    *error = "libcurl cannot make a handle";
+    return false;
+  }
+  curl_slist* headers = api->slist_append(nullptr, "Content-Type: application/json");
+  api->easy_setopt(curl, CURLOPT_URL, url.c_str());
+  api->easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  api->easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  api->easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout_ms));
+  api->easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(timeout_ms));
+  api->easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  api->easy_setopt(curl, CURLOPT_POSTFIELDS, json.data());
+  api->easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(json.size()));
+  api->easy_setopt(curl, CURLOPT_WRITEFUNCTION, DiscardBody);
+  CURLcode code = api->easy_perform(curl);
+  long status = 0;
+  if (code == CURLE_OK) api->easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  if (code != CURLE_OK) *error = api->easy_strerror(code);
+  else if (status < 200 || status > 299) *error = fmt::format("answered {}", status);
+  api->easy_cleanup(curl);
+  api->slist_free_all(headers);
+  return code == CURLE_OK && status >= 200 && status <= 299;
+}
+
 }  // namespace flow::stdlib

@@ -25,6 +25,9 @@ FLOW_NATIVE(ExecRun)
 FLOW_NATIVE(ExecShell)
 FLOW_NATIVE(Secret)
 FLOW_NATIVE(LlmChat)
+FLOW_NATIVE(LogInfo)
+FLOW_NATIVE(LogWarn)
+FLOW_NATIVE(LogError)
 #undef FLOW_NATIVE
 
 }  // namespace flow::stdlib

@@ -23,6 +23,10 @@ Natives GetNatives();
 
 // json.parse without the VM around it: used by the builtin and by tests.
 bool ParseJson(VM& vm, std::string_view text, Value* out);
+// POSTs `json` to `url` (Content-Type: application/json) with libcurl, loaded as http.get
+// loads it, waiting at most `timeout_ms`; false with *error unless it was answered 2xx.
+// Safe to call from any thread (each call has its own handle); the VM is not involved.
+bool PostJson(const std::string& url, const std::string& json, int64_t timeout_ms, std::string* error);
 // Would json.parse accept `text` (valid, and nested no deeper than it allows)? Else *error.
 bool CheckJson(std::string_view text, std::string* error);
 

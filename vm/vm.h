@@ -35,6 +35,9 @@ class VmHost {
  public:
   virtual ~VmHost() = default;
   virtual void WriteOutput(std::string_view text) = 0;
+  // A log line (log.info/warn/error), formatted, for the operator watching the process;
+  // the run's history records the call itself.
+  virtual void WriteLog(std::string_view line) {}
   virtual int64_t NowMs() = 0;  // ms since the epoch, on the run's clock
   // Waits `ms` on the run's clock (under --virtual-time the clock just moves on).
   virtual void SleepMs(int64_t ms) {}

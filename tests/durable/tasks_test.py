@@ -144,9 +144,10 @@ await ts
     import json as _json
     t = flow("trace", "w", "--store", store())
     events = _json.loads(t.stdout)["traceEvents"]
-    names = {e["args"]["name"]: e["tid"] for e in events if e["ph"] == "M"}
+    names = {e["args"]["name"]: e["tid"] for e in events if e["ph"] == "M" and e["name"] == "thread_name"}
     tids = {e["tid"] for e in events if e["ph"] == "X"}
-    check("trace gives each task its own named track", set(names) == {"task 1", "task 2", "task 3"} and
+    check("trace gives each task its own named track (the run's own on the top level's)",
+          set(names) == {"top level", "task 1", "task 2", "task 3"} and
           tids == set(names.values()), str(names) + " " + str(tids))
 
 
