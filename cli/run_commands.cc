@@ -14,6 +14,7 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "cli/source_lines.h"
 #include "runtime/program_file.h"
 #include "runtime/image.h"
 #include "runtime/runtime.h"
@@ -55,7 +56,7 @@ int64_t WallMs() {
 // A durable run executed (or not) by run, resume, cancel or the worker: its messages on
 // stderr, and the exit code.
 int ReportRun(const Status& s, const runtime::RunResult& r) {
-  if (r.error) fmt::print(stderr, "{}", FormatErrorReport(*r.error));
+  if (r.error) fmt::print(stderr, "{}", FormatErrorWithSource(*r.error, r.source));
   if (r.executed && r.outcome == RunOutcome::kOutOfMemory)
     fmt::print(stderr, "{} (resume it with flow resume {} --max-memory SIZE)\n", r.record.detail, r.run_id);
   if (!s.ok()) {
@@ -81,6 +82,9 @@ int ReportResume(const Status& s, const runtime::RunResult& r) {
   if (!s.ok() || !r.refused) return ReportRun(s, r);
   if (r.record.status == store::RunStatus::kCancelled)
     fmt::print(stderr, "flow: run {} was cancelled; it is never resumed\n", r.run_id);
+  else if (r.record.status == store::RunStatus::kFailed)
+    fmt::print(stderr, "flow: run {} has failed ({}); a failed run is not resumed: flow rerun {} [--code FILE] "
+               "runs it again, its completed steps reused (docs/operating.md)\n", r.run_id, r.record.detail, r.run_id);
   else
     fmt::print(stderr, "flow: run {} has already {}; there is nothing to resume\n", r.run_id,
                store::RunStatusName(r.record.status));
@@ -89,7 +93,7 @@ int ReportResume(const Status& s, const runtime::RunResult& r) {
 
 // --ephemeral: no run id, no record; the output's failure is the only error.
 int ReportEphemeral(const Status& s, const runtime::RunResult& r) {
-  if (r.error) fmt::print(stderr, "{}", FormatErrorReport(*r.error));
+  if (r.error) fmt::print(stderr, "{}", FormatErrorWithSource(*r.error, r.source));
   if (!s.ok()) {
     fmt::print(stderr, "flow: {}\n", s.message());
     return kExitOutputFailed;
@@ -131,6 +135,9 @@ class ProcessListener : public runtime::RunListener {
       note = fmt::format(" (effect {} `{}` was in flight: it runs again with idempotency key {})", in_flight.seq,
                          in_flight.effect, in_flight.idempotency_key);
     fmt::print(stderr, "flow: resuming run {} from checkpoint {}{}\n", id, checkpoint, note);
+  }
+  void ProgramFileMoved(const store::RunRecord& r, runtime::ProgramFileState state) override {
+    PrintProgramFileMoved(r, state);
   }
   void RunCancelling(const std::string& id) override {
     fmt::print(stderr, "flow: cancelling run {}: it raises `cancelled` where it stopped, and its handlers run\n", id);
@@ -198,12 +205,16 @@ int RunCommand(const RunOptions& options) {
   std::string cache_dir = options.no_cache ? "" : options.cache_dir;
   runtime::ProgramCache cache(cache_dir, cache_dir.empty() ? "" : runtime::CompilerIdentity());
   Module module;
-  if (int code = LoadProgramOrSay(options.file, &module, &cache); code != kExitOk) return code;
+  if (int code = LoadProgramOrSay(options.file, &module, &cache, &start.source); code != kExitOk) return code;
   ProcessListener listener;
   runtime::RunResult result;
   Status s = runtime::StartRun(start, module, &listener, &result);
   return options.ephemeral ? ReportEphemeral(s, result) : ReportRun(s, result);
 }
+
+std::unique_ptr<runtime::RunListener> NewProcessListener() { return std::make_unique<ProcessListener>(); }
+
+int ReportRunResult(const Status& s, const runtime::RunResult& r) { return ReportRun(s, r); }
 
 int ResumeCommand(const std::string& store, const std::string& run_id, const RunOptions& options) {
   runtime::BudgetOptions budgets;
@@ -234,7 +245,7 @@ int RunsCommand(const std::string& store_dir, const std::string& status_filter, 
     code = kExitCorrupt;
   });
   nlohmann::json out = nlohmann::json::array();
-  if (!json) fmt::print("{:<30} {:<10} {:>7} {:<21} {}\n", "ID", "STATUS", "EFFECTS", "UPDATED", "PROGRAM");
+  if (!json) fmt::print("{:<30} {:<10} {:>7} {:>8} {:<21} {}\n", "ID", "STATUS", "EFFECTS", "SIZE", "UPDATED", "PROGRAM");
   for (const auto& r : runs) {
     int64_t pid;
     store::RunStatus status = EffectiveStatus(*st, r, &pid);
@@ -247,10 +258,11 @@ int RunsCommand(const std::string& store_dir, const std::string& status_filter, 
                      {"created_ms", r.created_ms},
                      {"updated_ms", r.updated_ms},
                      {"pid", pid ? pid : r.pid},
+                     {"size_bytes", st->RunDiskBytes(r.id)},
                      {"detail", r.detail}});
     } else {
-      fmt::print("{:<30} {:<10} {:>7} {:<21} {}\n", Printable(r.id), store::RunStatusName(status), r.effects,
-                 FormatTime(r.updated_ms), Printable(r.program));
+      fmt::print("{:<30} {:<10} {:>7} {:>8} {:<21} {}\n", Printable(r.id), store::RunStatusName(status), r.effects,
+                 HumanBytes(st->RunDiskBytes(r.id)), FormatTime(r.updated_ms), Printable(r.program));
     }
   }
   if (json) fmt::print("{}\n", out.dump(2));
@@ -283,6 +295,7 @@ int InspectCommand(const std::string& store_dir, const std::string& run_id) {
   fmt::print("frames (innermost first):\n");
   for (const auto& f : run.vm->InspectFrames()) {
     fmt::print("  {} at pc {} ({}:{})\n", Printable(f.function), f.pc, Printable(run.module->source_name), f.line);
+    fmt::print("{}", run.source ? QuoteSourceLine(run.source, f.line, "  ") : fmt::format("        {}\n", kNoStoredSource));
     for (const auto& [name, value] : f.locals) fmt::print("    {} = {}\n", Printable(name), show(value));
   }
   fmt::print("globals:\n");
@@ -303,6 +316,7 @@ int InspectCommand(const std::string& store_dir, const std::string& run_id) {
     fmt::print("  task {}: {}\n", Printable(t.path), describe(t));
     for (const auto& f : t.frames) {
       fmt::print("    {} at pc {} ({}:{})\n", Printable(f.function), f.pc, Printable(run.module->source_name), f.line);
+      fmt::print("{}", QuoteSourceLine(run.source, f.line, "    "));
       for (const auto& [name, value] : f.locals) fmt::print("      {} = {}\n", Printable(name), show(value));
     }
   }

@@ -395,10 +395,8 @@ bool Store::IsRunLive(const std::string& id, int64_t* pid) const {
 // "Shared state"); read, changed and written back under an fcntl write lock on the file, so concurrent processes serialize.
 static Status OpenShared(const std::string& dir, const std::string& name, short lock, int* fd_out, std::string* path) {
   if (Status s = MakeDir(SharedPath(dir)); !s.ok()) return s;
-  std::string file;
-  for (unsigned char c : name) file += fmt::format("{:02x}", c);
-  if (file.empty() || file.size() > 300) return Status::InvalidArgument("a shared name must be 1 to 150 bytes");
-  *path = SharedPath(dir) + "/" + file;
+  if (name.empty() || name.size() > 150) return Status::InvalidArgument("a shared name must be 1 to 150 bytes");
+  *path = SharedFilePath(dir, name);
   int fd = open(path->c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return Status::IOError(fmt::format("cannot open {}: {}", *path, Errno()));
   struct flock fl{};

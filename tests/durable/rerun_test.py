@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""flow rerun (issue 11, point 3): a new run of a failed run's program, or of a fixed file,
+with its arguments, in which every step the old run completed returns its stored value
+without running. A local server counts requests per Idempotency-Key, so a step's effect
+done again would show."""
+import os, sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from testlib import case, check, flow, get_json, history, main, program, server, store, tmp  # noqa: E402
+
+
+def stats():
+    return get_json(f"{server()}/stats")
+
+
+def keys(fid):
+    return get_json(f"{server()}/keys/{fid}")
+
+
+def buggy(base, tag, fixed):
+    """Charges a card in step "charge", then reviews in step "review", which has a bug
+    (indexing a field the answer does not have) unless `fixed`."""
+    review = 'resp.json().key' if fixed else 'resp.json().missing.field'
+    return f'''
+let amount = int(args.amount)
+let charged = step "charge" {{
+  http.post("{base}/charge", {{json: {{amount: amount, tag: "{tag}-charge"}}}}).json().n
+}}
+print("charged", amount)
+let review = step "review" {{
+  let resp = http.post("{base}/charge", {{json: {{tag: "{tag}-review"}}}})
+  {review}
+}}
+print("review", review)
+'''
+
+
+@case
+def rerun_after_fix_does_not_repeat_completed_steps():
+    base = server()
+    path = program("pay.flow", buggy(base, "fix", fixed=False))
+    first = flow("run", path, "--store", store(), "--run-id", "pay", "--arg", "amount=7")
+    check("the buggy run fails in step review", first.returncode == 1 and "charged 7" in first.stdout and
+          "review" not in first.stdout, first.stdout + first.stderr)
+    before = stats()
+    check("the old run charged once", before["applied"].get("pay/charge/1") == 1, before)
+    # The fix: the review step reads a field the answer has.
+    program("pay.flow", buggy(base, "fix", fixed=True))
+    again = flow("rerun", "pay", "--code", path, "--store", store(), "--run-id", "pay2")
+    after = stats()
+    check("the rerun completes with the fix live", again.returncode == 0 and "review pay/review/1" in again.stdout,
+          again.stdout + again.stderr)
+    check("it keeps the arguments of the old run", "charged 7" in again.stdout, again.stdout)
+    check("the completed step's effect is not done again: no request for it came",
+          after["seen"].get("pay/charge/1") == 1 and "pay2/charge/1" not in after["seen"], after["seen"])
+    check("the fixed step did run: its request came again, with the same idempotency key (the same logical call)",
+          after["seen"].get("pay/review/1") == 2 and after["applied"].get("pay/review/1") == 1, after["seen"])
+    check("the rerun says what it reused", "reruns run pay: 1 completed step(s) reused (charge)" in again.stderr,
+          again.stderr)
+    hist = history("pay2")
+    events = [(h["effect"], h["idempotency_key"]) for h in hist]
+    check("history names the origin first: a rerun of run pay, with the code hash",
+          events and events[0] == ("rerun", "pay") and "rerun of run pay on code" in hist[0]["result"], hist[:2])
+    check("the reused step shows as reused from the old run, not as an effect",
+          ("step reused", "charge") in events and "run pay" in next(h["result"] for h in hist if h["effect"] == "step reused")
+          and [e for e in events if e[0] == "http.post"] == [("http.post", "pay/review/1")], events)
+    runs = {r["id"]: r for r in __import__("json").loads(flow("runs", "--json", "--store", store()).stdout)}
+    check("the new run's record names the fixed file as its program", runs["pay2"]["program"] == path, runs.get("pay2"))
+
+
+@case
+def rerun_same_code_after_an_outage():
+    """The step failed on a transient outage (503): a rerun on the same code carries on."""
+    base = server()
+    path = program("outage.flow", f'''
+let a = step "first" {{ http.post("{base}/charge", {{json: {{tag: "outage-first"}}}}).json().n }}
+let b = step "second" {{ http.post("{base}/flaky/outage/1").status }}
+print("done", b)
+''')
+    first = flow("run", path, "--store", store(), "--run-id", "out")
+    check("the run fails on the outage", first.returncode == 1 and "error: http" in first.stderr, first.stderr)
+    resumed = flow("resume", "out", "--store", store())
+    check("flow resume refuses a failed run and names flow rerun",
+          resumed.returncode == 2 and "flow rerun out" in resumed.stderr, resumed.stderr)
+    again = flow("rerun", "out", "--store", store(), "--run-id", "out2")
+    check("the rerun on the stored code completes", again.returncode == 0 and again.stdout == "done 200\n",
+          again.stdout + again.stderr)
+    check("step first was not run again", stats()["seen"].get("out/first/1") == 1, stats()["seen"])
+    check("step second ran again with the old run's key", keys("outage") == ["out/second/1", "out/second/1"], keys("outage"))
+
+
+@case
+def rerun_with_changed_program():
+    """--code with a program that changed shape: new steps run, the old ones' values come back."""
+    path = program("v1.flow", '''
+let a = step "a" { random.int(1, 1000000000) }
+print("a", a)
+throw error("bug", "v1 is broken")
+''')
+    first = flow("run", path, "--store", store(), "--run-id", "v1")
+    a = first.stdout.split()[1] if first.stdout.startswith("a ") else None
+    v2 = program("v2.flow", '''
+print("v2 starts")
+let a = step "a" { random.int(1, 1000000000) }
+let b = step "b" { a * 2 }
+print("a", a, "b", b)
+''')
+    again = flow("rerun", "v1", "--code", v2, "--store", store(), "--run-id", "v2")
+    check("the rerun runs the new program", again.returncode == 0 and again.stdout.startswith("v2 starts\n"),
+          again.stdout + again.stderr)
+    check("step a returns the old run's value (its random draw is not made again)",
+          a is not None and f"a {a} b {int(a) * 2}" in again.stdout, (a, again.stdout))
+    hist = history("v2")
+    check("no random.int effect in the rerun", not any(h["effect"] == "random.int" for h in hist), hist)
+    resumed_code = flow("inspect", "v2", "--store", store())
+    check("the new run's record is on the new code", "v2.flow" in resumed_code.stdout, resumed_code.stdout)
+
+
+@case
+def rerun_step_holding_a_function_runs_again():
+    path = program("fnstep.flow", '''
+let f = step "make" { print("making"); fn(x) { return x + 1 } }
+let n = step "n" { 41 }
+print(f(n))
+throw error("bug", "stop")
+''')
+    flow("run", path, "--store", store(), "--run-id", "fn1")
+    again = flow("rerun", "fn1", "--store", store(), "--run-id", "fn2")
+    check("the step whose value is a function runs again, and says why",
+          again.stdout.startswith("making\n42\n") and 'step "make" runs again: its value holds a function' in again.stderr,
+          again.stdout + again.stderr)
+    check("the data step is reused", "1 completed step(s) reused (n)" in again.stderr, again.stderr)
+
+
+@case
+def rerun_of_a_rerun_keeps_the_first_runs_keys():
+    base = server()
+    path = program("chain.flow", f'''
+let a = step "a" {{ http.post("{base}/flaky/chain/0").status }}
+let b = step "b" {{ http.post("{base}/flaky/chainb/5").status }}
+''')
+    flow("run", path, "--store", store(), "--run-id", "c1")
+    flow("rerun", "c1", "--store", store(), "--run-id", "c2")
+    flow("rerun", "c2", "--store", store(), "--run-id", "c3")
+    check("step a ran once across the chain", keys("chain") == ["c1/a/1"], keys("chain"))
+    check("step b carried c1's key in every rerun", keys("chainb") == ["c1/b/1"] * 3, keys("chainb"))
+
+
+@case
+def rerun_refuses_an_unknown_run():
+    r = flow("rerun", "nope", "--store", store())
+    check("an unknown run is a usage error", r.returncode == 2 and "nope" in r.stderr, r.stderr)
+
+
+if __name__ == "__main__":
+    main()
