@@ -80,6 +80,8 @@ class StoreJournal : public EffectJournal {
   Status WriteCheckpoint(VM& vm, bool full, store::Batch* batch);
 
   uint64_t checkpoint() const { return checkpoint_; }
+  store::RunDb* db() const { return db_; }
+  bool sync() const { return sync_; }
   // The effect that was in flight when the run stopped: if it is a wait, running it again
   // waits only what was left of it.
   // Each is matched by its idempotency key when the resumed run makes it again.

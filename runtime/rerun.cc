@@ -8,12 +8,15 @@
 
 #include <unistd.h>
 
-#include <unordered_map>
+#include <cstring>
+#include <functional>
+#include <unordered_set>
 
 #include "runtime/journal.h"
 #include "runtime/program_file.h"
 #include "vm/base/coding.h"
 #include "vm/base/record.h"
+#include "vm/bytecode/opcodes.h"
 #include "vm/heap.h"
 
 namespace flow::runtime {
@@ -21,108 +24,190 @@ namespace flow::runtime {
 namespace {
 
 constexpr uint8_t kOriginRecordVersion = 1;
+constexpr uint8_t kEndStepsVersion = 1;
+// Deeper values are not carried (nor read back): the copy recurses.
+constexpr int kMaxDataDepth = 2000;
 
-// Copies `v` from heap `from` into heap `to` (shared parts and cycles kept as they are).
-// Only data moves to a new run, whose code may differ: false (with *why) for a value
-// holding a function (its code is the old run's), a task (it belongs to the old run) or a
-// secret (its parts are re-read from the environment where it is made).
-class DataCopier {
+// A step's value as data (docs/checkpoint.md, "The steps of an ended run"), independent of
+// the heap it lives in and of the code that made it. Only data moves to a new run, whose
+// code may differ: a value holding a function (its code is the old run's), a task (it
+// belongs to the old run) or a secret (its parts are re-read from the environment where it
+// is made) is refused, with why; so is a cyclic one.
+class DataEncoder {
  public:
-  DataCopier(const Heap& from, Heap& to) : from_(from), to_(to) {}
+  explicit DataEncoder(const Heap& heap) : heap_(heap) {}
 
-  bool Copy(Value v, Value* out, std::string* why) {
+  bool Encode(Value v, std::string* out, std::string* why, int depth = 0) {
+    if (depth > kMaxDataDepth) return Refuse(why, "its value is nested too deeply");
+    PutFixed8(out, static_cast<uint8_t>(v.tag));
     switch (v.tag) {
-      case Tag::kNull:
-      case Tag::kBool:
-      case Tag::kInt:
-      case Tag::kFloat:
-      case Tag::kBuiltin:  // builtins are the binary's, whatever the code
-        *out = v;
+      case Tag::kNull: return true;
+      case Tag::kBool: PutFixed8(out, v.b ? 1 : 0); return true;
+      case Tag::kInt: PutFixed64(out, static_cast<uint64_t>(v.i)); return true;
+      case Tag::kFloat: {
+        uint64_t bits;
+        std::memcpy(&bits, &v.f, sizeof bits);
+        PutFixed64(out, bits);
         return true;
-      case Tag::kFunction: *why = "its value holds a function"; return false;
-      case Tag::kTask: *why = "its value holds a task"; return false;
-      case Tag::kSecret: *why = "its value holds a secret"; return false;
+      }
+      case Tag::kBuiltin: PutVarint(out, v.ref); return true;  // builtins are the binary's, whatever the code
+      case Tag::kString: PutBytes(out, heap_.StringOf(v)); return true;
+      case Tag::kFunction: return Refuse(why, "its value holds a function");
+      case Tag::kTask: return Refuse(why, "its value holds a task");
+      case Tag::kSecret: return Refuse(why, "its value holds a secret");
       default: break;
     }
-    if (auto it = copied_.find(v.ref); it != copied_.end()) {
-      *out = it->second;
-      return true;
+    if (!open_.insert(v.ref).second) return Refuse(why, "its value contains itself");
+    bool ok = true;
+    if (v.tag == Tag::kList) {
+      const auto& items = heap_.Get<ListObj>(v.ref)->items;
+      PutVarint(out, items.size());
+      for (size_t k = 0; ok && k < items.size(); ++k) ok = Encode(items[k], out, why, depth + 1);
+    } else if (v.tag == Tag::kMap) {
+      const auto& entries = heap_.Get<MapObj>(v.ref)->entries;
+      PutVarint(out, entries.size());
+      for (size_t k = 0; ok && k < entries.size(); ++k) {
+        PutBytes(out, entries[k].first);
+        ok = Encode(entries[k].second, out, why, depth + 1);
+      }
+    } else if (v.tag == Tag::kError) {
+      const ErrorObj* e = heap_.Get<ErrorObj>(v.ref);
+      PutBytes(out, e->kind);
+      PutBytes(out, e->message);
+      ok = Encode(e->data, out, why, depth + 1);
+      PutVarint(out, e->trace.size());
+      for (const auto& t : e->trace) PutBytes(out, t);
+    } else {
+      ok = Refuse(why, "its value cannot be read");
     }
-    switch (v.tag) {
-      case Tag::kString:
-        *out = copied_[v.ref] = to_.NewString(from_.StringOf(v));
-        return true;
-      case Tag::kList: {
-        *out = copied_[v.ref] = to_.NewList();
-        for (Value item : from_.Get<ListObj>(v.ref)->items) {
-          Value copy;
-          if (!Copy(item, &copy, why)) return false;
-          to_.PushItem(out->ref, copy);
-        }
-        return true;
-      }
-      case Tag::kMap: {
-        *out = copied_[v.ref] = to_.NewMap();
-        for (const auto& [key, item] : from_.Get<MapObj>(v.ref)->entries) {
-          Value copy;
-          if (!Copy(item, &copy, why)) return false;
-          to_.Mutable<MapObj>(out->ref)->Set(key, copy);
-        }
-        return true;
-      }
-      case Tag::kError: {
-        const ErrorObj* e = from_.Get<ErrorObj>(v.ref);
-        *out = copied_[v.ref] = to_.NewError(e->kind, e->message);
-        Value data;
-        if (!Copy(e->data, &data, why)) return false;
-        ErrorObj* copy = to_.Mutable<ErrorObj>(out->ref);
-        copy->data = data;
-        copy->trace = e->trace;
-        return true;
-      }
-      default:
-        *why = "its value cannot be read";
-        return false;
-    }
+    open_.erase(v.ref);
+    return ok;
   }
 
  private:
-  const Heap& from_;
-  Heap& to_;
-  std::unordered_map<uint32_t, Value> copied_;
+  static bool Refuse(std::string* why, const char* text) {
+    if (why->empty()) *why = text;
+    return false;
+  }
+  const Heap& heap_;
+  std::unordered_set<uint32_t> open_;  // the lists, maps and errors being encoded (a cycle)
 };
 
-// Copies the old run's steps into `vm`: the completed ones whose values are data, and the
-// `once` steps in doubt (still in doubt: new code does not make them safe to run again).
-void SeedFromOldRun(VM& old, VM& vm, RerunOrigin* origin) {
-  const Heap& from = old.heap();
-  Heap& to = vm.heap();
-  DataCopier copier(from, to);
-  Value completed = Value::Null(), doubtful = Value::Null();
-  auto copy_map = [&](Value map, Value* into, auto&& on_copied, auto&& on_refused) {
-    if (map.tag != Tag::kMap) return;
-    for (const auto& [key, value] : from.Get<MapObj>(map.ref)->entries) {
-      Value copy;
-      std::string why;
-      if (!copier.Copy(value, &copy, &why)) {
-        on_refused(key, why);
-        continue;
-      }
-      if (into->tag != Tag::kMap) *into = to.NewMap();
-      to.Mutable<MapObj>(into->ref)->Set(key, copy);
-      on_copied(key);
+// Builds, in `heap`, a value DataEncoder wrote; false if the bytes are malformed.
+bool DecodeData(Reader& r, Heap& heap, Value* out, int depth = 0) {
+  if (depth > kMaxDataDepth) return false;
+  const auto tag = static_cast<Tag>(r.U8());
+  switch (tag) {
+    case Tag::kNull: *out = Value::Null(); break;
+    case Tag::kBool: *out = Value::Bool(r.U8() != 0); break;
+    case Tag::kInt: *out = Value::Int(static_cast<int64_t>(r.U64())); break;
+    case Tag::kFloat: {
+      uint64_t bits = r.U64();
+      double f;
+      std::memcpy(&f, &bits, sizeof f);
+      *out = Value::Float(f);
+      break;
     }
-  };
-  copy_map(
-      old.completed_steps(), &completed, [&](const std::string& key) { origin->reused.push_back(key); },
-      [&](const std::string& key, const std::string& why) { origin->not_reused.emplace_back(key, why); });
-  copy_map(
-      old.doubtful_steps(), &doubtful, [&](const std::string& key) { origin->in_doubt.push_back(key); },
-      [](const std::string&, const std::string&) {});
-  vm.SeedSteps(completed, doubtful);
+    case Tag::kBuiltin: {
+      uint64_t id = r.Varint();
+      if (id >= static_cast<uint64_t>(kBuiltinCount)) return false;
+      *out = Value::Builtin(static_cast<uint32_t>(id));
+      break;
+    }
+    case Tag::kString: *out = heap.NewString(std::string(r.Bytes())); break;
+    case Tag::kList: {
+      uint64_t n = r.Varint();
+      if (n > r.remaining()) return false;
+      *out = heap.NewList();
+      for (uint64_t k = 0; k < n && !r.failed(); ++k) {
+        Value item;
+        if (!DecodeData(r, heap, &item, depth + 1)) return false;
+        heap.PushItem(out->ref, item);
+      }
+      break;
+    }
+    case Tag::kMap: {
+      uint64_t n = r.Varint();
+      if (n > r.remaining()) return false;
+      *out = heap.NewMap();
+      for (uint64_t k = 0; k < n && !r.failed(); ++k) {
+        std::string key(r.Bytes());
+        Value item;
+        if (!DecodeData(r, heap, &item, depth + 1)) return false;
+        heap.Mutable<MapObj>(out->ref)->Set(key, item);
+      }
+      break;
+    }
+    case Tag::kError: {
+      std::string kind(r.Bytes()), message(r.Bytes());
+      Value data;
+      if (!DecodeData(r, heap, &data, depth + 1)) return false;
+      *out = heap.NewError(std::move(kind), std::move(message), data);
+      uint64_t n = r.Varint();
+      if (n > r.remaining()) return false;
+      ErrorObj* e = heap.Mutable<ErrorObj>(out->ref);
+      for (uint64_t k = 0; k < n && !r.failed(); ++k) e->trace.emplace_back(r.Bytes());
+      break;
+    }
+    default: return false;
+  }
+  return !r.failed();
+}
+
+// Each step of a steps map (key -> value), encoded: n:varint (key:bytes movable:u8
+// (data | why:bytes)){n}.
+std::string EncodeSteps(const Heap& heap, Value steps) {
+  std::string out;
+  if (steps.tag != Tag::kMap) {
+    PutVarint(&out, 0);
+    return out;
+  }
+  const auto& entries = heap.Get<MapObj>(steps.ref)->entries;
+  PutVarint(&out, entries.size());
+  DataEncoder encoder(heap);
+  for (const auto& [key, value] : entries) {
+    PutBytes(&out, key);
+    std::string data, why;
+    bool movable = encoder.Encode(value, &data, &why);
+    PutFixed8(&out, movable ? 1 : 0);
+    PutBytes(&out, movable ? data : why);
+  }
+  return out;
+}
+
+// Decodes EncodeSteps' bytes into `heap`: a map of the movable steps (null if none), and
+// `on_value(key)` / `on_refused(key, why)` for each.
+Status DecodeSteps(std::string_view bytes, Heap& heap, Value* map, const std::function<void(const std::string&)>& on_value,
+                   const std::function<void(const std::string&, const std::string&)>& on_refused) {
+  Reader r(bytes);
+  uint64_t n = r.Varint();
+  *map = Value::Null();
+  for (uint64_t k = 0; k < n && !r.failed(); ++k) {
+    std::string key(r.Bytes());
+    bool movable = r.U8() != 0;
+    std::string_view body = r.Bytes();
+    if (r.failed()) break;
+    if (!movable) {
+      on_refused(key, std::string(body));
+      continue;
+    }
+    Reader data(body);
+    Value v;
+    if (!DecodeData(data, heap, &v) || !data.at_end()) return Status::Corruption("a step's value is malformed");
+    if (map->tag != Tag::kMap) *map = heap.NewMap();
+    heap.Mutable<MapObj>(map->ref)->Set(key, v);
+    on_value(key);
+  }
+  if (r.failed() || !r.at_end()) return Status::Corruption("the steps record is malformed");
+  return Status::Ok();
 }
 
 std::string JsonList(const std::vector<std::string>& items) { return nlohmann::json(items).dump(); }
+
+bool HasEnded(const store::RunRecord& r) {
+  return r.status == store::RunStatus::kCompleted || r.status == store::RunStatus::kFailed ||
+         r.status == store::RunStatus::kCancelled;
+}
 
 }  // namespace
 
@@ -159,7 +244,7 @@ Status ReadOriginRecord(const store::Store& st, const std::string& id, OriginRec
 
 Status StartRerun(store::Store& st, const std::string& id, const std::string& code_hash, RerunOrigin& origin, VM& vm,
                   StoreJournal& journal) {
-  origin.seed(vm);
+  if (Status s = origin.seed(vm); !s.ok()) return s;
   OriginRecord record{"rerun", origin.run_id, origin.step_key_run, origin.reused};
   if (Status s = WriteOriginRecord(st, id, record); !s.ok()) return s;
   HistoryEntry e;
@@ -175,6 +260,12 @@ Status StartRerun(store::Store& st, const std::string& id, const std::string& co
   journal.AddEvent(vm, std::move(e));
   journal.SetRerun(origin.step_key_run, origin.run_id, {origin.reused.begin(), origin.reused.end()});
   return Status::Ok();
+}
+
+Status RecordEndSteps(VM& vm, StoreJournal& journal) {
+  store::Batch batch;
+  batch.Put(store::kEndStepsKey, SealRecord(kEndStepsVersion, EncodeSteps(vm.heap(), vm.completed_steps())));
+  return journal.db()->Write(batch, journal.sync());
 }
 
 Status ContinueRerun(store::Store& st, const std::string& id, store::RunDb& db, StoreJournal& journal) {
@@ -213,11 +304,36 @@ Status RerunRun(const RerunOptions& options, RunListener* listener, RerunOrigin*
   if (!s.ok() && !s.IsNotFound()) return s;
   origin->run_id = options.run_id;
   origin->step_key_run = s.ok() ? before.step_key_run : options.run_id;
-  origin->seed = [&](VM& vm) {
-    SeedFromOldRun(*old.vm, vm, origin);
-    old.vm.reset();
-    old.db.reset();
-    lock->reset();
+  // The old run's steps, as data: those it had when it ended (key `f`: steps completed
+  // after its last effect are in no checkpoint), else those of its last checkpoint.
+  std::string completed, raw;
+  Status ended = old.db->Get(store::kEndStepsKey, &raw);
+  if (ended.ok() && HasEnded(old.record)) {
+    std::string_view payload;
+    if (Status s = OpenRecord(raw, kEndStepsVersion, "the steps of run " + options.run_id, &payload); !s.ok()) return s;
+    completed = std::string(payload);
+  } else if (ended.ok() || ended.IsNotFound()) {
+    completed = EncodeSteps(old.vm->heap(), old.vm->completed_steps());
+  } else {
+    return ended;
+  }
+  const std::string doubtful = EncodeSteps(old.vm->heap(), old.vm->doubtful_steps());
+  // The old run is read: only its code (when no --code) is needed from here on.
+  old.vm.reset();
+  old.db.reset();
+  lock->reset();
+  origin->seed = [&](VM& vm) -> Status {
+    Value completed_map, doubtful_map;
+    Status s = DecodeSteps(
+        completed, vm.heap(), &completed_map, [&](const std::string& key) { origin->reused.push_back(key); },
+        [&](const std::string& key, const std::string& why) { origin->not_reused.emplace_back(key, why); });
+    if (s.ok())
+      s = DecodeSteps(
+          doubtful, vm.heap(), &doubtful_map, [&](const std::string& key) { origin->in_doubt.push_back(key); },
+          [](const std::string&, const std::string&) {});
+    if (!s.ok()) return Status::Corruption(fmt::format("run {}: {}", origin->run_id, s.message()));
+    vm.SeedSteps(completed_map, doubtful_map);
+    return Status::Ok();
   };
   StartOptions start;
   start.file = options.code ? options.code_file : old.record.program;

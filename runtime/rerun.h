@@ -2,6 +2,7 @@
 // arguments, in which every step the old run completed returns its stored value without
 // running (docs/operating.md). Its origin is kept in runs/ID/origin and its history.
 #pragma once
+#include <functional>
 #include <optional>
 #include <set>
 #include <string>
@@ -19,7 +20,7 @@ struct RerunOrigin {
   std::string step_key_run;  // whose id names step effects' idempotency keys (the first of a chain of reruns)
   // Puts the old run's completed steps (and `once` steps in doubt) into the new VM, before
   // its first checkpoint; fills `reused` and `not_reused`.
-  std::function<void(VM& vm)> seed;
+  std::function<Status(VM& vm)> seed;
   std::vector<std::string> reused;                               // step keys
   std::vector<std::pair<std::string, std::string>> not_reused;  // step key, why (runs again)
   std::vector<std::string> in_doubt;                             // `once` steps still in doubt
@@ -40,6 +41,9 @@ Status ReadOriginRecord(const store::Store& st, const std::string& id, OriginRec
 // origin record and the history's "rerun" event, and sets the journal's keys.
 Status StartRerun(store::Store& st, const std::string& id, const std::string& code_hash, RerunOrigin& origin, VM& vm,
                   StoreJournal& journal);
+// Called when a run ends (completed or failed): keeps the steps it completed, as data
+// (key `f`), for a rerun: a step completed after the run's last effect is in no checkpoint.
+Status RecordEndSteps(VM& vm, StoreJournal& journal);
 // Called by ContinueRun: a resumed rerun keeps its keys, and reports reused steps not yet reported.
 Status ContinueRerun(store::Store& st, const std::string& id, store::RunDb& db, StoreJournal& journal);
 

@@ -61,6 +61,7 @@ inline constexpr char kHistoryPrefix[] = "h";      // + seq (8 bytes, big-endian
 inline constexpr char kStepEventPrefix[] = "t";    // + effects done (8, big-endian) + n (4): a step event
 inline constexpr char kSignalCountPrefix[] = "g";  // + signal name: signals of that name received
 inline constexpr char kCancelKey[] = "c";          // present once `cancelled` was raised in the run
+inline constexpr char kEndStepsKey[] = "f";        // the steps a run had completed when it ended (flow rerun)
 inline constexpr char kListChunkPrefix[] = "l";    // + id (4, big-endian) + chunk (4): a chunk of a long list
 
 namespace keys_internal {

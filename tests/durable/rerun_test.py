@@ -69,6 +69,30 @@ def rerun_after_fix_does_not_repeat_completed_steps():
 
 
 @case
+def rerun_reuses_a_step_completed_after_the_last_effect():
+    """A step that completes after the run's last effect is in no checkpoint: the steps a
+    run had when it ended are kept for this (key `f`)."""
+    base = server()
+    path = program("late.flow", f'''
+let rows = step "export" {{ http.post("{base}/flaky/late/0").status }}
+let total = step "sum" {{ rows + 1 }}
+print(total + "!")
+''')
+    first = flow("run", path, "--store", store(), "--run-id", "late")
+    check("the run fails after its last effect", first.returncode == 1 and "error: type" in first.stderr, first.stderr)
+    program("late.flow", f'''
+let rows = step "export" {{ http.post("{base}/flaky/late/0").status }}
+let total = step "sum" {{ rows + 1 }}
+print("${{total}}!")
+''')
+    again = flow("rerun", "late", "--code", path, "--store", store(), "--run-id", "late2")
+    check("the rerun completes", again.returncode == 0 and again.stdout == "201!\n", again.stdout + again.stderr)
+    check("both steps were reused, the export not requested again",
+          "2 completed step(s) reused (export, sum)" in again.stderr and keys("late") == ["late/export/1"],
+          again.stderr + str(keys("late")))
+
+
+@case
 def rerun_same_code_after_an_outage():
     """The step failed on a transient outage (503): a rerun on the same code carries on."""
     base = server()
