@@ -294,6 +294,12 @@ Status RerunRun(const RerunOptions& options, RunListener* listener, RerunOrigin*
   if (!st.ok()) return st.status();
   Result<store::RunRecord> record = st->ReadRun(options.run_id);
   if (!record.ok()) return record.status();
+  // A run that has not ended may still go on (resume, the worker): two runs would then do
+  // its work. It is resumed, or cancelled first (as Temporal's reset ends the run it resets).
+  if (!HasEnded(*record))
+    return Status::InvalidArgument(fmt::format(
+        "run {} is {}, not ended: continue it with flow resume {}, or end it with flow cancel {} and then rerun it",
+        options.run_id, store::RunStatusName(record->status), options.run_id, options.run_id));
   // Held while its steps are copied: the old run is neither live nor changed meanwhile.
   Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(options.run_id);
   if (!lock.ok()) return lock.status();

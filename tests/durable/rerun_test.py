@@ -171,6 +171,67 @@ let b = step "b" {{ http.post("{base}/flaky/chainb/5").status }}
 
 
 @case
+def a_rerun_that_suspends_keeps_its_keys_when_resumed():
+    base = server()
+    path = program("wait.flow", f'''
+let a = step "a" {{ http.post("{base}/flaky/wa/0").status }}
+let ok = signal.wait("go")
+let b = step "b" {{ http.post("{base}/flaky/wb/0").status }}
+print(a, b, ok)
+throw error("bug", "fails after b")
+''')
+    flow("run", path, "--store", store(), "--run-id", "w1")
+    flow("signal", "w1", "go", "true", "--store", store())
+    flow("resume", "w1", "--store", store())
+    program("wait.flow", f'''
+let a = step "a" {{ http.post("{base}/flaky/wa/0").status }}
+let ok = signal.wait("go")
+let c = step "c" {{ http.post("{base}/flaky/wc/0").status }}
+let b = step "b" {{ http.post("{base}/flaky/wb/0").status }}
+print(a, b, c, ok)
+''')
+    first = flow("rerun", "w1", "--code", path, "--store", store(), "--run-id", "w2")
+    check("the rerun suspends on its own signal wait", first.returncode == 75, first.stderr)
+    flow("signal", "w2", "go", "true", "--store", store())
+    done = flow("resume", "w2", "--store", store())
+    check("resumed, it completes", done.returncode == 0 and done.stdout == "200 200 200 true\n", done.stdout + done.stderr)
+    check("steps a and b were not requested again; the new step c carries w1's key",
+          keys("wa") == ["w1/a/1"] and keys("wb") == ["w1/b/1"] and keys("wc") == ["w1/c/1"],
+          (keys("wa"), keys("wb"), keys("wc")))
+    reused = [h["idempotency_key"] for h in history("w2") if h["effect"] == "step reused"]
+    check("each reused step shows once, across the resume", reused == ["a", "b"], reused)
+
+
+@case
+def rerun_refuses_a_run_that_has_not_ended():
+    path = program("s.flow", 'signal.wait("go")\n')
+    flow("run", path, "--store", store(), "--run-id", "s1")
+    r = flow("rerun", "s1", "--store", store())
+    check("a suspended run is refused: resume it, or cancel it and rerun",
+          r.returncode == 2 and "flow resume s1" in r.stderr and "flow cancel s1" in r.stderr, r.stderr)
+
+
+@case
+def reused_values_keep_their_types():
+    """Floats stay floats, ints ints; lists, maps, errors (kind, message, data) and shared
+    parts come back as they were."""
+    path = program("types.flow", '''
+let v = step "data" {
+  let shared = [1, "x", null, true, -9223372036854775807]
+  {f: 6.0, g: 0.1, i: 7, l: shared, again: shared, m: {k: {deep: [2.5]}}, e: error("kind", "msg", {d: 1}), s: "caf\u00e9"}
+}
+print(v)
+print(type(v.f), type(v.i), v.e.kind, v.e.message, v.e.data.d)
+throw error("bug", "stop")
+''')
+    first = flow("run", path, "--store", store(), "--run-id", "ty1")
+    again = flow("rerun", "ty1", "--store", store(), "--run-id", "ty2")
+    check("the reused value prints as the original did", "1 completed step(s) reused (data)" in again.stderr and
+          first.stdout != "" and again.stdout == first.stdout and "float int kind msg 1" in again.stdout,
+          first.stdout + "\n---\n" + again.stdout + again.stderr)
+
+
+@case
 def rerun_refuses_an_unknown_run():
     r = flow("rerun", "nope", "--store", store())
     check("an unknown run is a usage error", r.returncode == 2 and "nope" in r.stderr, r.stderr)
