@@ -99,7 +99,7 @@ int main(int argc, char** argv) {
   auto* resume_cmd = add_run_command("resume", "continue a crashed or suspended run from its last checkpoint");
   add_budgets(resume_cmd);
 
-  auto* runs_cmd = app.add_subcommand("runs", "list the runs of the store: id, status, effects, program");
+  auto* runs_cmd = app.add_subcommand("runs", "list the runs of the store: id, status, effects, size on disk, program");
   runs_cmd->add_option("--status", status, "only runs in this status (running, suspended, completed, failed, crashed)");
   runs_cmd->add_flag("--json", json, "a JSON array of objects, for machines");
   runs_cmd->add_option("--store", run.store, kStoreHelp);
