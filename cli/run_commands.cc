@@ -17,6 +17,7 @@
 #include "cli/source_lines.h"
 #include "runtime/program_file.h"
 #include "runtime/image.h"
+#include "runtime/rerun.h"
 #include "runtime/runtime.h"
 #include "stdlib/stdlib.h"
 #include "store/keys.h"
@@ -259,7 +260,10 @@ int RunsCommand(const std::string& store_dir, const std::string& status_filter, 
                      {"updated_ms", r.updated_ms},
                      {"pid", pid ? pid : r.pid},
                      {"size_bytes", st->RunDiskBytes(r.id)},
+                     {"code_hash", r.code_hash},
                      {"detail", r.detail}});
+      if (runtime::OriginRecord o; runtime::ReadOriginRecord(*st, r.id, &o).ok())
+        out.back()["origin"] = {{"kind", o.kind}, {"run", o.origin_run}};
     } else {
       fmt::print("{:<30} {:<10} {:>7} {:>8} {:<21} {}\n", Printable(r.id), store::RunStatusName(status), r.effects,
                  HumanBytes(st->RunDiskBytes(r.id)), FormatTime(r.updated_ms), Printable(r.program));
@@ -287,6 +291,9 @@ int InspectCommand(const std::string& store_dir, const std::string& run_id) {
   fmt::print("run {}\n  program {}\n  status {}\n  checkpoint {} at {}, after {} effects\n", run_id, Printable(run.record.program),
              store::RunStatusName(EffectiveStatus(*st, run.record, &pid)), run.checkpoint,
              FormatTime(run.checkpoint_ms), run.vm->effects_done());
+  fmt::print("  code {} ({})\n", run.record.code_hash, run.source ? "its source stored with it" : "no source stored");
+  if (runtime::OriginRecord o; runtime::ReadOriginRecord(*st, run_id, &o).ok())
+    fmt::print("  {} of run {} ({} completed step(s) reused)\n", o.kind, Printable(o.origin_run), o.reused.size());
   auto show = [&](Value v) {
     std::string text, error;
     if (!EncodeJson(run.vm->heap(), v, true, &text, &error)) text = "<" + error + ">";

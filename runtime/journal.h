@@ -61,6 +61,8 @@ class StoreJournal : public EffectJournal {
     origin_run_ = std::move(origin_run);
     inherited_ = std::move(inherited);
   }
+  // A record written with the next checkpoint, or by Flush (the steps of an ended run).
+  void AddPending(std::string key, std::string value) { step_events_.emplace_back(std::move(key), std::move(value)); }
   // An event of the run's history that is not an effect (a step event's key and format),
   // written with the next checkpoint: its seq is the effects done.
   void AddEvent(VM& vm, HistoryEntry e);
@@ -80,8 +82,6 @@ class StoreJournal : public EffectJournal {
   Status WriteCheckpoint(VM& vm, bool full, store::Batch* batch);
 
   uint64_t checkpoint() const { return checkpoint_; }
-  store::RunDb* db() const { return db_; }
-  bool sync() const { return sync_; }
   // The effect that was in flight when the run stopped: if it is a wait, running it again
   // waits only what was left of it.
   // Each is matched by its idempotency key when the resumed run makes it again.

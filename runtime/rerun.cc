@@ -262,10 +262,9 @@ Status StartRerun(store::Store& st, const std::string& id, const std::string& co
   return Status::Ok();
 }
 
-Status RecordEndSteps(VM& vm, StoreJournal& journal) {
-  store::Batch batch;
-  batch.Put(store::kEndStepsKey, SealRecord(kEndStepsVersion, EncodeSteps(vm.heap(), vm.completed_steps())));
-  return journal.db()->Write(batch, journal.sync());
+void RecordEndSteps(VM& vm, StoreJournal& journal) {
+  if (vm.completed_steps().tag != Tag::kMap) return;  // no step: nothing to keep, no write
+  journal.AddPending(store::kEndStepsKey, SealRecord(kEndStepsVersion, EncodeSteps(vm.heap(), vm.completed_steps())));
 }
 
 Status ContinueRerun(store::Store& st, const std::string& id, store::RunDb& db, StoreJournal& journal) {

@@ -41,9 +41,10 @@ Status ReadOriginRecord(const store::Store& st, const std::string& id, OriginRec
 // origin record and the history's "rerun" event, and sets the journal's keys.
 Status StartRerun(store::Store& st, const std::string& id, const std::string& code_hash, RerunOrigin& origin, VM& vm,
                   StoreJournal& journal);
-// Called when a run ends (completed or failed): keeps the steps it completed, as data
-// (key `f`), for a rerun: a step completed after the run's last effect is in no checkpoint.
-Status RecordEndSteps(VM& vm, StoreJournal& journal);
+// Called when a run ends (completed or failed), before the journal's last Flush: keeps the
+// steps it completed, as data (key `f`, written by that Flush with the last step events),
+// for a rerun: a step completed after the run's last effect is in no checkpoint.
+void RecordEndSteps(VM& vm, StoreJournal& journal);
 // Called by ContinueRun: a resumed rerun keeps its keys, and reports reused steps not yet reported.
 Status ContinueRerun(store::Store& st, const std::string& id, store::RunDb& db, StoreJournal& journal);
 

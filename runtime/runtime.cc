@@ -288,8 +288,8 @@ Status Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& 
   result->outcome = vm.Run();
   const RunOutcome outcome = result->outcome;
   if (outcome != RunOutcome::kAborted && outcome != RunOutcome::kOutOfMemory) {
-    Status s = outcome == RunOutcome::kSuspended ? Status::Ok() : RecordEndSteps(vm, journal);
-    if (s.ok()) s = journal.Flush();
+    if (outcome != RunOutcome::kSuspended) RecordEndSteps(vm, journal);
+    Status s = journal.Flush();
     if (s.ok()) s = journal.Sync();
     if (s.ok() && outcome == RunOutcome::kSuspended) s = journal.Settle();  // resumed later: fast
     if (!s.ok()) return InContext(s, fmt::format("run {}", record.id));

@@ -66,6 +66,11 @@ def rerun_after_fix_does_not_repeat_completed_steps():
           and [e for e in events if e[0] == "http.post"] == [("http.post", "pay/review/1")], events)
     runs = {r["id"]: r for r in __import__("json").loads(flow("runs", "--json", "--store", store()).stdout)}
     check("the new run's record names the fixed file as its program", runs["pay2"]["program"] == path, runs.get("pay2"))
+    check("flow runs --json names its origin", runs["pay2"].get("origin") == {"kind": "rerun", "run": "pay"}
+          and "origin" not in runs["pay"], runs)
+    shown = flow("inspect", "pay2", "--store", store()).stdout
+    check("flow inspect names its origin and its code", "rerun of run pay (1 completed step(s) reused)" in shown
+          and f"code {runs['pay2']['code_hash']} (its source stored with it)" in shown, shown)
 
 
 @case
