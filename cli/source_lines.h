@@ -19,6 +19,6 @@ std::string QuoteSourceLine(const std::optional<std::string>& source, uint32_t l
 
 // What is said where a line would be quoted, for a run without a stored source.
 inline constexpr char kNoStoredSource[] =
-    "(no source is stored with this run's code: it was started from a .flowc file)";
+    "(no source is stored with this run's code: it was started from a .flowc file, or before flow kept sources)";
 
 }  // namespace flow::cli

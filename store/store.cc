@@ -204,7 +204,7 @@ Status Store::RemoveRunDir(const std::string& id) {
 
 Status Store::ClearRunDir(const std::string& id) {
   std::error_code ec;
-  for (const char* leftover : {kDbDir, kMarkFile}) std::filesystem::remove_all(RunFilePath(dir_, id, leftover), ec);
+  for (const char* leftover : {kDbDir, kMarkFile, kOriginFile}) std::filesystem::remove_all(RunFilePath(dir_, id, leftover), ec);
   if (ec) return Status::IOError(fmt::format("cannot clear the run folder of {}: {}", id, ec.message()));
   return Status::Ok();
 }

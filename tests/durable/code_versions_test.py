@@ -95,7 +95,7 @@ def bytecode_run_says_it_has_no_source():
     flow("compile", src, "-o", tmp("b.flowc"))
     r = flow("run", tmp("b.flowc"), "--store", store(), "--run-id", "b1")
     check("a run from a .flowc file says, where a line would be quoted, that it has no source",
-          r.returncode == 1 and "(no source is stored with this run's code: it was started from a .flowc file)" in r.stderr,
+          r.returncode == 1 and "(no source is stored with this run's code: it was started from a .flowc file" in r.stderr,
           r.stderr)
     check("and stores none", not any(f.endswith(".flow") for f in os.listdir(os.path.join(store(), "code"))),
           os.listdir(os.path.join(store(), "code")))
