@@ -263,8 +263,12 @@ Status StartRerun(store::Store& st, const std::string& id, const std::string& co
 }
 
 void RecordEndSteps(VM& vm, StoreJournal& journal) {
-  if (vm.completed_steps().tag != Tag::kMap) return;  // no step: nothing to keep, no write
-  journal.AddPending(store::kEndStepsKey, SealRecord(kEndStepsVersion, EncodeSteps(vm.heap(), vm.completed_steps())));
+  // No step: nothing to keep, no write.
+  if (vm.completed_steps().tag != Tag::kMap && vm.doubtful_steps().tag != Tag::kMap) return;
+  std::string payload;
+  PutBytes(&payload, EncodeSteps(vm.heap(), vm.completed_steps()));
+  PutBytes(&payload, EncodeSteps(vm.heap(), vm.doubtful_steps()));
+  journal.AddPending(store::kEndStepsKey, SealRecord(kEndStepsVersion, payload));
 }
 
 Status ContinueRerun(store::Store& st, const std::string& id, store::RunDb& db, StoreJournal& journal) {
@@ -311,18 +315,22 @@ Status RerunRun(const RerunOptions& options, RunListener* listener, RerunOrigin*
   origin->step_key_run = s.ok() ? before.step_key_run : options.run_id;
   // The old run's steps, as data: those it had when it ended (key `f`: steps completed
   // after its last effect are in no checkpoint), else those of its last checkpoint.
-  std::string completed, raw;
+  std::string completed, doubtful, raw;
   Status ended = old.db->Get(store::kEndStepsKey, &raw);
-  if (ended.ok() && HasEnded(old.record)) {
+  if (ended.ok()) {
+    const std::string what = "the steps of run " + options.run_id;
     std::string_view payload;
-    if (Status s = OpenRecord(raw, kEndStepsVersion, "the steps of run " + options.run_id, &payload); !s.ok()) return s;
-    completed = std::string(payload);
-  } else if (ended.ok() || ended.IsNotFound()) {
+    if (Status s = OpenRecord(raw, kEndStepsVersion, what, &payload); !s.ok()) return s;
+    Reader r(payload);
+    completed = std::string(r.Bytes());
+    doubtful = std::string(r.Bytes());
+    if (r.failed() || !r.at_end()) return Status::Corruption(what + " is malformed");
+  } else if (ended.IsNotFound()) {  // a run that ended before flow kept them
     completed = EncodeSteps(old.vm->heap(), old.vm->completed_steps());
+    doubtful = EncodeSteps(old.vm->heap(), old.vm->doubtful_steps());
   } else {
     return ended;
   }
-  const std::string doubtful = EncodeSteps(old.vm->heap(), old.vm->doubtful_steps());
   // The old run is read: only its code (when no --code) is needed from here on.
   old.vm.reset();
   old.db.reset();

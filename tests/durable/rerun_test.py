@@ -237,6 +237,22 @@ throw error("bug", "stop")
 
 
 @case
+def a_once_step_in_doubt_stays_in_doubt():
+    """A `once` step found in doubt raised in_doubt and failed the run (no checkpoint after
+    it): the rerun does not run it again either."""
+    path = program("once.flow", '''step "pay" once { print("paying") }
+print("after")
+''')
+    flow("run", path, "--store", store(), "--run-id", "o1", crash="1:after-effect")
+    resumed = flow("resume", "o1", "--store", store())
+    check("the resume raises in_doubt", "error: in_doubt" in resumed.stderr, resumed.stderr)
+    again = flow("rerun", "o1", "--store", store(), "--run-id", "o2")
+    check("the rerun raises in_doubt too, and does not pay again",
+          again.returncode == 1 and "paying" not in again.stdout and "error: in_doubt" in again.stderr
+          and '`once` step "pay" stays in doubt' in again.stderr, again.stdout + again.stderr)
+
+
+@case
 def rerun_refuses_an_unknown_run():
     r = flow("rerun", "nope", "--store", store())
     check("an unknown run is a usage error", r.returncode == 2 and "nope" in r.stderr, r.stderr)
