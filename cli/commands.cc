@@ -40,9 +40,10 @@ int Fail(const Status& s, const std::string& context) {
   }
 }
 
-int LoadProgramOrSay(const std::string& path, Module* module, const runtime::ProgramCache* cache) {
+int LoadProgramOrSay(const std::string& path, Module* module, const runtime::ProgramCache* cache,
+                     std::optional<std::string>* source) {
   std::string compile_errors;
-  Status s = runtime::LoadProgram(path, module, &compile_errors, cache);
+  Status s = runtime::LoadProgram(path, module, &compile_errors, cache, source);
   if (s.ok()) return kExitOk;
   if (!compile_errors.empty()) {
     fmt::print(stderr, "{}", compile_errors);

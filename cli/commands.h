@@ -1,5 +1,6 @@
 // One function per `flow` command; each returns the process exit code.
 #pragma once
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -37,12 +38,28 @@ std::string Printable(std::string_view text);
 int Fail(const Status& s, const std::string& context);
 
 // Loads a program (runtime::LoadProgram), printing why it cannot: kExitOk, kExitUsage
-// (unreadable, compile errors) or kExitCorrupt (damaged bytecode).
-int LoadProgramOrSay(const std::string& path, Module* module, const runtime::ProgramCache* cache = nullptr);
+// (unreadable, compile errors) or kExitCorrupt (damaged bytecode). `source`: as LoadProgram's.
+int LoadProgramOrSay(const std::string& path, Module* module, const runtime::ProgramCache* cache = nullptr,
+                     std::optional<std::string>* source = nullptr);
 
 // Writes `bytes` to the file `out` (a temporary file renamed over it). Refuses (exit 2) a
 // target that is not a regular file (device, symbolic link, folder) or is `input` itself.
 int WriteOutputFile(const std::string& command, const std::string& out, std::string_view bytes, const std::string& input);
+
+// The listener and the report of flow run, for other commands that execute runs (run_commands.cc).
+std::unique_ptr<runtime::RunListener> NewProcessListener();
+int ReportRunResult(const Status& s, const runtime::RunResult& r);
+// The notice of a resume whose program file changed or is gone (rerun_command.cc).
+void PrintProgramFileMoved(const store::RunRecord& r, runtime::ProgramFileState state);
+// `bytes` in human units: 512B, 4.0K, 12.3M, 1.2G (retention_commands.cc).
+std::string HumanBytes(uint64_t bytes);
+// flow rerun RUN [--code FILE] [--run-id NEW] (rerun_command.cc).
+int RerunCommand(const std::string& store, const std::string& run_id, const std::string& code_file,
+                 const std::string& new_run_id);
+// flow delete RUN; flow gc --older-than D [--status S]... [--dry-run] (retention_commands.cc).
+int DeleteCommand(const std::string& store, const std::string& run_id);
+int GcCommand(const std::string& store, const std::string& older_than, const std::vector<std::string>& statuses,
+              bool dry_run);
 
 // Durable runs (run_commands.cc).
 int RunCommand(const RunOptions& options);

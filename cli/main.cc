@@ -114,7 +114,7 @@ int main(int argc, char** argv) {
                                            "that has it, else a global) set to that value")->take_all();
   add_budgets(fork_cmd);
 
-  auto* runs_cmd = app.add_subcommand("runs", "list the runs of the store: id, status, effects, program");
+  auto* runs_cmd = app.add_subcommand("runs", "list the runs of the store: id, status, effects, size on disk, program");
   runs_cmd->add_option("--status", status, "only runs in this status (running, suspended, completed, failed, crashed)");
   runs_cmd->add_flag("--json", json, "a JSON array of objects, for machines");
   runs_cmd->add_option("--store", run.store, kStoreHelp);
@@ -157,6 +157,23 @@ int main(int argc, char** argv) {
 
   auto* cancel_cmd = add_run_command("cancel", "cancel a run: it raises `cancelled` where it is (or waits), its handlers run, it ends cancelled");
 
+  std::string code_file, new_run_id;
+  auto* rerun_cmd = add_run_command(
+      "rerun", "a new run of RUN's program (or of --code FILE) with its arguments: every step RUN completed returns its value without running");
+  rerun_cmd->add_option("--code", code_file, "run this program (compiled fresh) instead of RUN's stored code: the fix goes live");
+  rerun_cmd->add_option("--run-id", new_run_id, "the id of the new run (default: a fresh sortable id)")->check(RunIdValue());
+
+  auto* delete_cmd = add_run_command("delete", "remove a run that is not live from the store (its record, database, mailbox)");
+
+  std::string older_than;
+  std::vector<std::string> gc_statuses;
+  bool dry_run = false;
+  auto* gc_cmd = app.add_subcommand("gc", "remove runs not live, not updated for D, and code no run uses; prints what and the bytes freed");
+  gc_cmd->add_option("--older-than", older_than, "only runs not updated for this long (7d, 12h, 30m)")->required()->check(DurationValue());
+  gc_cmd->add_option("--status", gc_statuses, "only runs in this status; repeatable (default: completed, failed, cancelled)")->take_all();
+  gc_cmd->add_flag("--dry-run", dry_run, "say what would be removed; remove nothing");
+  gc_cmd->add_option("--store", run.store, kStoreHelp);
+
   bool worker_once = false;
   auto* worker_cmd = app.add_subcommand("worker", "resume runs whose timers are due, whose signals came, whose process died");
   worker_cmd->add_flag("--once", worker_once, "one pass over the store, then exit");
@@ -190,6 +207,9 @@ int main(int argc, char** argv) {
     if (worker_cmd->parsed()) return WorkerCommand(run.store, worker_once);
     if (trace_cmd->parsed()) return TraceCommand(run.store, run_id, trace_format);
     if (logs_cmd->parsed()) return LogsCommand(run.store, run_id, json, follow);
+    if (rerun_cmd->parsed()) return RerunCommand(run.store, run_id, code_file, new_run_id);
+    if (delete_cmd->parsed()) return DeleteCommand(run.store, run_id);
+    if (gc_cmd->parsed()) return GcCommand(run.store, older_than, gc_statuses, dry_run);
     if (export_cmd->parsed()) return ExportCommand(run.store, run_id, image_out);
     if (import_cmd->parsed()) return ImportCommand(run.store, image_file);
     if (ui_cmd->parsed()) {

@@ -14,8 +14,10 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "cli/source_lines.h"
 #include "runtime/program_file.h"
 #include "runtime/image.h"
+#include "runtime/rerun.h"
 #include "runtime/runtime.h"
 #include "runtime/trace.h"
 #include "stdlib/stdlib.h"
@@ -56,7 +58,7 @@ int64_t WallMs() {
 // A durable run executed (or not) by run, resume, cancel or the worker: its messages on
 // stderr, and the exit code.
 int ReportRun(const Status& s, const runtime::RunResult& r) {
-  if (r.error) fmt::print(stderr, "{}", FormatErrorReport(*r.error));
+  if (r.error) fmt::print(stderr, "{}", FormatErrorWithSource(*r.error, r.source));
   if (r.executed && r.outcome == RunOutcome::kOutOfMemory)
     fmt::print(stderr, "{} (resume it with flow resume {} --max-memory SIZE)\n", r.record.detail, r.run_id);
   if (!s.ok()) {
@@ -82,6 +84,9 @@ int ReportResume(const Status& s, const runtime::RunResult& r) {
   if (!s.ok() || !r.refused) return ReportRun(s, r);
   if (r.record.status == store::RunStatus::kCancelled)
     fmt::print(stderr, "flow: run {} was cancelled; it is never resumed\n", r.run_id);
+  else if (r.record.status == store::RunStatus::kFailed)
+    fmt::print(stderr, "flow: run {} has failed ({}); a failed run is not resumed: flow rerun {} [--code FILE] "
+               "runs it again, its completed steps reused (docs/operating.md)\n", r.run_id, r.record.detail, r.run_id);
   else
     fmt::print(stderr, "flow: run {} has already {}; there is nothing to resume\n", r.run_id,
                store::RunStatusName(r.record.status));
@@ -90,7 +95,7 @@ int ReportResume(const Status& s, const runtime::RunResult& r) {
 
 // --ephemeral: no run id, no record; the output's failure is the only error.
 int ReportEphemeral(const Status& s, const runtime::RunResult& r) {
-  if (r.error) fmt::print(stderr, "{}", FormatErrorReport(*r.error));
+  if (r.error) fmt::print(stderr, "{}", FormatErrorWithSource(*r.error, r.source));
   if (!s.ok()) {
     fmt::print(stderr, "flow: {}\n", s.message());
     return kExitOutputFailed;
@@ -137,6 +142,9 @@ class ProcessListener : public runtime::RunListener {
   }
   void RunForked(const std::string& from, uint64_t effects, const std::string& id) override {
     fmt::print(stderr, "flow: run {} made from run {} as it was after effect {}\n", id, from, effects);
+  }
+  void ProgramFileMoved(const store::RunRecord& r, runtime::ProgramFileState state) override {
+    PrintProgramFileMoved(r, state);
   }
   void RunCancelling(const std::string& id) override {
     fmt::print(stderr, "flow: cancelling run {}: it raises `cancelled` where it stopped, and its handlers run\n", id);
@@ -210,12 +218,16 @@ int RunCommand(const RunOptions& options) {
   std::string cache_dir = options.no_cache ? "" : options.cache_dir;
   runtime::ProgramCache cache(cache_dir, cache_dir.empty() ? "" : runtime::CompilerIdentity());
   Module module;
-  if (int code = LoadProgramOrSay(options.file, &module, &cache); code != kExitOk) return code;
+  if (int code = LoadProgramOrSay(options.file, &module, &cache, &start.source); code != kExitOk) return code;
   ProcessListener listener;
   runtime::RunResult result;
   Status s = runtime::StartRun(start, module, &listener, &result);
   return options.ephemeral ? ReportEphemeral(s, result) : ReportRun(s, result);
 }
+
+std::unique_ptr<runtime::RunListener> NewProcessListener() { return std::make_unique<ProcessListener>(); }
+
+int ReportRunResult(const Status& s, const runtime::RunResult& r) { return ReportRun(s, r); }
 
 int ResumeCommand(const std::string& store, const std::string& run_id, const RunOptions& options) {
   runtime::BudgetOptions budgets;
@@ -269,7 +281,7 @@ int RunsCommand(const std::string& store_dir, const std::string& status_filter, 
     code = kExitCorrupt;
   });
   nlohmann::json out = nlohmann::json::array();
-  if (!json) fmt::print("{:<30} {:<10} {:>7} {:<21} {}\n", "ID", "STATUS", "EFFECTS", "UPDATED", "PROGRAM");
+  if (!json) fmt::print("{:<30} {:<10} {:>7} {:>8} {:<21} {}\n", "ID", "STATUS", "EFFECTS", "SIZE", "UPDATED", "PROGRAM");
   for (const auto& r : runs) {
     int64_t pid;
     store::RunStatus status = EffectiveStatus(*st, r, &pid);
@@ -282,11 +294,16 @@ int RunsCommand(const std::string& store_dir, const std::string& status_filter, 
                      {"created_ms", r.created_ms},
                      {"updated_ms", r.updated_ms},
                      {"pid", pid ? pid : r.pid},
+                     {"size_bytes", st->RunDiskBytes(r.id)},
+                     {"code_hash", r.code_hash},
                      {"detail", r.detail}});
-      if (!r.origin_run.empty()) out.back()["origin"] = {{"run", r.origin_run}, {"effect", r.origin_effect}};
+      if (runtime::OriginRecord o; runtime::ReadOriginRecord(*st, r.id, &o).ok()) {
+        out.back()["origin"] = {{"kind", o.kind}, {"run", o.origin_run}};
+        if (o.kind == "fork") out.back()["origin"]["effect"] = o.origin_effect;
+      }
     } else {
-      fmt::print("{:<30} {:<10} {:>7} {:<21} {}\n", Printable(r.id), store::RunStatusName(status), r.effects,
-                 FormatTime(r.updated_ms), Printable(r.program));
+      fmt::print("{:<30} {:<10} {:>7} {:>8} {:<21} {}\n", Printable(r.id), store::RunStatusName(status), r.effects,
+                 HumanBytes(st->RunDiskBytes(r.id)), FormatTime(r.updated_ms), Printable(r.program));
     }
   }
   if (json) fmt::print("{}\n", out.dump(2));
@@ -318,6 +335,11 @@ int InspectCommand(const std::string& store_dir, const std::string& run_id, std:
   fmt::print("run {}\n  program {}\n  status {}\n  checkpoint {} at {}, after {} effects{}\n", run_id,
              Printable(run.record.program), store::RunStatusName(EffectiveStatus(*st, run.record, &pid)), run.checkpoint,
              FormatTime(run.checkpoint_ms), run.vm->effects_done(), at_effect ? " (a past state)" : "");
+  fmt::print("  code {} ({})\n", run.record.code_hash, run.source ? "its source stored with it" : "no source stored");
+  if (runtime::OriginRecord o; runtime::ReadOriginRecord(*st, run_id, &o).ok())
+    fmt::print("  {}\n", o.kind == "fork" ? fmt::format("fork of run {} after its effect {}", Printable(o.origin_run), o.origin_effect)
+                                          : fmt::format("{} of run {} ({} completed step(s) reused)", o.kind,
+                                                        Printable(o.origin_run), o.reused.size()));
   auto show = [&](Value v) {
     std::string text, error;
     if (!EncodeJson(run.vm->heap(), v, true, &text, &error)) text = "<" + error + ">";
@@ -326,6 +348,7 @@ int InspectCommand(const std::string& store_dir, const std::string& run_id, std:
   fmt::print("frames (innermost first):\n");
   for (const auto& f : run.vm->InspectFrames()) {
     fmt::print("  {} at pc {} ({}:{})\n", Printable(f.function), f.pc, Printable(run.module->source_name), f.line);
+    fmt::print("{}", run.source ? QuoteSourceLine(run.source, f.line, "  ") : fmt::format("        {}\n", kNoStoredSource));
     for (const auto& [name, value] : f.locals) fmt::print("    {} = {}\n", Printable(name), show(value));
   }
   fmt::print("globals:\n");
@@ -346,6 +369,7 @@ int InspectCommand(const std::string& store_dir, const std::string& run_id, std:
     fmt::print("  task {}: {}\n", Printable(t.path), describe(t));
     for (const auto& f : t.frames) {
       fmt::print("    {} at pc {} ({}:{})\n", Printable(f.function), f.pc, Printable(run.module->source_name), f.line);
+      fmt::print("{}", QuoteSourceLine(run.source, f.line, "    "));
       for (const auto& [name, value] : f.locals) fmt::print("      {} = {}\n", Printable(name), show(value));
     }
   }
@@ -418,9 +442,9 @@ int HistoryCommand(const std::string& store_dir, const std::string& run_id, bool
                e.result_digest, Printable(Preview(e.args_preview)), Printable(Preview(e.result_preview)));
   }
   if (Result<store::Store> st = OpenStore(store_dir); st.ok()) {
-    if (Result<store::RunRecord> r = st->ReadRun(run_id); r.ok() && !r->origin_run.empty())
+    if (runtime::OriginRecord o; runtime::ReadOriginRecord(*st, run_id, &o).ok() && o.kind == "fork")
       fmt::print("(run {} was made from run {} after its effect {} by flow fork: effects 1-{} are that run's)\n", run_id,
-                 r->origin_run, r->origin_effect, r->origin_effect);
+                 Printable(o.origin_run), o.origin_effect, o.origin_effect);
   }
   fmt::print("(the state right after effect N: flow inspect {} --at N)\n", run_id);
   return kExitOk;

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include "runtime/journal.h"
+#include "runtime/rerun.h"
 #include "runtime/runtime.h"
 #include "stdlib/stdlib.h"
 #include "vm/base/coding.h"
@@ -109,8 +110,6 @@ Status ForkRun(const ForkOptions& options, RunListener* listener, RunResult* res
   record.wake_ms = 0;
   record.waiting_signal.clear();
   record.signals_received = 0;
-  record.origin_run = options.from;
-  record.origin_effect = effects;
   const std::string context = "run " + id;
   {
     Result<std::unique_ptr<store::RunDb>> db = store::RunDb::Open(st->RunDbDir(id), {.create = true});
@@ -121,10 +120,23 @@ Status ForkRun(const ForkOptions& options, RunListener* listener, RunResult* res
     ForkHost host(source.virtual_now_ms);
     StoreJournal journal(db->get(), mark->get(), &host, id, true, 0);
     journal.set_keep(record.keep_checkpoints, 0);
+    HistoryEntry made;  // after the history it inherits: where it came from
+    made.effect = "fork";
+    made.idempotency_key = options.from;
+    made.args_preview = fmt::format("[\"{}\",{}]", options.from, effects);
+    made.result_preview = fmt::format("made from run {} as it was after effect {}", options.from, effects);
+    made.started_ms = WallMs();
+    journal.AddEvent(vm, std::move(made));
     store::Batch first;
     if (Status s = journal.WriteCheckpoint(vm, true, &first); !s.ok()) return InContext(s, context);
     if (Status s = (*mark)->Sync(st->RunDir(id)); !s.ok()) return InContext(s, context);
   }
+  OriginRecord origin;
+  origin.kind = "fork";
+  origin.origin_run = options.from;
+  origin.step_key_run = id;  // a fork takes keys of its own
+  origin.origin_effect = effects;
+  if (Status s = WriteOriginRecord(*st, id, origin); !s.ok()) return InContext(s, context);
   if (Status s = st->WriteRun(record); !s.ok()) return s;
   listener->RunForked(options.from, effects, id);
   // It goes on as any run whose process stopped after a checkpoint does.

@@ -4,6 +4,8 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <optional>
+
 #include "runtime/image.h"
 #include "runtime/runtime.h"
 #include "store/keys.h"
@@ -15,7 +17,9 @@ namespace flow::runtime {
 namespace {
 
 constexpr std::string_view kImageMagic("\x7f" "FLOWVM\n", 8);
-constexpr uint32_t kImageVersion = 1;
+// 2: the source the code was compiled from follows the code (issue 11). Version 1 is still read.
+constexpr uint32_t kImageVersion = 2;
+constexpr uint32_t kImageVersion1 = 1;
 
 }  // namespace
 
@@ -53,6 +57,8 @@ Status ExportRun(store::Store& st, const std::string& id, std::string* image) {
   std::string payload;
   PutBytes(&payload, record_bytes);
   PutBytes(&payload, code);
+  PutFixed8(&payload, run.source ? 1 : 0);
+  PutBytes(&payload, run.source ? *run.source : "");
   PutVarint(&payload, count);
   payload += entries;
   PutVarint(&payload, mark.ok() ? mark.value() : 0);
@@ -69,8 +75,8 @@ namespace {
 // Writes the checked run into the store: its folder, database, mark, code and, last, its
 // record (a folder without a record is a start that died, taken over by the next one).
 Status WriteImportedRun(store::Store& st, const store::RunRecord& record, std::string_view record_bytes,
-                        std::string_view code, const std::vector<std::pair<std::string_view, std::string_view>>& entries,
-                        uint64_t mark) {
+                        std::string_view code, const std::optional<std::string_view>& source,
+                        const std::vector<std::pair<std::string_view, std::string_view>>& entries, uint64_t mark) {
   const std::string& id = record.id;
   Result<std::unique_ptr<store::RunLock>> lock = st.LockRun(id);
   if (!lock.ok()) return lock.status();
@@ -87,7 +93,14 @@ Status WriteImportedRun(store::Store& st, const store::RunRecord& record, std::s
     if (Status s = (*m)->Write(mark); !s.ok()) return s;
   }
   if (Status s = (*m)->Sync(st.RunDir(id)); !s.ok()) return s;
-  if (Result<std::string> hash = st.PutCode(code); !hash.ok()) return hash.status();
+  // Shared until the record names the code: gc removes no code a run is being created on.
+  Result<std::unique_ptr<store::CodeLock>> code_lock = st.LockCode(false);
+  if (!code_lock.ok()) return code_lock.status();
+  Result<std::string> hash = st.PutCode(code);
+  if (!hash.ok()) return hash.status();
+  if (source) {
+    if (Status s = st.PutSource(*hash, *source); !s.ok()) return s;
+  }
   return store::WriteFileAtomically(store::RunFilePath(st.dir(), id, store::kRunRecordFile), record_bytes);
 }
 
@@ -100,7 +113,7 @@ Result<std::string> ImportRun(store::Store& st, std::string_view image) {
   uint32_t version = header.U32();
   uint64_t size = header.U64();
   uint64_t checksum = header.U64();
-  if (version != kImageVersion)
+  if (version != kImageVersion && version != kImageVersion1)
     return Status::NotSupported(fmt::format("run image format version {} is not supported (this flow reads {})", version,
                                             kImageVersion));
   std::string_view payload = image.substr(28);
@@ -109,6 +122,12 @@ Result<std::string> ImportRun(store::Store& st, std::string_view image) {
   Reader r(payload);
   std::string_view record_bytes = r.Bytes();
   std::string_view code = r.Bytes();
+  std::optional<std::string_view> source;
+  if (version >= 2) {
+    bool has_source = r.U8() != 0;
+    std::string_view text = r.Bytes();
+    if (has_source) source = text;
+  }
   uint64_t count = r.Varint();
   if (r.failed() || count > r.remaining()) return Status::Corruption("run image is malformed");
   std::vector<std::pair<std::string_view, std::string_view>> entries;
@@ -128,7 +147,7 @@ Result<std::string> ImportRun(store::Store& st, std::string_view image) {
 
   const std::string& id = record->id;
   if (Status s = st.CreateRunDir(id); !s.ok()) return s;
-  if (Status s = WriteImportedRun(st, *record, record_bytes, code, entries, mark); !s.ok()) {
+  if (Status s = WriteImportedRun(st, *record, record_bytes, code, source, entries, mark); !s.ok()) {
     st.RemoveRunDir(id);
     return s;
   }

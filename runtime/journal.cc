@@ -81,7 +81,7 @@ Status StoreJournal::BeforeEffect(VM& vm, uint64_t seq, uint16_t builtin, const 
   entry_.task = vm.task_path();
   // RUN/n (the top level's n-th effect), RUN/2.5/n (a task's), or RUN/KEY/n inside step
   // KEY (its n-th effect): stable across resumes, whatever the order tasks ran in.
-  entry_.idempotency_key = run_id_;
+  entry_.idempotency_key = !step_key_run_.empty() && vm.effect_in_step() ? step_key_run_ : run_id_;
   entry_.idempotency_key += '/';
   if (vm.effect_key().empty())  // not from a running VM's effect (tests)
     entry_.idempotency_key += std::to_string(seq);
@@ -245,6 +245,24 @@ void StoreJournal::OnStep(VM& vm, const std::string& key, bool completed, int64_
 
 void StoreJournal::RunStopped(const store::RunRecord& record) {
   if (trace_) trace_->RunStopped(record, db_);
+}
+
+void StoreJournal::OnStepReused(VM& vm, const std::string& key) {
+  if (inherited_.erase(key) == 0) return;
+  HistoryEntry e;
+  e.effect = "step reused";
+  e.idempotency_key = key;
+  e.args_preview = "[\"" + key + "\"]";
+  e.result_preview = "the value step \"" + key + "\" had in run " + origin_run_ + " (not run again)";
+  e.started_ms = WallMs();
+  AddEvent(vm, std::move(e));
+}
+
+void StoreJournal::AddEvent(VM& vm, HistoryEntry e) {
+  e.seq = vm.effects_done();
+  e.task = vm.task_path();
+  e.state = HistoryEntry::State::kDone;
+  step_events_.emplace_back(store::StepEventKey(vm.effects_done(), step_event_count_++), EncodeHistoryEntry(e));
 }
 
 Status StoreJournal::Flush() {

@@ -2,6 +2,7 @@
 // it, one atomic write of its outcome and the VM's checkpoint (see journal.cc).
 #pragma once
 #include <map>
+#include <set>
 #include <string>
 
 #include "runtime/live_trace.h"
@@ -57,6 +58,22 @@ class StoreJournal : public EffectJournal {
   Status OnceStepStarted(VM& vm) override;
   // Step events wait for the next checkpoint's batch (or Flush at the end of the run).
   void OnStep(VM& vm, const std::string& key, bool completed, int64_t duration_ms) override;
+  // A step of `inherited` (a rerun's, taken from `origin_run`) entered the first time:
+  // a "step reused" event. Others (a step entered again in the same run) record nothing.
+  void OnStepReused(VM& vm, const std::string& key) override;
+  // flow rerun: the effects inside steps carry the idempotency keys of `run` (the first
+  // run of a chain of reruns), RUN/KEY/n, as the same logical calls they were there; and
+  // the steps it took over from `origin_run`, not yet reported as reused.
+  void SetRerun(std::string step_key_run, std::string origin_run, std::set<std::string> inherited) {
+    step_key_run_ = std::move(step_key_run);
+    origin_run_ = std::move(origin_run);
+    inherited_ = std::move(inherited);
+  }
+  // A record written with the next checkpoint, or by Flush (the steps of an ended run).
+  void AddPending(std::string key, std::string value) { step_events_.emplace_back(std::move(key), std::move(value)); }
+  // An event of the run's history that is not an effect (a step event's key and format),
+  // written with the next checkpoint: its seq is the effects done.
+  void AddEvent(VM& vm, HistoryEntry e);
   Status Flush();
   // Makes every checkpoint written so far durable (async runs: before their record says
   // how far they got, so that a record is never ahead of its database).
@@ -112,6 +129,9 @@ class StoreJournal : public EffectJournal {
   std::map<std::string, int64_t> open_steps_;  // task + '\0' + key -> when it began (µs), in this process
   bool ResumedWait(uint64_t seq, uint16_t builtin);
   std::map<std::string, HistoryEntry> resumed_in_flight_;  // by idempotency key, not yet made again
+  std::string step_key_run_;  // flow rerun: SetRerun
+  std::string origin_run_;
+  std::set<std::string> inherited_;
   HistoryEntry in_flight_;  // the one the running effect matched
   int64_t now_ms_ = 0;
   int64_t wall_minus_steady_us_;  // one wall-clock read at start; effects read the steady clock only

@@ -18,14 +18,14 @@ bool EndsWith(const std::string& s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+}  // namespace
+
 // Bytecode by its name, or by its first byte: the magic starts with 0x7F, which no source
 // file can (it is not a character Flow reads), so that a file cut inside the magic is
 // still recognised as damaged bytecode rather than compiled as source.
 bool IsBytecodeFile(const std::string& path, const std::string& bytes) {
   return EndsWith(path, ".flowc") || (!bytes.empty() && bytes[0] == '\x7f') || LooksLikeBytecode(bytes);
 }
-
-}  // namespace
 
 bool ReadFile(const std::string& path, std::string* out, std::string* error, size_t max_bytes) {
   std::error_code ec;
@@ -65,8 +65,9 @@ std::string AbsolutePath(const std::string& path) {
 }
 
 Status LoadProgram(const std::string& path, Module* module, std::string* compile_errors,
-                   const ProgramCache* cache) {
+                   const ProgramCache* cache, std::optional<std::string>* source) {
   compile_errors->clear();
+  if (source) source->reset();
   std::string bytes, error;
   if (!ReadFile(path, &bytes, &error, kMaxProgramBytes)) return Status::InvalidArgument(error);
   if (IsBytecodeFile(path, bytes)) {
@@ -78,6 +79,7 @@ Status LoadProgram(const std::string& path, Module* module, std::string* compile
     *module = std::move(loaded.value());
     return Status::Ok();
   }
+  if (source) *source = bytes;
   // Errors now name the file as typed; the module keeps its absolute name, which its
   // stack traces show whichever folder the run is resumed from.
   std::string source_name = AbsolutePath(path);

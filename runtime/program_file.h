@@ -4,6 +4,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "vm/base/status.h"
@@ -21,9 +22,13 @@ constexpr size_t kBytecodeMagicSize = 8;
 // than kMaxProgramBytes, or compile errors (then rendered in *compile_errors, naming the
 // file as `path` spells it); Corruption: damaged or truncated bytecode. With a `cache`,
 // source is looked up there first and a successful compile kept there (its failures
-// ignored: a cache never makes a program fail).
+// ignored: a cache never makes a program fail). With `source`: the source text it was
+// compiled from (nullopt for bytecode), which a run keeps beside its bytecode.
 Status LoadProgram(const std::string& path, Module* module, std::string* compile_errors,
-                   const ProgramCache* cache = nullptr);
+                   const ProgramCache* cache = nullptr, std::optional<std::string>* source = nullptr);
+
+// Is `bytes` (read from `path`) bytecode rather than source? (as LoadProgram decides)
+bool IsBytecodeFile(const std::string& path, const std::string& bytes);
 
 // `path` made absolute (against the working directory), for names that are kept and shown
 // later, from other folders: a run's program, a module's source name.

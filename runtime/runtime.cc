@@ -7,6 +7,7 @@
 #include "runtime/runtime.h"
 
 #include "runtime/journal.h"
+#include "runtime/rerun.h"
 #include "vm/breaker.h"
 #include "runtime/program_file.h"
 
@@ -288,6 +289,7 @@ Status Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& 
   result->outcome = vm.Run();
   const RunOutcome outcome = result->outcome;
   if (outcome != RunOutcome::kAborted && outcome != RunOutcome::kOutOfMemory) {
+    if (outcome != RunOutcome::kSuspended) RecordEndSteps(vm, journal);
     Status s = journal.Flush();
     if (s.ok()) s = journal.Sync();
     if (s.ok() && outcome == RunOutcome::kSuspended) s = journal.Settle();  // resumed later: fast
@@ -426,6 +428,7 @@ Status StartRun(const StartOptions& options, const Module& module, RunListener* 
   *result = RunResult{};
   if (options.ephemeral) {
     // Nothing is recorded: the VM runs as a plain interpreter.
+    result->source = options.source;
     ProcessHost host(options.virtual_time, listener);
     VM vm(&module, &host, stdlib::GetNatives());
     SetProgramArgs(vm, options.args);
@@ -445,8 +448,15 @@ Status StartRun(const StartOptions& options, const Module& module, RunListener* 
         fmt::format("`{}` is not a valid run id (1 to 64 letters, digits, . _ -; not starting with - or .)", id));
   Result<store::Store> st = store::Store::Open(options.store_dir, true);
   if (!st.ok()) return InContext(st.status(), "store " + options.store_dir);
+  // Shared until the record names the code: gc removes no code a run is being created on.
+  Result<std::unique_ptr<store::CodeLock>> code_lock = st->LockCode(false);
+  if (!code_lock.ok()) return code_lock.status();
   Result<std::string> hash = st->PutCode(SerializeModule(module));
   if (!hash.ok()) return hash.status();
+  if (options.source) {
+    if (Status s = st->PutSource(*hash, *options.source); !s.ok()) return s;
+  }
+  result->source = options.source;
   // A folder without a record is a start that died before writing it: take it over.
   Status created = st->CreateRunDir(id);
   if (!created.ok() && (st->RunExists(id) || !store::IsValidRunId(id))) return created;
@@ -485,6 +495,9 @@ Status StartRun(const StartOptions& options, const Module& module, RunListener* 
   journal.set_keep(options.keep_checkpoints, 0);
   vm.SetJournal(&journal);
   vm.PrepareToRun();
+  if (options.origin) {
+    if (Status s = StartRerun(*st, id, *hash, *options.origin, vm, journal); !s.ok()) return InContext(s, context);
+  }
   store::Batch first;
   // The first checkpoint and the mark are durable before the record (async runs too): a
   // run with a record always has its state, so a state that is missing is damage.
@@ -492,6 +505,7 @@ Status StartRun(const StartOptions& options, const Module& module, RunListener* 
   if (Status s = journal.Sync(); !s.ok()) return InContext(s, context);
   if (Status s = (*mark)->Sync(st->RunDir(id)); !s.ok()) return InContext(s, context);
   if (Status s = st->WriteRun(record); !s.ok()) return s;
+  code_lock->reset();
   result->record = record;
   listener->RunStarted(id);
   return Execute(*st, record, vm, host, journal, result);
@@ -641,6 +655,7 @@ Status LoadRunAt(store::Store& st, const std::string& id, VmHost* host, LoadedRu
   Result<Module> module = DeserializeModule(bytes);
   if (!module.ok()) return Status::Corruption("its stored bytecode: " + module.status().message());
   out->module = std::make_unique<Module>(std::move(module.value()));
+  if (std::string text; st.GetSource(out->record.code_hash, &text).ok()) out->source = std::move(text);
   Result<std::unique_ptr<store::RunDb>> db =
       store::RunDb::Open(st.RunDbDir(id), {.create = false, .read_only = read_only});
   if (!db.ok()) return db.status();
@@ -765,6 +780,10 @@ Status ContinueRun(store::Store& st, const store::RunRecord& before, const Budge
   host.set_store(&st);
   LoadedRun run;
   if (Status s = LoadRun(st, id, &host, &run); !s.ok()) return InContext(s, context);
+  result->source = run.source;
+  if (ProgramFileState file = CheckProgramFile(run.record, run.source);
+      file == ProgramFileState::kChanged || file == ProgramFileState::kGone)
+    listener->ProgramFileMoved(run.record, file);
   host.set_virtual_now_ms(run.virtual_now_ms);
   {
     std::string ignored;
@@ -808,6 +827,7 @@ Status ContinueRun(store::Store& st, const store::RunRecord& before, const Budge
   listener->RunResuming(id, run.checkpoint, found_in_flight, vm.resumes_in_doubt());
   StoreJournal journal(run.db.get(), mark->get(), &host, id, run.record.durability != "async", run.checkpoint);
   journal.set_keep(run.record.keep_checkpoints, store::DirectoryBytes(st.RunDbDir(id)));
+  if (Status s = ContinueRerun(st, id, *run.db, journal); !s.ok()) return InContext(s, context);
   if (in_flight.seq != 0) journal.SetResumedInFlight(in_flight);
   // With tasks, several effects may have been in flight: every intent past the checkpoint
   // (they are numbered in the order they began, a few apart at most).

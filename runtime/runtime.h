@@ -44,6 +44,11 @@ struct StartOptions {
   bool detach = false;     // --detach: every wait suspends the run (exit 75)
   uint32_t keep_checkpoints = store::kKeepDefault;  // --keep-checkpoints (store::RunRecord)
   BudgetOptions budgets;
+  // The source text the program was compiled from, kept beside its bytecode in the store
+  // (nullopt: started from a .flowc file, no source).
+  std::optional<std::string> source;
+  // flow rerun (runtime/rerun.h): the run it continues the work of; null for a new run.
+  struct RerunOrigin* origin = nullptr;
 };
 
 
@@ -97,7 +102,13 @@ struct RunResult {
   // print is not recorded as done.
   bool output_failed = false;
   store::RunRecord record;  // as the command last read or wrote it
+  // The source the run's code was compiled from, as stored with it (nullopt: none stored),
+  // for quoting the lines of a stack trace.
+  std::optional<std::string> source;
 };
+
+// Is the program file a run was started from as it was then? (flow resume, flow worker)
+enum class ProgramFileState { kUnchanged, kChanged, kGone, kUnknown };
 
 // The kind of error the VM raises when a run exceeds a budget (vm/guards.cc); a run
 // stopped by one keeps its state.
@@ -129,6 +140,9 @@ class RunListener {
                            bool in_doubt) {}
   // flow fork: run `run_id` was made from `from` as it was after effect `effects`.
   virtual void RunForked(const std::string& from, uint64_t effects, const std::string& run_id) {}
+  // A run resumes on its stored code, but its program file on disk has changed since it
+  // started (kChanged) or is gone (kGone).
+  virtual void ProgramFileMoved(const store::RunRecord& record, ProgramFileState state) {}
   // flow cancel: a run that is not live is resumed to raise `cancelled` where it stopped.
   virtual void RunCancelling(const std::string& run_id) {}
   // flow worker: a run it skips (unreadable record; damaged mailbox: left suspended).
@@ -183,7 +197,11 @@ struct LoadedRun {
   uint64_t checkpoint = 0;
   int64_t checkpoint_ms = 0;
   int64_t virtual_now_ms = 0;
+  std::optional<std::string> source;  // the stored source of its code (nullopt: none)
 };
+// Compares the program file on disk with the code the run started with: its stored
+// source (or, for a run started from bytecode, its stored bytecode), by content hash.
+ProgramFileState CheckProgramFile(const store::RunRecord& record, const std::optional<std::string>& source);
 // Corruption if the database is behind what the run's record or mark say was done (see
 // CheckStateIsCurrent) or holds no checkpoint at all. `read_only`: the database's files
 // are not written (store::RunDb::Options).

@@ -14,6 +14,8 @@ namespace flow::store {
 inline constexpr char kDefaultStoreDir[] = ".flow";  // when neither --store nor FLOW_STORE
 inline constexpr char kCodeDir[] = "code";           // code/HASH.flowc: bytecode by content hash
 inline constexpr char kCodeSuffix[] = ".flowc";
+inline constexpr char kSourceSuffix[] = ".flow";     // code/HASH.flow: the source HASH.flowc was compiled from
+inline constexpr char kCodeLockFile[] = "lock";      // code/lock: flock; shared while a run is created, exclusive in gc
 inline constexpr char kRunsDir[] = "runs";           // runs/ID/: one folder per run
 inline constexpr char kSharedDir[] = "shared";       // shared/HEX(NAME): state shared across runs
 
@@ -23,9 +25,16 @@ inline constexpr char kLockFile[] = "lock";      // the run lock, an fcntl recor
 inline constexpr char kMarkFile[] = "mark";      // the checkpoint mark ("The checkpoint mark")
 inline constexpr char kCancelFile[] = "cancel";  // present once `flow cancel` was asked
 inline constexpr char kDbDir[] = "db";           // the run's LevelDB ("The run database")
+inline constexpr char kOriginFile[] = "origin";  // a rerun's origin ("The origin of a rerun")
 
 inline std::string CodePath(const std::string& store_dir, std::string_view hash) {
   return store_dir + "/" + kCodeDir + "/" + std::string(hash) + kCodeSuffix;
+}
+inline std::string SourcePath(const std::string& store_dir, std::string_view hash) {
+  return store_dir + "/" + kCodeDir + "/" + std::string(hash) + kSourceSuffix;
+}
+inline std::string CodeLockPath(const std::string& store_dir) {
+  return store_dir + "/" + kCodeDir + "/" + kCodeLockFile;
 }
 inline std::string RunsPath(const std::string& store_dir) { return store_dir + "/" + kRunsDir; }
 inline std::string RunPath(const std::string& store_dir, const std::string& id) {
@@ -36,6 +45,13 @@ inline std::string RunFilePath(const std::string& store_dir, const std::string& 
   return RunPath(store_dir, id) + "/" + name;
 }
 inline std::string SharedPath(const std::string& store_dir) { return store_dir + "/" + kSharedDir; }
+// shared/HEX(NAME): the file of the shared state NAME (its bytes in lowercase hex).
+inline std::string SharedFilePath(const std::string& store_dir, std::string_view name) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string path = SharedPath(store_dir) + "/";
+  for (unsigned char c : name) path += {kHex[c >> 4], kHex[c & 15]};
+  return path;
+}
 
 // --- Keys of a run's database (docs/checkpoint.md, "The run database (LevelDB keys)") ---
 
@@ -48,6 +64,7 @@ inline constexpr char kHistoryPrefix[] = "h";      // + seq (8 bytes, big-endian
 inline constexpr char kStepEventPrefix[] = "t";    // + effects done (8, big-endian) + n (4): a step event
 inline constexpr char kSignalCountPrefix[] = "g";  // + signal name: signals of that name received
 inline constexpr char kCancelKey[] = "c";          // present once `cancelled` was raised in the run
+inline constexpr char kEndStepsKey[] = "f";        // the steps a run had completed when it ended (flow rerun)
 inline constexpr char kListChunkPrefix[] = "l";    // + id (4, big-endian) + chunk (4) + version: a chunk of a long list
 inline constexpr char kChangeListPrefix[] = "v";   // + checkpoint (4, big-endian): the keys that checkpoint wrote
 inline constexpr char kErrorKey[] = "e";           // the uncaught error that ended the run, with its stack

@@ -207,7 +207,7 @@ Status Store::RemoveRunDir(const std::string& id) {
 
 Status Store::ClearRunDir(const std::string& id) {
   std::error_code ec;
-  for (const char* leftover : {kDbDir, kMarkFile}) std::filesystem::remove_all(RunFilePath(dir_, id, leftover), ec);
+  for (const char* leftover : {kDbDir, kMarkFile, kOriginFile}) std::filesystem::remove_all(RunFilePath(dir_, id, leftover), ec);
   if (ec) return Status::IOError(fmt::format("cannot clear the run folder of {}: {}", id, ec.message()));
   return Status::Ok();
 }
@@ -253,8 +253,6 @@ Status Store::WriteRun(const RunRecord& r) {
   PutVarint(&p, r.signals_received);
   PutBytes(&p, r.error_kind);
   PutVarint(&p, r.keep_checkpoints);
-  PutBytes(&p, r.origin_run);
-  PutVarint(&p, r.origin_effect);
   return WriteFileAtomically(RunFilePath(dir_, r.id, kRunRecordFile), SealRecord(kRunRecordVersion, p));
 }
 
@@ -320,14 +318,10 @@ Result<RunRecord> DecodeRunRecord(std::string_view bytes, const std::string& wha
   r.waiting_signal = std::string(rd.Bytes());
   r.signals_received = rd.Varint();
   if (!version1) r.error_kind = std::string(rd.Bytes());
-  if (!older) {
-    r.keep_checkpoints = static_cast<uint32_t>(std::min<uint64_t>(rd.Varint(), kKeepAllCheckpoints));
-    r.origin_run = std::string(rd.Bytes());
-    r.origin_effect = rd.Varint();
-  }
+  if (!older) r.keep_checkpoints = static_cast<uint32_t>(std::min<uint64_t>(rd.Varint(), kKeepAllCheckpoints));
   // The code hash names a file in code/: only the hex a store writes.
   if (rd.failed() || !rd.at_end() || status > static_cast<uint8_t>(RunStatus::kCancelled) || !IsValidRunId(r.id) ||
-      !IsValidCodeHash(r.code_hash) || (!r.origin_run.empty() && !IsValidRunId(r.origin_run)))
+      !IsValidCodeHash(r.code_hash))
     return Status::Corruption(what + " is malformed");
   r.status = static_cast<RunStatus>(status);
   if (version1) r.error_kind = ErrorKindOfVersion1(r);
@@ -407,10 +401,8 @@ bool Store::IsRunLive(const std::string& id, int64_t* pid) const {
 // "Shared state"); read, changed and written back under an fcntl write lock on the file, so concurrent processes serialize.
 static Status OpenShared(const std::string& dir, const std::string& name, short lock, int* fd_out, std::string* path) {
   if (Status s = MakeDir(SharedPath(dir)); !s.ok()) return s;
-  std::string file;
-  for (unsigned char c : name) file += fmt::format("{:02x}", c);
-  if (file.empty() || file.size() > 300) return Status::InvalidArgument("a shared name must be 1 to 150 bytes");
-  *path = SharedPath(dir) + "/" + file;
+  if (name.empty() || name.size() > 150) return Status::InvalidArgument("a shared name must be 1 to 150 bytes");
+  *path = SharedFilePath(dir, name);
   int fd = open(path->c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return Status::IOError(fmt::format("cannot open {}: {}", *path, Errno()));
   struct flock fl{};

@@ -133,9 +133,6 @@ struct RunRecord {
   // Which past checkpoints the run keeps (docs/checkpoint.md, "Kept checkpoints"):
   // kKeepDefault, kKeepAllCheckpoints, or the last N.
   uint32_t keep_checkpoints = 0;
-  // A run made from another (flow fork): which, and after which of its effects; "" if none.
-  std::string origin_run;
-  uint64_t origin_effect = 0;
 };
 inline constexpr uint32_t kKeepDefault = 0;  // all, until they take kKeepAllUpToBytes; then the last kKeepAfterCap
 inline constexpr uint32_t kKeepAllCheckpoints = 0xffffffff;
@@ -152,6 +149,19 @@ class RunLock {
  private:
   friend class Store;
   explicit RunLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+// code/lock held (shared or exclusive) until destroyed.
+class CodeLock {
+ public:
+  ~CodeLock();
+  CodeLock(const CodeLock&) = delete;
+  CodeLock& operator=(const CodeLock&) = delete;
+
+ private:
+  friend class Store;
+  explicit CodeLock(int fd) : fd_(fd) {}
   int fd_;
 };
 
@@ -186,6 +196,28 @@ class Store {
   // Stores bytecode under its content hash (once) and returns the hash.
   Result<std::string> PutCode(std::string_view bytes);
   Status GetCode(const std::string& hash, std::string* bytes) const;
+  // The source text the bytecode `hash` was compiled from, kept beside it (code/HASH.flow,
+  // written atomically, once: the first run that stores it). NotFound if none is stored
+  // (a run started from a .flowc file, or stored before sources were).
+  Status PutSource(const std::string& hash, std::string_view text);
+  Status GetSource(const std::string& hash, std::string* text) const;
+  // code/lock (flock): held shared by whoever stores code and then a run record naming it
+  // (a start, an import, a rerun), exclusive by gc while it removes code no record names,
+  // so that gc never removes code a run is being created on (docs/checkpoint.md, "Retention").
+  Result<std::unique_ptr<CodeLock>> LockCode(bool exclusive);
+
+  // Retention (store/retention.cc). Bytes on disk of a run's folder (its record, database,
+  // mark, lock, origin).
+  uint64_t RunDiskBytes(const std::string& id) const;
+  // Removes a run that is not live: InvalidArgument (naming the pid) if a process holds it.
+  // Its folder is renamed away first (a hidden name), so that no reader sees half a run,
+  // then removed, with its mailbox. *freed: the bytes removed.
+  Status DeleteRun(const std::string& id, uint64_t* freed);
+  // Removes code/HASH.flowc and .flow of every hash no run record names (under the
+  // exclusive code lock); the hashes removed and bytes freed. With `dry_run`, only says,
+  // counting the records of the runs `going` (about to be removed) as gone.
+  Status CollectCode(bool dry_run, const std::vector<std::string>& going, std::vector<std::string>* removed,
+                     uint64_t* freed);
 
   Status CreateRunDir(const std::string& id);  // AlreadyExists-like InvalidArgument if taken
   // Removes a run's folder (an import that failed after creating it).

@@ -1,7 +1,9 @@
 // An uncaught error as plain data, and its one rendering: what a failed run prints
 // (`error: kind: message`, its data, its stack) and, first line only, what its record says.
 #pragma once
+#include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace flow {
@@ -16,5 +18,9 @@ struct ErrorReport {
 
 // "error: kind: message\n", then "  data: JSON\n" and "  at FRAME\n" lines.
 std::string FormatErrorReport(const ErrorReport& e);
+
+// The file and line of a trace frame ("function (file:line)"); false for another line
+// ("task 2.5").
+bool ParseTraceFrame(std::string_view frame, std::string* file, uint32_t* line);
 
 }  // namespace flow

@@ -269,6 +269,7 @@ NativeResult VM::OpenStep(uint32_t begin_pc, bool once, bool* done) {
     if (const Value* v = heap_.Get<MapObj>(steps_.ref)->Find(name)) {
       task_.stack[task_.sp - 1] = *v;
       *done = true;
+      if (journal_) journal_->OnStepReused(*this, name);
       return NativeResult::kDone;
     }
   }

@@ -39,6 +39,8 @@ class EffectJournal {
   virtual Status Suspending(VM& vm) { return Status::Ok(); }
   // A step began or completed (with its duration on the run's clock), for the history.
   virtual void OnStep(VM& vm, const std::string& key, bool completed, int64_t duration_ms) {}
+  // A step was entered whose value the run already had: it returns it without running.
+  virtual void OnStepReused(VM& vm, const std::string& key) {}
 };
 
 }  // namespace flow

@@ -122,6 +122,7 @@ struct Task {
   Value pending_error = Value::Null();
   // The scope of the effect being run inside a step ("KEY/n"), or "".
   std::string effect_scope;
+  bool effect_in_step = false;  // effect_scope names a step ("KEY/n"), not the task
   // An effect raised: checkpoint once the error has landed.
   bool effect_raised = false;
   uint16_t raised_builtin = 0;

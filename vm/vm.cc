@@ -109,7 +109,7 @@ void VM::FillTrace(Value error, uint32_t pc) {
     const Function& fn = module_->functions[fr.function];
     uint32_t at = (i + 1 == task_.frames.size() ? pc : fr.pc);
     uint32_t line = fn.LineAt(at > 0 ? at - 1 : 0);
-    e->trace.push_back(fmt::format("{} ({}:{})", fn.name, module_->source_name, line));
+    e->trace.push_back(fmt::format("{} ({}:{})", fn.name, module_->source_name, line));  // ParseTraceFrame reads it
   }
   if (current_ != kNoTask && current_ != main_task_)
     e->trace.push_back(fmt::format("task {}", heap_.Get<TaskObj>(current_)->path));
@@ -165,6 +165,18 @@ ErrorReport VM::UncaughtReport() const {
     report.data_json.clear();
   report.trace = e->trace;
   return report;
+}
+
+bool ParseTraceFrame(std::string_view frame, std::string* file, uint32_t* line) {
+  // "function (file:line)", as FillTrace writes it.
+  if (frame.empty() || frame.back() != ')') return false;
+  size_t open = frame.rfind(" ("), colon = frame.rfind(':');
+  if (open == std::string_view::npos || colon == std::string_view::npos || colon < open) return false;
+  std::string_view digits = frame.substr(colon + 1, frame.size() - colon - 2);
+  if (digits.empty() || digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string_view::npos) return false;
+  *file = std::string(frame.substr(open + 2, colon - open - 2));
+  *line = static_cast<uint32_t>(std::stoul(std::string(digits)));
+  return true;
 }
 
 std::string VM::FormatUncaught() const { return FormatErrorReport(UncaughtReport()); }
@@ -1038,6 +1050,7 @@ NativeResult VM::CompleteEffect(uint64_t seq, uint16_t id, int step, NativeResul
 int VM::EnterEffectScope() {
   task_.effect_scope.clear();
   Handler* step = EnclosingStep(task_.handlers.size());
+  task_.effect_in_step = step != nullptr;
   if (!step) {
     SetTaskEffectKey();
     return -1;

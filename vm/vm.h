@@ -191,6 +191,8 @@ class VM {
   // inside step KEY (its n-th effect), else the task's spawn path and its own count of
   // effects: "n" at the top level, "2.5/n" in a task. Stable across resumes.
   const std::string& effect_key() const { return task_.effect_scope; }
+  // Is the effect being run inside a step (effect_key() is "KEY/n")?
+  bool effect_in_step() const { return task_.effect_in_step; }
   // The running task's spawn path ("2.5"; "" for the top level, or between tasks).
   const std::string& task_path() const;
   // The earliest deadline of the open timeouts (ms on the run's clock), or INT64_MAX.
@@ -243,6 +245,15 @@ class VM {
   ErrorReport UncaughtReport() const;
   std::string FormatUncaught() const;
   Value uncaught_error() const { return uncaught_; }
+  // The completed steps (a map: key -> value) and the `once` steps in doubt (key -> their
+  // error), or null; and, before Run(), those a rerun starts with (flow rerun: entering
+  // such a step returns its value, or raises its doubt, without running it).
+  Value completed_steps() const { return steps_; }
+  Value doubtful_steps() const { return doubtful_steps_; }
+  void SeedSteps(Value completed, Value doubtful) {
+    steps_ = completed;
+    doubtful_steps_ = doubtful;
+  }
 
   // For builtins: a wait asks the run to suspend instead of blocking; the effect stays
   // in flight and runs again (and decides again) on resume. `return vm.Suspend(...)`.

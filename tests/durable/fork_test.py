@@ -37,10 +37,12 @@ def fork_then_diverge():
           r.returncode == 0 and r.stdout == "working 2\nanswer: edited verdict: ship log: 3\nship\n", r.stdout + r.stderr)
     check("the fork says what it was made from", "made from run orig as it was after effect 2" in r.stderr, r.stderr)
     rec = record(store(), "f1")
-    check("its record names its origin", rec.get("origin") == {"run": "orig", "effect": 2} and rec.get("status") == "completed",
-          rec)
+    check("its record names its origin",
+          rec.get("origin") == {"kind": "fork", "run": "orig", "effect": 2} and rec.get("status") == "completed", rec)
     h = history("f1")
-    keys = [e["idempotency_key"] for e in h]
+    check("its history has a fork event after the inherited effects",
+          [e["effect"] for e in h][2] == "fork" and h[2]["idempotency_key"] == "orig", h[:3])
+    keys = [e["idempotency_key"] for e in h if e["effect"] != "fork"]
     check("its history keeps the effects before the fork (the original's keys) and its own after (new keys)",
           keys == ["orig/1", "orig/2", "f1/3", "f1/4", "f1/5"], keys)
     text = flow("history", "f1", "--store", store()).stdout
