@@ -17,6 +17,7 @@
 #include "cli/source_lines.h"
 #include "runtime/program_file.h"
 #include "runtime/image.h"
+#include "runtime/live.h"
 #include "runtime/rerun.h"
 #include "runtime/runtime.h"
 #include "runtime/trace.h"
@@ -286,11 +287,14 @@ int RunsCommand(const std::string& store_dir, const std::string& status_filter, 
     int64_t pid;
     store::RunStatus status = EffectiveStatus(*st, r, &pid);
     if (!status_filter.empty() && status != wanted) continue;
+    uint64_t effects = r.effects;  // a live run says how far it is (its record says where it started)
+    if (runtime::LiveProgress live; status == store::RunStatus::kRunning && runtime::AskLiveProgress(st->RunDir(r.id), &live).ok())
+      effects = live.effects;
     if (json) {
       out.push_back({{"id", r.id},
                      {"program", r.program},
                      {"status", store::RunStatusName(status)},
-                     {"effects", r.effects},
+                     {"effects", effects},
                      {"created_ms", r.created_ms},
                      {"updated_ms", r.updated_ms},
                      {"pid", pid ? pid : r.pid},
@@ -302,7 +306,7 @@ int RunsCommand(const std::string& store_dir, const std::string& status_filter, 
         if (o.kind == "fork") out.back()["origin"]["effect"] = o.origin_effect;
       }
     } else {
-      fmt::print("{:<30} {:<10} {:>7} {:>8} {:<21} {}\n", Printable(r.id), store::RunStatusName(status), r.effects,
+      fmt::print("{:<30} {:<10} {:>7} {:>8} {:<21} {}\n", Printable(r.id), store::RunStatusName(status), effects,
                  HumanBytes(st->RunDiskBytes(r.id)), FormatTime(r.updated_ms), Printable(r.program));
     }
   }
@@ -317,14 +321,10 @@ int InspectCommand(const std::string& store_dir, const std::string& run_id, std:
     fmt::print(stderr, "flow: `{}` is not a run id\n", run_id);
     return kExitUsage;
   }
-  Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(run_id);
-  if (!lock.ok()) {
-    if (!st->RunExists(run_id)) return Fail(st->ReadRun(run_id).status(), "");
-    return Fail(lock.status(), "inspect");
-  }
+  if (!st->RunExists(run_id)) return Fail(st->ReadRun(run_id).status(), "");
   runtime::LoadedRun run;
   // --at: the kept checkpoint right after effect N (docs/checkpoint.md, "Kept checkpoints").
-  if (Status s = runtime::OpenRunToRead(*st, run_id, &run, at_effect); !s.ok()) {
+  if (Status s = runtime::OpenRunForReading(*st, run_id, &run, at_effect); !s.ok()) {
     if (at_effect && s.IsNotFound())
       return Fail(Status::InvalidArgument(fmt::format("no effect {}: {}", *at_effect, s.message())), "run " + run_id);
     return Fail(s, "run " + run_id);
@@ -384,15 +384,13 @@ Status ReadHistory(const std::string& store_dir, const std::string& run_id, std:
   if (!store::IsValidRunId(run_id)) return Status::InvalidArgument(fmt::format("`{}` is not a run id", run_id));
   Result<store::RunRecord> record = st->ReadRun(run_id);
   if (!record.ok()) return record.status();
-  Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(run_id);
-  if (!lock.ok()) return lock.status();
   runtime::LoadedRun run;  // checked as for resume: a rolled-back database is refused
   auto in_run = [&](const Status& s) {  // the same kind of failure, named for the run
     std::string m = "run " + run_id + ": " + s.message();
     return s.IsCorruption() ? Status::Corruption(m) : s.code() == Status::Code::kIOError ? Status::IOError(m)
            : s.code() == Status::Code::kNotSupported ? Status::NotSupported(m) : Status::InvalidArgument(m);
   };
-  if (Status s = runtime::OpenRunToRead(*st, run_id, &run); !s.ok()) return in_run(s);
+  if (Status s = runtime::OpenRunForReading(*st, run_id, &run); !s.ok()) return in_run(s);
   Status s = runtime::ReadHistoryEntries(*run.db, out);
   return s.ok() ? s : in_run(s);
 }

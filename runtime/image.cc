@@ -26,11 +26,10 @@ constexpr uint32_t kImageVersion1 = 1;
 Status ExportRun(store::Store& st, const std::string& id, std::string* image) {
   Result<store::RunRecord> record = st.ReadRun(id);
   if (!record.ok()) return record.status();
-  Result<std::unique_ptr<store::RunLock>> lock = st.LockRun(id);
-  if (!lock.ok()) return lock.status();
-  // Read-only, and checked as for resume: a rolled-back run is not packaged.
+  // Read-only, and checked as for resume: a rolled-back run is not packaged. A live run
+  // is packaged as of a snapshot its process sends.
   LoadedRun run;
-  if (Status s = OpenRunToRead(st, id, &run); !s.ok()) return s;
+  if (Status s = OpenRunForReading(st, id, &run); !s.ok()) return s;
   std::string code;
   if (Status s = st.GetCode(record->code_hash, &code); !s.ok()) return s;
   std::string entries;

@@ -417,6 +417,8 @@ Status StoreJournal::WriteCheckpoint(VM& vm, bool full, store::Batch* batch) {
   unsettled_bytes_ += batch->bytes();
   bytes_kept_ += batch->bytes();
   if (Status s = db_->Write(*batch, sync_); !s.ok()) return s;
+  live_effects_.store(vm.effects_done(), std::memory_order_relaxed);
+  live_checkpoint_.store(checkpoint_, std::memory_order_relaxed);
   // The mark guards acknowledged (synced) checkpoints; async runs do not bind to it.
   return sync_ ? mark_->Write(checkpoint_) : Status::Ok();
 }

@@ -1,6 +1,7 @@
 // The EffectJournal that makes runs durable: it records each effect's intent and, after
 // it, one atomic write of its outcome and the VM's checkpoint (see journal.cc).
 #pragma once
+#include <atomic>
 #include <map>
 #include <set>
 #include <string>
@@ -93,6 +94,10 @@ class StoreJournal : public EffectJournal {
   Status WriteCheckpoint(VM& vm, bool full, store::Batch* batch);
 
   uint64_t checkpoint() const { return checkpoint_; }
+  store::RunDb* db() const { return db_; }
+  // How far the run is, for readers of a live run (LiveServer): set after each checkpoint.
+  const std::atomic<uint64_t>* live_effects() const { return &live_effects_; }
+  const std::atomic<uint64_t>* live_checkpoint() const { return &live_checkpoint_; }
   // Which past checkpoints to keep (store::RunRecord::keep_checkpoints), and how many bytes
   // of checkpoints the run's database already holds (for the default's cap).
   void set_keep(uint32_t keep, uint64_t bytes_kept) {
@@ -154,6 +159,8 @@ class StoreJournal : public EffectJournal {
   uint32_t VersionFor(uint32_t checkpoint) const;  // the version its keys are written at
   Status Prune(uint32_t checkpoint, store::Batch* batch);
   Status PruneOne(uint32_t checkpoint, std::string_view change_list, store::Batch* batch);
+  std::atomic<uint64_t> live_effects_{0};
+  std::atomic<uint64_t> live_checkpoint_{0};
   bool keep_last_batch_ = false;
   std::vector<std::pair<std::string, std::string>> last_batch_;
 };

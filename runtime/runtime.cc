@@ -7,6 +7,8 @@
 #include "runtime/runtime.h"
 
 #include "runtime/journal.h"
+#include "runtime/live.h"
+#include <leveldb/env.h>
 #include "runtime/rerun.h"
 #include "vm/breaker.h"
 #include "runtime/program_file.h"
@@ -286,7 +288,11 @@ Status Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& 
   const uint64_t first_checkpoint = journal.checkpoint();
   result->run_id = record.id;
   result->executed = true;
-  result->outcome = vm.Run();
+  {
+    // Readers in other processes see the run as it goes (runtime/live.h).
+    LiveServer live(st.RunDir(record.id), journal.db(), journal.live_effects(), journal.live_checkpoint());
+    result->outcome = vm.Run();
+  }
   const RunOutcome outcome = result->outcome;
   if (outcome != RunOutcome::kAborted && outcome != RunOutcome::kOutOfMemory) {
     if (outcome != RunOutcome::kSuspended) RecordEndSteps(vm, journal);
@@ -656,10 +662,12 @@ Status LoadRunAt(store::Store& st, const std::string& id, VmHost* host, LoadedRu
   if (!module.ok()) return Status::Corruption("its stored bytecode: " + module.status().message());
   out->module = std::make_unique<Module>(std::move(module.value()));
   if (std::string text; st.GetSource(out->record.code_hash, &text).ok()) out->source = std::move(text);
-  Result<std::unique_ptr<store::RunDb>> db =
-      store::RunDb::Open(st.RunDbDir(id), {.create = false, .read_only = read_only});
-  if (!db.ok()) return db.status();
-  out->db = std::move(db.value());
+  if (!out->db) {  // else a live run's snapshot (OpenRunForReading)
+    Result<std::unique_ptr<store::RunDb>> db =
+        store::RunDb::Open(st.RunDbDir(id), {.create = false, .read_only = read_only});
+    if (!db.ok()) return db.status();
+    out->db = std::move(db.value());
+  }
   out->vm = std::make_unique<VM>(out->module.get(), host, stdlib::GetNatives());
   uint32_t at = store::kLatestCheckpoint;
   if (after_effect) {
@@ -724,6 +732,25 @@ Status CheckImportedState(const store::RunRecord& record, std::string_view code,
   if (!s.ok()) return Status::Corruption("the run image's checkpoint: " + s.message());
   Result<uint64_t> acknowledged = mark ? Result<uint64_t>(mark) : Result<uint64_t>(Status::NotFound("no mark"));
   return CheckStateIsCurrent(record, state.checkpoint, vm.effects_done(), acknowledged);
+}
+
+LoadedRun::LoadedRun() = default;
+LoadedRun::~LoadedRun() = default;
+LoadedRun::LoadedRun(LoadedRun&&) = default;
+LoadedRun& LoadedRun::operator=(LoadedRun&&) = default;
+
+Status OpenRunForReading(store::Store& st, const std::string& id, LoadedRun* out, std::optional<uint64_t> after_effect) {
+  Result<std::unique_ptr<store::RunLock>> lock = st.LockRun(id);
+  if (lock.ok()) {
+    out->lock = std::move(lock.value());
+    return OpenRunToRead(st, id, out, after_effect);
+  }
+  if (!st.RunExists(id)) return st.ReadRun(id).status();
+  Status taken = TakeLiveSnapshot(st.RunDir(id), "", &out->snapshot_env, &out->db);
+  if (taken.IsNotFound()) return lock.status();  // held, but not by a live run that answers
+  if (!taken.ok()) return taken;
+  out->live = true;
+  return OpenRunToRead(st, id, out, after_effect);
 }
 
 Status OpenRunToRead(store::Store& st, const std::string& id, LoadedRun* out, std::optional<uint64_t> after_effect) {

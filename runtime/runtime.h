@@ -15,6 +15,10 @@
 #include "vm/bytecode/module.h"
 #include "vm/vm.h"
 
+namespace leveldb {
+class Env;
+}
+
 namespace flow::runtime {
 
 // Budgets as `flow run` and `flow resume` take them: 0 means none; the deadline is a
@@ -189,9 +193,16 @@ Status Worker(const std::string& store_dir, bool once, RunListener* listener);
 // A run opened from the store: its record, code, database and VM as of its last
 // checkpoint. The caller holds the run's lock.
 struct LoadedRun {
+  LoadedRun();
+  ~LoadedRun();  // defined where leveldb::Env is complete
+  LoadedRun(LoadedRun&&);
+  LoadedRun& operator=(LoadedRun&&);
+  std::unique_ptr<store::RunLock> lock;  // OpenRunForReading's hold on a run that is not live
+  bool live = false;                     // read from a snapshot its live process sent
   std::unique_ptr<VmHost> reading_host;  // OpenRunToRead's (outlives vm)
   store::RunRecord record;
   std::unique_ptr<Module> module;
+  std::unique_ptr<leveldb::Env> snapshot_env;  // holds a live run's snapshot (outlives db)
   std::unique_ptr<store::RunDb> db;
   std::unique_ptr<VM> vm;
   uint64_t checkpoint = 0;
@@ -218,6 +229,13 @@ Status OpenRunToRead(store::Store& st, const std::string& id, LoadedRun* out,
 // run's last effect. *effects_there: the effects done at the checkpoint found (more than
 // `effects` if the ones in between are no longer kept).
 Status FindCheckpointAfterEffect(store::RunDb& db, uint64_t effects, uint32_t* checkpoint, uint64_t* effects_there);
+
+// For every reader of a run (flow inspect, history, trace, logs, export, ui): the run as
+// OpenRunToRead gives it, holding its lock; or, while a process executes it, as of a
+// snapshot that process sends (runtime/live.h; out->live). Refused as LockRun refuses if
+// the run is held but does not answer.
+Status OpenRunForReading(store::Store& st, const std::string& id, LoadedRun* out,
+                         std::optional<uint64_t> after_effect = std::nullopt);
 
 // Checks, before an import writes anything, that an image's run resumes as a stored one
 // would: its bytecode verifies, its checkpoint (among `entries`) restores, and it is as

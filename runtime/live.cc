@@ -1,0 +1,217 @@
+// The live-run socket (live.h). Requests are one line; answers (docs/checkpoint.md, "Live runs"):
+//   "progress\n"          -> "effects N checkpoint C\n"
+//   "snapshot PREFIXES\n" -> (klen+1:varint key vlen:varint value)* 0:varint xxh3:u64
+// PREFIXES: the first bytes of the keys wanted, or "*" for every key; one LevelDB iterator
+// (one snapshot) reads them all, so what a reader gets is one consistent state.
+#include "runtime/live.h"
+
+#include <fcntl.h>
+#include <leveldb/env.h>
+#include <leveldb/helpers/memenv.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+#include <xxhash.h>
+
+#include <cstring>
+
+#include "store/keys.h"
+#include "vm/base/coding.h"
+
+namespace flow::runtime {
+
+namespace {
+
+// The socket's address: its path, or (a path too long for sun_path) the same file reached
+// through an open descriptor of its folder, /proc/self/fd/N/live.sock. *dir_fd is that
+// descriptor (the caller closes it) or -1.
+bool SocketAddress(const std::string& run_dir, sockaddr_un* addr, int* dir_fd) {
+  std::memset(addr, 0, sizeof(*addr));
+  addr->sun_family = AF_UNIX;
+  *dir_fd = -1;
+  std::string path = run_dir + "/" + store::kLiveSocketFile;
+  if (path.size() >= sizeof(addr->sun_path)) {
+    *dir_fd = open(run_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (*dir_fd < 0) return false;
+    path = "/proc/self/fd/" + std::to_string(*dir_fd) + "/" + store::kLiveSocketFile;
+  }
+  std::memcpy(addr->sun_path, path.c_str(), path.size() + 1);
+  return true;
+}
+
+bool SendAll(int fd, const char* p, size_t n) {
+  while (n > 0) {
+    ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    p += w;
+    n -= static_cast<size_t>(w);
+  }
+  return true;
+}
+
+void SetTimeout(int fd, int seconds) {
+  timeval tv{seconds, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+// Connects to the run's socket and sends `request`; -1 if no process answers.
+int Connect(const std::string& run_dir, const std::string& request) {
+  sockaddr_un addr;
+  int dir_fd;
+  if (!SocketAddress(run_dir, &addr, &dir_fd)) return -1;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  bool ok = fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  if (dir_fd >= 0) close(dir_fd);
+  if (ok) {
+    SetTimeout(fd, 10);
+    ok = SendAll(fd, request.data(), request.size());
+  }
+  if (!ok && fd >= 0) close(fd);
+  return ok ? fd : -1;
+}
+
+bool ReceiveAll(int fd, std::string* out) {
+  char buf[1 << 16];
+  for (;;) {
+    ssize_t r = recv(fd, buf, sizeof(buf), 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return false;
+    if (r == 0) return true;
+    out->append(buf, static_cast<size_t>(r));
+  }
+}
+
+}  // namespace
+
+LiveServer::LiveServer(const std::string& run_dir, store::RunDb* db, const std::atomic<uint64_t>* effects,
+                       const std::atomic<uint64_t>* checkpoint)
+    : path_(run_dir + "/" + store::kLiveSocketFile), db_(db), effects_(effects), checkpoint_(checkpoint) {
+  sockaddr_un addr;
+  int dir_fd;
+  if (!SocketAddress(run_dir, &addr, &dir_fd)) return;
+  unlink(addr.sun_path);  // a socket left by a process that died: we hold the run's lock
+  listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  bool ok = listen_fd_ >= 0 && bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+            listen(listen_fd_, 16) == 0 && pipe2(stop_pipe_, O_CLOEXEC) == 0;
+  if (dir_fd >= 0) close(dir_fd);
+  if (!ok) {
+    if (listen_fd_ >= 0) close(listen_fd_);
+    listen_fd_ = -1;
+    return;
+  }
+  thread_ = std::thread([this] { Serve(); });
+}
+
+LiveServer::~LiveServer() {
+  if (listen_fd_ < 0) return;
+  char stop = 1;
+  (void)!write(stop_pipe_[1], &stop, 1);
+  thread_.join();
+  close(listen_fd_);
+  close(stop_pipe_[0]);
+  close(stop_pipe_[1]);
+  unlink(path_.c_str());
+}
+
+void LiveServer::Serve() {
+  for (;;) {
+    pollfd fds[2] = {{listen_fd_, POLLIN, 0}, {stop_pipe_[0], POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    if (fds[1].revents) return;
+    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) continue;
+    SetTimeout(fd, 5);
+    Answer(fd);
+    close(fd);
+  }
+}
+
+void LiveServer::Answer(int fd) {
+  std::string request;
+  char c;
+  while (request.size() < 256 && recv(fd, &c, 1, 0) == 1 && c != '\n') request.push_back(c);
+  if (request == "progress") {
+    std::string line = "effects " + std::to_string(effects_->load()) + " checkpoint " +
+                       std::to_string(checkpoint_->load()) + "\n";
+    SendAll(fd, line.data(), line.size());
+    return;
+  }
+  constexpr std::string_view kSnapshot = "snapshot ";
+  if (request.rfind(kSnapshot, 0) != 0) return;
+  const std::string prefixes = request.substr(kSnapshot.size());
+  std::string out;
+  XXH3_state_t* hash = XXH3_createState();
+  XXH3_64bits_reset(hash);
+  bool sent = true;
+  auto flush = [&] {
+    XXH3_64bits_update(hash, out.data(), out.size());
+    sent = sent && SendAll(fd, out.data(), out.size());
+    out.clear();
+  };
+  db_->ScanAll([&](std::string_view k, std::string_view v) {
+    if (!sent || k.empty() || (prefixes != "*" && prefixes.find(k[0]) == std::string::npos)) return;
+    PutVarint(&out, k.size() + 1);
+    out.append(k);
+    PutVarint(&out, v.size());
+    out.append(v);
+    if (out.size() > (1 << 16)) flush();
+  });
+  PutVarint(&out, 0);
+  flush();
+  PutFixed64(&out, XXH3_64bits_digest(hash));
+  XXH3_freeState(hash);
+  if (sent) SendAll(fd, out.data(), out.size());
+}
+
+Status AskLiveProgress(const std::string& run_dir, LiveProgress* out) {
+  int fd = Connect(run_dir, "progress\n");
+  if (fd < 0) return Status::NotFound("no live process");
+  std::string answer;
+  bool ok = ReceiveAll(fd, &answer);
+  close(fd);
+  unsigned long long effects, checkpoint;
+  if (!ok || std::sscanf(answer.c_str(), "effects %llu checkpoint %llu", &effects, &checkpoint) != 2)
+    return Status::NotFound("no answer from the live process");
+  out->effects = effects;
+  out->checkpoint = checkpoint;
+  return Status::Ok();
+}
+
+Status TakeLiveSnapshot(const std::string& run_dir, const std::string& prefixes, std::unique_ptr<leveldb::Env>* env,
+                        std::unique_ptr<store::RunDb>* db) {
+  int fd = Connect(run_dir, "snapshot " + (prefixes.empty() ? std::string("*") : prefixes) + "\n");
+  if (fd < 0) return Status::NotFound("no live process");
+  std::string answer;
+  bool ok = ReceiveAll(fd, &answer);
+  close(fd);
+  if (!ok) return Status::IOError("the live process did not answer in time");
+  if (answer.size() < 9) return Status::NotFound("the live process stopped while answering");
+  const size_t body = answer.size() - 8;
+  if (XXH3_64bits(answer.data(), body) != DecodeFixed64(reinterpret_cast<const uint8_t*>(answer.data() + body)))
+    return Status::Corruption("the live process's answer is damaged");
+  env->reset(leveldb::NewMemEnv(leveldb::Env::Default()));
+  Result<std::unique_ptr<store::RunDb>> opened = store::RunDb::Open("/live", {.create = true, .env = env->get()});
+  if (!opened.ok()) return opened.status();
+  store::Batch batch;
+  Reader r(std::string_view(answer.data(), body));
+  for (;;) {
+    uint64_t klen = r.Varint();
+    if (r.failed() || klen == 0) break;
+    std::string_view key = r.Raw(klen - 1);
+    std::string_view value = r.Bytes();
+    if (r.failed()) break;
+    batch.Put(key, value);
+  }
+  if (r.failed() || !r.at_end()) return Status::Corruption("the live process's answer is malformed");
+  if (Status s = (*opened)->Write(batch, false); !s.ok()) return s;
+  *db = std::move(opened.value());
+  return Status::Ok();
+}
+
+}  // namespace flow::runtime
