@@ -19,19 +19,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-uint64_t TreeBytes(const std::string& dir) {
-  uint64_t total = 0;
-  std::error_code ec;
-  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    std::error_code size_ec;
-    if (it->is_regular_file(size_ec)) {
-      uint64_t size = it->file_size(size_ec);
-      if (!size_ec) total += size;
-    }
-  }
-  return total;
-}
-
 uint64_t FileBytes(const std::string& path) {
   std::error_code ec;
   uint64_t size = fs::file_size(path, ec);
@@ -49,7 +36,7 @@ std::string HashOfCodeFile(const std::string& name) {
 
 }  // namespace
 
-uint64_t Store::RunDiskBytes(const std::string& id) const { return TreeBytes(RunPath(dir_, id)); }
+uint64_t Store::RunDiskBytes(const std::string& id) const { return DirectoryBytes(RunPath(dir_, id)); }
 
 Status Store::DeleteRun(const std::string& id, uint64_t* freed) {
   *freed = 0;
