@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -365,17 +366,22 @@ Status StoreJournal::Prune(uint32_t checkpoint, store::Batch* batch) {
     if (!s.ok()) return s;
     pruned_known_ = true;
   }
-  for (uint64_t x = pruned_through_ + 1; x <= oldest_kept; ++x) {
+  // At most kPruneStep checkpoints a write: when the default's cap is first passed, the
+  // checkpoints kept until then go over the next writes, not in one long one.
+  constexpr uint64_t kPruneStep = 64;
+  const uint64_t until = std::min<uint64_t>(oldest_kept, pruned_through_ + kPruneStep);
+  for (uint64_t x = pruned_through_ + 1; x <= until; ++x) {
+    // The change list before x is of a checkpoint no longer kept, itself pruned.
+    if (x > 1) batch->Delete(store::ChangeListKey(static_cast<uint32_t>(x - 1)));
     std::string raw;
     Status s = db_->Get(store::ChangeListKey(static_cast<uint32_t>(x)), &raw);
-    if (s.IsNotFound()) continue;  // pruned already, or never written (a `last` stretch)
+    if (s.IsNotFound()) continue;  // never written (a checkpoint of a `last` stretch)
     std::string_view list;
     if (s.ok()) s = OpenRecord(raw, kRunDbRecordVersion, fmt::format("the change list of checkpoint {}", x), &list);
     if (!s.ok()) return s;
     if (s = PruneOne(static_cast<uint32_t>(x), list, batch); !s.ok()) return s;
-    if (x < oldest_kept) batch->Delete(store::ChangeListKey(static_cast<uint32_t>(x)));
   }
-  pruned_through_ = oldest_kept;
+  pruned_through_ = std::max(pruned_through_, until);
   return Status::Ok();
 }
 
