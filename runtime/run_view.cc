@@ -2,14 +2,9 @@
 
 #include <fmt/format.h>
 
-#include <sys/stat.h>
-
 #include <algorithm>
-#include <map>
-#include <mutex>
 
 #include "runtime/error_record.h"
-#include "runtime/program_file.h"
 #include "store/keys.h"
 #include "vm/value_ops.h"
 
@@ -83,67 +78,18 @@ void SplitLines(std::string_view text, std::vector<std::string>* lines) {
   }
 }
 
-// Until the store keeps each run's source (issue 11, point 4): the file on disk, trusted
-// for the run's lines only if it compiles to the run's bytecode. What a file compiled to
-// is kept for the process (a page reload does not compile it again) while the file's
-// size and modification time stay the same.
-struct CompiledFile {
-  int64_t size = -1;
-  int64_t mtime_ns = 0;
-  std::string code_hash;
-};
-std::mutex compiled_mu;
-std::map<std::string, CompiledFile> compiled;
-
-bool FileStamp(const std::string& path, CompiledFile* stamp) {
-  struct stat st {};
-  if (stat(path.c_str(), &st) != 0) return false;
-  stamp->size = st.st_size;
-  stamp->mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-  return true;
-}
-
-// The code hash of what `path` compiles to ("" if it does not).
-std::string CompiledHash(const std::string& path) {
-  CompiledFile stamp;
-  if (!FileStamp(path, &stamp)) return "";
-  {
-    std::lock_guard<std::mutex> hold(compiled_mu);
-    auto it = compiled.find(path);
-    if (it != compiled.end() && it->second.size == stamp.size && it->second.mtime_ns == stamp.mtime_ns)
-      return it->second.code_hash;
-  }
-  Module module;
-  std::string compile_errors;
-  if (LoadProgram(path, &module, &compile_errors).ok()) stamp.code_hash = store::CodeHash(SerializeModule(module));
-  std::lock_guard<std::mutex> hold(compiled_mu);
-  if (compiled.size() > 256) compiled.clear();
-  compiled[path] = stamp;
-  return stamp.code_hash;
-}
-
-void ReadSourceFromDisk(const store::RunRecord& record, RunSource* out) {
+// The source stored with the run's code (by its code hash), and what the file on disk is now.
+void ReadStoredSource(const store::Store& st, const store::RunRecord& record, RunSource* out) {
   out->file = record.program;
-  std::string text, error;
-  if (!ReadFile(record.program, &text, &error, kMaxProgramBytes)) {
-    out->note = error;
-    return;
-  }
-  std::string hash = CompiledHash(record.program);
-  if (hash.empty()) {
-    out->note = "the file on disk no longer compiles";
-  } else if (hash != record.code_hash) {
-    out->note = "the file on disk has changed since the run started: its lines may not be the run's";
-  } else {
-    out->matches_run = true;
-  }
-  if (text.find('\0') != std::string::npos) {  // bytecode, not source
-    out->note = "the run was started from bytecode";
-    out->matches_run = false;
+  std::optional<std::string> text;
+  if (std::string stored; st.GetSource(record.code_hash, &stored).ok()) text = std::move(stored);
+  out->file_on_disk = CheckProgramFile(record, text);
+  if (!text) {
+    out->note = "no source is stored with this run's code: it was started from a .flowc file, or before flow kept sources";
     return;
   }
   out->available = true;
-  SplitLines(text, &out->lines);
+  SplitLines(*text, &out->lines);
 }
 
 }  // namespace
@@ -158,7 +104,8 @@ Status ReadRunDetail(const std::string& store_dir, const std::string& id, RunDet
   out->summary.record = std::move(*record);
   out->cancel_requested = st->CancelRequested(id);
   const store::RunRecord& r = out->summary.record;
-  ReadSourceFromDisk(r, &out->source);
+  ReadStoredSource(*st, r, &out->source);
+  if (OriginRecord origin; ReadOriginRecord(*st, id, &origin).ok()) out->origin = std::move(origin);
   if (r.status != store::RunStatus::kFailed && r.status != store::RunStatus::kCancelled) return Status::Ok();
   std::unique_ptr<store::RunLock> lock;
   int64_t live_pid = 0;
@@ -257,7 +204,8 @@ StateView::Frame ShowFrame(VM& vm, const VM::FrameView& f) {
 
 }  // namespace
 
-Status ReadRunState(const std::string& store_dir, const std::string& id, uint64_t at, StateView* out) {
+Status ReadRunState(const std::string& store_dir, const std::string& id, std::optional<uint64_t> at,
+                    StateView* out) {
   *out = StateView{};
   Result<store::Store> st = Status::Ok();
   if (Status s = OpenExisting(store_dir, id, &st); !s.ok()) return s;
@@ -265,17 +213,17 @@ Status ReadRunState(const std::string& store_dir, const std::string& id, uint64_
   std::unique_ptr<store::RunLock> lock;
   if (Status s = LockToRead(*st, id, &lock, &out->live_pid); !s.ok() || out->live_pid) return s;
   LoadedRun run;
-  if (Status s = OpenRunToRead(*st, id, &run); !s.ok()) return s;
+  if (Status s = OpenRunToRead(*st, id, &run, at); !s.ok()) return s;
   VM& vm = *run.vm;
   out->checkpoint = run.checkpoint;
   out->effects_done = vm.effects_done();
   out->checkpoint_ms = run.checkpoint_ms;
-  if (at != 0 && at != out->effects_done) {
-    out->at_unavailable = true;
+  if (at && *at != out->effects_done) {  // its checkpoint is no longer kept: the next kept one
+    out->at_not_kept = true;
     out->note = fmt::format(
-        "this store keeps only the last checkpoint of a run (after effect {}); the state after effect {} is not "
-        "kept, so the last one is shown",
-        out->effects_done, at);
+        "the run no longer keeps the checkpoint after effect {} (--keep-checkpoints); the next one it keeps, after "
+        "effect {}, is shown",
+        *at, out->effects_done);
   }
   for (const auto& f : vm.InspectFrames()) out->frames.push_back(ShowFrame(vm, f));
   for (const auto& [name, value] : vm.InspectGlobals()) out->globals.push_back(Show(vm, name, value));

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "runtime/rerun.h"
 #include "runtime/runtime.h"
 #include "store/store.h"
 #include "vm/base/status.h"
@@ -44,15 +45,14 @@ struct StackFrame {
   uint32_t line = 0;
 };
 
-// The program's source as the run cites it. Until each run keeps its own source in the
-// store, it is the file on disk, and `matches_run` says whether that file compiles to the
-// run's bytecode (then its lines are the run's lines).
+// The source of the code the run executes: the text stored beside its bytecode
+// (code/HASH.flow), never the file on disk, which may have changed since the run started.
 struct RunSource {
-  std::string file;
-  bool available = false;
-  bool matches_run = false;
-  std::string note;  // why it is not available, or does not match
+  std::string file;                 // the program file the run was started from
+  bool available = false;           // a source is stored with the run's code
+  std::string note;                 // why it is not available
   std::vector<std::string> lines;
+  ProgramFileState file_on_disk = ProgramFileState::kUnknown;  // that file now, against the run's code
 };
 
 struct RunDetail {
@@ -63,6 +63,7 @@ struct RunDetail {
   std::vector<StackFrame> stack;  // the error's, innermost first
   RunSource source;
   bool cancel_requested = false;
+  std::optional<OriginRecord> origin;  // a fork's or a rerun's
 };
 // NotFound for an unknown run; InvalidArgument for an id that is not a run id.
 Status ReadRunDetail(const std::string& store_dir, const std::string& id, RunDetail* out);
@@ -91,9 +92,9 @@ struct StateView {
   uint64_t checkpoint = 0;
   uint64_t effects_done = 0;  // the state is the one after this many effects
   int64_t checkpoint_ms = 0;
-  // ?at=N asked for the state after effect N, and this store keeps only the last
-  // checkpoint: the last is shown, and `note` says so.
-  bool at_unavailable = false;
+  // ?at=N asked for the state after effect N, and the run no longer keeps that checkpoint
+  // (--keep-checkpoints): the first kept one after it is shown, and `note` says so.
+  bool at_not_kept = false;
   std::string note;
   struct Frame {
     std::string function;
@@ -113,7 +114,9 @@ struct StateView {
   std::vector<Task> tasks;    // every task but the top level
   std::string top_level_state;
 };
-// The run's state after effect `at` (0: the last checkpoint).
-Status ReadRunState(const std::string& store_dir, const std::string& id, uint64_t at, StateView* out);
+// The run's state right after effect `at` (nullopt: its last checkpoint); NotFound past
+// its last effect.
+Status ReadRunState(const std::string& store_dir, const std::string& id, std::optional<uint64_t> at,
+                    StateView* out);
 
 }  // namespace flow::runtime

@@ -88,6 +88,24 @@ json FramesJson(const std::vector<runtime::StateView::Frame>& frames) {
   return out;
 }
 
+const char* FileStateName(runtime::ProgramFileState s) {
+  switch (s) {
+    case runtime::ProgramFileState::kUnchanged: return "unchanged";
+    case runtime::ProgramFileState::kChanged: return "changed";
+    case runtime::ProgramFileState::kGone: return "gone";
+    case runtime::ProgramFileState::kUnknown: break;
+  }
+  return "unknown";
+}
+
+// `file_on_disk`: the program file now, against the run's code (changed: a fix to rerun with).
+json SourceJson(const runtime::RunSource& source) {
+  return {{"file", source.file},
+          {"available", source.available},
+          {"note", source.note},
+          {"file_on_disk", FileStateName(source.file_on_disk)}};
+}
+
 // The lines around `line` (1-based) of the source, for an error's frame.
 json Excerpt(const runtime::RunSource& source, uint32_t line, uint32_t around = 3) {
   json out = json::array();
@@ -127,11 +145,7 @@ HttpResponse Api::Handle(const ApiRequest& request) {
   if (post && what == "signal") return Signal(id, request);
   if (post && (what == "resume" || what == "cancel")) return StartCommand(id, what, {what, id});
   if (post && what == "fork") return Fork(id, request);
-  if (post && what == "rerun") {
-    if (!kHasRerun)
-      return NotYet("rerun", "flow rerun (a new run that reuses completed steps, issue 11 point 3) is not in this build yet");
-    return StartCommand(id, what, {"rerun", id});
-  }
+  if (post && what == "rerun") return Rerun(id, request);
   bool known = what == "history" || what == "state" || what == "source" || what == "signal" || what == "resume" ||
                what == "cancel" || what == "fork" || what == "rerun";
   if (known) return JsonError(405, request.method + " is not allowed on " + request.path);
@@ -191,13 +205,15 @@ HttpResponse Api::Run(const std::string& id) {
   j["can"] = {{"resume", runtime::CanResume(d.summary.record) && !d.summary.live_pid},
               {"cancel", !HasEnded(st)},
               {"signal", !HasEnded(st)},
-              {"fork", kHasFork},
-              {"rerun", kHasRerun}};
-  j["source"] = {{"file", d.source.file},
-                 {"available", d.source.available},
-                 {"matches_run", d.source.matches_run},
-                 {"note", d.source.note},
-                 {"line_count", d.source.lines.size()}};
+              {"fork", !d.summary.live_pid},
+              {"rerun", !d.summary.live_pid}};
+  j["source"] = SourceJson(d.source);
+  j["source"]["line_count"] = d.source.lines.size();
+  j["origin"] = nullptr;
+  if (d.origin) {
+    j["origin"] = {{"kind", d.origin->kind}, {"run", d.origin->origin_run}};
+    if (d.origin->kind == "fork") j["origin"]["effect"] = d.origin->origin_effect;
+  }
   if (d.error) {
     json stack = json::array();
     for (const auto& f : d.stack)
@@ -221,11 +237,9 @@ HttpResponse Api::Source(const std::string& id) {
     std::lock_guard<std::mutex> hold(store_mu_);
     if (Status s = runtime::ReadRunDetail(store_dir_, id, &d); !s.ok()) return Failed(s);
   }
-  return Json({{"file", d.source.file},
-               {"available", d.source.available},
-               {"matches_run", d.source.matches_run},
-               {"note", d.source.note},
-               {"lines", d.source.lines}});
+  json j = SourceJson(d.source);
+  j["lines"] = d.source.lines;
+  return Json(j);
 }
 
 HttpResponse Api::History(const std::string& id, const ApiRequest& request) {
@@ -313,8 +327,10 @@ Status Api::ReadHistoryPage(const std::string& id, uint64_t offset, uint64_t lim
 }
 
 HttpResponse Api::State(const std::string& id, const ApiRequest& request) {
-  uint64_t at;
-  if (!QueryNumber(request, "at", 0, &at)) return JsonError(400, "at must be an effect number");
+  uint64_t at_number;
+  if (!QueryNumber(request, "at", 0, &at_number)) return JsonError(400, "at must be an effect number");
+  std::optional<uint64_t> at;  // none: the last checkpoint
+  if (auto it = request.query.find("at"); it != request.query.end() && !it->second.empty()) at = at_number;
   runtime::StateView v;
   {
     std::lock_guard<std::mutex> hold(store_mu_);
@@ -330,8 +346,9 @@ HttpResponse Api::State(const std::string& id, const ApiRequest& request) {
   return Json({{"checkpoint", v.checkpoint},
                {"effects_done", v.effects_done},
                {"checkpoint_ms", v.checkpoint_ms},
-               {"at_requested", at},
-               {"at_unavailable", v.at_unavailable},
+               {"at_requested", at ? json(*at) : json(nullptr)},
+               {"shown_after_effect", v.effects_done},
+               {"at_not_kept", v.at_not_kept},
                {"note", v.note},
                {"top_level", v.top_level_state},
                {"frames", FramesJson(v.frames)},
@@ -372,24 +389,68 @@ HttpResponse Api::Signal(const std::string& id, const ApiRequest& request) {
                                                name, id, name)}});
 }
 
-// POST fork {"at": N, "set": {NAME: VALUE}}: `flow fork RUN --at N [--set NAME=JSON]...`.
+namespace {
+// The new run's id: the body's "run_id", or a fresh one, so that the answer can name it.
+bool NewRunIdOf(const json& body, std::string* id) {
+  if (!body.contains("run_id") || body["run_id"].is_null()) {
+    *id = store::NewRunId();
+    return true;
+  }
+  if (!body["run_id"].is_string() || !store::IsValidRunId(body["run_id"].get<std::string>())) return false;
+  *id = body["run_id"].get<std::string>();
+  return true;
+}
+}  // namespace
+
+// POST fork {"at": N, "set": {NAME: VALUE}, "run_id": NEW}: `flow fork RUN [--at N]
+// --run-id NEW [--set NAME=JSON]...`; without "at", from the last checkpoint.
 HttpResponse Api::Fork(const std::string& id, const ApiRequest& request) {
-  if (!kHasFork) return NotYet("fork", "flow fork (a new run from a checkpoint, issue 11 point 2) is not in this build yet");
-  json body = json::parse(request.body, nullptr, false);
-  if (body.is_discarded() || !body.is_object() || !body.contains("at") || !body["at"].is_number_unsigned())
-    return JsonError(400, "the body must be a JSON object {\"at\": EFFECT, \"set\": {NAME: VALUE}}");
-  std::vector<std::string> args{"fork", id, "--at", std::to_string(body["at"].get<uint64_t>())};
+  json body = json::parse(request.body.empty() ? "{}" : request.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object() || (body.contains("at") && !body["at"].is_number_unsigned()))
+    return JsonError(400, "the body must be a JSON object {\"at\": EFFECT, \"set\": {NAME: VALUE}, \"run_id\": NEW}");
+  std::string new_id;
+  if (!NewRunIdOf(body, &new_id)) return JsonError(400, "run_id is not a run id");
+  std::vector<std::string> args{"fork", id, "--run-id", new_id};
+  if (body.contains("at")) {
+    args.push_back("--at");
+    args.push_back(std::to_string(body["at"].get<uint64_t>()));
+  }
   if (body.contains("set")) {
     if (!body["set"].is_object()) return JsonError(400, "set must be an object of NAME: VALUE");
     for (const auto& [name, value] : body["set"].items()) {
+      if (name.empty() || name.find('=') != std::string::npos) return JsonError(400, "`" + name + "` is not a name");
       args.push_back("--set");
       args.push_back(name + "=" + Dump(value));
     }
   }
-  return StartCommand(id, "fork", args);
+  return StartCommand(id, "fork", args, new_id);
 }
 
-HttpResponse Api::StartCommand(const std::string& id, const std::string& command, std::vector<std::string> args) {
+// POST rerun {"use_file_on_disk": true, "run_id": NEW}: `flow rerun RUN --run-id NEW
+// [--code PROGRAM]`, PROGRAM being the file the run was started from, as it is now (the
+// fix). Only that file: the API compiles no other path it is given.
+HttpResponse Api::Rerun(const std::string& id, const ApiRequest& request) {
+  json body = json::parse(request.body.empty() ? "{}" : request.body, nullptr, false);
+  if (body.is_discarded() || !body.is_object() ||
+      (body.contains("use_file_on_disk") && !body["use_file_on_disk"].is_boolean()))
+    return JsonError(400, "the body must be a JSON object {\"use_file_on_disk\": BOOL, \"run_id\": NEW}");
+  std::string new_id;
+  if (!NewRunIdOf(body, &new_id)) return JsonError(400, "run_id is not a run id");
+  std::vector<std::string> args{"rerun", id, "--run-id", new_id};
+  if (body.value("use_file_on_disk", false)) {
+    std::lock_guard<std::mutex> hold(store_mu_);
+    Result<store::Store> st = store::Store::Open(store_dir_, false);
+    if (!st.ok()) return Failed(st.status());
+    Result<store::RunRecord> r = st->ReadRun(id);
+    if (!r.ok()) return Failed(r.status());
+    args.push_back("--code");
+    args.push_back(r->program);
+  }
+  return StartCommand(id, "rerun", args, new_id);
+}
+
+HttpResponse Api::StartCommand(const std::string& id, const std::string& command, std::vector<std::string> args,
+                                const std::string& new_run) {
   {
     std::lock_guard<std::mutex> hold(store_mu_);
     Result<store::Store> st = store::Store::Open(store_dir_, false);
@@ -400,13 +461,13 @@ HttpResponse Api::StartCommand(const std::string& id, const std::string& command
   args.push_back(store_dir_);
   Result<uint64_t> action = actions_->Start(command, id, args, token_env_);
   if (!action.ok()) return Failed(action.status());
-  return Json({{"action", *action}, {"command", command}, {"run", id},
-               {"message", fmt::format("flow {} {} started (action {})", command, id, *action)}},
-              202);
-}
-
-HttpResponse Api::NotYet(const std::string& command, const std::string& what) {
-  return JsonError(501, what + "; the API route POST /api/runs/ID/" + command + " is ready for it");
+  json answer = {{"action", *action}, {"command", command}, {"run", id},
+                 {"message", fmt::format("flow {} {} started (action {})", command, id, *action)}};
+  if (!new_run.empty()) {
+    answer["new_run"] = new_run;
+    answer["message"] = fmt::format("flow {} {} started (action {}): new run {}", command, id, *action, new_run);
+  }
+  return Json(answer, 202);
 }
 
 namespace {

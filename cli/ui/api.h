@@ -27,12 +27,6 @@ struct ApiRequest {
   std::string body;
 };
 
-// `flow fork` and `flow rerun` (issue 11, points 2 and 3) are not in this build yet: their
-// routes answer 501. Once they are, set these and the routes start them as resume and
-// cancel are (the same command line, in a child process).
-inline constexpr bool kHasFork = false;
-inline constexpr bool kHasRerun = false;
-
 class Api {
  public:
   // `token_env`: the variable that holds the UI's token, kept from the commands it starts.
@@ -48,9 +42,11 @@ class Api {
   HttpResponse State(const std::string& id, const ApiRequest& request);
   HttpResponse Signal(const std::string& id, const ApiRequest& request);
   // `flow ARGS... --store DIR` as an action (cli/ui/actions.h).
-  HttpResponse StartCommand(const std::string& id, const std::string& command, std::vector<std::string> args);
+  // `new_run`: the id of the run it makes (fork, rerun), named in the answer.
+  HttpResponse StartCommand(const std::string& id, const std::string& command, std::vector<std::string> args,
+                            const std::string& new_run = "");
   HttpResponse Fork(const std::string& id, const ApiRequest& request);
-  HttpResponse NotYet(const std::string& command, const std::string& what);
+  HttpResponse Rerun(const std::string& id, const ApiRequest& request);
   HttpResponse ActionStatus(const std::string& id);
   HttpResponse ActionList();
 

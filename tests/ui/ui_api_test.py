@@ -3,7 +3,7 @@ read, the token when bound beyond loopback, cross-site POSTs refused, actions th
 import json, os, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from uilib import FAILING_LINE, Ui, fill_store  # noqa: E402
+from uilib import DONE_PROGRAM, FAILED_PROGRAM, FAILING_LINE, Ui, fill_store  # noqa: E402
 from testlib import FLOW, case, check, flow, main, program, store, tmp  # noqa: E402
 
 TOKEN = "t0ken-for-the-tests-0123456789"
@@ -51,9 +51,11 @@ def failed_run_detail():
         check("the innermost frame is validate at line 4", top["function"] == "validate" and top["line"] == 4, top)
         lines = {l["line"]: l["text"] for l in top["source"]}
         check("with the failing line's source text", lines.get(4) == FAILING_LINE, lines)
-        check("the source on disk is the run's", r["source"]["matches_run"], r["source"])
-        check("a failed run cannot be resumed, cancelled or signalled",
-              r["can"] == {"resume": False, "cancel": False, "signal": False, "fork": False, "rerun": False}, r["can"])
+        check("the source is the one stored with the run; the file on disk is unchanged",
+              r["source"]["available"] and r["source"]["file_on_disk"] == "unchanged", r["source"])
+        check("a failed run cannot be resumed, cancelled or signalled, but can be forked and rerun",
+              r["can"] == {"resume": False, "cancel": False, "signal": False, "fork": True, "rerun": True}, r["can"])
+        check("it is no fork or rerun", r["origin"] is None, r["origin"])
         status, _, missing = ui.get("/api/runs/no-such-run")
         check("an unknown run is a 404", status == 404 and "error" in missing, missing)
     finally:
@@ -95,6 +97,10 @@ def history_pages():
         ui.stop()
 
 
+def global_json(state, name):
+    return next((g["json"] for g in state["globals"] if g["name"] == name), None)
+
+
 @case
 def state_at_checkpoint():
     ui = serve()
@@ -105,10 +111,72 @@ def state_at_checkpoint():
               all(k in s for k in ("frames", "globals", "tasks", "checkpoint", "effects_done")), s)
         check("the top frame is the script's", s["frames"][0]["function"] == "<script>", s["frames"])
         check("globals are JSON text", any(g["name"] == "ok" and g["json"] == "null" for g in s["globals"]), s["globals"])
-        _, _, at = ui.get("/api/runs/done-1/state?at=2")
-        check("?at=N of a checkpoint not kept says so", at["at_unavailable"] and "last checkpoint" in at["note"], at)
-        _, _, last = ui.get(f"/api/runs/waiting-1/state?at={s['effects_done']}")
-        check("?at= the last effect is that state, with no note", not last["at_unavailable"], last)
+        # done-1: total = 0, 0 + 0, 0 + 1, 1 + 2, with a print after each: 4 effects.
+        _, _, last = ui.get("/api/runs/done-1/state")
+        check("the last state has total 3", global_json(last, "total") == "3" and last["effects_done"] == 4, last)
+        status, _, at = ui.get("/api/runs/done-1/state?at=2")
+        check("?at=2 is the state right after effect 2 (total 1, as it was then)",
+              status == 200 and global_json(at, "total") == "1" and at["shown_after_effect"] == 2
+              and at["at_requested"] == 2 and not at["at_not_kept"], at)
+        _, _, start = ui.get("/api/runs/done-1/state?at=0")
+        check("?at=0 is the state before the first effect", start["shown_after_effect"] == 0, start)
+        status, _, past = ui.get("/api/runs/done-1/state?at=5")
+        check("?at= past the last effect is a 404", status == 404 and "error" in past, (status, past))
+    finally:
+        ui.stop()
+
+
+@case
+def state_at_checkpoint_not_kept():
+    path = program("kept.flow", DONE_PROGRAM)
+    r = flow("run", path, "--store", store(), "--run-id", "last-only", "--keep-checkpoints", "last")
+    ui = Ui(store())
+    try:
+        status, _, at = ui.get("/api/runs/last-only/state?at=2")
+        check("a run that keeps only its last checkpoint shows that one for ?at=2, and says so",
+              r.returncode == 0 and status == 200 and at["at_not_kept"] and at["shown_after_effect"] == 4
+              and "after effect 2" in at["note"], (r.stderr, at))
+    finally:
+        ui.stop()
+
+
+@case
+def source_lines_are_the_runs():
+    """The file on disk edited after the run failed: the page still quotes the line the run
+    executed (the source stored with its code), and says the file changed."""
+    ui = serve()
+    try:
+        path = ui.get("/api/runs/failed-1")[2]["program"]
+        with open(path, "w") as f:
+            f.write("// fixed\n// two lines added above\n" + FAILED_PROGRAM.replace(FAILING_LINE, '  print("order ${n} is fine")'))
+        _, _, r = ui.get("/api/runs/failed-1")
+        lines = {l["line"]: l["text"] for l in r["error"]["stack"][0]["source"]}
+        check("line 4 is still the failing line the run executed", lines.get(4) == FAILING_LINE, lines)
+        check("and the file on disk is said to have changed", r["source"]["file_on_disk"] == "changed", r["source"])
+        _, _, src = ui.get("/api/runs/failed-1/source")
+        check("GET source gives the stored lines", src["lines"][3] == FAILING_LINE and src["available"], src)
+        compiled = tmp("compiled.flowc")
+        c = flow("compile", path, "-o", compiled)
+        flow("run", compiled, "--store", store(), "--run-id", "bytecode-1")
+        _, _, b = ui.get("/api/runs/bytecode-1")
+        check("a run started from a .flowc has no source lines, and says so", c.returncode == 0 and
+              not b["source"]["available"] and ".flowc" in b["source"]["note"], (c.stderr, b["source"]))
+    finally:
+        ui.stop()
+
+
+@case
+def logs_in_output_filter():
+    path = program("logs.flow", 'log.info("fetched", {page: 3})\nlet t = time.now()\nlog.warn("slow")\n'
+                                'print("done")\nlog.error("oops", {code: 7})\n')
+    r = flow("run", path, "--store", store(), "--run-id", "logs-1")
+    ui = Ui(store())
+    try:
+        _, _, output = ui.get("/api/runs/logs-1/history?kind=output")
+        check("?kind=output (the page's \"output and logs\") shows the log lines and prints, not other effects",
+              r.returncode == 0 and [e["effect"] for e in output["entries"]] ==
+              ["log.info", "log.warn", "print", "log.error"], (r.stderr, output))
+        check("with their messages", "fetched" in output["entries"][0]["args"], output["entries"][0])
     finally:
         ui.stop()
 
@@ -201,13 +269,89 @@ def cancel_action():
         ui.stop()
 
 
+def origin_of(run_id):
+    return {r["id"]: r.get("origin") for r in json.loads(flow("runs", "--json", "--store", store()).stdout)}.get(run_id)
+
+
+def prints_of(run_id):
+    """The prints of a run's history, and "fork" where a fork began."""
+    return [json.loads(e["args"])[0] if e["effect"] == "print" else "fork"
+            for e in json.loads(flow("history", run_id, "--json", "--store", store()).stdout)
+            if e["effect"] in ("print", "fork")]
+
+
+FORKED_PROGRAM = 'let answer = "draft"\nprint("got ${answer}")\nlet t = time.now()\nprint("final ${answer}")\n'
+
+
 @case
-def fork_and_rerun_not_yet():
-    ui = serve()
+def fork_at_a_checkpoint():
+    path = program("fork.flow", FORKED_PROGRAM)
+    flow("run", path, "--store", store(), "--run-id", "orig-1")
+    ui = Ui(store())
     try:
-        for command in ("fork", "rerun"):
-            status, _, body = ui.post(f"/api/runs/failed-1/{command}", {"at": 1})
-            check(f"POST {command} answers 501 with a message", status == 501 and f"flow {command}" in body["error"], body)
+        status, _, started = ui.post("/api/runs/orig-1/fork", {"at": 1, "set": {"answer": "edited"},
+                                                                "run_id": "forked-1"})
+        check("POST fork starts flow fork, naming the new run", status == 202 and started["new_run"] == "forked-1",
+              started)
+        action = ui.wait_action(started["action"])
+        check("the fork (a child process) ends with exit 0", action and action["exit_code"] == 0, action)
+        check("the fork completed", status_of("forked-1") == "completed", status_of("forked-1"))
+        check("from the checkpoint after effect 1, with answer changed: it did not print `got` again",
+              "final edited" in action["output"] and "got" not in action["output"], action["output"])
+        check("its history: effect 1 is the original's, then the fork, then its own",
+              prints_of("forked-1") == ["got draft", "fork", "final edited"], prints_of("forked-1"))
+        check("the original is untouched", prints_of("orig-1") == ["got draft", "final draft"], prints_of("orig-1"))
+        check("flow runs --json shows its origin", origin_of("forked-1") == {"kind": "fork", "run": "orig-1", "effect": 1},
+              origin_of("forked-1"))
+        _, _, r = ui.get("/api/runs/forked-1")
+        check("and so does its page's record", r["origin"] == {"kind": "fork", "run": "orig-1", "effect": 1}, r["origin"])
+        status, _, started = ui.post("/api/runs/orig-1/fork", {})
+        action = ui.wait_action(started["action"])
+        check("without at or run_id: from the last checkpoint, with a fresh id", status == 202 and action and
+              action["exit_code"] == 0 and origin_of(started["new_run"]) == {"kind": "fork", "run": "orig-1", "effect": 3},
+              (started, action))
+        for body in ({"at": -1}, {"at": "x"}, {"set": ["answer"]}, {"run_id": "../x"}, {"set": {"": 1}}):
+            status, _, bad = ui.post("/api/runs/orig-1/fork", body)
+            check(f"a bad fork body {json.dumps(body)} is a 400", status == 400 and "error" in bad, (status, bad))
+    finally:
+        ui.stop()
+
+
+RERUN_PROGRAM = """let got = step "fetch" {
+  print("fetching")
+  42
+}
+if got > {limit} {
+  throw error("validation", "too big: ${got}")
+}
+print("ok ${got}")
+"""
+
+
+@case
+def rerun_after_a_fix():
+    path = program("rerun.flow", RERUN_PROGRAM.replace("{limit}", "10"))
+    r = flow("run", path, "--store", store(), "--run-id", "broken-1")
+    ui = Ui(store())
+    try:
+        check("the run failed", r.returncode == 1 and status_of("broken-1") == "failed", r.stderr)
+        status, _, started = ui.post("/api/runs/broken-1/rerun", {"run_id": "same-code-1"})
+        action = ui.wait_action(started["action"])
+        check("POST rerun without the file reruns the stored code: it fails again", status == 202 and action
+              and action["exit_code"] == 1 and status_of("same-code-1") == "failed", (started, action))
+        with open(path, "w") as f:
+            f.write(RERUN_PROGRAM.replace("{limit}", "100"))
+        _, _, detail = ui.get("/api/runs/broken-1")
+        check("the page says the file changed", detail["source"]["file_on_disk"] == "changed", detail["source"])
+        status, _, started = ui.post("/api/runs/broken-1/rerun", {"use_file_on_disk": True, "run_id": "fixed-1"})
+        action = ui.wait_action(started["action"])
+        check("POST rerun with the file on disk (the fix) completes", status == 202 and started["new_run"] == "fixed-1"
+              and action and action["exit_code"] == 0 and status_of("fixed-1") == "completed", (started, action))
+        check("its completed step was reused, not run again", prints_of("fixed-1") == ["ok 42"], prints_of("fixed-1"))
+        check("flow runs --json shows it is a rerun of broken-1", (origin_of("fixed-1") or {}).get("kind") == "rerun"
+              and origin_of("fixed-1")["run"] == "broken-1", origin_of("fixed-1"))
+        status, _, bad = ui.post("/api/runs/broken-1/rerun", {"use_file_on_disk": "yes"})
+        check("a bad rerun body is a 400", status == 400, (status, bad))
     finally:
         ui.stop()
 

@@ -89,6 +89,92 @@ def suspended_run_signal_form():
     with_browser(body)
 
 
+def state_value(browser, name):
+    """The JSON text shown for `name` in the state panel (its first row of that name)."""
+    return browser.evaluate(
+        "(r => r ? r.querySelector('td').textContent : null)([...document.querySelectorAll('#state-body tr')]"
+        f".find(tr => tr.querySelector('th').textContent === {json.dumps(name)}))")
+
+
+def wait_state_title(browser, prefix):
+    return browser.wait_for(f"(t => t.startsWith({json.dumps(prefix)}) && t)"
+                            "(document.getElementById('state-title').textContent)")
+
+
+@case
+def past_state_on_the_timeline():
+    """done-1: total is 0, 0, 1, 3 after its effects 1..4 (a print after each change)."""
+    def body(ui, browser):
+        browser.navigate(ui.base + "/runs/done-1")
+        check("the page opens on the last state", wait_state_title(browser, "after effect 4"))
+        check("where total is 3", state_value(browser, "total") == "3", state_value(browser, "total"))
+        browser.wait_for("!!document.querySelector('.tl-row[data-seq=\"2\"]')")
+        browser.evaluate("document.querySelector('.tl-row[data-seq=\"2\"]').click()")
+        check("clicking effect 2 on the timeline shows the state after it", wait_state_title(browser, "after effect 2"))
+        check("with total as it was then (1)", state_value(browser, "total") == "1", state_value(browser, "total"))
+        check("the address names it (?at=2)", browser.evaluate("location.search") == "?at=2")
+        check("the fork form offers that checkpoint",
+              browser.evaluate("document.getElementById('fork-at').textContent") == "the checkpoint after effect 2")
+        browser.screenshot(os.path.join(screenshots_dir(), "past-state.png"))
+        browser.navigate(ui.base + "/runs/done-1?at=1")
+        check("loading ?at=1 shows the state after effect 1", wait_state_title(browser, "after effect 1"))
+        check("where total is 0", state_value(browser, "total") == "0", state_value(browser, "total"))
+        check("its row is the selected one",
+              browser.evaluate("(document.querySelector('.tl-row.selected') || {dataset: {}}).dataset.seq") == "1")
+    with_browser(body)
+
+
+@case
+def fork_from_the_page():
+    def body(ui, browser):
+        browser.navigate(ui.base + "/runs/done-1?at=2")
+        wait_state_title(browser, "after effect 2")
+        browser.evaluate("document.getElementById('fork-sets').value = 'total=100';"
+                         "document.querySelector('#fork-form button').click()")
+        done = browser.wait_for("(t => t.includes('finished') && t)(document.getElementById('message').textContent)", 60)
+        check("Fork runs flow fork to its end", done and "exit 0" in done, done)
+        new_run = browser.evaluate("(a => a && a.textContent.replace('open run ', ''))"
+                                   "(document.getElementById('new-run-link'))")
+        check("and links to the new run", new_run, done)
+        history = json.loads(flow("history", new_run, "--json", "--store", store()).stdout)
+        forked = [i for i, e in enumerate(history) if e["effect"] == "fork"]
+        prints = [json.loads(e["args"])[0] for e in history[forked[0] if forked else 0:] if e["effect"] == "print"]
+        check("the fork went on from effect 2 with total = 100", forked and prints == ["step 2", "total 102"], history)
+        # The link's address, opened as navigate does (it waits for the new page to load).
+        browser.navigate(ui.base + browser.evaluate("document.getElementById('new-run-link').getAttribute('href')"))
+        origin = browser.wait_for("(t => t.includes('fork of run') && t)(document.getElementById('run-meta').textContent)")
+        check("its page says where it came from", origin and "fork of run done-1 after its effect 2" in origin, origin)
+    with_browser(body)
+
+
+@case
+def rerun_after_fixing_the_file():
+    """README, "A run failed at 3 a.m.", with the UI: see the error, fix the file, press Rerun."""
+    def body(ui, browser):
+        path = json.loads(flow("runs", "--json", "--store", store()).stdout)
+        path = next(r["program"] for r in path if r["id"] == "failed-1")
+        with open(path) as f:
+            text = f.read()
+        with open(path, "w") as f:
+            f.write(text.replace(FAILING_LINE, '  print("order ${n} checked")'))
+        browser.navigate(ui.base + "/runs/failed-1")
+        hit = browser.wait_for("(document.querySelector('.src.hit .code') || {}).textContent")
+        check("after the fix, the page still quotes the line the run failed on", hit == FAILING_LINE, hit)
+        checked = browser.wait_for("document.getElementById('rerun-use-file').checked")
+        check("the file changed: Rerun offers to run it", checked is True, checked)
+        browser.evaluate("document.getElementById('btn-rerun').click()")
+        done = browser.wait_for("(t => t.includes('finished') && t)(document.getElementById('message').textContent)", 60)
+        check("Rerun runs the fixed file to its end", done and "exit 0" in done, done)
+        # The link's address, opened as navigate does (it waits for the new page to load).
+        browser.navigate(ui.base + browser.evaluate("document.getElementById('new-run-link').getAttribute('href')"))
+        status = browser.wait_for("(t => t === 'completed' && t)(document.getElementById('run-status').textContent)")
+        check("the new run's page shows it completed", status == "completed", status)
+        meta = browser.evaluate("document.getElementById('run-meta').textContent")
+        check("as a rerun of failed-1", "rerun of run failed-1" in meta, meta)
+        browser.screenshot(os.path.join(screenshots_dir(), "rerun.png"))
+    with_browser(body)
+
+
 @case
 def hostile_names_stay_text():
     if not chromium_path():
@@ -155,8 +241,10 @@ def run_page_10000_effects():
                                 "(document.querySelector('.tl-row[data-seq=\"10000\"]'))")
         check("scrolled to the end, effect 10,000 is drawn", last == "10000", last)
         browser.evaluate("document.querySelector('.tl-row[data-seq=\"9990\"]').click()")
-        note = browser.wait_for("(n => !n.hidden && n.textContent)(document.getElementById('state-note'))")
-        check("choosing an earlier effect asks for ?at= it (and says what is kept)", note and "9990" in note, note)
+        title = browser.wait_for("(t => t.startsWith('after effect 9990') && t)"
+                                 "(document.getElementById('state-title').textContent)")
+        check("choosing an earlier effect shows the state after it", title, title)
+        check("loop variable i as it was then (9989)", state_value(browser, "i") == "9989", state_value(browser, "i"))
         browser.screenshot(os.path.join(screenshots_dir(), "long-run.png"))
     finally:
         browser.close()

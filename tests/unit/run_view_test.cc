@@ -1,6 +1,7 @@
 // runtime/run_view.h: what `flow ui` reads of a run, as data. A failed run keeps its whole
 // error with its stack (key `e`, runtime/error_record.h); its history reads in pages in
-// `flow history` order; ?at= a checkpoint that is not kept says so.
+// `flow history` order; the state after a past effect, or (not kept) the next kept one, saying so;
+// source lines from the source stored with the run's code.
 #include "runtime/run_view.h"
 
 #include <gtest/gtest.h>
@@ -21,8 +22,11 @@ class QuietListener : public RunListener {
   Status WriteOutput(std::string_view) override { return Status::Ok(); }
 };
 
-Status Start(const TempDir& dir, const std::string& id, const std::string& source) {
+Status Start(const TempDir& dir, const std::string& id, const std::string& source,
+             uint32_t keep_checkpoints = store::kKeepDefault) {
   StartOptions o;
+  o.keep_checkpoints = keep_checkpoints;
+  o.source = source;
   o.file = "test.flow";
   o.store_dir = dir.path();
   o.run_id = id;
@@ -82,19 +86,49 @@ TEST(RunView, HistoryReadsInPages) {
   EXPECT_EQ(page.entries[0].seq, 7u);
 }
 
+std::string GlobalJson(const StateView& v, const std::string& name) {
+  for (const auto& g : v.globals)
+    if (g.name == name) return g.json;
+  return "<none>";
+}
+
+TEST(RunView, StateAfterAPastEffect) {
+  TempDir dir;
+  ASSERT_TRUE(Start(dir, "three", "let a = 0\nfor i in range(3) { time.now()\n a = a + 10 }\n").ok());
+  StateView v;
+  ASSERT_TRUE(ReadRunState(dir.path(), "three", std::nullopt, &v).ok());
+  EXPECT_EQ(v.effects_done, 3u);
+  EXPECT_EQ(GlobalJson(v, "a"), "20");  // the last checkpoint: right after effect 3
+  ASSERT_TRUE(ReadRunState(dir.path(), "three", 1, &v).ok());
+  EXPECT_EQ(v.effects_done, 1u);
+  EXPECT_FALSE(v.at_not_kept) << v.note;
+  EXPECT_EQ(GlobalJson(v, "a"), "0");  // right after effect 1: before the loop body's assignment
+  ASSERT_TRUE(ReadRunState(dir.path(), "three", 0, &v).ok());
+  EXPECT_EQ(v.effects_done, 0u);
+  EXPECT_TRUE(ReadRunState(dir.path(), "three", 4, &v).IsNotFound());
+}
+
 TEST(RunView, StateAtACheckpointNotKeptSaysSo) {
   TempDir dir;
-  ASSERT_TRUE(Start(dir, "three", "let a = 1\nfor i in range(3) { time.now() }\n").ok());
+  ASSERT_TRUE(Start(dir, "three", "let a = 1\nfor i in range(3) { time.now() }\n", /*keep_checkpoints=*/1).ok());
   StateView v;
-  ASSERT_TRUE(ReadRunState(dir.path(), "three", 0, &v).ok());
-  EXPECT_EQ(v.effects_done, 3u);
-  EXPECT_FALSE(v.at_unavailable);
   ASSERT_TRUE(ReadRunState(dir.path(), "three", 1, &v).ok());
-  EXPECT_TRUE(v.at_unavailable);
+  EXPECT_TRUE(v.at_not_kept);
+  EXPECT_EQ(v.effects_done, 3u);
   EXPECT_NE(v.note.find("after effect 1"), std::string::npos) << v.note;
-  bool found = false;
-  for (const auto& g : v.globals) found |= g.name == "a" && g.json == "1";
-  EXPECT_TRUE(found);
+  EXPECT_EQ(GlobalJson(v, "a"), "1");
+}
+
+TEST(RunView, SourceLinesAreTheStoredSource) {
+  TempDir dir;
+  ASSERT_TRUE(Start(dir, "src", "print(\"one\")\nthrow error(\"x\", \"boom\")\n").ok());
+  RunDetail d;
+  ASSERT_TRUE(ReadRunDetail(dir.path(), "src", &d).ok());
+  // test.flow is not on disk: the lines come from the store.
+  ASSERT_TRUE(d.source.available) << d.source.note;
+  ASSERT_EQ(d.source.lines.size(), 2u);
+  EXPECT_EQ(d.source.lines[1], "throw error(\"x\", \"boom\")");
+  EXPECT_EQ(d.source.file_on_disk, ProgramFileState::kGone);
 }
 
 }  // namespace

@@ -9,7 +9,7 @@ const PAGE = 200;         // history entries per request
 const pages = new Map();  // page index -> entries, or a promise while it loads
 let total = 0;
 let run = null;
-let selectedAt = 0;       // 0: the last checkpoint
+let selectedAt = null;    // the effect whose state is shown (null: the last checkpoint)
 let span = {start: 0, end: 1};
 
 // ---- the record ----
@@ -30,11 +30,22 @@ function renderMeta(r) {
   ];
   if (r.waiting_signal) rows.push(['waiting for', 'signal ' + r.waiting_signal]);
   if (r.live) rows.push(['process', 'pid ' + r.pid + ' (executing now)']);
-  if (r.source && !r.source.matches_run && r.source.note) rows.push(['source', r.source.note]);
+  if (r.origin) rows.push(['origin', r.origin.kind === 'fork'
+    ? Flow.el('span', {}, 'fork of run ', runLink(r.origin.run), ' after its effect ' + r.origin.effect)
+    : Flow.el('span', {}, 'rerun of run ', runLink(r.origin.run))]);
+  if (!r.source.available) rows.push(['source', r.source.note]);
+  else if (r.source.file_on_disk === 'changed')
+    rows.push(['source', r.source.file + ' has changed since the run started; the lines shown are the code the run executes']);
   document.getElementById('run-meta').replaceChildren(
-    ...rows.flatMap(([k, v]) => [Flow.el('dt', {text: k}), Flow.el('dd', {text: v})]));
+    ...rows.flatMap(([k, v]) => [Flow.el('dt', {text: k}), Flow.el('dd', {}, v)]));
   document.getElementById('btn-resume').disabled = !r.can.resume;
   document.getElementById('btn-cancel').disabled = !r.can.cancel;
+  document.getElementById('btn-rerun').disabled = !r.can.rerun;
+  document.getElementById('fork-form').querySelector('button').disabled = !r.can.fork;
+  // A fixed file is what a rerun usually wants: offered when the file changed.
+  const useFile = document.getElementById('rerun-use-file');
+  if (!useFile.dataset.touched) useFile.checked = r.source.file_on_disk === 'changed';
+  useFile.disabled = r.source.file_on_disk === 'gone';
   document.getElementById('signal-form').querySelector('button').disabled = !r.can.signal;
   if (r.waiting_signal && !document.getElementById('signal-name').value)
     document.getElementById('signal-name').value = r.waiting_signal;
@@ -52,8 +63,9 @@ function renderError(r) {
   data.textContent = e.data ? 'data: ' + e.data : '';
   let note = '';
   if (!e.has_stack) note = 'Only the first line of this error was kept (the run ended before errors were kept whole).';
-  else if (r.source.available && !r.source.matches_run) note = 'Source lines below: ' + r.source.note + '.';
-  else if (!r.source.available) note = 'The source is not available: ' + (r.source.note || 'unknown file') + '.';
+  else if (!r.source.available) note = 'No source lines: ' + r.source.note + '.';
+  else if (r.source.file_on_disk === 'changed')
+    note = 'Source lines below are the code the run executed (stored with it); ' + r.source.file + ' has changed since.';
   document.getElementById('error-note').textContent = note;
   document.getElementById('error-stack').replaceChildren(...e.stack.map(frame => {
     const item = Flow.el('li', {}, Flow.el('code', {class: 'frame', text: 'at ' + frame.text}));
@@ -104,6 +116,10 @@ function entryAt(i) {
 function describe(e) {
   if (e.effect === 'step' || e.effect === 'step done') return e.effect + ' ' + e.idempotency_key;
   return e.effect;
+}
+
+function runLink(id) {
+  return Flow.el('a', {href: Flow.runUrl(id), text: id});
 }
 
 function row(i) {
@@ -181,13 +197,19 @@ function framesList(frames) {
 async function selectCheckpoint(at) {
   selectedAt = at;
   drawTimeline();
+  // The address names the checkpoint shown (a link to it, a reload keeps it).
+  const url = new URL(location.href);
+  if (at === null) url.searchParams.delete('at'); else url.searchParams.set('at', at);
+  history.replaceState(null, '', url);
+  document.getElementById('fork-at').textContent =
+    at === null ? 'the last checkpoint' : 'the checkpoint after effect ' + at;
   const body = document.getElementById('state-body');
   const note = document.getElementById('state-note');
   try {
-    const s = await Flow.api(Flow.apiRun(runId) + '/state' + (at ? '?at=' + at : ''));
+    const s = await Flow.api(Flow.apiRun(runId) + '/state' + (at === null ? '' : '?at=' + at));
     document.getElementById('state-title').textContent =
-      'after effect ' + s.effects_done + ' (checkpoint ' + s.checkpoint + ', ' + Flow.time(s.checkpoint_ms) + ')';
-    note.hidden = !s.at_unavailable;
+      'after effect ' + s.shown_after_effect + ' (checkpoint ' + s.checkpoint + ', ' + Flow.time(s.checkpoint_ms) + ')';
+    note.hidden = !s.at_not_kept;
     note.textContent = s.note;
     const parts = [Flow.el('h3', {text: 'Frames (innermost first)'}), ...framesList(s.frames)];
     if (s.top_level) parts.push(Flow.el('p', {class: 'muted', text: 'top level: ' + s.top_level}));
@@ -211,7 +233,23 @@ async function selectCheckpoint(at) {
 
 // ---- actions ----
 
-async function watchAction(id, what) {
+// NAME=JSON, one a line, for fork's --set; null (and a message) if one is not.
+function parseSets(text) {
+  const set = {};
+  for (const raw of text.split('\n')) {
+    const line = raw.trim();
+    if (!line) continue;
+    const eq = line.indexOf('=');
+    if (eq <= 0) { Flow.say('Each line is NAME=JSON: `' + line + '`', 'bad'); return null; }
+    try { set[line.slice(0, eq).trim()] = JSON.parse(line.slice(eq + 1)); } catch (e) {
+      Flow.say('The value of ' + line.slice(0, eq).trim() + ' is not JSON: ' + e.message, 'bad');
+      return null;
+    }
+  }
+  return set;
+}
+
+async function watchAction(id, what, newRun) {
   for (;;) {
     await new Promise(done => setTimeout(done, 500));
     let a;
@@ -219,6 +257,8 @@ async function watchAction(id, what) {
     if (!a.done) continue;
     const tail = a.output.trim().split('\n').slice(-3).join(' / ');
     Flow.say(what + ' finished (exit ' + a.exit_code + ')' + (tail ? ': ' + tail : ''), a.exit_code === 0 ? 'good' : 'bad');
+    if (newRun) document.getElementById('message').append(' — ', Flow.el('a', {href: Flow.runUrl(newRun), id: 'new-run-link',
+                                                                               text: 'open run ' + newRun}));
     await refresh();
     return;
   }
@@ -228,7 +268,7 @@ async function act(command, body) {
   try {
     const answer = await Flow.post(Flow.apiRun(runId) + '/' + command, body);
     Flow.say(answer.message || command + ' sent', 'good');
-    if (answer.action) watchAction(answer.action, 'flow ' + command);
+    if (answer.action) watchAction(answer.action, 'flow ' + command, answer.new_run);
     else await refresh();
   } catch (e) {
     Flow.say(command + ': ' + e.message, 'bad');
@@ -245,8 +285,15 @@ document.addEventListener('DOMContentLoaded', async () => {
   document.getElementById('btn-cancel').addEventListener('click', () => {
     if (confirm('Cancel run ' + runId + '? It raises `cancelled` where it is and its handlers run.')) act('cancel');
   });
-  document.getElementById('btn-rerun').addEventListener('click', () => act('rerun'));
-  document.getElementById('btn-fork').addEventListener('click', () => act('fork', {at: selectedAt || (run ? run.effects : 0)}));
+  document.getElementById('rerun-use-file').addEventListener('change', event => { event.target.dataset.touched = '1'; });
+  document.getElementById('btn-rerun').addEventListener('click', () =>
+    act('rerun', {use_file_on_disk: document.getElementById('rerun-use-file').checked}));
+  document.getElementById('fork-form').addEventListener('submit', event => {
+    event.preventDefault();
+    const set = parseSets(document.getElementById('fork-sets').value);
+    if (!set) return;
+    act('fork', selectedAt === null ? {set} : {at: selectedAt, set});
+  });
   document.getElementById('signal-form').addEventListener('submit', event => {
     event.preventDefault();
     const name = document.getElementById('signal-name').value.trim();
@@ -272,8 +319,8 @@ document.addEventListener('DOMContentLoaded', async () => {
   fetchPage(0).catch(() => {});
   if (!(await loadRun())) return;
   await loadTimeline(false);
-  await selectCheckpoint(0);
-  // A run that may still change is read again every few seconds.
+  const at = new URLSearchParams(location.search).get('at');
+  await selectCheckpoint(at !== null && /^\d+$/.test(at) ? Number(at) : null);
   // A run that may still change is read again every few seconds; when it changes (a
   // resume from another terminal, the worker), its timeline and state are read again.
   setInterval(async () => {
@@ -281,7 +328,7 @@ document.addEventListener('DOMContentLoaded', async () => {
     const before = run.status + '/' + run.effects;
     if (await loadRun() && run.status + '/' + run.effects !== before) {
       await loadTimeline(true);
-      await selectCheckpoint(0);
+      await selectCheckpoint(selectedAt);
     }
   }, 3000);
 });
