@@ -1,5 +1,9 @@
 #include "runtime/run_view.h"
 
+#include <leveldb/env.h>
+
+#include "runtime/live.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -145,11 +149,24 @@ Status ReadRunHistory(const std::string& store_dir, const std::string& id, uint6
   if (Status s = OpenExisting(store_dir, id, &st); !s.ok()) return s;
   if (Result<store::RunRecord> record = st->ReadRun(id); !record.ok()) return record.status();
   std::unique_ptr<store::RunLock> lock;
-  if (Status s = LockToRead(*st, id, &lock, &out->live_pid); !s.ok() || out->live_pid) return s;
-  store::RunDb::Options options;
-  options.read_only = true;
-  Result<std::unique_ptr<store::RunDb>> db = store::RunDb::Open(st->RunDbDir(id), options);
-  if (!db.ok()) return db.status();
+  if (Status s = LockToRead(*st, id, &lock, &out->live_pid); !s.ok()) return s;
+  std::unique_ptr<leveldb::Env> snapshot_env;  // a live run: a snapshot its process sends (runtime/live.h)
+  Result<std::unique_ptr<store::RunDb>> db = Status::Ok();
+  if (out->live_pid) {
+    std::unique_ptr<store::RunDb> snapshot;
+    Status taken = TakeLiveSnapshot(st->RunDir(id), std::string(store::kHistoryPrefix) + store::kStepEventPrefix,
+                                    &snapshot_env, &snapshot);
+    if (taken.IsNotFound()) return Status::Ok();  // held, not answering: live_pid says so
+    if (!taken.ok()) return taken;
+    db = std::move(snapshot);
+    out->live_pid = 0;
+    out->live = true;
+  } else {
+    store::RunDb::Options options;
+    options.read_only = true;
+    db = store::RunDb::Open(st->RunDbDir(id), options);
+    if (!db.ok()) return db.status();
+  }
   // Keys first (cheap), so that only the page's entries are decoded.
   struct Key {
     uint64_t order;  // effects done before it; a step event sorts before the effect after it
@@ -210,10 +227,12 @@ Status ReadRunState(const std::string& store_dir, const std::string& id, std::op
   Result<store::Store> st = Status::Ok();
   if (Status s = OpenExisting(store_dir, id, &st); !s.ok()) return s;
   if (Result<store::RunRecord> record = st->ReadRun(id); !record.ok()) return record.status();
-  std::unique_ptr<store::RunLock> lock;
-  if (Status s = LockToRead(*st, id, &lock, &out->live_pid); !s.ok() || out->live_pid) return s;
-  LoadedRun run;
-  if (Status s = OpenRunToRead(*st, id, &run, at); !s.ok()) return s;
+  LoadedRun run;  // holding its lock, or from a live run's snapshot
+  if (Status s = OpenRunForReading(*st, id, &run, at); !s.ok()) {
+    if (!st->IsRunLive(id, &out->live_pid)) return s;  // held, not answering: live_pid says so
+    return Status::Ok();
+  }
+  out->live = run.live;
   VM& vm = *run.vm;
   out->checkpoint = run.checkpoint;
   out->effects_done = vm.effects_done();

@@ -344,6 +344,7 @@ HttpResponse Api::State(const std::string& id, const ApiRequest& request) {
     tasks.push_back({{"path", t.path}, {"state", t.state}, {"waits_for", t.waits_for}, {"wake_ms", t.wake_ms},
                      {"frames", FramesJson(t.frames)}});
   return Json({{"checkpoint", v.checkpoint},
+               {"live", v.live},
                {"effects_done", v.effects_done},
                {"checkpoint_ms", v.checkpoint_ms},
                {"at_requested", at ? json(*at) : json(nullptr)},

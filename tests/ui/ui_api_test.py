@@ -127,6 +127,31 @@ def state_at_checkpoint():
 
 
 @case
+def live_run_read():
+    """A run that a process executes now: its history and state are read from a snapshot
+    its process sends (runtime/live.h), not refused."""
+    ui = serve()
+    path = program("ticks.flow", 'let n = 0\nfor i in range(80) {\n  n = n + 1\n  print(n)\n  sleep(50ms)\n}\n')
+    p = subprocess.Popen([FLOW, "run", path, "--store", store(), "--run-id", "live-1"], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 20
+        status, h = 0, {}
+        while time.time() < deadline:
+            status, _, h = ui.get("/api/runs/live-1/history")
+            if status == 200 and h.get("total", 0) >= 5:
+                break
+            time.sleep(0.1)
+        check("the history of a live run is read (200) as it grows", status == 200 and h.get("total", 0) >= 5, (status, h))
+        status, _, st = ui.get("/api/runs/live-1/state")
+        check("the state of a live run is read (200): n as it is now",
+              status == 200 and st.get("live") and int(global_json(st, "n") or 0) >= 2, (status, st))
+    finally:
+        p.wait(timeout=60)
+        ui.stop()
+
+
+@case
 def state_at_checkpoint_not_kept():
     path = program("kept.flow", DONE_PROGRAM)
     r = flow("run", path, "--store", store(), "--run-id", "last-only", "--keep-checkpoints", "last")
