@@ -107,6 +107,19 @@ std::string SpanIdOf(const std::string& run_id, const std::string& what) {
   return Hex64(Checksum(run_id + '\0' + what));
 }
 
+// The span of step e.idempotency_key begun at `start`; `nth` tells its attempts apart.
+Span SpanBuilder::StepSpan(const HistoryEntry& e, int64_t start, int64_t nth) {
+  Span s;
+  s.span_id = SpanIdOf(run_id_, fmt::format("step/{}/{}/{}", e.task, e.idempotency_key, nth));
+  s.parent_id = ParentIn(e.task);
+  s.name = "step " + e.idempotency_key;
+  s.category = "step";
+  s.task = e.task;
+  s.start_us = start;
+  s.attributes.emplace_back("flow.step.key", e.idempotency_key);
+  return s;
+}
+
 std::string SpanBuilder::ParentIn(const std::string& task) {
   auto it = steps_.find(task);
   if (it != steps_.end() && !it->second.empty()) return it->second.back().span.span_id;
@@ -148,14 +161,7 @@ void SpanBuilder::Add(const HistoryEntry& e, std::vector<Span>* done) {
     for (size_t i = 0; i < stack.size(); ++i)
       if (stack[i].key == e.idempotency_key) CloseStepsAbove(stack, i, start, done);
     int attempt = ++step_attempts_[e.task + '\0' + e.idempotency_key];
-    Span s;
-    s.span_id = SpanIdOf(run_id_, fmt::format("step/{}/{}/{}", e.task, e.idempotency_key, attempt));
-    s.parent_id = ParentIn(e.task);
-    s.name = "step " + e.idempotency_key;
-    s.category = "step";
-    s.task = e.task;
-    s.start_us = start;
-    s.attributes.emplace_back("flow.step.key", e.idempotency_key);
+    Span s = StepSpan(e, start, attempt);
     if (!e.task.empty()) s.attributes.emplace_back("flow.task", e.task);
     if (attempt > 1) {
       s.attributes.emplace_back("flow.step.attempt", int64_t{attempt});
@@ -173,15 +179,7 @@ void SpanBuilder::Add(const HistoryEntry& e, std::vector<Span>* done) {
       return;
     }
     // Begun in another process's part of the history we were not given: from its duration.
-    Span s;
-    s.span_id = SpanIdOf(run_id_, fmt::format("step/{}/{}/{}", e.task, e.idempotency_key, start));
-    s.parent_id = ParentIn(e.task);
-    s.name = "step " + e.idempotency_key;
-    s.category = "step";
-    s.task = e.task;
-    s.start_us = start;
-    s.attributes.emplace_back("flow.step.key", e.idempotency_key);
-    CloseStep(std::move(s), end, "done", done);
+    CloseStep(StepSpan(e, start, start), end, "done", done);
     return;
   }
   // An effect outside the innermost open steps (its key is not under theirs) means they

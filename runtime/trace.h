@@ -78,6 +78,7 @@ class SpanBuilder {
     int64_t first_us = INT64_MAX, last_us = 0;
   };
   std::string ParentIn(const std::string& task);
+  Span StepSpan(const HistoryEntry& e, int64_t start, int64_t nth);
   void CloseStep(Span span, int64_t end_us, const char* state, std::vector<Span>* done);
   void CloseStepsAbove(std::vector<OpenStep>& stack, size_t keep, int64_t end_us, std::vector<Span>* done);
   void See(const std::string& task, int64_t start_us, int64_t end_us);
