@@ -288,7 +288,8 @@ int RunsCommand(const std::string& store_dir, const std::string& status_filter, 
     store::RunStatus status = EffectiveStatus(*st, r, &pid);
     if (!status_filter.empty() && status != wanted) continue;
     uint64_t effects = r.effects;  // a live run says how far it is (its record says where it started)
-    if (runtime::LiveProgress live; status == store::RunStatus::kRunning && runtime::AskLiveProgress(st->RunDir(r.id), &live).ok())
+    if (runtime::LiveProgress live;
+        status == store::RunStatus::kRunning && runtime::AskLiveProgress(st->RunDir(r.id), pid, &live).ok())
       effects = live.effects;
     if (json) {
       out.push_back({{"id", r.id},

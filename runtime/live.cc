@@ -14,6 +14,8 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include <cstddef>
+#include <cstdlib>
 #include <cstring>
 
 #include "store/keys.h"
@@ -23,21 +25,28 @@ namespace flow::runtime {
 
 namespace {
 
-// The socket's address: its path, or (a path too long for sun_path) the same file reached
-// through an open descriptor of its folder, /proc/self/fd/N/live.sock. *dir_fd is that
-// descriptor (the caller closes it) or -1.
-bool SocketAddress(const std::string& run_dir, sockaddr_un* addr, int* dir_fd) {
+// The socket's address: a name in the abstract namespace (nothing on disk, so nothing left
+// behind by a process killed -9, and no limit from the store's path length) made of a
+// hash of the run folder's real path. *size is the address length to pass.
+bool SocketAddress(const std::string& run_dir, sockaddr_un* addr, socklen_t* size) {
   std::memset(addr, 0, sizeof(*addr));
   addr->sun_family = AF_UNIX;
-  *dir_fd = -1;
-  std::string path = run_dir + "/" + store::kLiveSocketFile;
-  if (path.size() >= sizeof(addr->sun_path)) {
-    *dir_fd = open(run_dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (*dir_fd < 0) return false;
-    path = "/proc/self/fd/" + std::to_string(*dir_fd) + "/" + store::kLiveSocketFile;
-  }
-  std::memcpy(addr->sun_path, path.c_str(), path.size() + 1);
+  char* real = realpath(run_dir.c_str(), nullptr);
+  if (!real) return false;
+  XXH128_hash_t h = XXH3_128bits(real, std::strlen(real));
+  std::free(real);
+  char name[64];
+  int n = std::snprintf(name, sizeof(name), "flow-live/%016llx%016llx", static_cast<unsigned long long>(h.high64),
+                        static_cast<unsigned long long>(h.low64));
+  std::memcpy(addr->sun_path + 1, name, static_cast<size_t>(n));  // sun_path[0] = 0: abstract
+  *size = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + 1 + n);
   return true;
+}
+
+// The pid and uid of the process at the other end of `fd`.
+bool Peer(int fd, ucred* cred) {
+  socklen_t len = sizeof(*cred);
+  return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, cred, &len) == 0;
 }
 
 bool SendAll(int fd, const char* p, size_t n) {
@@ -57,14 +66,17 @@ void SetTimeout(int fd, int seconds) {
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 }
 
-// Connects to the run's socket and sends `request`; -1 if no process answers.
-int Connect(const std::string& run_dir, const std::string& request) {
+// Connects to the run's socket, checks that the process answering is `pid` (the one that
+// holds the run's lock: no other process can pose as the run), and sends `request`; -1 if
+// no such process answers.
+int Connect(const std::string& run_dir, int64_t pid, const std::string& request) {
   sockaddr_un addr;
-  int dir_fd;
-  if (!SocketAddress(run_dir, &addr, &dir_fd)) return -1;
+  socklen_t size;
+  if (!SocketAddress(run_dir, &addr, &size)) return -1;
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  bool ok = fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  if (dir_fd >= 0) close(dir_fd);
+  ucred peer;
+  bool ok = fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&addr), size) == 0 && Peer(fd, &peer) &&
+            peer.pid == pid;
   if (ok) {
     SetTimeout(fd, 10);
     ok = SendAll(fd, request.data(), request.size());
@@ -88,15 +100,13 @@ bool ReceiveAll(int fd, std::string* out) {
 
 LiveServer::LiveServer(const std::string& run_dir, store::RunDb* db, const std::atomic<uint64_t>* effects,
                        const std::atomic<uint64_t>* checkpoint)
-    : path_(run_dir + "/" + store::kLiveSocketFile), db_(db), effects_(effects), checkpoint_(checkpoint) {
+    : db_(db), effects_(effects), checkpoint_(checkpoint) {
   sockaddr_un addr;
-  int dir_fd;
-  if (!SocketAddress(run_dir, &addr, &dir_fd)) return;
-  unlink(addr.sun_path);  // a socket left by a process that died: we hold the run's lock
+  socklen_t size;
+  if (!SocketAddress(run_dir, &addr, &size)) return;
   listen_fd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  bool ok = listen_fd_ >= 0 && bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+  bool ok = listen_fd_ >= 0 && bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), size) == 0 &&
             listen(listen_fd_, 16) == 0 && pipe2(stop_pipe_, O_CLOEXEC) == 0;
-  if (dir_fd >= 0) close(dir_fd);
   if (!ok) {
     if (listen_fd_ >= 0) close(listen_fd_);
     listen_fd_ = -1;
@@ -113,7 +123,6 @@ LiveServer::~LiveServer() {
   close(listen_fd_);
   close(stop_pipe_[0]);
   close(stop_pipe_[1]);
-  unlink(path_.c_str());
 }
 
 void LiveServer::Serve() {
@@ -133,6 +142,9 @@ void LiveServer::Serve() {
 }
 
 void LiveServer::Answer(int fd) {
+  // Only the run's owner (or root) reads it, as its folder's permissions would have it.
+  ucred peer;
+  if (!Peer(fd, &peer) || (peer.uid != geteuid() && peer.uid != 0)) return;
   std::string request;
   char c;
   while (request.size() < 256 && recv(fd, &c, 1, 0) == 1 && c != '\n') request.push_back(c);
@@ -169,8 +181,8 @@ void LiveServer::Answer(int fd) {
   if (sent) SendAll(fd, out.data(), out.size());
 }
 
-Status AskLiveProgress(const std::string& run_dir, LiveProgress* out) {
-  int fd = Connect(run_dir, "progress\n");
+Status AskLiveProgress(const std::string& run_dir, int64_t pid, LiveProgress* out) {
+  int fd = Connect(run_dir, pid, "progress\n");
   if (fd < 0) return Status::NotFound("no live process");
   std::string answer;
   bool ok = ReceiveAll(fd, &answer);
@@ -183,9 +195,9 @@ Status AskLiveProgress(const std::string& run_dir, LiveProgress* out) {
   return Status::Ok();
 }
 
-Status TakeLiveSnapshot(const std::string& run_dir, const std::string& prefixes, std::unique_ptr<leveldb::Env>* env,
-                        std::unique_ptr<store::RunDb>* db) {
-  int fd = Connect(run_dir, "snapshot " + (prefixes.empty() ? std::string("*") : prefixes) + "\n");
+Status TakeLiveSnapshot(const std::string& run_dir, int64_t pid, const std::string& prefixes,
+                        std::unique_ptr<leveldb::Env>* env, std::unique_ptr<store::RunDb>* db) {
+  int fd = Connect(run_dir, pid, "snapshot " + (prefixes.empty() ? std::string("*") : prefixes) + "\n");
   if (fd < 0) return Status::NotFound("no live process");
   std::string answer;
   bool ok = ReceiveAll(fd, &answer);

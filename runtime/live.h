@@ -1,6 +1,6 @@
 // Live runs: while a process executes a run, readers in other processes (flow inspect,
-// history, trace, logs, export, runs, ui) ask it over a unix socket in the run's folder
-// (runs/ID/live.sock) for a consistent snapshot of the run's database, which they read as
+// history, trace, logs, export, runs, ui) ask it over a unix socket (in the abstract
+// namespace, named after the run's folder) for a consistent snapshot of the run's database, which they read as
 // they read a stopped run's (docs/checkpoint.md, "Live runs"). The answer comes from a
 // thread of its own reading a LevelDB snapshot: the run is never paused.
 #pragma once
@@ -39,7 +39,6 @@ class LiveServer {
  private:
   void Serve();
   void Answer(int fd);
-  std::string path_;
   store::RunDb* db_;
   const std::atomic<uint64_t>* effects_;
   const std::atomic<uint64_t>* checkpoint_;
@@ -48,14 +47,14 @@ class LiveServer {
   std::thread thread_;
 };
 
-// In a reader: asks the live process of the run in `run_dir` how far it is. NotFound if no
-// process answers (the run is not live, or its process died).
-Status AskLiveProgress(const std::string& run_dir, LiveProgress* out);
+// In a reader: asks the live process of the run in `run_dir`, `pid` (the holder of its
+// lock), how far it is. NotFound if that process does not answer.
+Status AskLiveProgress(const std::string& run_dir, int64_t pid, LiveProgress* out);
 
 // In a reader: a copy of the live run's database (keys starting with one of `prefixes`,
-// "" for all), as a database in memory (`env` holds it and must outlive `db`). NotFound if
-// no process answers; Corruption if the answer is damaged.
-Status TakeLiveSnapshot(const std::string& run_dir, const std::string& prefixes, std::unique_ptr<leveldb::Env>* env,
-                        std::unique_ptr<store::RunDb>* db);
+// "" for all) from its process `pid`, as a database in memory (`env` holds it and must
+// outlive `db`). NotFound if that process does not answer; Corruption if the answer is damaged.
+Status TakeLiveSnapshot(const std::string& run_dir, int64_t pid, const std::string& prefixes,
+                        std::unique_ptr<leveldb::Env>* env, std::unique_ptr<store::RunDb>* db);
 
 }  // namespace flow::runtime

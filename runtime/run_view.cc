@@ -154,8 +154,8 @@ Status ReadRunHistory(const std::string& store_dir, const std::string& id, uint6
   Result<std::unique_ptr<store::RunDb>> db = Status::Ok();
   if (out->live_pid) {
     std::unique_ptr<store::RunDb> snapshot;
-    Status taken = TakeLiveSnapshot(st->RunDir(id), std::string(store::kHistoryPrefix) + store::kStepEventPrefix,
-                                    &snapshot_env, &snapshot);
+    Status taken = TakeLiveSnapshot(st->RunDir(id), out->live_pid,
+                                    std::string(store::kHistoryPrefix) + store::kStepEventPrefix, &snapshot_env, &snapshot);
     if (taken.IsNotFound()) return Status::Ok();  // held, not answering: live_pid says so
     if (!taken.ok()) return taken;
     db = std::move(snapshot);

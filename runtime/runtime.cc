@@ -747,7 +747,9 @@ Status OpenRunForReading(store::Store& st, const std::string& id, LoadedRun* out
     return OpenRunToRead(st, id, out, after_effect);
   }
   if (!st.RunExists(id)) return st.ReadRun(id).status();
-  Status taken = TakeLiveSnapshot(st.RunDir(id), "", &out->snapshot_env, &out->db);
+  int64_t pid = 0;
+  if (!st.IsRunLive(id, &pid)) return lock.status();
+  Status taken = TakeLiveSnapshot(st.RunDir(id), pid, "", &out->snapshot_env, &out->db);
   if (taken.IsNotFound()) return lock.status();  // held, but not by a live run that answers
   if (!taken.ok()) return taken;
   out->live = true;

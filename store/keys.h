@@ -25,7 +25,6 @@ inline constexpr char kLockFile[] = "lock";      // the run lock, an fcntl recor
 inline constexpr char kMarkFile[] = "mark";      // the checkpoint mark ("The checkpoint mark")
 inline constexpr char kCancelFile[] = "cancel";  // present once `flow cancel` was asked
 inline constexpr char kDbDir[] = "db";           // the run's LevelDB ("The run database")
-inline constexpr char kLiveSocketFile[] = "live.sock";  // while a process executes the run ("Live runs")
 inline constexpr char kOriginFile[] = "origin";  // a rerun's origin ("The origin of a rerun")
 
 inline std::string CodePath(const std::string& store_dir, std::string_view hash) {
