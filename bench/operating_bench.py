@@ -3,7 +3,9 @@
   (a) `flow inspect RUN --at N` on a run of 100,000 effects (every checkpoint kept, the
       default), for N at the start, middle and end, against `flow inspect RUN` (its last
       state) measured in the same run of this script; and the run's database size;
-  (b) `flow fork RUN --at N` of that run (to a fork that completes at once: N = the end).
+  (b) `flow fork RUN --at N` of that run (to a fork that completes at once: N = the end);
+  (c) a run read live (inspect and history back to back from another process) against the
+      same run alone.
 Bytes per checkpoint with every checkpoint kept against the last only is
 `build/bench/durable_bench --only g`.
 
@@ -46,6 +48,25 @@ def main():
              for i in range(runs)]
     print(f"(b) fork --at {effects} (made, then run to its end): {statistics.median(times):.1f} ms median "
           f"({min(times):.1f}-{max(times):.1f})")
+    # (c) A live run read while it goes: the same run alone, then with a reader taking
+    # `flow inspect` and `flow history` of it back to back the whole time.
+    steps = max(2000, effects // 20)
+    live_src = os.path.join(work, "live.flow")
+    with open(live_src, "w") as f:
+        f.write(f"let n = 0\nfor i in range({steps}) {{\n  n = n + 1\n  time.now()\n}}\n")
+    alone = timed([flow, "run", live_src, "--store", store, "--run-id", "alone"])
+    p = subprocess.Popen([flow, "run", live_src, "--store", store, "--run-id", "watched"], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    start = time.perf_counter()
+    reads = 0
+    while p.poll() is None:
+        for cmd in ("inspect", "history"):
+            if subprocess.run([flow, cmd, "watched", "--store", store], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL).returncode == 0:
+                reads += 1
+    watched = (time.perf_counter() - start) * 1000
+    print(f"(c) a run of {steps:,} effects (sync): {alone:.0f} ms alone, {watched:.0f} ms while read {reads} times "
+          f"(inspect, history) by another process: {watched / alone:.2f}x")
     subprocess.run(["rm", "-rf", work])
 
 
