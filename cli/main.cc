@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
   std::optional<uint64_t> fork_at;
   std::vector<std::string> fork_sets;
   fork_cmd->add_option("--at", fork_at, "the state right after effect N (default: its last checkpoint)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(EffectNumberValue());
   fork_cmd->add_option("--run-id", run.run_id, "the id of the new run (default: a fresh sortable id)")->check(RunIdValue());
   fork_cmd->add_option("--set", fork_sets, "NAME=JSON: a variable of the top level (a local of its innermost frame "
                                            "that has it, else a global) set to that value")->take_all();
@@ -123,7 +123,7 @@ int main(int argc, char** argv) {
       add_run_command("inspect", "frames, locals, pc and source line at the last checkpoint; every task and what it waits for");
   std::optional<uint64_t> at_effect;
   inspect_cmd->add_option("--at", at_effect, "the state right after effect N instead (N from flow history; 0: before the first)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(EffectNumberValue());
 
   auto* history_cmd = add_run_command("history", "the audit trail: each effect, its arguments, result, time");
   history_cmd->add_flag("--json", json, "a JSON array of objects, for machines");

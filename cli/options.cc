@@ -123,6 +123,18 @@ CLI::Validator KeepCheckpointsValue() {
       "all|last|N");
 }
 
+CLI::Validator EffectNumberValue() {
+  return CLI::Validator(
+      [](std::string& text) {
+        uint64_t n;
+        std::string error;
+        if (text == "0" || ParseCount(text, &n, &error)) return std::string();
+        return fmt::format("takes an effect number (0 for the state before the first; flow history numbers them), got `{}`",
+                           text);
+      },
+      "N");
+}
+
 CLI::Validator SizeValue() {
   return CLI::Validator(
       [](std::string& text) {

@@ -24,6 +24,7 @@ bool ParseCount(const std::string& text, uint64_t* n, std::string* error);
 CLI::Validator DurationValue();
 CLI::Validator CountValue();
 CLI::Validator SizeValue();
+CLI::Validator EffectNumberValue();  // --at: 0 or a count
 // --keep-checkpoints: all, last or N (store::RunRecord::keep_checkpoints).
 bool ParseKeepCheckpoints(std::string_view text, uint32_t* keep, std::string* error);
 CLI::Validator KeepCheckpointsValue();

@@ -17,6 +17,7 @@
 #include "cli/source_lines.h"
 #include "runtime/program_file.h"
 #include "runtime/image.h"
+#include "runtime/error_record.h"
 #include "runtime/live.h"
 #include "runtime/rerun.h"
 #include "runtime/runtime.h"
@@ -341,6 +342,14 @@ int InspectCommand(const std::string& store_dir, const std::string& run_id, std:
     fmt::print("  {}\n", o.kind == "fork" ? fmt::format("fork of run {} after its effect {}", Printable(o.origin_run), o.origin_effect)
                                           : fmt::format("{} of run {} ({} completed step(s) reused)", o.kind,
                                                         Printable(o.origin_run), o.reused.size()));
+  // A run that ended by an uncaught error: the error, where it was raised (its last
+  // checkpoint, below, is after its last effect, before the error).
+  if (std::string raw; !at_effect && run.db->Get(store::kErrorKey, &raw).ok()) {
+    ErrorReport error;
+    if (runtime::DecodeErrorRecord(raw, &error).ok())
+      fmt::print("ended by this error (the state below is the last checkpoint, after effect {}, before it):\n{}",
+                 run.vm->effects_done(), Printable(FormatErrorReport(error)));
+  }
   auto show = [&](Value v) {
     std::string text, error;
     if (!EncodeJson(run.vm->heap(), v, true, &text, &error)) text = "<" + error + ">";

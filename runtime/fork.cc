@@ -32,8 +32,8 @@ class ForkHost : public RunHost {
   int64_t virtual_now_ms_;
 };
 
-// The history of `from` up to effect `effects` (its entries and step events), for the fork's
-// own history: what was done before it was made.
+// The history of `from` up to effect `effects` (its entries, and the step events before
+// that effect's checkpoint), for the fork's own history: what was done before it was made.
 Status CopyHistory(store::RunDb& from, uint64_t effects, store::Batch* batch) {
   Status s = from.Scan(store::kHistoryPrefix, [&](std::string_view key, std::string_view value) {
     HistoryEntry e;
@@ -46,7 +46,8 @@ Status CopyHistory(store::RunDb& from, uint64_t effects, store::Batch* batch) {
     Reader r(key.substr(1));
     uint64_t done = 0;
     for (int i = 0; i < 8; ++i) done = done << 8 | r.U8();
-    if (done <= effects) batch->Put(key, value);
+    // Events between effects N and N+1 carry N and came after the checkpoint of effect N.
+    if (done < effects) batch->Put(key, value);
     return true;
   });
 }
@@ -120,6 +121,7 @@ Status ForkRun(const ForkOptions& options, RunListener* listener, RunResult* res
     ForkHost host(source.virtual_now_ms);
     StoreJournal journal(db->get(), mark->get(), &host, id, true, 0);
     journal.set_keep(record.keep_checkpoints, 0);
+    if (Status s = journal.ContinueStepEvents(effects); !s.ok()) return InContext(s, context);
     HistoryEntry made;  // after the history it inherits: where it came from
     made.effect = "fork";
     made.idempotency_key = options.from;

@@ -266,6 +266,17 @@ void StoreJournal::AddEvent(VM& vm, HistoryEntry e) {
   step_events_.emplace_back(store::StepEventKey(vm.effects_done(), step_event_count_++), EncodeHistoryEntry(e));
 }
 
+Status StoreJournal::ContinueStepEvents(uint64_t effects_done) {
+  std::string prefix = store::StepEventKey(effects_done, 0);
+  prefix.resize(prefix.size() - 4);  // without n
+  return db_->Scan(prefix, [&](std::string_view key, std::string_view) {
+    uint32_t n = 0;
+    for (size_t i = key.size() - 4; i < key.size(); ++i) n = n << 8 | static_cast<uint8_t>(key[i]);
+    step_event_count_ = std::max(step_event_count_, n + 1);
+    return true;
+  });
+}
+
 Status StoreJournal::Flush() {
   if (step_events_.empty()) return Status::Ok();
   batch_.Clear();

@@ -94,6 +94,9 @@ class StoreJournal : public EffectJournal {
   Status WriteCheckpoint(VM& vm, bool full, store::Batch* batch);
 
   uint64_t checkpoint() const { return checkpoint_; }
+  // A run that goes on in a new process (resume, fork): its step events after effect
+  // `effects_done` continue the numbers of those already stored there, never reuse them.
+  Status ContinueStepEvents(uint64_t effects_done);
   store::RunDb* db() const { return db_; }
   // How far the run is, for readers of a live run (LiveServer): set after each checkpoint.
   const std::atomic<uint64_t>* live_effects() const { return &live_effects_; }

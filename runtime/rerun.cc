@@ -302,6 +302,11 @@ Status RerunRun(const RerunOptions& options, RunListener* listener, RerunOrigin*
   if (!record.ok()) return record.status();
   // A run that has not ended may still go on (resume, the worker): two runs would then do
   // its work. It is resumed, or cancelled first (as Temporal's reset ends the run it resets).
+  int64_t pid = 0;
+  if (st->IsRunLive(options.run_id, &pid))
+    return Status::InvalidArgument(fmt::format(
+        "run {} is running (pid {}): rerun it once it has ended, or end it with flow cancel {} and then rerun it",
+        options.run_id, pid, options.run_id));
   if (!HasEnded(*record))
     return Status::InvalidArgument(fmt::format(
         "run {} is {}, not ended: continue it with flow resume {}, or end it with flow cancel {} and then rerun it",

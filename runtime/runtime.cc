@@ -857,6 +857,7 @@ Status ContinueRun(store::Store& st, const store::RunRecord& before, const Budge
   listener->RunResuming(id, run.checkpoint, found_in_flight, vm.resumes_in_doubt());
   StoreJournal journal(run.db.get(), mark->get(), &host, id, run.record.durability != "async", run.checkpoint);
   journal.set_keep(run.record.keep_checkpoints, store::DirectoryBytes(st.RunDbDir(id)));
+  if (Status s = journal.ContinueStepEvents(vm.effects_done()); !s.ok()) return InContext(s, context);
   if (Status s = ContinueRerun(st, id, *run.db, journal); !s.ok()) return InContext(s, context);
   if (in_flight.seq != 0) journal.SetResumedInFlight(in_flight);
   // With tasks, several effects may have been in flight: every intent past the checkpoint

@@ -92,6 +92,35 @@ work("a")
 
 
 @case
+def history_of_a_fork_before_a_step():
+    """The step events after the fork's point are the fork's own, numbered after its fork
+    event (a new process once restarted their numbers and overwrote it)."""
+    path = program("steps.flow", '''
+let rows = step "export" { exec.run(["printf", "4,5,6"]).stdout.split(",") }
+let t = 0
+print("rows", len(rows))
+step "sum" {
+  for r in rows { t = t + r }
+}
+print("total", t)
+''')
+    r = flow("run", path, "--store", store(), "--run-id", "n")
+    check("the original fails adding strings", r.returncode == 1 and "cannot add int and string" in r.stderr, r.stderr)
+    r = flow("inspect", "n", "--store", store())
+    check("inspect of the failed run shows the error that ended it",
+          r.returncode == 0 and "ended by this error" in r.stdout and "cannot add int and string" in r.stdout, r.stdout)
+    r = flow("fork", "n", "--at", "2", "--set", "rows=[4,5,6]", "--run-id", "n2", "--store", store())
+    check("the fork with ints completes", r.returncode == 0 and r.stdout == "total 15\n", r.stdout + r.stderr)
+    effects = [(e["seq"], e["effect"]) for e in history("n2")]
+    check("its history: the original's up to effect 2, the fork event, then its own step once",
+          effects == [(0, "step"), (1, "exec.run"), (1, "step done"), (2, "print"), (2, "fork"), (2, "step"),
+                      (2, "step done"), (3, "print")], effects)
+    r = flow("inspect", "n", "--store", store(), "--at", "-1")
+    check("a bad --at is one short sentence (exit 2)", r.returncode == 2 and "takes an effect number" in r.stderr
+          and len(r.stderr) < 300, r.stderr)
+
+
+@case
 def refusals():
     path = program("agent.flow", AGENT)
     flow("run", path, "--store", store(), "--run-id", "orig")
