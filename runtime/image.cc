@@ -43,6 +43,9 @@ Status ExportRun(store::Store& st, const std::string& id, std::string* image) {
     return s;
   Result<uint64_t> mark = st.ReadMark(id);  // an async run may have none: 0
   if (!mark.ok() && !mark.status().IsNotFound()) return mark.status();
+  // A live run's process writes on: its mark may be past the snapshot, whose own
+  // checkpoint is what the image holds (and all it acknowledges).
+  if (run.live && mark.ok() && mark.value() > run.checkpoint) mark = run.checkpoint;
   std::string record_bytes;
   {
     // Re-seal the record as the store wrote it, by reading the file.
