@@ -23,4 +23,4 @@ ctest --test-dir build -j2 --output-on-failure
 cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DFLOW_FUZZ=ON -DFLOW_TEST_HOOKS=ON \
   -DFLOW_FUZZ_SECONDS="${FLOW_FUZZ_SECONDS:-30}"
 cmake --build build-fuzz -j2
-ctest --test-dir build-fuzz -j2 --output-on-failure
+LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}" ctest --test-dir build-fuzz -j2 --output-on-failure
