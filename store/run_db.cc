@@ -5,17 +5,23 @@
 #include <leveldb/helpers/memenv.h>
 #include <leveldb/write_batch.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 
 #include "store/keys.h"
+#include "store/leveldb_log.h"
 #include "store/store.h"
 
 namespace flow::store {
 
 namespace {
+
+// Above this, reopening lets LevelDB write the replayed log out as a table (its default):
+// a bigger memtable would only move the cost to the next replay.
+constexpr uint64_t kMaxReplayedLogBytes = 64 << 20;
 
 // The files of a database, read from disk; everything written goes to memory instead.
 // LevelDB has no read-only open: DB::Open replays the log into a new table, writes a new
@@ -164,18 +170,26 @@ Result<std::unique_ptr<RunDb>> RunDb::Open(const std::string& dir, const Options
   o.create_if_missing = options.create;
   o.error_if_exists = options.create;
   o.paranoid_checks = true;
-  // A new database appends its first version to the MANIFEST it was just created with,
-  // instead of writing a second MANIFEST and CURRENT at once: two fsyncs and three files
-  // fewer per run start. Reopening (resume, inspect) keeps LevelDB's default: reusing the
-  // log of a run killed mid-write would append after its torn last record, which the next
-  // open reads as damage (RunDb.ALogEndingInATornRecordReopensAndTakesWritesAgain).
-  o.reuse_logs = options.create;
+  // LevelDB reuses the MANIFEST and the newest log: a new database appends its first
+  // version to the MANIFEST it was just created with (two fsyncs and three files fewer per
+  // run start), and reopening a run that was killed keeps the replayed log as the memtable
+  // instead of writing it out as a table and syncing it (resuming 10 MB of state after a
+  // kill: 45 ms -> see docs/checkpoint.md). The log must first lose a record torn by the
+  // kill, or the next write would follow it and the open after that would read damage
+  // (RunDb.ALogEndingInATornRecordReopensAndTakesWritesAgain); a memtable big enough for
+  // the whole log keeps the replay from flushing it half way.
+  o.reuse_logs = true;
   if (options.env) o.env = options.env;
   std::unique_ptr<leveldb::Env> overlay;
   if (options.read_only) {
     overlay = std::make_unique<ReadOnlyEnv>(o.env);
     o.env = overlay.get();
     o.create_if_missing = o.error_if_exists = false;
+  }
+  if (!options.create && !options.env) {
+    uint64_t log_bytes = 0;
+    if (Status s = MeasureNewestLog(dir, !options.read_only, &log_bytes); !s.ok()) return s;
+    if (log_bytes <= kMaxReplayedLogBytes) o.write_buffer_size = std::max<size_t>(o.write_buffer_size, 2 * log_bytes + (4 << 20));
   }
   leveldb::DB* db = nullptr;
   leveldb::Status s = leveldb::DB::Open(o, dir, &db);

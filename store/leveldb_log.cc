@@ -1,0 +1,90 @@
+#include "store/leveldb_log.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+namespace flow::store {
+
+namespace {
+
+constexpr uint64_t kBlockSize = 32768;
+constexpr uint64_t kHeaderSize = 7;
+enum RecordType : uint8_t { kFull = 1, kFirst = 2, kMiddle = 3, kLast = 4 };
+
+}  // namespace
+
+uint64_t CompleteLogPrefix(const char* bytes, uint64_t size) {
+  uint64_t pos = 0;
+  uint64_t complete = 0;  // the end of the last whole logical record
+  bool inside = false;    // between a FIRST and its LAST
+  while (pos < size) {
+    uint64_t left_in_block = kBlockSize - pos % kBlockSize;
+    if (left_in_block < kHeaderSize) {
+      pos += left_in_block;  // padding
+      if (!inside && pos <= size) complete = pos;
+      continue;
+    }
+    if (pos + kHeaderSize > size) break;  // a torn header
+    const auto* h = reinterpret_cast<const uint8_t*>(bytes + pos);
+    uint64_t length = h[4] | (uint64_t{h[5]} << 8);
+    uint8_t type = h[6];
+    // Anything malformed before the end is damage, not a torn tail: leave it for LevelDB
+    // to report.
+    if (kHeaderSize + length > left_in_block) return size;
+    bool starts = type == kFull || type == kFirst;
+    bool continues = type == kMiddle || type == kLast;
+    if ((!starts && !continues) || starts == inside) return size;
+    if (pos + kHeaderSize + length > size) break;  // a torn payload
+    pos += kHeaderSize + length;
+    inside = type == kFirst || type == kMiddle;
+    if (!inside) complete = pos;
+  }
+  return complete;
+}
+
+Status MeasureNewestLog(const std::string& dir, bool cut_torn_tail, uint64_t* complete_bytes) {
+  *complete_bytes = 0;
+  std::error_code ec;
+  std::filesystem::path newest;
+  uint64_t newest_number = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.size() <= 4 || name.compare(name.size() - 4, 4, ".log") != 0) continue;
+    char* end = nullptr;
+    uint64_t number = std::strtoull(name.c_str(), &end, 10);
+    if (end != name.c_str() + name.size() - 4) continue;
+    if (newest.empty() || number > newest_number) newest = e.path(), newest_number = number;
+  }
+  if (ec) return Status::IOError("cannot list the run database " + dir + ": " + ec.message());
+  if (newest.empty()) return Status::Ok();
+
+  int fd = ::open(newest.c_str(), (cut_torn_tail ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+  if (fd < 0) return Status::IOError("cannot open " + newest.string() + ": " + std::strerror(errno));
+  struct stat st {};
+  Status result;
+  if (::fstat(fd, &st) != 0) {
+    result = Status::IOError("cannot read the size of " + newest.string() + ": " + std::strerror(errno));
+  } else if (st.st_size > 0) {
+    uint64_t size = static_cast<uint64_t>(st.st_size);
+    void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map == MAP_FAILED) {
+      result = Status::IOError("cannot map " + newest.string() + ": " + std::strerror(errno));
+    } else {
+      uint64_t keep = CompleteLogPrefix(static_cast<const char*>(map), size);
+      ::munmap(map, size);
+      if (cut_torn_tail && keep < size && ::ftruncate(fd, static_cast<off_t>(keep)) != 0)
+        result = Status::IOError("cannot cut the torn end of " + newest.string() + ": " + std::strerror(errno));
+      *complete_bytes = keep;
+    }
+  }
+  ::close(fd);
+  return result;
+}
+
+}  // namespace flow::store

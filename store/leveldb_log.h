@@ -1,0 +1,27 @@
+// The tail of a LevelDB write-ahead log, for reopening a database killed mid-write.
+//
+// LevelDB's log format (leveldb/doc/log_format.md): 32 KiB blocks; each physical record is
+// a 7-byte header (masked CRC32C: 4, length: 2 little-endian, type: 1) and its payload; a
+// logical record (one WriteBatch) is a FULL record, or FIRST, MIDDLE..., LAST across blocks;
+// fewer than 7 bytes left in a block are zero padding. A process killed while appending
+// leaves a prefix of what it wrote: the last logical record may be incomplete.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "vm/base/status.h"
+
+namespace flow::store {
+
+// The length of the longest prefix of log `bytes` (`size` long) that ends at the end of a
+// logical record (or of the padding after one). Headers and lengths only: the checksums
+// are LevelDB's to verify when it replays the log.
+uint64_t CompleteLogPrefix(const char* bytes, uint64_t size);
+
+// The size of the complete records of the newest log of the database in `dir` (the log
+// LevelDB replays last and appends to when it reuses it); 0 when there is no log. With
+// `cut_torn_tail`, the file is cut to that size. The caller holds the database's lock.
+Status MeasureNewestLog(const std::string& dir, bool cut_torn_tail, uint64_t* complete_bytes);
+
+}  // namespace flow::store
