@@ -82,7 +82,16 @@ int ImportCommand(const std::string& store, const std::string& file);
 // `flow signal RUN NAME [JSON | - | @FILE]`: the value checked as signal.wait will read it.
 int SignalCommand(const std::string& store, const std::string& run_id, const std::string& name, const std::string& value);
 int CancelCommand(const std::string& store, const std::string& run_id);
-int WorkerCommand(const std::string& store, bool once);
+struct WorkerCommandOptions {
+  std::string store;
+  int concurrency = 4;
+  bool once = false;
+  bool json = false;
+  int max_crashes = 3;
+};
+int WorkerCommand(const WorkerCommandOptions& options);
+// A store about to be created: its folder and any missing parents (mkdir -p); false, said.
+bool MakeStoreFolder(const std::string& dir);
 int CompileCommand(const std::string& file, std::string out);
 int CheckCommand(const std::string& file);
 int DisasmCommand(const std::string& file);

@@ -174,9 +174,15 @@ int main(int argc, char** argv) {
   gc_cmd->add_flag("--dry-run", dry_run, "say what would be removed; remove nothing");
   gc_cmd->add_option("--store", run.store, kStoreHelp);
 
-  bool worker_once = false;
-  auto* worker_cmd = app.add_subcommand("worker", "resume runs whose timers are due, whose signals came, whose process died");
-  worker_cmd->add_flag("--once", worker_once, "one pass over the store, then exit");
+  WorkerCommandOptions worker;
+  auto* worker_cmd = app.add_subcommand(
+      "worker", "execute runs whose timers are due, whose signals came, whose process died, each in a child process "
+                "(docs/operating.md, \"Workers\"); SIGTERM drains: running runs stop at their next checkpoint");
+  worker_cmd->add_option("--concurrency", worker.concurrency, "runs executing at once (default 4)")->check(CLI::Range(1, 4096));
+  worker_cmd->add_flag("--once", worker.once, "start the runs due now, wait for them, exit (1 if a run's process crashed)");
+  worker_cmd->add_flag("--json", worker.json, "one JSON object per change on stdout (runs' output goes to stderr)");
+  worker_cmd->add_option("--max-crashes", worker.max_crashes, "crashes in a row before a run is set aside as poisoned (default 3)")
+      ->check(CLI::Range(1, 1000));
   worker_cmd->add_option("--store", run.store, kNewStoreHelp);
 
   flow::ui::UiOptions ui;
@@ -204,7 +210,10 @@ int main(int argc, char** argv) {
     if (history_cmd->parsed()) return HistoryCommand(run.store, run_id, json);
     if (signal_cmd->parsed()) return SignalCommand(run.store, run_id, signal_name, signal_json);
     if (cancel_cmd->parsed()) return CancelCommand(run.store, run_id);
-    if (worker_cmd->parsed()) return WorkerCommand(run.store, worker_once);
+    if (worker_cmd->parsed()) {
+      worker.store = run.store;
+      return WorkerCommand(worker);
+    }
     if (trace_cmd->parsed()) return TraceCommand(run.store, run_id, trace_format);
     if (logs_cmd->parsed()) return LogsCommand(run.store, run_id, json, follow);
     if (rerun_cmd->parsed()) return RerunCommand(run.store, run_id, code_file, new_run_id);

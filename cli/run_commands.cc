@@ -15,11 +15,13 @@
 #include "cli/commands.h"
 #include "cli/options.h"
 #include "cli/source_lines.h"
+#include "cli/stop_signal.h"
 #include "runtime/program_file.h"
 #include "runtime/image.h"
 #include "runtime/error_record.h"
 #include "runtime/live.h"
 #include "runtime/rerun.h"
+#include "runtime/run_view.h"
 #include "runtime/runtime.h"
 #include "runtime/trace.h"
 #include "stdlib/stdlib.h"
@@ -44,12 +46,7 @@ std::string FormatTime(int64_t ms) {
 // Opens an existing store for a read-only command.
 Result<store::Store> OpenStore(const std::string& dir) { return store::Store::Open(dir, false); }
 
-// A record says "running", but no process holds its lock: the process died.
-store::RunStatus EffectiveStatus(const store::Store& st, const store::RunRecord& r, int64_t* live_pid) {
-  *live_pid = 0;
-  if (r.status != store::RunStatus::kRunning) return r.status;
-  return st.IsRunLive(r.id, live_pid) ? store::RunStatus::kRunning : store::RunStatus::kCrashed;
-}
+using runtime::EffectiveStatus;
 
 int64_t WallMs() {
   using namespace std::chrono;
@@ -151,13 +148,7 @@ class ProcessListener : public runtime::RunListener {
   void RunCancelling(const std::string& id) override {
     fmt::print(stderr, "flow: cancelling run {}: it raises `cancelled` where it stopped, and its handlers run\n", id);
   }
-  void WorkerSkipped(const std::string& id, const Status& why, bool left_suspended) override {
-    fmt::print(stderr, "flow worker: run {}: {}{}\n", id, why.message(), left_suspended ? " (left suspended)" : "");
-  }
-  void WorkerWaking(const store::RunRecord& r, runtime::WakeReason why) override {
-    fmt::print(stderr, "flow worker: resuming run {} ({})\n", r.id, WakeReasonText(why, r));
-  }
-  void WorkerResumed(const Status& s, const runtime::RunResult& r) override { ReportResume(s, r); }
+  bool StopRequested() override { return StopAsked(); }
 };
 
 }  // namespace
@@ -178,6 +169,8 @@ bool ReadBudgets(const RunOptions& options, const char* command, runtime::Budget
   return false;
 }
 
+}  // namespace
+
 // A store about to be created: its folder and any missing parents are made here (as
 // mkdir -p), so a store path in a new place is never mistaken for a damaged store.
 bool MakeStoreFolder(const std::string& dir) {
@@ -188,8 +181,6 @@ bool MakeStoreFolder(const std::string& dir) {
   fmt::print(stderr, "flow: cannot create the store folder {}: {}\n", dir, ec.message());
   return false;
 }
-
-}  // namespace
 
 int RunCommand(const RunOptions& options) {
   runtime::StartOptions start;
@@ -221,6 +212,7 @@ int RunCommand(const RunOptions& options) {
   runtime::ProgramCache cache(cache_dir, cache_dir.empty() ? "" : runtime::CompilerIdentity());
   Module module;
   if (int code = LoadProgramOrSay(options.file, &module, &cache, &start.source); code != kExitOk) return code;
+  if (!options.ephemeral) StopOnSigterm();
   ProcessListener listener;
   runtime::RunResult result;
   Status s = runtime::StartRun(start, module, &listener, &result);
@@ -234,6 +226,7 @@ int ReportRunResult(const Status& s, const runtime::RunResult& r) { return Repor
 int ResumeCommand(const std::string& store, const std::string& run_id, const RunOptions& options) {
   runtime::BudgetOptions budgets;
   if (!ReadBudgets(options, "resume", &budgets)) return kExitUsage;
+  StopOnSigterm();
   ProcessListener listener;
   runtime::RunResult result;
   Status s = runtime::ResumeRun(store, run_id, budgets, &listener, &result);
@@ -266,7 +259,7 @@ int ForkCommand(const std::string& store, const std::string& run_id, std::option
 int RunsCommand(const std::string& store_dir, const std::string& status_filter, bool json) {
   store::RunStatus wanted{};
   if (!status_filter.empty() && !store::ParseRunStatus(status_filter, &wanted)) {
-    fmt::print(stderr, "flow runs: unknown status `{}` (running, suspended, completed, failed, crashed)\n", status_filter);
+    fmt::print(stderr, "flow runs: unknown status `{}` (running, suspended, completed, failed, crashed, cancelled, poisoned)\n", status_filter);
     return kExitUsage;
   }
   Result<store::Store> st = OpenStore(store_dir);
@@ -342,6 +335,18 @@ int InspectCommand(const std::string& store_dir, const std::string& run_id, std:
     fmt::print("  {}\n", o.kind == "fork" ? fmt::format("fork of run {} after its effect {}", Printable(o.origin_run), o.origin_effect)
                                           : fmt::format("{} of run {} ({} completed step(s) reused)", o.kind,
                                                         Printable(o.origin_run), o.reused.size()));
+  // Set aside by a worker: how its process died, and the end of its stderr.
+  if (std::string why; !at_effect && st->IsPoisoned(run_id, &why))
+    fmt::print("  poisoned by a worker (flow resume {} tries it again): {}\n", run_id,
+               Printable(why.substr(0, why.find('\n'))));
+  if (std::string why; !at_effect && st->IsPoisoned(run_id, &why) && why.find('\n') != std::string::npos) {
+    fmt::print("  its last stderr:\n");
+    std::string_view rest = std::string_view(why).substr(why.find('\n') + 1);
+    for (size_t nl; !rest.empty(); rest.remove_prefix(nl == std::string_view::npos ? rest.size() : nl + 1)) {
+      nl = rest.find('\n');
+      fmt::print("    {}\n", Printable(rest.substr(0, nl)));
+    }
+  }
   // A run that ended by an uncaught error: the error, where it was raised (its last
   // checkpoint, below, is after its last effect, before the error).
   if (std::string raw; !at_effect && run.db->Get(store::kErrorKey, &raw).ok()) {
@@ -574,11 +579,5 @@ int CancelCommand(const std::string& store_dir, const std::string& run_id) {
   return s.ok() && result.executed && result.record.status == store::RunStatus::kCancelled ? kExitOk : code;
 }
 
-int WorkerCommand(const std::string& store_dir, bool once) {
-  if (!MakeStoreFolder(store_dir)) return kExitUsage;
-  ProcessListener listener;
-  if (Status s = runtime::Worker(store_dir, once, &listener); !s.ok()) return Fail(s, "");
-  return kExitOk;
-}
 
 }  // namespace flow::cli

@@ -16,8 +16,10 @@ namespace flow::runtime {
 
 store::RunStatus EffectiveStatus(const store::Store& st, const store::RunRecord& r, int64_t* live_pid) {
   *live_pid = 0;
-  if (r.status != store::RunStatus::kRunning) return r.status;
-  return st.IsRunLive(r.id, live_pid) ? store::RunStatus::kRunning : store::RunStatus::kCrashed;
+  if (r.status != store::RunStatus::kRunning && r.status != store::RunStatus::kSuspended) return r.status;
+  if (r.status == store::RunStatus::kRunning && st.IsRunLive(r.id, live_pid)) return store::RunStatus::kRunning;
+  if (st.IsPoisoned(r.id)) return store::RunStatus::kPoisoned;
+  return r.status == store::RunStatus::kRunning ? store::RunStatus::kCrashed : r.status;
 }
 
 Status ListRunSummaries(const std::string& store_dir, RunList* out) {

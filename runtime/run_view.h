@@ -20,7 +20,8 @@
 
 namespace flow::runtime {
 
-// A record says "running", but no process holds its lock: the process died (crashed).
+// A record says "running", but no process holds its lock: the process died (crashed), or
+// crashed so often that a worker set it aside (poisoned).
 store::RunStatus EffectiveStatus(const store::Store& st, const store::RunRecord& record, int64_t* live_pid);
 
 struct RunSummary {

@@ -79,10 +79,12 @@ class ProcessHost : public RunHost {
     }
     // In slices, so that a cancel is seen during a long wait.
     int64_t end = AddSaturated(WallMs(), ms);
-    for (int64_t now = WallMs(); now < end && (cancel_delivered_ || !CancelPending(true)); now = WallMs())
+    for (int64_t now = WallMs(); now < end && (cancel_delivered_ || !CancelPending(true)) && !StopRequested();
+         now = WallMs())
       std::this_thread::sleep_for(std::chrono::milliseconds(std::min<int64_t>(end - now, 100)));
   }
   void SetWaitOrigin(int64_t wall_ms) override { wait_origin_ms_ = wall_ms; }
+  bool StopRequested() override { return store_ && listener_->StopRequested(); }
   bool virtual_time() const override { return virtual_time_; }
   // Waits longer than this suspend a durable run (exit 75) instead of blocking it; under
   // --detach every wait does.
@@ -95,7 +97,7 @@ class ProcessHost : public RunHost {
     if (remaining < 0) remaining = 0;
     *wake_ms = AddSaturated(NowMs(), remaining);
     if (virtual_time_ || !store_ || remaining == 0) return false;
-    return detach_ || remaining > kSuspendAfterMs;
+    return detach_ || remaining > kSuspendAfterMs || StopRequested();
   }
   void set_detach(bool detach) { detach_ = detach; }
   // Signals: runs/ID's mailbox holds every signal sent to the run; the run's database keeps
@@ -282,6 +284,19 @@ void SetProgramArgs(VM& vm, const std::vector<std::pair<std::string, std::string
 // The run's uncaught error, as data.
 
 // Runs the VM to its end and records how the run ended (in the store and in *result).
+Result<uint64_t> CountSignals(store::Store& st, const std::string& id, const std::string& name);
+
+// A suspended run's entry in the wake index, for workers: at its timer (under virtual
+// time, now: its clock jumps), or now if the signal it waits for came while it ran.
+Status NoteWakeOf(store::Store& st, const store::RunRecord& r) {
+  if (r.status != store::RunStatus::kSuspended) return Status::Ok();
+  if (r.wake_ms != 0) return st.NoteWake(r.id, r.virtual_time ? 0 : r.wake_ms);
+  if (r.waiting_signal.empty()) return Status::Ok();
+  Result<uint64_t> count = CountSignals(st, r.id, r.waiting_signal);
+  if (!count.ok()) return count.status();
+  return *count > r.signals_received ? st.NoteWake(r.id, 0) : Status::Ok();
+}
+
 // `before`: the record as it was before this process took the run (null for a new run).
 Status Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& host, StoreJournal& journal,
                RunResult* result, const store::RunRecord* before = nullptr) {
@@ -327,7 +342,9 @@ Status Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& 
       record.status = store::RunStatus::kSuspended;
       record.wake_ms = w.wake_ms;
       record.waiting_signal = w.signal;
-      record.detail = !w.signal.empty() ? fmt::format("waiting for signal {}", w.signal) : "waiting on a timer";
+      record.detail = w.stopped            ? "stopped (its process was asked to end): due at once"
+                      : !w.signal.empty() ? fmt::format("waiting for signal {}", w.signal)
+                                          : "waiting on a timer";
       record.signals_received = host.received(w.signal);
       break;
     }
@@ -354,6 +371,8 @@ Status Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& 
   }
   result->record = record;
   if (Status s = st.WriteRun(record); !s.ok()) return InContext(s, fmt::format("run {}", record.id));
+  if (Status s = NoteWakeOf(st, record); !s.ok()) return InContext(s, fmt::format("run {}", record.id));
+  st.ClearCrashes(record.id);  // its process ended it cleanly: no crash in a row any more
   journal.RunStopped(record);  // the live trace (FLOW_OTLP_ENDPOINT) gets the run's own span
   return Status::Ok();
 }
@@ -783,6 +802,7 @@ Status ResumeRun(const std::string& store_dir, const std::string& id, const Budg
   }
   Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(id);
   if (!lock.ok()) return lock.status();
+  st->ClearPoisoned(id);  // resumed by hand: the operator tries it again
   return ContinueRun(*st, *peek, budgets, listener, result);
 }
 
@@ -911,7 +931,7 @@ Status SignalRun(const std::string& store_dir, const std::string& id, const std:
   });
   if (!s.ok()) return InContext(s, "run " + id);
   if (record->status == store::RunStatus::kRunning) sent->live = st->IsRunLive(id, &sent->live_pid);
-  return Status::Ok();
+  return st->NoteWake(id, 0);  // a worker looks at the run now
 }
 
 Status CancelRun(const std::string& store_dir, const std::string& id, RunListener* listener, RunResult* result) {
@@ -965,13 +985,14 @@ Result<uint64_t> CountSignals(store::Store& st, const std::string& id, const std
 
 }  // namespace
 
-namespace {
-
-// Why the worker would resume this run now, if it would.
 Result<std::optional<WakeReason>> DueReason(store::Store& st, const store::RunRecord& r, int64_t now) {
   int64_t pid = 0;
-  if (r.status == store::RunStatus::kRunning && !st.IsRunLive(r.id, &pid)) return {WakeReason::kProcessDied};
-  if (r.status != store::RunStatus::kSuspended) return {std::nullopt};
+  if (r.status != store::RunStatus::kRunning && r.status != store::RunStatus::kSuspended) return {std::nullopt};
+  if (st.IsPoisoned(r.id)) return {std::nullopt};  // set aside: only an operator resumes it
+  if (r.status == store::RunStatus::kRunning) {
+    if (st.IsRunLive(r.id, &pid)) return {std::nullopt};
+    return {WakeReason::kProcessDied};
+  }
   if (r.wake_ms != 0 && (r.virtual_time || now >= r.wake_ms))
     return {r.waiting_signal.empty() ? WakeReason::kTimerDue : WakeReason::kWaitTimedOut};
   if (r.waiting_signal.empty()) return {std::nullopt};
@@ -979,33 +1000,6 @@ Result<std::optional<WakeReason>> DueReason(store::Store& st, const store::RunRe
   if (!count.ok()) return count.status();
   if (*count > r.signals_received) return {WakeReason::kSignalArrived};
   return {std::nullopt};
-}
-
-}  // namespace
-
-Status Worker(const std::string& store_dir, bool once, RunListener* listener) {
-  for (;;) {
-    Result<store::Store> st = store::Store::Open(store_dir, true);
-    if (!st.ok()) return st.status();
-    std::vector<store::RunRecord> runs = st->ListRuns(
-        [&](const std::string& id, const Status& s) { listener->WorkerSkipped(id, s, false); });
-    int64_t now = WallMs();
-    for (const auto& r : runs) {
-      Result<std::optional<WakeReason>> due = DueReason(*st, r, now);
-      if (!due.ok()) {
-        // Damage is reported, and the run left as it is for someone to look at.
-        listener->WorkerSkipped(r.id, due.status(), true);
-        continue;
-      }
-      if (!due->has_value()) continue;
-      listener->WorkerWaking(r, **due);
-      RunResult result;
-      Status s = ResumeRun(store_dir, r.id, {}, listener, &result);
-      listener->WorkerResumed(s, result);
-    }
-    if (once) return Status::Ok();
-    std::this_thread::sleep_for(std::chrono::seconds(1));
-  }
 }
 
 }  // namespace flow::runtime

@@ -149,12 +149,9 @@ class RunListener {
   virtual void ProgramFileMoved(const store::RunRecord& record, ProgramFileState state) {}
   // flow cancel: a run that is not live is resumed to raise `cancelled` where it stopped.
   virtual void RunCancelling(const std::string& run_id) {}
-  // flow worker: a run it skips (unreadable record; damaged mailbox: left suspended).
-  virtual void WorkerSkipped(const std::string& run_id, const Status& why, bool left_suspended) {}
-  // flow worker: a run it resumes, and why (WakeReason).
-  virtual void WorkerWaking(const store::RunRecord& record, WakeReason why) {}
-  // flow worker: how that resume ended.
-  virtual void WorkerResumed(const Status& status, const RunResult& result) {}
+  // Is the process asked to end (SIGTERM: a worker draining)? Polled; a durable run then
+  // suspends before its next effect, or at its wait, due at once (VmHost::StopRequested).
+  virtual bool StopRequested() { return false; }
 };
 
 // `flow run`: creates the run for `program` (already loaded from options.file) and runs it.
@@ -186,9 +183,10 @@ Status SignalRun(const std::string& store_dir, const std::string& run_id, const 
                  const std::string& json, SignalSent* sent);
 // `flow cancel`: a suspended run ends as cancelled; a live one raises `cancelled`.
 Status CancelRun(const std::string& store_dir, const std::string& run_id, RunListener* listener, RunResult* result);
-// `flow worker`: resumes runs whose timers are due, whose signals came, whose process
-// died; with `once`, one pass. Not ok only if the store cannot be opened.
-Status Worker(const std::string& store_dir, bool once, RunListener* listener);
+// Why a worker would resume this run now (its timer is due, its signal came, its process
+// died), if it would: none for a run a worker set aside (poisoned). `flow worker` is in
+// runtime/worker.h.
+Result<std::optional<WakeReason>> DueReason(store::Store& st, const store::RunRecord& record, int64_t now_ms);
 
 // A run opened from the store: its record, code, database and VM as of its last
 // checkpoint. The caller holds the run's lock.

@@ -18,6 +18,7 @@ inline constexpr char kSourceSuffix[] = ".flow";     // code/HASH.flow: the sour
 inline constexpr char kCodeLockFile[] = "lock";      // code/lock: flock; shared while a run is created, exclusive in gc
 inline constexpr char kRunsDir[] = "runs";           // runs/ID/: one folder per run
 inline constexpr char kSharedDir[] = "shared";       // shared/HEX(NAME): state shared across runs
+inline constexpr char kWakeDir[] = "wake";           // wake/WAKE_MS-ID: empty files, hints of when a run may be due
 
 // Inside runs/ID/.
 inline constexpr char kRunRecordFile[] = "run";  // the run record ("The run record")
@@ -26,6 +27,8 @@ inline constexpr char kMarkFile[] = "mark";      // the checkpoint mark ("The ch
 inline constexpr char kCancelFile[] = "cancel";  // present once `flow cancel` was asked
 inline constexpr char kDbDir[] = "db";           // the run's LevelDB ("The run database")
 inline constexpr char kOriginFile[] = "origin";  // a rerun's origin ("The origin of a rerun")
+inline constexpr char kPoisonedFile[] = "poisoned";  // set aside by a worker after repeated crashes: their last stderr
+inline constexpr char kCrashesFile[] = "crashes";    // a worker's count of the run's crashes in a row, then the last stderr
 
 inline std::string CodePath(const std::string& store_dir, std::string_view hash) {
   return store_dir + "/" + kCodeDir + "/" + std::string(hash) + kCodeSuffix;

@@ -58,13 +58,14 @@ const char* RunStatusName(RunStatus s) {
     case RunStatus::kFailed: return "failed";
     case RunStatus::kCrashed: return "crashed";
     case RunStatus::kCancelled: return "cancelled";
+    case RunStatus::kPoisoned: return "poisoned";
   }
   return "?";
 }
 
 bool ParseRunStatus(std::string_view name, RunStatus* out) {
   for (RunStatus s : {RunStatus::kRunning, RunStatus::kSuspended, RunStatus::kCompleted, RunStatus::kFailed,
-                      RunStatus::kCrashed, RunStatus::kCancelled}) {
+                      RunStatus::kCrashed, RunStatus::kCancelled, RunStatus::kPoisoned}) {
     if (name == RunStatusName(s)) {
       *out = s;
       return true;
@@ -215,6 +216,28 @@ Status Store::ClearRunDir(const std::string& id) {
 Status Store::RequestCancel(const std::string& id) {
   return WriteFileAtomically(RunFilePath(dir_, id, kCancelFile), "cancel\n");
 }
+
+Status Store::SetPoisoned(const std::string& id, std::string_view last_stderr) {
+  return WriteFileAtomically(RunFilePath(dir_, id, kPoisonedFile), last_stderr);
+}
+
+bool Store::IsPoisoned(const std::string& id, std::string* last_stderr) const {
+  std::string ignored;
+  return ReadWholeFile(RunFilePath(dir_, id, kPoisonedFile), last_stderr ? last_stderr : &ignored).ok();
+}
+
+void Store::ClearPoisoned(const std::string& id) { ::unlink(RunFilePath(dir_, id, kPoisonedFile).c_str()); }
+
+Result<int> Store::RecordCrash(const std::string& id, std::string_view last_stderr) {
+  std::string path = RunFilePath(dir_, id, kCrashesFile), bytes;
+  int count = 0;
+  if (ReadWholeFile(path, &bytes).ok()) count = std::atoi(bytes.c_str());
+  ++count;
+  if (Status s = WriteFileAtomically(path, fmt::format("{}\n{}", count, last_stderr)); !s.ok()) return s;
+  return count;
+}
+
+void Store::ClearCrashes(const std::string& id) { ::unlink(RunFilePath(dir_, id, kCrashesFile).c_str()); }
 
 bool Store::CancelRequested(const std::string& id) const {
   struct stat st;

@@ -102,7 +102,8 @@ class RunDb {
 // The values are on disk (the run record's status byte, docs/checkpoint.md): do not change
 // them; a new status takes the next number.
 enum class RunStatus : uint8_t {
-  kRunning = 0, kSuspended = 1, kCompleted = 2, kFailed = 3, kCrashed = 4, kCancelled = 5
+  kRunning = 0, kSuspended = 1, kCompleted = 2, kFailed = 3, kCrashed = 4, kCancelled = 5,
+  kPoisoned = 7,  // shown, never written: a crashed run a worker set aside (runs/ID/poisoned)
 };
 const char* RunStatusName(RunStatus s);
 bool ParseRunStatus(std::string_view name, RunStatus* out);
@@ -245,6 +246,33 @@ class Store {
   // ("" if none) and changes them, under an exclusive lock held across processes.
   Status UpdateShared(const std::string& name, const std::function<void(std::string* bytes)>& update);
   Status ReadShared(const std::string& name, std::string* bytes);
+
+  // The wake index (store/wake_index.cc, docs/checkpoint.md "The wake index"): an empty file
+  // wake/WAKE_MS-ID says run ID may be due at WAKE_MS (wall clock; 0: now, a signal came).
+  // Hints only: the run record decides, and a worker drops a hint once it has acted on it.
+  Status NoteWake(const std::string& id, int64_t wake_ms);
+  struct WakeHint {
+    int64_t wake_ms = 0;
+    std::string run_id;
+    std::string file;  // its name in wake/
+  };
+  // Every hint; names that are not hints are ignored.
+  Status ListWakeHints(std::vector<WakeHint>* out) const;
+  static bool ParseWakeHint(std::string_view file, WakeHint* out);
+  void DropWakeHint(const WakeHint& hint);
+  std::string WakeDir() const;
+
+  // A run set aside by a worker after crashing its process K times in a row: runs/ID/poisoned
+  // holds the last stderr. Workers skip it; `flow resume ID` by hand clears it and tries again.
+  Status SetPoisoned(const std::string& id, std::string_view last_stderr);
+  bool IsPoisoned(const std::string& id, std::string* last_stderr = nullptr) const;
+  void ClearPoisoned(const std::string& id);
+  // Counts one more crash in a row of the run's process (runs/ID/crashes: the count, a
+  // newline, the last stderr): the count now. ClearCrashes when a process ends it cleanly
+  // (suspended, completed, failed); resuming a poisoned run by hand clears only the mark,
+  // so that one more crash sets it aside again.
+  Result<int> RecordCrash(const std::string& id, std::string_view last_stderr);
+  void ClearCrashes(const std::string& id);
 
   // flow cancel: a marker file runs/ID/cancel, seen by the run at its next effect or wait.
   Status RequestCancel(const std::string& id);

@@ -755,6 +755,10 @@ bool VM::WaitForTimers(RunOutcome* stop) {
     return true;
   }
   host_->SleepMs(wake - now);
+  if (journal_ && host_->StopRequested()) {  // the sleep was cut short: the timer stays
+    *stop = SuspendRun(wake, "");
+    return false;
+  }
   if (host_->TakeCancel()) {
     CancelAll(true);
     return true;

@@ -87,6 +87,7 @@ struct Handler {
 struct Suspension {
   int64_t wake_ms = 0;     // the timer's or the wait's timeout end (run's clock); 0: none
   std::string signal;      // the signal waited for, or ""
+  bool stopped = false;    // the host asked the run to stop (a worker draining): due at once
 };
 
 // An effect of a task that is in flight while other tasks run: a sleep, whose end is a

@@ -971,6 +971,8 @@ void VM::SetJournal(EffectJournal* journal) {
 // Without a journal (--ephemeral) the budgets are checked and effects counted the same way,
 // with nothing recorded.
 NativeResult VM::RunEffect(uint16_t id, Value* args, int argc, Value* result_slot, uint32_t call_pc) {
+  // The state is the last checkpoint's plus pure steps since, which a resume runs again.
+  if (journal_ && host_->StopRequested()) return Suspend({std::max<int64_t>(1, host_->NowMs()), "", true});
   if (effects_done_ >= limits_.max_effects) {
     RaiseBudget(BudgetKind::kEffects, budget_.max_effects,
                 fmt::format("the run used its budget of {} effects", budget_.max_effects));

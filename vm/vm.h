@@ -59,6 +59,10 @@ class VmHost {
   // Has the run been cancelled (flow cancel)? True once: the `cancelled` error is raised
   // at one effect or wait, and the handler that catches it may then clean up.
   virtual bool TakeCancel() { return false; }
+  // Should the run stop where it stands (its process is asked to end: a worker draining)?
+  // A durable run then suspends before its next effect or at its wait, due at once, so
+  // that it goes on from its last checkpoint with nothing repeated.
+  virtual bool StopRequested() { return false; }
   // The run's environment: the value of variable `name`, false if it is not set. The VM
   // reads it only to re-read the secrets of a restored run; stdlib's natives read it for
   // env.get, secret() and their own settings. The VM reads no process state itself: a host

@@ -1,0 +1,397 @@
+#include "runtime/worker.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <queue>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "store/store.h"
+
+extern char** environ;
+
+namespace flow::runtime {
+
+const char* WorkerEventName(WorkerEvent e) {
+  switch (e) {
+    case WorkerEvent::kStarted: return "started";
+    case WorkerEvent::kSuspended: return "suspended";
+    case WorkerEvent::kCompleted: return "completed";
+    case WorkerEvent::kFailed: return "failed";
+    case WorkerEvent::kCancelled: return "cancelled";
+    case WorkerEvent::kCrashed: return "crashed";
+    case WorkerEvent::kPoisoned: return "poisoned";
+    case WorkerEvent::kSkipped: return "skipped";
+    case WorkerEvent::kDraining: return "draining";
+  }
+  return "?";
+}
+
+namespace {
+
+int64_t NowMs() {
+  using namespace std::chrono;
+  return duration_cast<milliseconds>(system_clock::now().time_since_epoch()).count();
+}
+
+std::string WakeText(WakeReason why, const store::RunRecord& r) {
+  switch (why) {
+    case WakeReason::kProcessDied: return "its process died";
+    case WakeReason::kTimerDue: return "its timer is due";
+    case WakeReason::kWaitTimedOut: return "its wait timed out";
+    case WakeReason::kSignalArrived: return "its signal " + r.waiting_signal + " arrived";
+  }
+  return "?";
+}
+
+// How much of a child's stderr is kept: its end tells why it died.
+constexpr size_t kStderrTail = 4096;
+
+struct Child {
+  pid_t pid = 0;
+  int pidfd = -1;   // readable when the child has exited
+  int err_fd = -1;  // the read end of its stderr; -1 once closed
+  std::string tail;     // the end of its stderr
+  std::string partial;  // a line not yet ended
+};
+
+// A time at which a run may be due: from a hint file (wake/), a record, or a crash's backoff.
+struct Due {
+  int64_t at = 0;
+  std::string run_id;
+  std::string hint_file;  // "" if not from a hint
+  bool operator>(const Due& o) const { return at > o.at; }
+};
+
+class Pool {
+ public:
+  Pool(const WorkerOptions& o, WorkerListener* l, WorkerSummary* s, store::Store st)
+      : opt_(o), listener_(l), sum_(s), st_(std::move(st)) {}
+  ~Pool() {
+    if (inotify_ >= 0) ::close(inotify_);
+  }
+
+  Status Run() {
+    if (Status s = WatchWakeIndex(); !s.ok()) return s;
+    Scan();
+    bool drain_announced = false;
+    for (;;) {
+      int64_t now = NowMs();
+      bool draining = opt_.drain && opt_.drain->load();
+      if (draining && !drain_announced) {
+        drain_announced = true;
+        Report({WorkerEvent::kDraining, "", fmt::format("stopping {} run(s) at their next checkpoint", running_.size())});
+        for (auto& [id, c] : running_) ::kill(c.pid, SIGTERM);
+      }
+      if (!draining && !opt_.once && now - last_scan_ms_ >= opt_.rescan_ms) Scan();
+      while (!draining && !timers_.empty() && timers_.top().at <= now) {
+        Due d = timers_.top();
+        timers_.pop();
+        Check(d, now);
+      }
+      while (!draining && static_cast<int>(running_.size()) < opt_.concurrency && !ready_.empty()) {
+        auto [id, why] = ready_.front();
+        ready_.pop_front();
+        queued_.erase(id);
+        Start(id, why);
+      }
+      if (running_.empty()) {
+        if (draining) return Status::Ok();
+        if (opt_.once && ready_.empty()) return Status::Ok();
+      }
+      if (Status s = Wait(draining, now); !s.ok()) return s;
+    }
+  }
+
+ private:
+  void Report(WorkerReport r) {
+    r.wall_ms = NowMs();
+    listener_->Report(r);
+  }
+
+  Status WatchWakeIndex() {
+    ::mkdir(st_.WakeDir().c_str(), 0755);  // a store made before the index existed
+    inotify_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (inotify_ < 0) return Status::IOError(fmt::format("inotify: {}", std::strerror(errno)));
+    if (::inotify_add_watch(inotify_, st_.WakeDir().c_str(), IN_CREATE | IN_MOVED_TO) < 0)
+      return Status::IOError(fmt::format("cannot watch {}: {}", st_.WakeDir(), std::strerror(errno)));
+    return Status::Ok();
+  }
+
+  // Every record (runs whose process died elsewhere; timers from before the index) and
+  // every hint.
+  void Scan() {
+    last_scan_ms_ = NowMs();
+    std::vector<store::RunRecord> runs = st_.ListRuns([&](const std::string& id, const Status& s) {
+      if (reported_damage_.insert(id).second) Report({WorkerEvent::kSkipped, id, s.message()});
+    });
+    for (const store::RunRecord& r : runs) Consider(r, last_scan_ms_);
+    std::vector<store::Store::WakeHint> hints;
+    if (st_.ListWakeHints(&hints).ok())
+      for (auto& h : hints) timers_.push({h.wake_ms, h.run_id, h.file});
+  }
+
+  // A run is due now (ready), later (a timer), or not.
+  void Consider(const store::RunRecord& r, int64_t now) {
+    if (running_.count(r.id) || queued_.count(r.id)) return;
+    auto retry = retry_at_.find(r.id);
+    if (retry != retry_at_.end() && retry->second > now) return;  // its backoff timer is set
+    Result<std::optional<WakeReason>> due = DueReason(st_, r, now);
+    if (!due.ok()) {
+      // Damage is reported once, and the run left as it is for someone to look at.
+      if (reported_damage_.insert(r.id).second) Report({WorkerEvent::kSkipped, r.id, due.status().message()});
+      return;
+    }
+    if (due->has_value()) {
+      ready_.emplace_back(r.id, WakeText(**due, r));
+      queued_.insert(r.id);
+    } else if (r.status == store::RunStatus::kSuspended && r.wake_ms > now && !r.virtual_time) {
+      timers_.push({r.wake_ms, r.id, ""});
+    }
+  }
+
+  void Check(const Due& d, int64_t now) {
+    if (!d.hint_file.empty()) st_.DropWakeHint({d.at, d.run_id, d.hint_file});
+    if (running_.count(d.run_id) || queued_.count(d.run_id)) return;
+    Result<store::RunRecord> r = st_.ReadRun(d.run_id);
+    if (!r.ok()) {
+      if (!r.status().IsNotFound() && reported_damage_.insert(d.run_id).second)
+        Report({WorkerEvent::kSkipped, d.run_id, r.status().message()});
+      return;
+    }
+    Consider(*r, now);
+  }
+
+  void Start(const std::string& id, const std::string& why) {
+    std::vector<std::string> args = opt_.child_command(id);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    int err[2];
+    if (::pipe2(err, O_CLOEXEC) != 0) {
+      Report({WorkerEvent::kSkipped, id, fmt::format("cannot start a process: {}", std::strerror(errno))});
+      return;
+    }
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    if (opt_.child_stdout_to_stderr) posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&fa, err[1], STDERR_FILENO);
+    pid_t pid = 0;
+    int rc = ::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(err[1]);
+    if (rc != 0) {
+      ::close(err[0]);
+      Report({WorkerEvent::kSkipped, id, fmt::format("cannot start {}: {}", argv[0], std::strerror(rc))});
+      return;
+    }
+    ::fcntl(err[0], F_SETFL, O_NONBLOCK);
+    Child c;
+    c.pid = pid;
+    c.err_fd = err[0];
+    c.pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    running_[id] = std::move(c);
+    ++sum_->started;
+    WorkerReport r{WorkerEvent::kStarted, id, why};
+    r.pid = pid;
+    Report(r);
+    if (opt_.drain && opt_.drain->load()) ::kill(pid, SIGTERM);
+  }
+
+  // Sleeps until a timer is due, a hint or a child's output comes, or a child ends.
+  Status Wait(bool draining, int64_t now) {
+    int timeout = -1;
+    if (!draining) {
+      int64_t until = INT64_MAX;
+      if (!timers_.empty()) until = timers_.top().at;
+      if (!opt_.once) until = std::min(until, last_scan_ms_ + opt_.rescan_ms);
+      if (!ready_.empty() && static_cast<int>(running_.size()) < opt_.concurrency) until = now;
+      if (opt_.once && running_.empty()) until = now;
+      if (until != INT64_MAX) timeout = static_cast<int>(std::clamp<int64_t>(until - now, 0, 60'000));
+    }
+    std::vector<pollfd> fds;
+    std::vector<std::string> owners;  // the run of each fd ("" for inotify)
+    fds.push_back({inotify_, POLLIN, 0});
+    owners.emplace_back();
+    for (auto& [id, c] : running_) {
+      if (c.err_fd >= 0) fds.push_back({c.err_fd, POLLIN, 0}), owners.push_back(id);
+      if (c.pidfd >= 0) fds.push_back({c.pidfd, POLLIN, 0}), owners.push_back(id);
+    }
+    // Without pidfds (an old kernel), children are reaped by polling.
+    if (std::any_of(running_.begin(), running_.end(), [](auto& e) { return e.second.pidfd < 0; }))
+      timeout = timeout < 0 ? 20 : std::min(timeout, 20);
+    int n = ::poll(fds.data(), fds.size(), timeout);
+    if (n < 0) {
+      if (errno == EINTR) return Status::Ok();  // a signal: the drain flag may be set
+      return Status::IOError(fmt::format("poll: {}", std::strerror(errno)));
+    }
+    if (fds[0].revents & POLLIN) ReadHints();
+    std::set<std::string> ended;
+    for (size_t i = 1; i < fds.size(); ++i) {
+      if (!fds[i].revents) continue;
+      Child& c = running_[owners[i]];
+      if (fds[i].fd == c.err_fd) ReadStderr(owners[i], c);
+      else ended.insert(owners[i]);
+    }
+    for (auto& [id, c] : running_)
+      if (c.pidfd < 0) {
+        int status;
+        if (::waitpid(c.pid, &status, WNOHANG) == c.pid) ended.insert(id), c.pid = -status - 1;
+      }
+    for (const std::string& id : ended) Reap(id);
+    return Status::Ok();
+  }
+
+  void ReadHints() {
+    alignas(inotify_event) char buf[16384];
+    for (;;) {
+      ssize_t n = ::read(inotify_, buf, sizeof buf);
+      if (n <= 0) break;
+      for (char* p = buf; p < buf + n;) {
+        auto* e = reinterpret_cast<inotify_event*>(p);
+        if (e->mask & IN_Q_OVERFLOW) Scan();  // events were lost: look at everything
+        store::Store::WakeHint h;
+        if (e->len > 0 && store::Store::ParseWakeHint(e->name, &h)) timers_.push({h.wake_ms, h.run_id, h.file});
+        p += sizeof(inotify_event) + e->len;
+      }
+    }
+  }
+
+  void ReadStderr(const std::string& id, Child& c) {
+    char buf[4096];
+    for (;;) {
+      ssize_t n = ::read(c.err_fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        if (n == 0 || errno != EAGAIN) {
+          ::close(c.err_fd);
+          c.err_fd = -1;
+        }
+        break;
+      }
+      c.tail.append(buf, n);
+      if (c.tail.size() > 2 * kStderrTail) c.tail.erase(0, c.tail.size() - kStderrTail);
+      c.partial.append(buf, n);
+      for (size_t nl; (nl = c.partial.find('\n')) != std::string::npos; c.partial.erase(0, nl + 1))
+        listener_->ChildStderr(id, std::string_view(c.partial).substr(0, nl));
+    }
+  }
+
+  void Reap(const std::string& id) {
+    Child c = std::move(running_[id]);
+    running_.erase(id);
+    int status = 0;
+    if (c.pid < 0) status = -(c.pid + 1);  // reaped by polling
+    else while (::waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {}
+    if (c.err_fd >= 0) {
+      ReadStderr(id, c);  // what is left (a grandchild may hold the pipe open: do not wait)
+      if (c.err_fd >= 0) ::close(c.err_fd);
+    }
+    if (!c.partial.empty()) listener_->ChildStderr(id, c.partial);
+    if (c.pidfd >= 0) ::close(c.pidfd);
+    if (c.tail.size() > kStderrTail) c.tail.erase(0, c.tail.size() - kStderrTail);
+
+    Result<store::RunRecord> r = st_.ReadRun(id);
+    const bool signaled = WIFSIGNALED(status);
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (!signaled && r.ok()) {
+      // The exit codes of a resume that went as it should (cli/exit_codes.h): 0, 1, 75.
+      const bool clean = code == 0 || code == 1 || code == 75;
+      WorkerReport done{WorkerEvent::kCompleted, id, r->detail};
+      switch (r->status) {
+        case store::RunStatus::kSuspended: done.event = WorkerEvent::kSuspended; break;
+        case store::RunStatus::kCompleted: done.event = WorkerEvent::kCompleted; break;
+        case store::RunStatus::kFailed: done.event = WorkerEvent::kFailed; break;
+        case store::RunStatus::kCancelled: done.event = WorkerEvent::kCancelled; break;
+        default: {
+          int64_t pid = 0;
+          if (st_.IsRunLive(id, &pid)) {  // another process took it first
+            Report({WorkerEvent::kSkipped, id, fmt::format("process {} executes it", pid)});
+            return;
+          }
+          done.event = WorkerEvent::kCrashed;
+        }
+      }
+      if (done.event != WorkerEvent::kCrashed && (clean || r->status != store::RunStatus::kSuspended)) {
+        st_.ClearCrashes(id);
+        crashes_.erase(id);
+        retry_at_.erase(id);
+        if (done.event == WorkerEvent::kSuspended) ++sum_->suspended;
+        else if (done.event == WorkerEvent::kCompleted) ++sum_->completed;
+        else ++sum_->failed;
+        done.pid = c.pid;
+        Report(done);
+        return;
+      }
+    }
+    Crashed(id, c, signaled ? fmt::format("killed by signal {} ({})", WTERMSIG(status), ::strsignal(WTERMSIG(status)))
+                            : fmt::format("exit code {}", code));
+  }
+
+  void Crashed(const std::string& id, const Child& c, const std::string& how) {
+    std::string last = c.tail;
+    while (!last.empty() && last.back() == '\n') last.pop_back();
+    std::string last_line = last.substr(last.rfind('\n') == std::string::npos ? 0 : last.rfind('\n') + 1);
+    Result<int> n = st_.RecordCrash(id, c.tail);
+    int count = n.ok() ? *n : ++crashes_[id];
+    WorkerReport r{WorkerEvent::kCrashed, id, last_line.empty() ? how : how + ": " + last_line};
+    r.crashes = count;
+    if (count >= opt_.max_crashes) {
+      st_.SetPoisoned(id, fmt::format("{} crashes in a row; the last: {}\n{}", count, how, c.tail));
+      r.event = WorkerEvent::kPoisoned;
+      ++sum_->poisoned;
+      Report(r);
+      return;
+    }
+    int64_t backoff = opt_.first_backoff_ms;
+    for (int i = 1; i < count && backoff < opt_.max_backoff_ms; ++i) backoff *= 2;
+    backoff = std::min(backoff, opt_.max_backoff_ms);
+    r.retry_in_ms = backoff;
+    ++sum_->crashed;
+    Report(r);
+    if (opt_.once) return;
+    retry_at_[id] = NowMs() + backoff;
+    timers_.push({NowMs() + backoff, id, ""});
+  }
+
+  const WorkerOptions& opt_;
+  WorkerListener* listener_;
+  WorkerSummary* sum_;
+  store::Store st_;
+  int inotify_ = -1;
+  int64_t last_scan_ms_ = 0;
+  std::map<std::string, Child> running_;
+  std::deque<std::pair<std::string, std::string>> ready_;  // run id, why: started in this order
+  std::set<std::string> queued_;                           // the ids in ready_
+  std::priority_queue<Due, std::vector<Due>, std::greater<Due>> timers_;
+  std::map<std::string, int> crashes_;       // when the store cannot count them
+  std::map<std::string, int64_t> retry_at_;  // a crashed run's next try
+  std::set<std::string> reported_damage_;
+};
+
+}  // namespace
+
+Status RunWorker(const WorkerOptions& options, WorkerListener* listener, WorkerSummary* summary) {
+  *summary = WorkerSummary{};
+  Result<store::Store> st = store::Store::Open(options.store_dir, true);
+  if (!st.ok()) return st.status();
+  Pool pool(options, listener, summary, std::move(*st));
+  return pool.Run();
+}
+
+}  // namespace flow::runtime
