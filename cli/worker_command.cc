@@ -9,16 +9,11 @@
 #include "cli/commands.h"
 #include "cli/stop_signal.h"
 #include "runtime/worker.h"
+#include "stdlib/stdlib.h"
 
 namespace flow::cli {
 
 namespace {
-
-std::string SelfPath() {
-  char buf[4096];
-  ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf - 1);
-  return n > 0 ? std::string(buf, n) : std::string("flow");
-}
 
 std::string ClockText(int64_t wall_ms) {
   std::time_t t = wall_ms / 1000;
@@ -85,10 +80,8 @@ int WorkerCommand(const WorkerCommandOptions& o) {
   w.max_crashes = o.max_crashes;
   w.child_stdout_to_stderr = o.json;
   w.drain = StopFlag();
-  const std::string self = SelfPath();
-  w.child_command = [&](const std::string& id) {
-    return std::vector<std::string>{self, "resume", id, "--store", o.store};
-  };
+  w.prepare = [] { stdlib::PrepareHttp(); };
+  w.execute = [&](const std::string& id) { return ResumeCommand(o.store, id, RunOptions{}); };
   WorkerPrinter printer(o.json);
   runtime::WorkerSummary summary;
   if (Status s = runtime::RunWorker(w, &printer, &summary); !s.ok()) return Fail(s, "worker");

@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -12,6 +11,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <chrono>
 #include <cstring>
 #include <deque>
@@ -22,8 +22,6 @@
 #include <fmt/format.h>
 
 #include "store/store.h"
-
-extern char** environ;
 
 namespace flow::runtime {
 
@@ -178,26 +176,27 @@ class Pool {
   }
 
   void Start(const std::string& id, const std::string& why) {
-    std::vector<std::string> args = opt_.child_command(id);
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
+    if (!prepared_ && opt_.prepare) opt_.prepare();
+    prepared_ = true;
     int err[2];
     if (::pipe2(err, O_CLOEXEC) != 0) {
       Report({WorkerEvent::kSkipped, id, fmt::format("cannot start a process: {}", std::strerror(errno))});
       return;
     }
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    if (opt_.child_stdout_to_stderr) posix_spawn_file_actions_adddup2(&fa, STDERR_FILENO, STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&fa, err[1], STDERR_FILENO);
-    pid_t pid = 0;
-    int rc = ::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&fa);
+    std::fflush(nullptr);  // nothing buffered is written twice
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      if (opt_.child_stdout_to_stderr) ::dup2(STDERR_FILENO, STDOUT_FILENO);
+      ::dup2(err[1], STDERR_FILENO);
+      ::close_range(3, ~0U, 0);  // the worker's inotify, pipes and pidfds are not the child's
+      int code = opt_.execute(id);
+      std::fflush(nullptr);
+      ::_exit(code);
+    }
     ::close(err[1]);
-    if (rc != 0) {
+    if (pid < 0) {
       ::close(err[0]);
-      Report({WorkerEvent::kSkipped, id, fmt::format("cannot start {}: {}", argv[0], std::strerror(rc))});
+      Report({WorkerEvent::kSkipped, id, fmt::format("cannot start a process: {}", std::strerror(errno))});
       return;
     }
     ::fcntl(err[0], F_SETFL, O_NONBLOCK);
@@ -374,6 +373,7 @@ class Pool {
   WorkerSummary* sum_;
   store::Store st_;
   int inotify_ = -1;
+  bool prepared_ = false;
   int64_t last_scan_ms_ = 0;
   std::map<std::string, Child> running_;
   std::deque<std::pair<std::string, std::string>> ready_;  // run id, why: started in this order

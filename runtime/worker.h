@@ -3,8 +3,9 @@
 //
 // The worker finds work through the wake index (store: wake/WAKE_MS-ID hints, followed
 // with inotify) and a scan of the run records at start and every `rescan_ms` (runs whose
-// process died elsewhere). A child is the command `child_command(id)` gives (the cli's
-// `flow resume ID --store DIR`); the run record says how it ended. A run whose child dies
+// process died elsewhere). A child is a fork of the worker that calls `execute(id)` (the
+// cli's `flow resume ID`) and exits with what it returns: no exec, no dynamic loading,
+// libraries the worker loaded once (`prepare`) are shared. The run record says how it ended. A run whose child dies
 // is retried with backoff and, after `max_crashes` in a row, set aside as poisoned with
 // its last stderr (docs/operating.md, "Workers").
 #pragma once
@@ -27,8 +28,10 @@ struct WorkerOptions {
   int64_t rescan_ms = 60'000;
   int64_t first_backoff_ms = 1'000;  // after a crash; doubles, at most max_backoff_ms
   int64_t max_backoff_ms = 60'000;
-  // The argv of a child that executes run `id`.
-  std::function<std::vector<std::string>(const std::string& id)> child_command;
+  // Called once before the first child: load what every child would load (libcurl).
+  std::function<void()> prepare;
+  // Executes run `id` in a child (forked) process: its exit code.
+  std::function<int(const std::string& id)> execute;
   // Children's stdout goes to the worker's stderr (its stdout carries --json events).
   bool child_stdout_to_stderr = false;
   // Set from a signal handler: start nothing more, ask the children to stop at their next

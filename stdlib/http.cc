@@ -44,6 +44,17 @@ struct CurlApi {
   decltype(&curl_multi_info_read) multi_info_read;
 };
 
+const CurlApi* Curl(std::string* error);
+
+}  // namespace
+
+void PrepareHttp() {
+  std::string ignored;
+  Curl(&ignored);
+}
+
+namespace {
+
 const CurlApi* Curl(std::string* error) {
   static std::string load_error;
   static const CurlApi* api = []() -> const CurlApi* {

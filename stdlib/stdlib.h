@@ -29,5 +29,8 @@ bool ParseJson(VM& vm, std::string_view text, Value* out);
 bool PostJson(const std::string& url, const std::string& json, int64_t timeout_ms, std::string* error);
 // Would json.parse accept `text` (valid, and nested no deeper than it allows)? Else *error.
 bool CheckJson(std::string_view text, std::string* error);
+// Loads libcurl now (it is otherwise loaded at the first http call): a process that forks
+// many children (flow worker) loads it once for all of them.
+void PrepareHttp();
 
 }  // namespace flow::stdlib
