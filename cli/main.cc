@@ -11,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "cli/queue_commands.h"
 #include "cli/ui/server.h"
 #include "runtime/runtime.h"
 #include "store/keys.h"
@@ -115,7 +116,7 @@ int main(int argc, char** argv) {
   add_budgets(fork_cmd);
 
   auto* runs_cmd = app.add_subcommand("runs", "list the runs of the store: id, status, effects, size on disk, program");
-  runs_cmd->add_option("--status", status, "only runs in this status (running, suspended, completed, failed, crashed)");
+  runs_cmd->add_option("--status", status, "only runs in this status (queued, running, suspended, completed, failed, crashed, cancelled)");
   runs_cmd->add_flag("--json", json, "a JSON array of objects, for machines");
   runs_cmd->add_option("--store", run.store, kStoreHelp);
 
@@ -175,9 +176,13 @@ int main(int argc, char** argv) {
   gc_cmd->add_option("--store", run.store, kStoreHelp);
 
   bool worker_once = false;
-  auto* worker_cmd = app.add_subcommand("worker", "resume runs whose timers are due, whose signals came, whose process died");
+  auto* worker_cmd = app.add_subcommand("worker", "resume runs whose timers are due, whose signals came, whose process died; fire due schedules; start queued runs "
+      "(oldest first, within their queues' caps)");
   worker_cmd->add_flag("--once", worker_once, "one pass over the store, then exit");
   worker_cmd->add_option("--store", run.store, kNewStoreHelp);
+
+  Dispatch queue_commands = AddQueueCommands(app, run, add_budgets);  // submit, queue
+  Dispatch schedule_commands = AddScheduleCommands(app, run);
 
   flow::ui::UiOptions ui;
   auto* ui_cmd = app.add_subcommand("ui", "serve a web dashboard of the store's runs (docs/ui.md)");
@@ -194,6 +199,8 @@ int main(int argc, char** argv) {
   }
   auto dispatch = [&]() -> int {
     if (run_cmd->parsed()) return RunCommand(run);
+    if (std::optional<int> code = queue_commands()) return *code;
+    if (std::optional<int> code = schedule_commands()) return *code;
     if (compile_cmd->parsed()) return CompileCommand(file, out);
     if (check_cmd->parsed()) return CheckCommand(file);
     if (disasm_cmd->parsed()) return DisasmCommand(file);

@@ -12,6 +12,8 @@
 #include "runtime/rerun.h"
 #include "vm/breaker.h"
 #include "runtime/program_file.h"
+#include "runtime/queue.h"
+#include "runtime/schedule.h"
 
 #include <fmt/format.h>
 #include <signal.h>
@@ -231,6 +233,7 @@ bool CanResume(const store::RunRecord& record) {
     case store::RunStatus::kRunning:
     case store::RunStatus::kSuspended:
     case store::RunStatus::kCrashed:
+    case store::RunStatus::kQueued:  // resuming it starts it (runtime/queue.h)
       return true;
     case store::RunStatus::kFailed:
       return record.error_kind == kBudgetErrorKind;
@@ -483,6 +486,12 @@ Status StartRun(const StartOptions& options, const Module& module, RunListener* 
   record.keep_checkpoints = options.keep_checkpoints;
   record.created_ms = record.updated_ms = WallMs();
   record.pid = getpid();
+  return BeginRun(&st.value(), std::move(record), module, options, std::move(code_lock.value()), listener, result);
+}
+
+Status BeginRun(store::Store* st, store::RunRecord record, const Module& module, const StartOptions& options,
+                std::unique_ptr<store::CodeLock> code_lock, RunListener* listener, RunResult* result) {
+  const std::string& id = record.id;
   // The database and its first checkpoint come before the record: a run that has a record
   // always has its state (a start that dies sooner leaves only a folder, taken over above).
   const std::string context = "run " + id;
@@ -491,7 +500,7 @@ Status StartRun(const StartOptions& options, const Module& module, RunListener* 
   Result<std::unique_ptr<store::CheckpointMark>> mark = st->OpenMark(id);
   if (!mark.ok()) return InContext(mark.status(), context);
   ProcessHost host(options.virtual_time, listener);
-  host.set_store(&st.value());
+  host.set_store(st);
   host.set_detach(options.detach);
   host.set_run(id, {});
   VM vm(&module, &host, stdlib::GetNatives());
@@ -502,7 +511,7 @@ Status StartRun(const StartOptions& options, const Module& module, RunListener* 
   vm.SetJournal(&journal);
   vm.PrepareToRun();
   if (options.origin) {
-    if (Status s = StartRerun(*st, id, *hash, *options.origin, vm, journal); !s.ok()) return InContext(s, context);
+    if (Status s = StartRerun(*st, id, record.code_hash, *options.origin, vm, journal); !s.ok()) return InContext(s, context);
   }
   store::Batch first;
   // The first checkpoint and the mark are durable before the record (async runs too): a
@@ -511,7 +520,7 @@ Status StartRun(const StartOptions& options, const Module& module, RunListener* 
   if (Status s = journal.Sync(); !s.ok()) return InContext(s, context);
   if (Status s = (*mark)->Sync(st->RunDir(id)); !s.ok()) return InContext(s, context);
   if (Status s = st->WriteRun(record); !s.ok()) return s;
-  code_lock->reset();
+  code_lock.reset();
   result->record = record;
   listener->RunStarted(id);
   return Execute(*st, record, vm, host, journal, result);
@@ -783,6 +792,15 @@ Status ResumeRun(const std::string& store_dir, const std::string& id, const Budg
   }
   Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(id);
   if (!lock.ok()) return lock.status();
+  // A run of a capped queue executes in one of its slots, or not now (runtime/queue.h).
+  std::unique_ptr<store::QueueSlot> slot;
+  if (Status s = TakeRunSlot(*st, *peek, &slot, result); !s.ok() || result->deferred != RunResult::Deferred::kNo) return s;
+  if (peek->status == store::RunStatus::kQueued) {
+    if (Status s = StartQueuedRun(*st, id, listener, result); !s.ok() || !result->refused) return s;
+    if (!CanResume(result->record)) return Status::Ok();  // it ran and ended since we looked
+    peek = result->record;  // another process started it, and it stopped since: it goes on
+    result->refused = false;
+  }
   return ContinueRun(*st, *peek, budgets, listener, result);
 }
 
@@ -938,6 +956,7 @@ Status CancelRun(const std::string& store_dir, const std::string& id, RunListene
   record = st->ReadRun(id);  // as it is now that we hold it
   if (!record.ok()) return record.status();
   result->record = *record;
+  if (record->status == store::RunStatus::kQueued) return CancelQueuedRun(*st, *record, result);  // never started
   if (record->status != store::RunStatus::kSuspended && record->status != store::RunStatus::kRunning) {
     result->refused = true;
     return Status::Ok();
@@ -990,6 +1009,9 @@ Status Worker(const std::string& store_dir, bool once, RunListener* listener) {
     std::vector<store::RunRecord> runs = st->ListRuns(
         [&](const std::string& id, const Status& s) { listener->WorkerSkipped(id, s, false); });
     int64_t now = WallMs();
+    std::vector<ScheduleFiring> fired;  // schedules due submit their runs (runtime/schedule.h)
+    if (Status f = FireDueSchedules(*st, now, &fired); !f.ok()) return f;
+    for (const ScheduleFiring& f : fired) listener->ScheduleFired(f);
     for (const auto& r : runs) {
       Result<std::optional<WakeReason>> due = DueReason(*st, r, now);
       if (!due.ok()) {
@@ -999,6 +1021,13 @@ Status Worker(const std::string& store_dir, bool once, RunListener* listener) {
       }
       if (!due->has_value()) continue;
       listener->WorkerWaking(r, **due);
+      RunResult result;
+      Status s = ResumeRun(store_dir, r.id, {}, listener, &result);
+      listener->WorkerResumed(s, result);
+    }
+    for (const store::RunRecord& r : ListQueuedRuns(*st)) {  // oldest first (runtime/queue.h)
+      if (!QueuedRunReady(*st, r)) continue;
+      listener->WorkerWaking(r, WakeReason::kQueued);
       RunResult result;
       Status s = ResumeRun(store_dir, r.id, {}, listener, &result);
       listener->WorkerResumed(s, result);

@@ -102,7 +102,8 @@ class RunDb {
 // The values are on disk (the run record's status byte, docs/checkpoint.md): do not change
 // them; a new status takes the next number.
 enum class RunStatus : uint8_t {
-  kRunning = 0, kSuspended = 1, kCompleted = 2, kFailed = 3, kCrashed = 4, kCancelled = 5
+  kRunning = 0, kSuspended = 1, kCompleted = 2, kFailed = 3, kCrashed = 4, kCancelled = 5,
+  kQueued = 6,  // flow submit: created, not started; a worker (or flow resume) starts it (runtime/queue.h)
 };
 const char* RunStatusName(RunStatus s);
 bool ParseRunStatus(std::string_view name, RunStatus* out);
@@ -133,6 +134,10 @@ struct RunRecord {
   // Which past checkpoints the run keeps (docs/checkpoint.md, "Kept checkpoints"):
   // kKeepDefault, kKeepAllCheckpoints, or the last N.
   uint32_t keep_checkpoints = 0;
+  // The queue whose cap it executes under ("": none, a run of flow run); record version 4.
+  std::string queue;
+  // Queued by a schedule with --overlap queue: it starts only once this run has ended.
+  std::string after_run;
 };
 inline constexpr uint32_t kKeepDefault = 0;  // all, until they take kKeepAllUpToBytes; then the last kKeepAfterCap
 inline constexpr uint32_t kKeepAllCheckpoints = 0xffffffff;
