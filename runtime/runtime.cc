@@ -665,6 +665,9 @@ Status LoadRunAt(store::Store& st, const std::string& id, VmHost* host, LoadedRu
   Result<store::RunRecord> record = st.ReadRun(id);
   if (!record.ok()) return record.status();
   out->record = std::move(record.value());
+  if (out->record.status == store::RunStatus::kQueued)  // a record, no database yet (runtime/queue.h)
+    return Status::InvalidArgument(fmt::format("run {} is queued: it has not started, so it has no state or history "
+                                               "yet (flow resume {} starts it)", id, id));
   std::string bytes;
   if (Status s = st.GetCode(out->record.code_hash, &bytes); !s.ok()) return s;
   Result<Module> module = DeserializeModule(bytes);

@@ -62,6 +62,15 @@ def resume_starts_queued():
 
 
 @case
+def readers_of_queued():
+    rid = submit(program("p.flow", 'print("ran")\n')).stdout.strip()
+    for command in ("inspect", "history", "logs", "trace", "export"):
+        r = flow(command, rid, "--store", store())
+        check(f"flow {command} of a queued run says it has not started (exit 2, not damage)",
+              r.returncode == 2 and "is queued: it has not started" in r.stderr, (r.returncode, r.stderr))
+
+
+@case
 def cancel_queued():
     rid = submit(program("p.flow", 'print("ran")\n')).stdout.strip()
     c = flow("cancel", rid, "--store", store())
