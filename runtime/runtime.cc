@@ -1013,7 +1013,7 @@ Status Worker(const std::string& store_dir, bool once, RunListener* listener) {
         [&](const std::string& id, const Status& s) { listener->WorkerSkipped(id, s, false); });
     int64_t now = WallMs();
     std::vector<ScheduleFiring> fired;  // schedules due submit their runs (runtime/schedule.h)
-    if (Status f = FireDueSchedules(*st, now, &fired); !f.ok()) return f;
+    if (Status f = FireDueSchedules(*st, now, &fired); !f.ok()) listener->Warning("schedules: " + f.message());
     for (const ScheduleFiring& f : fired) listener->ScheduleFired(f);
     for (const auto& r : runs) {
       Result<std::optional<WakeReason>> due = DueReason(*st, r, now);
