@@ -107,6 +107,40 @@ def full_queue_by_hand():
     check("queue set without --concurrency or --unlimited is a usage error", both.returncode == 2, both.stderr)
 
 
+@case
+def suspended_run_holds_no_slot():
+    flow("queue", "set", "one", "--concurrency", "1", "--store", store())
+    waiter = program("wait.flow", 'print("waiting")\nsignal.wait("go")\nprint("went")\n')
+    submit(waiter, "--queue", "one", "--run-id", "a")
+    submit(program("hello.flow", 'print("hello")\n'), "--queue", "one", "--run-id", "b")
+    w = flow("worker", "--once", "--store", store())
+    check("in a queue capped at 1, a run that suspends frees its slot: the next one runs",
+          status(store(), "a") == "suspended" and status(store(), "b") == "completed", (w.stderr, runs(store())))
+    flow("signal", "a", "go", "--store", store())
+    w = flow("worker", "--once", "--store", store())
+    check("the suspended run takes a slot again to go on, and ends", status(store(), "a") == "completed" and
+          "went" in w.stdout, (w.stdout, w.stderr))
+
+
+@case
+def killed_while_starting():
+    """A queued run killed at its first effects resumes as any run: nothing done twice."""
+    prog = program("files.flow", f'''
+fs.append("{store()}.log", "one\\n")
+fs.append("{store()}.log", "two\\n")
+print("done")
+''')
+    submit(prog, "--run-id", "k")
+    first = flow("resume", "k", "--store", store(), crash="2:after-checkpoint")
+    check("the start was killed (SIGKILL)", first.returncode == -9, (first.returncode, first.stderr))
+    check("it reads as crashed, no longer queued", status(store(), "k") == "crashed", runs(store()))
+    w = flow("worker", "--once", "--store", store())
+    with open(store() + ".log") as f:
+        lines = f.read().split()
+    check("the worker resumes it to its end, each effect done once", status(store(), "k") == "completed" and
+          lines == ["one", "two"], (w.stderr, lines))
+
+
 def drain_with_two_workers(queue, tags):
     """Starts two `flow worker` processes on the store, waits until the runs are completed,
     stops them; returns the server's stats."""

@@ -194,6 +194,39 @@ def bad_specs():
 
 
 @case
+def virtual_time_runs():
+    prog = program("slow.flow", 'sleep(2h)\nprint("after two hours")\n')
+    add("v", prog, "--every", "1d", "--start", "2030-01-01T00:00Z", "--virtual-time")
+    tick("2030-01-01T00:00Z")
+    w = worker()
+    check("a schedule added with --virtual-time queues virtual-time runs: a 2h sleep does not wait",
+          "after two hours" in w.stdout and status(store(), "v-20300101T000000Z") == "completed", (w.stdout, w.stderr))
+
+
+@case
+def damaged_records():
+    add("ok", hello(), "--every", "1h", "--start", "2030-01-01T00:00Z", "--arg", "who=ok")
+    add("bad", hello(), "--every", "1h", "--start", "2030-01-01T00:00Z")
+    path = os.path.join(store(), "schedules", "bad")
+    data = bytearray(open(path, "rb").read())
+    data[-3] ^= 0xFF
+    open(path, "wb").write(bytes(data))
+    listed = flow("schedule", "list", "--store", store())
+    check("schedule list names a damaged schedule and exits 3", listed.returncode == 3 and "schedule bad" in listed.stderr
+          and "ok" in listed.stdout, (listed.returncode, listed.stderr))
+    t = tick("2030-01-01T00:00Z")
+    check("a tick still fires the others, and says which is damaged (exit 3)",
+          t.returncode == 3 and t.stdout.split() == ["ok-20300101T000000Z"] and "bad" in t.stderr, (t.returncode, t.stdout, t.stderr))
+    flow("queue", "set", "q", "--concurrency", "1", "--store", store())
+    with open(os.path.join(store(), "queues", "q", "config"), "r+b") as f:
+        f.write(b"\x01\x00")
+    rid = flow("submit", hello(), "--queue", "q", "--store", store()).stdout.strip()
+    r = flow("resume", rid, "--store", store())
+    check("a damaged queue config is exit 3, naming the queue, and the run stays queued",
+          r.returncode == 3 and "queue q" in r.stderr and status(store(), rid) == "queued", (r.returncode, r.stderr))
+
+
+@case
 def worker_fires_in_real_time():
     add("now", hello(), "--every", "1s", "--arg", "who=realtime")
     due = schedules()["now"]["next_ms"]
