@@ -26,11 +26,6 @@ struct QueueArgs {
 };
 
 int SubmitCommand(const RunOptions& options, const std::string& queue) {
-  if (!options.max_memory.empty()) {
-    fmt::print(stderr, "flow submit: --max-memory is the executing process's, not kept with a run: give it to "
-                       "flow resume RUN\n");
-    return kExitUsage;
-  }
   runtime::StartOptions start;
   Module module;
   if (int code = PrepareStart(options, "submit", &start, &module); code != kExitOk) return code;
@@ -111,6 +106,8 @@ Dispatch AddQueueCommands(CLI::App& app, RunOptions& run, const std::function<vo
   submit->add_option("--durability", run.durability, "sync (default) or async")->check(CLI::IsMember({"sync", "async"}));
   submit->add_option("--keep-checkpoints", run.keep_checkpoints, "as flow run's")->check(KeepCheckpointsValue());
   add_budgets(submit);  // --deadline counts from the submission
+  // The memory budget is the executing process's, not kept with a run: flow resume takes it.
+  submit->remove_option(submit->get_option("--max-memory"));
   submit->add_flag("--no-cache", run.no_cache, "compile FILE afresh: skip the compiled-program cache");
 
   CLI::App* queue = app.add_subcommand("queue", "caps on how many runs of a queue execute at once, across every worker");
