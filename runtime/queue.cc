@@ -92,9 +92,13 @@ bool WaitsForRun(const store::Store& st, const store::RunRecord& r) {
 
 }  // namespace
 
-bool QueuedRunReady(const store::Store& st, const store::RunRecord& r) {
+bool QueuedRunReady(const store::Store& st, const store::RunRecord& listed) {
+  // As it is now: another process may have started it since it was listed (live), or run it.
+  Result<store::RunRecord> now = st.ReadRun(listed.id);
   int64_t pid = 0;
-  if (st.IsRunLive(r.id, &pid) || WaitsForRun(st, r)) return false;  // live: another process is starting it
+  if (!now.ok() || now->status != store::RunStatus::kQueued || st.IsRunLive(listed.id, &pid)) return false;
+  const store::RunRecord& r = *now;
+  if (WaitsForRun(st, r)) return false;
   if (r.queue.empty()) return true;
   Result<uint32_t> cap = store::ReadQueueCap(st.dir(), r.queue);
   if (!cap.ok()) return true;  // ResumeRun says what is wrong

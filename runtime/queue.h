@@ -30,8 +30,9 @@ Status CreateQueuedRun(store::Store& st, store::RunRecord record);
 std::vector<store::RunRecord> ListQueuedRuns(const store::Store& st);
 // Has run `r` ended (completed, failed, cancelled)? Anything else may still run.
 bool RunHasEnded(const store::RunRecord& r);
-// Could queued run `r` start now: its queue has a free slot (or no cap), and the run it
-// waits for (after_run), if any, has ended? A hint: ResumeRun decides.
+// Could queued run `r` start now: it is still queued (its record read again) and no
+// process holds it, its queue has a free slot (or no cap), and the run it waits for
+// (after_run), if any, has ended? A hint: ResumeRun decides.
 bool QueuedRunReady(const store::Store& st, const store::RunRecord& r);
 
 // For ResumeRun, under the run's lock: takes a slot of `r`'s queue if it has a cap (*slot
