@@ -173,7 +173,7 @@ Status RemoveSchedule(const std::string& store_dir, const std::string& name) {
 
 Status FireDueSchedules(store::Store& st, int64_t now_ms, std::vector<ScheduleFiring>* fired) {
   fired->clear();
-  if (!NextScheduleWakeMs(st) || *NextScheduleWakeMs(st) > now_ms) return Status::Ok();  // nothing due: no lock
+  if (std::optional<int64_t> next = NextScheduleWakeMs(st); !next || *next > now_ms) return Status::Ok();  // no lock
   Result<std::unique_ptr<store::ScheduleLock>> lock = store::LockSchedules(st.dir());
   if (!lock.ok()) return lock.status();
   auto unreadable = [&](const std::string& name, const Status& why) {
