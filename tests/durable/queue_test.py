@@ -84,7 +84,7 @@ def cancel_queued():
 def full_queue_by_hand():
     prog = hold_program(until=99)
     check("flow queue set caps a queue", flow("queue", "set", "one", "--concurrency", "1", "--store", store()).returncode == 0)
-    a = submit(prog, "--queue", "one", "--arg", "tag=a", "--arg", "ms=2500", "--run-id", "a").stdout.strip()
+    a = submit(prog, "--queue", "one", "--arg", "tag=a", "--arg", "ms=5000", "--run-id", "a").stdout.strip()
     b = submit(prog, "--queue", "one", "--arg", "tag=b", "--arg", "ms=10", "--run-id", "b").stdout.strip()
     first = subprocess.Popen([FLOW, "resume", a, "--store", store()], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 20
