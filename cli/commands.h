@@ -63,6 +63,13 @@ int GcCommand(const std::string& store, const std::string& older_than, const std
 
 // Durable runs (run_commands.cc).
 int RunCommand(const RunOptions& options);
+// The StartOptions of flow run (and submit, schedule add) from the command line, its
+// program loaded: kExitOk, or the exit code of what was wrong (said on stderr).
+int PrepareStart(const RunOptions& options, const char* command, runtime::StartOptions* start, Module* module);
+// A resume that did not start the run (runtime::RunResult::deferred): says why; kExitDeferred (queue_commands.cc).
+int ReportDeferred(const runtime::RunResult& r);
+// A worker's line for a schedule's tick (schedule_commands.cc).
+void PrintScheduleFiring(const runtime::ScheduleFiring& f);
 int ResumeCommand(const std::string& store, const std::string& run_id, const RunOptions& options);
 int ForkCommand(const std::string& store, const std::string& run_id, std::optional<uint64_t> at_effect,
                 const std::vector<std::string>& sets, const RunOptions& options);

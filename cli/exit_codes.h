@@ -11,6 +11,7 @@ enum ExitCode {
   kExitCorrupt = 3,       // store or file damage
   kExitOutputFailed = 74,  // the output could not be written (sysexits' EX_IOERR)
   kExitSuspended = 75,    // waiting on a timer or a signal
+  kExitDeferred = 76,     // flow resume of a queued run: not started now (its queue is full); try later
 };
 
 }  // namespace flow

@@ -11,6 +11,7 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "cli/queue_commands.h"
 #include "cli/ui/server.h"
 #include "runtime/runtime.h"
 #include "store/keys.h"
@@ -115,7 +116,7 @@ int main(int argc, char** argv) {
   add_budgets(fork_cmd);
 
   auto* runs_cmd = app.add_subcommand("runs", "list the runs of the store: id, status, effects, size on disk, program");
-  runs_cmd->add_option("--status", status, "only runs in this status (running, suspended, completed, failed, crashed)");
+  runs_cmd->add_option("--status", status, "only runs in this status (queued, running, suspended, completed, failed, crashed, cancelled)");
   runs_cmd->add_flag("--json", json, "a JSON array of objects, for machines");
   runs_cmd->add_option("--store", run.store, kStoreHelp);
 
@@ -176,7 +177,8 @@ int main(int argc, char** argv) {
 
   WorkerCommandOptions worker;
   auto* worker_cmd = app.add_subcommand(
-      "worker", "execute runs whose timers are due, whose signals came, whose process died, each in a child process "
+      "worker", "execute runs whose timers are due, whose signals came, whose process died, queued runs within their "
+                "queues' caps, due schedules; each run in a child process "
                 "(docs/operating.md, \"Workers\"); SIGTERM drains: running runs stop at their next checkpoint");
   worker_cmd->add_option("--concurrency", worker.concurrency, "runs executing at once (default 4)")->check(CLI::Range(1, 4096));
   worker_cmd->add_flag("--once", worker.once, "start the runs due now, wait for them, exit (1 if a run's process crashed)");
@@ -184,6 +186,9 @@ int main(int argc, char** argv) {
   worker_cmd->add_option("--max-crashes", worker.max_crashes, "crashes in a row before a run is set aside as poisoned (default 3)")
       ->check(CLI::Range(1, 1000));
   worker_cmd->add_option("--store", run.store, kNewStoreHelp);
+
+  Dispatch queue_commands = AddQueueCommands(app, run, add_budgets);  // submit, queue
+  Dispatch schedule_commands = AddScheduleCommands(app, run);
 
   flow::ui::UiOptions ui;
   auto* ui_cmd = app.add_subcommand("ui", "serve a web dashboard of the store's runs (docs/ui.md)");
@@ -200,6 +205,8 @@ int main(int argc, char** argv) {
   }
   auto dispatch = [&]() -> int {
     if (run_cmd->parsed()) return RunCommand(run);
+    if (std::optional<int> code = queue_commands()) return *code;
+    if (std::optional<int> code = schedule_commands()) return *code;
     if (compile_cmd->parsed()) return CompileCommand(file, out);
     if (check_cmd->parsed()) return CheckCommand(file);
     if (disasm_cmd->parsed()) return DisasmCommand(file);

@@ -80,6 +80,7 @@ int ReportRun(const Status& s, const runtime::RunResult& r) {
 
 // flow resume (and each resume of the worker): a run that cannot go on is refused.
 int ReportResume(const Status& s, const runtime::RunResult& r) {
+  if (s.ok() && r.deferred != runtime::RunResult::Deferred::kNo) return ReportDeferred(r);
   if (!s.ok() || !r.refused) return ReportRun(s, r);
   if (r.record.status == store::RunStatus::kCancelled)
     fmt::print(stderr, "flow: run {} was cancelled; it is never resumed\n", r.run_id);
@@ -112,6 +113,7 @@ std::string WakeReasonText(runtime::WakeReason why, const store::RunRecord& r) {
     case runtime::WakeReason::kTimerDue: return "its timer is due";
     case runtime::WakeReason::kWaitTimedOut: return "its wait timed out";
     case runtime::WakeReason::kSignalArrived: return "its signal " + r.waiting_signal + " arrived";
+    case runtime::WakeReason::kQueued: return "it is queued in " + r.queue;
   }
   return "?";
 }
@@ -182,13 +184,13 @@ bool MakeStoreFolder(const std::string& dir) {
   return false;
 }
 
-int RunCommand(const RunOptions& options) {
-  runtime::StartOptions start;
+int PrepareStart(const RunOptions& options, const char* command, runtime::StartOptions* out, Module* module) {
+  runtime::StartOptions& start = *out;
   start.file = options.file;
   for (const std::string& kv : options.args) {
     size_t eq = kv.find('=');
     if (eq == std::string::npos || eq == 0) {
-      fmt::print(stderr, "flow run: --arg takes NAME=VALUE, got `{}`\n", kv);
+      fmt::print(stderr, "flow {}: --arg takes NAME=VALUE, got `{}`\n", command, kv);
       return kExitUsage;
     }
     start.args.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
@@ -202,16 +204,21 @@ int RunCommand(const RunOptions& options) {
   std::string keep_error;
   if (!options.keep_checkpoints.empty() &&
       !ParseKeepCheckpoints(options.keep_checkpoints, &start.keep_checkpoints, &keep_error)) {
-    fmt::print(stderr, "flow run: {}\n", keep_error);
+    fmt::print(stderr, "flow {}: {}\n", command, keep_error);
     return kExitUsage;
   }
-  if (!ReadBudgets(options, "run", &start.budgets)) return kExitUsage;
+  if (!ReadBudgets(options, command, &start.budgets)) return kExitUsage;
   if (!options.ephemeral && !MakeStoreFolder(options.store)) return kExitUsage;
   // Compile (or load) first: a program with errors creates no run.
   std::string cache_dir = options.no_cache ? "" : options.cache_dir;
   runtime::ProgramCache cache(cache_dir, cache_dir.empty() ? "" : runtime::CompilerIdentity());
+  return LoadProgramOrSay(options.file, module, &cache, &start.source);
+}
+
+int RunCommand(const RunOptions& options) {
+  runtime::StartOptions start;
   Module module;
-  if (int code = LoadProgramOrSay(options.file, &module, &cache, &start.source); code != kExitOk) return code;
+  if (int code = PrepareStart(options, "run", &start, &module); code != kExitOk) return code;
   if (!options.ephemeral) StopOnSigterm();
   ProcessListener listener;
   runtime::RunResult result;
@@ -259,7 +266,7 @@ int ForkCommand(const std::string& store, const std::string& run_id, std::option
 int RunsCommand(const std::string& store_dir, const std::string& status_filter, bool json) {
   store::RunStatus wanted{};
   if (!status_filter.empty() && !store::ParseRunStatus(status_filter, &wanted)) {
-    fmt::print(stderr, "flow runs: unknown status `{}` (running, suspended, completed, failed, crashed, cancelled, poisoned)\n", status_filter);
+    fmt::print(stderr, "flow runs: unknown status `{}` (queued, running, suspended, completed, failed, crashed, cancelled, poisoned)\n", status_filter);
     return kExitUsage;
   }
   Result<store::Store> st = OpenStore(store_dir);
@@ -296,6 +303,7 @@ int RunsCommand(const std::string& store_dir, const std::string& status_filter, 
                      {"size_bytes", st->RunDiskBytes(r.id)},
                      {"code_hash", r.code_hash},
                      {"detail", r.detail}});
+      if (!r.queue.empty()) out.back()["queue"] = r.queue;
       if (runtime::OriginRecord o; runtime::ReadOriginRecord(*st, r.id, &o).ok()) {
         out.back()["origin"] = {{"kind", o.kind}, {"run", o.origin_run}};
         if (o.kind == "fork") out.back()["origin"]["effect"] = o.origin_effect;

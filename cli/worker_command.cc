@@ -56,6 +56,18 @@ class WorkerPrinter : public runtime::WorkerListener {
     if (r.run_id.empty()) fmt::print(stderr, "flow worker {}: {}\n", ClockText(r.wall_ms), text);
     else fmt::print(stderr, "flow worker {}: run {} {}\n", ClockText(r.wall_ms), r.run_id, text);
   }
+  void ScheduleFired(const runtime::ScheduleFiring& f) override {
+    if (!json_) return PrintScheduleFiring(f);
+    static const char* const kOutcome[] = {"submitted", "already_submitted", "skipped", "failed"};
+    nlohmann::json j = {{"event", "schedule"}, {"schedule", f.schedule}, {"tick_ms", f.tick_ms},
+                        {"outcome", kOutcome[static_cast<int>(f.outcome)]}};
+    if (!f.run_id.empty()) j["run"] = f.run_id;
+    if (f.missed) j["missed"] = f.missed;
+    if (!f.error.ok()) j["detail"] = f.error.message();
+    std::string line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    std::fwrite(line.data(), 1, line.size(), stdout);
+    std::fflush(stdout);
+  }
   void ChildStderr(const std::string& run_id, std::string_view line) override {
     fmt::print(stderr, "  [{}] {}\n", run_id, line);
   }
@@ -82,6 +94,8 @@ int WorkerCommand(const WorkerCommandOptions& o) {
   w.drain = StopFlag();
   w.prepare = [] { stdlib::PrepareHttp(); };
   w.execute = [&](const std::string& id) { return ResumeCommand(o.store, id, RunOptions{}); };
+  w.clean_exits = {kExitOk, kExitScriptFailed, kExitSuspended};
+  w.deferred_exit = kExitDeferred;
   WorkerPrinter printer(o.json);
   runtime::WorkerSummary summary;
   if (Status s = runtime::RunWorker(w, &printer, &summary); !s.ok()) return Fail(s, "worker");

@@ -12,6 +12,8 @@
 #include "runtime/rerun.h"
 #include "vm/breaker.h"
 #include "runtime/program_file.h"
+#include "runtime/queue.h"
+#include "runtime/schedule.h"
 
 #include <fmt/format.h>
 #include <signal.h>
@@ -233,6 +235,7 @@ bool CanResume(const store::RunRecord& record) {
     case store::RunStatus::kRunning:
     case store::RunStatus::kSuspended:
     case store::RunStatus::kCrashed:
+    case store::RunStatus::kQueued:  // resuming it starts it (runtime/queue.h)
       return true;
     case store::RunStatus::kFailed:
       return record.error_kind == kBudgetErrorKind;
@@ -502,6 +505,12 @@ Status StartRun(const StartOptions& options, const Module& module, RunListener* 
   record.keep_checkpoints = options.keep_checkpoints;
   record.created_ms = record.updated_ms = WallMs();
   record.pid = getpid();
+  return BeginRun(&st.value(), std::move(record), module, options, std::move(code_lock.value()), listener, result);
+}
+
+Status BeginRun(store::Store* st, store::RunRecord record, const Module& module, const StartOptions& options,
+                std::unique_ptr<store::CodeLock> code_lock, RunListener* listener, RunResult* result) {
+  const std::string& id = record.id;
   // The database and its first checkpoint come before the record: a run that has a record
   // always has its state (a start that dies sooner leaves only a folder, taken over above).
   const std::string context = "run " + id;
@@ -510,7 +519,7 @@ Status StartRun(const StartOptions& options, const Module& module, RunListener* 
   Result<std::unique_ptr<store::CheckpointMark>> mark = st->OpenMark(id);
   if (!mark.ok()) return InContext(mark.status(), context);
   ProcessHost host(options.virtual_time, listener);
-  host.set_store(&st.value());
+  host.set_store(st);
   host.set_detach(options.detach);
   host.set_run(id, {});
   VM vm(&module, &host, stdlib::GetNatives());
@@ -521,7 +530,7 @@ Status StartRun(const StartOptions& options, const Module& module, RunListener* 
   vm.SetJournal(&journal);
   vm.PrepareToRun();
   if (options.origin) {
-    if (Status s = StartRerun(*st, id, *hash, *options.origin, vm, journal); !s.ok()) return InContext(s, context);
+    if (Status s = StartRerun(*st, id, record.code_hash, *options.origin, vm, journal); !s.ok()) return InContext(s, context);
   }
   store::Batch first;
   // The first checkpoint and the mark are durable before the record (async runs too): a
@@ -530,7 +539,7 @@ Status StartRun(const StartOptions& options, const Module& module, RunListener* 
   if (Status s = journal.Sync(); !s.ok()) return InContext(s, context);
   if (Status s = (*mark)->Sync(st->RunDir(id)); !s.ok()) return InContext(s, context);
   if (Status s = st->WriteRun(record); !s.ok()) return s;
-  code_lock->reset();
+  code_lock.reset();
   result->record = record;
   listener->RunStarted(id);
   return Execute(*st, record, vm, host, journal, result);
@@ -675,6 +684,9 @@ Status LoadRunAt(store::Store& st, const std::string& id, VmHost* host, LoadedRu
   Result<store::RunRecord> record = st.ReadRun(id);
   if (!record.ok()) return record.status();
   out->record = std::move(record.value());
+  if (out->record.status == store::RunStatus::kQueued)  // a record, no database yet (runtime/queue.h)
+    return Status::InvalidArgument(fmt::format("run {} is queued: it has not started, so it has no state or history "
+                                               "yet (flow resume {} starts it)", id, id));
   std::string bytes;
   if (Status s = st.GetCode(out->record.code_hash, &bytes); !s.ok()) return s;
   Result<Module> module = DeserializeModule(bytes);
@@ -803,6 +815,15 @@ Status ResumeRun(const std::string& store_dir, const std::string& id, const Budg
   Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(id);
   if (!lock.ok()) return lock.status();
   st->ClearPoisoned(id);  // resumed by hand: the operator tries it again
+  // A run of a capped queue executes in one of its slots, or not now (runtime/queue.h).
+  std::unique_ptr<store::QueueSlot> slot;
+  if (Status s = TakeRunSlot(*st, *peek, &slot, result); !s.ok() || result->deferred != RunResult::Deferred::kNo) return s;
+  if (peek->status == store::RunStatus::kQueued) {
+    if (Status s = StartQueuedRun(*st, id, listener, result); !s.ok() || !result->refused) return s;
+    if (!CanResume(result->record)) return Status::Ok();  // it ran and ended since we looked
+    peek = result->record;  // another process started it, and it stopped since: it goes on
+    result->refused = false;
+  }
   return ContinueRun(*st, *peek, budgets, listener, result);
 }
 
@@ -958,6 +979,7 @@ Status CancelRun(const std::string& store_dir, const std::string& id, RunListene
   record = st->ReadRun(id);  // as it is now that we hold it
   if (!record.ok()) return record.status();
   result->record = *record;
+  if (record->status == store::RunStatus::kQueued) return CancelQueuedRun(*st, *record, result);  // never started
   if (record->status != store::RunStatus::kSuspended && record->status != store::RunStatus::kRunning) {
     result->refused = true;
     return Status::Ok();
@@ -987,6 +1009,8 @@ Result<uint64_t> CountSignals(store::Store& st, const std::string& id, const std
 
 Result<std::optional<WakeReason>> DueReason(store::Store& st, const store::RunRecord& r, int64_t now) {
   int64_t pid = 0;
+  if (r.status == store::RunStatus::kQueued)  // oldest first is the worker's to keep
+    return QueuedRunReady(st, r) ? std::optional<WakeReason>(WakeReason::kQueued) : std::nullopt;
   if (r.status != store::RunStatus::kRunning && r.status != store::RunStatus::kSuspended) return {std::nullopt};
   if (st.IsPoisoned(r.id)) return {std::nullopt};  // set aside: only an operator resumes it
   if (r.status == store::RunStatus::kRunning) {

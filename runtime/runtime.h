@@ -86,7 +86,9 @@ struct HistoryEntry {
 using ErrorInfo = ErrorReport;
 
 // Why `flow worker` resumes a run.
-enum class WakeReason { kProcessDied, kTimerDue, kWaitTimedOut, kSignalArrived };
+enum class WakeReason { kProcessDied, kTimerDue, kWaitTimedOut, kSignalArrived, kQueued };
+
+struct ScheduleFiring;  // runtime/schedule.h
 
 // How a command on a run ended. Runtime returns this and never prints: the cli turns it
 // into messages and an exit code.
@@ -98,6 +100,11 @@ struct RunResult {
   // flow cancel: the run is live (another process holds it); it raises `cancelled` at
   // its next effect or wait, in that process.
   bool cancel_pending = false;
+  // Resume: the run neither started nor went on, and is as it was, because its queue's
+  // slots are all held (kQueueFull: record.queue) or it waits for the previous run of its
+  // schedule to end (kWaitingForRun: record.after_run). A worker tries it again later.
+  enum class Deferred : uint8_t { kNo, kQueueFull, kWaitingForRun };
+  Deferred deferred = Deferred::kNo;
   bool executed = false;  // the VM ran; outcome says how it stopped
   RunOutcome outcome = RunOutcome::kCompleted;
   // Set once the run's output is flushed after an uncaught error (outcome kFailed).
@@ -156,7 +163,14 @@ class RunListener {
 
 // `flow run`: creates the run for `program` (already loaded from options.file) and runs it.
 Status StartRun(const StartOptions& options, const Module& program, RunListener* listener, RunResult* result);
-// `flow resume`: continues a run from its last checkpoint.
+// The second half of StartRun, for a run whose record is made (not yet written) and
+// whose lock the caller holds: its database and first checkpoint, then its record, then
+// it runs. Also starts a queued run (runtime/queue.cc). `code_lock`: released once the
+// record names the code (may be null).
+Status BeginRun(store::Store* st, store::RunRecord record, const Module& program, const StartOptions& options,
+                std::unique_ptr<store::CodeLock> code_lock, RunListener* listener, RunResult* result);
+// `flow resume`: continues a run from its last checkpoint; a queued run starts (from the
+// beginning, with its stored arguments); not now if its queue is full (result->deferred).
 Status ResumeRun(const std::string& store_dir, const std::string& run_id, const BudgetOptions& budgets,
                  RunListener* listener, RunResult* result);
 // `flow fork`: a new run from the kept checkpoint right after effect `at_effect` of run
@@ -184,7 +198,8 @@ Status SignalRun(const std::string& store_dir, const std::string& run_id, const 
 // `flow cancel`: a suspended run ends as cancelled; a live one raises `cancelled`.
 Status CancelRun(const std::string& store_dir, const std::string& run_id, RunListener* listener, RunResult* result);
 // Why a worker would resume this run now (its timer is due, its signal came, its process
-// died), if it would: none for a run a worker set aside (poisoned). `flow worker` is in
+// died, it is queued and its queue has room), if it would: none for a run a worker set
+// aside (poisoned). `flow worker` is in
 // runtime/worker.h.
 Result<std::optional<WakeReason>> DueReason(store::Store& st, const store::RunRecord& record, int64_t now_ms);
 

@@ -21,6 +21,8 @@
 
 #include <fmt/format.h>
 
+#include "runtime/queue.h"
+#include "store/keys.h"
 #include "store/store.h"
 
 namespace flow::runtime {
@@ -53,6 +55,7 @@ std::string WakeText(WakeReason why, const store::RunRecord& r) {
     case WakeReason::kTimerDue: return "its timer is due";
     case WakeReason::kWaitTimedOut: return "its wait timed out";
     case WakeReason::kSignalArrived: return "its signal " + r.waiting_signal + " arrived";
+    case WakeReason::kQueued: return "queued in " + (r.queue.empty() ? std::string(store::kDefaultQueue) : r.queue);
   }
   return "?";
 }
@@ -97,6 +100,7 @@ class Pool {
         for (auto& [id, c] : running_) ::kill(c.pid, SIGTERM);
       }
       if (!draining && !opt_.once && now - last_scan_ms_ >= opt_.rescan_ms) Scan();
+      if (!draining && now >= next_schedule_ms_) FireSchedules(now);
       while (!draining && !timers_.empty() && timers_.top().at <= now) {
         Due d = timers_.top();
         timers_.pop();
@@ -122,13 +126,29 @@ class Pool {
     listener_->Report(r);
   }
 
+  // The wake index, and the schedules (added, paused, removed: their next tick changes).
   Status WatchWakeIndex() {
-    ::mkdir(st_.WakeDir().c_str(), 0755);  // a store made before the index existed
+    const std::string schedules = store::SchedulesPath(opt_.store_dir);
+    for (const std::string& dir : {st_.WakeDir(), schedules}) ::mkdir(dir.c_str(), 0755);  // older stores
     inotify_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (inotify_ < 0) return Status::IOError(fmt::format("inotify: {}", std::strerror(errno)));
     if (::inotify_add_watch(inotify_, st_.WakeDir().c_str(), IN_CREATE | IN_MOVED_TO) < 0)
       return Status::IOError(fmt::format("cannot watch {}: {}", st_.WakeDir(), std::strerror(errno)));
+    schedules_watch_ = ::inotify_add_watch(inotify_, schedules.c_str(), IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_CLOSE_WRITE);
+    if (schedules_watch_ < 0)
+      return Status::IOError(fmt::format("cannot watch {}: {}", schedules, std::strerror(errno)));
     return Status::Ok();
+  }
+
+  void FireSchedules(int64_t now) {
+    std::vector<ScheduleFiring> fired;
+    if (Status s = FireDueSchedules(st_, now, &fired); !s.ok())
+      Report({WorkerEvent::kSkipped, "", "schedules: " + s.message()});
+    for (const ScheduleFiring& f : fired) {
+      listener_->ScheduleFired(f);
+      if (f.outcome == ScheduleFiring::Outcome::kSubmitted) Check({0, f.run_id, ""}, now);  // --once starts it too
+    }
+    next_schedule_ms_ = NextScheduleWakeMs(st_).value_or(INT64_MAX);
   }
 
   // Every record (runs whose process died elsewhere; timers from before the index) and
@@ -138,7 +158,10 @@ class Pool {
     std::vector<store::RunRecord> runs = st_.ListRuns([&](const std::string& id, const Status& s) {
       if (reported_damage_.insert(id).second) Report({WorkerEvent::kSkipped, id, s.message()});
     });
-    for (const store::RunRecord& r : runs) Consider(r, last_scan_ms_);
+    for (const store::RunRecord& r : runs)
+      if (r.status != store::RunStatus::kQueued) Consider(r, last_scan_ms_);
+    for (const store::RunRecord& r : ListQueuedRuns(st_)) Consider(r, last_scan_ms_);  // oldest first
+    next_schedule_ms_ = NextScheduleWakeMs(st_).value_or(INT64_MAX);
     std::vector<store::Store::WakeHint> hints;
     if (st_.ListWakeHints(&hints).ok())
       for (auto& h : hints) timers_.push({h.wake_ms, h.run_id, h.file});
@@ -158,6 +181,9 @@ class Pool {
     if (due->has_value()) {
       ready_.emplace_back(r.id, WakeText(**due, r));
       queued_.insert(r.id);
+      waiting_for_room_.erase(r.id);
+    } else if (r.status == store::RunStatus::kQueued) {
+      waiting_for_room_.insert(r.id);  // its queue is full, or its previous run goes on
     } else if (r.status == store::RunStatus::kSuspended && r.wake_ms > now && !r.virtual_time) {
       timers_.push({r.wake_ms, r.id, ""});
     }
@@ -218,7 +244,7 @@ class Pool {
     if (!draining) {
       int64_t until = INT64_MAX;
       if (!timers_.empty()) until = timers_.top().at;
-      if (!opt_.once) until = std::min(until, last_scan_ms_ + opt_.rescan_ms);
+      if (!opt_.once) until = std::min({until, last_scan_ms_ + opt_.rescan_ms, next_schedule_ms_});
       if (!ready_.empty() && static_cast<int>(running_.size()) < opt_.concurrency) until = now;
       if (opt_.once && running_.empty()) until = now;
       if (until != INT64_MAX) timeout = static_cast<int>(std::clamp<int64_t>(until - now, 0, 60'000));
@@ -253,6 +279,12 @@ class Pool {
         if (::waitpid(c.pid, &status, WNOHANG) == c.pid) ended.insert(id), c.pid = -status - 1;
       }
     for (const std::string& id : ended) Reap(id);
+    // A slot may be free now, or a run that queued runs wait for may have ended.
+    if (!ended.empty() && !waiting_for_room_.empty()) {
+      std::set<std::string> waiting;
+      waiting.swap(waiting_for_room_);
+      for (const std::string& id : waiting) Check({0, id, ""}, NowMs());
+    }
     return Status::Ok();
   }
 
@@ -264,6 +296,7 @@ class Pool {
       for (char* p = buf; p < buf + n;) {
         auto* e = reinterpret_cast<inotify_event*>(p);
         if (e->mask & IN_Q_OVERFLOW) Scan();  // events were lost: look at everything
+        if (e->wd == schedules_watch_) next_schedule_ms_ = 0;  // look again now
         store::Store::WakeHint h;
         if (e->len > 0 && store::Store::ParseWakeHint(e->name, &h)) timers_.push({h.wake_ms, h.run_id, h.file});
         p += sizeof(inotify_event) + e->len;
@@ -308,9 +341,12 @@ class Pool {
     Result<store::RunRecord> r = st_.ReadRun(id);
     const bool signaled = WIFSIGNALED(status);
     const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    if (code == opt_.deferred_exit) {  // its queue was full after all: when a slot frees up
+      waiting_for_room_.insert(id);
+      return;
+    }
     if (!signaled && r.ok()) {
-      // The exit codes of a resume that went as it should (cli/exit_codes.h): 0, 1, 75.
-      const bool clean = code == 0 || code == 1 || code == 75;
+      const bool clean = std::find(opt_.clean_exits.begin(), opt_.clean_exits.end(), code) != opt_.clean_exits.end();
       WorkerReport done{WorkerEvent::kCompleted, id, r->detail};
       switch (r->status) {
         case store::RunStatus::kSuspended: done.event = WorkerEvent::kSuspended; break;
@@ -373,6 +409,8 @@ class Pool {
   WorkerSummary* sum_;
   store::Store st_;
   int inotify_ = -1;
+  int schedules_watch_ = -1;
+  int64_t next_schedule_ms_ = INT64_MAX;
   bool prepared_ = false;
   int64_t last_scan_ms_ = 0;
   std::map<std::string, Child> running_;
@@ -382,6 +420,7 @@ class Pool {
   std::map<std::string, int> crashes_;       // when the store cannot count them
   std::map<std::string, int64_t> retry_at_;  // a crashed run's next try
   std::set<std::string> reported_damage_;
+  std::set<std::string> waiting_for_room_;  // queued runs that could not start: checked when a child ends
 };
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "runtime/runtime.h"
+#include "runtime/schedule.h"
 
 namespace flow::runtime {
 
@@ -30,8 +31,12 @@ struct WorkerOptions {
   int64_t max_backoff_ms = 60'000;
   // Called once before the first child: load what every child would load (libcurl).
   std::function<void()> prepare;
-  // Executes run `id` in a child (forked) process: its exit code.
+  // Executes run `id` in a child (forked) process: its exit code. The codes of a run that
+  // went as it should (completed, failed by its script, suspended), and of one that could
+  // not start for now (its queue is full: tried again when a slot may be free).
   std::function<int(const std::string& id)> execute;
+  std::vector<int> clean_exits;
+  int deferred_exit = -1;
   // Children's stdout goes to the worker's stderr (its stdout carries --json events).
   bool child_stdout_to_stderr = false;
   // Set from a signal handler: start nothing more, ask the children to stop at their next
@@ -66,6 +71,8 @@ class WorkerListener {
  public:
   virtual ~WorkerListener() = default;
   virtual void Report(const WorkerReport& report) = 0;
+  // A schedule's tick came: a run queued (started like any queued run), or skipped.
+  virtual void ScheduleFired(const ScheduleFiring& firing) {}
   // A line a child wrote to its stderr.
   virtual void ChildStderr(const std::string& run_id, std::string_view line) {}
 };

@@ -56,6 +56,31 @@ inline std::string SharedFilePath(const std::string& store_dir, std::string_view
   return path;
 }
 
+// Queues (runtime/queue.h; docs/checkpoint.md, "Queues"): queues/Q/ per queue Q that was
+// given a cap, holding its config record and its slot files, flock'ed by the process that
+// executes a run of Q (runs that hold none wait in the queue).
+inline constexpr char kQueuesDir[] = "queues";
+inline constexpr char kQueueConfigFile[] = "config";  // queues/Q/config: the cap, a sealed record
+inline constexpr char kQueueSlotPrefix[] = "slot.";   // queues/Q/slot.K, K in 0..cap-1: empty, flock'ed
+inline constexpr char kDefaultQueue[] = "default";    // the queue of flow submit without --queue
+inline std::string QueuesPath(const std::string& store_dir) { return store_dir + "/" + kQueuesDir; }
+inline std::string QueuePath(const std::string& store_dir, const std::string& queue) {
+  return QueuesPath(store_dir) + "/" + queue;
+}
+inline std::string QueueSlotPath(const std::string& store_dir, const std::string& queue, uint32_t slot) {
+  return QueuePath(store_dir, queue) + "/" + kQueueSlotPrefix + std::to_string(slot);
+}
+
+// Schedules (runtime/schedule.h; docs/checkpoint.md, "Schedules"): schedules/NAME, one
+// sealed record per schedule; schedules/lock (flock, exclusive) is held by whoever changes
+// or fires schedules, so that two workers fire a tick once.
+inline constexpr char kSchedulesDir[] = "schedules";
+inline constexpr char kScheduleLockFile[] = ".lock";  // not a schedule name (names do not start with .)
+inline std::string SchedulesPath(const std::string& store_dir) { return store_dir + "/" + kSchedulesDir; }
+inline std::string SchedulePath(const std::string& store_dir, const std::string& name) {
+  return SchedulesPath(store_dir) + "/" + name;
+}
+
 // --- Keys of a run's database (docs/checkpoint.md, "The run database (LevelDB keys)") ---
 
 // Checkpoint state is versioned: the state record, heap objects and list chunks are stored

@@ -28,7 +28,9 @@ namespace {
 
 // Version 1 had no error_kind; it is still read (DecodeRunRecord).
 // Version 2 had no keep_checkpoints (it reads as 0, the default).
-constexpr uint8_t kRunRecordVersion = 3;
+// Version 3 had no queue and after_run (they read as "").
+constexpr uint8_t kRunRecordVersion = 4;
+constexpr uint8_t kRunRecordVersion3 = 3;
 constexpr uint8_t kRunRecordVersion2 = 2;
 constexpr uint8_t kRunRecordVersion1 = 1;
 
@@ -58,6 +60,7 @@ const char* RunStatusName(RunStatus s) {
     case RunStatus::kFailed: return "failed";
     case RunStatus::kCrashed: return "crashed";
     case RunStatus::kCancelled: return "cancelled";
+    case RunStatus::kQueued: return "queued";
     case RunStatus::kPoisoned: return "poisoned";
   }
   return "?";
@@ -65,7 +68,7 @@ const char* RunStatusName(RunStatus s) {
 
 bool ParseRunStatus(std::string_view name, RunStatus* out) {
   for (RunStatus s : {RunStatus::kRunning, RunStatus::kSuspended, RunStatus::kCompleted, RunStatus::kFailed,
-                      RunStatus::kCrashed, RunStatus::kCancelled, RunStatus::kPoisoned}) {
+                      RunStatus::kCrashed, RunStatus::kCancelled, RunStatus::kQueued, RunStatus::kPoisoned}) {
     if (name == RunStatusName(s)) {
       *out = s;
       return true;
@@ -276,6 +279,8 @@ Status Store::WriteRun(const RunRecord& r) {
   PutVarint(&p, r.signals_received);
   PutBytes(&p, r.error_kind);
   PutVarint(&p, r.keep_checkpoints);
+  PutBytes(&p, r.queue);
+  PutBytes(&p, r.after_run);
   return WriteFileAtomically(RunFilePath(dir_, r.id, kRunRecordFile), SealRecord(kRunRecordVersion, p));
 }
 
@@ -314,7 +319,8 @@ Result<RunRecord> DecodeRunRecord(std::string_view bytes, const std::string& wha
   const uint8_t version = bytes.empty() ? 0 : static_cast<uint8_t>(bytes[0]);
   const bool version1 = version == kRunRecordVersion1;
   const bool older = version == kRunRecordVersion1 || version == kRunRecordVersion2;
-  if (Status s = OpenRecord(bytes, older ? version : kRunRecordVersion, what, &payload); !s.ok()) return s;
+  const bool before_queues = older || version == kRunRecordVersion3;
+  if (Status s = OpenRecord(bytes, before_queues ? version : kRunRecordVersion, what, &payload); !s.ok()) return s;
   Reader rd(payload);
   RunRecord r;
   r.id = std::string(rd.Bytes());
@@ -342,8 +348,12 @@ Result<RunRecord> DecodeRunRecord(std::string_view bytes, const std::string& wha
   r.signals_received = rd.Varint();
   if (!version1) r.error_kind = std::string(rd.Bytes());
   if (!older) r.keep_checkpoints = static_cast<uint32_t>(std::min<uint64_t>(rd.Varint(), kKeepAllCheckpoints));
+  if (!before_queues) {
+    r.queue = std::string(rd.Bytes());
+    r.after_run = std::string(rd.Bytes());
+  }
   // The code hash names a file in code/: only the hex a store writes.
-  if (rd.failed() || !rd.at_end() || status > static_cast<uint8_t>(RunStatus::kCancelled) || !IsValidRunId(r.id) ||
+  if (rd.failed() || !rd.at_end() || status > static_cast<uint8_t>(RunStatus::kQueued) || !IsValidRunId(r.id) ||
       !IsValidCodeHash(r.code_hash))
     return Status::Corruption(what + " is malformed");
   r.status = static_cast<RunStatus>(status);

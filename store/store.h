@@ -103,6 +103,7 @@ class RunDb {
 // them; a new status takes the next number.
 enum class RunStatus : uint8_t {
   kRunning = 0, kSuspended = 1, kCompleted = 2, kFailed = 3, kCrashed = 4, kCancelled = 5,
+  kQueued = 6,  // flow submit: created, not started; a worker (or flow resume) starts it (runtime/queue.h)
   kPoisoned = 7,  // shown, never written: a crashed run a worker set aside (runs/ID/poisoned)
 };
 const char* RunStatusName(RunStatus s);
@@ -134,6 +135,10 @@ struct RunRecord {
   // Which past checkpoints the run keeps (docs/checkpoint.md, "Kept checkpoints"):
   // kKeepDefault, kKeepAllCheckpoints, or the last N.
   uint32_t keep_checkpoints = 0;
+  // The queue whose cap it executes under ("": none, a run of flow run); record version 4.
+  std::string queue;
+  // Queued by a schedule with --overlap queue: it starts only once this run has ended.
+  std::string after_run;
 };
 inline constexpr uint32_t kKeepDefault = 0;  // all, until they take kKeepAllUpToBytes; then the last kKeepAfterCap
 inline constexpr uint32_t kKeepAllCheckpoints = 0xffffffff;

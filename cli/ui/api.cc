@@ -176,7 +176,7 @@ HttpResponse Api::Runs(const ApiRequest& request) {
     return false;
   };
   json counts = json::object();
-  for (const char* name : {"running", "suspended", "completed", "failed", "crashed", "cancelled"}) counts[name] = 0;
+  for (const char* name : {"queued", "running", "suspended", "completed", "failed", "crashed", "cancelled"}) counts[name] = 0;
   json runs = json::array();
   uint64_t matched = 0;
   // Newest first: ids sort by their start time.

@@ -298,7 +298,7 @@ TEST(Store, RunRecordKeepsItsErrorKindAndVersion1StillReads) {
   EXPECT_EQ(version1(RunStatus::kSuspended, "waiting on a timer")->error_kind, "");
   EXPECT_EQ(version1(RunStatus::kCompleted, "")->error_kind, "");
   // Another version is named, never guessed at.
-  EXPECT_EQ(DecodeRunRecord(SealRecord(4, "x"), "a record").status().code(), Status::Code::kNotSupported);
+  EXPECT_EQ(DecodeRunRecord(SealRecord(5, "x"), "a record").status().code(), Status::Code::kNotSupported);
 }
 
 TEST(Store, CodeIsContentAddressedAndChecked) {

@@ -1,7 +1,7 @@
 // The runs page: a status filter with counts, a search, auto-refresh.
 'use strict';
 
-const STATUSES = ['running', 'suspended', 'failed', 'crashed', 'completed', 'cancelled'];
+const STATUSES = ['queued', 'running', 'suspended', 'failed', 'crashed', 'completed', 'cancelled'];
 const params = new URLSearchParams(location.search);
 let statusFilter = params.get('status') || '';
 let search = params.get('q') || '';
