@@ -338,7 +338,10 @@ Status Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& 
       record.status = store::RunStatus::kSuspended;
       record.wake_ms = w.wake_ms;
       record.waiting_signal = w.signal;
-      record.detail = !w.signal.empty() ? fmt::format("waiting for signal {}", w.signal) : "waiting on a timer";
+      const std::string& limit = vm.suspended_for_limit();
+      record.detail = !w.signal.empty() ? fmt::format("waiting for signal {}", w.signal)
+                      : !limit.empty()  ? fmt::format("waiting for a slot of limit {}", limit)
+                                        : "waiting on a timer";
       record.signals_received = host.received(w.signal);
       break;
     }

@@ -97,6 +97,20 @@ NativeResult VM::OpenLimit() {
   return BlockUntil(std::min(retry_at, task_.deadline));
 }
 
+std::string VM::LimitWaitedFor(uint32_t task) const {
+  const Object* o = heap_.GetObject(task);
+  if (!o || o->kind != ObjKind::kTask || task == current_) return "";
+  const auto* t = static_cast<const TaskObj*>(o);
+  const Task& exec = t->exec;
+  if (t->state != TaskState::kBlocked || exec.frames.empty() || exec.sp == 0) return "";
+  const Frame& f = exec.frames.back();
+  if (static_cast<Op>(module_->functions[f.function].code[f.pc]) != Op::LIMIT_BEGIN) return "";
+  const Value operand = exec.stack[exec.sp - 1];
+  if (operand.tag != Tag::kList) return "";
+  const auto& parts = heap_.Get<ListObj>(operand.ref)->items;
+  return !parts.empty() && parts[0].tag == Tag::kString ? heap_.StringOf(parts[0]) : "";
+}
+
 NativeResult VM::CloseLimit(const Handler& h) {
   std::string name;
   VmHost::LimitPolicy policy;

@@ -276,6 +276,8 @@ class VM {
     return NativeResult::kSuspended;
   }
   const Suspension& suspension() const { return suspension_; }
+  // After kSuspended: the shared limit whose slot the task due first waits for, or "".
+  const std::string& suspended_for_limit() const { return suspended_for_limit_; }
   // For an effect that waits (sleep): the task waits until `wake_ms` on the run's clock,
   // other tasks run meanwhile, and the effect then completes (null), or raises `timeout`
   // when the wake is a deadline (`cut_by_deadline`), or `cancelled`. `return vm.WaitUntil(...)`.
@@ -413,6 +415,8 @@ class VM {
   [[gnu::noinline]] NativeResult CloseLimit(const Handler& h);
   // The running task waits (kBlocked) until `wake_ms` on the run's clock, or a cancel.
   NativeResult BlockUntil(int64_t wake_ms);
+  // The name of the limit whose slot parked task `task` waits for, or "".
+  std::string LimitWaitedFor(uint32_t task) const;
   void RecomputeDeadline();
   void PushHandler(Handler h);
   // False (aborted: a limit's slot could not be freed in the store) with abort_status_.
@@ -481,6 +485,7 @@ class VM {
   uint64_t wait_epochs_ = 0;   // numbers each wait of every task (derived)
   std::unordered_map<std::string, uint32_t> running_steps_;  // step key -> task running it (derived)
   Suspension suspension_;
+  std::string suspended_for_limit_;
   uint32_t largest_stack_ = 0;
   // Operations in flight (never checkpointed: a restored task makes its call again).
   struct Operation {

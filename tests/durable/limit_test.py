@@ -10,7 +10,7 @@ import json, os, re, signal, subprocess, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from testlib import FLOW, ROOT, case, check, flow, main, program, status, store  # noqa: E402
+from testlib import FLOW, ROOT, case, check, flow, main, program, record, status, store  # noqa: E402
 
 
 class Counter:
@@ -156,6 +156,22 @@ def killed_holder_keeps_its_slot_until_resumed():
 
 
 @case
+def crash_just_after_taking_the_slot():
+    # Killed after LIMIT_BEGIN took the slot, before the body's first effect: the last
+    # checkpoint is outside the body, so the resumed run enters it again, and must find
+    # the slot its own rather than wait for itself.
+    prog = program("c.flow", 'print("start")\n' + HOLDER % 'print("inside")')
+    r = flow("run", prog, "--store", store(), "--run-id", "crashed", crash="2:before-intent")
+    check("killed inside the body, before its first effect", r.returncode == -signal.SIGKILL and "inside" not in r.stdout,
+          (r.returncode, r.stdout, r.stderr))
+    check("the crashed run holds the slot", run_probe() == "timeout")
+    r = flow("resume", "crashed", "--store", store())
+    check("resumed, it enters the body again without waiting for itself, and completes",
+          r.returncode == 0 and r.stdout.split() == ["inside", "left", "the", "body"], (r.returncode, r.stdout, r.stderr))
+    check("and frees the slot", run_probe() == "entered")
+
+
+@case
 def suspended_holder_keeps_its_slot():
     r = flow("run", program("a.flow", HOLDER % 'signal.wait("go")'), "--store", store(), "--run-id", "holder")
     check("the holder suspends inside the body", r.returncode == 75, (r.returncode, r.stderr))
@@ -192,6 +208,8 @@ def long_wait_suspends_and_resumes_in_line():
           status(store(), "waiter") == "suspended" and due and int(due.group(1)) > 10_000, r.stderr)
     shown = flow("inspect", "waiter", "--store", store()).stdout
     check("flow inspect says it waits on the limit", "limit api" in shown, shown)
+    detail = record(store(), "waiter").get("detail")
+    check("flow runs says so", detail == "waiting for a slot of limit api", detail)
     r = flow("resume", "waiter", "--store", store())
     check("resumed while the slot is held, it suspends again", r.returncode == 75, (r.returncode, r.stderr))
     flow("signal", "holder", "go", "--store", store())
