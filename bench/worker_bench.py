@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Many runs on one machine (issue 12), whole-process figures:
-  (a) N runs (default 1000), each one http call to a local server answering in 50 ms and
+  (a) N queued runs (flow submit; default 1000), each one http call to a local server answering in 50 ms and
       its checkpoint, executed by `flow worker --once --concurrency 32`: seconds from the
       worker's start to its exit, against the same with --concurrency 1 on a tenth of the
       runs (scaled to N) measured in the same run of this script;
@@ -22,12 +22,12 @@ def start_server():
 
 
 def make_runs(flow, store, program, n, prefix):
-    # Each run suspends at once (a 100 ms timer under --detach): due for the worker.
+    # Queued runs (flow submit), for the worker to start.
     for i in range(n):
-        r = subprocess.run([flow, "run", program, "--store", store, "--run-id", f"{prefix}{i}", "--detach"],
+        r = subprocess.run([flow, "submit", program, "--store", store, "--run-id", f"{prefix}{i}"],
                            capture_output=True, text=True)
-        if r.returncode != 75:
-            sys.exit(f"setup: flow run exit {r.returncode}: {r.stderr[-300:]}")
+        if r.returncode != 0:
+            sys.exit(f"setup: flow submit exit {r.returncode}: {r.stderr[-300:]}")
 
 
 def worker_seconds(flow, store, concurrency):
@@ -43,7 +43,7 @@ def worker_seconds(flow, store, concurrency):
 def throughput(flow, work, url, n):
     program = os.path.join(work, "call.flow")
     with open(program, "w") as f:
-        f.write(f'sleep(100)\nhttp.get("{url}/slow/50")\nprint("done")\n')
+        f.write(f'http.get("{url}/slow/50")\nprint("done")\n')
     pooled, serial = os.path.join(work, "pooled"), os.path.join(work, "serial")
     make_runs(flow, pooled, program, n, "r")
     make_runs(flow, serial, program, max(1, n // 10), "r")

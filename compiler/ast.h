@@ -35,7 +35,7 @@ struct FnDef {
   bool returns_block_value = false;
 };
 
-// One named option of `retry (...)`, `breaker NAME (...)` or `parallel (...)`.
+// One named option of `retry (...)`, `breaker NAME (...)`, `limit NAME (...)` or `parallel (...)`.
 struct Option {
   std::string name;
   Loc loc;
@@ -59,6 +59,7 @@ enum class ExprKind {
   kRetry,          // object = attempts (or null when options are given), options, block
   kTimeout,        // object = duration, block
   kBreaker,        // object = name, options, block
+  kLimit,          // object = name (a string), options, block
   kSpawn,          // fn: the block as a function of no parameters
   kAwait,          // object: a task or a list of tasks
   kParallel,       // fn(index, item): the body; object = the list; options

@@ -423,7 +423,7 @@ class Codegen {
   // handler opens, the body leaves its value, the END opcode folds value and operand.
   void CompileGuardedBlock(const Expr& e, Op begin, Op end, uint32_t once = 0) {
     AddLocal(begin == Op::STEP_BEGIN ? "(step)" : begin == Op::RETRY_BEGIN ? "(retry)"
-             : begin == Op::BREAKER_BEGIN ? "(breaker)" : "(timeout)", e.loc);
+             : begin == Op::BREAKER_BEGIN ? "(breaker)" : begin == Op::LIMIT_BEGIN ? "(limit)" : "(timeout)", e.loc);
     MarkLine(e.loc);
     uint32_t skip = begin == Op::STEP_BEGIN ? Emit(Op::STEP_BEGIN, once, 0) : (Emit(begin), 0);
     ++state_->handler_depth;
@@ -789,6 +789,7 @@ class Codegen {
       case ExprKind::kRetry: CompileRetry(e); break;
       case ExprKind::kTimeout: CompileTimeout(e); break;
       case ExprKind::kBreaker: CompileBreaker(e); break;
+      case ExprKind::kLimit: CompileLimit(e); break;
       case ExprKind::kSpawn: CompileSpawn(e); break;
       case ExprKind::kAwait: CompileAwait(e); break;
       case ExprKind::kParallel: CompileParallel(e); break;
@@ -942,6 +943,38 @@ class Codegen {
     CompileOptionMap(e, "breaker", {"failures", "window", "cooldown"});
     Emit(Op::BUILD_LIST, 2);
     CompileGuardedBlock(e, Op::BREAKER_BEGIN, Op::BREAKER_END);
+  }
+
+  void CompileLimit(const Expr& e) {
+    // The hidden operand is [name, options], as a breaker's.
+    CheckLimitOptions(e);
+    CompileExpr(*e.object);
+    CompileOptionMap(e, "limit", {"concurrency", "rate", "per"});
+    Emit(Op::BUILD_LIST, 2);
+    CompileGuardedBlock(e, Op::LIMIT_BEGIN, Op::LIMIT_END);
+  }
+
+  // What can be known before the run: concurrency, or rate with per; literal values
+  // positive ints (durations for per). Values computed at run time are checked then.
+  void CheckLimitOptions(const Expr& e) {
+    const ast::Option* given[3] = {nullptr, nullptr, nullptr};
+    static const char* const kNames[3] = {"concurrency", "rate", "per"};
+    for (const auto& o : e.options)
+      for (int i = 0; i < 3; ++i)
+        if (o.name == kNames[i]) given[i] = &o;
+    for (const ast::Option* o : given) {
+      if (!o) continue;
+      const ExprKind k = o->value->kind;
+      const bool literal = k == ExprKind::kInt || k == ExprKind::kFloat || k == ExprKind::kString ||
+                           k == ExprKind::kBool || k == ExprKind::kNull || k == ExprKind::kList || k == ExprKind::kMap;
+      if (literal && (k != ExprKind::kInt || o->value->int_value < 1))
+        diags_->Error(o->value->loc, fmt::format("limit option `{}` must be a positive int{}", o->name,
+                                                 o->name == "per" ? " (a duration: 1s, 500ms)" : ""));
+    }
+    if (given[1] && !given[2]) diags_->Error(given[1]->loc, "limit option `rate` needs `per` (rate: 10, per: 1s)");
+    if (given[2] && !given[1]) diags_->Error(given[2]->loc, "limit option `per` needs `rate` (rate: 10, per: 1s)");
+    if (!given[0] && !given[1] && !given[2])
+      diags_->Error(e.loc, "a limit needs `concurrency: N`, or `rate: R, per: D`, or both");
   }
 
   // `spawn { ... }`: the block as a closure of no parameters, started as a task.

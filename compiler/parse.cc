@@ -473,6 +473,7 @@ class AstBuilder {
       e->block = BuildBlock(c->block());
       return e;
     }
+    if (auto* c = dynamic_cast<Flow::LimitExprContext*>(ctx)) return BuildLimit(c, loc);
     if (auto* c = dynamic_cast<Flow::SpawnExprContext*>(ctx)) {
       auto e = NewExpr(ExprKind::kSpawn, loc);
       e->fn = BuildFn("spawn", loc, nullptr, c->block());
@@ -481,6 +482,27 @@ class AstBuilder {
     }
     if (auto* c = dynamic_cast<Flow::ParallelExprContext*>(ctx)) return BuildParallel(c, loc);
     return NewExpr(ExprKind::kNull, loc);
+  }
+
+  // `limit NAME (options) { body }`: NAME is a name (`limit api`), or a string (`limit
+  // "api-${region}"`).
+  ExprPtr BuildLimit(Flow::LimitExprContext* c, Loc loc) {
+    if (c->IDENT(0)->getText() != "limit") {
+      diags_->Error(LocOf(c->IDENT(0)->getSymbol()),
+                    fmt::format("unexpected `{}` before `{}`: only `limit` opens a block so", c->IDENT(0)->getText(),
+                                c->IDENT().size() > 1 ? c->IDENT(1)->getText() : "\"...\""));
+      return NewExpr(ExprKind::kNull, loc);
+    }
+    auto e = NewExpr(ExprKind::kLimit, loc);
+    if (c->IDENT().size() > 1) {
+      e->object = NewExpr(ExprKind::kString, LocOf(c->IDENT(1)->getSymbol()));
+      e->object->text = c->IDENT(1)->getText();
+    } else {
+      e->object = BuildString(c->string());
+    }
+    e->options = BuildOptions(c->option());
+    e->block = BuildBlock(c->block());
+    return e;
   }
 
   // `parallel (options) for [i,] x in list { body }`: the body becomes a function of

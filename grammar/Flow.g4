@@ -69,6 +69,10 @@ primary
   | RETRY expr block                                              # retryExpr
   | TIMEOUT expr block                                            # timeoutExpr
   | BREAKER primary (LPAREN option (COMMA option)* COMMA? RPAREN)? block  # breakerExpr
+  // `limit NAME (options) { }`: `limit` is not a keyword (programs name variables so); no
+  // other program has a name, then a name or a string, then `(name:`. parse.cc refuses a
+  // first name other than `limit`.
+  | IDENT (IDENT | string) LPAREN option (COMMA option)* COMMA? RPAREN block  # limitExpr
   | SPAWN block                                                   # spawnExpr
   // `for i, x in` names the index first, as the for statement does.
   | PARALLEL (LPAREN option (COMMA option)* COMMA? RPAREN)? FOR IDENT (COMMA IDENT)? IN expr block  # parallelExpr

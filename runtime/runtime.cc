@@ -10,6 +10,7 @@
 #include "runtime/live.h"
 #include <leveldb/env.h>
 #include "runtime/rerun.h"
+#include "runtime/shared_limits.h"
 #include "vm/breaker.h"
 #include "runtime/program_file.h"
 #include "runtime/queue.h"
@@ -183,6 +184,16 @@ class ProcessHost : public RunHost {
     if (!store_) return VmHost::BreakerExit(name, policy, success);
     return UpdateBreaker(name, [&](BreakerState* b) { b->Record(NowMs(), policy, success); });
   }
+  // Limits likewise (runtime/shared_limits.h).
+  Status LimitEnter(const std::string& name, const LimitPolicy& policy, const std::string& task, uint32_t depth,
+                    bool* admitted, int64_t* retry_at_ms) override {
+    if (!store_) return VmHost::LimitEnter(name, policy, task, depth, admitted, retry_at_ms);
+    return EnterSharedLimit({store_, run_id_, NowMs(), virtual_time_}, name, policy, task, depth, admitted, retry_at_ms);
+  }
+  Status LimitLeave(const std::string& name, const std::string& task, uint32_t depth) override {
+    if (!store_) return VmHost::LimitLeave(name, task, depth);
+    return LeaveSharedLimit({store_, run_id_, NowMs(), virtual_time_}, name, task, depth);
+  }
   std::string IdempotencyKey() override { return key_; }
   // The run sees the process's environment.
   bool EnvironmentValue(const std::string& name, std::string* value) override {
@@ -345,8 +356,10 @@ Status Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& 
       record.status = store::RunStatus::kSuspended;
       record.wake_ms = w.wake_ms;
       record.waiting_signal = w.signal;
+      const std::string& limit = vm.suspended_for_limit();
       record.detail = w.stopped            ? "stopped (its process was asked to end): due at once"
                       : !w.signal.empty() ? fmt::format("waiting for signal {}", w.signal)
+                      : !limit.empty()    ? fmt::format("waiting for a slot of limit {}", limit)
                                           : "waiting on a timer";
       record.signals_received = host.received(w.signal);
       break;

@@ -163,5 +163,6 @@ inline std::string_view SignalOfCountKey(std::string_view key) { return key.subs
 
 inline std::string MailboxName(const std::string& run_id) { return "mailbox:" + run_id; }  // a run's signals
 inline std::string BreakerName(const std::string& breaker) { return "breaker:" + breaker; }  // a circuit breaker
+inline std::string LimitName(const std::string& limit) { return "limit:" + limit; }  // a shared limit (`limit NAME`)
 
 }  // namespace flow::store

@@ -451,7 +451,7 @@ Object* DecodeObject(std::string_view bytes, uint32_t id, const ChunkFetch& fetc
       PutVarint(out, hd.spawned);
       PutFixed64(out, static_cast<uint64_t>(hd.started_ms));
       break;
-    case HandlerKind::kBreaker: break;
+    case HandlerKind::kBreaker: case HandlerKind::kLimit: break;
   }
 }
 
@@ -464,7 +464,7 @@ Object* DecodeObject(std::string_view bytes, uint32_t id, const ChunkFetch& fetc
     return v <= UINT32_MAX;
   };
   uint8_t kind = r->U8();
-  if (kind > static_cast<uint8_t>(HandlerKind::kBreaker)) return false;
+  if (kind > static_cast<uint8_t>(HandlerKind::kLimit)) return false;
   hd->kind = static_cast<HandlerKind>(kind);
   bool ok = u32(&hd->frame_depth) && u32(&hd->stack_height);
   switch (hd->kind) {
@@ -478,7 +478,7 @@ Object* DecodeObject(std::string_view bytes, uint32_t id, const ChunkFetch& fetc
       ok = ok && u32(&hd->begin_pc) && u32(&hd->effects_done) && u32(&hd->spawned);
       hd->started_ms = static_cast<int64_t>(r->U64());
       break;
-    case HandlerKind::kBreaker: break;
+    case HandlerKind::kBreaker: case HandlerKind::kLimit: break;
   }
   return ok && !r->failed();
 }
@@ -798,6 +798,9 @@ Status CheckHandler(const Task& t, const Handler& hd, const Module& module, Stac
     case HandlerKind::kBreaker:
       if (t.stack[hd.stack_height - 1].tag != Tag::kList) return Inconsistent("a breaker handler has no operand");
       break;
+    case HandlerKind::kLimit:
+      if (t.stack[hd.stack_height - 1].tag != Tag::kList) return Inconsistent("a limit handler has no operand");
+      break;
   }
   return Status::Ok();
 }
@@ -1022,6 +1025,14 @@ std::vector<VM::TaskView> VM::InspectTasks() const {
         case Op::STEP_BEGIN: {
           Value key = exec.stack[exec.sp - 1];
           view.waits_for = key.tag == Tag::kString ? "step \"" + heap_.StringOf(key) + "\"" : "a step";
+          break;
+        }
+        case Op::LIMIT_BEGIN: {  // a slot of a shared limit: [name, options]
+          Value operand = exec.stack[exec.sp - 1];
+          const auto* parts = operand.tag == Tag::kList ? &heap_.Get<ListObj>(operand.ref)->items : nullptr;
+          view.waits_for = parts && !parts->empty() && (*parts)[0].tag == Tag::kString
+                               ? "limit " + heap_.StringOf((*parts)[0])
+                               : "a limit";
           break;
         }
         case Op::CALL_BUILTIN: view.waits_for = GetBuiltinInfo(DecodeFixed16(reinterpret_cast<const uint8_t*>(code.data()) + f.pc + 1)).name; break;

@@ -747,6 +747,7 @@ bool VM::WaitForTimers(RunOutcome* stop) {
   // the signal comes.
   const bool for_signal = !signal_waiters_.empty();
   if (wake == INT64_MAX || host_->ShouldSuspend(wake - now, &ignored)) {
+    suspended_for_limit_ = timers_.empty() ? "" : LimitWaitedFor(timers_.top().task);  // said in the run's record
     *stop = SuspendRun(wake == INT64_MAX ? 0 : wake, for_signal ? signal_waiters_.begin()->second.name : "");
     return false;
   }

@@ -23,16 +23,16 @@ struct Frame {
 inline constexpr uint32_t kNoClosure = UINT32_MAX;
 inline constexpr uint32_t kNoTask = UINT32_MAX;  // no task (a TaskObj's heap id otherwise)
 
-// An open try, retry, timeout, step or breaker, innermost last. Plain data, like everything
+// An open try, retry, timeout, step, breaker or limit, innermost last. Plain data, like everything
 // the VM holds: it is part of every checkpoint. Each kind has fields of its own, each with
 // one meaning; a kind leaves the others' at zero, and a checkpoint writes only its own
 // (docs/checkpoint.md, "VM header"). The kinds' values are on disk: do not change them.
-enum class HandlerKind : uint8_t { kTry = 0, kRetry = 1, kTimeout = 2, kStep = 3, kBreaker = 4 };
+enum class HandlerKind : uint8_t { kTry = 0, kRetry = 1, kTimeout = 2, kStep = 3, kBreaker = 4, kLimit = 5 };
 struct Handler {
   HandlerKind kind = HandlerKind::kTry;
   uint32_t frame_depth = 0;   // index of the frame that opened it
   uint32_t stack_height = 0;  // try: what an error cuts the stack to; retry: the body's start
-                              // height; timeout, step, breaker: the height with its operand
+                              // height; timeout, step, breaker, limit: the height with its operand
                               // (duration, key, name and options)
   // try
   uint32_t catch_pc = 0;  // where an error it takes goes on
@@ -81,6 +81,7 @@ struct Handler {
     return h;
   }
   static Handler Breaker(uint32_t depth, uint32_t height) { return {HandlerKind::kBreaker, depth, height}; }
+  static Handler Limit(uint32_t depth, uint32_t height) { return {HandlerKind::kLimit, depth, height}; }
 };
 
 // Why a run suspended: what it waits for, and until when.

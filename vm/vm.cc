@@ -577,7 +577,8 @@ op_RETURN: {
   uint32_t depth = static_cast<uint32_t>(task_.frames.size() - 1);
   uint32_t frame_base = task_.frames.back().base;
   if (!task_.open_upvalues.empty()) CloseUpvalues(frame_base);
-  if (!task_.handlers.empty() && task_.handlers.back().frame_depth >= depth) LeaveHandlers(depth);
+  if (!task_.handlers.empty() && task_.handlers.back().frame_depth >= depth && !LeaveHandlers(depth))
+    return TaskStop::kAborted;
   task_.frames.pop_back();
   sp = stack + frame_base;
   if (task_.frames.empty()) {  // the task's value stays, at stack[0]
@@ -658,6 +659,10 @@ op_POP_HANDLER:
     Raise("fatal", "bytecode ends a try that it did not begin");
     goto handle_error;
   }
+  if (task_.handlers.back().kind == HandlerKind::kLimit) {  // break or continue out of its body
+    SAVE_STATE();
+    if (CloseLimit(task_.handlers.back()) == NativeResult::kAborted) return TaskStop::kAborted;
+  }
   task_.handlers.pop_back();
   RecomputeDeadline();
   DISPATCH();
@@ -694,6 +699,15 @@ op_BREAKER_END:
   if (!EndsOpenHandler(HandlerKind::kBreaker)) goto handle_error;
   if (NativeResult r = CloseBreaker(task_.handlers.back(), true); r != NativeResult::kDone)
     NATIVE_NOT_DONE(r, static_cast<uint32_t>(ip - 1 - code));
+  goto close_handler;
+op_LIMIT_BEGIN:
+  SAVE_STATE();
+  if (NativeResult r = OpenLimit(); r != NativeResult::kDone) NATIVE_NOT_DONE(r, static_cast<uint32_t>(ip - 1 - code));
+  DISPATCH();
+op_LIMIT_END:
+  SAVE_STATE();
+  if (!EndsOpenHandler(HandlerKind::kLimit)) goto handle_error;
+  if (CloseLimit(task_.handlers.back()) == NativeResult::kAborted) return TaskStop::kAborted;
   goto close_handler;
 op_RETRY_END:
   SAVE_STATE();
@@ -842,6 +856,10 @@ bool VM::HandleError(TaskStop* stop) {
       }
       task_.pending_error = error;
     }
+    if (h.kind == HandlerKind::kLimit && CloseLimit(h) == NativeResult::kAborted) {
+      *stop = TaskStop::kAborted;
+      return false;
+    }
     task_.handlers.pop_back();
     RecomputeDeadline();
   }
@@ -935,10 +953,16 @@ bool VM::WaitBeforeRetry(TaskStop* stop) {
   return false;
 }
 
-// A `return` leaves the handlers its frame opened (a timeout's deadline with them).
-void VM::LeaveHandlers(uint32_t depth) {
-  while (!task_.handlers.empty() && task_.handlers.back().frame_depth >= depth) task_.handlers.pop_back();
+// A `return` leaves the handlers its frame opened (a timeout's deadline with them, a
+// limit's slot).
+bool VM::LeaveHandlers(uint32_t depth) {
+  while (!task_.handlers.empty() && task_.handlers.back().frame_depth >= depth) {
+    if (task_.handlers.back().kind == HandlerKind::kLimit && CloseLimit(task_.handlers.back()) == NativeResult::kAborted)
+      return false;
+    task_.handlers.pop_back();
+  }
   RecomputeDeadline();
+  return true;
 }
 
 void VM::GrowStack(uint32_t needed) {

@@ -81,6 +81,20 @@ class VmHost {
   };
   virtual Status BreakerEnter(const std::string& name, const BreakerPolicy& policy, bool* admitted);
   virtual Status BreakerExit(const std::string& name, const BreakerPolicy& policy, bool success);
+  // Shared limits (`limit NAME (...)`, vm/limit.h), shared like breakers: at most
+  // `concurrency` bodies at once and `rate` starts per `per_ms` (0: no such bound).
+  struct LimitPolicy {
+    int64_t concurrency = 0;
+    int64_t rate = 0;
+    int64_t per_ms = 0;
+  };
+  // Takes a slot for the body task `task` opens with `depth` handlers below it (entering
+  // again after a crash, it finds its slot held); or (*admitted false) keeps its place in
+  // line and says when to try again, on the run's clock.
+  virtual Status LimitEnter(const std::string& name, const LimitPolicy& policy, const std::string& task,
+                            uint32_t depth, bool* admitted, int64_t* retry_at_ms);
+  // The body ended, or the wait was given up: its slot, or its place in line, is freed.
+  virtual Status LimitLeave(const std::string& name, const std::string& task, uint32_t depth);
 };
 
 // What a native (a builtin or a method) did: one value that callers switch on. (The VM's
@@ -266,6 +280,8 @@ class VM {
     return NativeResult::kSuspended;
   }
   const Suspension& suspension() const { return suspension_; }
+  // After kSuspended: the shared limit whose slot the task due first waits for, or "".
+  const std::string& suspended_for_limit() const { return suspended_for_limit_; }
   // For an effect that waits (sleep): the task waits until `wake_ms` on the run's clock,
   // other tasks run meanwhile, and the effect then completes (null), or raises `timeout`
   // when the wake is a deadline (`cut_by_deadline`), or `cancelled`. `return vm.WaitUntil(...)`.
@@ -396,9 +412,19 @@ class VM {
   [[gnu::noinline]] bool OpenTimeout(Value duration);
   [[gnu::noinline]] NativeResult OpenBreaker(Value operand);
   [[gnu::noinline]] NativeResult CloseBreaker(const Handler& h, bool success);
+  // `limit` (vm/limits.cc): takes a slot, or waits for one (kBlocked: LIMIT_BEGIN runs
+  // again when the task wakes); and frees it when the body is left, however it is left
+  // (kDone, or kAborted when the store failed).
+  [[gnu::noinline]] NativeResult OpenLimit();
+  [[gnu::noinline]] NativeResult CloseLimit(const Handler& h);
+  // The running task waits (kBlocked) until `wake_ms` on the run's clock, or a cancel.
+  NativeResult BlockUntil(int64_t wake_ms);
+  // The name of the limit whose slot parked task `task` waits for, or "".
+  std::string LimitWaitedFor(uint32_t task) const;
   void RecomputeDeadline();
   void PushHandler(Handler h);
-  [[gnu::noinline]] void LeaveHandlers(uint32_t depth);
+  // False (aborted: a limit's slot could not be freed in the store) with abort_status_.
+  [[gnu::noinline]] bool LeaveHandlers(uint32_t depth);
   // False with `fatal` raised unless the innermost handler is a `kind` of this frame (a
   // *_END opcode that the bytecode did not begin).
   bool EndsOpenHandler(HandlerKind kind);
@@ -463,6 +489,7 @@ class VM {
   uint64_t wait_epochs_ = 0;   // numbers each wait of every task (derived)
   std::unordered_map<std::string, uint32_t> running_steps_;  // step key -> task running it (derived)
   Suspension suspension_;
+  std::string suspended_for_limit_;
   uint32_t largest_stack_ = 0;
   // Operations in flight (never checkpointed: a restored task makes its call again).
   struct Operation {

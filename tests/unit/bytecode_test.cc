@@ -156,7 +156,7 @@ const char* kGuarded =
     "let a = 1\nlet b = 2\nprint(a == b)\n"
     "fn f(n) {\n"
     "  for i in range(n) {\n"
-    "    let v = step \"s${i}\" { retry 2 { timeout 1s { breaker \"svc\" { if i == 1 { break } i * 2 } } } }\n"
+    "    let v = step \"s${i}\" { retry 2 { timeout 1s { breaker \"svc\" { limit api (concurrency: 1) { if i == 1 { break } i * 2 } } } } }\n"
     "    try { if v > 2 { continue } print(v) } catch e { print(e.kind) }\n"
     "  }\n"
     "  return retry (attempts: 2) { step \"last\" once { n } }\n"
@@ -169,7 +169,8 @@ const char* kGuarded =
 // PUSH_TRUE). Each makes the VM close a handler that is not there, and the verifier must
 // refuse it. (A handler left open by a RETURN is fine: the VM drops a frame's handlers.)
 TEST(Verifier, RejectsEveryMutantThatClosesAHandlerNotOpen) {
-  const Op kClosers[] = {Op::STEP_END, Op::RETRY_END, Op::TIMEOUT_END, Op::BREAKER_END, Op::POP_HANDLER};
+  const Op kClosers[] = {Op::STEP_END, Op::RETRY_END, Op::TIMEOUT_END, Op::BREAKER_END, Op::LIMIT_END,
+                         Op::POP_HANDLER};
   Module original = Compile(kGuarded);
   ASSERT_TRUE(VerifyModule(original).ok());
   int mutants = 0;
@@ -181,7 +182,8 @@ TEST(Verifier, RejectsEveryMutantThatClosesAHandlerNotOpen) {
       Instruction ins;
       ASSERT_TRUE(DecodeInstruction(code, pc, &ins));
       std::vector<Op> replacements;
-      bool opener = ins.op == Op::RETRY_BEGIN || ins.op == Op::TIMEOUT_BEGIN || ins.op == Op::BREAKER_BEGIN;
+      bool opener = ins.op == Op::RETRY_BEGIN || ins.op == Op::TIMEOUT_BEGIN || ins.op == Op::BREAKER_BEGIN ||
+                    ins.op == Op::LIMIT_BEGIN;
       if (opener) {
         replacements = {Op::NOP, Op::PUSH_TRUE, Op::POP};
       } else if (ins.size == 1 && depths[pc] >= 0 && GetOpInfo(ins.op).name.find("END") == std::string_view::npos &&

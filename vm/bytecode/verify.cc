@@ -18,7 +18,7 @@ Status Fail(const Function& f, uint32_t pc, const std::string& what) {
 }
 
 // The handlers open in a frame at some point of its code (try, step, retry, timeout,
-// breaker), innermost last, each with the stack depth it was opened at. Stacks are
+// breaker, limit), innermost last, each with the stack depth it was opened at. Stacks are
 // interned as a tree of nodes, so that one int per instruction names one and two paths
 // agree exactly when their ids are equal.
 class HandlerStacks {
@@ -49,6 +49,7 @@ Op BeginOf(Op op) {
     case Op::RETRY_END: return Op::RETRY_BEGIN;
     case Op::TIMEOUT_END: return Op::TIMEOUT_BEGIN;
     case Op::BREAKER_END: return Op::BREAKER_BEGIN;
+    case Op::LIMIT_END: return Op::LIMIT_BEGIN;
     default: return Op::NOP;
   }
 }
@@ -63,6 +64,7 @@ Status HandlersAfter(const Function& f, uint32_t pc, const Instruction& ins, int
   *after = at;
   switch (ins.op) {
     case Op::TRY_BEGIN: case Op::STEP_BEGIN: case Op::RETRY_BEGIN: case Op::TIMEOUT_BEGIN: case Op::BREAKER_BEGIN:
+    case Op::LIMIT_BEGIN:
       *after = stacks->Push(at, ins.op, depth);
       return Status::Ok();
     case Op::POP_HANDLER:
