@@ -52,6 +52,8 @@ void VM::RecomputeDeadline() {
 void VM::PushHandler(Handler h) {
   int64_t enclosing = task_.handlers.empty() ? INT64_MAX : task_.handlers.back().deadline_in_force;
   h.deadline_in_force = h.kind == HandlerKind::kTimeout ? std::min(enclosing, h.deadline_ms) : enclosing;
+  int32_t enclosing_step = task_.handlers.empty() ? -1 : task_.handlers.back().step_in_force;
+  h.step_in_force = h.kind == HandlerKind::kStep ? static_cast<int32_t>(task_.handlers.size()) : enclosing_step;
   task_.handlers.push_back(h);
 }
 

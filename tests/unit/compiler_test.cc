@@ -141,7 +141,7 @@ TEST(Comments, DoubleSlashAlwaysStartsAComment) {
   auto r = testing::RunProgram(
       "#!/usr/bin/env -S flow run\n"
       "let a = 7\nlet b = 2\n"
-      "let q = a // b; print(\"q is\", q)\n"
+      "let q = a // b\n"
       "let total = 10\n"
       "let avg = total // cuont\n"
       "print(q, avg) // done\n"
@@ -151,6 +151,29 @@ TEST(Comments, DoubleSlashAlwaysStartsAComment) {
   EXPECT_EQ(r.output, "7 10\na // b\n9\n");
   std::string out = Errors("let a = 7\nprint(\"${a // 2}s\")\n");
   EXPECT_NE(out.find("t.flow:2:12: error: `//` starts a comment, which cannot stand inside `${...}`"), std::string::npos) << out;
+}
+
+// Python's `a // b; more` would silently be `a` with `; more` commented out: refused.
+TEST(Comments, ACommentHidingCodeAfterASemicolonIsAnError) {
+  const char* kHides = "error: `//` starts a comment to the end of the line, which hides the code after its `;`";
+  for (std::string line : {"let q = a // b; print(q)", "let q = a // 2;", "let q = f(a) // b; print(q)",
+                           "let q = [a][0] // b; q = 1", "print(\"x\") // b; print(q)", "let q = 7 // 2; print(q)"}) {
+    std::string out = Errors("let a = 7\nlet b = 2\nfn f(x) { return x }\n" + line + "\n");
+    EXPECT_NE(out.find(std::string("t.flow:4:") ), std::string::npos) << line << "\n" << out;
+    EXPECT_NE(out.find(kHides), std::string::npos) << line << "\n" << out;
+  }
+  // A `;` in a comment that follows no value (a line of its own, after `{`, `=` or `,`),
+  // or after prose that is no expression, hides nothing a reader would take for code.
+  auto r = testing::RunProgram(
+      "// a; b\n"
+      "let a = 7 // seven\n"
+      "let xs = [1, 2] // all, in order; the first\n"
+      "xs = xs // see the docs; they say so\n"
+      "if a > 1 { // big; really\n print(a)\n}\n"
+      "let m = { // fields; two\n k: 1,\n}\n"
+      "print(\"a // b; c\", m.k) /* x; y */\n");
+  ASSERT_TRUE(r.compiled) << r.diagnostics;
+  EXPECT_EQ(r.output, "7\na // b; c 1\n");
 }
 
 TEST(Comments, ShebangOnlyOnTheFirstLine) {
