@@ -313,5 +313,21 @@ TEST(Diagnostics, AHugeLineIsQuotedAroundTheColumnOnly) {
   EXPECT_LT(out.size(), 400u) << out;
 }
 
+// Messages that quote source text (a name, an escape) are cut in the middle, keeping both
+// ends: a megabyte-long name gave 2 MB of errors.
+TEST(Diagnostics, AHugeNameOrEscapeIsQuotedInPartOnly) {
+  std::string name = "a" + std::string(1'000'000, 'x') + "_end";
+  for (std::string src : {name + " = 1\n", "print(" + name + ")\n", "let x = \"\\u{" + std::string(100'000, 'f') + "}\"\n"}) {
+    std::string out = Errors(src);
+    SCOPED_TRACE(out.substr(0, 300));
+    EXPECT_EQ(out.rfind("t.flow:1:", 0), 0u);
+    EXPECT_LT(out.size(), 1000u);
+  }
+  std::string out = Errors("print(" + name + ")\n");
+  EXPECT_NE(out.find("error: undefined name `axxx"), std::string::npos) << out.substr(0, 400);
+  EXPECT_NE(out.find("xxx...xxx"), std::string::npos) << out.substr(0, 400);
+  EXPECT_NE(out.find("x_end`"), std::string::npos) << out.substr(0, 400);
+}
+
 }  // namespace
 }  // namespace flow
