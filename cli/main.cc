@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
     cmd->add_option("--max-instructions", run.budgets.max_instructions, "raise kind budget after this many VM instructions")
         ->check(CountValue());
     cmd->add_option("--deadline", run.deadline, "raise kind budget once this long has passed (a unit is needed: 30s, 10m, 2h)")
-        ->check(DurationValue());
+        ->check(PositiveDurationValue());
     cmd->add_option("--max-tokens", run.budgets.max_tokens, "raise kind budget once llm.chat has used this many tokens")
         ->check(CountValue());
     cmd->add_option("--max-memory", run.max_memory,

@@ -91,6 +91,18 @@ CLI::Validator DurationValue() {
       "DURATION");
 }
 
+// A budget's duration: 0 would silently mean no deadline (as a 0 count would no limit).
+CLI::Validator PositiveDurationValue() {
+  return CLI::Validator(
+      [](std::string& text) {
+        int64_t ms = 0;
+        std::string error;
+        if (!ParseDuration(text, &ms, &error)) return error;
+        return ms > 0 ? std::string() : fmt::format("takes a duration of at least 1ms, got `{}`", text);
+      },
+      "DURATION");
+}
+
 CLI::Validator CountValue() {
   return CLI::Validator(
       [](std::string& text) {

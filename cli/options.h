@@ -22,6 +22,7 @@ bool ParseCount(const std::string& text, uint64_t* n, std::string* error);
 
 // CLI11 checks for the above, and for run ids (letters, digits, . _ -, not starting with -).
 CLI::Validator DurationValue();
+CLI::Validator PositiveDurationValue();  // as DurationValue, and more than 0
 CLI::Validator CountValue();
 CLI::Validator SizeValue();
 CLI::Validator EffectNumberValue();  // --at: 0 or a count

@@ -51,7 +51,20 @@ std::string QuoteAround(const std::string& line, uint32_t col) {
   return "  " + shown + "\n  " + caret + "^\n";
 }
 
+// `text` with its middle replaced by "..." when it has more than head + tail code points.
+std::string ElideMiddle(const std::string& text, size_t head, size_t tail) {
+  size_t code_points = 0;
+  for (unsigned char c : text) code_points += (c & 0xC0) != 0x80;
+  if (code_points <= head + tail) return text;
+  return text.substr(0, OffsetOfCodePoint(text, head)) + "..." + text.substr(OffsetOfCodePoint(text, code_points - tail));
+}
+
 }  // namespace
+
+void Diagnostics::Error(ast::Loc loc, std::string message) {
+  constexpr size_t kHead = 200, kTail = 100;
+  errors_.push_back({loc, ElideMiddle(message, kHead, kTail)});
+}
 
 std::string Diagnostics::Render(const std::string& file, const std::string& source) const {
   std::vector<Diagnostic> sorted = errors_;

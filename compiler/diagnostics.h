@@ -14,7 +14,9 @@ struct Diagnostic {
 
 class Diagnostics {
  public:
-  void Error(ast::Loc loc, std::string message) { errors_.push_back({loc, std::move(message)}); }
+  // A message quoting source text (a name, an escape) is cut in the middle past a few
+  // hundred characters, so that a megabyte-long name cannot flood the terminal.
+  void Error(ast::Loc loc, std::string message);
   bool HasErrors() const { return !errors_.empty(); }
   const std::vector<Diagnostic>& errors() const { return errors_; }
 

@@ -679,6 +679,44 @@ Flow::ProgramContext* ParseTwoStage(Flow* parser, antlr4::CommonTokenStream* tok
   return parser->program();
 }
 
+// Whether `text` is one whole expression, as the parser reads one.
+bool IsExpression(const std::string& text) {
+  antlr4::ANTLRInputStream input(text);
+  FlowLexer lexer(&input);
+  lexer.removeErrorListeners();
+  antlr4::CommonTokenStream tokens(&lexer);
+  StackGuardedParser parser(&tokens);
+  parser.removeErrorListeners();
+  parser.setErrorHandler(std::make_shared<antlr4::BailErrorStrategy>());
+  try {
+    parser.expr();
+    return parser.getCurrentToken()->getType() == antlr4::Token::EOF;
+  } catch (const antlr4::ParseCancellationException&) {
+    return false;
+  } catch (const ParserTooDeep&) {
+    return false;
+  }
+}
+
+// Whether a `//` comment would silently hide code: it follows a value on its line, and its
+// text up to a `;` is an expression, as in Python's floored division `let q = a // b;
+// print(q)`. Flow has no `//` operator, so that line would be `let q = a`, and the print
+// would not run. (Prose such as `// all, in order; then ...` is not an expression.)
+bool CommentHidesCode(antlr4::Token* before, antlr4::Token* comment) {
+  if (before == nullptr || before->getLine() != comment->getLine()) return false;
+  switch (before->getType()) {
+    case FlowLexer::IDENT: case FlowLexer::INT: case FlowLexer::FLOAT: case FlowLexer::DURATION:
+    case FlowLexer::TRUE: case FlowLexer::FALSE: case FlowLexer::NULL_:
+    case FlowLexer::RPAREN: case FlowLexer::RBRACK: case FlowLexer::STR_END:
+      break;
+    default:
+      return false;
+  }
+  const std::string text = comment->getText();
+  size_t semicolon = text.find(';');
+  return semicolon != std::string::npos && IsExpression(text.substr(2, semicolon - 2));
+}
+
 // The line and column of the first byte that is not valid UTF-8, if any.
 bool FindInvalidUtf8(const std::string& s, Loc* where) {
   size_t at = flow::FindInvalidUtf8(s);
@@ -725,6 +763,7 @@ ast::Program ParseProgram(const std::string& file, const std::string& source, Di
     std::vector<Loc> open_strings;
     std::vector<bool> braces;  // per open `{` or `${`: whether it is an interpolation
     int interpolations = 0;
+    antlr4::Token* last = nullptr;  // the last token that is not a comment
     for (antlr4::Token* t : tokens.getTokens()) {
       size_t type = t->getType();
       if (type == FlowLexer::LINE_COMMENT) {
@@ -733,8 +772,15 @@ ast::Program ParseProgram(const std::string& file, const std::string& source, Di
                                  "(floored division is `math.div(a, b)`)");
           return program;
         }
+        if (CommentHidesCode(last, t)) {
+          diags->Error(LocOf(t), "`//` starts a comment to the end of the line, which hides the code after its `;` "
+                                 "(Flow has no `//` operator: floored division is `math.div(a, b)`); "
+                                 "end the statement before the comment, or put the comment on a line of its own");
+          return program;
+        }
         continue;
       }
+      last = t;
       if (type == FlowLexer::INTERP_START || type == FlowLexer::LBRACE) {
         braces.push_back(type == FlowLexer::INTERP_START);
         interpolations += braces.back();

@@ -197,6 +197,7 @@ class ProcessHost : public RunHost {
   std::string IdempotencyKey() override { return key_; }
   // The run sees the process's environment.
   bool EnvironmentValue(const std::string& name, std::string* value) override {
+    if (name.find('\0') != std::string::npos) return false;  // no variable's name; getenv would cut it there
     const char* v = std::getenv(name.c_str());
     if (v) *value = v;
     return v != nullptr;

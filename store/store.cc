@@ -434,7 +434,8 @@ bool Store::IsRunLive(const std::string& id, int64_t* pid) const {
 // "Shared state"); read, changed and written back under an fcntl write lock on the file, so concurrent processes serialize.
 static Status OpenShared(const std::string& dir, const std::string& name, short lock, int* fd_out, std::string* path) {
   if (Status s = MakeDir(SharedPath(dir)); !s.ok()) return s;
-  if (name.empty() || name.size() > 150) return Status::InvalidArgument("a shared name must be 1 to 150 bytes");
+  // Its file is named HEX(name): 127 bytes make 254 characters, within a file name's 255.
+  if (name.empty() || name.size() > 127) return Status::InvalidArgument("a shared name must be 1 to 127 bytes");
   *path = SharedFilePath(dir, name);
   int fd = open(path->c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return Status::IOError(fmt::format("cannot open {}: {}", *path, Errno()));

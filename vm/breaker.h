@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "vm/base/coding.h"
+#include "vm/base/saturate.h"
 #include "vm/vm.h"
 
 namespace flow {
@@ -29,12 +30,12 @@ struct BreakerState {
     switch (phase) {
       case Phase::kClosed: return true;
       case Phase::kOpen:
-        if (now < changed_at + p.cooldown_ms) return false;
+        if (now < AddSaturated(changed_at, p.cooldown_ms)) return false;
         phase = Phase::kHalfOpen;
         changed_at = now;
         return true;
       case Phase::kHalfOpen:
-        if (now < changed_at + p.cooldown_ms) return false;  // a trial is under way
+        if (now < AddSaturated(changed_at, p.cooldown_ms)) return false;  // a trial is under way
         changed_at = now;                                     // its process died: a new trial
         return true;
     }
@@ -50,7 +51,7 @@ struct BreakerState {
     }
     if (success || phase != Phase::kClosed) return;
     failures.push_back(now);
-    std::erase_if(failures, [&](int64_t t) { return t <= now - p.window_ms; });
+    std::erase_if(failures, [&](int64_t t) { return AddSaturated(t, p.window_ms) <= now; });
     if (static_cast<int64_t>(failures.size()) >= p.failures) {
       phase = Phase::kOpen;
       changed_at = now;

@@ -832,9 +832,13 @@ Status CheckExec(Task* t, uint32_t owner, bool top_level, uint64_t effects, cons
   if (s.ok()) s = CheckOpenUpvalues(*t, owner, heap);
   t->resume_in_doubt = in_once_step && t->in_flight.seq == 0;
   int64_t in_force = INT64_MAX;  // derived, never checkpointed (see Handler)
-  for (Handler& hd : t->handlers) {
+  int32_t step = -1;
+  for (size_t i = 0; i < t->handlers.size(); ++i) {
+    Handler& hd = t->handlers[i];
     if (hd.kind == HandlerKind::kTimeout) in_force = std::min(in_force, hd.deadline_ms);
+    if (hd.kind == HandlerKind::kStep) step = static_cast<int32_t>(i);
     hd.deadline_in_force = in_force;
+    hd.step_in_force = step;
   }
   return s;
 }

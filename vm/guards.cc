@@ -52,6 +52,8 @@ void VM::RecomputeDeadline() {
 void VM::PushHandler(Handler h) {
   int64_t enclosing = task_.handlers.empty() ? INT64_MAX : task_.handlers.back().deadline_in_force;
   h.deadline_in_force = h.kind == HandlerKind::kTimeout ? std::min(enclosing, h.deadline_ms) : enclosing;
+  int32_t enclosing_step = task_.handlers.empty() ? -1 : task_.handlers.back().step_in_force;
+  h.step_in_force = h.kind == HandlerKind::kStep ? static_cast<int32_t>(task_.handlers.size()) : enclosing_step;
   task_.handlers.push_back(h);
 }
 
@@ -367,11 +369,18 @@ Status VmHost::BreakerExit(const std::string& name, const BreakerPolicy& policy,
   return Status::Ok();
 }
 
+// The longest breaker name (docs/language.md). A store keeps a breaker's state under a name
+// of at most 127 bytes ("breaker:" + NAME); a longer name must be the program's error (a
+// catchable `type`), the same with or without a store, never a run the store stops.
+constexpr size_t kMaxBreakerNameBytes = 100;
+
 static bool ParseBreaker(VM& vm, const Heap& heap, Value operand, std::string* name, VmHost::BreakerPolicy* p) {
   const auto& parts = heap.Get<ListObj>(operand.ref)->items;
   if (parts.size() != 2 || parts[0].tag != Tag::kString || parts[1].tag != Tag::kMap)
     return vm.Raise("type", "a breaker's name must be a string");
   *name = heap.StringOf(parts[0]);
+  if (name->size() > kMaxBreakerNameBytes)
+    return vm.Raise("type", fmt::format("a breaker's name must be at most {} bytes, not {}", kMaxBreakerNameBytes, name->size()));
   const MapObj* m = heap.Get<MapObj>(parts[1].ref);
   auto number = [&](const char* key, int64_t* out) {
     const Value* v = m->Find(key);

@@ -54,6 +54,10 @@ struct Handler {
   // included): derived when it is pushed (and on restore), never checkpointed, so that
   // opening and closing a handler is O(1) however deep they nest.
   int64_t deadline_in_force = INT64_MAX;
+  // The index of the innermost step at this handler's level (itself, if a step), or -1:
+  // derived in the same way, so that finding the step an effect or a retry belongs to is
+  // O(1) however deep retries and timeouts nest (recursion through `retry` was quadratic).
+  int32_t step_in_force = -1;
 
   static Handler Try(uint32_t depth, uint32_t height, uint32_t catch_pc) {
     Handler h{HandlerKind::kTry, depth, height};

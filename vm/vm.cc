@@ -1094,9 +1094,9 @@ void VM::SetTaskEffectKey() {
 }
 
 Handler* VM::EnclosingStep(size_t below) {
-  for (size_t i = below; i-- > 0;)
-    if (task_.handlers[i].kind == HandlerKind::kStep) return &task_.handlers[i];
-  return nullptr;
+  if (below == 0) return nullptr;
+  int32_t step = task_.handlers[below - 1].step_in_force;
+  return step < 0 ? nullptr : &task_.handlers[step];
 }
 
 // Calls the value at callee_slot with the argc values above it (the frame's pc already past

@@ -150,7 +150,7 @@ def durations():
     for d in ["5s", "250ms", "2m", "1h", "1d"]:
         code, out, err = run("run", quick(), "--ephemeral", "--deadline", d)
         check(f"--deadline {d} works", code == 0 and out == "ran\n", f"exit {code} {err}")
-    for d in ["5x", "s", "99999999999999999999d"]:
+    for d in ["5x", "s", "99999999999999999999d", "0s", "0ms"]:  # 0 would silently mean no deadline
         code, out, err = run("run", quick(), "--ephemeral", "--deadline", d)
         check(f"--deadline {d} is refused", code == 2 and out == "", f"exit {code} {err}")
 

@@ -120,6 +120,22 @@ TEST(Breaker, LateResultsWhileOpenChangeNothing) {
   EXPECT_TRUE(b.Admit(120, kPolicy));
 }
 
+// Durations near INT64_MAX saturate (never wrap into the past): a cooldown that long keeps
+// the breaker open (and a trial under way) for good; a window that long counts every failure.
+TEST(Breaker, DurationsNearInt64MaxNeverWrap) {
+  const VmHost::BreakerPolicy forever{.failures = 2, .window_ms = INT64_MAX, .cooldown_ms = INT64_MAX};
+  const int64_t now = 1'764'000'000'000;  // ms since the epoch, as the runtime's clock gives
+  BreakerState b;
+  b.Record(1, forever, false);
+  b.Record(now, forever, false);
+  EXPECT_EQ(b.phase, Phase::kOpen);
+  EXPECT_FALSE(b.Admit(now + 1, forever));
+  EXPECT_FALSE(b.Admit(INT64_MAX - 1, forever));
+  b.phase = Phase::kHalfOpen;
+  EXPECT_FALSE(b.Admit(now + 1, forever));
+  EXPECT_EQ(b.changed_at, now);
+}
+
 TEST(Breaker, StateRoundTripsThroughItsEncoding) {
   BreakerState closed;
   closed.Record(7, kPolicy, false);

@@ -141,7 +141,7 @@ TEST(Comments, DoubleSlashAlwaysStartsAComment) {
   auto r = testing::RunProgram(
       "#!/usr/bin/env -S flow run\n"
       "let a = 7\nlet b = 2\n"
-      "let q = a // b; print(\"q is\", q)\n"
+      "let q = a // b\n"
       "let total = 10\n"
       "let avg = total // cuont\n"
       "print(q, avg) // done\n"
@@ -151,6 +151,29 @@ TEST(Comments, DoubleSlashAlwaysStartsAComment) {
   EXPECT_EQ(r.output, "7 10\na // b\n9\n");
   std::string out = Errors("let a = 7\nprint(\"${a // 2}s\")\n");
   EXPECT_NE(out.find("t.flow:2:12: error: `//` starts a comment, which cannot stand inside `${...}`"), std::string::npos) << out;
+}
+
+// Python's `a // b; more` would silently be `a` with `; more` commented out: refused.
+TEST(Comments, ACommentHidingCodeAfterASemicolonIsAnError) {
+  const char* kHides = "error: `//` starts a comment to the end of the line, which hides the code after its `;`";
+  for (std::string line : {"let q = a // b; print(q)", "let q = a // 2;", "let q = f(a) // b; print(q)",
+                           "let q = [a][0] // b; q = 1", "print(\"x\") // b; print(q)", "let q = 7 // 2; print(q)"}) {
+    std::string out = Errors("let a = 7\nlet b = 2\nfn f(x) { return x }\n" + line + "\n");
+    EXPECT_NE(out.find(std::string("t.flow:4:") ), std::string::npos) << line << "\n" << out;
+    EXPECT_NE(out.find(kHides), std::string::npos) << line << "\n" << out;
+  }
+  // A `;` in a comment that follows no value (a line of its own, after `{`, `=` or `,`),
+  // or after prose that is no expression, hides nothing a reader would take for code.
+  auto r = testing::RunProgram(
+      "// a; b\n"
+      "let a = 7 // seven\n"
+      "let xs = [1, 2] // all, in order; the first\n"
+      "xs = xs // see the docs; they say so\n"
+      "if a > 1 { // big; really\n print(a)\n}\n"
+      "let m = { // fields; two\n k: 1,\n}\n"
+      "print(\"a // b; c\", m.k) /* x; y */\n");
+  ASSERT_TRUE(r.compiled) << r.diagnostics;
+  EXPECT_EQ(r.output, "7\na // b; c 1\n");
 }
 
 TEST(Comments, ShebangOnlyOnTheFirstLine) {
@@ -288,6 +311,22 @@ TEST(Diagnostics, AHugeLineIsQuotedAroundTheColumnOnly) {
   size_t star = out.find('*', quote) - quote;
   EXPECT_EQ(out.substr(caret_line, 2 + star + 1), std::string(2 + star, ' ') + "^") << out;
   EXPECT_LT(out.size(), 400u) << out;
+}
+
+// Messages that quote source text (a name, an escape) are cut in the middle, keeping both
+// ends: a megabyte-long name gave 2 MB of errors.
+TEST(Diagnostics, AHugeNameOrEscapeIsQuotedInPartOnly) {
+  std::string name = "a" + std::string(1'000'000, 'x') + "_end";
+  for (std::string src : {name + " = 1\n", "print(" + name + ")\n", "let x = \"\\u{" + std::string(100'000, 'f') + "}\"\n"}) {
+    std::string out = Errors(src);
+    SCOPED_TRACE(out.substr(0, 300));
+    EXPECT_EQ(out.rfind("t.flow:1:", 0), 0u);
+    EXPECT_LT(out.size(), 1000u);
+  }
+  std::string out = Errors("print(" + name + ")\n");
+  EXPECT_NE(out.find("error: undefined name `axxx"), std::string::npos) << out.substr(0, 400);
+  EXPECT_NE(out.find("xxx...xxx"), std::string::npos) << out.substr(0, 400);
+  EXPECT_NE(out.find("x_end`"), std::string::npos) << out.substr(0, 400);
 }
 
 }  // namespace
