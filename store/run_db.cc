@@ -19,8 +19,10 @@ namespace flow::store {
 
 namespace {
 
-// Above this, reopening lets LevelDB write the replayed log out as a table (its default):
-// a bigger memtable would only move the cost to the next replay.
+// Reopening reuses a log of this size: below, LevelDB's default (a new log, the small
+// replayed one written out as a table) measures as fast or faster; above, a bigger
+// memtable would only move the cost to the next replay.
+constexpr uint64_t kMinReusedLogBytes = 1 << 20;
 constexpr uint64_t kMaxReplayedLogBytes = 64 << 20;
 
 // The files of a database, read from disk; everything written goes to memory instead.
@@ -178,7 +180,7 @@ Result<std::unique_ptr<RunDb>> RunDb::Open(const std::string& dir, const Options
   // kill, or the next write would follow it and the open after that would read damage
   // (RunDb.ALogEndingInATornRecordReopensAndTakesWritesAgain); a memtable big enough for
   // the whole log keeps the replay from flushing it half way.
-  o.reuse_logs = true;
+  o.reuse_logs = options.create;
   if (options.env) o.env = options.env;
   std::unique_ptr<leveldb::Env> overlay;
   if (options.read_only) {
@@ -189,7 +191,10 @@ Result<std::unique_ptr<RunDb>> RunDb::Open(const std::string& dir, const Options
   if (!options.create && !options.env) {
     uint64_t log_bytes = 0;
     if (Status s = MeasureNewestLog(dir, !options.read_only, &log_bytes); !s.ok()) return s;
-    if (log_bytes <= kMaxReplayedLogBytes) o.write_buffer_size = std::max<size_t>(o.write_buffer_size, 2 * log_bytes + (4 << 20));
+    if (log_bytes >= kMinReusedLogBytes && log_bytes <= kMaxReplayedLogBytes) {
+      o.reuse_logs = true;
+      o.write_buffer_size = std::max<size_t>(o.write_buffer_size, 2 * log_bytes + (4 << 20));
+    }
   }
   leveldb::DB* db = nullptr;
   leveldb::Status s = leveldb::DB::Open(o, dir, &db);
