@@ -107,17 +107,6 @@ int ReportEphemeral(const Status& s, const runtime::RunResult& r) {
   return r.outcome == RunOutcome::kFailed ? kExitScriptFailed : kExitOk;
 }
 
-std::string WakeReasonText(runtime::WakeReason why, const store::RunRecord& r) {
-  switch (why) {
-    case runtime::WakeReason::kProcessDied: return "its process died";
-    case runtime::WakeReason::kTimerDue: return "its timer is due";
-    case runtime::WakeReason::kWaitTimedOut: return "its wait timed out";
-    case runtime::WakeReason::kSignalArrived: return "its signal " + r.waiting_signal + " arrived";
-    case runtime::WakeReason::kQueued: return "it is queued in " + r.queue;
-  }
-  return "?";
-}
-
 // The program's output goes to stdout, written out at once; what the runtime reports as
 // it works goes to stderr.
 class ProcessListener : public runtime::RunListener {

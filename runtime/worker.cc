@@ -16,6 +16,7 @@
 #include <cstring>
 #include <deque>
 #include <map>
+#include <optional>
 #include <queue>
 #include <set>
 
@@ -66,6 +67,7 @@ constexpr size_t kStderrTail = 4096;
 struct Child {
   pid_t pid = 0;
   int pidfd = -1;   // readable when the child has exited
+  std::optional<int> reaped_status;  // without a pidfd (an old kernel): reaped by polling
   int err_fd = -1;  // the read end of its stderr; -1 once closed
   std::string tail;     // the end of its stderr
   std::string partial;  // a line not yet ended
@@ -276,7 +278,7 @@ class Pool {
     for (auto& [id, c] : running_)
       if (c.pidfd < 0) {
         int status;
-        if (::waitpid(c.pid, &status, WNOHANG) == c.pid) ended.insert(id), c.pid = -status - 1;
+        if (::waitpid(c.pid, &status, WNOHANG) == c.pid) ended.insert(id), c.reaped_status = status;
       }
     for (const std::string& id : ended) Reap(id);
     // A slot may be free now, or a run that queued runs wait for may have ended.
@@ -327,9 +329,9 @@ class Pool {
   void Reap(const std::string& id) {
     Child c = std::move(running_[id]);
     running_.erase(id);
-    int status = 0;
-    if (c.pid < 0) status = -(c.pid + 1);  // reaped by polling
-    else while (::waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {}
+    int status = c.reaped_status.value_or(0);
+    if (!c.reaped_status)
+      while (::waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {}
     if (c.err_fd >= 0) {
       ReadStderr(id, c);  // what is left (a grandchild may hold the pipe open: do not wait)
       if (c.err_fd >= 0) ::close(c.err_fd);
@@ -363,8 +365,7 @@ class Pool {
         }
       }
       if (done.event != WorkerEvent::kCrashed && (clean || r->status != store::RunStatus::kSuspended)) {
-        st_.ClearCrashes(id);
-        crashes_.erase(id);
+        crashes_.erase(id);  // the run's process cleared runs/ID/crashes as it ended
         retry_at_.erase(id);
         if (done.event == WorkerEvent::kSuspended) ++sum_->suspended;
         else if (done.event == WorkerEvent::kCompleted) ++sum_->completed;
