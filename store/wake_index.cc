@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 
@@ -36,14 +37,15 @@ Status Store::NoteWake(const std::string& id, int64_t wake_ms) {
 
 bool Store::ParseWakeHint(std::string_view file, WakeHint* out) {
   if (file.size() < 21 || file[19] != '-') return false;
-  int64_t ms = 0;
+  uint64_t ms = 0;  // 19 digits fit; past INT64_MAX the name is not one NoteWake wrote
   for (char c : file.substr(0, 19)) {
     if (c < '0' || c > '9') return false;
     ms = ms * 10 + (c - '0');
   }
+  if (ms > static_cast<uint64_t>(INT64_MAX)) return false;
   std::string id(file.substr(20));
   if (!IsValidRunId(id)) return false;
-  *out = {ms, std::move(id), std::string(file)};
+  *out = {static_cast<int64_t>(ms), std::move(id), std::string(file)};
   return true;
 }
 
