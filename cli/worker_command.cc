@@ -96,6 +96,7 @@ int WorkerCommand(const WorkerCommandOptions& o) {
   w.execute = [&](const std::string& id) { return ResumeCommand(o.store, id, RunOptions{}); };
   w.clean_exits = {kExitOk, kExitScriptFailed, kExitSuspended};
   w.deferred_exit = kExitDeferred;
+  w.damaged_exit = kExitCorrupt;
   WorkerPrinter printer(o.json);
   runtime::WorkerSummary summary;
   if (Status s = runtime::RunWorker(w, &printer, &summary); !s.ok()) return Fail(s, "worker");

@@ -171,7 +171,7 @@ class Pool {
 
   // A run is due now (ready), later (a timer), or not.
   void Consider(const store::RunRecord& r, int64_t now) {
-    if (running_.count(r.id) || queued_.count(r.id)) return;
+    if (running_.count(r.id) || queued_.count(r.id) || damaged_.count(r.id)) return;
     auto retry = retry_at_.find(r.id);
     if (retry != retry_at_.end() && retry->second > now) return;  // its backoff timer is set
     Result<std::optional<WakeReason>> due = DueReason(st_, r, now);
@@ -347,6 +347,15 @@ class Pool {
       waiting_for_room_.insert(id);
       return;
     }
+    if (code == opt_.damaged_exit && r.ok() && r->status != store::RunStatus::kCompleted &&
+        r->status != store::RunStatus::kFailed && r->status != store::RunStatus::kCancelled) {
+      std::string last = c.tail;
+      while (!last.empty() && last.back() == '\n') last.pop_back();
+      damaged_.insert(id);
+      if (reported_damage_.insert(id).second)
+        Report({WorkerEvent::kSkipped, id, last.substr(last.rfind('\n') == std::string::npos ? 0 : last.rfind('\n') + 1)});
+      return;
+    }
     if (!signaled && r.ok()) {
       const bool clean = std::find(opt_.clean_exits.begin(), opt_.clean_exits.end(), code) != opt_.clean_exits.end();
       WorkerReport done{WorkerEvent::kCompleted, id, r->detail};
@@ -419,6 +428,7 @@ class Pool {
   std::set<std::string> queued_;                           // the ids in ready_
   std::priority_queue<Due, std::vector<Due>, std::greater<Due>> timers_;
   std::map<std::string, int> crashes_;       // when the store cannot count them
+  std::set<std::string> damaged_;            // its child found damage (exit 3): left for an operator
   std::map<std::string, int64_t> retry_at_;  // a crashed run's next try
   std::set<std::string> reported_damage_;
   std::set<std::string> waiting_for_room_;  // queued runs that could not start: checked when a child ends

@@ -37,6 +37,9 @@ struct WorkerOptions {
   std::function<int(const std::string& id)> execute;
   std::vector<int> clean_exits;
   int deferred_exit = -1;
+  // The exit code of a child that found the run's store damaged: the run is reported as
+  // skipped, once, and left for an operator (not retried, not counted as a crash).
+  int damaged_exit = -1;
   // Children's stdout goes to the worker's stderr (its stdout carries --json events).
   bool child_stdout_to_stderr = false;
   // Set from a signal handler: start nothing more, ask the children to stop at their next
