@@ -46,16 +46,8 @@ Status ExportRun(store::Store& st, const std::string& id, std::string* image) {
   // A live run's process writes on: its mark may be past the snapshot, whose own
   // checkpoint is what the image holds (and all it acknowledges).
   if (run.live && mark.ok() && mark.value() > run.checkpoint) mark = run.checkpoint;
-  std::string record_bytes;
-  {
-    // Re-seal the record as the store wrote it, by reading the file.
-    FILE* f = std::fopen(store::RunFilePath(st.dir(), id, store::kRunRecordFile).c_str(), "rb");
-    if (!f) return Status::IOError("cannot read the record of run " + id);
-    char buf[4096];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) record_bytes.append(buf, n);
-    std::fclose(f);
-  }
+  std::string record_bytes;  // the record as the store sealed it
+  if (Status s = st.ReadRunRecordBytes(id, &record_bytes); !s.ok()) return s;
   std::string payload;
   PutBytes(&payload, record_bytes);
   PutBytes(&payload, code);

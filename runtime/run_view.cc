@@ -118,9 +118,7 @@ Status ReadRunDetail(const std::string& store_dir, const std::string& id, RunDet
   if (Status s = LockToRead(*st, id, &lock, &live_pid); !s.ok()) return s;
   out->live = live_pid != 0;
   if (!out->live) {
-    store::RunDb::Options options;
-    options.read_only = true;
-    Result<std::unique_ptr<store::RunDb>> db = store::RunDb::Open(st->RunDbDir(id), options);
+    Result<std::unique_ptr<store::RunDb>> db = st->OpenRunDbToRead(id);
     if (!db.ok()) return db.status();
     std::string bytes;
     ErrorReport report;
@@ -164,9 +162,7 @@ Status ReadRunHistory(const std::string& store_dir, const std::string& id, uint6
     out->live_pid = 0;
     out->live = true;
   } else {
-    store::RunDb::Options options;
-    options.read_only = true;
-    db = store::RunDb::Open(st->RunDbDir(id), options);
+    db = st->OpenRunDbToRead(id);
     if (!db.ok()) return db.status();
   }
   // Keys first (cheap), so that only the page's entries are decoded.

@@ -522,8 +522,48 @@ Status StartRun(const StartOptions& options, const Module& module, RunListener* 
   return BeginRun(&st.value(), std::move(record), module, options, std::move(code_lock.value()), listener, result);
 }
 
+namespace {
+
+// An idle run is packed (store/packed_run.cc) once its process is done with it and its
+// database is closed: one file and one disk block instead of seven. Not a run due again
+// soon (a short timer, a limit's slot, a stop for a drain, virtual time: due at once),
+// which would be unpacked again at once, nor a big one, for which the blocks saved are
+// little beside its size and the copy would cost.
+constexpr int64_t kPackAfterIdleMs = 60'000;
+constexpr uint64_t kMaxPackedRunBytes = 256 << 10;
+
+void PackIfIdle(store::Store& st, const RunResult& result) {
+  const store::RunRecord& r = result.record;
+  if (!result.executed || r.id.empty()) return;
+  switch (r.status) {
+    case store::RunStatus::kCompleted:
+    case store::RunStatus::kFailed:
+    case store::RunStatus::kCancelled: break;
+    case store::RunStatus::kSuspended:
+      if (r.wake_ms != 0 && (r.virtual_time || r.wake_ms - WallMs() < kPackAfterIdleMs)) return;
+      break;
+    default: return;
+  }
+  // A run that cannot be packed (too big, a failing disk) stays as it is: whole, in files.
+  (void)st.PackRun(r.id, kMaxPackedRunBytes);
+}
+
+Status BeginRunInFolder(store::Store* st, store::RunRecord record, const Module& module, const StartOptions& options,
+                        std::unique_ptr<store::CodeLock> code_lock, RunListener* listener, RunResult* result);
+
+}  // namespace
+
 Status BeginRun(store::Store* st, store::RunRecord record, const Module& module, const StartOptions& options,
                 std::unique_ptr<store::CodeLock> code_lock, RunListener* listener, RunResult* result) {
+  Status s = BeginRunInFolder(st, std::move(record), module, options, std::move(code_lock), listener, result);
+  if (s.ok()) PackIfIdle(*st, *result);  // its database is closed now
+  return s;
+}
+
+namespace {
+
+Status BeginRunInFolder(store::Store* st, store::RunRecord record, const Module& module, const StartOptions& options,
+                        std::unique_ptr<store::CodeLock> code_lock, RunListener* listener, RunResult* result) {
   const std::string& id = record.id;
   // The database and its first checkpoint come before the record: a run that has a record
   // always has its state (a start that dies sooner leaves only a folder, taken over above).
@@ -558,6 +598,8 @@ Status BeginRun(store::Store* st, store::RunRecord record, const Module& module,
   listener->RunStarted(id);
   return Execute(*st, record, vm, host, journal, result);
 }
+
+}  // namespace
 
 namespace {
 
@@ -708,8 +750,12 @@ Status LoadRunAt(store::Store& st, const std::string& id, VmHost* host, LoadedRu
   out->module = std::make_unique<Module>(std::move(module.value()));
   if (std::string text; st.GetSource(out->record.code_hash, &text).ok()) out->source = std::move(text);
   if (!out->db) {  // else a live run's snapshot (OpenRunForReading)
+    // A packed run is read from its packed file, and unpacked before it is executed.
+    if (!read_only) {
+      if (Status s = st.UnpackRun(id); !s.ok()) return s;
+    }
     Result<std::unique_ptr<store::RunDb>> db =
-        store::RunDb::Open(st.RunDbDir(id), {.create = false, .read_only = read_only});
+        read_only ? st.OpenRunDbToRead(id) : store::RunDb::Open(st.RunDbDir(id), {.create = false});
     if (!db.ok()) return db.status();
     out->db = std::move(db.value());
   }
@@ -856,9 +902,19 @@ Status ReadSignalCounts(store::RunDb& db, std::map<std::string, uint64_t>* recei
   return scan.ok() ? bad : scan;
 }
 
+Status ContinueFromCheckpoint(store::Store& st, const store::RunRecord& before, const BudgetOptions& budgets,
+                              RunListener* listener, RunResult* result);
+
 // Continues a run, whose lock the caller holds, from its last checkpoint.
 Status ContinueRun(store::Store& st, const store::RunRecord& before, const BudgetOptions& budgets,
                    RunListener* listener, RunResult* result) {
+  Status s = ContinueFromCheckpoint(st, before, budgets, listener, result);
+  if (s.ok()) PackIfIdle(st, *result);  // its database is closed now
+  return s;
+}
+
+Status ContinueFromCheckpoint(store::Store& st, const store::RunRecord& before, const BudgetOptions& budgets,
+                              RunListener* listener, RunResult* result) {
   const std::string& id = before.id;
   const std::string context = "run " + id;
   ProcessHost host(before.virtual_time, listener);

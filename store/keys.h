@@ -29,6 +29,7 @@ inline constexpr char kDbDir[] = "db";           // the run's LevelDB ("The run 
 inline constexpr char kOriginFile[] = "origin";  // a rerun's origin ("The origin of a rerun")
 inline constexpr char kPoisonedFile[] = "poisoned";  // set aside by a worker after repeated crashes: their last stderr
 inline constexpr char kCrashesFile[] = "crashes";    // a worker's count of the run's crashes in a row, then the last stderr
+inline constexpr char kPackedFile[] = "packed";      // an idle run's record, mark and database in one file ("Packed runs")
 
 inline std::string CodePath(const std::string& store_dir, std::string_view hash) {
   return store_dir + "/" + kCodeDir + "/" + std::string(hash) + kCodeSuffix;

@@ -145,6 +145,23 @@ class ReadOnlyEnv : public leveldb::EnvWrapper {
   std::map<std::string, Place> places_;
 };
 
+// A MemEnv holding `files` in `dir`: a packed run's database (Store::ReadPacked).
+Status LoadIntoMemory(const std::string& dir, const std::vector<std::pair<std::string, std::string>>& files,
+                      leveldb::Env* base, std::unique_ptr<leveldb::Env>* out) {
+  std::unique_ptr<leveldb::Env> memory(leveldb::NewMemEnv(base));
+  memory->CreateDir(dir);
+  for (const auto& [name, bytes] : files) {
+    leveldb::WritableFile* f = nullptr;
+    leveldb::Status s = memory->NewWritableFile(dir + "/" + name, &f);
+    if (s.ok()) s = f->Append(leveldb::Slice(bytes));
+    if (s.ok()) s = f->Close();
+    delete f;
+    if (!s.ok()) return Status::IOError("cannot load the packed database " + dir + ": " + s.ToString());
+  }
+  *out = std::move(memory);
+  return Status::Ok();
+}
+
 }  // namespace
 
 Batch::Batch() : batch_(new leveldb::WriteBatch) {}
@@ -173,8 +190,8 @@ Status RunDb::Convert(const void* raw) const {
   return Status::IOError("the run database " + dir_ + ": " + s.ToString());
 }
 
-RunDb::RunDb(leveldb::DB* db, std::string dir, std::unique_ptr<leveldb::Env> overlay)
-    : overlay_(std::move(overlay)), db_(db), dir_(std::move(dir)) {}
+RunDb::RunDb(leveldb::DB* db, std::string dir, std::unique_ptr<leveldb::Env> files, std::unique_ptr<leveldb::Env> overlay)
+    : files_(std::move(files)), overlay_(std::move(overlay)), db_(db), dir_(std::move(dir)) {}
 
 Result<std::unique_ptr<RunDb>> RunDb::Open(const std::string& dir, const Options& options) {
   leveldb::Options o;
@@ -193,13 +210,19 @@ Result<std::unique_ptr<RunDb>> RunDb::Open(const std::string& dir, const Options
   // the whole log keeps the replay from flushing it half way.
   o.reuse_logs = options.create;
   if (options.env) o.env = options.env;
+  std::unique_ptr<leveldb::Env> files;
+  if (options.files) {
+    if (!options.read_only || options.create) return Status::InvalidArgument("a database from memory is read only");
+    if (Status s = LoadIntoMemory(dir, *options.files, o.env, &files); !s.ok()) return s;
+    o.env = files.get();
+  }
   std::unique_ptr<leveldb::Env> overlay;
   if (options.read_only) {
     overlay = std::make_unique<ReadOnlyEnv>(o.env);
     o.env = overlay.get();
     o.create_if_missing = o.error_if_exists = false;
   }
-  if (!options.create && !options.env) {
+  if (!options.create && !options.env && !options.files) {
     uint64_t log_bytes = 0;
     if (Status s = MeasureNewestLog(dir, !options.read_only, &log_bytes); !s.ok()) return s;
     if (log_bytes >= kMinReusedLogBytes && log_bytes <= kMaxReplayedLogBytes) {
@@ -215,7 +238,7 @@ Result<std::unique_ptr<RunDb>> RunDb::Open(const std::string& dir, const Options
       return Status::Corruption("the run database " + dir + " is missing: " + s.ToString());
     return Status::IOError("cannot open the run database " + dir + ": " + s.ToString());
   }
-  return std::unique_ptr<RunDb>(new RunDb(db, dir, std::move(overlay)));
+  return std::unique_ptr<RunDb>(new RunDb(db, dir, std::move(files), std::move(overlay)));
 }
 
 RunDb::~RunDb() { delete db_; }

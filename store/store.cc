@@ -41,15 +41,6 @@ Status MakeDir(const std::string& path) {
   return Status::IOError(fmt::format("cannot create {}: {}", path, Errno()));
 }
 
-Status ReadWholeFile(const std::string& path, std::string* out) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return errno == ENOENT ? Status::NotFound(path) : Status::IOError(fmt::format("cannot read {}: {}", path, Errno()));
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  *out = buf.str();
-  return Status::Ok();
-}
-
 }  // namespace
 
 const char* RunStatusName(RunStatus s) {
@@ -129,6 +120,47 @@ Status WriteFileAtomically(const std::string& path, std::string_view bytes) {
   return Status::Ok();
 }
 
+Status ReadFile(const std::string& path, std::string* bytes, uint64_t max_bytes) {
+  // open/read, not a stream: `flow runs` reads one record per run, 100,000 of them. Not
+  // blocking, and only a regular file of a sane size: a FIFO or a huge file where a record
+  // belongs is damage, never a hang or an exhausted memory.
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return Status::NotFound(path);
+    return Status::IOError(fmt::format("cannot read {}: {}", path, Errno()));
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || static_cast<uint64_t>(st.st_size) > max_bytes) {
+    close(fd);
+    return Status::Corruption(fmt::format("{} is not a regular file of at most {} bytes", path, max_bytes));
+  }
+  bytes->clear();
+  bytes->reserve(static_cast<size_t>(st.st_size));
+  char buf[8192];
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      Status s = Status::IOError(fmt::format("cannot read {}: {}", path, Errno()));
+      close(fd);
+      return s;
+    }
+    if (n == 0 || bytes->size() + static_cast<size_t>(n) > max_bytes) break;
+    bytes->append(buf, static_cast<size_t>(n));
+  }
+  close(fd);
+  return Status::Ok();
+}
+
+Status SyncDir(const std::string& dir) {
+  int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return Status::IOError(fmt::format("cannot open {}: {}", dir, Errno()));
+  int rc = fsync(fd);
+  close(fd);
+  if (rc != 0) return Status::IOError(fmt::format("cannot sync {}: {}", dir, Errno()));
+  return Status::Ok();
+}
+
 namespace {
 
 // Does `dir` hold nothing but (some of) a store's own folders?
@@ -181,7 +213,7 @@ Result<std::string> Store::PutCode(std::string_view bytes) {
 }
 
 Status Store::GetCode(const std::string& hash, std::string* bytes) const {
-  Status s = ReadWholeFile(CodePath(dir_, hash), bytes);
+  Status s = ReadFile(CodePath(dir_, hash), bytes);
   if (s.IsNotFound()) return Status::Corruption(fmt::format("the bytecode {} of this run is missing from the store", hash));
   if (!s.ok()) return s;
   if (CodeHash(*bytes) != hash)
@@ -226,7 +258,7 @@ Status Store::SetPoisoned(const std::string& id, std::string_view last_stderr) {
 
 bool Store::IsPoisoned(const std::string& id, std::string* last_stderr) const {
   std::string ignored;
-  return ReadWholeFile(RunFilePath(dir_, id, kPoisonedFile), last_stderr ? last_stderr : &ignored).ok();
+  return ReadFile(RunFilePath(dir_, id, kPoisonedFile), last_stderr ? last_stderr : &ignored).ok();
 }
 
 void Store::ClearPoisoned(const std::string& id) { ::unlink(RunFilePath(dir_, id, kPoisonedFile).c_str()); }
@@ -234,7 +266,7 @@ void Store::ClearPoisoned(const std::string& id) { ::unlink(RunFilePath(dir_, id
 Result<int> Store::RecordCrash(const std::string& id, std::string_view last_stderr) {
   std::string path = RunFilePath(dir_, id, kCrashesFile), bytes;
   int count = 0;
-  if (ReadWholeFile(path, &bytes).ok()) count = std::atoi(bytes.c_str());
+  if (ReadFile(path, &bytes).ok()) count = std::atoi(bytes.c_str());
   ++count;
   if (Status s = WriteFileAtomically(path, fmt::format("{}\n{}", count, last_stderr)); !s.ok()) return s;
   return count;
@@ -249,10 +281,15 @@ bool Store::CancelRequested(const std::string& id) const {
 
 bool Store::RunExists(const std::string& id) const {
   struct stat st;
-  return stat(RunFilePath(dir_, id, kRunRecordFile).c_str(), &st) == 0;
+  return stat(RunFilePath(dir_, id, kRunRecordFile).c_str(), &st) == 0 ||
+         stat(RunFilePath(dir_, id, kPackedFile).c_str(), &st) == 0;
 }
 
 Status Store::WriteRun(const RunRecord& r) {
+  return WriteFileAtomically(RunFilePath(dir_, r.id, kRunRecordFile), EncodeRunRecord(r));
+}
+
+std::string EncodeRunRecord(const RunRecord& r) {
   std::string p;
   PutBytes(&p, r.id);
   PutBytes(&p, r.program);
@@ -281,15 +318,13 @@ Status Store::WriteRun(const RunRecord& r) {
   PutVarint(&p, r.keep_checkpoints);
   PutBytes(&p, r.queue);
   PutBytes(&p, r.after_run);
-  return WriteFileAtomically(RunFilePath(dir_, r.id, kRunRecordFile), SealRecord(kRunRecordVersion, p));
+  return SealRecord(kRunRecordVersion, p);
 }
 
 Result<RunRecord> Store::ReadRun(const std::string& id) const {
   if (!IsValidRunId(id)) return Status::InvalidArgument(fmt::format("`{}` is not a run id", id));
   std::string bytes;
-  Status s = ReadWholeFile(RunFilePath(dir_, id, kRunRecordFile), &bytes);
-  if (s.IsNotFound()) return Status::NotFound(fmt::format("no run {} in the store {}", id, dir_));
-  if (!s.ok()) return s;
+  if (Status s = ReadRunRecordBytes(id, &bytes); !s.ok()) return s;
   Result<RunRecord> r = DecodeRunRecord(bytes, fmt::format("the record of run {}", id));
   if (r.ok() && r->id != id) return Status::Corruption(fmt::format("the record of run {} is malformed", id));
   return r;
@@ -373,8 +408,8 @@ std::vector<RunRecord> Store::ListRuns(const std::function<void(const std::strin
   closedir(d);
   std::sort(ids.begin(), ids.end());
   for (const auto& id : ids) {
-    if (!RunExists(id)) continue;  // a run still being created
     Result<RunRecord> r = ReadRun(id);
+    if (r.status().IsNotFound()) continue;  // a run still being created
     if (r.ok())
       out.push_back(std::move(r.value()));
     else
@@ -528,10 +563,15 @@ Result<std::unique_ptr<CheckpointMark>> Store::OpenMark(const std::string& id) {
 
 Result<uint64_t> Store::ReadMark(const std::string& id) const {
   std::string bytes;
-  Status s = ReadWholeFile(RunFilePath(dir_, id, kMarkFile), &bytes);
-  if (s.IsNotFound() || (s.ok() && bytes.empty()))
-    return Status::NotFound(fmt::format("the checkpoint mark of run {} is missing", id));
-  if (!s.ok()) return s;
+  Status s = ReadFile(RunFilePath(dir_, id, kMarkFile), &bytes);
+  if (s.IsNotFound() && IsPacked(id)) {
+    Result<PackedRun> packed = ReadPacked(id);
+    if (!packed.ok()) return packed.status();
+    bytes = std::move(packed->mark);
+  } else if (!s.ok() && !s.IsNotFound()) {
+    return s;
+  }
+  if (bytes.empty()) return Status::NotFound(fmt::format("the checkpoint mark of run {} is missing", id));
   const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
   if (bytes.size() != 16 || Checksum(bytes.substr(0, 8)) != DecodeFixed64(p + 8))
     return Status::Corruption(fmt::format("the checkpoint mark of run {} is damaged", id));

@@ -1,6 +1,7 @@
 // The store: where runs live. A folder (./.flow by default) holding bytecode by content
 // hash (code/), one folder per run (runs/ID/: its record, lock, checkpoint mark and
-// LevelDB) and state shared across runs (shared/). Every name is in store/keys.h; the
+// LevelDB, or, once the run is idle, its lock and one packed file) and state shared across
+// runs (shared/). Every name is in store/keys.h; the
 // layout and each file's format are in docs/checkpoint.md ("The store").
 //
 // One database per run, because LevelDB admits one process per database: any number of
@@ -52,6 +53,9 @@ class RunDb {
     // For flow inspect, history, trace and export.
     bool read_only = false;
     leveldb::Env* env = nullptr;  // tests inject faults here; null: the default Env
+    // The database's files (name in `dir`, bytes), from memory instead of the disk: a
+    // packed run's (Store::ReadPacked), read only. Null: the files in `dir`.
+    const std::vector<std::pair<std::string, std::string>>* files = nullptr;
   };
   static Result<std::unique_ptr<RunDb>> Open(const std::string& dir, const Options& options);
   ~RunDb();
@@ -92,8 +96,9 @@ class RunDb {
   Status MoveLogToTable();
 
  private:
-  RunDb(leveldb::DB* db, std::string dir, std::unique_ptr<leveldb::Env> overlay);
+  RunDb(leveldb::DB* db, std::string dir, std::unique_ptr<leveldb::Env> files, std::unique_ptr<leveldb::Env> overlay);
   Status Convert(const void* leveldb_status) const;
+  std::unique_ptr<leveldb::Env> files_;    // Options::files: outlives overlay_
   std::unique_ptr<leveldb::Env> overlay_;  // read_only: outlives db_
   leveldb::DB* db_;
   std::string dir_;
@@ -232,6 +237,8 @@ class Store {
   Status ClearRunDir(const std::string& id);
   Status WriteRun(const RunRecord& record);    // atomic replace, synced
   Result<RunRecord> ReadRun(const std::string& id) const;
+  // The sealed record as stored (runs/ID/run, or inside runs/ID/packed): NotFound if neither.
+  Status ReadRunRecordBytes(const std::string& id, std::string* bytes) const;
   // Every run record; ones that cannot be read are passed to `unreadable`.
   std::vector<RunRecord> ListRuns(const std::function<void(const std::string& id, const Status&)>& unreadable) const;
   bool RunExists(const std::string& id) const;
@@ -246,6 +253,31 @@ class Store {
   std::string RunDir(const std::string& id) const;
 
   Result<std::unique_ptr<CheckpointMark>> OpenMark(const std::string& id);
+
+  // Packed runs (store/packed_run.cc; docs/checkpoint.md, "Packed runs"): an idle run's
+  // record, mark and database in one sealed file, runs/ID/packed, instead of a record
+  // file, a mark file and a LevelDB folder of four or five files: a suspended run of a
+  // small program then takes its folder and one disk block. Only the holder of the run's
+  // lock packs or unpacks it; readers read either form.
+  struct PackedRun {
+    std::string record;  // the sealed run record, as runs/ID/run held it
+    std::string mark;    // runs/ID/mark's bytes ("" if the run had none)
+    std::vector<std::pair<std::string, std::string>> db_files;  // each file of db/: name, bytes
+  };
+  // Whether the run is packed now: runs/ID/packed, and no runs/ID/run (a pack or an unpack
+  // cut short leaves both, and then the folder is whole and the packed file a copy of it).
+  bool IsPacked(const std::string& id) const;
+  Result<PackedRun> ReadPacked(const std::string& id) const;
+  // Packs the run (its lock held, its database closed): NotFound-free no-op if it is
+  // packed already; InvalidArgument, leaving it as it is, if its files take more than
+  // `max_bytes`. Crash-safe at every step: the run is whole in one form or the other.
+  Status PackRun(const std::string& id, uint64_t max_bytes);
+  // The run's database, read only (RunDb::Options::read_only), from its folder or, packed,
+  // from its packed file.
+  Result<std::unique_ptr<RunDb>> OpenRunDbToRead(const std::string& id) const;
+  // Restores a packed run's record, mark and database files (its lock held), before it is
+  // executed or written; removes a packed file left beside a whole folder. No-op otherwise.
+  Status UnpackRun(const std::string& id);
 
   // Shared state by name (circuit breakers, mailboxes): `update` gets the current bytes
   // ("" if none) and changes them, under an exclusive lock held across processes.
@@ -290,6 +322,10 @@ class Store {
   std::string dir_;
 };
 
+// The sealed run record (docs/checkpoint.md, "The run record"), as WriteRun stores it.
+std::string EncodeRunRecord(const RunRecord& record);
+// The bytes of runs/ID/packed (Store::PackRun stores them; docs/checkpoint.md, "Packed runs").
+std::string EncodePackedRun(const Store::PackedRun& run);
 // Decodes a sealed run record (`what` names it in errors): Corruption if it is malformed,
 // including a code hash that is not 32 lowercase hex digits.
 Result<RunRecord> DecodeRunRecord(std::string_view bytes, const std::string& what);
@@ -304,8 +340,15 @@ bool IsValidRunId(std::string_view id);
 // A new sortable id: UTC time to the millisecond, then random hex.
 std::string NewRunId();
 
+// What ReadFile reads at most by default: far more than any record, far less than memory.
+inline constexpr uint64_t kMaxReadFileBytes = 256ull << 20;
 // Writes a file so that a crash leaves either the old or the new content: temp, fsync,
 // rename, fsync of the folder.
 Status WriteFileAtomically(const std::string& path, std::string_view bytes);
+// Reads a whole file: NotFound if it does not exist; Corruption if it is not a regular
+// file, or holds more than `max_bytes`.
+Status ReadFile(const std::string& path, std::string* bytes, uint64_t max_bytes = kMaxReadFileBytes);
+// Makes a folder's entries (files created, renamed or removed in it) durable.
+Status SyncDir(const std::string& dir);
 
 }  // namespace flow::store

@@ -57,8 +57,9 @@ def reads_while_live(store_dir, run_id):
     check("export packages the live run as it is", r.returncode == 0 and os.path.getsize(image) > 0, r.stderr)
     p.wait(timeout=60)
     check("the run went on undisturbed to its end", p.returncode == 0 and open(tmp(run_id + ".out")).read() == "done 60\n")
+    # Completed, the run is packed (docs/checkpoint.md, "Packed runs"): its lock and one file.
     check("it leaves no file behind in its folder", sorted(os.listdir(os.path.join(store_dir, "runs", run_id))) ==
-          ["db", "lock", "mark", "run"], os.listdir(os.path.join(store_dir, "runs", run_id)))
+          ["lock", "packed"], os.listdir(os.path.join(store_dir, "runs", run_id)))
     r = flow("inspect", run_id, "--store", store_dir)
     check("a stopped run is read from its database again", r.returncode == 0 and "status completed" in r.stdout, r.stderr)
     return image
