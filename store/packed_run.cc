@@ -123,11 +123,14 @@ Status Store::ReadRunRecordBytes(const std::string& id, std::string* bytes) cons
 Result<Store::PackedRun> Store::ReadPacked(const std::string& id) const {
   std::string bytes;
   if (Status s = ReadFile(RunFilePath(dir_, id, kPackedFile), &bytes); !s.ok()) return s;
-  const std::string what = fmt::format("the packed run {}", id);
+  return DecodePackedRun(bytes, fmt::format("the packed run {}", id));
+}
+
+Result<Store::PackedRun> DecodePackedRun(std::string_view bytes, const std::string& what) {
   std::string_view payload;
   if (Status s = OpenRecord(bytes, kPackedVersion, what, &payload); !s.ok()) return s;
   Reader r(payload);
-  PackedRun out;
+  Store::PackedRun out;
   out.record = std::string(r.Bytes());
   out.mark = std::string(r.Bytes());
   uint64_t n = r.Varint();

@@ -326,6 +326,8 @@ class Store {
 std::string EncodeRunRecord(const RunRecord& record);
 // The bytes of runs/ID/packed (Store::PackRun stores them; docs/checkpoint.md, "Packed runs").
 std::string EncodePackedRun(const Store::PackedRun& run);
+// Decodes those bytes (`what` names them in errors): Corruption if they are malformed.
+Result<Store::PackedRun> DecodePackedRun(std::string_view bytes, const std::string& what);
 // Decodes a sealed run record (`what` names it in errors): Corruption if it is malformed,
 // including a code hash that is not 32 lowercase hex digits.
 Result<RunRecord> DecodeRunRecord(std::string_view bytes, const std::string& what);

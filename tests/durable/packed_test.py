@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""Packed runs (docs/checkpoint.md, "Packed runs"): an idle run is one file and 8 KB on
+disk; every command reads or continues it as it did a run in files; a run due again soon
+stays in files."""
+import os, subprocess, sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from testlib import case, check, flow, main, program, status, tmp  # noqa: E402
+
+
+def folder(store, run_id):
+    return os.path.join(store, "runs", run_id)
+
+
+def names(store, run_id):
+    return sorted(os.listdir(folder(store, run_id)))
+
+
+def du_kb(path):
+    return int(subprocess.run(["du", "-sk", path], capture_output=True, text=True).stdout.split()[0])
+
+
+def approval():
+    return program("approval.flow", '''
+let n = 0
+for i in range(3) { n = n + 1 }
+print("asking", n)
+let answer = signal.wait("approve")
+print("answer", answer)
+''')
+
+
+@case
+def suspended_run_is_one_file_of_8_kb():
+    s = tmp("s1")
+    for i in range(5):
+        r = flow("run", approval(), "--store", s, "--run-id", f"a{i}")
+        check(f"run a{i} suspends waiting for its signal", r.returncode == 75, r.stderr)
+    check("its folder holds its lock and its packed file only", names(s, "a0") == ["lock", "packed"], names(s, "a0"))
+    sizes = [du_kb(folder(s, f"a{i}")) for i in range(5)]
+    check("each takes 8 KB on disk (du: the folder and one block)", all(k <= 8 for k in sizes), f"{sizes}")
+    r = flow("runs", "--store", s, "--status", "suspended")
+    check("flow runs lists the packed runs as suspended", r.returncode == 0 and
+          [line.split()[1] for line in r.stdout.splitlines()[1:]] == ["suspended"] * 5,
+          r.stdout + r.stderr)
+
+
+@case
+def every_command_reads_and_continues_a_packed_run():
+    s = tmp("s2")
+    flow("run", approval(), "--store", s, "--run-id", "p")
+    r = flow("inspect", "p", "--store", s)
+    check("inspect shows its state", r.returncode == 0 and "status suspended" in r.stdout and "n = 3" in r.stdout,
+          r.stdout + r.stderr)
+    before = {n: open(os.path.join(folder(s, "p"), n), "rb").read() for n in names(s, "p")}
+    r = flow("history", "p", "--store", s)
+    check("history lists its effects", r.returncode == 0 and "signal.wait" in r.stdout, r.stdout + r.stderr)
+    image = tmp("p.fvm")
+    r = flow("export", "p", "-o", image, "--store", s)
+    check("export writes its image", r.returncode == 0 and os.path.getsize(image) > 0, r.stderr)
+    after = {n: open(os.path.join(folder(s, "p"), n), "rb").read() for n in names(s, "p")}
+    check("reading it leaves its files byte for byte", before == after, f"{sorted(before)} {sorted(after)}")
+    r = flow("fork", "p", "--store", s, "--run-id", "forked")
+    check("fork copies it", r.returncode in (0, 75) and status(s, "forked") == "suspended", r.stdout + r.stderr)
+    other = tmp("other")
+    r = flow("import", image, "--store", other)
+    check("its image imports elsewhere", r.returncode == 0, r.stderr)
+    flow("signal", "p", "approve", '"yes"', "--store", s)
+    r = flow("resume", "p", "--store", s)
+    check("resumed, it continues where it waited", r.returncode == 0 and r.stdout == "answer yes\n",
+          r.stdout + r.stderr)
+    check("completed, it is packed again", names(s, "p") == ["lock", "packed"] and status(s, "p") == "completed",
+          f"{names(s, 'p')} {status(s, 'p')}")
+    r = flow("history", "p", "--store", s)
+    check("its whole history reads from the packed file", r.returncode == 0 and "print" in r.stdout and
+          "done" in r.stdout, r.stdout + r.stderr)
+    r = flow("cancel", "forked", "--store", s)
+    check("cancel continues a packed run to its end", r.returncode in (0, 1) and status(s, "forked") == "cancelled",
+          f"{r.returncode} {r.stderr}")
+    r = flow("resume", "p", "--store", other)
+    check("the imported copy resumes, once signalled", r.returncode == 75 and "asking" not in r.stdout,
+          r.stdout + r.stderr)
+
+
+@case
+def a_run_due_soon_stays_in_files():
+    s = tmp("s3")
+    nap = program("nap.flow", 'print("a")\nsleep(20s)\nprint("b")\n')
+    r = flow("run", nap, "--store", s, "--run-id", "n", "--detach")
+    check("a run with a timer due within a minute suspends", r.returncode == 75, r.stderr)
+    check("and stays in files: it is about to be resumed", "packed" not in names(s, "n") and "run" in names(s, "n"),
+          names(s, "n"))
+
+
+@case
+def a_damaged_packed_file_is_reported_not_guessed():
+    s = tmp("s4")
+    flow("run", approval(), "--store", s, "--run-id", "d")
+    flow("run", approval(), "--store", s, "--run-id", "good")
+    path = os.path.join(folder(s, "d"), "packed")
+    data = bytearray(open(path, "rb").read())
+    data[len(data) // 2] ^= 0x10
+    open(path, "wb").write(bytes(data))
+    for command in (["resume", "d"], ["inspect", "d"], ["history", "d"]):
+        r = flow(*command, "--store", s)
+        check(f"{command[0]} of a damaged packed run is exit 3 naming it", r.returncode == 3 and "run d" in r.stderr,
+              f"{r.returncode} {r.stderr}")
+    check("the packed file is left as it was", open(path, "rb").read() == bytes(data), "changed")
+    r = flow("runs", "--store", s)
+    check("flow runs names it and lists the other", r.returncode == 3 and "run d" in r.stderr and "good" in r.stdout,
+          r.stdout + r.stderr)
+
+
+if __name__ == "__main__":
+    main()
