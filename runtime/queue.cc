@@ -66,10 +66,10 @@ Status SubmitRun(const StartOptions& options, const Module& program, const std::
   return CreateQueuedRun(*st, r);
 }
 
-std::vector<store::RunRecord> ListQueuedRuns(const store::Store& st) {
+std::vector<store::RunRecord> QueuedRunsOf(const std::vector<store::RunRecord>& runs) {
   std::vector<store::RunRecord> queued;
-  for (store::RunRecord& r : st.ListRuns([](const std::string&, const Status&) {}))
-    if (r.status == store::RunStatus::kQueued) queued.push_back(std::move(r));
+  for (const store::RunRecord& r : runs)
+    if (r.status == store::RunStatus::kQueued) queued.push_back(r);
   // ListRuns sorts by id; submission order is by creation time (ids given by --run-id sort anyhow).
   std::stable_sort(queued.begin(), queued.end(),
                    [](const store::RunRecord& a, const store::RunRecord& b) { return a.created_ms < b.created_ms; });

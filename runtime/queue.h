@@ -4,7 +4,7 @@
 // queue with a cap executes only while its process holds one of the queue's slots
 // (store/queues.h), whether it starts or goes on after a wait; a suspended run holds none.
 //
-// For a worker: ListQueuedRuns (oldest first), QueuedRunReady, then ResumeRun, which says
+// For a worker: QueuedRunsOf (oldest first), QueuedRunReady, then ResumeRun, which says
 // RunResult::Deferred if the run cannot start now after all (another process took the
 // last slot in between).
 #pragma once
@@ -26,8 +26,8 @@ Status SubmitRun(const StartOptions& options, const Module& program, const std::
 // named by record.code_hash, the caller holding the shared code lock or a record naming it).
 Status CreateQueuedRun(store::Store& st, store::RunRecord record);
 
-// The queued runs of the store, oldest submission first.
-std::vector<store::RunRecord> ListQueuedRuns(const store::Store& st);
+// The queued runs among `runs` (Store::ListRuns), oldest submission first.
+std::vector<store::RunRecord> QueuedRunsOf(const std::vector<store::RunRecord>& runs);
 // Has run `r` ended (completed, failed, cancelled)? Anything else may still run.
 bool RunHasEnded(const store::RunRecord& r);
 // Could queued run `r` start now: it is still queued (its record read again) and no

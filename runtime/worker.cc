@@ -162,7 +162,7 @@ class Pool {
     });
     for (const store::RunRecord& r : runs)
       if (r.status != store::RunStatus::kQueued) Consider(r, last_scan_ms_);
-    for (const store::RunRecord& r : ListQueuedRuns(st_)) Consider(r, last_scan_ms_);  // oldest first
+    for (const store::RunRecord& r : QueuedRunsOf(runs)) Consider(r, last_scan_ms_);  // oldest first
     next_schedule_ms_ = NextScheduleWakeMs(st_).value_or(INT64_MAX);
     std::vector<store::Store::WakeHint> hints;
     if (st_.ListWakeHints(&hints).ok())
