@@ -108,16 +108,20 @@ bool Store::IsPacked(const std::string& id) const {
 Status Store::ReadRunRecordBytes(const std::string& id, std::string* bytes) const {
   // The packed file first: an idle run (most runs of a big store) is read with one open.
   // A packed file beside a record holds that same record (a pack copies it; an unpack
-  // removes the packed file before anything writes the record again).
-  Result<PackedRun> packed = ReadPacked(id);
-  if (packed.ok()) {
-    *bytes = std::move(packed->record);
-    return Status::Ok();
+  // removes the packed file before anything writes the record again). At every moment one
+  // of the two exists, but a pack may come between the two reads (the packed file
+  // appears, then the record goes): then the packed file is there on a second look.
+  for (int look = 0; look < 2; ++look) {
+    Result<PackedRun> packed = ReadPacked(id);
+    if (packed.ok()) {
+      *bytes = std::move(packed->record);
+      return Status::Ok();
+    }
+    if (!packed.status().IsNotFound()) return packed.status();
+    Status s = ReadFile(RunFilePath(dir_, id, kRunRecordFile), bytes);
+    if (!s.IsNotFound()) return s;
   }
-  if (!packed.status().IsNotFound()) return packed.status();
-  Status s = ReadFile(RunFilePath(dir_, id, kRunRecordFile), bytes);
-  if (s.IsNotFound()) return Status::NotFound(fmt::format("no run {} in the store {}", id, dir_));
-  return s;
+  return Status::NotFound(fmt::format("no run {} in the store {}", id, dir_));
 }
 
 Result<Store::PackedRun> Store::ReadPacked(const std::string& id) const {
