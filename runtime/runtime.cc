@@ -303,13 +303,10 @@ Result<uint64_t> CountSignals(store::Store& st, const std::string& id, const std
 
 // A suspended run's entry in the wake index, for workers: at its timer (under virtual
 // time, now: its clock jumps), or now if the signal it waits for came while it ran.
-Status NoteWakeOf(store::Store& st, const store::RunRecord& r) {
+Status NoteWakeOf(store::Store& st, const store::RunRecord& r, bool signal_came) {
   if (r.status != store::RunStatus::kSuspended) return Status::Ok();
   if (r.wake_ms != 0) return st.NoteWake(r.id, r.virtual_time ? 0 : r.wake_ms);
-  if (r.waiting_signal.empty()) return Status::Ok();
-  Result<uint64_t> count = CountSignals(st, r.id, r.waiting_signal);
-  if (!count.ok()) return count.status();
-  return *count > r.signals_received ? st.NoteWake(r.id, 0) : Status::Ok();
+  return signal_came ? st.NoteWake(r.id, 0) : Status::Ok();
 }
 
 // `before`: the record as it was before this process took the run (null for a new run).
@@ -388,7 +385,6 @@ Status Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& 
   }
   result->record = record;
   if (Status s = st.WriteRun(record); !s.ok()) return InContext(s, fmt::format("run {}", record.id));
-  if (Status s = NoteWakeOf(st, record); !s.ok()) return InContext(s, fmt::format("run {}", record.id));
   st.ClearCrashes(record.id);  // its process ended it cleanly: no crash in a row any more
   journal.RunStopped(record);  // the live trace (FLOW_OTLP_ENDPOINT) gets the run's own span
   return Status::Ok();
@@ -532,9 +528,7 @@ namespace {
 constexpr int64_t kPackAfterIdleMs = 60'000;
 constexpr uint64_t kMaxPackedRunBytes = 256 << 10;
 
-void PackIfIdle(store::Store& st, const RunResult& result) {
-  const store::RunRecord& r = result.record;
-  if (!result.executed || r.id.empty()) return;
+void PackIfIdle(store::Store& st, const store::RunRecord& r) {
   switch (r.status) {
     case store::RunStatus::kCompleted:
     case store::RunStatus::kFailed:
@@ -548,6 +542,23 @@ void PackIfIdle(store::Store& st, const RunResult& result) {
   (void)st.PackRun(r.id, kMaxPackedRunBytes);
 }
 
+// What a process does last with a run it executed (its database closed, its lock still
+// held): pack it if it is idle, then say in the wake index when it is due. In that order,
+// so that a worker woken by the hint finds the lock free; and not a run that is due now
+// (its signal came, or a cancel was asked while it ran), which is about to be taken again.
+Status LeaveRun(store::Store& st, const RunResult& result) {
+  const store::RunRecord& r = result.record;
+  if (!result.executed || r.id.empty()) return Status::Ok();
+  bool signal_came = false;
+  if (r.status == store::RunStatus::kSuspended && r.wake_ms == 0 && !r.waiting_signal.empty()) {
+    Result<uint64_t> count = CountSignals(st, r.id, r.waiting_signal);
+    if (!count.ok()) return InContext(count.status(), "run " + r.id);
+    signal_came = *count > r.signals_received;
+  }
+  if (!signal_came && !st.CancelRequested(r.id)) PackIfIdle(st, r);
+  return InContext(NoteWakeOf(st, r, signal_came), "run " + r.id);
+}
+
 Status BeginRunInFolder(store::Store* st, store::RunRecord record, const Module& module, const StartOptions& options,
                         std::unique_ptr<store::CodeLock> code_lock, RunListener* listener, RunResult* result);
 
@@ -556,8 +567,7 @@ Status BeginRunInFolder(store::Store* st, store::RunRecord record, const Module&
 Status BeginRun(store::Store* st, store::RunRecord record, const Module& module, const StartOptions& options,
                 std::unique_ptr<store::CodeLock> code_lock, RunListener* listener, RunResult* result) {
   Status s = BeginRunInFolder(st, std::move(record), module, options, std::move(code_lock), listener, result);
-  if (s.ok()) PackIfIdle(*st, *result);  // its database is closed now
-  return s;
+  return s.ok() ? LeaveRun(*st, *result) : s;  // its database is closed now
 }
 
 namespace {
@@ -909,8 +919,7 @@ Status ContinueFromCheckpoint(store::Store& st, const store::RunRecord& before, 
 Status ContinueRun(store::Store& st, const store::RunRecord& before, const BudgetOptions& budgets,
                    RunListener* listener, RunResult* result) {
   Status s = ContinueFromCheckpoint(st, before, budgets, listener, result);
-  if (s.ok()) PackIfIdle(st, *result);  // its database is closed now
-  return s;
+  return s.ok() ? LeaveRun(st, *result) : s;  // its database is closed now
 }
 
 Status ContinueFromCheckpoint(store::Store& st, const store::RunRecord& before, const BudgetOptions& budgets,

@@ -171,7 +171,7 @@ class Pool {
 
   // A run is due now (ready), later (a timer), or not.
   void Consider(const store::RunRecord& r, int64_t now) {
-    if (running_.count(r.id) || queued_.count(r.id) || damaged_.count(r.id)) return;
+    if (running_.count(r.id) || queued_.count(r.id)) return;
     auto retry = retry_at_.find(r.id);
     if (retry != retry_at_.end() && retry->second > now) return;  // its backoff timer is set
     Result<std::optional<WakeReason>> due = DueReason(st_, r, now);
@@ -351,9 +351,11 @@ class Pool {
         r->status != store::RunStatus::kFailed && r->status != store::RunStatus::kCancelled) {
       std::string last = c.tail;
       while (!last.empty() && last.back() == '\n') last.pop_back();
-      damaged_.insert(id);
+      // Reported once; looked at again a minute later (an I/O error, a full disk, exit 3
+      // too, may pass; a repaired run goes on), never counted as a crash.
       if (reported_damage_.insert(id).second)
         Report({WorkerEvent::kSkipped, id, last.substr(last.rfind('\n') == std::string::npos ? 0 : last.rfind('\n') + 1)});
+      RetryAfter(id, opt_.max_backoff_ms);
       return;
     }
     if (!signaled && r.ok()) {
@@ -384,6 +386,10 @@ class Pool {
         return;
       }
     }
+    if (int64_t pid = 0; !signaled && st_.IsRunLive(id, &pid)) {  // it could not take the run: another process has it
+      Report({WorkerEvent::kSkipped, id, fmt::format("process {} executes it", pid)});
+      return;
+    }
     Crashed(id, c, signaled ? fmt::format("killed by signal {} ({})", WTERMSIG(status), ::strsignal(WTERMSIG(status)))
                             : fmt::format("exit code {}", code));
   }
@@ -409,9 +415,13 @@ class Pool {
     r.retry_in_ms = backoff;
     ++sum_->crashed;
     Report(r);
+    RetryAfter(id, backoff);
+  }
+
+  void RetryAfter(const std::string& id, int64_t delay_ms) {
     if (opt_.once) return;
-    retry_at_[id] = NowMs() + backoff;
-    timers_.push({NowMs() + backoff, id, ""});
+    retry_at_[id] = NowMs() + delay_ms;
+    timers_.push({NowMs() + delay_ms, id, ""});
   }
 
   const WorkerOptions& opt_;
@@ -428,7 +438,6 @@ class Pool {
   std::set<std::string> queued_;                           // the ids in ready_
   std::priority_queue<Due, std::vector<Due>, std::greater<Due>> timers_;
   std::map<std::string, int> crashes_;       // when the store cannot count them
-  std::set<std::string> damaged_;            // its child found damage (exit 3): left for an operator
   std::map<std::string, int64_t> retry_at_;  // a crashed run's next try
   std::set<std::string> reported_damage_;
   std::set<std::string> waiting_for_room_;  // queued runs that could not start: checked when a child ends

@@ -117,8 +117,9 @@ Status Store::ReadRunRecordBytes(const std::string& id, std::string* bytes) cons
       *bytes = std::move(packed->record);
       return Status::Ok();
     }
-    if (!packed.status().IsNotFound()) return packed.status();
     Status s = ReadFile(RunFilePath(dir_, id, kRunRecordFile), bytes);
+    // A damaged packed file beside a record is a copy (the folder is the run): the record.
+    if (!packed.status().IsNotFound()) return s.ok() ? s : packed.status();
     if (!s.IsNotFound()) return s;
   }
   return Status::NotFound(fmt::format("no run {} in the store {}", id, dir_));
@@ -204,8 +205,8 @@ Status Store::UnpackRun(const std::string& id) {
   } else if (Status s = WriteSynced(mark_path, run->mark); !s.ok()) {
     return s;
   }
-  // The record last (WriteFileAtomically syncs the folder, with the database's entry in it):
-  // from then on the folder is the run, and the packed file can go.
+  if (Status s = SyncDir(folder); !s.ok()) return s;  // the entries of db/ and the mark
+  // The record last: from then on the folder is the run, and the packed file can go.
   if (Status s = WriteFileAtomically(RunFilePath(dir_, id, kRunRecordFile), run->record); !s.ok()) return s;
   return RemovePackedCopy(packed_path);
 }

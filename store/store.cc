@@ -280,9 +280,13 @@ bool Store::CancelRequested(const std::string& id) const {
 }
 
 bool Store::RunExists(const std::string& id) const {
+  // The packed file, the record, the packed file again: an unpack writes the record before
+  // it removes the packed file, a pack the packed file before it removes the record, so
+  // one of the three looks finds the run whichever happens meanwhile.
   struct stat st;
-  return stat(RunFilePath(dir_, id, kRunRecordFile).c_str(), &st) == 0 ||
-         stat(RunFilePath(dir_, id, kPackedFile).c_str(), &st) == 0;
+  const std::string packed = RunFilePath(dir_, id, kPackedFile);
+  return stat(packed.c_str(), &st) == 0 || stat(RunFilePath(dir_, id, kRunRecordFile).c_str(), &st) == 0 ||
+         stat(packed.c_str(), &st) == 0;
 }
 
 Status Store::WriteRun(const RunRecord& r) {
@@ -563,12 +567,11 @@ Result<std::unique_ptr<CheckpointMark>> Store::OpenMark(const std::string& id) {
 
 Result<uint64_t> Store::ReadMark(const std::string& id) const {
   std::string bytes;
-  Status s = ReadFile(RunFilePath(dir_, id, kMarkFile), &bytes);
-  if (s.IsNotFound() && IsPacked(id)) {
+  if (IsPacked(id)) {  // the packed file is the run: a mark file beside it is left of a cut-short unpack
     Result<PackedRun> packed = ReadPacked(id);
     if (!packed.ok()) return packed.status();
     bytes = std::move(packed->mark);
-  } else if (!s.ok() && !s.IsNotFound()) {
+  } else if (Status s = ReadFile(RunFilePath(dir_, id, kMarkFile), &bytes); !s.ok() && !s.IsNotFound()) {
     return s;
   }
   if (bytes.empty()) return Status::NotFound(fmt::format("the checkpoint mark of run {} is missing", id));

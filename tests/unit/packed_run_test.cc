@@ -129,9 +129,23 @@ TEST(PackedRun, LeftoversBesideAPackedFileAreReplacedByTheUnpack) {
   std::ofstream(run.Path(kMarkFile)) << "junk";
   EXPECT_TRUE(run.st->IsPacked("r1"));
   EXPECT_EQ(run.ValueOfK(), "the value") << "a reader reads the packed file";
+  EXPECT_EQ(MarkOf(*run.st), 3u) << "and its mark, not the torn one beside it";
   ASSERT_TRUE(run.st->UnpackRun("r1").ok());
   EXPECT_EQ(MarkOf(*run.st), 3u);
   EXPECT_EQ(run.ValueOfK(), "the value");
+}
+
+// A damaged copy beside a whole folder (an unpack cut short, then damage) hides nothing:
+// the record is read, and the next unpack removes the copy.
+TEST(PackedRun, ADamagedCopyBesideARecordIsIgnored) {
+  RunInFiles run;
+  ASSERT_TRUE(WriteFileAtomically(run.Path(kPackedFile), "not a packed run").ok());
+  auto record = run.st->ReadRun("r1");
+  ASSERT_TRUE(record.ok()) << record.status().message();
+  EXPECT_EQ(record->detail, "waiting for signal go");
+  EXPECT_TRUE(run.st->RunExists("r1"));
+  ASSERT_TRUE(run.st->UnpackRun("r1").ok());
+  EXPECT_FALSE(fs::exists(run.Path(kPackedFile)));
 }
 
 TEST(PackedRun, DamageToThePackedFileIsCorruptionNeverAnotherRun) {
