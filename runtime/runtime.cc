@@ -543,9 +543,9 @@ void PackIfIdle(store::Store& st, const store::RunRecord& r) {
 }
 
 // What a process does last with a run it executed (its database closed, its lock still
-// held): pack it if it is idle, then say in the wake index when it is due. In that order,
-// so that a worker woken by the hint finds the lock free; and not a run that is due now
-// (its signal came, or a cancel was asked while it ran), which is about to be taken again.
+// held): say in the wake index when it is due, and pack it if it is idle; not a run that
+// is due now (its signal came, or a cancel was asked while it ran), which is about to be
+// taken again (a worker that finds it still held looks again a second later).
 Status LeaveRun(store::Store& st, const RunResult& result) {
   const store::RunRecord& r = result.record;
   if (!result.executed || r.id.empty()) return Status::Ok();
@@ -555,8 +555,12 @@ Status LeaveRun(store::Store& st, const RunResult& result) {
     if (!count.ok()) return InContext(count.status(), "run " + r.id);
     signal_came = *count > r.signals_received;
   }
+  // The hint first: a worker's periodic look skips packed runs, trusting their hints, so a
+  // process that dies between the two must leave the hint. A packed run's timer is a
+  // minute away or more, so the worker it wakes finds the pack long done.
+  if (Status s = NoteWakeOf(st, r, signal_came); !s.ok()) return InContext(s, "run " + r.id);
   if (!signal_came && !st.CancelRequested(r.id)) PackIfIdle(st, r);
-  return InContext(NoteWakeOf(st, r, signal_came), "run " + r.id);
+  return Status::Ok();
 }
 
 Status BeginRunInFolder(store::Store* st, store::RunRecord record, const Module& module, const StartOptions& options,

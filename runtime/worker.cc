@@ -91,7 +91,7 @@ class Pool {
 
   Status Run() {
     if (Status s = WatchWakeIndex(); !s.ok()) return s;
-    Scan();
+    Scan(Records::kEvery);
     bool drain_announced = false;
     for (;;) {
       int64_t now = NowMs();
@@ -101,7 +101,7 @@ class Pool {
         Report({WorkerEvent::kDraining, "", fmt::format("stopping {} run(s) at their next checkpoint", running_.size())});
         for (auto& [id, c] : running_) ::kill(c.pid, SIGTERM);
       }
-      if (!draining && !opt_.once && now - last_scan_ms_ >= opt_.rescan_ms) Scan();
+      if (!draining && !opt_.once && now - last_scan_ms_ >= opt_.rescan_ms) Scan(Records::kInFiles);
       if (!draining && now >= next_schedule_ms_) FireSchedules(now);
       while (!draining && !timers_.empty() && timers_.top().at <= now) {
         Due d = timers_.top();
@@ -153,13 +153,18 @@ class Pool {
     next_schedule_ms_ = NextScheduleWakeMs(st_).value_or(INT64_MAX);
   }
 
-  // Every record (runs whose process died elsewhere; timers from before the index) and
-  // every hint.
-  void Scan() {
+  // At start (and when inotify lost events), every record: runs whose process died
+  // elsewhere, timers of a store older than the index, hints lost in an OS crash. Then,
+  // every rescan_ms, the records of runs in files only (a process may have died under one
+  // of them): a packed run is idle, and its wake hint, written before it was packed, says
+  // when it is due (docs/checkpoint.md, "Packed runs"). And every hint.
+  enum class Records { kEvery, kInFiles };
+  void Scan(Records which) {
     last_scan_ms_ = NowMs();
-    std::vector<store::RunRecord> runs = st_.ListRuns([&](const std::string& id, const Status& s) {
+    auto damaged = [&](const std::string& id, const Status& s) {
       if (reported_damage_.insert(id).second) Report({WorkerEvent::kSkipped, id, s.message()});
-    });
+    };
+    std::vector<store::RunRecord> runs = which == Records::kEvery ? st_.ListRuns(damaged) : st_.ListRunsInFiles(damaged);
     for (const store::RunRecord& r : runs)
       if (r.status != store::RunStatus::kQueued) Consider(r, last_scan_ms_);
     for (const store::RunRecord& r : QueuedRunsOf(runs)) Consider(r, last_scan_ms_);  // oldest first
@@ -297,7 +302,7 @@ class Pool {
       if (n <= 0) break;
       for (char* p = buf; p < buf + n;) {
         auto* e = reinterpret_cast<inotify_event*>(p);
-        if (e->mask & IN_Q_OVERFLOW) Scan();  // events were lost: look at everything
+        if (e->mask & IN_Q_OVERFLOW) Scan(Records::kEvery);  // events were lost: look at everything
         if (e->wd == schedules_watch_) next_schedule_ms_ = 0;  // look again now
         store::Store::WakeHint h;
         if (e->len > 0 && store::Store::ParseWakeHint(e->name, &h)) timers_.push({h.wake_ms, h.run_id, h.file});
@@ -388,6 +393,7 @@ class Pool {
     }
     if (int64_t pid = 0; !signaled && st_.IsRunLive(id, &pid)) {  // it could not take the run: another process has it
       Report({WorkerEvent::kSkipped, id, fmt::format("process {} executes it", pid)});
+      RetryAfter(id, opt_.first_backoff_ms);  // the hint that woke us is gone: look again
       return;
     }
     Crashed(id, c, signaled ? fmt::format("killed by signal {} ({})", WTERMSIG(status), ::strsignal(WTERMSIG(status)))

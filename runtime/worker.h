@@ -2,8 +2,8 @@
 // crashes its process (any signal) never stops the worker or the other runs.
 //
 // The worker finds work through the wake index (store: wake/WAKE_MS-ID hints, followed
-// with inotify) and a scan of the run records at start and every `rescan_ms` (runs whose
-// process died elsewhere). A child is a fork of the worker that calls `execute(id)` (the
+// with inotify) and a scan of the run records: all at start, those not packed every
+// `rescan_ms` (runs whose process died elsewhere). A child is a fork of the worker that calls `execute(id)` (the
 // cli's `flow resume ID`) and exits with what it returns: no exec, no dynamic loading,
 // libraries the worker loaded once (`prepare`) are shared. The run record says how it ended. A run whose child dies
 // is retried with backoff and, after `max_crashes` in a row, set aside as poisoned with

@@ -400,20 +400,45 @@ Result<RunRecord> DecodeRunRecord(std::string_view bytes, const std::string& wha
   return r;
 }
 
-std::vector<RunRecord> Store::ListRuns(const std::function<void(const std::string&, const Status&)>& unreadable) const {
-  std::vector<RunRecord> out;
-  DIR* d = opendir(RunsPath(dir_).c_str());
-  if (!d) return out;
+namespace {
+
+// The ids of runs/, in order.
+std::vector<std::string> RunIds(const std::string& runs_dir) {
   std::vector<std::string> ids;
+  DIR* d = opendir(runs_dir.c_str());
+  if (!d) return ids;
   while (dirent* e = readdir(d)) {
     std::string name = e->d_name;
     if (IsValidRunId(name)) ids.push_back(name);
   }
   closedir(d);
   std::sort(ids.begin(), ids.end());
-  for (const auto& id : ids) {
+  return ids;
+}
+
+}  // namespace
+
+std::vector<RunRecord> Store::ListRuns(const std::function<void(const std::string&, const Status&)>& unreadable) const {
+  std::vector<RunRecord> out;
+  for (const auto& id : RunIds(RunsPath(dir_))) {
     Result<RunRecord> r = ReadRun(id);
     if (r.status().IsNotFound()) continue;  // a run still being created
+    if (r.ok())
+      out.push_back(std::move(r.value()));
+    else
+      unreadable(id, r.status());
+  }
+  return out;
+}
+
+std::vector<RunRecord> Store::ListRunsInFiles(const std::function<void(const std::string&, const Status&)>& unreadable) const {
+  std::vector<RunRecord> out;
+  for (const auto& id : RunIds(RunsPath(dir_))) {
+    std::string bytes;
+    Status s = ReadFile(RunFilePath(dir_, id, kRunRecordFile), &bytes);
+    if (s.IsNotFound()) continue;  // packed, or still being created
+    Result<RunRecord> r = s.ok() ? DecodeRunRecord(bytes, fmt::format("the record of run {}", id)) : Result<RunRecord>(s);
+    if (r.ok() && r->id != id) r = Status::Corruption(fmt::format("the record of run {} is malformed", id));
     if (r.ok())
       out.push_back(std::move(r.value()));
     else

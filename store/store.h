@@ -241,6 +241,10 @@ class Store {
   Status ReadRunRecordBytes(const std::string& id, std::string* bytes) const;
   // Every run record; ones that cannot be read are passed to `unreadable`.
   std::vector<RunRecord> ListRuns(const std::function<void(const std::string& id, const Status&)>& unreadable) const;
+  // The records of the runs that are not packed (running, queued, in files): a worker's
+  // periodic look, which packed runs need not (their wake hints say when they are due).
+  // One failed open per packed run instead of a read.
+  std::vector<RunRecord> ListRunsInFiles(const std::function<void(const std::string& id, const Status&)>& unreadable) const;
   bool RunExists(const std::string& id) const;
 
   // Takes the run's lock, or says which pid holds it.

@@ -2,7 +2,7 @@
 """Packed runs (docs/checkpoint.md, "Packed runs"): an idle run is one file and 8 KB on
 disk; every command reads or continues it as it did a run in files; a run due again soon
 stays in files."""
-import os, subprocess, sys
+import fcntl, json, os, subprocess, sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from testlib import case, check, flow, main, program, status, tmp  # noqa: E402
@@ -109,6 +109,27 @@ def a_damaged_packed_file_is_reported_not_guessed():
     r = flow("runs", "--store", s)
     check("flow runs names it and lists the other", r.returncode == 3 and "run d" in r.stderr and "good" in r.stdout,
           r.stdout + r.stderr)
+
+
+@case
+def a_run_held_by_another_process_is_skipped_not_crashed():
+    """A worker's child that finds the run taken (here: its lock held by this test) is
+    reported skipped, never counted as a crash; once the holder lets go, the run goes on."""
+    s = tmp("s5")
+    flow("run", approval(), "--store", s, "--run-id", "h")
+    flow("signal", "h", "approve", '"ok"', "--store", s)
+    with open(os.path.join(folder(s, "h"), "lock"), "r+") as held:
+        fcntl.lockf(held, fcntl.LOCK_EX)
+        w = flow("worker", "--once", "--json", "--store", s)
+        events = [json.loads(line) for line in w.stdout.splitlines() if line.startswith("{")]
+        kinds = [e["event"] for e in events if e.get("run") == "h"]
+        check("the worker says it skipped the held run", "skipped" in kinds and "crashed" not in kinds,
+              f"{kinds} {w.stderr[-500:]}")
+        check("and counts no crash", w.returncode == 0 and not os.path.exists(os.path.join(folder(s, "h"), "crashes")),
+              f"{w.returncode} {names(s, 'h')}")
+    w = flow("worker", "--once", "--store", s)
+    check("let go, the next pass completes it", status(s, "h") == "completed" and "answer ok" in w.stderr + w.stdout,
+          f"{status(s, 'h')} {w.stderr[-500:]}")
 
 
 if __name__ == "__main__":
