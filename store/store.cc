@@ -11,6 +11,7 @@
 #include <xxhash.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -266,7 +267,8 @@ void Store::ClearPoisoned(const std::string& id) { ::unlink(RunFilePath(dir_, id
 Result<int> Store::RecordCrash(const std::string& id, std::string_view last_stderr) {
   std::string path = RunFilePath(dir_, id, kCrashesFile), bytes;
   int count = 0;
-  if (ReadFile(path, &bytes).ok()) count = std::atoi(bytes.c_str());
+  // A count that is not a sane number (a damaged file) counts as many crashes: the run is set aside.
+  if (ReadFile(path, &bytes).ok()) count = static_cast<int>(std::clamp(std::strtoll(bytes.c_str(), nullptr, 10), 0LL, 1000000LL));
   ++count;
   if (Status s = WriteFileAtomically(path, fmt::format("{}\n{}", count, last_stderr)); !s.ok()) return s;
   return count;
