@@ -30,6 +30,18 @@ static void KeepFreedMemory() {
   mallopt(M_TRIM_THRESHOLD, 128 << 20);
 }
 
+// `code`, unless the output could not be written (a full disk, a closed pipe): that is a
+// failure, not a success with a short listing or a cut help text.
+static int OutputWritten(int code) {
+  bool flushed = std::fflush(stdout) == 0;
+  int error = errno;
+  if ((!flushed || std::ferror(stdout)) && code == flow::kExitOk) {
+    fmt::print(stderr, "flow: cannot write the output{}\n", flushed ? "" : std::string(": ") + std::strerror(error));
+    return flow::kExitOutputFailed;
+  }
+  return code;
+}
+
 int main(int argc, char** argv) {
   KeepFreedMemory();
   using namespace flow::cli;
@@ -200,8 +212,8 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    int code = app.exit(e);
-    return code == 0 ? kExitOk : kExitUsage;
+    int code = app.exit(e);  // --help and --version too: their text must reach stdout
+    return OutputWritten(code == 0 ? kExitOk : kExitUsage);
   }
   auto dispatch = [&]() -> int {
     if (run_cmd->parsed()) return RunCommand(run);
@@ -234,15 +246,7 @@ int main(int argc, char** argv) {
     }
     return kExitUsage;
   };
-  int code = dispatch();
-  // Output that could not be written (a full disk, a closed pipe) is a failure, not a
-  // success with a short listing.
-  bool flushed = std::fflush(stdout) == 0;
-  int error = errno;
-  if ((!flushed || std::ferror(stdout)) && code == kExitOk) {
-    fmt::print(stderr, "flow: cannot write the output{}\n", flushed ? "" : std::string(": ") + std::strerror(error));
-    code = flow::kExitOutputFailed;
-  }
+  int code = OutputWritten(dispatch());
   // Every command has closed its store and the output is flushed: end here, without
   // running the destructors of the parser's static tables and of the command line.
 #ifdef FLOW_SANITIZED

@@ -270,7 +270,7 @@ def full_stdout():
     check("an ephemeral run to a full stdout exits 74", code == 74 and "cannot write" in err, f"exit {code} {err}")
     for args in [("history", "full1", "--store", store()), ("trace", "full1", "--store", store()), ("disasm", source()),
                  ("runs", "--store", store()), ("inspect", "full1", "--store", store()),
-                 ("export", "r1", "--store", deep_store())]:
+                 ("export", "r1", "--store", deep_store()), ("--help",), ("--version",), ("run", "--help")]:
         code, err = run_to_full(*args)
         check(f"{args[0]} to a full stdout exits 74", code == 74 and "cannot write" in err, f"exit {code} {err}")
 
