@@ -383,6 +383,7 @@ class Pool {
       if (done.event != WorkerEvent::kCrashed && (clean || r->status != store::RunStatus::kSuspended)) {
         crashes_.erase(id);  // the run's process cleared runs/ID/crashes as it ended
         retry_at_.erase(id);
+        held_elsewhere_.erase(id);
         if (done.event == WorkerEvent::kSuspended) ++sum_->suspended;
         else if (done.event == WorkerEvent::kCompleted) ++sum_->completed;
         else ++sum_->failed;
@@ -393,7 +394,10 @@ class Pool {
     }
     if (int64_t pid = 0; !signaled && st_.IsRunLive(id, &pid)) {  // it could not take the run: another process has it
       Report({WorkerEvent::kSkipped, id, fmt::format("process {} executes it", pid)});
-      RetryAfter(id, opt_.first_backoff_ms);  // the hint that woke us is gone: look again
+      // The hint that woke us is gone: look again, 1 s, 2 s, ... up to a minute later
+      // while the other process keeps it (it writes its own hint when it lets go).
+      const int busy = ++held_elsewhere_[id];
+      RetryAfter(id, std::min(opt_.first_backoff_ms << std::min(busy - 1, 16), opt_.max_backoff_ms));
       return;
     }
     Crashed(id, c, signaled ? fmt::format("killed by signal {} ({})", WTERMSIG(status), ::strsignal(WTERMSIG(status)))
@@ -445,6 +449,7 @@ class Pool {
   std::priority_queue<Due, std::vector<Due>, std::greater<Due>> timers_;
   std::map<std::string, int> crashes_;       // when the store cannot count them
   std::map<std::string, int64_t> retry_at_;  // a crashed run's next try
+  std::map<std::string, int> held_elsewhere_;  // children in a row that found the run held by another process
   std::set<std::string> reported_damage_;
   std::set<std::string> waiting_for_room_;  // queued runs that could not start: checked when a child ends
 };
