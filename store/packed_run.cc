@@ -13,7 +13,6 @@
 // So while runs/ID/run exists the folder is the run, and a packed file beside it is a copy
 // left by a step cut short; once the record is gone, the packed file is the run.
 #include <dirent.h>
-#include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -38,23 +37,6 @@ constexpr char kLevelDbLockFile[] = "LOCK";
 bool Exists(const std::string& path) {
   struct stat st;
   return stat(path.c_str(), &st) == 0;
-}
-
-// Writes `bytes` to a new file `path` and syncs it.
-Status WriteSynced(const std::string& path, std::string_view bytes) {
-  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return Status::IOError(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) break;
-    done += static_cast<size_t>(n);
-  }
-  bool ok = done == bytes.size() && fsync(fd) == 0;
-  ok = close(fd) == 0 && ok;
-  if (!ok) return Status::IOError(fmt::format("cannot write {}: {}", path, std::strerror(errno)));
-  return Status::Ok();
 }
 
 // The regular files of a run's database folder, with their bytes; *total: their size.
@@ -197,12 +179,12 @@ Status Store::UnpackRun(const std::string& id) {
   if (mkdir(db_dir.c_str(), 0755) != 0)
     return Status::IOError(fmt::format("cannot create {}: {}", db_dir, std::strerror(errno)));
   for (const auto& [name, bytes] : run->db_files)
-    if (Status s = WriteSynced(db_dir + "/" + name, bytes); !s.ok()) return s;
+    if (Status s = WriteFileSynced(db_dir + "/" + name, bytes); !s.ok()) return s;
   if (Status s = SyncDir(db_dir); !s.ok()) return s;
   const std::string mark_path = RunFilePath(dir_, id, kMarkFile);
   if (run->mark.empty()) {
     unlink(mark_path.c_str());
-  } else if (Status s = WriteSynced(mark_path, run->mark); !s.ok()) {
+  } else if (Status s = WriteFileSynced(mark_path, run->mark); !s.ok()) {
     return s;
   }
   if (Status s = SyncDir(folder); !s.ok()) return s;  // the entries of db/ and the mark

@@ -89,35 +89,36 @@ std::string NewRunId() {
                      tm.tm_hour, tm.tm_min, tm.tm_sec, ms, rd() & 0xffff);
 }
 
-Status WriteFileAtomically(const std::string& path, std::string_view bytes) {
-  std::string tmp = fmt::format("{}.tmp.{}", path, getpid());
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  if (fd < 0) return Status::IOError(fmt::format("cannot write {}: {}", tmp, Errno()));
+Status WriteFileSynced(const std::string& path, std::string_view bytes) {
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status::IOError(fmt::format("cannot write {}: {}", path, Errno()));
   size_t done = 0;
   while (done < bytes.size()) {
     ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
-      if (errno == EINTR) continue;
+      Status s = Status::IOError(fmt::format("cannot write {}: {}", path, Errno()));
       close(fd);
-      unlink(tmp.c_str());
-      return Status::IOError(fmt::format("cannot write {}: {}", tmp, Errno()));
+      return s;
     }
     done += static_cast<size_t>(n);
   }
-  if (fsync(fd) != 0 || close(fd) != 0) {
+  if (fsync(fd) != 0 || close(fd) != 0) return Status::IOError(fmt::format("cannot sync {}: {}", path, Errno()));
+  return Status::Ok();
+}
+
+Status WriteFileAtomically(const std::string& path, std::string_view bytes) {
+  std::string tmp = fmt::format("{}.tmp.{}", path, getpid());
+  if (Status s = WriteFileSynced(tmp, bytes); !s.ok()) {
     unlink(tmp.c_str());
-    return Status::IOError(fmt::format("cannot sync {}: {}", tmp, Errno()));
+    return s;
   }
   if (rename(tmp.c_str(), path.c_str()) != 0) {
     unlink(tmp.c_str());
     return Status::IOError(fmt::format("cannot rename {}: {}", tmp, Errno()));
   }
   std::string folder = path.substr(0, path.rfind('/'));
-  int dfd = open(folder.empty() ? "." : folder.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dfd >= 0) {
-    fsync(dfd);
-    close(dfd);
-  }
+  (void)SyncDir(folder.empty() ? "." : folder);
   return Status::Ok();
 }
 

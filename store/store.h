@@ -351,6 +351,8 @@ inline constexpr uint64_t kMaxReadFileBytes = 256ull << 20;
 // Writes a file so that a crash leaves either the old or the new content: temp, fsync,
 // rename, fsync of the folder.
 Status WriteFileAtomically(const std::string& path, std::string_view bytes);
+// Writes `bytes` to `path` (created or truncated) and syncs the file, not its folder.
+Status WriteFileSynced(const std::string& path, std::string_view bytes);
 // Reads a whole file: NotFound if it does not exist; Corruption if it is not a regular
 // file, or holds more than `max_bytes`.
 Status ReadFile(const std::string& path, std::string* bytes, uint64_t max_bytes = kMaxReadFileBytes);
