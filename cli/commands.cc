@@ -1,5 +1,6 @@
 #include "cli/commands.h"
 
+#include <algorithm>
 #include <fmt/format.h>
 
 #include <fcntl.h>
@@ -16,6 +17,12 @@
 namespace flow::cli {
 
 std::string Printable(std::string_view text) {
+  // Most text needs no escape: copied whole.
+  if (std::all_of(text.begin(), text.end(), [](char ch) {
+        auto c = static_cast<unsigned char>(ch);
+        return c >= 0x20 && c < 0x7f;
+      }))
+    return std::string(text);
   std::string out;
   out.reserve(text.size());
   for (size_t i = 0; i < text.size(); ++i) {

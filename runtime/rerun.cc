@@ -228,6 +228,10 @@ Status ReadOriginRecord(const store::Store& st, const std::string& id, OriginRec
   const std::string path = store::RunFilePath(st.dir(), id, store::kOriginFile);
   if (access(path.c_str(), F_OK) != 0) return Status::NotFound("not a rerun");
   if (!ReadFile(path, &bytes, &error)) return Status::IOError(error);
+  return DecodeOriginRecord(bytes, id, r);
+}
+
+Status DecodeOriginRecord(std::string_view bytes, const std::string& id, OriginRecord* r) {
   std::string_view payload;
   const std::string what = fmt::format("the origin record of run {}", id);
   if (Status s = OpenRecord(bytes, kOriginRecordVersion, what, &payload); !s.ok()) return s;

@@ -6,6 +6,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "runtime/runtime.h"
@@ -37,6 +38,8 @@ struct OriginRecord {
 Status WriteOriginRecord(store::Store& st, const std::string& id, const OriginRecord& r);
 // NotFound if the run has none (it is not a rerun).
 Status ReadOriginRecord(const store::Store& st, const std::string& id, OriginRecord* r);
+// The record from its bytes (runs/ID/origin's, or the index's copy of them).
+Status DecodeOriginRecord(std::string_view bytes, const std::string& id, OriginRecord* r);
 
 // Called by StartRun for a new rerun, before its first checkpoint: seeds the VM, writes the
 // origin record and the history's "rerun" event, and sets the journal's keys.

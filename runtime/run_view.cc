@@ -22,16 +22,21 @@ store::RunStatus EffectiveStatus(const store::Store& st, const store::RunRecord&
   return r.status == store::RunStatus::kRunning ? store::RunStatus::kCrashed : r.status;
 }
 
+store::RunStatus EffectiveStatus(const store::Store& st, const store::ListedRun& run, int64_t* live_pid) {
+  *live_pid = 0;
+  return run.indexed ? run.record.status : EffectiveStatus(st, run.record, live_pid);
+}
+
 Status ListRunSummaries(const std::string& store_dir, RunList* out) {
   *out = RunList{};
   Result<store::Store> st = store::Store::Open(store_dir, false);
   if (!st.ok()) return st.status().IsNotFound() ? Status::Ok() : st.status();
-  std::vector<store::RunRecord> records =
-      st->ListRuns([&](const std::string& id, const Status& s) { out->unreadable.emplace_back(id, s.message()); });
-  for (auto& r : records) {
+  std::vector<store::ListedRun> entries =
+      st->ListRunEntries([&](const std::string& id, const Status& s) { out->unreadable.emplace_back(id, s.message()); });
+  for (auto& entry : entries) {
     RunSummary summary;
-    summary.status = EffectiveStatus(*st, r, &summary.live_pid);
-    summary.record = std::move(r);
+    summary.status = EffectiveStatus(*st, entry, &summary.live_pid);
+    summary.record = std::move(entry.record);
     out->runs.push_back(std::move(summary));
   }
   return Status::Ok();

@@ -23,6 +23,9 @@ namespace flow::runtime {
 // A record says "running", but no process holds its lock: the process died (crashed), or
 // crashed so often that a worker set it aside (poisoned).
 store::RunStatus EffectiveStatus(const store::Store& st, const store::RunRecord& record, int64_t* live_pid);
+// The same for a run as a listing found it: one from the index of packed runs is neither
+// live nor set aside (its row would be gone), so its record's status is the answer.
+store::RunStatus EffectiveStatus(const store::Store& st, const store::ListedRun& run, int64_t* live_pid);
 
 struct RunSummary {
   store::RunRecord record;

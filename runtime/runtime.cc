@@ -497,7 +497,8 @@ Status StartRun(const StartOptions& options, const Module& module, RunListener* 
   result->source = options.source;
   // A folder without a record is a start that died before writing it: take it over.
   Status created = st->CreateRunDir(id);
-  if (!created.ok() && (st->RunExists(id) || !store::IsValidRunId(id))) return created;
+  if (!created.ok() && (created.code() != Status::Code::kInvalidArgument || st->RunExists(id) || !store::IsValidRunId(id)))
+    return created;
   Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(id);
   if (!lock.ok()) return lock.status();
   if (!created.ok()) {

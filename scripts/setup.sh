@@ -6,6 +6,7 @@ packages=(
   cmake g++ make python3 time         # time: /usr/bin/time (tests)
   antlr4 libantlr4-runtime-dev         # grammar tool 4.7.2 + C++ runtime 4.9 (see docs/building.md)
   libleveldb-dev libsnappy-dev         # the embedded store (its CMake config links snappy)
+  libsqlite3-dev                       # the index of packed runs (store/run_index.h)
   libcurl4-openssl-dev                 # http effect
   libfmt-dev                           # formatting
   nlohmann-json3-dev                   # json.parse (SAX) front end

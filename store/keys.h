@@ -19,6 +19,7 @@ inline constexpr char kCodeLockFile[] = "lock";      // code/lock: flock; shared
 inline constexpr char kRunsDir[] = "runs";           // runs/ID/: one folder per run
 inline constexpr char kSharedDir[] = "shared";       // shared/HEX(NAME): state shared across runs
 inline constexpr char kWakeDir[] = "wake";           // wake/WAKE_MS-ID: empty files, hints of when a run may be due
+inline constexpr char kRunIndexFile[] = "index.sqlite";  // the index of packed runs (SQLite; "The index of packed runs")
 
 // Inside runs/ID/.
 inline constexpr char kRunRecordFile[] = "run";  // the run record ("The run record")
@@ -41,6 +42,7 @@ inline std::string CodeLockPath(const std::string& store_dir) {
   return store_dir + "/" + kCodeDir + "/" + kCodeLockFile;
 }
 inline std::string RunsPath(const std::string& store_dir) { return store_dir + "/" + kRunsDir; }
+inline std::string RunIndexPath(const std::string& store_dir) { return store_dir + "/" + kRunIndexFile; }
 inline std::string RunPath(const std::string& store_dir, const std::string& id) {
   return RunsPath(store_dir) + "/" + id;
 }

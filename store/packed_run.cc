@@ -87,7 +87,8 @@ bool Store::IsPacked(const std::string& id) const {
   return !Exists(RunFilePath(dir_, id, kRunRecordFile)) && Exists(RunFilePath(dir_, id, kPackedFile));
 }
 
-Status Store::ReadRunRecordBytes(const std::string& id, std::string* bytes) const {
+Status Store::ReadRunRecordBytes(const std::string& id, std::string* bytes, bool* from_packed) const {
+  if (from_packed) *from_packed = false;
   // The packed file first: an idle run (most runs of a big store) is read with one open.
   // A packed file beside a record holds that same record (a pack copies it; an unpack
   // removes the packed file before anything writes the record again). At every moment one
@@ -97,6 +98,7 @@ Status Store::ReadRunRecordBytes(const std::string& id, std::string* bytes) cons
     Result<PackedRun> packed = ReadPacked(id);
     if (packed.ok()) {
       *bytes = std::move(packed->record);
+      if (from_packed) *from_packed = true;
       return Status::Ok();
     }
     Status s = ReadFile(RunFilePath(dir_, id, kRunRecordFile), bytes);
@@ -163,11 +165,17 @@ Status Store::PackRun(const std::string& id, uint64_t max_bytes) {
   unlink(RunFilePath(dir_, id, kMarkFile).c_str());
   std::error_code ec;
   std::filesystem::remove_all(RunDbDir(id), ec);  // what stays is removed by the next unpack
+  // Its row last, the pack done: a listing reads it from the index from now on. A row not
+  // written (a full disk, a crash here) leaves the run to be read from its folder.
+  (void)IndexRows({RowOfPackedRun(id, std::move(run.record))});
   return Status::Ok();
 }
 
 Status Store::UnpackRun(const std::string& id) {
   const std::string folder = RunPath(dir_, id), packed_path = RunFilePath(dir_, id, kPackedFile);
+  if (!Exists(packed_path)) return Status::Ok();  // not packed: no row either (a row comes after its packed file)
+  // The row first, durably: from the first write on, the run is no longer as the row says.
+  if (Status s = ForgetIndexedRun(id); !s.ok()) return s;
   if (Exists(RunFilePath(dir_, id, kRunRecordFile))) return RemovePackedCopy(packed_path);
   Result<PackedRun> run = ReadPacked(id);
   if (run.status().IsNotFound()) return Status::Ok();

@@ -48,6 +48,8 @@ Status Store::DeleteRun(const std::string& id, uint64_t* freed) {
   Result<std::unique_ptr<RunLock>> lock = LockRun(id);
   if (!lock.ok())
     return Status::InvalidArgument(lock.status().message() + "; a live run is not deleted (flow cancel it, or wait for it to stop)");
+  // Its row first: a row left behind would speak for a later run of the same id.
+  if (Status s = ForgetIndexedRun(id); !s.ok()) return s;
   *freed = RunDiskBytes(id);
   // A hidden name (runs/.deleted-ID-PID): not a run id, so never listed or opened as one.
   std::string doomed = fmt::format("{}/.deleted-{}-{}", RunsPath(dir_), id, getpid());

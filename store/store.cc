@@ -229,6 +229,11 @@ std::string Store::RunDir(const std::string& id) const { return RunPath(dir_, id
 
 Status Store::CreateRunDir(const std::string& id) {
   std::string path = RunPath(dir_, id);
+  // A row left by a run of this id whose folder was removed by hand must not speak for the
+  // new one: it goes before the folder comes.
+  if (struct stat st; stat(path.c_str(), &st) != 0) {
+    if (Status s = ForgetIndexedRun(id); !s.ok()) return s;
+  }
   if (mkdir(path.c_str(), 0755) != 0) {
     if (errno == EEXIST) return Status::InvalidArgument(fmt::format("a run with id {} already exists", id));
     return Status::IOError(fmt::format("cannot create {}: {}", path, Errno()));
@@ -255,7 +260,11 @@ Status Store::RequestCancel(const std::string& id) {
 }
 
 Status Store::SetPoisoned(const std::string& id, std::string_view last_stderr) {
-  return WriteFileAtomically(RunFilePath(dir_, id, kPoisonedFile), last_stderr);
+  // An indexed run is listed as neither live nor set aside: its row goes, before and after
+  // the mark (a pack that ended meanwhile may have written one; the next pack sees the mark).
+  if (Status s = ForgetIndexedRun(id); !s.ok()) return s;
+  if (Status s = WriteFileAtomically(RunFilePath(dir_, id, kPoisonedFile), last_stderr); !s.ok()) return s;
+  return ForgetIndexedRun(id);
 }
 
 bool Store::IsPoisoned(const std::string& id, std::string* last_stderr) const {
@@ -401,53 +410,6 @@ Result<RunRecord> DecodeRunRecord(std::string_view bytes, const std::string& wha
   r.status = static_cast<RunStatus>(status);
   if (version1) r.error_kind = ErrorKindOfVersion1(r);
   return r;
-}
-
-namespace {
-
-// The ids of runs/, in order.
-std::vector<std::string> RunIds(const std::string& runs_dir) {
-  std::vector<std::string> ids;
-  DIR* d = opendir(runs_dir.c_str());
-  if (!d) return ids;
-  while (dirent* e = readdir(d)) {
-    std::string name = e->d_name;
-    if (IsValidRunId(name)) ids.push_back(name);
-  }
-  closedir(d);
-  std::sort(ids.begin(), ids.end());
-  return ids;
-}
-
-}  // namespace
-
-std::vector<RunRecord> Store::ListRuns(const std::function<void(const std::string&, const Status&)>& unreadable) const {
-  std::vector<RunRecord> out;
-  for (const auto& id : RunIds(RunsPath(dir_))) {
-    Result<RunRecord> r = ReadRun(id);
-    if (r.status().IsNotFound()) continue;  // a run still being created
-    if (r.ok())
-      out.push_back(std::move(r.value()));
-    else
-      unreadable(id, r.status());
-  }
-  return out;
-}
-
-std::vector<RunRecord> Store::ListRunsInFiles(const std::function<void(const std::string&, const Status&)>& unreadable) const {
-  std::vector<RunRecord> out;
-  for (const auto& id : RunIds(RunsPath(dir_))) {
-    std::string bytes;
-    Status s = ReadFile(RunFilePath(dir_, id, kRunRecordFile), &bytes);
-    if (s.IsNotFound()) continue;  // packed, or still being created
-    Result<RunRecord> r = s.ok() ? DecodeRunRecord(bytes, fmt::format("the record of run {}", id)) : Result<RunRecord>(s);
-    if (r.ok() && r->id != id) r = Status::Corruption(fmt::format("the record of run {} is malformed", id));
-    if (r.ok())
-      out.push_back(std::move(r.value()));
-    else
-      unreadable(id, r.status());
-  }
-  return out;
 }
 
 // Run locks are POSIX record locks (fcntl): the kernel drops them when the holder dies,

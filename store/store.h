@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "store/run_index.h"
 #include "vm/base/status.h"
 
 namespace leveldb {
@@ -198,6 +199,18 @@ class CheckpointMark {
   int fd_;
 };
 
+// A run as a listing finds it (Store::ListRunEntries).
+struct ListedRun {
+  RunRecord record;
+  // From the index of packed runs: the run is packed, so neither live nor set aside, and
+  // the two fields below are known without reading its folder.
+  bool indexed = false;
+  uint64_t disk_bytes = 0;  // indexed: the folder's bytes
+  std::string origin;       // indexed: runs/ID/origin's bytes ("" if none)
+  // Read from a packed file that has no row in the index (Store::IndexPackedRuns adds one).
+  bool packed_without_row = false;
+};
+
 class Store {
  public:
   // Opens (with `create`, creates) the store folder.
@@ -238,9 +251,24 @@ class Store {
   Status WriteRun(const RunRecord& record);    // atomic replace, synced
   Result<RunRecord> ReadRun(const std::string& id) const;
   // The sealed record as stored (runs/ID/run, or inside runs/ID/packed): NotFound if neither.
-  Status ReadRunRecordBytes(const std::string& id, std::string* bytes) const;
+  // *from_packed: read from the packed file.
+  Status ReadRunRecordBytes(const std::string& id, std::string* bytes, bool* from_packed = nullptr) const;
   // Every run record; ones that cannot be read are passed to `unreadable`.
   std::vector<RunRecord> ListRuns(const std::function<void(const std::string& id, const Status&)>& unreadable) const;
+  // The same, with what the index of packed runs (store/run_index.h) knows of each: the
+  // packed runs that have a row are read from it, the others from their folders.
+  // *index_status: why the index could not be read, if it could not (the runs are then
+  // all read from their folders).
+  std::vector<ListedRun> ListRunEntries(const std::function<void(const std::string& id, const Status&)>& unreadable,
+                                        Status* index_status = nullptr) const;
+  // The same, one run at a time to `each` (it may move from it), in id order.
+  void ForEachRun(const std::function<void(ListedRun& run)>& each,
+                  const std::function<void(const std::string& id, const Status&)>& unreadable,
+                  Status* index_status = nullptr) const;
+  // Adds a row to the index for each of these runs that is packed and not held by a
+  // process (a store written before the index, a row lost): the next listing reads them
+  // from it. Runs that are held, or not packed, are passed over.
+  Status IndexPackedRuns(const std::vector<std::string>& ids);
   // The records of the runs that are not packed (running, queued, in files): a worker's
   // periodic look, which packed runs need not (their wake hints say when they are due).
   // One failed open per packed run instead of a read.
@@ -323,6 +351,12 @@ class Store {
 
  private:
   explicit Store(std::string dir) : dir_(std::move(dir)) {}
+  // Removes the run's row from the index of packed runs, durably, before the run changes.
+  // A damaged index is removed whole (docs/checkpoint.md, "The index of packed runs").
+  Status ForgetIndexedRun(const std::string& id);
+  // Adds rows (the runs' locks held, the runs packed); a damaged index is replaced.
+  Status IndexRows(const std::vector<IndexedRun>& rows);
+  IndexedRun RowOfPackedRun(const std::string& id, std::string record) const;
   std::string dir_;
 };
 

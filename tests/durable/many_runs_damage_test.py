@@ -67,7 +67,9 @@ def run_files(store_dir, run_id):
 
 
 def snapshot(path):
-    """Every file under path (or the file itself) with its bytes; folders as None."""
+    """Every file under path (or the file itself) with its bytes; folders as None. Not the
+    index's index.sqlite-shm: SQLite's shared memory between the processes that read the
+    index (their read marks), which every reader writes; it holds no data."""
     if os.path.isfile(path):
         return {"": open(path, "rb").read()}
     out = {}
@@ -76,7 +78,8 @@ def snapshot(path):
             out[os.path.relpath(os.path.join(root, d), path) + "/"] = None
         for n in names:
             p = os.path.join(root, n)
-            out[os.path.relpath(p, path)] = open(p, "rb").read()
+            if n != "index.sqlite-shm":
+                out[os.path.relpath(p, path)] = open(p, "rb").read()
     return out
 
 

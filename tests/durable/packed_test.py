@@ -2,7 +2,7 @@
 """Packed runs (docs/checkpoint.md, "Packed runs"): an idle run is one file and 8 KB on
 disk; every command reads or continues it as it did a run in files; a run due again soon
 stays in files."""
-import fcntl, json, os, subprocess, sys
+import fcntl, json, os, sqlite3, subprocess, sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from testlib import case, check, flow, main, program, status, tmp  # noqa: E402
@@ -107,8 +107,68 @@ def a_damaged_packed_file_is_reported_not_guessed():
               f"{r.returncode} {r.stderr}")
     check("the packed file is left as it was", open(path, "rb").read() == bytes(data), "changed")
     r = flow("runs", "--store", s)
-    check("flow runs names it and lists the other", r.returncode == 3 and "run d" in r.stderr and "good" in r.stdout,
+    check("flow runs reads both from the index of packed runs, which opens no run's file",
+          r.returncode == 0 and "d " in r.stdout and "good" in r.stdout, r.stdout + r.stderr)
+    remove_index(s)
+    r = flow("runs", "--store", s)
+    check("without the index, flow runs reads each run: names it and lists the other",
+          r.returncode == 3 and "run d" in r.stderr and "good" in r.stdout, r.stdout + r.stderr)
+
+
+def remove_index(store):
+    for name in ("index.sqlite", "index.sqlite-wal", "index.sqlite-shm"):
+        if os.path.exists(os.path.join(store, name)):
+            os.remove(os.path.join(store, name))
+
+
+def index_rows(store):
+    db = sqlite3.connect(os.path.join(store, "index.sqlite"))
+    try:
+        return {row[0]: row[1] for row in db.execute("SELECT id, disk_bytes FROM packed_runs")}
+    finally:
+        db.close()
+
+
+@case
+def flow_runs_reads_packed_runs_from_the_index():
+    """A packed run has a row in index.sqlite (docs/checkpoint.md, "The index of packed
+    runs"), removed before the run changes; flow runs reads packed runs from it and what is
+    not there from the folders, and gives a row to a packed run that lacks one."""
+    s = tmp("s6")
+    for run_id in ("a", "b"):
+        flow("run", approval(), "--store", s, "--run-id", run_id)
+    check("each packed run has its row", sorted(index_rows(s)) == ["a", "b"], f"{index_rows(s)}")
+    r = flow("fork", "a", "--store", s, "--run-id", "f")
+    check("the fork is packed too, with its origin", r.returncode in (0, 75) and "f" in index_rows(s),
+          f"{index_rows(s)} {r.stderr}")
+    flow("signal", "a", "approve", '"yes"', "--store", s)
+    r = flow("resume", "a", "--store", s)
+    check("resumed, it completes", r.returncode == 0 and status(s, "a") == "completed", r.stdout + r.stderr)
+    r = flow("runs", "--store", s, "--json")
+    runs = {x["id"]: x for x in json.loads(r.stdout)} if r.returncode == 0 else {}
+    check("flow runs --json shows what the rows hold: the new status, sizes, the fork's origin",
+          runs.get("a", {}).get("status") == "completed" and runs.get("b", {}).get("status") == "suspended" and
+          runs.get("f", {}).get("origin", {}).get("run") == "a" and
+          all(runs[k]["size_bytes"] == index_rows(s)[k] > 0 for k in runs), r.stdout + r.stderr)
+    # A store from before the index: the listing reads the folders, then gives them rows.
+    remove_index(s)
+    r = flow("runs", "--store", s, "--status", "suspended")
+    check("without rows, the packed runs are read from their folders",
+          r.returncode == 0 and [line.split()[0] for line in r.stdout.splitlines()[1:]] == ["b", "f"],
           r.stdout + r.stderr)
+    check("and get their rows back", sorted(index_rows(s)) == ["a", "b", "f"], f"{index_rows(s)}")
+    # A damaged index: a warning, the runs read from their folders, and it is replaced.
+    for name in ("index.sqlite", "index.sqlite-wal"):  # the database and its log
+        with open(os.path.join(s, name), "wb") as f:
+            f.write(b"not a database" * 1000)
+    r = flow("runs", "--store", s, "--status", "suspended")
+    check("a damaged index is a warning, not a wrong listing",
+          r.returncode == 0 and "warning" in r.stderr and "index" in r.stderr and
+          [line.split()[0] for line in r.stdout.splitlines()[1:]] == ["b", "f"], r.stdout + r.stderr)
+    flow("signal", "b", "approve", '"no"', "--store", s)
+    r = flow("resume", "b", "--store", s)
+    check("a run resumes past a damaged index", r.returncode == 0 and r.stdout == "answer no\n", r.stdout + r.stderr)
+    check("which the next writer replaced", "b" in index_rows(s), f"{index_rows(s)}")
 
 
 @case

@@ -1,0 +1,56 @@
+// The index of packed runs (docs/checkpoint.md, "The index of packed runs"): one SQLite
+// database for the whole store, with a row per packed run (its record, its folder's bytes,
+// its origin record), so that listing a store of many idle runs reads one file instead of
+// one folder per run.
+//
+// A row is a promise that the run is packed as the row says. The holder of a run's lock
+// adds the row after packing it; whoever changes a packed run removes its row first,
+// durably (an unpack, a poison mark, a deletion, a new run under the same id). A run with
+// no row is read from its files: a lost row (a crash between a pack and its row, an index
+// removed or damaged) costs time, never a wrong answer.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "vm/base/status.h"
+
+struct sqlite3;
+
+namespace flow::store {
+
+struct IndexedRun {
+  std::string id;
+  std::string record;       // the sealed run record (EncodeRunRecord)
+  uint64_t disk_bytes = 0;  // bytes of the run's folder, packed
+  std::string origin;       // runs/ID/origin's bytes, "" if none
+};
+
+class RunIndex {
+ public:
+  // Opens the index at `path`: NotFound if there is none and not `create`. An index that is
+  // not one (damaged, another file) is Corruption; one of a newer schema, NotSupported.
+  static Result<std::unique_ptr<RunIndex>> Open(const std::string& path, bool create);
+  ~RunIndex();
+  RunIndex(const RunIndex&) = delete;
+  RunIndex& operator=(const RunIndex&) = delete;
+
+  // Adds or replaces rows, in one transaction.
+  Status Put(const std::vector<IndexedRun>& rows);
+  // Removes the run's row (if any), synced before it returns.
+  Status Forget(const std::string& id);
+  // Every row, in id order, to `each` (its strings may be moved from).
+  Status ForEach(const std::function<void(IndexedRun& row)>& each) const;
+
+  // The index's files (the database and SQLite's WAL and shared-memory files): removed
+  // together when the index is damaged, so that no row of it is trusted again.
+  static Status Remove(const std::string& path);
+
+ private:
+  explicit RunIndex(sqlite3* db) : db_(db) {}
+  sqlite3* db_;
+};
+
+}  // namespace flow::store
