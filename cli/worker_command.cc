@@ -93,7 +93,10 @@ int WorkerCommand(const WorkerCommandOptions& o) {
   w.child_stdout_to_stderr = o.json;
   w.drain = StopFlag();
   w.prepare = [] { stdlib::PrepareHttp(); };
-  w.execute = [&](const std::string& id) { return ResumeCommand(o.store, id, RunOptions{}); };
+  w.execute = [&](const std::string& id) {
+    store::Store::LeaveIndexRowsToParent();  // in the child: the worker adds them, many at once
+    return ResumeCommand(o.store, id, RunOptions{});
+  };
   w.clean_exits = {kExitOk, kExitScriptFailed, kExitSuspended};
   w.deferred_exit = kExitDeferred;
   w.damaged_exit = kExitCorrupt;

@@ -114,6 +114,9 @@ class Pool {
         queued_.erase(id);
         Start(id, why);
       }
+      if (!unindexed_.empty() &&
+          (running_.empty() || unindexed_.size() >= kIndexBatch || now - unindexed_since_ms_ >= kIndexDelayMs))
+        IndexPackedRuns();
       if (running_.empty()) {
         if (draining) return Status::Ok();
         if (opt_.once && ready_.empty()) return Status::Ok();
@@ -172,6 +175,17 @@ class Pool {
     std::vector<store::Store::WakeHint> hints;
     if (st_.ListWakeHints(&hints).ok())
       for (auto& h : hints) timers_.push({h.wake_ms, h.run_id, h.file});
+  }
+
+  // The rows of the runs the children packed, in the index of packed runs: the children
+  // leave them to the worker (Store::LeaveIndexRowsToParent), which adds them many at once,
+  // when no child runs, or 256 are waiting, or a second has passed. A run taken again
+  // meanwhile is passed over, and a row not added only costs a listing time.
+  static constexpr size_t kIndexBatch = 256;
+  static constexpr int64_t kIndexDelayMs = 1000;
+  void IndexPackedRuns() {
+    (void)st_.IndexPackedRuns(unindexed_);
+    unindexed_.clear();
   }
 
   // A run is due now (ready), later (a timer), or not.
@@ -286,6 +300,8 @@ class Pool {
         if (::waitpid(c.pid, &status, WNOHANG) == c.pid) ended.insert(id), c.reaped_status = status;
       }
     for (const std::string& id : ended) Reap(id);
+    if (unindexed_.empty()) unindexed_since_ms_ = NowMs();
+    unindexed_.insert(unindexed_.end(), ended.begin(), ended.end());
     // A slot may be free now, or a run that queued runs wait for may have ended.
     if (!ended.empty() && !waiting_for_room_.empty()) {
       std::set<std::string> waiting;
@@ -443,6 +459,8 @@ class Pool {
   int64_t next_schedule_ms_ = INT64_MAX;
   bool prepared_ = false;
   int64_t last_scan_ms_ = 0;
+  std::vector<std::string> unindexed_;  // runs whose children ended since the last IndexPackedRuns
+  int64_t unindexed_since_ms_ = 0;
   std::map<std::string, Child> running_;
   std::deque<std::pair<std::string, std::string>> ready_;  // run id, why: started in this order
   std::set<std::string> queued_;                           // the ids in ready_

@@ -20,6 +20,9 @@ inline constexpr char kRunsDir[] = "runs";           // runs/ID/: one folder per
 inline constexpr char kSharedDir[] = "shared";       // shared/HEX(NAME): state shared across runs
 inline constexpr char kWakeDir[] = "wake";           // wake/WAKE_MS-ID: empty files, hints of when a run may be due
 inline constexpr char kRunIndexFile[] = "index.sqlite";  // the index of packed runs (SQLite; "The index of packed runs")
+// index.sqlite-writer: an flock, held by the process that writes the index (writers queue on
+// it in the kernel instead of retrying SQLite's lock)
+inline constexpr char kRunIndexWriterSuffix[] = "-writer";
 
 // Inside runs/ID/.
 inline constexpr char kRunRecordFile[] = "run";  // the run record ("The run record")

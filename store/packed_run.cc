@@ -142,6 +142,12 @@ Result<std::unique_ptr<RunDb>> Store::OpenRunDbToRead(const std::string& id) con
   return RunDb::Open(RunDbDir(id), {.read_only = true, .files = &packed->db_files});
 }
 
+namespace {
+bool rows_left_to_parent = false;
+}  // namespace
+
+void Store::LeaveIndexRowsToParent() { rows_left_to_parent = true; }
+
 Status Store::PackRun(const std::string& id, uint64_t max_bytes) {
   const std::string folder = RunPath(dir_, id), record_path = RunFilePath(dir_, id, kRunRecordFile);
   PackedRun run;
@@ -167,7 +173,7 @@ Status Store::PackRun(const std::string& id, uint64_t max_bytes) {
   std::filesystem::remove_all(RunDbDir(id), ec);  // what stays is removed by the next unpack
   // Its row last, the pack done: a listing reads it from the index from now on. A row not
   // written (a full disk, a crash here) leaves the run to be read from its folder.
-  (void)IndexRows({RowOfPackedRun(id, std::move(run.record))});
+  if (!rows_left_to_parent) (void)IndexRows({RowOfPackedRun(id, std::move(run.record))});
   return Status::Ok();
 }
 

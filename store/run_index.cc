@@ -2,11 +2,15 @@
 
 #include <fmt/format.h>
 #include <sqlite3.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+
+#include "store/keys.h"
 
 namespace flow::store {
 
@@ -26,6 +30,14 @@ constexpr char kSchema[] =
 // A writer waits this long for another's transaction (they take a millisecond or two).
 constexpr int kBusyTimeoutMs = 10'000;
 constexpr int kBusyPollUs = 250;
+
+// The log's length at which the process that grew it copies it into the database.
+constexpr int kCheckpointFrames = 64;
+
+int CountLogFrames(void* frames, sqlite3*, const char*, int n) {
+  *static_cast<int*>(frames) = n;
+  return SQLITE_OK;
+}
 
 // SQLite's own busy handler sleeps in steps that grow to 100 ms: with a worker's children
 // writing rows at once, a run would wait far longer than the transaction it waits for.
@@ -57,6 +69,27 @@ Status ReadPragma(sqlite3* db, const char* sql, int* value) {
   sqlite3_finalize(stmt);
   return rc == SQLITE_ROW ? Status::Ok() : SqliteError(db, rc, sql);
 }
+
+// The writer's turn: index.sqlite-writer flock'ed while a process writes. Many processes
+// (a worker's children) add rows at once: SQLite alone would have each retry its lock,
+// polling; the kernel queues them. Without the file (a store read only), SQLite's lock serves.
+class WriterTurn {
+ public:
+  explicit WriterTurn(const std::string& index_path) {
+    fd_ = open((index_path + kRunIndexWriterSuffix).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd_ >= 0)
+      while (flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+      }
+  }
+  ~WriterTurn() {
+    if (fd_ >= 0) close(fd_);
+  }
+  WriterTurn(const WriterTurn&) = delete;
+  WriterTurn& operator=(const WriterTurn&) = delete;
+
+ private:
+  int fd_;
+};
 
 // A prepared statement, finalized when it goes.
 class Statement {
@@ -119,24 +152,37 @@ Result<std::unique_ptr<RunIndex>> RunIndex::Open(const std::string& path, bool c
     sqlite3_close(db);
     return s;
   }
-  std::unique_ptr<RunIndex> index(new RunIndex(db));
+  std::unique_ptr<RunIndex> index(new RunIndex(db, path));
   sqlite3_busy_handler(db, WaitBriefly, nullptr);
-  // Each process opens the index for one read or one change: the log stays when it closes
-  // (SQLite would otherwise copy it into the database, with a sync, and remove it at every
-  // last close), and is copied in by the writer that grows it past 1,000 pages.
+  // Each process opens the index for one read or one change, and the first to open it
+  // reads the whole log (SQLite rebuilds its shared memory from it, not knowing what was
+  // copied into the database): the log is kept short. Not by a copy at every close (a sync
+  // each time), nor by SQLite's automatic copy at 1,000 pages (it never empties the log
+  // when every process opens it anew): ~RunIndex copies it in and empties it once it
+  // holds kCheckpointFrames pages, the file kept (no folder sync to create it again).
   (void)sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, nullptr);
   int persist = 1;
   (void)sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
-  // A row removed must stay removed across a power loss: its run changes right after.
-  if (Status s = Exec(db, "PRAGMA synchronous=FULL"); !s.ok()) return s;
+  sqlite3_wal_hook(db, CountLogFrames, &index->log_frames_);
   if (Status s = CheckSchema(db, path, create); !s.ok()) return s;
   return index;
 }
 
-RunIndex::~RunIndex() { sqlite3_close(db_); }
+RunIndex::~RunIndex() {
+  if (log_frames_ >= kCheckpointFrames) {
+    WriterTurn turn(path_);
+    // Only if no process reads the log now (a listing): else the next writer does it.
+    sqlite3_busy_handler(db_, nullptr, nullptr);
+    (void)sqlite3_wal_checkpoint_v2(db_, "main", SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+  }
+  sqlite3_close(db_);
+}
 
 Status RunIndex::Put(const std::vector<IndexedRun>& rows) {
   if (rows.empty()) return Status::Ok();
+  WriterTurn turn(path_);
+  // A row added need not be synced: lost, it costs a listing time, never a wrong answer.
+  if (Status s = Exec(db_, "PRAGMA synchronous=NORMAL"); !s.ok()) return s;
   if (Status s = Exec(db_, "BEGIN IMMEDIATE"); !s.ok()) return s;
   Statement insert(db_, "INSERT OR REPLACE INTO packed_runs(id, record, disk_bytes, origin) VALUES(?1, ?2, ?3, ?4)");
   Status s = insert.status("prepare an insert");
@@ -158,6 +204,9 @@ Status RunIndex::Put(const std::vector<IndexedRun>& rows) {
 }
 
 Status RunIndex::Forget(const std::string& id) {
+  WriterTurn turn(path_);
+  // A row removed must stay removed across a power loss: its run changes right after.
+  if (Status s = Exec(db_, "PRAGMA synchronous=FULL"); !s.ok()) return s;
   Statement remove(db_, "DELETE FROM packed_runs WHERE id = ?1");
   if (Status s = remove.status("prepare a delete"); !s.ok()) return s;
   sqlite3_bind_text(remove.get(), 1, id.data(), static_cast<int>(id.size()), SQLITE_STATIC);

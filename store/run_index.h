@@ -49,8 +49,10 @@ class RunIndex {
   static Status Remove(const std::string& path);
 
  private:
-  explicit RunIndex(sqlite3* db) : db_(db) {}
+  RunIndex(sqlite3* db, std::string path) : db_(db), path_(std::move(path)) {}
   sqlite3* db_;
+  std::string path_;
+  int log_frames_ = 0;  // pages in the log after this process's last commit
 };
 
 }  // namespace flow::store

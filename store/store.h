@@ -304,6 +304,10 @@ class Store {
   // packed already; InvalidArgument, leaving it as it is, if its files take more than
   // `max_bytes`. Crash-safe at every step: the run is whole in one form or the other.
   Status PackRun(const std::string& id, uint64_t max_bytes);
+  // For the process this is called in (a worker's child): PackRun adds no row to the
+  // index; the parent adds the rows of its children's runs in one transaction
+  // (IndexPackedRuns), instead of each child opening SQLite for one row.
+  static void LeaveIndexRowsToParent();
   // The run's database, read only (RunDb::Options::read_only), from its folder or, packed,
   // from its packed file.
   Result<std::unique_ptr<RunDb>> OpenRunDbToRead(const std::string& id) const;

@@ -172,6 +172,19 @@ def flow_runs_reads_packed_runs_from_the_index():
 
 
 @case
+def a_worker_adds_the_rows_of_the_runs_its_children_packed():
+    """A worker's children leave the rows to the worker, which adds them together."""
+    s = tmp("s7")
+    for i in range(3):
+        r = flow("submit", approval(), "--store", s, "--run-id", f"q{i}")
+        check(f"q{i} is queued", r.returncode == 0, r.stderr)
+    w = flow("worker", "--once", "--concurrency", "2", "--store", s)
+    check("the worker starts them; each suspends, packed", w.returncode == 0 and
+          all(names(s, f"q{i}") == ["lock", "packed"] for i in range(3)), f"{w.returncode} {w.stderr[-300:]}")
+    check("and each has its row", sorted(index_rows(s)) == ["q0", "q1", "q2"], f"{index_rows(s)}")
+
+
+@case
 def a_run_held_by_another_process_is_skipped_not_crashed():
     """A worker's child that finds the run taken (here: its lock held by this test) is
     reported skipped, never counted as a crash; once the holder lets go, the run goes on."""
