@@ -97,7 +97,7 @@ Status ForkRun(const ForkOptions& options, RunListener* listener, RunResult* res
 
   // The new run, as a start makes one: folder, database with its first (whole) checkpoint
   // and the history it inherits, mark, then the record.
-  if (Status s = st->CreateRunDir(id); !s.ok()) return s;
+  if (Status s = st->CreateRunDir(id, options.run_id.empty()); !s.ok()) return s;
   Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(id);
   if (!lock.ok()) return lock.status();
   store::RunRecord record = source.record;

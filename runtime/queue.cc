@@ -12,7 +12,7 @@
 
 namespace flow::runtime {
 
-Status CreateQueuedRun(store::Store& st, store::RunRecord record) {
+Status CreateQueuedRun(store::Store& st, store::RunRecord record, bool generated_id) {
   const std::string id = record.id;
   if (!store::IsValidRunId(id))
     return Status::InvalidArgument(
@@ -21,8 +21,8 @@ Status CreateQueuedRun(store::Store& st, store::RunRecord record) {
   record.pid = 0;
   record.effects = 0;
   // A folder without a record is a start that died before writing it: take it over (as StartRun).
-  Status created = st.CreateRunDir(id);
-  if (!created.ok() && st.RunExists(id)) return created;
+  Status created = st.CreateRunDir(id, generated_id);
+  if (!created.ok() && (created.code() != Status::Code::kInvalidArgument || st.RunExists(id))) return created;
   Result<std::unique_ptr<store::RunLock>> lock = st.LockRun(id);
   if (!lock.ok()) return lock.status();
   if (!created.ok()) {
@@ -63,7 +63,7 @@ Status SubmitRun(const StartOptions& options, const Module& program, const std::
   r.created_ms = r.updated_ms = WallMs();
   r.queue = queue;
   r.detail = "queued in " + queue;
-  return CreateQueuedRun(*st, r);
+  return CreateQueuedRun(*st, r, options.run_id.empty());
 }
 
 std::vector<store::RunRecord> QueuedRunsOf(const std::vector<store::RunRecord>& runs) {

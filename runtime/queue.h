@@ -24,7 +24,8 @@ namespace flow::runtime {
 Status SubmitRun(const StartOptions& options, const Module& program, const std::string& queue, store::RunRecord* record);
 // Creates the queued run `record` (status queued; its code already in the store and
 // named by record.code_hash, the caller holding the shared code lock or a record naming it).
-Status CreateQueuedRun(store::Store& st, store::RunRecord record);
+// `generated_id`: record.id came from store::NewRunId (Store::CreateRunDir).
+Status CreateQueuedRun(store::Store& st, store::RunRecord record, bool generated_id = false);
 
 // The queued runs among `runs` (Store::ListRuns), oldest submission first.
 std::vector<store::RunRecord> QueuedRunsOf(const std::vector<store::RunRecord>& runs);

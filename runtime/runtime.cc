@@ -496,7 +496,7 @@ Status StartRun(const StartOptions& options, const Module& module, RunListener* 
   }
   result->source = options.source;
   // A folder without a record is a start that died before writing it: take it over.
-  Status created = st->CreateRunDir(id);
+  Status created = st->CreateRunDir(id, options.run_id.empty());
   if (!created.ok() && (created.code() != Status::Code::kInvalidArgument || st->RunExists(id) || !store::IsValidRunId(id)))
     return created;
   Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(id);

@@ -227,11 +227,11 @@ std::string Store::RunDbDir(const std::string& id) const { return RunFilePath(di
 
 std::string Store::RunDir(const std::string& id) const { return RunPath(dir_, id); }
 
-Status Store::CreateRunDir(const std::string& id) {
+Status Store::CreateRunDir(const std::string& id, bool generated_id) {
   std::string path = RunPath(dir_, id);
   // A row left by a run of this id whose folder was removed by hand must not speak for the
   // new one: it goes before the folder comes.
-  if (struct stat st; stat(path.c_str(), &st) != 0) {
+  if (struct stat st; !generated_id && stat(path.c_str(), &st) != 0) {
     if (Status s = ForgetIndexedRun(id); !s.ok()) return s;
   }
   if (mkdir(path.c_str(), 0755) != 0) {

@@ -243,7 +243,10 @@ class Store {
   Status CollectCode(bool dry_run, const std::vector<std::string>& going, std::vector<std::string>* removed,
                      uint64_t* freed);
 
-  Status CreateRunDir(const std::string& id);  // AlreadyExists-like InvalidArgument if taken
+  // AlreadyExists-like InvalidArgument if taken. An id given by the caller may be one of a
+  // run whose folder was removed by hand, its row still in the index of packed runs: the
+  // row goes first. An id from NewRunId (`generated_id`) was never used: no look.
+  Status CreateRunDir(const std::string& id, bool generated_id = false);
   // Removes a run's folder (an import that failed after creating it).
   Status RemoveRunDir(const std::string& id);
   // Empties the folder of a run that has no record (a start that died), keeping its lock.
