@@ -1058,6 +1058,9 @@ Status CancelRun(const std::string& store_dir, const std::string& id, RunListene
   Result<std::unique_ptr<store::RunLock>> lock = st->LockRun(id);
   if (!lock.ok()) {
     result->cancel_pending = true;
+    // The holder may be a reader (flow runs giving packed runs their rows) that lets go
+    // at once, and a suspended run raises nothing by itself: a worker is told it is due.
+    if (Status s = st->NoteWake(id, 0); !s.ok()) return InContext(s, "run " + id);
     return Status::Ok();
   }
   record = st->ReadRun(id);  // as it is now that we hold it

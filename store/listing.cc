@@ -28,8 +28,9 @@ std::vector<std::string> RunIds(const std::string& runs_dir) {
   return ids;
 }
 
-// How many runs IndexPackedRuns holds locked at once (one descriptor each).
-constexpr size_t kIndexBatch = 256;
+// How many runs IndexPackedRuns holds locked at once (one descriptor each): few, since
+// whoever wants one of them meanwhile (a resume, a cancel) finds it held.
+constexpr size_t kIndexBatch = 32;
 
 }  // namespace
 
@@ -119,23 +120,33 @@ IndexedRun Store::RowOfPackedRun(const std::string& id, std::string record) cons
 }
 
 Status Store::IndexRows(const std::vector<IndexedRun>& rows) {
+  if (rows.empty()) return Status::Ok();
   const std::string path = RunIndexPath(dir_);
-  Result<std::unique_ptr<RunIndex>> index = RunIndex::Open(path, true);
-  if (index.status().IsCorruption()) {  // not an index any more: replaced by a new one
-    if (Status s = RunIndex::Remove(path); !s.ok()) return s;
-    index = RunIndex::Open(path, true);
+  RunIndex::WriterTurn turn(path);  // held until the connection is closed and any removal done
+  Status s;
+  {
+    Result<std::unique_ptr<RunIndex>> index = RunIndex::Open(path, true);
+    s = index.ok() ? (*index)->Put(rows) : index.status();
   }
-  if (!index.ok()) return index.status();
-  return (*index)->Put(rows);
+  if (!s.IsCorruption()) return s;
+  // Not an index any more: replaced by a new one. (One of a newer schema is left to its version.)
+  if (Status removed = RunIndex::Remove(path); !removed.ok()) return removed;
+  Result<std::unique_ptr<RunIndex>> index = RunIndex::Open(path, true);
+  return index.ok() ? (*index)->Put(rows) : index.status();
 }
 
 Status Store::ForgetIndexedRun(const std::string& id) {
   const std::string path = RunIndexPath(dir_);
-  Result<std::unique_ptr<RunIndex>> index = RunIndex::Open(path, false);
-  Status s = index.ok() ? (*index)->Forget(id) : index.status();
+  RunIndex::WriterTurn turn(path);
+  Status s;
+  {
+    Result<std::unique_ptr<RunIndex>> index = RunIndex::Open(path, false);
+    s = index.ok() ? (*index)->Forget(id) : index.status();
+  }
   if (s.IsNotFound()) return Status::Ok();  // no index: no row
-  // A damaged index cannot say whether it holds the row: it goes whole, and its rows with it.
-  if (s.IsCorruption()) return RunIndex::Remove(path);
+  // A damaged index cannot say whether it holds the row, nor can one of a newer schema that
+  // this version does not read: it goes whole, with its rows (a cache: rebuilt by listings).
+  if (s.IsCorruption() || s.code() == Status::Code::kNotSupported) return RunIndex::Remove(path);
   return s;
 }
 
@@ -146,7 +157,7 @@ Status Store::IndexPackedRuns(const std::vector<std::string>& ids) {
     std::vector<IndexedRun> rows;
     for (size_t i = start; i < std::min(ids.size(), start + kIndexBatch); ++i) {
       Result<std::unique_ptr<RunLock>> lock = LockRun(ids[i]);
-      if (!lock.ok() || !IsPacked(ids[i])) continue;
+      if (!lock.ok() || !IsPacked(ids[i]) || IsPoisoned(ids[i])) continue;  // a set-aside run is read from its folder
       Result<PackedRun> packed = ReadPacked(ids[i]);
       if (!packed.ok()) continue;
       locks.push_back(std::move(lock.value()));

@@ -174,6 +174,8 @@ Status Store::PackRun(const std::string& id, uint64_t max_bytes) {
   // Its row last, the pack done: a listing reads it from the index from now on. A row not
   // written (a full disk, a crash here) leaves the run to be read from its folder.
   if (!rows_left_to_parent) (void)IndexRows({RowOfPackedRun(id, std::move(run.record))});
+  // A run set aside meanwhile (a worker's mark, written without the lock) has no row.
+  if (IsPoisoned(id)) return ForgetIndexedRun(id);
   return Status::Ok();
 }
 

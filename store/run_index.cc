@@ -70,27 +70,6 @@ Status ReadPragma(sqlite3* db, const char* sql, int* value) {
   return rc == SQLITE_ROW ? Status::Ok() : SqliteError(db, rc, sql);
 }
 
-// The writer's turn: index.sqlite-writer flock'ed while a process writes. Many processes
-// (a worker's children) add rows at once: SQLite alone would have each retry its lock,
-// polling; the kernel queues them. Without the file (a store read only), SQLite's lock serves.
-class WriterTurn {
- public:
-  explicit WriterTurn(const std::string& index_path) {
-    fd_ = open((index_path + kRunIndexWriterSuffix).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ >= 0)
-      while (flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
-      }
-  }
-  ~WriterTurn() {
-    if (fd_ >= 0) close(fd_);
-  }
-  WriterTurn(const WriterTurn&) = delete;
-  WriterTurn& operator=(const WriterTurn&) = delete;
-
- private:
-  int fd_;
-};
-
 // A prepared statement, finalized when it goes.
 class Statement {
  public:
@@ -121,12 +100,17 @@ Status CheckSchema(sqlite3* db, const std::string& path, bool create) {
     return Status::NotSupported(fmt::format("the run index {} was written by a newer version of Flow (schema {}, this "
                                             "one reads {})", path, version, kSchemaVersion));
   if (app != 0 || version != 0) return Status::Corruption(fmt::format("{} is not a Flow run index", path));
+  // Neither pragma set: a new file, or a header damaged (then its table is there).
+  int tables = 0;
+  if (Status s = ReadPragma(db, "SELECT count(*) FROM sqlite_schema", &tables); !s.ok()) return s;
+  if (tables != 0) return Status::Corruption(fmt::format("{} is not a Flow run index", path));
   if (!create) return Status::NotFound(fmt::format("the run index {} is being created", path));
   // WAL: readers never wait for the writer, and a commit syncs one file (the log).
   if (Status s = Exec(db, "PRAGMA journal_mode=WAL"); !s.ok()) return s;
   if (Status s = Exec(db, "BEGIN IMMEDIATE"); !s.ok()) return s;
   Status s = ReadPragma(db, "PRAGMA application_id", &app);
-  if (s.ok() && app == 0) {
+  if (s.ok()) s = ReadPragma(db, "PRAGMA user_version", &version);
+  if (s.ok() && app == 0 && version == 0) {
     s = Exec(db, kSchema);
     if (s.ok()) s = Exec(db, fmt::format("PRAGMA application_id={}", kApplicationId).c_str());
     if (s.ok()) s = Exec(db, fmt::format("PRAGMA user_version={}", kSchemaVersion).c_str());
@@ -139,6 +123,17 @@ Status CheckSchema(sqlite3* db, const std::string& path, bool create) {
 }
 
 }  // namespace
+
+RunIndex::WriterTurn::WriterTurn(const std::string& index_path) {
+  fd_ = open((index_path + kRunIndexWriterSuffix).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ >= 0)
+    while (flock(fd_, LOCK_EX) != 0 && errno == EINTR) {
+    }
+}
+
+RunIndex::WriterTurn::~WriterTurn() {
+  if (fd_ >= 0) close(fd_);
+}
 
 Result<std::unique_ptr<RunIndex>> RunIndex::Open(const std::string& path, bool create) {
   struct stat st;
@@ -169,8 +164,7 @@ Result<std::unique_ptr<RunIndex>> RunIndex::Open(const std::string& path, bool c
 }
 
 RunIndex::~RunIndex() {
-  if (log_frames_ >= kCheckpointFrames) {
-    WriterTurn turn(path_);
+  if (log_frames_ >= kCheckpointFrames) {  // only a writer commits: its WriterTurn is held
     // Only if no process reads the log now (a listing): else the next writer does it.
     sqlite3_busy_handler(db_, nullptr, nullptr);
     (void)sqlite3_wal_checkpoint_v2(db_, "main", SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
@@ -180,7 +174,6 @@ RunIndex::~RunIndex() {
 
 Status RunIndex::Put(const std::vector<IndexedRun>& rows) {
   if (rows.empty()) return Status::Ok();
-  WriterTurn turn(path_);
   // A row added need not be synced: lost, it costs a listing time, never a wrong answer.
   if (Status s = Exec(db_, "PRAGMA synchronous=NORMAL"); !s.ok()) return s;
   if (Status s = Exec(db_, "BEGIN IMMEDIATE"); !s.ok()) return s;
@@ -204,7 +197,6 @@ Status RunIndex::Put(const std::vector<IndexedRun>& rows) {
 }
 
 Status RunIndex::Forget(const std::string& id) {
-  WriterTurn turn(path_);
   // A row removed must stay removed across a power loss: its run changes right after.
   if (Status s = Exec(db_, "PRAGMA synchronous=FULL"); !s.ok()) return s;
   Statement remove(db_, "DELETE FROM packed_runs WHERE id = ?1");
@@ -234,7 +226,9 @@ Status RunIndex::ForEach(const std::function<void(IndexedRun& row)>& each) const
 }
 
 Status RunIndex::Remove(const std::string& path) {
-  for (const std::string& file : {path + "-wal", path + "-shm", path}) {
+  // The database first: no process finds it after that, and a new one (created under
+  // the WriterTurn this caller holds) is not mixed with the old log.
+  for (const std::string& file : {path, path + "-wal", path + "-shm"}) {
     if (unlink(file.c_str()) != 0 && errno != ENOENT)
       return Status::IOError(fmt::format("cannot remove {}: {}", file, std::strerror(errno)));
   }

@@ -37,15 +37,32 @@ class RunIndex {
   RunIndex(const RunIndex&) = delete;
   RunIndex& operator=(const RunIndex&) = delete;
 
-  // Adds or replaces rows, in one transaction.
+  // A writer's turn: index.sqlite-writer flock'ed, held around opening the index for a
+  // change, the change, closing it (which may copy its log in) and any Remove. Many
+  // processes change the index at once (a worker's children, flow runs): SQLite alone
+  // would have each poll for its lock; the kernel queues them. Without the file (a store
+  // read only), SQLite's own lock serves.
+  class WriterTurn {
+   public:
+    explicit WriterTurn(const std::string& index_path);
+    ~WriterTurn();
+    WriterTurn(const WriterTurn&) = delete;
+    WriterTurn& operator=(const WriterTurn&) = delete;
+
+   private:
+    int fd_;
+  };
+
+  // Adds or replaces rows, in one transaction (a WriterTurn held).
   Status Put(const std::vector<IndexedRun>& rows);
-  // Removes the run's row (if any), synced before it returns.
+  // Removes the run's row (if any), synced before it returns (a WriterTurn held).
   Status Forget(const std::string& id);
   // Every row, in id order, to `each` (its strings may be moved from).
   Status ForEach(const std::function<void(IndexedRun& row)>& each) const;
 
   // The index's files (the database and SQLite's WAL and shared-memory files): removed
-  // together when the index is damaged, so that no row of it is trusted again.
+  // together when the index is damaged, so that no row of it is trusted again (a
+  // WriterTurn held, no connection of this process open).
   static Status Remove(const std::string& path);
 
  private:

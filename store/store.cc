@@ -249,6 +249,8 @@ Status Store::RemoveRunDir(const std::string& id) {
 }
 
 Status Store::ClearRunDir(const std::string& id) {
+  // A folder taken over may hold a row's run no more (its packed file lost): the row goes.
+  if (Status s = ForgetIndexedRun(id); !s.ok()) return s;
   std::error_code ec;
   for (const char* leftover : {kDbDir, kMarkFile, kOriginFile}) std::filesystem::remove_all(RunFilePath(dir_, id, leftover), ec);
   if (ec) return Status::IOError(fmt::format("cannot clear the run folder of {}: {}", id, ec.message()));
@@ -260,9 +262,9 @@ Status Store::RequestCancel(const std::string& id) {
 }
 
 Status Store::SetPoisoned(const std::string& id, std::string_view last_stderr) {
-  // An indexed run is listed as neither live nor set aside: its row goes, before and after
-  // the mark (a pack that ended meanwhile may have written one; the next pack sees the mark).
-  if (Status s = ForgetIndexedRun(id); !s.ok()) return s;
+  // The mark first, whatever the index says: it is what keeps workers off the run. Then
+  // its row goes (an indexed run is listed as neither live nor set aside); a pack or
+  // IndexPackedRuns after this sees the mark and adds none (PackRun, IndexPackedRuns).
   if (Status s = WriteFileAtomically(RunFilePath(dir_, id, kPoisonedFile), last_stderr); !s.ok()) return s;
   return ForgetIndexedRun(id);
 }

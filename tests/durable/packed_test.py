@@ -122,7 +122,8 @@ def remove_index(store):
 
 
 def index_rows(store):
-    db = sqlite3.connect(os.path.join(store, "index.sqlite"))
+    # Read only: a read-write connection would copy the log in as it closes.
+    db = sqlite3.connect("file:" + os.path.join(store, "index.sqlite") + "?mode=ro", uri=True)
     try:
         return {row[0]: row[1] for row in db.execute("SELECT id, disk_bytes FROM packed_runs")}
     finally:

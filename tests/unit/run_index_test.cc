@@ -170,17 +170,43 @@ TEST(RunIndex, ADamagedIndexIsNotTrustedAndIsReplacedByTheNextWriter) {
   EXPECT_TRUE(index_status.ok());
 }
 
-TEST(RunIndex, AnIndexOfANewerSchemaIsReadByNoOneAndStopsChanges) {
+TEST(RunIndex, AnIndexOfANewerSchemaIsReadByNoOneAndRemovedByTheFirstChange) {
   StoreOfRuns s;
   s.AddPacked("r");
   Sql(s.IndexPath(), "PRAGMA user_version=99");
   Status index_status;
   EXPECT_EQ(s.Listing(&index_status), (std::map<std::string, bool>{{"r", false}}));
   EXPECT_EQ(index_status.code(), Status::Code::kNotSupported);
-  Status unpacked = s.st->UnpackRun("r");
-  EXPECT_EQ(unpacked.code(), Status::Code::kNotSupported);
-  EXPECT_NE(unpacked.message().find("newer version of Flow"), std::string::npos) << unpacked.message();
-  EXPECT_TRUE(s.st->IsPacked("r")) << "left as it was";
+  EXPECT_NE(index_status.message().find("newer version of Flow"), std::string::npos) << index_status.message();
+  EXPECT_EQ(s.st->IndexPackedRuns({"r"}).code(), Status::Code::kNotSupported) << "no row is written into it";
+  ASSERT_TRUE(s.st->UnpackRun("r").ok()) << "a cache this version cannot read does not stop a run";
+  EXPECT_FALSE(fs::exists(s.IndexPath())) << "it went, with the rows this version cannot keep true";
+}
+
+TEST(RunIndex, ARunSetAsideIsNeverIndexed) {
+  StoreOfRuns s;
+  s.AddPacked("poisoned-packed");
+  ASSERT_TRUE(s.st->SetPoisoned("poisoned-packed", "boom").ok());
+  EXPECT_TRUE(RowIds(s.st->dir()).empty());
+  auto entries = s.st->ListRunEntries(Ignore);
+  ASSERT_EQ(entries.size(), 1u);
+  EXPECT_TRUE(entries[0].packed_without_row);
+  ASSERT_TRUE(s.st->IndexPackedRuns({"poisoned-packed"}).ok());
+  EXPECT_TRUE(RowIds(s.st->dir()).empty()) << "its folder says it is set aside: no row says otherwise";
+  // A pack that ends after the mark (the mark is written without the run's lock).
+  s.Add("packed-after");
+  ASSERT_TRUE(s.st->SetPoisoned("packed-after", "boom").ok());
+  ASSERT_TRUE(s.st->PackRun("packed-after", 1 << 20).ok());
+  EXPECT_TRUE(RowIds(s.st->dir()).empty());
+}
+
+TEST(RunIndex, AFolderTakenOverLosesItsRow) {
+  StoreOfRuns s;
+  s.AddPacked("r");
+  ASSERT_EQ(RowIds(s.st->dir()), std::vector<std::string>{"r"});
+  fs::remove(RunFilePath(s.st->dir(), "r", kPackedFile));  // the run lost: a folder without record or packed file
+  ASSERT_TRUE(s.st->ClearRunDir("r").ok());  // a start takes the folder over
+  EXPECT_TRUE(RowIds(s.st->dir()).empty());
 }
 
 // What the index relies on SQLite for: a log beside an empty (new) database is dropped.
