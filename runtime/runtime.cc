@@ -247,7 +247,8 @@ bool CanResume(const store::RunRecord& record) {
     case store::RunStatus::kRunning:
     case store::RunStatus::kSuspended:
     case store::RunStatus::kCrashed:
-    case store::RunStatus::kQueued:  // resuming it starts it (runtime/queue.h)
+    case store::RunStatus::kQueued:    // resuming it starts it (runtime/queue.h)
+    case store::RunStatus::kPoisoned:  // never in a record (a mark beside it): by hand, it is tried again
       return true;
     case store::RunStatus::kFailed:
       return record.error_kind == kBudgetErrorKind;
