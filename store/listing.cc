@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <string_view>
 
 #include "store/keys.h"
 #include "store/store.h"
@@ -26,6 +27,14 @@ std::vector<std::string> RunIds(const std::string& runs_dir) {
   closedir(d);
   std::sort(ids.begin(), ids.end());
   return ids;
+}
+
+// Run `id`'s record from what reading it gave: a record naming another run is damage.
+Result<RunRecord> RecordOfRun(const std::string& id, const Status& read, std::string_view bytes) {
+  if (!read.ok()) return read;
+  Result<RunRecord> r = DecodeRunRecord(bytes, fmt::format("the record of run {}", id));
+  if (r.ok() && r->id != id) return Status::Corruption(fmt::format("the record of run {} is malformed", id));
+  return r;
 }
 
 // How many runs IndexPackedRuns holds locked at once (one descriptor each): few, since
@@ -50,8 +59,7 @@ void Store::ForEachRun(const std::function<void(ListedRun& run)>& each,
       entry = ListedRun{};
       Status s = ReadRunRecordBytes(run, &bytes, &entry.packed_without_row);
       if (s.IsNotFound()) continue;  // a run still being created, or removed meanwhile
-      Result<RunRecord> r = s.ok() ? DecodeRunRecord(bytes, fmt::format("the record of run {}", run)) : Result<RunRecord>(s);
-      if (r.ok() && r->id != run) r = Status::Corruption(fmt::format("the record of run {} is malformed", run));
+      Result<RunRecord> r = RecordOfRun(run, s, bytes);
       if (!r.ok()) {
         unreadable(run, r.status());
         continue;
@@ -103,8 +111,7 @@ std::vector<RunRecord> Store::ListRunsInFiles(const std::function<void(const std
     std::string bytes;
     Status s = ReadFile(RunFilePath(dir_, id, kRunRecordFile), &bytes);
     if (s.IsNotFound()) continue;  // packed, or still being created
-    Result<RunRecord> r = s.ok() ? DecodeRunRecord(bytes, fmt::format("the record of run {}", id)) : Result<RunRecord>(s);
-    if (r.ok() && r->id != id) r = Status::Corruption(fmt::format("the record of run {} is malformed", id));
+    Result<RunRecord> r = RecordOfRun(id, s, bytes);
     if (r.ok())
       out.push_back(std::move(r.value()));
     else
@@ -124,15 +131,16 @@ Status Store::IndexRows(const std::vector<IndexedRun>& rows) {
   const std::string path = RunIndexPath(dir_);
   RunIndex::WriterTurn turn(path);  // held until the connection is closed and any removal done
   Status s;
-  {
-    Result<std::unique_ptr<RunIndex>> index = RunIndex::Open(path, true);
-    s = index.ok() ? (*index)->Put(rows) : index.status();
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    {
+      Result<std::unique_ptr<RunIndex>> index = RunIndex::Open(path, true);
+      s = index.ok() ? (*index)->Put(rows) : index.status();
+    }
+    if (!s.IsCorruption() || attempt > 0) return s;
+    // Not an index any more: replaced by a new one. (One of a newer schema is left to its version.)
+    if (Status removed = RunIndex::Remove(path); !removed.ok()) return removed;
   }
-  if (!s.IsCorruption()) return s;
-  // Not an index any more: replaced by a new one. (One of a newer schema is left to its version.)
-  if (Status removed = RunIndex::Remove(path); !removed.ok()) return removed;
-  Result<std::unique_ptr<RunIndex>> index = RunIndex::Open(path, true);
-  return index.ok() ? (*index)->Put(rows) : index.status();
+  return s;
 }
 
 Status Store::ForgetIndexedRun(const std::string& id) {
