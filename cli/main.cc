@@ -5,12 +5,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <malloc.h>
 
 #include <fmt/format.h>
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "cli/process_heap.h"
 #include "cli/queue_commands.h"
 #include "cli/ui/server.h"
 #include "runtime/runtime.h"
@@ -20,15 +20,6 @@
 static constexpr const char* kStoreHelp = "the store folder (default ./.flow, or FLOW_STORE)";
 static constexpr const char* kNewStoreHelp =
     "the store folder (default ./.flow, or FLOW_STORE); made, with any missing parents, if it does not exist";
-
-// Large blocks from the heap, and freed memory kept: a checkpoint's buffers (the batch of a
-// big first checkpoint grows to megabytes) then reuse pages the run already touched instead
-// of faulting in fresh ones, which cost more than the copy itself (bench/run.py, list_sum:
-// 11,079 page faults and 197 ms CPU durable before, 8,368 and 160 ms after; ephemeral 8,348).
-static void KeepFreedMemory() {
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 128 << 20);
-}
 
 // `code`, unless the output could not be written (a full disk, a closed pipe): that is a
 // failure, not a success with a short listing or a cut help text.
@@ -43,7 +34,7 @@ static int OutputWritten(int code) {
 }
 
 int main(int argc, char** argv) {
-  KeepFreedMemory();
+  flow::cli::SetUpProcessHeap();
   using namespace flow::cli;
   using flow::kExitOk;
   using flow::kExitUsage;

@@ -70,7 +70,9 @@ StoreJournal::StoreJournal(store::RunDb* db, store::CheckpointMark* mark, RunHos
       sync_(sync),
       checkpoint_(checkpoint),
       wall_minus_steady_us_(WallMs() * 1000 - MonotonicUs()),
-      trace_(LiveTrace::FromEnvironment(run_id_, [host](std::string_view m) { host->Warn(m); })) {}
+      trace_(LiveTrace::FromEnvironment(run_id_, [host](std::string_view m) { host->Warn(m); })) {
+  unsettled_bytes_ = db->replayed_log_bytes();
+}
 
 Status StoreJournal::BeforeEffect(VM& vm, uint64_t seq, uint16_t builtin, const Value* args, int argc) {
   CrashPoint(seq, "before-intent");

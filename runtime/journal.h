@@ -80,9 +80,9 @@ class StoreJournal : public EffectJournal {
   // how far they got, so that a record is never ahead of its database).
   Status Sync();
 
-  // For a run that stops to be resumed later (suspended): when its checkpoints since the
-  // last call wrote much (over kSettleBytes), moves them from the database's log into a
-  // table, so that the resume does not replay them (docs/checkpoint.md, "Resume").
+  // For a run that stops to be resumed later (suspended): when its log holds much (over
+  // kSettleBytes: the log this open kept, and the checkpoints since), moves it into a
+  // table, so that the resume does not replay it (docs/checkpoint.md, "Resume cost").
   Status Settle();
   static constexpr size_t kSettleBytes = 1 << 20;
 
@@ -151,7 +151,7 @@ class StoreJournal : public EffectJournal {
   uint32_t step_event_count_ = 0;
   std::string record_buf_;
   size_t last_checkpoint_bytes_ = 0;
-  size_t unsettled_bytes_ = 0;  // written since the last Settle
+  size_t unsettled_bytes_ = 0;  // in the log: kept by the open, or written since
   // Kept checkpoints (docs/checkpoint.md, "Kept checkpoints").
   uint32_t keep_ = store::kKeepDefault;
   uint64_t bytes_kept_ = 0;       // checkpoint bytes written by the run (approximately)

@@ -1,7 +1,6 @@
 #include "store/leveldb_log.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,7 +18,7 @@ enum RecordType : uint8_t { kFull = 1, kFirst = 2, kMiddle = 3, kLast = 4 };
 
 }  // namespace
 
-uint64_t CompleteLogPrefix(const char* bytes, uint64_t size) {
+uint64_t CompleteLogPrefix(uint64_t size, const LogHeaderReader& read_header) {
   uint64_t pos = 0;
   uint64_t complete = 0;  // the end of the last whole logical record
   bool inside = false;    // between a FIRST and its LAST
@@ -31,7 +30,8 @@ uint64_t CompleteLogPrefix(const char* bytes, uint64_t size) {
       continue;
     }
     if (pos + kHeaderSize > size) break;  // a torn header
-    const auto* h = reinterpret_cast<const uint8_t*>(bytes + pos);
+    uint8_t h[kHeaderSize];
+    if (!read_header(pos, h)) break;
     uint64_t length = h[4] | (uint64_t{h[5]} << 8);
     uint8_t type = h[6];
     // Anything malformed before the end is damage, not a torn tail: leave it for LevelDB
@@ -46,6 +46,13 @@ uint64_t CompleteLogPrefix(const char* bytes, uint64_t size) {
     if (!inside) complete = pos;
   }
   return complete;
+}
+
+uint64_t CompleteLogPrefix(const char* bytes, uint64_t size) {
+  return CompleteLogPrefix(size, [&](uint64_t pos, uint8_t* header) {
+    std::memcpy(header, bytes + pos, kHeaderSize);
+    return true;
+  });
 }
 
 Status MeasureNewestLog(const std::string& dir, bool cut_torn_tail, uint64_t* complete_bytes) {
@@ -71,13 +78,21 @@ Status MeasureNewestLog(const std::string& dir, bool cut_torn_tail, uint64_t* co
   if (::fstat(fd, &st) != 0) {
     result = Status::IOError("cannot read the size of " + newest.string() + ": " + std::strerror(errno));
   } else if (st.st_size > 0) {
+    // A pread per header, not a map of the file: a 10 MB log has about 330 headers, and
+    // faulting in the pages of a map cost 5 ms of a 20 ms resume (bench/durable_bench (d)).
     uint64_t size = static_cast<uint64_t>(st.st_size);
-    void* map = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED) {
-      result = Status::IOError("cannot map " + newest.string() + ": " + std::strerror(errno));
+    int read_error = 0;
+    uint64_t keep = CompleteLogPrefix(size, [&](uint64_t pos, uint8_t* header) {
+      ssize_t n;
+      do n = ::pread(fd, header, kHeaderSize, static_cast<off_t>(pos));
+      while (n < 0 && errno == EINTR);
+      if (n == static_cast<ssize_t>(kHeaderSize)) return true;
+      read_error = n < 0 ? errno : EIO;
+      return false;
+    });
+    if (read_error != 0) {
+      result = Status::IOError("cannot read " + newest.string() + ": " + std::strerror(read_error));
     } else {
-      uint64_t keep = CompleteLogPrefix(static_cast<const char*>(map), size);
-      ::munmap(map, size);
       if (cut_torn_tail && keep < size && ::ftruncate(fd, static_cast<off_t>(keep)) != 0)
         result = Status::IOError("cannot cut the torn end of " + newest.string() + ": " + std::strerror(errno));
       *complete_bytes = keep;

@@ -8,15 +8,22 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "vm/base/status.h"
 
 namespace flow::store {
 
-// The length of the longest prefix of log `bytes` (`size` long) that ends at the end of a
-// logical record (or of the padding after one). Headers and lengths only: the checksums
-// are LevelDB's to verify when it replays the log.
+// Copies the 7-byte record header at offset `pos` of a log into `header`; false if it cannot.
+using LogHeaderReader = std::function<bool(uint64_t pos, uint8_t* header)>;
+
+// The length of the longest prefix of a log of `size` bytes that ends at the end of a
+// logical record (or of the padding after one), reading only the record headers (one per
+// 32 KiB block for big records): the checksums are LevelDB's to verify when it replays the
+// log. A header that cannot be read ends the prefix there.
+uint64_t CompleteLogPrefix(uint64_t size, const LogHeaderReader& read_header);
+// The same, for a log in memory.
 uint64_t CompleteLogPrefix(const char* bytes, uint64_t size);
 
 // The size of the complete records of the newest log of the database in `dir` (the log

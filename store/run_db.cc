@@ -20,11 +20,6 @@ namespace flow::store {
 
 namespace {
 
-// Reopening reuses a log of this size: below, LevelDB's default (a new log, the small
-// replayed one written out as a table) measures as fast or faster; above, a bigger
-// memtable would only move the cost to the next replay.
-constexpr uint64_t kMinReusedLogBytes = 1 << 20;
-
 // LevelDB's informational log (LOG, rotated to LOG.old at each open) is not written: two
 // files created or renamed per open and a disk block per run, for messages nobody reads.
 // Errors reach us as a Status either way.
@@ -32,6 +27,9 @@ class NoInfoLog : public leveldb::Logger {
  public:
   void Logv(const char*, va_list) override {}
 };
+
+// Reopening reuses a log up to this size; a bigger memtable would only move the cost of
+// the replay to the next open.
 constexpr uint64_t kMaxReplayedLogBytes = 64 << 20;
 
 // The files of a database, read from disk; everything written goes to memory instead.
@@ -202,10 +200,11 @@ Result<std::unique_ptr<RunDb>> RunDb::Open(const std::string& dir, const Options
   o.info_log = &no_info_log;
   // LevelDB reuses the MANIFEST and the newest log: a new database appends its first
   // version to the MANIFEST it was just created with (two fsyncs and three files fewer per
-  // run start), and reopening a run that was killed keeps the replayed log as the memtable
-  // instead of writing it out as a table and syncing it (resuming 10 MB of state after a
-  // kill: 45 ms -> see docs/checkpoint.md). The log must first lose a record torn by the
-  // kill, or the next write would follow it and the open after that would read damage
+  // run start), and a reopened one keeps the replayed log as the memtable instead of
+  // writing it out as a table, a new MANIFEST and CURRENT, and syncing each (four fsyncs
+  // per resume of a small run; after a kill, 10 MB of state not written again first; see
+  // docs/checkpoint.md, "Resume cost"). The log must first lose a record torn by a kill,
+  // or the next write would follow it and the open after that would read damage
   // (RunDb.ALogEndingInATornRecordReopensAndTakesWritesAgain); a memtable big enough for
   // the whole log keeps the replay from flushing it half way.
   o.reuse_logs = options.create;
@@ -222,12 +221,14 @@ Result<std::unique_ptr<RunDb>> RunDb::Open(const std::string& dir, const Options
     o.env = overlay.get();
     o.create_if_missing = o.error_if_exists = false;
   }
+  uint64_t replayed_log_bytes = 0;
   if (!options.create && !options.env && !options.files) {
     uint64_t log_bytes = 0;
     if (Status s = MeasureNewestLog(dir, !options.read_only, &log_bytes); !s.ok()) return s;
-    if (log_bytes >= kMinReusedLogBytes && log_bytes <= kMaxReplayedLogBytes) {
+    if (log_bytes <= kMaxReplayedLogBytes) {
       o.reuse_logs = true;
       o.write_buffer_size = std::max<size_t>(o.write_buffer_size, 2 * log_bytes + (4 << 20));
+      replayed_log_bytes = log_bytes;
     }
   }
   leveldb::DB* db = nullptr;
@@ -238,7 +239,9 @@ Result<std::unique_ptr<RunDb>> RunDb::Open(const std::string& dir, const Options
       return Status::Corruption("the run database " + dir + " is missing: " + s.ToString());
     return Status::IOError("cannot open the run database " + dir + ": " + s.ToString());
   }
-  return std::unique_ptr<RunDb>(new RunDb(db, dir, std::move(files), std::move(overlay)));
+  auto run_db = std::unique_ptr<RunDb>(new RunDb(db, dir, std::move(files), std::move(overlay)));
+  run_db->replayed_log_bytes_ = replayed_log_bytes;
+  return run_db;
 }
 
 RunDb::~RunDb() { delete db_; }
@@ -274,6 +277,7 @@ Status RunDb::Scan(std::string_view prefix,
 RunDb::VersionReader::VersionReader(RunDb* db, uint32_t at) : db_(db), at_(at) {
   leveldb::ReadOptions ro;
   ro.verify_checksums = true;
+  ro.fill_cache = false;  // a restore reads each block once: caching it only costs fresh memory
   it_.reset(db->db_->NewIterator(ro));
 }
 
@@ -282,7 +286,16 @@ RunDb::VersionReader::~VersionReader() = default;
 Status RunDb::VersionReader::Get(std::string_view base, std::string* value, uint32_t* version) {
   target_.assign(base);
   keys_internal::AppendBigEndian(&target_, ~at_, kVersionBytes);
-  it_->Seek(target_);
+  // A restore reads objects mostly in key order: when the key after the last one read is
+  // at or past the target, it is the one a Seek would find, and costs a step instead of a
+  // search of every level (10 MB of state: about 10,000 reads).
+  const leveldb::Slice target(target_);
+  bool found = false;
+  if (it_->Valid() && it_->key().compare(target) < 0) {
+    it_->Next();
+    found = it_->Valid() ? it_->key().compare(target) >= 0 : it_->status().ok();
+  }
+  if (!found) it_->Seek(target);
   if (!it_->Valid()) {
     leveldb::Status s = it_->status();
     return s.ok() ? Status::NotFound("no version") : db_->Convert(&s);

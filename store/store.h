@@ -95,6 +95,8 @@ class RunDb {
   // Moves what the log holds into a table file, so that the next open does not replay it
   // (LevelDB replays its whole log at every open: megabytes of state take it long).
   Status MoveLogToTable();
+  // The size of the log this open replayed and kept appending to (0: none, or a new one).
+  uint64_t replayed_log_bytes() const { return replayed_log_bytes_; }
 
  private:
   RunDb(leveldb::DB* db, std::string dir, std::unique_ptr<leveldb::Env> files, std::unique_ptr<leveldb::Env> overlay);
@@ -103,6 +105,7 @@ class RunDb {
   std::unique_ptr<leveldb::Env> overlay_;  // read_only: outlives db_
   leveldb::DB* db_;
   std::string dir_;
+  uint64_t replayed_log_bytes_ = 0;
 };
 
 // The values are on disk (the run record's status byte, docs/checkpoint.md): do not change

@@ -2,6 +2,7 @@
 #include <leveldb/env.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -385,6 +386,128 @@ TEST(RunDb, ReadOnlyOpenLeavesTheDatabaseAsItWas) {
   std::string value;
   ASSERT_TRUE((*db)->Get("s", &value).ok());
   EXPECT_EQ(value, "99");
+}
+
+// The log of a database (one: LevelDB keeps one live log), or "" if none.
+std::string LogOf(const std::string& db_dir) {
+  std::string log;
+  for (const auto& e : fs::directory_iterator(db_dir))
+    if (e.path().extension() == ".log") log = e.path().filename();
+  return log;
+}
+
+// Reopening a run for writing keeps its log and MANIFEST (reuse_logs): LevelDB's default
+// would write the replayed log out as a table, a new MANIFEST, log and CURRENT, and sync
+// each. The files stay as they were, and writes go on in the same log.
+TEST(RunDb, ReopeningASmallRunWritesNoNewFile) {
+  TempDir dir;
+  std::string db_dir = dir.path() + "/db";
+  {
+    auto db = RunDb::Open(db_dir, {.create = true});
+    ASSERT_TRUE(db.ok());
+    Batch batch;
+    batch.Put("s", "1");
+    ASSERT_TRUE((*db)->Write(batch, true).ok());
+  }
+  auto before = Snapshot(db_dir);
+  const std::string log = LogOf(db_dir);
+  ASSERT_FALSE(log.empty());
+  for (int reopen = 0; reopen < 3; ++reopen) {
+    auto db = RunDb::Open(db_dir, {});
+    ASSERT_TRUE(db.ok()) << db.status().message();
+    EXPECT_EQ((*db)->replayed_log_bytes(), fs::file_size(db_dir + "/" + log));
+    std::string value;
+    ASSERT_TRUE((*db)->Get("s", &value).ok());
+    EXPECT_EQ(value, std::to_string(reopen + 1));
+    if (reopen == 0) {
+      auto now = Snapshot(db_dir);
+      EXPECT_EQ(now, before);  // the open wrote nothing
+    }
+    Batch batch;
+    batch.Put("s", std::to_string(reopen + 2));
+    ASSERT_TRUE((*db)->Write(batch, true).ok());
+  }
+  EXPECT_EQ(LogOf(db_dir), log);
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(db_dir)) names.push_back(e.path().filename());
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(names, (std::vector<std::string>{log, "CURRENT", "LOCK", "MANIFEST-000001"}));
+}
+
+// A log that an open kept counts toward what a suspending run moves into a table: a run
+// resumed again and again, writing a little each time, would otherwise replay an ever
+// longer log at every open.
+TEST(RunDb, ALogKeptByTheOpenIsSettledWhenTheRunSuspends) {
+  TempDir dir;
+  auto st = Store::Open(dir.path() + "/store", true);
+  ASSERT_TRUE(st.ok());
+  ASSERT_TRUE(st->CreateRunDir("r").ok());
+  const std::string db_dir = st->RunDbDir("r");
+  {
+    auto db = RunDb::Open(db_dir, {.create = true});
+    ASSERT_TRUE(db.ok());
+    Batch big;  // a big checkpoint, then the process died: no settling
+    big.Put("big", std::string(runtime::StoreJournal::kSettleBytes + 1000, 'x'));
+    ASSERT_TRUE((*db)->Write(big, true).ok());
+  }
+  class QuietHost : public runtime::RunHost {
+   public:
+    void WriteOutput(std::string_view) override {}
+    int64_t NowMs() override { return 0; }
+    Status Flush() override { return Status::Ok(); }
+    void set_key(const std::string&) override {}
+    int64_t virtual_now_ms() const override { return 0; }
+  } host;
+  auto db = RunDb::Open(db_dir, {});
+  ASSERT_TRUE(db.ok());
+  EXPECT_GT((*db)->replayed_log_bytes(), runtime::StoreJournal::kSettleBytes);
+  auto mark = st->OpenMark("r");
+  ASSERT_TRUE(mark.ok());
+  runtime::StoreJournal journal(db->get(), mark->get(), &host, "r", true, 0);
+  ASSERT_TRUE(journal.Settle().ok());  // nothing written since the open
+  EXPECT_LT(fs::file_size(db_dir + "/" + LogOf(db_dir)), 4096u);
+  std::string value;
+  ASSERT_TRUE((*db)->Get("big", &value).ok());
+  EXPECT_EQ(value.size(), runtime::StoreJournal::kSettleBytes + 1000);
+}
+
+// A VersionReader steps to the next key when it is the one a seek would find: whatever
+// the order of the reads, with older versions, tombstones and keys both in a table and in
+// the log, it answers as GetAt does.
+TEST(RunDb, AVersionReaderAnswersAsGetAtInAnyOrder) {
+  TempDir dir;
+  auto db = RunDb::Open(dir.path() + "/db", {.create = true});
+  ASSERT_TRUE(db.ok());
+  const std::vector<std::string> bases = {"oa", "ob", "oc", "od", "oe", "of"};
+  for (uint32_t version = 1; version <= 6; ++version) {
+    Batch batch;
+    for (size_t i = 0; i < bases.size(); ++i) {
+      if ((i + version) % 3 == 0) continue;  // not written at this version
+      // A tombstone (empty) now and then: freed at that checkpoint.
+      std::string value = (i * version) % 5 == 4 ? "" : bases[i] + "@" + std::to_string(version);
+      batch.Put(VersionedKey(bases[i], version), value);
+    }
+    ASSERT_TRUE((*db)->Write(batch, true).ok());
+    if (version == 3) ASSERT_TRUE((*db)->MoveLogToTable().ok());  // the older versions in a table
+  }
+  auto expected = [&](const std::string& base, uint32_t at, std::string* value) {
+    return (*db)->GetAt(base, at, value);
+  };
+  std::vector<std::vector<std::string>> orders = {bases, {bases.rbegin(), bases.rend()},
+                                                  {"oa", "oa", "oc", "ob", "of", "oz", "oe", "o", "od"}};
+  for (uint32_t at = 0; at <= 7; ++at) {
+    for (const auto& order : orders) {
+      auto reader = (*db)->ReaderAt(at);
+      for (const std::string& base : order) {
+        std::string want, got;
+        Status w = expected(base, at, &want);
+        Status g = reader->Get(base, &got);
+        ASSERT_EQ(w.ok(), g.ok()) << base << " at " << at << ": " << w.message() << " / " << g.message();
+        ASSERT_EQ(w.IsNotFound(), g.IsNotFound()) << base << " at " << at;
+        if (w.ok()) EXPECT_EQ(got, want) << base << " at " << at;
+      }
+    }
+  }
 }
 
 TEST(Store, RunIds) {
