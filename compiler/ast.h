@@ -55,6 +55,7 @@ enum class ExprKind {
   kUnary,          // text is the operator; object is the operand
   kBinary,         // text is the operator; object, items[0]
   kAnd, kOr,       // object, items[0]
+  kCoalesce,       // object ?? items[0]
   kStep,           // object = key, once, block
   kRetry,          // object = attempts (or null when options are given), options, block
   kTimeout,        // object = duration, block
@@ -91,7 +92,7 @@ enum class StmtKind {
   kThrow,     // expr
   kTry,       // body, name (the catch variable), else_body (the catch block)
   kBlock,     // body
-  kAssign,    // target = expr
+  kAssign,    // target = expr, or target op= expr (assign_op)
   kExpr,      // expr
 };
 
@@ -109,6 +110,7 @@ struct Stmt {
   Loc name_loc;
   ExprPtr expr;
   ExprPtr target;
+  std::string assign_op;  // kAssign: "" for `=`, else the operator of `+=`, `-=`, `*=` or `/=`
   std::shared_ptr<FnDef> fn;
   std::unique_ptr<Block> body;
   std::unique_ptr<Block> else_body;

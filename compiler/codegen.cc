@@ -648,11 +648,29 @@ class Codegen {
     EndScope();
   }
 
+  // `target op= value`: the target's current value, then the value, then the operator.
+  void CompileAssignedValue(const Stmt& s) {
+    if (!s.assign_op.empty()) {
+      static const std::map<std::string, Op> kOps = {{"+", Op::ADD}, {"-", Op::SUB}, {"*", Op::MUL}, {"/", Op::DIV}};
+      CompileExpr(*s.expr);
+      MarkLine(s.loc);
+      EmitBinary(kOps.at(s.assign_op));
+    } else {
+      CompileExpr(*s.expr);
+    }
+  }
+
   void CompileAssign(const Stmt& s) {
     const Expr& target = *s.target;
+    const bool compound = !s.assign_op.empty();
     if (target.kind == ExprKind::kName) {
       Resolved r = Resolve(target.text, target.loc);
-      CompileExpr(*s.expr);
+      if (compound) {
+        bool variable = r.kind == Resolved::kLocal || r.kind == Resolved::kUpvalue || r.kind == Resolved::kGlobal;
+        if (variable) CompileName(target);
+        else Emit(Op::PUSH_NULL);  // reported below; keeps the stack as the operator expects
+      }
+      CompileAssignedValue(s);
       switch (r.kind) {
         case Resolved::kLocal: Emit(Op::SET_LOCAL, r.index); return;
         case Resolved::kUpvalue: Emit(Op::SET_UPVAL, r.index); return;
@@ -668,13 +686,23 @@ class Codegen {
       Emit(Op::POP);
     } else if (target.kind == ExprKind::kField) {
       CompileExpr(*target.object);
-      CompileExpr(*s.expr);
+      if (compound) {
+        Emit(Op::DUP);
+        MarkLine(target.loc);
+        Emit(Op::GET_FIELD, StringConstant(target.text));
+      }
+      CompileAssignedValue(s);
       MarkLine(target.loc);
       Emit(Op::SET_FIELD, StringConstant(target.text));
     } else if (target.kind == ExprKind::kIndex) {
       CompileExpr(*target.object);
       CompileExpr(*target.items[0]);
-      CompileExpr(*s.expr);
+      if (compound) {
+        Emit(Op::DUP2);
+        MarkLine(target.loc);
+        Emit(Op::GET_INDEX);
+      }
+      CompileAssignedValue(s);
       MarkLine(target.loc);
       Emit(Op::SET_INDEX);
     }
@@ -784,7 +812,8 @@ class Codegen {
       case ExprKind::kUnary: CompileUnary(e); break;
       case ExprKind::kBinary: CompileBinary(e); break;
       case ExprKind::kAnd:
-      case ExprKind::kOr: CompileLogical(e); break;
+      case ExprKind::kOr:
+      case ExprKind::kCoalesce: CompileLogical(e); break;
       case ExprKind::kStep: CompileStep(e); break;
       case ExprKind::kRetry: CompileRetry(e); break;
       case ExprKind::kTimeout: CompileTimeout(e); break;
@@ -910,10 +939,11 @@ class Codegen {
     EmitBinary(kOps.at(e.text));
   }
 
-  // `and`/`or`: the right side runs only when the left does not decide.
+  // `&&`, `||` and `??`: the right side runs only when the left does not decide.
   void CompileLogical(const Expr& e) {
     CompileExpr(*e.object);
-    uint32_t to_end = Emit(e.kind == ExprKind::kAnd ? Op::AND_JUMP : Op::OR_JUMP, 0);
+    Op jump = e.kind == ExprKind::kAnd ? Op::AND_JUMP : e.kind == ExprKind::kOr ? Op::OR_JUMP : Op::NONNULL_JUMP;
+    uint32_t to_end = Emit(jump, 0);
     CompileExpr(*e.items[0]);
     PatchJump(to_end, Label());
   }

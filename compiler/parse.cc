@@ -233,12 +233,13 @@ class AstBuilder {
       return s;
     }
     if (auto* c = dynamic_cast<Flow::ExprStmtContext*>(ctx)) {
-      if (!c->ASSIGN()) {
+      if (!c->assign) {
         auto s = NewStmt(StmtKind::kExpr, ctx);
         s->expr = BuildExpr(c->expr(0));
         return s;
       }
       auto s = NewStmt(StmtKind::kAssign, ctx);
+      if (c->assign->getType() != FlowLexer::ASSIGN) s->assign_op = c->assign->getText().substr(0, 1);
       s->target = BuildExpr(c->expr(0));
       s->expr = BuildExpr(c->expr(1));
       if (s->target && s->target->kind != ExprKind::kName && s->target->kind != ExprKind::kField &&
@@ -345,7 +346,9 @@ class AstBuilder {
       return e;
     }
     if (auto* c = dynamic_cast<Flow::LogicalExprContext*>(ctx)) {
-      auto e = NewExpr(c->op->getType() == FlowLexer::AND ? ExprKind::kAnd : ExprKind::kOr, LocOf(c->op));
+      const size_t type = c->op->getType();
+      auto e = NewExpr(type == FlowLexer::AND ? ExprKind::kAnd : type == FlowLexer::OR ? ExprKind::kOr : ExprKind::kCoalesce,
+                       LocOf(c->op));
       e->object = BuildExpr(c->expr(0));
       e->items.push_back(BuildExpr(c->expr(1)));
       return e;

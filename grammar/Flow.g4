@@ -24,7 +24,8 @@ stmt
   // An assignment is an expression statement with `= value`: one alternative, so that
   // predicting a statement need not look past a whole expression for an `=` (on a cold
   // start, a quarter of the parse of a short script).
-  | expr (ASSIGN expr)? SEMI?                                     # exprStmt
+  // `x += v` (and -=, *=, /=) is `x = x + v` with x's object and index evaluated once.
+  | expr (assign=(ASSIGN | PLUS_ASSIGN | MINUS_ASSIGN | STAR_ASSIGN | SLASH_ASSIGN) expr)? SEMI?  # exprStmt
   | SEMI                                                          # emptyStmt
   ;
 
@@ -47,6 +48,8 @@ expr
   | expr op=(EQ | NE) expr                                        # binaryExpr
   | expr op=AND expr                                              # logicalExpr
   | expr op=OR expr                                               # logicalExpr
+  // `a ?? b`: a, unless it is null, then b (evaluated only then); the loosest binding.
+  | expr op=COALESCE expr                                         # logicalExpr
   ;
 
 args : expr (COMMA expr)* COMMA? ;

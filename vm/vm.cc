@@ -494,6 +494,23 @@ op_OR_JUMP: {
     --sp;
   DISPATCH();
 }
+op_NONNULL_JUMP: {
+  uint32_t target = READ32();
+  if (sp[-1].tag != Tag::kNull)
+    ip = code + target;
+  else
+    --sp;
+  DISPATCH();
+}
+op_DUP:
+  sp[0] = sp[-1];
+  ++sp;
+  DISPATCH();
+op_DUP2:
+  sp[0] = sp[-2];
+  sp[1] = sp[-1];
+  sp += 2;
+  DISPATCH();
 op_CALL: {
   const uint8_t* const call_ip = ip - 1;
   int argc = READ8();

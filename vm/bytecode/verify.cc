@@ -192,7 +192,7 @@ Status VerifyFunction(const Module& m, const Function& f, std::vector<int>* dept
         continue;
       case Op::RETURN: case Op::THROW:
         continue;
-      case Op::AND_JUMP: case Op::OR_JUMP:
+      case Op::AND_JUMP: case Op::OR_JUMP: case Op::NONNULL_JUMP:
         if (Status s = flow_to(pc, ins.operands[0], depth, handlers_after); !s.ok()) return s;
         break;
       case Op::TRY_BEGIN:
