@@ -4,7 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 
@@ -18,7 +20,8 @@ enum RecordType : uint8_t { kFull = 1, kFirst = 2, kMiddle = 3, kLast = 4 };
 
 }  // namespace
 
-uint64_t CompleteLogPrefix(uint64_t size, const LogHeaderReader& read_header) {
+uint64_t CompleteLogPrefix(uint64_t size, const LogHeaderReader& read_header, uint64_t* zero_header_at) {
+  if (zero_header_at) *zero_header_at = UINT64_MAX;
   uint64_t pos = 0;
   uint64_t complete = 0;  // the end of the last whole logical record
   bool inside = false;    // between a FIRST and its LAST
@@ -34,6 +37,10 @@ uint64_t CompleteLogPrefix(uint64_t size, const LogHeaderReader& read_header) {
     if (!read_header(pos, h)) break;
     uint64_t length = h[4] | (uint64_t{h[5]} << 8);
     uint8_t type = h[6];
+    if (type == 0 && length == 0) {  // LevelDB's kZeroType: it skips the rest of the block
+      if (zero_header_at) *zero_header_at = pos;
+      break;
+    }
     // Anything malformed before the end is damage, not a torn tail: leave it for LevelDB
     // to report.
     if (kHeaderSize + length > left_in_block) return size;
@@ -48,15 +55,40 @@ uint64_t CompleteLogPrefix(uint64_t size, const LogHeaderReader& read_header) {
   return complete;
 }
 
-uint64_t CompleteLogPrefix(const char* bytes, uint64_t size) {
-  return CompleteLogPrefix(size, [&](uint64_t pos, uint8_t* header) {
-    std::memcpy(header, bytes + pos, kHeaderSize);
-    return true;
-  });
+uint64_t CompleteLogPrefix(const char* bytes, uint64_t size, uint64_t* zero_header_at) {
+  return CompleteLogPrefix(
+      size,
+      [&](uint64_t pos, uint8_t* header) {
+        std::memcpy(header, bytes + pos, kHeaderSize);
+        return true;
+      },
+      zero_header_at);
 }
 
-Status MeasureNewestLog(const std::string& dir, bool cut_torn_tail, uint64_t* complete_bytes) {
+namespace {
+
+// Whether bytes [from, size) of file `fd` are all zero (errno set when a read fails).
+bool OnlyZerosFrom(int fd, uint64_t from, uint64_t size, int* read_error) {
+  char buf[65536];
+  while (from < size) {
+    ssize_t n = ::pread(fd, buf, std::min<uint64_t>(sizeof buf, size - from), static_cast<off_t>(from));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      *read_error = n < 0 ? errno : EIO;
+      return false;
+    }
+    for (ssize_t i = 0; i < n; ++i)
+      if (buf[i] != 0) return false;
+    from += static_cast<uint64_t>(n);
+  }
+  return true;
+}
+
+}  // namespace
+
+Status MeasureNewestLog(const std::string& dir, bool cut_torn_tail, uint64_t* complete_bytes, bool* appendable) {
   *complete_bytes = 0;
+  *appendable = true;
   std::error_code ec;
   std::filesystem::path newest;
   uint64_t newest_number = 0;
@@ -82,14 +114,24 @@ Status MeasureNewestLog(const std::string& dir, bool cut_torn_tail, uint64_t* co
     // faulting in the pages of a map cost 5 ms of a 20 ms resume (bench/durable_bench (d)).
     uint64_t size = static_cast<uint64_t>(st.st_size);
     int read_error = 0;
-    uint64_t keep = CompleteLogPrefix(size, [&](uint64_t pos, uint8_t* header) {
-      ssize_t n;
-      do n = ::pread(fd, header, kHeaderSize, static_cast<off_t>(pos));
-      while (n < 0 && errno == EINTR);
-      if (n == static_cast<ssize_t>(kHeaderSize)) return true;
-      read_error = n < 0 ? errno : EIO;
-      return false;
-    });
+    uint64_t zero_header_at;
+    uint64_t keep = CompleteLogPrefix(
+        size,
+        [&](uint64_t pos, uint8_t* header) {
+          ssize_t n;
+          do n = ::pread(fd, header, kHeaderSize, static_cast<off_t>(pos));
+          while (n < 0 && errno == EINTR);
+          if (n == static_cast<ssize_t>(kHeaderSize)) return true;
+          read_error = n < 0 ? errno : EIO;
+          return false;
+        },
+        &zero_header_at);
+    // Zeros to the end are a tail the disk never got: cut like a torn record. Anything
+    // after them is left for LevelDB, and not appended to.
+    if (read_error == 0 && zero_header_at != UINT64_MAX && !OnlyZerosFrom(fd, zero_header_at, size, &read_error)) {
+      *appendable = false;
+      keep = size;
+    }
     if (read_error != 0) {
       result = Status::IOError("cannot read " + newest.string() + ": " + std::strerror(read_error));
     } else {

@@ -1,6 +1,8 @@
 // The torn end of a LevelDB log: what reopening a killed run's database cuts off.
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdint>
 #include <filesystem>
 #include <string>
 
@@ -61,6 +63,64 @@ TEST(LevelDbLog, DamageBeforeTheEndIsLeftForLevelDbToReport) {
 
 // A database closed with a big write still in its log (as a killed run leaves it) reopens
 // with that log as its memtable: no table is written, and writes go on in the same log.
+// A power loss can leave zeros where the file grew but its data never reached the disk.
+// LevelDB reads a zero header as "skip the rest of this block", silently: it is where the
+// complete prefix ends.
+TEST(LevelDbLog, AZeroHeaderEndsThePrefix) {
+  std::string whole = Record(1, 10) + Record(1, 20);
+  uint64_t zero_at = 0;
+  EXPECT_EQ(CompleteLogPrefix((whole + std::string(100, '\0')).data(), whole.size() + 100, &zero_at), whole.size());
+  EXPECT_EQ(zero_at, whole.size());
+  std::string torn = whole + Record(2, kBlock - whole.size() - 7);  // a FIRST, then zeros for the rest
+  EXPECT_EQ(CompleteLogPrefix((torn + std::string(50, '\0')).data(), torn.size() + 50, &zero_at), whole.size());
+  EXPECT_EQ(zero_at, torn.size());
+  EXPECT_EQ(CompleteLogPrefix(whole.data(), whole.size(), &zero_at), whole.size());
+  EXPECT_EQ(zero_at, UINT64_MAX);
+}
+
+// The log of a small run with `tail` appended, reopened for writing, written to (synced),
+// and reopened: what the second open reads of "s" and "after".
+std::pair<std::string, std::string> WriteAfterTail(const std::string& db_dir, const std::string& tail) {
+  {
+    auto db = RunDb::Open(db_dir, {.create = true});
+    EXPECT_TRUE(db.ok());
+    Batch batch;
+    batch.Put("s", "1");
+    EXPECT_TRUE((*db)->Write(batch, true).ok());
+  }
+  for (const auto& e : std::filesystem::directory_iterator(db_dir))
+    if (e.path().extension() == ".log") {
+      std::FILE* f = std::fopen(e.path().c_str(), "ab");
+      std::fwrite(tail.data(), 1, tail.size(), f);
+      std::fclose(f);
+    }
+  {
+    auto db = RunDb::Open(db_dir, {});
+    EXPECT_TRUE(db.ok()) << db.status().message();
+    Batch batch;
+    batch.Put("after", "2");
+    EXPECT_TRUE((*db)->Write(batch, true).ok());
+  }
+  auto db = RunDb::Open(db_dir, {});
+  EXPECT_TRUE(db.ok()) << db.status().message();
+  std::string s, after;
+  if (db.ok()) {
+    (*db)->Get("s", &s);
+    (*db)->Get("after", &after);
+  }
+  return {s, after};
+}
+
+// Zeros to the end are cut before LevelDB appends; zeros followed by anything else are not
+// appended to (the log is replayed into a table instead): either way, what was written
+// after the reopen and synced is read back, not skipped.
+TEST(LevelDbLog, WritesAfterAZeroTailAreNotLost) {
+  testing::TempDir dir;
+  EXPECT_EQ(WriteAfterTail(dir.path() + "/zeros", std::string(100, '\0')), std::make_pair(std::string("1"), std::string("2")));
+  EXPECT_EQ(WriteAfterTail(dir.path() + "/zeros-then-bytes", std::string(100, '\0') + "junk"),
+            std::make_pair(std::string("1"), std::string("2")));
+}
+
 TEST(LevelDbLog, ReopeningKeepsTheLogInsteadOfWritingATable) {
   testing::TempDir dir;
   std::string db_dir = dir.path() + "/db";
