@@ -232,9 +232,12 @@ def worker_fires_in_real_time():
     due = schedules()["now"]["next_ms"]
     time.sleep(max(0, due / 1000 - time.time()) + 0.05)
     w = worker()
+    # The ticks due by the end of the pass: a slow one (sanitizers) may see the next come due.
+    ticks = 1 + int((time.time() * 1000 - due) // 1000)
     fired = [i for i in runs(store()) if i.startswith("now-")]
-    check("flow worker fires a due schedule and runs its run", len(fired) == 1 and "hello realtime" in w.stdout and
-          status(store(), fired[0]) == "completed", (w.stdout, w.stderr, fired))
+    check("flow worker fires a due schedule and runs its run",
+          1 <= len(fired) <= ticks and w.stdout.count("hello realtime") == len(fired) and
+          all(status(store(), r) == "completed" for r in fired), (w.stdout, w.stderr, fired, ticks))
     flow("schedule", "delete", "now", "--store", store())
 
 
