@@ -648,16 +648,13 @@ class Codegen {
     EndScope();
   }
 
-  // `target op= value`: the target's current value, then the value, then the operator.
+  // The value of `target = value`, or of `target op= value` (the target's current value is
+  // already on the stack): the value, then the operator.
   void CompileAssignedValue(const Stmt& s) {
-    if (!s.assign_op.empty()) {
-      static const std::map<std::string, Op> kOps = {{"+", Op::ADD}, {"-", Op::SUB}, {"*", Op::MUL}, {"/", Op::DIV}};
-      CompileExpr(*s.expr);
-      MarkLine(s.loc);
-      EmitBinary(kOps.at(s.assign_op));
-    } else {
-      CompileExpr(*s.expr);
-    }
+    CompileExpr(*s.expr);
+    if (s.assign_op.empty()) return;
+    MarkLine(s.loc);
+    EmitBinary(BinaryOpcode(s.assign_op));
   }
 
   void CompileAssign(const Stmt& s) {
@@ -928,15 +925,20 @@ class Codegen {
     Emit(e.text == "-" ? Op::NEG : Op::NOT);
   }
 
-  void CompileBinary(const Expr& e) {
+  // The opcode of a binary operator as written (`+`, `<=`, ...), also that of `op=`.
+  static Op BinaryOpcode(const std::string& op) {
     static const std::map<std::string, Op> kOps = {
         {"+", Op::ADD}, {"-", Op::SUB}, {"*", Op::MUL}, {"/", Op::DIV},
         {"%", Op::MOD}, {"==", Op::EQ}, {"!=", Op::NE}, {"<", Op::LT}, {"<=", Op::LE},
         {">", Op::GT}, {">=", Op::GE}};
+    return kOps.at(op);
+  }
+
+  void CompileBinary(const Expr& e) {
     CompileExpr(*e.object);
     CompileExpr(*e.items[0]);
     MarkLine(e.loc);
-    EmitBinary(kOps.at(e.text));
+    EmitBinary(BinaryOpcode(e.text));
   }
 
   // `&&`, `||` and `??`: the right side runs only when the left does not decide.

@@ -67,7 +67,7 @@ uint64_t CompleteLogPrefix(const char* bytes, uint64_t size, uint64_t* zero_head
 
 namespace {
 
-// Whether bytes [from, size) of file `fd` are all zero (errno set when a read fails).
+// Whether bytes [from, size) of file `fd` are all zero (*read_error: the errno of a failed read).
 bool OnlyZerosFrom(int fd, uint64_t from, uint64_t size, int* read_error) {
   char buf[65536];
   while (from < size) {
