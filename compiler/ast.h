@@ -90,7 +90,8 @@ enum class StmtKind {
   kBreak, kContinue,
   kReturn,    // expr (may be null)
   kThrow,     // expr
-  kTry,       // body, name (the catch variable), else_body (the catch block)
+  kTry,       // body, name (the catch variable) and else_body (the catch block), finally_body;
+              // else_body or finally_body may be null, not both
   kBlock,     // body
   kAssign,    // target = expr, or target op= expr (assign_op)
   kExpr,      // expr
@@ -114,6 +115,7 @@ struct Stmt {
   std::shared_ptr<FnDef> fn;
   std::unique_ptr<Block> body;
   std::unique_ptr<Block> else_body;
+  std::unique_ptr<Block> finally_body;  // kTry
   std::vector<IfBranch> branches;
 };
 

@@ -13,9 +13,11 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <iterator>
 #include <map>
 #include <set>
 #include <unordered_map>
+#include <utility>
 
 #include "compiler/compiler.h"
 #include "compiler/parse.h"
@@ -39,13 +41,27 @@ struct Local {
   int depth;
   bool captured = false;
   uint32_t start_pc = 0;
+  // Its place in the frame. Not its index among the locals + 1: a block that yields a value
+  // (step, retry, timeout...) may declare locals above an expression's temporaries, as in
+  // `f(1, step "k" { let y = 2; y })`.
+  uint16_t slot = 0;
 };
 
 struct Loop {
   size_t locals_at_body;        // locals live when an iteration starts (loop variables included)
+  int stack_at_body;            // values on the stack then: `break` pops down to it
   int handler_depth;                 // tries open outside the loop
   std::vector<uint32_t> breaks;  // JUMP operands to patch to the exit
   std::vector<uint32_t> continues;
+};
+
+// A `finally` whose try body (or catch block) is being compiled: a jump out of it
+// (`break`, `continue`, `return`) runs its block on the way.
+struct Finally {
+  const Block* block;
+  int handler_depth;     // handlers open around the try: its own handler is the next
+  size_t locals_at_try;  // locals declared before the try, the only ones its block sees
+  size_t loops_at_try;   // loops around the try, the only ones its block may leave
 };
 
 class Codegen;
@@ -62,6 +78,7 @@ struct FunctionState {
   int stack_depth = 0;
   int handler_depth = 0;
   std::vector<Loop> loops;
+  std::vector<Finally> finallies;  // innermost last
   uint32_t last_line = 0;
   bool is_script = false;
   // "spawn" or "parallel" when this is a task's body: `break` and `continue` cannot leave it.
@@ -317,32 +334,36 @@ class Codegen {
     }
     size_t n = s.locals.size() - keep;
     if (n == 0) return;
-    if (captured) Emit(Op::CLOSE_FROM, static_cast<uint32_t>(keep + 1));
+    const uint16_t first = s.locals[keep].slot;
+    if (captured) Emit(Op::CLOSE_FROM, first);
     if (keep_top) {
-      Emit(Op::SET_LOCAL, static_cast<uint32_t>(keep + 1));
+      Emit(Op::SET_LOCAL, first);
       if (n > 1) Emit(Op::POPN, static_cast<uint32_t>(n - 1));
     } else {
       Emit(Op::POPN, static_cast<uint32_t>(n));
     }
-    for (size_t i = keep; i < s.locals.size(); ++i) RecordLocalName(s.locals[i], static_cast<uint16_t>(i + 1));
+    for (size_t i = keep; i < s.locals.size(); ++i) RecordLocalName(s.locals[i]);
     s.locals.resize(keep);
   }
 
-  void RecordLocalName(const Local& l, uint16_t slot) {
+  void RecordLocalName(const Local& l) {
     if (l.name.empty() || l.name[0] == '(') return;
-    state_->fn.locals.push_back({l.name, slot, l.start_pc, pc()});
+    state_->fn.locals.push_back({l.name, l.slot, l.start_pc, pc()});
   }
 
-  // Declares the value on top of the stack as a local named `name`.
-  uint16_t AddLocal(const std::string& name, Loc loc) {
+  // Declares a value on the stack as a local named `name`: the top one, or with below_top
+  // the one that many under it (a loop's hidden locals are pushed before they are named).
+  // Returns its slot (slot 0 is the callee).
+  uint16_t AddLocal(const std::string& name, Loc loc, int below_top = 0) {
     FunctionState& s = *state_;
-    if (s.locals.size() >= 60000) {
+    const int slot = s.stack_depth - 1 - below_top;
+    if (s.locals.size() >= 60000 || slot > 60000) {
       diags_->Error(loc, "too many local variables in one function");
       return 0;
     }
-    s.locals.push_back({name, s.scope_depth, false, pc()});
+    s.locals.push_back({name, s.scope_depth, false, pc(), static_cast<uint16_t>(slot)});
     s.barrier = pc();
-    return static_cast<uint16_t>(s.locals.size());  // slot 0 is the callee
+    return static_cast<uint16_t>(slot);
   }
 
   bool AtGlobalScope() const { return state_->is_script && state_->scope_depth == 0; }
@@ -372,7 +393,7 @@ class Codegen {
     int local = FindLocal(*s->enclosing, name);
     if (local >= 0) {
       s->enclosing->locals[local].captured = true;
-      return AddUpvalue(s, true, static_cast<uint16_t>(local + 1));
+      return AddUpvalue(s, true, s->enclosing->locals[local].slot);
     }
     int up = ResolveUpvalue(s->enclosing, name);
     if (up >= 0) return AddUpvalue(s, false, static_cast<uint16_t>(up));
@@ -386,7 +407,7 @@ class Codegen {
 
   Resolved Resolve(const std::string& name, Loc loc = {}) {
     int local = FindLocal(*state_, name);
-    if (local >= 0) return {Resolved::kLocal, static_cast<uint32_t>(local + 1)};
+    if (local >= 0) return {Resolved::kLocal, state_->locals[local].slot};
     int up = ResolveUpvalue(state_, name);
     if (up >= 0) return {Resolved::kUpvalue, static_cast<uint32_t>(up)};
     auto g = globals_.find(name);
@@ -475,7 +496,7 @@ class Codegen {
         break;
       case StmtKind::kFnDecl:
         CompileFunction(*s.fn);
-        Emit(Op::SET_LOCAL, static_cast<uint32_t>(FindLocal(*state_, s.name) + 1));
+        Emit(Op::SET_LOCAL, state_->locals[FindLocal(*state_, s.name)].slot);
         break;
       case StmtKind::kIf: {
         std::vector<uint32_t> to_end;
@@ -500,7 +521,7 @@ class Codegen {
         uint32_t top = Label();
         CompileExpr(*s.expr);
         uint32_t to_exit = Emit(Op::JUMP_IF_FALSE, 0);
-        state_->loops.push_back({state_->locals.size(), state_->handler_depth, {}, {}});
+        state_->loops.push_back({state_->locals.size(), state_->stack_depth, state_->handler_depth, {}, {}});
         CompileBlock(*s.body);
         Loop loop = std::move(state_->loops.back());
         state_->loops.pop_back();
@@ -514,17 +535,25 @@ class Codegen {
       case StmtKind::kBreak:
       case StmtKind::kContinue: CompileJumpOut(s); break;
       case StmtKind::kReturn: {
-        if (state_->is_script) {
+        FunctionState& st = *state_;
+        if (st.is_script) {
           diags_->Error(s.loc, "`return` outside a function");
           break;
         }
-        int depth = state_->stack_depth;
+        int depth = st.stack_depth;
         if (s.expr)
           CompileExpr(*s.expr);
         else
           Emit(Op::PUSH_NULL);
+        if (!st.finallies.empty()) {
+          // The value is computed before the finally blocks run, and kept below their locals.
+          AddLocal("(return)", s.loc);
+          LeaveHandlersTo(st.finallies.front().handler_depth);
+          st.locals.pop_back();  // RETURN takes it
+          MarkLine(s.loc);
+        }
         Emit(Op::RETURN);
-        state_->stack_depth = depth;
+        st.stack_depth = depth;
         break;
       }
       case StmtKind::kThrow: {
@@ -534,23 +563,12 @@ class Codegen {
         state_->stack_depth = depth;
         break;
       }
-      case StmtKind::kTry: {
-        uint32_t to_catch = Emit(Op::TRY_BEGIN, 0);
-        ++state_->handler_depth;
-        CompileBlock(*s.body);
-        --state_->handler_depth;
-        Emit(Op::POP_HANDLER);
-        uint32_t to_end = Emit(Op::JUMP, 0);
-        PatchJump(to_catch, Label());
-        BeginScope();
-        ++state_->stack_depth;  // the VM pushes the error
-        state_->fn.max_stack = std::max<uint32_t>(state_->fn.max_stack, state_->stack_depth + 1);
-        AddLocal(s.name, s.name_loc);
-        CompileStmts(s.else_body->stmts);
-        EndScope();
-        PatchJump(to_end, Label());
+      case StmtKind::kTry:
+        if (s.finally_body)
+          CompileTryFinally(s);
+        else
+          CompileTryCatch(s);
         break;
-      }
       case StmtKind::kBlock: CompileBlock(*s.body); break;
       case StmtKind::kAssign: CompileAssign(s); break;
       case StmtKind::kExpr:
@@ -558,6 +576,98 @@ class Codegen {
         Emit(Op::POP);
         break;
     }
+  }
+
+  // try { body } catch name { else_body }. The catch block starts with the error pushed by
+  // the VM, which becomes its variable.
+  void CompileTryCatch(const Stmt& s) {
+    uint32_t to_catch = Emit(Op::TRY_BEGIN, 0);
+    ++state_->handler_depth;
+    CompileBlock(*s.body);
+    --state_->handler_depth;
+    Emit(Op::POP_HANDLER);
+    uint32_t to_end = Emit(Op::JUMP, 0);
+    PatchJump(to_catch, Label());
+    BeginScope();
+    PushedByVm();  // the error
+    AddLocal(s.name, s.name_loc);
+    CompileStmts(s.else_body->stmts);
+    EndScope();
+    PatchJump(to_end, Label());
+  }
+
+  // try { ... } [catch e { ... }] finally { F }: a handler that takes every error around the
+  // rest, and F compiled once per way out, as Java and CPython do: after the handler on the
+  // normal way; at the handler's target with the error kept in a hidden local, thrown again
+  // after F (a cancellation is such an error); and before each `break`, `continue` or
+  // `return` that leaves the try (LeaveHandlersTo). No state of its own: F runs as plain
+  // code, so a checkpoint inside it is like any other.
+  void CompileTryFinally(const Stmt& s) {
+    FunctionState& st = *state_;
+    const int depth = st.stack_depth;
+    MarkLine(s.loc);
+    uint32_t to_error = Emit(Op::TRY_BEGIN, 0);
+    st.finallies.push_back({s.finally_body.get(), st.handler_depth, st.locals.size(), st.loops.size()});
+    ++st.handler_depth;
+    if (s.else_body)
+      CompileTryCatch(s);
+    else
+      CompileBlock(*s.body);
+    --st.handler_depth;
+    st.finallies.pop_back();
+    Emit(Op::POP_HANDLER);
+    CompileBlock(*s.finally_body);
+    uint32_t to_end = Emit(Op::JUMP, 0);
+    PatchJump(to_error, Label());
+    PushedByVm();
+    uint16_t error = AddLocal("(error)", s.loc);
+    CompileBlock(*s.finally_body);
+    MarkLine(s.loc);
+    Emit(Op::GET_LOCAL, error);
+    Emit(Op::THROW);  // its trace is where it was first raised
+    st.locals.pop_back();
+    st.stack_depth = depth;
+    PatchJump(to_end, Label());
+  }
+
+  // A value the VM pushed at a handler's target (the error a catch or finally takes).
+  void PushedByVm() {
+    ++state_->stack_depth;
+    state_->fn.max_stack = std::max<uint32_t>(state_->fn.max_stack, state_->stack_depth + 1);
+  }
+
+  // Before a jump out of handlers (`break`, `continue`, `return`): pops those opened at
+  // handler depth `to` and above, innermost first, running each `finally` block among
+  // them once its own handler is gone.
+  void LeaveHandlersTo(int to) {
+    FunctionState& st = *state_;
+    const int saved = st.handler_depth;
+    size_t next = st.finallies.size();  // finallies[next - 1]: the innermost not yet run
+    for (int h = st.handler_depth - 1; h >= to; --h) {
+      Emit(Op::POP_HANDLER);
+      st.handler_depth = h;
+      if (next > 0 && st.finallies[next - 1].handler_depth == h) InlineFinally(--next);
+    }
+    st.handler_depth = saved;
+  }
+
+  // Compiles finallies[index]'s block where a jump leaves its try. The block sees what it
+  // sees where it is written: the try's locals are hidden (still on the stack, so its own go
+  // above them), and the loops and finallies inside the try are closed.
+  void InlineFinally(size_t index) {
+    FunctionState& st = *state_;
+    const Finally f = st.finallies[index];
+    std::vector<Finally> inner_finallies(st.finallies.begin() + index, st.finallies.end());
+    st.finallies.resize(index);
+    std::vector<Loop> inner_loops(std::make_move_iterator(st.loops.begin() + f.loops_at_try),
+                                  std::make_move_iterator(st.loops.end()));
+    st.loops.resize(f.loops_at_try);
+    std::vector<std::string> names;
+    for (size_t i = f.locals_at_try; i < st.locals.size(); ++i) names.push_back(std::exchange(st.locals[i].name, "(hidden)"));
+    CompileBlock(*f.block);
+    for (size_t i = f.locals_at_try; i < st.locals.size(); ++i) st.locals[i].name = std::move(names[i - f.locals_at_try]);
+    for (Loop& loop : inner_loops) st.loops.push_back(std::move(loop));
+    st.finallies.insert(st.finallies.end(), inner_finallies.begin(), inner_finallies.end());
   }
 
   void CompileJumpOut(const Stmt& s) {
@@ -572,16 +682,19 @@ class Codegen {
       diags_->Error(s.loc, fmt::format("`{}` outside a loop", is_break ? "break" : "continue"));
       return;
     }
-    Loop& loop = st.loops.back();
+    const size_t loop_index = st.loops.size() - 1;
+    const Loop& loop = st.loops.back();
+    const size_t locals_at_body = loop.locals_at_body;
+    const int stack_at_body = loop.stack_at_body;
     int depth = st.stack_depth;
-    for (int i = st.handler_depth; i > loop.handler_depth; --i) Emit(Op::POP_HANDLER);
-    size_t n = st.locals.size() - loop.locals_at_body;
-    if (n > 0) {
-      Emit(Op::CLOSE_FROM, static_cast<uint32_t>(loop.locals_at_body + 1));
-      Emit(Op::POPN, static_cast<uint32_t>(n));
-    }
+    LeaveHandlersTo(loop.handler_depth);
+    // Everything above the iteration's start goes: the body's locals, and the temporaries of
+    // an expression whose block the jump leaves (`f(1, step "k" { break })`).
+    if (st.locals.size() > locals_at_body) Emit(Op::CLOSE_FROM, st.locals[locals_at_body].slot);
+    if (st.stack_depth > stack_at_body) Emit(Op::POPN, static_cast<uint32_t>(st.stack_depth - stack_at_body));
     uint32_t at = Emit(Op::JUMP, 0);
-    (is_break ? loop.breaks : loop.continues).push_back(at);
+    Loop& target = st.loops[loop_index];
+    (is_break ? target.breaks : target.continues).push_back(at);
     st.stack_depth = depth;
   }
 
@@ -597,6 +710,7 @@ class Codegen {
     FunctionState& st = *state_;
     uint32_t exit_jump, top;
     uint16_t var_slot;
+    size_t var_index;
     bool is_range = s.name2.empty() && IsRangeCall(*s.expr);
     uint16_t hidden;
     if (is_range) {
@@ -609,18 +723,20 @@ class Codegen {
         CompileExpr(*call.items[0]);
         CompileExpr(*call.items[1]);
       }
-      hidden = AddLocal("(counter)", s.loc);
+      hidden = AddLocal("(counter)", s.loc, 1);
       AddLocal("(limit)", s.loc);
       Emit(Op::PUSH_NULL);
+      var_index = st.locals.size();
       var_slot = AddLocal(s.name, s.name_loc);
       exit_jump = Emit(Op::RANGE_PREP, hidden, 0);
       top = Label();
     } else {
       CompileExpr(*s.expr);
       Emit(Op::ITER_PREP);
-      hidden = AddLocal("(sequence)", s.loc);
+      hidden = AddLocal("(sequence)", s.loc, 1);
       AddLocal("(index)", s.loc);
       Emit(Op::PUSH_NULL);
+      var_index = st.locals.size();
       var_slot = AddLocal(s.name, s.name_loc);
       if (!s.name2.empty()) {
         Emit(Op::PUSH_NULL);
@@ -629,14 +745,14 @@ class Codegen {
       top = Label();
       exit_jump = Emit(Op::FOR_ITER, hidden, s.name2.empty() ? 1 : 2, 0);
     }
-    st.loops.push_back({st.locals.size(), st.handler_depth, {}, {}});
+    st.loops.push_back({st.locals.size(), st.stack_depth, st.handler_depth, {}, {}});
     CompileBlock(*s.body);
     Loop loop = std::move(st.loops.back());
     st.loops.pop_back();
     for (uint32_t at : loop.continues) PatchJump(at, Label());
     // Each iteration has variables of its own: close what closures captured of this one.
     bool captured = false;
-    for (size_t i = var_slot - 1; i < st.locals.size(); ++i) captured |= st.locals[i].captured;
+    for (size_t i = var_index; i < st.locals.size(); ++i) captured |= st.locals[i].captured;
     if (captured) Emit(Op::CLOSE_FROM, var_slot);
     if (is_range) {
       Emit(Op::RANGE_LOOP, hidden, top);
@@ -725,7 +841,7 @@ class Codegen {
     for (size_t i = 0; i < def.params.size(); ++i) {
       if (!seen.insert(def.params[i]).second)
         diags_->Error(def.param_locs[i], fmt::format("duplicate parameter `{}`", def.params[i]));
-      inner.locals.push_back({def.params[i], 1, false, 0});
+      inner.locals.push_back({def.params[i], 1, false, 0, static_cast<uint16_t>(i + 1)});
     }
     inner.task_body = task_body;
     MarkLine(def.body.loc);
@@ -753,7 +869,7 @@ class Codegen {
   void Finish(FunctionState* s, uint32_t index) {
     for (size_t i = 0; i < s->locals.size(); ++i) {
       const Local& l = s->locals[i];
-      if (!l.name.empty() && l.name[0] != '(') s->fn.locals.push_back({l.name, static_cast<uint16_t>(i + 1), l.start_pc, static_cast<uint32_t>(s->fn.code.size())});
+      if (!l.name.empty() && l.name[0] != '(') s->fn.locals.push_back({l.name, l.slot, l.start_pc, static_cast<uint32_t>(s->fn.code.size())});
     }
     m_->functions[index] = std::move(s->fn);
   }

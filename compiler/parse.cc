@@ -220,11 +220,14 @@ class AstBuilder {
     if (auto* c = dynamic_cast<Flow::TryStmtContext*>(ctx)) {
       auto s = NewStmt(StmtKind::kTry, ctx);
       s->body = BuildBlock(c->block(0));
-      if (c->IDENT()) {
+      size_t next = 1;
+      if (c->CATCH()) {
         s->name = c->IDENT()->getText();
         s->name_loc = LocOf(c->IDENT()->getSymbol());
+        s->else_body = BuildBlock(c->block(next++));
       }
-      s->else_body = BuildBlock(c->block(1));
+      if (c->FINALLY()) s->finally_body = BuildBlock(c->block(next));
+      if (!c->CATCH() && !c->FINALLY()) diags_->Error(s->loc, "`try` needs a `catch e { }`, a `finally { }`, or both");
       return s;
     }
     if (auto* c = dynamic_cast<Flow::BlockStmtContext*>(ctx)) {

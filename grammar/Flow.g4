@@ -19,7 +19,8 @@ stmt
   | CONTINUE SEMI?                                                # continueStmt
   | RETURN expr? SEMI?                                            # returnStmt
   | THROW expr SEMI?                                              # throwStmt
-  | TRY block CATCH IDENT block                                   # tryStmt
+  // At least one of catch and finally (compiler/parse.cc says so when neither is there).
+  | TRY block (CATCH IDENT block)? (FINALLY block)?                # tryStmt
   | block                                                         # blockStmt
   // An assignment is an expression statement with `= value`: one alternative, so that
   // predicting a statement need not look past a whole expression for an `=` (on a cold
@@ -88,7 +89,7 @@ option : name COLON expr ;
 // Keywords may be used as map keys, field and method names and option names.
 name
   : IDENT | LET | FN | IF | ELSE | WHILE | FOR | IN | BREAK | CONTINUE | RETURN | THROW
-  | TRY | CATCH | TRUE | FALSE | NULL_ | STEP | ONCE | RETRY | TIMEOUT | BREAKER
+  | TRY | CATCH | FINALLY | TRUE | FALSE | NULL_ | STEP | ONCE | RETRY | TIMEOUT | BREAKER
   | SPAWN | AWAIT | PARALLEL
   ;
 

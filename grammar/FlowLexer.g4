@@ -15,6 +15,7 @@ RETURN : 'return' ;
 THROW : 'throw' ;
 TRY : 'try' ;
 CATCH : 'catch' ;
+FINALLY : 'finally' ;
 TRUE : 'true' ;
 FALSE : 'false' ;
 NULL_ : 'null' ;

@@ -102,4 +102,27 @@ try {{
           record(store(), "crashed").get("status") == "cancelled", r.stdout + r.stderr)
 
 
+@case
+def finally_cleans_up():
+    """A `finally` runs when the run is cancelled (with its effects, even one that waits),
+    and the run ends cancelled: the error goes on after the block."""
+    log = tmp("lock.log")
+    locked = program("locked.flow", f'''
+try {{
+  fs.append("{log}", "locked\\n")
+  signal.wait("approve")
+  fs.append("{log}", "approved\\n")
+}} finally {{
+  fs.append("{log}", "released\\n")
+}}
+print("not reached")
+''')
+    r = flow("run", locked, "--store", store(), "--run-id", "locked")
+    check("the run suspends inside its try", r.returncode == 75, r.stderr)
+    r = flow("cancel", "locked", "--store", store())
+    check("cancelling it runs its finally block once, and it ends cancelled",
+          r.returncode == 0 and open(log).read() == "locked\nreleased\n" and "not reached" not in r.stdout and
+          record(store(), "locked").get("status") == "cancelled", r.stdout + r.stderr)
+
+
 main()
