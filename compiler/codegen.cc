@@ -20,9 +20,11 @@
 #include <utility>
 
 #include "compiler/compiler.h"
+#include "compiler/flow_methods.h"
 #include "compiler/parse.h"
 #include "vm/base/coding.h"
 #include "vm/bytecode/decode.h"
+#include "vm/bytecode/methods.h"
 #include "vm/bytecode/opcodes.h"
 
 namespace flow {
@@ -827,11 +829,21 @@ class Codegen {
   // where it stands unless it is the value of a top-level `let` (see CheckInitOrder).
   void CompileFunction(const ast::FnDef& def, std::map<std::string, Loc>* refs = nullptr,
                        const char* task_body = nullptr) {
+    Emit(Op::CLOSURE, CompileFunctionBody(def, refs, task_body));
+  }
+
+  // Compiles a function into the module and returns its index. A method written in Flow
+  // (method_name "list.map") has its first parameter, `self`, in slot 0, where a call
+  // keeps the callee: the VM calls it with the receiver there.
+  uint32_t CompileFunctionBody(const ast::FnDef& def, std::map<std::string, Loc>* refs, const char* task_body,
+                               const std::string& method_name = "") {
+    const bool method = !method_name.empty();
     FunctionState inner;
     inner.enclosing = state_;
-    inner.fn.name = def.name.empty() ? fmt::format("<fn:{}>", def.loc.line) : def.name;
+    inner.fn.name = method ? method_name : def.name.empty() ? fmt::format("<fn:{}>", def.loc.line) : def.name;
     if (def.params.size() > 255) diags_->Error(def.loc, "a function takes at most 255 parameters");
-    inner.fn.arity = static_cast<uint8_t>(std::min<size_t>(def.params.size(), 255));
+    const size_t first = method ? 1 : 0;  // the first parameter that is an argument
+    inner.fn.arity = static_cast<uint8_t>(std::min<size_t>(def.params.size() - first, 255));
     inner.stack_depth = 1 + inner.fn.arity;
     inner.fn.max_stack = inner.stack_depth;
     inner.scope_depth = 1;
@@ -841,7 +853,7 @@ class Codegen {
     for (size_t i = 0; i < def.params.size(); ++i) {
       if (!seen.insert(def.params[i]).second)
         diags_->Error(def.param_locs[i], fmt::format("duplicate parameter `{}`", def.params[i]));
-      inner.locals.push_back({def.params[i], 1, false, 0, static_cast<uint16_t>(i + 1)});
+      inner.locals.push_back({def.params[i], 1, false, 0, static_cast<uint16_t>(i + 1 - first)});
     }
     inner.task_body = task_body;
     MarkLine(def.body.loc);
@@ -863,7 +875,7 @@ class Codegen {
     uint32_t index = static_cast<uint32_t>(m_->functions.size());
     m_->functions.emplace_back();
     Finish(&inner, index);
-    Emit(Op::CLOSURE, index);
+    return index;
   }
 
   void Finish(FunctionState* s, uint32_t index) {
@@ -1024,12 +1036,56 @@ class Codegen {
       if (!e.items.empty()) Emit(Op::POPN, static_cast<uint32_t>(e.items.size()));
       Emit(Op::PUSH_NULL);
     } else {
+      if (e.text.starts_with("_") && !compiling_stdlib_)
+        diags_->Error(e.loc, fmt::format("`{}` is internal to the standard library; no method's name starts with `_`", e.text));
+      called_methods_.insert(e.text);
       CompileExpr(*e.object);
       CompileCallArgs(e.items, e.loc);
       MarkLine(e.loc);
       Emit(Op::INVOKE, StringConstant(e.text), static_cast<uint32_t>(e.items.size()));
     }
   }
+
+ public:
+  // Adds the functions of stdlib/methods.flow for the methods written in Flow that the
+  // program may call (by name: the receiver's type is known at run time), and those they
+  // call in turn. A program that calls none pays nothing, not even the parse.
+  void CompileFlowMethods() {
+    auto wanted = [&] {
+      for (const std::string& name : called_methods_)
+        if (IsFlowMethodName(name) && !compiled_methods_.count(name)) return true;
+      return false;
+    };
+    if (!wanted()) return;
+    Diagnostics lib_diags;
+    ast::Program lib = ParseProgram("stdlib/methods.flow", kFlowMethodsSource, &lib_diags);
+    if (lib_diags.HasErrors()) {
+      diags_->Error({1, 1}, "internal compiler error: stdlib/methods.flow does not compile");
+      return;
+    }
+    compiling_stdlib_ = true;
+    FunctionState none;  // their enclosing state: they see builtins only
+    state_ = &none;
+    while (wanted()) {
+      const std::set<std::string> this_pass = called_methods_;  // compiling may call more
+      for (const auto& s : lib.body.stmts) {
+        if (s->kind != StmtKind::kFnDecl) continue;
+        const size_t cut = s->name.find("__");
+        const std::string method = s->name.substr(cut + 2);
+        if (!this_pass.count(method) || compiled_methods_.count(s->name)) continue;
+        compiled_methods_.insert(s->name);
+        std::map<std::string, Loc> refs;
+        CompileFunctionBody(*s->fn, &refs, nullptr, s->name.substr(0, cut) + "." + method);
+      }
+      // Every method of that name is compiled now, whichever receivers it has.
+      for (const std::string& name : this_pass)
+        if (IsFlowMethodName(name)) compiled_methods_.insert(name);
+    }
+    state_ = nullptr;
+    compiling_stdlib_ = false;
+  }
+
+ private:
 
   void CompileUnary(const Expr& e) {
     if (e.text == "-" && e.object->kind == ExprKind::kInt) {
@@ -1177,6 +1233,9 @@ class Codegen {
   std::unordered_map<std::string, uint32_t> constant_index_;
   std::unordered_map<std::string, uint16_t> globals_;
   std::set<std::string> pending_globals_;
+  std::set<std::string> called_methods_;    // names after a dot in a call: `xs.map(f)`
+  std::set<std::string> compiled_methods_;  // of stdlib/methods.flow: method and function names
+  bool compiling_stdlib_ = false;
   std::map<std::string, TopLet> top_lets_;
   // The globals named by each top-level function and each `let f = fn...` compiled so far.
   std::map<std::string, std::map<std::string, Loc>> callee_refs_;
@@ -1191,6 +1250,8 @@ bool CompileSource(const std::string& file, const std::string& source, Module* m
   if (diags->HasErrors()) return false;
   Codegen codegen(module, diags);
   codegen.CompileProgram(program);
+  if (diags->HasErrors()) return false;
+  codegen.CompileFlowMethods();
   if (diags->HasErrors()) return false;
   Status verified = VerifyModule(*module);
   if (!verified.ok()) {

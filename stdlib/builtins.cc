@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 
+#include "stdlib/methods.h"
 #include "stdlib/natives.h"
 #include "stdlib/stdlib.h"
 #include "vm/bytecode/opcodes.h"
@@ -245,8 +246,16 @@ static_assert(sizeof(kBuiltins) / sizeof(kBuiltins[0]) == kBuiltinCount,
 
 }  // namespace
 
-NativeResult InvokeMethod(VM& vm, Value receiver, std::string_view name, Value* args, int argc, Value* out);
+#define METHOD_kNative(id) id
+#define METHOD_kFlow(id) nullptr
+const NativeMethodFn kNativeMethods[kMethodCount] = {
+#define METHOD(id, receiver, name, min_args, max_args, written_in) METHOD_##written_in(id),
+#include "vm/bytecode/methods.def"
+#undef METHOD
+};
+#undef METHOD_kFlow
+#undef METHOD_kNative
 
-Natives GetNatives() { return Natives{kBuiltins, InvokeMethod}; }
+Natives GetNatives() { return Natives{kBuiltins, kNativeMethods}; }
 
 }  // namespace flow::stdlib

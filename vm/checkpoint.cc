@@ -742,7 +742,7 @@ Status CheckFrames(const Task& t, bool top_level, const Module& module, const He
     const Frame& f = frames[i];
     if (f.closure != kNoClosure && heap.Get<ClosureObj>(f.closure)->function != f.function)
       return Inconsistent("frame closure");
-    if (i > 0 && f.closure == kNoClosure) return Inconsistent("frame closure");
+    if (i > 0 && f.closure == kNoClosure && !module.functions[f.function].IsMethod()) return Inconsistent("frame closure");
     if (f.base + module.functions[f.function].max_stack > VM::kStackCapacity) return Inconsistent("frame base");
   }
   return Status::Ok();

@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "vm/base/coding.h"
+#include "vm/bytecode/methods.h"
 #include "vm/bytecode/opcodes.h"
 #include "vm/value_ops.h"
 
@@ -32,6 +33,14 @@ VM::VM(const Module* module, VmHost* host, Natives natives)
     }
   }
   globals_.assign(module->globals.size(), Value::Null());
+  // The functions of the methods written in Flow that the program calls ("list.map").
+  method_functions_.assign(kMethodCount, -1);
+  for (size_t f = 0; f < module->functions.size(); ++f) {
+    if (!module->functions[f].IsMethod()) continue;
+    for (int m = 0; m < kMethodCount; ++m)
+      if (GetMethodInfo(m).written_in == WrittenIn::kFlow && FlowMethodFunctionName(GetMethodInfo(m)) == module->functions[f].name)
+        method_functions_[m] = static_cast<int32_t>(f);
+  }
 }
 
 VM::~VM() {
@@ -109,7 +118,10 @@ void VM::FillTrace(Value error, uint32_t pc) {
     const Function& fn = module_->functions[fr.function];
     uint32_t at = (i + 1 == task_.frames.size() ? pc : fr.pc);
     uint32_t line = fn.LineAt(at > 0 ? at - 1 : 0);
-    e->trace.push_back(fmt::format("{} ({}:{})", fn.name, module_->source_name, line));  // ParseTraceFrame reads it
+    if (fn.IsMethod())  // stdlib/methods.flow: its lines are not the program's
+      e->trace.push_back(fmt::format("{} (stdlib)", fn.name));
+    else
+      e->trace.push_back(fmt::format("{} ({}:{})", fn.name, module_->source_name, line));  // ParseTraceFrame reads it
   }
   if (current_ != kNoTask && current_ != main_task_)
     e->trace.push_back(fmt::format("task {}", heap_.Get<TaskObj>(current_)->path));
@@ -582,8 +594,18 @@ op_INVOKE: {
       DISPATCH();
     }
   }
+  const int method = FindMethodOf(receiver, name, argc);
+  if (method < 0) goto handle_error;
+  if (GetMethodInfo(method).written_in == WrittenIn::kFlow) {
+    if (NativeResult r = CallFlowMethod(static_cast<uint32_t>(sp - argc - 1 - stack), argc, method); r != NativeResult::kDone)
+      NATIVE_NOT_DONE(r, static_cast<uint32_t>(call_ip - code));
+    RELOAD_STACK();
+    sp = stack + task_.sp;
+    LOAD_FRAME();
+    DISPATCH();
+  }
   Value result;
-  if (NativeResult r = natives_.invoke_method(*this, receiver, name, sp - argc, argc, &result); r != NativeResult::kDone)
+  if (NativeResult r = natives_.methods[method](*this, receiver, sp - argc, argc, &result); r != NativeResult::kDone)
     NATIVE_NOT_DONE(r, static_cast<uint32_t>(call_ip - code));
   sp -= argc;
   sp[-1] = result;
@@ -1120,6 +1142,50 @@ Handler* VM::EnclosingStep(size_t below) {
 // the call instruction at call_pc). kDone: a Flow function has a new frame (task_.sp is its base
 // + arity + 1), or a builtin's result has replaced the callee. An effectful builtin runs
 // between the journal's records (RunEffect), however it is reached: `f(x)` or `m.f(x)`.
+// The method `name` of receiver's type (vm/bytecode/methods.def), called with argc
+// arguments; -1 with the error raised when there is none or the count is wrong.
+int VM::FindMethodOf(Value receiver, const std::string& name, int argc) {
+  int method = -1;
+  switch (receiver.tag) {
+    case Tag::kString: method = FindMethod(MethodReceiver::kString, name); break;
+    case Tag::kList: method = FindMethod(MethodReceiver::kList, name); break;
+    case Tag::kMap: method = FindMethod(MethodReceiver::kMap, name); break;
+    case Tag::kTask: method = FindMethod(MethodReceiver::kTask, name); break;
+    default: break;
+  }
+  if (method < 0) {
+    Raise("type", fmt::format("{} has no method `{}`", TypeName(receiver.tag), name));
+    return -1;
+  }
+  if (std::string wrong = MethodArityError(GetMethodInfo(method), argc); !wrong.empty()) {
+    Raise("type", std::move(wrong));
+    return -1;
+  }
+  return method;
+}
+
+// A method written in Flow (stdlib/methods.flow): a frame whose slot 0 is the receiver
+// (`self`), the arguments left out null. No closure: such a function captures nothing.
+NativeResult VM::CallFlowMethod(uint32_t base, int argc, int method) {
+  const int32_t function = method_functions_[method];
+  if (function < 0) {
+    Raise("fatal", fmt::format("the program has no code for the method {} (stdlib/methods.flow)",
+                               FlowMethodFunctionName(GetMethodInfo(method))));
+    return NativeResult::kRaised;
+  }
+  const Function& target = module_->functions[function];
+  if (task_.frames.size() >= kMaxFrames || base + target.max_stack > kStackCapacity) {
+    Raise("stack_overflow", fmt::format("call depth exceeded {} frames", task_.frames.size()));
+    return NativeResult::kRaised;
+  }
+  if (base + target.max_stack > task_.stack.size()) GrowStack(base + target.max_stack);
+  for (int i = argc; i < target.arity; ++i) task_.stack[base + 1 + i] = Value::Null();
+  task_.frames.push_back({static_cast<uint32_t>(function), kNoClosure, 0, base});
+  task_.sp = base + target.arity + 1;
+  if (heap_.ShouldCollect() && !MaybeCollect()) return NativeResult::kRaised;
+  return NativeResult::kDone;
+}
+
 NativeResult VM::CallValue(Value* callee_slot, int argc, uint32_t call_pc) {
   Value callee = *callee_slot;
   Value* stack = task_.stack.data();

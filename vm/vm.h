@@ -111,12 +111,13 @@ enum class NativeResult : uint8_t {
 // A builtin: reads args[0..argc) and writes *out, or raises, aborts or suspends.
 using BuiltinFn = NativeResult (*)(VM& vm, Value* args, int argc, Value* out);
 // A method of a string, list or map value (xs.push(v), s.split(","), m.keys()).
-using MethodFn = NativeResult (*)(VM& vm, Value receiver, std::string_view name, Value* args, int argc, Value* out);
+// A native method (vm/bytecode/methods.def): the VM has found it and checked its argument count.
+using NativeMethodFn = NativeResult (*)(VM& vm, Value receiver, Value* args, int argc, Value* out);
 
 // The native half of the language, supplied by stdlib/ (the VM does not depend on it).
 struct Natives {
   const BuiltinFn* builtins = nullptr;  // indexed by builtin id, kBuiltinCount entries
-  MethodFn invoke_method = nullptr;
+  const NativeMethodFn* methods = nullptr;  // indexed by method id; null for those written in Flow
 };
 
 // Limits on a run, against runaway agents: exceeding one raises kind `budget`. Each budget
@@ -457,7 +458,11 @@ class VM {
   Value ReadUpvalue(uint32_t id) const;
   void WriteUpvalue(uint32_t id, Value v);
 
+  int FindMethodOf(Value receiver, const std::string& name, int argc);
+  NativeResult CallFlowMethod(uint32_t base, int argc, int method);
+
   const Module* module_;
+  std::vector<int32_t> method_functions_;  // by method id: its function in module_, or -1
   VmHost* host_;
   Natives natives_;
   Heap heap_;

@@ -54,7 +54,7 @@ class NativesWith {
     Natives stdlib = stdlib::GetNatives();
     std::copy(stdlib.builtins, stdlib.builtins + kBuiltinCount, table_.begin());
     table_[Id(id)] = fn;
-    natives_ = {table_.data(), stdlib.invoke_method};
+    natives_ = {table_.data(), stdlib.methods};
   }
   Natives natives() const { return natives_; }
 

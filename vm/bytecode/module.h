@@ -50,6 +50,9 @@ struct Function {
   std::vector<LocalName> locals;
 
   uint32_t LineAt(uint32_t pc) const;
+  // A method written in Flow ("list.map", from stdlib/methods.flow): its slot 0 is the
+  // receiver, and it runs without a closure. No other function has a dot in its name.
+  bool IsMethod() const { return name.find('.') != std::string::npos; }
 };
 
 struct Module {
