@@ -987,7 +987,10 @@ class Codegen {
   // `object.name`: a module's function, or a field read.
   void CompileField(const Expr& e) {
     int id = ModuleFunction(*e.object, e.text, e.loc);
-    if (id >= 0) {
+    if (id >= 0 && IsBuiltinField(id)) {
+      MarkLine(e.loc);
+      Emit(Op::CALL_BUILTIN, static_cast<uint32_t>(id), 0);
+    } else if (id >= 0) {
       Emit(Op::GET_BUILTIN, static_cast<uint32_t>(id));
     } else if (id == -2) {
       Emit(Op::PUSH_NULL);

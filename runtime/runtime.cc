@@ -66,7 +66,9 @@ namespace {
 class ProcessHost : public RunHost {
  public:
   ProcessHost(bool virtual_time, RunListener* listener)
-      : virtual_time_(virtual_time), virtual_now_ms_(WallMs()), listener_(listener) {}
+      : virtual_time_(virtual_time), virtual_now_ms_(WallMs()), started_ms_(virtual_now_ms_), listener_(listener) {}
+  std::string RunId() override { return run_id_; }
+  int64_t RunStartedMs() override { return started_ms_; }
   void WriteOutput(std::string_view text) override {
     if (output_error_.ok()) output_error_ = listener_->WriteOutput(text);
   }
@@ -105,8 +107,9 @@ class ProcessHost : public RunHost {
   void set_detach(bool detach) { detach_ = detach; }
   // Signals: runs/ID's mailbox holds every signal sent to the run; the run's database keeps
   // how many of each name it has received, advanced in the checkpoint of the wait.
-  void set_run(const std::string& id, std::map<std::string, uint64_t> received) {
+  void set_run(const std::string& id, int64_t started_ms, std::map<std::string, uint64_t> received) {
     run_id_ = id;
+    started_ms_ = started_ms;
     received_ = std::move(received);
   }
   Status TakeSignal(const std::string& name, bool* found, std::string* json) override {
@@ -225,6 +228,7 @@ class ProcessHost : public RunHost {
 
   bool virtual_time_;
   int64_t virtual_now_ms_;
+  int64_t started_ms_;  // run.started_at: the record's created_ms, or when an --ephemeral run began
   RunListener* listener_;
   int64_t wait_origin_ms_ = 0;
   store::Store* store_ = nullptr;
@@ -591,7 +595,7 @@ Status BeginRunInFolder(store::Store* st, store::RunRecord record, const Module&
   ProcessHost host(options.virtual_time, listener);
   host.set_store(st);
   host.set_detach(options.detach);
-  host.set_run(id, {});
+  host.set_run(id, record.created_ms, {});
   VM vm(&module, &host, stdlib::GetNatives());
   SetProgramArgs(vm, options.args);
   vm.SetBudget(ApplyBudgets(options.budgets, host.NowMs(), &record));
@@ -950,7 +954,7 @@ Status ContinueFromCheckpoint(store::Store& st, const store::RunRecord& before, 
   {
     std::map<std::string, uint64_t> received;
     if (Status s = ReadSignalCounts(*run.db, &received); !s.ok()) return InContext(s, context);
-    host.set_run(id, std::move(received));
+    host.set_run(id, run.record.created_ms, std::move(received));
   }
   Result<std::unique_ptr<store::CheckpointMark>> mark = st.OpenMark(id);
   if (!mark.ok()) return InContext(mark.status(), context);

@@ -239,7 +239,8 @@ constexpr BuiltinFn kBuiltins[] = {
     MathAbs, MathMin, MathMax, Rounding<Floor>, Rounding<Ceil>, Rounding<Round>, MathSqrt, MathPow,
     RandomInt, EnvGet, Sleep, FsRead, FsWrite, FsAppend, HttpGet, HttpPost, SignalWait,
     FsExists, FsList, FsRemove, HttpPut, HttpPatch, HttpDelete, HttpRequest, ExecRun, ExecShell, Secret, LlmChat,
-    MathDiv, TasksRace, TasksSettle, LogInfo, LogWarn, LogError,
+    MathDiv, TasksRace, TasksSettle, LogInfo, LogWarn, LogError, RunId, RunStartedAt, Uuid, FsMkdir,
+    TimeFormat, TimeParse,
 };
 static_assert(sizeof(kBuiltins) / sizeof(kBuiltins[0]) == kBuiltinCount,
               "every builtin of builtins.def needs an implementation here, in the same order");

@@ -29,6 +29,28 @@ NativeResult RandomInt(VM& vm, Value* args, int, Value* out) {
   return kDone;
 }
 
+// uuid(): a random UUID (version 4), as text. A read effect: a resumed run sees the one it got.
+NativeResult Uuid(VM& vm, Value*, int, Value* out) {
+  static std::mt19937_64 engine{[] {
+    std::random_device device;
+    return (static_cast<uint64_t>(device()) << 32) ^ device();
+  }()};
+  uint8_t b[16];
+  for (int i = 0; i < 16; i += 8) {
+    uint64_t r = engine();
+    for (int k = 0; k < 8; ++k) b[i + k] = static_cast<uint8_t>(r >> (8 * k));
+  }
+  b[6] = static_cast<uint8_t>((b[6] & 0x0F) | 0x40);  // version 4
+  b[8] = static_cast<uint8_t>((b[8] & 0x3F) | 0x80);  // the RFC 4122 variant
+  std::string text;
+  for (int i = 0; i < 16; ++i) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) text += '-';
+    text += fmt::format("{:02x}", b[i]);
+  }
+  *out = vm.heap().NewString(std::move(text));
+  return kDone;
+}
+
 NativeResult EnvGet(VM& vm, Value* args, int argc, Value* out) {
   if (args[0].tag != Tag::kString) return Raise(vm, "type", "env.get(name) takes a string");
   std::string v;
@@ -328,6 +350,18 @@ NativeResult FsList(VM& vm, Value* args, int, Value* out) {
 // Removes a file or an empty folder; removing what is not there is not an error. Returns
 // whether something was removed: its pre-state (whether it existed) makes that answer the
 // same when a remove in flight at a crash runs again.
+// fs.mkdir(path): the folder and any missing parents; nothing if it exists. Doing it again
+// changes nothing, so a resumed run that repeats it is the same.
+NativeResult FsMkdir(VM& vm, Value* args, int, Value* out) {
+  std::string path;
+  if (!PathArg(vm, args[0], "fs.mkdir", &path)) return kRaised;
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);
+  if (ec) return Raise(vm, "fs", fmt::format("cannot make the folder {}: {}", path, ec.message()));
+  *out = Value::Null();
+  return kDone;
+}
+
 NativeResult FsRemove(VM& vm, Value* args, int, Value* out) {
   std::string path, error;
   if (!PathArg(vm, args[0], "fs.remove", &path)) return kRaised;

@@ -28,6 +28,12 @@ FLOW_NATIVE(LlmChat)
 FLOW_NATIVE(LogInfo)
 FLOW_NATIVE(LogWarn)
 FLOW_NATIVE(LogError)
+FLOW_NATIVE(RunId)
+FLOW_NATIVE(RunStartedAt)
+FLOW_NATIVE(Uuid)
+FLOW_NATIVE(FsMkdir)
+FLOW_NATIVE(TimeFormat)
+FLOW_NATIVE(TimeParse)
 #undef FLOW_NATIVE
 
 }  // namespace flow::stdlib

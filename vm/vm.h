@@ -72,6 +72,10 @@ class VmHost {
   virtual bool virtual_time() const { return false; }
   // The idempotency key of the effect being run (RUN/n), or "" outside a durable run.
   virtual std::string IdempotencyKey() { return ""; }
+  // run.id and run.started_at: the run's id ("" when it has none, as an --ephemeral run),
+  // and when it started, in ms since the epoch.
+  virtual std::string RunId() { return ""; }
+  virtual int64_t RunStartedMs() { return 0; }
   // Circuit breakers, shared by every run of the store. Enter: false (with *error set)
   // when the breaker is open. Exit: the body's outcome.
   struct BreakerPolicy {

@@ -146,4 +146,16 @@ def worker_resumes_dead():
           w.stdout + w.stderr)
 
 
+
+@case
+def run_identity_survives_resume():
+    """run.id and run.started_at are the run's: the same after a suspension and resume."""
+    prog = program("identity.flow", 'print(run.id, run.started_at)\nsignal.wait("go")\nprint(run.id, run.started_at)\n')
+    r1 = flow("run", prog, "--store", store(), "--run-id", "ident")
+    check("the run prints its id and start, then suspends", r1.returncode == 75 and r1.stdout.startswith("ident "), r1.stderr)
+    flow("signal", "ident", "go", "1", "--store", store())
+    r2 = flow("resume", "ident", "--store", store())
+    check("resumed (a later process), it prints the same id and start", r2.returncode == 0 and r2.stdout == r1.stdout,
+          r1.stdout + " / " + r2.stdout + r2.stderr)
+
 main()

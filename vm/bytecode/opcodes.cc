@@ -53,6 +53,8 @@ StackEffect GetStackEffect(Op op, const uint32_t* operands) {
 
 const BuiltinInfo& GetBuiltinInfo(uint16_t id) { return kBuiltinTable[id]; }
 
+bool IsBuiltinField(int id) { return kBuiltinTable[id].name.starts_with("run."); }
+
 int FindBuiltin(std::string_view name) {
   for (int i = 0; i < kBuiltinCount; ++i)
     if (kBuiltinTable[i].name == name) return i;

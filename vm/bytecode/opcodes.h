@@ -69,5 +69,7 @@ const BuiltinInfo& GetBuiltinInfo(uint16_t id);
 int FindBuiltin(std::string_view name);
 // True if `module` is the prefix of some builtin ("json" for "json.encode").
 bool IsBuiltinModule(std::string_view module);
+// True for the builtins read as fields, with no call: those of module `run` (`run.id`).
+bool IsBuiltinField(int id);
 
 }  // namespace flow
