@@ -33,13 +33,17 @@ VM::VM(const Module* module, VmHost* host, Natives natives)
     }
   }
   globals_.assign(module->globals.size(), Value::Null());
-  // The functions of the methods written in Flow that the program calls ("list.map").
+  // The functions of the methods written in Flow that the program calls ("list.map"),
+  // each taking every argument the method may be given.
   method_functions_.assign(kMethodCount, -1);
   for (size_t f = 0; f < module->functions.size(); ++f) {
-    if (!module->functions[f].IsMethod()) continue;
-    for (int m = 0; m < kMethodCount; ++m)
-      if (GetMethodInfo(m).written_in == WrittenIn::kFlow && FlowMethodFunctionName(GetMethodInfo(m)) == module->functions[f].name)
+    const Function& fn = module->functions[f];
+    if (!fn.IsMethod()) continue;
+    for (int m = 0; m < kMethodCount; ++m) {
+      const MethodInfo& info = GetMethodInfo(m);
+      if (info.written_in == WrittenIn::kFlow && info.max_args == fn.arity && FlowMethodFunctionName(info) == fn.name)
         method_functions_[m] = static_cast<int32_t>(f);
+    }
   }
 }
 
@@ -1138,10 +1142,6 @@ Handler* VM::EnclosingStep(size_t below) {
   return step < 0 ? nullptr : &task_.handlers[step];
 }
 
-// Calls the value at callee_slot with the argc values above it (the frame's pc already past
-// the call instruction at call_pc). kDone: a Flow function has a new frame (task_.sp is its base
-// + arity + 1), or a builtin's result has replaced the callee. An effectful builtin runs
-// between the journal's records (RunEffect), however it is reached: `f(x)` or `m.f(x)`.
 // The method `name` of receiver's type (vm/bytecode/methods.def), called with argc
 // arguments; -1 with the error raised when there is none or the count is wrong.
 int VM::FindMethodOf(Value receiver, const std::string& name, int argc) {
@@ -1186,6 +1186,10 @@ NativeResult VM::CallFlowMethod(uint32_t base, int argc, int method) {
   return NativeResult::kDone;
 }
 
+// Calls the value at callee_slot with the argc values above it (the frame's pc already past
+// the call instruction at call_pc). kDone: a Flow function has a new frame (task_.sp is its base
+// + arity + 1), or a builtin's result has replaced the callee. An effectful builtin runs
+// between the journal's records (RunEffect), however it is reached: `f(x)` or `m.f(x)`.
 NativeResult VM::CallValue(Value* callee_slot, int argc, uint32_t call_pc) {
   Value callee = *callee_slot;
   Value* stack = task_.stack.data();
