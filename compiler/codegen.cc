@@ -1054,12 +1054,15 @@ class Codegen {
   // program may call (by name: the receiver's type is known at run time), and those they
   // call in turn. A program that calls none pays nothing, not even the parse.
   void CompileFlowMethods() {
+    // The names of methods written in Flow that code calls and that are not compiled yet.
     auto wanted = [&] {
+      std::set<std::string> names;
       for (const std::string& name : called_methods_)
-        if (IsFlowMethodName(name) && !compiled_methods_.count(name)) return true;
-      return false;
+        if (IsFlowMethodName(name) && !compiled_methods_.count(name)) names.insert(name);
+      return names;
     };
-    if (!wanted()) return;
+    std::set<std::string> this_pass = wanted();
+    if (this_pass.empty()) return;
     Diagnostics lib_diags;
     ast::Program lib = ParseProgram("stdlib/methods.flow", kFlowMethodsSource, &lib_diags);
     if (lib_diags.HasErrors()) {
@@ -1069,20 +1072,17 @@ class Codegen {
     compiling_stdlib_ = true;
     FunctionState none;  // their enclosing state: they see builtins only
     state_ = &none;
-    while (wanted()) {
-      const std::set<std::string> this_pass = called_methods_;  // compiling may call more
+    for (; !this_pass.empty(); this_pass = wanted()) {  // compiling them may call more
       for (const auto& s : lib.body.stmts) {
         if (s->kind != StmtKind::kFnDecl) continue;
         const size_t cut = s->name.find("__");
         const std::string method = s->name.substr(cut + 2);
-        if (!this_pass.count(method) || compiled_methods_.count(s->name)) continue;
-        compiled_methods_.insert(s->name);
+        if (!this_pass.count(method)) continue;
         std::map<std::string, Loc> refs;
         CompileFunctionBody(*s->fn, &refs, nullptr, s->name.substr(0, cut) + "." + method);
       }
-      // Every method of that name is compiled now, whichever receivers it has.
-      for (const std::string& name : this_pass)
-        if (IsFlowMethodName(name)) compiled_methods_.insert(name);
+      // Every method of those names is compiled now, whichever receivers it has.
+      compiled_methods_.insert(this_pass.begin(), this_pass.end());
     }
     state_ = nullptr;
     compiling_stdlib_ = false;
@@ -1237,7 +1237,7 @@ class Codegen {
   std::unordered_map<std::string, uint16_t> globals_;
   std::set<std::string> pending_globals_;
   std::set<std::string> called_methods_;    // names after a dot in a call: `xs.map(f)`
-  std::set<std::string> compiled_methods_;  // of stdlib/methods.flow: method and function names
+  std::set<std::string> compiled_methods_;  // of stdlib/methods.flow, by method name
   bool compiling_stdlib_ = false;
   std::map<std::string, TopLet> top_lets_;
   // The globals named by each top-level function and each `let f = fn...` compiled so far.

@@ -88,8 +88,8 @@ NativeResult StringTrim(VM& vm, Value s, Value*, int, Value* out) {
 NativeResult StringSplit(VM& vm, Value s, Value* args, int, Value* out) {
   if (!StringArg(vm, args[0], "split")) return kRaised;
   Heap& heap = vm.heap();
-  const std::string t = Text(vm, s);
-  const std::string sep = heap.StringOf(args[0]);
+  const std::string& t = Text(vm, s);
+  const std::string& sep = heap.StringOf(args[0]);
   std::vector<Value> parts;
   if (sep.empty()) {
     for (auto& c : SplitCodePoints(t)) parts.push_back(heap.NewString(std::move(c)));
@@ -237,7 +237,7 @@ NativeResult StringSlice(VM& vm, Value s, Value* args, int argc, Value* out) {
 // newline does not start another line.
 NativeResult StringLines(VM& vm, Value s, Value*, int, Value* out) {
   Heap& heap = vm.heap();
-  const std::string t = Text(vm, s);
+  const std::string& t = Text(vm, s);  // a heap object stays where it is as others are made
   std::vector<Value> lines;
   size_t start = 0;
   while (start < t.size()) {
