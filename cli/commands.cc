@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -49,13 +50,11 @@ int Fail(const Status& s, const std::string& context) {
 
 int LoadProgramOrSay(const std::string& path, Module* module, const runtime::ProgramCache* cache,
                      std::optional<std::string>* source) {
-  std::string compile_errors;
-  Status s = runtime::LoadProgram(path, module, &compile_errors, cache, source);
+  std::string compiler_output;  // errors, or warnings when it compiles
+  Status s = runtime::LoadProgram(path, module, &compiler_output, cache, source);
+  if (!compiler_output.empty()) fmt::print(stderr, "{}", compiler_output);
   if (s.ok()) return kExitOk;
-  if (!compile_errors.empty()) {
-    fmt::print(stderr, "{}", compile_errors);
-    return kExitUsage;
-  }
+  if (!compiler_output.empty()) return kExitUsage;
   return Fail(s, "");
 }
 
@@ -117,9 +116,24 @@ int CompileCommand(const std::string& file, std::string out) {
   return WriteOutputFile("compile", out, SerializeModule(module), file);
 }
 
-int CheckCommand(const std::string& file) {
-  Module module;
-  return LoadProgramOrSay(file, &module);
+int CheckCommand(const std::string& file, bool json) {
+  if (!json) {
+    Module module;
+    return LoadProgramOrSay(file, &module);
+  }
+  // One JSON object a line, for editors and CI: {"file", "line", "column", "severity", "message"}.
+  std::vector<SourceFile> files;
+  Diagnostics diags;
+  if (Status s = runtime::CheckProgram(file, &files, &diags); !s.ok()) return Fail(s, "");
+  for (const Diagnostic& d : diags.Sorted()) {
+    nlohmann::json line = {{"file", d.file < files.size() ? files[d.file].shown : file},
+                           {"line", d.loc.line},
+                           {"column", d.loc.col},
+                           {"severity", d.severity == Severity::kError ? "error" : "warning"},
+                           {"message", d.message}};
+    fmt::print("{}\n", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  }
+  return diags.HasErrors() ? kExitUsage : kExitOk;
 }
 
 int DisasmCommand(const std::string& file) {

@@ -100,7 +100,8 @@ int WorkerCommand(const WorkerCommandOptions& options);
 // A store about to be created: its folder and any missing parents (mkdir -p); false, said.
 bool MakeStoreFolder(const std::string& dir);
 int CompileCommand(const std::string& file, std::string out);
-int CheckCommand(const std::string& file);
+// flow check FILE [--json]: the compiler's errors and warnings; exit 2 if there are errors.
+int CheckCommand(const std::string& file, bool json);
 int DisasmCommand(const std::string& file);
 
 }  // namespace flow::cli

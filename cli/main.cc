@@ -90,8 +90,11 @@ int main(int argc, char** argv) {
   compile_cmd->add_option("FILE", file, "a .flow script")->required();
   compile_cmd->add_option("-o,--output", out, "the bytecode file to write (default FILE with .flowc); a regular file, not FILE itself");
 
-  auto* check_cmd = app.add_subcommand("check", "report the errors in FILE, run nothing");
+  auto* check_cmd = app.add_subcommand("check", "report the errors and warnings in FILE (and the files it imports), run nothing");
   check_cmd->add_option("FILE", file, "a .flow script")->required();
+  bool check_json = false;
+  check_cmd->add_flag("--json", check_json,
+                      "one JSON object a line per error or warning: file, line, column, severity, message");
 
   auto* disasm_cmd = app.add_subcommand("disasm", "print FILE's bytecode in human-readable form");
   disasm_cmd->add_option("FILE", file, "a .flow script or a .flowc bytecode file")->required();
@@ -211,7 +214,7 @@ int main(int argc, char** argv) {
     if (std::optional<int> code = queue_commands()) return *code;
     if (std::optional<int> code = schedule_commands()) return *code;
     if (compile_cmd->parsed()) return CompileCommand(file, out);
-    if (check_cmd->parsed()) return CheckCommand(file);
+    if (check_cmd->parsed()) return CheckCommand(file, check_json);
     if (disasm_cmd->parsed()) return DisasmCommand(file);
     if (resume_cmd->parsed()) return ResumeCommand(run.store, run_id, run);
     if (runs_cmd->parsed()) return RunsCommand(run.store, status, json);

@@ -59,7 +59,7 @@ int64_t WallMs() {
 // A durable run executed (or not) by run, resume, cancel or the worker: its messages on
 // stderr, and the exit code.
 int ReportRun(const Status& s, const runtime::RunResult& r) {
-  if (r.error) fmt::print(stderr, "{}", FormatErrorWithSource(*r.error, r.source));
+  if (r.error) fmt::print(stderr, "{}", FormatErrorWithSource(*r.error, r.source, r.source_file));
   if (r.executed && r.outcome == RunOutcome::kOutOfMemory)
     fmt::print(stderr, "{} (resume it with flow resume {} --max-memory SIZE)\n", r.record.detail, r.run_id);
   if (!s.ok()) {
@@ -97,7 +97,7 @@ int ReportResume(const Status& s, const runtime::RunResult& r) {
 
 // --ephemeral: no run id, no record; the output's failure is the only error.
 int ReportEphemeral(const Status& s, const runtime::RunResult& r) {
-  if (r.error) fmt::print(stderr, "{}", FormatErrorWithSource(*r.error, r.source));
+  if (r.error) fmt::print(stderr, "{}", FormatErrorWithSource(*r.error, r.source, r.source_file));
   if (!s.ok()) {
     fmt::print(stderr, "flow: {}\n", s.message());
     return kExitOutputFailed;
@@ -377,8 +377,9 @@ int InspectCommand(const std::string& store_dir, const std::string& run_id, std:
   };
   fmt::print("frames (innermost first):\n");
   for (const auto& f : run.vm->InspectFrames()) {
-    fmt::print("  {} at pc {} ({}:{})\n", Printable(f.function), f.pc, Printable(run.module->source_name), f.line);
-    fmt::print("{}", run.source ? QuoteSourceLine(run.source, f.line, "  ") : fmt::format("        {}\n", kNoStoredSource));
+    fmt::print("  {} at pc {} ({}:{})\n", Printable(f.function), f.pc, Printable(f.file), f.line);
+    if (f.file == run.module->source_name)
+      fmt::print("{}", run.source ? QuoteSourceLine(run.source, f.line, "  ") : fmt::format("        {}\n", kNoStoredSource));
     for (const auto& [name, value] : f.locals) fmt::print("    {} = {}\n", Printable(name), show(value));
   }
   fmt::print("globals:\n");
@@ -398,8 +399,8 @@ int InspectCommand(const std::string& store_dir, const std::string& run_id, std:
   for (const auto& t : tasks) {
     fmt::print("  task {}: {}\n", Printable(t.path), describe(t));
     for (const auto& f : t.frames) {
-      fmt::print("    {} at pc {} ({}:{})\n", Printable(f.function), f.pc, Printable(run.module->source_name), f.line);
-      fmt::print("{}", QuoteSourceLine(run.source, f.line, "    "));
+      fmt::print("    {} at pc {} ({}:{})\n", Printable(f.function), f.pc, Printable(f.file), f.line);
+      if (f.file == run.module->source_name) fmt::print("{}", QuoteSourceLine(run.source, f.line, "    "));
       for (const auto& [name, value] : f.locals) fmt::print("      {} = {}\n", Printable(name), show(value));
     }
   }

@@ -34,7 +34,8 @@ std::string QuoteSourceLine(const std::optional<std::string>& source, uint32_t l
   return fmt::format("{}{:>5} | {}\n", indent, line, shown);
 }
 
-std::string FormatErrorWithSource(const ErrorReport& e, const std::optional<std::string>& source) {
+std::string FormatErrorWithSource(const ErrorReport& e, const std::optional<std::string>& source,
+                                  const std::string& source_file) {
   if (!e.is_error) return FormatErrorReport(e);
   std::string out = fmt::format("error: {}: {}\n", e.kind, e.message);
   if (!e.data_json.empty()) out += fmt::format("  data: {}\n", e.data_json);
@@ -43,7 +44,7 @@ std::string FormatErrorWithSource(const ErrorReport& e, const std::optional<std:
     out += fmt::format("  at {}\n", frame);
     std::string file;
     uint32_t line = 0;
-    if (!ParseTraceFrame(frame, &file, &line)) continue;
+    if (!ParseTraceFrame(frame, &file, &line) || file != source_file) continue;
     if (source) {
       out += QuoteSourceLine(source, line, "  ");
     } else if (!noted) {

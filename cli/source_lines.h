@@ -11,7 +11,9 @@ namespace flow::cli {
 
 // "error: kind: message", its data and stack, each frame followed by its source line
 // quoted from `source` (nullopt: a note, once, that the run has no stored source).
-std::string FormatErrorWithSource(const ErrorReport& e, const std::optional<std::string>& source);
+// Quotes the lines of the frames in `source_file` only (not those in the files it imports).
+std::string FormatErrorWithSource(const ErrorReport& e, const std::optional<std::string>& source,
+                                  const std::string& source_file);
 
 // Line `line` (1-based) of `source`, as "INDENT   N | text\n" (terminal-safe, cut at 160
 // bytes); "" when it has no such line.

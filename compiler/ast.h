@@ -95,6 +95,7 @@ enum class StmtKind {
   kBlock,     // body
   kAssign,    // target = expr, or target op= expr (assign_op)
   kExpr,      // expr
+  kImport,    // import expr (the path, a plain string) as name
 };
 
 // One `if` or `else if` of an if statement: its condition and its block.

@@ -13,14 +13,17 @@
 #include <fmt/ranges.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <iterator>
 #include <map>
+#include <optional>
 #include <set>
 #include <unordered_map>
 #include <utility>
 
 #include "compiler/compiler.h"
 #include "compiler/flow_methods.h"
+#include "compiler/imports.h"
 #include "compiler/parse.h"
 #include "vm/base/coding.h"
 #include "vm/bytecode/decode.h"
@@ -47,6 +50,11 @@ struct Local {
   // (step, retry, timeout...) may declare locals above an expression's temporaries, as in
   // `f(1, step "k" { let y = 2; y })`.
   uint16_t slot = 0;
+  // A `let` in a function or block: warned about if nothing reads it (names starting with
+  // `_` excepted).
+  bool warn_unused = false;
+  bool used = false;
+  Loc loc;
 };
 
 struct Loop {
@@ -97,8 +105,20 @@ class Codegen {
  public:
   Codegen(Module* module, Diagnostics* diags) : m_(module), diags_(diags) {}
 
-  void CompileProgram(const ast::Program& program) {
-    m_->source_name = program.file;
+  // The program of `units` (units[i] the parse of files[i]), whose top-level code runs
+  // in `order` (each file after the files it imports; the main file, 0, last). Each
+  // imported file's top-level code is a function of its own, "<module>", called from the
+  // script's first instructions, so that its traces name its file.
+  void CompileFiles(const std::vector<SourceFile>& files, const std::vector<ImportUnit>& units,
+                    const std::vector<uint16_t>& order) {
+    units_ = &units;
+    m_->source_name = files[0].name;
+    const std::filesystem::path main_dir = std::filesystem::path(files[0].name).parent_path();
+    prefixes_.assign(files.size(), "");
+    for (size_t i = 1; i < files.size(); ++i) {
+      m_->imports.push_back({files[i].name, Checksum(files[i].text)});
+      prefixes_[i] = std::filesystem::path(files[i].name).lexically_relative(main_dir).generic_string() + ":";
+    }
     m_->functions.emplace_back();  // reserve index 0 for the script
     FunctionState script;
     script.is_script = true;
@@ -106,38 +126,116 @@ class Codegen {
     script.stack_depth = 1;
     state_ = &script;
     DeclareGlobal(kArgsGlobal);  // global 0: the program's arguments (flow run --arg k=v)
+    for (uint16_t file : order) {
+      if (file == 0) continue;
+      FunctionState init;
+      init.is_script = true;
+      init.fn.name = "<module>";
+      init.fn.file = file;
+      init.stack_depth = 1;
+      state_ = &init;
+      CompileTopLevel(file, units[file].program);
+      const uint32_t index = static_cast<uint32_t>(m_->functions.size());
+      m_->functions.emplace_back();
+      Finish(&init, index);
+      state_ = &script;
+      SwitchFile(0);
+      line_ = 1;
+      Emit(Op::CLOSURE, index);
+      Emit(Op::CALL, 0);
+      Emit(Op::POP);
+    }
+    CompileTopLevel(0, units[0].program);
+    Finish(&script, 0);
+  }
+
+  // The top-level code of one file into the function being compiled (the script or a
+  // module's "<module>"), ending with a return.
+  void CompileTopLevel(uint16_t file, const ast::Program& program) {
+    SwitchFile(file);
+    FunctionState& top = *state_;
     // Every top-level name is known up front, so that functions may refer to globals
     // declared after them; top-level code itself may only use names already declared.
+    pending_globals_.clear();
+    top_lets_.clear();
     for (const auto& s : program.body.stmts) {
-      if (s->kind == StmtKind::kLet || s->kind == StmtKind::kFnDecl) pending_globals_.insert(s->name);
+      if (s->kind == StmtKind::kLet || s->kind == StmtKind::kFnDecl) pending_globals_.insert(Global(s->name));
     }
     const auto& stmts = program.body.stmts;
     for (size_t i = 0; i < stmts.size(); ++i) {
-      if (stmts[i]->kind == StmtKind::kFnDecl) DeclareGlobal(stmts[i]->name);
-      if (stmts[i]->kind == StmtKind::kLet) top_lets_.try_emplace(stmts[i]->name, TopLet{i, stmts[i]->name_loc});
+      if (stmts[i]->kind == StmtKind::kFnDecl) DeclareGlobal(Global(stmts[i]->name));
+      if (stmts[i]->kind == StmtKind::kLet) top_lets_.try_emplace(Global(stmts[i]->name), TopLet{i, stmts[i]->name_loc});
+      if (stmts[i]->kind == StmtKind::kImport) CheckImportAlias(*stmts[i]);
     }
     // Hoisting: every top-level function exists before the first statement runs.
     for (const auto& s : stmts) {
       if (s->kind != StmtKind::kFnDecl) continue;
       MarkLine(s->loc);
-      CompileFunction(*s->fn, &callee_refs_[s->name]);
-      Emit(Op::SET_GLOBAL, globals_.at(s->name));
+      CompileFunction(*s->fn, &callee_refs_[Global(s->name)]);
+      Emit(Op::SET_GLOBAL, globals_.at(Global(s->name)));
     }
     for (size_t i = 0; i < stmts.size(); ++i) {
-      if (stmts[i]->kind == StmtKind::kFnDecl) continue;
-      script.global_refs.clear();
+      if (stmts[i]->kind == StmtKind::kFnDecl || stmts[i]->kind == StmtKind::kImport) continue;
+      top.global_refs.clear();
       CompileStmt(*stmts[i]);
       CheckInitOrder(i);
       // `let f = fn(...) {...}`: like a declared function, its body is checked where `f` is used.
       const Stmt& st = *stmts[i];
-      if (st.kind == StmtKind::kLet && st.expr->kind == ExprKind::kFunction) callee_refs_[st.name] = last_fn_refs_;
+      if (st.kind == StmtKind::kLet && st.expr->kind == ExprKind::kFunction) callee_refs_[Global(st.name)] = last_fn_refs_;
     }
     Emit(Op::PUSH_NULL);
     Emit(Op::RETURN);
-    Finish(&script, 0);
   }
 
  private:
+  // ---- files and imports ----
+  // Names the file being compiled: its errors, its functions and its globals' names.
+  void SwitchFile(uint16_t file) {
+    file_ = file;
+    diags_->set_file(file);
+  }
+
+  // The global a top-level name of the file being compiled is: the name itself in the main
+  // file, "PATH:name" in an imported one.
+  std::string Global(const std::string& name) const { return prefixes_.empty() ? name : prefixes_[file_] + name; }
+  // The name as the file's code writes it.
+  std::string Bare(const std::string& global) const {
+    const std::string& prefix = prefixes_.empty() ? "" : prefixes_[file_];
+    return global.starts_with(prefix) ? global.substr(prefix.size()) : global;
+  }
+
+  // The file `alias` names in the file being compiled, or -1.
+  int ImportedFile(const std::string& alias) const {
+    if (!units_) return -1;
+    const auto& aliases = (*units_)[file_].aliases;
+    auto it = aliases.find(alias);
+    return it == aliases.end() ? -1 : it->second;
+  }
+
+  // `import "..." as NAME`: NAME must not hide a builtin or a name of the file.
+  void CheckImportAlias(const Stmt& s) {
+    if (FindBuiltin(s.name) >= 0 || IsBuiltinModule(s.name))
+      diags_->Error(s.name_loc, fmt::format("`{}` is a builtin; import the file as another name", s.name));
+    else if (pending_globals_.count(Global(s.name)))
+      diags_->Error(s.name_loc, fmt::format("`{}` names both an import and a top-level variable or function of this file", s.name));
+  }
+
+  // `alias.member` of an imported file: its global slot, or -1 if `object` is not an import
+  // alias, or -2 (an error reported) if the file has no such top-level name.
+  int ImportMember(const Expr& object, const std::string& member, Loc loc) {
+    if (object.kind != ExprKind::kName) return -1;
+    Resolved r = Resolve(object.text);
+    if (r.kind != Resolved::kImport) return -1;
+    const uint16_t file = static_cast<uint16_t>(r.index);
+    auto g = globals_.find(prefixes_[file] + member);
+    if (g == globals_.end()) {
+      diags_->Error(loc, fmt::format("`{}` ({}) has no top-level `{}`", object.text,
+                                     prefixes_[file].substr(0, prefixes_[file].size() - 1), member));
+      return -2;
+    }
+    return g->second;
+  }
+
   // ---- the order of top-level statements ----
   struct TopLet {
     size_t index;  // the top-level statement that assigns it (its first `let`)
@@ -154,7 +252,7 @@ class Codegen {
     std::set<std::string> reported;
     for (const auto& [name, loc] : state_->global_refs) {
       if (auto let = UnassignedLet(name, index); let && reported.insert(name).second) {
-        diags_->Error(loc, fmt::format("`{}` is used before it is assigned (its `let` is at line {})", name, let->loc.line));
+        diags_->Error(loc, fmt::format("`{}` is used before it is assigned (its `let` is at line {})", Bare(name), let->loc.line));
       } else if (callee_refs_.count(name)) {
         CheckFunctionReads(name, loc, index, &reported);
       }
@@ -176,8 +274,8 @@ class Codegen {
         if (!let || !reported->insert(reached).second) continue;
         diags_->Error(loc, fmt::format("`{}` reads `{}`{} before `{}` is assigned (its `let` is at line {}): "
                                        "move that `let` above this line",
-                                       name, reached, queue[q] == name ? "" : fmt::format(" (through `{}`)", queue[q]),
-                                       reached, let->loc.line));
+                                       Bare(name), Bare(reached), queue[q] == name ? "" : fmt::format(" (through `{}`)", Bare(queue[q])),
+                                       Bare(reached), let->loc.line));
       }
     }
   }
@@ -344,7 +442,10 @@ class Codegen {
     } else {
       Emit(Op::POPN, static_cast<uint32_t>(n));
     }
-    for (size_t i = keep; i < s.locals.size(); ++i) RecordLocalName(s.locals[i]);
+    for (size_t i = keep; i < s.locals.size(); ++i) {
+      RecordLocalName(s.locals[i]);
+      WarnIfUnused(s.locals[i]);
+    }
     s.locals.resize(keep);
   }
 
@@ -363,7 +464,7 @@ class Codegen {
       diags_->Error(loc, "too many local variables in one function");
       return 0;
     }
-    s.locals.push_back({name, s.scope_depth, false, pc(), static_cast<uint16_t>(slot)});
+    s.locals.push_back({name, s.scope_depth, false, pc(), static_cast<uint16_t>(slot), false, false, Loc{}});
     s.barrier = pc();
     return static_cast<uint16_t>(slot);
   }
@@ -390,11 +491,17 @@ class Codegen {
     return static_cast<int>(s->upvalue_keys.size() - 1);
   }
 
+  void WarnIfUnused(const Local& l) {
+    if (l.warn_unused && !l.used && !compiling_stdlib_)
+      diags_->Warning(l.loc, fmt::format("`{}` is never used (name it `_{}` if that is meant)", l.name, l.name));
+  }
+
   int ResolveUpvalue(FunctionState* s, const std::string& name) {
     if (!s->enclosing) return -1;
     int local = FindLocal(*s->enclosing, name);
     if (local >= 0) {
       s->enclosing->locals[local].captured = true;
+      s->enclosing->locals[local].used = true;
       return AddUpvalue(s, true, s->enclosing->locals[local].slot);
     }
     int up = ResolveUpvalue(s->enclosing, name);
@@ -403,24 +510,31 @@ class Codegen {
   }
 
   struct Resolved {
-    enum Kind { kLocal, kUpvalue, kGlobal, kBuiltin, kModule, kNone } kind;
+    // kModule: a builtin module (`http`); kImport: an imported file's alias (index: the file)
+    enum Kind { kLocal, kUpvalue, kGlobal, kBuiltin, kModule, kImport, kNone } kind;
     uint32_t index = 0;
   };
 
   Resolved Resolve(const std::string& name, Loc loc = {}) {
     int local = FindLocal(*state_, name);
-    if (local >= 0) return {Resolved::kLocal, state_->locals[local].slot};
+    if (local >= 0) {
+      state_->locals[local].used = true;
+      return {Resolved::kLocal, state_->locals[local].slot};
+    }
     int up = ResolveUpvalue(state_, name);
     if (up >= 0) return {Resolved::kUpvalue, static_cast<uint32_t>(up)};
-    auto g = globals_.find(name);
-    if (g == globals_.end() && !state_->is_script && pending_globals_.count(name)) {
-      DeclareGlobal(name);  // a function may name a global declared below it
-      g = globals_.find(name);
+    const std::string global = Global(name);
+    auto g = globals_.find(global);
+    if (g == globals_.end() && !state_->is_script && pending_globals_.count(global)) {
+      DeclareGlobal(global);  // a function may name a global declared below it
+      g = globals_.find(global);
     }
+    if (g == globals_.end() && name == kArgsGlobal) g = globals_.find(name);  // every file sees the program's args
     if (g != globals_.end()) {
-      state_->global_refs.try_emplace(name, loc.line != 0 ? loc : Loc{line_, 0});
+      state_->global_refs.try_emplace(g->first, loc.line != 0 ? loc : Loc{line_, 0});
       return {Resolved::kGlobal, g->second};
     }
+    if (int file = ImportedFile(name); file >= 0) return {Resolved::kImport, static_cast<uint32_t>(file)};
     int b = FindBuiltin(name);
     if (b >= 0) return {Resolved::kBuiltin, static_cast<uint32_t>(b)};
     if (IsBuiltinModule(name)) return {Resolved::kModule, 0};
@@ -472,6 +586,7 @@ class Codegen {
       }
     }
     bool valued = leave_value && !stmts.empty() && stmts.back()->kind == StmtKind::kExpr;
+    WarnUnreachable(stmts);
     for (size_t i = 0; i < stmts.size(); ++i) {
       if (valued && i + 1 == stmts.size()) {
         MarkLine(stmts[i]->loc);
@@ -483,6 +598,24 @@ class Codegen {
     return valued;
   }
 
+  // The first statement of a block after a `return`, `throw`, `break` or `continue` (a
+  // function declared there is hoisted, so it is not code that never runs).
+  void WarnUnreachable(const std::vector<ast::StmtPtr>& stmts) {
+    if (compiling_stdlib_) return;
+    for (size_t i = 0; i + 1 < stmts.size(); ++i) {
+      const StmtKind k = stmts[i]->kind;
+      if (k != StmtKind::kReturn && k != StmtKind::kThrow && k != StmtKind::kBreak && k != StmtKind::kContinue) continue;
+      for (size_t j = i + 1; j < stmts.size(); ++j) {
+        if (stmts[j]->kind == StmtKind::kFnDecl) continue;
+        static const char* const kWords[] = {"return", "throw", "break", "continue"};
+        const char* word = kWords[k == StmtKind::kReturn ? 0 : k == StmtKind::kThrow ? 1 : k == StmtKind::kBreak ? 2 : 3];
+        diags_->Warning(stmts[j]->loc, fmt::format("unreachable code: it follows the `{}` at line {}", word, stmts[i]->loc.line));
+        return;
+      }
+      return;
+    }
+  }
+
   void CompileStmt(const Stmt& s) {
     MarkLine(s.loc);
     switch (s.kind) {
@@ -491,9 +624,11 @@ class Codegen {
         CompileExpr(*s.expr);
         anonymous_defers_ = false;
         if (AtGlobalScope()) {
-          EmitSetGlobal(DeclareGlobal(s.name));
+          EmitSetGlobal(DeclareGlobal(Global(s.name)));
         } else {
           AddLocal(s.name, s.name_loc);
+          state_->locals.back().warn_unused = !s.name.starts_with("_");
+          state_->locals.back().loc = s.name_loc;
         }
         break;
       case StmtKind::kFnDecl:
@@ -576,6 +711,9 @@ class Codegen {
       case StmtKind::kExpr:
         CompileExpr(*s.expr);
         Emit(Op::POP);
+        break;
+      case StmtKind::kImport:  // the file's top-level imports are taken before its code
+        diags_->Error(s.loc, "`import` only at the top level of a file");
         break;
     }
   }
@@ -793,12 +931,19 @@ class Codegen {
         case Resolved::kBuiltin: case Resolved::kModule:
           diags_->Error(target.loc, fmt::format("cannot assign to builtin `{}`", target.text));
           break;
+        case Resolved::kImport:
+          diags_->Error(target.loc, fmt::format("cannot assign to `{}`: it names an imported file", target.text));
+          break;
         case Resolved::kNone:
           diags_->Error(target.loc, fmt::format("assignment to undeclared name `{}` (declare it with `let {} = ...`)",
                                                 target.text, target.text));
           break;
       }
       Emit(Op::POP);
+    } else if (target.kind == ExprKind::kField && target.object->kind == ExprKind::kName &&
+               Resolve(target.object->text).kind == Resolved::kImport) {
+      diags_->Error(target.loc, fmt::format("cannot assign to `{}.{}`: an imported file's variables are set by its own "
+                                            "code (give it a function that sets them)", target.object->text, target.text));
     } else if (target.kind == ExprKind::kField) {
       CompileExpr(*target.object);
       if (compound) {
@@ -841,6 +986,7 @@ class Codegen {
     FunctionState inner;
     inner.enclosing = state_;
     inner.fn.name = method ? method_name : def.name.empty() ? fmt::format("<fn:{}>", def.loc.line) : def.name;
+    inner.fn.file = method ? 0 : file_;
     if (def.params.size() > 255) diags_->Error(def.loc, "a function takes at most 255 parameters");
     const size_t first = method ? 1 : 0;  // the first parameter that is an argument
     inner.fn.arity = static_cast<uint8_t>(std::min<size_t>(def.params.size() - first, 255));
@@ -853,7 +999,7 @@ class Codegen {
     for (size_t i = 0; i < def.params.size(); ++i) {
       if (!seen.insert(def.params[i]).second)
         diags_->Error(def.param_locs[i], fmt::format("duplicate parameter `{}`", def.params[i]));
-      inner.locals.push_back({def.params[i], 1, false, 0, static_cast<uint16_t>(i + 1 - first)});
+      inner.locals.push_back({def.params[i], 1, false, 0, static_cast<uint16_t>(i + 1 - first), false, false, Loc{}});
     }
     inner.task_body = task_body;
     MarkLine(def.body.loc);
@@ -881,6 +1027,7 @@ class Codegen {
   void Finish(FunctionState* s, uint32_t index) {
     for (size_t i = 0; i < s->locals.size(); ++i) {
       const Local& l = s->locals[i];
+      WarnIfUnused(l);
       if (!l.name.empty() && l.name[0] != '(') s->fn.locals.push_back({l.name, l.slot, l.start_pc, static_cast<uint32_t>(s->fn.code.size())});
     }
     m_->functions[index] = std::move(s->fn);
@@ -958,7 +1105,8 @@ class Codegen {
       case Resolved::kGlobal: Emit(Op::GET_GLOBAL, r.index); break;
       case Resolved::kBuiltin: Emit(Op::GET_BUILTIN, r.index); break;
       case Resolved::kModule:
-        diags_->Error(e.loc, fmt::format("`{}` is a module: call its functions, like `{}.name(...)`", e.text, e.text));
+      case Resolved::kImport:
+        diags_->Error(e.loc, fmt::format("`{}` is a module: use its names, like `{}.name`", e.text, e.text));
         Emit(Op::PUSH_NULL);
         break;
       case Resolved::kNone:
@@ -986,6 +1134,12 @@ class Codegen {
 
   // `object.name`: a module's function, or a field read.
   void CompileField(const Expr& e) {
+    if (int global = ImportMember(*e.object, e.text, e.loc); global != -1) {
+      MarkLine(e.loc);
+      if (global >= 0) Emit(Op::GET_GLOBAL, static_cast<uint32_t>(global));
+      else Emit(Op::PUSH_NULL);
+      return;
+    }
     int id = ModuleFunction(*e.object, e.text, e.loc);
     if (id >= 0 && IsBuiltinField(id)) {
       MarkLine(e.loc);
@@ -1028,6 +1182,15 @@ class Codegen {
 
   // `object.name(args)`: a module's function, or a method invoked on a value.
   void CompileMethod(const Expr& e) {
+    if (int global = ImportMember(*e.object, e.text, e.loc); global != -1) {
+      MarkLine(e.loc);
+      if (global >= 0) Emit(Op::GET_GLOBAL, static_cast<uint32_t>(global));
+      else Emit(Op::PUSH_NULL);
+      CompileCallArgs(e.items, e.loc);
+      MarkLine(e.loc);
+      Emit(Op::CALL, static_cast<uint32_t>(e.items.size()));
+      return;
+    }
     int id = ModuleFunction(*e.object, e.text, e.loc);
     if (id >= 0) {
       CheckArity(id, e.items.size(), e.loc);
@@ -1042,10 +1205,35 @@ class Codegen {
       if (e.text.starts_with("_") && !compiling_stdlib_)
         diags_->Error(e.loc, fmt::format("`{}` is internal to the standard library; no method's name starts with `_`", e.text));
       called_methods_.insert(e.text);
+      CheckMethodCall(e);
       CompileExpr(*e.object);
       CompileCallArgs(e.items, e.loc);
       MarkLine(e.loc);
       Emit(Op::INVOKE, StringConstant(e.text), static_cast<uint32_t>(e.items.size()));
+    }
+  }
+
+  // `x.name(args)` where x's type is known (a string, list or map literal, an interpolated
+  // string, a `spawn`) and its method `name` does not exist or does not take that many
+  // arguments: an error now rather than a `type` error when it runs. Any other x may be a
+  // map holding a function under that name (`m.double(2)`), so nothing is known of it.
+  void CheckMethodCall(const Expr& e) {
+    std::optional<MethodReceiver> known;
+    switch (e.object->kind) {
+      case ExprKind::kString: case ExprKind::kInterpolation: known = MethodReceiver::kString; break;
+      case ExprKind::kList: known = MethodReceiver::kList; break;
+      case ExprKind::kMap:
+        if (std::find(e.object->keys.begin(), e.object->keys.end(), e.text) != e.object->keys.end()) return;
+        known = MethodReceiver::kMap;
+        break;
+      case ExprKind::kSpawn: known = MethodReceiver::kTask; break;
+      default: return;
+    }
+    int id = FindMethod(*known, e.text);
+    if (id < 0 || (e.text.starts_with("_") && !compiling_stdlib_)) {
+      diags_->Error(e.loc, fmt::format("a {} has no method `{}`", ReceiverName(*known), e.text));
+    } else if (std::string why = MethodArityError(GetMethodInfo(id), static_cast<int>(e.items.size())); !why.empty()) {
+      diags_->Error(e.loc, why);
     }
   }
 
@@ -1231,6 +1419,9 @@ class Codegen {
 
   Module* m_;
   Diagnostics* diags_;
+  const std::vector<ImportUnit>* units_ = nullptr;
+  std::vector<std::string> prefixes_;  // by file: what its globals' names start with
+  uint16_t file_ = 0;                  // the file being compiled
   FunctionState* state_ = nullptr;
   uint32_t line_ = 1;
   std::unordered_map<std::string, uint32_t> constant_index_;
@@ -1248,21 +1439,32 @@ class Codegen {
 
 }  // namespace
 
-bool CompileSource(const std::string& file, const std::string& source, Module* module, Diagnostics* diags) {
-  ast::Program program = ParseProgram(file, source, diags);
-  if (diags->HasErrors()) return false;
+bool CompileProgram(std::vector<SourceFile>* files, const SourceReader& read, Module* module, Diagnostics* diags) {
+  std::vector<ImportUnit> units;
+  std::vector<uint16_t> order;
+  if (!ParseWithImports(files, read, diags, &units, &order)) return false;
   Codegen codegen(module, diags);
-  codegen.CompileProgram(program);
+  codegen.CompileFiles(*files, units, order);
   if (diags->HasErrors()) return false;
   codegen.CompileFlowMethods();
   if (diags->HasErrors()) return false;
   Status verified = VerifyModule(*module);
   if (!verified.ok()) {
     // A compiler bug, not the user's: say so plainly.
+    diags->set_file(0);
     diags->Error({1, 1}, "internal compiler error: " + verified.message());
     return false;
   }
   return true;
+}
+
+bool CompileSource(const std::string& file, const std::string& source, Module* module, Diagnostics* diags) {
+  std::vector<SourceFile> files = {{file, file, source}};
+  auto no_files = [](const std::string& path, std::string*, std::string* error) {
+    *error = "this program was given as text, not as a file, so it cannot import";
+    return false;
+  };
+  return CompileProgram(&files, no_files, module, diags);
 }
 
 }  // namespace flow

@@ -63,22 +63,48 @@ std::string ElideMiddle(const std::string& text, size_t head, size_t tail) {
 
 void Diagnostics::Error(ast::Loc loc, std::string message) {
   constexpr size_t kHead = 200, kTail = 100;
-  errors_.push_back({loc, ElideMiddle(message, kHead, kTail)});
+  all_.push_back({loc, ElideMiddle(message, kHead, kTail), file_, Severity::kError});
+  ++error_count_;
+}
+
+void Diagnostics::Warning(ast::Loc loc, std::string message) {
+  constexpr size_t kHead = 200, kTail = 100;
+  all_.push_back({loc, ElideMiddle(message, kHead, kTail), file_, Severity::kWarning});
+}
+
+std::vector<Diagnostic> Diagnostics::Sorted() const {
+  std::vector<Diagnostic> sorted = all_;
+  std::stable_sort(sorted.begin(), sorted.end(), [](const Diagnostic& a, const Diagnostic& b) {
+    if (a.file != b.file) return a.file < b.file;
+    return a.loc.line != b.loc.line ? a.loc.line < b.loc.line : a.loc.col < b.loc.col;
+  });
+  return sorted;
 }
 
 std::string Diagnostics::Render(const std::string& file, const std::string& source) const {
-  std::vector<Diagnostic> sorted = errors_;
-  std::stable_sort(sorted.begin(), sorted.end(), [](const Diagnostic& a, const Diagnostic& b) {
-    return a.loc.line != b.loc.line ? a.loc.line < b.loc.line : a.loc.col < b.loc.col;
-  });
+  return Render(std::vector<SourceFile>{{file, file, source}});
+}
+
+std::string Diagnostics::Render(const std::vector<SourceFile>& files) const {
+  std::vector<Diagnostic> sorted = Sorted();
   std::string out;
+  static const std::string kNone;
   for (const auto& d : sorted) {
-    out += fmt::format("{}:{}:{}: error: {}\n", file, d.loc.line, d.loc.col, d.message);
-    std::string line = SourceLine(source, d.loc.line);
+    const bool known = d.file < files.size();
+    out += fmt::format("{}:{}:{}: {}: {}\n", known ? files[d.file].shown : "?", d.loc.line, d.loc.col,
+                       d.severity == Severity::kError ? "error" : "warning", d.message);
+    std::string line = SourceLine(known ? files[d.file].text : kNone, d.loc.line);
     if (line.empty() && d.loc.line == 0) continue;
     out += QuoteAround(line, d.loc.col);
   }
-  if (sorted.size() > 1) out += fmt::format("{} errors\n", sorted.size());
+  if (sorted.size() > 1) {
+    const size_t warnings = sorted.size() - error_count_;
+    auto count = [](size_t n, const char* what) { return fmt::format("{} {}{}", n, what, n == 1 ? "" : "s"); };
+    if (error_count_ > 0 && warnings > 0)
+      out += count(error_count_, "error") + ", " + count(warnings, "warning") + "\n";
+    else
+      out += (error_count_ > 0 ? count(error_count_, "error") : count(warnings, "warning")) + "\n";
+  }
   return out;
 }
 

@@ -230,6 +230,7 @@ class AstBuilder {
       if (!c->CATCH() && !c->FINALLY()) diags_->Error(s->loc, "`try` needs a `catch e { }`, a `finally { }`, or both");
       return s;
     }
+    if (auto* c = dynamic_cast<Flow::ImportStmtContext*>(ctx)) return BuildImport(c);
     if (auto* c = dynamic_cast<Flow::BlockStmtContext*>(ctx)) {
       auto s = NewStmt(StmtKind::kBlock, ctx);
       s->body = BuildBlock(c->block());
@@ -492,6 +493,22 @@ class AstBuilder {
 
   // `limit NAME (options) { body }`: NAME is a name (`limit api`), or a string (`limit
   // "api-${region}"`).
+  // `import "path" as name`; the path is a plain string (no `${}`).
+  StmtPtr BuildImport(Flow::ImportStmtContext* c) {
+    auto s = NewStmt(StmtKind::kImport, c);
+    auto ids = c->IDENT();
+    s->name = ids[2]->getText();
+    s->name_loc = LocOf(ids[2]->getSymbol());
+    s->expr = BuildString(c->string());
+    if (ids[0]->getText() != "import" || ids[1]->getText() != "as") {
+      diags_->Error(LocOf(ids[0]->getSymbol()), fmt::format("unexpected `{}` before a string: write `import \"file.flow\" as name`",
+                                                           ids[0]->getText() != "import" ? ids[0]->getText() : ids[1]->getText()));
+    } else if (s->expr->kind != ExprKind::kString) {
+      diags_->Error(s->expr->loc, "an import's path is a plain string, without `${}`");
+    }
+    return s;
+  }
+
   ExprPtr BuildLimit(Flow::LimitExprContext* c, Loc loc) {
     if (c->IDENT(0)->getText() != "limit") {
       diags_->Error(LocOf(c->IDENT(0)->getSymbol()),

@@ -22,6 +22,9 @@ stmt
   // At least one of catch and finally (compiler/parse.cc says so when neither is there).
   | TRY block (CATCH IDENT block)? (FINALLY block)?                # tryStmt
   | block                                                         # blockStmt
+  // `import "lib/x.flow" as x`: neither word is a keyword (programs name variables so);
+  // parse.cc refuses other words in their places.
+  | IDENT string IDENT IDENT SEMI?                                # importStmt
   // An assignment is an expression statement with `= value`: one alternative, so that
   // predicting a statement need not look past a whole expression for an `=` (on a cold
   // start, a quarter of the parse of a short script).

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "runtime/program_file.h"
+#include "vm/base/coding.h"
 
 namespace flow::runtime {
 
@@ -134,6 +135,11 @@ std::optional<Module> ProgramCache::Find(const std::string& source_name, const s
   if (!ReadFile(path, &bytes, &error, kProgramCacheMaxBytes)) return std::nullopt;
   Result<Module> loaded = DeserializeModule(bytes);  // checksum and verifier, as any .flowc
   if (!loaded.ok() || loaded->source_name != source_name) return std::nullopt;
+  // The files it imports must be as they were compiled.
+  for (const ImportedFile& f : loaded->imports) {
+    std::string text, error;
+    if (!ReadFile(f.name, &text, &error, kMaxProgramBytes) || Checksum(text) != f.hash) return std::nullopt;
+  }
   utimensat(AT_FDCWD, path.c_str(), nullptr, 0);  // recently used: evicted last
   return std::move(loaded.value());
 }

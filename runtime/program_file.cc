@@ -64,37 +64,69 @@ std::string AbsolutePath(const std::string& path) {
   return ec ? path : absolute.lexically_normal().string();
 }
 
-Status LoadProgram(const std::string& path, Module* module, std::string* compile_errors,
+namespace {
+
+// Reads `path` whole: false, with *error, when it cannot.
+bool ReadProgramFile(const std::string& path, std::string* bytes, Status* error) {
+  std::string why;
+  if (ReadFile(path, bytes, &why, kMaxProgramBytes)) return true;
+  *error = Status::InvalidArgument(why);
+  return false;
+}
+
+Status LoadBytecode(const std::string& path, const std::string& bytes, Module* module) {
+  if (bytes.size() < kBytecodeMagicSize)
+    return Status::Corruption(fmt::format("{}: truncated bytecode ({} bytes, shorter than its {}-byte magic)", path,
+                                          bytes.size(), kBytecodeMagicSize));
+  Result<Module> loaded = DeserializeModule(bytes);
+  if (!loaded.ok()) return Status::Corruption(fmt::format("{}: {}", path, loaded.status().message()));
+  *module = std::move(loaded.value());
+  return Status::Ok();
+}
+
+// Compiles source `bytes` of `path` and the files it imports. Errors name the file as typed;
+// the module keeps its absolute name, which its stack traces show whichever folder the run
+// is resumed from.
+bool CompileFile(const std::string& path, const std::string& bytes, Module* module, std::vector<SourceFile>* files,
+                 Diagnostics* diags) {
+  *files = {{AbsolutePath(path), path, bytes}};
+  auto read = [](const std::string& file, std::string* text, std::string* error) {
+    return ReadFile(file, text, error, kMaxProgramBytes);
+  };
+  return CompileProgram(files, read, module, diags);
+}
+
+}  // namespace
+
+Status LoadProgram(const std::string& path, Module* module, std::string* compiler_output,
                    const ProgramCache* cache, std::optional<std::string>* source) {
-  compile_errors->clear();
+  compiler_output->clear();
   if (source) source->reset();
-  std::string bytes, error;
-  if (!ReadFile(path, &bytes, &error, kMaxProgramBytes)) return Status::InvalidArgument(error);
-  if (IsBytecodeFile(path, bytes)) {
-    if (bytes.size() < kBytecodeMagicSize)
-      return Status::Corruption(fmt::format("{}: truncated bytecode ({} bytes, shorter than its {}-byte magic)", path,
-                                            bytes.size(), kBytecodeMagicSize));
-    Result<Module> loaded = DeserializeModule(bytes);
-    if (!loaded.ok()) return Status::Corruption(fmt::format("{}: {}", path, loaded.status().message()));
-    *module = std::move(loaded.value());
-    return Status::Ok();
-  }
+  std::string bytes;
+  if (Status s; !ReadProgramFile(path, &bytes, &s)) return s;
+  if (IsBytecodeFile(path, bytes)) return LoadBytecode(path, bytes, module);
   if (source) *source = bytes;
-  // Errors now name the file as typed; the module keeps its absolute name, which its
-  // stack traces show whichever folder the run is resumed from.
-  std::string source_name = AbsolutePath(path);
   if (cache) {
-    if (std::optional<Module> cached = cache->Find(source_name, bytes)) {
+    if (std::optional<Module> cached = cache->Find(AbsolutePath(path), bytes)) {
       *module = std::move(*cached);
       return Status::Ok();
     }
   }
+  std::vector<SourceFile> files;
   Diagnostics diags;
-  if (!CompileSource(source_name, bytes, module, &diags)) {
-    *compile_errors = diags.Render(path, bytes);
-    return Status::InvalidArgument(fmt::format("{}: compile errors", path));
-  }
+  const bool compiled = CompileFile(path, bytes, module, &files, &diags);
+  *compiler_output = diags.Render(files);
+  if (!compiled) return Status::InvalidArgument(fmt::format("{}: compile errors", path));
   if (cache) (void)cache->Store(bytes, *module);  // a cache that cannot be written is no cache
+  return Status::Ok();
+}
+
+Status CheckProgram(const std::string& path, std::vector<SourceFile>* files, Diagnostics* diags) {
+  std::string bytes;
+  if (Status s; !ReadProgramFile(path, &bytes, &s)) return s;
+  Module module;
+  if (IsBytecodeFile(path, bytes)) return LoadBytecode(path, bytes, &module);
+  (void)CompileFile(path, bytes, &module, files, diags);
   return Status::Ok();
 }
 

@@ -7,6 +7,9 @@
 #include <optional>
 #include <string>
 
+#include <vector>
+
+#include "compiler/diagnostics.h"
 #include "vm/base/status.h"
 #include "vm/bytecode/module.h"
 
@@ -19,13 +22,20 @@ constexpr size_t kMaxProgramBytes = 16u << 20;
 constexpr size_t kBytecodeMagicSize = 8;
 
 // Loads `path` into `module`. InvalidArgument: an unreadable file, a directory, one larger
-// than kMaxProgramBytes, or compile errors (then rendered in *compile_errors, naming the
-// file as `path` spells it); Corruption: damaged or truncated bytecode. With a `cache`,
+// than kMaxProgramBytes, or compile errors; Corruption: damaged or truncated bytecode.
+// *compiler_output is what the compiler said, rendered (naming the file as `path` spells
+// it): the errors when it fails, its warnings (if any) when it compiles. With a `cache`,
 // source is looked up there first and a successful compile kept there (its failures
 // ignored: a cache never makes a program fail). With `source`: the source text it was
 // compiled from (nullopt for bytecode), which a run keeps beside its bytecode.
-Status LoadProgram(const std::string& path, Module* module, std::string* compile_errors,
+Status LoadProgram(const std::string& path, Module* module, std::string* compiler_output,
                    const ProgramCache* cache = nullptr, std::optional<std::string>* source = nullptr);
+
+// flow check: compiles the source file `path` and what it imports (no cache), leaving what
+// the compiler found in *diags, its files in *files. A bytecode file is loaded and
+// verified instead (no diagnostics). Not ok only when the file cannot be read or its
+// bytecode is damaged; compile errors are in *diags.
+Status CheckProgram(const std::string& path, std::vector<SourceFile>* files, Diagnostics* diags);
 
 // Is `bytes` (read from `path`) bytecode rather than source? (as LoadProgram decides)
 bool IsBytecodeFile(const std::string& path, const std::string& bytes);

@@ -472,6 +472,7 @@ Status StartRun(const StartOptions& options, const Module& module, RunListener* 
   if (options.ephemeral) {
     // Nothing is recorded: the VM runs as a plain interpreter.
     result->source = options.source;
+    result->source_file = module.source_name;
     ProcessHost host(options.virtual_time, listener);
     VM vm(&module, &host, stdlib::GetNatives());
     SetProgramArgs(vm, options.args);
@@ -500,6 +501,7 @@ Status StartRun(const StartOptions& options, const Module& module, RunListener* 
     if (Status s = st->PutSource(*hash, *options.source); !s.ok()) return s;
   }
   result->source = options.source;
+  result->source_file = module.source_name;
   // A folder without a record is a start that died before writing it: take it over.
   Status created = st->CreateRunDir(id, options.run_id.empty());
   if (!created.ok() && (created.code() != Status::Code::kInvalidArgument || st->RunExists(id) || !store::IsValidRunId(id)))
@@ -941,6 +943,7 @@ Status ContinueFromCheckpoint(store::Store& st, const store::RunRecord& before, 
   LoadedRun run;
   if (Status s = LoadRun(st, id, &host, &run); !s.ok()) return InContext(s, context);
   result->source = run.source;
+  result->source_file = run.module->source_name;
   if (ProgramFileState file = CheckProgramFile(run.record, run.source);
       file == ProgramFileState::kChanged || file == ProgramFileState::kGone)
     listener->ProgramFileMoved(run.record, file);

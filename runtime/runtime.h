@@ -116,6 +116,9 @@ struct RunResult {
   // The source the run's code was compiled from, as stored with it (nullopt: none stored),
   // for quoting the lines of a stack trace.
   std::optional<std::string> source;
+  // The file `source` is the text of (the module's source_name): a trace quotes only the
+  // lines of frames in it, not those of frames in the files it imports.
+  std::string source_file;
 };
 
 // Is the program file a run was started from as it was then? (flow resume, flow worker)

@@ -12,6 +12,7 @@ packages=(
   nlohmann-json3-dev                   # json.parse (SAX) front end
   libcli11-dev                         # command-line parsing
   libxxhash-dev                        # XXH3 checksums of persisted formats
+  libre2-dev                           # re.* (linear-time regular expressions)
   libgtest-dev libgmock-dev            # unit tests
   clang libclang-rt-14-dev             # libFuzzer + ASan/UBSan fuzz targets
   lua5.4                               # benchmark baseline

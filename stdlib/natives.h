@@ -34,6 +34,9 @@ FLOW_NATIVE(Uuid)
 FLOW_NATIVE(FsMkdir)
 FLOW_NATIVE(TimeFormat)
 FLOW_NATIVE(TimeParse)
+FLOW_NATIVE(ReMatch)
+FLOW_NATIVE(ReFindAll)
+FLOW_NATIVE(ReReplace)
 #undef FLOW_NATIVE
 
 }  // namespace flow::stdlib

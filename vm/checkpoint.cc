@@ -953,7 +953,7 @@ std::vector<VM::FrameView> FramesOf(const Module& module, const Task& t) {
   for (size_t i = t.frames.size(); i-- > 0;) {
     const Frame& f = t.frames[i];
     const Function& fn = module.functions[f.function];
-    VM::FrameView view{fn.name, f.pc, fn.LineAt(f.pc > 0 ? f.pc - 1 : 0), {}};
+    VM::FrameView view{fn.name, module.FileOf(fn), f.pc, fn.LineAt(f.pc > 0 ? f.pc - 1 : 0), {}};
     uint32_t top = i + 1 < t.frames.size() ? t.frames[i + 1].base : t.sp;
     for (const LocalName& l : fn.locals) {
       uint32_t slot = f.base + l.slot;

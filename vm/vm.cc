@@ -125,7 +125,7 @@ void VM::FillTrace(Value error, uint32_t pc) {
     if (fn.IsMethod())  // stdlib/methods.flow: its lines are not the program's
       e->trace.push_back(fmt::format("{} (stdlib)", fn.name));
     else
-      e->trace.push_back(fmt::format("{} ({}:{})", fn.name, module_->source_name, line));  // ParseTraceFrame reads it
+      e->trace.push_back(fmt::format("{} ({}:{})", fn.name, module_->FileOf(fn), line));  // ParseTraceFrame reads it
   }
   if (current_ != kNoTask && current_ != main_task_)
     e->trace.push_back(fmt::format("task {}", heap_.Get<TaskObj>(current_)->path));

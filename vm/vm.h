@@ -240,6 +240,7 @@ class VM {
   // For `flow inspect`: frames from the innermost, with their function, pc, line and locals.
   struct FrameView {
     std::string function;
+    std::string file;  // the source file of its code
     uint32_t pc;
     uint32_t line;
     std::vector<std::pair<std::string, Value>> locals;

@@ -69,6 +69,23 @@ def second_run_is_served_from_the_cache():
 
 
 @case
+def an_edited_import_is_never_served_stale():
+    cache = tmp("cache")
+    os.makedirs(tmp("lib"), exist_ok=True)
+    program("lib/m.flow", "let v = 1\n")
+    path = program("p.flow", 'import "lib/m.flow" as m\nprint(m.v)\n')
+    outputs = []
+    for text in ["let v = 1\n", "let v = 2\n", "let v = 2\n"]:
+        program("lib/m.flow", text)
+        outputs.append(run(path, cache).stdout)
+    check("each edit of the imported file runs it as it is now", outputs == ["1\n", "2\n", "2\n"], str(outputs))
+    os.remove(tmp("lib/m.flow"))
+    gone = run(path, cache)
+    check("an imported file removed: a compile error, not the cached code", gone.returncode == 2 and
+          "cannot import" in gone.stderr, f"exit {gone.returncode}: {gone.stdout}{gone.stderr}")
+
+
+@case
 def changed_source_is_never_served_stale():
     cache = tmp("cache")
     path = program("p.flow", "print(1)\n")

@@ -5,36 +5,16 @@
 #include <memory>
 
 #include "checkpoint_input.h"
-#include "compiler/compiler.h"
+#include "fuzz_vm.h"
 #include "stdlib/stdlib.h"
-#include "vm/vm.h"
 
-namespace {
-
-class NullHost : public flow::VmHost {
- public:
-  void WriteOutput(std::string_view) override {}
-  int64_t NowMs() override { return 0; }
-};
-
-const flow::Module& Program() {
-  static const flow::Module* module = [] {
-    auto* m = new flow::Module;
-    flow::Diagnostics diags;
-    if (!flow::CompileSource("fuzz.flow", flow::fuzz::kFuzzProgram, m, &diags)) std::abort();
-    return m;
-  }();
-  return *module;
-}
-
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string header;
   std::map<uint64_t, std::string> records;
   if (!flow::fuzz::DecodeInput(std::string_view(reinterpret_cast<const char*>(data), size), &header, &records)) return 0;
-  NullHost host;
-  flow::VM vm(&Program(), &host, flow::stdlib::GetNatives());
+  flow::fuzz::NullHost host;
+  flow::VM vm(&flow::fuzz::CompiledOnce(flow::fuzz::kFuzzProgram), &host, flow::stdlib::GetNatives());
   auto find = [&](uint64_t key, std::string* out) {
     auto it = records.find(key);
     if (it == records.end()) return false;

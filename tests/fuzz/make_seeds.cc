@@ -5,18 +5,13 @@
 #include <sstream>
 
 #include "checkpoint_input.h"
+#include "fuzz_vm.h"
 #include "compiler/compiler.h"
 #include "stdlib/stdlib.h"
 #include "vm/bytecode/decode.h"
 #include "vm/vm.h"
 
 namespace {
-
-class NullHost : public flow::VmHost {
- public:
-  void WriteOutput(std::string_view) override {}
-  int64_t NowMs() override { return 0; }
-};
 
 // Records the checkpoint taken after each effect of the fuzz program, as seeds.
 class SeedJournal : public flow::EffectJournal {
@@ -78,7 +73,7 @@ int main(int argc, char** argv) {
   flow::Module module;
   flow::Diagnostics diags;
   if (!flow::CompileSource("fuzz.flow", flow::fuzz::kFuzzProgram, &module, &diags)) return 1;
-  NullHost host;
+  flow::fuzz::NullHost host;
   flow::VM vm(&module, &host, flow::stdlib::GetNatives());
   SeedJournal journal(out_dir);
   vm.SetJournal(&journal);

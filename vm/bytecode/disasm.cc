@@ -27,8 +27,10 @@ std::string ConstantText(const Constant& c) {
 std::string Disassemble(const Module& m) {
   std::string out = fmt::format("; module {}: {} functions, {} constants, {} globals\n", m.source_name,
                                 m.functions.size(), m.constants.size(), m.globals.size());
+  for (const ImportedFile& f : m.imports) out += fmt::format("; imports {}\n", f.name);
   for (size_t fi = 0; fi < m.functions.size(); ++fi) {
     const Function& f = m.functions[fi];
+    if (f.file != 0) out += fmt::format("\n; from {}", m.FileOf(f));
     out += fmt::format("\nfunction #{} {} (arity {}, max stack {}, {} upvalues)\n", fi, f.name, f.arity, f.max_stack,
                        f.upvalues.size());
     uint32_t last_line = 0;

@@ -42,6 +42,8 @@ struct LocalName {
 
 struct Function {
   std::string name;
+  // The file its code is from: 0 for the module's source_name, i for imports[i - 1].
+  uint16_t file = 0;
   uint8_t arity = 0;
   uint32_t max_stack = 0;  // the most values the frame ever holds, slot 0 (the callee) included
   std::vector<UpvalueDesc> upvalues;
@@ -55,15 +57,26 @@ struct Function {
   bool IsMethod() const { return name.find('.') != std::string::npos; }
 };
 
+// A file the program imports (directly or through another import), compiled into it.
+struct ImportedFile {
+  std::string name;   // its absolute path, as traces show it
+  uint64_t hash = 0;  // XXH3-64 of its text: what the program cache checks it against
+};
+
 struct Module {
   std::string source_name;  // the .flow file it came from, for messages and traces
+  std::vector<ImportedFile> imports;  // in the order the compiler first met them
   std::vector<Constant> constants;
   std::vector<Function> functions;  // functions[0] is the top level of the script
   std::vector<std::string> globals;
+
+  // The file a function's code is from.
+  const std::string& FileOf(const Function& f) const { return f.file == 0 ? source_name : imports[f.file - 1].name; }
 };
 
 // The bytecode file format (docs/bytecode.md); its version is in every file's header.
-constexpr uint32_t kBytecodeFormatVersion = 1;
+// Version 2 added imports and each function's file; version 1 files (none) still load.
+constexpr uint32_t kBytecodeFormatVersion = 2;
 std::string SerializeModule(const Module& module);
 Result<Module> DeserializeModule(std::string_view bytes);  // verifies it too
 bool LooksLikeBytecode(std::string_view bytes);

@@ -29,6 +29,11 @@ bool LooksLikeBytecode(std::string_view bytes) { return bytes.substr(0, kMagic.s
 std::string SerializeModule(const Module& m) {
   std::string p;
   PutBytes(&p, m.source_name);
+  PutVarint(&p, m.imports.size());
+  for (const auto& f : m.imports) {
+    PutBytes(&p, f.name);
+    PutFixed64(&p, f.hash);
+  }
   PutVarint(&p, m.globals.size());
   for (const auto& g : m.globals) PutBytes(&p, g);
   PutVarint(&p, m.constants.size());
@@ -48,6 +53,7 @@ std::string SerializeModule(const Module& m) {
   PutVarint(&p, m.functions.size());
   for (const auto& f : m.functions) {
     PutBytes(&p, f.name);
+    PutVarint(&p, f.file);
     PutFixed8(&p, f.arity);
     PutVarint(&p, f.max_stack);
     PutVarint(&p, f.upvalues.size());
@@ -84,7 +90,7 @@ Result<Module> DeserializeModule(std::string_view bytes) {
   uint32_t version = header.U32();
   uint64_t size = header.U64();
   uint64_t checksum = header.U64();
-  if (version != kBytecodeFormatVersion)
+  if (version != kBytecodeFormatVersion && version != 1)
     return Status::NotSupported("bytecode format version " + std::to_string(version) +
                                 " is not supported (this flow reads version " +
                                 std::to_string(kBytecodeFormatVersion) + ")");
@@ -107,7 +113,15 @@ Result<Module> DeserializeModule(std::string_view bytes) {
     return n;
   };
   m.source_name = std::string(r.Bytes());
-  uint64_t n = count();
+  uint64_t n = version >= 2 ? count() : 0;
+  for (uint64_t i = 0; i < n && !r.failed(); ++i) {
+    ImportedFile f;
+    f.name = std::string(r.Bytes());
+    f.hash = r.U64();
+    m.imports.push_back(std::move(f));
+  }
+  if (m.imports.size() >= UINT16_MAX) return Status::Corruption("bytecode imports more files than it can name");
+  n = count();
   for (uint64_t i = 0; i < n && !r.failed(); ++i) m.globals.emplace_back(r.Bytes());
   n = count();
   for (uint64_t i = 0; i < n && !r.failed(); ++i) {
@@ -129,6 +143,11 @@ Result<Module> DeserializeModule(std::string_view bytes) {
   for (uint64_t i = 0; i < n && !r.failed(); ++i) {
     Function f;
     f.name = std::string(r.Bytes());
+    if (version >= 2) {
+      uint64_t file = r.Varint();
+      if (file > m.imports.size()) return Status::Corruption("bytecode function " + f.name + " names a file it does not import");
+      f.file = static_cast<uint16_t>(file);
+    }
     f.arity = r.U8();
     uint64_t max_stack = r.Varint();
     if (max_stack > (1u << 16)) return Status::Corruption("bytecode function " + f.name + " claims an absurd stack size");

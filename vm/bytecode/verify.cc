@@ -226,6 +226,8 @@ Status VerifyModule(const Module& m) {
   if (m.globals.size() > 0xffff) return Status::Corruption("invalid bytecode: too many globals");
   std::vector<int> depths;
   for (const auto& f : m.functions) {
+    if (f.file > m.imports.size())
+      return Status::Corruption(fmt::format("invalid bytecode: the function {} names a file it does not import", f.name));
     if (f.IsMethod() && !f.upvalues.empty())  // the VM runs such a function without a closure
       return Status::Corruption(fmt::format("invalid bytecode: the method {} captures variables", f.name));
     if (Status s = VerifyFunction(m, f, &depths); !s.ok()) return s;
