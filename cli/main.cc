@@ -17,7 +17,6 @@
 #include "store/keys.h"
 #include "runtime/program_file.h"
 
-static constexpr const char* kStoreHelp = "the store folder (default ./.flow, or FLOW_STORE)";
 static constexpr const char* kNewStoreHelp =
     "the store folder (default ./.flow, or FLOW_STORE); made, with any missing parents, if it does not exist";
 

@@ -9,6 +9,9 @@
 
 namespace flow::cli {
 
+// The help of every command's --store option.
+inline constexpr const char* kStoreHelp = "the store folder (default ./.flow, or FLOW_STORE)";
+
 // A duration as Flow writes them: digits and a unit (ms, s, m, h, d); false with *error
 // (a hint for a bare number: "did you mean 5s?") if it is not one or is too long.
 bool ParseDuration(const std::string& text, int64_t* ms, std::string* error);

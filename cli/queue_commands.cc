@@ -16,7 +16,6 @@ namespace flow::cli {
 
 namespace {
 
-constexpr const char* kStoreHelp = "the store folder (default ./.flow, or FLOW_STORE)";
 
 struct QueueArgs {
   std::string queue = store::kDefaultQueue;

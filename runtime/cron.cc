@@ -6,6 +6,8 @@
 #include <charconv>
 #include <vector>
 
+#include "vm/base/floor_div.h"
+
 namespace flow::runtime {
 
 namespace {
@@ -102,9 +104,6 @@ bool DayMatches(const CronSpec& spec, int64_t day) {
   if (spec.any_day_of_week) return by_month;
   return by_month || by_week;
 }
-
-int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
-
 }  // namespace
 
 Result<CronSpec> ParseCron(std::string_view text) {

@@ -10,12 +10,11 @@
 #include "runtime/program_file.h"
 #include "runtime/queue.h"
 #include "store/queues.h"
+#include "vm/base/floor_div.h"
 
 namespace flow::runtime {
 
 namespace {
-
-int64_t FloorDiv(int64_t a, int64_t b) { return a / b - ((a % b != 0) && ((a < 0) != (b < 0))); }
 
 // The latest tick of `s` at or before `now_ms`, given that s.next_ms is one; *missed: the
 // ticks between them.

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "vm/base/floor_div.h"
 #include "vm/value_ops.h"
 #include "vm/vm.h"
 
@@ -11,12 +12,7 @@ namespace flow {
 
 namespace {
 
-// Floored integer division and remainder, as `//` and `%` define them.
-int64_t FloorDiv(int64_t a, int64_t b) {
-  int64_t q = a / b;
-  if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
-  return q;
-}
+// Floored remainder, as `%` defines it (FloorDiv, vm/base/floor_div.h, is `//`).
 int64_t FloorMod(int64_t a, int64_t b) {
   if (b == -1) return 0;
   int64_t r = a % b;
