@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "runtime/program_file.h"
+#include "runtime/test_runner.h"
 #include "compiler/compiler.h"
 
 namespace flow::cli {
@@ -134,6 +135,45 @@ int CheckCommand(const std::string& file, bool json) {
     fmt::print("{}\n", line.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   }
   return diags.HasErrors() ? kExitUsage : kExitOk;
+}
+
+int TestCommand(const std::vector<std::string>& files) {
+  int passed = 0, failed = 0;
+  bool broken = false;
+  for (const std::string& file : files) {
+    runtime::TestFileReport report;
+    if (Status s = runtime::RunTestFile(file, &report); !s.ok()) return Fail(s, "");
+    if (!report.compile_errors.empty()) {
+      fmt::print(stderr, "{}", report.compile_errors);
+      broken = true;
+      continue;
+    }
+    fmt::print("{}\n", Printable(file));
+    if (report.tests.empty()) fmt::print("  no tests (write them as test \"name\" {{ ... }})\n");
+    for (const runtime::TestResult& t : report.tests) {
+      fmt::print("  {} {} ({:.1f} ms)\n", t.passed ? "ok  " : "FAIL", Printable(t.name), t.elapsed_us / 1000.0);
+      if (t.passed) {
+        ++passed;
+        continue;
+      }
+      ++failed;
+      auto indented = [](const std::string& text) {
+        std::string out;
+        size_t at = 0;
+        while (at < text.size()) {
+          size_t end = text.find('\n', at);
+          out += "       " + Printable(text.substr(at, end == std::string::npos ? std::string::npos : end - at)) + "\n";
+          at = end == std::string::npos ? text.size() : end + 1;
+        }
+        return out;
+      };
+      fmt::print("{}", indented(t.failure));
+      if (!t.output.empty()) fmt::print("       its output:\n{}", indented(t.output));
+    }
+  }
+  fmt::print("{} passed, {} failed\n", passed, failed);
+  std::fflush(stdout);
+  return broken ? kExitUsage : failed > 0 ? kExitScriptFailed : kExitOk;
 }
 
 int DisasmCommand(const std::string& file) {

@@ -102,6 +102,9 @@ bool MakeStoreFolder(const std::string& dir);
 int CompileCommand(const std::string& file, std::string out);
 // flow check FILE [--json]: the compiler's errors and warnings; exit 2 if there are errors.
 int CheckCommand(const std::string& file, bool json);
+// flow test FILE...: each file's tests, then "N passed, M failed"; exit 1 if one failed,
+// 2 if a file does not compile.
+int TestCommand(const std::vector<std::string>& files);
 int DisasmCommand(const std::string& file);
 
 }  // namespace flow::cli

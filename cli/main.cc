@@ -95,6 +95,11 @@ int main(int argc, char** argv) {
   check_cmd->add_flag("--json", check_json,
                       "one JSON object a line per error or warning: file, line, column, severity, message");
 
+  std::vector<std::string> test_files;
+  auto* test_cmd = app.add_subcommand("test", "run the test \"name\" { } blocks of each FILE (FILE_test.flow by custom), "
+                                               "on a virtual clock, with signal.send; nothing is stored");
+  test_cmd->add_option("FILE", test_files, "test files")->required();
+
   auto* disasm_cmd = app.add_subcommand("disasm", "print FILE's bytecode in human-readable form");
   disasm_cmd->add_option("FILE", file, "a .flow script or a .flowc bytecode file")->required();
 
@@ -214,6 +219,7 @@ int main(int argc, char** argv) {
     if (std::optional<int> code = schedule_commands()) return *code;
     if (compile_cmd->parsed()) return CompileCommand(file, out);
     if (check_cmd->parsed()) return CheckCommand(file, check_json);
+    if (test_cmd->parsed()) return TestCommand(test_files);
     if (disasm_cmd->parsed()) return DisasmCommand(file);
     if (resume_cmd->parsed()) return ResumeCommand(run.store, run_id, run);
     if (runs_cmd->parsed()) return RunsCommand(run.store, status, json);

@@ -96,6 +96,7 @@ enum class StmtKind {
   kAssign,    // target = expr, or target op= expr (assign_op)
   kExpr,      // expr
   kImport,    // import expr (the path, a plain string) as name
+  kTest,      // test "name" { body }: name, and fn (the block as a function of no parameters)
 };
 
 // One `if` or `else if` of an if statement: its condition and its block.

@@ -103,7 +103,11 @@ struct FunctionState {
 
 class Codegen {
  public:
-  Codegen(Module* module, Diagnostics* diags) : m_(module), diags_(diags) {}
+  Codegen(Module* module, Diagnostics* diags, const CompileOptions& options)
+      : m_(module), diags_(diags), options_(options) {}
+
+  // The names of the main file's tests, in order (CompileOptions::tests).
+  const std::vector<std::string>& tests_found() const { return tests_found_; }
 
   // The program of `units` (units[i] the parse of files[i]), whose top-level code runs
   // in `order` (each file after the files it imports; the main file, 0, last). Each
@@ -175,7 +179,8 @@ class Codegen {
       Emit(Op::SET_GLOBAL, globals_.at(Global(s->name)));
     }
     for (size_t i = 0; i < stmts.size(); ++i) {
-      if (stmts[i]->kind == StmtKind::kFnDecl || stmts[i]->kind == StmtKind::kImport) continue;
+      const StmtKind kind = stmts[i]->kind;
+      if (kind == StmtKind::kFnDecl || kind == StmtKind::kImport || kind == StmtKind::kTest) continue;
       top.global_refs.clear();
       CompileStmt(*stmts[i]);
       CheckInitOrder(i);
@@ -183,8 +188,31 @@ class Codegen {
       const Stmt& st = *stmts[i];
       if (st.kind == StmtKind::kLet && st.expr->kind == ExprKind::kFunction) callee_refs_[Global(st.name)] = last_fn_refs_;
     }
+    CompileTests(stmts);
     Emit(Op::PUSH_NULL);
     Emit(Op::RETURN);
+  }
+
+  // `test "name" { }` blocks: each a function, checked like any other code. They run after
+  // the file's top-level code, so they may read every top-level name. Under `flow test`
+  // (CompileOptions::run_test) the script calls the chosen test of the main file at its end.
+  void CompileTests(const std::vector<ast::StmtPtr>& stmts) {
+    std::set<std::string> names;
+    for (const auto& s : stmts) {
+      if (s->kind != StmtKind::kTest) continue;
+      if (!names.insert(s->name).second) diags_->Error(s->name_loc, fmt::format("a second test named \"{}\"", s->name));
+      MarkLine(s->loc);
+      std::map<std::string, Loc> refs;  // a test runs after all top-level code: no order to check
+      const uint32_t index = CompileFunctionBody(*s->fn, &refs, nullptr);
+      if (file_ != 0) continue;  // the tests of imported files are checked, not run
+      const int number = static_cast<int>(tests_found_.size());
+      tests_found_.push_back(s->name);
+      if (options_.run_test == number) {
+        Emit(Op::CLOSURE, index);
+        Emit(Op::CALL, 0);
+        Emit(Op::POP);
+      }
+    }
   }
 
  private:
@@ -714,6 +742,9 @@ class Codegen {
         break;
       case StmtKind::kImport:  // the file's top-level imports are taken before its code
         diags_->Error(s.loc, "`import` only at the top level of a file");
+        break;
+      case StmtKind::kTest:  // compiled by CompileTests
+        diags_->Error(s.loc, "`test` blocks only at the top level of a file");
         break;
     }
   }
@@ -1419,6 +1450,8 @@ class Codegen {
 
   Module* m_;
   Diagnostics* diags_;
+  const CompileOptions& options_;
+  std::vector<std::string> tests_found_;
   const std::vector<ImportUnit>* units_ = nullptr;
   std::vector<std::string> prefixes_;  // by file: what its globals' names start with
   uint16_t file_ = 0;                  // the file being compiled
@@ -1439,12 +1472,14 @@ class Codegen {
 
 }  // namespace
 
-bool CompileProgram(std::vector<SourceFile>* files, const SourceReader& read, Module* module, Diagnostics* diags) {
+bool CompileProgram(std::vector<SourceFile>* files, const SourceReader& read, Module* module, Diagnostics* diags,
+                    const CompileOptions& options) {
   std::vector<ImportUnit> units;
   std::vector<uint16_t> order;
   if (!ParseWithImports(files, read, diags, &units, &order)) return false;
-  Codegen codegen(module, diags);
+  Codegen codegen(module, diags, options);
   codegen.CompileFiles(*files, units, order);
+  if (options.tests) *options.tests = codegen.tests_found();
   if (diags->HasErrors()) return false;
   codegen.CompileFlowMethods();
   if (diags->HasErrors()) return false;

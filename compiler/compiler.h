@@ -17,10 +17,17 @@ bool CompileSource(const std::string& file, const std::string& source, Module* m
 // Reads an imported file, by its absolute path: false, with *error, when it cannot.
 using SourceReader = std::function<bool(const std::string& path, std::string* text, std::string* error)>;
 
+// What `flow test` asks of a compile.
+struct CompileOptions {
+  int run_test = -1;                         // the main file's test the script runs at its end (-1: none)
+  std::vector<std::string>* tests = nullptr;  // if set: the names of the main file's tests, in order
+};
+
 // Compiles a program of one or more files. (*files)[0] is the main file, set by the caller
 // (its name absolute); each file it imports, directly or not, is read with `read` and
 // appended. Each error names its file by index in *files: render with
 // Diagnostics::Render(*files).
-bool CompileProgram(std::vector<SourceFile>* files, const SourceReader& read, Module* module, Diagnostics* diags);
+bool CompileProgram(std::vector<SourceFile>* files, const SourceReader& read, Module* module, Diagnostics* diags,
+                    const CompileOptions& options = {});
 
 }  // namespace flow

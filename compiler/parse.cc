@@ -241,6 +241,7 @@ class AstBuilder {
       return s;
     }
     if (auto* c = As<Flow::ImportStmtContext>(ctx)) return BuildImport(c);
+    if (auto* c = As<Flow::TestStmtContext>(ctx)) return BuildTest(c);
     if (auto* c = As<Flow::BlockStmtContext>(ctx)) {
       auto s = NewStmt(StmtKind::kBlock, ctx);
       s->body = BuildBlock(c->block());
@@ -516,6 +517,23 @@ class AstBuilder {
     } else if (s->expr->kind != ExprKind::kString) {
       diags_->Error(s->expr->loc, "an import's path is a plain string, without `${}`");
     }
+    return s;
+  }
+
+  // `test "name" { body }`: the body becomes a function of no parameters named `test "name"`
+  // (what its stack traces show).
+  StmtPtr BuildTest(Flow::TestStmtContext* c) {
+    auto s = NewStmt(StmtKind::kTest, c);
+    ExprPtr name = BuildString(c->string());
+    if (c->IDENT()->getText() != "test") {
+      diags_->Error(LocOf(c->IDENT()->getSymbol()),
+                    fmt::format("unexpected `{}` before a string and a block: write `test \"name\" {{ ... }}`", c->IDENT()->getText()));
+    } else if (name->kind != ExprKind::kString) {
+      diags_->Error(name->loc, "a test's name is a plain string, without `${}`");
+    }
+    s->name = name->text;
+    s->name_loc = name->loc;
+    s->fn = BuildFn(fmt::format("test \"{}\"", s->name), s->loc, nullptr, c->block());
     return s;
   }
 

@@ -25,6 +25,8 @@ stmt
   // `import "lib/x.flow" as x`: neither word is a keyword (programs name variables so);
   // parse.cc refuses other words in their places.
   | IDENT string IDENT IDENT SEMI?                                # importStmt
+  // `test "name" { ... }`: `test` is not a keyword either; run by `flow test`.
+  | IDENT string block                                            # testStmt
   // An assignment is an expression statement with `= value`: one alternative, so that
   // predicting a statement need not look past a whole expression for an `=` (on a cold
   // start, a quarter of the parse of a short script).

@@ -84,19 +84,18 @@ Status LoadBytecode(const std::string& path, const std::string& bytes, Module* m
   return Status::Ok();
 }
 
-// Compiles source `bytes` of `path` and the files it imports. Errors name the file as typed;
-// the module keeps its absolute name, which its stack traces show whichever folder the run
-// is resumed from.
-bool CompileFile(const std::string& path, const std::string& bytes, Module* module, std::vector<SourceFile>* files,
-                 Diagnostics* diags) {
-  *files = {{AbsolutePath(path), path, bytes}};
+}  // namespace
+
+// Errors name the file as typed; the module keeps its absolute name, which its stack traces
+// show whichever folder the run is resumed from.
+bool CompileFile(const std::string& path, const std::string& text, Module* module, std::vector<SourceFile>* files,
+                 Diagnostics* diags, const CompileOptions& options) {
+  *files = {{AbsolutePath(path), path, text}};
   auto read = [](const std::string& file, std::string* text, std::string* error) {
     return ReadFile(file, text, error, kMaxProgramBytes);
   };
-  return CompileProgram(files, read, module, diags);
+  return CompileProgram(files, read, module, diags, options);
 }
-
-}  // namespace
 
 Status LoadProgram(const std::string& path, Module* module, std::string* compiler_output,
                    const ProgramCache* cache, std::optional<std::string>* source) {

@@ -9,6 +9,7 @@
 
 #include <vector>
 
+#include "compiler/compiler.h"
 #include "compiler/diagnostics.h"
 #include "vm/base/status.h"
 #include "vm/bytecode/module.h"
@@ -30,6 +31,11 @@ constexpr size_t kBytecodeMagicSize = 8;
 // compiled from (nullopt for bytecode), which a run keeps beside its bytecode.
 Status LoadProgram(const std::string& path, Module* module, std::string* compiler_output,
                    const ProgramCache* cache = nullptr, std::optional<std::string>* source = nullptr);
+
+// Compiles `text`, the source of the file `path`, and the files it imports (read from disk),
+// as CompileProgram does: *files and *diags say what the compiler found.
+bool CompileFile(const std::string& path, const std::string& text, Module* module, std::vector<SourceFile>* files,
+                 Diagnostics* diags, const CompileOptions& options = {});
 
 // flow check: compiles the source file `path` and what it imports (no cache), leaving what
 // the compiler found in *diags, its files in *files. A bytecode file is loaded and

@@ -37,6 +37,9 @@ FLOW_NATIVE(TimeParse)
 FLOW_NATIVE(ReMatch)
 FLOW_NATIVE(ReFindAll)
 FLOW_NATIVE(ReReplace)
+FLOW_NATIVE(Assert)
+FLOW_NATIVE(AssertEq)
+FLOW_NATIVE(SignalSend)
 #undef FLOW_NATIVE
 
 }  // namespace flow::stdlib

@@ -56,6 +56,11 @@ class VmHost {
     *found = false;
     return Status::Ok();
   }
+  // signal.send(name, value): a signal to this run itself, which a signal.wait then takes
+  // (flow test's host has a mailbox of its own; a run's mailbox is written by flow signal).
+  virtual Status SendSignal(const std::string& name, std::string json) {
+    return Status::NotSupported("signal.send works in tests (flow test); send to a run with flow signal RUN NAME JSON");
+  }
   // Has the run been cancelled (flow cancel)? True once: the `cancelled` error is raised
   // at one effect or wait, and the handler that catches it may then clean up.
   virtual bool TakeCancel() { return false; }

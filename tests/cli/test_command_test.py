@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""flow test (issue 13 point 5): test blocks, assert and assert_eq, a virtual clock, and
+signal.send, so that a path that waits for a person or for hours runs in milliseconds.
+Each test runs in a VM of its own (the file's top-level code first): no test sees what
+another changed. Exit 0 when all pass, 1 when one fails, 2 when a file does not compile."""
+import os, re, sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from testlib import case, check, flow, main, program, tmp  # noqa: E402
+
+PASSING = """
+let seen = []
+fn approve(within) {
+  seen.push("asked")
+  let d = signal.wait("approve", {timeout: within})
+  return d.ok
+}
+test "a sent signal is taken by the wait" {
+  signal.send("approve", {ok: true})
+  assert(approve(1h))
+  assert_eq(seen, ["asked"])
+}
+test "each test starts from the file's top-level code again" {
+  assert_eq(seen, [], "no state leaks from the test before")
+}
+test "a day of sleep takes no time" {
+  let before = time.now()
+  sleep(24h)
+  assert_eq(time.now() - before, 24h)
+}
+test "a wait with a timeout and no signal times out on the virtual clock" {
+  try { approve(2h) } catch e { assert_eq(e.kind, "timeout") }
+}
+"""
+
+FAILING = """
+print("top-level output")
+test "passes" { assert(true) }
+test "assert_eq names both values" { assert_eq({a: [1, 2]}, {a: [1, 3]}, "the lists differ") }
+test "assert needs true, not merely truthy" { assert(1) }
+test "a wait for a signal no one sends" { signal.wait("never") }
+test "an uncaught error" {
+  print("printed by the test")
+  throw error("boom", "it broke")
+}
+"""
+
+
+@case
+def passing_tests():
+    p = flow("test", program("ok_test.flow", PASSING))
+    check("exit 0", p.returncode == 0, f"exit {p.returncode}: {p.stdout}{p.stderr}")
+    lines = p.stdout.splitlines()
+    names = [re.sub(r" \(\d+\.\d ms\)$", "", line) for line in lines[1:-1]]
+    check("each test's name and result, in order", names == [
+        "  ok   a sent signal is taken by the wait",
+        "  ok   each test starts from the file's top-level code again",
+        "  ok   a day of sleep takes no time",
+        "  ok   a wait with a timeout and no signal times out on the virtual clock"], p.stdout)
+    check("then the count", lines[-1] == "4 passed, 0 failed", p.stdout)
+
+
+@case
+def failing_tests():
+    p = flow("test", program("bad_test.flow", FAILING))
+    check("exit 1", p.returncode == 1, f"exit {p.returncode}: {p.stderr}")
+    out = p.stdout
+    check("the count", out.splitlines()[-1] == "1 passed, 4 failed", out)
+    check("assert_eq shows both values and the message",
+          'FAIL assert_eq names both values' in out and
+          'error: assert: got {"a":[1,2]}, want {"a":[1,3]}: the lists differ' in out, out)
+    check("assert(1) fails", "assert takes a bool, got 1" in out, out)
+    check("a wait no one answers is a failure, not a hang", "it waits for a signal no one sent" in out, out)
+    check("an uncaught error: its kind, message and the test in its trace",
+          "error: boom: it broke" in out and 'at test "an uncaught error" (' in out, out)
+    check("a failed test's output is shown", "printed by the test" in out and "top-level output" in out, out)
+
+
+@case
+def files_that_do_not_compile_or_hold_no_test():
+    broken = flow("test", program("broken_test.flow", 'test "x" { assert_eq(1) }\ntest "x" { }\n'))
+    check("exit 2 with the compiler's errors", broken.returncode == 2 and
+          "`assert_eq` takes 2 to 3 arguments, got 1" in broken.stderr and
+          'a second test named "x"' in broken.stderr, broken.stderr)
+    empty = flow("test", program("empty_test.flow", "print(1)\n"))
+    check("a file without tests says so", empty.returncode == 0 and "no tests" in empty.stdout and
+          "0 passed, 0 failed" in empty.stdout, empty.stdout)
+    nested = flow("check", program("nested.flow", 'if true {\n  test "inner" { }\n}\n'))
+    check("a test block inside a block is refused", nested.returncode == 2 and
+          "`test` blocks only at the top level" in nested.stderr, nested.stderr)
+
+
+@case
+def tests_do_not_run_in_a_run():
+    path = program("mixed.flow", 'print("program")\ntest "t" { print("test ran") }\n')
+    p = flow("run", "--ephemeral", path)
+    check("flow run runs the program, not its tests", p.returncode == 0 and p.stdout == "program\n", p.stdout)
+    q = flow("run", "--ephemeral", program("send.flow", 'try { signal.send("x", 1) } catch e { print(e.kind) }\n'))
+    check("signal.send outside a test raises `signal`", q.stdout == "signal\n", q.stdout + q.stderr)
+
+
+if __name__ == "__main__":
+    main()
