@@ -42,6 +42,7 @@ class TestHost : public VmHost {
     }
     return Status::Ok();
   }
+  bool AllowsMocks() const override { return true; }
   std::string RunId() override { return "test"; }
   int64_t RunStartedMs() override { return kTestEpochMs; }
   std::string& output() { return output_; }

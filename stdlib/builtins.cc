@@ -240,7 +240,7 @@ constexpr BuiltinFn kBuiltins[] = {
     RandomInt, EnvGet, Sleep, FsRead, FsWrite, FsAppend, HttpGet, HttpPost, SignalWait,
     FsExists, FsList, FsRemove, HttpPut, HttpPatch, HttpDelete, HttpRequest, ExecRun, ExecShell, Secret, LlmChat,
     MathDiv, TasksRace, TasksSettle, LogInfo, LogWarn, LogError, RunId, RunStartedAt, Uuid, FsMkdir,
-    TimeFormat, TimeParse, ReMatch, ReFindAll, ReReplace, Assert, AssertEq, SignalSend,
+    TimeFormat, TimeParse, ReMatch, ReFindAll, ReReplace, Assert, AssertEq, SignalSend, Mock,
 };
 static_assert(sizeof(kBuiltins) / sizeof(kBuiltins[0]) == kBuiltinCount,
               "every builtin of builtins.def needs an implementation here, in the same order");

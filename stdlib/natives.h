@@ -40,6 +40,7 @@ FLOW_NATIVE(ReReplace)
 FLOW_NATIVE(Assert)
 FLOW_NATIVE(AssertEq)
 FLOW_NATIVE(SignalSend)
+FLOW_NATIVE(Mock)
 #undef FLOW_NATIVE
 
 }  // namespace flow::stdlib

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "stdlib/natives.h"
+#include "vm/bytecode/opcodes.h"
 #include "vm/value_ops.h"
 
 namespace flow::stdlib {
@@ -52,6 +53,21 @@ NativeResult SignalSend(VM& vm, Value* args, int, Value* out) {
   if (!EncodeJson(vm.heap(), args[1], false, &json, &error)) return Raise(vm, "json", "signal.send: " + error);
   if (Status s = vm.host().SendSignal(vm.heap().StringOf(args[0]), std::move(json)); !s.ok())
     return Raise(vm, "signal", s.message());
+  *out = Value::Null();
+  return kDone;
+}
+
+// mock(name, fn): in this test, a call of the effect `name` ("http.post") calls fn with the
+// same arguments and returns what it returns; the effect does not run.
+NativeResult Mock(VM& vm, Value* args, int, Value* out) {
+  if (!vm.host().AllowsMocks()) return Raise(vm, "type", "mock() works in tests only (flow test)");
+  if (args[0].tag != Tag::kString) return Raise(vm, "type", "mock(name, fn) takes the name of an effect, as \"http.post\"");
+  const std::string& name = vm.heap().StringOf(args[0]);
+  const int id = FindBuiltin(name);
+  if (id < 0 || !GetBuiltinInfo(static_cast<uint16_t>(id)).effectful)
+    return Raise(vm, "type", fmt::format("mock: `{}` is not an effect (http.get, fs.read, time.now, ...)", name));
+  if (args[1].tag != Tag::kFunction) return Raise(vm, "type", fmt::format("mock(\"{}\", fn) takes a function", name));
+  vm.SetMock(static_cast<uint16_t>(id), args[1]);
   *out = Value::Null();
   return kDone;
 }

@@ -152,6 +152,7 @@ void VM::Collect() {
         mark(task_.pending_error);
         mark(live_tasks_);
         for (const Value& g : globals_) mark(g);
+        for (const auto& [id, fn] : mocks_) mark(fn);
         mark(uncaught_);
         mark(steps_);
         mark(doubtful_steps_);
@@ -562,6 +563,26 @@ op_CALL_BUILTIN: {
   int argc = READ8();
   SAVE_STATE();
   if (GetBuiltinInfo(id).effectful) {
+    if (!mocks_.empty() && mocks_.count(id)) {  // under flow test: a Flow function stands in for the effect
+      // CALL's layout, the callee below its arguments: the result lands where the
+      // builtin's would.
+      if (task_.sp + 1 > task_.stack.size()) GrowStack(task_.sp + 1);
+      RELOAD_STACK();
+      sp = stack + task_.sp;
+      std::copy_backward(sp - argc, sp, sp + 1);
+      sp[-argc] = mocks_.at(id);
+      ++sp;
+      task_.sp = static_cast<uint32_t>(sp - stack);
+      argc = PadMockArguments(mocks_.at(id), argc);
+      RELOAD_STACK();
+      sp = stack + task_.sp;
+      if (NativeResult r = CallValue(sp - argc - 1, argc, static_cast<uint32_t>(call_ip - code)); r != NativeResult::kDone)
+        NATIVE_NOT_DONE(r, static_cast<uint32_t>(call_ip - code));
+      RELOAD_STACK();
+      sp = stack + task_.sp;
+      LOAD_FRAME();
+      DISPATCH();
+    }
     if (NativeResult r = RunEffect(id, sp - argc, argc, sp - argc, static_cast<uint32_t>(call_ip - code));
         r != NativeResult::kDone)
       NATIVE_NOT_DONE(r, static_cast<uint32_t>(call_ip - code));
@@ -1190,6 +1211,18 @@ NativeResult VM::CallFlowMethod(uint32_t base, int argc, int method) {
 // the call instruction at call_pc). kDone: a Flow function has a new frame (task_.sp is its base
 // + arity + 1), or a builtin's result has replaced the callee. An effectful builtin runs
 // between the journal's records (RunEffect), however it is reached: `f(x)` or `m.f(x)`.
+// The arguments on top of the stack of a call to a mock (SetMock), padded with nulls up to
+// its parameters: http.post(url) may be mocked by fn(url, opts). Returns the new count.
+int VM::PadMockArguments(Value mock, int argc) {
+  const int want = module_->functions[heap_.Get<ClosureObj>(mock.ref)->function].arity;
+  if (argc >= want) return argc;
+  const uint32_t end = task_.sp + static_cast<uint32_t>(want - argc);
+  if (end > task_.stack.size()) GrowStack(end);
+  for (uint32_t i = task_.sp; i < end; ++i) task_.stack[i] = Value::Null();
+  task_.sp = end;
+  return want;
+}
+
 NativeResult VM::CallValue(Value* callee_slot, int argc, uint32_t call_pc) {
   Value callee = *callee_slot;
   Value* stack = task_.stack.data();
@@ -1218,6 +1251,12 @@ NativeResult VM::CallValue(Value* callee_slot, int argc, uint32_t call_pc) {
     if (argc < info.min_args || (info.max_args >= 0 && argc > info.max_args)) {
       Raise("type", fmt::format("{}() does not take {} argument{}", info.name, argc, argc == 1 ? "" : "s"));
       return NativeResult::kRaised;
+    }
+    if (info.effectful && mocks_.count(id)) {  // under flow test: a Flow function stands in for the effect
+      const uint32_t callee_at = static_cast<uint32_t>(callee_slot - stack);
+      *callee_slot = mocks_.at(id);
+      argc = PadMockArguments(mocks_.at(id), argc);
+      return CallValue(task_.stack.data() + callee_at, argc, call_pc);
     }
     if (info.effectful) return RunEffect(id, callee_slot + 1, argc, callee_slot, call_pc);
     Value result;

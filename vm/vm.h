@@ -58,6 +58,9 @@ class VmHost {
   }
   // signal.send(name, value): a signal to this run itself, which a signal.wait then takes
   // (flow test's host has a mailbox of its own; a run's mailbox is written by flow signal).
+  // May mock() replace effects here? Only in tests: a run that is checkpointed must do what
+  // its code says.
+  virtual bool AllowsMocks() const { return false; }
   virtual Status SendSignal(const std::string& name, std::string json) {
     return Status::NotSupported("signal.send works in tests (flow test); send to a run with flow signal RUN NAME JSON");
   }
@@ -325,6 +328,11 @@ class VM {
     return NativeResult::kAborted;
   }
 
+  // mock(name, fn) under flow test: calls of the effectful builtin `id` call fn instead,
+  // with the same arguments. Never in a run that is checkpointed (the host refuses it).
+  void SetMock(uint16_t id, Value fn) { mocks_[id] = fn; }
+  int PadMockArguments(Value mock, int argc);
+
   // For builtins.
   Heap& heap() { return heap_; }
   VmHost& host() { return *host_; }
@@ -479,6 +487,7 @@ class VM {
   std::vector<Value> constants_;  // module constants as values (strings on the heap)
   std::vector<uint32_t> constant_roots_;
   std::vector<Value> globals_;
+  std::unordered_map<uint16_t, Value> mocks_;  // SetMock: by builtin id
   // The run's tasks. The running one's record lives in the VM itself, so the dispatch loop
   // reaches its fields at fixed offsets from `this`, as fast as when they were the VM's own;
   // the others wait in parked_ (none yet: a run has one task, the top level). Switching

@@ -76,6 +76,45 @@ def failing_tests():
     check("a failed test's output is shown", "printed by the test" in out and "top-level output" in out, out)
 
 
+MOCKS = """fn notify(url) {
+  let r = http.post(url, {json: {text: "hi"}})
+  return r.status
+}
+fn ping(url) { return http.get(url).status }
+test "http.post is faked" {
+  let sent = []
+  mock("http.post", fn(url, opts) {
+    sent.push([url, opts.json.text])
+    return {status: 201, body: ""}
+  })
+  assert_eq(notify("http://example.invalid/hook"), 201)
+  assert_eq(sent, [["http://example.invalid/hook", "hi"]])
+}
+test "padded and as a value" {
+  mock("http.get", fn(url, opts) { return {status: opts ?? 7} })
+  assert_eq(ping("x"), 7)
+  let g = http.get
+  assert_eq(g("y").status, 7)
+}
+test "time.now mocked" {
+  mock("time.now", fn() { return 42 })
+  assert_eq(time.now(), 42)
+}
+test "not an effect" {
+  try { mock("len", fn(x) { return 1 }) } catch e { assert_eq(e.kind, "type") }
+}
+"""
+
+
+@case
+def mocks_fake_effects():
+    p = flow("test", program("mock_test.flow", MOCKS))
+    check("every mock case passes", p.returncode == 0 and p.stdout.splitlines()[-1] == "4 passed, 0 failed",
+          f"exit {p.returncode}: {p.stdout}{p.stderr}")
+    q = flow("run", "--ephemeral", program("m.flow", 'mock("time.now", fn() { return 1 })\n'))
+    check("mock outside a test raises `type`", q.returncode == 1 and "mock() works in tests only" in q.stderr, q.stderr)
+
+
 @case
 def files_that_do_not_compile_or_hold_no_test():
     broken = flow("test", program("broken_test.flow", 'test "x" { assert_eq(1) }\ntest "x" { }\n'))
