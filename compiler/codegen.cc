@@ -242,7 +242,7 @@ class Codegen {
 
   // `import "..." as NAME`: NAME must not hide a builtin or a name of the file.
   void CheckImportAlias(const Stmt& s) {
-    if (FindBuiltin(s.name) >= 0 || IsBuiltinModule(s.name))
+    if (FindBuiltin(s.name) >= 0 || IsBuiltinModule(s.name) || s.name == kArgsGlobal)
       diags_->Error(s.name_loc, fmt::format("`{}` is a builtin; import the file as another name", s.name));
     else if (pending_globals_.count(Global(s.name)))
       diags_->Error(s.name_loc, fmt::format("`{}` names both an import and a top-level variable or function of this file", s.name));

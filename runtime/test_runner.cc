@@ -68,6 +68,7 @@ TestResult RunOne(const std::string& path, const std::string& text, int index, c
   const auto start = std::chrono::steady_clock::now();
   TestHost host;
   VM vm(&module, &host, stdlib::GetNatives());
+  vm.SetGlobal("args", vm.heap().NewMap());  // as `flow run` without --arg: `args.x ?? d` reads d
   const RunOutcome outcome = vm.Run();
   result.elapsed_us =
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();

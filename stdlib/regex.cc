@@ -97,6 +97,14 @@ Value MatchMap(VM& vm, const RE2& re, std::string_view text, const std::vector<r
   return map;
 }
 
+// For a match about to become a map (MatchMap): its strings may hold the text many times
+// over (nested groups each repeat it), so the budget sees them all first.
+bool AdmitMatch(VM& vm, const std::vector<re2::StringPiece>& groups) {
+  uint64_t bytes = 128;
+  for (const re2::StringPiece& g : groups) bytes += g.size() + 32;
+  return vm.AdmitBytes(bytes);
+}
+
 // The matches of re in text from byte `from` on; false when there is none.
 bool NextMatch(const RE2& re, std::string_view text, size_t from, std::vector<re2::StringPiece>* groups) {
   return re.Match(re2::StringPiece(text.data(), text.size()), from, text.size(), RE2::UNANCHORED, groups->data(), static_cast<int>(groups->size()));
@@ -125,6 +133,7 @@ NativeResult ReMatch(VM& vm, Value* args, int, Value* out) {
     *out = Value::Null();
     return kDone;
   }
+  if (!AdmitMatch(vm, groups)) return kRaised;
   CodePointCounter counter(text);
   *out = MatchMap(vm, *re, text, groups, counter);
   return kDone;
@@ -141,8 +150,7 @@ NativeResult ReFindAll(VM& vm, Value* args, int, Value* out) {
   CodePointCounter counter(text);
   std::vector<Value> matches;
   for (size_t from = 0; from <= text.size() && NextMatch(*re, text, from, &groups); from = After(text, groups[0])) {
-    // Each match is a map of about this many bytes: the budget sees what the list costs.
-    if (!vm.AdmitBytes(128 + groups[0].size() * 2)) return kRaised;
+    if (!AdmitMatch(vm, groups)) return kRaised;
     matches.push_back(MatchMap(vm, *re, text, groups, counter));
   }
   *out = vm.heap().NewList(std::move(matches));

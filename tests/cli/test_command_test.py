@@ -9,6 +9,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from testlib import case, check, flow, main, program, tmp  # noqa: E402
 
 PASSING = """
+let env = args.env ?? "dev"
 let seen = []
 fn approve(within) {
   seen.push("asked")
@@ -22,6 +23,7 @@ test "a sent signal is taken by the wait" {
 }
 test "each test starts from the file's top-level code again" {
   assert_eq(seen, [], "no state leaks from the test before")
+  assert_eq(env, "dev", "args is a map without entries, as in flow run without --arg")
 }
 test "a day of sleep takes no time" {
   let before = time.now()
