@@ -11,13 +11,7 @@ Usage: python3 bench/compile_bench.py [FLOW_BINARY] [--runs=N] [--modules=N] [--
        (default build/flow, 11 runs, 20 modules, 5000 lines)"""
 import os, statistics, subprocess, sys, tempfile, time
 
-
-def timed(cmd):
-    start = time.perf_counter()
-    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    if r.returncode != 0:
-        sys.exit(f"{' '.join(cmd)}: exit {r.returncode}: {r.stderr.decode()[-600:]}")
-    return (time.perf_counter() - start) * 1000
+from benchlib import timed
 
 
 def function(m, k, imports):

@@ -13,13 +13,7 @@ Usage: python3 bench/operating_bench.py [FLOW_BINARY] [--runs=N] [--effects=N]
        (default build/flow, 7 runs, 100000 effects)"""
 import os, statistics, subprocess, sys, tempfile, time
 
-
-def timed(cmd):
-    start = time.perf_counter()
-    r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    if r.returncode != 0:
-        sys.exit(f"{' '.join(cmd)}: exit {r.returncode}: {r.stderr.decode()[-300:]}")
-    return (time.perf_counter() - start) * 1000
+from benchlib import timed
 
 
 def main():
