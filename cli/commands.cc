@@ -137,12 +137,14 @@ int CheckCommand(const std::string& file, bool json) {
   return diags.HasErrors() ? kExitUsage : kExitOk;
 }
 
-int TestCommand(const std::vector<std::string>& files) {
+int TestCommand(const std::vector<std::string>& files, uint64_t max_instructions) {
+  runtime::TestOptions options;
+  options.max_instructions = max_instructions;
   int passed = 0, failed = 0;
   bool broken = false;
   for (const std::string& file : files) {
     runtime::TestFileReport report;
-    if (Status s = runtime::RunTestFile(file, &report); !s.ok()) return Fail(s, "");
+    if (Status s = runtime::RunTestFile(file, options, &report); !s.ok()) return Fail(s, "");
     if (!report.compile_errors.empty()) {
       fmt::print(stderr, "{}", report.compile_errors);
       broken = true;

@@ -50,7 +50,7 @@ int WriteOutputFile(const std::string& command, const std::string& out, std::str
 std::unique_ptr<runtime::RunListener> NewProcessListener();
 int ReportRunResult(const Status& s, const runtime::RunResult& r);
 // The notice of a resume whose program file changed or is gone (rerun_command.cc).
-void PrintProgramFileMoved(const store::RunRecord& r, runtime::ProgramFileState state);
+void PrintProgramFileMoved(const store::RunRecord& r, runtime::ProgramFileState state, const std::string& file);
 // `bytes` in human units: 512B, 4.0K, 12.3M, 1.2G (retention_commands.cc).
 std::string HumanBytes(uint64_t bytes);
 // flow rerun RUN [--code FILE] [--run-id NEW] (rerun_command.cc).
@@ -102,9 +102,11 @@ bool MakeStoreFolder(const std::string& dir);
 int CompileCommand(const std::string& file, std::string out);
 // flow check FILE [--json]: the compiler's errors and warnings; exit 2 if there are errors.
 int CheckCommand(const std::string& file, bool json);
+// flow lsp: a language server on stdin/stdout (docs/editors.md).
+int LspCommand();
 // flow test FILE...: each file's tests, then "N passed, M failed"; exit 1 if one failed,
 // 2 if a file does not compile.
-int TestCommand(const std::vector<std::string>& files);
+int TestCommand(const std::vector<std::string>& files, uint64_t max_instructions);
 int DisasmCommand(const std::string& file);
 
 }  // namespace flow::cli

@@ -7,6 +7,7 @@ namespace flow {
 enum ExitCode {
   kExitOk = 0,
   kExitScriptFailed = 1,  // an uncaught error in the script
+  kExitLspUnclean = 1,    // flow lsp: the editor left without `shutdown`, or broke the framing (the LSP's rule)
   kExitUsage = 2,         // usage or compile error, unknown or finished run
   kExitCorrupt = 3,       // store or file damage
   kExitOutputFailed = 74,  // the output could not be written (sysexits' EX_IOERR)

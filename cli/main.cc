@@ -16,6 +16,7 @@
 #include "runtime/runtime.h"
 #include "store/keys.h"
 #include "runtime/program_file.h"
+#include "runtime/test_runner.h"
 
 static constexpr const char* kNewStoreHelp =
     "the store folder (default ./.flow, or FLOW_STORE); made, with any missing parents, if it does not exist";
@@ -96,9 +97,16 @@ int main(int argc, char** argv) {
                       "one JSON object a line per error or warning: file, line, column, severity, message");
 
   std::vector<std::string> test_files;
+  auto* lsp_cmd = app.add_subcommand("lsp", "a language server for editors, on stdin and stdout: diagnostics, go to "
+                                            "definition, hover, completion (docs/editors.md)");
   auto* test_cmd = app.add_subcommand("test", "run the test \"name\" { } blocks of each FILE (FILE_test.flow by custom), "
                                                "on a virtual clock, with signal.send; nothing is stored");
   test_cmd->add_option("FILE", test_files, "test files")->required();
+  uint64_t test_instructions = flow::runtime::kDefaultTestInstructions;
+  test_cmd->add_option("--max-instructions", test_instructions,
+                       "fail a test (kind budget) past this many VM instructions, so that an endless loop cannot hang the suite")
+      ->default_val(flow::runtime::kDefaultTestInstructions)
+      ->check(CountValue());
 
   auto* disasm_cmd = app.add_subcommand("disasm", "print FILE's bytecode in human-readable form");
   disasm_cmd->add_option("FILE", file, "a .flow script or a .flowc bytecode file")->required();
@@ -219,7 +227,8 @@ int main(int argc, char** argv) {
     if (std::optional<int> code = schedule_commands()) return *code;
     if (compile_cmd->parsed()) return CompileCommand(file, out);
     if (check_cmd->parsed()) return CheckCommand(file, check_json);
-    if (test_cmd->parsed()) return TestCommand(test_files);
+    if (lsp_cmd->parsed()) return LspCommand();
+    if (test_cmd->parsed()) return TestCommand(test_files, test_instructions);
     if (disasm_cmd->parsed()) return DisasmCommand(file);
     if (resume_cmd->parsed()) return ResumeCommand(run.store, run_id, run);
     if (runs_cmd->parsed()) return RunsCommand(run.store, status, json);

@@ -7,15 +7,15 @@
 
 namespace flow::cli {
 
-void PrintProgramFileMoved(const store::RunRecord& r, runtime::ProgramFileState state) {
+void PrintProgramFileMoved(const store::RunRecord& r, runtime::ProgramFileState state, const std::string& file) {
   if (state == runtime::ProgramFileState::kChanged)
     fmt::print(stderr,
                "flow: run {}: {} has changed since the run started; the run continues on its stored code "
                "(flow rerun {} --code {} moves to the new code)\n",
-               r.id, Printable(r.program), r.id, Printable(r.program));
+               r.id, Printable(file), r.id, Printable(r.program));
   else if (state == runtime::ProgramFileState::kGone)
     fmt::print(stderr, "flow: run {}: {} is no longer on disk; the run continues on its stored code\n", r.id,
-               Printable(r.program));
+               Printable(file));
 }
 
 namespace {

@@ -59,7 +59,7 @@ int64_t WallMs() {
 // A durable run executed (or not) by run, resume, cancel or the worker: its messages on
 // stderr, and the exit code.
 int ReportRun(const Status& s, const runtime::RunResult& r) {
-  if (r.error) fmt::print(stderr, "{}", FormatErrorWithSource(*r.error, r.source, r.source_file));
+  if (r.error) fmt::print(stderr, "{}", FormatErrorWithSource(*r.error, r.source, r.source_file, r.imports));
   if (r.executed && r.outcome == RunOutcome::kOutOfMemory)
     fmt::print(stderr, "{} (resume it with flow resume {} --max-memory SIZE)\n", r.record.detail, r.run_id);
   if (!s.ok()) {
@@ -97,7 +97,7 @@ int ReportResume(const Status& s, const runtime::RunResult& r) {
 
 // --ephemeral: no run id, no record; the output's failure is the only error.
 int ReportEphemeral(const Status& s, const runtime::RunResult& r) {
-  if (r.error) fmt::print(stderr, "{}", FormatErrorWithSource(*r.error, r.source, r.source_file));
+  if (r.error) fmt::print(stderr, "{}", FormatErrorWithSource(*r.error, r.source, r.source_file, r.imports));
   if (!s.ok()) {
     fmt::print(stderr, "flow: {}\n", s.message());
     return kExitOutputFailed;
@@ -135,8 +135,8 @@ class ProcessListener : public runtime::RunListener {
   void RunForked(const std::string& from, uint64_t effects, const std::string& id) override {
     fmt::print(stderr, "flow: run {} made from run {} as it was after effect {}\n", id, from, effects);
   }
-  void ProgramFileMoved(const store::RunRecord& r, runtime::ProgramFileState state) override {
-    PrintProgramFileMoved(r, state);
+  void ProgramFileMoved(const store::RunRecord& r, runtime::ProgramFileState state, const std::string& file) override {
+    PrintProgramFileMoved(r, state, file);
   }
   void RunCancelling(const std::string& id) override {
     fmt::print(stderr, "flow: cancelling run {}: it raises `cancelled` where it stopped, and its handlers run\n", id);

@@ -5,15 +5,19 @@
 #include <optional>
 #include <string>
 
+#include <vector>
+
+#include "vm/bytecode/module.h"
 #include "vm/error_report.h"
 
 namespace flow::cli {
 
-// "error: kind: message", its data and stack, each frame followed by its source line
-// quoted from `source` (nullopt: a note, once, that the run has no stored source).
-// Quotes the lines of the frames in `source_file` only (not those in the files it imports).
+// "error: kind: message", its data and stack, each frame followed by its source line:
+// for a frame in `source_file`, quoted from `source` (nullopt: a note, once, that the run
+// has no stored source); for a frame in one of `imports`, from that file on disk if its
+// text still has the hash the code was compiled from (else a note, once per file).
 std::string FormatErrorWithSource(const ErrorReport& e, const std::optional<std::string>& source,
-                                  const std::string& source_file);
+                                  const std::string& source_file, const std::vector<ImportedFile>& imports = {});
 
 // Line `line` (1-based) of `source`, as "INDENT   N | text\n" (terminal-safe, cut at 160
 // bytes); "" when it has no such line.

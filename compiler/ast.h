@@ -21,6 +21,7 @@ using StmtPtr = std::unique_ptr<Stmt>;
 
 struct Block {
   Loc loc;
+  Loc end;  // its closing `}` (for editors: what a name declared in it is seen from)
   std::vector<StmtPtr> stmts;
 };
 

@@ -25,6 +25,7 @@
 #include "compiler/flow_methods.h"
 #include "compiler/imports.h"
 #include "compiler/parse.h"
+#include "compiler/symbols.h"
 #include "vm/base/coding.h"
 #include "vm/bytecode/decode.h"
 #include "vm/bytecode/methods.h"
@@ -55,6 +56,7 @@ struct Local {
   bool warn_unused = false;
   bool used = false;
   Loc loc;
+  int decl = -1;  // its SymbolDecl, when symbols are collected
 };
 
 struct Loop {
@@ -104,7 +106,7 @@ struct FunctionState {
 class Codegen {
  public:
   Codegen(Module* module, Diagnostics* diags, const CompileOptions& options)
-      : m_(module), diags_(diags), options_(options) {}
+      : m_(module), diags_(diags), options_(options), symbols_(options.symbols) {}
 
   // The names of the main file's tests, in order (CompileOptions::tests).
   const std::vector<std::string>& tests_found() const { return tests_found_; }
@@ -138,7 +140,7 @@ class Codegen {
       init.fn.file = file;
       init.stack_depth = 1;
       state_ = &init;
-      CompileTopLevel(file, units[file].program);
+      CompileTopLevel(file, *units[file].program);
       const uint32_t index = static_cast<uint32_t>(m_->functions.size());
       m_->functions.emplace_back();
       Finish(&init, index);
@@ -149,7 +151,7 @@ class Codegen {
       Emit(Op::CALL, 0);
       Emit(Op::POP);
     }
-    CompileTopLevel(0, units[0].program);
+    CompileTopLevel(0, *units[0].program);
     Finish(&script, 0);
   }
 
@@ -170,6 +172,7 @@ class Codegen {
       if (stmts[i]->kind == StmtKind::kFnDecl) DeclareGlobal(Global(stmts[i]->name));
       if (stmts[i]->kind == StmtKind::kLet) top_lets_.try_emplace(Global(stmts[i]->name), TopLet{i, stmts[i]->name_loc});
       if (stmts[i]->kind == StmtKind::kImport) CheckImportAlias(*stmts[i]);
+      if (symbols_) DeclareTopLevelSymbol(*stmts[i]);
     }
     // Hoisting: every top-level function exists before the first statement runs.
     for (const auto& s : stmts) {
@@ -256,6 +259,11 @@ class Codegen {
     if (r.kind != Resolved::kImport) return -1;
     const uint16_t file = static_cast<uint16_t>(r.index);
     auto g = globals_.find(prefixes_[file] + member);
+    if (symbols_) {
+      UseSymbol(SymbolUse::Kind::kDecl, object.loc, object.text.size(), DeclOf(r, object.text));
+      auto d = global_decls_.find(prefixes_[file] + member);
+      if (d != global_decls_.end()) UseSymbol(SymbolUse::Kind::kDecl, loc, member.size(), d->second);
+    }
     if (g == globals_.end()) {
       diags_->Error(loc, fmt::format("`{}` ({}) has no top-level `{}`", object.text,
                                      prefixes_[file].substr(0, prefixes_[file].size() - 1), member));
@@ -263,6 +271,57 @@ class Codegen {
     }
     return g->second;
   }
+
+  // ---- symbols, for editors (CompileOptions::symbols) ----
+  // A declaration of the file being compiled, seen to the end of the innermost block (or,
+  // top_level, from the whole file). -1 when symbols are not collected.
+  int DeclareSymbol(SymbolDecl::Kind kind, const std::string& name, Loc loc, bool top_level = false) {
+    if (!symbols_ || compiling_stdlib_ || name.empty() || name[0] == '(') return -1;
+    SymbolDecl d;
+    d.kind = kind;
+    d.name = name;
+    d.file = file_;
+    d.loc = loc;
+    d.top_level = top_level;
+    if (!top_level && !scope_ends_.empty()) d.scope_end = scope_ends_.back();
+    symbols_->decls.push_back(std::move(d));
+    return static_cast<int>(symbols_->decls.size() - 1);
+  }
+
+  void DeclareTopLevelSymbol(const Stmt& s) {
+    int decl = -1;
+    switch (s.kind) {
+      case StmtKind::kFnDecl:
+        decl = DeclareSymbol(SymbolDecl::Kind::kFunction, s.name, s.name_loc, true);
+        if (decl >= 0) symbols_->decls[decl].params = s.fn->params;
+        break;
+      case StmtKind::kLet:
+        if (global_decls_.count(Global(s.name))) return;  // a second `let` assigns the first's
+        decl = DeclareSymbol(SymbolDecl::Kind::kVariable, s.name, s.name_loc, true);
+        if (decl >= 0 && s.expr->kind == ExprKind::kFunction) symbols_->decls[decl].params = s.expr->fn->params;
+        break;
+      case StmtKind::kImport:
+        decl = DeclareSymbol(SymbolDecl::Kind::kImport, s.name, s.name_loc, true);
+        if (decl < 0) return;
+        symbols_->decls[decl].import_file = ImportedFile(s.name);
+        import_decls_[{file_, s.name}] = decl;
+        return;
+      default: return;
+    }
+    if (decl >= 0) global_decls_[Global(s.name)] = decl;
+  }
+
+  void UseSymbol(SymbolUse::Kind kind, Loc loc, size_t length, int decl, int builtin = -1, const std::string& method = "") {
+    if (!symbols_ || compiling_stdlib_ || loc.line == 0 || (kind == SymbolUse::Kind::kDecl && decl < 0)) return;
+    symbols_->uses.push_back({kind, file_, loc, static_cast<uint32_t>(length), decl, builtin, method});
+  }
+
+  // Names declared from here on are seen to `end` (the closing brace of the block they are in).
+  struct ScopeEnd {
+    ScopeEnd(std::vector<Loc>* ends, Loc end) : ends_(ends) { ends_->push_back(end); }
+    ~ScopeEnd() { ends_->pop_back(); }
+    std::vector<Loc>* ends_;
+  };
 
   // ---- the order of top-level statements ----
   struct TopLet {
@@ -493,6 +552,7 @@ class Codegen {
       return 0;
     }
     s.locals.push_back({name, s.scope_depth, false, pc(), static_cast<uint16_t>(slot), false, false, Loc{}});
+    s.locals.back().decl = DeclareSymbol(SymbolDecl::Kind::kVariable, name, loc);
     s.barrier = pc();
     return static_cast<uint16_t>(slot);
   }
@@ -543,7 +603,37 @@ class Codegen {
     uint32_t index = 0;
   };
 
+  // The declaration a resolved name refers to, or -1.
+  int DeclOf(const Resolved& r, const std::string& name) const {
+    switch (r.kind) {
+      case Resolved::kLocal: return state_->locals[FindLocal(*state_, name)].decl;
+      case Resolved::kUpvalue:
+        for (const FunctionState* s = state_->enclosing; s; s = s->enclosing)
+          if (int local = FindLocal(*s, name); local >= 0) return s->locals[local].decl;
+        return -1;
+      case Resolved::kGlobal: {
+        auto it = global_decls_.find(Global(name));
+        return it == global_decls_.end() ? -1 : it->second;
+      }
+      case Resolved::kImport: {
+        auto it = import_decls_.find({file_, name});
+        return it == import_decls_.end() ? -1 : it->second;
+      }
+      default: return -1;
+    }
+  }
+
+  // A name written at `loc` (a use, recorded for editors); without loc, a lookup only.
   Resolved Resolve(const std::string& name, Loc loc = {}) {
+    Resolved r = ResolveName(name, loc);
+    if (symbols_ && loc.line != 0) {
+      if (r.kind == Resolved::kBuiltin) UseSymbol(SymbolUse::Kind::kBuiltin, loc, name.size(), -1, static_cast<int>(r.index));
+      else UseSymbol(SymbolUse::Kind::kDecl, loc, name.size(), DeclOf(r, name));
+    }
+    return r;
+  }
+
+  Resolved ResolveName(const std::string& name, Loc loc) {
     int local = FindLocal(*state_, name);
     if (local >= 0) {
       state_->locals[local].used = true;
@@ -571,6 +661,7 @@ class Codegen {
 
   // ---- statements ----
   void CompileBlock(const Block& block) {
+    ScopeEnd scope(&scope_ends_, block.end);
     BeginScope();
     CompileStmts(block.stmts);
     EndScope();
@@ -579,6 +670,7 @@ class Codegen {
   // Compiles a block whose value is its last expression (null if it ends otherwise), for
   // step, retry, timeout and breaker: the value is left on the stack, its locals gone.
   void CompileBlockValue(const Block& block) {
+    ScopeEnd scope(&scope_ends_, block.end);
     BeginScope();
     if (!CompileStmts(block.stmts, /*leave_value=*/true)) Emit(Op::PUSH_NULL);
     EndScope(/*keep_top=*/true);
@@ -609,7 +701,11 @@ class Codegen {
         if (s->kind == StmtKind::kFnDecl) {
           MarkLine(s->loc);
           Emit(Op::PUSH_NULL);
-          AddLocal(s->name, s->loc);
+          AddLocal(s->name, s->name_loc);
+          if (int decl = state_->locals.back().decl; decl >= 0) {
+            symbols_->decls[decl].kind = SymbolDecl::Kind::kFunction;
+            symbols_->decls[decl].params = s->fn->params;
+          }
         }
       }
     }
@@ -761,6 +857,7 @@ class Codegen {
     PatchJump(to_catch, Label());
     BeginScope();
     PushedByVm();  // the error
+    ScopeEnd scope(&scope_ends_, s.else_body->end);
     AddLocal(s.name, s.name_loc);
     CompileStmts(s.else_body->stmts);
     EndScope();
@@ -882,6 +979,7 @@ class Codegen {
     uint32_t exit_jump, top;
     uint16_t var_slot;
     size_t var_index;
+    ScopeEnd scope(&scope_ends_, s.body->end);  // the loop's variables are seen in its body
     bool is_range = s.name2.empty() && IsRangeCall(*s.expr);
     uint16_t hidden;
     if (is_range) {
@@ -1031,7 +1129,10 @@ class Codegen {
       if (!seen.insert(def.params[i]).second)
         diags_->Error(def.param_locs[i], fmt::format("duplicate parameter `{}`", def.params[i]));
       inner.locals.push_back({def.params[i], 1, false, 0, static_cast<uint16_t>(i + 1 - first), false, false, Loc{}});
+      ScopeEnd scope(&scope_ends_, def.body.end);
+      inner.locals.back().decl = DeclareSymbol(SymbolDecl::Kind::kParameter, def.params[i], def.param_locs[i]);
     }
+    ScopeEnd body_scope(&scope_ends_, def.body.end);
     inner.task_body = task_body;
     MarkLine(def.body.loc);
     if (!CompileStmts(def.body.stmts, def.returns_block_value)) Emit(Op::PUSH_NULL);
@@ -1077,6 +1178,7 @@ class Codegen {
     if (r.kind != Resolved::kModule) return -1;
     int id = FindBuiltin(object.text + "." + member);
     if (id < 0) diags_->Error(loc, fmt::format("unknown function `{}.{}`", object.text, member));
+    else UseSymbol(SymbolUse::Kind::kBuiltin, loc, member.size(), -1, id);
     return id < 0 ? -2 : id;
   }
 
@@ -1236,6 +1338,7 @@ class Codegen {
       if (e.text.starts_with("_") && !compiling_stdlib_)
         diags_->Error(e.loc, fmt::format("`{}` is internal to the standard library; no method's name starts with `_`", e.text));
       called_methods_.insert(e.text);
+      UseSymbol(SymbolUse::Kind::kMethod, e.loc, e.text.size(), -1, -1, e.text);
       CheckMethodCall(e);
       CompileExpr(*e.object);
       CompileCallArgs(e.items, e.loc);
@@ -1460,6 +1563,10 @@ class Codegen {
   std::unordered_map<std::string, uint32_t> constant_index_;
   std::unordered_map<std::string, uint16_t> globals_;
   std::set<std::string> pending_globals_;
+  SymbolIndex* symbols_ = nullptr;                     // CompileOptions::symbols
+  std::unordered_map<std::string, int> global_decls_;  // a global's SymbolDecl
+  std::map<std::pair<uint16_t, std::string>, int> import_decls_;  // (file, alias) -> its SymbolDecl
+  std::vector<Loc> scope_ends_;                        // of the blocks being compiled, innermost last
   std::set<std::string> called_methods_;    // names after a dot in a call: `xs.map(f)`
   std::set<std::string> compiled_methods_;  // of stdlib/methods.flow, by method name
   bool compiling_stdlib_ = false;
@@ -1476,7 +1583,7 @@ bool CompileProgram(std::vector<SourceFile>* files, const SourceReader& read, Mo
                     const CompileOptions& options) {
   std::vector<ImportUnit> units;
   std::vector<uint16_t> order;
-  if (!ParseWithImports(files, read, diags, &units, &order)) return false;
+  if (!ParseWithImports(files, read, diags, &units, &order, options.parse_cache)) return false;
   Codegen codegen(module, diags, options);
   codegen.CompileFiles(*files, units, order);
   if (options.tests) *options.tests = codegen.tests_found();

@@ -4,22 +4,13 @@
 
 #include <algorithm>
 
+#include "vm/base/text_line.h"
+
 namespace flow {
 
 namespace {
 
-std::string SourceLine(const std::string& source, uint32_t line) {
-  size_t start = 0;
-  for (uint32_t l = 1; l < line; ++l) {
-    size_t nl = source.find('\n', start);
-    if (nl == std::string::npos) return "";
-    start = nl + 1;
-  }
-  size_t end = source.find('\n', start);
-  std::string text = source.substr(start, end == std::string::npos ? std::string::npos : end - start);
-  if (!text.empty() && text.back() == '\r') text.pop_back();
-  return text;
-}
+std::string SourceLine(const std::string& source, uint32_t line) { return std::string(TextLine(source, line).value_or("")); }
 
 // Byte offset of code point `n` of `text` (its size if there are fewer).
 size_t OffsetOfCodePoint(const std::string& text, size_t n) {

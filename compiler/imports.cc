@@ -18,20 +18,27 @@ constexpr size_t kMaxDepth = 256;
 class ImportWalk {
  public:
   ImportWalk(std::vector<SourceFile>* files, const SourceReader& read, Diagnostics* diags,
-             std::vector<ImportUnit>* units, std::vector<uint16_t>* order)
-      : files_(files), read_(read), diags_(diags), units_(units), order_(order) {}
+             std::vector<ImportUnit>* units, std::vector<uint16_t>* order, ParseCache* cache)
+      : files_(files), read_(read), diags_(diags), units_(units), order_(order), cache_(cache) {}
 
   // Parses file `index`, then the files it imports that are not parsed yet (depth first),
   // then puts it in the order: after them.
   void Visit(uint16_t index) {
     diags_->set_file(index);
-    const size_t errors_before = diags_->error_count();
-    ast::Program program = ParseProgram((*files_)[index].name, (*files_)[index].text, diags_);
-    (*units_)[index].program = std::move(program);
-    if (diags_->error_count() > errors_before) return;
-    // The statements stay where they are as more files are read (units_ may grow).
+    const SourceFile& file = (*files_)[index];
+    std::shared_ptr<const ast::Program> program = cache_ ? cache_->Find(file.name, file.text) : nullptr;
+    if (!program) {
+      const size_t diags_before = diags_->all().size(), errors_before = diags_->error_count();
+      program = std::make_shared<const ast::Program>(ParseProgram(file.name, file.text, diags_));
+      if (diags_->error_count() > errors_before) {
+        (*units_)[index].program = std::move(program);
+        return;
+      }
+      if (cache_ && diags_->all().size() == diags_before) cache_->Put(file.name, file.text, program);
+    }
+    (*units_)[index].program = program;
     std::vector<const ast::Stmt*> imports;
-    for (const auto& stmt : (*units_)[index].program.body.stmts)
+    for (const auto& stmt : program->body.stmts)
       if (stmt->kind == ast::StmtKind::kImport) imports.push_back(stmt.get());
     visiting_.push_back(index);
     for (const ast::Stmt* stmt : imports) {
@@ -92,17 +99,18 @@ class ImportWalk {
   Diagnostics* diags_;
   std::vector<ImportUnit>* units_;
   std::vector<uint16_t>* order_;
+  ParseCache* cache_;
   std::vector<uint16_t> visiting_;  // the chain of imports being followed, for cycles
 };
 
 }  // namespace
 
 bool ParseWithImports(std::vector<SourceFile>* files, const SourceReader& read, Diagnostics* diags,
-                      std::vector<ImportUnit>* units, std::vector<uint16_t>* order) {
+                      std::vector<ImportUnit>* units, std::vector<uint16_t>* order, ParseCache* cache) {
   units->clear();
   units->resize(files->size());
   order->clear();
-  ImportWalk walk(files, read, diags, units, order);
+  ImportWalk walk(files, read, diags, units, order, cache);
   walk.Visit(0);
   diags->set_file(0);
   return !diags->HasErrors();

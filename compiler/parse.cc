@@ -6,6 +6,7 @@
 
 #include <sys/resource.h>
 
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -146,6 +147,7 @@ class AstBuilder {
     auto block = std::make_unique<ast::Block>();
     if (!ctx) return block;
     block->loc = LocOf(ctx);
+    block->end = LocOf(ctx->getStop());
     BuildBlockInto(ctx->stmt(), block.get());
     return block;
   }
@@ -176,6 +178,7 @@ class AstBuilder {
     }
     if (body) {
       fn->body.loc = LocOf(body);
+      fn->body.end = LocOf(body->getStop());
       BuildBlockInto(body->stmt(), &fn->body);
     }
     return fn;
@@ -876,6 +879,20 @@ ast::Program ParseProgram(const std::string& file, const std::string& source, Di
     diags->Error({1, 1}, fmt::format("cannot parse: {}", e.what()));
   }
   return program;
+}
+
+std::vector<std::string> Keywords() {
+  std::vector<std::string> words;
+  antlr4::ANTLRInputStream nothing("");
+  FlowLexer lexer(&nothing);
+  const antlr4::dfa::Vocabulary& vocabulary = lexer.getVocabulary();
+  for (size_t t = 1; t <= vocabulary.getMaxTokenType(); ++t) {
+    std::string literal = vocabulary.getLiteralName(t);  // 'let', or "" for IDENT and the like
+    if (literal.size() > 2 && std::isalpha(static_cast<unsigned char>(literal[1])))
+      words.push_back(literal.substr(1, literal.size() - 2));
+  }
+  for (const char* word : {"import", "as", "test", "limit"}) words.push_back(word);  // read from IDENT by BuildStmt
+  return words;
 }
 
 }  // namespace flow

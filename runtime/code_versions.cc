@@ -6,6 +6,7 @@
 
 #include "runtime/program_file.h"
 #include "runtime/runtime.h"
+#include "vm/base/coding.h"
 
 namespace flow::runtime {
 
@@ -20,6 +21,26 @@ ProgramFileState CheckProgramFile(const store::RunRecord& record, const std::opt
   if (IsBytecodeFile(record.program, bytes))
     return store::CodeHash(bytes) == record.code_hash ? ProgramFileState::kUnchanged : ProgramFileState::kChanged;
   return ProgramFileState::kUnknown;
+}
+
+ProgramFileState CheckProgramFiles(const store::RunRecord& record, const std::optional<std::string>& source,
+                                   const Module& module, std::string* file) {
+  *file = record.program;
+  ProgramFileState state = CheckProgramFile(record, source);
+  if (state != ProgramFileState::kUnchanged) return state;
+  for (const auto& import : module.imports) {
+    struct stat st;
+    std::string bytes, error;
+    *file = import.name;
+    if (stat(import.name.c_str(), &st) != 0) {
+      if (errno == ENOENT) return ProgramFileState::kGone;
+      continue;
+    }
+    if (ReadFile(import.name, &bytes, &error, kMaxProgramBytes) && Checksum(bytes) != import.hash)
+      return ProgramFileState::kChanged;
+  }
+  *file = record.program;
+  return ProgramFileState::kUnchanged;
 }
 
 }  // namespace flow::runtime

@@ -146,6 +146,7 @@ Status StartQueuedRun(store::Store& st, const std::string& id, RunListener* list
   if (std::string text; st.GetSource(now->code_hash, &text).ok()) options.source = std::move(text);
   result->source = options.source;
   result->source_file = program->source_name;
+  result->imports = program->imports;
   // What a start that died before its record said running left (its first checkpoint).
   if (Status s = st.ClearRunDir(id); !s.ok()) return InContext(s, context);
   store::RunRecord record = *now;

@@ -473,6 +473,7 @@ Status StartRun(const StartOptions& options, const Module& module, RunListener* 
     // Nothing is recorded: the VM runs as a plain interpreter.
     result->source = options.source;
     result->source_file = module.source_name;
+    result->imports = module.imports;
     ProcessHost host(options.virtual_time, listener);
     VM vm(&module, &host, stdlib::GetNatives());
     SetProgramArgs(vm, options.args);
@@ -502,6 +503,7 @@ Status StartRun(const StartOptions& options, const Module& module, RunListener* 
   }
   result->source = options.source;
   result->source_file = module.source_name;
+  result->imports = module.imports;
   // A folder without a record is a start that died before writing it: take it over.
   Status created = st->CreateRunDir(id, options.run_id.empty());
   if (!created.ok() && (created.code() != Status::Code::kInvalidArgument || st->RunExists(id) || !store::IsValidRunId(id)))
@@ -944,9 +946,11 @@ Status ContinueFromCheckpoint(store::Store& st, const store::RunRecord& before, 
   if (Status s = LoadRun(st, id, &host, &run); !s.ok()) return InContext(s, context);
   result->source = run.source;
   result->source_file = run.module->source_name;
-  if (ProgramFileState file = CheckProgramFile(run.record, run.source);
+  result->imports = run.module->imports;
+  std::string moved_file;
+  if (ProgramFileState file = CheckProgramFiles(run.record, run.source, *run.module, &moved_file);
       file == ProgramFileState::kChanged || file == ProgramFileState::kGone)
-    listener->ProgramFileMoved(run.record, file);
+    listener->ProgramFileMoved(run.record, file, moved_file);
   host.set_virtual_now_ms(run.virtual_now_ms);
   {
     std::string ignored;

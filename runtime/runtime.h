@@ -116,9 +116,11 @@ struct RunResult {
   // The source the run's code was compiled from, as stored with it (nullopt: none stored),
   // for quoting the lines of a stack trace.
   std::optional<std::string> source;
-  // The file `source` is the text of (the module's source_name): a trace quotes only the
-  // lines of frames in it, not those of frames in the files it imports.
+  // The file `source` is the text of (the module's source_name).
   std::string source_file;
+  // The files the code imports, with the hash of the text each was compiled from: a trace
+  // quotes their lines from the file on disk while its hash is still that one.
+  std::vector<ImportedFile> imports;
 };
 
 // Is the program file a run was started from as it was then? (flow resume, flow worker)
@@ -156,7 +158,8 @@ class RunListener {
   virtual void RunForked(const std::string& from, uint64_t effects, const std::string& run_id) {}
   // A run resumes on its stored code, but its program file on disk has changed since it
   // started (kChanged) or is gone (kGone).
-  virtual void ProgramFileMoved(const store::RunRecord& record, ProgramFileState state) {}
+  // `file`: the program file, or the first file it imports that moved on.
+  virtual void ProgramFileMoved(const store::RunRecord& record, ProgramFileState state, const std::string& file) {}
   // flow cancel: a run that is not live is resumed to raise `cancelled` where it stopped.
   virtual void RunCancelling(const std::string& run_id) {}
   // Is the process asked to end (SIGTERM: a worker draining)? Polled; a durable run then
@@ -229,6 +232,10 @@ struct LoadedRun {
 // Compares the program file on disk with the code the run started with: its stored
 // source (or, for a run started from bytecode, its stored bytecode), by content hash.
 ProgramFileState CheckProgramFile(const store::RunRecord& record, const std::optional<std::string>& source);
+// The same for the program file and then each file `module` imports (by the hashes the
+// module keeps): the first that is not unchanged, named in *file.
+ProgramFileState CheckProgramFiles(const store::RunRecord& record, const std::optional<std::string>& source,
+                                   const Module& module, std::string* file);
 // Corruption if the database is behind what the run's record or mark say was done (see
 // CheckStateIsCurrent) or holds no checkpoint at all. `read_only`: the database's files
 // are not written (store::RunDb::Options).

@@ -53,7 +53,8 @@ class TestHost : public VmHost {
   std::map<std::string, std::deque<std::string>> mailbox_;
 };
 
-TestResult RunOne(const std::string& path, const std::string& text, int index, const std::string& name) {
+TestResult RunOne(const std::string& path, const std::string& text, int index, const std::string& name,
+                  const TestOptions& test_options) {
   TestResult result;
   result.name = name;
   Module module;
@@ -69,6 +70,9 @@ TestResult RunOne(const std::string& path, const std::string& text, int index, c
   TestHost host;
   VM vm(&module, &host, stdlib::GetNatives());
   vm.SetGlobal("args", vm.heap().NewMap());  // as `flow run` without --arg: `args.x ?? d` reads d
+  Budget budget;
+  budget.max_instructions = test_options.max_instructions;
+  vm.SetBudget(budget);
   const RunOutcome outcome = vm.Run();
   result.elapsed_us =
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
@@ -87,7 +91,7 @@ TestResult RunOne(const std::string& path, const std::string& text, int index, c
 
 }  // namespace
 
-Status RunTestFile(const std::string& path, TestFileReport* report) {
+Status RunTestFile(const std::string& path, const TestOptions& test_options, TestFileReport* report) {
   report->file = path;
   std::string text, error;
   if (!ReadFile(path, &text, &error, kMaxProgramBytes)) return Status::InvalidArgument(error);
@@ -101,7 +105,7 @@ Status RunTestFile(const std::string& path, TestFileReport* report) {
     report->compile_errors = diags.Render(files);
     return Status::Ok();
   }
-  for (size_t i = 0; i < names.size(); ++i) report->tests.push_back(RunOne(path, text, static_cast<int>(i), names[i]));
+  for (size_t i = 0; i < names.size(); ++i) report->tests.push_back(RunOne(path, text, static_cast<int>(i), names[i], test_options));
   return Status::Ok();
 }
 

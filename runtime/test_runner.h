@@ -24,9 +24,16 @@ struct TestFileReport {
   std::vector<TestResult> tests;
 };
 
+// What bounds each test: a loop that never ends fails its test instead of hanging the
+// suite (time is virtual, so only work done can bound it).
+inline constexpr uint64_t kDefaultTestInstructions = 1'000'000'000;
+struct TestOptions {
+  uint64_t max_instructions = kDefaultTestInstructions;  // per test: past it, `budget` is raised
+};
+
 // Compiles `path` once to learn its tests, then once per test with that test called at the
 // end of the file's top-level code, and runs it. Not ok only when the file cannot be read
 // (compile errors are in the report).
-Status RunTestFile(const std::string& path, TestFileReport* report);
+Status RunTestFile(const std::string& path, const TestOptions& options, TestFileReport* report);
 
 }  // namespace flow::runtime

@@ -250,7 +250,7 @@ static_assert(sizeof(kBuiltins) / sizeof(kBuiltins[0]) == kBuiltinCount,
 #define METHOD_kNative(id) id
 #define METHOD_kFlow(id) nullptr
 const NativeMethodFn kNativeMethods[kMethodCount] = {
-#define METHOD(id, receiver, name, min_args, max_args, written_in) METHOD_##written_in(id),
+#define METHOD(id, receiver, name, min_args, max_args, written_in, ...) METHOD_##written_in(id),
 #include "vm/bytecode/methods.def"
 #undef METHOD
 };

@@ -11,7 +11,7 @@ namespace flow::stdlib {
 #define FLOW_NATIVE_METHOD(id) NativeResult id(VM& vm, Value receiver, Value* args, int argc, Value* out);
 #define METHOD_kNative(id) FLOW_NATIVE_METHOD(id)
 #define METHOD_kFlow(id)
-#define METHOD(id, receiver, name, min_args, max_args, written_in) METHOD_##written_in(id)
+#define METHOD(id, receiver, name, min_args, max_args, written_in, ...) METHOD_##written_in(id)
 #include "vm/bytecode/methods.def"
 #undef METHOD
 #undef METHOD_kFlow

@@ -2,7 +2,7 @@
 """flow check (issue 13 point 4): errors and warnings before running, as text and as JSON
 for editors and CI; and programs of several files (point 1) through the command line: a
 resumed run keeps the code of every file it started with, inspect names each frame's file."""
-import json, os, sys
+import json, os, re, sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from testlib import case, check, flow, main, program, store, tmp  # noqa: E402
@@ -83,8 +83,33 @@ def a_resumed_run_keeps_the_code_of_every_file():
     resumed = flow("resume", "r1", "--store", st)
     check("the resumed run runs the imported code it started with", resumed.returncode == 0 and
           resumed.stdout == "got yes\n", f"exit {resumed.returncode}: {resumed.stdout}{resumed.stderr}")
+    check("resume says that the imported file changed since the run started",
+          "lib/wait.flow has changed since the run started; the run continues on its stored code" in resumed.stderr,
+          resumed.stderr)
     fresh = flow("run", "--ephemeral", path)
     check("a new run takes the file as it is now", fresh.stdout == "CHANGED\n", fresh.stdout + fresh.stderr)
+
+
+@case
+def a_trace_quotes_the_lines_of_imported_files_while_they_are_unchanged():
+    os.makedirs(tmp("lib"), exist_ok=True)
+    program("lib/fail.flow", 'fn fail_after(name) {\n  let v = signal.wait(name)\n  throw error("bad", "got ${v}")\n}\n')
+    path = program("main.flow", 'import "lib/fail.flow" as f\nf.fail_after("go")\n')
+    st = store()
+    started = flow("run", path, "--store", st, "--run-id", "r1")
+    check("the run suspends in the imported file", started.returncode == 75, started.stderr)
+    flow("signal", "r1", "go", '"yes"', "--store", st)
+    resumed = flow("resume", "r1", "--store", st)
+    check("the imported file's line is quoted under its frame",
+          re.search(r"at fail_after \(.*lib/fail.flow:3\)\n +3 \| +throw error", resumed.stderr) is not None, resumed.stderr)
+    check("and the main file's", re.search(r"main.flow:2\)\n +2 \| f.fail_after", resumed.stderr) is not None, resumed.stderr)
+    started = flow("run", path, "--store", st, "--run-id", "r2")
+    program("lib/fail.flow", '// edited\nfn fail_after(name) {\n  throw error("other", "x")\n}\n')
+    flow("signal", "r2", "go", '"yes"', "--store", st)
+    resumed = flow("resume", "r2", "--store", st)
+    check("an imported file changed since: its lines are not quoted, and it says so",
+          "lib/fail.flow has changed since this code was compiled: its lines are not quoted" in resumed.stderr
+          and "| " not in resumed.stderr.split("lib/fail.flow:3)")[1].split("\n  at")[0], resumed.stderr)
 
 
 if __name__ == "__main__":

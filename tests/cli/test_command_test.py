@@ -140,5 +140,26 @@ def tests_do_not_run_in_a_run():
     check("signal.send outside a test raises `signal`", q.stdout == "signal\n", q.stdout + q.stderr)
 
 
+@case
+def an_endless_loop_fails_its_test_instead_of_hanging():
+    path = program("loop_test.flow", """
+test "loops forever" {
+  let i = 0
+  while true { i += 1 }
+}
+test "the next test still runs" {
+  assert_eq(1 + 1, 2)
+}
+""")
+    p = flow("test", "--max-instructions", "2000000", path, timeout=60)
+    check("exit 1: one failed", p.returncode == 1, p.stdout + p.stderr)
+    check("the loop fails with kind budget, naming the limit",
+          re.search(r"FAIL loops forever .*\n.*budget", p.stdout) is not None and "2000000" in p.stdout.replace(",", ""),
+          p.stdout)
+    check("the next test passes", "ok   the next test still runs" in p.stdout and "1 passed, 1 failed" in p.stdout, p.stdout)
+    p = flow("test", "--max-instructions", "0", path)
+    check("a bound of 0 is refused", p.returncode == 2, p.stdout + p.stderr)
+
+
 if __name__ == "__main__":
     main()

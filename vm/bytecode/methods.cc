@@ -12,7 +12,7 @@ namespace {
 using enum MethodReceiver;
 using enum WrittenIn;
 constexpr MethodInfo kMethodTable[] = {
-#define METHOD(id, receiver, name, min_args, max_args, written_in) {receiver, name, min_args, max_args, written_in},
+#define METHOD(id, receiver, name, min_args, max_args, written_in, ...) {receiver, name, min_args, max_args, written_in},
 #include "vm/bytecode/methods.def"
 #undef METHOD
 };

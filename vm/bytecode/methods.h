@@ -12,13 +12,13 @@ inline constexpr int kMethodReceiverCount = 4;
 enum class WrittenIn : uint8_t { kNative, kFlow };
 
 enum class Method : uint16_t {
-#define METHOD(id, receiver, name, min_args, max_args, written_in) id,
+#define METHOD(id, receiver, name, min_args, max_args, written_in, ...) id,
 #include "vm/bytecode/methods.def"
 #undef METHOD
 };
 
 inline constexpr int kMethodCount = 0
-#define METHOD(id, receiver, name, min_args, max_args, written_in) +1
+#define METHOD(id, receiver, name, min_args, max_args, written_in, ...) +1
 #include "vm/bytecode/methods.def"
 #undef METHOD
     ;

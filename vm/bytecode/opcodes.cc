@@ -12,7 +12,7 @@ constexpr OpInfo kOpTable[] = {
 
 using enum EffectKind;
 constexpr BuiltinInfo kBuiltinTable[] = {
-#define BUILTIN(id, name, min_args, max_args, effect) {name, min_args, max_args, effect, effect != kPure},
+#define BUILTIN(id, name, min_args, max_args, effect, ...) {name, min_args, max_args, effect, effect != kPure},
 #include "vm/bytecode/builtins.def"
 #undef BUILTIN
 };

@@ -43,13 +43,13 @@ struct StackEffect {
 StackEffect GetStackEffect(Op op, const uint32_t* operands);
 
 enum class Builtin : uint16_t {
-#define BUILTIN(id, name, min_args, max_args, effect) id,
+#define BUILTIN(id, name, min_args, max_args, effect, ...) id,
 #include "vm/bytecode/builtins.def"
 #undef BUILTIN
 };
 
 inline constexpr int kBuiltinCount = 0
-#define BUILTIN(id, name, min_args, max_args, effect) +1
+#define BUILTIN(id, name, min_args, max_args, effect, ...) +1
 #include "vm/bytecode/builtins.def"
 #undef BUILTIN
     ;

@@ -1,0 +1,314 @@
+#include "lsp/server.h"
+
+#include <nlohmann/json.hpp>
+
+#include <map>
+#include <memory>
+
+#include "lsp/analysis.h"
+#include "lsp/text.h"
+#include "lsp/transport.h"
+#include "runtime/program_file.h"
+
+namespace flow::lsp {
+
+namespace {
+
+using nlohmann::json;
+
+// JSON-RPC error codes (the LSP specification's, "Response Message").
+constexpr int kParseError = -32700;
+constexpr int kInvalidRequest = -32600;
+constexpr int kMethodNotFound = -32601;
+constexpr int kInvalidParams = -32602;
+constexpr int kServerNotInitialized = -32002;
+
+// CompletionItemKind and DiagnosticSeverity values of the specification.
+int CompletionKindOf(Completion::Kind kind) {
+  switch (kind) {
+    case Completion::Kind::kMethod: return 2;
+    case Completion::Kind::kFunction: return 3;
+    case Completion::Kind::kVariable: return 6;
+    case Completion::Kind::kModule: return 9;
+    case Completion::Kind::kKeyword: return 14;
+  }
+  return 1;
+}
+
+// A request's parameters are not what the method takes.
+struct BadParams : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+struct Document {
+  std::string path;  // absolute; the URI itself for a URI that is not a file's
+  std::string text;
+  std::shared_ptr<const Analysis> analysis;
+  std::shared_ptr<const Analysis> last_parsed;  // the last analysis whose files all parsed: names for a half-typed edit
+};
+
+json ToJson(Position p) { return {{"line", p.line}, {"character", p.character}}; }
+
+json RangeOf(std::string_view text, ast::Loc loc, uint32_t length) {
+  ast::Loc end = loc;
+  end.col += length;
+  return {{"start", ToJson(ToPosition(text, loc))}, {"end", ToJson(ToPosition(text, end))}};
+}
+
+// The byte offset of an LSP position in `text` (clamped to the text).
+size_t OffsetOf(const std::string& text, Position p) {
+  size_t offset = 0;
+  for (uint32_t line = 0; line < p.line; ++line) {
+    size_t nl = text.find('\n', offset);
+    if (nl == std::string::npos) return text.size();
+    offset = nl + 1;
+  }
+  std::string_view line = LineOf(text, p.line);
+  ast::Loc loc = ToLoc(text, p);
+  size_t i = 0;
+  for (uint32_t points = loc.col - 1; points > 0 && i < line.size(); --points) {
+    unsigned char c = static_cast<unsigned char>(line[i]);
+    i += c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+  }
+  return offset + std::min(i, line.size());
+}
+
+class Server {
+ public:
+  explicit Server(std::ostream& out) : out_(out) {}
+
+  bool shutdown_requested() const { return shutdown_; }
+
+  // Handles one message; false once `exit` has come.
+  bool Handle(const json& message) {
+    const bool is_request = message.contains("id");
+    const json id = is_request ? message.at("id") : json();
+    if (!message.is_object() || !message.contains("method") || !message["method"].is_string()) {
+      if (is_request) ReplyError(id, kInvalidRequest, "a request names its method");
+      return true;  // a response to us, or junk: nothing to answer
+    }
+    const std::string method = message["method"];
+    const json params = message.contains("params") ? message.at("params") : json::object();
+    if (method == "exit") return false;
+    try {
+      if (!initialized_ && method != "initialize") {
+        if (is_request) ReplyError(id, kServerNotInitialized, "the first request must be `initialize`");
+        return true;
+      }
+      if (shutdown_ && is_request) {
+        ReplyError(id, kInvalidRequest, "the server is shutting down");
+        return true;
+      }
+      if (is_request) {
+        json result;
+        if (!Request(method, params, &result)) {
+          ReplyError(id, kMethodNotFound, "flow lsp does not implement " + method);
+          return true;
+        }
+        Send({{"jsonrpc", "2.0"}, {"id", id}, {"result", result}});
+      } else {
+        Notification(method, params);
+      }
+    } catch (const json::exception& e) {
+      if (is_request) ReplyError(id, kInvalidParams, std::string("bad parameters: ") + e.what());
+    } catch (const BadParams& e) {
+      if (is_request) ReplyError(id, kInvalidParams, e.what());
+    }
+    return true;
+  }
+
+  void ReplyError(const json& id, int code, const std::string& message) {
+    Send({{"jsonrpc", "2.0"}, {"id", id}, {"error", {{"code", code}, {"message", message}}}});
+  }
+
+ private:
+  bool Request(const std::string& method, const json& params, json* result) {
+    if (method == "initialize") {
+      initialized_ = true;
+      *result = {
+          {"capabilities",
+           {{"textDocumentSync", {{"openClose", true}, {"change", 1}}},  // 1: the whole text on each change
+            {"definitionProvider", true},
+            {"hoverProvider", true},
+            {"completionProvider", {{"triggerCharacters", {"."}}}}}},
+          {"serverInfo", {{"name", "flow"}}}};
+    } else if (method == "shutdown") {
+      shutdown_ = true;
+      *result = nullptr;
+    } else if (method == "textDocument/definition") {
+      *result = Definition(params);
+    } else if (method == "textDocument/hover") {
+      *result = Hover(params);
+    } else if (method == "textDocument/completion") {
+      *result = Complete(params);
+    } else {
+      return false;
+    }
+    return true;
+  }
+
+  void Notification(const std::string& method, const json& params) {
+    if (method == "textDocument/didOpen") {
+      const json& doc = params.at("textDocument");
+      const std::string uri = doc.at("uri");
+      Document& d = docs_[uri];
+      d.path = PathFromUri(uri);
+      if (d.path.empty()) d.path = uri;
+      d.text = doc.at("text");
+      Refresh(uri);
+    } else if (method == "textDocument/didChange") {
+      const std::string uri = params.at("textDocument").at("uri");
+      auto it = docs_.find(uri);
+      if (it == docs_.end()) return;
+      for (const json& change : params.at("contentChanges")) {
+        if (!change.contains("range")) {
+          it->second.text = change.at("text");
+          continue;
+        }
+        const json& range = change["range"];
+        std::string& text = it->second.text;
+        size_t from = OffsetOf(text, {range.at("start").at("line"), range.at("start").at("character")});
+        size_t to = OffsetOf(text, {range.at("end").at("line"), range.at("end").at("character")});
+        if (to < from) throw BadParams("a change's range ends before it starts");
+        text.replace(from, to - from, change.at("text").get<std::string>());
+      }
+      Refresh(uri);
+    } else if (method == "textDocument/didClose") {
+      const std::string uri = params.at("textDocument").at("uri");
+      if (docs_.erase(uri)) Publish(uri, json::array());
+    }
+    // Others (initialized, didSave, $/cancelRequest, workspace/*) need nothing.
+  }
+
+  // Compiles an open file again and publishes its diagnostics (and those of the files it
+  // imports); then the same for the other open files that import it, which may now be
+  // right or wrong.
+  void Refresh(const std::string& uri) {
+    Document& doc = docs_.at(uri);
+    Analyze(uri, &doc);
+    for (auto& [other_uri, other] : docs_) {
+      if (other_uri == uri || !other.analysis) continue;
+      const auto& files = other.analysis->files;
+      if (std::any_of(files.begin() + 1, files.end(), [&](const SourceFile& f) { return f.name == doc.path; }))
+        Analyze(other_uri, &other);
+    }
+  }
+
+  void Analyze(const std::string& uri, Document* doc) {
+    auto read = [this](const std::string& path, std::string* text, std::string* error) {
+      for (const auto& [uri, d] : docs_) {
+        if (d.path != path) continue;
+        *text = d.text;
+        return true;
+      }
+      return runtime::ReadFile(path, text, error, runtime::kMaxProgramBytes);
+    };
+    doc->analysis = lsp::Analyze(doc->path, doc->text, read, &cache_);
+    const Analysis& a = *doc->analysis;
+    std::vector<json> by_file(a.files.size(), json::array());
+    for (const Diagnostic& d : a.diags.Sorted()) {
+      if (d.file >= a.files.size()) continue;
+      const std::string& text = a.files[d.file].text;
+      by_file[d.file].push_back({{"range", RangeOf(text, d.loc, WordLength(text, d.loc))},
+                                 {"severity", d.severity == Severity::kError ? 1 : 2},
+                                 {"source", "flow"},
+                                 {"message", d.message}});
+    }
+    Publish(uri, by_file[0]);
+    for (size_t i = 1; i < a.files.size(); ++i) Publish(UriFromPath(a.files[i].name), by_file[i]);
+    if (a.parsed) doc->last_parsed = doc->analysis;
+  }
+
+  void Publish(const std::string& uri, json diagnostics) {
+    Send({{"jsonrpc", "2.0"},
+          {"method", "textDocument/publishDiagnostics"},
+          {"params", {{"uri", uri}, {"diagnostics", std::move(diagnostics)}}}});
+  }
+
+  // The open document a request names, with the compiler location of its position.
+  // The names of the last analysis in which every file parsed answer it: while a line is
+  // half typed, the names around it are still known.
+  const Analysis* Locate(const json& params, ast::Loc* loc, const Document** doc_out = nullptr) {
+    const std::string uri = params.at("textDocument").at("uri");
+    auto it = docs_.find(uri);
+    if (it == docs_.end()) return nullptr;
+    const Document& doc = it->second;
+    const json& p = params.at("position");
+    *loc = ToLoc(doc.text, {p.at("line"), p.at("character")});
+    if (doc_out) *doc_out = &doc;
+    return doc.analysis && doc.analysis->parsed ? doc.analysis.get() : doc.last_parsed.get();
+  }
+
+  json Definition(const json& params) {
+    ast::Loc loc;
+    const Analysis* a = Locate(params, &loc);
+    Place place;
+    if (!a || !DefinitionAt(*a, loc, &place)) return nullptr;
+    const SourceFile& file = a->files[place.file];
+    return {{"uri", place.file == 0 ? params.at("textDocument").at("uri").get<std::string>() : UriFromPath(file.name)},
+            {"range", RangeOf(file.text, place.loc, place.length)}};
+  }
+
+  json Hover(const json& params) {
+    ast::Loc loc;
+    const Analysis* a = Locate(params, &loc);
+    Place range;
+    std::string text = a ? HoverAt(*a, loc, &range) : "";
+    if (text.empty()) return nullptr;
+    return {{"contents", {{"kind", "markdown"}, {"value", text}}}, {"range", RangeOf(a->files[0].text, range.loc, range.length)}};
+  }
+
+  json Complete(const json& params) {
+    ast::Loc loc;
+    const Document* doc = nullptr;
+    const Analysis* a = Locate(params, &loc, &doc);
+    json items = json::array();
+    if (!doc) return items;
+    static const Analysis kEmpty;
+    const json& p = params.at("position");
+    const Position position{p.at("line"), p.at("character")};
+    const size_t line_start = OffsetOf(doc->text, {position.line, 0}), at = OffsetOf(doc->text, position);
+    const std::string_view before = std::string_view(doc->text).substr(line_start, at - line_start);
+    for (const Completion& c : CompletionsAt(a ? *a : kEmpty, loc, before)) {
+      json item = {{"label", c.label}, {"kind", CompletionKindOf(c.kind)}};
+      if (!c.detail.empty()) item["detail"] = c.detail;
+      if (!c.doc.empty()) item["documentation"] = c.doc;
+      items.push_back(std::move(item));
+    }
+    return items;
+  }
+
+  void Send(const json& message) { WriteMessage(out_, message.dump(-1, ' ', false, json::error_handler_t::replace)); }
+
+  std::ostream& out_;
+  bool initialized_ = false;
+  bool shutdown_ = false;
+  std::map<std::string, Document> docs_;  // open documents, by URI
+  ParseCache cache_;
+};
+
+}  // namespace
+
+ServeResult Serve(std::istream& in, std::ostream& out) {
+  Server server(out);
+  ServeResult result;
+  std::string body;
+  while (true) {
+    switch (ReadMessage(in, &body, &result.error)) {
+      case ReadResult::kEnd: result.shutdown_requested = server.shutdown_requested(); return result;
+      case ReadResult::kBadFrame: result.shutdown_requested = server.shutdown_requested(); return result;
+      case ReadResult::kMessage: break;
+    }
+    json message = json::parse(body, nullptr, /*allow_exceptions=*/false);
+    if (message.is_discarded()) {
+      server.ReplyError(nullptr, kParseError, "a message that is not JSON");
+      continue;
+    }
+    if (!server.Handle(message)) {
+      result.shutdown_requested = server.shutdown_requested();
+      return result;
+    }
+  }
+}
+
+}  // namespace flow::lsp
