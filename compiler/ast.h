@@ -112,6 +112,7 @@ struct Stmt {
   std::string name;
   std::string name2;
   Loc name_loc;
+  Loc name2_loc;  // kFor: the second variable's
   ExprPtr expr;
   ExprPtr target;
   std::string assign_op;  // kAssign: "" for `=`, else the operator of `+=`, `-=`, `*=` or `/=`

@@ -1009,7 +1009,7 @@ class Codegen {
       var_slot = AddLocal(s.name, s.name_loc);
       if (!s.name2.empty()) {
         Emit(Op::PUSH_NULL);
-        AddLocal(s.name2, s.loc);
+        AddLocal(s.name2, s.name2_loc);
       }
       top = Label();
       exit_jump = Emit(Op::FOR_ITER, hidden, s.name2.empty() ? 1 : 2, 0);

@@ -213,7 +213,10 @@ class AstBuilder {
         s->name = ids[0]->getText();
         s->name_loc = LocOf(ids[0]->getSymbol());
       }
-      if (ids.size() > 1) s->name2 = ids[1]->getText();
+      if (ids.size() > 1) {
+        s->name2 = ids[1]->getText();
+        s->name2_loc = LocOf(ids[1]->getSymbol());
+      }
       s->expr = BuildExpr(c->expr());
       s->body = BuildBlock(c->block());
       return s;

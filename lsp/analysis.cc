@@ -75,7 +75,12 @@ std::unique_ptr<Analysis> Analyze(const std::string& path, const std::string& te
   options.symbols = &a->symbols;
   options.parse_cache = cache;
   Module module;
-  CompileProgram(&a->files, read, &module, &a->diags, options);
+  auto noting_failures = [&](const std::string& file, std::string* out, std::string* error) {
+    if (read(file, out, error)) return true;
+    a->unreadable.insert(file);
+    return false;
+  };
+  CompileProgram(&a->files, noting_failures, &module, &a->diags, options);
   // Code generation ran (and filled the symbols) unless a file did not parse.
   a->parsed = !a->symbols.decls.empty() || !a->symbols.uses.empty() ||
               std::none_of(a->diags.all().begin(), a->diags.all().end(),

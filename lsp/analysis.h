@@ -3,6 +3,7 @@
 // it refers to. Answers the questions of go to definition, hover and completion.
 #pragma once
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@ struct Analysis {
   std::vector<SourceFile> files;  // [0]: the file analysed; then those it imports
   Diagnostics diags;
   SymbolIndex symbols;  // empty when a file does not parse
+  std::set<std::string> unreadable;  // imports that could not be read (they may appear later)
   bool parsed = false;  // every file parsed, so `symbols` is filled
 };
 

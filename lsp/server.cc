@@ -41,13 +41,20 @@ struct BadParams : std::runtime_error {
 };
 
 struct Document {
-  std::string path;  // absolute; the URI itself for a URI that is not a file's
+  std::string path;  // absolute; "" for a URI that is not a file's (an unsaved buffer)
   std::string text;
   std::shared_ptr<const Analysis> analysis;
   std::shared_ptr<const Analysis> last_parsed;  // the last analysis whose files all parsed: names for a half-typed edit
 };
 
 json ToJson(Position p) { return {{"line", p.line}, {"character", p.character}}; }
+
+uint32_t Uint(const json& v, const char* what) {
+  if (!v.is_number_unsigned() || v.get<uint64_t>() > UINT32_MAX) throw BadParams(std::string(what) + " is not a number from 0 to 2^32-1");
+  return static_cast<uint32_t>(v.get<uint64_t>());
+}
+
+Position PositionOf(const json& p) { return {Uint(p.at("line"), "a line"), Uint(p.at("character"), "a character")}; }
 
 json RangeOf(std::string_view text, ast::Loc loc, uint32_t length) {
   ast::Loc end = loc;
@@ -82,13 +89,17 @@ class Server {
   // Handles one message; false once `exit` has come.
   bool Handle(const json& message) {
     const bool is_request = message.contains("id");
-    const json id = is_request ? message.at("id") : json();
+    // An id is a number or a string (JSON-RPC); anything else is answered with null.
+    static const json kNoId;
+    const json& given_id = is_request ? message.at("id") : kNoId;
+    const json& id = given_id.is_number() || given_id.is_string() ? given_id : kNoId;
     if (!message.is_object() || !message.contains("method") || !message["method"].is_string()) {
       if (is_request) ReplyError(id, kInvalidRequest, "a request names its method");
       return true;  // a response to us, or junk: nothing to answer
     }
     const std::string method = message["method"];
-    const json params = message.contains("params") ? message.at("params") : json::object();
+    static const json kNoParams = json::object();
+    const json& params = message.contains("params") ? message.at("params") : kNoParams;
     if (method == "exit") return false;
     try {
       if (!initialized_ && method != "initialize") {
@@ -151,31 +162,45 @@ class Server {
     if (method == "textDocument/didOpen") {
       const json& doc = params.at("textDocument");
       const std::string uri = doc.at("uri");
+      std::string text = doc.at("text");
       Document& d = docs_[uri];
       d.path = PathFromUri(uri);
-      if (d.path.empty()) d.path = uri;
-      d.text = doc.at("text");
+      d.text = std::move(text);
       Refresh(uri);
     } else if (method == "textDocument/didChange") {
       const std::string uri = params.at("textDocument").at("uri");
       auto it = docs_.find(uri);
       if (it == docs_.end()) return;
+      // All the changes or none: a bad one leaves the text as it was.
+      std::string text = it->second.text;
       for (const json& change : params.at("contentChanges")) {
         if (!change.contains("range")) {
-          it->second.text = change.at("text");
+          text = change.at("text");
           continue;
         }
-        const json& range = change["range"];
-        std::string& text = it->second.text;
-        size_t from = OffsetOf(text, {range.at("start").at("line"), range.at("start").at("character")});
-        size_t to = OffsetOf(text, {range.at("end").at("line"), range.at("end").at("character")});
+        const json& range = change.at("range");
+        size_t from = OffsetOf(text, PositionOf(range.at("start")));
+        size_t to = OffsetOf(text, PositionOf(range.at("end")));
         if (to < from) throw BadParams("a change's range ends before it starts");
         text.replace(from, to - from, change.at("text").get<std::string>());
       }
+      it->second.text = std::move(text);
       Refresh(uri);
     } else if (method == "textDocument/didClose") {
       const std::string uri = params.at("textDocument").at("uri");
-      if (docs_.erase(uri)) Publish(uri, json::array());
+      auto it = docs_.find(uri);
+      if (it == docs_.end()) return;
+      const std::string path = it->second.path;
+      std::shared_ptr<const Analysis> closed = it->second.analysis;
+      docs_.erase(it);
+      Publish(uri, json::array());
+      // Its importers now read the file from disk; and what it said of the files it imports
+      // is taken back, unless they are open or another open file imports them.
+      RecheckImportersOf(path, uri);
+      if (closed)
+        for (size_t i = 1; i < closed->files.size(); ++i)
+          if (!IsOpen(closed->files[i].name) && !AnyImports(closed->files[i].name))
+            Publish(UriOf(closed->files[i].name), json::array());
     }
     // Others (initialized, didSave, $/cancelRequest, workspace/*) need nothing.
   }
@@ -186,12 +211,34 @@ class Server {
   void Refresh(const std::string& uri) {
     Document& doc = docs_.at(uri);
     Analyze(uri, &doc);
-    for (auto& [other_uri, other] : docs_) {
-      if (other_uri == uri || !other.analysis) continue;
-      const auto& files = other.analysis->files;
-      if (std::any_of(files.begin() + 1, files.end(), [&](const SourceFile& f) { return f.name == doc.path; }))
-        Analyze(other_uri, &other);
-    }
+    RecheckImportersOf(doc.path, uri);
+  }
+
+  // Does an open document's program read the file at `path`, or fail to?
+  static bool Reads(const Analysis& a, const std::string& path) {
+    return a.unreadable.count(path) ||
+           std::any_of(a.files.begin() + 1, a.files.end(), [&](const SourceFile& f) { return f.name == path; });
+  }
+
+  void RecheckImportersOf(const std::string& path, const std::string& except_uri) {
+    if (path.empty()) return;
+    for (auto& [other_uri, other] : docs_)
+      if (other_uri != except_uri && other.analysis && Reads(*other.analysis, path)) Analyze(other_uri, &other);
+  }
+
+  bool IsOpen(const std::string& path) const {
+    return std::any_of(docs_.begin(), docs_.end(), [&](const auto& d) { return d.second.path == path; });
+  }
+  bool AnyImports(const std::string& path) const {
+    return std::any_of(docs_.begin(), docs_.end(),
+                       [&](const auto& d) { return d.second.analysis && Reads(*d.second.analysis, path); });
+  }
+
+  // The URI of a file of a program: the editor's own for an open one, else file://PATH.
+  std::string UriOf(const std::string& path) const {
+    for (const auto& [uri, d] : docs_)
+      if (d.path == path) return uri;
+    return UriFromPath(path);
   }
 
   void Analyze(const std::string& uri, Document* doc) {
@@ -203,7 +250,15 @@ class Server {
       }
       return runtime::ReadFile(path, text, error, runtime::kMaxProgramBytes);
     };
-    doc->analysis = lsp::Analyze(doc->path, doc->text, read, &cache_);
+    // A document that is not a file (an unsaved buffer) has no folder to import from.
+    auto no_files = [](const std::string&, std::string*, std::string* error) {
+      *error = "this document is not a file (save it first)";
+      return false;
+    };
+    if (doc->path.empty())
+      doc->analysis = lsp::Analyze(uri, doc->text, no_files, nullptr);
+    else
+      doc->analysis = lsp::Analyze(doc->path, doc->text, read, &cache_);
     const Analysis& a = *doc->analysis;
     std::vector<json> by_file(a.files.size(), json::array());
     for (const Diagnostic& d : a.diags.Sorted()) {
@@ -215,11 +270,12 @@ class Server {
                                  {"message", d.message}});
     }
     Publish(uri, by_file[0]);
-    for (size_t i = 1; i < a.files.size(); ++i) Publish(UriFromPath(a.files[i].name), by_file[i]);
+    for (size_t i = 1; i < a.files.size(); ++i) Publish(UriOf(a.files[i].name), by_file[i]);
     if (a.parsed) doc->last_parsed = doc->analysis;
   }
 
   void Publish(const std::string& uri, json diagnostics) {
+    if (uri.empty()) return;
     Send({{"jsonrpc", "2.0"},
           {"method", "textDocument/publishDiagnostics"},
           {"params", {{"uri", uri}, {"diagnostics", std::move(diagnostics)}}}});
@@ -230,11 +286,11 @@ class Server {
   // half typed, the names around it are still known.
   const Analysis* Locate(const json& params, ast::Loc* loc, const Document** doc_out = nullptr) {
     const std::string uri = params.at("textDocument").at("uri");
+    const Position position = PositionOf(params.at("position"));
     auto it = docs_.find(uri);
     if (it == docs_.end()) return nullptr;
     const Document& doc = it->second;
-    const json& p = params.at("position");
-    *loc = ToLoc(doc.text, {p.at("line"), p.at("character")});
+    *loc = ToLoc(doc.text, position);
     if (doc_out) *doc_out = &doc;
     return doc.analysis && doc.analysis->parsed ? doc.analysis.get() : doc.last_parsed.get();
   }
@@ -245,7 +301,7 @@ class Server {
     Place place;
     if (!a || !DefinitionAt(*a, loc, &place)) return nullptr;
     const SourceFile& file = a->files[place.file];
-    return {{"uri", place.file == 0 ? params.at("textDocument").at("uri").get<std::string>() : UriFromPath(file.name)},
+    return {{"uri", place.file == 0 ? params.at("textDocument").at("uri").get<std::string>() : UriOf(file.name)},
             {"range", RangeOf(file.text, place.loc, place.length)}};
   }
 
@@ -265,8 +321,7 @@ class Server {
     json items = json::array();
     if (!doc) return items;
     static const Analysis kEmpty;
-    const json& p = params.at("position");
-    const Position position{p.at("line"), p.at("character")};
+    const Position position = PositionOf(params.at("position"));
     const size_t line_start = OffsetOf(doc->text, {position.line, 0}), at = OffsetOf(doc->text, position);
     const std::string_view before = std::string_view(doc->text).substr(line_start, at - line_start);
     for (const Completion& c : CompletionsAt(a ? *a : kEmpty, loc, before)) {
@@ -287,6 +342,28 @@ class Server {
   ParseCache cache_;
 };
 
+// JSON nested deeper than any message of the protocol: refused before it is parsed, since
+// copying or printing such a value recurses once per level.
+constexpr int kMaxJsonDepth = 256;
+bool TooDeep(std::string_view body) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < body.size(); ++i) {
+    char c = body[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) return true;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 ServeResult Serve(std::istream& in, std::ostream& out) {
@@ -299,7 +376,7 @@ ServeResult Serve(std::istream& in, std::ostream& out) {
       case ReadResult::kBadFrame: result.shutdown_requested = server.shutdown_requested(); return result;
       case ReadResult::kMessage: break;
     }
-    json message = json::parse(body, nullptr, /*allow_exceptions=*/false);
+    json message = TooDeep(body) ? json(json::value_t::discarded) : json::parse(body, nullptr, /*allow_exceptions=*/false);
     if (message.is_discarded()) {
       server.ReplyError(nullptr, kParseError, "a message that is not JSON");
       continue;

@@ -50,6 +50,7 @@ std::string PathFromUri(std::string_view uri) {
 
 std::string UriFromPath(std::string_view path) {
   static const char kHex[] = "0123456789ABCDEF";
+  if (path.empty() || path[0] != '/') return "";
   std::string uri = "file://";
   for (unsigned char c : path) {
     if (std::isalnum(c) || c == '/' || c == '-' || c == '_' || c == '.' || c == '~') {

@@ -12,7 +12,7 @@ namespace flow::lsp {
 
 // The path of a `file://` URI (percent-decoded), or "" for another scheme.
 std::string PathFromUri(std::string_view uri);
-// A `file://` URI for an absolute path, percent-encoding what must be.
+// A `file://` URI for an absolute path, percent-encoding what must be ("" for a relative one).
 std::string UriFromPath(std::string_view path);
 
 // Line `line` (0-based) of `text`, without its line break; "" past the end.

@@ -237,6 +237,78 @@ def bad_input_gets_an_error_and_the_session_goes_on():
 
 
 @case
+def deeply_nested_json_is_refused_and_the_session_goes_on():
+    c, _ = start()
+    deep = "[" * 100000 + "]" * 100000
+    body = ('{"jsonrpc":"2.0","method":"x","params":%s}' % deep).encode()
+    c.send_raw(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    r = c.wait_for(lambda m: m.get("error") is not None and m.get("id") is None)
+    check("nesting 100,000 deep: -32700, not a crash", r["error"]["code"] == -32700, r)
+    body = ('{"jsonrpc":"2.0","id":%s,"method":"shutdown"}' % ("[" * 300 + "]" * 300)).encode()
+    c.send_raw(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    r = c.wait_for(lambda m: m.get("error") is not None and m.get("id") is None)
+    check("an id nested 300 deep: -32700", r["error"]["code"] == -32700, r)
+    r = c.request("textDocument/hover", {"textDocument": {"uri": "file:///x.flow"}, "position": {"line": 1.5, "character": -1}})
+    check("a position that is not a natural number: -32602", r.get("error", {}).get("code") == -32602, r)
+    check("the session goes on", c.close() == 0)
+
+
+@case
+def an_unsaved_buffer_cannot_import():
+    c, _ = start()
+    os.makedirs(tmp("lib"), exist_ok=True)
+    program("lib/m.flow", "fn f() { return 1 }\n")
+    c.notify("textDocument/didOpen", {"textDocument": {"uri": "untitled:Untitled-1", "languageId": "flow", "version": 1,
+                                                       "text": 'import "lib/m.flow" as m\nprint(m.f())\n'}})
+    seen = []
+    r = c.wait_for(lambda m: seen.append(m) or (m.get("method") == "textDocument/publishDiagnostics"
+                                                and m["params"]["uri"] == "untitled:Untitled-1"))
+    diags = r["params"]["diagnostics"]
+    check("its import is an error: save it first", any("not a file (save it first)" in d["message"] for d in diags), diags)
+    c.sync()
+    check("nothing is published for a file resolved against the server's folder",
+          not any(m.get("method") == "textDocument/publishDiagnostics" and m["params"]["uri"].startswith("file://lib")
+                  for m in seen), seen)
+    c.close()
+
+
+@case
+def closing_or_opening_an_import_rechecks_its_importers():
+    os.makedirs(tmp("lib"), exist_ok=True)
+    lib = program("lib/m.flow", "fn inc(x) { return x + 1 }\n")
+    main_file = program("main.flow", 'import "lib/m.flow" as m\nprint(m.extra())\n')
+    c, _ = start()
+    c.open(lib, "fn inc(x) { return x + 1 }\nfn extra() { return 2 }\n")  # unsaved
+    c.open(main_file)
+    check("the importer sees the editor's text of the import", c.diagnostics(main_file) == [])
+    c.sync()
+    c.notify("textDocument/didClose", {"textDocument": {"uri": uri(lib)}})
+    diags = c.diagnostics(main_file)
+    check("closed without saving: the importer reads the disk again, where `extra` is not",
+          any("no top-level `extra`" in d["message"] for d in diags), diags)
+    other = program("other.flow", 'import "new.flow" as n\nprint(n.v)\n')
+    c.open(other)
+    diags = c.diagnostics(other)
+    check("an import of a file that does not exist: an error", any("cannot import" in d["message"] for d in diags), diags)
+    c.sync()
+    c.open(tmp("new.flow"), "let v = 1\n")
+    check("opening that file in the editor clears it", c.diagnostics(other) == [])
+    c.close()
+
+
+@case
+def the_second_variable_of_a_for_is_declared_where_it_is_written():
+    c, _ = start()
+    path = program("for.flow", "let m = {a: 1}\nfor key, val in m { print(key, val) }\n")
+    c.open(path)
+    c.sync()
+    r = c.at("textDocument/definition", path, 1, 32)  # print(key, v|al)
+    res = r.get("result") or {}
+    check("val: its own name in the for", res.get("range", {}).get("start") == {"line": 1, "character": 9}, r)
+    c.close()
+
+
+@case
 def exit_without_shutdown_is_code_1():
     c, _ = start()
     c.notify("exit", None)
