@@ -19,6 +19,7 @@
 #include "Flow.h"
 #include "FlowLexer.h"
 #include "antlr4-runtime.h"
+#include "compiler/lexer.h"
 #include "vm/base/utf8.h"
 
 namespace flow {
@@ -808,12 +809,12 @@ ast::Program ParseProgram(const std::string& file, const std::string& source, Di
   try {
     // A `#!` first line is ignored (emptied: line numbers stay), so that
     // `#!/usr/bin/env -S flow run` scripts run directly.
-    antlr4::ANTLRInputStream input(source.rfind("#!", 0) == 0 ? source.substr(std::min(source.find('\n'), source.size()))
-                                                               : source);
-    FlowLexer lexer(&input);
+    const std::string_view text = source.rfind("#!", 0) == 0
+                                      ? std::string_view(source).substr(std::min(source.find('\n'), source.size()))
+                                      : std::string_view(source);
+    antlr4::ANTLRInputStream input(text.data(), text.size());
     ErrorCollector errors(diags);
-    lexer.removeErrorListeners();
-    lexer.addErrorListener(&errors);
+    FlowTokenSource lexer(text, &input);  // every character makes a token: no lexer errors
     antlr4::CommonTokenStream tokens(&lexer);
     tokens.fill();
     int depth = 0, unary_run = 0;

@@ -1,4 +1,4 @@
-// Source text to AST. The only part of Flow that sees ANTLR.
+// Source text to AST. With lexer.cc (its tokens), the only part of Flow that sees ANTLR.
 #pragma once
 #include <string>
 #include <vector>
