@@ -6,8 +6,7 @@
 #include <map>
 
 #include "cli/commands.h"
-#include "runtime/program_file.h"
-#include "vm/base/coding.h"
+#include "runtime/runtime.h"
 #include "vm/base/text_line.h"
 
 namespace flow::cli {
@@ -41,8 +40,8 @@ std::string FormatErrorWithSource(const ErrorReport& e, const std::optional<std:
       if (import == imports.end()) continue;
       auto [text, first] = imported.try_emplace(file);
       if (first) {
-        std::string bytes, error;
-        if (runtime::ReadFile(file, &bytes, &error, runtime::kMaxProgramBytes) && Checksum(bytes) == import->hash)
+        std::string bytes;
+        if (runtime::CheckImportedFile(*import, &bytes) == runtime::ProgramFileState::kUnchanged)
           text->second = std::move(bytes);
         else
           out += fmt::format("        ({} has changed since this code was compiled: its lines are not quoted)\n",

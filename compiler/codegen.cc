@@ -1586,6 +1586,7 @@ bool CompileProgram(std::vector<SourceFile>* files, const SourceReader& read, Mo
   if (!ParseWithImports(files, read, diags, &units, &order, options.parse_cache)) return false;
   Codegen codegen(module, diags, options);
   codegen.CompileFiles(*files, units, order);
+  if (options.symbols) options.symbols->filled = true;
   if (options.tests) *options.tests = codegen.tests_found();
   if (diags->HasErrors()) return false;
   codegen.CompileFlowMethods();

@@ -42,6 +42,7 @@ struct SymbolUse {
 struct SymbolIndex {
   std::vector<SymbolDecl> decls;
   std::vector<SymbolUse> uses;
+  bool filled = false;  // code generation ran (every file parsed): decls and uses are whole
 };
 
 }  // namespace flow

@@ -1,8 +1,10 @@
 #include "lsp/analysis.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
-#include <algorithm>
+#include <cctype>
+
 #include <set>
 
 #include "compiler/parse.h"
@@ -38,10 +40,15 @@ std::string CommentAbove(std::string_view text, uint32_t line) {
   return comment;
 }
 
-std::string Signature(const SymbolDecl& d) {
-  std::string params;
-  for (const auto& p : d.params) params += (params.empty() ? "" : ", ") + p;
-  return fmt::format("fn {}({})", d.name, params);
+// `fn name(a, b)`; `fn(a, b)` without a name.
+std::string Signature(const SymbolDecl& d, bool named = true) {
+  return fmt::format("fn{}{}({})", named ? " " : "", named ? d.name : "", fmt::join(d.params, ", "));
+}
+
+// Where the name (letters, digits, `_`) that ends at `end` of `line` starts.
+size_t NameStart(std::string_view line, size_t end) {
+  while (end > 0 && (std::isalnum(static_cast<unsigned char>(line[end - 1])) || line[end - 1] == '_')) --end;
+  return end;
 }
 
 std::string DeclHover(const Analysis& a, const SymbolDecl& d) {
@@ -51,7 +58,7 @@ std::string DeclHover(const Analysis& a, const SymbolDecl& d) {
     case SymbolDecl::Kind::kVariable:
       code = d.params.empty() && !d.top_level ? fmt::format("let {}", d.name)
              : d.params.empty()              ? fmt::format("let {}  // top-level", d.name)
-                                             : fmt::format("let {} = {}", d.name, Signature(d).replace(0, 3 + d.name.size(), "fn"));
+                                             : fmt::format("let {} = {}", d.name, Signature(d, /*named=*/false));
       break;
     case SymbolDecl::Kind::kParameter: code = fmt::format("{}  // parameter", d.name); break;
     case SymbolDecl::Kind::kImport:
@@ -81,10 +88,7 @@ std::unique_ptr<Analysis> Analyze(const std::string& path, const std::string& te
     return false;
   };
   CompileProgram(&a->files, noting_failures, &module, &a->diags, options);
-  // Code generation ran (and filled the symbols) unless a file did not parse.
-  a->parsed = !a->symbols.decls.empty() || !a->symbols.uses.empty() ||
-              std::none_of(a->diags.all().begin(), a->diags.all().end(),
-                           [](const Diagnostic& d) { return d.severity == Severity::kError; });
+  a->parsed = a->symbols.filled;
   return a;
 }
 
@@ -140,11 +144,9 @@ std::vector<Completion> CompletionsAt(const Analysis& a, ast::Loc loc, std::stri
     if (seen.insert(c.label).second) items.push_back(std::move(c));
   };
   // The text before the cursor: `qualifier.partial` or `partial`.
-  size_t start = line.size();
-  while (start > 0 && (std::isalnum(static_cast<unsigned char>(line[start - 1])) || line[start - 1] == '_')) --start;
+  const size_t start = NameStart(line, line.size());
   if (start > 0 && line[start - 1] == '.') {
-    size_t q_end = start - 1, q_start = q_end;
-    while (q_start > 0 && (std::isalnum(static_cast<unsigned char>(line[q_start - 1])) || line[q_start - 1] == '_')) --q_start;
+    const size_t q_end = start - 1, q_start = NameStart(line, q_end);
     const std::string qualifier(line.substr(q_start, q_end - q_start));
     // A builtin module: its functions.
     for (const BuiltinDoc& b : BuiltinDocs()) {
@@ -186,7 +188,8 @@ std::vector<Completion> CompletionsAt(const Analysis& a, ast::Loc loc, std::stri
       add({std::string(name.substr(0, dot)), Completion::Kind::kModule, "", "a builtin module"});
   }
   add({"args", Completion::Kind::kVariable, "args", "the program's arguments (flow run --arg NAME=VALUE)"});
-  for (const std::string& word : Keywords()) add({word, Completion::Kind::kKeyword, "", ""});
+  static const std::vector<std::string> kKeywords = Keywords();  // a lexer made once, not per request
+  for (const std::string& word : kKeywords) add({word, Completion::Kind::kKeyword, "", ""});
   return items;
 }
 

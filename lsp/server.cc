@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 
@@ -60,24 +61,6 @@ json RangeOf(std::string_view text, ast::Loc loc, uint32_t length) {
   ast::Loc end = loc;
   end.col += length;
   return {{"start", ToJson(ToPosition(text, loc))}, {"end", ToJson(ToPosition(text, end))}};
-}
-
-// The byte offset of an LSP position in `text` (clamped to the text).
-size_t OffsetOf(const std::string& text, Position p) {
-  size_t offset = 0;
-  for (uint32_t line = 0; line < p.line; ++line) {
-    size_t nl = text.find('\n', offset);
-    if (nl == std::string::npos) return text.size();
-    offset = nl + 1;
-  }
-  std::string_view line = LineOf(text, p.line);
-  ast::Loc loc = ToLoc(text, p);
-  size_t i = 0;
-  for (uint32_t points = loc.col - 1; points > 0 && i < line.size(); --points) {
-    unsigned char c = static_cast<unsigned char>(line[i]);
-    i += c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
-  }
-  return offset + std::min(i, line.size());
 }
 
 class Server {
@@ -179,8 +162,8 @@ class Server {
           continue;
         }
         const json& range = change.at("range");
-        size_t from = OffsetOf(text, PositionOf(range.at("start")));
-        size_t to = OffsetOf(text, PositionOf(range.at("end")));
+        size_t from = ByteOffset(text, PositionOf(range.at("start")));
+        size_t to = ByteOffset(text, PositionOf(range.at("end")));
         if (to < from) throw BadParams("a change's range ends before it starts");
         text.replace(from, to - from, change.at("text").get<std::string>());
       }
@@ -226,9 +209,11 @@ class Server {
       if (other_uri != except_uri && other.analysis && Reads(*other.analysis, path)) Analyze(other_uri, &other);
   }
 
-  bool IsOpen(const std::string& path) const {
-    return std::any_of(docs_.begin(), docs_.end(), [&](const auto& d) { return d.second.path == path; });
+  // The open document of the file at `path` (its URI and itself), or docs_.end().
+  std::map<std::string, Document>::const_iterator OpenAt(const std::string& path) const {
+    return std::find_if(docs_.begin(), docs_.end(), [&](const auto& d) { return !path.empty() && d.second.path == path; });
   }
+  bool IsOpen(const std::string& path) const { return OpenAt(path) != docs_.end(); }
   bool AnyImports(const std::string& path) const {
     return std::any_of(docs_.begin(), docs_.end(),
                        [&](const auto& d) { return d.second.analysis && Reads(*d.second.analysis, path); });
@@ -236,19 +221,16 @@ class Server {
 
   // The URI of a file of a program: the editor's own for an open one, else file://PATH.
   std::string UriOf(const std::string& path) const {
-    for (const auto& [uri, d] : docs_)
-      if (d.path == path) return uri;
-    return UriFromPath(path);
+    auto open = OpenAt(path);
+    return open != docs_.end() ? open->first : UriFromPath(path);
   }
 
   void Analyze(const std::string& uri, Document* doc) {
     auto read = [this](const std::string& path, std::string* text, std::string* error) {
-      for (const auto& [uri, d] : docs_) {
-        if (d.path != path) continue;
-        *text = d.text;
-        return true;
-      }
-      return runtime::ReadFile(path, text, error, runtime::kMaxProgramBytes);
+      auto open = OpenAt(path);
+      if (open == docs_.end()) return runtime::ReadFile(path, text, error, runtime::kMaxProgramBytes);
+      *text = open->second.text;
+      return true;
     };
     // A document that is not a file (an unsaved buffer) has no folder to import from.
     auto no_files = [](const std::string&, std::string*, std::string* error) {
@@ -322,7 +304,7 @@ class Server {
     if (!doc) return items;
     static const Analysis kEmpty;
     const Position position = PositionOf(params.at("position"));
-    const size_t line_start = OffsetOf(doc->text, {position.line, 0}), at = OffsetOf(doc->text, position);
+    const size_t line_start = ByteOffset(doc->text, {position.line, 0}), at = ByteOffset(doc->text, position);
     const std::string_view before = std::string_view(doc->text).substr(line_start, at - line_start);
     for (const Completion& c : CompletionsAt(a ? *a : kEmpty, loc, before)) {
       json item = {{"label", c.label}, {"kind", CompletionKindOf(c.kind)}};

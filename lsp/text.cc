@@ -1,5 +1,6 @@
 #include "lsp/text.h"
 
+#include <algorithm>
 #include <cctype>
 
 #include "vm/base/text_line.h"
@@ -94,6 +95,23 @@ ast::Loc ToLoc(std::string_view text, Position position) {
   }
   loc.col += units;
   return loc;
+}
+
+size_t ByteOffset(std::string_view text, Position position) {
+  size_t start = 0;
+  for (uint32_t l = 0; l < position.line; ++l) {
+    size_t nl = text.find('\n', start);
+    if (nl == std::string_view::npos) return text.size();
+    start = nl + 1;
+  }
+  std::string_view line = LineOf(text.substr(start), 0);
+  size_t i = 0;
+  for (uint32_t units = position.character; units > 0 && i < line.size();) {
+    size_t n = SequenceLength(static_cast<unsigned char>(line[i]));
+    units -= std::min<uint32_t>(units, n == 4 ? 2 : 1);
+    i += n;
+  }
+  return start + std::min(i, line.size());
 }
 
 uint32_t WordLength(std::string_view text, ast::Loc loc) {

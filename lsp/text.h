@@ -25,6 +25,9 @@ struct Position {
 };
 Position ToPosition(std::string_view text, ast::Loc loc);
 ast::Loc ToLoc(std::string_view text, Position position);
+// The byte offset of an LSP position in `text`: past the end of its line, the line's end;
+// past the last line, the text's end.
+size_t ByteOffset(std::string_view text, Position position);
 
 // The length in code points of the name (letters, digits, `_`) starting at `loc`; 1 if none.
 uint32_t WordLength(std::string_view text, ast::Loc loc);

@@ -23,23 +23,28 @@ ProgramFileState CheckProgramFile(const store::RunRecord& record, const std::opt
   return ProgramFileState::kUnknown;
 }
 
+ProgramFileState CheckImportedFile(const ImportedFile& file, std::string* text) {
+  struct stat st;
+  if (stat(file.name.c_str(), &st) != 0) return errno == ENOENT ? ProgramFileState::kGone : ProgramFileState::kUnknown;
+  std::string bytes, error;
+  if (!ReadFile(file.name, &bytes, &error, kMaxProgramBytes)) return ProgramFileState::kUnknown;
+  if (Checksum(bytes) != file.hash) return ProgramFileState::kChanged;
+  if (text) *text = std::move(bytes);
+  return ProgramFileState::kUnchanged;
+}
+
 ProgramFileState CheckProgramFiles(const store::RunRecord& record, const std::optional<std::string>& source,
                                    const Module& module, std::string* file) {
   *file = record.program;
   ProgramFileState state = CheckProgramFile(record, source);
   if (state != ProgramFileState::kUnchanged) return state;
   for (const auto& import : module.imports) {
-    struct stat st;
-    std::string bytes, error;
-    *file = import.name;
-    if (stat(import.name.c_str(), &st) != 0) {
-      if (errno == ENOENT) return ProgramFileState::kGone;
-      continue;
+    state = CheckImportedFile(import);
+    if (state == ProgramFileState::kChanged || state == ProgramFileState::kGone) {
+      *file = import.name;
+      return state;
     }
-    if (ReadFile(import.name, &bytes, &error, kMaxProgramBytes) && Checksum(bytes) != import.hash)
-      return ProgramFileState::kChanged;
   }
-  *file = record.program;
   return ProgramFileState::kUnchanged;
 }
 

@@ -232,8 +232,12 @@ struct LoadedRun {
 // Compares the program file on disk with the code the run started with: its stored
 // source (or, for a run started from bytecode, its stored bytecode), by content hash.
 ProgramFileState CheckProgramFile(const store::RunRecord& record, const std::optional<std::string>& source);
-// The same for the program file and then each file `module` imports (by the hashes the
-// module keeps): the first that is not unchanged, named in *file.
+// A file a program imports, on disk, against the hash of the text its code was compiled
+// from (Module::imports): unchanged (its text in *text, if given), changed, gone, or
+// unknown (it cannot be read).
+ProgramFileState CheckImportedFile(const ImportedFile& file, std::string* text = nullptr);
+// The program file, then each file `module` imports: the first that is changed or gone,
+// named in *file.
 ProgramFileState CheckProgramFiles(const store::RunRecord& record, const std::optional<std::string>& source,
                                    const Module& module, std::string* file);
 // Corruption if the database is behind what the run's record or mark say was done (see
