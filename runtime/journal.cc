@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 
 #include "vm/base/record.h"
 #include "vm/value_ops.h"
@@ -99,6 +100,9 @@ Status StoreJournal::BeforeEffect(VM& vm, uint64_t seq, uint16_t builtin, const 
     if (!EncodeJson(vm.heap(), args[i], true, &scratch_, &error)) scratch_ += "\"<unencodable>\"";
   }
   scratch_.push_back(']');
+  // The arguments' strings are read now: one of the restored state found damaged stops the
+  // run before the effect runs on it.
+  if (!vm.heap().string_error().ok()) return vm.heap().string_error();
   entry_.args_digest = Checksum(scratch_);
   KeepWhole(scratch_, &entry_.args_preview);
   entry_.result_digest = 0;
@@ -318,8 +322,8 @@ namespace {
 class BatchDelta : public CheckpointDelta {
  public:
   BatchDelta(store::Batch* batch, uint32_t checkpoint, std::string* change_list,
-             std::vector<std::pair<std::string, std::string>>* copy)
-      : batch_(batch), checkpoint_(checkpoint), change_list_(change_list), copy_(copy) {}
+             std::vector<std::pair<std::string, std::string>>* copy, std::function<void()> spill)
+      : batch_(batch), checkpoint_(checkpoint), change_list_(change_list), copy_(copy), spill_(std::move(spill)) {}
   void Freed(uint32_t id) override { Write(ObjectKey(id), ""); }
   void DroppedChunks(uint32_t id, uint32_t from, uint32_t to) override {
     for (uint32_t c = from; c < to; ++c) Write(store::ListChunkKey(id, c), "");
@@ -340,11 +344,13 @@ class BatchDelta : public CheckpointDelta {
     PutFixed8(change_list_, value.empty() ? 1 : 0);  // a tombstone?
     PutBytes(change_list_, base);
     if (copy_) copy_->emplace_back(std::move(key), value);
+    if (spill_ && batch_->bytes() >= StoreJournal::kSplitBytes) spill_();
   }
   store::Batch* batch_;
   uint32_t checkpoint_;
   std::string* change_list_;
   std::vector<std::pair<std::string, std::string>>* copy_;  // the bench's copy of the batch, or null
+  std::function<void()> spill_;  // writes what the batch holds so far (null: one batch)
 };
 
 }  // namespace
@@ -418,11 +424,42 @@ Status StoreJournal::PruneOne(uint32_t x, std::string_view change_list, store::B
 }
 
 Status StoreJournal::WriteCheckpoint(VM& vm, bool full, store::Batch* batch) {
+  if (!vm.heap().string_error().ok()) return vm.heap().string_error();  // never a state built on it
   if (checkpoint_ + 1 >= store::kOnlyVersion) return Status::InvalidArgument("the run has written 2^32 checkpoints");
   const uint32_t checkpoint = static_cast<uint32_t>(checkpoint_ + 1);
   change_list_.clear();
-  BatchDelta delta(batch, VersionFor(checkpoint), &change_list_, keep_last_batch_ ? &last_batch_ : nullptr);
+  // A big checkpoint (a heap built up between two effects) goes in batches of about
+  // kSplitBytes, heap records first and everything else (the history entry, the state
+  // record) in the last, so that replaying the log after a crash does not assemble and
+  // copy one batch of megabytes (docs/checkpoint.md, "Resume cost"). Records carry the new
+  // version, so none overwrites what the previous checkpoint reads; the key `p` says which
+  // version is unfinished until the last batch deletes it with the state record, and a
+  // writable open drops the records of one a crash cut short. Runs that keep one version
+  // rewrite their keys in place: one batch.
+  const uint32_t version = VersionFor(checkpoint);
+  size_t spilled_bytes = 0;
+  Status spill_error;
+  std::function<void()> spill;
+  if (version != store::kOnlyVersion)
+    spill = [&] {
+      if (spilled_bytes == 0) {
+        std::string v;
+        for (int i = 3; i >= 0; --i) v.push_back(static_cast<char>(version >> (8 * i)));
+        records_.Put(store::kUnfinishedCheckpointKey, v);
+      }
+      spilled_bytes += records_.bytes();
+      // Synced as the last batch is: LevelDB may start a new log between the batches, and
+      // syncing the new one does not sync the old.
+      if (Status s = db_->Write(records_, sync_); !s.ok() && spill_error.ok()) spill_error = s;
+      records_.Clear();
+      CrashPoint(vm.effects_done(), "mid-checkpoint");
+    };
+  records_.Clear();
+  BatchDelta delta(&records_, version, &change_list_, keep_last_batch_ ? &last_batch_ : nullptr, std::move(spill));
   vm.EncodeCheckpoint(full, &header_, &delta);
+  if (!spill_error.ok()) return spill_error;
+  batch->Append(records_);
+  if (spilled_bytes > 0) batch->Delete(store::kUnfinishedCheckpointKey);
   // The time of the effect's start stands for the checkpoint's (one clock read per effect).
   host_->AddToCheckpoint(batch);
   for (const auto& [k, v] : step_events_) batch->Put(k, v);
@@ -432,9 +469,9 @@ Status StoreJournal::WriteCheckpoint(VM& vm, bool full, store::Batch* batch) {
   batch->Put(state_key, record_buf_);
   if (keep_last_batch_) last_batch_.emplace_back(std::move(state_key), record_buf_);
   if (Status s = Prune(checkpoint, batch); !s.ok()) return s;
-  last_checkpoint_bytes_ = batch->bytes();
-  unsettled_bytes_ += batch->bytes();
-  bytes_kept_ += batch->bytes();
+  last_checkpoint_bytes_ = spilled_bytes + batch->bytes();
+  unsettled_bytes_ += last_checkpoint_bytes_;
+  bytes_kept_ += last_checkpoint_bytes_;
   if (Status s = db_->Write(*batch, sync_); !s.ok()) return s;
   live_effects_.store(vm.effects_done(), std::memory_order_relaxed);
   live_checkpoint_.store(checkpoint_, std::memory_order_relaxed);

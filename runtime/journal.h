@@ -85,6 +85,8 @@ class StoreJournal : public EffectJournal {
   // table, so that the resume does not replay it (docs/checkpoint.md, "Resume cost").
   Status Settle();
   static constexpr size_t kSettleBytes = 1 << 20;
+  // A checkpoint bigger than this is written in batches of about this size (WriteCheckpoint).
+  static constexpr size_t kSplitBytes = 1 << 20;
 
   Status Suspending(VM& vm) override;
   // The run stopped (its record says how): the live trace export, if any, sends what is
@@ -146,6 +148,7 @@ class StoreJournal : public EffectJournal {
   std::unique_ptr<LiveTrace> trace_;  // FLOW_OTLP_ENDPOINT's export; null (no cost) when unset
   std::string scratch_;
   store::Batch batch_;  // reused by every checkpoint, as are the buffers below
+  store::Batch records_;  // a checkpoint's heap records, before they join its batch (or go ahead of it)
   std::string header_;  // the VM header of the checkpoint being written (reused)
   std::vector<std::pair<std::string, std::string>> step_events_;
   uint32_t step_event_count_ = 0;

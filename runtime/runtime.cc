@@ -642,7 +642,7 @@ class ReadingHost : public VmHost {
 }  // namespace
 
 Status RestoreState(VM& vm, std::string_view state_bytes, const std::function<Status(std::string_view key, std::string* value)>& get,
-                    StateRecord* state) {
+                    StateRecord* state, std::function<Status(std::string_view key, std::string* value)> get_strings_later) {
   if (Status s = DecodeStateRecord(state_bytes, state); !s.ok()) return s;
   Status object_error;
   std::string raw;
@@ -662,9 +662,18 @@ Status RestoreState(VM& vm, std::string_view state_bytes, const std::function<St
     bytes_out->assign(payload);
     return true;
   };
+  VM::ObjectFetch later;
+  if (get_strings_later)
+    later = [get = std::move(get_strings_later)](uint32_t oid, std::string* bytes_out) {
+      std::string raw;
+      std::string_view payload;
+      if (!get(ObjectKey(oid), &raw).ok() || !OpenRecord(raw, kRunDbRecordVersion, "", &payload).ok()) return false;
+      bytes_out->assign(payload);
+      return true;
+    };
   Status s = vm.RestoreCheckpoint(
       state->vm_header, [&](uint32_t oid, std::string* out) { return read(oid, CheckpointDelta::kObject, out); },
-      [&](uint32_t oid, uint32_t chunk, std::string* out) { return read(oid, chunk, out); });
+      [&](uint32_t oid, uint32_t chunk, std::string* out) { return read(oid, chunk, out); }, std::move(later));
   if (!object_error.ok()) return Status::Corruption(object_error.message());
   return s;
 }
@@ -696,8 +705,8 @@ namespace {
 
 // The state record of checkpoint `at` (or the last), telling a database of an older layout
 // from a damaged one.
-Status ReadStateRecordAt(store::RunDb& db, uint32_t at, std::string* state_bytes) {
-  Status s = db.GetAt(kStateKey, at, state_bytes);
+Status ReadStateRecordAt(store::RunDb& db, uint32_t at, std::string* state_bytes, uint32_t* version = nullptr) {
+  Status s = db.GetAt(kStateKey, at, state_bytes, version);
   if (!s.IsNotFound()) return s;
   std::string unversioned;  // format 4 and older kept one state record, under "s" alone
   if (db.Get(kStateKey, &unversioned).ok()) {
@@ -790,7 +799,8 @@ Status LoadRunAt(store::Store& st, const std::string& id, VmHost* host, LoadedRu
     if (Status s = FindCheckpointAfterEffect(*out->db, *after_effect, &at, &effects_there); !s.ok()) return s;
   }
   std::string state_bytes;
-  Status s = ReadStateRecordAt(*out->db, at, &state_bytes);
+  uint32_t state_version = at;
+  Status s = ReadStateRecordAt(*out->db, at, &state_bytes, &state_version);
   if (s.IsNotFound() && at != store::kLatestCheckpoint)
     return Status::NotFound(fmt::format("checkpoint {} is not kept", at));
   // A run has its first checkpoint (synced) before its record: none now is damage, never
@@ -801,9 +811,19 @@ Status LoadRunAt(store::Store& st, const std::string& id, VmHost* host, LoadedRu
                                           store::RunStatusName(out->record.status), out->record.effects));
   if (!s.ok()) return s;
   StateRecord state;
-  std::unique_ptr<store::RunDb::VersionReader> objects = out->db->ReaderAt(at);
+  // As of the state record's version: a read-only open does not drop the newer records of
+  // a checkpoint a crash cut short (RunDb::DropUnfinishedCheckpoint).
+  std::unique_ptr<store::RunDb::VersionReader> objects = out->db->ReaderAt(state_version);
+  // A run about to go on reads its strings when it first uses them: a resume then costs
+  // the state it touches (docs/checkpoint.md, "Resume cost"). The database outlives the VM
+  // (LoadedRun). Readers of a past or live state load it whole.
+  std::function<Status(std::string_view, std::string*)> later;
+  if (!read_only && !after_effect && !out->live)
+    later = [db = out->db.get()](std::string_view base, std::string* value) {
+      return db->GetAt(base, store::kLatestCheckpoint, value);
+    };
   s = RestoreState(*out->vm, state_bytes, [&](std::string_view base, std::string* value) { return objects->Get(base, value); },
-                   &state);
+                   &state, std::move(later));
   objects.reset();
   if (!s.ok()) return s;
   out->checkpoint = state.checkpoint;
@@ -821,25 +841,29 @@ Status CheckImportedState(const store::RunRecord& record, std::string_view code,
   Result<Module> module = DeserializeModule(code);
   if (!module.ok()) return Status::Corruption("the run image's bytecode: " + module.status().message());
   std::map<std::string_view, std::string_view> db(entries.begin(), entries.end());
-  // The newest version of `base` in the image (versioned keys: store/keys.h).
-  auto newest = [&](std::string_view base) {
-    auto it = db.lower_bound(store::VersionedKey(base, store::kLatestCheckpoint));
+  // The newest version of `base` in the image at or before `at` (versioned keys:
+  // store/keys.h).
+  auto newest = [&](std::string_view base, uint32_t at) {
+    auto it = db.lower_bound(store::VersionedKey(base, at));
     if (it == db.end() || it->first.size() != base.size() + store::kVersionBytes ||
         it->first.substr(0, base.size()) != base || it->second.empty())
       return db.end();
     return it;
   };
-  auto state_bytes = newest(kStateKey);
+  auto state_bytes = newest(kStateKey, store::kLatestCheckpoint);
   if (state_bytes == db.end())
     return Status::Corruption(fmt::format("the run image holds no checkpoint, though its record says {} after {} effects",
                                           store::RunStatusName(record.status), record.effects));
+  // Objects as of the state's version: an unfinished checkpoint's newer records (the key
+  // `p`) are dropped when the imported run is first opened to go on.
+  const uint32_t state_version = store::VersionOfKey(state_bytes->first, 1);
   ReadingHost host;
   VM vm(&module.value(), &host, stdlib::GetNatives());
   StateRecord state;
   Status s = RestoreState(
       vm, state_bytes->second,
       [&](std::string_view base, std::string* value) {
-        auto it = newest(base);
+        auto it = newest(base, state_version);
         if (it == db.end()) return Status::NotFound("no such entry");
         value->assign(it->second);
         return Status::Ok();

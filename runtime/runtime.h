@@ -295,9 +295,11 @@ struct StateRecord {
 };
 // Restores `vm` from the state record `state_bytes` and the heap objects `get` fetches by
 // base key (ObjectKey, ListChunkKey), as of the checkpoint restored: from a run's database
-// (RunDb::GetAt), or an image's entries (FindVersion).
+// (RunDb::GetAt), or an image's entries (FindVersion). With `get_strings_later`, strings
+// are read through it when first used (VM::RestoreCheckpoint), and it must outlive `vm`.
 Status RestoreState(VM& vm, std::string_view state_bytes,
-                    const std::function<Status(std::string_view key, std::string* value)>& get, StateRecord* state);
+                    const std::function<Status(std::string_view key, std::string* value)>& get, StateRecord* state,
+                    std::function<Status(std::string_view key, std::string* value)> get_strings_later = {});
 void EncodeStateRecordInto(uint64_t checkpoint, int64_t written_ms, int64_t virtual_now_ms, std::string_view vm_header,
                            std::string* out);
 Status DecodeStateRecord(std::string_view bytes, StateRecord* r);

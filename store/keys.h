@@ -102,6 +102,9 @@ inline constexpr char kEndStepsKey[] = "f";        // the steps a run had comple
 inline constexpr char kListChunkPrefix[] = "l";    // + id (4, big-endian) + chunk (4) + version: a chunk of a long list
 inline constexpr char kChangeListPrefix[] = "v";   // + checkpoint (4, big-endian): the keys that checkpoint wrote
 inline constexpr char kErrorKey[] = "e";           // the uncaught error that ended the run, with its stack
+// Present while a checkpoint too big for one batch is being written in several: its
+// version (4 bytes, big-endian). Its records are dropped at the next writable open.
+inline constexpr char kUnfinishedCheckpointKey[] = "p";
 
 namespace keys_internal {
 inline void AppendBigEndian(std::string* out, uint64_t v, int bytes) {

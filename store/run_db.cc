@@ -170,6 +170,11 @@ void Batch::Put(std::string_view key, std::string_view value) {
   bytes_ += key.size() + value.size();
 }
 
+void Batch::Append(const Batch& other) {
+  batch_->Append(*other.batch_);
+  bytes_ += other.bytes_;
+}
+
 void Batch::Clear() {
   batch_->Clear();
   bytes_ = 0;
@@ -242,6 +247,9 @@ Result<std::unique_ptr<RunDb>> RunDb::Open(const std::string& dir, const Options
   }
   auto run_db = std::unique_ptr<RunDb>(new RunDb(db, dir, std::move(files), std::move(overlay)));
   run_db->replayed_log_bytes_ = replayed_log_bytes;
+  if (!options.read_only && !options.create) {
+    if (Status s = run_db->DropUnfinishedCheckpoint(); !s.ok()) return s;
+  }
   return run_db;
 }
 
@@ -334,6 +342,27 @@ Status RunDb::ScanVersionsBefore(std::string_view base, uint32_t before,
   }
   leveldb::Status s = it->status();
   return Convert(&s);
+}
+
+Status RunDb::DropUnfinishedCheckpoint() {
+  std::string raw;
+  Status s = Get(kUnfinishedCheckpointKey, &raw);
+  if (s.IsNotFound()) return Status::Ok();
+  if (!s.ok()) return s;
+  if (raw.size() != 4) return Status::Corruption("the run database's mark of an unfinished checkpoint is malformed");
+  uint32_t version = 0;
+  for (char c : raw) version = version << 8 | static_cast<uint8_t>(c);
+  Batch drop;
+  // Object and chunk keys: a prefix, the base's numbers, then the version (store/keys.h).
+  for (auto [prefix, base_size] : {std::pair{kObjectPrefix, size_t{5}}, std::pair{kListChunkPrefix, size_t{9}}}) {
+    s = Scan(prefix, [&](std::string_view key, std::string_view) {
+      if (key.size() == base_size + kVersionBytes && VersionOfKey(key, base_size) == version) drop.Delete(key);
+      return true;
+    });
+    if (!s.ok()) return s;
+  }
+  drop.Delete(kUnfinishedCheckpointKey);
+  return Write(drop, true);
 }
 
 Status RunDb::MoveLogToTable() {

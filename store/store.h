@@ -36,6 +36,7 @@ class Batch {
   void Put(std::string_view key, std::string_view value);
   void Delete(std::string_view key);
   void Clear();  // empty again, keeping its buffer
+  void Append(const Batch& other);  // other's updates after this one's
   size_t bytes() const { return bytes_; }
 
  private:
@@ -95,6 +96,9 @@ class RunDb {
   // Moves what the log holds into a table file, so that the next open does not replay it
   // (LevelDB replays its whole log at every open: megabytes of state take it long).
   Status MoveLogToTable();
+  // Deletes the records of a checkpoint whose writing in several batches a crash cut short
+  // (kUnfinishedCheckpointKey), so that no read takes them for the newest versions.
+  Status DropUnfinishedCheckpoint();
   // The size of the log this open replayed and kept appending to (0: none, or a new one).
   uint64_t replayed_log_bytes() const { return replayed_log_bytes_; }
 

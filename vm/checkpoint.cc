@@ -533,6 +533,7 @@ void VM::EncodeCheckpoint(bool full, std::string* header, CheckpointDelta* delta
   std::vector<std::pair<uint32_t, uint32_t>> freed_chunks;
   heap_.TakeChanges(&changed, &freed, &freed_chunks);
   if (full) {
+    heap_.ReadAllStrings();
     changed = heap_.LiveIds();
     freed.clear();
   }
@@ -604,8 +605,14 @@ class ObjectLoader {
  public:
   using Fetch = std::function<bool(uint32_t id, std::string* bytes)>;
   ObjectLoader(const Module& module, Heap& heap, const Fetch& fetch, const ChunkFetch& fetch_chunk,
-               const CheckpointHeader& h)
-      : module_(module), heap_(heap), fetch_(fetch), fetch_chunk_(fetch_chunk), h_(h), seen_(h.capacity, false) {}
+               const CheckpointHeader& h, bool lazy_strings)
+      : module_(module),
+        heap_(heap),
+        fetch_(fetch),
+        fetch_chunk_(fetch_chunk),
+        h_(h),
+        lazy_strings_(lazy_strings),
+        seen_(h.capacity, false) {}
 
   Status Load() {
     for (const Value& v : h_.globals)
@@ -615,7 +622,7 @@ class ObjectLoader {
     for (const auto& c : module_.constants) {
       if (c.kind != Constant::Kind::kString) continue;
       uint32_t id = h_.const_ids[next++];
-      if (!RequireKind(id, ObjKind::kString) || heap_.Get<StringObj>(id)->text != c.s)
+      if (!RequireKind(id, ObjKind::kString) || heap_.TextOf(id) != c.s)
         return Inconsistent("the program's string constants are missing or changed");
     }
     if (!RequireKind(h_.main_task, ObjKind::kTask) || !RequireValue(h_.live_tasks) ||
@@ -646,6 +653,11 @@ class ObjectLoader {
   }
   bool RequireValue(Value v) {
     if (!v.IsHeap()) return true;
+    if (lazy_strings_ && v.tag == Tag::kString && v.ref < h_.capacity && !seen_[v.ref]) {
+      heap_.PlaceUnreadString(v.ref);  // its record is read, and checked, when it is first used
+      seen_[v.ref] = true;
+      return true;
+    }
     return Require(v.ref) && heap_.GetObject(v.ref)->kind == KindFor(v.tag);
   }
   bool RequireKind(uint32_t id, ObjKind kind) { return Require(id) && heap_.GetObject(id)->kind == kind; }
@@ -699,6 +711,7 @@ class ObjectLoader {
   const Fetch& fetch_;
   const ChunkFetch& fetch_chunk_;
   const CheckpointHeader& h_;
+  const bool lazy_strings_;  // strings placed unread (the heap's StringSource reads them)
   std::string bytes_;  // reused: one object's record at a time
   std::vector<uint32_t> pending_;  // placed, their references not yet checked
   std::vector<bool> seen_;
@@ -903,16 +916,37 @@ Status CheckTasks(const CheckpointHeader& h, Task* running_exec, const Module& m
   return Status::Ok();
 }
 
+// A restored heap's strings, each read from its record when first used.
+class RecordStringSource : public StringSource {
+ public:
+  explicit RecordStringSource(VM::ObjectFetch fetch) : fetch_(std::move(fetch)) {}
+  Status Read(uint32_t id, std::string* text) override {
+    std::string bytes;
+    if (!fetch_(id, &bytes)) return Status::Corruption(fmt::format("string {} of the heap is missing or damaged", id));
+    Reader r(bytes);
+    if (static_cast<ObjKind>(r.U8()) != ObjKind::kString)
+      return Inconsistent(fmt::format("a string refers to heap object {}, which is not one", id));
+    text->assign(r.Bytes());
+    if (r.failed() || !r.at_end()) return Status::Corruption(fmt::format("string {} of the heap is malformed", id));
+    return Status::Ok();
+  }
+
+ private:
+  VM::ObjectFetch fetch_;
+};
+
 }  // namespace
 
-Status VM::RestoreCheckpoint(std::string_view header,
-                             const std::function<bool(uint32_t id, std::string* bytes)>& object,
-                             const std::function<bool(uint32_t id, uint32_t chunk, std::string* bytes)>& list_chunk) {
+Status VM::RestoreCheckpoint(std::string_view header, const ObjectFetch& object,
+                             const std::function<bool(uint32_t id, uint32_t chunk, std::string* bytes)>& list_chunk,
+                             ObjectFetch read_string_later) {
   CheckpointHeader h;
   Status s = ReadCheckpointHeader(header, *module_, &h);
   if (!s.ok()) return s;
   heap_.ResetForRestore(h.capacity);
-  s = ObjectLoader(*module_, heap_, object, list_chunk, h).Load();
+  const bool lazy = static_cast<bool>(read_string_later);
+  if (lazy) heap_.SetStringSource(std::make_unique<RecordStringSource>(std::move(read_string_later)));
+  s = ObjectLoader(*module_, heap_, object, list_chunk, h, lazy).Load();
   StackDepths depths(*module_);
   if (s.ok()) s = CheckTasks(h, &h.exec, *module_, heap_, &depths);
   if (s.ok()) s = RereadSecrets(heap_, *host_);

@@ -1,5 +1,7 @@
 #include "vm/heap.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 
 namespace flow {
@@ -151,6 +153,7 @@ void Heap::Collect(const std::function<void(const std::function<void(Value)>&)>&
       if (o->persisted) freed_persisted_.push_back(id);
       if (o->kind == ObjKind::kList && static_cast<ListObj*>(o)->stored_chunks > 0)
         freed_chunks_.emplace_back(id, static_cast<ListObj*>(o)->stored_chunks);
+      if (o->kind == ObjKind::kString && static_cast<StringObj*>(o)->unread && --unread_ == 0) string_source_.reset();
       delete o;
       objects_[id] = nullptr;
       free_ids_.push_back(id);
@@ -201,6 +204,8 @@ std::vector<uint32_t> Heap::LiveIds() const {
 
 void Heap::ResetForRestore(size_t capacity) {
   for (Object* o : objects_) delete o;
+  unread_ = 0;
+  string_source_.reset();
   objects_.assign(capacity, nullptr);
   free_ids_.clear();
   dirty_ids_.clear();
@@ -212,6 +217,7 @@ void Heap::ResetForRestore(size_t capacity) {
 
 void Heap::Place(uint32_t id, Object* obj) {
   if (objects_[id]) {
+    if (objects_[id]->kind == ObjKind::kString && static_cast<StringObj*>(objects_[id])->unread) --unread_;
     bytes_ -= ObjectBytes(objects_[id]);
     delete objects_[id];
     --live_;
@@ -221,6 +227,31 @@ void Heap::Place(uint32_t id, Object* obj) {
   objects_[id] = obj;
   ++live_;
   bytes_ += ObjectBytes(obj);
+}
+
+void Heap::PlaceUnreadString(uint32_t id) {
+  auto* s = new StringObj("");
+  s->unread = true;
+  ++unread_;
+  Place(id, s);
+}
+
+void Heap::ReadString(uint32_t id, StringObj* s) {
+  s->unread = false;
+  Status st = string_source_ ? string_source_->Read(id, &s->text)
+                             : Status::Corruption(fmt::format("string {} of the heap has no source to be read from", id));
+  if (--unread_ == 0) string_source_.reset();  // the run's database is no longer read
+  if (!st.ok()) {
+    s->text.clear();
+    if (string_error_.ok()) string_error_ = std::move(st);
+    return;
+  }
+  Grew(s->text.capacity());
+}
+
+void Heap::ReadAllStrings() {
+  for (uint32_t id = 0; id < objects_.size() && unread_ > 0; ++id)
+    if (objects_[id] && objects_[id]->kind == ObjKind::kString) TextOf(id);
 }
 
 void Heap::FinishRestore() {

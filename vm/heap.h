@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "vm/base/status.h"
 #include "vm/task.h"
 #include "vm/value.h"
 
@@ -36,7 +37,18 @@ struct Object {
 
 struct StringObj : Object {
   explicit StringObj(std::string s) : Object(ObjKind::kString), text(std::move(s)) {}
-  std::string text;  // UTF-8
+  std::string text;  // UTF-8; read through Heap::TextOf, which fills it in when unread
+  bool unread = false;  // restored, its text still in the heap's StringSource
+};
+
+// Where the strings of a restored heap are read from when first used (the run's
+// database): a resume reads the state it touches, not all of it up front
+// (docs/checkpoint.md, "Resume cost"). It outlives the heap's unread strings.
+class StringSource {
+ public:
+  virtual ~StringSource() = default;
+  // The text of string object `id`; an error is damage (Heap::string_error).
+  virtual Status Read(uint32_t id, std::string* text) = 0;
 };
 
 struct ListObj : Object {
@@ -224,7 +236,17 @@ class Heap {
     return Value::Ref(Tag::kError, Make<ErrorObj>(std::move(kind), std::move(message), data));
   }
 
-  const std::string& StringOf(Value v) const { return Get<StringObj>(v.ref)->text; }
+  const std::string& StringOf(Value v) const { return TextOf(v.ref); }
+  const std::string& TextOf(uint32_t id) const {
+    auto* s = static_cast<StringObj*>(objects_[id]);
+    // Reading it is not a change the program sees: no checkpoint rewrites it.
+    if (s->unread) [[unlikely]] const_cast<Heap*>(this)->ReadString(id, s);
+    return s->text;
+  }
+  // Damage found reading an unread string (its text then reads as empty): the run must
+  // stop before its next effect or checkpoint, as at a damaged resume (VM::Run, the journal).
+  const Status& string_error() const { return string_error_; }
+  size_t unread_strings() const { return unread_; }
 
   bool ShouldCollect() const { return allocated_since_gc_ >= next_gc_; }
   // About how many bytes the objects take (what they own included): exact for the live
@@ -257,6 +279,11 @@ class Heap {
   // Rebuilding a heap from a checkpoint: Reset to `capacity` free slots, then Place each object.
   void ResetForRestore(size_t capacity);
   void Place(uint32_t id, Object* obj);
+  // A string whose text `source` (SetStringSource) reads when it is first used.
+  void PlaceUnreadString(uint32_t id);
+  void SetStringSource(std::unique_ptr<StringSource> source) { string_source_ = std::move(source); }
+  // Reads every unread string (before a checkpoint that writes every object).
+  void ReadAllStrings();
   void FinishRestore();
 
  private:
@@ -267,6 +294,10 @@ class Heap {
     if (bytes_ >= collect_at_bytes_) next_gc_ = 0;  // collect at the next safe point
   }
   void SetCollectThreshold();
+  void ReadString(uint32_t id, StringObj* s);
+  std::unique_ptr<StringSource> string_source_;
+  size_t unread_ = 0;
+  Status string_error_;
   bool tracking_ = false;
   bool ever_held_secret_ = false;
   std::vector<uint32_t> dirty_ids_;

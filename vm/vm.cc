@@ -201,12 +201,19 @@ std::string VM::FormatUncaught() const { return FormatErrorReport(UncaughtReport
 // Running out of memory ends the run cleanly: nothing after its last checkpoint is kept
 // (the state may be half-changed), and it resumes from there.
 RunOutcome VM::Run() {
+  RunOutcome outcome = RunOutcome::kOutOfMemory;
   try {
-    return Schedule();
+    outcome = Schedule();
   } catch (const std::bad_alloc&) {
   } catch (const std::length_error&) {
   }
-  return RunOutcome::kOutOfMemory;
+  // A string of the restored state was found damaged when first read: what the run did
+  // since rests on it (it read as empty), so the run stops as at a damaged resume.
+  if (!heap_.string_error().ok() && outcome != RunOutcome::kAborted) {
+    abort_status_ = heap_.string_error();
+    return RunOutcome::kAborted;
+  }
+  return outcome;
 }
 
 VM::TaskStop VM::Dispatch() {

@@ -241,10 +241,13 @@ class VM {
   // Rebuilds the whole VM state from a checkpoint header and its objects (fetched by id
   // through `object`, and the chunks of long lists through `list_chunk`; each returns false
   // for a missing one). Checks every reference and every frame against the module, so a
-  // damaged checkpoint is refused, never run.
-  Status RestoreCheckpoint(std::string_view header,
-                           const std::function<bool(uint32_t id, std::string* bytes)>& object,
-                           const std::function<bool(uint32_t id, uint32_t chunk, std::string* bytes)>& list_chunk = {});
+  // damaged checkpoint is refused, never run. With `read_string_later`, strings are not
+  // fetched now: each is read through it (as `object` would) when first used, and a damaged
+  // one is found then (Heap::string_error); it must stay valid while the VM lives.
+  using ObjectFetch = std::function<bool(uint32_t id, std::string* bytes)>;
+  Status RestoreCheckpoint(std::string_view header, const ObjectFetch& object,
+                           const std::function<bool(uint32_t id, uint32_t chunk, std::string* bytes)>& list_chunk = {},
+                           ObjectFetch read_string_later = {});
   // For `flow inspect`: frames from the innermost, with their function, pc, line and locals.
   struct FrameView {
     std::string function;

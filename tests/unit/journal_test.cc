@@ -4,6 +4,7 @@
 // what was written is what a resume (LoadRun) reads back.
 #include "runtime/journal.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <filesystem>
 
@@ -520,6 +521,160 @@ print(len(xs), xs)
     run.host_.Flush();
     EXPECT_EQ(run.host_.output, expected);
   }
+}
+
+// Two thousand distinct strings of about 1 KB (over kSplitBytes in all), then effects that
+// read some of them, then all of them.
+const char* kBigState = R"(
+let chunk = "x"
+for i in range(10) { chunk = chunk + chunk }
+let big = []
+for i in range(2000) { big.push(str(i) + chunk) }
+print("built", len(big))
+print(big[7].slice(0, 3))
+let total = 0
+for s in big { total = total + len(s) }
+print(total)
+)";
+
+// The id and versioned key of the string big[i] in a stopped run's database.
+std::pair<uint32_t, std::string> BigItemKey(StoreRun& run, size_t i) {
+  LoadedRun loaded;
+  EXPECT_TRUE(LoadRun(*run.store_, "r1", &run.host_, &loaded, true).ok());
+  Value big = Value::Null();
+  for (const auto& [name, v] : loaded.vm->InspectGlobals())
+    if (name == "big") big = v;
+  uint32_t id = loaded.vm->heap().Get<ListObj>(big.ref)->items.at(i).ref;
+  std::string raw;
+  uint32_t version = 0;
+  EXPECT_TRUE(loaded.db->GetAt(ObjectKey(id), store::kLatestCheckpoint, &raw, &version).ok());
+  return {id, store::VersionedKey(ObjectKey(id), version)};
+}
+
+TEST_F(StoreJournalTest, AResumedRunReadsItsStringsWhenItFirstUsesThem) {
+  std::string expected = Uninterrupted(kBigState);
+  Start(kBigState);
+  journal_->stop_before = 2;  // after "built": the strings are in the store
+  ASSERT_EQ(vm_->Run(), RunOutcome::kAborted);
+  host_.Flush();
+  Stop();
+  LoadedRun run;
+  ASSERT_TRUE(LoadRun(*store_, "r1", &host_, &run).ok());
+  // The list is read whole; its strings wait until used.
+  EXPECT_GE(run.vm->heap().unread_strings(), 2000u);
+  auto mark = store_->OpenMark("r1");
+  ASSERT_TRUE(mark.ok());
+  StoreJournal journal(run.db.get(), mark->get(), &host_, "r1", true, run.checkpoint);
+  run.vm->SetJournal(&journal);
+  ASSERT_EQ(run.vm->Run(), RunOutcome::kCompleted);
+  host_.Flush();
+  EXPECT_EQ(host_.output, expected);
+  EXPECT_EQ(run.vm->heap().unread_strings(), 1u);  // the last loop read every one; `chunk` is never used again
+}
+
+TEST_F(StoreJournalTest, ADamagedStringStopsTheRunWhenFirstUsedBeforeItsNextEffect) {
+  Start(kBigState);
+  journal_->stop_before = 2;
+  ASSERT_EQ(vm_->Run(), RunOutcome::kAborted);
+  const uint64_t checkpoint = State().checkpoint;
+  Stop();
+  auto [id, key] = BigItemKey(*this, 7);
+  OpenDb(false);
+  store::Batch damage;
+  damage.Put(key, "not a sealed record");
+  ASSERT_TRUE(db_->Write(damage, true).ok());
+  db_.reset();
+  mark_.reset();
+  host_.output.clear();
+  host_.pending.clear();
+
+  LoadedRun run;
+  ASSERT_TRUE(LoadRun(*store_, "r1", &host_, &run).ok());  // not read yet: the load succeeds
+  auto mark = store_->OpenMark("r1");
+  ASSERT_TRUE(mark.ok());
+  StoreJournal journal(run.db.get(), mark->get(), &host_, "r1", true, run.checkpoint);
+  run.vm->SetJournal(&journal);
+  ASSERT_EQ(run.vm->Run(), RunOutcome::kAborted);
+  EXPECT_TRUE(run.vm->abort_status().IsCorruption()) << run.vm->abort_status().message();
+  EXPECT_NE(run.vm->abort_status().message().find(fmt::format("string {}", id)), std::string::npos)
+      << run.vm->abort_status().message();
+  host_.Flush();
+  EXPECT_EQ(host_.output, "");  // the print of big[7] never ran
+  StateRecord state;
+  std::string raw;
+  ASSERT_TRUE(run.db->GetAt(kStateKey, store::kLatestCheckpoint, &raw).ok());
+  ASSERT_TRUE(DecodeStateRecord(raw, &state).ok());
+  EXPECT_EQ(state.checkpoint, checkpoint);  // nothing written on top of it
+}
+
+TEST_F(StoreJournalTest, AFullCheckpointAfterALazyResumeWritesEveryString) {
+  std::string expected = Uninterrupted(kBigState);
+  Start(kBigState);
+  journal_->stop_before = 2;
+  ASSERT_EQ(vm_->Run(), RunOutcome::kAborted);
+  host_.Flush();
+  Stop();
+  {
+    LoadedRun run;
+    ASSERT_TRUE(LoadRun(*store_, "r1", &host_, &run).ok());
+    auto mark = store_->OpenMark("r1");
+    ASSERT_TRUE(mark.ok());
+    StoreJournal journal(run.db.get(), mark->get(), &host_, "r1", true, run.checkpoint);
+    store::Batch batch;
+    ASSERT_TRUE(journal.WriteCheckpoint(*run.vm, true, &batch).ok());
+    EXPECT_EQ(run.vm->heap().unread_strings(), 0u);
+    EXPECT_GT(journal.last_checkpoint_bytes(), 2000u * 1024);
+  }
+  ASSERT_TRUE(ResumeToEnd().ok());
+  host_.Flush();
+  EXPECT_EQ(host_.output, expected);
+}
+
+TEST_F(StoreJournalTest, ABigCheckpointCutShortIsNeverReadAndIsDroppedAtTheNextWritableOpen) {
+  std::string expected = Uninterrupted(kBigState);
+  Start(kBigState);
+  journal_->stop_before = 2;
+  ASSERT_EQ(vm_->Run(), RunOutcome::kAborted);
+  host_.Flush();
+  const uint32_t checkpoint = static_cast<uint32_t>(State().checkpoint);
+  EXPECT_GT(journal_->checkpoint_bytes.at(0), StoreJournal::kSplitBytes);  // written in batches
+  std::string unfinished;
+  EXPECT_TRUE(db_->Get(store::kUnfinishedCheckpointKey, &unfinished).IsNotFound());  // finished
+  Stop();
+  // What a process killed between the batches of checkpoint+1 leaves: newer versions of
+  // objects (here garbage in place of big[7] and of the list's first chunk), and the key.
+  auto [id, key] = BigItemKey(*this, 7);
+  OpenDb(false);
+  store::Batch cut;
+  const uint32_t next = checkpoint + 1;
+  cut.Put(store::VersionedKey(ObjectKey(id), next), "not a sealed record");
+  std::string chunk_key;
+  ASSERT_TRUE(db_->Scan(store::kListChunkPrefix, [&](std::string_view k, std::string_view) {
+    chunk_key = std::string(k.substr(0, k.size() - store::kVersionBytes));
+    return false;
+  }).ok());
+  cut.Put(store::VersionedKey(chunk_key, next), "not a sealed record");
+  cut.Put(store::kUnfinishedCheckpointKey, std::string{0, 0, 0, static_cast<char>(next)});
+  ASSERT_TRUE(db_->Write(cut, true).ok());
+  db_.reset();
+  mark_.reset();
+
+  {  // a reader (flow inspect) reads the last whole checkpoint, and writes nothing
+    LoadedRun reading;
+    Status s = LoadRun(*store_, "r1", &host_, &reading, true);
+    ASSERT_TRUE(s.ok()) << s.message();
+    EXPECT_EQ(reading.checkpoint, checkpoint);
+  }
+  OpenDb(false);  // a writable open drops them
+  std::string v;
+  EXPECT_TRUE(db_->Get(store::kUnfinishedCheckpointKey, &v).IsNotFound());
+  EXPECT_TRUE(db_->Get(store::VersionedKey(ObjectKey(id), next), &v).IsNotFound());
+  EXPECT_TRUE(db_->Get(store::VersionedKey(chunk_key, next), &v).IsNotFound());
+  EXPECT_TRUE(db_->GetAt(ObjectKey(id), store::kLatestCheckpoint, &v).ok());  // its own version stays
+  Status s = ResumeToEnd();
+  ASSERT_TRUE(s.ok()) << s.message();
+  host_.Flush();
+  EXPECT_EQ(host_.output, expected);
 }
 
 TEST_F(StoreJournalTest, AStartThatDiedBeforeItsFirstCheckpointLeavesNoRunToResume) {
