@@ -819,9 +819,7 @@ Status LoadRunAt(store::Store& st, const std::string& id, VmHost* host, LoadedRu
   // (LoadedRun). Readers of a past or live state load it whole.
   std::function<Status(std::string_view, std::string*)> later;
   if (!read_only && !after_effect && !out->live)
-    later = [db = out->db.get()](std::string_view base, std::string* value) {
-      return db->GetAt(base, store::kLatestCheckpoint, value);
-    };
+    later = [db = out->db.get()](std::string_view base, std::string* value) { return db->ReadLatest(base, value); };
   s = RestoreState(*out->vm, state_bytes, [&](std::string_view base, std::string* value) { return objects->Get(base, value); },
                    &state, std::move(later));
   objects.reset();

@@ -253,9 +253,13 @@ Result<std::unique_ptr<RunDb>> RunDb::Open(const std::string& dir, const Options
   return run_db;
 }
 
-RunDb::~RunDb() { delete db_; }
+RunDb::~RunDb() {
+  latest_reader_.reset();  // its iterator, before the database
+  delete db_;
+}
 
 Status RunDb::Write(const Batch& batch, bool sync) {
+  latest_reader_.reset();  // it would not see this write, and would pin what it replaces
   leveldb::WriteOptions wo;
   wo.sync = sync;
   leveldb::Status s = db_->Write(wo, batch.batch_.get());
@@ -322,6 +326,11 @@ Status RunDb::VersionReader::Get(std::string_view base, std::string* value, uint
 
 std::unique_ptr<RunDb::VersionReader> RunDb::ReaderAt(uint32_t at) {
   return std::unique_ptr<VersionReader>(new VersionReader(this, at));
+}
+
+Status RunDb::ReadLatest(std::string_view base, std::string* value) {
+  if (!latest_reader_) latest_reader_ = ReaderAt(kLatestCheckpoint);
+  return latest_reader_->Get(base, value);
 }
 
 Status RunDb::GetAt(std::string_view base, uint32_t at, std::string* value, uint32_t* version) {

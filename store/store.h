@@ -85,6 +85,10 @@ class RunDb {
     std::string target_;
   };
   std::unique_ptr<VersionReader> ReaderAt(uint32_t at);
+  // GetAt(base, kLatestCheckpoint) through one reader kept until the next Write: reads in
+  // key order (a resumed run's strings, read when first used) step forward instead of
+  // seeking, and nothing stays pinned past a write.
+  Status ReadLatest(std::string_view base, std::string* value);
   // Calls `fn` for each version of `base` older than checkpoint `before`, newest first,
   // until it returns false.
   Status ScanVersionsBefore(std::string_view base, uint32_t before,
@@ -110,6 +114,7 @@ class RunDb {
   leveldb::DB* db_;
   std::string dir_;
   uint64_t replayed_log_bytes_ = 0;
+  std::unique_ptr<VersionReader> latest_reader_;  // ReadLatest's, until the next Write; before db_ goes
 };
 
 // The values are on disk (the run record's status byte, docs/checkpoint.md): do not change
