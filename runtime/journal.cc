@@ -458,6 +458,9 @@ Status StoreJournal::WriteCheckpoint(VM& vm, bool full, store::Batch* batch) {
   BatchDelta delta(&records_, version, &change_list_, keep_last_batch_ ? &last_batch_ : nullptr, std::move(spill));
   vm.EncodeCheckpoint(full, &header_, &delta);
   if (!spill_error.ok()) return spill_error;
+  // A full checkpoint reads every string first: one found damaged there is not written
+  // (batches already written stay unfinished, and are dropped at the next open).
+  if (!vm.heap().string_error().ok()) return vm.heap().string_error();
   batch->Append(records_);
   if (spilled_bytes > 0) batch->Delete(store::kUnfinishedCheckpointKey);
   // The time of the effect's start stands for the checkpoint's (one clock read per effect).

@@ -630,6 +630,35 @@ TEST_F(StoreJournalTest, AFullCheckpointAfterALazyResumeWritesEveryString) {
   EXPECT_EQ(host_.output, expected);
 }
 
+TEST_F(StoreJournalTest, AFullCheckpointThatFindsADamagedStringWritesNoState) {
+  Start(kBigState);
+  journal_->stop_before = 2;
+  ASSERT_EQ(vm_->Run(), RunOutcome::kAborted);
+  const uint64_t checkpoint = State().checkpoint;
+  Stop();
+  auto [id, key] = BigItemKey(*this, 1500);
+  OpenDb(false);
+  store::Batch damage;
+  damage.Put(key, "not a sealed record");
+  ASSERT_TRUE(db_->Write(damage, true).ok());
+  db_.reset();
+  mark_.reset();
+  {
+    LoadedRun run;
+    ASSERT_TRUE(LoadRun(*store_, "r1", &host_, &run).ok());
+    auto mark = store_->OpenMark("r1");
+    ASSERT_TRUE(mark.ok());
+    StoreJournal journal(run.db.get(), mark->get(), &host_, "r1", true, run.checkpoint);
+    store::Batch batch;
+    Status s = journal.WriteCheckpoint(*run.vm, true, &batch);  // reads every string first
+    EXPECT_TRUE(s.IsCorruption()) << s.message();
+  }
+  OpenDb(false);  // batches written before the damaged string was reached are dropped
+  std::string v;
+  EXPECT_TRUE(db_->Get(store::kUnfinishedCheckpointKey, &v).IsNotFound());
+  EXPECT_EQ(State().checkpoint, checkpoint);
+}
+
 TEST_F(StoreJournalTest, ABigCheckpointCutShortIsNeverReadAndIsDroppedAtTheNextWritableOpen) {
   std::string expected = Uninterrupted(kBigState);
   Start(kBigState);
