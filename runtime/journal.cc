@@ -442,6 +442,7 @@ Status StoreJournal::WriteCheckpoint(VM& vm, bool full, store::Batch* batch) {
   std::function<void()> spill;
   if (version != store::kOnlyVersion)
     spill = [&] {
+      if (!spill_error.ok()) return records_.Clear();  // the checkpoint fails: write nothing more
       if (spilled_bytes == 0) {
         std::string v;
         for (int i = 3; i >= 0; --i) v.push_back(static_cast<char>(version >> (8 * i)));

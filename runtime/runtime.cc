@@ -325,9 +325,19 @@ Status Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& 
     LiveServer live(st.RunDir(record.id), journal.db(), journal.live_effects(), journal.live_checkpoint());
     result->outcome = vm.Run();
   }
-  const RunOutcome outcome = result->outcome;
+  RunOutcome outcome = result->outcome;
+  Status abort_status = vm.abort_status();
+  const bool ends = outcome == RunOutcome::kCompleted || outcome == RunOutcome::kFailed;
+  if (ends) RecordEndSteps(vm, journal);
+  if (outcome == RunOutcome::kFailed) result->error = vm.UncaughtReport();
+  // What an ended run records reads strings too (its steps, its error's data): one of the
+  // restored state found damaged there stops the run as before an effect, nothing recorded.
+  if (ends && !vm.heap().string_error().ok()) {
+    outcome = result->outcome = RunOutcome::kAborted;
+    abort_status = vm.heap().string_error();
+    result->error.reset();
+  }
   if (outcome != RunOutcome::kAborted && outcome != RunOutcome::kOutOfMemory) {
-    if (outcome != RunOutcome::kSuspended) RecordEndSteps(vm, journal);
     Status s = journal.Flush();
     if (s.ok()) s = journal.Sync();
     if (s.ok() && outcome == RunOutcome::kSuspended) s = journal.Settle();  // resumed later: fast
@@ -343,7 +353,6 @@ Status Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& 
       record.detail = host.cancel_delivered() ? "cancelled (its handlers completed)" : "";
       break;
     case RunOutcome::kFailed: {
-      result->error = vm.UncaughtReport();
       if (Status s = journal.RecordUncaught(*result->error); !s.ok()) return InContext(s, fmt::format("run {}", record.id));
       std::string text = FormatErrorReport(*result->error);
       // Ended by the uncaught `cancelled`: cancelled. Another error escaping the handlers
@@ -376,8 +385,8 @@ Status Execute(store::Store& st, store::RunRecord& record, VM& vm, ProcessHost& 
       result->record = record;
       // The output failed: the print is not done, and the run reads as crashed.
       result->output_failed = host.output_failed();
-      if (result->output_failed) return vm.abort_status();
-      return InContext(vm.abort_status(), fmt::format("run {} stopped", record.id));
+      if (result->output_failed) return abort_status;
+      return InContext(abort_status, fmt::format("run {} stopped", record.id));
     case RunOutcome::kOutOfMemory:
       record.status = store::RunStatus::kFailed;
       record.detail = OutOfMemoryDetail();

@@ -238,6 +238,7 @@ void Heap::PlaceUnreadString(uint32_t id) {
 
 void Heap::ReadString(uint32_t id, StringObj* s) {
   s->unread = false;
+  const size_t placed = s->text.capacity();  // counted when it was placed
   Status st = string_source_ ? string_source_->Read(id, &s->text)
                              : Status::Corruption(fmt::format("string {} of the heap has no source to be read from", id));
   if (--unread_ == 0) string_source_.reset();  // the run's database is no longer read
@@ -246,7 +247,7 @@ void Heap::ReadString(uint32_t id, StringObj* s) {
     if (string_error_.ok()) string_error_ = std::move(st);
     return;
   }
-  Grew(s->text.capacity());
+  if (s->text.capacity() > placed) Grew(s->text.capacity() - placed);
 }
 
 void Heap::ReadAllStrings() {

@@ -9,7 +9,9 @@
 
 #include "compiler/compiler.h"
 #include "run_program.h"
+#include "store/keys.h"
 #include "temp_dir.h"
+#include "vm/heap.h"
 
 namespace flow::runtime {
 namespace {
@@ -163,6 +165,58 @@ class FailingListener : public RecordingListener {
  public:
   Status WriteOutput(std::string_view) override { return Status::IOError("cannot write the program's output: disk full"); }
 };
+
+// A resumed run reads its strings when first used (docs/checkpoint.md, "Resume cost"):
+// one found damaged only as the run ends (here in its uncaught error's data) stops it
+// there, with no error or end recorded, as a damaged resume does.
+TEST(Runtime, ADamagedStringFoundAsTheRunEndsStopsItWithNothingRecorded) {
+  TempDir dir;
+  Module program = Compile(
+      "let a = \"state \" + str(42)\ntime.now()\ntime.now()\nthrow error(\"boom\", \"msg\", {s: a})\n");
+  StartOptions options = Options(dir, "ending");
+  options.budgets.max_effects = 1;  // a budget stop before the second effect: resumable
+  RecordingListener listener;
+  RunResult result;
+  ASSERT_TRUE(StartRun(options, program, &listener, &result).ok());
+  ASSERT_EQ(result.record.error_kind, "budget");
+  {  // damage the string `a` where the run keeps it
+    Result<store::Store> st = store::Store::Open(dir.path(), false);
+    ASSERT_TRUE(st.ok());
+    std::string key;
+    {
+      LoadedRun run;
+      ASSERT_TRUE(OpenRunToRead(*st, "ending", &run).ok());
+      for (const auto& [name, v] : run.vm->InspectGlobals())
+        if (name == "a") {
+          std::string raw;
+          uint32_t version = 0;
+          ASSERT_TRUE(run.db->GetAt(store::ObjectKey(v.ref), store::kLatestCheckpoint, &raw, &version).ok());
+          key = store::VersionedKey(store::ObjectKey(v.ref), version);
+        }
+    }
+    ASSERT_FALSE(key.empty());
+    ASSERT_TRUE(st->UnpackRun("ending").ok());  // an idle run is kept packed
+    auto db = store::RunDb::Open(st->RunDbDir("ending"), {});
+    ASSERT_TRUE(db.ok()) << db.status().message();
+    store::Batch damage;
+    damage.Put(key, "not a sealed record");
+    ASSERT_TRUE((*db)->Write(damage, true).ok());
+  }
+  BudgetOptions more;
+  more.max_effects = 100;
+  RunResult resumed;
+  Status s = ResumeRun(dir.path(), "ending", more, &listener, &resumed);
+  EXPECT_TRUE(s.IsCorruption()) << s.message();
+  EXPECT_NE(s.message().find("string"), std::string::npos) << s.message();
+  EXPECT_EQ(resumed.outcome, RunOutcome::kAborted);
+  EXPECT_FALSE(resumed.error.has_value());
+  Result<store::Store> st = store::Store::Open(dir.path(), false);
+  ASSERT_TRUE(st.ok());
+  Result<store::RunRecord> stored = st->ReadRun("ending");
+  ASSERT_TRUE(stored.ok());
+  EXPECT_NE(stored->status, store::RunStatus::kFailed);  // not failed with an error built on ""
+  EXPECT_NE(stored->status, store::RunStatus::kCompleted);
+}
 
 TEST(Runtime, OutputThatCannotBeWrittenStopsTheRun) {
   TempDir dir;
