@@ -177,17 +177,13 @@ bool HoldsOnlyStoreFolders(const std::string& dir) {
   return !ec;
 }
 
-}  // namespace
-
-namespace {
-
 // Marks `folder` as the top of a hierarchy (ext4's FS_TOPDIR_FL, `chattr +T`): the runs'
 // folders in it are unrelated, so the Orlov allocator spreads them over block groups. A run
 // creates and deletes about ten files; packed into one group, every file a burst of runs
 // creates first skips the inodes deleted in the last seconds (ext4 without a journal
 // checks each: `recently_deleted`), a fifth of a worker's CPU at 32 runs at once
-// (docs/checkpoint.md, "Many runs"). Best effort: other file systems ignore it, and a
-// folder this process may not change keeps what it has.
+// (docs/checkpoint.md, "runs/ spreads its folders"). Best effort: other file systems
+// ignore it, and a folder this process may not change keeps what it has.
 void MarkTopOfUnrelatedFolders(const std::string& folder) {
   int fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return;

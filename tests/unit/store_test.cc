@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
+#include <fcntl.h>
 #include <leveldb/env.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -204,6 +207,31 @@ TEST(Store, AFolderBeingMadeIntoAStoreIsNoStoreYet) {
   std::filesystem::remove(path + "/other");
   ASSERT_TRUE(Store::Open(path, true).ok());
   EXPECT_TRUE(Store::Open(path, false).ok());
+}
+
+// runs/ is the top of a hierarchy for ext4's allocator (docs/checkpoint.md, "runs/ spreads
+// its folders"), set on a new store and on an old one when opened.
+TEST(Store, RunsFolderIsMarkedTopOfAHierarchy) {
+  TempDir dir;
+  const std::string runs = dir.path() + "/s/" + kRunsDir;
+  auto flags_of = [&](int* flags) {
+    int fd = ::open(runs.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    bool ok = fd >= 0 && ::ioctl(fd, FS_IOC_GETFLAGS, flags) == 0;
+    if (fd >= 0) ::close(fd);
+    return ok;
+  };
+  ASSERT_TRUE(Store::Open(dir.path() + "/s", true).ok());
+  int flags = 0;
+  if (!flags_of(&flags)) GTEST_SKIP() << "this file system keeps no inode flags";
+  EXPECT_TRUE(flags & FS_TOPDIR_FL);
+  int fd = ::open(runs.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  int cleared = flags & ~FS_TOPDIR_FL;
+  ASSERT_EQ(::ioctl(fd, FS_IOC_SETFLAGS, &cleared), 0);  // as a store made before
+  ::close(fd);
+  ASSERT_TRUE(Store::Open(dir.path() + "/s", false).ok());
+  ASSERT_TRUE(flags_of(&flags));
+  EXPECT_TRUE(flags & FS_TOPDIR_FL);
 }
 
 TEST(Store, RunRecordsRoundTripAndDamageIsReported) {
