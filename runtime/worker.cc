@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <map>
@@ -64,14 +65,29 @@ std::string WakeText(WakeReason why, const store::RunRecord& r) {
 // How much of a child's stderr is kept: its end tells why it died.
 constexpr size_t kStderrTail = 4096;
 
+// A child process that executes runs one after another: forked once, it reads a run id
+// per line on its command pipe, executes the run, and answers with the run's exit code
+// on its result pipe, as the run's own process would have exited with it. So a run costs
+// no fork and no exit, and the pages the last run touched serve the next. A run that
+// kills its process (a crash, any signal) ends only that process: the run is crashed as
+// before, and the next run gets a fresh child (docs/operating.md, "Workers").
 struct Child {
   pid_t pid = 0;
   int pidfd = -1;   // readable when the child has exited
   std::optional<int> reaped_status;  // without a pidfd (an old kernel): reaped by polling
-  int err_fd = -1;  // the read end of its stderr; -1 once closed
-  std::string tail;     // the end of its stderr
+  int err_fd = -1;     // the read end of its stderr; -1 once closed
+  int cmd_fd = -1;     // run ids to it; closed: it exits once idle
+  int result_fd = -1;  // exit codes from it
+  std::string run;     // the run it executes ("": idle)
+  int runs = 0;        // runs it has executed
+  std::string results;  // a result line not yet ended
+  std::string tail;     // the end of its stderr while it executes `run`
   std::string partial;  // a line not yet ended
 };
+
+// A child executes at most this many runs, then exits and a fresh one takes its place: what
+// a run may leave behind in its process (memory its heap keeps, a descriptor) stays bounded.
+constexpr int kRunsPerChild = 64;
 
 // A time at which a run may be due: from a hint file (wake/), a record, or a crash's backoff.
 struct Due {
@@ -86,6 +102,7 @@ class Pool {
   Pool(const WorkerOptions& o, WorkerListener* l, WorkerSummary* s, store::Store st)
       : opt_(o), listener_(l), sum_(s), st_(std::move(st)) {}
   ~Pool() {
+    StopChildren();
     if (inotify_ >= 0) ::close(inotify_);
   }
 
@@ -99,7 +116,10 @@ class Pool {
       if (draining && !drain_announced) {
         drain_announced = true;
         Report({WorkerEvent::kDraining, "", fmt::format("stopping {} run(s) at their next checkpoint", running_.size())});
-        for (auto& [id, c] : running_) ::kill(c.pid, SIGTERM);
+        for (auto& [pid, c] : children_) {
+          if (c.run.empty()) CloseCommands(c);  // idle: it exits
+          else ::kill(pid, SIGTERM);
+        }
       }
       if (!draining && !opt_.once && now - last_scan_ms_ >= opt_.rescan_ms) Scan(Records::kInFiles);
       if (!draining && now >= next_schedule_ms_) FireSchedules(now);
@@ -118,8 +138,10 @@ class Pool {
           (running_.empty() || unindexed_.size() >= kIndexBatch || now - unindexed_since_ms_ >= kIndexDelayMs))
         IndexPackedRuns();
       if (running_.empty()) {
-        if (draining) return Status::Ok();
-        if (opt_.once && ready_.empty()) return Status::Ok();
+        if (draining || (opt_.once && ready_.empty())) {
+          StopChildren();
+          return Status::Ok();
+        }
       }
       if (Status s = Wait(draining, now); !s.ok()) return s;
     }
@@ -222,41 +244,115 @@ class Pool {
     Consider(*r, now);
   }
 
-  void Start(const std::string& id, const std::string& why) {
+  // Forks a child that executes the runs it is given (Child); false if it could not.
+  bool Spawn(const std::string& id) {
     if (!prepared_ && opt_.prepare) opt_.prepare();
     prepared_ = true;
-    int err[2];
-    if (::pipe2(err, O_CLOEXEC) != 0) {
+    int err[2], cmd[2], result[2];
+    if (::pipe2(err, O_CLOEXEC) != 0 || ::pipe2(cmd, O_CLOEXEC) != 0 || ::pipe2(result, O_CLOEXEC) != 0) {
       Report({WorkerEvent::kSkipped, id, fmt::format("cannot start a process: {}", std::strerror(errno))});
-      return;
+      return false;
     }
     std::fflush(nullptr);  // nothing buffered is written twice
     pid_t pid = ::fork();
     if (pid == 0) {
       if (opt_.child_stdout_to_stderr) ::dup2(STDERR_FILENO, STDOUT_FILENO);
       ::dup2(err[1], STDERR_FILENO);
-      ::close_range(3, ~0U, 0);  // the worker's inotify, pipes and pidfds are not the child's
-      int code = opt_.execute(id);
-      std::fflush(nullptr);
-      ::_exit(code);
+      // Its pipes above every other descriptor, then the worker's inotify, pipes and pidfds
+      // closed: they are not the child's.
+      int in = ::fcntl(cmd[0], F_DUPFD_CLOEXEC, 1000), out = ::fcntl(result[1], F_DUPFD_CLOEXEC, 1001);
+      ::close_range(3, 999, 0);
+      ::close_range(1002, ~0U, 0);
+      ExecuteRuns(in, out);
     }
-    ::close(err[1]);
+    for (int fd : {err[1], cmd[0], result[1]}) ::close(fd);
     if (pid < 0) {
-      ::close(err[0]);
+      for (int fd : {err[0], cmd[1], result[0]}) ::close(fd);
       Report({WorkerEvent::kSkipped, id, fmt::format("cannot start a process: {}", std::strerror(errno))});
-      return;
+      return false;
     }
     ::fcntl(err[0], F_SETFL, O_NONBLOCK);
-    Child c;
+    ::fcntl(result[0], F_SETFL, O_NONBLOCK);
+    Child& c = children_[pid];
     c.pid = pid;
     c.err_fd = err[0];
+    c.cmd_fd = cmd[1];
+    c.result_fd = result[0];
     c.pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    running_[id] = std::move(c);
+    return true;
+  }
+
+  // The child's loop: a run id per line in, its exit code per line out; it ends when its
+  // command pipe closes, or after a stop was asked (SIGTERM: the run stopped at its next
+  // checkpoint).
+  [[noreturn]] void ExecuteRuns(int in, int out) {
+    std::string id;
+    for (char ch;;) {
+      ssize_t n = ::read(in, &ch, 1);
+      if (n < 0 && errno == EINTR) {
+        if (opt_.drain && opt_.drain->load()) ::_exit(0);
+        continue;
+      }
+      if (n <= 0) ::_exit(0);
+      if (ch != '\n') {
+        id.push_back(ch);
+        continue;
+      }
+      int code = opt_.execute(id);
+      std::fflush(nullptr);
+      std::string line = fmt::format("{}\n", code);
+      if (::write(out, line.data(), line.size()) != static_cast<ssize_t>(line.size())) ::_exit(code);
+      if (opt_.drain && opt_.drain->load()) ::_exit(0);
+      id.clear();
+    }
+  }
+
+  void Start(const std::string& id, const std::string& why) {
+    Child* c = nullptr;
+    for (auto& [pid, child] : children_)
+      if (child.run.empty() && child.cmd_fd >= 0) c = &child;
+    if (!c) {
+      if (!Spawn(id)) return;
+      c = &children_.rbegin()->second;
+      for (auto& [pid, child] : children_)
+        if (child.run.empty() && child.cmd_fd >= 0) c = &child;
+    }
+    std::string line = id + "\n";
+    if (::write(c->cmd_fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
+      // It died while idle (its end is read with its pidfd): this run goes to another.
+      CloseCommands(*c);
+      ready_.emplace_front(id, why);
+      queued_.insert(id);
+      return;
+    }
+    c->run = id;
+    c->tail.clear();
+    c->partial.clear();
+    running_[id] = c->pid;
     ++sum_->started;
     WorkerReport r{WorkerEvent::kStarted, id, why};
-    r.pid = pid;
+    r.pid = c->pid;
     Report(r);
-    if (opt_.drain && opt_.drain->load()) ::kill(pid, SIGTERM);
+    if (opt_.drain && opt_.drain->load()) ::kill(c->pid, SIGTERM);
+  }
+
+  void CloseCommands(Child& c) {
+    if (c.cmd_fd >= 0) ::close(c.cmd_fd);
+    c.cmd_fd = -1;
+  }
+
+  // Every child told to exit (its command pipe closed), and waited for.
+  void StopChildren() {
+    for (auto& [pid, c] : children_) CloseCommands(c);
+    for (auto& [pid, c] : children_) {
+      if (!c.reaped_status) {
+        int status;
+        while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+      }
+      for (int fd : {c.err_fd, c.result_fd, c.pidfd})
+        if (fd >= 0) ::close(fd);
+    }
+    children_.clear();
   }
 
   // Sleeps until a timer is due, a hint or a child's output comes, or a child ends.
@@ -271,15 +367,14 @@ class Pool {
       if (until != INT64_MAX) timeout = static_cast<int>(std::clamp<int64_t>(until - now, 0, 60'000));
     }
     std::vector<pollfd> fds;
-    std::vector<std::string> owners;  // the run of each fd ("" for inotify)
+    std::vector<pid_t> owners;  // the child of each fd (0 for inotify)
     fds.push_back({inotify_, POLLIN, 0});
-    owners.emplace_back();
-    for (auto& [id, c] : running_) {
-      if (c.err_fd >= 0) fds.push_back({c.err_fd, POLLIN, 0}), owners.push_back(id);
-      if (c.pidfd >= 0) fds.push_back({c.pidfd, POLLIN, 0}), owners.push_back(id);
-    }
+    owners.push_back(0);
+    for (auto& [pid, c] : children_)
+      for (int fd : {c.err_fd, c.result_fd, c.pidfd})
+        if (fd >= 0) fds.push_back({fd, POLLIN, 0}), owners.push_back(pid);
     // Without pidfds (an old kernel), children are reaped by polling.
-    if (std::any_of(running_.begin(), running_.end(), [](auto& e) { return e.second.pidfd < 0; }))
+    if (std::any_of(children_.begin(), children_.end(), [](auto& e) { return e.second.pidfd < 0; }))
       timeout = timeout < 0 ? 20 : std::min(timeout, 20);
     int n = ::poll(fds.data(), fds.size(), timeout);
     if (n < 0) {
@@ -287,19 +382,37 @@ class Pool {
       return Status::IOError(fmt::format("poll: {}", std::strerror(errno)));
     }
     if (fds[0].revents & POLLIN) ReadHints();
-    std::set<std::string> ended;
+    std::set<pid_t> exited;
+    std::vector<std::string> ended;
     for (size_t i = 1; i < fds.size(); ++i) {
       if (!fds[i].revents) continue;
-      Child& c = running_[owners[i]];
-      if (fds[i].fd == c.err_fd) ReadStderr(owners[i], c);
-      else ended.insert(owners[i]);
+      Child& c = children_[owners[i]];
+      if (fds[i].fd == c.err_fd) ReadStderr(c);
+      else if (fds[i].fd == c.result_fd) ReadResults(c, draining, &ended);
+      else exited.insert(owners[i]);
     }
-    for (auto& [id, c] : running_)
+    for (auto& [pid, c] : children_)
       if (c.pidfd < 0) {
         int status;
-        if (::waitpid(c.pid, &status, WNOHANG) == c.pid) ended.insert(id), c.reaped_status = status;
+        if (::waitpid(pid, &status, WNOHANG) == pid) exited.insert(pid), c.reaped_status = status;
       }
-    for (const std::string& id : ended) Reap(id);
+    for (pid_t pid : exited) {
+      Child& c = children_[pid];
+      ReadResults(c, draining, &ended);  // an answer written before it exited
+      int status = c.reaped_status.value_or(0);
+      if (!c.reaped_status)
+        while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+      if (!c.run.empty()) {  // it died executing a run
+        if (c.err_fd >= 0) ReadStderr(c);  // what is left (a grandchild may hold the pipe open: do not wait)
+        std::string id = std::move(c.run);
+        c.run.clear();
+        Finish(id, c, status);
+        ended.push_back(id);
+      }
+      for (int fd : {c.err_fd, c.result_fd, c.pidfd, c.cmd_fd})
+        if (fd >= 0) ::close(fd);
+      children_.erase(pid);
+    }
     if (unindexed_.empty()) unindexed_since_ms_ = NowMs();
     unindexed_.insert(unindexed_.end(), ended.begin(), ended.end());
     // A slot may be free now, or a run that queued runs wait for may have ended.
@@ -327,7 +440,36 @@ class Pool {
     }
   }
 
-  void ReadStderr(const std::string& id, Child& c) {
+  // Exit codes from child `c`: each ends the run it executes, as its process's exit would.
+  void ReadResults(Child& c, bool draining, std::vector<std::string>* ended) {
+    char buf[256];
+    for (;;) {
+      if (c.result_fd < 0) return;
+      ssize_t n = ::read(c.result_fd, buf, sizeof buf);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        if (n == 0 || errno != EAGAIN) {
+          ::close(c.result_fd);
+          c.result_fd = -1;
+        }
+        break;
+      }
+      c.results.append(buf, n);
+    }
+    for (size_t nl; (nl = c.results.find('\n')) != std::string::npos; c.results.erase(0, nl + 1)) {
+      int code = std::atoi(c.results.substr(0, nl).c_str());
+      if (c.run.empty()) continue;
+      if (c.err_fd >= 0) ReadStderr(c);  // written before the answer: this run's
+      std::string id = std::move(c.run);
+      c.run.clear();
+      Finish(id, c, W_EXITCODE(code, 0));
+      ended->push_back(id);
+      if (++c.runs >= kRunsPerChild || draining || (opt_.drain && opt_.drain->load())) CloseCommands(c);
+    }
+  }
+
+  void ReadStderr(Child& c) {
+    const std::string& id = c.run;
     char buf[4096];
     for (;;) {
       ssize_t n = ::read(c.err_fd, buf, sizeof buf);
@@ -347,18 +489,11 @@ class Pool {
     }
   }
 
-  void Reap(const std::string& id) {
-    Child c = std::move(running_[id]);
+  // Run `id` ended in child `c`, as a process ending with wait status `status` would.
+  void Finish(const std::string& id, Child& c, int status) {
     running_.erase(id);
-    int status = c.reaped_status.value_or(0);
-    if (!c.reaped_status)
-      while (::waitpid(c.pid, &status, 0) < 0 && errno == EINTR) {}
-    if (c.err_fd >= 0) {
-      ReadStderr(id, c);  // what is left (a grandchild may hold the pipe open: do not wait)
-      if (c.err_fd >= 0) ::close(c.err_fd);
-    }
     if (!c.partial.empty()) listener_->ChildStderr(id, c.partial);
-    if (c.pidfd >= 0) ::close(c.pidfd);
+    c.partial.clear();
     if (c.tail.size() > kStderrTail) c.tail.erase(0, c.tail.size() - kStderrTail);
 
     Result<store::RunRecord> r = st_.ReadRun(id);
@@ -461,7 +596,8 @@ class Pool {
   int64_t last_scan_ms_ = 0;
   std::vector<std::string> unindexed_;  // runs whose children ended since the last IndexPackedRuns
   int64_t unindexed_since_ms_ = 0;
-  std::map<std::string, Child> running_;
+  std::map<pid_t, Child> children_;
+  std::map<std::string, pid_t> running_;  // each run executing, and its child
   std::deque<std::pair<std::string, std::string>> ready_;  // run id, why: started in this order
   std::set<std::string> queued_;                           // the ids in ready_
   std::priority_queue<Due, std::vector<Due>, std::greater<Due>> timers_;

@@ -1,13 +1,16 @@
-// flow worker: a pool of child processes, each executing one run, so that a run that
-// crashes its process (any signal) never stops the worker or the other runs.
+// flow worker: a pool of child processes executing runs, so that a run that crashes its
+// process (any signal) never stops the worker or the other runs.
 //
 // The worker finds work through the wake index (store: wake/WAKE_MS-ID hints, followed
 // with inotify) and a scan of the run records: all at start, those not packed every
-// `rescan_ms` (runs whose process died elsewhere). A child is a fork of the worker that calls `execute(id)` (the
-// cli's `flow resume ID`) and exits with what it returns: no exec, no dynamic loading,
-// libraries the worker loaded once (`prepare`) are shared. The run record says how it ended. A run whose child dies
-// is retried with backoff and, after `max_crashes` in a row, set aside as poisoned with
-// its last stderr (docs/operating.md, "Workers").
+// `rescan_ms` (runs whose process died elsewhere). A child is a fork of the worker that
+// executes runs one after another: for each run id it is handed it calls `execute(id)`
+// (the cli's `flow resume ID`) and answers with what that returns, the exit code a process
+// of its own would have had; after 64 runs it exits and a fresh child takes its place. No
+// exec, no dynamic loading: libraries the worker loaded once (`prepare`) are shared. The
+// run record says how it ended. A run whose child dies is retried with backoff and, after
+// `max_crashes` in a row, set aside as poisoned with its last stderr (docs/operating.md,
+// "Workers").
 #pragma once
 
 #include <atomic>
@@ -31,7 +34,8 @@ struct WorkerOptions {
   int64_t max_backoff_ms = 60'000;
   // Called once before the first child: load what every child would load (libcurl).
   std::function<void()> prepare;
-  // Executes run `id` in a child (forked) process: its exit code. The codes of a run that
+  // Executes run `id` in a child process (one that executes runs one after another): the
+  // exit code a process of its own would have had. The codes of a run that
   // went as it should (completed, failed by its script, suspended), and of one that could
   // not start for now (its queue is full: tried again when a slot may be free).
   std::function<int(const std::string& id)> execute;

@@ -92,6 +92,35 @@ def crash_isolation():
 
 
 @case
+def children_execute_runs_one_after_another():
+    """A child executes runs one after another (no process started per run); a run that
+    kills its child costs only that child, the next run gets a fresh one; and a child
+    executes at most 64 runs, then a fresh one takes over."""
+    segfault_run("seg")  # crashed: started first (its process died), before the queued runs
+    one = program("one.flow", 'print("ran", args.n)\n')
+    for i in range(70):
+        r = flow("submit", one, "--store", store(), "--run-id", f"q{i:02d}", "--arg", f"n={i}")
+        if r.returncode != 0:
+            check("flow submit queues the run", False, r.stderr)
+            return
+    w = flow("worker", "--once", "--concurrency", "1", "--json", "--store", store(), timeout=120)
+    ev = events(w.stdout)
+    started = {e["run"]: e["pid"] for e in ev if e["event"] == "started"}
+    done = [e["run"] for e in ev if e["event"] == "completed"]
+    check("every queued run completes, once", sorted(done) == [f"q{i:02d}" for i in range(70)],
+          f"{len(done)} completed; {w.stderr[-1500:]}")
+    check("the crashing run was started first and crashed", [e["event"] for e in ev if e.get("run") == "seg"] ==
+          ["started", "crashed"], f"{ev[:4]}")
+    first, second = {started[f"q{i:02d}"] for i in range(64)}, {started[f"q{i:02d}"] for i in range(64, 70)}
+    check("one child executes the first 64 queued runs, and a fresh one the rest",
+          len(first) == 1 and len(second) == 1 and first != second, f"{first} {second}")
+    check("the child that crashed executes nothing after", started["seg"] not in first | second,
+          f"{started['seg']} {first} {second}")
+    check("each run prints its line once (--json: on stderr)",
+          all(w.stderr.splitlines().count(f"ran {i}") == 1 for i in range(70)), w.stderr[-1500:])
+
+
+@case
 def once_exit_code():
     segfault_run("seg")
     flow("run", program("timer.flow", TIMER), "--store", store(), "--run-id", "good", "--detach")
