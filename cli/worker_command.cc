@@ -95,7 +95,9 @@ int WorkerCommand(const WorkerCommandOptions& o) {
   w.prepare = [] { stdlib::PrepareHttp(); };
   w.execute = [&](const std::string& id) {
     store::Store::LeaveIndexRowsToParent();  // in the child: the worker adds them, many at once
-    return ResumeCommand(o.store, id, RunOptions{});
+    int code = ResumeCommand(o.store, id, RunOptions{});
+    stdlib::CloseHttpConnections();  // the next run of this child opens its own
+    return code;
   };
   w.clean_exits = {kExitOk, kExitScriptFailed, kExitSuspended};
   w.deferred_exit = kExitDeferred;

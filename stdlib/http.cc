@@ -42,6 +42,7 @@ struct CurlApi {
   decltype(&curl_multi_perform) multi_perform;
   decltype(&curl_multi_poll) multi_poll;
   decltype(&curl_multi_info_read) multi_info_read;
+  decltype(&curl_multi_cleanup) multi_cleanup;
 };
 
 const CurlApi* Curl(std::string* error);
@@ -85,6 +86,7 @@ const CurlApi* Curl(std::string* error) {
     bind(a.multi_perform, "curl_multi_perform");
     bind(a.multi_poll, "curl_multi_poll");
     bind(a.multi_info_read, "curl_multi_info_read");
+    bind(a.multi_cleanup, "curl_multi_cleanup");
     if (!ok || a.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
       load_error = "libcurl failed to initialize";
       return nullptr;
@@ -229,6 +231,12 @@ class Transfers : public Completions {
     }
   }
   size_t pending() const override { return running_; }
+  // Closes the connections kept for reuse (with nothing in flight).
+  void ForgetConnections() {
+    if (!ops_.empty()) return;
+    api_->multi_cleanup(multi_);
+    multi_ = api_->multi_init();
+  }
   void Abandon(uint64_t id) override {
     auto op = Take(id);
     if (!op) return;
@@ -263,8 +271,10 @@ class Transfers : public Completions {
   size_t running_ = 0;
 };
 
+Transfers* process_transfers = nullptr;  // the process's transfers, made by its first request
+
 Transfers& ProcessTransfers(const CurlApi* api) {
-  static Transfers* transfers = new Transfers(api);  // for the process's life: handles in flight at exit are left
+  static Transfers* transfers = process_transfers = new Transfers(api);  // for the process's life: handles in flight at exit are left
   return *transfers;
 }
 
@@ -512,6 +522,10 @@ bool PostJson(const std::string& url, const std::string& json, int64_t timeout_m
   api->easy_cleanup(curl);
   api->slist_free_all(headers);
   return code == CURLE_OK && status >= 200 && status <= 299;
+}
+
+void CloseHttpConnections() {
+  if (process_transfers) process_transfers->ForgetConnections();
 }
 
 }  // namespace flow::stdlib

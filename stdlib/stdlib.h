@@ -32,5 +32,9 @@ bool CheckJson(std::string_view text, std::string* error);
 // Loads libcurl now (it is otherwise loaded at the first http call): a process that forks
 // many children (flow worker) loads it once for all of them.
 void PrepareHttp();
+// Closes the connections this process keeps open for reuse (libcurl's, on its one multi
+// handle), with no request in flight: a flow worker's child, between two runs, so that a
+// run's connections are its own, as in a process of its own.
+void CloseHttpConnections();
 
 }  // namespace flow::stdlib
