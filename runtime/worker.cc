@@ -79,6 +79,7 @@ struct Child {
   int cmd_fd = -1;     // run ids to it; closed: it exits once idle
   int result_fd = -1;  // exit codes from it
   std::string run;     // the run it executes ("": idle)
+  bool asked_to_stop = false;  // SIGTERM sent (drain)
   int runs = 0;        // runs it has executed
   std::string results;  // a result line not yet ended
   std::string tail;     // the end of its stderr while it executes `run`
@@ -88,6 +89,8 @@ struct Child {
 // A child executes at most this many runs, then exits and a fresh one takes its place: what
 // a run may leave behind in its process (memory its heap keeps, a descriptor) stays bounded.
 constexpr int kRunsPerChild = 64;
+// A child's exit code when it could not set itself up (its pipes): a crash of the run.
+constexpr int kCannotStart = 125;
 
 // A time at which a run may be due: from a hint file (wake/), a record, or a crash's backoff.
 struct Due {
@@ -107,6 +110,8 @@ class Pool {
   }
 
   Status Run() {
+    // A write to a child that died while idle fails (EPIPE) instead of ending the worker.
+    ::signal(SIGPIPE, SIG_IGN);
     if (Status s = WatchWakeIndex(); !s.ok()) return s;
     Scan(Records::kEvery);
     bool drain_announced = false;
@@ -118,7 +123,7 @@ class Pool {
         Report({WorkerEvent::kDraining, "", fmt::format("stopping {} run(s) at their next checkpoint", running_.size())});
         for (auto& [pid, c] : children_) {
           if (c.run.empty()) CloseCommands(c);  // idle: it exits
-          else ::kill(pid, SIGTERM);
+          else AskToStop(c);
         }
       }
       if (!draining && !opt_.once && now - last_scan_ms_ >= opt_.rescan_ms) Scan(Records::kInFiles);
@@ -248,9 +253,12 @@ class Pool {
   bool Spawn(const std::string& id) {
     if (!prepared_ && opt_.prepare) opt_.prepare();
     prepared_ = true;
-    int err[2], cmd[2], result[2];
+    int err[2] = {-1, -1}, cmd[2] = {-1, -1}, result[2] = {-1, -1};
     if (::pipe2(err, O_CLOEXEC) != 0 || ::pipe2(cmd, O_CLOEXEC) != 0 || ::pipe2(result, O_CLOEXEC) != 0) {
-      Report({WorkerEvent::kSkipped, id, fmt::format("cannot start a process: {}", std::strerror(errno))});
+      const int e = errno;
+      for (int fd : {err[0], err[1], cmd[0], cmd[1], result[0], result[1]})
+        if (fd >= 0) ::close(fd);
+      Report({WorkerEvent::kSkipped, id, fmt::format("cannot start a process: {}", std::strerror(e))});
       return false;
     }
     std::fflush(nullptr);  // nothing buffered is written twice
@@ -258,12 +266,13 @@ class Pool {
     if (pid == 0) {
       if (opt_.child_stdout_to_stderr) ::dup2(STDERR_FILENO, STDOUT_FILENO);
       ::dup2(err[1], STDERR_FILENO);
-      // Its pipes above every other descriptor, then the worker's inotify, pipes and pidfds
-      // closed: they are not the child's.
-      int in = ::fcntl(cmd[0], F_DUPFD_CLOEXEC, 1000), out = ::fcntl(result[1], F_DUPFD_CLOEXEC, 1001);
-      ::close_range(3, 999, 0);
-      ::close_range(1002, ~0U, 0);
-      ExecuteRuns(in, out);
+      ::signal(SIGPIPE, SIG_DFL);  // the worker ignores it (a child may die while idle)
+      // Its pipes as descriptors 3 and 4 (close-on-exec: not its commands'), then the
+      // worker's inotify, pipes and pidfds closed: they are not the child's.
+      int in = ::fcntl(cmd[0], F_DUPFD, 5), out = ::fcntl(result[1], F_DUPFD, 5);
+      if (in < 0 || out < 0 || ::dup3(in, 3, O_CLOEXEC) < 0 || ::dup3(out, 4, O_CLOEXEC) < 0) ::_exit(kCannotStart);
+      CloseFrom(5);
+      ExecuteRuns(3, 4);
     }
     for (int fd : {err[1], cmd[0], result[1]}) ::close(fd);
     if (pid < 0) {
@@ -333,7 +342,22 @@ class Pool {
     WorkerReport r{WorkerEvent::kStarted, id, why};
     r.pid = c->pid;
     Report(r);
-    if (opt_.drain && opt_.drain->load()) ::kill(c->pid, SIGTERM);
+    if (opt_.drain && opt_.drain->load()) AskToStop(*c);
+  }
+
+  // SIGTERM once: the run stops at its next checkpoint (a second would end the child).
+  void AskToStop(Child& c) {
+    if (c.asked_to_stop) return;
+    c.asked_to_stop = true;
+    ::kill(c.pid, SIGTERM);
+  }
+
+  // Closes every descriptor from `first` on (in a child, before it takes runs).
+  static void CloseFrom(int first) {
+    if (::close_range(first, ~0U, 0) == 0) return;
+    // No close_range (a kernel before 5.9, a seccomp filter): one by one, up to the limit.
+    long last = std::min<long>(::sysconf(_SC_OPEN_MAX), 1 << 16);
+    for (int fd = first; fd < last; ++fd) ::close(fd);
   }
 
   void CloseCommands(Child& c) {

@@ -112,6 +112,9 @@ struct Child {
                               std::vector<char*>& envp) {
   setpgid(0, 0);
   prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // flow ignores SIGPIPE while it feeds a command's stdin (ChildPump): the command gets
+  // the default, as it would from a shell, whatever ran in this process before.
+  signal(SIGPIPE, SIG_DFL);
   if (getppid() != parent) _exit(127);
   dup2(in_pipe[0], 0);
   dup2(out_pipe[1], 1);

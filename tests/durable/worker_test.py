@@ -121,6 +121,28 @@ def children_execute_runs_one_after_another():
 
 
 @case
+def a_childs_runs_do_not_reach_each_other():
+    """What one run does to its process (here: exec's feeding a command ignores SIGPIPE in
+    flow) does not change what the next run in the same child sees; and children start
+    under a low limit of open files."""
+    pipe = program("pipe.flow", 'let r = exec.run(["bash", "-o", "pipefail", "-c", "yes | head -n1 > /dev/null"])\n'
+                                'print("code", r.code)\n')
+    for i in range(3):
+        flow("submit", pipe, "--store", store(), "--run-id", f"p{i}")
+    import resource
+    low = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))  # noqa: E731
+    w = subprocess.run([FLOW, "worker", "--once", "--concurrency", "1", "--json", "--store", store()],
+                       capture_output=True, text=True, timeout=120, preexec_fn=low)
+    ev = events(w.stdout)
+    pids = {e["pid"] for e in ev if e["event"] == "started"}
+    check("the three runs complete in one child, under a limit of 64 open files",
+          w.returncode == 0 and len(pids) == 1 and
+          sorted(e["run"] for e in ev if e["event"] == "completed") == ["p0", "p1", "p2"], f"{w.returncode} {ev} {w.stderr[-800:]}")
+    check("each run's command dies of SIGPIPE (141), as from a shell, whatever ran before it",
+          w.stderr.splitlines().count("code 141") == 3, w.stderr[-1500:])
+
+
+@case
 def once_exit_code():
     segfault_run("seg")
     flow("run", program("timer.flow", TIMER), "--store", store(), "--run-id", "good", "--detach")
