@@ -363,8 +363,9 @@ Status RunDb::DropUnfinishedCheckpoint() {
   for (char c : raw) version = version << 8 | static_cast<uint8_t>(c);
   Batch drop;
   // Object and chunk keys: a prefix, the base's numbers, then the version (store/keys.h).
-  for (auto [prefix, base_size] : {std::pair{kObjectPrefix, size_t{5}}, std::pair{kListChunkPrefix, size_t{9}}}) {
-    s = Scan(prefix, [&](std::string_view key, std::string_view) {
+  for (const auto& keys : {std::pair{kObjectPrefix, size_t{5}}, std::pair{kListChunkPrefix, size_t{9}}}) {
+    const size_t base_size = keys.second;  // not a structured binding: clang 14 cannot capture one
+    s = Scan(keys.first, [&](std::string_view key, std::string_view) {
       if (key.size() == base_size + kVersionBytes && VersionOfKey(key, base_size) == version) drop.Delete(key);
       return true;
     });
