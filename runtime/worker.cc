@@ -249,8 +249,8 @@ class Pool {
     Consider(*r, now);
   }
 
-  // Forks a child that executes the runs it is given (Child); false if it could not.
-  bool Spawn(const std::string& id) {
+  // Forks a child that executes the runs it is given (Child); null if it could not.
+  Child* Spawn(const std::string& id) {
     if (!prepared_ && opt_.prepare) opt_.prepare();
     prepared_ = true;
     int err[2] = {-1, -1}, cmd[2] = {-1, -1}, result[2] = {-1, -1};
@@ -259,7 +259,7 @@ class Pool {
       for (int fd : {err[0], err[1], cmd[0], cmd[1], result[0], result[1]})
         if (fd >= 0) ::close(fd);
       Report({WorkerEvent::kSkipped, id, fmt::format("cannot start a process: {}", std::strerror(e))});
-      return false;
+      return nullptr;
     }
     std::fflush(nullptr);  // nothing buffered is written twice
     pid_t pid = ::fork();
@@ -278,7 +278,7 @@ class Pool {
     if (pid < 0) {
       for (int fd : {err[0], cmd[1], result[0]}) ::close(fd);
       Report({WorkerEvent::kSkipped, id, fmt::format("cannot start a process: {}", std::strerror(errno))});
-      return false;
+      return nullptr;
     }
     ::fcntl(err[0], F_SETFL, O_NONBLOCK);
     ::fcntl(result[0], F_SETFL, O_NONBLOCK);
@@ -288,7 +288,7 @@ class Pool {
     c.cmd_fd = cmd[1];
     c.result_fd = result[0];
     c.pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    return true;
+    return &c;
   }
 
   // The child's loop: a run id per line in, its exit code per line out; it ends when its
@@ -320,12 +320,7 @@ class Pool {
     Child* c = nullptr;
     for (auto& [pid, child] : children_)
       if (child.run.empty() && child.cmd_fd >= 0) c = &child;
-    if (!c) {
-      if (!Spawn(id)) return;
-      c = &children_.rbegin()->second;
-      for (auto& [pid, child] : children_)
-        if (child.run.empty() && child.cmd_fd >= 0) c = &child;
-    }
+    if (!c && !(c = Spawn(id))) return;
     std::string line = id + "\n";
     if (::write(c->cmd_fd, line.data(), line.size()) != static_cast<ssize_t>(line.size())) {
       // It died while idle (its end is read with its pidfd): this run goes to another.
@@ -427,7 +422,7 @@ class Pool {
       if (!c.reaped_status)
         while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
       if (!c.run.empty()) {  // it died executing a run
-        if (c.err_fd >= 0) ReadStderr(c);  // what is left (a grandchild may hold the pipe open: do not wait)
+        ReadStderr(c);  // what is left (a grandchild may hold the pipe open: do not wait)
         std::string id = std::move(c.run);
         c.run.clear();
         Finish(id, c, status);
@@ -464,26 +459,33 @@ class Pool {
     }
   }
 
-  // Exit codes from child `c`: each ends the run it executes, as its process's exit would.
-  void ReadResults(Child& c, bool draining, std::vector<std::string>* ended) {
-    char buf[256];
-    for (;;) {
-      if (c.result_fd < 0) return;
-      ssize_t n = ::read(c.result_fd, buf, sizeof buf);
+  // What the pipe `*fd` holds now (non-blocking); at its end or on an error, it is closed
+  // and *fd set to -1.
+  static std::string ReadAvailable(int* fd) {
+    std::string got;
+    char buf[4096];
+    while (*fd >= 0) {
+      ssize_t n = ::read(*fd, buf, sizeof buf);
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) {
         if (n == 0 || errno != EAGAIN) {
-          ::close(c.result_fd);
-          c.result_fd = -1;
+          ::close(*fd);
+          *fd = -1;
         }
         break;
       }
-      c.results.append(buf, n);
+      got.append(buf, n);
     }
+    return got;
+  }
+
+  // Exit codes from child `c`: each ends the run it executes, as its process's exit would.
+  void ReadResults(Child& c, bool draining, std::vector<std::string>* ended) {
+    c.results += ReadAvailable(&c.result_fd);
     for (size_t nl; (nl = c.results.find('\n')) != std::string::npos; c.results.erase(0, nl + 1)) {
       int code = std::atoi(c.results.substr(0, nl).c_str());
       if (c.run.empty()) continue;
-      if (c.err_fd >= 0) ReadStderr(c);  // written before the answer: this run's
+      ReadStderr(c);  // written before the answer: this run's
       std::string id = std::move(c.run);
       c.run.clear();
       Finish(id, c, W_EXITCODE(code, 0));
@@ -493,24 +495,13 @@ class Pool {
   }
 
   void ReadStderr(Child& c) {
-    const std::string& id = c.run;
-    char buf[4096];
-    for (;;) {
-      ssize_t n = ::read(c.err_fd, buf, sizeof buf);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        if (n == 0 || errno != EAGAIN) {
-          ::close(c.err_fd);
-          c.err_fd = -1;
-        }
-        break;
-      }
-      c.tail.append(buf, n);
-      if (c.tail.size() > 2 * kStderrTail) c.tail.erase(0, c.tail.size() - kStderrTail);
-      c.partial.append(buf, n);
-      for (size_t nl; (nl = c.partial.find('\n')) != std::string::npos; c.partial.erase(0, nl + 1))
-        listener_->ChildStderr(id, std::string_view(c.partial).substr(0, nl));
-    }
+    std::string got = ReadAvailable(&c.err_fd);
+    if (got.empty()) return;
+    c.tail += got;
+    if (c.tail.size() > 2 * kStderrTail) c.tail.erase(0, c.tail.size() - kStderrTail);
+    c.partial += got;
+    for (size_t nl; (nl = c.partial.find('\n')) != std::string::npos; c.partial.erase(0, nl + 1))
+      listener_->ChildStderr(c.run, std::string_view(c.partial).substr(0, nl));
   }
 
   // Run `id` ended in child `c`, as a process ending with wait status `status` would.

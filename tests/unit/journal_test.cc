@@ -551,6 +551,19 @@ std::pair<uint32_t, std::string> BigItemKey(StoreRun& run, size_t i) {
   return {id, store::VersionedKey(ObjectKey(id), version)};
 }
 
+// Replaces the record of string big[i] of the stopped run "r1" with bytes that are no
+// record: its id.
+uint32_t DamageBigItem(StoreRun& run, size_t i) {
+  auto [id, key] = BigItemKey(run, i);
+  run.OpenDb(false);
+  store::Batch damage;
+  damage.Put(key, "not a sealed record");
+  EXPECT_TRUE(run.db_->Write(damage, true).ok());
+  run.db_.reset();
+  run.mark_.reset();
+  return id;
+}
+
 TEST_F(StoreJournalTest, AResumedRunReadsItsStringsWhenItFirstUsesThem) {
   std::string expected = Uninterrupted(kBigState);
   Start(kBigState);
@@ -578,13 +591,7 @@ TEST_F(StoreJournalTest, ADamagedStringStopsTheRunWhenFirstUsedBeforeItsNextEffe
   ASSERT_EQ(vm_->Run(), RunOutcome::kAborted);
   const uint64_t checkpoint = State().checkpoint;
   Stop();
-  auto [id, key] = BigItemKey(*this, 7);
-  OpenDb(false);
-  store::Batch damage;
-  damage.Put(key, "not a sealed record");
-  ASSERT_TRUE(db_->Write(damage, true).ok());
-  db_.reset();
-  mark_.reset();
+  const uint32_t id = DamageBigItem(*this, 7);
   host_.output.clear();
   host_.pending.clear();
 
@@ -636,13 +643,7 @@ TEST_F(StoreJournalTest, AFullCheckpointThatFindsADamagedStringWritesNoState) {
   ASSERT_EQ(vm_->Run(), RunOutcome::kAborted);
   const uint64_t checkpoint = State().checkpoint;
   Stop();
-  auto [id, key] = BigItemKey(*this, 1500);
-  OpenDb(false);
-  store::Batch damage;
-  damage.Put(key, "not a sealed record");
-  ASSERT_TRUE(db_->Write(damage, true).ok());
-  db_.reset();
-  mark_.reset();
+  DamageBigItem(*this, 1500);
   {
     LoadedRun run;
     ASSERT_TRUE(LoadRun(*store_, "r1", &host_, &run).ok());
