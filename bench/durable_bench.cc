@@ -32,6 +32,7 @@
 #include "runtime/journal.h"
 #include "runtime/runtime.h"
 #include "stdlib/stdlib.h"
+#include "store/keys.h"
 #include "store/store.h"
 
 namespace {
@@ -114,7 +115,7 @@ RunResult RunDurably(const std::string& source, bool sync, uint64_t stop_before 
   rec.code_hash = *st->PutCode(SerializeModule(m));
   rec.durability = sync ? "sync" : "async";
   st->WriteRun(rec);
-  auto db = store::RunDb::Open(st->RunDbDir(id), {.create = true});
+  auto db = store::RunDb::Open(flow::store::RunFilePath(st->dir(), id, flow::store::kDbDir), {.create = true});
   auto mark = st->OpenMark(id);
   BenchHost host;
   VM vm(&m, &host, stdlib::GetNatives());

@@ -207,6 +207,7 @@ int main(int argc, char** argv) {
 
   Dispatch queue_commands = AddQueueCommands(app, run, add_budgets);  // submit, queue
   Dispatch schedule_commands = AddScheduleCommands(app, run);
+  Dispatch store_commands = AddStoreCommands(app, run);
 
   flow::ui::UiOptions ui;
   auto* ui_cmd = app.add_subcommand("ui", "serve a web dashboard of the store's runs (docs/ui.md)");
@@ -225,6 +226,7 @@ int main(int argc, char** argv) {
     if (run_cmd->parsed()) return RunCommand(run);
     if (std::optional<int> code = queue_commands()) return *code;
     if (std::optional<int> code = schedule_commands()) return *code;
+    if (std::optional<int> code = store_commands()) return *code;
     if (compile_cmd->parsed()) return CompileCommand(file, out);
     if (check_cmd->parsed()) return CheckCommand(file, check_json);
     if (lsp_cmd->parsed()) return LspCommand();

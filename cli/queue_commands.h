@@ -17,5 +17,7 @@ using Dispatch = std::function<std::optional<int>()>;
 // `add_budgets`: adds flow run's budget options to a subcommand.
 Dispatch AddQueueCommands(CLI::App& app, RunOptions& run, const std::function<void(CLI::App*)>& add_budgets);
 Dispatch AddScheduleCommands(CLI::App& app, RunOptions& run);
+// flow store init, flow migrate (store_commands.cc).
+Dispatch AddStoreCommands(CLI::App& app, RunOptions& run);
 
 }  // namespace flow::cli

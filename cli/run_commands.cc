@@ -21,6 +21,7 @@
 #include "runtime/image.h"
 #include "runtime/error_record.h"
 #include "runtime/live.h"
+#include "store/pg/connection.h"
 #include "runtime/rerun.h"
 #include "runtime/run_view.h"
 #include "runtime/runtime.h"
@@ -167,6 +168,7 @@ bool ReadBudgets(const RunOptions& options, const char* command, runtime::Budget
 // A store about to be created: its folder and any missing parents are made here (as
 // mkdir -p), so a store path in a new place is never mistaken for a damaged store.
 bool MakeStoreFolder(const std::string& dir) {
+  if (store::pg::IsPostgresAddress(dir)) return true;  // a database: Store::Open makes its schema
   std::error_code ec;
   if (std::filesystem::exists(dir, ec)) return true;  // Store::Open checks what it is
   std::filesystem::create_directories(dir, ec);
@@ -283,7 +285,7 @@ int RunsCommand(const std::string& store_dir, const std::string& status_filter, 
     const uint64_t disk_bytes = entry.indexed ? entry.disk_bytes : st->RunDiskBytes(r.id);
     uint64_t effects = r.effects;  // a live run says how far it is (its record says where it started)
     if (runtime::LiveProgress live;
-        status == store::RunStatus::kRunning && runtime::AskLiveProgress(st->RunDir(r.id), pid, &live).ok())
+        status == store::RunStatus::kRunning && runtime::ReadRunProgress(*st, r.id, pid, &live).ok())
       effects = live.effects;
     if (json) {
       out.push_back({{"id", r.id},

@@ -113,7 +113,7 @@ Status ForkRun(const ForkOptions& options, RunListener* listener, RunResult* res
   record.signals_received = 0;
   const std::string context = "run " + id;
   {
-    Result<std::unique_ptr<store::RunDb>> db = store::RunDb::Open(st->RunDbDir(id), {.create = true});
+    Result<std::unique_ptr<store::RunDb>> db = st->OpenRunDb(id, true);
     if (!db.ok()) return InContext(db.status(), context);
     Result<std::unique_ptr<store::CheckpointMark>> mark = st->OpenMark(id);
     if (!mark.ok()) return InContext(mark.status(), context);
@@ -131,7 +131,7 @@ Status ForkRun(const ForkOptions& options, RunListener* listener, RunResult* res
     journal.AddEvent(vm, std::move(made));
     store::Batch first;
     if (Status s = journal.WriteCheckpoint(vm, true, &first); !s.ok()) return InContext(s, context);
-    if (Status s = (*mark)->Sync(st->RunDir(id)); !s.ok()) return InContext(s, context);
+    if (Status s = (*mark)->Sync(); !s.ok()) return InContext(s, context);
   }
   OriginRecord origin;
   origin.kind = "fork";

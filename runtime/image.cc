@@ -23,13 +23,32 @@ constexpr uint32_t kImageVersion1 = 1;
 
 }  // namespace
 
+namespace {
+
+// `run`: opened to read, its lock held or (live) a snapshot of it.
+Status PackageRun(store::Store& st, const std::string& id, LoadedRun& run, std::string* image);
+
+}  // namespace
+
 Status ExportRun(store::Store& st, const std::string& id, std::string* image) {
-  Result<store::RunRecord> record = st.ReadRun(id);
-  if (!record.ok()) return record.status();
   // Read-only, and checked as for resume: a rolled-back run is not packaged. A live run
   // is packaged as of a snapshot its process sends.
   LoadedRun run;
   if (Status s = OpenRunForReading(st, id, &run); !s.ok()) return s;
+  return PackageRun(st, id, run, image);
+}
+
+Status ExportHeldRun(store::Store& st, const std::string& id, std::string* image) {
+  LoadedRun run;
+  if (Status s = OpenRunToRead(st, id, &run); !s.ok()) return s;
+  return PackageRun(st, id, run, image);
+}
+
+namespace {
+
+Status PackageRun(store::Store& st, const std::string& id, LoadedRun& run, std::string* image) {
+  Result<store::RunRecord> record = st.ReadRun(id);
+  if (!record.ok()) return record.status();
   std::string code;
   if (Status s = st.GetCode(record->code_hash, &code); !s.ok()) return s;
   std::string entries;
@@ -42,6 +61,8 @@ Status ExportRun(store::Store& st, const std::string& id, std::string* image) {
       !s.ok())
     return s;
   Result<uint64_t> mark = st.ReadMark(id);  // an async run may have none: 0
+  // A store without marks acknowledged every checkpoint it holds.
+  if (mark.status().code() == Status::Code::kNotSupported) mark = run.checkpoint;
   if (!mark.ok() && !mark.status().IsNotFound()) return mark.status();
   // A live run's process writes on: its mark may be past the snapshot, whose own
   // checkpoint is what the image holds (and all it acknowledges).
@@ -64,8 +85,6 @@ Status ExportRun(store::Store& st, const std::string& id, std::string* image) {
   return Status::Ok();
 }
 
-namespace {
-
 // Writes the checked run into the store: its folder, database, mark, code and, last, its
 // record (a folder without a record is a start that died, taken over by the next one).
 Status WriteImportedRun(store::Store& st, const store::RunRecord& record, std::string_view record_bytes,
@@ -75,7 +94,7 @@ Status WriteImportedRun(store::Store& st, const store::RunRecord& record, std::s
   Result<std::unique_ptr<store::RunLock>> lock = st.LockRun(id);
   if (!lock.ok()) return lock.status();
   {
-    Result<std::unique_ptr<store::RunDb>> db = store::RunDb::Open(st.RunDbDir(id), {.create = true});
+    Result<std::unique_ptr<store::RunDb>> db = st.OpenRunDb(id, true);
     if (!db.ok()) return db.status();
     store::Batch batch;
     for (const auto& [k, v] : entries) batch.Put(k, v);
@@ -86,7 +105,7 @@ Status WriteImportedRun(store::Store& st, const store::RunRecord& record, std::s
   if (mark != 0) {
     if (Status s = (*m)->Write(mark); !s.ok()) return s;
   }
-  if (Status s = (*m)->Sync(st.RunDir(id)); !s.ok()) return s;
+  if (Status s = (*m)->Sync(); !s.ok()) return s;
   // Shared until the record names the code: gc removes no code a run is being created on.
   Result<std::unique_ptr<store::CodeLock>> code_lock = st.LockCode(false);
   if (!code_lock.ok()) return code_lock.status();
@@ -95,7 +114,7 @@ Status WriteImportedRun(store::Store& st, const store::RunRecord& record, std::s
   if (source) {
     if (Status s = st.PutSource(*hash, *source); !s.ok()) return s;
   }
-  return store::WriteFileAtomically(store::RunFilePath(st.dir(), id, store::kRunRecordFile), record_bytes);
+  return st.WriteRunRecordBytes(record, record_bytes);
 }
 
 }  // namespace
@@ -146,6 +165,64 @@ Result<std::string> ImportRun(store::Store& st, std::string_view image) {
     return s;
   }
   return id;
+}
+
+namespace {
+
+constexpr char kMovingPrefix[] = "being moved by flow migrate to ";
+
+// One run, its lock held in `from` throughout.
+Status MigrateRun(store::Store& from, store::Store& to, const std::string& id) {
+  Result<std::unique_ptr<store::RunLock>> lock = from.LockRun(id);
+  if (!lock.ok()) return lock.status();
+  std::string image;
+  if (Status s = ExportHeldRun(from, id, &image); !s.ok()) return s;
+  std::string set_aside;
+  const bool moving = from.IsPoisoned(id, &set_aside) && set_aside.starts_with(kMovingPrefix);
+  if (!moving) {
+    if (Status s = from.SetPoisoned(id, kMovingPrefix + to.dir()); !s.ok()) return s;
+  }
+  Result<std::string> imported = ImportRun(to, image);
+  if (!imported.ok()) {
+    // Already there: a migrate cut short after its copy (the same record), else refused.
+    std::string there, here;
+    const bool same = moving && to.ReadRunRecordBytes(id, &there).ok() && from.ReadRunRecordBytes(id, &here).ok() &&
+                      there == here;
+    if (!same) {
+      if (!moving) from.ClearPoisoned(id);
+      return imported.status();
+    }
+  }
+  uint64_t freed = 0;
+  return from.DeleteRun(id, &freed);
+}
+
+}  // namespace
+
+Status MigrateRuns(const std::string& from_location, const std::string& to_location, const std::vector<std::string>& ids,
+                   std::vector<MigratedRun>* out) {
+  Result<store::Store> from = store::Store::Open(from_location, false);
+  if (!from.ok()) return InContext(from.status(), "store " + from_location);
+  Result<store::Store> to = store::Store::Open(to_location, true);
+  if (!to.ok()) return InContext(to.status(), "store " + to_location);
+  std::vector<std::string> which = ids;
+  if (which.empty()) {
+    for (const store::RunRecord& r : from->ListRuns([](const std::string&, const Status&) {})) which.push_back(r.id);
+  }
+  for (const std::string& id : which) {
+    MigratedRun m;
+    m.id = id;
+    int64_t pid = 0;
+    if (from->IsRunLive(id, &pid)) {
+      m.outcome = MigratedRun::Outcome::kLive;
+      m.why = Status::InvalidArgument(fmt::format("run {} is being executed (pid {}): moved once it stops", id, pid));
+    } else if (Status s = MigrateRun(*from, *to, id); !s.ok()) {
+      m.outcome = MigratedRun::Outcome::kFailed;
+      m.why = s;
+    }
+    out->push_back(std::move(m));
+  }
+  return Status::Ok();
 }
 
 }  // namespace flow::runtime

@@ -31,6 +31,7 @@ namespace {
 bool SocketAddress(const std::string& run_dir, sockaddr_un* addr, socklen_t* size) {
   std::memset(addr, 0, sizeof(*addr));
   addr->sun_family = AF_UNIX;
+  if (run_dir.empty()) return false;  // a store without folders: its readers read the database (Store::ReadableWhileLive)
   char* real = realpath(run_dir.c_str(), nullptr);
   if (!real) return false;
   XXH128_hash_t h = XXH3_128bits(real, std::strlen(real));

@@ -50,6 +50,10 @@ class LiveServer {
 // In a reader: asks the live process of the run in `run_dir`, `pid` (the holder of its
 // lock), how far it is. NotFound if that process does not answer.
 Status AskLiveProgress(const std::string& run_dir, int64_t pid, LiveProgress* out);
+// How far a running run is: asked of its process `pid` (AskLiveProgress), or read from
+// its last checkpoint in a store readable while the run is live (Store::ReadableWhileLive).
+// In runtime/runtime.cc, beside the reading of checkpoints.
+Status ReadRunProgress(store::Store& st, const std::string& id, int64_t pid, LiveProgress* out);
 
 // In a reader: a copy of the live run's database (keys starting with one of `prefixes`,
 // "" for all) from its process `pid`, as a database in memory (`env` holds it and must

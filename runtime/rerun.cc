@@ -219,15 +219,14 @@ Status WriteOriginRecord(store::Store& st, const std::string& id, const OriginRe
   PutVarint(&p, r.reused.size());
   for (const auto& key : r.reused) PutBytes(&p, key);
   PutVarint(&p, r.origin_effect);
-  return store::WriteFileAtomically(store::RunFilePath(st.dir(), id, store::kOriginFile),
-                                    SealRecord(kOriginRecordVersion, p));
+  return st.WriteOrigin(id, SealRecord(kOriginRecordVersion, p));
 }
 
 Status ReadOriginRecord(const store::Store& st, const std::string& id, OriginRecord* r) {
-  std::string bytes, error;
-  const std::string path = store::RunFilePath(st.dir(), id, store::kOriginFile);
-  if (access(path.c_str(), F_OK) != 0) return Status::NotFound("not a rerun");
-  if (!ReadFile(path, &bytes, &error)) return Status::IOError(error);
+  std::string bytes;
+  Status s = st.ReadOrigin(id, &bytes);
+  if (s.IsNotFound()) return Status::NotFound("not a rerun");
+  if (!s.ok()) return s;
   return DecodeOriginRecord(bytes, id, r);
 }
 

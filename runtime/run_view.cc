@@ -53,6 +53,11 @@ Status OpenExisting(const std::string& store_dir, const std::string& id, Result<
 // The run's lock, or (live_pid set) the pid of the process that executes it.
 Status LockToRead(store::Store& st, const std::string& id, std::unique_ptr<store::RunLock>* lock, int64_t* live_pid) {
   *live_pid = 0;
+  if (st.ReadableWhileLive()) {
+    if (!st.RunExists(id)) return st.ReadRun(id).status();
+    (void)st.IsRunLive(id, live_pid);
+    return Status::Ok();
+  }
   Result<std::unique_ptr<store::RunLock>> taken = st.LockRun(id);
   if (taken.ok()) {
     *lock = std::move(*taken);
@@ -122,7 +127,7 @@ Status ReadRunDetail(const std::string& store_dir, const std::string& id, RunDet
   int64_t live_pid = 0;
   if (Status s = LockToRead(*st, id, &lock, &live_pid); !s.ok()) return s;
   out->live = live_pid != 0;
-  if (!out->live) {
+  if (!out->live || st->ReadableWhileLive()) {
     Result<std::unique_ptr<store::RunDb>> db = st->OpenRunDbToRead(id);
     if (!db.ok()) return db.status();
     std::string bytes;
@@ -157,7 +162,7 @@ Status ReadRunHistory(const std::string& store_dir, const std::string& id, uint6
   if (Status s = LockToRead(*st, id, &lock, &out->live_pid); !s.ok()) return s;
   std::unique_ptr<leveldb::Env> snapshot_env;  // a live run: a snapshot its process sends (runtime/live.h)
   Result<std::unique_ptr<store::RunDb>> db = Status::Ok();
-  if (out->live_pid) {
+  if (out->live_pid && !st->ReadableWhileLive()) {
     std::unique_ptr<store::RunDb> snapshot;
     Status taken = TakeLiveSnapshot(st->RunDir(id), out->live_pid,
                                     std::string(store::kHistoryPrefix) + store::kStepEventPrefix, &snapshot_env, &snapshot);
@@ -167,6 +172,8 @@ Status ReadRunHistory(const std::string& store_dir, const std::string& id, uint6
     out->live_pid = 0;
     out->live = true;
   } else {
+    out->live = out->live_pid != 0;
+    out->live_pid = 0;  // read, not only known to be held
     db = st->OpenRunDbToRead(id);
     if (!db.ok()) return db.status();
   }

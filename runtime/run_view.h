@@ -74,7 +74,7 @@ Status ReadRunDetail(const std::string& store_dir, const std::string& id, RunDet
 
 struct HistoryPage {
   int64_t live_pid = 0;  // != 0: a process executes the run, and its database was not read
-  bool live = false;     // read from a snapshot the live process sent
+  bool live = false;     // read while a process executes it: a snapshot it sent, or the database itself
   uint64_t total = 0;  // entries in the whole history, step events included
   uint64_t offset = 0;
   std::vector<HistoryEntry> entries;
@@ -94,7 +94,7 @@ inline constexpr size_t kMaxShownValueBytes = 4096;
 
 struct StateView {
   int64_t live_pid = 0;  // != 0: a process executes the run, and its state was not read
-  bool live = false;     // read from a snapshot the live process sent
+  bool live = false;     // read while a process executes it: a snapshot it sent, or the database itself
   uint64_t checkpoint = 0;
   uint64_t effects_done = 0;  // the state is the one after this many effects
   int64_t checkpoint_ms = 0;

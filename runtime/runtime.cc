@@ -601,7 +601,7 @@ Status BeginRunInFolder(store::Store* st, store::RunRecord record, const Module&
   // The database and its first checkpoint come before the record: a run that has a record
   // always has its state (a start that dies sooner leaves only a folder, taken over above).
   const std::string context = "run " + id;
-  Result<std::unique_ptr<store::RunDb>> db = store::RunDb::Open(st->RunDbDir(id), {.create = true});
+  Result<std::unique_ptr<store::RunDb>> db = st->OpenRunDb(id, true);
   if (!db.ok()) return InContext(db.status(), context);
   Result<std::unique_ptr<store::CheckpointMark>> mark = st->OpenMark(id);
   if (!mark.ok()) return InContext(mark.status(), context);
@@ -624,7 +624,7 @@ Status BeginRunInFolder(store::Store* st, store::RunRecord record, const Module&
   // run with a record always has its state, so a state that is missing is damage.
   if (Status s = journal.WriteCheckpoint(vm, true, &first); !s.ok()) return InContext(s, context);
   if (Status s = journal.Sync(); !s.ok()) return InContext(s, context);
-  if (Status s = (*mark)->Sync(st->RunDir(id)); !s.ok()) return InContext(s, context);
+  if (Status s = (*mark)->Sync(); !s.ok()) return InContext(s, context);
   if (Status s = st->WriteRun(record); !s.ok()) return s;
   code_lock.reset();
   result->record = record;
@@ -700,6 +700,7 @@ Status CheckStateIsCurrent(const store::RunRecord& record, uint64_t checkpoint, 
   // The mark binds sync runs only: an async run may lose its last checkpoints in an OS
   // crash, by design (its record, written with a sync of its database, still binds it).
   if (record.durability == "async") return Status::Ok();
+  if (mark.status().code() == Status::Code::kNotSupported) return Status::Ok();  // a store whose checkpoints are transactions
   if (!mark.ok()) {
     if (!mark.status().IsNotFound()) return mark.status();
     return rolled_back("its checkpoint mark is missing");
@@ -735,17 +736,34 @@ Status LoadRun(store::Store& st, const std::string& id, VmHost* host, LoadedRun*
   return LoadRunAt(st, id, host, out, read_only, std::nullopt);
 }
 
+namespace {
+
+// The effects done at checkpoint `c` (or the newest before it), and its number.
+Status EffectsAt(store::RunDb& db, uint32_t c, uint64_t* done, uint32_t* version) {
+  std::string bytes;
+  if (Status s = ReadStateRecordAt(db, c, &bytes); !s.ok()) return s;
+  StateRecord state;
+  if (Status s = DecodeStateRecord(bytes, &state); !s.ok()) return s;
+  Reader r(state.vm_header);
+  *done = r.Varint();  // the header starts with effects_done (docs/checkpoint.md)
+  *version = static_cast<uint32_t>(state.checkpoint);
+  return r.failed() ? Status::Corruption("a checkpoint header is malformed") : Status::Ok();
+}
+
+}  // namespace
+
+Status ReadRunProgress(store::Store& st, const std::string& id, int64_t pid, LiveProgress* out) {
+  if (!st.ReadableWhileLive()) return AskLiveProgress(st.RunDir(id), pid, out);
+  Result<std::unique_ptr<store::RunDb>> db = st.OpenRunDbToRead(id);
+  if (!db.ok()) return db.status();
+  uint32_t checkpoint = 0;
+  if (Status s = EffectsAt(**db, store::kLatestCheckpoint, &out->effects, &checkpoint); !s.ok()) return s;
+  out->checkpoint = checkpoint;
+  return Status::Ok();
+}
+
 Status FindCheckpointAfterEffect(store::RunDb& db, uint64_t effects, uint32_t* checkpoint, uint64_t* effects_there) {
-  auto effects_at = [&](uint32_t c, uint64_t* done, uint32_t* version) {
-    std::string bytes;
-    if (Status s = ReadStateRecordAt(db, c, &bytes); !s.ok()) return s;
-    StateRecord state;
-    if (Status s = DecodeStateRecord(bytes, &state); !s.ok()) return s;
-    Reader r(state.vm_header);
-    *done = r.Varint();  // the header starts with effects_done (docs/checkpoint.md)
-    *version = static_cast<uint32_t>(state.checkpoint);
-    return r.failed() ? Status::Corruption("a checkpoint header is malformed") : Status::Ok();
-  };
+  auto effects_at = [&](uint32_t c, uint64_t* done, uint32_t* version) { return EffectsAt(db, c, done, version); };
   uint64_t last_effects;
   uint32_t last;
   if (Status s = effects_at(store::kLatestCheckpoint, &last_effects, &last); !s.ok()) return s;
@@ -797,7 +815,7 @@ Status LoadRunAt(store::Store& st, const std::string& id, VmHost* host, LoadedRu
       if (Status s = st.UnpackRun(id); !s.ok()) return s;
     }
     Result<std::unique_ptr<store::RunDb>> db =
-        read_only ? st.OpenRunDbToRead(id) : store::RunDb::Open(st.RunDbDir(id), {.create = false});
+        read_only ? st.OpenRunDbToRead(id) : st.OpenRunDb(id, false);
     if (!db.ok()) return db.status();
     out->db = std::move(db.value());
   }
@@ -887,6 +905,11 @@ LoadedRun::LoadedRun(LoadedRun&&) = default;
 LoadedRun& LoadedRun::operator=(LoadedRun&&) = default;
 
 Status OpenRunForReading(store::Store& st, const std::string& id, LoadedRun* out, std::optional<uint64_t> after_effect) {
+  if (st.ReadableWhileLive()) {
+    int64_t pid = 0;
+    out->live = st.IsRunLive(id, &pid);
+    return OpenRunToRead(st, id, out, after_effect);
+  }
   Result<std::unique_ptr<store::RunLock>> lock = st.LockRun(id);
   if (lock.ok()) {
     out->lock = std::move(lock.value());
@@ -1024,7 +1047,7 @@ Status ContinueFromCheckpoint(store::Store& st, const store::RunRecord& before, 
   if (Status w = st.WriteRun(run.record); !w.ok()) return InContext(w, context);
   listener->RunResuming(id, run.checkpoint, found_in_flight, vm.resumes_in_doubt());
   StoreJournal journal(run.db.get(), mark->get(), &host, id, run.record.durability != "async", run.checkpoint);
-  journal.set_keep(run.record.keep_checkpoints, store::DirectoryBytes(st.RunDbDir(id)));
+  journal.set_keep(run.record.keep_checkpoints, run.db->StoredBytes());
   if (Status s = journal.ContinueStepEvents(vm.effects_done()); !s.ok()) return InContext(s, context);
   if (Status s = ContinueRerun(st, id, *run.db, journal); !s.ok()) return InContext(s, context);
   if (in_flight.seq != 0) journal.SetResumedInFlight(in_flight);

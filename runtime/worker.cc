@@ -159,7 +159,14 @@ class Pool {
   }
 
   // The wake index, and the schedules (added, paused, removed: their next tick changes).
+  // A store whose hints are not files announces them (PostgreSQL: LISTEN/NOTIFY).
   Status WatchWakeIndex() {
+    if (st_.kind() != store::StoreKind::kFolder) {
+      Result<std::unique_ptr<store::Store::WakeWatch>> watch = st_.WatchWakes();
+      if (!watch.ok()) return watch.status();
+      wake_watch_ = std::move(watch.value());
+      return Status::Ok();
+    }
     const std::string schedules = store::SchedulesPath(opt_.store_dir);
     for (const std::string& dir : {st_.WakeDir(), schedules}) ::mkdir(dir.c_str(), 0755);  // older stores
     inotify_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -234,6 +241,8 @@ class Pool {
       waiting_for_room_.insert(r.id);  // its queue is full, or its previous run goes on
     } else if (r.status == store::RunStatus::kSuspended && r.wake_ms > now && !r.virtual_time) {
       timers_.push({r.wake_ms, r.id, ""});
+    } else if (r.status == store::RunStatus::kRunning && st_.LeaseMs() > 0) {
+      LookAfterLease(r.id, now);  // its holder may be a worker on a machine that is lost
     }
   }
 
@@ -317,6 +326,16 @@ class Pool {
   }
 
   void Start(const std::string& id, const std::string& why) {
+    // Workers on other machines pass over a run claimed here (its child takes the claim over).
+    Result<bool> claimed = st_.ClaimRun(id);
+    if (!claimed.ok()) {
+      Report({WorkerEvent::kSkipped, id, claimed.status().message()});
+      return;
+    }
+    if (!*claimed) {  // another worker executes it
+      LookAfterLease(id, NowMs());
+      return;
+    }
     Child* c = nullptr;
     for (auto& [pid, child] : children_)
       if (child.run.empty() && child.cmd_fd >= 0) c = &child;
@@ -387,7 +406,7 @@ class Pool {
     }
     std::vector<pollfd> fds;
     std::vector<pid_t> owners;  // the child of each fd (0 for inotify)
-    fds.push_back({inotify_, POLLIN, 0});
+    fds.push_back({wake_watch_ ? wake_watch_->fd() : inotify_, POLLIN, 0});
     owners.push_back(0);
     for (auto& [pid, c] : children_)
       for (int fd : {c.err_fd, c.result_fd, c.pidfd})
@@ -444,6 +463,18 @@ class Pool {
   }
 
   void ReadHints() {
+    if (wake_watch_) {
+      std::vector<store::Store::WakeHint> hints;
+      if (Status s = wake_watch_->Take(&hints); !s.ok()) {
+        Report({WorkerEvent::kSkipped, "", "wake notifications: " + s.message()});
+        Scan(Records::kEvery);  // what was announced meanwhile is in the records
+        if (Result<std::unique_ptr<store::Store::WakeWatch>> again = st_.WatchWakes(); again.ok())
+          wake_watch_ = std::move(again.value());
+        return;
+      }
+      for (auto& h : hints) timers_.push({h.wake_ms, h.run_id, h.file});
+      return;
+    }
     alignas(inotify_event) char buf[16384];
     for (;;) {
       ssize_t n = ::read(inotify_, buf, sizeof buf);
@@ -594,6 +625,10 @@ class Pool {
     RetryAfter(id, backoff);
   }
 
+  // A run another process holds under a lease: looked at again once the lease could have
+  // run out (its holder renews it a third of the way through; a holder gone stops).
+  void LookAfterLease(const std::string& id, int64_t now) { timers_.push({now + st_.LeaseMs() + 100, id, ""}); }
+
   void RetryAfter(const std::string& id, int64_t delay_ms) {
     if (opt_.once) return;
     retry_at_[id] = NowMs() + delay_ms;
@@ -605,6 +640,7 @@ class Pool {
   WorkerSummary* sum_;
   store::Store st_;
   int inotify_ = -1;
+  std::unique_ptr<store::Store::WakeWatch> wake_watch_;  // instead of inotify_, in a store without folders
   int schedules_watch_ = -1;
   int64_t next_schedule_ms_ = INT64_MAX;
   bool prepared_ = false;

@@ -7,6 +7,7 @@ packages=(
   antlr4 libantlr4-runtime-dev         # grammar tool 4.7.2 + C++ runtime 4.9 (see docs/building.md)
   libleveldb-dev libsnappy-dev         # the embedded store (its CMake config links snappy)
   libsqlite3-dev                       # the index of packed runs (store/run_index.h)
+  libpq-dev postgresql                 # the PostgreSQL store (store/pg/) and the server its tests start
   libcurl4-openssl-dev                 # http effect
   libfmt-dev                           # formatting
   nlohmann-json3-dev                   # json.parse (SAX) front end

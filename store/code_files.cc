@@ -12,11 +12,11 @@
 #include <sstream>
 
 #include "store/keys.h"
-#include "store/store.h"
+#include "store/file_store.h"
 
 namespace flow::store {
 
-Status Store::PutSource(const std::string& hash, std::string_view text) {
+Status FileStore::PutSource(const std::string& hash, std::string_view text) {
   std::string path = SourcePath(dir_, hash);
   struct stat st;
   // Bytecode names its source lines, so any source that compiled to it quotes the same lines.
@@ -24,7 +24,7 @@ Status Store::PutSource(const std::string& hash, std::string_view text) {
   return WriteFileAtomically(path, text);
 }
 
-Status Store::GetSource(const std::string& hash, std::string* text) const {
+Status FileStore::GetSource(const std::string& hash, std::string* text) const {
   std::string path = SourcePath(dir_, hash);
   std::ifstream in(path, std::ios::binary);
   if (!in) {
@@ -37,11 +37,20 @@ Status Store::GetSource(const std::string& hash, std::string* text) const {
   return Status::Ok();
 }
 
-CodeLock::~CodeLock() {
-  if (fd_ >= 0) close(fd_);  // releases the flock
-}
+namespace {
 
-Result<std::unique_ptr<CodeLock>> Store::LockCode(bool exclusive) {
+class FlockCodeLock final : public CodeLock {
+ public:
+  explicit FlockCodeLock(int fd) : fd_(fd) {}
+  ~FlockCodeLock() override { close(fd_); }  // releases the flock
+
+ private:
+  int fd_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<CodeLock>> FileStore::LockCode(bool exclusive) {
   std::string path = CodeLockPath(dir_);
   int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return Status::IOError(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
@@ -51,7 +60,7 @@ Result<std::unique_ptr<CodeLock>> Store::LockCode(bool exclusive) {
     close(fd);
     return Status::IOError(fmt::format("cannot lock {}: {}", path, std::strerror(error)));
   }
-  return std::unique_ptr<CodeLock>(new CodeLock(fd));
+  return std::unique_ptr<CodeLock>(new FlockCodeLock(fd));
 }
 
 }  // namespace flow::store

@@ -9,7 +9,7 @@
 #include <string_view>
 
 #include "store/keys.h"
-#include "store/store.h"
+#include "store/file_store.h"
 
 namespace flow::store {
 
@@ -43,7 +43,7 @@ constexpr size_t kIndexBatch = 32;
 
 }  // namespace
 
-void Store::ForEachRun(const std::function<void(ListedRun& run)>& each,
+void FileStore::ForEachRun(const std::function<void(ListedRun& run)>& each,
                        const std::function<void(const std::string&, const Status&)>& unreadable, Status* index_status) const {
   // The ids first: a run created after this look is not listed, one removed after it is
   // passed over (NotFound), and a row without a folder (a folder removed by hand) is not a run.
@@ -92,20 +92,20 @@ void Store::ForEachRun(const std::function<void(ListedRun& run)>& each,
   if (index_status) *index_status = read;
 }
 
-std::vector<ListedRun> Store::ListRunEntries(const std::function<void(const std::string&, const Status&)>& unreadable,
+std::vector<ListedRun> FileStore::ListRunEntries(const std::function<void(const std::string&, const Status&)>& unreadable,
                                              Status* index_status) const {
   std::vector<ListedRun> out;
   ForEachRun([&](ListedRun& run) { out.push_back(std::move(run)); }, unreadable, index_status);
   return out;
 }
 
-std::vector<RunRecord> Store::ListRuns(const std::function<void(const std::string&, const Status&)>& unreadable) const {
+std::vector<RunRecord> FileStore::ListRuns(const std::function<void(const std::string&, const Status&)>& unreadable) const {
   std::vector<RunRecord> out;
   for (ListedRun& entry : ListRunEntries(unreadable)) out.push_back(std::move(entry.record));
   return out;
 }
 
-std::vector<RunRecord> Store::ListRunsInFiles(const std::function<void(const std::string&, const Status&)>& unreadable) const {
+std::vector<RunRecord> FileStore::ListRunsInFiles(const std::function<void(const std::string&, const Status&)>& unreadable) const {
   std::vector<RunRecord> out;
   for (const auto& id : RunIds(RunsPath(dir_))) {
     std::string bytes;
@@ -120,13 +120,13 @@ std::vector<RunRecord> Store::ListRunsInFiles(const std::function<void(const std
   return out;
 }
 
-IndexedRun Store::RowOfPackedRun(const std::string& id, std::string record) const {
+IndexedRun FileStore::RowOfPackedRun(const std::string& id, std::string record) const {
   IndexedRun row{id, std::move(record), DirectoryBytes(RunPath(dir_, id)), ""};
   if (Status s = ReadFile(RunFilePath(dir_, id, kOriginFile), &row.origin); !s.ok()) row.origin.clear();
   return row;
 }
 
-Status Store::IndexRows(const std::vector<IndexedRun>& rows) {
+Status FileStore::IndexRows(const std::vector<IndexedRun>& rows) {
   if (rows.empty()) return Status::Ok();
   const std::string path = RunIndexPath(dir_);
   RunIndex::WriterTurn turn(path);  // held until the connection is closed and any removal done
@@ -143,7 +143,7 @@ Status Store::IndexRows(const std::vector<IndexedRun>& rows) {
   return s;
 }
 
-Status Store::ForgetIndexedRun(const std::string& id) {
+Status FileStore::ForgetIndexedRun(const std::string& id) {
   const std::string path = RunIndexPath(dir_);
   RunIndex::WriterTurn turn(path);
   Status s;
@@ -158,7 +158,7 @@ Status Store::ForgetIndexedRun(const std::string& id) {
   return s;
 }
 
-Status Store::IndexPackedRuns(const std::vector<std::string>& ids) {
+Status FileStore::IndexPackedRuns(const std::vector<std::string>& ids) {
   for (size_t start = 0; start < ids.size(); start += kIndexBatch) {
     // Each run's lock is held until its row is in: no process unpacks it meanwhile.
     std::vector<std::unique_ptr<RunLock>> locks;

@@ -22,7 +22,7 @@
 #include <filesystem>
 
 #include "store/keys.h"
-#include "store/store.h"
+#include "store/file_store.h"
 #include "vm/base/coding.h"
 #include "vm/base/record.h"
 
@@ -71,7 +71,7 @@ Status RemovePackedCopy(const std::string& path) {
 
 }  // namespace
 
-std::string EncodePackedRun(const Store::PackedRun& run) {
+std::string EncodePackedRun(const PackedRun& run) {
   std::string payload;
   PutBytes(&payload, run.record);
   PutBytes(&payload, run.mark);
@@ -83,11 +83,11 @@ std::string EncodePackedRun(const Store::PackedRun& run) {
   return SealRecord(kPackedVersion, payload);
 }
 
-bool Store::IsPacked(const std::string& id) const {
+bool FileStore::IsPacked(const std::string& id) const {
   return !Exists(RunFilePath(dir_, id, kRunRecordFile)) && Exists(RunFilePath(dir_, id, kPackedFile));
 }
 
-Status Store::ReadRunRecordBytes(const std::string& id, std::string* bytes, bool* from_packed) const {
+Status FileStore::ReadRunRecordBytes(const std::string& id, std::string* bytes, bool* from_packed) const {
   if (from_packed) *from_packed = false;
   // The packed file first: an idle run (most runs of a big store) is read with one open.
   // A packed file beside a record holds that same record (a pack copies it; an unpack
@@ -109,17 +109,17 @@ Status Store::ReadRunRecordBytes(const std::string& id, std::string* bytes, bool
   return Status::NotFound(fmt::format("no run {} in the store {}", id, dir_));
 }
 
-Result<Store::PackedRun> Store::ReadPacked(const std::string& id) const {
+Result<PackedRun> FileStore::ReadPacked(const std::string& id) const {
   std::string bytes;
   if (Status s = ReadFile(RunFilePath(dir_, id, kPackedFile), &bytes); !s.ok()) return s;
   return DecodePackedRun(bytes, fmt::format("the packed run {}", id));
 }
 
-Result<Store::PackedRun> DecodePackedRun(std::string_view bytes, const std::string& what) {
+Result<PackedRun> DecodePackedRun(std::string_view bytes, const std::string& what) {
   std::string_view payload;
   if (Status s = OpenRecord(bytes, kPackedVersion, what, &payload); !s.ok()) return s;
   Reader r(payload);
-  Store::PackedRun out;
+  PackedRun out;
   out.record = std::string(r.Bytes());
   out.mark = std::string(r.Bytes());
   uint64_t n = r.Varint();
@@ -135,7 +135,7 @@ Result<Store::PackedRun> DecodePackedRun(std::string_view bytes, const std::stri
   return out;
 }
 
-Result<std::unique_ptr<RunDb>> Store::OpenRunDbToRead(const std::string& id) const {
+Result<std::unique_ptr<RunDb>> FileStore::OpenRunDbToRead(const std::string& id) const {
   if (!IsPacked(id)) return RunDb::Open(RunDbDir(id), {.read_only = true});
   Result<PackedRun> packed = ReadPacked(id);
   if (!packed.ok()) return packed.status();
@@ -148,7 +148,7 @@ bool rows_left_to_parent = false;
 
 void Store::LeaveIndexRowsToParent() { rows_left_to_parent = true; }
 
-Status Store::PackRun(const std::string& id, uint64_t max_bytes) {
+Status FileStore::PackRun(const std::string& id, uint64_t max_bytes) {
   const std::string folder = RunPath(dir_, id), record_path = RunFilePath(dir_, id, kRunRecordFile);
   PackedRun run;
   if (Status s = ReadFile(record_path, &run.record); !s.ok()) {
@@ -179,7 +179,7 @@ Status Store::PackRun(const std::string& id, uint64_t max_bytes) {
   return Status::Ok();
 }
 
-Status Store::UnpackRun(const std::string& id) {
+Status FileStore::UnpackRun(const std::string& id) {
   const std::string folder = RunPath(dir_, id), packed_path = RunFilePath(dir_, id, kPackedFile);
   if (!Exists(packed_path)) return Status::Ok();  // not packed: no row either (a row comes after its packed file)
   // The row first, durably: from the first write on, the run is no longer as the row says.

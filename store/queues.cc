@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "store/keys.h"
+#include "store/pg/connection.h"
 #include "store/store.h"
 #include "vm/base/record.h"
 
@@ -68,6 +69,8 @@ Result<uint32_t> ReadQueueCap(const std::string& store_dir, const std::string& q
 
 Status WriteQueueCap(const std::string& store_dir, const std::string& queue, uint32_t cap) {
   if (!IsValidQueueName(queue)) return Status::InvalidArgument(fmt::format("`{}` is not a queue name", queue));
+  if (pg::IsPostgresAddress(store_dir))  // its queues run without caps, which are files (slots flock'ed)
+    return Status::NotSupported("queue caps are not kept in a PostgreSQL store yet: its queues have none");
   if (cap == 0) {  // no cap: no config (its slot files stay, unused)
     if (unlink(ConfigPath(store_dir, queue).c_str()) != 0 && errno != ENOENT)
       return Status::IOError(fmt::format("cannot remove the cap of queue {}: {}", queue, std::strerror(errno)));

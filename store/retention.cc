@@ -12,7 +12,7 @@
 
 #include "store/keys.h"
 #include "store/schedules.h"
-#include "store/store.h"
+#include "store/file_store.h"
 
 namespace flow::store {
 
@@ -37,9 +37,9 @@ std::string HashOfCodeFile(const std::string& name) {
 
 }  // namespace
 
-uint64_t Store::RunDiskBytes(const std::string& id) const { return DirectoryBytes(RunPath(dir_, id)); }
+uint64_t FileStore::RunDiskBytes(const std::string& id) const { return DirectoryBytes(RunPath(dir_, id)); }
 
-Status Store::DeleteRun(const std::string& id, uint64_t* freed) {
+Status FileStore::DeleteRun(const std::string& id, uint64_t* freed) {
   *freed = 0;
   if (!IsValidRunId(id)) return Status::InvalidArgument(fmt::format("`{}` is not a run id", id));
   if (!RunExists(id) && !fs::exists(RunPath(dir_, id))) return Status::NotFound(fmt::format("no run {} in the store {}", id, dir_));
@@ -65,7 +65,7 @@ Status Store::DeleteRun(const std::string& id, uint64_t* freed) {
   return Status::Ok();
 }
 
-Status Store::CollectCode(bool dry_run, const std::vector<std::string>& going, std::vector<std::string>* removed,
+Status FileStore::CollectCode(bool dry_run, const std::vector<std::string>& going, std::vector<std::string>* removed,
                           uint64_t* freed) {
   removed->clear();
   *freed = 0;

@@ -185,16 +185,96 @@ void Batch::Delete(std::string_view key) {
   bytes_ += key.size();
 }
 
-Status RunDb::Convert(const void* raw) const {
-  const auto& s = *static_cast<const leveldb::Status*>(raw);
-  if (s.ok()) return Status::Ok();
-  if (s.IsNotFound()) return Status::NotFound(s.ToString());
-  if (s.IsCorruption()) return Status::Corruption("the run database " + dir_ + " is damaged: " + s.ToString());
-  return Status::IOError("the run database " + dir_ + ": " + s.ToString());
+void Batch::ForEach(const std::function<void(bool put, std::string_view key, std::string_view value)>& fn) const {
+  struct Each : leveldb::WriteBatch::Handler {
+    const std::function<void(bool, std::string_view, std::string_view)>* fn;
+    void Put(const leveldb::Slice& k, const leveldb::Slice& v) override {
+      (*fn)(true, std::string_view(k.data(), k.size()), std::string_view(v.data(), v.size()));
+    }
+    void Delete(const leveldb::Slice& k) override { (*fn)(false, std::string_view(k.data(), k.size()), {}); }
+  } each;
+  each.fn = &fn;
+  (void)batch_->Iterate(&each);  // a batch built here is never malformed
 }
 
-RunDb::RunDb(leveldb::DB* db, std::string dir, std::unique_ptr<leveldb::Env> files, std::unique_ptr<leveldb::Env> overlay)
-    : files_(std::move(files)), overlay_(std::move(overlay)), db_(db), dir_(std::move(dir)) {}
+namespace {
+
+Status ConvertStatus(const leveldb::Status& s, const std::string& dir) {
+  if (s.ok()) return Status::Ok();
+  if (s.IsNotFound()) return Status::NotFound(s.ToString());
+  if (s.IsCorruption()) return Status::Corruption("the run database " + dir + " is damaged: " + s.ToString());
+  return Status::IOError("the run database " + dir + ": " + s.ToString());
+}
+
+}  // namespace
+
+class LevelDbRunDb final : public RunDb {
+ public:
+  LevelDbRunDb(leveldb::DB* db, std::string dir, std::unique_ptr<leveldb::Env> files, std::unique_ptr<leveldb::Env> overlay,
+               uint64_t replayed_log_bytes)
+      : files_(std::move(files)),
+        overlay_(std::move(overlay)),
+        db_(db),
+        dir_(std::move(dir)),
+        replayed_log_bytes_(replayed_log_bytes) {}
+  ~LevelDbRunDb() override {
+    ForgetLatestReader();  // its iterator, before the database
+    delete db_;
+  }
+
+  class LevelDbCursor final : public Cursor {
+   public:
+    LevelDbCursor(leveldb::Iterator* it, const std::string& dir) : it_(it), dir_(dir) {}
+    void Seek(std::string_view target) override { it_->Seek(leveldb::Slice(target.data(), target.size())); }
+    void Next() override { it_->Next(); }
+    bool Valid() const override { return it_->Valid(); }
+    std::string_view key() const override { return {it_->key().data(), it_->key().size()}; }
+    std::string_view value() const override { return {it_->value().data(), it_->value().size()}; }
+    Status status() const override { return ConvertStatus(it_->status(), dir_); }
+
+   private:
+    std::unique_ptr<leveldb::Iterator> it_;
+    const std::string& dir_;
+  };
+
+  std::unique_ptr<Cursor> NewCursor() override {
+    leveldb::ReadOptions ro;
+    ro.verify_checksums = true;
+    return std::make_unique<LevelDbCursor>(db_->NewIterator(ro), dir_);
+  }
+
+  Status Write(const Batch& batch, bool sync) override {
+    ForgetLatestReader();
+    leveldb::WriteOptions wo;
+    wo.sync = sync;
+    return ConvertStatus(db_->Write(wo, batch.batch_.get()), dir_);
+  }
+
+  Status Get(std::string_view key, std::string* value) override {
+    leveldb::ReadOptions ro;
+    ro.verify_checksums = true;
+    return ConvertStatus(db_->Get(ro, leveldb::Slice(key.data(), key.size()), value), dir_);
+  }
+
+  Status MoveLogToTable() override {
+    // CompactRange writes the memtable to a table first; a range past every key (keys are
+    // ASCII-led) then compacts nothing else.
+    leveldb::Slice past_every_key("\xff");
+    db_->CompactRange(&past_every_key, &past_every_key);
+    leveldb::WriteBatch empty;  // a failed table write is reported by the next write
+    return ConvertStatus(db_->Write(leveldb::WriteOptions(), &empty), dir_);
+  }
+
+  uint64_t replayed_log_bytes() const override { return replayed_log_bytes_; }
+  uint64_t StoredBytes() override { return DirectoryBytes(dir_); }
+
+ private:
+  std::unique_ptr<leveldb::Env> files_;    // Options::files: outlives overlay_
+  std::unique_ptr<leveldb::Env> overlay_;  // read_only: outlives db_
+  leveldb::DB* db_;
+  std::string dir_;
+  uint64_t replayed_log_bytes_ = 0;
+};
 
 Result<std::unique_ptr<RunDb>> RunDb::Open(const std::string& dir, const Options& options) {
   leveldb::Options o;
@@ -245,56 +325,30 @@ Result<std::unique_ptr<RunDb>> RunDb::Open(const std::string& dir, const Options
       return Status::Corruption("the run database " + dir + " is missing: " + s.ToString());
     return Status::IOError("cannot open the run database " + dir + ": " + s.ToString());
   }
-  auto run_db = std::unique_ptr<RunDb>(new RunDb(db, dir, std::move(files), std::move(overlay)));
-  run_db->replayed_log_bytes_ = replayed_log_bytes;
+  std::unique_ptr<RunDb> run_db(new LevelDbRunDb(db, dir, std::move(files), std::move(overlay), replayed_log_bytes));
   if (!options.read_only && !options.create) {
     if (Status s = run_db->DropUnfinishedCheckpoint(); !s.ok()) return s;
   }
   return run_db;
 }
 
-RunDb::~RunDb() {
-  latest_reader_.reset();  // its iterator, before the database
-  delete db_;
-}
-
-Status RunDb::Write(const Batch& batch, bool sync) {
-  latest_reader_.reset();  // it would not see this write, and would pin what it replaces
-  leveldb::WriteOptions wo;
-  wo.sync = sync;
-  leveldb::Status s = db_->Write(wo, batch.batch_.get());
-  return Convert(&s);
-}
-
-Status RunDb::Get(std::string_view key, std::string* value) {
-  leveldb::ReadOptions ro;
-  ro.verify_checksums = true;
-  leveldb::Status s = db_->Get(ro, leveldb::Slice(key.data(), key.size()), value);
-  return Convert(&s);
-}
+RunDb::~RunDb() = default;
 
 Status RunDb::Scan(std::string_view prefix,
                    const std::function<bool(std::string_view key, std::string_view value)>& fn) {
-  leveldb::ReadOptions ro;
-  ro.verify_checksums = true;
-  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(ro));
-  for (it->Seek(leveldb::Slice(prefix.data(), prefix.size())); it->Valid(); it->Next()) {
-    std::string_view k(it->key().data(), it->key().size());
+  std::unique_ptr<Cursor> it = NewCursor();
+  for (it->Seek(prefix); it->Valid(); it->Next()) {
+    std::string_view k = it->key();
     if (k.substr(0, prefix.size()) != prefix) break;
-    if (!fn(k, std::string_view(it->value().data(), it->value().size()))) break;
+    if (!fn(k, it->value())) break;
   }
-  leveldb::Status s = it->status();
-  return Convert(&s);
+  return it->status();
 }
 
 // How far VersionReader::Get steps forward before it seeks.
 constexpr int kStepsBeforeSeek = 4;
 
-RunDb::VersionReader::VersionReader(RunDb* db, uint32_t at) : db_(db), at_(at) {
-  leveldb::ReadOptions ro;
-  ro.verify_checksums = true;
-  it_.reset(db->db_->NewIterator(ro));
-}
+RunDb::VersionReader::VersionReader(RunDb* db, uint32_t at) : at_(at), it_(db->NewCursor()) {}
 
 RunDb::VersionReader::~VersionReader() = default;
 
@@ -305,21 +359,21 @@ Status RunDb::VersionReader::Get(std::string_view base, std::string* value, uint
   // read is the first at or past the target, it is the one a Seek would find, and costs a
   // few steps instead of a search of every level (10 MB of state: about 10,000 reads). The
   // steps pass the older versions of the key read before (kept checkpoints).
-  const leveldb::Slice target(target_);
+  const std::string_view target(target_);
   bool found = false;
-  for (int step = 0; step < kStepsBeforeSeek && it_->Valid() && it_->key().compare(target) < 0; ++step) {
+  for (int step = 0; step < kStepsBeforeSeek && it_->Valid() && it_->key() < target; ++step) {
     it_->Next();
-    found = it_->Valid() ? it_->key().compare(target) >= 0 : it_->status().ok();
+    found = it_->Valid() ? it_->key() >= target : it_->status().ok();
   }
   if (!found) it_->Seek(target);
   if (!it_->Valid()) {
-    leveldb::Status s = it_->status();
-    return s.ok() ? Status::NotFound("no version") : db_->Convert(&s);
+    Status s = it_->status();
+    return s.ok() ? Status::NotFound("no version") : s;
   }
-  std::string_view k(it_->key().data(), it_->key().size());
+  std::string_view k = it_->key();
   if (k.size() != target_.size() || k.substr(0, base.size()) != base || it_->value().empty())
     return Status::NotFound("no version");
-  value->assign(it_->value().data(), it_->value().size());
+  value->assign(it_->value());
   if (version) *version = VersionOfKey(k, base.size());
   return Status::Ok();
 }
@@ -340,17 +394,14 @@ Status RunDb::GetAt(std::string_view base, uint32_t at, std::string* value, uint
 Status RunDb::ScanVersionsBefore(std::string_view base, uint32_t before,
                                  const std::function<bool(std::string_view key, std::string_view value)>& fn) {
   if (before == 0) return Status::Ok();
-  leveldb::ReadOptions ro;
-  ro.verify_checksums = true;
-  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(ro));
+  std::unique_ptr<Cursor> it = NewCursor();
   const size_t size = base.size() + kVersionBytes;
   for (it->Seek(VersionedKey(base, before - 1)); it->Valid(); it->Next()) {
-    std::string_view k(it->key().data(), it->key().size());
+    std::string_view k = it->key();
     if (k.size() != size || k.substr(0, base.size()) != base) break;
-    if (!fn(k, std::string_view(it->value().data(), it->value().size()))) break;
+    if (!fn(k, it->value())) break;
   }
-  leveldb::Status s = it->status();
-  return Convert(&s);
+  return it->status();
 }
 
 Status RunDb::DropUnfinishedCheckpoint() {
@@ -373,16 +424,6 @@ Status RunDb::DropUnfinishedCheckpoint() {
   }
   drop.Delete(kUnfinishedCheckpointKey);
   return Write(drop, true);
-}
-
-Status RunDb::MoveLogToTable() {
-  // CompactRange writes the memtable to a table first; a range past every key (keys are
-  // ASCII-led) then compacts nothing else.
-  leveldb::Slice past_every_key("\xff");
-  db_->CompactRange(&past_every_key, &past_every_key);
-  leveldb::WriteBatch empty;  // a failed table write is reported by the next write
-  leveldb::Status s = db_->Write(leveldb::WriteOptions(), &empty);
-  return Convert(&s);
 }
 
 Status RunDb::ScanAll(const std::function<void(std::string_view key, std::string_view value)>& fn) {

@@ -15,6 +15,7 @@
 #include <sstream>
 
 #include "store/keys.h"
+#include "store/pg/connection.h"
 #include "store/store.h"
 #include "vm/base/record.h"
 
@@ -61,6 +62,7 @@ ScheduleLock::~ScheduleLock() {
 }
 
 Result<std::unique_ptr<ScheduleLock>> LockSchedules(const std::string& store_dir) {
+  if (pg::IsPostgresAddress(store_dir)) return Status::NotSupported("schedules are not kept in a PostgreSQL store yet");
   if (Status s = MakeSchedulesDir(store_dir); !s.ok()) return s;
   std::string path = SchedulesPath(store_dir) + "/" + kScheduleLockFile;
   int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);

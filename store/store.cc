@@ -21,7 +21,8 @@
 #include <random>
 #include <sstream>
 
-#include "store/store.h"
+#include "store/file_store.h"
+#include "store/pg/pg_store.h"
 #include "store/keys.h"
 #include "vm/base/record.h"
 
@@ -197,7 +198,7 @@ void MarkTopOfUnrelatedFolders(const std::string& folder) {
 
 }  // namespace
 
-Result<Store> Store::Open(const std::string& dir, bool create) {
+Result<std::shared_ptr<FileStore>> FileStore::Open(const std::string& dir, bool create) {
   struct stat st;
   if (stat(dir.c_str(), &st) != 0) {
     if (!create) return Status::NotFound(fmt::format("no store at {}", dir));
@@ -218,7 +219,22 @@ Result<Store> Store::Open(const std::string& dir, bool create) {
     }
   }
   MarkTopOfUnrelatedFolders(dir + "/" + kRunsDir);  // a store made before this flow gains it too
-  return Store(dir);
+  return std::shared_ptr<FileStore>(new FileStore(dir));
+}
+
+Result<Store> Store::Open(const std::string& location, bool create) {
+  if (pg::IsPostgresAddress(location)) {
+    Result<std::shared_ptr<pg::PgStore>> st = pg::PgStore::Open(location, create);
+    if (!st.ok()) return st.status();
+    return Store(std::move(st.value()));
+  }
+  Result<std::shared_ptr<FileStore>> st = FileStore::Open(location, create);
+  if (!st.ok()) return st.status();
+  return Store(std::move(st.value()));
+}
+
+Result<std::unique_ptr<RunDb>> FileStore::OpenRunDb(const std::string& id, bool create) {
+  return RunDb::Open(RunDbDir(id), {.create = create});
 }
 
 std::string CodeHash(std::string_view bytes) {
@@ -226,7 +242,7 @@ std::string CodeHash(std::string_view bytes) {
   return fmt::format("{:016x}{:016x}", h.high64, h.low64);
 }
 
-Result<std::string> Store::PutCode(std::string_view bytes) {
+Result<std::string> FileStore::PutCode(std::string_view bytes) {
   std::string hash = CodeHash(bytes);
   std::string path = CodePath(dir_, hash);
   struct stat st;
@@ -235,7 +251,7 @@ Result<std::string> Store::PutCode(std::string_view bytes) {
   return hash;
 }
 
-Status Store::GetCode(const std::string& hash, std::string* bytes) const {
+Status FileStore::GetCode(const std::string& hash, std::string* bytes) const {
   Status s = ReadFile(CodePath(dir_, hash), bytes);
   if (s.IsNotFound()) return Status::Corruption(fmt::format("the bytecode {} of this run is missing from the store", hash));
   if (!s.ok()) return s;
@@ -244,11 +260,11 @@ Status Store::GetCode(const std::string& hash, std::string* bytes) const {
   return Status::Ok();
 }
 
-std::string Store::RunDbDir(const std::string& id) const { return RunFilePath(dir_, id, kDbDir); }
+std::string FileStore::RunDbDir(const std::string& id) const { return RunFilePath(dir_, id, kDbDir); }
 
-std::string Store::RunDir(const std::string& id) const { return RunPath(dir_, id); }
+std::string FileStore::RunDir(const std::string& id) const { return RunPath(dir_, id); }
 
-Status Store::CreateRunDir(const std::string& id, bool generated_id) {
+Status FileStore::CreateRunDir(const std::string& id, bool generated_id) {
   std::string path = RunPath(dir_, id);
   // A row left by a run of this id whose folder was removed by hand must not speak for the
   // new one: it goes before the folder comes.
@@ -262,14 +278,14 @@ Status Store::CreateRunDir(const std::string& id, bool generated_id) {
   return Status::Ok();
 }
 
-Status Store::RemoveRunDir(const std::string& id) {
+Status FileStore::RemoveRunDir(const std::string& id) {
   std::error_code ec;
   std::filesystem::remove_all(RunPath(dir_, id), ec);
   if (ec) return Status::IOError(fmt::format("cannot remove the run folder of {}: {}", id, ec.message()));
   return Status::Ok();
 }
 
-Status Store::ClearRunDir(const std::string& id) {
+Status FileStore::ClearRunDir(const std::string& id) {
   // A folder taken over may hold a row's run no more (its packed file lost): the row goes.
   if (Status s = ForgetIndexedRun(id); !s.ok()) return s;
   std::error_code ec;
@@ -278,11 +294,11 @@ Status Store::ClearRunDir(const std::string& id) {
   return Status::Ok();
 }
 
-Status Store::RequestCancel(const std::string& id) {
+Status FileStore::RequestCancel(const std::string& id) {
   return WriteFileAtomically(RunFilePath(dir_, id, kCancelFile), "cancel\n");
 }
 
-Status Store::SetPoisoned(const std::string& id, std::string_view last_stderr) {
+Status FileStore::SetPoisoned(const std::string& id, std::string_view last_stderr) {
   // The mark first, whatever the index says: it is what keeps workers off the run. Then
   // its row goes (an indexed run is listed as neither live nor set aside); a pack or
   // IndexPackedRuns after this sees the mark and adds none (PackRun, IndexPackedRuns).
@@ -290,14 +306,14 @@ Status Store::SetPoisoned(const std::string& id, std::string_view last_stderr) {
   return ForgetIndexedRun(id);
 }
 
-bool Store::IsPoisoned(const std::string& id, std::string* last_stderr) const {
+bool FileStore::IsPoisoned(const std::string& id, std::string* last_stderr) const {
   std::string ignored;
   return ReadFile(RunFilePath(dir_, id, kPoisonedFile), last_stderr ? last_stderr : &ignored).ok();
 }
 
-void Store::ClearPoisoned(const std::string& id) { ::unlink(RunFilePath(dir_, id, kPoisonedFile).c_str()); }
+void FileStore::ClearPoisoned(const std::string& id) { ::unlink(RunFilePath(dir_, id, kPoisonedFile).c_str()); }
 
-Result<int> Store::RecordCrash(const std::string& id, std::string_view last_stderr) {
+Result<int> FileStore::RecordCrash(const std::string& id, std::string_view last_stderr) {
   std::string path = RunFilePath(dir_, id, kCrashesFile), bytes;
   int count = 0;
   // A count that is not a sane number (a damaged file) counts as many crashes: the run is set aside.
@@ -307,14 +323,14 @@ Result<int> Store::RecordCrash(const std::string& id, std::string_view last_stde
   return count;
 }
 
-void Store::ClearCrashes(const std::string& id) { ::unlink(RunFilePath(dir_, id, kCrashesFile).c_str()); }
+void FileStore::ClearCrashes(const std::string& id) { ::unlink(RunFilePath(dir_, id, kCrashesFile).c_str()); }
 
-bool Store::CancelRequested(const std::string& id) const {
+bool FileStore::CancelRequested(const std::string& id) const {
   struct stat st;
   return stat(RunFilePath(dir_, id, kCancelFile).c_str(), &st) == 0;
 }
 
-bool Store::RunExists(const std::string& id) const {
+bool FileStore::RunExists(const std::string& id) const {
   // The packed file, the record, the packed file again: an unpack writes the record before
   // it removes the packed file, a pack the packed file before it removes the record, so
   // one of the three looks finds the run whichever happens meanwhile.
@@ -324,7 +340,7 @@ bool Store::RunExists(const std::string& id) const {
          stat(packed.c_str(), &st) == 0;
 }
 
-Status Store::WriteRun(const RunRecord& r) {
+Status FileStore::WriteRun(const RunRecord& r) {
   return WriteFileAtomically(RunFilePath(dir_, r.id, kRunRecordFile), EncodeRunRecord(r));
 }
 
@@ -360,7 +376,19 @@ std::string EncodeRunRecord(const RunRecord& r) {
   return SealRecord(kRunRecordVersion, p);
 }
 
-Result<RunRecord> Store::ReadRun(const std::string& id) const {
+Status FileStore::WriteRunRecordBytes(const RunRecord& r, std::string_view bytes) {
+  return WriteFileAtomically(RunFilePath(dir_, r.id, kRunRecordFile), bytes);
+}
+
+Status FileStore::WriteOrigin(const std::string& id, std::string_view bytes) {
+  return WriteFileAtomically(RunFilePath(dir_, id, kOriginFile), bytes);
+}
+
+Status FileStore::ReadOrigin(const std::string& id, std::string* bytes) const {
+  return ReadFile(RunFilePath(dir_, id, kOriginFile), bytes);
+}
+
+Result<RunRecord> FileStore::ReadRun(const std::string& id) const {
   if (!IsValidRunId(id)) return Status::InvalidArgument(fmt::format("`{}` is not a run id", id));
   std::string bytes;
   if (Status s = ReadRunRecordBytes(id, &bytes); !s.ok()) return s;
@@ -437,11 +465,16 @@ Result<RunRecord> DecodeRunRecord(std::string_view bytes, const std::string& wha
 
 // Run locks are POSIX record locks (fcntl): the kernel drops them when the holder dies,
 // and F_GETLK names the holder's pid without taking the lock.
-RunLock::~RunLock() {
-  if (fd_ >= 0) close(fd_);  // closing the descriptor releases the lock
-}
-
 namespace {
+
+class FdRunLock final : public RunLock {
+ public:
+  explicit FdRunLock(int fd) : fd_(fd) {}
+  ~FdRunLock() override { close(fd_); }  // closing the descriptor releases the lock
+
+ private:
+  int fd_;
+};
 
 struct flock WholeFile(short type) {
   struct flock fl{};
@@ -461,7 +494,7 @@ int64_t LockHolder(int fd) {
 
 }  // namespace
 
-Result<std::unique_ptr<RunLock>> Store::LockRun(const std::string& id) {
+Result<std::unique_ptr<RunLock>> FileStore::LockRun(const std::string& id) {
   std::string path = RunFilePath(dir_, id, kLockFile);
   int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return Status::IOError(fmt::format("cannot open {}: {}", path, Errno()));
@@ -471,10 +504,12 @@ Result<std::unique_ptr<RunLock>> Store::LockRun(const std::string& id) {
     close(fd);
     return Status::InvalidArgument(fmt::format("run {} is being executed by another process (pid {})", id, holder));
   }
-  return std::unique_ptr<RunLock>(new RunLock(fd));
+  return std::unique_ptr<RunLock>(new FdRunLock(fd));
 }
 
-bool Store::IsRunLive(const std::string& id, int64_t* pid) const {
+Result<bool> FileStore::ClaimRun(const std::string&) { return true; }
+
+bool FileStore::IsRunLive(const std::string& id, int64_t* pid) const {
   int fd = open(RunFilePath(dir_, id, kLockFile).c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) return false;
   *pid = LockHolder(fd);
@@ -521,7 +556,7 @@ static Status ReadSharedLocked(int fd, const std::string& name, std::string* byt
   return Status::Ok();
 }
 
-Status Store::ReadShared(const std::string& name, std::string* bytes) {
+Status FileStore::ReadShared(const std::string& name, std::string* bytes) {
   int fd;
   std::string path;
   if (Status s = OpenShared(dir_, name, F_RDLCK, &fd, &path); !s.ok()) return s;
@@ -530,7 +565,7 @@ Status Store::ReadShared(const std::string& name, std::string* bytes) {
   return s;
 }
 
-Status Store::UpdateShared(const std::string& name, const std::function<void(std::string* bytes)>& update) {
+Status FileStore::UpdateShared(const std::string& name, const std::function<void(std::string* bytes)>& update) {
   int fd;
   std::string path;
   if (Status s = OpenShared(dir_, name, F_WRLCK, &fd, &path); !s.ok()) return s;
@@ -547,38 +582,53 @@ Status Store::UpdateShared(const std::string& name, const std::function<void(std
   return ok ? Status::Ok() : Status::IOError(fmt::format("cannot write {}: {}", path, Errno()));
 }
 
-// mark := checkpoint:u64 checksum:u64 (docs/checkpoint.md, "The checkpoint mark")
-CheckpointMark::~CheckpointMark() {
-  if (fd_ >= 0) close(fd_);
-}
+// mark := checkpoint:u64 checksum:u64 (docs/checkpoint.md, "The checkpoint mark"): runs/ID/mark,
+// written with pwrite after each checkpoint, without fsync: in sync mode the checkpoint
+// itself is already on disk, so the mark is never ahead of it; a lost mark only weakens
+// the check. A truncated or rolled-back database log (which LevelDB reads as a clean end)
+// shows as a database behind its mark.
+namespace {
 
-Status CheckpointMark::Sync(const std::string& folder) {
-  if (fsync(fd_) != 0) return Status::IOError(fmt::format("cannot sync the checkpoint mark: {}", Errno()));
-  int dfd = open(folder.c_str(), O_RDONLY | O_DIRECTORY);
-  if (dfd >= 0) {
-    fsync(dfd);
-    close(dfd);
+class FileMark final : public CheckpointMark {
+ public:
+  FileMark(int fd, std::string folder) : fd_(fd), folder_(std::move(folder)) {}
+  ~FileMark() override { close(fd_); }
+
+  Status Write(uint64_t checkpoint) override {
+    std::string bytes;
+    PutFixed64(&bytes, checkpoint);
+    PutFixed64(&bytes, Checksum(bytes));
+    if (pwrite(fd_, bytes.data(), bytes.size(), 0) != static_cast<ssize_t>(bytes.size()))
+      return Status::IOError(fmt::format("cannot write the checkpoint mark: {}", Errno()));
+    return Status::Ok();
   }
-  return Status::Ok();
-}
 
-Status CheckpointMark::Write(uint64_t checkpoint) {
-  std::string bytes;
-  PutFixed64(&bytes, checkpoint);
-  PutFixed64(&bytes, Checksum(bytes));
-  if (pwrite(fd_, bytes.data(), bytes.size(), 0) != static_cast<ssize_t>(bytes.size()))
-    return Status::IOError(fmt::format("cannot write the checkpoint mark: {}", Errno()));
-  return Status::Ok();
-}
+  // With its entry in the run's folder.
+  Status Sync() override {
+    if (fsync(fd_) != 0) return Status::IOError(fmt::format("cannot sync the checkpoint mark: {}", Errno()));
+    int dfd = open(folder_.c_str(), O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) {
+      fsync(dfd);
+      close(dfd);
+    }
+    return Status::Ok();
+  }
 
-Result<std::unique_ptr<CheckpointMark>> Store::OpenMark(const std::string& id) {
+ private:
+  int fd_;
+  std::string folder_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<CheckpointMark>> FileStore::OpenMark(const std::string& id) {
   std::string path = RunFilePath(dir_, id, kMarkFile);
   int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return Status::IOError(fmt::format("cannot open {}: {}", path, Errno()));
-  return std::unique_ptr<CheckpointMark>(new CheckpointMark(fd));
+  return std::unique_ptr<CheckpointMark>(new FileMark(fd, RunPath(dir_, id)));
 }
 
-Result<uint64_t> Store::ReadMark(const std::string& id) const {
+Result<uint64_t> FileStore::ReadMark(const std::string& id) const {
   std::string bytes;
   if (IsPacked(id)) {  // the packed file is the run: a mark file beside it is left of a cut-short unpack
     Result<PackedRun> packed = ReadPacked(id);

@@ -14,13 +14,17 @@
 #include <fmt/format.h>
 
 #include "store/keys.h"
-#include "store/store.h"
+#include "store/file_store.h"
 
 namespace flow::store {
 
-std::string Store::WakeDir() const { return dir_ + "/" + kWakeDir; }
+std::string FileStore::WakeDir() const { return dir_ + "/" + kWakeDir; }
 
-Status Store::NoteWake(const std::string& id, int64_t wake_ms) {
+Result<std::unique_ptr<StoreImpl::WakeWatch>> FileStore::WatchWakes() {
+  return Status::NotSupported("a folder store's hints are files: watch " + WakeDir());
+}
+
+Status FileStore::NoteWake(const std::string& id, int64_t wake_ms) {
   // Zero-padded, so that names sort by time.
   std::string path = fmt::format("{}/{:019}-{}", WakeDir(), wake_ms < 0 ? 0 : wake_ms, id);
   for (int attempt = 0; attempt < 2; ++attempt) {
@@ -49,19 +53,19 @@ bool Store::ParseWakeHint(std::string_view file, WakeHint* out) {
   return true;
 }
 
-Status Store::ListWakeHints(std::vector<WakeHint>* out) const {
+Status FileStore::ListWakeHints(std::vector<WakeHint>* out) const {
   out->clear();
   std::error_code ec;
   std::filesystem::directory_iterator it(WakeDir(), ec);
   if (ec == std::errc::no_such_file_or_directory) return Status::Ok();
   for (; !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
     WakeHint h;
-    if (ParseWakeHint(it->path().filename().string(), &h)) out->push_back(std::move(h));
+    if (Store::ParseWakeHint(it->path().filename().string(), &h)) out->push_back(std::move(h));
   }
   if (ec) return Status::IOError(fmt::format("cannot list {}: {}", WakeDir(), ec.message()));
   return Status::Ok();
 }
 
-void Store::DropWakeHint(const WakeHint& hint) { ::unlink((WakeDir() + "/" + hint.file).c_str()); }
+void FileStore::DropWakeHint(const WakeHint& hint) { ::unlink((WakeDir() + "/" + hint.file).c_str()); }
 
 }  // namespace flow::store

@@ -8,7 +8,7 @@ written reported (exit 74) and never recorded as done, control characters escape
 import json, os, signal, stat, subprocess, sys, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from testlib import FLOW, case, check, flow, main, program, store, tmp  # noqa: E402
+from testlib import FLOW, case, folder_store_case, check, flow, main, program, store, tmp  # noqa: E402
 
 
 def run(*args, cwd=None, stdin=None):
@@ -304,7 +304,7 @@ def crash_hook():
           (p.returncode == -signal.SIGKILL) == hooks, f"version {version!r} exit {p.returncode}")
 
 
-@case
+@folder_store_case
 def control_characters():
     """Names that reach the terminal."""
     run("run", quick(), "--store", store(), "--run-id", "r0")

@@ -5,7 +5,7 @@ no run uses."""
 import json, os, subprocess, sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from testlib import FLOW, case, check, flow, main, program, runs, store  # noqa: E402
+from testlib import FLOW, case, folder_store_case, check, flow, main, program, runs, store  # noqa: E402
 
 
 def completed(run_id, text='print("hi")\n', name="p.flow"):
@@ -22,7 +22,7 @@ def code_files():
     return sorted(f for f in os.listdir(os.path.join(store(), "code")) if f != "lock")
 
 
-@case
+@folder_store_case
 def runs_shows_the_size_on_disk():
     completed("s1")
     listed = runs(store())["s1"]
@@ -33,7 +33,7 @@ def runs_shows_the_size_on_disk():
           any(u in table[1].split()[3] for u in ("B", "K", "M")), table)
 
 
-@case
+@folder_store_case
 def delete_removes_a_run():
     completed("d1")
     completed("d2")
@@ -61,7 +61,7 @@ def delete_refuses_a_live_run():
           out + err)
 
 
-@case
+@folder_store_case
 def gc_removes_old_ended_runs_and_unused_code():
     completed("g1", name="a.flow")
     completed("g2", text='print("other")\n', name="b.flow")

@@ -11,7 +11,7 @@ import glob, os, sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tools"))
-from testlib import add_case, check, flow, get_json, history, main, start_server, tmp  # noqa: E402
+from testlib import add_case, check, flow, get_json, history, main, start_server, store, tmp  # noqa: E402
 
 ALL_POINTS = ["before-intent", "after-intent", "after-effect", "after-checkpoint"]
 # FLOW_CRASH_POINTS=a,b: only those (the sanitizer build runs the two in-flight points, the
@@ -24,13 +24,13 @@ def check_program(program):
     name = os.path.basename(program)
     server, base = start_server("http_server.py")  # its own, so that its counts are this program's alone
     env = dict(os.environ, FLOW_TEST_VALUE="from-env")
-    store = tmp("store")
-    common = ["--store", store, "--arg", f"base={base}", "--arg", f"dir={tmp()}"]
+    store_dir = store()
+    common = ["--store", store_dir, "--arg", f"base={base}", "--arg", f"dir={tmp()}"]
     clean = flow("run", program, "--run-id", "clean", *common, env=env, cwd=tmp())
     if not check(f"{name}: the uninterrupted run succeeds", clean.returncode == 0, clean.stderr):
         return
     expected = clean.stdout.splitlines()
-    clean_history = [h for h in history("clean", store) if h["effect"] not in ("step", "step done")]
+    clean_history = [h for h in history("clean", store_dir) if h["effect"] not in ("step", "step done")]
     effects = [h["effect"] for h in clean_history]
     # Each effect's key without the run id: RUN/n, RUN/2.5/n in a task, RUN/KEY/n in a step.
     key_of = [h["idempotency_key"][len("clean/"):] for h in clean_history]
@@ -44,7 +44,7 @@ def check_program(program):
             if crashed.returncode != -9:
                 check(f"{name} {run_id}: killed by SIGKILL", False, f"exit {crashed.returncode}: {crashed.stderr}")
                 continue
-            resumed = flow("resume", run_id, "--store", store, env=env, cwd=tmp())
+            resumed = flow("resume", run_id, "--store", store_dir, env=env, cwd=tmp())
             if resumed.returncode != 0:
                 check(f"{name} {run_id}: resumes", False, f"exit {resumed.returncode}: {resumed.stderr}")
                 continue

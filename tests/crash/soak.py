@@ -17,7 +17,7 @@ _options = argparse.ArgumentParser(add_help=False)
 _options.add_argument("--kills", type=int, default=25)
 _options.add_argument("--seed", type=int, default=int(time.time()))
 OPTIONS, sys.argv[1:] = _options.parse_known_args()  # the rest: FLOW and case names, for main()
-from testlib import FLOW, case, check, flow, get_json, history, main, program, server, store  # noqa: E402
+from testlib import FLOW, case, check, flow, get_json, history, main, program, record, server, store  # noqa: E402
 
 PROGRAM = """
 let totals = {}
@@ -58,7 +58,7 @@ def kill_until_done(cmd, kills_wanted, rng, low, high):
             return None, kills
         kills += p.returncode == -9
         # Killed before its run record was written, the run does not exist yet: start it again.
-        started = os.path.exists(os.path.join(store(), "runs", "soak", "run"))
+        started = bool(record(store(), "soak"))
         cmd = [FLOW, "resume", "soak", "--store", store()] if started else cmd
     # Compare, allowing one repeated line where a process was killed.
     got = []

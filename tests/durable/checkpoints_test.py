@@ -5,7 +5,7 @@ long lists stored in chunks and objects freed by the collector."""
 import os, re, sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from testlib import case, check, crash_then_resume, flow, main, program, store  # noqa: E402
+from testlib import case, folder_store_case, check, crash_then_resume, flow, main, program, store  # noqa: E402
 
 # Effect N (a print) happens with counter = N, size = 30 N and last = 1000 (N - 1) + 29;
 # every tenth one first drops 5,000 lists, so that the collector frees objects (tombstones).
@@ -61,7 +61,7 @@ def all_kept():
           r.returncode == 2 and "no effect 41" in r.stderr, r.stderr)
 
 
-@case
+@folder_store_case
 def last_only():
     path = program("kept.flow", SOURCE)
     flow("run", path, "--store", store(), "--run-id", "all")

@@ -6,7 +6,7 @@ since the run started, or is gone."""
 import os, sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from testlib import case, check, flow, main, program, store, tmp  # noqa: E402
+from testlib import case, folder_store_case, check, flow, main, program, store, tmp  # noqa: E402
 
 # Waits for a signal, then indexes a one-item list with it: `flow signal RUN go 5` fails
 # the run on line 3, `print(xs[v])`.
@@ -30,7 +30,7 @@ def suspended(run_id, text=WAITS_THEN_FAILS, name="p.flow"):
     return path
 
 
-@case
+@folder_store_case
 def resumed_trace_quotes_the_stored_source():
     path = suspended("t1")
     code = [f for f in os.listdir(os.path.join(store(), "code")) if f.endswith(".flow")]
@@ -48,7 +48,7 @@ def resumed_trace_quotes_the_stored_source():
           f"(flow rerun t1 --code {path} moves to the new code)" in r.stderr, r.stderr)
 
 
-@case
+@folder_store_case
 def unchanged_file_gives_no_notice():
     suspended("t2")
     flow("signal", "t2", "go", "0", "--store", store())
@@ -89,7 +89,7 @@ def inspect_quotes_the_stored_source():
           '      1 | let v = signal.wait("go")' in r.stdout and "edited after" not in r.stdout, r.stdout)
 
 
-@case
+@folder_store_case
 def bytecode_run_says_it_has_no_source():
     src = program("b.flow", 'let xs = [1]\nprint(xs[3])\n')
     flow("compile", src, "-o", tmp("b.flowc"))

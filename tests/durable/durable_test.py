@@ -5,7 +5,7 @@ damaged stores (every file of a run's database flipped or truncated)."""
 import json, os, shutil, signal, subprocess, sys, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from testlib import FLOW, case, check, fixture, flow, main, program, shared, store, tmp  # noqa: E402
+from testlib import FLOW, case, folder_store_case, check, fixture, flow, main, program, shared, store, tmp  # noqa: E402
 
 SQUARES = 'let xs = []\nfor i in range(5) { xs.push(i * i)\n print("i", i) }\nprint("sum", xs)\n'
 
@@ -34,7 +34,7 @@ def records():
     check("runs of a store that does not exist lists nothing", r.returncode == 0, r.stderr)
 
 
-@case
+@folder_store_case
 def store_choice():
     """FLOW_STORE chooses the store; without it and --store, ./.flow."""
     prog = program("p.flow", SQUARES)

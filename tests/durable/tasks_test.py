@@ -6,7 +6,7 @@ import os, signal, subprocess, sys, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from testlib import (FLOW, ROOT, case, check, crash_then_resume, fake_services, flow, get_json, history, main, program,  # noqa: E402
-                     record, server, status, store)
+                     record, server, status, store, tmp)
 
 
 @case
@@ -249,7 +249,7 @@ def signal_waits_in_tasks():
 def exec_children_run_side_by_side():
     # Each child waits (up to 5 s) until it sees all four started: run one after another,
     # the first would see itself alone.
-    d = os.path.join(store(), "..", "marks")
+    d = tmp("marks")
     os.makedirs(d, exist_ok=True)
     path = program("children.flow", f'''
 let r = parallel for i in range(4) {{
@@ -291,7 +291,7 @@ print(await [pay, other])
 
 @case
 def several_effects_in_flight_at_a_crash():
-    out = os.path.join(store(), "..", "appended.txt")
+    out = tmp("appended.txt")
     path = program("two.flow", f'''
 let a = spawn {{ sleep(50ms); "slept" }}
 let b = spawn {{ fs.append("{out}", "once\\n"); "appended" }}
@@ -340,7 +340,7 @@ print(r)
 
 @case
 def a_once_step_in_doubt_stays_in_doubt_for_the_task_waiting_for_it():
-    out = os.path.join(store(), "..", "paid.txt")
+    out = tmp("paid.txt")
     path = program("on.flow", f'''
 fn pay(who) {{
   try {{

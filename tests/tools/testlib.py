@@ -12,6 +12,7 @@ once per process by server() and killed at exit."""
 import atexit, functools, json, os, shutil, subprocess, sys, tempfile, time, traceback
 
 TOOLS = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, TOOLS)
 ROOT = os.path.normpath(os.path.join(TOOLS, "..", ".."))
 # The binary under test: the first argument, when it is not --list (read at import, so that
 # scripts can `from testlib import FLOW`).
@@ -30,6 +31,13 @@ _servers = []
 def case(fn):
     """Marks fn as a case named by the function's name."""
     return add_case(fn.__name__, fn)
+
+
+def folder_store_case(fn):
+    """A case about the folder store's own files (its layout, sizes on disk, packed runs):
+    not a case of the script's PostgreSQL suite (FLOW_TEST_STORE=postgres), which neither
+    lists nor runs it."""
+    return fn if os.environ.get("FLOW_TEST_STORE") == "postgres" else case(fn)
 
 
 def add_case(name, fn, *args):
@@ -115,9 +123,35 @@ def tmp(*parts):
     return os.path.join(_case_tmp, *parts)
 
 
+# FLOW_TEST_STORE=postgres: store() is a database of a PostgreSQL server that this process
+# starts (tests/tools/pg_server.py), one database per case; the cases run against the
+# PostgreSQL store instead of a folder (tests/CMakeLists.txt registers such suites as
+# .../postgres/CASE).
+ON_POSTGRES = os.environ.get("FLOW_TEST_STORE") == "postgres"
+_pg_stores = {}
+
+
+@functools.cache
+def pg_server():
+    """The PostgreSQL server of this process, started at the first call, stopped at exit."""
+    import pg_server as pg  # noqa: E402 (tests/tools is on the path of every test script)
+    why = pg.available()
+    if why:
+        raise RuntimeError(why)  # never a silent skip: the suite was asked to run on PostgreSQL
+    folder = tempfile.mkdtemp(prefix="flow-pg-")  # not under the case folders: the server's user must reach it
+    atexit.register(shutil.rmtree, folder, True)
+    server = pg.PgServer(folder).start()
+    atexit.register(server.stop)  # registered last, so run first
+    return server
+
+
 def store():
-    """The running case's store."""
-    return tmp("store")
+    """The running case's store: a folder, or (FLOW_TEST_STORE=postgres) a database."""
+    if not ON_POSTGRES:
+        return tmp("store")
+    if _current not in _pg_stores:
+        _pg_stores[_current] = pg_server().database("case_" + str(len(_pg_stores)))
+    return _pg_stores[_current]
 
 
 def program(name, text):

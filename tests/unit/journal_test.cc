@@ -9,6 +9,7 @@
 #include <filesystem>
 
 #include "compiler/compiler.h"
+#include "store/keys.h"
 #include "run_program.h"
 #include "stdlib/stdlib.h"
 #include "vm/bytecode/module.h"
@@ -93,11 +94,11 @@ class StoreRun {
     store::Batch first;
     ASSERT_TRUE(journal_->WriteCheckpoint(*vm_, true, &first).ok());
     ASSERT_TRUE(journal_->Sync().ok());
-    ASSERT_TRUE(mark_->Sync(store_->RunDir("r1")).ok());
+    ASSERT_TRUE(mark_->Sync().ok());
     ASSERT_TRUE(store_->WriteRun(record).ok());
   }
   void OpenDb(bool create) {
-    auto db = store::RunDb::Open(store_->RunDbDir("r1"), {.create = create});
+    auto db = store::RunDb::Open(flow::store::RunFilePath(store_->dir(), "r1", flow::store::kDbDir), {.create = create});
     ASSERT_TRUE(db.ok()) << db.status().message();
     db_ = std::move(db.value());
     auto mark = store_->OpenMark("r1");

@@ -27,7 +27,7 @@ struct RunInFiles {
     EXPECT_TRUE(st.ok());
     EXPECT_TRUE(st->CreateRunDir("r1").ok());
     {
-      auto db = RunDb::Open(st->RunDbDir("r1"), {.create = true});
+      auto db = RunDb::Open(flow::store::RunFilePath(st->dir(), "r1", flow::store::kDbDir), {.create = true});
       EXPECT_TRUE(db.ok());
       Batch b;
       b.Put("k", "the value");
@@ -83,7 +83,7 @@ TEST(PackedRun, PackLeavesOneFileThatReadsAsTheRunAndUnpacksBackToIt) {
   EXPECT_FALSE(run.st->IsPacked("r1"));
   EXPECT_FALSE(fs::exists(run.Path(kPackedFile)));
   EXPECT_EQ(MarkOf(*run.st), 3u);
-  auto db = RunDb::Open(run.st->RunDbDir("r1"), {});  // for writing again
+  auto db = RunDb::Open(flow::store::RunFilePath(run.st->dir(), "r1", flow::store::kDbDir), {});  // for writing again
   ASSERT_TRUE(db.ok()) << db.status().message();
   std::string v;
   EXPECT_TRUE((*db)->Get("k", &v).ok());
@@ -124,8 +124,8 @@ TEST(PackedRun, APackCutShortBeforeTheRecordWentLeavesTheFolderInCharge) {
 TEST(PackedRun, LeftoversBesideAPackedFileAreReplacedByTheUnpack) {
   RunInFiles run;
   ASSERT_TRUE(run.st->PackRun("r1", 1 << 20).ok());
-  fs::create_directory(run.st->RunDbDir("r1"));
-  std::ofstream(run.st->RunDbDir("r1") + "/CURRENT") << "MANIFEST-999999\n";  // half of something
+  fs::create_directory(flow::store::RunFilePath(run.st->dir(), "r1", flow::store::kDbDir));
+  std::ofstream(flow::store::RunFilePath(run.st->dir(), "r1", flow::store::kDbDir) + "/CURRENT") << "MANIFEST-999999\n";  // half of something
   std::ofstream(run.Path(kMarkFile)) << "junk";
   EXPECT_TRUE(run.st->IsPacked("r1"));
   EXPECT_EQ(run.ValueOfK(), "the value") << "a reader reads the packed file";

@@ -51,7 +51,7 @@ struct StoreOfRuns {
   void Add(const std::string& id, RunStatus status = RunStatus::kSuspended) {
     ASSERT_TRUE(st->CreateRunDir(id).ok());
     {
-      auto db = RunDb::Open(st->RunDbDir(id), {.create = true});
+      auto db = RunDb::Open(flow::store::RunFilePath(st->dir(), id, flow::store::kDbDir), {.create = true});
       ASSERT_TRUE(db.ok());
       Batch b;
       b.Put("k", "v");

@@ -196,7 +196,7 @@ TEST(Runtime, ADamagedStringFoundAsTheRunEndsStopsItWithNothingRecorded) {
     }
     ASSERT_FALSE(key.empty());
     ASSERT_TRUE(st->UnpackRun("ending").ok());  // an idle run is kept packed
-    auto db = store::RunDb::Open(st->RunDbDir("ending"), {});
+    auto db = store::RunDb::Open(flow::store::RunFilePath(st->dir(), "ending", flow::store::kDbDir), {});
     ASSERT_TRUE(db.ok()) << db.status().message();
     store::Batch damage;
     damage.Put(key, "not a sealed record");

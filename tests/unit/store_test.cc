@@ -470,7 +470,7 @@ TEST(RunDb, ALogKeptByTheOpenIsSettledWhenTheRunSuspends) {
   auto st = Store::Open(dir.path() + "/store", true);
   ASSERT_TRUE(st.ok());
   ASSERT_TRUE(st->CreateRunDir("r").ok());
-  const std::string db_dir = st->RunDbDir("r");
+  const std::string db_dir = flow::store::RunFilePath(st->dir(), "r", flow::store::kDbDir);
   {
     auto db = RunDb::Open(db_dir, {.create = true});
     ASSERT_TRUE(db.ok());

@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""The PostgreSQL store through the command line: `flow store init` (the schema made once,
+by any number at once; a database of a newer flow refused), FLOW_STORE naming a database,
+bad addresses as clear errors, and `flow migrate` moving suspended and crashed runs from a
+folder to the database and back, each resuming where it stood."""
+import os, subprocess, sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from testlib import FLOW, case, check, flow, main, pg_server, program, runs, tmp  # noqa: E402
+
+WAITS = 'print("before")\nlet v = signal.wait("go")\nprint("got", v)\n'
+COUNTS = 'for i in range(6) {\n  print("step", i)\n  sleep(5ms)\n}\nprint("end")\n'
+
+
+@case
+def init_once_and_newer_refused():
+    db = pg_server().database("init")
+    inits = [subprocess.Popen([FLOW, "store", "init", "--store", db], stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    errors = [p.communicate()[1] for p in inits]
+    check("six inits at once all succeed (the schema is made once)", all(p.returncode == 0 for p in inits), errors)
+    r = flow("runs", "--json", "--store", db)
+    check("the new store lists no runs", r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr)
+    r = flow("run", program("w.flow", WAITS), "--store", db, "--run-id", "w", "--detach")
+    check("a run starts in it", r.returncode == 75, r.stderr)
+    pg_server().sql("UPDATE flow_schema SET version = 99", "init")
+    for args in (["runs", "--store", db], ["resume", "w", "--store", db], ["store", "init", "--store", db]):
+        r = flow(*args)
+        check(f"flow {args[0]} refuses a store of a newer flow, saying so",
+              r.returncode != 0 and "newer flow" in r.stderr and "upgrade flow" in r.stderr, r.stderr)
+
+
+@case
+def addresses():
+    db = pg_server().database("env")
+    r = flow("run", program("c.flow", COUNTS), "--run-id", "e", env=dict(os.environ, FLOW_STORE=db), cwd=tmp())
+    check("FLOW_STORE names a database", r.returncode == 0 and "e" in runs(db), r.stderr)
+    check("nothing is made in the working folder", not os.path.exists(tmp(".flow")) and
+          not os.path.exists(tmp("postgresql:")), os.listdir(tmp()))
+    r = flow("runs", "--store", f"postgresql://flow@127.0.0.1:{pg_server().port}/nosuchdb")
+    check("a database that does not exist is a clear error", r.returncode != 0 and "nosuchdb" in r.stderr and
+          "does not exist" in r.stderr, r.stderr)
+    r = flow("runs", "--store", "postgresql://flow:secret@127.0.0.1:1/x")
+    check("a server that cannot be reached is a clear error, its password not shown",
+          r.returncode != 0 and "cannot connect" in r.stderr and "secret" not in r.stderr, r.stderr)
+    db2 = pg_server().database("bare")
+    r = flow("runs", "--store", db2)
+    check("a database without a store lists nothing", r.returncode == 0, r.stderr)
+    r = flow("resume", "x", "--store", db2)
+    check("resume in a database without a store says to make one", r.returncode != 0 and "flow store init" in r.stderr,
+          r.stderr)
+    r = flow("schedule", "add", "s", program("s.flow", 'print("x")\n'), "--every", "1h", "--store", db)
+    check("schedules are refused on a PostgreSQL store, clearly", r.returncode != 0 and "PostgreSQL" in r.stderr, r.stderr)
+
+
+@case
+def migrate_there_and_back():
+    folder, db, back = tmp("folder"), pg_server().database("migrate"), tmp("back")
+    r = flow("run", program("w.flow", WAITS), "--store", folder, "--run-id", "waiting", "--detach")
+    check("a run waits for a signal in the folder store", r.returncode == 75, r.stderr)
+    crashed = flow("run", program("c.flow", COUNTS), "--store", folder, "--run-id", "crashed", crash="3:after-checkpoint")
+    check("a run crashed in the folder store", crashed.returncode == -9, crashed.stderr)
+    r = flow("run", program("d.flow", 'print("done")\n'), "--store", folder, "--run-id", "done")
+    r = flow("migrate", "--from", folder, "--to", db)
+    check("migrate moves every run to the database", r.returncode == 0 and sorted(r.stdout.split()) ==
+          ["crashed", "done", "waiting"], r.stdout + r.stderr)
+    check("the runs are in the database, none left in the folder", set(runs(db)) == {"crashed", "done", "waiting"} and
+          runs(folder) == {}, (runs(db), runs(folder)))
+    r = flow("resume", "crashed", "--store", db)
+    check("the crashed run resumes in the database where it stood",
+          r.returncode == 0 and crashed.stdout + r.stdout == "".join(f"step {i}\n" for i in range(6)) + "end\n",
+          crashed.stdout + "|" + r.stdout + r.stderr)
+    r = flow("migrate", "--from", db, "--to", back, "waiting")
+    check("migrate moves a chosen run back to a folder", r.returncode == 0 and r.stdout.split() == ["waiting"],
+          r.stdout + r.stderr)
+    r = flow("signal", "waiting", "go", '"yes"', "--store", back)
+    r = flow("resume", "waiting", "--store", back)
+    check("the waiting run, moved twice, gets its signal and ends", r.returncode == 0 and r.stdout == "got yes\n",
+          r.stdout + r.stderr)
+    r = flow("migrate", "--from", folder, "--to", folder)
+    check("a migrate to the same store is refused", r.returncode == 2, r.stderr)
+
+
+if __name__ == "__main__":
+    main()
