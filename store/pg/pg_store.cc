@@ -202,8 +202,8 @@ Status PgStore::GetCode(const std::string& hash, std::string* bytes) const {
 }
 
 Status PgStore::PutSource(const std::string& hash, std::string_view text) {
-  static constexpr char kPut[] = "UPDATE flow_code SET source = $2::text WHERE hash = $1::text AND source IS NULL";
-  Result<Rows> r = conn_->Exec(kPut, {Param::Text(hash), Param::Text(text)});
+  static constexpr char kPut[] = "UPDATE flow_code SET source = $2::bytea WHERE hash = $1::text AND source IS NULL";
+  Result<Rows> r = conn_->Exec(kPut, {Param::Text(hash), Param::Bytes(text)});
   return r.status();
 }
 
@@ -302,8 +302,28 @@ Status PgStore::ClearRunDir(const std::string& id) {
 Status PgStore::WriteRun(const RunRecord& record) { return WriteRunRecordBytes(record, EncodeRunRecord(record)); }
 
 // The record's bytes, with the columns a query needs beside them (its status, its code).
+// A run this process holds the lease of is written only while it still does, as its
+// checkpoints are (a worker that lost it must not write over the new holder's record).
 Status PgStore::WriteRunRecordBytes(const RunRecord& record, std::string_view bytes) {
   if (Status s = conn_->SetSynchronousCommit(true); !s.ok()) return s;
+  bool held;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    held = leases_.count(record.id) > 0;
+  }
+  if (held) {
+    static constexpr char kWriteHeld[] = R"sql(
+UPDATE flow_runs SET record = $2::bytea, status = $3::bigint, code_hash = $4::text
+WHERE id = $1::text AND lease_owner = $5::text)sql";
+    Result<Rows> r = conn_->Exec(kWriteHeld, {Param::Text(record.id), Param::Bytes(bytes),
+                                              Param::Int(static_cast<int64_t>(record.status)),
+                                              Param::Text(record.code_hash), Param::Text(owner_)});
+    if (!r.ok()) return r.status();
+    if (r->Changed() != 1)
+      return Status::IOError(fmt::format(
+          "run {} is no longer this process's to write: its lease expired and another worker took it over", record.id));
+    return Status::Ok();
+  }
   static constexpr char kWrite[] = R"sql(
 INSERT INTO flow_runs (id, record, status, code_hash) VALUES ($1::text, $2::bytea, $3::bigint, $4::text)
 ON CONFLICT (id) DO UPDATE SET record = EXCLUDED.record, status = EXCLUDED.status, code_hash = EXCLUDED.code_hash)sql";
@@ -627,8 +647,8 @@ std::string PgStore::WakeDir() const { return ""; }
 // --- a worker's bookkeeping, and cancel ---
 
 Status PgStore::SetPoisoned(const std::string& id, std::string_view last_stderr) {
-  static constexpr char kSet[] = "UPDATE flow_runs SET poisoned = $2::text WHERE id = $1::text";
-  return conn_->Exec(kSet, {Param::Text(id), Param::Text(last_stderr)}).status();
+  static constexpr char kSet[] = "UPDATE flow_runs SET poisoned = $2::bytea WHERE id = $1::text";
+  return conn_->Exec(kSet, {Param::Text(id), Param::Bytes(last_stderr)}).status();
 }
 
 bool PgStore::IsPoisoned(const std::string& id, std::string* last_stderr) const {

@@ -17,7 +17,7 @@ CREATE TABLE flow_schema (version integer NOT NULL);
 CREATE TABLE flow_code (
   hash text PRIMARY KEY,
   bytecode bytea NOT NULL,
-  source text);
+  source bytea);
 CREATE TABLE flow_runs (
   id text COLLATE "C" PRIMARY KEY,
   record bytea,
@@ -28,7 +28,7 @@ CREATE TABLE flow_runs (
   lease_pid bigint,
   lease_until timestamptz,
   cancel boolean NOT NULL DEFAULT false,
-  poisoned text,
+  poisoned bytea,
   crashes integer NOT NULL DEFAULT 0,
   wake_hint_ms bigint);
 CREATE INDEX flow_runs_wake ON flow_runs (wake_hint_ms) WHERE wake_hint_ms IS NOT NULL;

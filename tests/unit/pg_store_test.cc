@@ -1,0 +1,219 @@
+// The run database on both backends (store/store.h's RunDb): the same writes read back
+// the same on LevelDB and on PostgreSQL (a real server, started for these tests by
+// tests/tools/pg_server.py and stopped after them); and what only the PostgreSQL store
+// does: a write fenced by the run's lease, the schema's version.
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "store/keys.h"
+#include "store/pg/connection.h"
+#include "store/pg/pg_store.h"
+#include "store/store.h"
+#include "temp_dir.h"
+
+namespace flow::store {
+namespace {
+
+// One server for every test of this file: started at the first that needs it.
+class PgServer {
+ public:
+  static PgServer& Get() {
+    static PgServer server;
+    return server;
+  }
+  // A new empty database's address.
+  std::string NewDatabase() {
+    const std::string name = "unit" + std::to_string(++databases_);
+    Result<std::unique_ptr<pg::Connection>> c = pg::Connection::Open(address_ + "postgres");
+    EXPECT_TRUE(c.ok()) << c.status().message();
+    if (!c.ok()) return "";
+    EXPECT_TRUE((*c)->ExecScript("CREATE DATABASE " + name).ok());
+    return address_ + name;
+  }
+  ~PgServer() {
+    std::string stop = std::string("python3 ") + FLOW_SOURCE_DIR + "/tests/tools/pg_server.py stop " + folder_.path() +
+                       " > /dev/null 2>&1";
+    (void)std::system(stop.c_str());
+  }
+
+ private:
+  PgServer() {
+    chmod(folder_.path().c_str(), 0755);  // the server's user (nobody, under root) reaches it
+    std::string start = std::string("python3 ") + FLOW_SOURCE_DIR + "/tests/tools/pg_server.py start " + folder_.path() + "/pg";
+    FILE* out = popen(start.c_str(), "r");
+    char line[512] = {};
+    if (out && fgets(line, sizeof line, out)) address_ = line;
+    if (out) pclose(out);
+    while (!address_.empty() && (address_.back() == '\n')) address_.pop_back();
+    // postgresql://flow@127.0.0.1:PORT/postgres -> without the database
+    address_ = address_.substr(0, address_.rfind('/') + 1);
+    if (address_.empty()) ADD_FAILURE() << "no PostgreSQL server started (scripts/setup.sh installs postgresql)";
+  }
+  testing::TempDir folder_;
+  std::string address_;
+  int databases_ = 0;
+};
+
+enum class Backend { kLevelDb, kPostgres };
+
+class RunDbOnBoth : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    location_ = GetParam() == Backend::kPostgres ? PgServer::Get().NewDatabase() : dir_.path() + "/store";
+    Result<Store> st = Store::Open(location_, true);
+    ASSERT_TRUE(st.ok()) << st.status().message();
+    st_.emplace(std::move(st.value()));
+    ASSERT_TRUE(st_->CreateRunDir("r", false).ok());
+    Result<std::unique_ptr<RunLock>> lock = st_->LockRun("r");
+    ASSERT_TRUE(lock.ok()) << lock.status().message();
+    lock_ = std::move(lock.value());
+    Result<std::unique_ptr<RunDb>> db = st_->OpenRunDb("r", true);
+    ASSERT_TRUE(db.ok()) << db.status().message();
+    db_ = std::move(db.value());
+  }
+  void TearDown() override {
+    db_.reset();
+    lock_.reset();
+  }
+  testing::TempDir dir_;
+  std::string location_;
+  std::optional<Store> st_;
+  std::unique_ptr<RunLock> lock_;
+  std::unique_ptr<RunDb> db_;
+};
+
+TEST_P(RunDbOnBoth, VersionsReadBackAsOfEachCheckpoint) {
+  const std::string a = ObjectKey(1), b = ObjectKey(2);
+  Batch c1, c2, c3;
+  c1.Put(VersionedKey(a, 1), "a1");
+  c1.Put(VersionedKey(b, 1), "b1");
+  c2.Put(VersionedKey(a, 2), "a2");
+  c3.Put(VersionedKey(b, 3), "");  // freed at 3: a tombstone
+  for (const Batch* batch : {&c1, &c2, &c3}) ASSERT_TRUE(db_->Write(*batch, true).ok());
+  std::string v;
+  uint32_t version = 0;
+  ASSERT_TRUE(db_->GetAt(a, 1, &v, &version).ok());
+  EXPECT_EQ(v, "a1");
+  EXPECT_EQ(version, 1u);
+  ASSERT_TRUE(db_->GetAt(a, kLatestCheckpoint, &v, &version).ok());
+  EXPECT_EQ(v, "a2");
+  EXPECT_EQ(version, 2u);
+  ASSERT_TRUE(db_->GetAt(b, 2, &v).ok());
+  EXPECT_EQ(v, "b1");
+  EXPECT_TRUE(db_->GetAt(b, 3, &v).IsNotFound()) << "a tombstone reads as gone";
+  EXPECT_TRUE(db_->GetAt(ObjectKey(3), kLatestCheckpoint, &v).IsNotFound());
+  std::vector<std::string> older;
+  ASSERT_TRUE(db_->ScanVersionsBefore(a, 2, [&](std::string_view, std::string_view value) {
+                   older.emplace_back(value);
+                   return true;
+                 }).ok());
+  EXPECT_EQ(older, std::vector<std::string>{"a1"});
+  ASSERT_TRUE(db_->ReadLatest(a, &v).ok());
+  EXPECT_EQ(v, "a2");
+}
+
+TEST_P(RunDbOnBoth, ABatchAppliesItsLastUpdateOfEachKey) {
+  Batch setup;
+  setup.Put("k1", "old");
+  ASSERT_TRUE(db_->Write(setup, false).ok());
+  Batch batch;
+  batch.Put("k1", "first");
+  batch.Delete("k1");  // put, then delete: gone
+  batch.Delete("k2");
+  batch.Put("k2", "back");  // delete, then put: there
+  batch.Put("k3", std::string("\0\xff\x01", 3));  // any bytes
+  ASSERT_TRUE(db_->Write(batch, true).ok());
+  std::string v;
+  EXPECT_TRUE(db_->Get("k1", &v).IsNotFound());
+  ASSERT_TRUE(db_->Get("k2", &v).ok());
+  EXPECT_EQ(v, "back");
+  ASSERT_TRUE(db_->Get("k3", &v).ok());
+  EXPECT_EQ(v, std::string("\0\xff\x01", 3));
+}
+
+// More keys than a cursor's pages hold, with keys whose bytes sort above 0x7f: every one
+// read back once, in LevelDB's (bytewise) order.
+TEST_P(RunDbOnBoth, AScanReadsEveryKeyInBytewiseOrderAcrossPages) {
+  Batch batch;
+  std::vector<std::string> keys;
+  for (uint32_t i = 0; i < 6000; ++i) {
+    std::string k = HistoryKey(i * 97ull % 6000 + (i % 2 ? 0x80000000ull : 0));
+    batch.Put(k, std::to_string(i));
+    keys.push_back(k);
+  }
+  ASSERT_TRUE(db_->Write(batch, false).ok());
+  std::sort(keys.begin(), keys.end());
+  std::vector<std::string> read;
+  ASSERT_TRUE(db_->Scan(kHistoryPrefix, [&](std::string_view k, std::string_view) {
+                   read.emplace_back(k);
+                   return true;
+                 }).ok());
+  EXPECT_EQ(read, keys);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, RunDbOnBoth, ::testing::Values(Backend::kLevelDb, Backend::kPostgres),
+                         [](const auto& info) { return info.param == Backend::kLevelDb ? "LevelDb" : "Postgres"; });
+
+TEST(PgStore, AWriteAfterTheLeaseWasTakenOverWritesNothing) {
+  const std::string address = PgServer::Get().NewDatabase();
+  Result<Store> st = Store::Open(address, true);
+  ASSERT_TRUE(st.ok()) << st.status().message();
+  ASSERT_TRUE(st->CreateRunDir("r", false).ok());
+  Result<std::unique_ptr<RunLock>> lock = st->LockRun("r");
+  ASSERT_TRUE(lock.ok());
+  Result<std::unique_ptr<RunDb>> db = st->OpenRunDb("r", true);
+  ASSERT_TRUE(db.ok());
+  Batch first;
+  first.Put("k", "mine");
+  ASSERT_TRUE((*db)->Write(first, true).ok());
+  // Another worker's lease, as after this one's ran out and it took the run.
+  Result<std::unique_ptr<pg::Connection>> other = pg::Connection::Open(address);
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE((*other)->ExecScript("UPDATE flow_runs SET lease_owner = 'elsewhere:1:m:0' WHERE id = 'r'").ok());
+  Batch late;
+  late.Put("k", "late");
+  Status s = (*db)->Write(late, true);
+  EXPECT_EQ(s.code(), Status::Code::kIOError);
+  EXPECT_NE(s.message().find("another worker took it over"), std::string::npos) << s.message();
+  std::string v;
+  ASSERT_TRUE((*db)->Get("k", &v).ok());
+  EXPECT_EQ(v, "mine");
+  RunRecord r;
+  r.id = "r";
+  r.code_hash = std::string(32, 'a');
+  EXPECT_EQ(st->WriteRun(r).code(), Status::Code::kIOError) << "nor its record";
+  EXPECT_TRUE(st->ReadRunRecordBytes("r", &v).IsNotFound());
+}
+
+TEST(PgStore, ADatabaseOfANewerSchemaIsRefused) {
+  const std::string address = PgServer::Get().NewDatabase();
+  ASSERT_TRUE(Store::Open(address, true).ok());
+  Result<std::unique_ptr<pg::Connection>> c = pg::Connection::Open(address);
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE((*c)->ExecScript("UPDATE flow_schema SET version = 2").ok());
+  for (bool create : {false, true}) {
+    Result<Store> st = Store::Open(address, create);
+    ASSERT_FALSE(st.ok());
+    EXPECT_NE(st.status().message().find("newer flow"), std::string::npos) << st.status().message();
+  }
+}
+
+TEST(PgStore, ADatabaseWithoutAStoreIsNotFoundUnlessCreated) {
+  const std::string address = PgServer::Get().NewDatabase();
+  Result<Store> st = Store::Open(address, false);
+  ASSERT_FALSE(st.ok());
+  EXPECT_TRUE(st.status().IsNotFound()) << st.status().message();
+  EXPECT_NE(st.status().message().find("flow store init"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace flow::store
