@@ -19,7 +19,8 @@
 #include "runtime/test_runner.h"
 
 static constexpr const char* kNewStoreHelp =
-    "the store folder (default ./.flow, or FLOW_STORE); made, with any missing parents, if it does not exist";
+    "the store: a folder (default ./.flow, or FLOW_STORE; made, with any missing parents, if it does not exist) or "
+    "postgresql://USER@HOST:PORT/DB (its schema made if it has none)";
 
 // `code`, unless the output could not be written (a full disk, a closed pipe): that is a
 // failure, not a success with a short listing or a cut help text.

@@ -10,7 +10,8 @@
 namespace flow::cli {
 
 // The help of every command's --store option.
-inline constexpr const char* kStoreHelp = "the store folder (default ./.flow, or FLOW_STORE)";
+inline constexpr const char* kStoreHelp =
+    "the store: a folder (default ./.flow, or FLOW_STORE), or a PostgreSQL database (postgresql://USER@HOST:PORT/DB)";
 
 // A duration as Flow writes them: digits and a unit (ms, s, m, h, d); false with *error
 // (a hint for a bare number: "did you mean 5s?") if it is not one or is too long.
