@@ -95,6 +95,7 @@ int WorkerCommand(const WorkerCommandOptions& o) {
   w.prepare = [] { stdlib::PrepareHttp(); };
   w.execute = [&](const std::string& id) {
     store::Store::LeaveIndexRowsToParent();  // in the child: the worker adds them, many at once
+    store::Store::TakeClaimsOfParent();      // the worker claimed the run for this child
     int code = ResumeCommand(o.store, id, RunOptions{});
     stdlib::CloseHttpConnections();  // the next run of this child opens its own
     return code;

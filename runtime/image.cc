@@ -177,10 +177,22 @@ Status MigrateRun(store::Store& from, store::Store& to, const std::string& id) {
   if (!lock.ok()) return lock.status();
   std::string image;
   if (Status s = ExportHeldRun(from, id, &image); !s.ok()) return s;
+  const std::string moving_there = kMovingPrefix + store::PrintableLocation(to.dir());
   std::string set_aside;
-  const bool moving = from.IsPoisoned(id, &set_aside) && set_aside.starts_with(kMovingPrefix);
+  const bool poisoned = from.IsPoisoned(id, &set_aside);
+  const bool moving = poisoned && set_aside == moving_there;  // a migrate to the same store, cut short
+  if (poisoned && !moving)
+    return Status::InvalidArgument(fmt::format(
+        "run {} is set aside ({}): resume or delete it there first", id, set_aside.substr(0, set_aside.find('\n'))));
   if (!moving) {
-    if (Status s = from.SetPoisoned(id, kMovingPrefix + to.dir()); !s.ok()) return s;
+    if (Status s = from.SetPoisoned(id, moving_there); !s.ok()) return s;
+  }
+  // Signals sent and not yet received, which the image does not hold: there before the run.
+  std::string mailbox;
+  if (Status s = from.ReadShared(store::MailboxName(id), &mailbox); !s.ok()) return s;
+  if (!mailbox.empty()) {
+    if (Status s = to.UpdateShared(store::MailboxName(id), [&](std::string* bytes) { *bytes = mailbox; }); !s.ok())
+      return s;
   }
   Result<std::string> imported = ImportRun(to, image);
   if (!imported.ok()) {
@@ -193,6 +205,15 @@ Status MigrateRun(store::Store& from, store::Store& to, const std::string& id) {
       return imported.status();
     }
   }
+  // What the image does not hold: a cancel asked; and a hint, so that the workers of the
+  // store it went to take it when due.
+  if (from.CancelRequested(id)) {
+    if (Status s = to.RequestCancel(id); !s.ok()) return s;
+  }
+  if (Result<store::RunRecord> r = from.ReadRun(id); r.ok() && r->status == store::RunStatus::kSuspended &&
+                                                      (r->wake_ms != 0 || !mailbox.empty())) {
+    if (Status s = to.NoteWake(id, r->wake_ms); !s.ok()) return s;
+  }
   uint64_t freed = 0;
   return from.DeleteRun(id, &freed);
 }
@@ -202,9 +223,9 @@ Status MigrateRun(store::Store& from, store::Store& to, const std::string& id) {
 Status MigrateRuns(const std::string& from_location, const std::string& to_location, const std::vector<std::string>& ids,
                    std::vector<MigratedRun>* out) {
   Result<store::Store> from = store::Store::Open(from_location, false);
-  if (!from.ok()) return InContext(from.status(), "store " + from_location);
+  if (!from.ok()) return InContext(from.status(), "store " + store::PrintableLocation(from_location));
   Result<store::Store> to = store::Store::Open(to_location, true);
-  if (!to.ok()) return InContext(to.status(), "store " + to_location);
+  if (!to.ok()) return InContext(to.status(), "store " + store::PrintableLocation(to_location));
   std::vector<std::string> which = ids;
   if (which.empty()) {
     for (const store::RunRecord& r : from->ListRuns([](const std::string&, const Status&) {})) which.push_back(r.id);

@@ -501,7 +501,7 @@ Status StartRun(const StartOptions& options, const Module& module, RunListener* 
     return Status::InvalidArgument(
         fmt::format("`{}` is not a valid run id (1 to 64 letters, digits, . _ -; not starting with - or .)", id));
   Result<store::Store> st = store::Store::Open(options.store_dir, true);
-  if (!st.ok()) return InContext(st.status(), "store " + options.store_dir);
+  if (!st.ok()) return InContext(st.status(), "store " + store::PrintableLocation(options.store_dir));
   // Shared until the record names the code: gc removes no code a run is being created on.
   Result<std::unique_ptr<store::CodeLock>> code_lock = st->LockCode(false);
   if (!code_lock.ok()) return code_lock.status();

@@ -129,7 +129,7 @@ Status AddSchedule(const ScheduleOptions& options, const Module& program, int64_
   s.virtual_time = options.start.virtual_time;
   if (Status c = CheckSpec(s); !c.ok()) return c;
   Result<store::Store> st = store::Store::Open(options.start.store_dir, true);
-  if (!st.ok()) return InContext(st.status(), "store " + options.start.store_dir);
+  if (!st.ok()) return InContext(st.status(), "store " + store::PrintableLocation(options.start.store_dir));
   Result<std::unique_ptr<store::CodeLock>> code_lock = st->LockCode(false);  // until the schedule names it
   if (!code_lock.ok()) return code_lock.status();
   Result<std::string> hash = st->PutCode(SerializeModule(program));

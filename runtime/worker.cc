@@ -97,6 +97,7 @@ struct Due {
   int64_t at = 0;
   std::string run_id;
   std::string hint_file;  // "" if not from a hint
+  bool lease_look = false;  // a look after another process's lease (LookAfterLease)
   bool operator>(const Due& o) const { return at > o.at; }
 };
 
@@ -126,6 +127,7 @@ class Pool {
           else AskToStop(c);
         }
       }
+      if (!draining && st_.kind() != store::StoreKind::kFolder && !wake_watch_) Rewatch();
       if (!draining && !opt_.once && now - last_scan_ms_ >= opt_.rescan_ms) Scan(Records::kInFiles);
       if (!draining && now >= next_schedule_ms_) FireSchedules(now);
       while (!draining && !timers_.empty() && timers_.top().at <= now) {
@@ -177,6 +179,16 @@ class Pool {
     if (schedules_watch_ < 0)
       return Status::IOError(fmt::format("cannot watch {}: {}", schedules, std::strerror(errno)));
     return Status::Ok();
+  }
+
+  // A lost connection to the database (a restart, a failover): listened to again, then
+  // every record read, for what was announced meanwhile; tried again each second.
+  void Rewatch() {
+    Result<std::unique_ptr<store::Store::WakeWatch>> watch = st_.WatchWakes();
+    if (!watch.ok()) return;
+    wake_watch_ = std::move(watch.value());
+    reported_damage_.clear();  // what a scan could not read while the database was away
+    Scan(Records::kEvery);
   }
 
   void FireSchedules(int64_t now) {
@@ -247,6 +259,7 @@ class Pool {
   }
 
   void Check(const Due& d, int64_t now) {
+    if (d.lease_look) lease_looks_.erase(d.run_id);
     if (!d.hint_file.empty()) st_.DropWakeHint({d.at, d.run_id, d.hint_file});
     if (running_.count(d.run_id) || queued_.count(d.run_id)) return;
     Result<store::RunRecord> r = st_.ReadRun(d.run_id);
@@ -406,7 +419,8 @@ class Pool {
     }
     std::vector<pollfd> fds;
     std::vector<pid_t> owners;  // the child of each fd (0 for inotify)
-    fds.push_back({wake_watch_ ? wake_watch_->fd() : inotify_, POLLIN, 0});
+    fds.push_back({wake_watch_ ? wake_watch_->fd() : inotify_, POLLIN, 0});  // -1 (ignored) while rewatching
+    if (st_.kind() != store::StoreKind::kFolder && !wake_watch_) timeout = timeout < 0 ? 1000 : std::min(timeout, 1000);
     owners.push_back(0);
     for (auto& [pid, c] : children_)
       for (int fd : {c.err_fd, c.result_fd, c.pidfd})
@@ -467,9 +481,7 @@ class Pool {
       std::vector<store::Store::WakeHint> hints;
       if (Status s = wake_watch_->Take(&hints); !s.ok()) {
         Report({WorkerEvent::kSkipped, "", "wake notifications: " + s.message()});
-        Scan(Records::kEvery);  // what was announced meanwhile is in the records
-        if (Result<std::unique_ptr<store::Store::WakeWatch>> again = st_.WatchWakes(); again.ok())
-          wake_watch_ = std::move(again.value());
+        wake_watch_.reset();  // watched again by the loop (Rewatch), once the database answers
         return;
       }
       for (auto& h : hints) timers_.push({h.wake_ms, h.run_id, h.file});
@@ -627,7 +639,10 @@ class Pool {
 
   // A run another process holds under a lease: looked at again once the lease could have
   // run out (its holder renews it a third of the way through; a holder gone stops).
-  void LookAfterLease(const std::string& id, int64_t now) { timers_.push({now + st_.LeaseMs() + 100, id, ""}); }
+  // One look pending per run, however often the run is considered meanwhile.
+  void LookAfterLease(const std::string& id, int64_t now) {
+    if (lease_looks_.insert(id).second) timers_.push({now + st_.LeaseMs() + 100, id, "", true});
+  }
 
   void RetryAfter(const std::string& id, int64_t delay_ms) {
     if (opt_.once) return;
@@ -657,6 +672,7 @@ class Pool {
   std::map<std::string, int> held_elsewhere_;  // children in a row that found the run held by another process
   std::set<std::string> reported_damage_;
   std::set<std::string> waiting_for_room_;  // queued runs that could not start: checked when a child ends
+  std::set<std::string> lease_looks_;       // runs with a look after another's lease pending (LookAfterLease)
 };
 
 }  // namespace

@@ -222,6 +222,10 @@ Result<std::shared_ptr<FileStore>> FileStore::Open(const std::string& dir, bool 
   return std::shared_ptr<FileStore>(new FileStore(dir));
 }
 
+std::string PrintableLocation(const std::string& location) {
+  return pg::IsPostgresAddress(location) ? pg::RedactedAddress(location) : location;
+}
+
 Result<Store> Store::Open(const std::string& location, bool create) {
   if (pg::IsPostgresAddress(location)) {
     Result<std::shared_ptr<pg::PgStore>> st = pg::PgStore::Open(location, create);

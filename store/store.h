@@ -435,6 +435,9 @@ class Store {
   // index; the parent adds the rows of its children's runs in one transaction
   // (IndexPackedRuns), instead of each child opening SQLite for one row.
   static void LeaveIndexRowsToParent();
+  // For the process this is called in (a worker's child): LockRun takes over a claim its
+  // parent made (ClaimRun). No other process takes a lease its parent holds.
+  static void TakeClaimsOfParent();
 
   StoreKind kind() const { return impl_->kind(); }
   // The folder, or the database's address (what Open was given).
@@ -512,6 +515,9 @@ uint64_t DirectoryBytes(const std::string& dir);
 bool IsValidCodeHash(std::string_view hash);
 // The name of bytecode in code/: XXH3-128 of it, as 32 hex digits.
 std::string CodeHash(std::string_view bytes);
+
+// A store's location as messages show it: a database's address without its password.
+std::string PrintableLocation(const std::string& location);
 
 // Run ids name folders: letters, digits, `.`, `_`, `-`; 1 to 64 of them; not starting with `.` or `-`.
 bool IsValidRunId(std::string_view id);

@@ -10,6 +10,7 @@
 #include "cli/exit_codes.h"
 #include "cli/ui/embedded.h"
 #include "cli/ui/http_loader.h"
+#include "store/pg/connection.h"
 #include "runtime/program_file.h"
 
 namespace flow::ui {
@@ -307,7 +308,7 @@ int UiCommand(UiOptions options) {
     fmt::print(stderr, "flow ui: --port must be 0 to 65535\n");
     return kExitUsage;
   }
-  options.store = runtime::AbsolutePath(options.store);
+  if (!store::pg::IsPostgresAddress(options.store)) options.store = runtime::AbsolutePath(options.store);
   std::string error;
   FlowHttpServe serve = LoadHttpAdapter(&error);
   if (!serve) {

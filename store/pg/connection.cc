@@ -21,15 +21,23 @@ bool IsPostgresAddress(std::string_view location) {
 }
 
 std::string RedactedAddress(std::string_view address) {
-  // scheme://user:password@host...: the password goes.
-  size_t scheme = address.find("://");
-  if (scheme == std::string_view::npos) return std::string(address);
-  size_t at = address.find('@', scheme + 3);
-  size_t slash = address.find('/', scheme + 3);
-  if (at == std::string_view::npos || (slash != std::string_view::npos && slash < at)) return std::string(address);
-  size_t colon = address.find(':', scheme + 3);
-  if (colon == std::string_view::npos || colon > at) return std::string(address);
-  return std::string(address.substr(0, colon + 1)) + "***" + std::string(address.substr(at));
+  // scheme://user:password@host/db?password=...: each password goes. The user info ends
+  // at the last '@' before the path (a password may hold '@').
+  std::string out(address);
+  size_t scheme = out.find("://");
+  if (scheme != std::string::npos) {
+    size_t path = out.find_first_of("/?", scheme + 3);
+    size_t at = out.rfind('@', path == std::string::npos ? std::string::npos : path);
+    if (at != std::string::npos && at > scheme) {
+      size_t colon = out.find(':', scheme + 3);
+      if (colon != std::string::npos && colon < at) out = out.substr(0, colon + 1) + "***" + out.substr(at);
+    }
+  }
+  for (size_t p = out.find("password="); p != std::string::npos; p = out.find("password=", p + 1)) {
+    size_t end = out.find('&', p);
+    out = out.substr(0, p + 9) + "***" + (end == std::string::npos ? "" : out.substr(end));
+  }
+  return out;
 }
 
 Param Param::Int(int64_t v) {
@@ -117,7 +125,13 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& address)
   std::string error;
   const Libpq* pq = LoadLibpq(&error);
   if (!pq) return Status::IOError(error);
-  pg_conn* c = pq->connectdb(address.c_str());
+  // Defaults the address may override (it is expanded after them): a server that does
+  // not answer is given up on, and a connection that died unseen (a lost machine) is found,
+  // rather than waited on for ever.
+  const char* keywords[] = {"connect_timeout", "keepalives_idle", "keepalives_interval", "tcp_user_timeout", "dbname",
+                            nullptr};
+  const char* values[] = {"10", "30", "10", "30000", address.c_str(), nullptr};
+  pg_conn* c = pq->connectdbParams(keywords, values, 1);
   if (!c) return Status::IOError("cannot connect to PostgreSQL: out of memory");
   if (pq->status(c) != CONNECTION_OK) {
     std::string why = pq->errorMessage(c);
@@ -147,9 +161,26 @@ Status Connection::ErrorOf(pg_result* r, const char* sql) const {
   return Status::IOError(fmt::format("PostgreSQL at {}: {}", RedactedAddress(address_), why));
 }
 
+// A connection lost (a server restarted, a network cut) is made again before the next
+// statement, unless it was lost inside a transaction, whose statements must not go on
+// outside it: that transaction's end fails, and the statement after it reconnects.
+Status Connection::Reconnect() {
+  std::string ignored;
+  const Libpq* pq = LoadLibpq(&ignored);
+  if (pq->status(c_) == CONNECTION_OK) return Status::Ok();
+  if (in_transaction_) return ErrorOf(nullptr, "");
+  pq->reset(c_);
+  if (pq->status(c_) != CONNECTION_OK) return ErrorOf(nullptr, "");
+  pq->setNoticeProcessor(c_, DropNotice, nullptr);
+  prepared_.clear();
+  synchronous_commit_ = -1;
+  return Status::Ok();
+}
+
 Result<Rows> Connection::Exec(const char* sql, const std::vector<Param>& params) {
   std::string ignored;
   const Libpq* pq = LoadLibpq(&ignored);
+  if (Status s = Reconnect(); !s.ok()) return s;
   auto it = prepared_.find(sql);
   if (it == prepared_.end()) {
     std::string name = "s" + std::to_string(prepared_.size());
@@ -174,6 +205,14 @@ Result<Rows> Connection::Exec(const char* sql, const std::vector<Param>& params)
 Status Connection::ExecScript(const std::string& sql) {
   std::string ignored;
   const Libpq* pq = LoadLibpq(&ignored);
+  const bool begins = sql.starts_with("BEGIN"), ends = sql == "COMMIT" || sql == "ROLLBACK";
+  if (ends && pq->status(c_) != CONNECTION_OK) {
+    in_transaction_ = false;  // it went with the connection
+    return ErrorOf(nullptr, "");
+  }
+  if (Status s = Reconnect(); !s.ok()) return s;
+  if (begins) in_transaction_ = true;
+  if (ends) in_transaction_ = false;
   pg_result* r = pq->exec(c_, sql.c_str());
   ExecStatusType st = r ? pq->resultStatus(r) : PGRES_FATAL_ERROR;
   if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) return ErrorOf(r, sql.c_str());

@@ -87,6 +87,8 @@ class Connection {
  private:
   Connection(pg_conn* c, std::string address) : c_(c), address_(std::move(address)) {}
   Status ErrorOf(pg_result* r, const char* sql) const;
+  Status Reconnect();
+  bool in_transaction_ = false;  // between ExecScript("BEGIN...") and its COMMIT or ROLLBACK
   pg_conn* c_;
   std::string address_;
   std::unordered_map<const char*, std::string> prepared_;  // sql -> statement name

@@ -21,6 +21,8 @@ const Libpq* LoadLibpq(std::string* error) {
       ok = ok && fn != nullptr;
     };
     bind(a.connectdb, "PQconnectdb");
+    bind(a.connectdbParams, "PQconnectdbParams");
+    bind(a.reset, "PQreset");
     bind(a.status, "PQstatus");
     bind(a.errorMessage, "PQerrorMessage");
     bind(a.finish, "PQfinish");

@@ -10,6 +10,8 @@ namespace flow::store::pg {
 
 struct Libpq {
   decltype(&PQconnectdb) connectdb;
+  decltype(&PQconnectdbParams) connectdbParams;
+  decltype(&PQreset) reset;
   decltype(&PQstatus) status;
   decltype(&PQerrorMessage) errorMessage;
   decltype(&PQfinish) finish;

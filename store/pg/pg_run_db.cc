@@ -66,8 +66,9 @@ class PgCursor final : public RunDb::Cursor {
 
 class PgRunDb final : public RunDb {
  public:
-  PgRunDb(Connection* conn, std::string run, std::string owner)
-      : conn_(conn), run_(std::move(run)), owner_(std::move(owner)) {}
+  PgRunDb(Connection* conn, std::string run, std::string owner, std::unique_ptr<Connection> snapshot)
+      : snapshot_(std::move(snapshot)), conn_(snapshot_ ? snapshot_.get() : conn), run_(std::move(run)),
+        owner_(std::move(owner)) {}
   ~PgRunDb() override { ForgetLatestReader(); }
 
   std::unique_ptr<Cursor> NewCursor() override { return std::make_unique<PgCursor>(conn_, run_); }
@@ -126,6 +127,7 @@ SELECT count(*)::bigint FROM lease)sql";
   }
 
  private:
+  std::unique_ptr<Connection> snapshot_;  // its transaction ends when it closes, after the cursors
   Connection* conn_;
   std::string run_;
   std::string owner_;
@@ -133,8 +135,9 @@ SELECT count(*)::bigint FROM lease)sql";
 
 }  // namespace
 
-std::unique_ptr<RunDb> NewPgRunDb(Connection* conn, std::string run, std::string owner) {
-  return std::make_unique<PgRunDb>(conn, std::move(run), std::move(owner));
+std::unique_ptr<RunDb> NewPgRunDb(Connection* conn, std::string run, std::string owner,
+                                  std::unique_ptr<Connection> snapshot) {
+  return std::make_unique<PgRunDb>(conn, std::move(run), std::move(owner), std::move(snapshot));
 }
 
 }  // namespace flow::store::pg

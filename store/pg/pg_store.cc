@@ -76,7 +76,17 @@ int64_t PidHere(std::string_view owner) {
   return pid;
 }
 
-bool OwnerIsParent(std::string_view owner) { return PidHere(owner) == getppid(); }
+// Set in a worker's child (Store::TakeClaimsOfParent): only it takes its parent's claims.
+bool take_claims_of_parent = false;
+
+// A worker's claim (ClaimRun) is held as its owner + this: a lease it took to execute a
+// run itself is never handed over.
+constexpr char kClaimSuffix[] = "+claim";
+
+bool ClaimOfParent(std::string_view owner) {
+  const int64_t pid = PidHere(owner);
+  return owner.ends_with(kClaimSuffix) && pid > 0 && pid == getppid();
+}
 
 // Dead: gone, or a zombie not yet reaped (a worker killed with its children leaves them so
 // for a moment; a file store's lock is released by then, and so is this).
@@ -151,6 +161,12 @@ PgStore::~PgStore() {
   if (renewer_.joinable()) renewer_.join();
 }
 
+}  // namespace flow::store::pg
+
+void flow::store::Store::TakeClaimsOfParent() { flow::store::pg::take_claims_of_parent = true; }
+
+namespace flow::store::pg {
+
 Result<std::shared_ptr<PgStore>> PgStore::Open(const std::string& address, bool create) {
   Result<std::unique_ptr<Connection>> conn = Connection::Open(address);
   if (!conn.ok()) return conn.status();
@@ -177,8 +193,14 @@ Result<std::unique_ptr<RunDb>> PgStore::OpenRunDb(const std::string& id, bool cr
   return db;
 }
 
+// On a connection of its own, in a REPEATABLE READ transaction: a reader of a live run
+// reads one checkpoint whole while the run writes the next (and, keeping only its last,
+// overwrites this one's objects).
 Result<std::unique_ptr<RunDb>> PgStore::OpenRunDbToRead(const std::string& id) const {
-  return NewPgRunDb(conn_.get(), id, "");
+  Result<std::unique_ptr<Connection>> snapshot = Connection::Open(address_);
+  if (!snapshot.ok()) return snapshot.status();
+  if (Status s = (*snapshot)->ExecScript("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); !s.ok()) return s;
+  return NewPgRunDb(nullptr, id, "", std::move(snapshot.value()));
 }
 
 // --- code ---
@@ -433,7 +455,7 @@ bool PgStore::RunExists(const std::string& id) const {
 // of this machine that died; or (`from_parent`) claimed by this process's parent, a worker
 // handing the run over (ClaimRun). SKIP LOCKED: a worker that claims at the same moment
 // passes over the row instead of waiting for it. InvalidArgument names the holder.
-Result<bool> PgStore::TakeLease(const std::string& id, bool from_parent) {
+Result<bool> PgStore::TakeLease(const std::string& id, const std::string& owner, bool from_parent) {
   static constexpr char kTake[] = R"sql(
 WITH free AS (SELECT id FROM flow_runs
               WHERE id = $1::text AND (lease_owner IS NULL OR lease_until < now() OR lease_owner = $2::text)
@@ -441,22 +463,30 @@ WITH free AS (SELECT id FROM flow_runs
 UPDATE flow_runs r SET lease_owner = $2::text, lease_pid = $3::bigint,
                        lease_until = now() + $4::bigint * interval '1 millisecond'
 FROM free WHERE r.id = free.id)sql";
+  // The same, waiting for the row: skipped, it may have been locked a moment by another
+  // statement on it (a hint noted, a crash counted), not by a taker.
+  static constexpr char kTakeWaiting[] = R"sql(
+UPDATE flow_runs SET lease_owner = $2::text, lease_pid = $3::bigint,
+                     lease_until = now() + $4::bigint * interval '1 millisecond'
+WHERE id = $1::text AND (lease_owner IS NULL OR lease_until < now() OR lease_owner = $2::text))sql";
   if (Status s = conn_->SetSynchronousCommit(true); !s.ok()) return s;
-  Result<Rows> r = conn_->Exec(kTake, {Param::Text(id), Param::Text(owner_), Param::Int(getpid()), Param::Int(lease_ms_)});
-  if (!r.ok()) return r.status();
-  if (r->Changed() == 1) return true;
+  for (const char* take : {kTake, kTakeWaiting}) {
+    Result<Rows> r = conn_->Exec(take, {Param::Text(id), Param::Text(owner), Param::Int(getpid()), Param::Int(lease_ms_)});
+    if (!r.ok()) return r.status();
+    if (r->Changed() == 1) return true;
+  }
   static constexpr char kHolder[] = "SELECT lease_pid, lease_owner FROM flow_runs WHERE id = $1::text";
   Result<Rows> h = conn_->Exec(kHolder, {Param::Text(id)});
   if (!h.ok()) return h.status();
   if (h->size() == 0) return Status::NotFound(fmt::format("no run {}", id));
   if (h->IsNull(0, 1)) return false;  // freed meanwhile, or locked by a claim being made
   std::string holder(h->Bytes(0, 1));
-  if (OwnerDiedHere(holder) || (from_parent && OwnerIsParent(holder))) {
+  if (OwnerDiedHere(holder) || (from_parent && ClaimOfParent(holder))) {
     static constexpr char kTakeFrom[] = R"sql(
 UPDATE flow_runs SET lease_owner = $2::text, lease_pid = $3::bigint,
                      lease_until = now() + $4::bigint * interval '1 millisecond'
 WHERE id = $1::text AND lease_owner = $5::text)sql";
-    Result<Rows> taken = conn_->Exec(kTakeFrom, {Param::Text(id), Param::Text(owner_), Param::Int(getpid()),
+    Result<Rows> taken = conn_->Exec(kTakeFrom, {Param::Text(id), Param::Text(owner), Param::Int(getpid()),
                                                 Param::Int(lease_ms_), Param::Text(holder)});
     if (!taken.ok()) return taken.status();
     if (taken->Changed() == 1) return true;
@@ -466,7 +496,7 @@ WHERE id = $1::text AND lease_owner = $5::text)sql";
 }
 
 Result<std::unique_ptr<RunLock>> PgStore::LockRun(const std::string& id) {
-  Result<bool> taken = TakeLease(id, true);
+  Result<bool> taken = TakeLease(id, owner_, take_claims_of_parent);
   if (!taken.ok()) return taken.status();
   if (!*taken) return Status::InvalidArgument(fmt::format("run {} is being executed by another process", id));
   {
@@ -480,7 +510,7 @@ Result<std::unique_ptr<RunLock>> PgStore::LockRun(const std::string& id) {
 // The claim is a lease like any, held by the worker until its child takes it over; not
 // renewed: a worker that dies before its child takes the run loses the claim in a lease.
 Result<bool> PgStore::ClaimRun(const std::string& id) {
-  Result<bool> taken = TakeLease(id, false);
+  Result<bool> taken = TakeLease(id, owner_ + kClaimSuffix, false);
   if (taken.ok() || taken.status().code() != Status::Code::kInvalidArgument) return taken;
   return false;  // another holds it
 }

@@ -86,7 +86,8 @@ class PgStore final : public StoreImpl, public std::enable_shared_from_this<PgSt
 
   // Leases (LockRun): taken, renewed by a thread of their own, given back.
   void ReleaseLease(const std::string& id);
-  Result<bool> TakeLease(const std::string& id, bool from_parent);
+  // As `owner`; `from_parent`: a claim of this process's parent is taken over too.
+  Result<bool> TakeLease(const std::string& id, const std::string& owner, bool from_parent);
 
  private:
   PgStore(std::string address, std::unique_ptr<Connection> conn);

@@ -3,7 +3,7 @@
 by any number at once; a database of a newer flow refused), FLOW_STORE naming a database,
 bad addresses as clear errors, and `flow migrate` moving suspended and crashed runs from a
 folder to the database and back, each resuming where it stood."""
-import os, subprocess, sys
+import os, subprocess, sys, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
 from testlib import FLOW, case, check, flow, main, pg_server, program, runs, tmp  # noqa: E402
@@ -42,6 +42,10 @@ def addresses():
     r = flow("runs", "--store", "postgresql://flow:secret@127.0.0.1:1/x")
     check("a server that cannot be reached is a clear error, its password not shown",
           r.returncode != 0 and "cannot connect" in r.stderr and "secret" not in r.stderr, r.stderr)
+    r = flow("run", program("n.flow", 'print("x")\n'), "--store",
+             f"postgresql://flow:s3cret@127.0.0.1:{pg_server().port}/nodb?password=hunter2")
+    check("no password of the address is shown when a run cannot start",
+          r.returncode != 0 and "nodb" in r.stderr and "s3cret" not in r.stderr and "hunter2" not in r.stderr, r.stderr)
     db2 = pg_server().database("bare")
     r = flow("runs", "--store", db2)
     check("a database without a store lists nothing", r.returncode == 0, r.stderr)
@@ -53,18 +57,44 @@ def addresses():
 
 
 @case
+def a_worker_outlives_a_server_restart():
+    """A worker whose connections the server cut (a restart, a failover) connects again:
+    a run submitted after it is executed."""
+    db = pg_server().database("restart")
+    flow("store", "init", "--store", db)
+    w = subprocess.Popen([FLOW, "worker", "--store", db], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    pg_server().restart()
+    r = flow("submit", program("c.flow", COUNTS), "--store", db, "--run-id", "after")
+    check("a run is submitted after the restart", r.returncode == 0, r.stderr)
+    deadline = time.time() + 90
+    while time.time() < deadline and runs(db).get("after", {}).get("status") != "completed":
+        time.sleep(0.3)
+    w.terminate()
+    _, err = w.communicate(timeout=60)
+    check("the worker executes it on new connections", runs(db).get("after", {}).get("status") == "completed",
+          err[-2000:])
+
+
+@case
 def migrate_there_and_back():
     folder, db, back = tmp("folder"), pg_server().database("migrate"), tmp("back")
     r = flow("run", program("w.flow", WAITS), "--store", folder, "--run-id", "waiting", "--detach")
     check("a run waits for a signal in the folder store", r.returncode == 75, r.stderr)
+    r = flow("run", program("w.flow", WAITS), "--store", folder, "--run-id", "signalled", "--detach")
+    r = flow("signal", "signalled", "go", '"early"', "--store", folder)
+    check("a signal waits in its mailbox", r.returncode == 0, r.stderr)
     crashed = flow("run", program("c.flow", COUNTS), "--store", folder, "--run-id", "crashed", crash="3:after-checkpoint")
     check("a run crashed in the folder store", crashed.returncode == -9, crashed.stderr)
     r = flow("run", program("d.flow", 'print("done")\n'), "--store", folder, "--run-id", "done")
     r = flow("migrate", "--from", folder, "--to", db)
     check("migrate moves every run to the database", r.returncode == 0 and sorted(r.stdout.split()) ==
-          ["crashed", "done", "waiting"], r.stdout + r.stderr)
-    check("the runs are in the database, none left in the folder", set(runs(db)) == {"crashed", "done", "waiting"} and
-          runs(folder) == {}, (runs(db), runs(folder)))
+          ["crashed", "done", "signalled", "waiting"], r.stdout + r.stderr)
+    check("the runs are in the database, none left in the folder",
+          set(runs(db)) == {"crashed", "done", "signalled", "waiting"} and runs(folder) == {}, (runs(db), runs(folder)))
+    r = flow("resume", "signalled", "--store", db)
+    check("a signal sent before the move is received after it", r.returncode == 0 and r.stdout == "got early\n",
+          r.stdout + r.stderr)
     r = flow("resume", "crashed", "--store", db)
     check("the crashed run resumes in the database where it stood",
           r.returncode == 0 and crashed.stdout + r.stdout == "".join(f"step {i}\n" for i in range(6)) + "end\n",
@@ -78,6 +108,13 @@ def migrate_there_and_back():
           r.stdout + r.stderr)
     r = flow("migrate", "--from", folder, "--to", folder)
     check("a migrate to the same store is refused", r.returncode == 2, r.stderr)
+    # A migrate to B cut short after its copy, then one to C: refused, the run stays.
+    r = flow("run", program("w.flow", WAITS), "--store", back, "--run-id", "half", "--detach")
+    with open(os.path.join(back, "runs", "half", "poisoned"), "w") as f:
+        f.write("being moved by flow migrate to " + tmp("b"))
+    r = flow("migrate", "--from", back, "--to", tmp("c"), "half")
+    check("a run being moved to one store is not moved to another", r.returncode != 0 and "set aside" in r.stderr and
+          "half" in runs(back) and "half" not in runs(tmp("c")), r.stdout + r.stderr)
 
 
 if __name__ == "__main__":

@@ -108,6 +108,15 @@ class PgServer:
         self.sql(f'CREATE DATABASE "{name}"')
         return self.address(name)
 
+    def restart(self):
+        """Stops the server (its connections cut) and starts it again on the same port."""
+        # -l: the new server's output to the log, not to this pipe (which it would keep open)
+        r = subprocess.run(_as_server_user([os.path.join(PG_BIN, "pg_ctl"), "-D", self.data, "-m", "fast", "-w",
+                                            "-l", os.path.join(self.folder, "log"), "restart"]),
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("PostgreSQL did not restart: " + r.stdout + r.stderr + self.log())
+
     def stop(self):
         if self.port is not None:
             subprocess.run(_as_server_user([os.path.join(PG_BIN, "pg_ctl"), "-D", self.data, "-m", "immediate", "-w",

@@ -4,6 +4,8 @@
 // does: a write fenced by the run's lease, the schema's version.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <algorithm>
@@ -192,6 +194,37 @@ TEST(PgStore, AWriteAfterTheLeaseWasTakenOverWritesNothing) {
   r.code_hash = std::string(32, 'a');
   EXPECT_EQ(st->WriteRun(r).code(), Status::Code::kIOError) << "nor its record";
   EXPECT_TRUE(st->ReadRunRecordBytes("r", &v).IsNotFound());
+}
+
+// Whether a child process (forked now) can take run `id`'s lease; with `worker_child`, as
+// a worker's child does (Store::TakeClaimsOfParent).
+bool ChildTakesLease(const std::string& address, const std::string& id, bool worker_child) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (worker_child) Store::TakeClaimsOfParent();
+    Result<Store> st = Store::Open(address, false);
+    _exit(st.ok() && st->LockRun(id).ok() ? 0 : 1);
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+TEST(PgStore, OnlyAWorkersChildTakesOverItsClaimAndNoChildALeaseItsParentHolds) {
+  const std::string address = PgServer::Get().NewDatabase();
+  Result<Store> st = Store::Open(address, true);
+  ASSERT_TRUE(st.ok()) << st.status().message();
+  for (const char* id : {"held", "claimed", "claimed2"}) ASSERT_TRUE(st->CreateRunDir(id, false).ok());
+  Result<std::unique_ptr<RunLock>> held = st->LockRun("held");
+  ASSERT_TRUE(held.ok());
+  EXPECT_FALSE(ChildTakesLease(address, "held", false)) << "a process started by the run's own (an exec'd flow resume)";
+  EXPECT_FALSE(ChildTakesLease(address, "held", true)) << "a lock is not a claim";
+  for (const char* id : {"claimed", "claimed2"}) {
+    Result<bool> claimed = st->ClaimRun(id);
+    ASSERT_TRUE(claimed.ok() && *claimed) << id;
+  }
+  EXPECT_FALSE(ChildTakesLease(address, "claimed", false)) << "any child but a worker's";
+  EXPECT_TRUE(ChildTakesLease(address, "claimed2", true)) << "the worker's child, its claim handed over";
 }
 
 TEST(PgStore, ADatabaseOfANewerSchemaIsRefused) {
