@@ -60,8 +60,6 @@ std::string NewOwner() {
   return fmt::format("{}:{}:{}:{:08x}", host, getpid(), ThisMachine(), rd());
 }
 
-// Whether `owner` names a process of this machine that has died: its lease need not be
-// waited out (a kill -9 here is seen at once, as a file store's lock is released at once).
 // The pid that `owner` names, if it is a process of this machine (else 0).
 int64_t PidHere(std::string_view owner) {
   size_t a = owner.find(':');
@@ -88,8 +86,10 @@ bool ClaimOfParent(std::string_view owner) {
   return owner.ends_with(kClaimSuffix) && pid > 0 && pid == getppid();
 }
 
+// Whether `owner` names a process of this machine that has died: its lease need not be
+// waited out (a kill -9 here is seen at once, as a file store's lock is released at once).
 // Dead: gone, or a zombie not yet reaped (a worker killed with its children leaves them so
-// for a moment; a file store's lock is released by then, and so is this).
+// for a moment; a file store's lock is released by then).
 bool OwnerDiedHere(std::string_view owner) {
   const int64_t pid = PidHere(owner);
   if (pid <= 0) return false;
@@ -99,7 +99,6 @@ bool OwnerDiedHere(std::string_view owner) {
   size_t paren = stat.rfind(')');  // the state follows the command name, which may hold anything
   return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'Z';
 }
-
 
 // Within a transaction on `c`: `body`, then COMMIT; ROLLBACK if either fails.
 Status InTransaction(Connection& c, const std::function<Status()>& body) {
