@@ -51,7 +51,7 @@ int QueueSetCommand(const std::string& store_dir, const std::string& queue, cons
   }
   Result<store::Store> st = store::Store::Open(store_dir, true);
   if (!st.ok()) return Fail(st.status(), "");
-  if (Status s = store::WriteQueueCap(st->dir(), queue, static_cast<uint32_t>(args.concurrency)); !s.ok())
+  if (Status s = st->WriteQueueCap(queue, static_cast<uint32_t>(args.concurrency)); !s.ok())
     return Fail(s, "queue " + queue);
   if (args.unlimited) fmt::print(stderr, "flow: queue {}: no cap\n", queue);
   else fmt::print(stderr, "flow: queue {}: at most {} run(s) at once\n", queue, args.concurrency);

@@ -105,10 +105,14 @@ std::string SpecText(const store::ScheduleRecord& s) {
 
 int ListCommand(const std::string& store_dir, bool json) {
   int code = kExitOk;
-  std::vector<store::ScheduleRecord> schedules = store::ListSchedules(store_dir, [&](const std::string& name, const Status& s) {
-    fmt::print(stderr, "flow: schedule {}: {}\n", Printable(name), Printable(s.message()));
-    code = kExitCorrupt;
-  });
+  std::vector<store::ScheduleRecord> schedules;
+  Result<store::Store> st = store::Store::Open(store_dir, false);
+  if (!st.ok() && !st.status().IsNotFound()) return Fail(st.status(), "");
+  if (st.ok())
+    schedules = st->ListSchedules([&](const std::string& name, const Status& s) {
+      fmt::print(stderr, "flow: schedule {}: {}\n", Printable(name), Printable(s.message()));
+      code = kExitCorrupt;
+    });
   if (json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& s : schedules)

@@ -246,4 +246,76 @@ Status MigrateRuns(const std::string& from_location, const std::string& to_locat
   return Status::Ok();
 }
 
+namespace {
+
+// Copies the code `hash` names (and its source, if stored) from one store to another.
+Status CopyCode(const store::Store& from, store::Store& to, const std::string& hash) {
+  std::string bytes, source;
+  if (Status s = from.GetCode(hash, &bytes); !s.ok()) return s;
+  Result<std::string> put = to.PutCode(bytes);
+  if (!put.ok()) return put.status();
+  Status got = from.GetSource(hash, &source);
+  if (got.IsNotFound()) return Status::Ok();
+  if (!got.ok()) return got;
+  return to.PutSource(hash, source);
+}
+
+// What makes a schedule that schedule, not how far it has fired: a move cut short after
+// its write leaves it in both stores, and each may fire it before the next migrate.
+std::string IdentityOf(store::ScheduleRecord s) {
+  s.paused = false;
+  s.next_ms = s.last_tick_ms = 0;
+  s.last_run_id.clear();
+  s.fired = s.skipped = 0;
+  return store::EncodeSchedule(s);
+}
+
+// Moves schedule `s`: written in `to` (its code first), then deleted from `from`. One cut
+// short between the two leaves it in both, and the next migrate finishes it (deleting it
+// from `from`: the copy in `to` stands).
+Status MoveSchedule(store::Store& from, store::Store& to, const store::ScheduleRecord& s) {
+  Result<store::ScheduleRecord> there = to.ReadSchedule(s.name);
+  if (there.ok() && IdentityOf(*there) != IdentityOf(s))
+    return Status::InvalidArgument(fmt::format("another schedule named {} exists in {}", s.name, store::PrintableLocation(to.dir())));
+  if (!there.ok() && !there.status().IsNotFound()) return there.status();
+  if (!there.ok()) {
+    if (Status c = CopyCode(from, to, s.code_hash); !c.ok()) return c;
+    if (Status w = to.WriteSchedule(s); !w.ok()) return w;
+  }
+  return from.DeleteSchedule(s.name);
+}
+
+}  // namespace
+
+Status MigrateSchedulesAndCaps(const std::string& from_location, const std::string& to_location, MigratedConfig* out) {
+  Result<store::Store> from = store::Store::Open(from_location, false);
+  if (!from.ok()) return InContext(from.status(), "store " + store::PrintableLocation(from_location));
+  Result<store::Store> to = store::Store::Open(to_location, true);
+  if (!to.ok()) return InContext(to.status(), "store " + store::PrintableLocation(to_location));
+  std::vector<std::string> capped;
+  if (Status s = from->ListCappedQueues(&capped); !s.ok()) return s;
+  for (const std::string& queue : capped) {
+    Result<uint32_t> cap = from->ReadQueueCap(queue);
+    Status s = cap.ok() ? to->WriteQueueCap(queue, *cap) : cap.status();
+    if (s.ok()) out->caps.emplace_back(queue, *cap);
+    else out->failed.emplace_back("queue " + queue, s);
+  }
+  // In the order a schedule's add takes them (code, then schedules): B's code lock until
+  // the schedules name their code; both schedule locks, so that no tick fires in either
+  // store while a schedule is in both.
+  Result<std::unique_ptr<store::CodeLock>> code_lock = to->LockCode(false);
+  if (!code_lock.ok()) return code_lock.status();
+  Result<std::unique_ptr<store::ScheduleLock>> from_lock = from->LockSchedules();
+  if (!from_lock.ok()) return from_lock.status();
+  Result<std::unique_ptr<store::ScheduleLock>> to_lock = to->LockSchedules();
+  if (!to_lock.ok()) return to_lock.status();
+  for (const store::ScheduleRecord& s : from->ListSchedules([&](const std::string& name, const Status& why) {
+         out->failed.emplace_back("schedule " + name, why);
+       })) {
+    if (Status m = MoveSchedule(*from, *to, s); !m.ok()) out->failed.emplace_back("schedule " + s.name, m);
+    else out->schedules.push_back(s.name);
+  }
+  return Status::Ok();
+}
+
 }  // namespace flow::runtime

@@ -3,6 +3,7 @@
 #pragma once
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "store/store.h"
@@ -29,5 +30,15 @@ struct MigratedRun {
 };
 Status MigrateRuns(const std::string& from, const std::string& to, const std::vector<std::string>& ids,
                    std::vector<MigratedRun>* out);
+// flow migrate without runs named, before the runs: each queue cap is copied; each
+// schedule moves (its code with it), so that one store only fires it. A schedule whose
+// name `to` holds for another, or a cap or schedule that cannot be read, is not moved
+// (*failed names it and why); the others are.
+struct MigratedConfig {
+  std::vector<std::pair<std::string, uint32_t>> caps;    // copied: queue, cap
+  std::vector<std::string> schedules;                    // moved
+  std::vector<std::pair<std::string, Status>> failed;    // "queue Q" or "schedule S", why
+};
+Status MigrateSchedulesAndCaps(const std::string& from, const std::string& to, MigratedConfig* out);
 
 }  // namespace flow::runtime

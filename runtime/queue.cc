@@ -101,9 +101,9 @@ bool QueuedRunReady(const store::Store& st, const store::RunRecord& listed) {
   const store::RunRecord& r = *now;
   if (WaitsForRun(st, r)) return false;
   if (r.queue.empty()) return true;
-  Result<uint32_t> cap = store::ReadQueueCap(st.dir(), r.queue);
+  Result<uint32_t> cap = st.ReadQueueCap(r.queue);
   if (!cap.ok()) return true;  // ResumeRun says what is wrong
-  return *cap == 0 || store::CountHeldQueueSlots(st.dir(), r.queue, *cap) < *cap;
+  return *cap == 0 || st.CountHeldQueueSlots(r.queue, *cap) < *cap;
 }
 
 Status TakeRunSlot(store::Store& st, const store::RunRecord& r, std::unique_ptr<store::QueueSlot>* slot,
@@ -114,10 +114,10 @@ Status TakeRunSlot(store::Store& st, const store::RunRecord& r, std::unique_ptr<
     return Status::Ok();
   }
   if (r.queue.empty()) return Status::Ok();
-  Result<uint32_t> cap = store::ReadQueueCap(st.dir(), r.queue);
+  Result<uint32_t> cap = st.ReadQueueCap(r.queue);
   if (!cap.ok()) return InContext(cap.status(), "queue " + r.queue);
   if (*cap == 0) return Status::Ok();
-  if (Status s = store::TryTakeQueueSlot(st.dir(), r.queue, *cap, slot); !s.ok()) return InContext(s, "queue " + r.queue);
+  if (Status s = st.TryTakeQueueSlot(r.queue, *cap, slot); !s.ok()) return InContext(s, "queue " + r.queue);
   if (!*slot) result->deferred = RunResult::Deferred::kQueueFull;
   return Status::Ok();
 }
@@ -168,8 +168,10 @@ Status CancelQueuedRun(store::Store& st, const store::RunRecord& queued, RunResu
 
 Status ListQueues(const store::Store& st, std::vector<QueueInfo>* out) {
   std::map<std::string, QueueInfo> queues;
-  for (const std::string& name : store::ListCappedQueues(st.dir())) {
-    Result<uint32_t> cap = store::ReadQueueCap(st.dir(), name);
+  std::vector<std::string> capped;
+  if (Status s = st.ListCappedQueues(&capped); !s.ok()) return s;
+  for (const std::string& name : capped) {
+    Result<uint32_t> cap = st.ReadQueueCap(name);
     if (!cap.ok()) return InContext(cap.status(), "queue " + name);
     queues[name].cap = *cap;
   }

@@ -139,41 +139,41 @@ Status AddSchedule(const ScheduleOptions& options, const Module& program, int64_
   }
   s.code_hash = *hash;
   s.next_ms = TickAtOrAfter(s, now_ms + 1).value_or(INT64_MAX);
-  Result<std::unique_ptr<store::ScheduleLock>> lock = store::LockSchedules(st->dir());
+  Result<std::unique_ptr<store::ScheduleLock>> lock = st->LockSchedules();
   if (!lock.ok()) return lock.status();
-  if (store::ReadSchedule(st->dir(), s.name).status().code() != Status::Code::kNotFound)
+  if (st->ReadSchedule(s.name).status().code() != Status::Code::kNotFound)
     return Status::InvalidArgument(
         fmt::format("a schedule named {} exists (flow schedule delete {} first, to replace it)", s.name, s.name));
-  return store::WriteSchedule(st->dir(), s);
+  return st->WriteSchedule(s);
 }
 
 Status PauseSchedule(const std::string& store_dir, const std::string& name, bool paused, int64_t now_ms,
                      store::ScheduleRecord* changed) {
   Result<store::Store> st = store::Store::Open(store_dir, false);
   if (!st.ok()) return st.status();
-  Result<std::unique_ptr<store::ScheduleLock>> lock = store::LockSchedules(st->dir());
+  Result<std::unique_ptr<store::ScheduleLock>> lock = st->LockSchedules();
   if (!lock.ok()) return lock.status();
-  Result<store::ScheduleRecord> s = store::ReadSchedule(st->dir(), name);
+  Result<store::ScheduleRecord> s = st->ReadSchedule(name);
   if (!s.ok()) return s.status();
   if (s->paused && !paused) s->next_ms = TickAtOrAfter(*s, now_ms + 1).value_or(INT64_MAX);
   s->paused = paused;
   *changed = *s;
-  return store::WriteSchedule(st->dir(), *s);
+  return st->WriteSchedule(*s);
 }
 
 Status RemoveSchedule(const std::string& store_dir, const std::string& name) {
   Result<store::Store> st = store::Store::Open(store_dir, false);
   if (!st.ok()) return st.status();
   if (!store::IsValidScheduleName(name)) return Status::InvalidArgument(fmt::format("`{}` is not a schedule name", name));
-  Result<std::unique_ptr<store::ScheduleLock>> lock = store::LockSchedules(st->dir());
+  Result<std::unique_ptr<store::ScheduleLock>> lock = st->LockSchedules();
   if (!lock.ok()) return lock.status();
-  return store::DeleteSchedule(st->dir(), name);
+  return st->DeleteSchedule(name);
 }
 
 Status FireDueSchedules(store::Store& st, int64_t now_ms, std::vector<ScheduleFiring>* fired) {
   fired->clear();
   if (std::optional<int64_t> next = NextScheduleWakeMs(st); !next || *next > now_ms) return Status::Ok();  // no lock
-  Result<std::unique_ptr<store::ScheduleLock>> lock = store::LockSchedules(st.dir());
+  Result<std::unique_ptr<store::ScheduleLock>> lock = st.LockSchedules();
   if (!lock.ok()) return lock.status();
   auto unreadable = [&](const std::string& name, const Status& why) {
     ScheduleFiring f;
@@ -183,11 +183,11 @@ Status FireDueSchedules(store::Store& st, int64_t now_ms, std::vector<ScheduleFi
     fired->push_back(std::move(f));
   };
   // Read again under the lock: another worker may have fired them since.
-  for (store::ScheduleRecord& s : store::ListSchedules(st.dir(), unreadable)) {
+  for (store::ScheduleRecord& s : st.ListSchedules(unreadable)) {
     if (s.paused || s.next_ms > now_ms) continue;
     fired->push_back(Fire(st, s, now_ms));
     if (fired->back().outcome == ScheduleFiring::Outcome::kFailed) continue;
-    if (Status w = store::WriteSchedule(st.dir(), s); !w.ok()) {
+    if (Status w = st.WriteSchedule(s); !w.ok()) {
       fired->back().outcome = ScheduleFiring::Outcome::kFailed;
       fired->back().error = w;
     }
@@ -197,7 +197,7 @@ Status FireDueSchedules(store::Store& st, int64_t now_ms, std::vector<ScheduleFi
 
 std::optional<int64_t> NextScheduleWakeMs(const store::Store& st) {
   std::optional<int64_t> next;
-  for (const store::ScheduleRecord& s : store::ListSchedules(st.dir(), [](const std::string&, const Status&) {}))
+  for (const store::ScheduleRecord& s : st.ListSchedules([](const std::string&, const Status&) {}))
     if (!s.paused && s.next_ms != INT64_MAX) next = std::min(next.value_or(INT64_MAX), s.next_ms);
   return next;
 }

@@ -479,12 +479,14 @@ class Pool {
   void ReadHints() {
     if (wake_watch_) {
       std::vector<store::Store::WakeHint> hints;
-      if (Status s = wake_watch_->Take(&hints); !s.ok()) {
+      bool schedules_changed = false;
+      if (Status s = wake_watch_->Take(&hints, &schedules_changed); !s.ok()) {
         Report({WorkerEvent::kSkipped, "", "wake notifications: " + s.message()});
         wake_watch_.reset();  // watched again by the loop (Rewatch), once the database answers
         return;
       }
       for (auto& h : hints) timers_.push({h.wake_ms, h.run_id, h.file});
+      if (schedules_changed) next_schedule_ms_ = 0;  // look again now
       return;
     }
     alignas(inotify_event) char buf[16384];

@@ -76,6 +76,17 @@ class FileStore final : public StoreImpl {
   Status RequestCancel(const std::string& id) override;
   bool CancelRequested(const std::string& id) const override;
   Result<uint64_t> ReadMark(const std::string& id) const override;
+  Result<uint32_t> ReadQueueCap(const std::string& queue) const override;
+  Status WriteQueueCap(const std::string& queue, uint32_t cap) override;
+  Status ListCappedQueues(std::vector<std::string>* out) const override;
+  Status TryTakeQueueSlot(const std::string& queue, uint32_t cap, std::unique_ptr<QueueSlot>* slot) override;
+  uint32_t CountHeldQueueSlots(const std::string& queue, uint32_t cap) const override;
+  Result<std::unique_ptr<ScheduleLock>> LockSchedules() override;
+  Status WriteSchedule(const ScheduleRecord& record) override;
+  Result<ScheduleRecord> ReadSchedule(const std::string& name) const override;
+  Status DeleteSchedule(const std::string& name) override;
+  std::vector<ScheduleRecord> ListSchedules(
+      const std::function<void(const std::string& name, const Status&)>& unreadable) const override;
 
  private:
   explicit FileStore(std::string dir) : dir_(std::move(dir)) {}

@@ -1,4 +1,4 @@
-// Queue caps and slots (store/queues.h).
+// Queue caps and slots of the folder store (store/queues.h, store/file_store.h).
 #include "store/queues.h"
 
 #include <dirent.h>
@@ -15,8 +15,7 @@
 #include <sstream>
 
 #include "store/keys.h"
-#include "store/pg/connection.h"
-#include "store/store.h"
+#include "store/file_store.h"
 #include "vm/base/record.h"
 
 namespace flow::store {
@@ -36,24 +35,36 @@ Status MakeDirs(const std::string& store_dir, const std::string& queue) {
   return Status::Ok();
 }
 
-// Opens slot `index` of `queue` and takes it (LOCK_NB): -1 if it is held (or cannot be opened).
+constexpr int kSlotHeld = -1, kSlotUnopened = -2;
+
+// Opens slot `index` of `queue` and takes it (LOCK_NB): kSlotHeld if another holds it,
+// kSlotUnopened if it cannot be opened (none is held in a queue that has no folder).
 int TakeSlot(const std::string& store_dir, const std::string& queue, uint32_t index) {
   std::string path = QueueSlotPath(store_dir, queue, index);
   int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) return -1;
+  if (fd < 0) return kSlotUnopened;
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
     close(fd);
-    return -1;
+    return kSlotHeld;
   }
   return fd;
 }
+
+class FileQueueSlot final : public QueueSlot {
+ public:
+  FileQueueSlot(int fd, uint32_t index) : QueueSlot(index), fd_(fd) {}
+  ~FileQueueSlot() override { close(fd_); }  // releases the flock
+
+ private:
+  int fd_;
+};
 
 }  // namespace
 
 bool IsValidQueueName(std::string_view name) { return IsValidRunId(name); }
 
-Result<uint32_t> ReadQueueCap(const std::string& store_dir, const std::string& queue) {
-  std::ifstream in(ConfigPath(store_dir, queue), std::ios::binary);
+Result<uint32_t> FileStore::ReadQueueCap(const std::string& queue) const {
+  std::ifstream in(ConfigPath(dir_, queue), std::ios::binary);
   if (!in) return uint32_t{0};
   std::ostringstream buf;
   buf << in.rdbuf();
@@ -67,58 +78,50 @@ Result<uint32_t> ReadQueueCap(const std::string& store_dir, const std::string& q
   return static_cast<uint32_t>(cap);
 }
 
-Status WriteQueueCap(const std::string& store_dir, const std::string& queue, uint32_t cap) {
-  if (!IsValidQueueName(queue)) return Status::InvalidArgument(fmt::format("`{}` is not a queue name", queue));
-  if (pg::IsPostgresAddress(store_dir))  // its queues run without caps, which are files (slots flock'ed)
-    return Status::NotSupported("queue caps are not kept in a PostgreSQL store yet: its queues have none");
+Status FileStore::WriteQueueCap(const std::string& queue, uint32_t cap) {
   if (cap == 0) {  // no cap: no config (its slot files stay, unused)
-    if (unlink(ConfigPath(store_dir, queue).c_str()) != 0 && errno != ENOENT)
+    if (unlink(ConfigPath(dir_, queue).c_str()) != 0 && errno != ENOENT)
       return Status::IOError(fmt::format("cannot remove the cap of queue {}: {}", queue, std::strerror(errno)));
     return Status::Ok();
   }
-  if (Status s = MakeDirs(store_dir, queue); !s.ok()) return s;
+  if (Status s = MakeDirs(dir_, queue); !s.ok()) return s;
   std::string p;
   PutVarint(&p, cap);
-  return WriteFileAtomically(ConfigPath(store_dir, queue), SealRecord(kQueueConfigVersion, p));
+  return WriteFileAtomically(ConfigPath(dir_, queue), SealRecord(kQueueConfigVersion, p));
 }
 
-std::vector<std::string> ListCappedQueues(const std::string& store_dir) {
-  std::vector<std::string> out;
-  DIR* d = opendir(QueuesPath(store_dir).c_str());
-  if (!d) return out;
+Status FileStore::ListCappedQueues(std::vector<std::string>* out) const {
+  out->clear();
+  DIR* d = opendir(QueuesPath(dir_).c_str());
+  if (!d) return Status::Ok();
   while (dirent* e = readdir(d)) {
     std::string name = e->d_name;
     struct stat st;
-    if (IsValidQueueName(name) && stat(ConfigPath(store_dir, name).c_str(), &st) == 0) out.push_back(name);
+    if (IsValidQueueName(name) && stat(ConfigPath(dir_, name).c_str(), &st) == 0) out->push_back(name);
   }
   closedir(d);
-  std::sort(out.begin(), out.end());
-  return out;
+  std::sort(out->begin(), out->end());
+  return Status::Ok();
 }
 
-QueueSlot::~QueueSlot() {
-  if (fd_ >= 0) close(fd_);  // releases the flock
-}
-
-Status TryTakeQueueSlot(const std::string& store_dir, const std::string& queue, uint32_t cap,
-                        std::unique_ptr<QueueSlot>* slot) {
+Status FileStore::TryTakeQueueSlot(const std::string& queue, uint32_t cap, std::unique_ptr<QueueSlot>* slot) {
   slot->reset();
-  if (Status s = MakeDirs(store_dir, queue); !s.ok()) return s;
+  if (Status s = MakeDirs(dir_, queue); !s.ok()) return s;
   for (uint32_t i = 0; i < cap; ++i) {
-    if (int fd = TakeSlot(store_dir, queue, i); fd >= 0) {
-      slot->reset(new QueueSlot(fd, i));
+    if (int fd = TakeSlot(dir_, queue, i); fd >= 0) {
+      *slot = std::make_unique<FileQueueSlot>(fd, i);
       return Status::Ok();
     }
   }
   return Status::Ok();
 }
 
-uint32_t CountHeldQueueSlots(const std::string& store_dir, const std::string& queue, uint32_t cap) {
+uint32_t FileStore::CountHeldQueueSlots(const std::string& queue, uint32_t cap) const {
   uint32_t held = 0;
   for (uint32_t i = 0; i < cap; ++i) {
-    int fd = TakeSlot(store_dir, queue, i);
-    if (fd < 0) ++held;
-    else close(fd);
+    int fd = TakeSlot(dir_, queue, i);
+    if (fd == kSlotHeld) ++held;
+    else if (fd >= 0) close(fd);
   }
   return held;
 }

@@ -77,7 +77,7 @@ Status FileStore::CollectCode(bool dry_run, const std::vector<std::string>& goin
   for (const RunRecord& r : ListRuns([&](const std::string&, const Status&) { unreadable = true; }))
     if (!dry_run || std::find(going.begin(), going.end(), r.id) == going.end()) named.insert(r.code_hash);
   // A schedule's code is used by the runs it will submit (store/schedules.h).
-  for (const ScheduleRecord& s : ListSchedules(dir_, [&](const std::string&, const Status&) { unreadable = true; }))
+  for (const ScheduleRecord& s : ListSchedules([&](const std::string&, const Status&) { unreadable = true; }))
     named.insert(s.code_hash);
   // A record that cannot be read may name any code: keep all of it.
   if (unreadable) return Status::Ok();

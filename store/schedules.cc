@@ -1,4 +1,4 @@
-// Schedule records (store/schedules.h).
+// Schedule records (store/schedules.h), and the folder store's schedules (store/file_store.h).
 #include "store/schedules.h"
 
 #include <dirent.h>
@@ -15,8 +15,7 @@
 #include <sstream>
 
 #include "store/keys.h"
-#include "store/pg/connection.h"
-#include "store/store.h"
+#include "store/file_store.h"
 #include "vm/base/record.h"
 
 namespace flow::store {
@@ -34,6 +33,15 @@ Status MakeSchedulesDir(const std::string& store_dir) {
     return Status::IOError(fmt::format("cannot create {}: {}", dir, std::strerror(errno)));
   return Status::Ok();
 }
+
+class FileScheduleLock final : public ScheduleLock {
+ public:
+  explicit FileScheduleLock(int fd) : fd_(fd) {}
+  ~FileScheduleLock() override { close(fd_); }
+
+ private:
+  int fd_;
+};
 
 }  // namespace
 
@@ -57,14 +65,9 @@ bool ParseOverlap(std::string_view name, Overlap* out) {
 
 bool IsValidScheduleName(std::string_view name) { return name.size() <= kMaxScheduleName && IsValidRunId(name); }
 
-ScheduleLock::~ScheduleLock() {
-  if (fd_ >= 0) close(fd_);
-}
-
-Result<std::unique_ptr<ScheduleLock>> LockSchedules(const std::string& store_dir) {
-  if (pg::IsPostgresAddress(store_dir)) return Status::NotSupported("schedules are not kept in a PostgreSQL store yet");
-  if (Status s = MakeSchedulesDir(store_dir); !s.ok()) return s;
-  std::string path = SchedulesPath(store_dir) + "/" + kScheduleLockFile;
+Result<std::unique_ptr<ScheduleLock>> FileStore::LockSchedules() {
+  if (Status s = MakeSchedulesDir(dir_); !s.ok()) return s;
+  std::string path = SchedulesPath(dir_) + "/" + kScheduleLockFile;
   int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) return Status::IOError(fmt::format("cannot open {}: {}", path, std::strerror(errno)));
   while (flock(fd, LOCK_EX) != 0) {
@@ -73,7 +76,7 @@ Result<std::unique_ptr<ScheduleLock>> LockSchedules(const std::string& store_dir
       return Status::IOError(fmt::format("cannot lock {}: {}", path, std::strerror(errno)));
     }
   }
-  return std::unique_ptr<ScheduleLock>(new ScheduleLock(fd));
+  return std::unique_ptr<ScheduleLock>(new FileScheduleLock(fd));
 }
 
 std::string EncodeSchedule(const ScheduleRecord& r) {
@@ -137,32 +140,35 @@ Result<ScheduleRecord> DecodeSchedule(std::string_view bytes, const std::string&
   return r;
 }
 
-Status WriteSchedule(const std::string& store_dir, const ScheduleRecord& record) {
-  if (Status s = MakeSchedulesDir(store_dir); !s.ok()) return s;
-  return WriteFileAtomically(SchedulePath(store_dir, record.name), EncodeSchedule(record));
-}
-
-Result<ScheduleRecord> ReadSchedule(const std::string& store_dir, const std::string& name) {
-  if (!IsValidScheduleName(name)) return Status::InvalidArgument(fmt::format("`{}` is not a schedule name", name));
-  std::ifstream in(SchedulePath(store_dir, name), std::ios::binary);
-  if (!in) return Status::NotFound(fmt::format("no schedule {} in the store {}", name, store_dir));
-  std::ostringstream buf;
-  buf << in.rdbuf();
-  Result<ScheduleRecord> r = DecodeSchedule(buf.str(), "the record of schedule " + name);
+Result<ScheduleRecord> DecodeNamedSchedule(std::string_view bytes, const std::string& name) {
+  Result<ScheduleRecord> r = DecodeSchedule(bytes, "the record of schedule " + name);
   if (r.ok() && r->name != name) return Status::Corruption(fmt::format("the record of schedule {} is malformed", name));
   return r;
 }
 
-Status DeleteSchedule(const std::string& store_dir, const std::string& name) {
-  if (unlink(SchedulePath(store_dir, name).c_str()) == 0) return Status::Ok();
-  if (errno == ENOENT) return Status::NotFound(fmt::format("no schedule {} in the store {}", name, store_dir));
+Status FileStore::WriteSchedule(const ScheduleRecord& record) {
+  if (Status s = MakeSchedulesDir(dir_); !s.ok()) return s;
+  return WriteFileAtomically(SchedulePath(dir_, record.name), EncodeSchedule(record));
+}
+
+Result<ScheduleRecord> FileStore::ReadSchedule(const std::string& name) const {
+  std::ifstream in(SchedulePath(dir_, name), std::ios::binary);
+  if (!in) return Status::NotFound(fmt::format("no schedule {} in the store {}", name, dir_));
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  return DecodeNamedSchedule(buf.str(), name);
+}
+
+Status FileStore::DeleteSchedule(const std::string& name) {
+  if (unlink(SchedulePath(dir_, name).c_str()) == 0) return Status::Ok();
+  if (errno == ENOENT) return Status::NotFound(fmt::format("no schedule {} in the store {}", name, dir_));
   return Status::IOError(fmt::format("cannot remove schedule {}: {}", name, std::strerror(errno)));
 }
 
-std::vector<ScheduleRecord> ListSchedules(const std::string& store_dir,
-                                          const std::function<void(const std::string&, const Status&)>& unreadable) {
+std::vector<ScheduleRecord> FileStore::ListSchedules(
+    const std::function<void(const std::string&, const Status&)>& unreadable) const {
   std::vector<std::string> names;
-  if (DIR* d = opendir(SchedulesPath(store_dir).c_str())) {
+  if (DIR* d = opendir(SchedulesPath(dir_).c_str())) {
     while (dirent* e = readdir(d))
       // (NAME.tmp.PID: a write that died before its rename)
       if (IsValidScheduleName(e->d_name) && std::string_view(e->d_name).find(".tmp.") == std::string_view::npos) names.push_back(e->d_name);
@@ -171,7 +177,7 @@ std::vector<ScheduleRecord> ListSchedules(const std::string& store_dir,
   std::sort(names.begin(), names.end());
   std::vector<ScheduleRecord> out;
   for (const std::string& name : names) {
-    Result<ScheduleRecord> r = ReadSchedule(store_dir, name);
+    Result<ScheduleRecord> r = ReadSchedule(name);
     if (r.ok()) out.push_back(std::move(r.value()));
     else if (!r.status().IsNotFound()) unreadable(name, r.status());
   }

@@ -1,10 +1,9 @@
-// Schedule records: schedules/NAME, one sealed record each (docs/checkpoint.md,
-// "Schedules"); what they mean and when they fire is runtime/schedule.h's. Changes and
-// firings hold schedules/.lock (ScheduleLock), so that two processes never fire one tick twice.
+// Schedule records, one sealed record each (docs/checkpoint.md, "Schedules"): a folder
+// store keeps them as files schedules/NAME, a PostgreSQL store as rows. What they mean and
+// when they fire is runtime/schedule.h's. Changes and firings hold the store's schedule
+// lock (StoreImpl::LockSchedules), so that two processes never fire one tick twice.
 #pragma once
 #include <cstdint>
-#include <functional>
-#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -43,30 +42,21 @@ struct ScheduleRecord {
 // Schedule names are run ids of at most 40 characters (a run's id is NAME-TICK).
 bool IsValidScheduleName(std::string_view name);
 
-// Held (flock, exclusive) while a process changes or fires schedules.
+// Held while a process changes or fires schedules: a folder store's schedules/.lock
+// (flock, exclusive), a PostgreSQL store's advisory lock.
 class ScheduleLock {
  public:
-  ~ScheduleLock();
+  virtual ~ScheduleLock() = default;
   ScheduleLock(const ScheduleLock&) = delete;
   ScheduleLock& operator=(const ScheduleLock&) = delete;
 
- private:
-  friend Result<std::unique_ptr<ScheduleLock>> LockSchedules(const std::string&);
-  explicit ScheduleLock(int fd) : fd_(fd) {}
-  int fd_;
+ protected:
+  ScheduleLock() = default;
 };
-// Waits for the lock (its holders hold it briefly).
-Result<std::unique_ptr<ScheduleLock>> LockSchedules(const std::string& store_dir);
-
-Status WriteSchedule(const std::string& store_dir, const ScheduleRecord& record);
-// NotFound if there is no schedule NAME; Corruption if its record is damaged.
-Result<ScheduleRecord> ReadSchedule(const std::string& store_dir, const std::string& name);
-Status DeleteSchedule(const std::string& store_dir, const std::string& name);
-// Every schedule, in name order; ones that cannot be read are passed to `unreadable`.
-std::vector<ScheduleRecord> ListSchedules(const std::string& store_dir,
-                                          const std::function<void(const std::string&, const Status&)>& unreadable);
 
 std::string EncodeSchedule(const ScheduleRecord& r);
 Result<ScheduleRecord> DecodeSchedule(std::string_view bytes, const std::string& what);
+// The record of schedule `name`: Corruption if it is malformed or names another.
+Result<ScheduleRecord> DecodeNamedSchedule(std::string_view bytes, const std::string& name);
 
 }  // namespace flow::store

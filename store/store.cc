@@ -237,6 +237,23 @@ Result<Store> Store::Open(const std::string& location, bool create) {
   return Store(std::move(st.value()));
 }
 
+// Names are checked here, once for both backends: a backend is given only good ones.
+Status Store::WriteQueueCap(const std::string& queue, uint32_t cap) {
+  if (!IsValidQueueName(queue)) return Status::InvalidArgument(fmt::format("`{}` is not a queue name", queue));
+  return impl_->WriteQueueCap(queue, cap);
+}
+
+Status Store::WriteSchedule(const ScheduleRecord& record) {
+  if (!IsValidScheduleName(record.name))
+    return Status::InvalidArgument(fmt::format("`{}` is not a schedule name", record.name));
+  return impl_->WriteSchedule(record);
+}
+
+Result<ScheduleRecord> Store::ReadSchedule(const std::string& name) const {
+  if (!IsValidScheduleName(name)) return Status::InvalidArgument(fmt::format("`{}` is not a schedule name", name));
+  return impl_->ReadSchedule(name);
+}
+
 Result<std::unique_ptr<RunDb>> FileStore::OpenRunDb(const std::string& id, bool create) {
   return RunDb::Open(RunDbDir(id), {.create = create});
 }

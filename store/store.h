@@ -13,7 +13,9 @@
 #include <utility>
 #include <vector>
 
+#include "store/queues.h"
 #include "store/run_index.h"
+#include "store/schedules.h"
 #include "vm/base/status.h"
 
 namespace leveldb {
@@ -390,13 +392,14 @@ class StoreImpl {
   virtual std::string WakeDir() const = 0;
   // Hints as they are noted, for a store whose hints are not files: a descriptor a worker
   // polls, and the hints it announced. A folder store has none (NotSupported): a worker
-  // watches WakeDir() instead.
+  // watches WakeDir() and the schedules' folder instead.
   class WakeWatch {
    public:
     virtual ~WakeWatch() = default;
     virtual int fd() const = 0;
-    // The hints noted since the last call (a run id with wake_ms 0 for a cancel).
-    virtual Status Take(std::vector<WakeHint>* hints) = 0;
+    // The hints noted since the last call (a run id with wake_ms 0 for a cancel);
+    // *schedules_changed: whether a schedule was added, changed or removed meanwhile.
+    virtual Status Take(std::vector<WakeHint>* hints, bool* schedules_changed) = 0;
   };
   virtual Result<std::unique_ptr<WakeWatch>> WatchWakes() = 0;
 
@@ -419,6 +422,29 @@ class StoreImpl {
   // NotSupported in a store that keeps no marks: its checkpoints are transactions, and its
   // database is never behind what it acknowledged.
   virtual Result<uint64_t> ReadMark(const std::string& id) const = 0;
+
+  // Queue caps and slots (store/queues.h). A cap of 0: none (never capped, or removed).
+  virtual Result<uint32_t> ReadQueueCap(const std::string& queue) const = 0;
+  // A lower cap than the runs executing now takes effect as they end: the slots past it
+  // are no longer taken.
+  virtual Status WriteQueueCap(const std::string& queue, uint32_t cap) = 0;
+  // Every queue that has a cap, in name order.
+  virtual Status ListCappedQueues(std::vector<std::string>* out) const = 0;
+  // Takes a free slot of the `cap` slots of `queue`: *slot is null if every one is held.
+  virtual Status TryTakeQueueSlot(const std::string& queue, uint32_t cap, std::unique_ptr<QueueSlot>* slot) = 0;
+  // How many of the `cap` slots of `queue` are held now (by processes executing its runs).
+  virtual uint32_t CountHeldQueueSlots(const std::string& queue, uint32_t cap) const = 0;
+
+  // Schedules (store/schedules.h). The lock is waited for (its holders hold it briefly).
+  virtual Result<std::unique_ptr<ScheduleLock>> LockSchedules() = 0;
+  virtual Status WriteSchedule(const ScheduleRecord& record) = 0;
+  // NotFound if there is no schedule NAME; Corruption if its record is damaged.
+  virtual Result<ScheduleRecord> ReadSchedule(const std::string& name) const = 0;
+  virtual Status DeleteSchedule(const std::string& name) = 0;
+  // Every schedule, in name order; ones that cannot be read are passed to `unreadable`
+  // (the store itself, unreadable, as "*").
+  virtual std::vector<ScheduleRecord> ListSchedules(
+      const std::function<void(const std::string& name, const Status&)>& unreadable) const = 0;
 };
 
 // An open store. Copies share it.
@@ -496,6 +522,23 @@ class Store {
   Status RequestCancel(const std::string& id) { return impl_->RequestCancel(id); }
   bool CancelRequested(const std::string& id) const { return impl_->CancelRequested(id); }
   Result<uint64_t> ReadMark(const std::string& id) const { return impl_->ReadMark(id); }
+  Result<uint32_t> ReadQueueCap(const std::string& queue) const { return impl_->ReadQueueCap(queue); }
+  Status WriteQueueCap(const std::string& queue, uint32_t cap);  // a bad name: InvalidArgument
+  Status ListCappedQueues(std::vector<std::string>* out) const { return impl_->ListCappedQueues(out); }
+  Status TryTakeQueueSlot(const std::string& queue, uint32_t cap, std::unique_ptr<QueueSlot>* slot) {
+    return impl_->TryTakeQueueSlot(queue, cap, slot);
+  }
+  uint32_t CountHeldQueueSlots(const std::string& queue, uint32_t cap) const {
+    return impl_->CountHeldQueueSlots(queue, cap);
+  }
+  Result<std::unique_ptr<ScheduleLock>> LockSchedules() { return impl_->LockSchedules(); }
+  Status WriteSchedule(const ScheduleRecord& record);  // a bad name: InvalidArgument
+  Result<ScheduleRecord> ReadSchedule(const std::string& name) const;  // a bad name: InvalidArgument
+  Status DeleteSchedule(const std::string& name) { return impl_->DeleteSchedule(name); }
+  std::vector<ScheduleRecord> ListSchedules(
+      const std::function<void(const std::string& name, const Status&)>& unreadable) const {
+    return impl_->ListSchedules(unreadable);
+  }
 
  private:
   std::shared_ptr<StoreImpl> impl_;

@@ -127,10 +127,13 @@ Result<std::unique_ptr<Connection>> Connection::Open(const std::string& address)
   if (!pq) return Status::IOError(error);
   // Defaults the address may override (it is expanded after them): a server that does
   // not answer is given up on, and a connection that died unseen (a lost machine) is found,
-  // rather than waited on for ever.
-  const char* keywords[] = {"connect_timeout", "keepalives_idle", "keepalives_interval", "tcp_user_timeout", "dbname",
-                            nullptr};
-  const char* values[] = {"10", "30", "10", "30000", address.c_str(), nullptr};
+  // rather than waited on for ever, by this side and by the server (options: its own
+  // keepalives, so that a dead holder's advisory locks are freed within a minute or so).
+  const char* keywords[] = {"connect_timeout", "keepalives_idle", "keepalives_interval", "tcp_user_timeout", "options",
+                            "dbname", nullptr};
+  const char* values[] = {"10", "30", "10", "30000",
+                          "-c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3",
+                          address.c_str(), nullptr};
   pg_conn* c = pq->connectdbParams(keywords, values, 1);
   if (!c) return Status::IOError("cannot connect to PostgreSQL: out of memory");
   if (pq->status(c) != CONNECTION_OK) {

@@ -18,10 +18,6 @@ namespace flow::store::pg {
 
 namespace {
 
-// Held (session-scoped, on the store's connection) by LockCode: shared by run creators,
-// exclusive by gc.
-constexpr int64_t kCodeLockKey = 0x666c6f77'00000002;  // "flow", 2
-
 int64_t LeaseMsFromEnvironment() {
   const char* v = std::getenv("FLOW_LEASE_MS");
   if (!v || !*v) return kDefaultLeaseMs;
@@ -86,20 +82,6 @@ bool ClaimOfParent(std::string_view owner) {
   return owner.ends_with(kClaimSuffix) && pid > 0 && pid == getppid();
 }
 
-// Whether `owner` names a process of this machine that has died: its lease need not be
-// waited out (a kill -9 here is seen at once, as a file store's lock is released at once).
-// Dead: gone, or a zombie not yet reaped (a worker killed with its children leaves them so
-// for a moment; a file store's lock is released by then).
-bool OwnerDiedHere(std::string_view owner) {
-  const int64_t pid = PidHere(owner);
-  if (pid <= 0) return false;
-  if (kill(static_cast<pid_t>(pid), 0) != 0) return errno == ESRCH;
-  std::string stat;
-  if (!ReadFile(fmt::format("/proc/{}/stat", pid), &stat, 4096).ok()) return false;
-  size_t paren = stat.rfind(')');  // the state follows the command name, which may hold anything
-  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'Z';
-}
-
 // Within a transaction on `c`: `body`, then COMMIT; ROLLBACK if either fails.
 Status InTransaction(Connection& c, const std::function<Status()>& body) {
   if (Status s = c.ExecScript("BEGIN"); !s.ok()) return s;
@@ -147,6 +129,18 @@ Result<RunRecord> DecodeRowRecord(const std::string& id, std::string_view bytes)
 }
 
 }  // namespace
+
+// (pg_store.h) Dead: gone, or a zombie not yet reaped (a worker killed with its children
+// leaves them so for a moment; a file store's lock is released by then).
+bool OwnerDiedHere(std::string_view owner) {
+  const int64_t pid = PidHere(owner);
+  if (pid <= 0) return false;
+  if (kill(static_cast<pid_t>(pid), 0) != 0) return errno == ESRCH;
+  std::string stat;
+  if (!ReadFile(fmt::format("/proc/{}/stat", pid), &stat, 4096).ok()) return false;
+  size_t paren = stat.rfind(')');  // the state follows the command name, which may hold anything
+  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'Z';
+}
 
 PgStore::PgStore(std::string address, std::unique_ptr<Connection> conn)
     : address_(std::move(address)), conn_(std::move(conn)), owner_(NewOwner()), lease_ms_(LeaseMsFromEnvironment()) {}
@@ -285,6 +279,7 @@ Status PgStore::CollectCode(bool dry_run, const std::vector<std::string>& going,
   static constexpr char kUnused[] = R"sql(
 SELECT hash, (octet_length(bytecode) + coalesce(octet_length(source), 0))::bigint FROM flow_code
 WHERE hash NOT IN (SELECT code_hash FROM flow_runs WHERE code_hash IS NOT NULL AND NOT (id = ANY($1::text[])))
+  AND hash NOT IN (SELECT code_hash FROM flow_schedules)
 ORDER BY hash)sql";
   Result<Rows> r = conn_->Exec(kUnused, {Param::TextArray(going_ids)});
   if (!r.ok()) return r.status();
@@ -501,7 +496,7 @@ Result<std::unique_ptr<RunLock>> PgStore::LockRun(const std::string& id) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     leases_.insert(id);
-    if (!renewer_.joinable()) renewer_ = std::thread([this] { RenewLeases(); });
+    StartRenewer();
   }
   return std::unique_ptr<RunLock>(new PgRunLock(shared_from_this(), id));
 }
@@ -525,14 +520,20 @@ WHERE id = $1::text AND lease_owner = $2::text)sql";
   (void)conn_->Exec(kRelease, {Param::Text(id), Param::Text(owner_)});
 }
 
+void PgStore::StartRenewer() {
+  if (!renewer_.joinable()) renewer_ = std::thread([this] { RenewLeases(); });
+}
+
 // On a connection of its own (libpq connections serve one thread at a time).
 void PgStore::RenewLeases() {
   std::unique_ptr<Connection> conn;
   std::unique_lock<std::mutex> lock(mu_);
   while (!stopping_) {
     wake_renewer_.wait_for(lock, std::chrono::milliseconds(lease_ms_ / 3), [&] { return stopping_; });
-    if (stopping_ || leases_.empty()) continue;
+    if (stopping_ || (leases_.empty() && slots_.empty())) continue;
     std::vector<std::string> held(leases_.begin(), leases_.end());
+    std::vector<std::string> slots;
+    for (const auto& [queue, index] : slots_) slots.push_back(SlotKey(queue, index));
     lock.unlock();
     if (!conn) {
       Result<std::unique_ptr<Connection>> c = Connection::Open(address_);
@@ -545,7 +546,14 @@ UPDATE flow_runs SET lease_until = now() + $2::bigint * interval '1 millisecond'
 WHERE id = ANY($3::text[]) AND lease_owner = $1::text)sql";
       // A renewal that fails is tried again next time; the writes' fence keeps a lease
       // lost meanwhile from being written through.
-      if (!conn->Exec(kRenew, {Param::Text(owner_), Param::Int(lease_ms_), Param::TextArray(ids)}).ok()) conn.reset();
+      static constexpr char kRenewSlots[] = R"sql(
+UPDATE flow_queue_slots SET until = now() + $2::bigint * interval '1 millisecond'
+WHERE owner = $1::text AND queue || ':' || slot = ANY($3::text[]))sql";
+      std::vector<std::string_view> slot_keys(slots.begin(), slots.end());
+      if ((!ids.empty() && !conn->Exec(kRenew, {Param::Text(owner_), Param::Int(lease_ms_), Param::TextArray(ids)}).ok()) ||
+          (!slot_keys.empty() &&
+           !conn->Exec(kRenewSlots, {Param::Text(owner_), Param::Int(lease_ms_), Param::TextArray(slot_keys)}).ok()))
+        conn.reset();
     }
     lock.lock();
   }
@@ -623,10 +631,12 @@ class PgWakeWatch final : public StoreImpl::WakeWatch {
  public:
   explicit PgWakeWatch(std::unique_ptr<Connection> conn) : conn_(std::move(conn)) {}
   int fd() const override { return conn_->socket(); }
-  Status Take(std::vector<WakeHint>* hints) override {
+  Status Take(std::vector<WakeHint>* hints, bool* schedules_changed) override {
     std::vector<std::string> payloads;
+    *schedules_changed = false;
     if (Status s = conn_->TakeNotifications(&payloads); !s.ok()) return s;
     for (const std::string& p : payloads) {
+      if (IsSchedulesChangedNotice(p)) *schedules_changed = true;
       size_t space = p.find(' ');
       if (space == std::string::npos) continue;
       WakeHint h;
@@ -644,7 +654,8 @@ class PgWakeWatch final : public StoreImpl::WakeWatch {
 
 }  // namespace
 
-// A connection of its own, listening on flow_wake: NoteWake and RequestCancel announce there.
+// A connection of its own, listening on flow_wake: NoteWake, RequestCancel and schedule
+// changes announce there.
 Result<std::unique_ptr<StoreImpl::WakeWatch>> PgStore::WatchWakes() {
   Result<std::unique_ptr<Connection>> conn = Connection::Open(address_);
   if (!conn.ok()) return conn.status();

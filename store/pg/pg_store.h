@@ -20,6 +20,16 @@ namespace flow::store::pg {
 // dies loses its runs to another this long after its last renewal. FLOW_LEASE_MS sets it.
 inline constexpr int64_t kDefaultLeaseMs = 10'000;
 
+// Whether lease holder `owner` names a process of this machine that has died: its lease
+// need not be waited out (a kill -9 here is seen at once, as a file store's lock is
+// released at once).
+bool OwnerDiedHere(std::string_view owner);
+// Slot `index` of `queue` as the renewal names it: QUEUE:INDEX (a queue name has no ':').
+std::string SlotKey(const std::string& queue, uint32_t index);
+
+// Whether a flow_wake notification says that the schedules changed (store/pg/pg_queues.cc).
+bool IsSchedulesChangedNotice(std::string_view payload);
+
 class PgStore final : public StoreImpl, public std::enable_shared_from_this<PgStore> {
  public:
   // Connects; with `create`, creates the schema (or migrates an older one). A database
@@ -83,15 +93,31 @@ class PgStore final : public StoreImpl, public std::enable_shared_from_this<PgSt
   Status RequestCancel(const std::string& id) override;
   bool CancelRequested(const std::string& id) const override;
   Result<uint64_t> ReadMark(const std::string& id) const override;
+  Result<uint32_t> ReadQueueCap(const std::string& queue) const override;
+  Status WriteQueueCap(const std::string& queue, uint32_t cap) override;
+  Status ListCappedQueues(std::vector<std::string>* out) const override;
+  Status TryTakeQueueSlot(const std::string& queue, uint32_t cap, std::unique_ptr<QueueSlot>* slot) override;
+  uint32_t CountHeldQueueSlots(const std::string& queue, uint32_t cap) const override;
+  Result<std::unique_ptr<ScheduleLock>> LockSchedules() override;
+  Status WriteSchedule(const ScheduleRecord& record) override;
+  Result<ScheduleRecord> ReadSchedule(const std::string& name) const override;
+  Status DeleteSchedule(const std::string& name) override;
+  std::vector<ScheduleRecord> ListSchedules(
+      const std::function<void(const std::string& name, const Status&)>& unreadable) const override;
 
   // Leases (LockRun): taken, renewed by a thread of their own, given back.
   void ReleaseLease(const std::string& id);
   // As `owner`; `from_parent`: a claim of this process's parent is taken over too.
   Result<bool> TakeLease(const std::string& id, const std::string& owner, bool from_parent);
+  // A queue slot (TryTakeQueueSlot), given back.
+  void ReleaseQueueSlot(const std::string& queue, uint32_t index);
 
  private:
   PgStore(std::string address, std::unique_ptr<Connection> conn);
-  void RenewLeases();  // the renewal thread
+  void StartRenewer();  // under mu_
+  void RenewLeases();   // the renewal thread: leases and queue slots
+  // Takes slot `index` of `queue` if it is free, or held by a process of this machine that died.
+  Result<bool> TakeQueueSlot(const std::string& queue, uint32_t index);
   std::string address_;
   std::unique_ptr<Connection> conn_;  // every statement of this process's threads but renewals
   std::string owner_;
@@ -99,6 +125,7 @@ class PgStore final : public StoreImpl, public std::enable_shared_from_this<PgSt
   std::mutex mu_;
   std::condition_variable wake_renewer_;
   std::set<std::string> leases_;  // the runs whose lease this process holds
+  std::set<std::pair<std::string, uint32_t>> slots_;  // the queue slots it holds
   bool stopping_ = false;
   std::thread renewer_;
 };

@@ -5,12 +5,11 @@
 
 #include <fmt/format.h>
 
+#include <iterator>
+
 namespace flow::store::pg {
 
 namespace {
-
-// Held (transaction-scoped) while the schema is created or migrated.
-constexpr int64_t kSchemaLockKey = 0x666c6f77'00000001;  // "flow", 1
 
 constexpr char kVersion1[] = R"sql(
 CREATE TABLE flow_schema (version integer NOT NULL);
@@ -44,6 +43,28 @@ CREATE TABLE flow_shared (
 INSERT INTO flow_schema VALUES (1);
 )sql";
 
+// Version 2: queue caps and their slots (leased as runs are), and schedules.
+constexpr char kVersion2[] = R"sql(
+CREATE TABLE flow_queues (
+  name text COLLATE "C" PRIMARY KEY,
+  cap bigint NOT NULL);
+CREATE TABLE flow_queue_slots (
+  queue text COLLATE "C" NOT NULL,
+  slot bigint NOT NULL,
+  owner text,
+  until timestamptz,
+  PRIMARY KEY (queue, slot));
+CREATE TABLE flow_schedules (
+  name text COLLATE "C" PRIMARY KEY,
+  code_hash text NOT NULL,
+  record bytea NOT NULL);
+UPDATE flow_schema SET version = 2;
+)sql";
+
+// The step from version K to K + 1, at index K (0: an empty database).
+constexpr const char* kSteps[] = {kVersion1, kVersion2};
+static_assert(std::size(kSteps) == kSchemaVersion);
+
 }  // namespace
 
 Result<int> SchemaVersion(Connection& c) {
@@ -72,10 +93,8 @@ Status CreateOrMigrateSchema(Connection& c) {
     return fail(Status::InvalidArgument(fmt::format(
         "the store was written by a newer flow (schema version {}; this flow knows up to {}): upgrade flow", *version,
         kSchemaVersion)));
-  if (*version == 0) {
-    if (Status s = c.ExecScript(kVersion1); !s.ok()) return fail(s);
-  }
-  // Later versions: a step per version from *version up, each in this transaction.
+  for (int v = *version; v < kSchemaVersion; ++v)  // every step in this one transaction
+    if (Status s = c.ExecScript(kSteps[v]); !s.ok()) return fail(s);
   return c.ExecScript("COMMIT");
 }
 

@@ -7,7 +7,7 @@ flight: the most in flight is the cap, and without a cap the two workers do over
 import json, os, subprocess, sys, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from testlib import FLOW, case, check, flow, get_json, main, program, runs, server, status, store  # noqa: E402
+from testlib import FLOW, case, check, flow, get_json, main, program, runs, server, status, store, tmp  # noqa: E402
 
 DEFERRED = 76  # flow resume of a run whose queue is full (cli/exit_codes.h)
 
@@ -125,9 +125,10 @@ def suspended_run_holds_no_slot():
 @case
 def killed_while_starting():
     """A queued run killed at its first effects resumes as any run: nothing done twice."""
+    log = tmp("effects.log")
     prog = program("files.flow", f'''
-fs.append("{store()}.log", "one\\n")
-fs.append("{store()}.log", "two\\n")
+fs.append("{log}", "one\\n")
+fs.append("{log}", "two\\n")
 print("done")
 ''')
     submit(prog, "--run-id", "k")
@@ -135,7 +136,7 @@ print("done")
     check("the start was killed (SIGKILL)", first.returncode == -9, (first.returncode, first.stderr))
     check("it reads as crashed, no longer queued", status(store(), "k") == "crashed", runs(store()))
     w = flow("worker", "--once", "--store", store())
-    with open(store() + ".log") as f:
+    with open(log) as f:
         lines = f.read().split()
     check("the worker resumes it to its end, each effect done once", status(store(), "k") == "completed" and
           lines == ["one", "two"], (w.stderr, lines))

@@ -8,7 +8,7 @@ delete; bad specs are usage errors. One case lets a worker fire a schedule in re
 import calendar, json, os, subprocess, sys, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from testlib import FLOW, case, check, flow, main, program, runs, status, store  # noqa: E402
+from testlib import FLOW, ON_POSTGRES, case, check, flow, main, program, runs, status, store, store_sql  # noqa: E402
 
 DEFERRED = 76
 
@@ -207,16 +207,22 @@ def virtual_time_runs():
 def damaged_records():
     add("ok", hello(), "--every", "1h", "--start", "2030-01-01T00:00Z", "--arg", "who=ok")
     add("bad", hello(), "--every", "1h", "--start", "2030-01-01T00:00Z")
-    path = os.path.join(store(), "schedules", "bad")
-    data = bytearray(open(path, "rb").read())
-    data[-3] ^= 0xFF
-    open(path, "wb").write(bytes(data))
+    if ON_POSTGRES:  # its row
+        store_sql("UPDATE flow_schedules SET record = set_byte(record, octet_length(record) - 3, "
+                  "get_byte(record, octet_length(record) - 3) # 255) WHERE name = 'bad'")
+    else:
+        path = os.path.join(store(), "schedules", "bad")
+        data = bytearray(open(path, "rb").read())
+        data[-3] ^= 0xFF
+        open(path, "wb").write(bytes(data))
     listed = flow("schedule", "list", "--store", store())
     check("schedule list names a damaged schedule and exits 3", listed.returncode == 3 and "schedule bad" in listed.stderr
           and "ok" in listed.stdout, (listed.returncode, listed.stderr))
     t = tick("2030-01-01T00:00Z")
     check("a tick still fires the others, and says which is damaged (exit 3)",
           t.returncode == 3 and t.stdout.split() == ["ok-20300101T000000Z"] and "bad" in t.stderr, (t.returncode, t.stdout, t.stderr))
+    if ON_POSTGRES:
+        return  # a cap is a column there, not a record that can be damaged
     flow("queue", "set", "q", "--concurrency", "1", "--store", store())
     with open(os.path.join(store(), "queues", "q", "config"), "r+b") as f:
         f.write(b"\x01\x00")

@@ -3,10 +3,10 @@
 by any number at once; a database of a newer flow refused), FLOW_STORE naming a database,
 bad addresses as clear errors, and `flow migrate` moving suspended and crashed runs from a
 folder to the database and back, each resuming where it stood."""
-import os, subprocess, sys, time
+import json, os, subprocess, sys, time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
-from testlib import FLOW, case, check, flow, main, pg_server, program, runs, tmp  # noqa: E402
+from testlib import FLOW, case, check, flow, main, own_pg_server, pg_server, program, runs, server, status, tmp  # noqa: E402
 
 WAITS = 'print("before")\nlet v = signal.wait("go")\nprint("got", v)\n'
 COUNTS = 'for i in range(6) {\n  print("step", i)\n  sleep(5ms)\n}\nprint("end")\n'
@@ -22,7 +22,7 @@ def init_once_and_newer_refused():
     check("the new store lists no runs", r.returncode == 0 and r.stdout.strip() == "[]", r.stdout + r.stderr)
     r = flow("run", program("w.flow", WAITS), "--store", db, "--run-id", "w", "--detach")
     check("a run starts in it", r.returncode == 75, r.stderr)
-    pg_server().sql("UPDATE flow_schema SET version = 99", "init")
+    pg_server().sql("UPDATE flow_schema SET version = 99", db)
     for args in (["runs", "--store", db], ["resume", "w", "--store", db], ["store", "init", "--store", db]):
         r = flow(*args)
         check(f"flow {args[0]} refuses a store of a newer flow, saying so",
@@ -52,19 +52,17 @@ def addresses():
     r = flow("resume", "x", "--store", db2)
     check("resume in a database without a store says to make one", r.returncode != 0 and "flow store init" in r.stderr,
           r.stderr)
-    r = flow("schedule", "add", "s", program("s.flow", 'print("x")\n'), "--every", "1h", "--store", db)
-    check("schedules are refused on a PostgreSQL store, clearly", r.returncode != 0 and "PostgreSQL" in r.stderr, r.stderr)
 
 
 @case
 def a_worker_outlives_a_server_restart():
     """A worker whose connections the server cut (a restart, a failover) connects again:
     a run submitted after it is executed."""
-    db = pg_server().database("restart")
+    db = own_pg_server().database("restart")  # not a shared server: it is restarted
     flow("store", "init", "--store", db)
     w = subprocess.Popen([FLOW, "worker", "--store", db], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     time.sleep(0.5)
-    pg_server().restart()
+    own_pg_server().restart()
     r = flow("submit", program("c.flow", COUNTS), "--store", db, "--run-id", "after")
     check("a run is submitted after the restart", r.returncode == 0, r.stderr)
     deadline = time.time() + 90
@@ -87,11 +85,26 @@ def migrate_there_and_back():
     crashed = flow("run", program("c.flow", COUNTS), "--store", folder, "--run-id", "crashed", crash="3:after-checkpoint")
     check("a run crashed in the folder store", crashed.returncode == -9, crashed.stderr)
     r = flow("run", program("d.flow", 'print("done")\n'), "--store", folder, "--run-id", "done")
+    flow("queue", "set", "q", "--concurrency", "2", "--store", folder)
+    r = flow("schedule", "add", "nightly", program("n.flow", 'print("night")\n'), "--cron", "0 3 * * *", "--queue", "q",
+             "--store", folder)
+    check("a schedule and a queue cap in the folder store", r.returncode == 0, r.stderr)
     r = flow("migrate", "--from", folder, "--to", db)
     check("migrate moves every run to the database", r.returncode == 0 and sorted(r.stdout.split()) ==
           ["crashed", "done", "signalled", "waiting"], r.stdout + r.stderr)
+    listed = lambda what, st: json.loads(flow(what, "list", "--json", "--store", st).stdout or "[]")  # noqa: E731
+    check("and the schedule, which only the database has now (one store fires it)",
+          [x["name"] for x in listed("schedule", db)] == ["nightly"] and listed("schedule", folder) == [] and
+          "schedule nightly moved" in r.stderr, (listed("schedule", db), listed("schedule", folder), r.stderr))
+    check("and the queue's cap, copied", [(x["name"], x["concurrency"]) for x in listed("queue", db)] == [("q", 2)],
+          listed("queue", db))
     check("the runs are in the database, none left in the folder",
           set(runs(db)) == {"crashed", "done", "signalled", "waiting"} and runs(folder) == {}, (runs(db), runs(folder)))
+    r = flow("schedule", "tick", "--now", "2030-01-01T03:00Z", "--store", db)
+    fired = [i for i in runs(db) if i.startswith("nightly-")]
+    check("the moved schedule fires in the database, its code moved with it",
+          r.returncode == 0 and len(fired) == 1 and flow("resume", fired[0], "--store", db).stdout == "night\n",
+          (r.returncode, r.stdout, r.stderr, fired))
     r = flow("resume", "signalled", "--store", db)
     check("a signal sent before the move is received after it", r.returncode == 0 and r.stdout == "got early\n",
           r.stdout + r.stderr)
@@ -115,6 +128,74 @@ def migrate_there_and_back():
     r = flow("migrate", "--from", back, "--to", tmp("c"), "half")
     check("a run being moved to one store is not moved to another", r.returncode != 0 and "set aside" in r.stderr and
           "half" in runs(back) and "half" not in runs(tmp("c")), r.stdout + r.stderr)
+
+
+DEFERRED = 76  # flow resume of a run whose queue is full (cli/exit_codes.h)
+
+
+@case
+def queue_slot_of_a_killed_process():
+    """A queue's slot is a lease: one held by a process killed on another machine is waited
+    out (the lease), one held by a process that died on this machine is free at once."""
+    db = pg_server().database("slots")
+    env = dict(os.environ, FLOW_LEASE_MS="2000")
+    on = lambda machine: dict(env, FLOW_MACHINE_ID=machine)  # noqa: E731
+    flow("queue", "set", "q", "--concurrency", "1", "--store", db)
+    hold = program("hold.flow", f'print("before")\nhttp.get("{server("inflight_server.py")}/hold/h?until=99&ms=30000")\n')
+    for rid in ("holder", "holder2"):
+        flow("submit", hold, "--queue", "q", "--run-id", rid, "--store", db)
+    for rid in ("second", "third"):
+        flow("submit", program("d.flow", 'print("done")\n'), "--queue", "q", "--run-id", rid, "--store", db)
+
+    def killed_holding(rid):
+        """Resumes RID on machine a until it waits for its answer (30 s), its slot held; kills it -9."""
+        holder = subprocess.Popen([FLOW, "resume", rid, "--store", db], env=on("a"), stdout=subprocess.PIPE,
+                                  stderr=subprocess.DEVNULL, text=True)
+        holder.stdout.readline()  # "before"
+        time.sleep(0.2)  # its request sent
+        listed = flow("queue", "list", "--json", "--store", db)
+        check(f"the live {rid} takes the queue's one slot", '"executing": 1' in listed.stdout, listed.stdout + listed.stderr)
+        holder.kill()
+        holder.wait()
+
+    killed_holding("holder")
+    r = flow("resume", "second", "--store", db, env=on("b"))
+    check("on another machine the killed holder's slot is held until its lease runs out (deferred, exit 76)",
+          r.returncode == DEFERRED and status(db, "second") == "queued", (r.returncode, r.stderr))
+    time.sleep(2.2)
+    r = flow("resume", "second", "--store", db, env=on("b"))
+    check("after the lease, another machine takes the slot", r.returncode == 0 and r.stdout == "done\n",
+          (r.returncode, r.stdout, r.stderr))
+    killed_holding("holder2")
+    r = flow("resume", "third", "--store", db, env=on("a"))
+    check("on its own machine a dead holder's slot is free at once", r.returncode == 0 and r.stdout == "done\n",
+          (r.returncode, r.stdout, r.stderr))
+
+
+@case
+def a_worker_hears_schedules_change():
+    """A running worker learns of a schedule added, and of one deleted, at once (NOTIFY),
+    not at its next rescan (a minute)."""
+    db = pg_server().database("schedules")
+    worker = subprocess.Popen([FLOW, "worker", "--store", db], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        time.sleep(0.5)  # listening
+        r = flow("schedule", "add", "tick", program("h.flow", 'print("tick")\n'), "--every", "1s", "--store", db)
+        check("a schedule is added to the database", r.returncode == 0, r.stderr)
+        deadline = time.time() + 10
+        while time.time() < deadline and not any(status(db, i) == "completed" for i in runs(db)):
+            time.sleep(0.1)
+        fired = [i for i in runs(db) if i.startswith("tick-")]
+        check("the running worker fires it within seconds", fired and all(status(db, i) == "completed" for i in fired[:1]),
+              runs(db))
+        r = flow("schedule", "delete", "tick", "--store", db)
+        time.sleep(0.3)
+        before = len(runs(db))
+        time.sleep(2.5)
+        check("deleted, it fires no more", r.returncode == 0 and len(runs(db)) == before, (r.stderr, runs(db)))
+    finally:
+        worker.kill()
+        worker.wait()
 
 
 if __name__ == "__main__":

@@ -5,11 +5,14 @@ package: scripts/setup.sh installs it).
 
     pg_server.py start DIR      starts one in DIR; prints its address (postgresql://...)
     pg_server.py stop DIR       stops it
+    pg_server.py start-shared BUILD   starts the server a whole ctest run shares (a CTest
+    pg_server.py stop-shared BUILD    fixture, tests/CMakeLists.txt): BUILD/pg-shared.json says
+                                      where; each test makes its own databases there
 
 From Python: PgServer(folder).start() / .database(name) / .stop(). The cluster is made
 once per build folder with initdb (about a second) and copied for each server (a tenth).
 Under root (CI) the server runs as `nobody`: PostgreSQL refuses to run as root."""
-import fcntl, glob, os, pwd, shutil, socket, subprocess, sys
+import fcntl, glob, hashlib, json, os, pwd, shutil, socket, subprocess, sys
 
 PG_BIN = sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1:] or [""]
 PG_BIN = PG_BIN[0]
@@ -86,6 +89,16 @@ class PgServer:
                 return self
         raise RuntimeError("PostgreSQL did not start: " + r.stdout + r.stderr + self.log())
 
+    @staticmethod
+    def attach(info_file):
+        """The server a ctest run shares (start-shared), from the file that says where it is."""
+        with open(info_file) as f:
+            info = json.load(f)
+        server = PgServer(info["folder"])
+        server.port = info["port"]
+        server.shared = True
+        return server
+
     def log(self):
         try:
             with open(os.path.join(self.folder, "log")) as f:
@@ -97,14 +110,18 @@ class PgServer:
         return f"postgresql://flow@127.0.0.1:{self.port}/{database}"
 
     def sql(self, statement, database="postgres"):
+        """Runs STATEMENT in DATABASE (a name, or an address database() gave): its output."""
+        address = database if "://" in database else self.address(database)
         r = subprocess.run([os.path.join(PG_BIN, "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-                            "-d", self.address(database), "-c", statement], capture_output=True, text=True)
+                            "-d", address, "-c", statement], capture_output=True, text=True)
         if r.returncode != 0:
             raise RuntimeError(f"psql: {statement}: {r.stderr}")
         return r.stdout
 
     def database(self, name):
-        """A new empty database NAME: its address."""
+        """A new empty database named after NAME (and this process, on a shared server): its address."""
+        if getattr(self, "shared", False):
+            name = f"{name}_{os.getpid()}"
         self.sql(f'CREATE DATABASE "{name}"')
         return self.address(name)
 
@@ -124,13 +141,41 @@ class PgServer:
             self.port = None
 
 
+def shared_folder(build):
+    """Where the shared server of build folder BUILD lives: under /tmp, which the server's
+    user reaches (a build folder may be under a folder only root can enter)."""
+    digest = hashlib.sha1(os.path.abspath(build).encode()).hexdigest()[:12]
+    return os.path.join(os.environ.get("TMPDIR", "/tmp"), f"flow-pg-shared-{os.getuid()}-{digest}")
+
+
+def _stop_folder(folder):
+    data = os.path.join(folder, "data")
+    if os.path.exists(os.path.join(data, "postmaster.pid")):
+        subprocess.run(_as_server_user([os.path.join(PG_BIN, "pg_ctl"), "-D", data, "-m", "immediate", "-w", "stop"]),
+                       capture_output=True)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("start", "stop"):
+    if len(sys.argv) != 3 or sys.argv[1] not in ("start", "stop", "start-shared", "stop-shared"):
         sys.exit(__doc__)
-    if sys.argv[1] == "start":
+    if sys.argv[1] in ("start-shared", "stop-shared"):
+        folder, info = shared_folder(sys.argv[2]), os.path.join(sys.argv[2], "pg-shared.json")
+        _stop_folder(folder)  # a server an interrupted run left
+        shutil.rmtree(folder, ignore_errors=True)
+        if os.path.exists(info):
+            os.remove(info)
+        if sys.argv[1] == "start-shared":
+            if available():
+                sys.exit(available())
+            server = PgServer(folder).start()
+            with open(info + ".tmp", "w") as f:
+                json.dump({"folder": folder, "port": server.port}, f)
+            os.replace(info + ".tmp", info)
+            print(server.address())
+    elif sys.argv[1] == "start":
         if available():
             sys.exit(available())
         print(PgServer(sys.argv[2]).start().address())
-    else:
+    else:  # stop
         s = PgServer(sys.argv[2])
         subprocess.run(_as_server_user([os.path.join(PG_BIN, "pg_ctl"), "-D", s.data, "-m", "fast", "-w", "stop"]))

@@ -133,8 +133,27 @@ _pg_stores = {}
 
 @functools.cache
 def pg_server():
-    """The PostgreSQL server of this process, started at the first call, stopped at exit."""
+    """The PostgreSQL server of this process: the one a ctest run shares (FLOW_TEST_PG_SHARED
+    names the file that says where: tests/CMakeLists.txt), or one started at the first call
+    and stopped at exit."""
     import pg_server as pg  # noqa: E402 (tests/tools is on the path of every test script)
+    shared = os.environ.get("FLOW_TEST_PG_SHARED")
+    if shared and os.path.exists(shared):
+        server = pg.PgServer.attach(shared)
+        try:  # one an interrupted run left behind is gone
+            import socket
+            socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+            return server
+        except OSError:
+            pass
+    return own_pg_server()
+
+
+@functools.cache
+def own_pg_server():
+    """A PostgreSQL server of this process alone (one a case may restart), started at the
+    first call, stopped at exit."""
+    import pg_server as pg  # noqa: E402
     why = pg.available()
     if why:
         raise RuntimeError(why)  # never a silent skip: the suite was asked to run on PostgreSQL
@@ -150,8 +169,13 @@ def store():
     if not ON_POSTGRES:
         return tmp("store")
     if _current not in _pg_stores:
-        _pg_stores[_current] = pg_server().database("case_" + str(len(_pg_stores)))
+        _pg_stores[_current] = pg_server().database(f"case_{len(_pg_stores)}")
     return _pg_stores[_current]
+
+
+def store_sql(statement):
+    """Runs SQL in the running case's database (FLOW_TEST_STORE=postgres): its output."""
+    return pg_server().sql(statement, store())
 
 
 def program(name, text):

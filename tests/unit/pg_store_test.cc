@@ -7,18 +7,25 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "store/keys.h"
 #include "store/pg/connection.h"
 #include "store/pg/pg_store.h"
+#include "store/pg/schema.h"
 #include "store/store.h"
 #include "temp_dir.h"
 
@@ -34,7 +41,7 @@ class PgServer {
   }
   // A new empty database's address.
   std::string NewDatabase() {
-    const std::string name = "unit" + std::to_string(++databases_);
+    const std::string name = "unit_" + std::to_string(getpid()) + "_" + std::to_string(++databases_);
     Result<std::unique_ptr<pg::Connection>> c = pg::Connection::Open(address_ + "postgres");
     EXPECT_TRUE(c.ok()) << c.status().message();
     if (!c.ok()) return "";
@@ -42,13 +49,27 @@ class PgServer {
     return address_ + name;
   }
   ~PgServer() {
+    if (shared_) return;
     std::string stop = std::string("python3 ") + FLOW_SOURCE_DIR + "/tests/tools/pg_server.py stop " + folder_.path() +
                        " > /dev/null 2>&1";
     (void)std::system(stop.c_str());
   }
 
  private:
+  // The server a ctest run shares (FLOW_TEST_PG_SHARED names the file that says where:
+  // tests/CMakeLists.txt), if it answers; else one of this process.
   PgServer() {
+    if (const char* shared = std::getenv("FLOW_TEST_PG_SHARED"); shared && std::filesystem::exists(shared)) {
+      std::ifstream in(shared);
+      nlohmann::json info = nlohmann::json::parse(in, nullptr, false);
+      if (info.is_object() && info.contains("port")) {
+        address_ = "postgresql://flow@127.0.0.1:" + std::to_string(info["port"].get<int>()) + "/";
+        if (pg::Connection::Open(address_ + "postgres").ok()) {
+          shared_ = true;
+          return;
+        }
+      }
+    }
     chmod(folder_.path().c_str(), 0755);  // the server's user (nobody, under root) reaches it
     std::string start = std::string("python3 ") + FLOW_SOURCE_DIR + "/tests/tools/pg_server.py start " + folder_.path() + "/pg";
     FILE* out = popen(start.c_str(), "r");
@@ -62,6 +83,7 @@ class PgServer {
   }
   testing::TempDir folder_;
   std::string address_;
+  bool shared_ = false;
   int databases_ = 0;
 };
 
@@ -165,6 +187,155 @@ TEST_P(RunDbOnBoth, AScanReadsEveryKeyInBytewiseOrderAcrossPages) {
 INSTANTIATE_TEST_SUITE_P(Backends, RunDbOnBoth, ::testing::Values(Backend::kLevelDb, Backend::kPostgres),
                          [](const auto& info) { return info.param == Backend::kLevelDb ? "LevelDb" : "Postgres"; });
 
+// Queue caps and slots, and schedules, on both stores. Two handles on one store act as two
+// processes do: on PostgreSQL each is an owner of its own.
+class StoreOnBoth : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    location_ = GetParam() == Backend::kPostgres ? PgServer::Get().NewDatabase() : dir_.path() + "/store";
+    st_.emplace(Open(true));
+  }
+  Store Open(bool create) {
+    Result<Store> st = Store::Open(location_, create);
+    EXPECT_TRUE(st.ok()) << st.status().message();
+    return std::move(st.value());
+  }
+  testing::TempDir dir_;
+  std::string location_;
+  std::optional<Store> st_;
+};
+
+TEST_P(StoreOnBoth, AQueueCapIsStoredListedAndRemoved) {
+  EXPECT_EQ(st_->ReadQueueCap("q").value(), 0u);
+  ASSERT_TRUE(st_->WriteQueueCap("q", 3).ok());
+  ASSERT_TRUE(st_->WriteQueueCap("b", 1).ok());
+  ASSERT_TRUE(st_->WriteQueueCap("q", 4).ok());
+  EXPECT_EQ(Open(false).ReadQueueCap("q").value(), 4u);
+  std::vector<std::string> capped;
+  ASSERT_TRUE(st_->ListCappedQueues(&capped).ok());
+  EXPECT_EQ(capped, (std::vector<std::string>{"b", "q"}));
+  ASSERT_TRUE(st_->WriteQueueCap("q", 0).ok());
+  EXPECT_EQ(st_->ReadQueueCap("q").value(), 0u);
+  ASSERT_TRUE(st_->ListCappedQueues(&capped).ok());
+  EXPECT_EQ(capped, std::vector<std::string>{"b"});
+  EXPECT_EQ(st_->WriteQueueCap("-bad", 1).code(), Status::Code::kInvalidArgument);
+}
+
+TEST_P(StoreOnBoth, AtMostCapSlotsAreHeldAcrossProcessesAndAGivenBackOneIsTakenAgain) {
+  Store other = Open(false);
+  std::unique_ptr<QueueSlot> a, b, c;
+  ASSERT_TRUE(st_->TryTakeQueueSlot("q", 2, &a).ok());
+  ASSERT_TRUE(other.TryTakeQueueSlot("q", 2, &b).ok());
+  ASSERT_TRUE(other.TryTakeQueueSlot("q", 2, &c).ok());
+  ASSERT_TRUE(a && b);
+  EXPECT_NE(a->index(), b->index());
+  EXPECT_FALSE(c) << "a third slot of a queue capped at 2";
+  EXPECT_EQ(st_->CountHeldQueueSlots("q", 2), 2u);
+  EXPECT_EQ(st_->CountHeldQueueSlots("other", 2), 0u);
+  a.reset();
+  EXPECT_EQ(other.CountHeldQueueSlots("q", 2), 1u);
+  ASSERT_TRUE(other.TryTakeQueueSlot("q", 2, &c).ok());
+  EXPECT_TRUE(c);
+  EXPECT_EQ(st_->CountHeldQueueSlots("q", 2), 2u);
+  EXPECT_EQ(st_->CountHeldQueueSlots("q", 1), 1u) << "only the slots under a lowered cap count";
+}
+
+TEST_P(StoreOnBoth, TheSlotOfAProcessThatDiedHereIsFreeAtOnce) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    Result<Store> st = Store::Open(location_, false);
+    std::unique_ptr<QueueSlot> slot;
+    _exit(st.ok() && st->TryTakeQueueSlot("q", 1, &slot).ok() && slot ? 0 : 1);  // never given back
+  }
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  EXPECT_EQ(st_->CountHeldQueueSlots("q", 1), 0u);
+  std::unique_ptr<QueueSlot> slot;
+  ASSERT_TRUE(st_->TryTakeQueueSlot("q", 1, &slot).ok());
+  EXPECT_TRUE(slot) << "not waited out for a lease";
+}
+
+ScheduleRecord SomeSchedule(const std::string& name) {
+  ScheduleRecord s;
+  s.name = name;
+  s.program = "/p.flow";
+  s.code_hash = std::string(32, 'a');
+  s.queue = "default";
+  s.every_ms = 60'000;
+  s.next_ms = 120'000;
+  return s;
+}
+
+TEST_P(StoreOnBoth, SchedulesAreWrittenReadListedAndDeleted) {
+  EXPECT_TRUE(st_->ReadSchedule("s").status().IsNotFound());
+  ASSERT_TRUE(st_->WriteSchedule(SomeSchedule("s")).ok());
+  ASSERT_TRUE(st_->WriteSchedule(SomeSchedule("a")).ok());
+  ScheduleRecord changed = SomeSchedule("s");
+  changed.fired = 7;
+  ASSERT_TRUE(st_->WriteSchedule(changed).ok());
+  Result<ScheduleRecord> back = Open(false).ReadSchedule("s");
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(back->fired, 7u);
+  EXPECT_EQ(back->next_ms, 120'000);
+  int unreadable = 0;
+  std::vector<ScheduleRecord> all = st_->ListSchedules([&](const std::string&, const Status&) { ++unreadable; });
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].name, "a");
+  EXPECT_EQ(all[1].name, "s");
+  EXPECT_EQ(unreadable, 0);
+  ASSERT_TRUE(st_->DeleteSchedule("a").ok());
+  EXPECT_TRUE(st_->DeleteSchedule("a").IsNotFound());
+  EXPECT_EQ(st_->ListSchedules([](const std::string&, const Status&) {}).size(), 1u);
+  EXPECT_EQ(st_->ReadSchedule("-bad").status().code(), Status::Code::kInvalidArgument);
+}
+
+TEST_P(StoreOnBoth, TheScheduleLockIsHeldByOneProcessAtATime) {
+  Result<std::unique_ptr<ScheduleLock>> held = st_->LockSchedules();
+  ASSERT_TRUE(held.ok()) << held.status().message();
+  std::atomic<bool> taken = false;
+  std::thread other([&] {
+    Store st = Open(false);
+    Result<std::unique_ptr<ScheduleLock>> lock = st.LockSchedules();
+    EXPECT_TRUE(lock.ok());
+    taken = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  EXPECT_FALSE(taken) << "taken while another holds it";
+  held->reset();
+  other.join();
+  EXPECT_TRUE(taken);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreOnBoth, ::testing::Values(Backend::kLevelDb, Backend::kPostgres),
+                         [](const auto& info) { return info.param == Backend::kLevelDb ? "Folder" : "Postgres"; });
+
+// A store written at version 1 (before queue caps and schedules had tables) is migrated
+// when first opened, its runs kept.
+TEST(PgStore, AVersion1StoreIsMigratedOnFirstUseKeepingItsRuns) {
+  const std::string address = PgServer::Get().NewDatabase();
+  {
+    Result<Store> st = Store::Open(address, true);
+    ASSERT_TRUE(st.ok()) << st.status().message();
+    RunRecord r;
+    r.id = "r";
+    r.code_hash = std::string(32, 'a');
+    ASSERT_TRUE(st->CreateRunDir("r", false).ok());
+    ASSERT_TRUE(st->WriteRun(r).ok());
+  }
+  Result<std::unique_ptr<pg::Connection>> c = pg::Connection::Open(address);
+  ASSERT_TRUE(c.ok());
+  ASSERT_TRUE((*c)->ExecScript("DROP TABLE flow_queues, flow_queue_slots, flow_schedules; UPDATE flow_schema SET version = 1").ok());
+  Result<Store> st = Store::Open(address, false);
+  ASSERT_TRUE(st.ok()) << st.status().message();
+  Result<int> version = pg::SchemaVersion(**c);
+  ASSERT_TRUE(version.ok());
+  EXPECT_EQ(*version, pg::kSchemaVersion);
+  EXPECT_TRUE(st->ReadRun("r").ok());
+  EXPECT_TRUE(st->WriteQueueCap("q", 2).ok());
+  EXPECT_TRUE(st->WriteSchedule(SomeSchedule("s")).ok());
+}
+
 TEST(PgStore, AWriteAfterTheLeaseWasTakenOverWritesNothing) {
   const std::string address = PgServer::Get().NewDatabase();
   Result<Store> st = Store::Open(address, true);
@@ -232,7 +403,7 @@ TEST(PgStore, ADatabaseOfANewerSchemaIsRefused) {
   ASSERT_TRUE(Store::Open(address, true).ok());
   Result<std::unique_ptr<pg::Connection>> c = pg::Connection::Open(address);
   ASSERT_TRUE(c.ok());
-  ASSERT_TRUE((*c)->ExecScript("UPDATE flow_schema SET version = 2").ok());
+  ASSERT_TRUE((*c)->ExecScript("UPDATE flow_schema SET version = " + std::to_string(pg::kSchemaVersion + 1)).ok());
   for (bool create : {false, true}) {
     Result<Store> st = Store::Open(address, create);
     ASSERT_FALSE(st.ok());

@@ -1,4 +1,4 @@
-// Issue 12: cron expressions (5 fields, UTC), schedule ticks and records, queue slots.
+// Issue 12: cron expressions (5 fields, UTC), schedule ticks and records.
 #include <gtest/gtest.h>
 
 #include <ctime>
@@ -115,31 +115,7 @@ TEST(Schedule, RecordRoundTripsAndDamageIsCorruption) {
   EXPECT_TRUE(store::DecodeSchedule(bytes, "it").status().IsCorruption());
 }
 
-TEST(QueueSlots, AtMostCapHeldAndFreedWhenReleased) {
-  testing::TempDir dir;
-  std::unique_ptr<store::QueueSlot> a, b, c;
-  ASSERT_TRUE(store::TryTakeQueueSlot(dir.path(), "q", 2, &a).ok());
-  ASSERT_TRUE(store::TryTakeQueueSlot(dir.path(), "q", 2, &b).ok());
-  ASSERT_TRUE(store::TryTakeQueueSlot(dir.path(), "q", 2, &c).ok());
-  EXPECT_TRUE(a && b);
-  EXPECT_FALSE(c) << "a third slot of a queue capped at 2";
-  EXPECT_EQ(store::CountHeldQueueSlots(dir.path(), "q", 2), 2u);
-  a.reset();
-  EXPECT_EQ(store::CountHeldQueueSlots(dir.path(), "q", 2), 1u);
-  ASSERT_TRUE(store::TryTakeQueueSlot(dir.path(), "q", 2, &c).ok());
-  EXPECT_TRUE(c);
-}
-
-TEST(QueueSlots, CapIsStoredAndRemoved) {
-  testing::TempDir dir;
-  EXPECT_EQ(store::ReadQueueCap(dir.path(), "q").value(), 0u);
-  ASSERT_TRUE(store::WriteQueueCap(dir.path(), "q", 3).ok());
-  EXPECT_EQ(store::ReadQueueCap(dir.path(), "q").value(), 3u);
-  EXPECT_EQ(store::ListCappedQueues(dir.path()), std::vector<std::string>{"q"});
-  ASSERT_TRUE(store::WriteQueueCap(dir.path(), "q", 0).ok());
-  EXPECT_EQ(store::ReadQueueCap(dir.path(), "q").value(), 0u);
-  EXPECT_TRUE(store::ListCappedQueues(dir.path()).empty());
-}
+// Queue caps and slots on both stores: tests/unit/pg_store_test.cc (StoreOnBoth).
 
 TEST(QueuedRecord, KeepsQueueAndAfterRunAndVersion3StillReads) {
   testing::TempDir dir;
