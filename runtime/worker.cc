@@ -468,25 +468,30 @@ class Pool {
     if (unindexed_.empty()) unindexed_since_ms_ = NowMs();
     unindexed_.insert(unindexed_.end(), ended.begin(), ended.end());
     // A slot may be free now, or a run that queued runs wait for may have ended.
-    if (!ended.empty() && !waiting_for_room_.empty()) {
-      std::set<std::string> waiting;
-      waiting.swap(waiting_for_room_);
-      for (const std::string& id : waiting) Check({0, id, ""}, NowMs());
-    }
+    if (!ended.empty()) TryWaitingForRoom();
     return Status::Ok();
+  }
+
+  // The queued runs that could not start (their queue full, or their previous run going
+  // on), looked at again.
+  void TryWaitingForRoom() {
+    std::set<std::string> waiting;
+    waiting.swap(waiting_for_room_);
+    for (const std::string& id : waiting) Check({0, id, ""}, NowMs());
   }
 
   void ReadHints() {
     if (wake_watch_) {
       std::vector<store::Store::WakeHint> hints;
-      bool schedules_changed = false;
-      if (Status s = wake_watch_->Take(&hints, &schedules_changed); !s.ok()) {
+      store::Store::WakeWatch::News news;
+      if (Status s = wake_watch_->Take(&hints, &news); !s.ok()) {
         Report({WorkerEvent::kSkipped, "", "wake notifications: " + s.message()});
         wake_watch_.reset();  // watched again by the loop (Rewatch), once the database answers
         return;
       }
       for (auto& h : hints) timers_.push({h.wake_ms, h.run_id, h.file});
-      if (schedules_changed) next_schedule_ms_ = 0;  // look again now
+      if (news.schedules_changed) next_schedule_ms_ = 0;  // look again now
+      if (news.slot_freed) TryWaitingForRoom();        // given back by another process
       return;
     }
     alignas(inotify_event) char buf[16384];

@@ -397,9 +397,13 @@ class StoreImpl {
    public:
     virtual ~WakeWatch() = default;
     virtual int fd() const = 0;
-    // The hints noted since the last call (a run id with wake_ms 0 for a cancel);
-    // *schedules_changed: whether a schedule was added, changed or removed meanwhile.
-    virtual Status Take(std::vector<WakeHint>* hints, bool* schedules_changed) = 0;
+    // What else was announced since the last call.
+    struct News {
+      bool schedules_changed = false;  // a schedule was added, changed or removed
+      bool slot_freed = false;         // a queue slot was given back: a queued run may start
+    };
+    // The hints noted since the last call (a run id with wake_ms 0 for a cancel).
+    virtual Status Take(std::vector<WakeHint>* hints, News* news) = 0;
   };
   virtual Result<std::unique_ptr<WakeWatch>> WatchWakes() = 0;
 

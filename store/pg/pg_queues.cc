@@ -39,9 +39,6 @@ class PgScheduleLock final : public ScheduleLock {
   std::shared_ptr<PgStore> st_;
 };
 
-// What workers hear on flow_wake when a schedule changes (a run's hint is "WAKE_MS ID").
-constexpr char kSchedulesChanged[] = "schedules";
-
 }  // namespace
 
 std::string SlotKey(const std::string& queue, uint32_t index) { return queue + ":" + std::to_string(index); }
@@ -129,9 +126,13 @@ void PgStore::ReleaseQueueSlot(const std::string& queue, uint32_t index) {
     std::lock_guard<std::mutex> lock(mu_);
     slots_.erase({queue, index});
   }
+  // Announced: a worker whose queued run waited for room tries it again at once.
   static constexpr char kRelease[] = R"sql(
-UPDATE flow_queue_slots SET owner = NULL, until = NULL WHERE queue = $1::text AND slot = $2::bigint AND owner = $3::text)sql";
-  (void)conn_->Exec(kRelease, {Param::Text(queue), Param::Int(index), Param::Text(owner_)});
+WITH freed AS (UPDATE flow_queue_slots SET owner = NULL, until = NULL
+               WHERE queue = $1::text AND slot = $2::bigint AND owner = $3::text RETURNING 1)
+SELECT pg_notify('flow_wake', $4::text) FROM freed)sql";
+  (void)conn_->Exec(kRelease, {Param::Text(queue), Param::Int(index), Param::Text(owner_), Param::Text(kSlotFreed)});
+  StopRenewerIfIdle();
 }
 
 uint32_t PgStore::CountHeldQueueSlots(const std::string& queue, uint32_t cap) const {
@@ -217,7 +218,5 @@ std::vector<ScheduleRecord> PgStore::ListSchedules(
   }
   return out;
 }
-
-bool IsSchedulesChangedNotice(std::string_view payload) { return payload == kSchedulesChanged; }
 
 }  // namespace flow::store::pg

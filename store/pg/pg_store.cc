@@ -518,19 +518,37 @@ void PgStore::ReleaseLease(const std::string& id) {
 UPDATE flow_runs SET lease_owner = NULL, lease_pid = NULL, lease_until = NULL
 WHERE id = $1::text AND lease_owner = $2::text)sql";
   (void)conn_->Exec(kRelease, {Param::Text(id), Param::Text(owner_)});
+  StopRenewerIfIdle();
 }
 
 void PgStore::StartRenewer() {
-  if (!renewer_.joinable()) renewer_ = std::thread([this] { RenewLeases(); });
+  if (!renewer_.joinable()) renewer_ = std::thread([this, generation = renewer_generation_] { RenewLeases(generation); });
 }
 
-// On a connection of its own (libpq connections serve one thread at a time).
-void PgStore::RenewLeases() {
+// The thread runs only while the process holds a lease or a slot: a worker forks its
+// children with no other thread alive (a worker that fired a schedule took a run's lease
+// a moment, to create its queued run).
+void PgStore::StopRenewerIfIdle() {
+  std::thread idle;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!leases_.empty() || !slots_.empty() || !renewer_.joinable()) return;
+    ++renewer_generation_;  // it ends
+    idle = std::move(renewer_);
+  }
+  wake_renewer_.notify_all();
+  idle.join();
+}
+
+// On a connection of its own (libpq connections serve one thread at a time), until the
+// store closes or StopRenewerIfIdle moves on to a generation after this thread's.
+void PgStore::RenewLeases(uint64_t generation) {
   std::unique_ptr<Connection> conn;
   std::unique_lock<std::mutex> lock(mu_);
-  while (!stopping_) {
-    wake_renewer_.wait_for(lock, std::chrono::milliseconds(lease_ms_ / 3), [&] { return stopping_; });
-    if (stopping_ || (leases_.empty() && slots_.empty())) continue;
+  auto ending = [&] { return stopping_ || renewer_generation_ != generation; };
+  while (!ending()) {
+    wake_renewer_.wait_for(lock, std::chrono::milliseconds(lease_ms_ / 3), ending);
+    if (ending() || (leases_.empty() && slots_.empty())) continue;
     std::vector<std::string> held(leases_.begin(), leases_.end());
     std::vector<std::string> slots;
     for (const auto& [queue, index] : slots_) slots.push_back(SlotKey(queue, index));
@@ -631,12 +649,13 @@ class PgWakeWatch final : public StoreImpl::WakeWatch {
  public:
   explicit PgWakeWatch(std::unique_ptr<Connection> conn) : conn_(std::move(conn)) {}
   int fd() const override { return conn_->socket(); }
-  Status Take(std::vector<WakeHint>* hints, bool* schedules_changed) override {
+  Status Take(std::vector<WakeHint>* hints, News* news) override {
     std::vector<std::string> payloads;
-    *schedules_changed = false;
+    *news = News{};
     if (Status s = conn_->TakeNotifications(&payloads); !s.ok()) return s;
     for (const std::string& p : payloads) {
-      if (IsSchedulesChangedNotice(p)) *schedules_changed = true;
+      if (p == kSchedulesChanged) news->schedules_changed = true;
+      if (p == kSlotFreed) news->slot_freed = true;
       size_t space = p.find(' ');
       if (space == std::string::npos) continue;
       WakeHint h;
@@ -654,8 +673,8 @@ class PgWakeWatch final : public StoreImpl::WakeWatch {
 
 }  // namespace
 
-// A connection of its own, listening on flow_wake: NoteWake, RequestCancel and schedule
-// changes announce there.
+// A connection of its own, listening on flow_wake: NoteWake, RequestCancel, schedule
+// changes and queue slots given back announce there.
 Result<std::unique_ptr<StoreImpl::WakeWatch>> PgStore::WatchWakes() {
   Result<std::unique_ptr<Connection>> conn = Connection::Open(address_);
   if (!conn.ok()) return conn.status();

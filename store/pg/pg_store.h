@@ -27,8 +27,10 @@ bool OwnerDiedHere(std::string_view owner);
 // Slot `index` of `queue` as the renewal names it: QUEUE:INDEX (a queue name has no ':').
 std::string SlotKey(const std::string& queue, uint32_t index);
 
-// Whether a flow_wake notification says that the schedules changed (store/pg/pg_queues.cc).
-bool IsSchedulesChangedNotice(std::string_view payload);
+// What flow_wake carries beside runs' hints ("WAKE_MS ID"): a schedule changed, a queue
+// slot was given back (store/pg/pg_queues.cc).
+inline constexpr char kSchedulesChanged[] = "schedules";
+inline constexpr char kSlotFreed[] = "slot";
 
 class PgStore final : public StoreImpl, public std::enable_shared_from_this<PgStore> {
  public:
@@ -115,7 +117,8 @@ class PgStore final : public StoreImpl, public std::enable_shared_from_this<PgSt
  private:
   PgStore(std::string address, std::unique_ptr<Connection> conn);
   void StartRenewer();  // under mu_
-  void RenewLeases();   // the renewal thread: leases and queue slots
+  void StopRenewerIfIdle();
+  void RenewLeases(uint64_t generation);  // the renewal thread: leases and queue slots
   // Takes slot `index` of `queue` if it is free, or held by a process of this machine that died.
   Result<bool> TakeQueueSlot(const std::string& queue, uint32_t index);
   std::string address_;
@@ -127,6 +130,7 @@ class PgStore final : public StoreImpl, public std::enable_shared_from_this<PgSt
   std::set<std::string> leases_;  // the runs whose lease this process holds
   std::set<std::pair<std::string, uint32_t>> slots_;  // the queue slots it holds
   bool stopping_ = false;
+  uint64_t renewer_generation_ = 0;  // a thread of an earlier one ends
   std::thread renewer_;
 };
 

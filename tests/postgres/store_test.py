@@ -173,6 +173,36 @@ def queue_slot_of_a_killed_process():
 
 
 @case
+def a_slot_given_back_elsewhere_starts_a_waiting_run():
+    """A worker whose queued run found its queue full is told when another machine's
+    process gives the slot back (NOTIFY), and starts the run then, not at its next rescan
+    (a minute)."""
+    db = pg_server().database("room")
+    flow("queue", "set", "q", "--concurrency", "1", "--store", db)
+    hold = program("hold.flow", f'http.get("{server("inflight_server.py")}/hold/h?until=99&ms=2000")\nprint("held")\n')
+    flow("submit", hold, "--queue", "q", "--run-id", "holder", "--store", db)
+    holder = subprocess.Popen([FLOW, "resume", "holder", "--store", db], env=dict(os.environ, FLOW_MACHINE_ID="a"),
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    worker = subprocess.Popen([FLOW, "worker", "--store", db], env=dict(os.environ, FLOW_MACHINE_ID="b"),
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        time.sleep(0.7)  # the holder executes, the worker listens
+        flow("submit", program("d.flow", 'print("done")\n'), "--queue", "q", "--run-id", "next", "--store", db)
+        time.sleep(0.5)
+        check("the queue is full: the next run waits", status(db, "next") == "queued", runs(db))
+        holder.communicate(timeout=30)
+        ended = time.time()
+        while time.time() < ended + 10 and status(db, "next") != "completed":
+            time.sleep(0.1)
+        check("once the holder gives its slot back, the worker starts the waiting run within seconds",
+              status(db, "next") == "completed", (round(time.time() - ended, 1), runs(db)))
+    finally:
+        for p in (holder, worker):
+            p.kill()
+            p.wait()
+
+
+@case
 def a_worker_hears_schedules_change():
     """A running worker learns of a schedule added, and of one deleted, at once (NOTIFY),
     not at its next rescan (a minute)."""

@@ -336,6 +336,44 @@ TEST(PgStore, AVersion1StoreIsMigratedOnFirstUseKeepingItsRuns) {
   EXPECT_TRUE(st->WriteSchedule(SomeSchedule("s")).ok());
 }
 
+int ThreadsOfThisProcess() {
+  int n = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++n;
+  return n;
+}
+
+// Leases and slots are renewed while held (a 300 ms lease outlives a second), and the
+// renewal thread ends as soon as nothing is held: a worker forks with no other thread.
+TEST(PgStore, LeasesAndSlotsAreRenewedWhileHeldAndTheThreadEndsWhenNoneIs) {
+  const std::string address = PgServer::Get().NewDatabase();
+  setenv("FLOW_LEASE_MS", "300", 1);
+  Result<Store> st = Store::Open(address, true);
+  unsetenv("FLOW_LEASE_MS");
+  ASSERT_TRUE(st.ok()) << st.status().message();
+  Result<Store> other = Store::Open(address, false);
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE(st->CreateRunDir("r", false).ok());
+  const int before = ThreadsOfThisProcess();
+  Result<std::unique_ptr<RunLock>> lock = st->LockRun("r");
+  ASSERT_TRUE(lock.ok());
+  std::unique_ptr<QueueSlot> slot;
+  ASSERT_TRUE(st->TryTakeQueueSlot("q", 1, &slot).ok() && slot);
+  EXPECT_EQ(ThreadsOfThisProcess(), before + 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  int64_t pid = 0;
+  EXPECT_TRUE(other->IsRunLive("r", &pid)) << "the lease, renewed";
+  EXPECT_EQ(other->CountHeldQueueSlots("q", 1), 1u) << "the slot, renewed";
+  lock->reset();
+  EXPECT_EQ(ThreadsOfThisProcess(), before + 1) << "a slot is still held";
+  slot.reset();
+  EXPECT_EQ(ThreadsOfThisProcess(), before);
+  Result<std::unique_ptr<RunLock>> again = st->LockRun("r");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(ThreadsOfThisProcess(), before + 1) << "started again when a lease is taken";
+  again->reset();
+  EXPECT_EQ(ThreadsOfThisProcess(), before);
+}
+
 TEST(PgStore, AWriteAfterTheLeaseWasTakenOverWritesNothing) {
   const std::string address = PgServer::Get().NewDatabase();
   Result<Store> st = Store::Open(address, true);
