@@ -37,11 +37,12 @@ Status MakeDirs(const std::string& store_dir, const std::string& queue) {
 
 constexpr int kSlotHeld = -1, kSlotUnopened = -2;
 
-// Opens slot `index` of `queue` and takes it (LOCK_NB): kSlotHeld if another holds it,
-// kSlotUnopened if it cannot be opened (none is held in a queue that has no folder).
-int TakeSlot(const std::string& store_dir, const std::string& queue, uint32_t index) {
+// Opens slot `index` of `queue` (`create`: made if missing) and takes it (LOCK_NB):
+// kSlotHeld if another holds it, kSlotUnopened if it cannot be opened (a slot file that
+// does not exist is held by none).
+int TakeSlot(const std::string& store_dir, const std::string& queue, uint32_t index, bool create) {
   std::string path = QueueSlotPath(store_dir, queue, index);
-  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  int fd = open(path.c_str(), O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0644);
   if (fd < 0) return kSlotUnopened;
   if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
     close(fd);
@@ -108,7 +109,7 @@ Status FileStore::TryTakeQueueSlot(const std::string& queue, uint32_t cap, std::
   slot->reset();
   if (Status s = MakeDirs(dir_, queue); !s.ok()) return s;
   for (uint32_t i = 0; i < cap; ++i) {
-    if (int fd = TakeSlot(dir_, queue, i); fd >= 0) {
+    if (int fd = TakeSlot(dir_, queue, i, true); fd >= 0) {
       *slot = std::make_unique<FileQueueSlot>(fd, i);
       return Status::Ok();
     }
@@ -116,13 +117,28 @@ Status FileStore::TryTakeQueueSlot(const std::string& queue, uint32_t cap, std::
   return Status::Ok();
 }
 
+// The slot files there are, not every slot below the cap: a cap may be large, and a slot
+// never taken has no file.
 uint32_t FileStore::CountHeldQueueSlots(const std::string& queue, uint32_t cap) const {
   uint32_t held = 0;
-  for (uint32_t i = 0; i < cap; ++i) {
-    int fd = TakeSlot(dir_, queue, i);
+  DIR* d = opendir(QueuePath(dir_, queue).c_str());
+  if (!d) return 0;
+  const std::string_view prefix = kQueueSlotPrefix;
+  while (dirent* e = readdir(d)) {
+    std::string_view name = e->d_name;
+    if (!name.starts_with(prefix) || name.size() == prefix.size() || name.size() > prefix.size() + 10) continue;
+    uint64_t index = 0;
+    bool digits = true;
+    for (char c : name.substr(prefix.size())) {
+      digits = digits && c >= '0' && c <= '9';
+      index = index * 10 + static_cast<uint64_t>(c - '0');
+    }
+    if (!digits || index >= cap) continue;
+    int fd = TakeSlot(dir_, queue, static_cast<uint32_t>(index), false);
     if (fd == kSlotHeld) ++held;
     else if (fd >= 0) close(fd);
   }
+  closedir(d);
   return held;
 }
 

@@ -72,51 +72,54 @@ Status PgStore::ListCappedQueues(std::vector<std::string>* out) const {
 
 // --- queue slots ---
 
-Result<bool> PgStore::TakeQueueSlot(const std::string& queue, uint32_t index) {
+Result<bool> PgStore::TakeQueueSlot(const std::string& queue, uint32_t index, const std::string& dead_holder) {
   static constexpr char kTake[] = R"sql(
 INSERT INTO flow_queue_slots AS s (queue, slot, owner, until)
 VALUES ($1::text, $2::bigint, $3::text, now() + $4::bigint * interval '1 millisecond')
 ON CONFLICT (queue, slot) DO UPDATE SET owner = EXCLUDED.owner, until = EXCLUDED.until
 WHERE s.owner IS NULL OR s.until < now())sql";
-  Result<Rows> r = conn_->Exec(kTake, {Param::Text(queue), Param::Int(index), Param::Text(owner_), Param::Int(lease_ms_)});
+  static constexpr char kTakeFrom[] = R"sql(
+UPDATE flow_queue_slots SET owner = $3::text, until = now() + $4::bigint * interval '1 millisecond'
+WHERE queue = $1::text AND slot = $2::bigint AND owner = $5::text)sql";
+  std::vector<Param> params = {Param::Text(queue), Param::Int(index), Param::Text(owner_), Param::Int(lease_ms_)};
+  if (!dead_holder.empty()) params.push_back(Param::Text(dead_holder));
+  Result<Rows> r = conn_->Exec(dead_holder.empty() ? kTake : kTakeFrom, params);
   if (!r.ok()) return r.status();
   return r->Changed() == 1;
 }
 
+// One read of the slots held, then a take of the lowest one no live process holds: a full
+// queue costs one statement, whatever its cap. A take another process won meanwhile is
+// tried again with a fresh read, a few times; then the queue counts as full for now.
 Status PgStore::TryTakeQueueSlot(const std::string& queue, uint32_t cap, std::unique_ptr<QueueSlot>* slot) {
   slot->reset();
   if (Status s = conn_->SetSynchronousCommit(true); !s.ok()) return s;
-  auto taken = [&](uint32_t index) {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      slots_.insert({queue, index});
-      StartRenewer();
+  static constexpr char kHeld[] = R"sql(
+SELECT slot, owner FROM flow_queue_slots
+WHERE queue = $1::text AND slot < $2::bigint AND owner IS NOT NULL AND until >= now() ORDER BY slot)sql";
+  for (int attempt = 0; attempt < 4; ++attempt) {
+    Result<Rows> held = conn_->Exec(kHeld, {Param::Text(queue), Param::Int(cap)});
+    if (!held.ok()) return held.status();
+    uint32_t pick = 0;
+    std::string dead_holder;  // pick's holder, a process of this machine that died
+    for (int i = 0; i < held->size() && held->Int(i, 0) == pick; ++i, ++pick) {
+      if (OwnerDiedHere(held->Bytes(i, 1))) {
+        dead_holder = held->Bytes(i, 1);
+        break;
+      }
     }
-    *slot = std::make_unique<PgQueueSlot>(shared_from_this(), queue, index);
-    return Status::Ok();
-  };
-  for (uint32_t i = 0; i < cap; ++i) {
-    Result<bool> t = TakeQueueSlot(queue, i);
-    if (!t.ok()) return t.status();
-    if (*t) return taken(i);
-  }
-  // Every slot is held: one whose holder died on this machine is taken from it.
-  static constexpr char kHolders[] = R"sql(
-SELECT slot::bigint, owner FROM flow_queue_slots
-WHERE queue = $1::text AND slot < $2::bigint AND owner IS NOT NULL ORDER BY slot)sql";
-  Result<Rows> h = conn_->Exec(kHolders, {Param::Text(queue), Param::Int(cap)});
-  if (!h.ok()) return h.status();
-  for (int i = 0; i < h->size(); ++i) {
-    std::string holder(h->Bytes(i, 1));
-    if (!OwnerDiedHere(holder)) continue;
-    static constexpr char kTakeFrom[] = R"sql(
-UPDATE flow_queue_slots SET owner = $3::text, until = now() + $4::bigint * interval '1 millisecond'
-WHERE queue = $1::text AND slot = $2::bigint AND owner = $5::text)sql";
-    const auto index = static_cast<uint32_t>(h->Int(i, 0));
-    Result<Rows> r = conn_->Exec(kTakeFrom, {Param::Text(queue), Param::Int(index), Param::Text(owner_),
-                                             Param::Int(lease_ms_), Param::Text(holder)});
-    if (!r.ok()) return r.status();
-    if (r->Changed() == 1) return taken(index);
+    if (pick >= cap) return Status::Ok();  // every slot held by a live process
+    Result<bool> taken = TakeQueueSlot(queue, pick, dead_holder);
+    if (!taken.ok()) return taken.status();
+    if (*taken) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        slots_.insert({queue, pick});
+        StartRenewer();
+      }
+      *slot = std::make_unique<PgQueueSlot>(shared_from_this(), queue, pick);
+      return Status::Ok();
+    }
   }
   return Status::Ok();
 }

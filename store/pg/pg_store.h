@@ -119,8 +119,9 @@ class PgStore final : public StoreImpl, public std::enable_shared_from_this<PgSt
   void StartRenewer();  // under mu_
   void StopRenewerIfIdle();
   void RenewLeases(uint64_t generation);  // the renewal thread: leases and queue slots
-  // Takes slot `index` of `queue` if it is free, or held by a process of this machine that died.
-  Result<bool> TakeQueueSlot(const std::string& queue, uint32_t index);
+  // Takes slot `index` of `queue` if it is free or its lease ran out; or, given its holder,
+  // a process of this machine that died, from that holder.
+  Result<bool> TakeQueueSlot(const std::string& queue, uint32_t index, const std::string& dead_holder);
   std::string address_;
   std::unique_ptr<Connection> conn_;  // every statement of this process's threads but renewals
   std::string owner_;

@@ -240,6 +240,23 @@ TEST_P(StoreOnBoth, AtMostCapSlotsAreHeldAcrossProcessesAndAGivenBackOneIsTakenA
   EXPECT_EQ(st_->CountHeldQueueSlots("q", 1), 1u) << "only the slots under a lowered cap count";
 }
 
+// Taking and counting cost the slots in use, not the cap (a loop to it would not end).
+TEST_P(StoreOnBoth, ALargeCapIsTakenAndCountedByTheSlotsInUse) {
+  constexpr uint32_t kLarge = 4'000'000'000u;
+  ASSERT_TRUE(st_->WriteQueueCap("big", kLarge).ok());
+  EXPECT_EQ(Open(false).ReadQueueCap("big").value(), kLarge);
+  Store other = Open(false);
+  std::unique_ptr<QueueSlot> a, b, c;
+  ASSERT_TRUE(st_->TryTakeQueueSlot("big", kLarge, &a).ok());
+  ASSERT_TRUE(other.TryTakeQueueSlot("big", kLarge, &b).ok());
+  ASSERT_TRUE(st_->TryTakeQueueSlot("big", kLarge, &c).ok());
+  ASSERT_TRUE(a && b && c);
+  EXPECT_EQ(a->index() + b->index() + c->index(), 0u + 1u + 2u) << "the lowest free slots";
+  EXPECT_EQ(st_->CountHeldQueueSlots("big", kLarge), 3u);
+  b.reset();
+  EXPECT_EQ(st_->CountHeldQueueSlots("big", kLarge), 2u);
+}
+
 TEST_P(StoreOnBoth, TheSlotOfAProcessThatDiedHereIsFreeAtOnce) {
   pid_t pid = fork();
   if (pid == 0) {
