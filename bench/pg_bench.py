@@ -10,14 +10,17 @@
       the next's, in each run's history, 100 runs sampled);
   (c) lease takeover: a run executing under worker A, killed -9 with its children, with
       worker B (another machine) running: from the kill to the run's first effect under B,
-      for a lease of FLOW_LEASE_MS (default 2000 here; the product default is 10000).
+      for a lease of FLOW_LEASE_MS (default 2000 here; the product default is 10000);
+  (d) a queue capped at 4 across two workers (machines), beside the same runs uncapped:
+      throughput, and the most runs executing at once (from their histories).
 
-Usage: python3 bench/pg_bench.py [FLOW_BINARY] [--steps=N] [--runs=N] [--lease-ms=MS] [--only=abc]"""
+Usage: python3 bench/pg_bench.py [FLOW_BINARY] [--steps=N] [--runs=N] [--lease-ms=MS] [--queued=N] [--only=abcd]"""
 import json, os, signal, subprocess, sys, tempfile, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "tools"))
 import pg_server  # noqa: E402
+from benchlib import run  # noqa: E402
 
 
 def arg(name, default):
@@ -25,13 +28,6 @@ def arg(name, default):
         if a.startswith(f"--{name}="):
             return a.split("=", 1)[1]
     return default
-
-
-def run(cmd, **kw):
-    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
-    if r.returncode != 0:
-        sys.exit(f"{' '.join(cmd)}: exit {r.returncode}: {r.stderr[-600:]}")
-    return r
 
 
 def steps_per_second(flow, work, server, n):
@@ -74,36 +70,76 @@ def percentile(values, p):
     return values[min(len(values) - 1, int(p / 100 * len(values)))]
 
 
-def many_runs(flow, work, server, n):
-    store = server.database("b")
-    program = os.path.join(work, "ten.flow")
-    with open(program, "w") as f:
-        f.write("for i in range(10) { let t = time.now() }\n")
-    run([flow, "store", "init", "--store", store])
-    for i in range(n):
-        run([flow, "submit", program, "--store", store, "--run-id", f"r{i:04d}"])
+def drain(flow, store, n, machines, label):
+    """Starts a worker per machine on STORE and waits until its N runs are completed: seconds."""
     start = time.perf_counter()
-    workers = [start_worker(flow, store, f"m{k}", os.environ) for k in range(4)]
+    workers = [start_worker(flow, store, f"m{k}", os.environ) for k in range(machines)]
     while True:
         statuses = [r["status"] for r in runs_of(flow, store)]
         if statuses.count("completed") == n:
             break
         if time.perf_counter() - start > 600:
-            sys.exit(f"(b) not done in 600 s: {statuses.count('completed')} of {n}")
+            sys.exit(f"({label}) not done in 600 s: {statuses.count('completed')} of {n}")
         time.sleep(0.2)
     seconds = time.perf_counter() - start
     for w in workers:
         w.send_signal(signal.SIGTERM)
         w.wait()
+    return seconds
+
+
+def submit_runs(flow, store, program, n, *args):
+    run([flow, "store", "init", "--store", store])
+    for i in range(n):
+        run([flow, "submit", program, "--store", store, "--run-id", f"r{i:04d}", *args])
+
+
+def histories(flow, store, ids):
+    return {i: json.loads(run([flow, "history", i, "--json", "--store", store]).stdout) for i in ids}
+
+
+def many_runs(flow, work, server, n):
+    store = server.database("b")
+    program = os.path.join(work, "ten.flow")
+    with open(program, "w") as f:
+        f.write("for i in range(10) { let t = time.now() }\n")
+    submit_runs(flow, store, program, n)
+    seconds = drain(flow, store, n, 4, "b")
     gaps = []
-    for i in range(0, n, max(1, n // 100)):
-        h = json.loads(run([flow, "history", f"r{i:04d}", "--json", "--store", store]).stdout)
+    for h in histories(flow, store, [f"r{i:04d}" for i in range(0, n, max(1, n // 100))]).values():
         starts = [e["started_us"] for e in h if e["effect"] == "time.now"]
         gaps += [(b - a) / 1000 for a, b in zip(starts, starts[1:])]
     print(f"(b) {n} runs of 10 effects, 4 workers x 8 at once (polled every 0.2 s)")
     print(f"{'seconds':>9} {'runs/s':>9} {'effects/s':>10} {'step p50 ms':>12} {'step p99 ms':>12}")
     print(f"{seconds:>9.2f} {n / seconds:>9.1f} {10 * n / seconds:>10.0f} {percentile(gaps, 50):>12.2f} "
           f"{percentile(gaps, 99):>12.2f}\n")
+
+
+def capped_queue(flow, work, server, n, cap=4):
+    """A queue capped at CAP across two workers (machines), beside the same runs uncapped:
+    throughput, and the most runs seen executing at once (from their histories)."""
+    program = os.path.join(work, "five.flow")
+    with open(program, "w") as f:
+        f.write("for i in range(5) { let t = time.now() }\n")
+    print(f"(d) {n} runs of 5 effects in one queue, 2 workers x 8 at once: capped at {cap}, and uncapped")
+    print(f"{'queue':<10} {'seconds':>9} {'runs/s':>9} {'most at once':>13}")
+    for name in ("capped", "uncapped"):
+        store = server.database(f"d_{name}")
+        submit_runs(flow, store, program, n, "--queue", "q")
+        if name == "capped":
+            run([flow, "queue", "set", "q", "--concurrency", str(cap), "--store", store])
+        seconds = drain(flow, store, n, 2, "d")
+        spans = []  # each run's first effect start to its last effect's end, in us
+        for h in histories(flow, store, [f"r{i:04d}" for i in range(n)]).values():
+            effects = [e for e in h if e["effect"] == "time.now"]
+            spans.append((effects[0]["started_us"], max(e["started_us"] + e.get("duration_us", 0) for e in effects)))
+        edges = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
+        most = now = 0
+        for _, step in edges:
+            now += step
+            most = max(most, now)
+        print(f"{name:<10} {seconds:>9.2f} {n / seconds:>9.1f} {most:>13}")
+    print(f"(the capped queue must show at most {cap} at once)\n")
 
 
 def takeover(flow, work, server, lease_ms, tries=3):
@@ -145,7 +181,7 @@ def takeover(flow, work, server, lease_ms, tries=3):
 def main():
     positional = [a for a in sys.argv[1:] if not a.startswith("--")]
     flow = os.path.abspath(positional[0] if positional else "build/flow")
-    only = arg("only", "abc")
+    only = arg("only", "abcd")
     why = pg_server.available()
     if why:
         sys.exit(why)
@@ -159,6 +195,8 @@ def main():
             many_runs(flow, work, server, int(arg("runs", "1000")))
         if "c" in only:
             takeover(flow, work, server, int(arg("lease-ms", "2000")))
+        if "d" in only:
+            capped_queue(flow, work, server, int(arg("queued", "300")))
     finally:
         server.stop()
         subprocess.run(["rm", "-rf", work])
