@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <climits>
 #include <map>
 #include <optional>
 #include <queue>
@@ -250,7 +251,7 @@ class Pool {
       queued_.insert(r.id);
       waiting_for_room_.erase(r.id);
     } else if (r.status == store::RunStatus::kQueued) {
-      waiting_for_room_.insert(r.id);  // its queue is full, or its previous run goes on
+      waiting_for_room_.emplace(r.id, r.queue);  // its queue is full, or its previous run goes on
     } else if (r.status == store::RunStatus::kSuspended && r.wake_ms > now && !r.virtual_time) {
       timers_.push({r.wake_ms, r.id, ""});
     } else if (r.status == store::RunStatus::kRunning && st_.LeaseMs() > 0) {
@@ -473,11 +474,21 @@ class Pool {
   }
 
   // The queued runs that could not start (their queue full, or their previous run going
-  // on), looked at again.
-  void TryWaitingForRoom() {
-    std::set<std::string> waiting;
+  // on), looked at again: every one; or (`queue`) those of one queue, in id order (a
+  // submission's id sorts by its time), until `room` of them are ready: a slot given back
+  // elsewhere starts one run here, not as many as would fit.
+  void TryWaitingForRoom(const std::string* queue = nullptr, int room = INT_MAX) {
+    std::map<std::string, std::string> waiting;
     waiting.swap(waiting_for_room_);
-    for (const std::string& id : waiting) Check({0, id, ""}, NowMs());
+    for (const auto& [id, q] : waiting) {
+      if ((queue && q != *queue) || room <= 0) {
+        waiting_for_room_.emplace(id, q);  // not looked at now
+        continue;
+      }
+      const size_t before = ready_.size();
+      Check({0, id, ""}, NowMs());
+      if (ready_.size() > before) --room;
+    }
   }
 
   void ReadHints() {
@@ -491,7 +502,7 @@ class Pool {
       }
       for (auto& h : hints) timers_.push({h.wake_ms, h.run_id, h.file});
       if (news.schedules_changed) next_schedule_ms_ = 0;  // look again now
-      if (news.slot_freed) TryWaitingForRoom();        // given back by another process
+      for (const auto& [queue, freed] : news.slots_freed) TryWaitingForRoom(&queue, freed);  // given back elsewhere
       return;
     }
     alignas(inotify_event) char buf[16384];
@@ -565,7 +576,7 @@ class Pool {
     const bool signaled = WIFSIGNALED(status);
     const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     if (code == opt_.deferred_exit) {  // its queue was full after all: when a slot frees up
-      waiting_for_room_.insert(id);
+      waiting_for_room_.emplace(id, r.ok() ? r->queue : "");
       return;
     }
     if (code == opt_.damaged_exit && r.ok() && r->status != store::RunStatus::kCompleted &&
@@ -678,7 +689,7 @@ class Pool {
   std::map<std::string, int64_t> retry_at_;  // a crashed run's next try
   std::map<std::string, int> held_elsewhere_;  // children in a row that found the run held by another process
   std::set<std::string> reported_damage_;
-  std::set<std::string> waiting_for_room_;  // queued runs that could not start: checked when a child ends
+  std::map<std::string, std::string> waiting_for_room_;  // queued runs that could not start, to their queue
   std::set<std::string> lease_looks_;       // runs with a look after another's lease pending (LookAfterLease)
 };
 

@@ -126,7 +126,9 @@ uint32_t FileStore::CountHeldQueueSlots(const std::string& queue, uint32_t cap) 
   const std::string_view prefix = kQueueSlotPrefix;
   while (dirent* e = readdir(d)) {
     std::string_view name = e->d_name;
-    if (!name.starts_with(prefix) || name.size() == prefix.size() || name.size() > prefix.size() + 10) continue;
+    if (!name.starts_with(prefix) || name.size() == prefix.size() || name.size() > prefix.size() + 10 ||
+        (name[prefix.size()] == '0' && name.size() > prefix.size() + 1))  // slot.K as written: no leading 0
+      continue;
     uint64_t index = 0;
     bool digits = true;
     for (char c : name.substr(prefix.size())) {

@@ -7,6 +7,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -399,8 +400,8 @@ class StoreImpl {
     virtual int fd() const = 0;
     // What else was announced since the last call.
     struct News {
-      bool schedules_changed = false;  // a schedule was added, changed or removed
-      bool slot_freed = false;         // a queue slot was given back: a queued run may start
+      bool schedules_changed = false;           // a schedule was added, changed or removed
+      std::map<std::string, int> slots_freed;   // queue -> slots given back: its queued runs may start
     };
     // The hints noted since the last call (a run id with wake_ms 0 for a cancel).
     virtual Status Take(std::vector<WakeHint>* hints, News* news) = 0;

@@ -90,14 +90,15 @@ WHERE queue = $1::text AND slot = $2::bigint AND owner = $5::text)sql";
 
 // One read of the slots held, then a take of the lowest one no live process holds: a full
 // queue costs one statement, whatever its cap. A take another process won meanwhile is
-// tried again with a fresh read, a few times; then the queue counts as full for now.
+// tried again with a fresh read: each such loss is a slot that process took, so the tries
+// end, with a slot or with the queue full.
 Status PgStore::TryTakeQueueSlot(const std::string& queue, uint32_t cap, std::unique_ptr<QueueSlot>* slot) {
   slot->reset();
   if (Status s = conn_->SetSynchronousCommit(true); !s.ok()) return s;
   static constexpr char kHeld[] = R"sql(
 SELECT slot, owner FROM flow_queue_slots
 WHERE queue = $1::text AND slot < $2::bigint AND owner IS NOT NULL AND until >= now() ORDER BY slot)sql";
-  for (int attempt = 0; attempt < 4; ++attempt) {
+  for (;;) {
     Result<Rows> held = conn_->Exec(kHeld, {Param::Text(queue), Param::Int(cap)});
     if (!held.ok()) return held.status();
     uint32_t pick = 0;
@@ -112,16 +113,20 @@ WHERE queue = $1::text AND slot < $2::bigint AND owner IS NOT NULL AND until >= 
     Result<bool> taken = TakeQueueSlot(queue, pick, dead_holder);
     if (!taken.ok()) return taken.status();
     if (*taken) {
+      Status renewing;
       {
         std::lock_guard<std::mutex> lock(mu_);
         slots_.insert({queue, pick});
-        StartRenewer();
+        renewing = StartRenewer();
+      }
+      if (!renewing.ok()) {
+        ReleaseQueueSlot(queue, pick);
+        return renewing;
       }
       *slot = std::make_unique<PgQueueSlot>(shared_from_this(), queue, pick);
       return Status::Ok();
     }
   }
-  return Status::Ok();
 }
 
 void PgStore::ReleaseQueueSlot(const std::string& queue, uint32_t index) {
@@ -133,8 +138,8 @@ void PgStore::ReleaseQueueSlot(const std::string& queue, uint32_t index) {
   static constexpr char kRelease[] = R"sql(
 WITH freed AS (UPDATE flow_queue_slots SET owner = NULL, until = NULL
                WHERE queue = $1::text AND slot = $2::bigint AND owner = $3::text RETURNING 1)
-SELECT pg_notify('flow_wake', $4::text) FROM freed)sql";
-  (void)conn_->Exec(kRelease, {Param::Text(queue), Param::Int(index), Param::Text(owner_), Param::Text(kSlotFreed)});
+SELECT pg_notify('flow_wake', $4::text || $1::text) FROM freed)sql";
+  (void)conn_->Exec(kRelease, {Param::Text(queue), Param::Int(index), Param::Text(owner_), Param::Text(kSlotFreedPrefix)});
   StopRenewerIfIdle();
 }
 

@@ -8,7 +8,9 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <random>
+#include <system_error>
 
 #include "store/keys.h"
 #include "store/pg/pg_run_db.h"
@@ -493,10 +495,15 @@ Result<std::unique_ptr<RunLock>> PgStore::LockRun(const std::string& id) {
   Result<bool> taken = TakeLease(id, owner_, take_claims_of_parent);
   if (!taken.ok()) return taken.status();
   if (!*taken) return Status::InvalidArgument(fmt::format("run {} is being executed by another process", id));
+  Status renewing;
   {
     std::lock_guard<std::mutex> lock(mu_);
     leases_.insert(id);
-    StartRenewer();
+    renewing = StartRenewer();
+  }
+  if (!renewing.ok()) {
+    ReleaseLease(id);
+    return renewing;
   }
   return std::unique_ptr<RunLock>(new PgRunLock(shared_from_this(), id));
 }
@@ -521,8 +528,14 @@ WHERE id = $1::text AND lease_owner = $2::text)sql";
   StopRenewerIfIdle();
 }
 
-void PgStore::StartRenewer() {
-  if (!renewer_.joinable()) renewer_ = std::thread([this, generation = renewer_generation_] { RenewLeases(generation); });
+Status PgStore::StartRenewer() {
+  if (renewer_.joinable()) return Status::Ok();
+  try {
+    renewer_ = std::thread([this, generation = renewer_generation_] { RenewLeases(generation); });
+  } catch (const std::system_error& e) {  // out of threads (a pids limit): the take is undone
+    return Status::IOError(fmt::format("cannot start the thread that renews leases: {}", e.what()));
+  }
+  return Status::Ok();
 }
 
 // The thread runs only while the process holds a lease or a slot: a worker forks its
@@ -566,7 +579,8 @@ WHERE id = ANY($3::text[]) AND lease_owner = $1::text)sql";
       // lost meanwhile from being written through.
       static constexpr char kRenewSlots[] = R"sql(
 UPDATE flow_queue_slots SET until = now() + $2::bigint * interval '1 millisecond'
-WHERE owner = $1::text AND queue || ':' || slot = ANY($3::text[]))sql";
+WHERE (queue, slot) IN (SELECT split_part(k, ':', 1), split_part(k, ':', 2)::bigint FROM unnest($3::text[]) k)
+  AND owner = $1::text)sql";
       std::vector<std::string_view> slot_keys(slots.begin(), slots.end());
       if ((!ids.empty() && !conn->Exec(kRenew, {Param::Text(owner_), Param::Int(lease_ms_), Param::TextArray(ids)}).ok()) ||
           (!slot_keys.empty() &&
@@ -655,7 +669,7 @@ class PgWakeWatch final : public StoreImpl::WakeWatch {
     if (Status s = conn_->TakeNotifications(&payloads); !s.ok()) return s;
     for (const std::string& p : payloads) {
       if (p == kSchedulesChanged) news->schedules_changed = true;
-      if (p == kSlotFreed) news->slot_freed = true;
+      if (p.starts_with(kSlotFreedPrefix)) ++news->slots_freed[p.substr(std::strlen(kSlotFreedPrefix))];
       size_t space = p.find(' ');
       if (space == std::string::npos) continue;
       WakeHint h;

@@ -27,10 +27,11 @@ bool OwnerDiedHere(std::string_view owner);
 // Slot `index` of `queue` as the renewal names it: QUEUE:INDEX (a queue name has no ':').
 std::string SlotKey(const std::string& queue, uint32_t index);
 
-// What flow_wake carries beside runs' hints ("WAKE_MS ID"): a schedule changed, a queue
-// slot was given back (store/pg/pg_queues.cc).
+// What flow_wake carries beside runs' hints ("WAKE_MS ID"): a schedule changed; a slot of
+// queue Q was given back, "slot:Q" (store/pg/pg_queues.cc). Neither has a space, which
+// hints have.
 inline constexpr char kSchedulesChanged[] = "schedules";
-inline constexpr char kSlotFreed[] = "slot";
+inline constexpr char kSlotFreedPrefix[] = "slot:";
 
 class PgStore final : public StoreImpl, public std::enable_shared_from_this<PgStore> {
  public:
@@ -116,7 +117,7 @@ class PgStore final : public StoreImpl, public std::enable_shared_from_this<PgSt
 
  private:
   PgStore(std::string address, std::unique_ptr<Connection> conn);
-  void StartRenewer();  // under mu_
+  Status StartRenewer();  // under mu_
   void StopRenewerIfIdle();
   void RenewLeases(uint64_t generation);  // the renewal thread: leases and queue slots
   // Takes slot `index` of `queue` if it is free or its lease ran out; or, given its holder,
