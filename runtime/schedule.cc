@@ -141,9 +141,11 @@ Status AddSchedule(const ScheduleOptions& options, const Module& program, int64_
   s.next_ms = TickAtOrAfter(s, now_ms + 1).value_or(INT64_MAX);
   Result<std::unique_ptr<store::ScheduleLock>> lock = st->LockSchedules();
   if (!lock.ok()) return lock.status();
-  if (st->ReadSchedule(s.name).status().code() != Status::Code::kNotFound)
+  if (Result<store::ScheduleRecord> there = st->ReadSchedule(s.name); there.ok() || there.status().IsCorruption())
     return Status::InvalidArgument(
         fmt::format("a schedule named {} exists (flow schedule delete {} first, to replace it)", s.name, s.name));
+  else if (!there.status().IsNotFound())
+    return there.status();  // the store could not say (a lost connection)
   return st->WriteSchedule(s);
 }
 

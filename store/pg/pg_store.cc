@@ -50,12 +50,34 @@ std::string ThisMachine() {
   return boot_id + "." + digits;
 }
 
-// host:pid:machine:random (docs/checkpoint.md, "Leases").
+// What /proc/PID/stat says of a process: its state (Z: a zombie) and its start time
+// (field 22, clock ticks since boot). False if it cannot be read.
+bool ReadProcStat(int64_t pid, char* state, std::string* start_time) {
+  std::string stat;
+  if (!ReadFile(fmt::format("/proc/{}/stat", pid), &stat, 4096).ok()) return false;
+  size_t paren = stat.rfind(')');  // the state follows the command name, which may hold anything
+  if (paren == std::string::npos || paren + 2 >= stat.size()) return false;
+  std::string_view rest = std::string_view(stat).substr(paren + 2);  // field 3 on
+  *state = rest[0];
+  for (int field = 3; field < 22; ++field) {
+    size_t space = rest.find(' ');
+    if (space == std::string_view::npos) return false;
+    rest.remove_prefix(space + 1);
+  }
+  *start_time = std::string(rest.substr(0, rest.find(' ')));
+  return true;
+}
+
+// host:pid:machine:start.random (docs/checkpoint.md, "Leases"): the start time tells this
+// process from a later one given the same pid.
 std::string NewOwner() {
   char host[256] = {};
   gethostname(host, sizeof host - 1);
   std::random_device rd;
-  return fmt::format("{}:{}:{}:{:08x}", host, getpid(), ThisMachine(), rd());
+  char state = 0;
+  std::string start;
+  (void)ReadProcStat(getpid(), &state, &start);
+  return fmt::format("{}:{}:{}:{}.{:08x}", host, getpid(), ThisMachine(), start, rd());
 }
 
 // The pid that `owner` names, if it is a process of this machine (else 0).
@@ -132,16 +154,21 @@ Result<RunRecord> DecodeRowRecord(const std::string& id, std::string_view bytes)
 
 }  // namespace
 
-// (pg_store.h) Dead: gone, or a zombie not yet reaped (a worker killed with its children
-// leaves them so for a moment; a file store's lock is released by then).
+// (pg_store.h) Dead: gone; or a zombie not yet reaped (a worker killed with its children
+// leaves them so for a moment; a file store's lock is released by then); or its pid is
+// another process's now, or a thread's (pids are reused, sooner where pid_max is 32768):
+// the owner's start time is not that process's.
 bool OwnerDiedHere(std::string_view owner) {
   const int64_t pid = PidHere(owner);
   if (pid <= 0) return false;
   if (kill(static_cast<pid_t>(pid), 0) != 0) return errno == ESRCH;
-  std::string stat;
-  if (!ReadFile(fmt::format("/proc/{}/stat", pid), &stat, 4096).ok()) return false;
-  size_t paren = stat.rfind(')');  // the state follows the command name, which may hold anything
-  return paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'Z';
+  char state = 0;
+  std::string start;
+  if (!ReadProcStat(pid, &state, &start)) return false;
+  if (state == 'Z') return true;
+  std::string_view last = owner.substr(owner.rfind(':') + 1);  // start.random[+claim]
+  const size_t dot = last.find('.');
+  return dot != std::string_view::npos && dot > 0 && last.substr(0, dot) != start;
 }
 
 PgStore::PgStore(std::string address, std::unique_ptr<Connection> conn)

@@ -43,9 +43,10 @@ def kill_until_done(cmd, kills_wanted, rng, low, high):
     """Runs cmd, SIGKILLs it after a random moment in [low, high] s, resumes the run, again,
     until it finishes after `kills_wanted` kills. Returns (the output lines, one repeated
     line at each kill dropped; the kills), or (None, kills) after a check failed."""
-    chunks, kills = [], 0
+    chunks, kills, pids = [], 0, []
     while True:
         p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        pids.append(p.pid)
         if kills < kills_wanted:
             time.sleep(rng.uniform(low, high))
             p.send_signal(signal.SIGKILL)
@@ -54,7 +55,8 @@ def kill_until_done(cmd, kills_wanted, rng, low, high):
         if p.returncode == 0:
             break
         if p.returncode != -9 and not (p.returncode == 2 and "no run soak" in err):
-            check("each process is killed, finishes, or finds its run not yet started", False, f"exit {p.returncode}: {err}")
+            check("each process is killed, finishes, or finds its run not yet started", False,
+                  f"exit {p.returncode}: {err} (pids, the last this one's: {pids[-4:]})")
             return None, kills
         kills += p.returncode == -9
         # Killed before its run record was written, the run does not exist yet: start it again.

@@ -391,6 +391,28 @@ TEST(PgStore, LeasesAndSlotsAreRenewedWhileHeldAndTheThreadEndsWhenNoneIs) {
   EXPECT_EQ(ThreadsOfThisProcess(), before);
 }
 
+// A lease holder is known dead when its pid is gone, or names another process now (pids
+// are reused): the owner carries its process's start time.
+TEST(PgStore, AnOwnerIsDeadOnceItsPidIsGoneOrAnotherProcesss) {
+  Result<std::shared_ptr<pg::PgStore>> st = pg::PgStore::Open(PgServer::Get().NewDatabase(), true);
+  ASSERT_TRUE(st.ok()) << st.status().message();
+  const std::string mine = (*st)->owner();
+  EXPECT_FALSE(pg::OwnerDiedHere(mine)) << mine;
+  // The same pid, started at another time: a later process given this one's pid.
+  const size_t start = mine.rfind(':') + 1, dot = mine.find('.', start);
+  ASSERT_NE(dot, std::string::npos) << mine;
+  EXPECT_TRUE(pg::OwnerDiedHere(mine.substr(0, start) + "1" + mine.substr(start, dot - start) + mine.substr(dot)));
+  EXPECT_FALSE(pg::OwnerDiedHere(mine + "+claim")) << "a claim of this process";
+  // A child that has exited and been reaped.
+  pid_t pid = fork();
+  if (pid == 0) _exit(0);
+  waitpid(pid, nullptr, 0);
+  std::string child = mine;
+  const size_t a = child.find(':'), b = child.find(':', a + 1);
+  child.replace(a + 1, b - a - 1, std::to_string(pid));
+  EXPECT_TRUE(pg::OwnerDiedHere(child)) << child;
+}
+
 TEST(PgStore, AWriteAfterTheLeaseWasTakenOverWritesNothing) {
   const std::string address = PgServer::Get().NewDatabase();
   Result<Store> st = Store::Open(address, true);
