@@ -205,6 +205,14 @@ Result<Rows> Connection::Exec(const char* sql, const std::vector<Param>& params)
   return Rows(r);
 }
 
+Status Connection::InTransaction(const std::function<Status()>& body) {
+  if (Status s = ExecScript("BEGIN"); !s.ok()) return s;
+  Status s = body();
+  if (s.ok()) s = ExecScript("COMMIT");
+  if (!s.ok()) (void)ExecScript("ROLLBACK");
+  return s;
+}
+
 Status Connection::ExecScript(const std::string& sql) {
   std::string ignored;
   const Libpq* pq = LoadLibpq(&ignored);

@@ -3,6 +3,7 @@
 // one thread uses a connection at a time.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -76,6 +77,8 @@ class Connection {
   Result<Rows> Exec(const char* sql, const std::vector<Param>& params = {});
   // Runs statements without parameters (schema changes, BEGIN, COMMIT), not prepared.
   Status ExecScript(const std::string& sql);
+  // `body` within a transaction: BEGIN, `body`, COMMIT; ROLLBACK if either fails.
+  Status InTransaction(const std::function<Status()>& body);
   // synchronous_commit for what follows: on (durable at commit) or off (async runs).
   Status SetSynchronousCommit(bool on);
   // The socket, to wait on for notifications (LISTEN).

@@ -46,7 +46,7 @@ std::string SlotKey(const std::string& queue, uint32_t index) { return queue + "
 // --- queue caps ---
 
 Result<uint32_t> PgStore::ReadQueueCap(const std::string& queue) const {
-  static constexpr char kRead[] = "SELECT cap::bigint FROM flow_queues WHERE name = $1::text";
+  static constexpr char kRead[] = "SELECT cap FROM flow_queues WHERE name = $1::text";
   Result<Rows> r = conn_->Exec(kRead, {Param::Text(queue)});
   if (!r.ok()) return r.status();
   return r->size() ? static_cast<uint32_t>(r->Int(0, 0)) : 0u;
@@ -163,11 +163,11 @@ WHERE queue = $1::text AND slot < $2::bigint AND owner IS NOT NULL AND until >= 
 // must go on executing runs rather than wait on it.
 Result<std::unique_ptr<ScheduleLock>> PgStore::LockSchedules() {
   static constexpr char kLock[] = "SELECT pg_advisory_lock($1::bigint)";
-  Status s = conn_->ExecScript(fmt::format("BEGIN; SET LOCAL lock_timeout = {}", lease_ms_));
-  if (s.ok()) s = conn_->Exec(kLock, {Param::Int(kScheduleLockKey)}).status();
-  if (s.ok()) s = conn_->ExecScript("COMMIT");
+  Status s = conn_->InTransaction([&]() -> Status {
+    if (Status t = conn_->ExecScript(fmt::format("SET LOCAL lock_timeout = {}", lease_ms_)); !t.ok()) return t;
+    return conn_->Exec(kLock, {Param::Int(kScheduleLockKey)}).status();
+  });
   if (!s.ok()) {
-    (void)conn_->ExecScript("ROLLBACK");
     if (s.message().find("lock timeout") != std::string::npos)
       return Status::IOError(fmt::format("the schedules are locked by another process for more than {} ms", lease_ms_));
     return s;

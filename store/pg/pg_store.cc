@@ -106,15 +106,6 @@ bool ClaimOfParent(std::string_view owner) {
   return owner.ends_with(kClaimSuffix) && pid > 0 && pid == getppid();
 }
 
-// Within a transaction on `c`: `body`, then COMMIT; ROLLBACK if either fails.
-Status InTransaction(Connection& c, const std::function<Status()>& body) {
-  if (Status s = c.ExecScript("BEGIN"); !s.ok()) return s;
-  Status s = body();
-  if (s.ok()) s = c.ExecScript("COMMIT");
-  if (!s.ok()) (void)c.ExecScript("ROLLBACK");
-  return s;
-}
-
 class PgRunLock final : public RunLock {
  public:
   PgRunLock(std::shared_ptr<PgStore> st, std::string id) : st_(std::move(st)), id_(std::move(id)) {}
@@ -290,7 +281,7 @@ Status PgStore::DeleteRun(const std::string& id, uint64_t* freed) {
   if (!lock.ok())
     return Status::InvalidArgument(lock.status().message() + "; a live run is not deleted (flow cancel it, or wait for it to stop)");
   *freed = RunDiskBytes(id);
-  return InTransaction(*conn_, [&]() -> Status {
+  return conn_->InTransaction([&]() -> Status {
     static constexpr char kKeys[] = "DELETE FROM flow_run_keys WHERE run = $1::text";
     static constexpr char kRun[] = "DELETE FROM flow_runs WHERE id = $1::text";
     static constexpr char kMailbox[] = "DELETE FROM flow_shared WHERE name = $1::text";
@@ -651,7 +642,7 @@ Status PgStore::UnpackRun(const std::string&) { return Status::Ok(); }
 Status PgStore::UpdateShared(const std::string& name, const std::function<void(std::string* bytes)>& update) {
   if (name.empty() || name.size() > 127) return Status::InvalidArgument("a shared name must be 1 to 127 bytes");
   if (Status s = conn_->SetSynchronousCommit(true); !s.ok()) return s;
-  return InTransaction(*conn_, [&]() -> Status {
+  return conn_->InTransaction([&]() -> Status {
     static constexpr char kMake[] =
         "INSERT INTO flow_shared (name, bytes) VALUES ($1::text, ''::bytea) ON CONFLICT (name) DO NOTHING";
     static constexpr char kRead[] = "SELECT bytes FROM flow_shared WHERE name = $1::text FOR UPDATE";

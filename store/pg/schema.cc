@@ -81,21 +81,18 @@ Result<int> SchemaVersion(Connection& c) {
 }
 
 Status CreateOrMigrateSchema(Connection& c) {
-  if (Status s = c.ExecScript("BEGIN"); !s.ok()) return s;
-  auto fail = [&](Status s) {
-    (void)c.ExecScript("ROLLBACK");
-    return s;
-  };
-  if (Status s = c.ExecScript(fmt::format("SELECT pg_advisory_xact_lock({})", kSchemaLockKey)); !s.ok()) return fail(s);
-  Result<int> version = SchemaVersion(c);
-  if (!version.ok()) return fail(version.status());
-  if (*version > kSchemaVersion)
-    return fail(Status::InvalidArgument(fmt::format(
-        "the store was written by a newer flow (schema version {}; this flow knows up to {}): upgrade flow", *version,
-        kSchemaVersion)));
-  for (int v = *version; v < kSchemaVersion; ++v)  // every step in this one transaction
-    if (Status s = c.ExecScript(kSteps[v]); !s.ok()) return fail(s);
-  return c.ExecScript("COMMIT");
+  return c.InTransaction([&]() -> Status {
+    if (Status s = c.ExecScript(fmt::format("SELECT pg_advisory_xact_lock({})", kSchemaLockKey)); !s.ok()) return s;
+    Result<int> version = SchemaVersion(c);
+    if (!version.ok()) return version.status();
+    if (*version > kSchemaVersion)
+      return Status::InvalidArgument(fmt::format(
+          "the store was written by a newer flow (schema version {}; this flow knows up to {}): upgrade flow", *version,
+          kSchemaVersion));
+    for (int v = *version; v < kSchemaVersion; ++v)  // every step in this one transaction
+      if (Status s = c.ExecScript(kSteps[v]); !s.ok()) return s;
+    return Status::Ok();
+  });
 }
 
 }  // namespace flow::store::pg
