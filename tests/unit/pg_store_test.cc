@@ -460,11 +460,17 @@ bool ChildTakesLease(const std::string& address, const std::string& id, bool wor
 
 TEST(PgStore, OnlyAWorkersChildTakesOverItsClaimAndNoChildALeaseItsParentHolds) {
   const std::string address = PgServer::Get().NewDatabase();
+  // This process forks while it holds a lease, so its renewal thread is alive: a lease
+  // that is renewed once in 200 s keeps that thread asleep, not holding a lock of malloc
+  // or libpq that a child would wait on for ever (a worker forks with no such thread).
+  setenv("FLOW_LEASE_MS", "600000", 1);
   Result<Store> st = Store::Open(address, true);
+  unsetenv("FLOW_LEASE_MS");
   ASSERT_TRUE(st.ok()) << st.status().message();
   for (const char* id : {"held", "claimed", "claimed2"}) ASSERT_TRUE(st->CreateRunDir(id, false).ok());
   Result<std::unique_ptr<RunLock>> held = st->LockRun("held");
   ASSERT_TRUE(held.ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // the renewal thread started, and asleep
   EXPECT_FALSE(ChildTakesLease(address, "held", false)) << "a process started by the run's own (an exec'd flow resume)";
   EXPECT_FALSE(ChildTakesLease(address, "held", true)) << "a lock is not a claim";
   for (const char* id : {"claimed", "claimed2"}) {
